@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DIV-06: what a sealed golden image must not contain, checked on a root file system tree.
+
+Pure standard-library code (no Ansible imports): used by the image_seal module at build time,
+and by unit tests on synthetic trees. Every item names the rule, the path and why it matters.
+Sources: virt-sysprep(1) OPERATIONS, machine-id(5), systemd RANDOM_SEEDS.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+import os
+import stat
+
+# (category, glob relative to the root, action, reason)
+#   action "remove": the path must not exist
+#   action "empty": the file must exist and be empty (machine-id: empty means "first boot")
+#   action "truncate": may exist, must be empty (log files keep their owner and mode)
+SEAL_ITEMS = (
+    ("machine-id", "etc/machine-id", "empty",
+     "a shared machine-id makes clones indistinguishable to systemd, journald and DHCP"),
+    ("machine-id", "var/lib/dbus/machine-id", "remove",
+     "the D-Bus copy of the machine-id must not survive the seal (or must link to /etc/machine-id)"),
+    ("ssh-host-key", "etc/ssh/ssh_host_*", "remove",
+     "SSH host keys baked into an image are shared by every clone (DIV-02)"),
+    ("random-seed", "var/lib/systemd/random-seed", "remove",
+     "a shared random seed gives clones the same initial entropy (DIV-04)"),
+    ("random-seed", "var/lib/systemd/credential.secret", "remove",
+     "the systemd credential secret must be generated per machine"),
+    ("builder-key", "root/.ssh/*", "remove",
+     "keys or authorized_keys of the builder must not reach guests"),
+    ("builder-key", "home/*/.ssh/*", "remove",
+     "keys or authorized_keys of the builder must not reach guests"),
+    ("builder-key", "etc/ssl/private/*", "remove",
+     "private TLS keys (e.g. the snakeoil certificate) would be shared by every clone"),
+    ("history", "root/.*_history", "remove", "shell and tool histories leak what the builder did"),
+    ("history", "home/*/.*_history", "remove", "shell and tool histories leak what the builder did"),
+    ("history", "root/.lesshst", "remove", "shell and tool histories leak what the builder did"),
+    ("history", "root/.viminfo", "remove", "shell and tool histories leak what the builder did"),
+    ("lease", "var/lib/dhcp/*", "remove", "DHCP leases carry the builder's addresses and client ids"),
+    ("lease", "var/lib/dhcpcd/*", "remove", "DHCP leases carry the builder's addresses and client ids"),
+    ("lease", "var/lib/NetworkManager/*.lease", "remove",
+     "DHCP leases carry the builder's addresses and client ids"),
+    ("lease", "var/lib/systemd/network/*", "remove", "networkd state carries the builder's leases"),
+    ("log", "var/log/journal/*", "remove", "journals carry the builder's machine-id and activity"),
+    ("log", "var/log/**", "truncate", "logs carry the builder's activity"),
+    ("secret", "var/cache/debconf/passwords.dat", "truncate", "debconf may keep passwords given at build"),
+    ("temp", "tmp/*", "remove", "temporary files of the build"),
+    ("temp", "var/tmp/*", "remove", "temporary files of the build"),
+)
+
+
+def _expand(root, pattern):
+    """Expand a glob relative to root without following symlinks out of the tree.
+
+    '**' matches any depth below its directory. Returns sorted relative paths.
+    """
+    parts = pattern.split("/")
+    results = []
+
+    def walk(base_rel, idx):
+        if idx == len(parts):
+            results.append(base_rel)
+            return
+        part = parts[idx]
+        base_abs = os.path.join(root, base_rel) if base_rel else root
+        if part == "**":
+            for dirpath, dirnames, filenames in os.walk(base_abs):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    rel = os.path.relpath(os.path.join(dirpath, name), root)
+                    results.append(rel)
+            return
+        if not any(c in part for c in "*?["):
+            rel = os.path.join(base_rel, part) if base_rel else part
+            if os.path.lexists(os.path.join(root, rel)):
+                walk(rel, idx + 1)
+            return
+        try:
+            names = sorted(os.listdir(base_abs))
+        except OSError:
+            return
+        for name in names:
+            if fnmatch.fnmatchcase(name, part):
+                rel = os.path.join(base_rel, name) if base_rel else name
+                if idx + 1 < len(parts) and not os.path.isdir(os.path.join(root, rel)):
+                    continue
+                walk(rel, idx + 1)
+
+    walk("", 0)
+    return sorted(set(results))
+
+
+def _size(path):
+    st = os.lstat(path)
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size
+    return None
+
+
+def check_tree(root):
+    """Return the list of seal violations in the root file system tree at ``root``.
+
+    Each violation is a dict: category, path (absolute inside the image, e.g. /etc/machine-id),
+    action (what sealing does about it) and reason.
+    """
+    if not os.path.isdir(root):
+        raise ValueError("%s is not a directory" % root)
+    found = []
+    seen = set()
+    for category, pattern, action, reason in SEAL_ITEMS:
+        paths = _expand(root, pattern)
+        if action == "empty":
+            if not paths:
+                found.append(dict(category=category, path="/" + pattern, action="create-empty",
+                                  reason="missing: " + reason))
+                continue
+            for rel in paths:
+                size = _size(os.path.join(root, rel))
+                if size is None or size > 0:
+                    found.append(dict(category=category, path="/" + rel, action="empty", reason=reason))
+                    seen.add(rel)
+            continue
+        for rel in paths:
+            if rel in seen:
+                continue
+            full = os.path.join(root, rel)
+            if category == "machine-id" and os.path.islink(full):
+                if os.readlink(full) in ("/etc/machine-id", "../../../etc/machine-id"):
+                    continue
+            if action == "truncate":
+                size = _size(full)
+                if size is None or size == 0:
+                    continue
+            found.append(dict(category=category, path="/" + rel, action=action, reason=reason))
+            seen.add(rel)
+    return found
+
+
+def seal_tree(root, check_mode=False):
+    """Remove, empty or truncate every violation; return the list of actions taken (or due)."""
+    actions = check_tree(root)
+    if check_mode:
+        return actions
+    for item in actions:
+        full = os.path.join(root, item["path"].lstrip("/"))
+        if item["action"] in ("empty", "create-empty", "truncate"):
+            if os.path.islink(full) or (os.path.lexists(full) and not os.path.isfile(full)):
+                _remove(full)
+            with open(full, "w"):
+                pass
+            if item["action"] == "create-empty":
+                os.chmod(full, 0o444)
+        else:
+            _remove(full)
+    return actions
+
+
+def _remove(full):
+    if os.path.isdir(full) and not os.path.islink(full):
+        for dirpath, dirnames, filenames in os.walk(full, topdown=False):
+            for name in filenames:
+                os.unlink(os.path.join(dirpath, name))
+            for name in dirnames:
+                sub = os.path.join(dirpath, name)
+                if os.path.islink(sub):
+                    os.unlink(sub)
+                else:
+                    os.rmdir(sub)
+        os.rmdir(full)
+    else:
+        os.unlink(full)

@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: accel_probe
+short_description: Find out whether KVM really runs guests on a host, else use TCG
+version_added: "0.1.0"
+description:
+  - Boots a throwaway test guest under KVM and reports whether it finished. A present and
+    openable C(/dev/kvm) is not enough - in nested set-ups guests hang or QEMU aborts right after
+    the firmware - so this module decides by running something.
+  - With O(kernel), boots that kernel without a root file system until its panic (the real test).
+    Without it, boots a 512-byte boot sector that exits through QEMU's isa-debug-exit device
+    (only proves QEMU and the firmware run).
+  - Falls back to TCG (libvirt domain type C(qemu)) when KVM fails, and fails only when QEMU
+    cannot run the test guest at all.
+  - Changes nothing on the host.
+author:
+  - vmguard.hardening developers
+options:
+  kernel:
+    description: Kernel image to boot as the test guest (for example the golden image's vmlinuz).
+    type: path
+  emulator:
+    description: QEMU system emulator. Found on the PATH when omitted.
+    type: path
+  prefer:
+    description:
+      - V(auto) uses KVM when the test passes, else TCG. V(kvm) fails when KVM does not pass.
+        V(tcg) skips the KVM test.
+    type: str
+    choices: [auto, kvm, tcg]
+    default: auto
+  timeout:
+    description: Seconds the KVM test guest may take (the TCG test gets four times as long).
+    type: float
+    default: 20
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same test in check mode.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Decide the accelerator for lab guests
+  vmguard.hardening.accel_probe:
+    kernel: /var/lib/vmguard/images/1a2b3c/vmlinuz
+  register: accel
+
+- name: Use it in a domain definition
+  ansible.builtin.debug:
+    msg: "<domain type='{{ accel.domain_type }}'>"
+"""
+
+RETURN = r"""
+accelerator:
+  description: The accelerator to use.
+  returned: success
+  type: str
+  sample: tcg
+domain_type:
+  description: The libvirt domain type that goes with it.
+  returned: success
+  type: str
+  sample: qemu
+kvm_usable:
+  description: Whether the KVM test guest finished in time.
+  returned: success
+  type: bool
+kvm_device_present:
+  description: Whether the KVM device node exists.
+  returned: success
+  type: bool
+probe:
+  description: Which test guest was used.
+  returned: success
+  type: str
+  sample: kernel
+probes:
+  description: Every test run, with accelerator, outcome, seconds and detail.
+  returned: success
+  type: list
+  elements: dict
+reason:
+  description: One line that explains the decision.
+  returned: success
+  type: str
+emulator:
+  description: The QEMU binary used.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils.accel import detect
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            kernel=dict(type="path"),
+            emulator=dict(type="path"),
+            prefer=dict(type="str", choices=["auto", "kvm", "tcg"], default="auto"),
+            timeout=dict(type="float", default=20.0),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds, got %s" % p["timeout"])
+    try:
+        result = detect(emulator=p["emulator"], timeout=p["timeout"], prefer=p["prefer"],
+                        kernel=p["kernel"])
+    except (RuntimeError, OSError) as e:
+        module.fail_json(msg=str(e))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

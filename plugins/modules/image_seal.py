@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: image_seal
+short_description: Seal a golden image root file system, or verify its seal (DIV-06)
+version_added: "0.1.0"
+description:
+  - Finds everything in an unpacked guest root file system that would make clones of the image
+    share an identity or leak the build (catalog rule C(DIV-06)) - a non-empty C(/etc/machine-id),
+    the D-Bus machine-id copy, SSH host keys, the systemd random seed and credential secret,
+    builder SSH keys and private TLS keys, shell histories, logs and journals, DHCP leases, and
+    temporary files.
+  - With O(state=sealed) it removes, empties or truncates them; with O(state=verified) it changes
+    nothing and fails when anything is left, listing every item.
+  - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role).
+author:
+  - vmguard.hardening developers
+options:
+  path:
+    description: Root directory of the unpacked guest file system.
+    type: path
+    required: true
+  state:
+    description:
+      - V(sealed) removes every item found; V(verified) only checks and fails on findings.
+    type: str
+    choices: [sealed, verified]
+    default: verified
+attributes:
+  check_mode:
+    support: full
+    details: With O(state=sealed) in check mode, reports what would be removed and changes nothing.
+  diff_mode:
+    support: full
+    details: The diff lists the paths that are (or would be) removed, emptied or truncated.
+"""
+
+EXAMPLES = r"""
+- name: DIV-06 | ENFORCE | Seal the image tree before packing it
+  vmguard.hardening.image_seal:
+    path: /var/lib/vmguard/images/build/rootfs
+    state: sealed
+
+- name: DIV-06 | AUDIT | Fail when anything identifying is left
+  vmguard.hardening.image_seal:
+    path: /var/lib/vmguard/images/build/rootfs
+    state: verified
+"""
+
+RETURN = r"""
+findings:
+  description: Items that break the seal (before sealing, for O(state=sealed)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    category:
+      description: machine-id, ssh-host-key, random-seed, builder-key, history, lease, log, secret or temp.
+      type: str
+    path:
+      description: Path inside the image.
+      type: str
+    action:
+      description: What sealing does about it (remove, empty, create-empty, truncate).
+      type: str
+    reason:
+      description: Why the item breaks the seal.
+      type: str
+  sample:
+    - category: ssh-host-key
+      path: /etc/ssh/ssh_host_ed25519_key
+      action: remove
+      reason: SSH host keys baked into an image are shared by every clone (DIV-02)
+sealed:
+  description: Whether the tree is sealed at the end of the run (in check mode, whether it would be).
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import check_tree, seal_tree
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            state=dict(type="str", choices=["sealed", "verified"], default="verified"),
+        ),
+        supports_check_mode=True,
+    )
+    root = module.params["path"]
+    try:
+        if module.params["state"] == "verified":
+            findings = check_tree(root)
+            if findings:
+                module.fail_json(
+                    msg="DIV-06: image at %s is not sealed: %s" % (
+                        root, ", ".join(sorted(f["path"] for f in findings))),
+                    findings=findings, sealed=False)
+            module.exit_json(changed=False, findings=[], sealed=True)
+        findings = seal_tree(root, check_mode=module.check_mode)
+    except (OSError, ValueError) as e:
+        module.fail_json(msg="DIV-06: cannot seal %s: %s" % (root, e))
+    result = dict(changed=bool(findings), findings=findings, sealed=True)
+    if module._diff and findings:
+        result["diff"] = dict(
+            before="".join("%s\n" % f["path"] for f in findings),
+            after="".join("%s (%s)\n" % (f["path"], f["action"]) for f in findings),
+            before_header="identifying items in " + root,
+            after_header="after seal",
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

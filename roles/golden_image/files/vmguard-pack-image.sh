@@ -1,0 +1,51 @@
+#!/bin/bash
+# vmguard.hardening golden image: stage 2, write the lineage record and pack a sealed root
+# file system into disk.qcow2 + vmlinuz + initrd.img (direct kernel boot) in OUTDIR.
+#
+# Usage: vmguard-pack-image.sh ROOTFS OUTDIR SIZE BUILD_ID INPUT_DIGEST SUITE MIRROR BUILDER
+set -euo pipefail
+rootfs=$1 outdir=$2 size=$3 build_id=$4 input_digest=$5 suite=$6 mirror=$7 builder=$8
+
+log() { printf '[vmguard-image] %s %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+install -d -m 0755 "$outdir"
+# Package manifest: name, version, architecture of every installed package, sorted.
+chroot "$rootfs" dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort > "$outdir/manifest.txt"
+manifest_digest=$(sha256sum "$outdir/manifest.txt" | cut -d' ' -f1)
+kernel_version=$(basename "$(ls -1 "$rootfs"/boot/vmlinuz-* | sort -V | tail -n 1)" | sed 's/^vmlinuz-//')
+
+install -d -m 0755 "$rootfs/etc/vmguard"
+python3 - "$rootfs/etc/vmguard/lineage.json" <<EOF
+import json, sys
+record = {
+    "schema": "vmguard.lineage/v1",
+    "build_id": "$build_id",
+    "build_time": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+    "input_digest": "$input_digest",
+    "base_suite": "$suite",
+    "mirror": "$mirror",
+    "builder": "$builder",
+    "kernel": "$kernel_version",
+    "package_count": $(wc -l < "$outdir/manifest.txt"),
+    "package_manifest_sha256": "$manifest_digest",
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(record, f, indent=2, sort_keys=True)
+    f.write("\n")
+EOF
+chmod 0644 "$rootfs/etc/vmguard/lineage.json"
+cp "$rootfs/etc/vmguard/lineage.json" "$outdir/lineage.json"
+
+cp "$rootfs/boot/vmlinuz-$kernel_version" "$outdir/vmlinuz"
+cp "$rootfs/boot/initrd.img-$kernel_version" "$outdir/initrd.img"
+
+log "mkfs.ext4 ($size) from the root file system"
+raw="$outdir/disk.raw"
+truncate -s "$size" "$raw"
+mkfs.ext4 -q -F -L vmguard-root -E root_owner=0:0 -d "$rootfs" "$raw"
+log "convert to qcow2"
+qemu-img convert -O qcow2 "$raw" "$outdir/disk.qcow2"
+rm -f "$raw"
+# The golden image is a read-only backing file for every lab overlay.
+chmod 0444 "$outdir/disk.qcow2" "$outdir/vmlinuz" "$outdir/initrd.img" "$outdir/lineage.json" "$outdir/manifest.txt"
+log "image ready: $(du -m --apparent-size "$outdir/disk.qcow2" | cut -f1) MiB qcow2, initrd $(du -k "$outdir/initrd.img" | cut -f1) KiB"
