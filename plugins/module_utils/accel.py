@@ -83,7 +83,7 @@ def run_probe(emulator, accel, timeout, kernel=None):
                 if b"Kernel panic" not in f.read():
                     return False, elapsed, "the test kernel under %s stopped before its panic" % accel
         if proc.returncode == expected:
-            return True, elapsed, "a test %s ran under %s in %.2fs" % (what, accel, elapsed)
+            return True, elapsed, "a test %s ran under %s" % (what, accel)
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         return False, elapsed, "QEMU with accel=%s exited %s: %s" % (
             accel, proc.returncode, err[-1] if err else "no message")
