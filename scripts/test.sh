@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make test: every stage CI runs, in order, each timed. Stops at the first failing stage.
+#   VMGUARD_TEST_STAGES="lint sanity unit molecule"   (default: all of them)
+#   VMGUARD_MOLECULE_SCENARIOS="default"              (default: every scenario under molecule/)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+activate
+cd "$VMGUARD_ROOT"
+STAGES=${VMGUARD_TEST_STAGES:-lint sanity unit molecule}
+declare -A took
+
+cleanup() {
+  rc=$?
+  if [[ " $STAGES " == *" molecule "* ]]; then
+    # Whatever happened, no lab guest of the test run survives it.
+    ansible-playbook vmguard.hardening.lab -i localhost, -e vmguard_lab_name=vmguard-molecule \
+      -e vmguard_lab_state=absent >/dev/null 2>&1 || echo "WARNING: could not remove the molecule lab" >&2
+    "$VMGUARD_ROOT/scripts/services.sh" stop || true
+  fi
+  step "Summary"
+  for s in $STAGES; do
+    [ -n "${took[$s]:-}" ] && info "$s: ${took[$s]}"
+  done
+  exit $rc
+}
+trap cleanup EXIT
+
+run_stage() {
+  local name=$1; shift
+  step "test: $name"
+  local t0=$(date +%s)
+  "$@"
+  took[$name]="passed in $(( $(date +%s) - t0 )) s"
+}
+
+stage_lint() {
+  info "yamllint"
+  yamllint --strict .
+  info "ansible-lint (production profile, offline)"
+  ansible-lint --offline --profile production
+}
+
+stage_sanity() {
+  "$VMGUARD_ROOT/scripts/ansible-test.sh" sanity
+}
+
+stage_unit() {
+  python -m pytest -q tests/unit
+}
+
+stage_molecule() {
+  local scenarios=${VMGUARD_MOLECULE_SCENARIOS:-$(cd molecule && ls -d */ | tr -d / | grep -vx resources | sort)}
+  # default first: it creates the shared lab the later scenarios reuse.
+  scenarios=$(printf '%s\n' $scenarios | sort | awk '$0=="default"{print; next} {r=r $0 "\n"} END{printf "%s", r}')
+  for s in $scenarios; do
+    info "molecule test -s $s"
+    molecule test -s "$s"
+  done
+}
+
+for s in $STAGES; do
+  case "$s" in
+    lint|sanity|unit|molecule) run_stage "$s" "stage_$s" ;;
+    *) die "unknown test stage '$s' (lint, sanity, unit, molecule)" ;;
+  esac
+done
