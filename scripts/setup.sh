@@ -37,7 +37,7 @@ find_python() {
     works "$c" && { echo "$c"; return; }
   done
   # pyenv shims for versions that are not selected do not work: use the interpreters directly.
-  for d in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]* 2>/dev/null | sort -rV); do
+  for d in $(find "${PYENV_ROOT:-$HOME/.pyenv}/versions" -mindepth 1 -maxdepth 1 -name '3.1[2-9]*' 2>/dev/null | sort -rV); do
     for c in "$d"/bin/python3.1[2-9]; do
       [ -x "$c" ] && works "$c" && { echo "$c"; return; }
     done

@@ -28,7 +28,8 @@ trap cleanup EXIT
 run_stage() {
   local name=$1; shift
   step "test: $name"
-  local t0=$(date +%s)
+  local t0
+  t0=$(date +%s)
   "$@"
   took[$name]="passed in $(( $(date +%s) - t0 )) s"
 }
@@ -49,9 +50,10 @@ stage_unit() {
 }
 
 stage_molecule() {
-  local scenarios=${VMGUARD_MOLECULE_SCENARIOS:-$(cd molecule && ls -d */ | tr -d / | grep -vx resources | sort)}
+  local scenarios s
+  scenarios=${VMGUARD_MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename)}
   # default first: it creates the shared lab the later scenarios reuse.
-  scenarios=$(printf '%s\n' $scenarios | sort | awk '$0=="default"{print; next} {r=r $0 "\n"} END{printf "%s", r}')
+  scenarios=$(printf '%s\n' "$scenarios" | tr ' ' '\n' | sort | awk '$0=="default"{print; next} {r=r $0 "\n"} END{printf "%s", r}')
   for s in $scenarios; do
     info "molecule test -s $s"
     molecule test -s "$s"

@@ -23,7 +23,6 @@ __metaclass__ = type
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -50,14 +49,21 @@ def find_emulator(candidates=("qemu-system-x86_64", "/usr/libexec/qemu-kvm", "/u
     return None
 
 
-def run_probe(emulator, accel, timeout, kernel=None):
-    """Boot the probe (a kernel, or the boot sector) under ``accel``. Returns (ok, seconds, detail)."""
+TIMEOUT_STATUS = 124  # coreutils timeout(1)
+
+
+def run_probe(run, emulator, accel, timeout, kernel=None):
+    """Boot the probe (a kernel, or the boot sector) under ``accel``. Returns (ok, seconds, detail).
+
+    ``run(argv) -> (rc, stdout, stderr)`` executes a command (the module passes run_command);
+    the time limit is enforced by coreutils timeout(1), which exits 124 when it fires.
+    """
     fd, path = tempfile.mkstemp(prefix="vmguard-accel-", suffix=".img")
     try:
         with os.fdopen(fd, "wb") as f:
             if not kernel:
                 f.write(boot_sector())
-        base = [emulator, "-machine", "pc,accel=%s" % accel, "-nodefaults", "-no-user-config",
+        base = ["timeout", "--kill-after=5", "%d" % max(1, int(timeout)), emulator, "-machine", "pc,accel=%s" % accel, "-nodefaults", "-no-user-config",
                 "-display", "none"]
         if kernel:
             cmd = base + ["-cpu", "host" if accel == "kvm" else "max", "-m", "256",
@@ -70,29 +76,32 @@ def run_probe(emulator, accel, timeout, kernel=None):
             expected = EXPECTED_STATUS
         what = "kernel" if kernel else "boot sector"
         start = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return False, time.monotonic() - start, (
-                "a test %s under %s did not finish within %ss (guests hang here, as in nested "
-                "virtualization without working KVM)" % (what, accel, timeout))
+        rc, dummy, stderr = run(cmd)
         elapsed = time.monotonic() - start
-        if kernel and proc.returncode == expected:
+        if rc in (TIMEOUT_STATUS, 128 + 9):
+            return False, elapsed, (
+                "a test %s under %s did not finish within %ss (guests hang here, as in nested "
+                "virtualization without working KVM)" % (what, accel, int(timeout)))
+        if kernel and rc == expected:
             with open(path, "rb") as f:
                 if b"Kernel panic" not in f.read():
                     return False, elapsed, "the test kernel under %s stopped before its panic" % accel
-        if proc.returncode == expected:
+        if rc == expected:
             return True, elapsed, "a test %s ran under %s" % (what, accel)
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        if rc < 0 or rc > 128:
+            rc = "on signal %d" % (-rc if rc < 0 else rc - 128)
+        err = (stderr or "").strip().splitlines()
         return False, elapsed, "QEMU with accel=%s exited %s: %s" % (
-            accel, proc.returncode, err[-1] if err else "no message")
+            accel, rc, err[-1] if err else "no message")
     finally:
         os.unlink(path)
 
 
-def detect(emulator=None, timeout=20.0, kvm_device="/dev/kvm", prefer="auto", kernel=None):
-    """Decide between KVM and TCG. Returns a dict (see the accel_probe module's RETURN)."""
+def detect(run, emulator=None, timeout=20.0, kvm_device="/dev/kvm", prefer="auto", kernel=None):
+    """Decide between KVM and TCG. Returns a dict (see the accel_probe module's RETURN).
+
+    ``run`` executes a command list and returns (rc, stdout, stderr).
+    """
     emulator = emulator or find_emulator()
     if not emulator:
         raise RuntimeError("no QEMU system emulator found (install qemu-system-x86)")
@@ -109,7 +118,7 @@ def detect(emulator=None, timeout=20.0, kvm_device="/dev/kvm", prefer="auto", ke
             result["probes"].append(dict(accel="kvm", ok=False, seconds=0.0,
                                          detail="%s is not readable and writable" % kvm_device))
         else:
-            ok, secs, detail = run_probe(emulator, "kvm", timeout, kernel)
+            ok, secs, detail = run_probe(run, emulator, "kvm", timeout, kernel)
             result["probes"].append(dict(accel="kvm", ok=ok, seconds=round(secs, 3), detail=detail))
             result["kvm_usable"] = ok
     if result["kvm_usable"]:
@@ -118,7 +127,7 @@ def detect(emulator=None, timeout=20.0, kvm_device="/dev/kvm", prefer="auto", ke
         if prefer == "kvm":
             raise RuntimeError("KVM was required but does not run guests here: %s"
                                % result["probes"][-1]["detail"])
-        ok, secs, detail = run_probe(emulator, "tcg", timeout * 4, kernel)
+        ok, secs, detail = run_probe(run, emulator, "tcg", timeout * 4, kernel)
         result["probes"].append(dict(accel="tcg", ok=ok, seconds=round(secs, 3), detail=detail))
         if not ok:
             raise RuntimeError("QEMU cannot run a test guest at all: %s" % detail)

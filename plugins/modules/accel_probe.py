@@ -23,7 +23,7 @@ description:
     cannot run the test guest at all.
   - Changes nothing on the host.
 author:
-  - vmguard.hardening developers
+  - vmguard.hardening developers (@vmguard)
 options:
   kernel:
     description: Kernel image to boot as the test guest (for example the golden image's vmlinuz).
@@ -44,9 +44,11 @@ options:
     default: 20
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it runs the same test in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 
@@ -118,7 +120,8 @@ def main():
     if p["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds, got %s" % p["timeout"])
     try:
-        result = detect(emulator=p["emulator"], timeout=p["timeout"], prefer=p["prefer"],
+        result = detect(lambda argv: module.run_command(argv, errors="surrogate_or_replace"),
+                        emulator=p["emulator"], timeout=p["timeout"], prefer=p["prefer"],
                         kernel=p["kernel"])
     except (RuntimeError, OSError) as e:
         module.fail_json(msg=str(e))

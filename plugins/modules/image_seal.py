@@ -22,7 +22,7 @@ description:
     nothing and fails when anything is left, listing every item.
   - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role).
 author:
-  - vmguard.hardening developers
+  - vmguard.hardening developers (@vmguard)
 options:
   path:
     description: Root directory of the unpacked guest file system.
@@ -36,9 +36,11 @@ options:
     default: verified
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: With O(state=sealed) in check mode, reports what would be removed and changes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the paths that are (or would be) removed, emptied or truncated.
 """

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # vmguard.hardening golden image: stage 1, build and customize a Debian root file system.
 #
 # Usage: vmguard-build-rootfs.sh BUILDER SUITE MIRROR SECURITY_MIRROR PACKAGES ROOTFS

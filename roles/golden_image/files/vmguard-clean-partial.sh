@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # vmguard.hardening golden image: remove an unfinished build directory safely.
 # Unmounts anything still mounted below it first (an interrupted debootstrap leaves /proc,
 # /sys and a recursive bind of /dev), then deletes without crossing file systems.

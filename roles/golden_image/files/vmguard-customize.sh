@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # vmguard.hardening golden image: configure a freshly bootstrapped root file system.
 # Runs on the build host with the root file system as $1 (/proc, /dev, /sys mounted in it).
 # Identity (machine-id, SSH host keys, random seed, hostname, management key) is NOT set here:

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # vmguard.hardening golden image: stage 2, write the lineage record and pack a sealed root
 # file system into disk.qcow2 + vmlinuz + initrd.img (direct kernel boot) in OUTDIR.
 #
@@ -10,9 +10,11 @@ log() { printf '[vmguard-image] %s %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 install -d -m 0755 "$outdir"
 # Package manifest: name, version, architecture of every installed package, sorted.
+# shellcheck disable=SC2016 # dpkg-query's format, not shell expansions
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort > "$outdir/manifest.txt"
 manifest_digest=$(sha256sum "$outdir/manifest.txt" | cut -d' ' -f1)
-kernel_version=$(basename "$(ls -1 "$rootfs"/boot/vmlinuz-* | sort -V | tail -n 1)" | sed 's/^vmlinuz-//')
+kernel_version=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
+[ -n "$kernel_version" ] || { echo "no kernel in $rootfs/boot" >&2; exit 1; }
 
 install -d -m 0755 "$rootfs/etc/vmguard"
 python3 - "$rootfs/etc/vmguard/lineage.json" <<EOF
