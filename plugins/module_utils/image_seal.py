@@ -112,6 +112,7 @@ def check_tree(root):
         raise ValueError("%s is not a directory" % root)
     found = []
     seen = set()
+    removed = []  # directories queued for removal: nothing below them is listed again
     for category, pattern, action, reason in SEAL_ITEMS:
         paths = _expand(root, pattern)
         if action == "empty":
@@ -126,7 +127,7 @@ def check_tree(root):
                     seen.add(rel)
             continue
         for rel in paths:
-            if rel in seen:
+            if rel in seen or any(rel.startswith(r + "/") for r in removed):
                 continue
             full = os.path.join(root, rel)
             if category == "machine-id" and os.path.islink(full):
@@ -138,6 +139,8 @@ def check_tree(root):
                     continue
             found.append(dict(category=category, path="/" + rel, action=action, reason=reason))
             seen.add(rel)
+            if action == "remove" and os.path.isdir(full) and not os.path.islink(full):
+                removed.append(rel)
     return found
 
 
