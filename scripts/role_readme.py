@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Generate (or --check) roles/<role>/README.md from the role's meta/argument_specs.yml,
 so the README can never drift from the specs (which a unit test keeps equal to the defaults)."""
 

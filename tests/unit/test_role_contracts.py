@@ -57,8 +57,7 @@ def _tasks(items):
         yield t
         for key in ("block", "rescue", "always"):
             if key in t:
-                for sub in _tasks(t[key]):
-                    yield sub
+                yield from _tasks(t[key])
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -30,6 +30,7 @@ record = {
     "kernel": "$kernel_version",
     "package_count": $(wc -l < "$outdir/manifest.txt"),
     "package_manifest_sha256": "$manifest_digest",
+    "seal": "verified",
 }
 with open(sys.argv[1], "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
