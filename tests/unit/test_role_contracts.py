@@ -13,7 +13,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, "roles"))
                if os.path.isdir(os.path.join(ROOT, "roles", d)))
-TASK_NAME = re.compile(r"^((DIV|RB|ISO|LEAK|VIS)-\d{2}|LAB) \| ")
+TASK_NAME = re.compile(r"^((DIV|RB|ISO|LEAK|VIS)-\d{2}|LAB|AUDIT) \| ")
 
 
 def load(role, *parts):

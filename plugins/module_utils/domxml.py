@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Domain and snapshot XML -> evidence dicts (what the domain-layer rules read).
+
+Standard library only (xml.etree), so it runs inside modules on any host and in unit tests.
+It only reads; domain XML edits use lxml in the enforcement module. Every field is present in
+the output (empty list, None or False when the XML has nothing), so rules never guess whether a
+missing key means "absent" or "not collected".
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import xml.etree.ElementTree as ET
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+VMGUARD_NS = "urn:x-vmguard:domain:1"
+METADATA_KEYS = ("owner", "service", "expires", "data_class", "image")
+
+
+class DomainXMLError(ValueError):
+    pass
+
+
+def _bool_attr(el, name, true="yes"):
+    return el is not None and el.get(name) == true
+
+
+def _disk(el):
+    src = el.find("source")
+    source = None
+    source_kind = el.get("type")
+    if src is not None:
+        if source_kind == "network":
+            source = "%s:%s" % (src.get("protocol", "network"), src.get("name", ""))
+        elif source_kind == "volume":
+            source = "%s/%s" % (src.get("pool", ""), src.get("volume", ""))
+        else:
+            source = src.get("file") or src.get("dev") or src.get("dir") or src.get("name")
+    driver = el.find("driver")
+    target = el.find("target")
+    backing = []
+    b = el.find("backingStore")
+    while b is not None and b.find("source") is not None:
+        s = b.find("source")
+        backing.append(s.get("file") or s.get("dev") or s.get("name"))
+        b = b.find("backingStore")
+    enc = el.find("encryption")
+    if enc is None and src is not None:
+        enc = src.find("encryption")
+    return dict(
+        device=el.get("device", "disk"),
+        type=source_kind,
+        source=source,
+        format=driver.get("type") if driver is not None else None,
+        target=target.get("dev") if target is not None else None,
+        readonly=el.find("readonly") is not None,
+        shareable=el.find("shareable") is not None,
+        transient=el.find("transient") is not None,
+        encryption=enc.get("format") if enc is not None else None,
+        backing=backing,
+    )
+
+
+def _interface(el):
+    src = el.find("source")
+    filt = el.find("filterref")
+    link = el.find("link")
+    mac = el.find("mac")
+    model = el.find("model")
+    return dict(
+        type=el.get("type"),
+        network=src.get("network") if src is not None else None,
+        bridge=src.get("bridge") if src is not None else None,
+        dev=src.get("dev") if src is not None else None,
+        portgroup=src.get("portgroup") if src is not None else None,
+        mac=mac.get("address").lower() if mac is not None and mac.get("address") else None,
+        model=model.get("type") if model is not None else None,
+        filterref=filt.get("filter") if filt is not None else None,
+        link_state=link.get("state", "up") if link is not None else "up",
+    )
+
+
+def _graphics(el):
+    listens = []
+    for lst in el.findall("listen"):
+        listens.append(dict(type=lst.get("type", "address"),
+                            address=lst.get("address"), network=lst.get("network"),
+                            socket=lst.get("socket")))
+    if not listens and el.get("listen") is not None:
+        listens.append(dict(type="address", address=el.get("listen"), network=None, socket=None))
+    if not listens and el.get("socket") is not None:
+        listens.append(dict(type="socket", address=None, network=None, socket=el.get("socket")))
+    gtype = el.get("type")
+    clip = el.find("clipboard")
+    ftr = el.find("filetransfer")
+    return dict(
+        type=gtype,
+        listens=listens,
+        autoport=el.get("autoport") == "yes",
+        port=el.get("port"),
+        passwd_set=el.get("passwd") is not None,
+        tls=(gtype == "spice" and (el.get("defaultMode") == "secure" or el.get("tlsPort") is not None)),
+        # SPICE defaults: clipboard sharing and file transfer are on unless disabled.
+        clipboard=(clip.get("copypaste", "yes") != "no") if clip is not None else (gtype == "spice"),
+        filetransfer=(ftr.get("enable", "yes") != "no") if ftr is not None else (gtype == "spice"),
+    )
+
+
+def parse_domain(xml_text):
+    """Parse one domain XML document into the evidence dict the domain rules read."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise DomainXMLError("malformed domain XML: %s" % e)
+    if root.tag != "domain":
+        raise DomainXMLError("not a domain XML document (root element <%s>)" % root.tag)
+    devices = root.find("devices")
+    if devices is None:
+        devices = ET.Element("devices")
+    mem = root.find("memory")
+    os_el = root.find("os")
+    smbios = os_el.find("smbios") if os_el is not None else None
+
+    metadata = dict((k, None) for k in METADATA_KEYS)
+    other_metadata = []
+    md = root.find("metadata")
+    if md is not None:
+        for child in md:
+            if child.tag == "{%s}domain" % VMGUARD_NS:
+                for k in METADATA_KEYS:
+                    v = child.find("{%s}%s" % (VMGUARD_NS, k))
+                    if v is not None and (v.text or "").strip():
+                        metadata[k] = v.text.strip()
+            else:
+                other_metadata.append(child.tag)
+
+    cmdline = []
+    for cl in root.findall("{%s}commandline" % QEMU_NS):
+        cmdline.extend(a.get("value") for a in cl.findall("{%s}arg" % QEMU_NS))
+
+    seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"))
+                 for s in root.findall("seclabel")]
+
+    uuid_el = root.find("uuid")
+    name_el = root.find("name")
+    return dict(
+        name=name_el.text if name_el is not None else None,
+        uuid=(uuid_el.text or "").strip().lower() if uuid_el is not None else None,
+        type=root.get("type"),
+        genid=root.find("genid") is not None,
+        genid_value=(root.find("genid").text or None) if root.find("genid") is not None else None,
+        memory_dump_core=mem.get("dumpCore") if mem is not None else None,
+        smbios_mode=smbios.get("mode") if smbios is not None else None,
+        disks=[_disk(d) for d in devices.findall("disk")],
+        interfaces=[_interface(i) for i in devices.findall("interface")],
+        graphics=[_graphics(g) for g in devices.findall("graphics")],
+        rng=[r.get("model") for r in devices.findall("rng")],
+        filesystems=[dict(type=f.get("type", "mount"),
+                          source=(f.find("source").get("dir") or f.find("source").get("name")
+                                  or f.find("source").get("file")) if f.find("source") is not None else None,
+                          target=f.find("target").get("dir") if f.find("target") is not None else None,
+                          readonly=f.find("readonly") is not None,
+                          driver=f.find("driver").get("type") if f.find("driver") is not None else None)
+                     for f in devices.findall("filesystem")],
+        hostdevs=[dict(mode=h.get("mode"), type=h.get("type"),
+                       source=ET.tostring(h.find("source"), encoding="unicode").strip()
+                       if h.find("source") is not None else None)
+                  for h in devices.findall("hostdev")],
+        redirdevs=[dict(bus=r.get("bus"), type=r.get("type")) for r in devices.findall("redirdev")],
+        shmem=[s.get("name") for s in devices.findall("shmem")],
+        vsock=len(devices.findall("vsock")) > 0,
+        channels=[dict(type=c.get("type"),
+                       target=c.find("target").get("name") if c.find("target") is not None else None)
+                  for c in devices.findall("channel")],
+        seclabels=seclabels,
+        qemu_commandline=cmdline,
+        metadata=metadata,
+        other_metadata=other_metadata,
+    )
+
+
+def parse_snapshot(xml_text):
+    """Parse a snapshot XML document: name, creation time, state and memory kind."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise DomainXMLError("malformed snapshot XML: %s" % e)
+    ct = root.find("creationTime")
+    mem = root.find("memory")
+    state = root.find("state")
+    state = state.text if state is not None else None
+    memory = mem.get("snapshot") if mem is not None else None
+    if memory is None:
+        # Older XML: an internal snapshot of a running or paused domain carries its memory.
+        memory = "internal" if state in ("running", "paused", "blocked") else "no"
+    return dict(
+        name=root.findtext("name"),
+        creation_time=int(ct.text) if ct is not None and (ct.text or "").strip().isdigit() else None,
+        state=state,
+        memory=memory,
+        parent=root.findtext("parent/name"),
+    )

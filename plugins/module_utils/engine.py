@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The policy engine: one pure function, (policy, evidence of all hosts) -> findings.
+
+Runs once on the controller so fleet rules see everything. Fleet comparisons use hash maps built
+once per run (O(n)), never pairwise loops. No Ansible imports here.
+
+Evidence layout (what the audit role hands over):
+
+    {"hypervisors": {name: {"error": None | str, "uri": str, "host": {...}, "domains": [...]}},
+     "guests":      {name: {"error": None | str, "vars": {service, hypervisor, domain, data_class},
+                            "facts": {...}}}}
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import fnmatch
+import time
+from collections import OrderedDict
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES, FAIL, ERROR
+from ansible_collections.vmguard.hardening.plugins.module_utils.policy import SEVERITIES
+from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import parse_date, utc
+
+SCHEMA = "vmguard.report/v1"
+
+
+class Context(object):
+    """What a check may look at: params, the clock, all evidence and shared fleet indexes."""
+
+    def __init__(self, policy, evidence, now=None):
+        self.policy = policy
+        self.params = policy["params"]
+        self.now = time.time() if now is None else now
+        self.hypervisors = evidence.get("hypervisors") or {}
+        self.guests = evidence.get("guests") or {}
+        self._cache = {}
+
+    # Indexes are built on first use and shared by every check of the run.
+    def index(self, name, build):
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
+
+    def domains(self):
+        """(hypervisor name, domain evidence) for every domain on every reachable hypervisor."""
+        for hv, ev in sorted(self.hypervisors.items()):
+            if not ev.get("error"):
+                for d in ev.get("domains") or []:
+                    yield hv, d
+
+    def inventory_domains(self):
+        """(hypervisor, domain name) -> guest name, from the inventory."""
+        def build():
+            out = {}
+            for g, rec in self.guests.items():
+                v = rec.get("vars") or {}
+                if v.get("hypervisor") and v.get("domain"):
+                    out[(v["hypervisor"], v["domain"])] = g
+            return out
+        return self.index("inventory_domains", build)
+
+    def guest_of_domain(self, hv, domain):
+        return self.inventory_domains().get((hv, domain["name"]))
+
+    def domain_of_guest(self, guest):
+        v = (self.guests.get(guest) or {}).get("vars") or {}
+        hv = self.hypervisors.get(v.get("hypervisor"))
+        if not hv or hv.get("error"):
+            return None
+        by_name = self.index("domains_by_name:" + v["hypervisor"],
+                             lambda: dict((d["name"], d) for d in hv.get("domains") or []))
+        return by_name.get(v.get("domain"))
+
+    def service_of_domain(self, hv, domain):
+        g = self.guest_of_domain(hv, domain)
+        if g:
+            svc = (self.guests[g].get("vars") or {}).get("service")
+            if svc:
+                return svc
+        return (domain.get("metadata") or {}).get("service")
+
+    def data_class_of_domain(self, hv, domain):
+        g = self.guest_of_domain(hv, domain)
+        if g and (self.guests[g].get("vars") or {}).get("data_class"):
+            return self.guests[g]["vars"]["data_class"]
+        return (domain.get("metadata") or {}).get("data_class")
+
+    def ledger_of_guest(self, guest):
+        d = self.domain_of_guest(guest)
+        return d.get("ledger") if d else None
+
+    def age_days(self, iso_time):
+        t = datetime.datetime.strptime(iso_time, "%Y-%m-%dT%H:%M:%SZ")
+        epoch = (t - datetime.datetime(1970, 1, 1)).total_seconds()
+        return (self.now - epoch) / 86400.0
+
+
+def _subjects(ctx, kind, needs_facts=True):
+    """Yield (subject dict, evidence for the check, error or None)."""
+    if kind == "hypervisor":
+        for hv, ev in sorted(ctx.hypervisors.items()):
+            yield {"kind": "hypervisor", "id": hv}, ev, ev.get("error")
+    elif kind == "domain":
+        for hv, ev in sorted(ctx.hypervisors.items()):
+            if ev.get("error"):
+                # The domains are unknown: one error per domain rule for the whole hypervisor.
+                yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
+                continue
+            for d in ev.get("domains") or []:
+                yield {"kind": "domain", "id": "%s/%s" % (hv, d["name"])}, (hv, d), d.get("error")
+    elif kind == "guest":
+        for g, rec in sorted(ctx.guests.items()):
+            if not needs_facts:
+                yield {"kind": "guest", "id": g}, g, None
+            else:
+                yield {"kind": "guest", "id": g}, g, rec.get("error") or (
+                    None if rec.get("facts") else "no guest evidence collected")
+    elif kind == "fleet":
+        yield {"kind": "fleet", "id": "fleet"}, None, None
+
+
+def _waiver_for(waivers, rid, subject_id, today):
+    """Return (waiver, expired) for the first waiver matching rule and subject, else (None, False)."""
+    for w in waivers:
+        if w["rule"] == rid and fnmatch.fnmatchcase(subject_id, w["subject"]):
+            return w, parse_date(w["expires"]) < today
+    return None, False
+
+
+def select_rules(tags):
+    """Rule ids picked by run tags (rule ids or area names); None when the tags pick no rule."""
+    tags = set(tags or [])
+    picked = set(rid for rid, r in RULES.items() if rid in tags or r.area in tags)
+    return picked or None
+
+
+def evaluate(policy, evidence, now=None, only=None):
+    """Evaluate every enabled rule (or the rule ids in ``only``) on every subject. Returns the findings."""
+    ctx = Context(policy, evidence, now)
+    today = utc(ctx.now).date()
+    waivers = policy.get("waivers") or []
+    used_waivers = set()
+    findings = []
+    for rid, rule in RULES.items():
+        rp = policy["rules"][rid]
+        if not rp.get("enabled", True) or (only is not None and rid not in only):
+            continue
+        for kind, fn in rule.checks.items():
+            for subject, ev, err in _subjects(ctx, kind, getattr(fn, "needs_facts", True)):
+                if err:
+                    status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
+                else:
+                    try:
+                        status, message, detail = fn(ctx, ev)
+                    except Exception as e:  # a broken check is an error finding, never a pass
+                        status, message, detail = ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+                finding = OrderedDict([
+                    ("rule", rid), ("area", rule.area), ("severity", rp["severity"]),
+                    ("status", status), ("subject", subject), ("message", message),
+                    ("remediation", rule.remediation if status in (FAIL, ERROR) else ""),
+                    ("evidence", detail),
+                ])
+                if status in (FAIL, ERROR):
+                    w, expired = _waiver_for(waivers, rid, subject["id"], today)
+                    if w is not None:
+                        used_waivers.add(id(w))
+                        if expired:
+                            finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
+                        else:
+                            finding["waived_status"] = status
+                            finding["status"] = "waived"
+                            finding["message"] = "%s [waived until %s: %s]" % (message, w["expires"], w["reason"])
+                findings.append(finding)
+    # An expired waiver is reported on its own, so it cannot hide in a passing run.
+    for i, w in enumerate(waivers):
+        if parse_date(w["expires"]) < today and (only is None or w["rule"] in only):
+            findings.append(OrderedDict([
+                ("rule", w["rule"]), ("area", RULES[w["rule"]].area), ("severity", policy["rules"][w["rule"]]["severity"]),
+                ("status", FAIL), ("subject", {"kind": "fleet", "id": "waiver/%d" % i}),
+                ("message", "waiver for %s on '%s' expired on %s (%s)" % (w["rule"], w["subject"], w["expires"], w["reason"])),
+                ("remediation", "fix the finding, or renew the waiver with a new expiry and reason"),
+                ("evidence", {"waiver": dict(w)}),
+            ]))
+    return findings
+
+
+def summarize(findings):
+    statuses = ("pass", "fail", "error", "waived", "not_applicable")
+    summary = OrderedDict([("total", len(findings))] + [(s, 0) for s in statuses])
+    by_area, by_severity = OrderedDict(), OrderedDict((s, dict((k, 0) for k in statuses)) for s in SEVERITIES)
+    for f in findings:
+        summary[f["status"]] += 1
+        a = by_area.setdefault(f["area"], dict((k, 0) for k in statuses))
+        a[f["status"]] += 1
+        by_severity[f["severity"]][f["status"]] += 1
+    summary["by_area"] = by_area
+    summary["by_severity"] = by_severity
+    return summary
+
+
+def gate(findings, fail_on="high"):
+    """The findings that fail the run: status fail or error at or above ``fail_on``."""
+    floor = SEVERITIES.index(fail_on)
+    return [f for f in findings if f["status"] in (FAIL, ERROR) and SEVERITIES.index(f["severity"]) >= floor]

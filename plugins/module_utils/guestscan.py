@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Guest evidence (standard library only; runs under the guest's Python, 3.6 and later).
+
+Secrets never leave the guest: machine-id, random seed and password hashes are reduced to
+SHA-256 digests (enough to compare across guests), SSH host keys to their public fingerprints.
+Every reader takes a root path so tests run it on real trees built in a temporary directory.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import json
+import os
+import re
+import socket
+import struct
+import time
+
+SYSCTLS = ("kernel.randomize_va_space", "kernel.kptr_restrict", "kernel.dmesg_restrict",
+           "net.ipv4.ip_forward", "kernel.yama.ptrace_scope")
+NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
+
+
+def _read(root, path, binary=False):
+    try:
+        with open(os.path.join(root, path.lstrip("/")), "rb" if binary else "r") as f:
+            return f.read()
+    except (IOError, OSError):
+        return None
+
+
+def sha256(data):
+    if not isinstance(data, bytes):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def machine_id(root="/"):
+    raw = _read(root, "/etc/machine-id")
+    if raw is None:
+        return dict(machine_id_state="missing", machine_id_digest=None)
+    value = raw.strip()
+    if not value or value == "uninitialized":
+        return dict(machine_id_state="empty", machine_id_digest=None)
+    dbus = _read(root, "/var/lib/dbus/machine-id")
+    return dict(machine_id_state="set", machine_id_digest=sha256(value),
+                dbus_machine_id_digest=sha256(dbus.strip()) if dbus and dbus.strip() else None)
+
+
+def random_seed(root="/"):
+    raw = _read(root, "/var/lib/systemd/random-seed", binary=True)
+    return dict(random_seed_digest=sha256(raw) if raw else None)
+
+
+def ssh_fingerprint(pub_line):
+    """OpenSSH SHA256 fingerprint of a public key line ('type base64 [comment]')."""
+    parts = pub_line.split()
+    blob = base64.b64decode(parts[1])
+    return parts[0], "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+
+
+def ssh_host_keys(root="/"):
+    d = os.path.join(root, "etc/ssh")
+    keys = []
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return []
+    for n in names:
+        if n.startswith("ssh_host_") and n.endswith("_key.pub"):
+            line = _read(root, "/etc/ssh/" + n)
+            if line and line.strip():
+                ktype, fp = ssh_fingerprint(line.strip())
+                keys.append(dict(type=ktype, fingerprint=fp, file="/etc/ssh/" + n))
+    return keys
+
+
+def accounts(root="/", today=None):
+    """Accounts with lock state and a digest of their crypt string (never the string itself)."""
+    today = int(time.time() // 86400) if today is None else today
+    passwd = _read(root, "/etc/passwd") or ""
+    shadow = {}
+    for line in (_read(root, "/etc/shadow") or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 8:
+            shadow[f[0]] = f
+    out = []
+    for line in passwd.splitlines():
+        f = line.split(":")
+        if len(f) < 7:
+            continue
+        name, uid, shell = f[0], int(f[2]), f[6]
+        s = shadow.get(name)
+        pw = s[1] if s else f[1]
+        expire = s[7] if s and len(s) > 7 else ""
+        password_locked = pw.startswith(("!", "*")) or pw == "x"
+        expired = expire.isdigit() and int(expire) <= today
+        real_hash = pw.startswith("$") and not password_locked
+        out.append(dict(
+            name=name, uid=uid, shell=shell,
+            password_locked=password_locked,
+            empty_password=(pw == ""),
+            expired=expired,
+            locked=(password_locked or expired) and (expired or shell in NOLOGIN_SHELLS),
+            hash_digest=sha256(pw) if real_hash else None,
+        ))
+    return out
+
+
+def _decode_addr(hexaddr, v6):
+    if not v6:
+        return socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(hexaddr, 16)))
+    raw = b"".join(struct.pack("<I", int(hexaddr[i:i + 8], 16)) for i in range(0, 32, 8))
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _socket_owners(root="/"):
+    owners = {}
+    proc = os.path.join(root, "proc")
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return owners
+    for pid in pids:
+        fd_dir = os.path.join(proc, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        comm = (_read(root, "/proc/%s/comm" % pid) or "?").strip()
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owners.setdefault(target[8:-1], comm)
+    return owners
+
+
+def listening(root="/"):
+    """TCP sockets in LISTEN and bound UDP sockets, with the owning process name."""
+    owners = _socket_owners(root)
+    out = []
+    for proto, v6 in (("tcp", False), ("tcp6", True), ("udp", False), ("udp6", True)):
+        text = _read(root, "/proc/net/" + proto)
+        if not text:
+            continue
+        for line in text.splitlines()[1:]:
+            f = line.split()
+            if len(f) < 10:
+                continue
+            local, state, inode = f[1], f[3], f[9]
+            if proto.startswith("tcp") and state != "0A":
+                continue
+            if proto.startswith("udp") and state != "07":
+                continue
+            addr, port = local.rsplit(":", 1)
+            out.append(dict(proto=proto.rstrip("6"), address=_decode_addr(addr, v6), port=int(port, 16),
+                            process=owners.get(inode)))
+    return sorted(out, key=lambda s: (s["proto"], s["port"], s["address"]))
+
+
+def packages(root="/"):
+    out = {}
+    text = _read(root, "/var/lib/dpkg/status") or ""
+    for para in text.split("\n\n"):
+        fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*)$", para, re.M))
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields and "Version" in fields:
+            out[fields["Package"]] = fields["Version"]
+    return out
+
+
+def sysctls(root="/", keys=SYSCTLS):
+    out = {}
+    for k in keys:
+        v = _read(root, "/proc/sys/" + k.replace(".", "/"))
+        out[k] = v.strip() if v is not None else None
+    return out
+
+
+def json_file(root, path):
+    raw = _read(root, path)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"error": "unparsable %s" % path}
+
+
+def _strip_handles(obj):
+    if isinstance(obj, dict):
+        return dict((k, _strip_handles(v)) for k, v in obj.items() if k != "handle")
+    if isinstance(obj, list):
+        return [_strip_handles(x) for x in obj]
+    return obj
+
+
+def _ports(expr_right):
+    if isinstance(expr_right, int):
+        return [expr_right]
+    if isinstance(expr_right, dict):
+        if "set" in expr_right:
+            out = []
+            for x in expr_right["set"]:
+                out.extend(_ports(x))
+            return out
+        if "range" in expr_right:
+            lo, hi = expr_right["range"]
+            return list(range(int(lo), int(hi) + 1)) if hi - lo < 4096 else ["%s-%s" % (lo, hi)]
+    return []
+
+
+def firewall(nft_json):
+    """Digest and inbound posture of an `nft -j list ruleset` document."""
+    data = json.loads(nft_json) if nft_json else {"nftables": []}
+    items = _strip_handles(data.get("nftables", []))
+    items = [i for i in items if "metainfo" not in i]
+    digest = sha256(json.dumps(items, sort_keys=True, separators=(",", ":")))
+    input_chains = {}
+    for i in items:
+        c = i.get("chain")
+        if c and c.get("hook") == "input":
+            input_chains[(c["family"], c["table"], c["name"])] = c.get("policy", "accept")
+    accepted, accepts_all = set(), False
+    for i in items:
+        r = i.get("rule")
+        if not r or (r["family"], r["table"], r["chain"]) not in input_chains:
+            continue
+        exprs = r.get("expr", [])
+        if not any("accept" in e for e in exprs):
+            continue
+        matches = [e["match"] for e in exprs if "match" in e]
+        port_matches = [m for m in matches if isinstance(m.get("left"), dict) and
+                        m["left"].get("payload", {}).get("field") == "dport"]
+        benign = all(isinstance(m.get("left"), dict) and (
+            "ct" in m["left"] or m["left"].get("meta", {}).get("key") in ("iif", "iifname", "l4proto")
+            or m["left"].get("payload", {}).get("protocol") in ("icmp", "icmpv6")) for m in matches)
+        if port_matches:
+            for m in port_matches:
+                accepted.update(p for p in _ports(m.get("right")) if isinstance(p, int))
+        elif not matches:
+            accepts_all = True
+        elif not benign:
+            accepts_all = True  # an accept we cannot bound to ports: treat as open
+    policy = None
+    if input_chains:
+        policy = "drop" if any(p == "drop" for p in input_chains.values()) else "accept"
+    return dict(digest=digest, input_policy=policy, accepted_ports=sorted(accepted), accepts_all=accepts_all,
+                input_chains=len(input_chains), error=None)
+
+
+def vmgenid(root="/"):
+    d = os.path.join(root, "sys/bus/acpi/drivers/vmgenid")
+    try:
+        return any(n.startswith("QEMUVGID") for n in os.listdir(d))
+    except OSError:
+        return False

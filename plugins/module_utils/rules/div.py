@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DIV: golden image diversity. "If all VMs are identical, break one and you break them all."
+
+Fleet comparisons go through indexes built once per run (value -> set of guests).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+
+rule("DIV-01", "diversity", "high", "enforce", "GUEST+FLEET", "machine-id unique across all guests",
+     "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
+     "(vmguard.hardening.guest in enforce mode, or systemd-machine-id-setup after emptying it).")
+rule("DIV-02", "diversity", "critical", "enforce", "GUEST+FLEET", "SSH host keys unique across all guests",
+     "Rotate the SSH host keys of the duplicate set; record the old fingerprints in the ledger's retired list.")
+rule("DIV-03", "diversity", "high", "audit", "GUEST+FLEET", "no identical password hash across guests",
+     "Set a distinct password per guest (or lock the account); the guest role can expire the duplicated password.")
+rule("DIV-04", "diversity", "medium", "enforce", "GUEST+FLEET", "systemd random seed not identical across guests",
+     "Reseed: remove /var/lib/systemd/random-seed and restart systemd-random-seed.")
+rule("DIV-05", "diversity", "high", "audit", "DOM+FLEET", "domain UUIDs and MAC addresses unique across hypervisors",
+     "Re-create the clone's identity (new UUID and MAC addresses) when cloning, e.g. virt-clone.")
+rule("DIV-06", "diversity", "high", "enforce", "IMG", "golden image sealed",
+     "Build images with vmguard.hardening.golden_image (sealed and verified at build), or audit the image "
+     "tree with vmguard.hardening.image_seal and rebuild.")
+rule("DIV-07", "diversity", "medium", "audit", "FLEET", "blast radius of one image build",
+     "Rebuild and roll out images in smaller cohorts, or raise max_clones_per_build / max_fleet_share deliberately.")
+rule("DIV-08", "diversity", "medium", "audit", "GUEST", "image build age within max_image_age_days",
+     "Rebuild the golden image (security updates) and redeploy the guest.")
+rule("DIV-09", "diversity", "low", "enforce", "DOM", "virtio-rng device present",
+     "Add <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng> to the domain.")
+rule("DIV-10", "diversity", "medium", "enforce", "GUEST", "kernel.randomize_va_space = 2",
+     "Set kernel.randomize_va_space=2 in a sysctl drop-in and apply it.")
+
+
+def _facts(ctx, guest):
+    return ctx.guests[guest]["facts"]
+
+
+def _owners(ctx, name, values_of):
+    """Index value -> sorted guests having it, over all guests with evidence."""
+    def build():
+        idx = {}
+        for g, rec in ctx.guests.items():
+            if rec.get("error") or not rec.get("facts"):
+                continue
+            for v in set(values_of(rec["facts"])):
+                if v:
+                    idx.setdefault(v, set()).add(g)
+        return idx
+    return ctx.index(name, build)
+
+
+def _duplicates(ctx, guest, name, values_of):
+    idx = _owners(ctx, name, values_of)
+    shared = {}
+    for v in set(values_of(_facts(ctx, guest))):
+        others = sorted(idx.get(v, set()) - {guest})
+        if v and others:
+            shared[v] = others
+    return shared
+
+
+@check("DIV-01", "guest")
+def div01(ctx, guest):
+    f = _facts(ctx, guest)
+    if not f.get("machine_id_digest"):
+        return fail("/etc/machine-id is empty or missing (uninitialized identity)") if f.get("machine_id_state") == "empty" \
+            else error("machine-id not collected")
+    shared = _duplicates(ctx, guest, "div01", lambda x: [x.get("machine_id_digest")])
+    if shared:
+        others = sorted(set(o for v in shared.values() for o in v))
+        return fail("machine-id is shared with %s" % ", ".join(others), shared_with=others,
+                    digest=f["machine_id_digest"][:16])
+    return ok("machine-id is unique in the fleet", digest=f["machine_id_digest"][:16])
+
+
+@check("DIV-02", "guest")
+def div02(ctx, guest):
+    keys = _facts(ctx, guest).get("ssh_host_keys")
+    if keys is None:
+        return error("SSH host keys not collected")
+    if not keys:
+        return na("no SSH host keys (no SSH server)")
+    shared = _duplicates(ctx, guest, "div02", lambda x: [k["fingerprint"] for k in x.get("ssh_host_keys") or []])
+    if shared:
+        return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
+                    shared=dict((fp, others) for fp, others in shared.items()))
+    return ok("%d SSH host key(s), none shared" % len(keys), fingerprints=[k["fingerprint"] for k in keys])
+
+
+@check("DIV-03", "guest")
+def div03(ctx, guest):
+    accounts = _facts(ctx, guest).get("accounts")
+    if accounts is None:
+        return error("accounts not collected")
+    hashed = [a for a in accounts if a.get("hash_digest")]
+    if not hashed:
+        return ok("no account has a password hash")
+    shared = _duplicates(ctx, guest, "div03",
+                         lambda x: ["%s" % a["hash_digest"] for a in x.get("accounts") or [] if a.get("hash_digest")])
+    if shared:
+        names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
+        return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
+                    accounts=names)
+    return ok("%d password hash(es), none shared" % len(hashed))
+
+
+@check("DIV-04", "guest")
+def div04(ctx, guest):
+    f = _facts(ctx, guest)
+    if "random_seed_digest" not in f:
+        return error("random seed not collected")
+    if not f["random_seed_digest"]:
+        return na("no systemd random seed file on this guest")
+    shared = _duplicates(ctx, guest, "div04", lambda x: [x.get("random_seed_digest")])
+    if shared:
+        others = sorted(set(o for v in shared.values() for o in v))
+        return fail("random seed identical on %s" % ", ".join(others), shared_with=others)
+    return ok("random seed is unique in the fleet")
+
+
+@check("DIV-05", "domain")
+def div05(ctx, hd):
+    hv, d = hd
+
+    def build():
+        uuids, macs = {}, {}
+        for h, dom in ctx.domains():
+            who = "%s/%s" % (h, dom["name"])
+            if dom.get("uuid"):
+                uuids.setdefault(dom["uuid"], set()).add(who)
+            for i in dom.get("interfaces") or []:
+                if i.get("mac"):
+                    macs.setdefault(i["mac"], set()).add(who)
+        return uuids, macs
+    uuids, macs = ctx.index("div05", build)
+    me = "%s/%s" % (hv, d["name"])
+    problems = {}
+    if d.get("uuid") and len(uuids.get(d["uuid"], ())) > 1:
+        problems["uuid"] = sorted(uuids[d["uuid"]] - {me})
+    dup_macs = dict((i["mac"], sorted(macs[i["mac"]] - {me})) for i in d.get("interfaces") or []
+                    if i.get("mac") and len(macs.get(i["mac"], ())) > 1)
+    if dup_macs:
+        problems["macs"] = dup_macs
+    if problems:
+        parts = (["UUID with %s" % ", ".join(problems["uuid"])] if "uuid" in problems else []) + \
+            ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup_macs.items())]
+        return fail("identity shared: %s" % "; ".join(parts), **problems)
+    return ok("UUID and %d MAC address(es) unique" % len([i for i in d.get("interfaces") or [] if i.get("mac")]))
+
+
+@check("DIV-06", "guest")
+def div06(ctx, guest):
+    lineage = _facts(ctx, guest).get("lineage")
+    if not lineage:
+        return na("no lineage record: the image was not built by vmguard.hardening.golden_image "
+                  "(audit such images with vmguard.hardening.image_seal)")
+    if lineage.get("seal") == "verified":
+        return ok("built from image %s, sealed and verified at build" % lineage.get("build_id"),
+                  build_id=lineage.get("build_id"))
+    return fail("lineage record of build %s does not show a verified seal" % lineage.get("build_id"),
+                build_id=lineage.get("build_id"))
+
+
+@check("DIV-07", "fleet")
+def div07(ctx, fleet):
+    p = ctx.params["diversity"]
+    builds = {}
+    total = 0
+    for g, rec in ctx.guests.items():
+        f = rec.get("facts") or {}
+        if rec.get("error") or not f:
+            continue
+        total += 1
+        bid = (f.get("lineage") or {}).get("build_id") or "unknown"
+        builds.setdefault(bid, []).append(g)
+    if not total:
+        return na("no guest evidence")
+    shares = dict((b, {"guests": len(gs), "share": round(len(gs) / float(total), 3)}) for b, gs in builds.items() if b != "unknown")
+    if not shares:
+        return na("no guest carries a lineage record")
+    over = dict((b, s) for b, s in shares.items()
+                if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+    if over:
+        return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)" % (
+            ", ".join("build %s on %d guests (%.0f%%)" % (b, s["guests"], s["share"] * 100) for b, s in sorted(over.items())),
+            p["max_clones_per_build"], p["max_fleet_share"] * 100, total), builds=shares, guests=total)
+    return ok("%d image build(s) over %d guests, each within the limits" % (len(shares), total), builds=shares, guests=total)
+
+
+@check("DIV-08", "guest")
+def div08(ctx, guest):
+    lineage = _facts(ctx, guest).get("lineage")
+    if not lineage or not lineage.get("build_time"):
+        return na("no lineage record with a build time")
+    age = ctx.age_days(lineage["build_time"])
+    limit = ctx.params["diversity"]["max_image_age_days"]
+    if age > limit:
+        return fail("image build %s is %.0f days old (limit %d)" % (lineage.get("build_id"), age, limit), age_days=round(age, 1))
+    return ok("image build is %.0f days old (limit %d)" % (age, limit), age_days=round(age, 1))
+
+
+@check("DIV-09", "domain")
+def div09(ctx, hd):
+    d = hd[1]
+    if "virtio" in (d.get("rng") or []):
+        return ok("virtio-rng present")
+    return fail("no virtio-rng device" + (" (has %s)" % ", ".join(d["rng"]) if d.get("rng") else ""))
+
+
+@check("DIV-10", "guest")
+def div10(ctx, guest):
+    v = (_facts(ctx, guest).get("sysctl") or {}).get("kernel.randomize_va_space")
+    if v is None:
+        return error("kernel.randomize_va_space not collected")
+    if str(v) == "2":
+        return ok("kernel.randomize_va_space = 2")
+    return fail("kernel.randomize_va_space = %s (expected 2)" % v, value=v)

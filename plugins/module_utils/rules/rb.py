@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RB: rollback guards. "Rolling back can re-expose patched vulnerabilities, reactivate services,
+re-enable accounts, reuse retired keys, reopen firewalls."
+
+The ledger (kept on the hypervisor, outside the guest, so a revert cannot roll it back) records
+the security state a guest reached. A guest without a ledger record was never hardened by
+vmguard: the ledger rules are not applicable to it (VIS-04 reports it as never hardened).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils import debversion
+
+rule("RB-01", "rollback", "high", "enforce", "DOM", "<genid/> present",
+     "Add <genid/> to the domain (a new VM generation ID on every revert/restore lets the guest kernel reseed); "
+     "takes effect at the next restart.")
+rule("RB-02", "rollback", "medium", "enforce", "DOM", "snapshots younger than max_snapshot_age_hours",
+     "Delete or consolidate old snapshots (vmguard deletes them only with params.rollback.prune_snapshots).")
+rule("RB-03", "rollback", "low", "enforce", "DOM", "snapshots per domain <= max_snapshots",
+     "Delete snapshots beyond the limit (only with params.rollback.prune_snapshots).")
+rule("RB-04", "rollback", "high", "enforce", "DOM+LEDGER", "no snapshot older than the last security epoch",
+     "Delete the snapshots that predate the domain's last security change, or re-take them after hardening.")
+rule("RB-05", "rollback", "critical", "enforce", "GUEST+LEDGER", "guest epoch equals the ledger epoch",
+     "The guest was rolled back: run the harden playbook to reconverge it (RB-05..10), which moves the epoch forward.")
+rule("RB-06", "rollback", "critical", "enforce", "GUEST+LEDGER", "no retired SSH host key present",
+     "Rotate the SSH host keys again (they were retired before the rollback brought them back).")
+rule("RB-07", "rollback", "high", "enforce", "GUEST+LEDGER", "accounts disabled by policy stay locked or absent",
+     "Lock the accounts again (usermod --lock --expiredate 1).")
+rule("RB-08", "rollback", "high", "enforce", "GUEST+LEDGER", "package versions at or above the security floor",
+     "Upgrade the packages to at least the recorded floor (apt-get install --only-upgrade).")
+rule("RB-09", "rollback", "high", "enforce", "GUEST+LEDGER", "services masked by policy stay masked",
+     "Mask the services again (systemctl mask --now).")
+rule("RB-10", "rollback", "high", "enforce", "GUEST", "firewall ruleset digest equals the applied policy's",
+     "Re-apply the policy's nftables ruleset.")
+rule("RB-11", "rollback", "high", "enforce", "HOST", "revert watcher running",
+     "Install and start the vmguard revert watcher (hypervisor role), which quarantines reverted domains.")
+rule("RB-12", "rollback", "medium", "audit", "DOM", "no <transient/> (self-reverting) disks",
+     "Remove <transient/> from the disks; a disk that silently reverts at shutdown is a rollback nobody sees.")
+rule("RB-13", "rollback", "low", "audit", "DOM", "no memory-state snapshots unless allowed",
+     "Delete memory-state snapshots (they hold RAM contents: keys, session secrets) or allow them in the policy.")
+
+
+def _snapshots(d):
+    snaps = d.get("snapshots")
+    if snaps is None:
+        raise ValueError("snapshots not collected")
+    return snaps
+
+
+@check("RB-01", "domain")
+def rb01(ctx, hd):
+    d = hd[1]
+    return ok("<genid/> present") if d.get("genid") else fail("no <genid/>: a revert or restore is invisible to the guest")
+
+
+@check("RB-02", "domain")
+def rb02(ctx, hd):
+    snaps = _snapshots(hd[1])
+    if not snaps:
+        return ok("no snapshots")
+    limit = ctx.params["rollback"]["max_snapshot_age_hours"]
+    unknown = [s["name"] for s in snaps if s.get("creation_time") is None]
+    if unknown:
+        return error("snapshots without a creation time: %s" % ", ".join(unknown))
+    old = dict((s["name"], round((ctx.now - s["creation_time"]) / 3600.0, 1)) for s in snaps
+               if (ctx.now - s["creation_time"]) / 3600.0 > limit)
+    if old:
+        return fail("%d snapshot(s) older than %dh: %s" % (len(old), limit, ", ".join(
+            "%s (%.0fh)" % (n, h) for n, h in sorted(old.items()))), age_hours=old)
+    return ok("%d snapshot(s), all younger than %dh" % (len(snaps), limit))
+
+
+@check("RB-03", "domain")
+def rb03(ctx, hd):
+    snaps = _snapshots(hd[1])
+    limit = ctx.params["rollback"]["max_snapshots"]
+    if len(snaps) > limit:
+        return fail("%d snapshots (limit %d)" % (len(snaps), limit), count=len(snaps))
+    return ok("%d snapshot(s) (limit %d)" % (len(snaps), limit), count=len(snaps))
+
+
+@check("RB-04", "domain")
+def rb04(ctx, hd):
+    d = hd[1]
+    snaps = _snapshots(d)
+    ledger = d.get("ledger")
+    if not ledger or not ledger.get("epoch_time"):
+        return na("no ledger record: the domain has no recorded security epoch yet")
+    older = sorted(s["name"] for s in snaps if s.get("creation_time") is not None and s["creation_time"] < ledger["epoch_time"])
+    if older:
+        return fail("revert targets that predate security epoch %s: %s" % (ledger.get("epoch"), ", ".join(older)), snapshots=older)
+    return ok("no snapshot predates security epoch %s" % ledger.get("epoch"))
+
+
+def _ledger_or_na(ctx, guest):
+    ledger = ctx.ledger_of_guest(guest)
+    if ledger is None:
+        return None, na("no ledger record: never hardened by vmguard")
+    return ledger, None
+
+
+@check("RB-05", "guest")
+def rb05(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    g = ctx.guests[guest]["facts"].get("epoch")
+    want = ledger.get("epoch")
+    if g is None:
+        return fail("the guest has no epoch file but the ledger is at epoch %s: rolled back to before its first hardening" % want,
+                    ledger_epoch=want)
+    if g < want:
+        return fail("guest epoch %s is behind the ledger's %s: the guest was rolled back" % (g, want), guest_epoch=g, ledger_epoch=want)
+    if g > want:
+        return fail("guest epoch %s is ahead of the ledger's %s: the ledger lost an update" % (g, want), guest_epoch=g, ledger_epoch=want)
+    return ok("guest and ledger at epoch %s" % want)
+
+
+@check("RB-06", "guest")
+def rb06(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    keys = ctx.guests[guest]["facts"].get("ssh_host_keys")
+    if keys is None:
+        return error("SSH host keys not collected")
+    retired = set(ledger.get("retired_fingerprints") or [])
+    back = sorted(k["fingerprint"] for k in keys if k["fingerprint"] in retired)
+    if back:
+        return fail("%d retired SSH host key(s) are back" % len(back), fingerprints=back)
+    return ok("none of %d retired fingerprint(s) present" % len(retired))
+
+
+@check("RB-07", "guest")
+def rb07(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    accounts = ctx.guests[guest]["facts"].get("accounts")
+    if accounts is None:
+        return error("accounts not collected")
+    by_name = dict((a["name"], a) for a in accounts)
+    wanted = ledger.get("disabled_accounts") or []
+    active = sorted(n for n in wanted if n in by_name and not by_name[n].get("locked"))
+    if active:
+        return fail("disabled account(s) usable again: %s" % ", ".join(active), accounts=active)
+    return ok("%d disabled account(s) still locked or absent" % len(wanted))
+
+
+@check("RB-08", "guest")
+def rb08(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    installed = ctx.guests[guest]["facts"].get("packages")
+    if installed is None:
+        return error("package versions not collected")
+    below = {}
+    for pkg, floor in sorted((ledger.get("package_floors") or {}).items()):
+        have = installed.get(pkg)
+        if have is not None and debversion.compare(have, floor) < 0:
+            below[pkg] = {"installed": have, "floor": floor}
+    if below:
+        return fail("%d package(s) below their security floor: %s" % (len(below), ", ".join(
+            "%s %s < %s" % (p, v["installed"], v["floor"]) for p, v in below.items())), packages=below)
+    return ok("%d package floor(s) met" % len(ledger.get("package_floors") or {}))
+
+
+@check("RB-09", "guest")
+def rb09(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    services = ctx.guests[guest]["facts"].get("services")
+    if services is None:
+        return error("services not collected")
+    masked = set(services.get("masked") or [])
+    back = sorted(s for s in ledger.get("masked_services") or [] if s not in masked)
+    if back:
+        return fail("masked service(s) unmasked again: %s" % ", ".join(back), services=back)
+    return ok("%d service(s) still masked" % len(ledger.get("masked_services") or []))
+
+
+@check("RB-10", "guest")
+def rb10(ctx, guest):
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return res
+    want = ledger.get("firewall_digest")
+    if not want:
+        return na("no firewall ruleset applied by vmguard yet")
+    fw = ctx.guests[guest]["facts"].get("firewall")
+    if not fw or fw.get("error"):
+        return error("firewall ruleset not collected: %s" % (fw or {}).get("error", "missing"))
+    if fw.get("digest") == want:
+        return ok("firewall ruleset matches the applied policy")
+    return fail("firewall ruleset differs from the one vmguard applied", digest=fw.get("digest"), expected=want)
+
+
+@check("RB-11", "hypervisor")
+def rb11(ctx, hv):
+    w = (hv.get("host") or {}).get("watcher")
+    if w is None:
+        return error("watcher state not collected")
+    if w.get("running"):
+        return ok("revert watcher running (pid %s)" % w.get("pid"))
+    return fail("no revert watcher: a snapshot revert or restore would go unnoticed and unquarantined")
+
+
+@check("RB-12", "domain")
+def rb12(ctx, hd):
+    disks = [x["target"] or x["source"] for x in hd[1].get("disks") or [] if x.get("transient")]
+    if disks:
+        return fail("transient (self-reverting) disk(s): %s" % ", ".join(str(x) for x in disks), disks=disks)
+    return ok("no transient disks")
+
+
+@check("RB-13", "domain")
+def rb13(ctx, hd):
+    snaps = _snapshots(hd[1])
+    mem = sorted(s["name"] for s in snaps if s.get("memory") in ("internal", "external"))
+    if not mem:
+        return ok("no memory-state snapshots")
+    if ctx.params["rollback"]["allow_memory_snapshots"]:
+        return ok("%d memory-state snapshot(s), allowed by policy" % len(mem))
+    return fail("memory-state snapshot(s): %s" % ", ".join(mem), snapshots=mem)

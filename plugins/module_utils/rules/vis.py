@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""VIS: visibility. "Some virtual images may not be patched or controlled if they are not visible
+to the management tools." """
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import utc
+
+rule("VIS-01", "visibility", "high", "audit", "FLEET", "every domain is in the inventory",
+     "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")
+rule("VIS-02", "visibility", "medium", "audit", "FLEET", "every inventory guest exists on its hypervisor",
+     "Fix vmguard_hypervisor / vmguard_domain for the guest, or remove it from the inventory.")
+rule("VIS-03", "visibility", "high", "audit", "HOST", "no QEMU process that libvirt does not know",
+     "Find out who started the process (ps -o user,lstart,args) and stop it or bring it under libvirt.")
+rule("VIS-04", "visibility", "high", "audit", "LEDGER", "no dormant VM: hardened within max_dormant_days",
+     "Run the harden playbook on the VM (or retire it); the start gate can refuse to start stale VMs.")
+rule("VIS-05", "visibility", "low", "enforce", "DOM", "owner, service and expiry metadata present",
+     "Set vmguard metadata (namespace urn:x-vmguard:domain:1) with owner, service and expires on the domain.")
+rule("VIS-06", "visibility", "medium", "audit", "DOM", "expiry not passed",
+     "Retire the VM, or extend its expiry with its owner's approval.")
+rule("VIS-07", "visibility", "medium", "audit", "HOST", "no unreferenced disk image",
+     "Delete the orphaned image (after checking with its owner) or attach it to its domain.")
+
+
+@check("VIS-01", "domain")
+def vis01(ctx, hd):
+    hv, d = hd
+    g = ctx.guest_of_domain(hv, d)
+    if g:
+        return ok("in the inventory as %s" % g, guest=g)
+    return fail("%s domain '%s' is not in the inventory (state %s)" % (
+        "transient" if d.get("persistent") is False else "persistent", d["name"], d.get("state")), state=d.get("state"))
+
+
+@check("VIS-02", "guest")
+def vis02(ctx, guest):
+    v = ctx.guests[guest].get("vars") or {}
+    hv = v.get("hypervisor")
+    if not hv or not v.get("domain"):
+        return na("no vmguard_hypervisor/vmguard_domain declared")
+    if hv not in ctx.hypervisors:
+        return error("hypervisor %s is not in vmguard_hypervisors" % hv)
+    if ctx.hypervisors[hv].get("error"):
+        return error("hypervisor %s unreachable: %s" % (hv, ctx.hypervisors[hv]["error"]))
+    if ctx.domain_of_guest(guest) is None:
+        return fail("domain %s does not exist on %s" % (v["domain"], hv))
+    return ok("exists as %s/%s" % (hv, v["domain"]))
+
+
+# VIS-02 must also see guests whose evidence could not be collected: the check only needs vars.
+vis02.needs_facts = False
+
+
+@check("VIS-03", "hypervisor")
+def vis03(ctx, hv):
+    procs = (hv.get("host") or {}).get("qemu_processes")
+    if procs is None:
+        return error("QEMU processes not collected")
+    known = set(d["name"] for d in hv.get("domains") or [] if d.get("state") in ("running", "paused", "blocked", "pmsuspended", "crashed"))
+    known_uuids = set(d.get("uuid") for d in hv.get("domains") or [])
+    unknown = ["pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed") for p in procs
+               if p.get("name") not in known and p.get("uuid") not in known_uuids]
+    if unknown:
+        return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
+    return ok("%d QEMU process(es), all known to libvirt" % len(procs))
+
+
+@check("VIS-04", "domain")
+def vis04(ctx, hd):
+    ledger = hd[1].get("ledger")
+    limit = ctx.params["visibility"]["max_dormant_days"]
+    if not ledger or not ledger.get("last_hardened"):
+        return fail("never hardened by vmguard (no ledger record)")
+    age = ctx.age_days(ledger["last_hardened"])
+    if age > limit:
+        return fail("last hardened %.0f days ago (limit %d)" % (age, limit), age_days=round(age, 1))
+    return ok("last hardened %.1f days ago" % age, age_days=round(age, 1))
+
+
+@check("VIS-05", "domain")
+def vis05(ctx, hd):
+    md = hd[1].get("metadata") or {}
+    missing = [k for k in ctx.params["visibility"]["required_metadata"] if not md.get(k)]
+    if missing:
+        return fail("missing metadata: %s" % ", ".join(missing), missing=missing)
+    return ok("metadata %s present" % ", ".join(ctx.params["visibility"]["required_metadata"]))
+
+
+@check("VIS-06", "domain")
+def vis06(ctx, hd):
+    exp = (hd[1].get("metadata") or {}).get("expires")
+    if not exp:
+        return na("no expiry set (VIS-05 reports it)")
+    try:
+        day = datetime.datetime.strptime(exp[:10], "%Y-%m-%d").date()
+    except ValueError:
+        return error("unparsable expiry %r (expected YYYY-MM-DD)" % exp)
+    today = utc(ctx.now).date()
+    if day < today:
+        return fail("expired on %s" % day.isoformat(), expires=day.isoformat())
+    return ok("expires %s" % day.isoformat(), expires=day.isoformat())
+
+
+@check("VIS-07", "hypervisor")
+def vis07(ctx, hv):
+    images = (hv.get("host") or {}).get("images")
+    if images is None:
+        return error("disk images not collected")
+    referenced = set()
+    for d in hv.get("domains") or []:
+        for disk in d.get("disks") or []:
+            referenced.add(disk.get("source"))
+            referenced.update(disk.get("backing") or [])
+    orphans = sorted(i["path"] for i in images if i["path"] not in referenced and not i.get("referenced"))
+    if orphans:
+        return fail("%d unreferenced image(s): %s" % (len(orphans), ", ".join(orphans)), images=orphans)
+    return ok("all %d image(s) referenced by a domain" % len(images))

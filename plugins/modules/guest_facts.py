@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: guest_facts
+short_description: Collect vmguard evidence inside a guest in one call
+version_added: "0.1.0"
+description:
+  - Returns what the vmguard guest rules read - digests of the machine-id and the systemd random
+    seed, SSH host key fingerprints, accounts with their lock state and a digest of their password
+    hash, listening sockets with their processes, enabled and masked systemd units, installed
+    package versions, the nftables ruleset digest and inbound posture, selected sysctl values,
+    the vmguard epoch and the image lineage record.
+  - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
+    SHA-256 digests, which are enough to find duplicates across guests.
+  - Needs root (become) for shadow, the random seed, socket owners and nftables.
+  - Standard library only; runs under the guest's own Python.
+author:
+  - vmguard.hardening developers (@vmguard)
+options:
+  epoch_file:
+    description: The guest's own vmguard epoch record.
+    type: path
+    default: /var/lib/vmguard/epoch.json
+  lineage_file:
+    description: The image lineage record written by the golden_image role.
+    type: path
+    default: /etc/vmguard/lineage.json
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Read-only.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Collect guest evidence
+  vmguard.hardening.guest_facts:
+  become: true
+  register: guest
+"""
+
+RETURN = r"""
+evidence:
+  description: Everything the vmguard guest rules read.
+  returned: always
+  type: dict
+  sample:
+    machine_id_state: set
+    machine_id_digest: 6c5b...
+    random_seed_digest: 0f1e...
+    ssh_host_keys:
+      - type: ssh-ed25519
+        fingerprint: SHA256:9pQ...
+    accounts:
+      - name: root
+        locked: true
+        hash_digest: null
+    listening:
+      - proto: tcp
+        address: 0.0.0.0
+        port: 22
+        process: sshd
+    services:
+      enabled: [ssh.service]
+      masked: [apt-daily.timer]
+    firewall:
+      digest: 3a4b...
+      input_policy: drop
+      accepted_ports: [22, 80, 443]
+    sysctl:
+      kernel.randomize_va_space: "2"
+    epoch: 3
+    lineage:
+      build_id: 39ba83daa58e5d9a-20261126T183720Z
+"""
+
+import os
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan
+
+
+def systemd_units(module):
+    rc, out, err = module.run_command(["systemctl", "list-unit-files", "--no-legend", "--no-pager",
+                                       "--type=service,socket,timer"])
+    if rc != 0:
+        return None
+    enabled, masked = [], []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 2:
+            if f[1] in ("enabled", "enabled-runtime"):
+                enabled.append(f[0])
+            elif f[1] in ("masked", "masked-runtime"):
+                masked.append(f[0])
+    return dict(enabled=sorted(enabled), masked=sorted(masked))
+
+
+def nft_ruleset(module):
+    nft = module.get_bin_path("nft")
+    if not nft:
+        return dict(error="nft is not installed", digest=None, input_policy=None)
+    rc, out, err = module.run_command([nft, "-j", "list", "ruleset"])
+    if rc != 0:
+        return dict(error="nft list ruleset failed: %s" % err.strip(), digest=None, input_policy=None)
+    try:
+        return guestscan.firewall(out)
+    except ValueError as e:
+        return dict(error="unparsable nft output: %s" % e, digest=None, input_policy=None)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            epoch_file=dict(type="path", default="/var/lib/vmguard/epoch.json"),
+            lineage_file=dict(type="path", default="/etc/vmguard/lineage.json"),
+        ),
+        supports_check_mode=True,
+    )
+    start = time.time()
+    ev = dict(hostname=socket.gethostname(), root=(os.geteuid() == 0))
+    if not ev["root"]:
+        module.warn("guest_facts runs without root: shadow, random seed and socket owners are incomplete")
+    ev.update(guestscan.machine_id())
+    ev.update(guestscan.random_seed())
+    ev["ssh_host_keys"] = guestscan.ssh_host_keys()
+    ev["accounts"] = guestscan.accounts()
+    ev["listening"] = guestscan.listening()
+    ev["services"] = systemd_units(module)
+    ev["packages"] = guestscan.packages()
+    ev["firewall"] = nft_ruleset(module)
+    ev["sysctl"] = guestscan.sysctls()
+    epoch = guestscan.json_file("/", module.params["epoch_file"])
+    ev["epoch"] = epoch.get("epoch") if isinstance(epoch, dict) else None
+    ev["lineage"] = guestscan.json_file("/", module.params["lineage_file"])
+    ev["vmgenid"] = guestscan.vmgenid()
+    ev["seconds"] = round(time.time() - start, 3)
+    module.exit_json(changed=False, evidence=ev)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Evidence builders for rule tests: realistic defaults (a clean, compliant subject) that each
+test overrides with the one thing it is about. Domains are built from real libvirt XML through
+the same parser the hypervisor_facts module uses."""
+
+import copy
+import time
+
+from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, engine, policy
+
+NOW = 1795000000.0  # 2026-11-18T...Z, fixed so ages are exact
+HV = "hv1"
+
+CLEAN_DOMAIN = """<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <metadata>
+    <vmguard:domain xmlns:vmguard="urn:x-vmguard:domain:1">
+      <vmguard:owner>team-a</vmguard:owner>
+      <vmguard:service>{service}</vmguard:service>
+      <vmguard:expires>2027-06-30</vmguard:expires>
+    </vmguard:domain>
+  </metadata>
+  <memory unit='MiB'>1024</memory>
+  <genid/>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/{name}.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <source network='svc-{service}'/>
+      <mac address='{mac}'/>
+      <filterref filter='clean-traffic'/>
+      <model type='virtio'/>
+    </interface>
+    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+    {extra}
+  </devices>
+  {after}
+</domain>"""
+
+
+def domain_xml(name="web1", service="web", uuid=None, mac=None, extra="", after="", replace=None):
+    n = sum(ord(c) for c in name)
+    xml = CLEAN_DOMAIN.format(name=name, service=service, uuid=uuid or "00000000-0000-4000-8000-%012d" % n,
+                              mac=mac or "52:54:00:00:%02x:%02x" % (n // 256 % 256, n % 256), extra=extra, after=after)
+    for old, new in (replace or {}).items():
+        assert old in xml, old
+        xml = xml.replace(old, new)
+    return xml
+
+
+def domain(name="web1", service="web", snapshots=None, ledger=None, state="running", persistent=True, **kw):
+    d = domxml.parse_domain(domain_xml(name, service, **kw))
+    d.update(state=state, persistent=persistent, autostart=False, snapshots=snapshots or [], ledger=ledger, error=None)
+    return d
+
+
+def host(**overrides):
+    h = {
+        "qemu_conf": {"security_driver": "apparmor", "user": "libvirt-qemu", "group": "libvirt-qemu",
+                      "effective_user": "libvirt-qemu", "migrate_tls_force": "1"},
+        "qemu_gid": 64055,
+        "daemon_confs": {"libvirtd.conf": {"unix_sock_rw_perms": "0770"}},
+        "sockets": [{"path": "/run/libvirt/libvirt-sock", "mode": 0o770, "rw": True}],
+        "tcp_listeners": [],
+        "security_models": ["apparmor", "dac"],
+        "lsm": {"apparmor": True, "selinux": False},
+        "qemu_processes": [],
+        "watcher": {"running": True, "pid": 4242},
+        "images": [],
+        "image_dirs": [{"path": "/var/lib/libvirt/images", "mode": 0o711, "uid": 0, "gid": 0}],
+    }
+    h.update(overrides)
+    return h
+
+
+FP = "SHA256:%s"
+
+
+def guest_facts(n=1, **overrides):
+    f = {
+        "machine_id_state": "set",
+        "machine_id_digest": "%064x" % (1000 + n),
+        "random_seed_digest": "%064x" % (2000 + n),
+        "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint": FP % ("ed%d" % n)},
+                          {"type": "ecdsa-sha2-nistp256", "fingerprint": FP % ("ec%d" % n)}],
+        "accounts": [{"name": "root", "uid": 0, "shell": "/bin/bash", "password_locked": True, "expired": False,
+                      "locked": False, "hash_digest": None},
+                     {"name": "admin", "uid": 1000, "shell": "/bin/bash", "password_locked": False, "expired": False,
+                      "locked": False, "hash_digest": "%064x" % (3000 + n)}],
+        "listening": [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd"},
+                      {"proto": "tcp", "address": "0.0.0.0", "port": 443, "process": "nginx"},
+                      {"proto": "tcp", "address": "127.0.0.1", "port": 8080, "process": "app"}],
+        "services": {"enabled": ["ssh.service", "nginx.service"], "masked": ["telnet.socket"]},
+        "packages": {"openssl": "3.0.15-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"},
+        "firewall": {"digest": "f" * 64, "input_policy": "drop", "accepted_ports": [22, 80, 443],
+                     "accepts_all": False, "error": None},
+        "sysctl": {"kernel.randomize_va_space": "2"},
+        "epoch": 3,
+        "lineage": {"build_id": "b1", "build_time": "2026-11-01T00:00:00Z", "seal": "verified"},
+    }
+    f.update(overrides)
+    return f
+
+
+def guest(name="web1", service="web", domain_name=None, facts=None, error=None, data_class=None, hv=HV):
+    return {"vars": {"service": service, "hypervisor": hv, "domain": domain_name or name, "data_class": data_class},
+            "error": error, "facts": facts}
+
+
+def fleet(domains=(), guests=None, host_ev=None, hv_error=None):
+    """Evidence for one hypervisor with ``domains`` and the given guests (name -> guest())."""
+    hv = {"error": hv_error, "uri": "qemu:///system", "host": host_ev if host_ev is not None else host(),
+          "domains": list(domains)}
+    return {"hypervisors": {HV: hv}, "guests": guests or {}}
+
+
+def run(rule_id, evidence, params=None, now=NOW, **policy_kw):
+    doc = {"params": params or {}}
+    doc.update(policy_kw)
+    pol = policy.load_policy(doc)
+    return list(engine.evaluate(pol, copy.deepcopy(evidence), now=now, only={rule_id}))
+
+
+def by_subject(findings):
+    return dict((f["subject"]["id"], f) for f in findings)
+
+
+def status_of(findings, subject):
+    return by_subject(findings)[subject]["status"]
+
+
+LEDGER = {"epoch": 3, "epoch_time": NOW - 86400 * 2, "last_hardened": "2026-11-17T00:00:00Z",
+          "retired_fingerprints": [FP % "old-ed"], "disabled_accounts": ["games"],
+          "package_floors": {"openssl": "3.0.15-1~deb12u1"}, "masked_services": ["telnet.socket"],
+          "firewall_digest": "f" * 64}
+
+
+def ledger(**overrides):
+    led = copy.deepcopy(LEDGER)
+    led.update(overrides)
+    return led
+
+
+assert time.gmtime(NOW).tm_year == 2026

@@ -1,0 +1,118 @@
+"""DIV rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
+
+from . import evidence as E
+
+
+def two_guests(f1=None, f2=None):
+    return E.fleet([E.domain("web1"), E.domain("mail1", "mail")], {
+        "web1": E.guest("web1", facts=f1 or E.guest_facts(1)),
+        "mail1": E.guest("mail1", "mail", facts=f2 or E.guest_facts(2)),
+    })
+
+
+def test_div01_unique_cloned_and_uninitialized():
+    assert {f["status"] for f in E.run("DIV-01", two_guests())} == {"pass"}
+    fs = E.by_subject(E.run("DIV-01", two_guests(f2=E.guest_facts(2, machine_id_digest=E.guest_facts(1)["machine_id_digest"]))))
+    assert fs["web1"]["status"] == fs["mail1"]["status"] == "fail"
+    assert fs["web1"]["evidence"]["shared_with"] == ["mail1"]
+    fs = E.by_subject(E.run("DIV-01", two_guests(f1=E.guest_facts(1, machine_id_state="empty", machine_id_digest=None))))
+    assert fs["web1"]["status"] == "fail" and "uninitialized" in fs["web1"]["message"]
+
+
+def test_div01_unreachable_guest_is_error_not_pass():
+    ev = two_guests()
+    ev["guests"]["mail1"] = E.guest("mail1", "mail", error="unreachable: timed out")
+    fs = E.by_subject(E.run("DIV-01", ev))
+    assert fs["mail1"]["status"] == "error" and "timed out" in fs["mail1"]["message"]
+    assert fs["web1"]["status"] == "pass"
+
+
+def test_div02_shared_host_key():
+    f2 = E.guest_facts(2)
+    f2["ssh_host_keys"][0] = dict(E.guest_facts(1)["ssh_host_keys"][0])
+    fs = E.by_subject(E.run("DIV-02", two_guests(f2=f2)))
+    assert fs["web1"]["status"] == "fail" and fs["mail1"]["status"] == "fail"
+    assert fs["web1"]["severity"] == "critical"
+    assert list(fs["web1"]["evidence"]["shared"]) == [E.FP % "ed1"]
+    assert {f["status"] for f in E.run("DIV-02", two_guests())} == {"pass"}
+    fs = E.by_subject(E.run("DIV-02", two_guests(f1=E.guest_facts(1, ssh_host_keys=[]))))
+    assert fs["web1"]["status"] == "not_applicable"
+
+
+def test_div03_same_password_hash():
+    f2 = E.guest_facts(2)
+    f2["accounts"][1]["hash_digest"] = E.guest_facts(1)["accounts"][1]["hash_digest"]
+    fs = E.by_subject(E.run("DIV-03", two_guests(f2=f2)))
+    assert fs["mail1"]["status"] == "fail" and fs["mail1"]["evidence"]["accounts"] == ["admin"]
+    assert {f["status"] for f in E.run("DIV-03", two_guests())} == {"pass"}
+    nohash = E.guest_facts(1)
+    nohash["accounts"][1]["hash_digest"] = None
+    assert E.by_subject(E.run("DIV-03", two_guests(f1=nohash)))["web1"]["message"] == "no account has a password hash"
+
+
+def test_div04_random_seed():
+    same = E.guest_facts(1)["random_seed_digest"]
+    assert E.status_of(E.run("DIV-04", two_guests(f2=E.guest_facts(2, random_seed_digest=same))), "mail1") == "fail"
+    assert E.status_of(E.run("DIV-04", two_guests()), "mail1") == "pass"
+    assert E.status_of(E.run("DIV-04", two_guests(f2=E.guest_facts(2, random_seed_digest=None))), "mail1") == "not_applicable"
+
+
+def test_div05_uuid_and_mac_across_hypervisors():
+    d1 = E.domain("web1")
+    clone = E.domain("web1-clone", uuid=d1["uuid"], mac=d1["interfaces"][0]["mac"])
+    ev = E.fleet([d1])
+    ev["hypervisors"]["hv2"] = {"error": None, "host": E.host(), "domains": [clone]}
+    fs = E.by_subject(E.run("DIV-05", ev))
+    assert fs["hv1/web1"]["status"] == "fail"
+    assert fs["hv2/web1-clone"]["evidence"]["uuid"] == ["hv1/web1"]
+    assert "MAC %s" % d1["interfaces"][0]["mac"] in fs["hv2/web1-clone"]["message"]
+    assert {f["status"] for f in E.run("DIV-05", E.fleet([E.domain("a"), E.domain("b")]))} == {"pass"}
+
+
+def test_div05_unreachable_hypervisor_is_error():
+    fs = E.run("DIV-05", E.fleet(hv_error="cannot connect to qemu+ssh://hv1/system"))
+    assert [(f["subject"], f["status"]) for f in fs] == [({"kind": "hypervisor", "id": "hv1"}, "error")]
+
+
+def test_div06_seal_from_lineage():
+    assert E.status_of(E.run("DIV-06", two_guests()), "web1") == "pass"
+    unsealed = E.guest_facts(1, lineage={"build_id": "x", "build_time": "2026-11-01T00:00:00Z"})
+    assert E.status_of(E.run("DIV-06", two_guests(f1=unsealed)), "web1") == "fail"
+    assert E.status_of(E.run("DIV-06", two_guests(f1=E.guest_facts(1, lineage=None))), "web1") == "not_applicable"
+
+
+def test_div07_blast_radius():
+    # Two guests from one build: 100 % of the fleet > 50 %.
+    (f,) = E.run("DIV-07", two_guests())
+    assert f["status"] == "fail" and f["subject"] == {"kind": "fleet", "id": "fleet"}
+    assert f["evidence"]["builds"] == {"b1": {"guests": 2, "share": 1.0}}
+    other = E.guest_facts(2, lineage={"build_id": "b2", "build_time": "2026-11-01T00:00:00Z", "seal": "verified"})
+    (f,) = E.run("DIV-07", two_guests(f2=other), params={"diversity": {"max_fleet_share": 0.5}})
+    assert f["status"] == "pass"
+    (f,) = E.run("DIV-07", two_guests(), params={"diversity": {"max_fleet_share": 1.0, "max_clones_per_build": 1}})
+    assert f["status"] == "fail" and "2 guests" in f["message"]
+    nolineage = E.guest_facts(1, lineage=None)
+    (f,) = E.run("DIV-07", E.fleet([], {"g": E.guest("g", facts=nolineage)}))
+    assert f["status"] == "not_applicable"
+
+
+def test_div08_image_age():
+    assert E.status_of(E.run("DIV-08", two_guests()), "web1") == "pass"  # 17 days
+    old = E.guest_facts(1, lineage={"build_id": "b0", "build_time": "2026-05-01T00:00:00Z", "seal": "verified"})
+    fs = E.by_subject(E.run("DIV-08", two_guests(f1=old)))
+    assert fs["web1"]["status"] == "fail" and fs["web1"]["evidence"]["age_days"] > 90
+    assert E.status_of(E.run("DIV-08", two_guests(f1=old), params={"diversity": {"max_image_age_days": 365}}), "web1") == "pass"
+    assert E.status_of(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage=None))), "web1") == "not_applicable"
+
+
+def test_div09_rng():
+    assert E.status_of(E.run("DIV-09", E.fleet([E.domain()])), "hv1/web1") == "pass"
+    no_rng = E.domain(replace={"<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": ""})
+    assert E.status_of(E.run("DIV-09", E.fleet([no_rng])), "hv1/web1") == "fail"
+    assert E.run("DIV-09", E.fleet([no_rng]), rules={"DIV-09": {"enabled": False}}) == []
+
+
+def test_div10_aslr():
+    assert E.status_of(E.run("DIV-10", two_guests()), "web1") == "pass"
+    assert E.status_of(E.run("DIV-10", two_guests(f1=E.guest_facts(1, sysctl={"kernel.randomize_va_space": "0"}))), "web1") == "fail"
+    assert E.status_of(E.run("DIV-10", two_guests(f1=E.guest_facts(1, sysctl={}))), "web1") == "error"

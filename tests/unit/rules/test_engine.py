@@ -1,0 +1,96 @@
+"""Engine behaviour shared by all rules: waivers, gate, errors, selection, catalogue match."""
+
+import os
+import re
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES, check, rule
+
+from . import evidence as E
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def test_registry_matches_the_catalogue():
+    with open(os.path.join(ROOT, "docs", "CATALOG.md")) as f:
+        rows = re.findall(r"^\| ((?:DIV|RB|ISO|LEAK|VIS)-\d\d) \| (\w+) \| ([A-Z+]+) \|", f.read(), re.M)
+    assert len(rows) == 49
+    for rid, sev, layer in rows:
+        assert rid in RULES, rid
+        assert RULES[rid].severity == sev, rid
+        assert RULES[rid].layer == layer, rid
+        assert RULES[rid].checks, "%s has no check" % rid
+    assert set(RULES) == set(r[0] for r in rows)
+
+
+def test_every_rule_is_evaluated_on_a_full_fleet():
+    ev = E.fleet([E.domain("web1", ledger=E.LEDGER)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    pol = policy.load_policy({})
+    findings = engine.evaluate(pol, ev, now=E.NOW)
+    assert set(f["rule"] for f in findings) == set(RULES)
+    # The clean fixtures describe a compliant one-guest fleet: nothing fails or errors.
+    bad = sorted((f["rule"], f["status"]) for f in findings if f["status"] not in ("pass", "not_applicable"))
+    assert bad == [], bad
+
+
+def test_expired_waiver_stops_waiving_and_is_reported():
+    d = E.domain(replace={"<genid/>": ""})
+    pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/*", "reason": "legacy", "expires": "2026-01-01"}]})
+    findings = engine.evaluate(pol, E.fleet([d]), now=E.NOW, only={"RB-01"})
+    statuses = sorted((f["subject"]["id"], f["status"]) for f in findings)
+    assert statuses == [("hv1/web1", "fail"), ("waiver/0", "fail")]
+    assert "waiver expired 2026-01-01" in findings[0]["message"]
+
+
+def test_waiver_glob_matches_subject_only():
+    d1, d2 = E.domain("web1", replace={"<genid/>": ""}), E.domain("mail1", "mail", replace={"<genid/>": ""})
+    pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/web*", "reason": "r", "expires": "2030-01-01"}]})
+    fs = E.by_subject(engine.evaluate(pol, E.fleet([d1, d2]), now=E.NOW, only={"RB-01"}))
+    assert fs["hv1/web1"]["status"] == "waived" and fs["hv1/mail1"]["status"] == "fail"
+
+
+def test_broken_check_is_an_error_never_a_pass(monkeypatch):
+    def boom(ctx, hd):
+        raise KeyError("surprise")
+    monkeypatch.setitem(RULES["RB-01"].checks, "domain", boom)
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([E.domain()]), now=E.NOW, only={"RB-01"})
+    assert f["status"] == "error" and "KeyError" in f["message"]
+
+
+def test_domain_vanished_mid_run_is_error_for_that_domain():
+    gone = {"name": "gone", "error": "domain vanished while it was read"}
+    fs = E.by_subject(engine.evaluate(policy.load_policy({}), E.fleet([E.domain(), gone]), now=E.NOW, only={"RB-01"}))
+    assert fs["hv1/gone"]["status"] == "error" and "vanished" in fs["hv1/gone"]["message"]
+    assert fs["hv1/web1"]["status"] == "pass"
+
+
+def test_gate_and_severity_override():
+    d = E.domain(replace={"<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": ""})
+    findings = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"DIV-09"})
+    assert engine.gate(findings, "high") == [] and len(engine.gate(findings, "low")) == 1
+    findings = engine.evaluate(policy.load_policy({"rules": {"DIV-09": {"severity": "critical"}}}), E.fleet([d]),
+                               now=E.NOW, only={"DIV-09"})
+    assert len(engine.gate(findings, "critical")) == 1
+
+
+def test_select_rules_by_tags():
+    assert engine.select_rules(["all"]) is None
+    assert engine.select_rules(["DIV-02", "always"]) == {"DIV-02"}
+    assert engine.select_rules(["rollback"]) == set(r for r in RULES if r.startswith("RB-"))
+
+
+def test_summary_counts():
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    findings = engine.evaluate(policy.load_policy({}), ev, now=E.NOW)
+    s = engine.summarize(findings)
+    assert s["total"] == len(findings) == sum(s[k] for k in ("pass", "fail", "error", "waived", "not_applicable"))
+    assert sum(v["fail"] for v in s["by_area"].values()) == s["fail"]
+
+
+def test_rule_ids_cannot_be_declared_twice():
+    with pytest.raises(ValueError):
+        rule("DIV-01", "diversity", "high", "audit", "GUEST", "dup", "none")
+    with pytest.raises(ValueError):
+        check("DIV-01", "planet")

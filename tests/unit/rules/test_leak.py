@@ -1,0 +1,97 @@
+"""LEAK rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
+
+from . import evidence as E
+
+
+def one(rule, dom, **kw):
+    (f,) = [x for x in E.run(rule, E.fleet([dom]), **kw) if x["subject"]["kind"] == "domain"]
+    return f
+
+
+def host_rule(rule, **host_overrides):
+    (f,) = E.run(rule, E.fleet([], host_ev=E.host(**host_overrides)))
+    return f
+
+
+def test_leak01_modes():
+    imgs = [{"path": "/var/lib/libvirt/images/a.qcow2", "mode": 0o600, "uid": 64055, "gid": 64055}]
+    assert host_rule("LEAK-01", images=imgs)["status"] == "pass"
+    imgs.append({"path": "/var/lib/libvirt/images/b.qcow2", "mode": 0o644, "uid": 0, "gid": 0})
+    f = host_rule("LEAK-01", images=imgs)
+    assert f["status"] == "fail" and f["evidence"]["paths"] == ["/var/lib/libvirt/images/b.qcow2 0644"]
+    # Group read by the QEMU group is fine, by another group is not.
+    assert host_rule("LEAK-01", images=[dict(imgs[0], mode=0o640)])["status"] == "pass"
+    assert host_rule("LEAK-01", images=[dict(imgs[0], mode=0o640, gid=100)])["status"] == "fail"
+    assert host_rule("LEAK-01", image_dirs=[{"path": "/var/lib/libvirt/qemu/save", "mode": 0o755}])["status"] == "fail"
+    assert E.run("LEAK-01", E.fleet([], host_ev={}))[0]["status"] == "error"
+
+
+def test_leak02_listen():
+    assert one("LEAK-02", E.domain())["status"] == "pass"
+    f = one("LEAK-02", E.domain(replace={"listen='127.0.0.1'": "listen='0.0.0.0'"}))
+    assert f["status"] == "fail" and "0.0.0.0" in f["message"]
+    assert one("LEAK-02", E.domain(replace={"listen='127.0.0.1'": "listen='192.0.2.10'"}))["status"] == "fail"
+    sock = E.domain(replace={"<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>":
+                             "<graphics type='vnc'><listen type='socket' socket='/run/vnc.sock'/></graphics>"})
+    assert one("LEAK-02", sock)["status"] == "pass"
+    strict = {"leakage": {"require_console_password": True}}
+    assert one("LEAK-02", E.domain(), params=strict)["status"] == "fail"
+    assert one("LEAK-02", E.domain(replace={"listen='127.0.0.1'": "listen='127.0.0.1' passwd='s3cret'"}),
+               params=strict)["status"] == "pass"
+    assert one("LEAK-02", E.domain(replace={"<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>": ""}))["status"] == "not_applicable"
+
+
+def test_leak02_password_never_reaches_the_evidence():
+    d = E.domain(replace={"listen='127.0.0.1'": "listen='127.0.0.1' passwd='s3cret'"})
+    assert "s3cret" not in repr(d)
+    assert d["graphics"][0]["passwd_set"] is True
+
+
+SPICE = "<graphics type='spice' autoport='yes' listen='127.0.0.1'>%s</graphics>"
+
+
+def test_leak03_spice():
+    assert one("LEAK-03", E.domain())["status"] == "not_applicable"
+    f = one("LEAK-03", E.domain(extra=SPICE % ""))
+    assert f["status"] == "fail" and f["evidence"]["enabled"] == ["clipboard", "filetransfer"]
+    ok = SPICE % "<clipboard copypaste='no'/><filetransfer enable='no'/>"
+    assert one("LEAK-03", E.domain(extra=ok))["status"] == "pass"
+
+
+def test_leak04_core_dumps():
+    assert host_rule("LEAK-04")["status"] == "pass"
+    assert host_rule("LEAK-04", qemu_conf={"dump_guest_core": "1"})["status"] == "fail"
+    assert one("LEAK-04", E.domain())["status"] == "pass"
+    assert one("LEAK-04", E.domain(replace={"<memory unit='MiB'>": "<memory dumpCore='on' unit='MiB'>"}))["status"] == "fail"
+
+
+def test_leak05_confidential_needs_luks():
+    d = E.domain()
+    conf = E.fleet([d], {"web1": E.guest("web1", facts=E.guest_facts(1), data_class="confidential")})
+    (f,) = E.run("LEAK-05", conf)
+    assert f["status"] == "fail"
+    enc = E.domain(replace={"<target dev='vda' bus='virtio'/>":
+                            "<target dev='vda' bus='virtio'/><encryption format='luks'><secret type='passphrase' uuid='1'/></encryption>"})
+    conf["hypervisors"]["hv1"]["domains"] = [enc]
+    assert E.run("LEAK-05", conf)[0]["status"] == "pass"
+    assert one("LEAK-05", E.domain())["status"] == "not_applicable"
+
+
+def test_leak06_management_plane():
+    assert host_rule("LEAK-06")["status"] == "pass"
+    assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {"listen_tcp": "1"}})["status"] == "fail"
+    assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {"unix_sock_rw_perms": "0777"}})["status"] == "fail"
+    assert host_rule("LEAK-06", tcp_listeners=["tcp:16509"])["status"] == "fail"
+    assert E.run("LEAK-06", E.fleet([], host_ev={}))[0]["status"] == "error"
+
+
+def test_leak07_smbios_host():
+    assert one("LEAK-07", E.domain())["status"] == "pass"
+    d = E.domain(replace={"<os><type arch='x86_64' machine='pc'>hvm</type></os>":
+                          "<os><type arch='x86_64' machine='pc'>hvm</type><smbios mode='host'/></os>"})
+    assert one("LEAK-07", d)["status"] == "fail"
+
+
+def test_leak08_migration_tls():
+    assert host_rule("LEAK-08")["status"] == "pass"
+    assert host_rule("LEAK-08", qemu_conf={})["status"] == "fail"
