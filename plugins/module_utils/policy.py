@@ -44,6 +44,8 @@ DEFAULT_PARAMS = {
             "db": {"ports": [5432]},
         },
         "management_ports": [22],
+        # UDP ports DHCP clients bind (v4, v6): sockets of a client, not services (ISO-01).
+        "client_ports": [68, 546],
         "management_networks": [],
         "nwfilters": ["clean-traffic", "clean-traffic-gateway"],
         "allowed_hostdevs": [],

@@ -21,6 +21,11 @@ def test_iso01_listeners():
     # Loopback-only listeners do not count.
     f["listening"][-1]["address"] = "127.0.0.1"
     assert E.status_of(E.run("ISO-01", gfleet(f)), "web1") == "pass"
+    # A DHCP client's socket is not a service; the same port over TCP is.
+    f["listening"].append({"proto": "udp", "address": "0.0.0.0", "port": 68, "process": "systemd-network"})
+    assert E.status_of(E.run("ISO-01", gfleet(f)), "web1") == "pass"
+    f["listening"].append({"proto": "tcp", "address": "0.0.0.0", "port": 68, "process": "nc"})
+    assert E.status_of(E.run("ISO-01", gfleet(f)), "web1") == "fail"
     assert E.status_of(E.run("ISO-01", gfleet(service="gopher")), "web1") == "error"
     assert E.status_of(E.run("ISO-01", gfleet(service=None)), "web1") == "error"
 
