@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup services services-stop demo demo-down test lint sanity unit molecule build clean
+.PHONY: help setup services services-stop demo demo-down test lint sanity unit integration molecule bench build clean
 
 help:
 	@echo "make demo       set everything up and run vmguard on a local two-guest lab"
@@ -48,3 +48,9 @@ build: setup
 
 clean:
 	rm -rf .cache/dist .cache/ansible-test tests/output
+
+integration: services
+	@VMGUARD_TEST_STAGES=integration scripts/test.sh
+
+bench: services
+	@. scripts/common.sh && activate && python bench/bench_fleet_eval.py && python bench/bench_audit_domains.py

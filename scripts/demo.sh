@@ -13,8 +13,16 @@ case "${1:-up}" in
     info "a cold image build takes about a minute, each TCG guest about 30-60 s to boot"
     start=$(date +%s)
     ansible-playbook vmguard.hardening.lab -i localhost, -e vmguard_lab_name="$LAB_NAME"
-    step "Result"
     info "lab up and verified in $(( $(date +%s) - start )) s"
+    step "Audit of the lab: every catalog rule on the hypervisor, both guests and the fleet"
+    report_dir="$VMGUARD_ROOT/vmguard-report"
+    ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" \
+      -e vmguard_report_dir="$report_dir" -e vmguard_audit_fail=false | sed -n '/AUDIT | Summary/,/^$/p'
+    step "Result"
+    info "report:      $report_dir/report.html (also report.json, junit.xml)"
+    info "             expect real failures here: this host has no AppArmor/SELinux (ISO-04), there is no revert"
+    info "             watcher yet (RB-11), and the guests were never hardened by vmguard (VIS-04)"
+    info "CI gate:     ansible-playbook vmguard.hardening.audit -i $LAB_DIR/inventory.yml   (exit 2 on findings >= high)"
     info "inventory:   $LAB_DIR/inventory.yml"
     info "lab record:  $LAB_DIR/lab.json"
     info "try:         ansible -i $LAB_DIR/inventory.yml vmguard_guests -m ansible.builtin.ping"

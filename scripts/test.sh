@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # make test: every stage CI runs, in order, each timed. Stops at the first failing stage.
-#   VMGUARD_TEST_STAGES="lint sanity unit molecule"   (default: all of them)
+#   VMGUARD_TEST_STAGES="lint sanity unit integration molecule"   (default: all of them)
 #   VMGUARD_MOLECULE_SCENARIOS="default"              (default: every scenario under molecule/)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 activate
 cd "$VMGUARD_ROOT"
-STAGES=${VMGUARD_TEST_STAGES:-lint sanity unit molecule}
+STAGES=${VMGUARD_TEST_STAGES:-lint sanity unit integration molecule}
 declare -A took
 
 cleanup() {
@@ -49,10 +49,17 @@ stage_unit() {
   python -m pytest -q tests/unit
 }
 
+stage_integration() {
+  # libvirt's own test-suite domains through the test driver, audited in one real playbook run.
+  python -m pytest -q -s tests/integration
+}
+
 stage_molecule() {
   local scenarios s
   scenarios=${VMGUARD_MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename)}
-  # default first: it creates the shared lab the later scenarios reuse.
+  # default first: it creates the shared lab the later scenarios reuse (the guests boot once);
+  # the exit trap removes the lab whatever happens.
+  export VMGUARD_KEEP_LAB=1
   scenarios=$(printf '%s\n' "$scenarios" | tr ' ' '\n' | sort | awk '$0=="default"{print; next} {r=r $0 "\n"} END{printf "%s", r}')
   for s in $scenarios; do
     info "molecule test -s $s"
@@ -62,7 +69,7 @@ stage_molecule() {
 
 for s in $STAGES; do
   case "$s" in
-    lint|sanity|unit|molecule) run_stage "$s" "stage_$s" ;;
-    *) die "unknown test stage '$s' (lint, sanity, unit, molecule)" ;;
+    lint|sanity|unit|integration|molecule) run_stage "$s" "stage_$s" ;;
+    *) die "unknown test stage '$s' (lint, sanity, unit, integration, molecule)" ;;
   esac
 done

@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import datetime
 import fnmatch
+import gc
 import time
 from collections import OrderedDict
 
@@ -39,6 +40,7 @@ class Context(object):
         self.hypervisors = evidence.get("hypervisors") or {}
         self.guests = evidence.get("guests") or {}
         self._cache = {}
+        self.guest_names = sorted(self.guests)
 
     # Indexes are built on first use and shared by every check of the run.
     def index(self, name, build):
@@ -114,12 +116,16 @@ def _subjects(ctx, kind, needs_facts=True):
             for d in ev.get("domains") or []:
                 yield {"kind": "domain", "id": "%s/%s" % (hv, d["name"])}, (hv, d), d.get("error")
     elif kind == "guest":
-        for g, rec in sorted(ctx.guests.items()):
-            if not needs_facts:
-                yield {"kind": "guest", "id": g}, g, None
-            else:
-                yield {"kind": "guest", "id": g}, g, rec.get("error") or (
-                    None if rec.get("facts") else "no guest evidence collected")
+        # Built once per run and shared by every guest rule (subject dicts are never mutated).
+        subjects = ctx.index("engine:guest_subjects", lambda: [
+            ({"kind": "guest", "id": g}, g, ctx.guests[g].get("error") or (
+                None if ctx.guests[g].get("facts") else "no guest evidence collected"))
+            for g in ctx.guest_names])
+        if needs_facts:
+            yield from subjects
+        else:
+            for subject, g, err in subjects:
+                yield subject, g, None
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None
 
@@ -140,7 +146,21 @@ def select_rules(tags):
 
 
 def evaluate(policy, evidence, now=None, only=None):
-    """Evaluate every enabled rule (or the rule ids in ``only``) on every subject. Returns the findings."""
+    """Evaluate every enabled rule (or the rule ids in ``only``) on every subject. Returns the findings.
+
+    Findings are acyclic, so the cyclic garbage collector is paused while they are built: with
+    hundreds of thousands of them its repeated full scans made the run superlinear.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _evaluate(policy, evidence, now, only)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _evaluate(policy, evidence, now, only):
     ctx = Context(policy, evidence, now)
     today = utc(ctx.now).date()
     waivers = policy.get("waivers") or []
@@ -159,12 +179,12 @@ def evaluate(policy, evidence, now=None, only=None):
                         status, message, detail = fn(ctx, ev)
                     except Exception as e:  # a broken check is an error finding, never a pass
                         status, message, detail = ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
-                finding = OrderedDict([
-                    ("rule", rid), ("area", rule.area), ("severity", rp["severity"]),
-                    ("status", status), ("subject", subject), ("message", message),
-                    ("remediation", rule.remediation if status in (FAIL, ERROR) else ""),
-                    ("evidence", detail),
-                ])
+                finding = {
+                    "rule": rid, "area": rule.area, "severity": rp["severity"],
+                    "status": status, "subject": subject, "message": message,
+                    "remediation": rule.remediation if status in (FAIL, ERROR) else "",
+                    "evidence": detail,
+                }
                 if status in (FAIL, ERROR):
                     w, expired = _waiver_for(waivers, rid, subject["id"], today)
                     if w is not None:
@@ -179,13 +199,13 @@ def evaluate(policy, evidence, now=None, only=None):
     # An expired waiver is reported on its own, so it cannot hide in a passing run.
     for i, w in enumerate(waivers):
         if parse_date(w["expires"]) < today and (only is None or w["rule"] in only):
-            findings.append(OrderedDict([
-                ("rule", w["rule"]), ("area", RULES[w["rule"]].area), ("severity", policy["rules"][w["rule"]]["severity"]),
-                ("status", FAIL), ("subject", {"kind": "fleet", "id": "waiver/%d" % i}),
-                ("message", "waiver for %s on '%s' expired on %s (%s)" % (w["rule"], w["subject"], w["expires"], w["reason"])),
-                ("remediation", "fix the finding, or renew the waiver with a new expiry and reason"),
-                ("evidence", {"waiver": dict(w)}),
-            ]))
+            findings.append({
+                "rule": w["rule"], "area": RULES[w["rule"]].area, "severity": policy["rules"][w["rule"]]["severity"],
+                "status": FAIL, "subject": {"kind": "fleet", "id": "waiver/%d" % i},
+                "message": "waiver for %s on '%s' expired on %s (%s)" % (w["rule"], w["subject"], w["expires"], w["reason"]),
+                "remediation": "fix the finding, or renew the waiver with a new expiry and reason",
+                "evidence": {"waiver": dict(w)},
+            })
     return findings
 
 

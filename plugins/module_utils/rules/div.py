@@ -40,28 +40,55 @@ def _facts(ctx, guest):
     return ctx.guests[guest]["facts"]
 
 
+def _with_facts(ctx):
+    """(guest, facts) of every guest with evidence, computed once per run."""
+    def build():
+        return [(g, rec["facts"]) for g, rec in ctx.guests.items() if not rec.get("error") and rec.get("facts")]
+    return ctx.index("div:with_facts", build)
+
+
 def _owners(ctx, name, values_of):
-    """Index value -> sorted guests having it, over all guests with evidence."""
+    """Index value -> set of guests having it, over all guests with evidence (built once, O(n))."""
     def build():
         idx = {}
-        for g, rec in ctx.guests.items():
-            if rec.get("error") or not rec.get("facts"):
-                continue
-            for v in set(values_of(rec["facts"])):
+        for g, facts in _with_facts(ctx):
+            for v in values_of(facts):
                 if v:
-                    idx.setdefault(v, set()).add(g)
+                    owners = idx.get(v)
+                    if owners is None:
+                        idx[v] = {g}
+                    else:
+                        owners.add(g)
         return idx
     return ctx.index(name, build)
 
 
 def _duplicates(ctx, guest, name, values_of):
+    """value -> other guests sharing it, for the values of ``guest`` that are not unique."""
     idx = _owners(ctx, name, values_of)
     shared = {}
-    for v in set(values_of(_facts(ctx, guest))):
-        others = sorted(idx.get(v, set()) - {guest})
-        if v and others:
-            shared[v] = others
+    for v in values_of(_facts(ctx, guest)):
+        if v:
+            owners = idx.get(v)
+            if owners is not None and len(owners) > 1:
+                shared[v] = sorted(owners - {guest})
     return shared
+
+
+def _machine_id(facts):
+    return (facts.get("machine_id_digest"),)
+
+
+def _host_keys(facts):
+    return [k["fingerprint"] for k in facts.get("ssh_host_keys") or ()]
+
+
+def _password_hashes(facts):
+    return [a["hash_digest"] for a in facts.get("accounts") or () if a.get("hash_digest")]
+
+
+def _seed(facts):
+    return (facts.get("random_seed_digest"),)
 
 
 @check("DIV-01", "guest")
@@ -70,7 +97,7 @@ def div01(ctx, guest):
     if not f.get("machine_id_digest"):
         return fail("/etc/machine-id is empty or missing (uninitialized identity)") if f.get("machine_id_state") == "empty" \
             else error("machine-id not collected")
-    shared = _duplicates(ctx, guest, "div01", lambda x: [x.get("machine_id_digest")])
+    shared = _duplicates(ctx, guest, "div01", _machine_id)
     if shared:
         others = sorted(set(o for v in shared.values() for o in v))
         return fail("machine-id is shared with %s" % ", ".join(others), shared_with=others,
@@ -85,7 +112,7 @@ def div02(ctx, guest):
         return error("SSH host keys not collected")
     if not keys:
         return na("no SSH host keys (no SSH server)")
-    shared = _duplicates(ctx, guest, "div02", lambda x: [k["fingerprint"] for k in x.get("ssh_host_keys") or []])
+    shared = _duplicates(ctx, guest, "div02", _host_keys)
     if shared:
         return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
                     shared=dict((fp, others) for fp, others in shared.items()))
@@ -100,8 +127,7 @@ def div03(ctx, guest):
     hashed = [a for a in accounts if a.get("hash_digest")]
     if not hashed:
         return ok("no account has a password hash")
-    shared = _duplicates(ctx, guest, "div03",
-                         lambda x: ["%s" % a["hash_digest"] for a in x.get("accounts") or [] if a.get("hash_digest")])
+    shared = _duplicates(ctx, guest, "div03", _password_hashes)
     if shared:
         names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
         return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
@@ -116,7 +142,7 @@ def div04(ctx, guest):
         return error("random seed not collected")
     if not f["random_seed_digest"]:
         return na("no systemd random seed file on this guest")
-    shared = _duplicates(ctx, guest, "div04", lambda x: [x.get("random_seed_digest")])
+    shared = _duplicates(ctx, guest, "div04", _seed)
     if shared:
         others = sorted(set(o for v in shared.values() for o in v))
         return fail("random seed identical on %s" % ", ".join(others), shared_with=others)
