@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The rule registry: one entry per catalog id (docs/CATALOG.md), with its checks.
 
-A check is a pure function ``check(ctx, subject) -> Result``: evidence in, verdict out. Each area
+A check is a pure function ``check(ctx, subject) -> (status, message, evidence)``: evidence in,
+verdict out. Each area
 has one file (div.py, rb.py, iso.py, leak.py, vis.py) holding its rules' checks, remediation
 text and docstrings together; tests/unit/rules/test_<area>.py holds their tests.
 """
@@ -18,31 +19,22 @@ PASS, FAIL, ERROR, NA = "pass", "fail", "error", "not_applicable"
 SUBJECT_KINDS = ("hypervisor", "domain", "guest", "fleet", "vcenter_vm")
 
 
-class Result(tuple):
-    """(status, message, evidence)."""
-
-    def __new__(cls, status, message, evidence=None):
-        return tuple.__new__(cls, (status, message, evidence or {}))
-
-    status = property(lambda self: self[0])
-    message = property(lambda self: self[1])
-    evidence = property(lambda self: self[2])
-
-
+# A check returns a plain (status, message, evidence) tuple; these build one. Plain tuples,
+# because a fleet audit creates hundreds of thousands of them.
 def ok(message, **evidence):
-    return Result(PASS, message, evidence)
+    return (PASS, message, evidence)
 
 
 def fail(message, **evidence):
-    return Result(FAIL, message, evidence)
+    return (FAIL, message, evidence)
 
 
 def error(message, **evidence):
-    return Result(ERROR, message, evidence)
+    return (ERROR, message, evidence)
 
 
 def na(message, **evidence):
-    return Result(NA, message, evidence)
+    return (NA, message, evidence)
 
 
 class Rule(object):

@@ -48,7 +48,7 @@ def _with_facts(ctx):
 
 
 def _owners(ctx, name, values_of):
-    """Index value -> set of guests having it, over all guests with evidence (built once, O(n))."""
+    """(value -> set of guests having it, set of guests sharing any value), built once per run in O(n)."""
     def build():
         idx = {}
         for g, facts in _with_facts(ctx):
@@ -59,13 +59,19 @@ def _owners(ctx, name, values_of):
                         idx[v] = {g}
                     else:
                         owners.add(g)
-        return idx
+        shared = set()
+        for owners in idx.values():
+            if len(owners) > 1:
+                shared.update(owners)
+        return idx, shared
     return ctx.index(name, build)
 
 
 def _duplicates(ctx, guest, name, values_of):
     """value -> other guests sharing it, for the values of ``guest`` that are not unique."""
-    idx = _owners(ctx, name, values_of)
+    idx, sharing = _owners(ctx, name, values_of)
+    if guest not in sharing:
+        return {}
     shared = {}
     for v in values_of(_facts(ctx, guest)):
         if v:
