@@ -58,8 +58,9 @@ def _fetch_debian_source():
 
 
 def find_domains():
-    """Sorted paths of the corpus domain XMLs."""
-    src = SHARED if os.path.isdir(SHARED) else _fetch_debian_source()
+    """Sorted paths of the corpus domain XMLs (VMGUARD_CORPUS_SOURCE=debian skips the shortcut)."""
+    use_shared = os.path.isdir(SHARED) and os.environ.get("VMGUARD_CORPUS_SOURCE") != "debian"
+    src = SHARED if use_shared else _fetch_debian_source()
     return sorted(glob.glob(os.path.join(src, "*.xml")))
 
 

@@ -89,6 +89,8 @@ def rb04(ctx, hd):
     d = hd[1]
     snaps = _snapshots(d)
     ledger = d.get("ledger")
+    if ledger and ledger.get("error"):
+        return error(ledger["error"])
     if not ledger or not ledger.get("epoch_time"):
         return na("no ledger record: the domain has no recorded security epoch yet")
     older = sorted(s["name"] for s in snaps if s.get("creation_time") is not None and s["creation_time"] < ledger["epoch_time"])
@@ -101,6 +103,8 @@ def _ledger_or_na(ctx, guest):
     ledger = ctx.ledger_of_guest(guest)
     if ledger is None:
         return None, na("no ledger record: never hardened by vmguard")
+    if ledger.get("error"):
+        return None, error(ledger["error"])
     return ledger, None
 
 

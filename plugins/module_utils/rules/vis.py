@@ -76,6 +76,8 @@ def vis03(ctx, hv):
 def vis04(ctx, hd):
     ledger = hd[1].get("ledger")
     limit = ctx.params["visibility"]["max_dormant_days"]
+    if ledger and ledger.get("error"):
+        return error(ledger["error"])
     if not ledger or not ledger.get("last_hardened"):
         return fail("never hardened by vmguard (no ledger record)")
     age = ctx.age_days(ledger["last_hardened"])

@@ -128,3 +128,11 @@ def test_rb13_memory_snapshots():
     d = E.domain(snapshots=[snap("ram", 1, memory="internal", state="running")])
     assert one("RB-13", d)["status"] == "fail"
     assert one("RB-13", d, params={"rollback": {"allow_memory_snapshots": True}})["status"] == "pass"
+
+
+def test_corrupt_ledger_is_an_error_for_ledger_rules():
+    bad = {"error": "unreadable ledger /var/lib/vmguard/ledger/x.json: Expecting value"}
+    for rid in ("RB-05", "RB-06", "RB-07", "RB-08", "RB-09", "RB-10"):
+        assert E.status_of(E.run(rid, guest_fleet(led=bad)), "web1") == "error", rid
+    assert one("RB-04", E.domain(ledger=bad))["status"] == "error"
+    assert E.run("VIS-04", E.fleet([E.domain(ledger=bad)]))[0]["status"] == "error"

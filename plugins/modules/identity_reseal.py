@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: identity_reseal
+short_description: Regenerate the identity a cloned guest shares with others (DIV-01, DIV-02, DIV-04)
+version_added: "0.1.0"
+description:
+  - Regenerates, inside a guest, what a careless clone shares with its siblings - the machine-id
+    (and its D-Bus copy, which becomes a link to it), the SSH host keys, and the systemd random
+    seed - but only the items whose current value is the duplicated one given (as digests and
+    fingerprints from the audit), or the items in O(force).
+  - Idempotent - after a reseal the current values differ from the duplicated ones, so a second
+    run with the same input changes nothing.
+  - New SSH host keys are validated with C(sshd -t) before the SSH server is reloaded; on
+    failure the old keys are put back. A reload keeps established sessions (the one in use too).
+  - Returns the old and new fingerprints; the old ones belong on the ledger's retired list.
+author:
+  - vmguard.hardening developers (@vmguard)
+options:
+  machine_id_digest:
+    description: SHA-256 digest of the duplicated machine-id (as reported by guest_facts).
+    type: str
+  ssh_fingerprints:
+    description: Duplicated SSH host key fingerprints (C(SHA256:...)); the matching keys are regenerated.
+    type: list
+    elements: str
+    default: []
+  random_seed_digest:
+    description: SHA-256 digest of the duplicated systemd random seed.
+    type: str
+  force:
+    description: Items to regenerate whatever their value; V(all) for every item.
+    type: list
+    elements: str
+    choices: [machine_id, ssh_host_keys, random_seed, all]
+    default: []
+  reload_sshd:
+    description: Reload the SSH server after rotating host keys (established sessions stay).
+    type: bool
+    default: true
+  root:
+    description: Root of the file system to work on (tests and offline images).
+    type: path
+    default: /
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff shows old and new digests and fingerprints (never key material).
+"""
+
+EXAMPLES = r"""
+- name: DIV-02 | ENFORCE | Rotate the host keys this guest shares with others
+  vmguard.hardening.identity_reseal:
+    ssh_fingerprints:
+      - SHA256:9pQw0rJ1Q2JrM8hX3k9qv7l0PpZ5QbM1QyM3b3q0Jk8
+  become: true
+  register: reseal
+
+- name: Reseal everything (a fresh clone)
+  vmguard.hardening.identity_reseal:
+    force: [all]
+  become: true
+"""
+
+RETURN = r"""
+resealed:
+  description: What was (or, in check mode, would be) regenerated.
+  returned: always
+  type: dict
+  contains:
+    machine_id:
+      description: Old and new machine-id digests.
+      type: dict
+    ssh_host_keys:
+      description: One entry per rotated key with type, file, old and new fingerprint.
+      type: list
+      elements: dict
+    random_seed:
+      description: New random seed digest.
+      type: dict
+  sample:
+    ssh_host_keys:
+      - type: ssh-ed25519
+        file: /etc/ssh/ssh_host_ed25519_key.pub
+        old_fingerprint: SHA256:9pQw0rJ1Q2JrM8hX3k9qv7l0PpZ5QbM1QyM3b3q0Jk8
+        new_fingerprint: SHA256:Xc2l1m0Qk4q0bZr0cP9yq8t1sJv6nW3oE5aR7uD2fG4
+retired_fingerprints:
+  description: Fingerprints taken out of use (for the ledger's retired list).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils import reseal
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            machine_id_digest=dict(type="str"),
+            ssh_fingerprints=dict(type="list", elements="str", default=[]),
+            random_seed_digest=dict(type="str"),
+            force=dict(type="list", elements="str", default=[],
+                       choices=["machine_id", "ssh_host_keys", "random_seed", "all"]),
+            reload_sshd=dict(type="bool", default=True),
+            root=dict(type="path", default="/"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    root = p["root"]
+    todo = reseal.plan(root, {"machine_id_digest": p["machine_id_digest"], "ssh_fingerprints": p["ssh_fingerprints"],
+                              "random_seed_digest": p["random_seed_digest"]}, p["force"])
+    result = dict(changed=bool(todo), resealed={}, retired_fingerprints=[])
+    if "ssh_host_keys" in todo:
+        result["retired_fingerprints"] = sorted(k["fingerprint"] for k in todo["ssh_host_keys"])
+    if module._diff and todo:
+        before = []
+        for item, what in sorted(todo.items()):
+            if item == "ssh_host_keys":
+                before.extend("%s %s" % (k["type"], k["fingerprint"]) for k in what)
+            else:
+                before.append("%s (%s)" % (item, what))
+        result["diff"] = dict(before="\n".join(before) + "\n", after="regenerated: %s\n" % ", ".join(sorted(todo)))
+    if module.check_mode or not todo:
+        result["resealed"] = dict((k, "would be regenerated" if module.check_mode else None) for k in todo)
+        module.exit_json(**result)
+
+    def run(argv):
+        return module.run_command(argv)
+
+    if "ssh_host_keys" in todo:
+        rotated = reseal.reseal_host_keys(root, todo["ssh_host_keys"], run)
+        if root == "/":
+            sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"
+            rc, out, err = module.run_command([sshd, "-t"])
+            if rc != 0:
+                reseal.rollback_host_keys(root, rotated)
+                module.fail_json(msg="sshd -t rejected the new host keys, old keys restored: %s" % err.strip())
+        reseal.commit_host_keys(root, rotated)
+        result["resealed"]["ssh_host_keys"] = rotated
+        if p["reload_sshd"] and root == "/":
+            systemctl = module.get_bin_path("systemctl")
+            if systemctl:
+                rc, out, err = module.run_command([systemctl, "reload-or-restart", "ssh.service"])
+                if rc != 0:
+                    module.fail_json(msg="host keys rotated but the SSH server did not reload: %s" % err.strip(),
+                                     **result)
+    if "machine_id" in todo:
+        result["resealed"]["machine_id"] = reseal.reseal_machine_id(root)
+    if "random_seed" in todo:
+        result["resealed"]["random_seed"] = reseal.reseal_random_seed(root)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Reseal on real directory trees with the real ssh-keygen: only duplicated items change, the
+old fingerprints come back for the ledger, and a second run with the same evidence is a no-op."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, reseal
+
+needs_keygen = pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="needs ssh-keygen (openssh-client)")
+
+
+def run(argv):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture
+def guest(tmp_path):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "etc/ssh"))
+    os.makedirs(os.path.join(root, "var/lib/systemd"))
+    os.makedirs(os.path.join(root, "var/lib/dbus"))
+    with open(os.path.join(root, "etc/machine-id"), "w") as f:
+        f.write("0123456789abcdef0123456789abcdef\n")
+    with open(os.path.join(root, "var/lib/dbus/machine-id"), "w") as f:
+        f.write("0123456789abcdef0123456789abcdef\n")
+    with open(os.path.join(root, "var/lib/systemd/random-seed"), "wb") as f:
+        f.write(b"\x01" * 512)
+    if shutil.which("ssh-keygen"):
+        for t in ("ed25519", "ecdsa"):
+            rc, out, err = run(["ssh-keygen", "-q", "-t", t, "-N", "", "-f", os.path.join(root, "etc/ssh/ssh_host_%s_key" % t)])
+            assert rc == 0, err
+    return root
+
+
+def duplicated(root, what=("machine_id", "ssh", "seed")):
+    d = {}
+    if "machine_id" in what:
+        d["machine_id_digest"] = guestscan.machine_id(root)["machine_id_digest"]
+    if "ssh" in what:
+        d["ssh_fingerprints"] = [k["fingerprint"] for k in guestscan.ssh_host_keys(root) if k["type"] == "ssh-ed25519"]
+    if "seed" in what:
+        d["random_seed_digest"] = guestscan.random_seed(root)["random_seed_digest"]
+    return d
+
+
+def test_plan_only_matches_duplicated_values(guest):
+    assert reseal.plan(guest, {}) == {}
+    assert reseal.plan(guest, {"machine_id_digest": "0" * 64, "ssh_fingerprints": ["SHA256:nope"]}) == {}
+    todo = reseal.plan(guest, duplicated(guest, ("machine_id", "seed")))
+    assert sorted(todo) == ["machine_id", "random_seed"]
+    assert sorted(reseal.plan(guest, {}, force=["all"])) == ["machine_id", "random_seed", "ssh_host_keys"]
+
+
+def test_machine_id_and_dbus_link(guest):
+    old = guestscan.machine_id(guest)["machine_id_digest"]
+    out = reseal.reseal_machine_id(guest)
+    assert out["old_digest"] == old and out["new_digest"] != old
+    assert guestscan.machine_id(guest)["machine_id_digest"] == out["new_digest"]
+    assert os.readlink(os.path.join(guest, "var/lib/dbus/machine-id")) == "/etc/machine-id"
+    with open(os.path.join(guest, "etc/machine-id")) as f:
+        assert len(f.read().strip()) == 32
+
+
+def test_random_seed(guest):
+    old = guestscan.random_seed(guest)["random_seed_digest"]
+    out = reseal.reseal_random_seed(guest)
+    assert out["new_digest"] != old
+    assert os.stat(os.path.join(guest, "var/lib/systemd/random-seed")).st_mode & 0o777 == 0o600
+
+
+@needs_keygen
+def test_host_keys_rotate_only_the_shared_one(guest):
+    before = dict((k["type"], k["fingerprint"]) for k in guestscan.ssh_host_keys(guest))
+    dup = duplicated(guest, ("ssh",))
+    todo = reseal.plan(guest, dup)
+    rotated = reseal.reseal_host_keys(guest, todo["ssh_host_keys"], run)
+    reseal.commit_host_keys(guest, rotated)
+    after = dict((k["type"], k["fingerprint"]) for k in guestscan.ssh_host_keys(guest))
+    assert [r["old_fingerprint"] for r in rotated] == [before["ssh-ed25519"]]
+    assert after["ssh-ed25519"] == rotated[0]["new_fingerprint"] != before["ssh-ed25519"]
+    assert after["ecdsa-sha2-nistp256"] == before["ecdsa-sha2-nistp256"]
+    assert not [f for f in os.listdir(os.path.join(guest, "etc/ssh")) if "vmguard" in f]
+    assert os.stat(os.path.join(guest, "etc/ssh/ssh_host_ed25519_key")).st_mode & 0o777 == 0o600
+    # Same evidence again: nothing left to do.
+    assert reseal.plan(guest, dup) == {}
+
+
+@needs_keygen
+def test_rollback_restores_the_old_keys(guest):
+    before = guestscan.ssh_host_keys(guest)
+    rotated = reseal.reseal_host_keys(guest, before, run)
+    reseal.rollback_host_keys(guest, rotated)
+    assert guestscan.ssh_host_keys(guest) == before
+
+
+def test_unknown_key_type_is_refused(guest):
+    with pytest.raises(ValueError):
+        reseal.reseal_host_keys(guest, [{"type": "ssh-dss", "file": "/etc/ssh/ssh_host_dsa_key.pub",
+                                         "fingerprint": "SHA256:x"}], run)
