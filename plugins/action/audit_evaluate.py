@@ -60,7 +60,7 @@ class ActionModule(ActionBase):
             return result
         result["policy_digest"] = report.policy_digest(pol)
         if args["validate_only"]:
-            result.update(changed=False, msg="policy valid (%d rules)" % len(pol["rules"]))
+            result.update(changed=False, policy=pol, msg="policy valid (%d rules)" % len(pol["rules"]))
             return result
 
         hostvars = task_vars.get("hostvars", {})
@@ -100,6 +100,9 @@ class ActionModule(ActionBase):
             gate=[dict(rule=f["rule"], severity=f["severity"], status=f["status"], subject=f["subject"]["id"],
                        message=f["message"]) for f in gate],
             reports=paths,
+            # What enforcement acts on: every failing finding with its evidence (bounded by the failures).
+            failing=[dict(rule=f["rule"], subject=f["subject"]["id"], kind=f["subject"]["kind"], evidence=f["evidence"])
+                     for f in findings if f["status"] == "fail"],
             msg="%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable; report: %s" % (
                 rep["summary"]["total"], rep["summary"]["pass"], rep["summary"]["fail"], rep["summary"]["error"],
                 rep["summary"]["waived"], rep["summary"]["not_applicable"], paths["html"]),

@@ -177,3 +177,33 @@ def _remove(full):
         os.rmdir(full)
     else:
         os.unlink(full)
+
+
+# Offline audit of an image file: the paths the seal covers, pulled out of an ext4 file system
+# with debugfs (no mount, no boot), into a temporary tree that check_tree() reads.
+IMAGE_FILES = ("etc/machine-id", "var/lib/dbus/machine-id", "var/lib/systemd/random-seed",
+               "var/lib/systemd/credential.secret", "var/cache/debconf/passwords.dat")
+IMAGE_DIRS = ("etc/ssh", "etc/ssl/private", "root", "home", "var/lib/dhcp", "var/lib/dhcpcd",
+              "var/lib/NetworkManager", "var/lib/systemd/network", "var/log", "tmp", "var/tmp")
+
+
+def debugfs_script(dest):
+    """debugfs commands that copy the seal-relevant paths of an image into ``dest``."""
+    cmds = []
+    for f in IMAGE_FILES:
+        cmds.append("dump -p /%s %s/%s" % (f, dest, f))
+    for d in IMAGE_DIRS:
+        parent = os.path.dirname(d)
+        cmds.append("rdump /%s %s/%s" % (d, dest, parent) if parent else "rdump /%s %s" % (d, dest))
+    return cmds
+
+
+def prepare_dest(dest):
+    for f in IMAGE_FILES:
+        p = os.path.join(dest, os.path.dirname(f))
+        if not os.path.isdir(p):
+            os.makedirs(p)
+    for d in IMAGE_DIRS:
+        p = os.path.join(dest, os.path.dirname(d))
+        if not os.path.isdir(p):
+            os.makedirs(p)

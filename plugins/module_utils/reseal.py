@@ -122,8 +122,9 @@ def reseal_host_keys(root, keys, run):
         os.chmod(priv, 0o600)
         os.chmod(priv + ".pub", 0o644)
         with open(priv + ".pub") as f:
-            new_fp = guestscan.ssh_fingerprint(f.read().strip())[1]
-        out.append({"type": k["type"], "file": k["file"], "old_fingerprint": k["fingerprint"], "new_fingerprint": new_fp})
+            pub = " ".join(f.read().split()[:2])
+        out.append({"type": k["type"], "file": k["file"], "old_fingerprint": k["fingerprint"],
+                    "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub})
     return out
 
 

@@ -103,4 +103,13 @@ policy_digest:
   description: SHA-256 of the effective policy.
   returned: always
   type: str
+policy:
+  description: The effective policy (defaults deep-merged with the user's), for roles that enforce it.
+  returned: when validate_only
+  type: dict
+failing:
+  description: Every finding with status fail (rule, subject id, subject kind, evidence), for enforcement.
+  returned: unless validate_only
+  type: list
+  elements: dict
 """

@@ -20,12 +20,16 @@ description:
     temporary files.
   - With O(state=sealed) it removes, empties or truncates them; with O(state=verified) it changes
     nothing and fails when anything is left, listing every item.
-  - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role).
+  - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role),
+    or - with O(state=verified) only - on an image file (qcow2 or raw, holding an ext4 file
+    system without a partition table, as the golden_image role builds them), offline, without
+    booting or mounting it - C(qemu-img) converts qcow2 to a temporary sparse raw file and
+    C(debugfs) copies out just the paths the seal covers.
 author:
   - vmguard.hardening developers (@vmguard)
 options:
   path:
-    description: Root directory of the unpacked guest file system.
+    description: Root directory of the unpacked guest file system, or an image file (O(state=verified) only).
     type: path
     required: true
   state:
@@ -54,6 +58,11 @@ EXAMPLES = r"""
 - name: DIV-06 | AUDIT | Fail when anything identifying is left
   vmguard.hardening.image_seal:
     path: /var/lib/vmguard/images/build/rootfs
+    state: verified
+
+- name: DIV-06 | AUDIT | Check a golden image file offline
+  vmguard.hardening.image_seal:
+    path: /var/lib/libvirt/images/golden.qcow2
     state: verified
 """
 
@@ -87,8 +96,47 @@ sealed:
   type: bool
 """
 
+import json
+import os
+import shutil
+import tempfile
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import check_tree, seal_tree
+from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import (
+    check_tree, seal_tree, debugfs_script, prepare_dest)
+
+
+def extract_image(module, image, work):
+    """Copy the seal-relevant paths of an image file into work/tree; returns the tree."""
+    qemu_img = module.get_bin_path("qemu-img", required=True)
+    debugfs = module.get_bin_path("debugfs", required=True)
+    rc, out, err = module.run_command([qemu_img, "info", "--output=json", image])
+    if rc != 0 and "lock" in err:
+        # A running QEMU keeps qcow2 metadata in memory: a shared read would see stale data.
+        module.fail_json(msg="DIV-06: %s is in use by a running guest; audit images at rest (%s)" % (image, err.strip()))
+    if rc != 0:
+        module.fail_json(msg="DIV-06: %s is not a readable disk image: %s" % (image, err.strip()))
+    fmt = json.loads(out).get("format")
+    raw = image
+    if fmt != "raw":
+        raw = os.path.join(work, "image.raw")
+        rc, out, err = module.run_command([qemu_img, "convert", "-O", "raw", image, raw])
+        if rc != 0:
+            module.fail_json(msg="DIV-06: cannot read %s (%s): %s" % (image, fmt, err.strip()))
+    rc, out, err = module.run_command([debugfs, "-R", "stats", raw])
+    if rc != 0 or "Filesystem magic number" not in out:
+        module.fail_json(msg="DIV-06: %s holds no ext2/3/4 file system at offset 0 (partitioned images are not "
+                             "supported offline; audit the unpacked tree instead)" % image)
+    tree = os.path.join(work, "tree")
+    os.makedirs(tree)
+    prepare_dest(tree)
+    script = os.path.join(work, "extract.debugfs")
+    with open(script, "w") as f:
+        f.write("\n".join(debugfs_script(tree)) + "\n")
+    rc, out, err = module.run_command([debugfs, "-f", script, raw])
+    if rc != 0:
+        module.fail_json(msg="DIV-06: debugfs failed on %s: %s" % (image, err.strip()))
+    return tree
 
 
 def main():
@@ -100,6 +148,20 @@ def main():
         supports_check_mode=True,
     )
     root = module.params["path"]
+    work = None
+    if os.path.isfile(root):
+        if module.params["state"] != "verified":
+            module.fail_json(msg="DIV-06: an image file can only be verified offline; seal the unpacked tree")
+        work = tempfile.mkdtemp(prefix="vmguard-seal-")
+        try:
+            tree = extract_image(module, root, work)
+            findings = check_tree(tree)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if findings:
+            module.fail_json(msg="DIV-06: image %s is not sealed: %s" % (root, ", ".join(sorted(f["path"] for f in findings))),
+                             findings=findings, sealed=False)
+        module.exit_json(changed=False, findings=[], sealed=True)
     try:
         if module.params["state"] == "verified":
             findings = check_tree(root)

@@ -114,7 +114,12 @@ def rb05(ctx, guest):
     if res:
         return res
     g = ctx.guests[guest]["facts"].get("epoch")
-    want = ledger.get("epoch")
+    want = ledger.get("epoch") or 0
+    pending = ledger.get("pending_epoch")
+    if g is None and want == 0:
+        return na("no security epoch recorded yet")
+    if pending is not None and g == pending:
+        return ok("guest holds the pending epoch %s of an unfinished run (ledger at %s)" % (pending, want))
     if g is None:
         return fail("the guest has no epoch file but the ledger is at epoch %s: rolled back to before its first hardening" % want,
                     ledger_epoch=want)

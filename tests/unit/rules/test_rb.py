@@ -62,6 +62,13 @@ def test_rb05_epoch():
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=None))), "web1") == "fail"
     assert "ahead" in E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4))))["web1"]["message"]
     assert E.status_of(E.run("RB-05", guest_fleet(led=None)), "web1") == "not_applicable"
+    # A ledger that has no epoch yet (only retired keys, say) is no evidence of a rollback.
+    fresh = E.ledger(epoch=0, epoch_time=None)
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=None), led=fresh)), "web1") == "not_applicable"
+    # Interrupted two-phase update: the guest already holds the pending epoch.
+    pending = E.ledger(epoch=3, pending_epoch=4)
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=pending)), "web1") == "pass"
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=3), led=pending)), "web1") == "pass"
 
 
 def test_rb06_retired_keys():

@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: ledger
+short_description: Update a domain's rollback ledger record on its hypervisor
+version_added: "0.1.0"
+description:
+  - The ledger keeps the security state a guest reached outside the guest, one JSON file per
+    domain UUID (mode 0600, root) on the hypervisor, so a snapshot revert cannot roll it back.
+    The audit reads it (RB-04..RB-10, VIS-04).
+  - Adds retired SSH host key fingerprints, moves the epoch in two phases (V(prepare) before the
+    guest is changed, V(commit) after), and records the last successful hardening.
+  - Writes are atomic (temporary file, fsync, rename). Changes nothing when there is nothing new.
+author:
+  - vmguard.hardening developers (@vmguard)
+options:
+  uuid:
+    description: Domain UUID.
+    type: str
+    required: true
+  dir:
+    description: Ledger directory.
+    type: path
+    default: /var/lib/vmguard/ledger
+  retire_fingerprints:
+    description: SSH host key fingerprints taken out of use (RB-06 reports them if they come back).
+    type: list
+    elements: str
+    default: []
+  epoch:
+    description: V(prepare) records a pending epoch, V(commit) makes the pending epoch current.
+    type: str
+    choices: [prepare, commit]
+  hardened:
+    description: Record a successful hardening run now (refreshed at most daily when nothing else changes).
+    type: bool
+    default: false
+  event:
+    description: Append an event (for example C(reverted)) with the current time.
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: DIV-02 | ENFORCE | Retire the rotated host keys in the ledger
+  vmguard.hardening.ledger:
+    uuid: "{{ domain_uuid }}"
+    retire_fingerprints: "{{ reseal.retired_fingerprints }}"
+    hardened: true
+  delegate_to: "{{ vmguard_hypervisor }}"
+"""
+
+RETURN = r"""
+record:
+  description: The ledger record after the update (in check mode, as it would be).
+  returned: always
+  type: dict
+changes:
+  description: What changed.
+  returned: always
+  type: list
+  elements: str
+path:
+  description: The ledger file.
+  returned: always
+  type: str
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils import ledger
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            uuid=dict(type="str", required=True),
+            dir=dict(type="path", default="/var/lib/vmguard/ledger"),
+            retire_fingerprints=dict(type="list", elements="str", default=[]),
+            epoch=dict(type="str", choices=["prepare", "commit"]),
+            hardened=dict(type="bool", default=False),
+            event=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        path = ledger.path_for(p["dir"], p["uuid"])
+        before = ledger.load(p["dir"], p["uuid"])
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+    after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
+                                  hardened=p["hardened"], event=p["event"])
+    result = dict(changed=bool(changes), changes=changes, record=after, path=path)
+    if module._diff and changes:
+        result["diff"] = dict(before=json.dumps(before, indent=2, sort_keys=True) + "\n",
+                              after=json.dumps(after, indent=2, sort_keys=True) + "\n",
+                              before_header=path, after_header=path)
+    if changes and not module.check_mode:
+        ledger.save(p["dir"], after)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
