@@ -18,10 +18,31 @@ case "${1:-up}" in
     report_dir="$VMGUARD_ROOT/vmguard-report"
     ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" \
       -e vmguard_report_dir="$report_dir" -e vmguard_audit_fail=false | sed -n '/AUDIT | Summary/,/^$/p'
+    step "Golden image diversity: clone web1's identity onto mail1 (machine-id, SSH host keys, random seed)"
+    ansible-playbook "$VMGUARD_ROOT/molecule/resources/clone-identity.yml" -i "$LAB_DIR/inventory.yml" \
+      -e vmguard_lab_name="$LAB_NAME" >/dev/null
+    step "Audit (diversity rules): the clone is caught"
+    ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" --tags diversity \
+      -e vmguard_report_dir="$report_dir/clone-caught" -e vmguard_audit_fail=false >/dev/null
+    python3 - "$report_dir/clone-caught/report.json" <<'PY'
+import json, sys
+for f in json.load(open(sys.argv[1]))["findings"]:
+    if f["status"] == "fail":
+        print("    %-7s %-6s %-9s %s" % (f["rule"], f["status"].upper(), f["subject"]["id"], f["message"][:90]))
+PY
+    step "Harden (enforce): reseal the clones, retire the old keys in the ledger, re-pin known_hosts"
+    ansible-playbook vmguard.hardening.harden -i "$LAB_DIR/inventory.yml" -e vmguard_audit_fail=false \
+      -e vmguard_report_dir="$report_dir" | sed -n '/AUDIT | Summary/,/^$/p' | tail -n +2
+    python3 - "$report_dir/report.json" <<'PY'
+import json, sys
+rows = [f for f in json.load(open(sys.argv[1]))["findings"] if f["rule"] in ("DIV-01", "DIV-02", "DIV-04")]
+for f in rows:
+    print("    %-7s %-6s %-9s %s" % (f["rule"], f["status"].upper(), f["subject"]["id"], f["message"][:90]))
+PY
     step "Result"
-    info "report:      $report_dir/report.html (also report.json, junit.xml)"
-    info "             expect real failures here: this host has no AppArmor/SELinux (ISO-04), there is no revert"
-    info "             watcher yet (RB-11), and the guests were never hardened by vmguard (VIS-04)"
+    info "report:      $report_dir/report.html (also report.json, junit.xml; the clone: $report_dir/clone-caught/)"
+    info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), there is no"
+    info "             revert watcher yet (RB-11), and areas other than diversity are audited, not yet enforced"
     info "CI gate:     ansible-playbook vmguard.hardening.audit -i $LAB_DIR/inventory.yml   (exit 2 on findings >= high)"
     info "inventory:   $LAB_DIR/inventory.yml"
     info "lab record:  $LAB_DIR/lab.json"

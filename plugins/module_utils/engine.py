@@ -21,7 +21,6 @@ import datetime
 import fnmatch
 import gc
 import time
-from collections import OrderedDict
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES, FAIL, ERROR
 from ansible_collections.vmguard.hardening.plugins.module_utils.policy import SEVERITIES
@@ -211,8 +210,8 @@ def _evaluate(policy, evidence, now, only):
 
 def summarize(findings):
     statuses = ("pass", "fail", "error", "waived", "not_applicable")
-    summary = OrderedDict([("total", len(findings))] + [(s, 0) for s in statuses])
-    by_area, by_severity = OrderedDict(), OrderedDict((s, dict((k, 0) for k in statuses)) for s in SEVERITIES)
+    summary = dict([("total", len(findings))] + [(s, 0) for s in statuses])
+    by_area, by_severity = {}, dict((s, dict((k, 0) for k in statuses)) for s in SEVERITIES)
     for f in findings:
         summary[f["status"]] += 1
         a = by_area.setdefault(f["area"], dict((k, 0) for k in statuses))

@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections import OrderedDict
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.engine import SCHEMA, summarize
 from ansible_collections.vmguard.hardening.plugins.module_utils.policy import AREAS, SEVERITIES
@@ -27,13 +26,13 @@ def policy_digest(policy):
 
 
 def build(policy, findings, now, extra=None):
-    report = OrderedDict([
-        ("schema", SCHEMA),
-        ("generated_at", utc(now).strftime("%Y-%m-%dT%H:%M:%SZ")),
-        ("policy_digest", policy_digest(policy)),
-        ("summary", summarize(findings)),
-        ("findings", findings),
-    ])
+    report = {
+        "schema": SCHEMA,
+        "generated_at": utc(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "policy_digest": policy_digest(policy),
+        "summary": summarize(findings),
+        "findings": findings,
+    }
     if extra:
         report.update(extra)
     return report
@@ -41,7 +40,7 @@ def build(policy, findings, now, extra=None):
 
 def junit(report):
     suites = ET.Element("testsuites", name="vmguard", tests=str(len(report["findings"])))
-    by_area = OrderedDict((a, []) for a in AREAS)
+    by_area = dict((a, []) for a in AREAS)
     for f in report["findings"]:
         by_area.setdefault(f["area"], []).append(f)
     for area, items in by_area.items():
@@ -85,6 +84,7 @@ main { padding: 20px 28px; max-width: 1400px; margin: auto; }
 .verdict { font-weight: 600; padding: 10px 14px; border-radius: 8px; margin-bottom: 18px; }
 .verdict.bad { background: #ffebee; color: var(--fail); } .verdict.good { background: #e8f5e9; color: var(--pass); }
 .grid { display: grid; grid-template-columns: minmax(320px, 1fr) minmax(320px, 1fr); gap: 16px; margin-bottom: 18px; }
+@media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 .panel { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
 .panel h2 { font-size: 15px; margin: 0 0 10px; }
 .bar { display: flex; height: 18px; border-radius: 4px; overflow: hidden; background: #e4e7eb; }
