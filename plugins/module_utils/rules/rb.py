@@ -99,6 +99,17 @@ def rb04(ctx, hd):
     return ok("no snapshot predates security epoch %s" % ledger.get("epoch"))
 
 
+def _ledger_and_fact(ctx, guest, field, what):
+    """(ledger, guest fact, None) - or (None, None, the not-applicable/error result to return)."""
+    ledger, res = _ledger_or_na(ctx, guest)
+    if res:
+        return None, None, res
+    value = ctx.guests[guest]["facts"].get(field)
+    if value is None:
+        return None, None, error("%s not collected" % what)
+    return ledger, value, None
+
+
 def _ledger_or_na(ctx, guest):
     ledger = ctx.ledger_of_guest(guest)
     if ledger is None:
@@ -132,12 +143,9 @@ def rb05(ctx, guest):
 
 @check("RB-06", "guest")
 def rb06(ctx, guest):
-    ledger, res = _ledger_or_na(ctx, guest)
+    ledger, keys, res = _ledger_and_fact(ctx, guest, "ssh_host_keys", "SSH host keys")
     if res:
         return res
-    keys = ctx.guests[guest]["facts"].get("ssh_host_keys")
-    if keys is None:
-        return error("SSH host keys not collected")
     retired = set(ledger.get("retired_fingerprints") or [])
     back = sorted(k["fingerprint"] for k in keys if k["fingerprint"] in retired)
     if back:
@@ -147,12 +155,9 @@ def rb06(ctx, guest):
 
 @check("RB-07", "guest")
 def rb07(ctx, guest):
-    ledger, res = _ledger_or_na(ctx, guest)
+    ledger, accounts, res = _ledger_and_fact(ctx, guest, "accounts", "accounts")
     if res:
         return res
-    accounts = ctx.guests[guest]["facts"].get("accounts")
-    if accounts is None:
-        return error("accounts not collected")
     by_name = dict((a["name"], a) for a in accounts)
     wanted = ledger.get("disabled_accounts") or []
     active = sorted(n for n in wanted if n in by_name and not by_name[n].get("locked"))
@@ -163,12 +168,9 @@ def rb07(ctx, guest):
 
 @check("RB-08", "guest")
 def rb08(ctx, guest):
-    ledger, res = _ledger_or_na(ctx, guest)
+    ledger, installed, res = _ledger_and_fact(ctx, guest, "packages", "package versions")
     if res:
         return res
-    installed = ctx.guests[guest]["facts"].get("packages")
-    if installed is None:
-        return error("package versions not collected")
     below = {}
     for pkg, floor in sorted((ledger.get("package_floors") or {}).items()):
         have = installed.get(pkg)
@@ -182,12 +184,9 @@ def rb08(ctx, guest):
 
 @check("RB-09", "guest")
 def rb09(ctx, guest):
-    ledger, res = _ledger_or_na(ctx, guest)
+    ledger, services, res = _ledger_and_fact(ctx, guest, "services", "services")
     if res:
         return res
-    services = ctx.guests[guest]["facts"].get("services")
-    if services is None:
-        return error("services not collected")
     masked = set(services.get("masked") or [])
     back = sorted(s for s in ledger.get("masked_services") or [] if s not in masked)
     if back:
