@@ -42,14 +42,8 @@ options:
     description: Seconds the KVM test guest may take (the TCG test gets four times as long).
     type: float
     default: 20
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads; it runs the same test in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.read_only
 """
 
 EXAMPLES = r"""

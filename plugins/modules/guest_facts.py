@@ -33,14 +33,8 @@ options:
     description: The image lineage record written by the golden_image role.
     type: path
     default: /etc/vmguard/lineage.json
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Read-only.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.read_only
 """
 
 EXAMPLES = r"""

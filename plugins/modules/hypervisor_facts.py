@@ -60,14 +60,8 @@ options:
   host:
     description: Collect host evidence. Defaults to true for local drivers and false for test:/// URIs.
     type: bool
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Read-only.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.read_only
 """
 
 EXAMPLES = r"""

@@ -50,14 +50,8 @@ options:
     description: Root of the file system to work on (tests and offline images).
     type: path
     default: /
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: The diff shows old and new digests and fingerprints (never key material).
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.changes
 """
 
 EXAMPLES = r"""

@@ -46,13 +46,8 @@ options:
   event:
     description: Append an event (for example C(reverted)) with the current time.
     type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.changes
 """
 
 EXAMPLES = r"""
