@@ -32,16 +32,3 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 """
-
-    # The plain fragment (vmguard.hardening.attributes) is the read-only one; ansible-test's
-    # yamllint check wants every fragment as a string literal.
-    DOCUMENTATION = r"""
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads; it does the same in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-"""
