@@ -125,6 +125,14 @@ def _subjects(ctx, kind, needs_facts=True):
         else:
             for subject, g, err in subjects:
                 yield subject, g, None
+    elif kind == "image":
+        # Base (backing) images of the domains' disks, one subject each (DIV-06).
+        for hv, ev in sorted(ctx.hypervisors.items()):
+            if ev.get("error"):
+                yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
+                continue
+            for img in (ev.get("host") or {}).get("base_images") or []:
+                yield {"kind": "image", "id": "%s:%s" % (hv, img.get("path"))}, (hv, img), None
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None
 
@@ -137,11 +145,38 @@ def _waiver_for(waivers, rid, subject_id, today):
     return None, False
 
 
+# Ansible's own special tags: they select tasks, not rules.
+SPECIAL_TAGS = frozenset(("all", "always", "never", "tagged", "untagged"))
+
+
+def _rules_tagged(tags):
+    return set(rid for rid, r in RULES.items() if rid in tags or r.area in tags)
+
+
 def select_rules(tags):
     """Rule ids picked by run tags (rule ids or area names); None when the tags pick no rule."""
-    tags = set(tags or [])
-    picked = set(rid for rid, r in RULES.items() if rid in tags or r.area in tags)
-    return picked or None
+    return _rules_tagged(set(tags or [])) or None
+
+
+def unknown_tags(tags):
+    """The tags that name neither a rule id, an area, nor one of Ansible's special tags."""
+    areas = set(r.area for r in RULES.values())
+    return sorted(t for t in set(tags or []) if t not in RULES and t not in areas and t not in SPECIAL_TAGS)
+
+
+def select(run_tags=None, skip_tags=None):
+    """Rule ids to evaluate for ``--tags``/``--skip-tags`` (None = all), or raise ValueError naming
+    tags that match no rule id or area (a typo such as DIV-2 must not turn into a full audit)."""
+    bad = unknown_tags(run_tags) + [t for t in unknown_tags(skip_tags) if t not in unknown_tags(run_tags)]
+    if bad:
+        areas = sorted(set(r.area for r in RULES.values()))
+        raise ValueError("unknown tag(s) %s: tags select rule ids (e.g. DIV-02) or areas (%s)"
+                         % (", ".join(bad), ", ".join(areas)))
+    only = select_rules(run_tags)
+    skipped = _rules_tagged(set(skip_tags or []))
+    if skipped:
+        only = (set(only) if only is not None else set(RULES)) - skipped
+    return only
 
 
 def evaluate(policy, evidence, now=None, only=None):
@@ -159,6 +194,44 @@ def evaluate(policy, evidence, now=None, only=None):
             gc.enable()
 
 
+def _run(fn, ctx, ev):
+    try:
+        return fn(ctx, ev)
+    except Exception as e:  # a broken check is an error finding, never a pass
+        return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+
+
+BAD = (FAIL, ERROR)
+PERSISTENT_PREFIX = "in the persistent definition (takes effect at next start): "
+PENDING_SUFFIX = " (fixed in the persistent definition: pending restart)"
+
+
+def _run_domain(fn, ctx, hd):
+    """A domain rule on the live definition and, for a running persistent domain, on the persistent one.
+
+    Returns (status, message, evidence, extra finding fields or None). A change made with
+    ``virsh define`` to a running domain shows only in the persistent definition until the next
+    start; a fix applied there shows only in the live one until then.
+    """
+    hv, d = hd
+    live = _run(fn, ctx, hd)
+    inactive = d.get("inactive")
+    if not inactive:
+        return live + (None,)
+    pers = _run(fn, ctx, (hv, inactive))
+    lbad, pbad = live[0] in BAD, pers[0] in BAD
+    if not lbad and not pbad:
+        return live + ({"definition": "both", "pending_restart": False},)
+    if pbad and not lbad:
+        return (pers[0], PERSISTENT_PREFIX + pers[1], pers[2],
+                {"definition": "persistent", "pending_restart": False})
+    if lbad and not pbad:
+        return (live[0], live[1] + PENDING_SUFFIX, live[2], {"definition": "live", "pending_restart": True})
+    status = ERROR if ERROR in (live[0], pers[0]) else FAIL
+    message = live[1] if live[1] == pers[1] else "%s; %s%s" % (live[1], PERSISTENT_PREFIX, pers[1])
+    return status, message, live[2], {"definition": "both", "pending_restart": False}
+
+
 def _evaluate(policy, evidence, now, only):
     ctx = Context(policy, evidence, now)
     today = utc(ctx.now).date()
@@ -173,17 +246,20 @@ def _evaluate(policy, evidence, now, only):
             for subject, ev, err in _subjects(ctx, kind, getattr(fn, "needs_facts", True)):
                 if err:
                     status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
+                    extra = None
+                elif kind == "domain":
+                    status, message, detail, extra = _run_domain(fn, ctx, ev)
                 else:
-                    try:
-                        status, message, detail = fn(ctx, ev)
-                    except Exception as e:  # a broken check is an error finding, never a pass
-                        status, message, detail = ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+                    status, message, detail = _run(fn, ctx, ev)
+                    extra = None
                 finding = {
                     "rule": rid, "area": rule.area, "severity": rp["severity"],
                     "status": status, "subject": subject, "message": message,
                     "remediation": rule.remediation if status in (FAIL, ERROR) else "",
                     "evidence": detail,
                 }
+                if extra:
+                    finding.update(extra)
                 if status in (FAIL, ERROR):
                     w, expired = _waiver_for(waivers, rid, subject["id"], today)
                     if w is not None:

@@ -94,3 +94,60 @@ def test_rule_ids_cannot_be_declared_twice():
         rule("DIV-01", "diversity", "high", "audit", "GUEST", "dup", "none")
     with pytest.raises(ValueError):
         check("DIV-01", "planet")
+
+
+def _running_with_persistent(live_kw, persistent_kw):
+    live = E.domain("web1", **live_kw)
+    pers = E.domain("web1", **persistent_kw)
+    pers["definition"] = "persistent"
+    live.update(definition="live", inactive=pers)
+    return live
+
+
+VNC_LOCAL = "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>"
+VNC_ANY = "<graphics type='vnc' autoport='yes' listen='0.0.0.0'/>"
+
+
+def test_weakening_define_of_a_running_domain_fails_in_the_persistent_definition():
+    d = _running_with_persistent({}, {"replace": {VNC_LOCAL: VNC_ANY}})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "fail" and f["definition"] == "persistent" and f["pending_restart"] is False
+    assert f["message"].startswith("in the persistent definition (takes effect at next start): ")
+    assert "0.0.0.0" in f["message"]
+
+
+def test_fix_waiting_for_a_restart_is_pending_not_a_plain_fail():
+    d = _running_with_persistent({"replace": {VNC_LOCAL: VNC_ANY}}, {})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "fail" and f["pending_restart"] is True and f["definition"] == "live"
+    assert f["message"].endswith("(fixed in the persistent definition: pending restart)")
+
+
+def test_both_definitions_failing_and_both_passing():
+    d = _running_with_persistent({"replace": {VNC_LOCAL: VNC_ANY}}, {"replace": {VNC_LOCAL: VNC_ANY}})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "fail" and f["definition"] == "both" and f["pending_restart"] is False
+    d = _running_with_persistent({}, {})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "pass" and f["definition"] == "both"
+
+
+def test_shut_off_domain_has_one_definition():
+    d = E.domain("web1", state="shutoff", replace={VNC_LOCAL: VNC_ANY})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "fail" and "definition" not in f and "persistent definition" not in f["message"]
+
+
+def test_tags_naming_no_rule_are_an_error_and_skip_tags_are_honoured():
+    with pytest.raises(ValueError) as e:
+        engine.select(["DIV-2"], [])
+    assert "DIV-2" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        engine.select([], ["diversty"])
+    assert "diversty" in str(e.value)
+    assert engine.select(["all"], []) is None
+    assert engine.select([], ["always"]) is None
+    picked = engine.select(["all"], ["diversity"])
+    assert picked == set(r for r in RULES if not r.startswith("DIV-"))
+    assert engine.select(["rollback"], ["RB-11"]) == set(r for r in RULES if r.startswith("RB-")) - {"RB-11"}
+    assert engine.select(["DIV-02"], ["DIV-02"]) == set()
