@@ -6,7 +6,10 @@ re-enable accounts, reuse retired keys, reopen firewalls."
 
 The ledger (kept on the hypervisor, outside the guest, so a revert cannot roll it back) records
 the security state a guest reached. A guest without a ledger record was never hardened by
-vmguard: the ledger rules are not applicable to it (VIS-04 reports it as never hardened).
+vmguard: the ledger rules are not applicable to it (VIS-04 reports it as never hardened). A ledger
+that records nothing of a kind yet (no disabled account, no package floor, no masked service, no
+retired key, no firewall digest) makes the matching rule not applicable, "nothing recorded yet",
+never a pass: there is nothing to compare the guest with.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -91,22 +94,38 @@ def rb04(ctx, hd):
     ledger = d.get("ledger")
     if ledger and ledger.get("error"):
         return error(ledger["error"])
-    if not ledger or not ledger.get("epoch_time"):
-        return na("no ledger record: the domain has no recorded security epoch yet")
-    older = sorted(s["name"] for s in snaps if s.get("creation_time") is not None and s["creation_time"] < ledger["epoch_time"])
+    if not ledger:
+        return na("no ledger record: never hardened by vmguard, so no security epoch to compare snapshots with")
+    if not ledger.get("epoch_time"):
+        return na("nothing recorded yet: the ledger holds no security epoch time to compare snapshots with")
+    unknown = sorted(s["name"] for s in snaps if s.get("creation_time") is None)
+    if unknown:
+        return error("snapshots without a creation time cannot be compared with the security epoch: %s"
+                     % ", ".join(unknown))
+    older = sorted(s["name"] for s in snaps if s["creation_time"] < ledger["epoch_time"])
     if older:
         return fail("revert targets that predate security epoch %s: %s" % (ledger.get("epoch"), ", ".join(older)), snapshots=older)
-    return ok("no snapshot predates security epoch %s" % ledger.get("epoch"))
+    if not snaps:
+        return ok("no snapshots: no revert target predates security epoch %s" % ledger.get("epoch"))
+    return ok("none of %d snapshot(s) predates security epoch %s" % (len(snaps), ledger.get("epoch")))
 
 
-def _ledger_and_fact(ctx, guest, field, what):
-    """(ledger, guest fact, None) - or (None, None, the not-applicable/error result to return)."""
+def _ledger_and_fact(ctx, guest, field, what, recorded, nothing):
+    """(ledger, guest fact, None) - or (None, None, the not-applicable/error result to return).
+
+    ``recorded`` is the ledger key of what vmguard recorded; when it is empty there is nothing to
+    compare the guest with, which is not applicable (``nothing`` says what is missing), never a pass.
+    """
     ledger, res = _ledger_or_na(ctx, guest)
     if res:
         return None, None, res
-    value = ctx.guests[guest]["facts"].get(field)
+    if not ledger.get(recorded):
+        return None, None, na("nothing recorded yet: %s" % nothing)
+    facts = ctx.guests[guest]["facts"]
+    value = facts.get(field)
     if value is None:
-        return None, None, error("%s not collected" % what)
+        why = facts.get("%s_error" % field)
+        return None, None, error("%s not collected%s" % (what, ": %s" % why if why else ""))
     return ledger, value, None
 
 
@@ -127,8 +146,8 @@ def rb05(ctx, guest):
     g = ctx.guests[guest]["facts"].get("epoch")
     want = ledger.get("epoch") or 0
     pending = ledger.get("pending_epoch")
-    if g is None and want == 0:
-        return na("no security epoch recorded yet")
+    if want == 0 and g in (None, 0):
+        return na("nothing recorded yet: the ledger holds no security epoch (and the guest has none)")
     if pending is not None and g == pending:
         return ok("guest holds the pending epoch %s of an unfinished run (ledger at %s)" % (pending, want))
     if g is None:
@@ -143,23 +162,27 @@ def rb05(ctx, guest):
 
 @check("RB-06", "guest")
 def rb06(ctx, guest):
-    ledger, keys, res = _ledger_and_fact(ctx, guest, "ssh_host_keys", "SSH host keys")
+    ledger, keys, res = _ledger_and_fact(ctx, guest, "ssh_host_keys", "SSH host keys", "retired_fingerprints",
+                                         "the ledger records no retired SSH host key")
     if res:
         return res
-    retired = set(ledger.get("retired_fingerprints") or [])
+    retired = set(ledger["retired_fingerprints"])
     back = sorted(k["fingerprint"] for k in keys if k["fingerprint"] in retired)
     if back:
         return fail("%d retired SSH host key(s) are back" % len(back), fingerprints=back)
-    return ok("none of %d retired fingerprint(s) present" % len(retired))
+    return ok("none of %d retired fingerprint(s) present among %d host key(s)" % (len(retired), len(keys)))
 
 
 @check("RB-07", "guest")
 def rb07(ctx, guest):
-    ledger, accounts, res = _ledger_and_fact(ctx, guest, "accounts", "accounts")
+    ledger, accounts, res = _ledger_and_fact(ctx, guest, "accounts", "accounts", "disabled_accounts",
+                                             "the ledger records no account disabled by policy")
     if res:
         return res
+    if not accounts:
+        return error("no account read from the guest's /etc/passwd: cannot tell whether disabled accounts are back")
     by_name = dict((a["name"], a) for a in accounts)
-    wanted = ledger.get("disabled_accounts") or []
+    wanted = ledger["disabled_accounts"]
     active = sorted(n for n in wanted if n in by_name and not by_name[n].get("locked"))
     if active:
         return fail("disabled account(s) usable again: %s" % ", ".join(active), accounts=active)
@@ -168,30 +191,36 @@ def rb07(ctx, guest):
 
 @check("RB-08", "guest")
 def rb08(ctx, guest):
-    ledger, installed, res = _ledger_and_fact(ctx, guest, "packages", "package versions")
+    ledger, installed, res = _ledger_and_fact(ctx, guest, "packages", "package versions", "package_floors",
+                                              "the ledger records no package security floor")
     if res:
         return res
+    if not installed:
+        return error("no installed package read from the guest's dpkg status: cannot compare with the floors")
     below = {}
-    for pkg, floor in sorted((ledger.get("package_floors") or {}).items()):
+    floors = ledger["package_floors"]
+    for pkg, floor in sorted(floors.items()):
         have = installed.get(pkg)
         if have is not None and debversion.compare(have, floor) < 0:
             below[pkg] = {"installed": have, "floor": floor}
     if below:
         return fail("%d package(s) below their security floor: %s" % (len(below), ", ".join(
             "%s %s < %s" % (p, v["installed"], v["floor"]) for p, v in below.items())), packages=below)
-    return ok("%d package floor(s) met" % len(ledger.get("package_floors") or {}))
+    return ok("%d package floor(s) met" % len(floors))
 
 
 @check("RB-09", "guest")
 def rb09(ctx, guest):
-    ledger, services, res = _ledger_and_fact(ctx, guest, "services", "services")
+    ledger, services, res = _ledger_and_fact(ctx, guest, "services", "services", "masked_services",
+                                             "the ledger records no service masked by policy")
     if res:
         return res
     masked = set(services.get("masked") or [])
-    back = sorted(s for s in ledger.get("masked_services") or [] if s not in masked)
+    wanted = ledger["masked_services"]
+    back = sorted(s for s in wanted if s not in masked)
     if back:
         return fail("masked service(s) unmasked again: %s" % ", ".join(back), services=back)
-    return ok("%d service(s) still masked" % len(ledger.get("masked_services") or []))
+    return ok("%d service(s) still masked" % len(wanted))
 
 
 @check("RB-10", "guest")
@@ -201,23 +230,43 @@ def rb10(ctx, guest):
         return res
     want = ledger.get("firewall_digest")
     if not want:
-        return na("no firewall ruleset applied by vmguard yet")
+        return na("nothing recorded yet: the ledger holds no digest of a firewall ruleset applied by vmguard")
     fw = ctx.guests[guest]["facts"].get("firewall")
-    if not fw or fw.get("error"):
-        return error("firewall ruleset not collected: %s" % (fw or {}).get("error", "missing"))
-    if fw.get("digest") == want:
+    if not fw or fw.get("error") or not fw.get("digest"):
+        return error("firewall ruleset not collected: %s" % ((fw or {}).get("error") or "missing"))
+    if fw["digest"] == want:
         return ok("firewall ruleset matches the applied policy")
-    return fail("firewall ruleset differs from the one vmguard applied", digest=fw.get("digest"), expected=want)
+    return fail("firewall ruleset differs from the one vmguard applied", digest=fw["digest"], expected=want)
 
 
 @check("RB-11", "hypervisor")
 def rb11(ctx, hv):
+    """The watcher proves itself by its lock and a fresh heartbeat from the lock holder.
+
+    A process whose command line merely contains the watcher's name proves nothing.
+    """
     w = (hv.get("host") or {}).get("watcher")
     if w is None:
         return error("watcher state not collected")
-    if w.get("running"):
-        return ok("revert watcher running (pid %s)" % w.get("pid"))
-    return fail("no revert watcher: a snapshot revert or restore would go unnoticed and unquarantined")
+    if "lock_held" not in w:
+        return error("watcher lock state not collected (%s)" % (w.get("lock_path") or "no lock path"))
+    limit = (ctx.params.get("rollback") or {}).get("watcher_heartbeat_seconds", 30)
+    age, holder, beat = w.get("heartbeat_age_seconds"), w.get("holder_pid"), w.get("heartbeat_pid")
+    evidence = dict(lock_held=w["lock_held"], holder_pid=holder, heartbeat_pid=beat, heartbeat_age_seconds=age)
+    missing = []
+    if not w["lock_held"]:
+        missing.append("no lock holder on %s" % (w.get("lock_path") or "the watcher lock"))
+    if age is None:
+        missing.append("no heartbeat in %s" % (w.get("heartbeat_path") or "the heartbeat file"))
+    elif age > limit:
+        missing.append("stale heartbeat %.0fs (limit %ds)" % (age, limit))
+    if holder is not None and beat is not None and holder != beat:
+        missing.append("heartbeat from another pid (%s) than the lock holder (%s)" % (beat, holder))
+    if missing:
+        return fail("revert watcher not proven running: %s; a snapshot revert or restore would go unnoticed and "
+                    "unquarantined" % "; ".join(missing), **evidence)
+    return ok("revert watcher holds its lock%s, heartbeat %.0fs old" % (
+        " (pid %s)" % holder if holder is not None else "", age), **evidence)
 
 
 @check("RB-12", "domain")

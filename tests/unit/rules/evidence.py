@@ -53,16 +53,38 @@ def domain_xml(name="web1", service="web", uuid=None, mac=None, extra="", after=
     return xml
 
 
-def domain(name="web1", service="web", snapshots=None, ledger=None, state="running", persistent=True, **kw):
+def domain(name="web1", service="web", snapshots=None, ledger=None, state="running", persistent=True, pid=None, **kw):
+    """A domain as hypervisor_facts reports it. ``pid`` is the pid libvirt recorded for a running domain
+    (None: not known, e.g. a remote or test driver)."""
     d = domxml.parse_domain(domain_xml(name, service, **kw))
-    d.update(state=state, persistent=persistent, autostart=False, snapshots=snapshots or [], ledger=ledger, error=None)
+    d.update(state=state, persistent=persistent, autostart=False, snapshots=snapshots or [], ledger=ledger, error=None,
+             pid=pid if state == "running" else None)
+    d.setdefault("definition", "live" if state == "running" else "persistent")
+    d.setdefault("inactive", None)
     return d
+
+
+def qemu_process(pid, name, uuid=None, uid=64055, user="libvirt-qemu"):
+    """A QEMU process as hostscan reports it: the name/uuid are what its argv claims."""
+    return {"pid": pid, "uid": uid, "user": user, "name": name, "uuid": uuid}
+
+
+WATCHER = {"lock_path": "/run/vmguard/watcher.lock", "lock_held": True, "holder_pid": 4242,
+           "heartbeat_path": "/run/vmguard/watcher.heartbeat", "heartbeat_age_seconds": 3.0, "heartbeat_pid": 4242}
+
+
+def watcher(**overrides):
+    w = dict(WATCHER)
+    w.update(overrides)
+    return w
 
 
 def host(**overrides):
     h = {
         "qemu_conf": {"security_driver": "apparmor", "user": "libvirt-qemu", "group": "libvirt-qemu",
-                      "effective_user": "libvirt-qemu", "migrate_tls_force": "1"},
+                      "migrate_tls_force": "1",
+                      "qemu_user_default": {"user": "libvirt-qemu", "group": "libvirt-qemu",
+                                            "source": "Debian's libvirt build default"}},
         "qemu_gid": 64055,
         "daemon_confs": {"libvirtd.conf": {"unix_sock_rw_perms": "0770"}},
         "sockets": [{"path": "/run/libvirt/libvirt-sock", "mode": 0o770, "rw": True}],
@@ -70,8 +92,9 @@ def host(**overrides):
         "security_models": ["apparmor", "dac"],
         "lsm": {"apparmor": True, "selinux": False},
         "qemu_processes": [],
-        "watcher": {"running": True, "pid": 4242},
+        "watcher": watcher(),
         "images": [],
+        "base_images": [],
         "image_dirs": [{"path": "/var/lib/libvirt/images", "mode": 0o711, "uid": 0, "gid": 0}],
     }
     h.update(overrides)

@@ -52,7 +52,18 @@ def test_rb04_snapshot_before_security_epoch():
     assert one("RB-04", E.domain(ledger=led, snapshots=[snap("after", 5)]))["status"] == "pass"
     f = one("RB-04", E.domain(ledger=led, snapshots=[snap("before", 20), snap("after", 5)]))
     assert f["status"] == "fail" and f["evidence"]["snapshots"] == ["before"]
-    assert one("RB-04", E.domain(snapshots=[snap("before", 20)]))["status"] == "not_applicable"
+    f = one("RB-04", E.domain(snapshots=[snap("before", 20)]))
+    assert f["status"] == "not_applicable" and "no ledger record" in f["message"]
+
+
+def test_rb04_nothing_recorded_and_unknown_times():
+    f = one("RB-04", E.domain(ledger=E.ledger(epoch=0, epoch_time=None), snapshots=[snap("before", 20)]))
+    assert f["status"] == "not_applicable" and f["message"].startswith("nothing recorded yet")
+    # A snapshot whose creation time is unknown may predate the epoch: that is not a pass.
+    unknown = snap("x", 1)
+    unknown["creation_time"] = None
+    f = one("RB-04", E.domain(ledger=E.ledger(), snapshots=[unknown, snap("after", 1)]))
+    assert f["status"] == "error" and "x" in f["message"]
 
 
 def test_rb05_epoch():
@@ -64,7 +75,9 @@ def test_rb05_epoch():
     assert E.status_of(E.run("RB-05", guest_fleet(led=None)), "web1") == "not_applicable"
     # A ledger that has no epoch yet (only retired keys, say) is no evidence of a rollback.
     fresh = E.ledger(epoch=0, epoch_time=None)
-    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=None), led=fresh)), "web1") == "not_applicable"
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=None), led=fresh)))["web1"]
+    assert f["status"] == "not_applicable" and f["message"].startswith("nothing recorded yet")
+    assert "no ledger record" in E.by_subject(E.run("RB-05", guest_fleet(led=None)))["web1"]["message"]
     # Interrupted two-phase update: the guest already holds the pending epoch.
     pending = E.ledger(epoch=3, pending_epoch=4)
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=pending)), "web1") == "pass"
@@ -78,6 +91,8 @@ def test_rb06_retired_keys():
     got = E.by_subject(E.run("RB-06", guest_fleet(f)))["web1"]
     assert got["status"] == "fail" and got["evidence"]["fingerprints"] == [E.FP % "old-ed"]
     assert E.status_of(E.run("RB-06", guest_fleet(led=None)), "web1") == "not_applicable"
+    got = E.by_subject(E.run("RB-06", guest_fleet(led=E.ledger(retired_fingerprints=[]))))["web1"]
+    assert got["status"] == "not_applicable" and got["message"].startswith("nothing recorded yet")
 
 
 def test_rb07_disabled_accounts():
@@ -86,9 +101,28 @@ def test_rb07_disabled_accounts():
                           "expired": True, "locked": True, "hash_digest": None})
     assert E.status_of(E.run("RB-07", guest_fleet(f)), "web1") == "pass"
     f["accounts"][-1]["locked"] = False
-    assert E.status_of(E.run("RB-07", guest_fleet(f)), "web1") == "fail"
+    got = E.by_subject(E.run("RB-07", guest_fleet(f)))["web1"]
+    assert got["status"] == "fail" and got["evidence"]["accounts"] == ["games"]
     assert E.status_of(E.run("RB-07", guest_fleet(E.guest_facts(1, accounts=None))), "web1") == "error"
     assert E.status_of(E.run("RB-07", guest_fleet(led=None)), "web1") == "not_applicable"
+
+
+def test_rb07_nothing_recorded_is_not_a_pass():
+    # The account is usable, but the ledger never recorded it as disabled: nothing to compare.
+    f = E.guest_facts(1)
+    f["accounts"].append({"name": "games", "uid": 5, "shell": "/bin/sh", "password_locked": False,
+                          "expired": False, "locked": False, "hash_digest": None})
+    got = E.by_subject(E.run("RB-07", guest_fleet(f, led=E.ledger(disabled_accounts=[]))))["web1"]
+    assert got["status"] == "not_applicable"
+    assert got["message"] == "nothing recorded yet: the ledger records no account disabled by policy"
+
+
+def test_rb07_unreadable_shadow_is_an_error_naming_why():
+    facts = E.guest_facts(1, accounts=None, accounts_error="/etc/shadow exists but cannot be read: Permission denied")
+    got = E.by_subject(E.run("RB-07", guest_fleet(facts)))["web1"]
+    assert got["status"] == "error" and "/etc/shadow" in got["message"]
+    # An empty account list (unreadable /etc/passwd) cannot show a disabled account is still locked.
+    assert E.status_of(E.run("RB-07", guest_fleet(E.guest_facts(1, accounts=[]))), "web1") == "error"
 
 
 def test_rb08_package_floor():
@@ -100,11 +134,25 @@ def test_rb08_package_floor():
     assert E.status_of(E.run("RB-08", guest_fleet(newer)), "web1") == "pass"
 
 
+def test_rb08_nothing_recorded_or_nothing_installed():
+    old = E.guest_facts(1, packages={"openssl": "3.0.11-1~deb12u2"})
+    got = E.by_subject(E.run("RB-08", guest_fleet(old, led=E.ledger(package_floors={}))))["web1"]
+    assert got["status"] == "not_applicable"
+    assert got["message"] == "nothing recorded yet: the ledger records no package security floor"
+    # An empty package list (dpkg status unreadable) is missing evidence, not "every floor met".
+    assert E.status_of(E.run("RB-08", guest_fleet(E.guest_facts(1, packages={}))), "web1") == "error"
+    assert E.status_of(E.run("RB-08", guest_fleet(E.guest_facts(1, packages=None))), "web1") == "error"
+
+
 def test_rb09_masked_services():
     assert E.status_of(E.run("RB-09", guest_fleet()), "web1") == "pass"
     unmasked = E.guest_facts(1, services={"enabled": ["telnet.socket"], "masked": []})
     assert E.status_of(E.run("RB-09", guest_fleet(unmasked)), "web1") == "fail"
     assert E.status_of(E.run("RB-09", guest_fleet(led=None)), "web1") == "not_applicable"
+    got = E.by_subject(E.run("RB-09", guest_fleet(unmasked, led=E.ledger(masked_services=[]))))["web1"]
+    assert got["status"] == "not_applicable"
+    assert got["message"] == "nothing recorded yet: the ledger records no service masked by policy"
+    assert E.status_of(E.run("RB-09", guest_fleet(E.guest_facts(1, services=None))), "web1") == "error"
 
 
 def test_rb10_firewall_digest():
@@ -112,16 +160,49 @@ def test_rb10_firewall_digest():
     changed = E.guest_facts(1)
     changed["firewall"] = dict(changed["firewall"], digest="0" * 64)
     assert E.status_of(E.run("RB-10", guest_fleet(changed)), "web1") == "fail"
-    assert E.status_of(E.run("RB-10", guest_fleet(led=E.ledger(firewall_digest=None))), "web1") == "not_applicable"
+    got = E.by_subject(E.run("RB-10", guest_fleet(led=E.ledger(firewall_digest=None))))["web1"]
+    assert got["status"] == "not_applicable" and got["message"].startswith("nothing recorded yet")
+    unread = E.guest_facts(1)
+    unread["firewall"] = dict(unread["firewall"], digest=None, error="nft is not installed")
+    got = E.by_subject(E.run("RB-10", guest_fleet(unread)))["web1"]
+    assert got["status"] == "error" and "nft is not installed" in got["message"]
 
 
-def test_rb11_watcher():
-    (f,) = E.run("RB-11", E.fleet())
+def rb11(**watcher):
+    (f,) = E.run("RB-11", E.fleet(host_ev=E.host(watcher=E.watcher(**watcher))))
+    return f
+
+
+def test_rb11_watcher_proven_by_lock_and_heartbeat():
+    f = rb11()
     assert f["status"] == "pass" and f["subject"] == {"kind": "hypervisor", "id": "hv1"}
-    (f,) = E.run("RB-11", E.fleet(host_ev=E.host(watcher={"running": False, "pid": None})))
-    assert f["status"] == "fail"
+    assert "4242" in f["message"]
+    # The holder pid may be unknown (no /proc/locks view); lock and fresh heartbeat still prove it.
+    assert rb11(holder_pid=None)["status"] == "pass"
+
+
+def test_rb11_watcher_missing_parts_fail_and_say_which():
+    f = rb11(lock_held=False, holder_pid=None)
+    assert f["status"] == "fail" and "no lock holder" in f["message"]
+    f = rb11(heartbeat_age_seconds=95.0)
+    assert f["status"] == "fail" and "stale heartbeat 95s" in f["message"]
+    f = rb11(heartbeat_pid=31337)
+    assert f["status"] == "fail" and "heartbeat from another pid" in f["message"] and "31337" in f["message"]
+    f = rb11(heartbeat_age_seconds=None, heartbeat_pid=None)
+    assert f["status"] == "fail" and "no heartbeat" in f["message"]
+
+
+def test_rb11_a_process_named_like_the_watcher_proves_nothing():
+    # The old evidence shape (a process whose argv contains the watcher's name) is no proof.
+    (f,) = E.run("RB-11", E.fleet(host_ev=E.host(watcher={"running": True, "pid": 4242})))
+    assert f["status"] == "error"
     (f,) = E.run("RB-11", E.fleet(host_ev={}))
     assert f["status"] == "error"
+
+
+def test_rb11_heartbeat_limit_is_a_policy_parameter():
+    f = rb11(heartbeat_age_seconds=45.0)
+    assert f["status"] == "fail" and "limit 30s" in f["message"]
 
 
 def test_rb12_transient_disk():
