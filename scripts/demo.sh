@@ -19,8 +19,7 @@ case "${1:-up}" in
     ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" \
       -e vmguard_report_dir="$report_dir" -e vmguard_audit_fail=false | sed -n '/AUDIT | Summary/,/^$/p'
     step "Golden image diversity: clone web1's identity onto mail1 (machine-id, SSH host keys, random seed)"
-    ansible-playbook "$VMGUARD_ROOT/molecule/resources/clone-identity.yml" -i "$LAB_DIR/inventory.yml" \
-      -e vmguard_lab_name="$LAB_NAME" >/dev/null
+    ansible-playbook vmguard.hardening.lab_clone_identity -i "$LAB_DIR/inventory.yml" >/dev/null
     step "Audit (diversity rules): the clone is caught"
     ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" --tags diversity \
       -e vmguard_report_dir="$report_dir/clone-caught" -e vmguard_audit_fail=false >/dev/null

@@ -4,12 +4,14 @@ check mode works, and unreachable guests / dead libvirt URIs are errors while th
 import json
 import os
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-INVENTORY = os.path.join(EPHEMERAL, "inventory")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "resources"))
+from vmguard_reports import INVENTORY, failing, load  # noqa: E402
+
 LAB = "vmguard-molecule"
 HV = "hypervisor1"
 
@@ -22,15 +24,6 @@ SEEDED = {
     ("VIS-01", "%s/%s.rogue" % (HV, LAB)),                  # domain not in the inventory
     ("VIS-04", "%s/%s.rogue" % (HV, LAB)),                  # ... and never hardened
 }
-
-
-def load(which):
-    with open(os.path.join(EPHEMERAL, which, "report.json")) as f:
-        return json.load(f)
-
-
-def failing(report):
-    return {(f["rule"], f["subject"]["id"]) for f in report["findings"] if f["status"] in ("fail", "error")}
 
 
 def audit(*args, report_dir):

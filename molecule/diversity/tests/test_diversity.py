@@ -5,32 +5,20 @@ reachable over strictly pinned host keys."""
 import json
 import os
 import re
+import sys
 
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-INVENTORY = os.path.join(EPHEMERAL, "inventory")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "resources"))
+from vmguard_reports import INVENTORY, failing, load, status  # noqa: E402
+
 RUNNER = AnsibleRunner(INVENTORY)
 GUESTS = sorted(RUNNER.get_hosts("vmguard_guests"))
 HV = sorted(RUNNER.get_hosts("vmguard_hypervisors"))[0]
 CLONED = {(r, g) for r in ("DIV-01", "DIV-02", "DIV-04") for g in ("web1", "mail1")}
 
 testinfra_hosts = GUESTS
-
-
-def load(which):
-    with open(os.path.join(EPHEMERAL, which, "report.json")) as f:
-        return json.load(f)
-
-
-def failing(report):
-    return {(f["rule"], f["subject"]["id"]) for f in report["findings"] if f["status"] in ("fail", "error")}
-
-
-def status(report, rule, subject):
-    (f,) = [x for x in report["findings"] if x["rule"] == rule and x["subject"]["id"] == subject]
-    return f["status"]
 
 
 def test_audit_fails_exactly_the_cloned_identity():
