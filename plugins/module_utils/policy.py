@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The policy document: shipped defaults, deep merge of the user's vmguard_policy, validation.
 
-Validation uses Ansible's own argument-spec validator (ansible.module_utils.common.arg_spec) for
-types and their error messages, plus the checks it cannot express (unknown rule ids, negative
-thresholds, waiver dates). Every error names the key path, the bad value and what is expected.
+Validation walks the user's document before anything is merged and reports every problem at once
+(unknown keys, rule ids and areas at any level, wrong types, non-finite numbers, ports outside
+1-65535 or given as booleans, incomplete waivers, impossible dates). Every error names the key
+path, what is expected and the bad value. Pure: no Ansible imports.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +15,8 @@ __metaclass__ = type
 
 import copy
 import datetime
+import difflib
+import math
 import re
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
@@ -35,6 +38,8 @@ DEFAULT_PARAMS = {
         "max_snapshots": 3,
         "allow_memory_snapshots": False,
         "prune_snapshots": False,
+        # The rollback watcher rewrites its heartbeat file at least this often (RB-11 reads it).
+        "watcher_heartbeat_seconds": 30,
     },
     "isolation": {
         "services": {
@@ -85,131 +90,328 @@ def deep_merge(base, override):
 
 
 class PolicyError(ValueError):
-    """Invalid policy: ``errors`` lists one message per problem."""
+    """Invalid policy: ``errors`` lists one message per problem, each starting with its key path."""
 
     def __init__(self, errors):
         self.errors = errors
         ValueError.__init__(self, "invalid vmguard_policy: " + "; ".join(errors))
 
 
-def _spec_for(value):
-    """Argument spec that mirrors the type of a default value."""
+# The boolean strings Ansible's own conversion accepts (ansible.module_utils.parsing.convert_bool).
+_TRUE_STRINGS = ("y", "yes", "on", "1", "true", "t")
+_FALSE_STRINGS = ("n", "no", "off", "0", "false", "f")
+_BOOL_EXPECTED = "a boolean (true/false, yes/no, on/off, 1/0)"
+_PORT_EXPECTED = "a port 1-65535"
+_WAIVER_KEYS = ("rule", "subject", "reason", "expires")
+_WAIVER_EXPECTED = {"rule": "a rule id", "subject": "a glob over subject ids", "reason": "why the rule is waived",
+                    "expires": "a date YYYY-MM-DD"}
+_RULE_KEYS = ("enabled", "severity", "mode")
+_MODES = ("audit", "enforce")
+
+
+class _Bad(Exception):
+    """One invalid value; the message says what is expected and shows the value."""
+
+
+def _kind(value):
+    if value is None:
+        return "null"
     if isinstance(value, bool):
-        return {"type": "bool"}
-    if isinstance(value, int):
-        return {"type": "int"}
-    if isinstance(value, float):
-        return {"type": "float"}
-    if isinstance(value, list):
-        elements = "int" if value and isinstance(value[0], int) else "str"
-        return {"type": "list", "elements": elements}
+        return "bool"
     if isinstance(value, dict):
-        return {"type": "dict"}
-    return {"type": "str"}
+        return "mapping"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    return type(value).__name__
 
 
-def _policy_spec():
-    rule_spec = {"type": "dict", "options": {
-        "enabled": {"type": "bool"},
-        "severity": {"type": "str", "choices": list(SEVERITIES)},
-        "mode": {"type": "str", "choices": ["audit", "enforce"]},
-    }}
-    params = {}
-    for area, values in DEFAULT_PARAMS.items():
-        opts = dict((k, _spec_for(v)) for k, v in values.items())
-        params[area] = {"type": "dict", "options": opts}
-    params["diversity"]["options"]["reseal"]["choices"] = ["all", "all_but_one"]
-    return {
-        "mode": {"type": "str", "choices": ["audit", "enforce"]},
-        "rules": {"type": "dict", "options": dict((rid, copy.deepcopy(rule_spec)) for rid in RULES)},
-        "params": {"type": "dict", "options": params},
-        "waivers": {"type": "list", "elements": "dict", "options": {
-            "rule": {"type": "str", "required": True},
-            "subject": {"type": "str", "required": True},
-            "reason": {"type": "str", "required": True},
-            "expires": {"type": "str", "required": True},
-        }},
+def _show(value):
+    """The value as the user wrote it (YAML spelling for null, booleans and non-finite numbers), bounded."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _got(value):
+    return "got %s %s" % (_kind(value), _show(value)) if value is not None else "got null"
+
+
+def _join(path, key):
+    return "%s.%s" % (path, key) if path else str(key)
+
+
+def _unknown_key(path, key, known):
+    return "%s: unknown key (expected one of: %s)" % (_join(path, key), ", ".join(sorted(known)))
+
+
+def _as_int(value, minimum=0):
+    if isinstance(value, bool):
+        raise _Bad("expected int, %s" % _got(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad("expected a finite int, got %s" % _show(value))
+        if not value.is_integer():
+            raise _Bad("expected int, %s" % _got(value))
+        value = int(value)
+    elif isinstance(value, str) and re.match(r"\A\s*[-+]?[0-9]+\s*\Z", value):
+        value = int(value)
+    elif not isinstance(value, int):
+        raise _Bad("expected int, %s" % _got(value))
+    if value < 0:
+        raise _Bad("must not be negative, got %s" % value)
+    if value < minimum:
+        raise _Bad("must be at least %d, got %s" % (minimum, value))
+    return value
+
+
+def _as_fraction(value):
+    """A share of the fleet: a finite number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _Bad("expected float, %s" % _got(value))
+    try:
+        number = float(value)
+    except ValueError:
+        raise _Bad("expected float, %s" % _got(value))
+    if not math.isfinite(number):
+        raise _Bad("expected a finite number, got %s" % _show(value))
+    if number < 0:
+        raise _Bad("must not be negative, got %s" % _show(value))
+    if not 0 < number <= 1:
+        raise _Bad("expected a fraction in (0, 1], got %s" % _show(value))
+    return number
+
+
+def _as_bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS + _FALSE_STRINGS:
+        return value.strip().lower() in _TRUE_STRINGS
+    raise _Bad("expected %s, %s" % (_BOOL_EXPECTED, _got(value)))
+
+
+def _choice(choices):
+    def convert(value):
+        if not isinstance(value, str) or value not in choices:
+            raise _Bad("expected one of %s, got %s" % (", ".join(choices), _show(value)))
+        return value
+    return convert
+
+
+def _as_port(value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _Bad("expected %s, %s" % (_PORT_EXPECTED, _got(value)))
+    if isinstance(value, str) and not re.match(r"\A\s*[0-9]+\s*\Z", value):
+        raise _Bad("expected %s, %s" % (_PORT_EXPECTED, _got(value)))
+    port = int(value)
+    if not 0 < port < 65536:
+        raise _Bad("expected %s, got %s" % (_PORT_EXPECTED, _show(value)))
+    return port
+
+
+def _as_str(value):
+    if not isinstance(value, str):
+        raise _Bad("expected str, %s" % _got(value))
+    return value
+
+
+def _check_value(errors, path, value, convert):
+    """convert(value), or None after recording '<path>: <why>'."""
+    try:
+        return convert(value)
+    except _Bad as e:
+        errors.append("%s: %s" % (path, e))
+        return None
+
+
+def _check_list(errors, path, value, convert, expected):
+    if not isinstance(value, (list, tuple)):
+        errors.append("%s: expected a list of %s, %s" % (path, expected, _got(value)))
+        return None
+    out = [_check_value(errors, "%s[%d]" % (path, i), v, convert) for i, v in enumerate(value)]
+    return out if None not in out else None
+
+
+def _check_mapping(errors, path, value, expected):
+    if isinstance(value, dict):
+        return True
+    errors.append("%s: expected %s, %s" % (path, expected, _got(value)))
+    return False
+
+
+def _suggest(rid):
+    m = re.match(r"\A\s*([A-Za-z]+)[-_ ]?0*([0-9]+)\s*\Z", str(rid))  # div-1, DIV_01, DIV1 -> DIV-01
+    normal = "%s-%02d" % (m.group(1).upper(), int(m.group(2))) if m else None
+    close = [normal] if normal in RULES else difflib.get_close_matches(str(rid), list(RULES), n=1)
+    return "did you mean %s? " % close[0] if close else ""
+
+
+def _unknown_rule(rid):
+    return "unknown rule id %r (%sknown: %s)" % (rid, _suggest(rid), ", ".join(sorted(RULES)))
+
+
+def _check_rules(errors, rules):
+    if not _check_mapping(errors, "rules", rules, "a mapping of rule id -> {enabled, severity, mode}"):
+        return {}
+    out = {}
+    for rid, cfg in rules.items():
+        path = _join("rules", rid)
+        if rid not in RULES:
+            errors.append("%s: %s" % (path, _unknown_rule(rid)))
+            continue
+        if not _check_mapping(errors, path, cfg, "a mapping of enabled, severity, mode"):
+            continue
+        out[rid] = {}
+        for key, value in cfg.items():
+            convert = {"enabled": _as_bool, "severity": _choice(SEVERITIES), "mode": _choice(_MODES)}.get(key)
+            if convert is None:
+                errors.append(_unknown_key(path, key, _RULE_KEYS))
+            else:
+                out[rid][key] = _check_value(errors, _join(path, key), value, convert)
+    return out
+
+
+def _check_services(errors, path, services):
+    if not _check_mapping(errors, path, services, "a mapping of service name -> {ports: [...]}"):
+        return None
+    out = {}
+    for name, cfg in services.items():
+        spath = _join(path, name)
+        if not isinstance(name, str) or not name.strip():
+            errors.append("%s: expected a service name (non-empty string), got %s" % (spath, _show(name)))
+            continue
+        if not _check_mapping(errors, spath, cfg, "a mapping {ports: [...]}"):
+            continue
+        for key in cfg:
+            if key != "ports":
+                errors.append(_unknown_key(spath, key, ("ports",)))
+        if "ports" in cfg:
+            out[name] = {"ports": _check_list(errors, _join(spath, "ports"), cfg["ports"], _as_port, "ports 1-65535")}
+        elif name in DEFAULT_PARAMS["isolation"]["services"]:
+            out[name] = {}
+        else:
+            errors.append("%s: missing (expected a list of ports 1-65535)" % _join(spath, "ports"))
+    return out
+
+
+def _param_checker(area, key):
+    """(errors, path, value) -> converted value, for one key of params.<area>."""
+    special = {
+        ("diversity", "reseal"): _choice(("all", "all_but_one")),
+        ("diversity", "max_fleet_share"): _as_fraction,
+        ("rollback", "watcher_heartbeat_seconds"): lambda v: _as_int(v, minimum=1),
     }
+    if (area, key) in special:
+        convert = special[(area, key)]
+        return lambda errors, path, value: _check_value(errors, path, value, convert)
+    if (area, key) == ("isolation", "services"):
+        return _check_services
+    default = DEFAULT_PARAMS[area][key]
+    if key.endswith("_ports"):
+        return lambda errors, path, value: _check_list(errors, path, value, _as_port, "ports 1-65535")
+    if isinstance(default, list):
+        return lambda errors, path, value: _check_list(errors, path, value, _as_str, "strings")
+    convert = _as_bool if isinstance(default, bool) else _as_int
+    return lambda errors, path, value: _check_value(errors, path, value, convert)
 
 
-def _validate_types(doc):
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # Ansible's own validator
-    result = ArgumentSpecValidator(_policy_spec()).validate(doc)
+def _check_params(errors, params):
+    if not _check_mapping(errors, "params", params, "a mapping of area -> parameters (%s)" % ", ".join(AREAS)):
+        return {}
+    out = {}
+    for area, values in params.items():
+        path = _join("params", area)
+        if area not in DEFAULT_PARAMS:
+            errors.append("%s: unknown area (expected one of %s)" % (path, ", ".join(AREAS)))
+            continue
+        if not _check_mapping(errors, path, values, "a mapping of %s parameters" % area):
+            continue
+        out[area] = {}
+        for key, value in values.items():
+            if key not in DEFAULT_PARAMS[area]:
+                errors.append(_unknown_key(path, key, DEFAULT_PARAMS[area]))
+            else:
+                out[area][key] = _param_checker(area, key)(errors, _join(path, key), value)
+    return out
+
+
+def _check_expires(value):
+    if isinstance(value, datetime.date):  # YAML hands over unquoted dates as date objects
+        return parse_date(value).isoformat()
+    if not isinstance(value, str):
+        raise _Bad("expected a date YYYY-MM-DD, %s" % _got(value))
+    try:
+        return parse_date(value).isoformat()
+    except ValueError as e:
+        raise _Bad(str(e))
+
+
+def _check_waiver_field(key, value):
+    if key == "expires":
+        return _check_expires(value)
+    if not isinstance(value, str):
+        raise _Bad("expected a non-empty string, %s" % _got(value))
+    if not value.strip():
+        raise _Bad("must explain why the rule is waived" if key == "reason" else "must not be empty")
+    if key == "rule" and value not in RULES:
+        raise _Bad(_unknown_rule(value))
+    return value
+
+
+def _check_waivers(errors, waivers):
+    if not isinstance(waivers, (list, tuple)):
+        errors.append("waivers: expected a list of {rule, subject, reason, expires}, %s" % _got(waivers))
+        return []
+    out = []
+    for i, waiver in enumerate(waivers):
+        path = "waivers[%d]" % i
+        if not _check_mapping(errors, path, waiver, "a mapping {rule, subject, reason, expires}"):
+            continue
+        for key in waiver:
+            if key not in _WAIVER_KEYS:
+                errors.append(_unknown_key(path, key, _WAIVER_KEYS))
+        checked = {}
+        for key in _WAIVER_KEYS:
+            if key not in waiver:
+                errors.append("%s.%s: missing (expected %s)" % (path, key, _WAIVER_EXPECTED[key]))
+            else:
+                checked[key] = _check_value(errors, "%s.%s" % (path, key), waiver[key],
+                                            lambda v, k=key: _check_waiver_field(k, v))
+        out.append(checked)
+    return out
+
+
+def check_policy(doc):
+    """(errors, normalized copy of the user's document): every problem of the whole document at once."""
     errors = []
-    for err in result.errors:
-        msg = str(getattr(err, "message", err))
-        m = re.match(r"argument '([^']+)' is of type (\S+)(?: found in '([^']+)')?\.? and we were unable to "
-                     r"convert to (\w+): (.*)", msg)
-        if m:
-            name, found, where, want, detail = m.groups()
-            path = ".".join([p.strip() for p in where.split("->")] + [name]) if where else name
-            msg = "%s: expected %s, got %s (%s)" % (path, want, found, detail)
-        m = re.match(r"Unsupported parameters for \(.*?\) module: (.+?)(?: found in (.+?))?\. "
-                     r"Supported parameters include: (.*)", msg)
-        if m:
-            names, where, known = m.groups()
-            prefix = ".".join(p.strip() for p in where.split("->")) + "." if where else ""
-            msg = "; ".join("%s%s: unknown key (expected one of: %s)" % (prefix, n.strip(), known.rstrip("."))
-                            for n in names.split(","))
-        m = re.match(r"^([\w.-]+)\. Supported parameters include: (.*)$", msg)
-        if m:
-            msg = "%s: unknown key (expected one of: %s)" % (m.group(1), m.group(2).rstrip("."))
-        m = re.match(r"^value of (\S+) must be one of: (.*), got: (.*?) found in (.+)$", msg)
-        if m:
-            where = ".".join(p.strip() for p in m.group(4).split("->"))
-            msg = "%s.%s: expected one of %s, got %s" % (where, m.group(1), m.group(2), m.group(3))
-        m = re.match(r"missing required arguments: (.+?) found in (.+)$", msg)
-        if m:
-            msg = "%s: missing required key(s): %s" % (".".join(p.strip() for p in m.group(2).split("->")), m.group(1))
-        errors.append(msg)
-    return errors, result.validated_parameters
+    if not isinstance(doc, dict):
+        return ["vmguard_policy: expected a dict (mapping of mode, rules, params, waivers), %s" % _got(doc)], None
+    out = {}
+    for key, value in doc.items():
+        if key == "mode":
+            out["mode"] = _check_value(errors, "mode", value, _choice(_MODES))
+        elif key == "rules":
+            out["rules"] = _check_rules(errors, value)
+        elif key == "params":
+            out["params"] = _check_params(errors, value)
+        elif key == "waivers":
+            out["waivers"] = _check_waivers(errors, value)
+        else:
+            errors.append(_unknown_key("", key, ("mode", "rules", "params", "waivers")))
+    return errors, out
 
 
 def load_policy(user_policy=None):
-    """Return the effective policy (defaults deep-merged with the user's), or raise PolicyError."""
-    user_policy = user_policy or {}
-    errors = []
-    if not isinstance(user_policy, dict):
-        raise PolicyError(["vmguard_policy: expected a dict, got %s" % type(user_policy).__name__])
-    for rid in (user_policy.get("rules") or {}):
-        if rid not in RULES:
-            errors.append("rules.%s: unknown rule id (known: %s)" % (rid, ", ".join(sorted(RULES))))
-    for area in (user_policy.get("params") or {}):
-        if area not in DEFAULT_PARAMS:
-            errors.append("params.%s: unknown area (expected one of %s)" % (area, ", ".join(AREAS)))
+    """Return the effective policy (defaults deep-merged with the user's), or raise PolicyError.
+
+    Nothing is merged until the whole document is valid; PolicyError lists every problem, each as
+    '<key path>: <what is expected>, got <the bad value>'.
+    """
+    errors, checked = check_policy({} if user_policy is None else user_policy)
     if errors:
         raise PolicyError(errors)
-    # Waivers are stored with their dates as strings; YAML may hand over date objects.
-    merged = deep_merge(default_policy(), user_policy)
-    for w in merged.get("waivers") or []:
-        if isinstance(w, dict) and isinstance(w.get("expires"), datetime.date):
-            w["expires"] = w["expires"].isoformat()
-    type_errors, validated = _validate_types(merged)
-    errors.extend(type_errors)
-    merged = validated
-    for area, values in merged["params"].items():
-        for k, v in values.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
-                errors.append("params.%s.%s: must not be negative, got %s" % (area, k, v))
-    share = merged["params"]["diversity"]["max_fleet_share"]
-    if isinstance(share, (int, float)) and not 0 < share <= 1:
-        errors.append("params.diversity.max_fleet_share: expected a fraction in (0, 1], got %s" % share)
-    for svc, cfg in merged["params"]["isolation"]["services"].items():
-        ports = (cfg or {}).get("ports") if isinstance(cfg, dict) else None
-        if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
-            errors.append("params.isolation.services.%s.ports: expected a list of ports 1-65535, got %r"
-                          % (svc, ports))
-    for i, w in enumerate(merged["waivers"] or []):
-        if not isinstance(w, dict) or not all(isinstance(w.get(k), str) for k in ("rule", "subject", "reason", "expires")):
-            continue  # already reported by the type validation
-        if w["rule"] not in RULES:
-            errors.append("waivers[%d].rule: unknown rule id %r" % (i, w["rule"]))
-        try:
-            parse_date(w["expires"])
-        except ValueError as e:
-            errors.append("waivers[%d].expires: %s" % (i, e))
-        if not w["reason"].strip():
-            errors.append("waivers[%d].reason: must explain why the rule is waived" % i)
-    if errors:
-        raise PolicyError(errors)
-    return merged
+    return deep_merge(default_policy(), checked)

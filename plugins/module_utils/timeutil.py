@@ -20,6 +20,9 @@ def parse_date(value):
     """A YYYY-MM-DD string (or a date) as a date; ValueError otherwise."""
     if isinstance(value, datetime.date):
         return value if not isinstance(value, datetime.datetime) else value.date()
-    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+    if not isinstance(value, str) or not re.match(r"\A\d{4}-\d{2}-\d{2}\Z", value):
         raise ValueError("expected a date YYYY-MM-DD, got %r" % (value,))
-    return datetime.datetime.strptime(value, "%Y-%m-%d").date()
+    try:
+        return datetime.datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as e:  # 2099-02-30, month 13: the shape is right but there is no such day
+        raise ValueError("expected a date YYYY-MM-DD, got %r (%s)" % (value, e))
