@@ -8,10 +8,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
+import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
-from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import utc
+from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import parse_date, utc
 
 rule("VIS-01", "visibility", "high", "audit", "FLEET", "every domain is in the inventory",
      "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")
@@ -58,18 +58,43 @@ def vis02(ctx, guest):
 vis02.needs_facts = False
 
 
+RUNNING = ("running", "paused", "blocked", "pmsuspended", "crashed")
+
+
 @check("VIS-03", "hypervisor")
 def vis03(ctx, hv):
+    """QEMU processes are tied to domains through the pid libvirt recorded for each running domain.
+
+    A process's argv (its -name/-uuid) is whatever its starter wrote: claiming a domain's name or
+    UUID proves nothing when libvirt recorded another pid for that domain. Only for running domains
+    whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so.
+    """
     procs = (hv.get("host") or {}).get("qemu_processes")
     if procs is None:
         return error("QEMU processes not collected")
-    known = set(d["name"] for d in hv.get("domains") or [] if d.get("state") in ("running", "paused", "blocked", "pmsuspended", "crashed"))
-    known_uuids = set(d.get("uuid") for d in hv.get("domains") or [])
-    unknown = ["pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed") for p in procs
-               if p.get("name") not in known and p.get("uuid") not in known_uuids]
+    running = [d for d in hv.get("domains") or [] if d.get("state") in RUNNING]
+    by_pid = dict((d["pid"], d["name"]) for d in running if d.get("pid") is not None)
+    no_pid = [d for d in running if d.get("pid") is None]
+    names = set(d["name"] for d in no_pid)
+    uuids = set(d.get("uuid") for d in no_pid if d.get("uuid"))
+    seen = set(p["pid"] for p in procs)
+    unseen = sorted("%s (pid %s)" % (name, pid) for pid, name in by_pid.items() if pid not in seen)
+    if unseen:
+        return error("process list incomplete: libvirt's recorded QEMU pid of %s is not among the %d QEMU "
+                     "process(es) seen" % (", ".join(unseen), len(procs)), missing=unseen)
+    unknown, by_name = [], []
+    for p in procs:
+        who = "pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed")
+        if p["pid"] in by_pid:
+            continue
+        if p.get("name") in names or (p.get("uuid") and str(p["uuid"]).lower() in uuids):
+            by_name.append(who)
+        else:
+            unknown.append(who)
     if unknown:
         return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
-    return ok("%d QEMU process(es), all known to libvirt" % len(procs))
+    note = "; %d matched by name: libvirt's pid not available" % len(by_name) if by_name else ""
+    return ok("%d QEMU process(es), all known to libvirt%s" % (len(procs), note), matched_by_name=by_name)
 
 
 @check("VIS-04", "domain")
@@ -101,7 +126,7 @@ def vis06(ctx, hd):
     if not exp:
         return na("no expiry set (VIS-05 reports it)")
     try:
-        day = datetime.datetime.strptime(exp[:10], "%Y-%m-%d").date()
+        day = parse_date(exp)
     except ValueError:
         return error("unparsable expiry %r (expected YYYY-MM-DD)" % exp)
     today = utc(ctx.now).date()
@@ -112,15 +137,21 @@ def vis06(ctx, hd):
 
 @check("VIS-07", "hypervisor")
 def vis07(ctx, hv):
+    """An image is referenced when it is a disk source or anywhere in a backing chain (a base image
+    shared through overlays is not an orphan). Paths are compared normalised."""
     images = (hv.get("host") or {}).get("images")
     if images is None:
         return error("disk images not collected")
+    if not images:
+        return na("no disk image found in the image directories and storage pools")
     referenced = set()
     for d in hv.get("domains") or []:
         for disk in d.get("disks") or []:
-            referenced.add(disk.get("source"))
-            referenced.update(disk.get("backing") or [])
-    orphans = sorted(i["path"] for i in images if i["path"] not in referenced and not i.get("referenced"))
+            for path in [disk.get("source")] + list(disk.get("backing") or []):
+                if path:
+                    referenced.add(posixpath.normpath(path))
+    orphans = sorted(i["path"] for i in images
+                     if not i.get("referenced") and posixpath.normpath(i["path"]) not in referenced)
     if orphans:
         return fail("%d unreferenced image(s): %s" % (len(orphans), ", ".join(orphans)), images=orphans)
-    return ok("all %d image(s) referenced by a domain" % len(images))
+    return ok("all %d image(s) referenced by a domain or a backing chain" % len(images))

@@ -24,13 +24,45 @@ def test_vis02_inventory_guest_exists():
     assert E.by_subject(E.run("VIS-02", ev))["free"]["status"] == "not_applicable"
 
 
-def test_vis03_unknown_qemu():
-    procs = [{"pid": 10, "user": "libvirt-qemu", "name": "web1", "uuid": None}]
-    ev = E.fleet([E.domain("web1")], host_ev=E.host(qemu_processes=procs))
-    assert E.run("VIS-03", ev)[0]["status"] == "pass"
-    procs.append({"pid": 11, "user": "root", "name": "hidden", "uuid": None})
-    f = E.run("VIS-03", E.fleet([E.domain("web1")], host_ev=E.host(qemu_processes=procs)))[0]
-    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 11 (hidden)"]
+def vis03(domains, procs):
+    (f,) = E.run("VIS-03", E.fleet(domains, host_ev=E.host(qemu_processes=procs)))
+    return f
+
+
+def test_vis03_processes_tied_to_domains_by_libvirts_pid():
+    web = E.domain("web1", pid=4100)
+    f = vis03([web], [E.qemu_process(4100, "web1", web["uuid"])])
+    assert f["status"] == "pass" and "matched by name" not in f["message"]
+    f = vis03([web], [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4111, "hidden", uid=0, user="root")])
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4111 (hidden)"]
+
+
+def test_vis03_a_process_claiming_a_domains_name_is_not_that_domain():
+    web = E.domain("web1", pid=4100)
+    impostor = E.qemu_process(5000, "web1", web["uuid"], uid=0, user="root")
+    f = vis03([web], [E.qemu_process(4100, "web1", web["uuid"]), impostor])
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 5000 (web1)"]
+    # Claiming the UUID of a shut-off domain does not make a process known either.
+    off = E.domain("mail1", "mail", state="shutoff")
+    f = vis03([web, off], [E.qemu_process(4100, "web1"), E.qemu_process(5001, None, off["uuid"])])
+    assert f["status"] == "fail" and "pid 5001" in f["message"]
+
+
+def test_vis03_without_libvirts_pid_falls_back_to_name_and_says_so():
+    web = E.domain("web1", pid=None)
+    f = vis03([web], [E.qemu_process(4100, "web1", web["uuid"])])
+    assert f["status"] == "pass" and "matched by name: libvirt's pid not available" in f["message"]
+    f = vis03([web], [E.qemu_process(4100, "web1"), E.qemu_process(4111, "hidden")])
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4111 (hidden)"]
+
+
+def test_vis03_missing_or_incomplete_process_list_is_an_error():
+    web = E.domain("web1", pid=4100)
+    f = vis03([web], [])
+    assert f["status"] == "error" and "web1 (pid 4100)" in f["message"]
+    f = vis03([web], None)
+    assert f["status"] == "error" and "not collected" in f["message"]
+    assert vis03([E.domain("web1", state="shutoff")], [])["status"] == "pass"
 
 
 def test_vis04_dormant():
@@ -57,9 +89,48 @@ def test_vis06_expiry():
     assert E.run("VIS-06", E.fleet([d]))[0]["status"] == "error"
 
 
+def test_vis06_trailing_garbage_is_unparsable_not_a_date():
+    f = E.run("VIS-06", E.fleet([E.domain(replace={"2027-06-30": "2099-01-01garbage"})]))[0]
+    assert f["status"] == "error" and "unparsable expiry" in f["message"]
+    f = E.run("VIS-06", E.fleet([E.domain(replace={"2027-06-30": "2026-01-31T00:00:00Z"})]))[0]
+    assert f["status"] == "error"
+
+
+IMG = "/var/lib/libvirt/images/%s"
+
+
+def vis07(domains, images):
+    (f,) = E.run("VIS-07", E.fleet(domains, host_ev=E.host(images=images)))
+    return f
+
+
 def test_vis07_orphan_images():
-    imgs = [{"path": "/var/lib/libvirt/images/web1.qcow2", "mode": 0o600}]
-    assert E.run("VIS-07", E.fleet([E.domain()], host_ev=E.host(images=imgs)))[0]["status"] == "pass"
-    imgs.append({"path": "/var/lib/libvirt/images/old.qcow2", "mode": 0o600})
-    f = E.run("VIS-07", E.fleet([E.domain()], host_ev=E.host(images=imgs)))[0]
-    assert f["status"] == "fail" and f["evidence"]["images"] == ["/var/lib/libvirt/images/old.qcow2"]
+    imgs = [{"path": IMG % "web1.qcow2", "mode": 0o600, "referenced": True}]
+    assert vis07([E.domain()], imgs)["status"] == "pass"
+    imgs.append({"path": IMG % "old.qcow2", "mode": 0o600, "referenced": False})
+    f = vis07([E.domain()], imgs)
+    assert f["status"] == "fail" and f["evidence"]["images"] == [IMG % "old.qcow2"]
+    assert vis07([E.domain()], [])["status"] == "not_applicable"
+    (f,) = E.run("VIS-07", E.fleet([E.domain()], host_ev=E.host(images=None)))
+    assert f["status"] == "error"
+
+
+BACKED = ("<source file='/var/lib/libvirt/images/{0}.qcow2'/>",
+          "<source file='/var/lib/libvirt/images/{0}.qcow2'/><backingStore type='file'><format type='qcow2'/>"
+          "<source file='/var/lib/libvirt/images/golden.qcow2'/><backingStore/></backingStore>")
+
+
+def test_vis07_base_images_in_backing_chains_are_not_orphans():
+    web = E.domain("web1", replace={BACKED[0].format("web1"): BACKED[1].format("web1")})
+    assert web["disks"][0]["backing"] == [IMG % "golden.qcow2"]
+    # The collector did not mark it (an older evidence without `referenced`): the chain still counts.
+    imgs = [{"path": IMG % "web1.qcow2", "mode": 0o600}, {"path": IMG % "golden.qcow2", "mode": 0o600}]
+    assert vis07([web], imgs)["status"] == "pass"
+    # Without the chain in the XML, the collector's `referenced` (from qemu-img's chain) counts.
+    plain = E.domain("web1")
+    assert vis07([plain], [imgs[0], dict(imgs[1], referenced=True)])["status"] == "pass"
+    f = vis07([plain], [imgs[0], dict(imgs[1], referenced=False)])
+    assert f["status"] == "fail" and f["evidence"]["images"] == [IMG % "golden.qcow2"]
+    # A non-normalised path in the XML still names the same file.
+    odd = E.domain("web1", replace={IMG % "web1.qcow2": "/var/lib/libvirt//images/./web1.qcow2"})
+    assert vis07([odd], imgs[:1])["status"] == "pass"
