@@ -13,8 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
+import json
 import os
+import shutil
 import stat
+import tempfile
 
 # (category, glob relative to the root, action, reason)
 #   action "remove": the path must not exist
@@ -207,3 +210,68 @@ def prepare_dest(dest):
         p = os.path.join(dest, os.path.dirname(d))
         if not os.path.isdir(p):
             os.makedirs(p)
+
+
+class ImageError(Exception):
+    """An image file that cannot be read offline; str() says why (no "DIV-06:" prefix)."""
+
+
+def _json_format(out):
+    try:
+        info = json.loads(out)
+    except ValueError:
+        return None
+    return info.get("format") if isinstance(info, dict) else None
+
+
+def extract_image(image, work, run, qemu_img="qemu-img", debugfs="debugfs", fmt=None):
+    """Copy the seal-relevant paths of an image file into work/tree, read-only; returns the tree.
+
+    ``run(argv)`` returns (rc, stdout, stderr) (AnsibleModule.run_command in modules). ``fmt``
+    pins the image format (no probing); None lets qemu-img probe (an administrator-named file).
+    qcow2 and other formats are converted to a sparse raw file in ``work`` (a private directory).
+    Raises ImageError.
+    """
+    pin = ["-f", fmt] if fmt else []
+    rc, out, err = run([qemu_img, "info"] + pin + ["--output=json", image])
+    if rc != 0 and "lock" in err:
+        # A running QEMU keeps qcow2 metadata in memory: a shared read would see stale data.
+        raise ImageError("%s is in use by a running guest; audit images at rest (%s)" % (image, err.strip()))
+    if rc != 0:
+        raise ImageError("%s is not a readable disk image: %s" % (image, err.strip()))
+    fmt = _json_format(out)
+    raw = image
+    if fmt != "raw":
+        raw = os.path.join(work, "image.raw")
+        rc, out, err = run([qemu_img, "convert"] + (["-f", fmt] if fmt else []) + ["-O", "raw", image, raw])
+        if rc != 0:
+            raise ImageError("cannot read %s (%s): %s" % (image, fmt, err.strip()))
+    rc, out, err = run([debugfs, "-R", "stats", raw])
+    if rc != 0 or "Filesystem magic number" not in out:
+        raise ImageError("%s holds no ext2/3/4 file system at offset 0 (partitioned images are not "
+                         "supported offline; audit the unpacked tree instead)" % image)
+    tree = os.path.join(work, "tree")
+    os.makedirs(tree)
+    prepare_dest(tree)
+    script = os.path.join(work, "extract.debugfs")
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(debugfs_script(tree)) + "\n")
+    rc, out, err = run([debugfs, "-f", script, raw])
+    if rc != 0:
+        raise ImageError("debugfs failed on %s: %s" % (image, err.strip()))
+    return tree
+
+
+def verify_image(image, run, work_dir=None, qemu_img="qemu-img", debugfs="debugfs", fmt=None):
+    """Offline seal check of an image file, read-only: the list of check_tree() findings.
+
+    The raw copy and the extracted tree live in a private directory (mkdtemp, mode 0700) under
+    ``work_dir`` (default: the system temporary directory), removed before returning.
+    Raises ImageError when the image cannot be read.
+    """
+    work = tempfile.mkdtemp(prefix="vmguard-seal-", dir=work_dir)
+    try:
+        return check_tree(extract_image(image, work, run, qemu_img=qemu_img, debugfs=debugfs, fmt=fmt))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

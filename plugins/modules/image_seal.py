@@ -96,47 +96,24 @@ sealed:
   type: bool
 """
 
-import json
 import os
 import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import (
-    check_tree, seal_tree, debugfs_script, prepare_dest)
+    ImageError, check_tree, seal_tree)
+from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import extract_image as offline_extract
 
 
 def extract_image(module, image, work):
     """Copy the seal-relevant paths of an image file into work/tree; returns the tree."""
     qemu_img = module.get_bin_path("qemu-img", required=True)
     debugfs = module.get_bin_path("debugfs", required=True)
-    rc, out, err = module.run_command([qemu_img, "info", "--output=json", image])
-    if rc != 0 and "lock" in err:
-        # A running QEMU keeps qcow2 metadata in memory: a shared read would see stale data.
-        module.fail_json(msg="DIV-06: %s is in use by a running guest; audit images at rest (%s)" % (image, err.strip()))
-    if rc != 0:
-        module.fail_json(msg="DIV-06: %s is not a readable disk image: %s" % (image, err.strip()))
-    fmt = json.loads(out).get("format")
-    raw = image
-    if fmt != "raw":
-        raw = os.path.join(work, "image.raw")
-        rc, out, err = module.run_command([qemu_img, "convert", "-O", "raw", image, raw])
-        if rc != 0:
-            module.fail_json(msg="DIV-06: cannot read %s (%s): %s" % (image, fmt, err.strip()))
-    rc, out, err = module.run_command([debugfs, "-R", "stats", raw])
-    if rc != 0 or "Filesystem magic number" not in out:
-        module.fail_json(msg="DIV-06: %s holds no ext2/3/4 file system at offset 0 (partitioned images are not "
-                             "supported offline; audit the unpacked tree instead)" % image)
-    tree = os.path.join(work, "tree")
-    os.makedirs(tree)
-    prepare_dest(tree)
-    script = os.path.join(work, "extract.debugfs")
-    with open(script, "w") as f:
-        f.write("\n".join(debugfs_script(tree)) + "\n")
-    rc, out, err = module.run_command([debugfs, "-f", script, raw])
-    if rc != 0:
-        module.fail_json(msg="DIV-06: debugfs failed on %s: %s" % (image, err.strip()))
-    return tree
+    try:
+        return offline_extract(image, work, module.run_command, qemu_img=qemu_img, debugfs=debugfs)
+    except ImageError as e:
+        module.fail_json(msg="DIV-06: %s" % e)
 
 
 def main():
