@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import stat
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
@@ -24,13 +25,12 @@ rule("LEAK-04", "leakage", "medium", "enforce", "HOST+DOM", "guest RAM kept out 
 rule("LEAK-05", "leakage", "medium", "audit", "DOM", "confidential VMs use LUKS-encrypted disks",
      "Move the disks of confidential VMs to LUKS-encrypted volumes (<encryption format='luks'>).")
 rule("LEAK-06", "leakage", "high", "enforce", "HOST", "libvirt management plane not exposed",
-     "Set listen_tcp = 0 and unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.")
+     "Set listen_tcp = 0 (for remote management use listen_tls with client certificates verified) and "
+     "unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.")
 rule("LEAK-07", "leakage", "low", "enforce", "DOM", "no host SMBIOS passthrough",
      "Remove <smbios mode='host'/> (it copies the host's serial numbers and identity into the guest).")
 rule("LEAK-08", "leakage", "medium", "enforce", "HOST", "migration TLS forced",
      "Set migrate_tls_force = 1 in qemu.conf (with migration TLS certificates in place).")
-
-LOOPBACK = ("127.", "::1", "localhost")
 
 
 def _host(hv, key, what):
@@ -44,52 +44,103 @@ def _host(hv, key, what):
 def leak01(ctx, hv):
     images = _host(hv, "images", "disk image modes")
     dirs = _host(hv, "image_dirs", "image directory modes")
+    if not images and not dirs:
+        return na("no disk image or image directory found")
     qemu_gid = (hv.get("host") or {}).get("qemu_gid")
     bad = []
     for img in images:
         mode = img["mode"]
-        if mode & stat.S_IROTH or (mode & stat.S_IRGRP and img.get("gid") not in (qemu_gid, 0)):
+        if mode & (stat.S_IROTH | stat.S_IWOTH) or (mode & stat.S_IRGRP and img.get("gid") not in (qemu_gid, 0)):
             bad.append("%s %04o" % (img["path"], mode & 0o7777))
     for d in dirs:
-        if d["mode"] & stat.S_IROTH:
+        if d["mode"] & (stat.S_IROTH | stat.S_IWOTH):
             bad.append("%s/ %04o" % (d["path"], d["mode"] & 0o7777))
     if bad:
-        return fail("readable by others: %s" % ", ".join(sorted(bad)), paths=sorted(bad))
+        return fail("readable or writable by others: %s" % ", ".join(sorted(bad)), paths=sorted(bad))
     return ok("%d image(s) and %d director(ies) private" % (len(images), len(dirs)))
 
 
-def _is_local(listen):
-    if listen["type"] in ("socket", "none"):
+NETWORK_CONSOLES = ("vnc", "spice", "rdp")
+
+
+def _is_loopback(address):
+    """True for a loopback address in any notation (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or exactly
+    "localhost"; False for any other address; None for any other host name (it cannot be proven local:
+    "127.evil.example" or "localhost.evil.example" resolve wherever their owner wants)."""
+    a = address.strip()
+    if a.startswith("[") and a.endswith("]"):
+        a = a[1:-1]
+    if a == "localhost":
         return True
-    if listen["type"] == "network":
-        return False  # resolves to the network's address: not loopback
-    addr = listen.get("address")
-    return addr is not None and addr.startswith(LOOPBACK)
+    try:
+        ip = ipaddress.ip_address(u"%s" % a)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _listen_problems(gtype, listens, qemu_conf):
+    """(problems, notes) of one console's listen elements; raises ValueError when it cannot be resolved."""
+    problems, notes = [], []
+    for lst in listens:
+        ltype = lst.get("type") or "address"
+        if ltype in ("socket", "none"):
+            continue
+        if ltype == "network":
+            # Resolves to an address of the libvirt network: not loopback.
+            problems.append("%s listens on network %s" % (gtype, lst.get("network") or "?"))
+            continue
+        if ltype != "address":
+            problems.append("%s has a listen of unknown type %s" % (gtype, ltype))
+            continue
+        addr = lst.get("address")
+        if addr is None:
+            if qemu_conf is None:
+                raise ValueError("%s listen address comes from qemu.conf %s_listen, which was not collected"
+                                 % (gtype, gtype))
+            addr = qemu_conf.get("%s_listen" % gtype) or "127.0.0.1"
+            notes.append("%s listen address %s from qemu.conf %s_listen%s" % (
+                gtype, addr, gtype, "" if qemu_conf.get("%s_listen" % gtype) else " (unset: default)"))
+        local = _is_loopback(addr)
+        if local is None:
+            problems.append("%s listens on host name %s, which cannot be proven local" % (gtype, addr))
+        elif not local:
+            problems.append("%s listens on %s" % (gtype, addr))
+    return problems, notes
 
 
 @check("LEAK-02", "domain")
 def leak02(ctx, hd):
-    gfx = [g for g in hd[1].get("graphics") or [] if g["type"] in ("vnc", "spice")]
+    gfx = [g for g in hd[1].get("graphics") or [] if g["type"] in NETWORK_CONSOLES]
     if not gfx:
-        return na("no VNC or SPICE console")
-    problems = []
+        return na("no VNC, SPICE or RDP console")
+    qemu_conf = ((ctx.hypervisors.get(hd[0]) or {}).get("host") or {}).get("qemu_conf")
+    problems, notes, unknown = [], [], []
     for g in gfx:
-        if not g["listens"]:
-            # No listen given: QEMU uses vnc_listen/spice_listen of qemu.conf (127.0.0.1 by default).
-            host_default = ((ctx.hypervisors.get(hd[0]) or {}).get("host") or {}).get("qemu_conf") or {}
-            addr = host_default.get("%s_listen" % g["type"]) or "127.0.0.1"
-            listens = [{"type": "address", "address": addr}]
-        else:
-            listens = g["listens"]
-        for lst in listens:
-            if not _is_local(lst):
-                problems.append("%s listens on %s" % (g["type"], lst.get("address") or lst.get("network") or "?"))
-        if ctx.params["leakage"]["require_console_password"] and not (g["passwd_set"] or g["tls"]):
-            if not all(lst["type"] in ("socket", "none") for lst in listens):
-                problems.append("%s has neither a password nor TLS" % g["type"])
+        # No listen element: QEMU uses vnc_listen/spice_listen of qemu.conf (127.0.0.1 by default).
+        listens = g.get("listens") or [{"type": "address", "address": None}]
+        try:
+            p, n = _listen_problems(g["type"], listens, qemu_conf)
+        except ValueError as e:
+            unknown.append(str(e))
+            continue
+        problems.extend(p)
+        notes.extend(n)
+        if not ctx.params["leakage"]["require_console_password"] or g.get("tls"):
+            continue
+        if all((lst.get("type") or "address") in ("socket", "none") for lst in listens):
+            continue
+        if g.get("passwd_set") is None:
+            unknown.append("cannot tell whether a console password is set on %s" % g["type"])
+        elif not g["passwd_set"]:
+            problems.append("%s has neither a password nor TLS" % g["type"])
     if problems:
-        return fail("; ".join(problems))
-    return ok("%d console(s) reachable only locally" % len(gfx))
+        return fail("; ".join(problems + unknown), problems=problems)
+    if unknown:
+        return error("; ".join(unknown))
+    return ok("%d console(s) reachable only locally%s" % (len(gfx), " (%s)" % "; ".join(notes) if notes else ""))
 
 
 @check("LEAK-03", "domain")
@@ -125,7 +176,7 @@ def leak05(ctx, hd):
     if cls not in ctx.params["leakage"]["confidential_classes"]:
         return na("data class %s is not confidential" % (cls or "unset"))
     plain = [x.get("target") or x.get("source") for x in d.get("disks") or []
-             if x["device"] == "disk" and x.get("encryption") != "luks"]
+             if x["device"] in ("disk", "lun") and x.get("encryption") != "luks"]
     if plain:
         return fail("confidential VM with unencrypted disk(s): %s" % ", ".join(str(p) for p in plain), disks=plain)
     return ok("all disks LUKS-encrypted")
@@ -133,28 +184,42 @@ def leak05(ctx, hd):
 
 @check("LEAK-06", "hypervisor")
 def leak06(ctx, hv):
-    host = hv.get("host") or {}
-    daemons = host.get("daemon_confs")
-    if daemons is None:
-        return error("libvirtd/virtqemud configuration not collected")
+    """Plain TCP (16509, listen_tcp = 1) exposes the management plane; TLS (16514, listen_tls) with
+    client certificates verified is libvirt's safe remote setting and passes."""
+    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud configuration")
+    sockets = _host(hv, "sockets", "libvirt socket modes")
+    listeners = _host(hv, "tcp_listeners", "libvirt TCP listeners")
     problems = []
+    plain = [x for x in listeners if not (isinstance(x, dict) and x.get("tls") is True)]
+    tls = [x for x in listeners if isinstance(x, dict) and x.get("tls") is True]
     for name, conf in sorted(daemons.items()):
         if str(conf.get("listen_tcp", "0")) == "1":
             problems.append("%s: listen_tcp = 1 (plain TCP)" % name)
+            if str(conf.get("auth_tcp", "sasl")) == "none":
+                problems.append("%s: auth_tcp = \"none\" (anyone who reaches the port manages the host)" % name)
+        if tls and str(conf.get("tls_no_verify_certificate", "0")) == "1" and str(conf.get("auth_tls", "none")) == "none":
+            problems.append("%s: TLS without client certificate verification or auth_tls" % name)
         perms = str(conf.get("unix_sock_rw_perms", "0770"))
         try:
             if int(perms, 8) & 0o007:
                 problems.append("%s: unix_sock_rw_perms = %s (world-accessible)" % (name, perms))
         except ValueError:
             problems.append("%s: unparsable unix_sock_rw_perms %r" % (name, perms))
-    for s in host.get("sockets") or []:
+    for s in sockets:
         if s["mode"] & 0o006 and s.get("rw"):
             problems.append("%s is world-accessible (%04o)" % (s["path"], s["mode"] & 0o7777))
-    if host.get("tcp_listeners"):
-        problems.append("libvirt listens on TCP %s" % ", ".join(host["tcp_listeners"]))
+    if plain:
+        problems.append("libvirt listens on plain TCP: %s" % ", ".join(_listener(x) for x in plain))
     if problems:
-        return fail("; ".join(problems))
-    return ok("no plain TCP listener; read-write socket not world-accessible")
+        return fail("; ".join(problems), problems=problems)
+    return ok("no plain TCP listener%s; read-write socket not world-accessible" % (
+        " (TLS: %s)" % ", ".join(_listener(x) for x in tls) if tls else ""), tls_listeners=[_listener(x) for x in tls])
+
+
+def _listener(x):
+    if not isinstance(x, dict):
+        return str(x)
+    return x.get("what") or "port %s" % x.get("port")
 
 
 @check("LEAK-07", "domain")

@@ -24,6 +24,9 @@ def test_leak01_modes():
     assert host_rule("LEAK-01", images=[dict(imgs[0], mode=0o640, gid=100)])["status"] == "fail"
     assert host_rule("LEAK-01", image_dirs=[{"path": "/var/lib/libvirt/qemu/save", "mode": 0o755}])["status"] == "fail"
     assert E.run("LEAK-01", E.fleet([], host_ev={}))[0]["status"] == "error"
+    # World-writable is worse than world-readable.
+    assert host_rule("LEAK-01", images=[dict(imgs[0], mode=0o602)])["status"] == "fail"
+    assert host_rule("LEAK-01", images=[], image_dirs=[])["status"] == "not_applicable"
 
 
 def test_leak02_listen():
@@ -45,6 +48,59 @@ def test_leak02_password_never_reaches_the_evidence():
     d = E.domain(replace={"listen='127.0.0.1'": "listen='127.0.0.1' passwd='s3cret'"})
     assert "s3cret" not in repr(d)
     assert d["graphics"][0]["passwd_set"] is True
+
+
+VNC = "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>"
+
+
+def vnc_listen(address):
+    return E.domain(replace={"listen='127.0.0.1'": "listen='%s'" % address})
+
+
+def test_leak02_loopback_in_any_notation_passes():
+    for addr in ("::1", "0:0:0:0:0:0:0:1", "127.0.0.2", "::ffff:127.0.0.1", "localhost", "[::1]"):
+        f = one("LEAK-02", vnc_listen(addr))
+        assert f["status"] == "pass", (addr, f["message"])
+
+
+def test_leak02_names_and_prefixes_cannot_fool_it():
+    for addr in ("localhost.evil.example", "127.evil.example", "vnc.example.org"):
+        f = one("LEAK-02", vnc_listen(addr))
+        assert f["status"] == "fail" and "cannot be proven local" in f["message"], addr
+    # "::1" as a prefix is not loopback: ::1a2b is another address.
+    for addr in ("::1a2b", "::ffff:10.0.0.1", "0.0.0.0", "::"):
+        f = one("LEAK-02", vnc_listen(addr))
+        assert f["status"] == "fail" and addr in f["message"], addr
+
+
+def test_leak02_address_listen_without_address_resolves_from_qemu_conf():
+    bare = E.domain(replace={VNC: "<graphics type='vnc' autoport='yes'><listen type='address'/></graphics>"})
+    assert bare["graphics"][0]["listens"][0]["address"] is None
+    (f,) = E.run("LEAK-02", E.fleet([bare]))
+    assert f["status"] == "pass" and "qemu.conf vnc_listen (unset: default)" in f["message"]
+    host = E.host()
+    host["qemu_conf"] = dict(host["qemu_conf"], vnc_listen="0.0.0.0")
+    (f,) = E.run("LEAK-02", E.fleet([bare], host_ev=host))
+    assert f["status"] == "fail" and "0.0.0.0" in f["message"]
+    host["qemu_conf"] = None
+    (f,) = E.run("LEAK-02", E.fleet([bare], host_ev=host))
+    assert f["status"] == "error" and "vnc_listen" in f["message"]
+
+
+def test_leak02_network_listen_fails():
+    net = E.domain(replace={VNC: "<graphics type='vnc' autoport='yes'><listen type='network' network='default'/></graphics>"})
+    f = one("LEAK-02", net)
+    assert f["status"] == "fail" and "network default" in f["message"]
+
+
+def test_leak02_unknown_password_state_is_an_error():
+    strict = {"leakage": {"require_console_password": True}}
+    d = E.domain()
+    d["graphics"][0]["passwd_set"] = None
+    f = one("LEAK-02", d, params=strict)
+    assert f["status"] == "error" and "cannot tell whether a console password is set" in f["message"]
+    # Not asked for: the listen address alone decides.
+    assert one("LEAK-02", d)["status"] == "pass"
 
 
 SPICE = "<graphics type='spice' autoport='yes' listen='127.0.0.1'>%s</graphics>"
@@ -75,14 +131,39 @@ def test_leak05_confidential_needs_luks():
     conf["hypervisors"]["hv1"]["domains"] = [enc]
     assert E.run("LEAK-05", conf)[0]["status"] == "pass"
     assert one("LEAK-05", E.domain())["status"] == "not_applicable"
+    lun = E.domain(replace={"<disk type='file' device='disk'>": "<disk type='block' device='lun'>",
+                            "<source file='/var/lib/libvirt/images/web1.qcow2'/>": "<source dev='/dev/sdb'/>"})
+    conf["hypervisors"]["hv1"]["domains"] = [lun]
+    f = E.run("LEAK-05", conf)[0]
+    assert f["status"] == "fail" and "vda" in f["message"]
 
 
 def test_leak06_management_plane():
     assert host_rule("LEAK-06")["status"] == "pass"
     assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {"listen_tcp": "1"}})["status"] == "fail"
     assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {"unix_sock_rw_perms": "0777"}})["status"] == "fail"
-    assert host_rule("LEAK-06", tcp_listeners=["tcp:16509"])["status"] == "fail"
     assert E.run("LEAK-06", E.fleet([], host_ev={}))[0]["status"] == "error"
+    for key in ("sockets", "tcp_listeners", "daemon_confs"):
+        f = host_rule("LEAK-06", **{key: None})
+        assert f["status"] == "error" and "not collected" in f["message"], key
+
+
+PLAIN = {"port": 16509, "tls": False, "what": "tcp:16509 (libvirtd)"}
+TLS = {"port": 16514, "tls": True, "what": "tcp:16514 (libvirtd, TLS)"}
+
+
+def test_leak06_plain_tcp_fails_tls_passes():
+    f = host_rule("LEAK-06", tcp_listeners=[PLAIN])
+    assert f["status"] == "fail" and "plain TCP: tcp:16509" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs={"libvirtd.conf": {"listen_tls": "1"}})
+    assert f["status"] == "pass" and "TLS: tcp:16514" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS, PLAIN])
+    assert f["status"] == "fail" and "16514" not in f["message"]
+    f = host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {"listen_tcp": "1", "auth_tcp": "none"}})
+    assert f["status"] == "fail" and "auth_tcp" in f["message"]
+    # A TLS port that verifies nobody is as open as plain TCP.
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs={"libvirtd.conf": {"tls_no_verify_certificate": "1"}})
+    assert f["status"] == "fail" and "without client certificate verification" in f["message"]
 
 
 def test_leak07_smbios_host():
