@@ -57,129 +57,252 @@ SEAL_ITEMS = (
 )
 
 
-def _expand(root, pattern):
-    """Expand a glob relative to root without following symlinks out of the tree.
+_DIR_FLAGS = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0))
+_FILE_FLAGS = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
-    '**' matches any depth below its directory. Returns sorted relative paths.
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _expand(root, pattern):
+    """Expand a glob relative to root without ever following a symbolic link.
+
+    '**' matches any depth below its directory. A symbolic link met where the pattern needs a
+    directory (root/.ssh -> /elsewhere for root/.ssh/*, var/log -> /elsewhere for var/log/**) is
+    returned itself - nothing below it is looked at - so the caller reports and removes the link.
+    Returns sorted relative paths.
     """
     parts = pattern.split("/")
     results = []
 
-    def walk(base_rel, idx):
+    def descend(rel, idx):
+        """rel matched parts[idx - 1]; go on below it if it is a real directory."""
         if idx == len(parts):
-            results.append(base_rel)
+            results.append(rel)
             return
-        part = parts[idx]
-        base_abs = os.path.join(root, base_rel) if base_rel else root
-        if part == "**":
-            for dirpath, dirnames, filenames in os.walk(base_abs):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    rel = os.path.relpath(os.path.join(dirpath, name), root)
+        st = _lstat(os.path.join(root, rel))
+        if st is None:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            results.append(rel)  # a link where a directory is needed: reported, never followed
+        elif stat.S_ISDIR(st.st_mode):
+            walk(rel, idx)
+
+    def walk_all(base_rel):
+        stack = [base_rel]
+        while stack:
+            d = stack.pop()
+            try:
+                names = os.listdir(os.path.join(root, d) if d else root)
+            except OSError:
+                continue
+            for name in names:
+                rel = os.path.join(d, name) if d else name
+                st = _lstat(os.path.join(root, rel))
+                if st is None:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(rel)
+                else:  # files, links (to files or directories), FIFOs, devices: never entered
                     results.append(rel)
+
+    def walk(base_rel, idx):
+        part = parts[idx]
+        if part == "**":
+            walk_all(base_rel)
             return
         if not any(c in part for c in "*?["):
             rel = os.path.join(base_rel, part) if base_rel else part
-            if os.path.lexists(os.path.join(root, rel)):
-                walk(rel, idx + 1)
+            if idx + 1 == len(parts):
+                if _lstat(os.path.join(root, rel)) is not None:
+                    results.append(rel)
+                return
+            descend(rel, idx + 1)
             return
         try:
-            names = sorted(os.listdir(base_abs))
+            names = sorted(os.listdir(os.path.join(root, base_rel) if base_rel else root))
         except OSError:
             return
         for name in names:
             if fnmatch.fnmatchcase(name, part):
-                rel = os.path.join(base_rel, name) if base_rel else name
-                if idx + 1 < len(parts) and not os.path.isdir(os.path.join(root, rel)):
-                    continue
-                walk(rel, idx + 1)
+                descend(os.path.join(base_rel, name) if base_rel else name, idx + 1)
 
     walk("", 0)
     return sorted(set(results))
 
 
 def _size(path):
-    st = os.lstat(path)
-    if stat.S_ISREG(st.st_mode):
+    """Size of a regular file; None for anything else (a link is never followed)."""
+    st = _lstat(path)
+    if st is not None and stat.S_ISREG(st.st_mode):
         return st.st_size
     return None
+
+
+def _link_finding(category, root, rel, reason):
+    try:
+        target = os.readlink(os.path.join(root, rel))
+    except OSError:
+        target = "?"
+    return dict(category=category, path="/" + rel, action="remove",
+                reason="symbolic link to %s: the seal never follows a link out of the image, it removes "
+                       "the link (%s)" % (target, reason))
+
+
+def _check_one(root, category, pattern, action, rel, reason):
+    """The finding for one expanded path, or None when it is fine."""
+    full = os.path.join(root, rel)
+    st = _lstat(full)
+    if st is None:
+        return None
+    is_link = stat.S_ISLNK(st.st_mode)
+    if is_link and category == "machine-id" and rel == pattern and action == "remove":
+        if os.readlink(full) in ("/etc/machine-id", "../../../etc/machine-id"):
+            return None
+    if is_link and (rel != pattern or action != "empty"):
+        return _link_finding(category, root, rel, reason)
+    if action == "empty":
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            return None
+        return dict(category=category, path="/" + rel, action="empty", reason=reason)
+    if action == "truncate":
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                return None
+            return dict(category=category, path="/" + rel, action="remove",
+                        reason="not a regular file, removed (%s)" % reason)
+        if st.st_size == 0:
+            return None
+    return dict(category=category, path="/" + rel, action=action, reason=reason)
 
 
 def check_tree(root):
     """Return the list of seal violations in the root file system tree at ``root``.
 
     Each violation is a dict: category, path (absolute inside the image, e.g. /etc/machine-id),
-    action (what sealing does about it) and reason.
+    action (what sealing does about it) and reason. Symbolic links inside the tree are never
+    followed: a link where the seal looks (a file or any directory on the way to it) is itself a
+    violation, removed as a link.
     """
     if not os.path.isdir(root):
         raise ValueError("%s is not a directory" % root)
     found = []
     seen = set()
-    removed = []  # directories queued for removal: nothing below them is listed again
+    removed = []  # directories and links queued for removal: nothing below them is listed again
     for category, pattern, action, reason in SEAL_ITEMS:
         paths = _expand(root, pattern)
-        if action == "empty":
-            if not paths:
-                found.append(dict(category=category, path="/" + pattern, action="create-empty",
-                                  reason="missing: " + reason))
-                continue
-            for rel in paths:
-                size = _size(os.path.join(root, rel))
-                if size is None or size > 0:
-                    found.append(dict(category=category, path="/" + rel, action="empty", reason=reason))
-                    seen.add(rel)
+        if action == "empty" and not paths:
+            found.append(dict(category=category, path="/" + pattern, action="create-empty",
+                              reason="missing: " + reason))
             continue
         for rel in paths:
             if rel in seen or any(rel.startswith(r + "/") for r in removed):
                 continue
-            full = os.path.join(root, rel)
-            if category == "machine-id" and os.path.islink(full):
-                if os.readlink(full) in ("/etc/machine-id", "../../../etc/machine-id"):
-                    continue
-            if action == "truncate":
-                size = _size(full)
-                if size is None or size == 0:
-                    continue
-            found.append(dict(category=category, path="/" + rel, action=action, reason=reason))
+            item = _check_one(root, category, pattern, action, rel, reason)
+            if item is None:
+                continue
+            found.append(item)
             seen.add(rel)
-            if action == "remove" and os.path.isdir(full) and not os.path.islink(full):
+            if item["action"] == "remove":
                 removed.append(rel)
     return found
 
 
 def seal_tree(root, check_mode=False):
-    """Remove, empty or truncate every violation; return the list of actions taken (or due)."""
+    """Remove, empty or truncate every violation; return the list of actions taken (or due).
+
+    Every change is made through directory descriptors opened one component at a time with
+    O_NOFOLLOW: a link is unlinked, never written, truncated or descended through.
+    """
     actions = check_tree(root)
     if check_mode:
         return actions
     for item in actions:
-        full = os.path.join(root, item["path"].lstrip("/"))
+        rel = item["path"].lstrip("/")
         if item["action"] in ("empty", "create-empty", "truncate"):
-            if os.path.islink(full) or (os.path.lexists(full) and not os.path.isfile(full)):
-                _remove(full)
-            with open(full, "w"):
-                pass
-            if item["action"] == "create-empty":
-                os.chmod(full, 0o444)
+            _empty(root, rel, create=item["action"] != "truncate")
         else:
-            _remove(full)
+            _remove(root, rel)
     return actions
 
 
-def _remove(full):
-    if os.path.isdir(full) and not os.path.islink(full):
-        for dirpath, dirnames, filenames in os.walk(full, topdown=False):
-            for name in filenames:
-                os.unlink(os.path.join(dirpath, name))
-            for name in dirnames:
-                sub = os.path.join(dirpath, name)
-                if os.path.islink(sub):
-                    os.unlink(sub)
-                else:
-                    os.rmdir(sub)
-        os.rmdir(full)
-    else:
-        os.unlink(full)
+def _open_parent(root, rel):
+    """(descriptor of the directory holding root/rel, last name); no link followed below root."""
+    parts = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for name in parts[:-1]:
+            try:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                raise OSError(e.errno, "%s (refusing to follow a link or a non-directory)" % e.strerror,
+                              os.path.join(root, rel))
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def _empty(root, rel, create):
+    """Truncate root/rel to 0 bytes in place (owner and mode kept). Anything but a regular file is
+    removed (a link as a link); with ``create`` a missing file is then created empty, mode 0444."""
+    dfd, name = _open_parent(root, rel)
+    try:
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(0, "changed while it was sealed", os.path.join(root, rel))
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
+            return
+        if st is not None:
+            _remove_at(dfd, name)
+        if create:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o444,
+                         dir_fd=dfd)
+            try:
+                os.fchmod(fd, 0o444)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dfd)
+
+
+def _remove(root, rel):
+    """Remove root/rel: a link or a file is unlinked, a directory removed with everything below
+    it - links inside are unlinked, never followed."""
+    dfd, name = _open_parent(root, rel)
+    try:
+        _remove_at(dfd, name)
+    finally:
+        os.close(dfd)
+
+
+def _remove_at(dfd, name):
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dfd)
+        return
+    sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+    try:
+        for child in os.listdir(sub):
+            _remove_at(sub, child)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=dfd)
 
 
 # Offline audit of an image file: the paths the seal covers, pulled out of an ext4 file system

@@ -1,6 +1,7 @@
 """DIV-06 seal checks on real directory trees built in tmp_path."""
 
 import os
+import shutil
 
 import pytest
 
@@ -125,3 +126,143 @@ def test_symlinked_directories_are_not_followed(sealed, tmp_path_factory):
 def test_not_a_directory(tmp_path):
     with pytest.raises(ValueError):
         check_tree(str(tmp_path / "missing"))
+
+
+# --- Symbolic links never lead the seal out of the tree (issue "Trustworthy audit", section 5) ---
+
+CANARIES = {
+    "authorized_keys": "ssh-ed25519 AAAA outside-key\n",
+    "id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\noutside\n",
+    ".bash_history": "outside history\n",
+    "x.log": "outside log line\n",
+    "passwd": "root:x:0:0:root:/root:/bin/bash\n",
+    "machine-id": "fedcba9876543210fedcba9876543210\n",
+}
+
+
+@pytest.fixture
+def outside(tmp_path_factory):
+    """A directory outside the image tree holding canary files; returns (path, snapshot())."""
+    d = tmp_path_factory.mktemp("outside")
+    for name, content in CANARIES.items():
+        write(d, name, content, mode=0o600)
+    os.makedirs(str(d / ".ssh"))
+    write(d, ".ssh/authorized_keys", "nested outside key\n", mode=0o600)
+    return d
+
+
+def snapshot(d):
+    """Every entry below d with its type, content and mtime: what must not change."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(str(d)):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            content = None
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p) as f:
+                    content = f.read()
+            out[os.path.relpath(p, str(d))] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def plant(sealed, rel, target):
+    path = os.path.join(str(sealed), rel)
+    parent = os.path.dirname(path)
+    if os.path.islink(path):
+        os.unlink(path)
+    elif os.path.lexists(path):
+        shutil.rmtree(path)
+    os.makedirs(parent, exist_ok=True)
+    os.symlink(str(target), path)
+    return path
+
+
+@pytest.mark.parametrize("link,target", [
+    ("root/.ssh", ""),                      # builder-key root/.ssh/* through a directory link
+    ("home/u", ""),                         # home/*/.ssh/* and home/*/.*_history through a home link
+    ("home/u/.ssh", ""),
+    ("var/log", ""),                        # var/log/** and var/log/journal/*
+    ("var/log/apps", ""),                   # a directory link below var/log
+    ("var/log/x.log", "passwd"),            # a file link: removed as a link, never truncated through
+    ("root/.bash_history", ".bash_history"),
+    ("etc/ssl/private", ""),
+    ("var/lib/dhcp", ""),
+    ("tmp", ""),
+    ("var/lib/dbus/machine-id", "machine-id"),
+])
+def test_links_out_of_the_tree_are_reported_and_removed_never_followed(sealed, outside, link, target):
+    before = snapshot(outside)
+    path = plant(sealed, link, outside / target if target else outside)
+    found = check_tree(str(sealed))
+    assert [(f["path"], f["action"]) for f in found] == [("/" + link, "remove")]
+    assert "symbolic link to %s" % os.readlink(path) in found[0]["reason"]
+    assert snapshot(outside) == before  # checking reads nothing through the link either way
+    seal_tree(str(sealed))
+    assert not os.path.lexists(path)
+    assert snapshot(outside) == before
+    assert check_tree(str(sealed)) == []
+
+
+def test_machine_id_link_is_replaced_by_an_empty_file_not_truncated_through(sealed, outside):
+    before = snapshot(outside)
+    os.unlink(str(sealed / "etc/machine-id"))
+    plant(sealed, "etc/machine-id", outside / "machine-id")
+    assert [(f["path"], f["action"]) for f in check_tree(str(sealed))] == [("/etc/machine-id", "empty")]
+    seal_tree(str(sealed))
+    mid = str(sealed / "etc/machine-id")
+    assert not os.path.islink(mid) and os.path.getsize(mid) == 0
+    assert snapshot(outside) == before
+    assert check_tree(str(sealed)) == []
+
+
+def test_etc_as_a_link_is_reported_once_and_nothing_outside_changes(sealed, outside):
+    before = snapshot(outside)
+    shutil.rmtree(str(sealed / "etc"))
+    plant(sealed, "etc", outside)
+    found = check_tree(str(sealed))
+    assert [(f["path"], f["action"]) for f in found] == [("/etc", "remove")]
+    seal_tree(str(sealed))
+    assert not os.path.lexists(str(sealed / "etc"))
+    assert snapshot(outside) == before
+
+
+def test_links_inside_a_removed_directory_are_unlinked_not_followed(sealed, outside):
+    before = snapshot(outside)
+    write(sealed, "root/.ssh/keys/id_rsa")
+    os.symlink(str(outside), str(sealed / "root/.ssh/keys/dirlink"))
+    os.symlink(str(outside / "authorized_keys"), str(sealed / "root/.ssh/authorized_keys"))
+    assert paths(check_tree(str(sealed))) == ["/root/.ssh/authorized_keys", "/root/.ssh/keys"]
+    seal_tree(str(sealed))
+    assert os.listdir(str(sealed / "root/.ssh")) == []
+    assert snapshot(outside) == before
+
+
+def test_check_mode_leaves_links_alone(sealed, outside):
+    path = plant(sealed, "root/.ssh", outside)
+    assert paths(seal_tree(str(sealed), check_mode=True)) == ["/root/.ssh"]
+    assert os.path.islink(path)
+
+
+def test_fifo_in_var_log_is_removed_without_blocking(sealed):
+    fifo = str(sealed / "var/log/pipe")
+    os.mkfifo(fifo)
+    found = check_tree(str(sealed))
+    assert [(f["path"], f["action"]) for f in found] == [("/var/log/pipe", "remove")]
+    seal_tree(str(sealed))
+    assert not os.path.lexists(fifo)
+
+
+def test_link_swapped_in_after_the_check_is_refused_not_followed(sealed, outside):
+    """The seal opens every directory with O_NOFOLLOW: a directory replaced by a link between
+    check_tree and the change makes it fail, never write outside."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils import image_seal
+    before = snapshot(outside)
+    write(sealed, "root/.ssh/authorized_keys")
+    shutil.rmtree(str(sealed / "root/.ssh"))
+    os.symlink(str(outside), str(sealed / "root/.ssh"))
+    with pytest.raises(OSError):
+        image_seal._remove(str(sealed), "root/.ssh/authorized_keys")
+    with pytest.raises(OSError):
+        image_seal._empty(str(sealed), "root/.ssh/x.log", create=False)
+    assert snapshot(outside) == before
