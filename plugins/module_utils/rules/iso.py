@@ -8,6 +8,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
+import posixpath
+
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
 
 rule("ISO-01", "isolation", "high", "enforce", "GUEST", "listening sockets within the service's allow-list",
@@ -18,7 +21,7 @@ rule("ISO-03", "isolation", "high", "enforce", "DOM", "clean-traffic nwfilter on
      "Add <filterref filter='clean-traffic'/> to the interface (no MAC/IP/ARP spoofing).")
 rule("ISO-04", "isolation", "critical", "enforce", "HOST+DOM", "sVirt confinement",
      "Set security_driver to apparmor or selinux in qemu.conf on a host with that LSM active, and remove "
-     "<seclabel type='none'/> from domains.")
+     "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.")
 rule("ISO-05", "isolation", "high", "enforce", "HOST", "QEMU not run as root; seccomp sandbox on",
      "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.")
 rule("ISO-06", "isolation", "high", "audit", "DOM+FLEET", "no disk shared across services",
@@ -26,7 +29,7 @@ rule("ISO-06", "isolation", "high", "audit", "DOM+FLEET", "no disk shared across
 rule("ISO-07", "isolation", "high", "enforce", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
      "Remove the <filesystem> device, or allow-list its source and make it readonly.")
 rule("ISO-08", "isolation", "high", "enforce", "DOM", "no hostdev/redirdev unless allow-listed",
-     "Remove the <hostdev>/<redirdev> device or allow-list it.")
+     "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.")
 rule("ISO-09", "isolation", "medium", "audit", "DOM", "no raw QEMU command-line passthrough",
      "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
 rule("ISO-10", "isolation", "high", "enforce", "GUEST", "inbound firewall default-deny except service and management",
@@ -34,7 +37,17 @@ rule("ISO-10", "isolation", "high", "enforce", "GUEST", "inbound firewall defaul
 rule("ISO-11", "isolation", "medium", "enforce", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
      "Remove <shmem>/<vsock> devices or allow-list them.")
 
-LOOPBACK_PREFIXES = ("127.", "::1", "::ffff:127.")
+
+def _loopback(address):
+    """True when ``address`` (an IP literal as the guest's /proc/net shows it) is loopback in any
+    notation; a string prefix would take ::1a2b for ::1."""
+    try:
+        ip = ipaddress.ip_address(u"%s" % str(address).strip("[]"))
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def _service_ports(ctx, guest):
@@ -55,14 +68,16 @@ def iso01(ctx, guest):
     sockets = ctx.guests[guest]["facts"].get("listening")
     if sockets is None:
         return error("listening sockets not collected")
+    if not sockets:
+        # Not even the SSH server the audit came through: /proc/net was not readable.
+        return error("no listening socket read from the guest's /proc/net (not even sshd): evidence incomplete")
     clients = set(ctx.params["isolation"]["client_ports"])
-    extra = sorted(set("%s/%s %s" % (s["proto"], s["port"], s.get("process") or "?") for s in sockets
-                       if not str(s.get("address", "")).startswith(LOOPBACK_PREFIXES) and s["port"] not in allowed
-                       and not (s["proto"] == "udp" and s["port"] in clients)))
+    exposed = [s for s in sockets if not _loopback(s.get("address"))]
+    extra = sorted(set("%s/%s %s" % (s["proto"], s["port"], s.get("process") or "?") for s in exposed
+                       if s["port"] not in allowed and not (s["proto"] == "udp" and s["port"] in clients)))
     if extra:
         return fail("listening outside the allow-list %s: %s" % (sorted(allowed), ", ".join(extra)), extra=extra)
-    return ok("all %d non-loopback listener(s) within %s" % (
-        len([s for s in sockets if not str(s.get("address", "")).startswith(LOOPBACK_PREFIXES)]), sorted(allowed)))
+    return ok("all %d non-loopback listener(s) within %s" % (len(exposed), sorted(allowed)))
 
 
 def _net_key(hv, i, mgmt):
@@ -130,8 +145,10 @@ def iso04_host(ctx, hv):
     if models is None:
         return error("libvirt security models not collected")
     lsm = host.get("lsm") or {}
-    if qc.get("security_driver") == "none":
-        return fail("qemu.conf sets security_driver = \"none\"", security_driver="none")
+    drivers = qc.get("security_driver")
+    drivers = drivers if isinstance(drivers, list) else [drivers] if drivers is not None else []
+    if any(str(x).strip().lower() == "none" for x in drivers):
+        return fail("qemu.conf sets security_driver = \"none\"", security_driver=qc.get("security_driver"))
     confining = [m for m in models if m in ("apparmor", "selinux")]
     if not confining:
         return fail("no sVirt confinement: libvirt offers only %s and the kernel has no active AppArmor or SELinux "
@@ -140,30 +157,96 @@ def iso04_host(ctx, hv):
     return ok("guests confined by %s" % ", ".join(confining), security_models=models)
 
 
+def _root_dac(label):
+    """True when a DAC label "user:group" names root as the user or the group (+0, 0 or root)."""
+    parts = [p.strip() for p in (label or "").split(":")]
+    return any(p in ("root", "0", "+0") for p in parts)
+
+
+def _seclabel_problem(s):
+    """Why one <seclabel> takes confinement away, or None."""
+    model, label = s.get("model"), s.get("label")
+    if s.get("type") == "none" or model == "none":
+        return "<seclabel type='none'> disables confinement"
+    if model in ("selinux", "apparmor") and label and "unconfined" in label:
+        return "%s label %s is unconfined" % (model, label)
+    if model == "dac" and _root_dac(label):
+        return "DAC label %s runs QEMU as root%s" % (label, " (relabel='no')" if s.get("relabel") == "no" else "")
+    return None
+
+
 @check("ISO-04", "domain")
 def iso04_dom(ctx, hd):
-    off = [s for s in hd[1].get("seclabels") or [] if s.get("type") == "none"]
-    if off:
-        return fail("<seclabel type='none'> disables confinement for this domain")
-    return ok("no seclabel disables confinement")
+    labels = hd[1].get("seclabels")
+    if labels is None:
+        return error("seclabels not collected")
+    problems = sorted(set(p for p in (_seclabel_problem(s) for s in labels) if p))
+    if problems:
+        return fail("; ".join(problems) + " for this domain", problems=problems)
+    return ok("no seclabel disables confinement" + (" (%s)" % ", ".join(
+        "%s %s" % (s.get("model") or "default", s.get("type")) for s in labels) if labels else ""))
+
+
+ROOT = ("root", "0", "+0")
+
+
+def _qemu_user(host, qc):
+    """(users QEMU runs as, source) - from the running processes' real uid, else the configuration."""
+    procs = host.get("qemu_processes")
+    if procs:
+        users = sorted(set("root" if p.get("uid") == 0 else str(p.get("user") or "uid %s" % p.get("uid")) for p in procs))
+        return users, "running QEMU processes"
+    if qc.get("user"):
+        return [str(qc["user"])], "qemu.conf user"
+    default = (qc.get("qemu_user_default") or {}).get("user")
+    if default:
+        return [default], "distribution default (no QEMU running)"
+    return None, None
 
 
 @check("ISO-05", "hypervisor")
 def iso05(ctx, hv):
-    qc = (hv.get("host") or {}).get("qemu_conf")
+    """Decided from the real uid of running QEMU processes; with none running, from qemu.conf's user or
+    the distribution's built-in default. Group root and a disabled seccomp sandbox fail too."""
+    host = hv.get("host") or {}
+    qc = host.get("qemu_conf")
     if qc is None:
         return error("qemu.conf not collected")
+    if host.get("qemu_processes") is None:
+        return error("QEMU processes not collected")
+    users, source = _qemu_user(host, qc)
+    unknown = None if users is not None else (
+        "cannot tell which user QEMU runs as: no QEMU running, qemu.conf sets no user and the distribution's "
+        "default is unknown")
+    users = users or []
     problems = []
-    user = qc.get("effective_user")
-    if user in ("root", "+0", "0"):
-        problems.append("QEMU runs as root (user = %s)" % qc.get("user"))
-    if str(qc.get("group")) in ("root", "+0", "0"):
+    if any(u in ROOT for u in users):
+        problems.append("QEMU runs as root (%s)" % source)
+    elif len(users) > 1:
+        problems.append("QEMU runs as several users (%s): %s" % (source, ", ".join(users)))
+    if source == "running QEMU processes" and str(qc.get("user")).strip() in ROOT:
+        problems.append("qemu.conf sets user = %s: domains started from now on run as root" % qc["user"])
+    group = qc.get("group")
+    if group is None and not qc.get("user"):
+        group = (qc.get("qemu_user_default") or {}).get("group")
+    if str(group).strip() in ROOT:
         problems.append("QEMU runs with group root")
-    if str(qc.get("seccomp_sandbox")) == "0":
+    if str(qc.get("seccomp_sandbox")).strip() == "0":
         problems.append("seccomp_sandbox = 0")
+    evidence = dict(users=users, source=source, group=group, seccomp_sandbox=qc.get("seccomp_sandbox"))
     if problems:
-        return fail("; ".join(problems), user=user, seccomp_sandbox=qc.get("seccomp_sandbox"))
-    return ok("QEMU runs as %s, seccomp sandbox %s" % (user, "default (on)" if qc.get("seccomp_sandbox") is None else qc["seccomp_sandbox"]))
+        return fail("; ".join(problems + ([unknown] if unknown else [])), **evidence)
+    if unknown:
+        return error(unknown, **evidence)
+    return ok("QEMU runs as %s (%s), seccomp sandbox %s" % (", ".join(users), source, "default (on)" if qc.get(
+        "seccomp_sandbox") is None else qc["seccomp_sandbox"]), **evidence)
+
+
+def _disk_key(hv, disk):
+    """Identity of a disk's storage: host-local paths normalised per hypervisor, network sources as named."""
+    if disk["type"] in ("file", "block", "dir"):
+        return "%s:%s" % (hv, posixpath.normpath(disk["source"]))
+    return disk["source"]
 
 
 @check("ISO-06", "domain")
@@ -175,7 +258,7 @@ def iso06(ctx, hd):
         for h, dom in ctx.domains():
             for disk in dom.get("disks") or []:
                 if disk.get("source") and disk["device"] in ("disk", "lun"):
-                    key = "%s:%s" % (h, disk["source"]) if disk["type"] in ("file", "block", "dir") else disk["source"]
+                    key = _disk_key(h, disk)
                     idx.setdefault(key, []).append((h, dom, disk))
         return idx
     idx = ctx.index("iso06", build)
@@ -185,7 +268,7 @@ def iso06(ctx, hd):
     if not disks:
         return na("no disks with a source")
     for disk in disks:
-        key = "%s:%s" % (hv, disk["source"]) if disk["type"] in ("file", "block", "dir") else disk["source"]
+        key = _disk_key(hv, disk)
         users = [(h, dom, x) for h, dom, x in idx.get(key, []) if not (h == hv and dom["name"] == d["name"])]
         if not users:
             continue
@@ -207,9 +290,9 @@ def iso07(ctx, hd):
     fss = hd[1].get("filesystems") or []
     if not fss:
         return ok("no host filesystem passthrough")
-    allowed = set(ctx.params["isolation"]["allowed_filesystems"])
+    allowed = set(posixpath.normpath(a) for a in ctx.params["isolation"]["allowed_filesystems"])
     bad = ["%s -> %s%s" % (f["source"], f["target"], "" if f["readonly"] else " (writable)") for f in fss
-           if f.get("source") not in allowed or not f["readonly"]]
+           if not f.get("source") or posixpath.normpath(f["source"]) not in allowed or not f["readonly"]]
     if bad:
         return fail("host filesystem passthrough: %s" % ", ".join(bad), filesystems=bad)
     return ok("%d allow-listed readonly filesystem(s)" % len(fss))
@@ -221,18 +304,24 @@ def iso08(ctx, hd):
     allowed = set(ctx.params["isolation"]["allowed_hostdevs"])
     devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in d.get("hostdevs") or []
             if (h.get("source") or "") not in allowed] + \
+        ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in d.get("interfaces") or []
+         if i.get("type") == "hostdev" and (not i.get("hostdev_source") or i["hostdev_source"] not in allowed)] + \
         ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in d.get("redirdevs") or []
          if "redirdev:%s" % r.get("bus") not in allowed]
     if devs:
-        return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)))
-    return ok("no host or redirected devices")
+        return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)),
+                    devices=[x.replace("\n", " ") for x in devs])
+    return ok("no host, SR-IOV or redirected devices outside the allow-list")
 
 
 @check("ISO-09", "domain")
 def iso09(ctx, hd):
     args = hd[1].get("qemu_commandline") or []
-    if args:
-        return fail("raw QEMU arguments: %s" % " ".join(args), args=args)
+    env = ["%s=%s" % (e.get("name"), e.get("value")) for e in hd[1].get("qemu_env") or []]
+    if args or env:
+        return fail("raw QEMU %s" % "; ".join(
+            (["arguments: %s" % " ".join(str(a) for a in args)] if args else []) +
+            (["environment: %s" % " ".join(env)] if env else [])), args=args, env=env)
     return ok("no QEMU command-line passthrough")
 
 

@@ -30,6 +30,23 @@ def test_iso01_listeners():
     assert E.status_of(E.run("ISO-01", gfleet(service=None)), "web1") == "error"
 
 
+def test_iso01_loopback_decided_by_address_not_prefix():
+    f = E.guest_facts(1)
+    f["listening"].append({"proto": "tcp", "address": "::ffff:127.0.0.1", "port": 6379, "process": "redis"})
+    f["listening"].append({"proto": "tcp", "address": "127.0.0.53", "port": 53, "process": "resolved"})
+    assert E.status_of(E.run("ISO-01", gfleet(f)), "web1") == "pass"
+    # ::1a2b starts with "::1" but is not loopback.
+    f["listening"].append({"proto": "tcp", "address": "::1a2b", "port": 6380, "process": "redis"})
+    got = E.by_subject(E.run("ISO-01", gfleet(f)))["web1"]
+    assert got["status"] == "fail" and got["evidence"]["extra"] == ["tcp/6380 redis"]
+
+
+def test_iso01_no_listener_read_is_an_error():
+    got = E.by_subject(E.run("ISO-01", gfleet(E.guest_facts(1, listening=[]))))["web1"]
+    assert got["status"] == "error" and "/proc/net" in got["message"]
+    assert E.status_of(E.run("ISO-01", gfleet(E.guest_facts(1, listening=None))), "web1") == "error"
+
+
 def test_iso02_shared_network_across_services():
     web = E.domain("web1", "web")
     mail_on_web_net = E.domain("mail1", "mail", replace={"<source network='svc-mail'/>": "<source network='svc-web'/>"})
@@ -64,15 +81,84 @@ def test_iso04_host_and_domain():
     d = E.domain(after="<seclabel type='none'/>")
     assert one("ISO-04", d)["status"] == "fail"
     assert one("ISO-04", E.domain())["status"] == "pass"
+    listed = E.host(qemu_conf={"security_driver": ["none"]})
+    assert E.run("ISO-04", E.fleet([], host_ev=listed))[0]["status"] == "fail"
+
+
+def test_iso04_confined_labels_pass():
+    dyn = E.domain(after="<seclabel type='dynamic' model='apparmor' relabel='yes'/>")
+    assert one("ISO-04", dyn)["status"] == "pass"
+    static = E.domain(after="<seclabel type='static' model='selinux' relabel='yes'>"
+                            "<label>system_u:system_r:svirt_t:s0:c10,c20</label></seclabel>")
+    assert one("ISO-04", static)["status"] == "pass"
+    dac = E.domain(after="<seclabel type='static' model='dac' relabel='yes'><label>+64055:+64055</label></seclabel>")
+    assert one("ISO-04", dac)["status"] == "pass"
+
+
+def test_iso04_unconfined_static_labels_fail():
+    for model, label in (("selinux", "system_u:system_r:unconfined_t:s0"), ("apparmor", "unconfined")):
+        d = E.domain(after="<seclabel type='static' model='%s' relabel='yes'><label>%s</label></seclabel>" % (model, label))
+        assert d["seclabels"][0]["label"] == label
+        f = one("ISO-04", d)
+        assert f["status"] == "fail" and "unconfined" in f["message"], (model, label)
+
+
+def test_iso04_root_dac_labels_fail():
+    for label in ("+0:+0", "root:root", "0:0", "+64055:+0"):
+        d = E.domain(after="<seclabel type='static' model='dac' relabel='yes'><label>%s</label></seclabel>" % label)
+        f = one("ISO-04", d)
+        assert f["status"] == "fail" and label in f["message"], label
+    d = E.domain(after="<seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>")
+    f = one("ISO-04", d)
+    assert f["status"] == "fail" and "relabel='no'" in f["message"]
+
+
+def iso05(procs=(), **qemu_conf):
+    host = E.host(qemu_processes=list(procs))
+    for k, v in qemu_conf.items():
+        if v is None:
+            host["qemu_conf"].pop(k, None)
+        else:
+            host["qemu_conf"][k] = v
+    (f,) = E.run("ISO-05", E.fleet(host_ev=host))
+    return f
 
 
 def test_iso05_qemu_user_and_seccomp():
-    assert E.run("ISO-05", E.fleet())[0]["status"] == "pass"
-    root = E.host(qemu_conf={"user": "root", "effective_user": "root", "group": "root"})
-    assert E.run("ISO-05", E.fleet(host_ev=root))[0]["status"] == "fail"
-    nosec = E.host(qemu_conf={"effective_user": "libvirt-qemu", "seccomp_sandbox": "0"})
-    assert "seccomp_sandbox = 0" in E.run("ISO-05", E.fleet(host_ev=nosec))[0]["message"]
+    f = iso05()
+    assert f["status"] == "pass" and "qemu.conf user" in f["message"]
+    assert iso05(user="root", group="root")["status"] == "fail"
+    f = iso05(seccomp_sandbox="0")
+    assert f["status"] == "fail" and "seccomp_sandbox = 0" in f["message"]
+    f = iso05(group="root")
+    assert f["status"] == "fail" and "group root" in f["message"]
     assert E.run("ISO-05", E.fleet(host_ev={}))[0]["status"] == "error"
+
+
+def test_iso05_decided_by_the_real_uid_of_running_qemu():
+    f = iso05([E.qemu_process(4100, "web1"), E.qemu_process(4101, "mail1")])
+    assert f["status"] == "pass" and "running QEMU processes" in f["message"]
+    # qemu.conf says libvirt-qemu, but one QEMU runs as root (say a per-domain DAC label): that decides.
+    f = iso05([E.qemu_process(4100, "web1"), E.qemu_process(4101, "mail1", uid=0, user="root")])
+    assert f["status"] == "fail" and "root" in f["message"]
+    f = iso05([E.qemu_process(4100, "web1"), E.qemu_process(4101, "mail1", uid=1001, user="alice")])
+    assert f["status"] == "fail" and "alice" in f["message"] and "libvirt-qemu" in f["message"]
+    # The processes run unprivileged, but the next start would run as root.
+    f = iso05([E.qemu_process(4100, "web1")], user="root")
+    assert f["status"] == "fail" and "from now on" in f["message"]
+
+
+def test_iso05_no_qemu_running_falls_back_and_says_from_where():
+    f = iso05(user=None, group=None)
+    assert f["status"] == "pass" and "distribution default (no QEMU running)" in f["message"]
+    f = iso05(user=None, group=None, qemu_user_default={"user": "root", "group": "root", "source": "upstream default"})
+    assert f["status"] == "fail" and "root" in f["message"]
+    f = iso05(user=None, group=None, qemu_user_default={"user": None, "group": None, "source": None})
+    assert f["status"] == "error" and "cannot tell which user" in f["message"]
+    f = iso05(user=None, group=None, qemu_user_default=None)
+    assert f["status"] == "error"
+    host = E.host(qemu_processes=None)
+    assert E.run("ISO-05", E.fleet(host_ev=host))[0]["status"] == "error"
 
 
 def _shared_disk(name, service, ro=False, shareable=False):
@@ -88,6 +174,11 @@ def test_iso06_shared_disks():
     assert fs["hv1/web1"]["status"] == "pass"
     fs = E.by_subject(E.run("ISO-06", E.fleet([_shared_disk("web1", "web"), _shared_disk("web2", "web", ro=True)])))
     assert fs["hv1/web2"]["status"] == "fail" and "without readonly/shareable" in fs["hv1/web2"]["message"]
+    # The same file written differently is still the same file.
+    odd = _shared_disk("mail1", "mail")
+    odd["disks"][0]["source"] = "/srv//./shared.img"
+    fs = E.by_subject(E.run("ISO-06", E.fleet([_shared_disk("web1", "web"), odd])))
+    assert fs["hv1/web1"]["status"] == "fail" and "other services" in fs["hv1/web1"]["message"]
     nodisk = E.domain(replace={"/var/lib/libvirt/images/web1.qcow2": ""})
     nodisk["disks"] = []
     assert one("ISO-06", nodisk)["status"] == "not_applicable"
@@ -102,6 +193,10 @@ def test_iso07_filesystems():
     allowed = {"isolation": {"allowed_filesystems": ["/srv/data"]}}
     assert one("ISO-07", E.domain(extra=FS % "<readonly/>"), params=allowed)["status"] == "pass"
     assert one("ISO-07", E.domain(extra=FS % ""), params=allowed)["status"] == "fail"
+    trailing = E.domain(extra=(FS % "<readonly/>").replace("/srv/data'", "/srv/data/'"))
+    assert one("ISO-07", trailing, params=allowed)["status"] == "pass"
+    escape = E.domain(extra=(FS % "<readonly/>").replace("/srv/data'", "/srv/data/../../etc'"))
+    assert one("ISO-07", escape, params=allowed)["status"] == "fail"
 
 
 def test_iso08_hostdev_redirdev():
@@ -113,11 +208,29 @@ def test_iso08_hostdev_redirdev():
                params={"isolation": {"allowed_hostdevs": ["redirdev:usb"]}})["status"] == "pass"
 
 
+SRIOV = ("<interface type='hostdev' managed='yes'><source>"
+         "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/></source>"
+         "<mac address='52:54:00:6d:90:02'/></interface>")
+
+
+def test_iso08_sriov_interface_is_a_passed_through_device():
+    d = E.domain(extra=SRIOV)
+    src = d["interfaces"][1]["hostdev_source"]
+    assert d["interfaces"][1]["type"] == "hostdev" and "0x03" in src
+    f = one("ISO-08", d)
+    assert f["status"] == "fail" and "interface hostdev" in f["message"] and "0x10" in f["message"]
+    assert one("ISO-08", d, params={"isolation": {"allowed_hostdevs": [src]}})["status"] == "pass"
+
+
 def test_iso09_qemu_commandline():
     assert one("ISO-09", E.domain())["status"] == "pass"
     d = E.domain(after="<qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value='user,id=x'/></qemu:commandline>")
     f = one("ISO-09", d)
     assert f["status"] == "fail" and f["evidence"]["args"] == ["-netdev", "user,id=x"]
+    env = E.domain(after="<qemu:commandline><qemu:env name='QEMU_AUDIO_DRV' value='none'/></qemu:commandline>")
+    assert env["qemu_commandline"] == [] and env["qemu_env"] == [{"name": "QEMU_AUDIO_DRV", "value": "none"}]
+    f = one("ISO-09", env)
+    assert f["status"] == "fail" and "QEMU_AUDIO_DRV" in f["message"]
     waived = one("ISO-09", d, waivers=[{"rule": "ISO-09", "subject": "hv1/web*", "reason": "lab port forward",
                                         "expires": "2027-01-01"}])
     assert waived["status"] == "waived" and waived["waived_status"] == "fail" and "lab port forward" in waived["message"]
