@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import re
 import xml.etree.ElementTree as ET
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -22,6 +24,20 @@ METADATA_KEYS = ("owner", "service", "expires", "data_class", "image")
 
 class DomainXMLError(ValueError):
     pass
+
+
+REDACTED = "<redacted>"
+# Option keys whose value is a literal secret (QEMU "key=value,..." syntax, also as the last component of a
+# dotted key such as file.password). Keys naming a secret *object* (password-secret, key-secret, passwordid)
+# are references and stay.
+SECRET_KEYS = frozenset(("data", "password", "passwd", "secret", "key", "keysecret", "passphrase", "token"))
+# Boolean switches (e.g. -vnc ...,password=on) say that a password is required, they are not one.
+_SWITCH_VALUES = frozenset(("on", "off", "yes", "no", "true", "false"))
+# key=value anywhere in an argument: QEMU's comma-separated options (',,' is a literal comma inside a value)
+# and space-separated ones (-append). The look-behind keeps references such as password-secret=sec0 or
+# encrypt.key-secret=sec0; a dotted prefix (file.password=...) is still a secret.
+_SECRET_OPTION = re.compile(r"(?<![\w.-])((?:[\w-]+\.)*)(%s)=((?:,,|[^,\s])+)" % "|".join(sorted(SECRET_KEYS)), re.I)
+SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|KEY", re.I)
 
 
 def _bool_attr(el, name, true="yes"):
@@ -80,7 +96,17 @@ def _interface(el):
         model=model.get("type") if model is not None else None,
         filterref=filt.get("filter") if filt is not None else None,
         link_state=link.get("state", "up") if link is not None else "up",
+        hostdev_source=_hostdev_address(src) if el.get("type") == "hostdev" else None,
     )
+
+
+def _hostdev_address(src):
+    """'pci domain=0x0000 bus=0x03 slot=0x10 function=0x1' for <interface type='hostdev'> (SR-IOV VF)."""
+    addr = src.find("address") if src is not None else None
+    if addr is None:
+        return None
+    attrs = " ".join("%s=%s" % (k, addr.get(k)) for k in sorted(addr.keys()) if k != "type")
+    return ("%s %s" % (addr.get("type") or "address", attrs)).strip()
 
 
 def _graphics(el):
@@ -101,12 +127,107 @@ def _graphics(el):
         listens=listens,
         autoport=el.get("autoport") == "yes",
         port=el.get("port"),
+        # What the document says. libvirt leaves passwd out of XML read without VIR_DOMAIN_XML_SECURE, so
+        # hypervisor_facts replaces this with what it can know (True / False / None) from libvirt's own files.
         passwd_set=el.get("passwd") is not None,
         tls=(gtype == "spice" and (el.get("defaultMode") == "secure" or el.get("tlsPort") is not None)),
         # SPICE defaults: clipboard sharing and file transfer are on unless disabled.
         clipboard=(clip.get("copypaste", "yes") != "no") if clip is not None else (gtype == "spice"),
         filetransfer=(ftr.get("enable", "yes") != "no") if ftr is not None else (gtype == "spice"),
     )
+
+
+def _text(el):
+    if el is None or el.text is None:
+        return None
+    return el.text.strip() or None
+
+
+def _secret_key(key):
+    return key.strip().lower().rsplit(".", 1)[-1] in SECRET_KEYS
+
+
+def _redact_json(obj):
+    """Redact secret-bearing members of a JSON option (-object {...}, -blockdev {...}); returns (obj, n)."""
+    n = 0
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if _secret_key(k) and not isinstance(v, (dict, list, bool)) and v is not None:
+                out[k] = REDACTED
+                n += 1
+            else:
+                out[k], m = _redact_json(v)
+                n += m
+        return out, n
+    if isinstance(obj, list):
+        out = []
+        for v in obj:
+            v, m = _redact_json(v)
+            out.append(v)
+            n += m
+        return out, n
+    return obj, 0
+
+
+def redact_arg(arg):
+    """One QEMU command-line argument with the values of secret-bearing options redacted: (arg, count)."""
+    if arg is None:
+        return None, 0
+    if arg.lstrip().startswith("{"):
+        try:
+            obj = json.loads(arg)
+        except ValueError:
+            # Not parseable: keep nothing that could be a secret.
+            if any(k in arg.lower() for k in SECRET_KEYS):
+                return REDACTED, 1
+            return arg, 0
+        obj, n = _redact_json(obj)
+        return (json.dumps(obj, sort_keys=True, separators=(",", ":")) if n else arg), n
+    count = [0]
+
+    def sub(m):
+        if m.group(3).lower() in _SWITCH_VALUES:
+            return m.group(0)
+        count[0] += 1
+        return "%s%s=%s" % (m.group(1), m.group(2), REDACTED)
+
+    out = _SECRET_OPTION.sub(sub, arg)
+    return out, count[0]
+
+
+def qemu_passthrough(root):
+    """<qemu:commandline> args and env with secret values redacted: (args, env, redactions)."""
+    args, env, total = [], [], 0
+    for cl in root.findall("{%s}commandline" % QEMU_NS):
+        for a in cl.findall("{%s}arg" % QEMU_NS):
+            value, n = redact_arg(a.get("value"))
+            args.append(value)
+            total += n
+        for e in cl.findall("{%s}env" % QEMU_NS):
+            name, value = e.get("name"), e.get("value")
+            if value and name and SECRET_ENV.search(name):
+                value = REDACTED
+                total += 1
+            env.append(dict(name=name, value=value))
+    return args, env, total
+
+
+def graphics_passwords(xml_text):
+    """[(type, passwd attribute present)] for each <graphics> of a domain or domstatus document.
+
+    Used on libvirt's own config and status files (which carry the passwords): only the booleans are
+    kept, the values never leave this function.
+    """
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise DomainXMLError("malformed domain XML: %s" % e)
+    if root.tag == "domstatus":
+        root = root.find("domain")
+    if root is None or root.tag != "domain":
+        raise DomainXMLError("not a domain XML document")
+    return [(g.get("type"), g.get("passwd") is not None) for g in root.findall("./devices/graphics")]
 
 
 def parse_domain(xml_text):
@@ -137,11 +258,9 @@ def parse_domain(xml_text):
             else:
                 other_metadata.append(child.tag)
 
-    cmdline = []
-    for cl in root.findall("{%s}commandline" % QEMU_NS):
-        cmdline.extend(a.get("value") for a in cl.findall("{%s}arg" % QEMU_NS))
-
-    seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"))
+    cmdline, env, redacted = qemu_passthrough(root)
+    seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"),
+                      label=_text(s.find("label")), imagelabel=_text(s.find("imagelabel")))
                  for s in root.findall("seclabel")]
 
     uuid_el = root.find("uuid")
@@ -177,6 +296,8 @@ def parse_domain(xml_text):
                   for c in devices.findall("channel")],
         seclabels=seclabels,
         qemu_commandline=cmdline,
+        qemu_env=env,
+        redacted=redacted,
         metadata=metadata,
         other_metadata=other_metadata,
     )
