@@ -14,16 +14,33 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy as policy_mod, report
 
+HV_VAR = "__vmguard_audit_hv_evidence"
+GUEST_VAR = "__vmguard_audit_guest_evidence"
+DEFAULT_REPORT_DIR = "./vmguard-report"
+
 ARGS = dict(
     policy=dict(type="dict", default={}),
-    hypervisors=dict(type="list", elements="str", default=[]),
-    guests=dict(type="list", elements="str", default=[]),
-    evidence_var=dict(type="str", default="__vmguard_audit_evidence"),
-    report_dir=dict(type="path", default="./vmguard-report"),
+    hypervisors=dict(type="list", elements="str"),
+    guests=dict(type="list", elements="str"),
+    hypervisor_group=dict(type="str", default="vmguard_hypervisors"),
+    guest_group=dict(type="str", default="vmguard_guests"),
+    hypervisor_evidence_var=dict(type="str", default=HV_VAR),
+    guest_evidence_var=dict(type="str", default=GUEST_VAR),
+    report_dir=dict(type="str"),
+    report_mode=dict(type="raw"),
     fail_on=dict(type="str", choices=["low", "medium", "high", "critical"], default="high"),
+    known_tags=dict(type="list", elements="str", default=[]),
     validate_only=dict(type="bool", default=False),
+    run_checks=dict(type="bool", default=False),
     now=dict(type="float"),
 )
+
+# Tags of the collection's roles that select tasks, not rules: never an unknown tag for the audit.
+COLLECTION_TAGS = frozenset(("audit", "lab", "golden_image"))
+
+
+class RunError(Exception):
+    """The audit cannot run as asked (message for the console)."""
 
 
 def _plain(obj):
@@ -43,68 +60,174 @@ def _plain(obj):
     return obj
 
 
+def check_subjects(args):
+    """Fail an audit that would look at nothing (a typo in a group name, empty groups)."""
+    if not (args["hypervisors"] or args["guests"]):
+        raise RunError(
+            "nothing to audit: the inventory has no host in the hypervisor group '%s' nor in the guest group "
+            "'%s' (check the group names in the inventory, or set vmguard_audit_hypervisor_group / "
+            "vmguard_audit_guest_group)" % (args["hypervisor_group"], args["guest_group"]))
+
+
+def report_dir_of(args):
+    d = args["report_dir"]
+    if d is None:
+        d = DEFAULT_REPORT_DIR
+    if not d.strip():
+        raise RunError("report_dir (vmguard_report_dir / vmguard_audit_report_dir) is empty: name the directory "
+                       "for the reports, e.g. ./vmguard-report")
+    d = os.path.expanduser(d)
+    return d if os.path.isabs(d) else os.path.join(os.getcwd(), d)
+
+
+def report_mode_of(args):
+    mode = _plain(args["report_mode"])
+    if mode is not None and not isinstance(mode, str):
+        # YAML reads an unquoted 0640 as the number 416: which mode was meant cannot be known.
+        raise RunError("report_mode (vmguard_report_mode / vmguard_audit_report_mode) must be a quoted octal "
+                       "string such as '0640', not %r (YAML reads an unquoted 0640 as the number 416)" % (mode,))
+    try:
+        return report.parse_mode(report.DEFAULT_MODE if mode is None else mode)
+    except ValueError as e:
+        raise RunError("report_mode (vmguard_report_mode / vmguard_audit_report_mode): %s" % e)
+
+
+def selection(task_vars, known_tags, pol):
+    """Rule ids to evaluate for --tags / --skip-tags (None = all enabled rules).
+
+    A tag that names no rule id, area or known task tag is an error, so a typo cannot turn into a
+    full audit (or into a skip that skips nothing); a selection that leaves no enabled rule too.
+    """
+    ignore = COLLECTION_TAGS | set(known_tags)
+    run = [str(t) for t in task_vars.get("ansible_run_tags") or [] if t not in ignore]
+    skip = [str(t) for t in task_vars.get("ansible_skip_tags") or [] if t not in ignore]
+    problems = []
+    for option, tags in (("--tags", run), ("--skip-tags", skip)):
+        bad = engine.unknown_tags(tags)
+        if bad:
+            problems.append("%s %s" % (option, ", ".join(bad)))
+    if problems:
+        areas = sorted(set(r.area for r in engine.RULES.values()))
+        raise RunError("unknown tag(s): %s. Tags select rule ids (e.g. DIV-02) or areas (%s); "
+                       "other task tags go in vmguard_audit_known_tags" % ("; ".join(problems), ", ".join(areas)))
+    try:
+        only = engine.select(run, skip)
+    except ValueError as e:
+        raise RunError(str(e))
+    enabled = set(rid for rid, rp in pol["rules"].items() if rp.get("enabled", True))
+    if not enabled.intersection(engine.RULES if only is None else only):
+        raise RunError("no enabled rule left to evaluate (--tags %s, --skip-tags %s, rules enabled by the policy: %d)"
+                       % (",".join(run) or "-", ",".join(skip) or "-", len(enabled)))
+    return only
+
+
+def hypervisor_evidence(hostvars, names, var):
+    out = {}
+    for hv in names:
+        ev = _plain((hostvars.get(hv) or {}).get(var))
+        out[hv] = ev if ev else {"error": "no hypervisor evidence collected from %s" % hv, "domains": []}
+    return out
+
+
+def guest_evidence(hostvars, names, var):
+    out = {}
+    for g in names:
+        hvars = hostvars.get(g) or {}
+        ev = _plain(hvars.get(var)) or {}
+        out[g] = {
+            "vars": {
+                "service": _plain(hvars.get("vmguard_service")),
+                "hypervisor": _plain(hvars.get("vmguard_hypervisor")),
+                "domain": _plain(hvars.get("vmguard_domain")),
+                "data_class": _plain(hvars.get("vmguard_data_class")),
+            },
+            "error": ev.get("error") if ev else "no guest evidence collected from %s" % g,
+            "facts": ev.get("facts") if ev else None,
+        }
+    return out
+
+
+def gate_entry(f):
+    """A gate finding as the console shows it: guest data escaped (no terminal escapes)."""
+    return dict(rule=f["rule"], severity=f["severity"], status=f["status"],
+                subject=report.printable(f["subject"]["id"]), message=report.printable(f["message"]),
+                definition=f.get("definition"), pending_restart=bool(f.get("pending_restart")))
+
+
+def summary_msg(summary, where):
+    return "%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable; report: %s" % (
+        summary["total"], summary["pass"], summary["fail"], summary["error"], summary["waived"],
+        summary["not_applicable"], report.printable(where))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
+        task_vars = task_vars or {}
         validation = ArgumentSpecValidator(ARGS).validate(self._task.args)
         if validation.error_messages:
-            raise AnsibleActionFail("; ".join(validation.error_messages))
+            raise AnsibleActionFail(report.printable("; ".join(validation.error_messages)))
         args = validation.validated_parameters
         try:
             pol = policy_mod.load_policy(_plain(args["policy"]))
         except policy_mod.PolicyError as e:
-            result.update(failed=True, msg="invalid vmguard_policy:\n  - " + "\n  - ".join(e.errors), errors=e.errors)
+            errors = [report.printable(x) for x in e.errors]
+            result.update(failed=True, msg="invalid vmguard_policy:\n  - " + "\n  - ".join(errors), errors=errors)
             return result
         result["policy_digest"] = report.policy_digest(pol)
-        if args["validate_only"]:
-            result.update(changed=False, policy=pol, msg="policy valid (%d rules)" % len(pol["rules"]))
+        try:
+            if args["validate_only"]:
+                return self._validate(result, args, pol, task_vars)
+            return self._evaluate(result, args, pol, task_vars)
+        except RunError as e:
+            result.update(failed=True, msg="vmguard audit: %s" % report.printable(e))
             return result
 
+    def _validate(self, result, args, pol, task_vars):
+        """The policy; with run_checks also what the evaluation needs, before any evidence is collected."""
+        if args["run_checks"]:
+            check_subjects(dict(args, hypervisors=args["hypervisors"] or [], guests=args["guests"] or []))
+            report_dir_of(args)
+            report_mode_of(args)
+            only = selection(task_vars, args["known_tags"], pol)
+            result["rules_selected"] = sorted(only) if only is not None else "all"
+        result.update(changed=False, policy=pol, msg="policy valid (%d rules)" % len(pol["rules"]))
+        return result
+
+    def _evaluate(self, result, args, pol, task_vars):
+        hypervisors, guests = args["hypervisors"] or [], args["guests"] or []
+        check_subjects(dict(args, hypervisors=hypervisors, guests=guests))
+        report_dir, mode = report_dir_of(args), report_mode_of(args)
+        only = selection(task_vars, args["known_tags"], pol)
         hostvars = task_vars.get("hostvars", {})
-        evidence = {"hypervisors": {}, "guests": {}}
-        for hv in args["hypervisors"]:
-            ev = _plain((hostvars.get(hv) or {}).get(args["evidence_var"]))
-            evidence["hypervisors"][hv] = ev if ev else {"error": "no evidence collected from %s" % hv, "domains": []}
-        for g in args["guests"]:
-            hv_vars = hostvars.get(g) or {}
-            ev = _plain(hv_vars.get(args["evidence_var"])) or {}
-            evidence["guests"][g] = {
-                "vars": {
-                    "service": _plain(hv_vars.get("vmguard_service")),
-                    "hypervisor": _plain(hv_vars.get("vmguard_hypervisor")),
-                    "domain": _plain(hv_vars.get("vmguard_domain")),
-                    "data_class": _plain(hv_vars.get("vmguard_data_class")),
-                },
-                "error": ev.get("error") if ev else "no evidence collected from %s" % g,
-                "facts": ev.get("facts") if ev else None,
-            }
+        evidence = {"hypervisors": hypervisor_evidence(hostvars, hypervisors, args["hypervisor_evidence_var"]),
+                    "guests": guest_evidence(hostvars, guests, args["guest_evidence_var"])}
         now = args["now"] if args["now"] is not None else time.time()
         started = time.time()
-        only = engine.select_rules(task_vars.get("ansible_run_tags"))
         findings = engine.evaluate(pol, evidence, now=now, only=only)
         gate = engine.gate(findings, args["fail_on"])
-        extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only else "all",
+        extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
                  "evaluation_seconds": round(time.time() - started, 3)}
         rep = report.build(pol, findings, now, extra=extra)
-        report_dir = args["report_dir"]
-        if not os.path.isabs(report_dir):
-            report_dir = os.path.join(os.getcwd(), report_dir)
-        paths = report.write_all(report_dir, rep, gate, args["fail_on"])
         result.update(
             changed=False,
             summary=rep["summary"],
             gate_failed=bool(gate),
-            gate=[dict(rule=f["rule"], severity=f["severity"], status=f["status"], subject=f["subject"]["id"],
-                       message=f["message"]) for f in gate],
-            reports=paths,
+            gate=[gate_entry(f) for f in gate],
             # What enforcement acts on: every failing finding with its evidence (bounded by the failures).
             failing=[dict(rule=f["rule"], subject=f["subject"]["id"], kind=f["subject"]["kind"], evidence=f["evidence"])
                      for f in findings if f["status"] == "fail"],
-            msg="%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable; report: %s" % (
-                rep["summary"]["total"], rep["summary"]["pass"], rep["summary"]["fail"], rep["summary"]["error"],
-                rep["summary"]["waived"], rep["summary"]["not_applicable"], paths["html"]),
         )
+        try:
+            paths = report.write_all(report_dir, rep, gate, args["fail_on"], mode=mode)
+        except (report.ReportWriteError, OSError, ValueError) as e:
+            result.update(failed=True, reports={}, msg="vmguard audit: cannot write the reports to %s: %s "
+                          "(the previous reports there are unchanged); %s" % (
+                              report.printable(report_dir), report.printable(e),
+                              summary_msg(rep["summary"], "not written")))
+            return result
+        result.update(reports=paths, msg=summary_msg(rep["summary"], paths["html"]))
         return result

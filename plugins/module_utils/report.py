@@ -3,22 +3,83 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reports: report.json (vmguard.report/v1), junit.xml (one testcase per rule x subject) and a
 self-contained report.html (no external assets). JSON and JUnit need only the standard library;
-the HTML is rendered with Jinja2, which every Ansible controller has."""
+the HTML is rendered with Jinja2, which every Ansible controller has.
+
+Guest data (process names, unit names, ...) reaches finding messages and evidence. Everything a
+human or a CI parser reads (JUnit, HTML, the console) shows control characters, terminal escapes
+and other invisible or XML-invalid code points as text (``\x1b[31m``); report.json keeps the data
+as it is (JSON escapes it).
+
+The three reports are written as a set: all rendered first, each written to a private temp file in
+the report directory, then renamed; on any failure the temp files are removed and the previous set
+stays as it was.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
+import unicodedata
 import xml.etree.ElementTree as ET
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.engine import SCHEMA, summarize
 from ansible_collections.vmguard.hardening.plugins.module_utils.policy import AREAS, SEVERITIES
 from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import utc
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
+
+NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"))
+DEFAULT_MODE = "0640"
+_MODE = re.compile(r"^0?[0-7]{3}$")
+TEMP_PREFIX = ".vmguard-report-"
+
+# Unicode categories shown escaped: controls (C0, DEL, C1), format characters (bidi overrides,
+# zero-width), surrogates, unassigned code points and noncharacters (U+FFFE), line/paragraph separators.
+_ESCAPED_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Cn", "Zl", "Zp"))
+
+
+def _escape_char(ch):
+    n = ord(ch)
+    if n < 0x100:
+        return "\\x%02x" % n
+    if n < 0x10000:
+        return "\\u%04x" % n
+    return "\\U%08x" % n
+
+
+def printable(value):
+    """``value`` as text safe for a terminal, an XML 1.0 document and an HTML page: every control,
+    format, surrogate, unassigned or separator code point is replaced by its escape as text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    if value.isprintable():  # no control, format, surrogate, unassigned or separator code point
+        return value
+    return "".join(_escape_char(c) if unicodedata.category(c) in _ESCAPED_CATEGORIES else c for c in value)
+
+
+def parse_mode(text):
+    """An octal permission string ("0640", "640") as an int; ValueError naming the value otherwise."""
+    text = "" if text is None else str(text).strip()
+    if not _MODE.match(text):
+        raise ValueError("report mode %r is not an octal permission string such as '0640'" % (text,))
+    return int(text, 8)
+
+
+def dir_mode(file_mode):
+    """The mode for a report directory created for files of ``file_mode``: search where read is allowed."""
+    mode = file_mode | 0o700
+    for read, search in ((0o040, 0o010), (0o004, 0o001)):
+        if mode & read:
+            mode |= search
+    return mode
 
 
 def policy_digest(policy):
@@ -38,6 +99,45 @@ def build(policy, findings, now, extra=None):
     return report
 
 
+def restart_note(finding):
+    """One line on which definition a finding is about, or "" when that needs no note."""
+    if finding.get("pending_restart"):
+        return "pending restart: takes effect at next start (the persistent definition is already fixed)"
+    if finding.get("definition") == "persistent":
+        return "persistent definition: takes effect at next start"
+    return ""
+
+
+def _case_properties(case, f):
+    props = [(k, f.get(k)) for k in ("definition", "pending_restart") if f.get(k) is not None]
+    if not props:
+        return
+    el = ET.SubElement(case, "properties")
+    for name, value in props:
+        value = ("true" if value else "false") if isinstance(value, bool) else printable(value)
+        ET.SubElement(el, "property", name=name, value=value)
+
+
+def _case(suite, f):
+    rule, sid, message = printable(f["rule"]), printable(f["subject"]["id"]), printable(f["message"])
+    case = ET.SubElement(suite, "testcase", classname="%s.%s" % (printable(f["area"]), rule),
+                         name="%s %s" % (rule, sid))
+    _case_properties(case, f)
+    lines = [message]
+    note = restart_note(f)
+    if note:
+        lines.append(note)
+    lines.append("remediation: %s" % (printable(f.get("remediation")) or "-"))
+    text = "\n".join(lines)
+    severity = printable(f["severity"])
+    if f["status"] == "fail":
+        ET.SubElement(case, "failure", message=message, type=severity).text = text
+    elif f["status"] == "error":
+        ET.SubElement(case, "error", message=message, type=severity).text = text
+    elif f["status"] in ("waived", "not_applicable"):
+        ET.SubElement(case, "skipped", message="%s: %s" % (f["status"], message))
+
+
 def junit(report):
     suites = ET.Element("testsuites", name="vmguard", tests=str(len(report["findings"])))
     by_area = dict((a, []) for a in AREAS)
@@ -46,21 +146,13 @@ def junit(report):
     for area, items in by_area.items():
         if not items:
             continue
-        suite = ET.SubElement(suites, "testsuite", name="vmguard.%s" % area, tests=str(len(items)),
+        suite = ET.SubElement(suites, "testsuite", name="vmguard.%s" % printable(area), tests=str(len(items)),
                               failures=str(sum(1 for f in items if f["status"] == "fail")),
                               errors=str(sum(1 for f in items if f["status"] == "error")),
                               skipped=str(sum(1 for f in items if f["status"] in ("waived", "not_applicable"))),
                               timestamp=report["generated_at"])
         for f in items:
-            case = ET.SubElement(suite, "testcase", classname="%s.%s" % (area, f["rule"]),
-                                 name="%s %s" % (f["rule"], f["subject"]["id"]))
-            text = "%s\nremediation: %s" % (f["message"], f.get("remediation") or "-")
-            if f["status"] == "fail":
-                ET.SubElement(case, "failure", message=f["message"], type=f["severity"]).text = text
-            elif f["status"] == "error":
-                ET.SubElement(case, "error", message=f["message"], type=f["severity"]).text = text
-            elif f["status"] in ("waived", "not_applicable"):
-                ET.SubElement(case, "skipped", message="%s: %s" % (f["status"], f["message"]))
+            _case(suite, f)
     return ET.tostring(suites, encoding="unicode")
 
 
@@ -106,6 +198,8 @@ td.rule { white-space: nowrap; font-weight: 600; }
 section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin: 8px 0; }
 .rem { color: #52606d; font-size: 12px; } .subj { font-family: ui-monospace, monospace; font-size: 12px; }
 .count { color: #52606d; font-weight: normal; font-size: 13px; }
+.badge { font-size: 11px; padding: 1px 6px; border-radius: 10px; white-space: nowrap; border: 1px solid; }
+.badge.restart { color: #8d6e00; background: #fff8e1; } .badge.persistent { color: #0d47a1; background: #e3f2fd; }
 </style></head>
 <body>
 <header><h1>vmguard.hardening audit</h1>
@@ -144,7 +238,7 @@ section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin:
 {% endfor %}
 {% if builds %}<h2 style="margin-top:14px">Guests per image build (DIV-07)</h2>
 {% for b, s in builds.items() %}
-<div class="row"><div class="subj" title="{{ b }}">{{ b[:16] }}</div>
+<div class="row"><div class="subj" title="{{ b | p }}">{{ (b | p)[:16] }}</div>
 <div class="bar"><span style="width:{{ 100.0 * s.share }}%;background:#486581"></span></div><div>{{ s.guests }}</div></div>
 {% endfor %}{% endif %}
 </div></div>
@@ -162,8 +256,8 @@ section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin:
 {% for f in items %}<tr data-status="{{ f.status }}" data-sev="{{ severities.index(f.severity) }}">
 <td class="rule" title="{{ titles[f.rule] }}">{{ f.rule }}</td>
 <td><span class="st {{ f.status }}">{{ f.status | replace('_', ' ') }}</span></td>
-<td><span class="sev {{ f.severity }}">{{ f.severity }}</span></td><td class="subj">{{ f.subject.kind }}: {{ f.subject.id }}</td>
-<td>{{ f.message }}{% if f.remediation %}<div class="rem">&rarr; {{ f.remediation }}</div>{% endif %}</td></tr>
+<td><span class="sev {{ f.severity }}">{{ f.severity }}</span></td><td class="subj">{{ f.subject.kind | p }}: {{ f.subject.id | p }}</td>
+<td>{% if f.pending_restart %}<span class="badge restart" title="{{ restart_note(f) }}">pending restart</span> {% elif f.definition == 'persistent' %}<span class="badge persistent" title="{{ restart_note(f) }}">persistent definition</span> {% endif %}{{ f.message | p }}{% if f.remediation %}<div class="rem">&rarr; {{ f.remediation | p }}</div>{% endif %}</td></tr>
 {% endfor %}</tbody></table></section>{% endif %}{% endfor %}
 </main>
 <script>
@@ -191,31 +285,141 @@ section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin:
 def html(report, gate, fail_on):
     from jinja2 import Environment  # controller side only
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["p"] = printable
     builds = {}
     for f in report["findings"]:
-        if f["rule"] == "DIV-07" and f["evidence"].get("builds"):
+        if f["rule"] == "DIV-07" and (f.get("evidence") or {}).get("builds"):
             builds = f["evidence"]["builds"]
     return env.from_string(HTML).render(
-        r=report, gate=gate, fail_on=fail_on, statuses=("pass", "fail", "error", "waived", "not_applicable"),
-        severities=list(SEVERITIES), areas=AREAS, builds=builds,
+        r=report, gate=gate, fail_on=printable(fail_on), statuses=("pass", "fail", "error", "waived", "not_applicable"),
+        severities=list(SEVERITIES), areas=AREAS, builds=builds, restart_note=restart_note,
         titles=dict((rid, r.title) for rid, r in RULES.items()))
 
 
-def _atomic_write(path, text):
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".vmguard-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
+def render_all(report, gate, fail_on):
+    """The text of every report, rendered before any is written (a rendering error writes nothing)."""
+    return {
+        "json": json.dumps(report, indent=2, default=str) + "\n",
+        "junit": '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
+        "html": html(report, gate, fail_on),
+    }
 
 
-def write_all(report_dir, report, gate, fail_on):
+class ReportWriteError(Exception):
+    """The report set could not be written; the previous set is unchanged."""
+
+
+def _prepare_dir(report_dir, mode):
+    """Create the report directory (and parents) with the directory mode for ``mode``; refuse a
+    report directory that is not a directory."""
+    if os.path.lexists(report_dir) and not os.path.isdir(report_dir):
+        raise ReportWriteError("report_dir %s exists and is not a directory" % report_dir)
     if not os.path.isdir(report_dir):
-        os.makedirs(report_dir)
-    paths = dict(json=os.path.join(report_dir, "report.json"), junit=os.path.join(report_dir, "junit.xml"),
-                 html=os.path.join(report_dir, "report.html"))
-    _atomic_write(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
-    _atomic_write(paths["junit"], '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n")
-    _atomic_write(paths["html"], html(report, gate, fail_on))
+        parent = os.path.dirname(os.path.abspath(report_dir))
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+        try:
+            os.mkdir(report_dir, dir_mode(mode))
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+        else:
+            os.chmod(report_dir, dir_mode(mode))  # not narrowed by the umask
+
+
+def _check_targets(paths):
+    """Every target is absent or a regular file (a symlink is replaced, never followed)."""
+    for path in paths.values():
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue
+            raise
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise ReportWriteError("%s exists and is not a regular file" % path)
+
+
+def _write_temp(report_dir, text, mode):
+    fd, tmp = tempfile.mkstemp(dir=report_dir, prefix=TEMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text.encode("utf-8", "backslashreplace"))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _remove(tmp)
+        raise
+    return tmp
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _backup(report_dir, path):
+    """A hard link to the current report at ``path`` (None when there is none or links are not supported)."""
+    if not os.path.lexists(path):
+        return None
+    for _ in range(100):
+        name = os.path.join(report_dir, TEMP_PREFIX + "old-" + os.urandom(6).hex())
+        try:
+            os.link(path, name, follow_symlinks=False)
+            return name
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                return None
+    return None
+
+
+def _commit(report_dir, temps, paths):
+    """Rename every temp file over its report; on a failure put the previous reports back."""
+    backups = dict((k, _backup(report_dir, paths[k])) for k in temps)
+    done = []
+    try:
+        for k, tmp in temps.items():
+            os.replace(tmp, paths[k])
+            done.append(k)
+    except BaseException:
+        for k in reversed(done):
+            if backups[k]:
+                os.replace(backups[k], paths[k])
+                backups[k] = None
+            else:
+                _remove(paths[k])
+        raise
+    finally:
+        for b in backups.values():
+            if b:
+                _remove(b)
+
+
+def write_all(report_dir, report, gate, fail_on, mode=None):
+    """Write report.json, junit.xml and report.html into ``report_dir`` as one set, files of ``mode``
+    (an int or an octal string; default 0640). Returns {"json": path, "junit": path, "html": path}.
+
+    Raises ReportWriteError (or OSError) when the set cannot be written; no temp file is left and
+    the previous reports are unchanged.
+    """
+    if not report_dir:
+        raise ReportWriteError("report_dir is empty: name the directory for the reports")
+    if not isinstance(mode, int):
+        mode = parse_mode(DEFAULT_MODE if mode is None else mode)
+    texts = render_all(report, gate, fail_on)
+    paths = dict((k, os.path.join(report_dir, name)) for k, name in NAMES)
+    _prepare_dir(report_dir, mode)
+    _check_targets(paths)
+    temps = {}
+    try:
+        for k, _name in NAMES:
+            temps[k] = _write_temp(report_dir, texts[k], mode)
+        _commit(report_dir, temps, paths)
+    except BaseException:
+        for tmp in temps.values():
+            _remove(tmp)
+        raise
     return paths

@@ -16,11 +16,24 @@ version_added: "0.1.0"
 description:
   - Runs on the controller, once per play. Reads the evidence that
     M(vmguard.hardening.hypervisor_facts) and M(vmguard.hardening.guest_facts) left in each
-    host's variables, evaluates every enabled catalog rule on every subject with the pure policy
-    engine (fleet rules see all hosts), applies waivers, and writes C(report.json),
-    C(junit.xml) and C(report.html) into O(report_dir).
+    host's variables (a host in both lists, a nested hypervisor, is read from both variables),
+    evaluates every enabled catalog rule on every subject with the pure policy engine (fleet rules
+    see all hosts), applies waivers, and writes C(report.json), C(junit.xml) and C(report.html)
+    into O(report_dir) as one set - all three rendered first, each written to a private temp file
+    there and renamed only when all are written; on a failure no temp file is left and the
+    previous set is unchanged.
+  - Fails when there is nothing to audit (both O(hypervisors) and O(guests) empty; the message
+    names O(hypervisor_group) and O(guest_group)), when O(report_dir) is empty or O(report_mode)
+    is not an octal string, and when C(--tags) or C(--skip-tags) name something that is neither a
+    rule id, an area, one of Ansible's special tags nor one of O(known_tags) (a typo such as
+    C(DIV-2) must not turn into a full audit). C(--tags) selects rules by id or area,
+    C(--skip-tags) leaves them out.
+  - Guest data in the console messages (RV(msg), RV(gate)), in C(junit.xml) and in
+    C(report.html) is shown with control characters, terminal escapes and other invisible code
+    points escaped as text (C(\x1b[31m)); C(report.json) keeps it as collected.
   - With O(validate_only=true) only validates the policy (deep-merged over the shipped defaults)
-    and fails with every problem named by its key path.
+    and fails with every problem named by its key path; with O(run_checks=true) as well it also
+    checks the hosts, the tags, O(report_dir) and O(report_mode) (the audit role's first task).
   - Never fails because of findings; the result says whether the gate (O(fail_on)) was hit, so
     the play decides.
 author:
@@ -31,30 +44,55 @@ options:
     type: dict
     default: {}
   hypervisors:
-    description: Inventory names of the hypervisors whose evidence to read.
+    description: Inventory names of the hypervisors whose evidence to read. Required (may be empty) unless O(validate_only).
     type: list
     elements: str
-    default: []
   guests:
-    description: Inventory names of the guests whose evidence to read.
+    description: Inventory names of the guests whose evidence to read. Required (may be empty) unless O(validate_only).
     type: list
     elements: str
-    default: []
-  evidence_var:
-    description: Host variable that holds each host's evidence.
+  hypervisor_group:
+    description: Name of the hypervisor group, for the message when there is nothing to audit.
     type: str
-    default: __vmguard_audit_evidence
+    default: vmguard_hypervisors
+  guest_group:
+    description: Name of the guest group, for the message when there is nothing to audit.
+    type: str
+    default: vmguard_guests
+  hypervisor_evidence_var:
+    description: Host variable that holds a hypervisor's evidence.
+    type: str
+    default: __vmguard_audit_hv_evidence
+  guest_evidence_var:
+    description: Host variable that holds a guest's evidence.
+    type: str
+    default: __vmguard_audit_guest_evidence
   report_dir:
-    description: Directory for the reports (created when missing).
-    type: path
-    default: ./vmguard-report
+    description:
+      - Directory for the reports (created when missing, with the search bits matching O(report_mode),
+        so C(0750) for C(0640)). Must not be empty. Relative to the controller's working directory.
+      - Defaults to C(./vmguard-report) when evaluating.
+    type: str
+  report_mode:
+    description:
+      - Permissions of the report files, a quoted octal string. Defaults to C(0640) (not world-readable).
+    type: raw
   fail_on:
     description: Lowest severity at which a failing or erroring finding fails the gate.
     type: str
     choices: [low, medium, high, critical]
     default: high
+  known_tags:
+    description: Task tags of the calling playbook that C(--tags) / C(--skip-tags) may name besides rule ids and areas.
+    type: list
+    elements: str
+    default: []
   validate_only:
-    description: Only validate the policy.
+    description: Only validate the policy (and with O(run_checks) the run's settings); evaluate nothing.
+    type: bool
+    default: false
+  run_checks:
+    description: With O(validate_only), also check the hosts, the tags, O(report_dir) and O(report_mode).
     type: bool
     default: false
   now:
@@ -77,6 +115,7 @@ EXAMPLES = r"""
     hypervisors: "{{ groups['vmguard_hypervisors'] | default([]) }}"
     guests: "{{ groups['vmguard_guests'] | default([]) }}"
     report_dir: ./vmguard-report
+    report_mode: "0640"
   run_once: true
   delegate_to: localhost
 """
@@ -91,7 +130,9 @@ gate_failed:
   returned: unless validate_only
   type: bool
 gate:
-  description: The findings that fail the gate (rule, severity, status, subject id, message).
+  description:
+    - The findings that fail the gate (rule, severity, status, subject id, message, definition, pending_restart).
+    - Subject and message are escaped for the console (control characters as text).
   returned: unless validate_only
   type: list
   elements: dict
@@ -101,6 +142,14 @@ reports:
   type: dict
 policy_digest:
   description: SHA-256 of the effective policy.
+  returned: always
+  type: str
+rules_selected:
+  description: The rule ids C(--tags) / C(--skip-tags) select, or C(all).
+  returned: when run_checks
+  type: raw
+msg:
+  description: One line with the counts and the path of report.html (escaped for the console), or why the audit cannot run.
   returned: always
   type: str
 policy:

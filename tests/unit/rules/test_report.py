@@ -59,3 +59,264 @@ def test_html_is_self_contained(tmp_path):
     for area in ("diversity", "rollback", "isolation", "leakage", "visibility"):
         assert area.capitalize() in html
     assert html.count("<tr data-status=") == rep["summary"]["total"]
+
+
+# --- hostile text: control characters and terminal escapes from guest data ---------------------
+
+import os  # noqa: E402
+import stat  # noqa: E402
+
+import lxml.etree  # noqa: E402
+import pytest  # noqa: E402
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES  # noqa: E402
+
+# Every code point XML 1.0 forbids or a terminal acts on: C0, DEL, C1 (0x9b is a one-byte CSI),
+# lone surrogates, noncharacters, bidi overrides, line/paragraph separators.
+HOSTILE = ([chr(c) for c in range(32)] + [chr(127)] + [chr(c) for c in range(0x80, 0xA0)]
+           + ["\ud800", "\udfff", "\ufffe", "\uffff", "\u202e", "\u2066", "\u2028", "\u2029", "\u200b"])
+ESC_RED = "\x1b[31mEVIL\x1b[0m"
+
+
+def test_printable_escapes_every_hostile_code_point():
+    for ch in HOSTILE:
+        out = report.printable("a" + ch + "b")
+        assert ch not in out, repr(ch)
+        assert out.startswith("a\\") and out.endswith("b"), (repr(ch), out)
+        assert out.isprintable() and out.isascii()
+    assert report.printable(ESC_RED) == "\\x1b[31mEVIL\\x1b[0m"
+    assert report.printable("\ud800") == "\\ud800"
+    assert report.printable("\U000e0001") == "\\U000e0001"  # a language tag (format character)
+
+
+def test_printable_keeps_ordinary_text():
+    for text in ("sshd", "tcp/8081 python3", "Müller–Lüdenscheidt", "日本語", "a b\u00a0c", ""):
+        assert report.printable(text) == text
+    assert report.printable(None) == "" and report.printable(42) == "42"
+
+
+def hostile_report(tmp_path):
+    """ISO-01 on a guest whose listening process is named with a terminal escape (the real path
+    of guest data into a message), plus a finding carrying every hostile code point."""
+    facts = E.guest_facts(1, listening=[{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd"},
+                                        {"proto": "tcp", "address": "0.0.0.0", "port": 4444, "process": ESC_RED}])
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=facts)})
+    pol = policy.load_policy({})
+    findings = engine.evaluate(pol, ev, now=E.NOW, only={"ISO-01"})
+    iso = [f for f in findings if f["subject"]["id"] == "web1"]
+    assert iso and iso[0]["status"] == "fail" and ESC_RED in iso[0]["message"]
+    everything = "|".join(HOSTILE)  # "|" keeps the lone surrogates apart (no accidental pair)
+    for status in ("fail", "error", "waived"):
+        findings.append({"rule": "ISO-01", "area": "isolation", "severity": "high", "status": status,
+                         "subject": {"kind": "guest", "id": "g" + everything},
+                         "message": "m" + everything, "remediation": "r" + everything,
+                         "evidence": {"process": everything}})
+    rep = report.build(pol, findings, E.NOW)
+    gate = engine.gate(findings, "high")
+    return rep, report.write_all(str(tmp_path / "out"), rep, gate, "high")
+
+
+def test_junit_is_valid_xml_whatever_the_input(tmp_path):
+    rep, paths = hostile_report(tmp_path)
+    with open(paths["junit"], "rb") as f:
+        raw = f.read()
+    root = ET.fromstring(raw)
+    lxml.etree.fromstring(raw)  # the stricter parser too
+    assert b"\x1b" not in raw and b"\xc2\x9b" not in raw
+    texts = [e.text or "" for e in root.iter()] + [v for e in root.iter() for v in e.attrib.values()]
+    joined = "\n".join(texts)
+    assert "\\x1b[31mEVIL\\x1b[0m" in joined
+    for esc in ("\\x00", "\\x07", "\\x0a", "\\x7f", "\\x9b", "\\ud800", "\\udfff", "\\ufffe", "\\u202e"):
+        assert esc in joined, esc
+    assert len(root.findall(".//testcase")) == rep["summary"]["total"]
+
+
+def test_html_shows_escapes_as_text(tmp_path):
+    _rep, paths = hostile_report(tmp_path)
+    with open(paths["html"], "rb") as f:
+        raw = f.read()
+    text = raw.decode("utf-8")  # valid UTF-8: no lone surrogate got through
+    assert "\x1b" not in text and "\u202e" not in text and "\x9b" not in text
+    assert "\\x1b[31mEVIL\\x1b[0m" in text
+    lxml.etree.fromstring(raw, lxml.etree.HTMLParser(recover=False))
+
+
+def test_json_keeps_guest_data_as_collected(tmp_path):
+    rep, paths = hostile_report(tmp_path)
+    with open(paths["json"], "rb") as f:
+        raw = f.read()
+    assert raw.isascii()  # JSON escapes it; the terminal never sees a raw escape from `cat`
+    data = json.loads(raw)
+    assert any(ESC_RED in f["message"] for f in data["findings"])
+    assert data["findings"][-1]["evidence"]["process"] == "|".join(HOSTILE)
+
+
+# --- definition / pending_restart ---------------------------------------------------------------
+
+VNC_LOCAL = "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>"
+VNC_ANY = "<graphics type='vnc' autoport='yes' listen='0.0.0.0'/>"
+
+
+def _running(name, live_kw, persistent_kw):
+    live = E.domain(name, **live_kw)
+    pers = E.domain(name, **persistent_kw)
+    pers["definition"] = "persistent"
+    live.update(definition="live", inactive=pers)
+    return live
+
+
+def restart_report(tmp_path):
+    pending = _running("web1", {"replace": {VNC_LOCAL: VNC_ANY}}, {})
+    weakened = _running("mail1", {}, {"replace": {VNC_LOCAL: VNC_ANY}})
+    pol = policy.load_policy({})
+    findings = engine.evaluate(pol, E.fleet([pending, weakened]), now=E.NOW, only={"LEAK-02"})
+    rep = report.build(pol, findings, E.NOW)
+    return rep, report.write_all(str(tmp_path / "out"), rep, engine.gate(findings, "high"), "high")
+
+
+def test_pending_restart_in_junit(tmp_path):
+    _rep, paths = restart_report(tmp_path)
+    root = ET.parse(paths["junit"]).getroot()
+    cases = dict((c.get("name"), c) for c in root.iter("testcase"))
+    web = cases["LEAK-02 hv1/web1"]
+    props = dict((p.get("name"), p.get("value")) for p in web.iter("property"))
+    assert props == {"definition": "live", "pending_restart": "true"}
+    assert "pending restart: takes effect at next start" in web.find("failure").text
+    mail = cases["LEAK-02 hv1/mail1"]
+    props = dict((p.get("name"), p.get("value")) for p in mail.iter("property"))
+    assert props == {"definition": "persistent", "pending_restart": "false"}
+    assert "persistent definition: takes effect at next start" in mail.find("failure").text
+
+
+def test_pending_restart_in_html_and_json(tmp_path):
+    rep, paths = restart_report(tmp_path)
+    with open(paths["html"]) as f:
+        html = f.read()
+    assert html.count('class="badge restart"') == 1 and html.count('class="badge persistent"') == 1
+    with open(paths["json"]) as f:
+        data = json.load(f)
+    by = dict((f["subject"]["id"], f) for f in data["findings"])
+    assert by["hv1/web1"]["pending_restart"] is True and by["hv1/web1"]["definition"] == "live"
+    assert by["hv1/mail1"]["pending_restart"] is False and by["hv1/mail1"]["definition"] == "persistent"
+
+
+def test_findings_without_definition_fields_render(tmp_path):
+    rep, gate, paths = make(tmp_path)  # guests, fleet: no definition fields
+    root = ET.parse(paths["junit"]).getroot()
+    guest_cases = [c for c in root.iter("testcase") if c.get("name").endswith(" web1")]
+    assert guest_cases and all(c.find("properties") is None for c in guest_cases)
+
+
+# --- writing the set: modes, atomicity, failures ------------------------------------------------
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _snapshot(d):
+    out = {}
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        out[name] = open(p, "rb").read() if os.path.isfile(p) else "dir"
+    return out
+
+
+def test_default_modes_are_not_world_readable(tmp_path):
+    _rep, _gate, paths = make(tmp_path)
+    assert _mode(str(tmp_path / "out")) == 0o750
+    assert set(_mode(p) for p in paths.values()) == {0o640}
+    assert sorted(os.listdir(str(tmp_path / "out"))) == ["junit.xml", "report.html", "report.json"]
+
+
+def test_mode_is_settable_and_replaces_the_old_files_mode(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    report.write_all(str(tmp_path / "out"), rep, gate, "high", mode="0600")
+    assert set(_mode(p) for p in paths.values()) == {0o600}
+    report.write_all(str(tmp_path / "private"), rep, gate, "high", mode="600")
+    assert _mode(str(tmp_path / "private")) == 0o700
+    report.write_all(str(tmp_path / "public"), rep, gate, "high", mode="0644")
+    assert _mode(str(tmp_path / "public")) == 0o755
+
+
+@pytest.mark.parametrize("bad", ["", "0o640", "rw-r-----", "0999", "12", "06400", "-640", None])
+def test_mode_must_be_an_octal_string(bad):
+    with pytest.raises(ValueError) as e:
+        report.parse_mode(bad)
+    assert "octal" in str(e.value)
+
+
+def test_parse_mode_accepts_three_or_four_digits():
+    assert report.parse_mode("0640") == 0o640 and report.parse_mode("750") == 0o750
+
+
+def test_empty_report_dir_is_an_error(tmp_path):
+    rep, gate, _paths = make(tmp_path)
+    with pytest.raises(report.ReportWriteError) as e:
+        report.write_all("", rep, gate, "high")
+    assert "report_dir is empty" in str(e.value)
+
+
+def test_failed_write_leaves_previous_set_and_no_temp_file(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    out = str(tmp_path / "out")
+    os.unlink(paths["html"])
+    os.mkdir(paths["html"])  # report.html cannot be replaced
+    before = _snapshot(out)
+    rep2 = dict(rep, generated_at="2030-01-01T00:00:00Z")
+    with pytest.raises(report.ReportWriteError) as e:
+        report.write_all(out, rep2, gate, "high")
+    assert "report.html" in str(e.value) and "not a regular file" in str(e.value)
+    assert _snapshot(out) == before
+
+
+def test_failed_rename_midway_rolls_back_the_set(tmp_path):
+    """A rename that fails after others succeeded (report.html turned into a directory after the
+    check): the reports already replaced are put back, the temp files and backups are gone."""
+    rep, gate, paths = make(tmp_path)
+    out = str(tmp_path / "out")
+    os.unlink(paths["html"])
+    os.mkdir(paths["html"])
+    os.mkdir(os.path.join(paths["html"], "x"))  # a non-empty directory: no rename replaces it
+    before = _snapshot(out)
+    texts = report.render_all(dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high")
+    temps = dict((k, report._write_temp(out, texts[k], 0o640)) for k in ("json", "junit", "html"))
+    with pytest.raises(OSError):
+        report._commit(out, temps, paths)
+    for t in temps.values():
+        if os.path.exists(t):
+            os.unlink(t)  # what write_all does with the temp files
+    assert _snapshot(out) == before
+
+
+def test_render_error_writes_nothing(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    out = str(tmp_path / "out")
+    before = _snapshot(out)
+    broken = dict(rep, findings=rep["findings"] + [dict(rep["findings"][0], severity="catastrophic")])
+    with pytest.raises(ValueError):
+        report.write_all(out, broken, gate, "high")
+    assert _snapshot(out) == before
+
+
+def test_report_that_is_a_symlink_is_replaced_not_followed(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    outside = tmp_path / "outside.html"
+    outside.write_text("keep me")
+    os.unlink(paths["html"])
+    os.symlink(str(outside), paths["html"])
+    report.write_all(str(tmp_path / "out"), rep, gate, "high")
+    assert outside.read_text() == "keep me"
+    assert not os.path.islink(paths["html"]) and _mode(paths["html"]) == 0o640
+
+
+def test_report_dir_that_is_a_file_is_an_error(tmp_path):
+    rep, gate, _paths = make(tmp_path)
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(report.ReportWriteError) as e:
+        report.write_all(str(f), rep, gate, "high")
+    assert "not a directory" in str(e.value)
+
+
+def test_every_rule_title_is_printable():
+    assert all(report.printable(r.title) == r.title for r in RULES.values())
