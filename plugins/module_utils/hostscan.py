@@ -2,19 +2,44 @@
 # Copyright: (c) 2026, vmguard.hardening developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Hypervisor host evidence from the local file system and /proc (standard library only):
-libvirt configuration files, sockets, QEMU processes, image files and directories."""
+libvirt configuration files, sockets, QEMU processes, the revert watcher, image files and
+directories, backing chains and the offline seal check of base images.
+
+libvirt's own files (config, status and pid files) are opened without following a final symbolic
+link, must be regular files and are size-capped; of the config and status files only the presence
+of a console password is kept (graphics_passwords), never its value."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import fcntl
 import grp
+import json
 import os
 import pwd
 import re
+import socket
 import stat
+import struct
+import time
 
-LIBVIRT_TCP_PORTS = (16509, 16514)
+from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, image_seal
+
+LIBVIRT_TCP_PORTS = {16509: False, 16514: True}  # port -> TLS
+MAX_DOMAIN_FILE = 4 * 1024 * 1024
+MAX_SMALL_FILE = 64 * 1024
+WATCHER_LOCK = "/run/vmguard/watcher.lock"
+WATCHER_HEARTBEAT = "/run/vmguard/watcher.heartbeat"
+# The account QEMU runs as when qemu.conf sets no user: a build-time default of the distribution's libvirt.
+QEMU_USER_DEFAULTS = (
+    (("debian", "ubuntu"), "libvirt-qemu", "libvirt-qemu", "Debian's libvirt build default"),
+    (("fedora", "rhel", "centos", "rocky", "almalinux", "alma"), "qemu", "qemu",
+     "Fedora/Red Hat's libvirt build default"),
+    (("suse", "opensuse", "sles", "opensuse-leap", "opensuse-tumbleweed"), "qemu", "qemu",
+     "SUSE's libvirt build default"),
+)
 DEFAULT_IMAGE_DIRS = ("/var/lib/libvirt/images", "/var/lib/libvirt/qemu/save",
                       "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump")
 SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock",
@@ -83,19 +108,22 @@ def qemu_processes(procs):
             user = pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)
-        out.append(dict(pid=pid, user=user, name=name, uuid=uuid))
+        out.append(dict(pid=pid, uid=uid, user=user, name=name, uuid=uuid))
     return out
 
 
-def watcher(procs, marker="vmguard-revert-watcher"):
-    for pid, uid, argv in procs:
-        if any(marker in a for a in argv):
-            return dict(running=True, pid=pid)
-    return dict(running=False, pid=None)
+def _addr(hexaddr):
+    """Address of a /proc/net/tcp{,6} entry (kernel byte order, 32-bit words)."""
+    words = [int(hexaddr[i:i + 8], 16) for i in range(0, len(hexaddr), 8)]
+    raw = struct.pack("<%dI" % len(words), *words)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw)
+    return "[%s]" % socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
-    found = []
+    """Listening sockets on libvirt's ports: [{port, tls, what}] (16509 plain, 16514 TLS)."""
+    found = {}
     for p in paths:
         try:
             with open(p) as f:
@@ -103,12 +131,203 @@ def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
                 for line in f:
                     parts = line.split()
                     local, st = parts[1], parts[3]
-                    port = int(local.rsplit(":", 1)[1], 16)
+                    addr, port = local.rsplit(":", 1)
+                    port = int(port, 16)
                     if st == "0A" and port in LIBVIRT_TCP_PORTS:
-                        found.append("%s:%d" % ("tcp6" if p.endswith("6") else "tcp", port))
-        except (IOError, OSError, StopIteration):
+                        what = "%s %s:%d" % ("tcp6" if p.endswith("6") else "tcp", _addr(addr), port)
+                        found[what] = dict(port=port, tls=LIBVIRT_TCP_PORTS[port], what=what)
+        except (IOError, OSError, StopIteration, ValueError, IndexError):
             continue
-    return sorted(set(found))
+    return [found[k] for k in sorted(found)]
+
+
+def _listen_flag(arg):
+    return arg in ("-l", "--listen") or bool(re.match(r"^-[dv]*l[dv]*$", arg))
+
+
+def _config_arg(argv):
+    for i, a in enumerate(argv):
+        if a in ("-f", "--config") and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _port(value, default):
+    value = (value if value is not None else str(default)).strip()
+    return int(value) if value.isdigit() else None
+
+
+def daemon_listeners(procs, conf_dir="/etc/libvirt"):
+    """libvirtd/virtproxyd started with --listen: the listeners its configuration opens.
+
+    listen_tcp defaults to 0 (plain TCP, port tcp_port or 16509), listen_tls to 1 (TLS, tls_port or 16514).
+    """
+    out = []
+    for pid, uid, argv in procs:
+        prog = os.path.basename(argv[0])
+        if prog not in ("libvirtd", "virtproxyd") or not any(_listen_flag(a) for a in argv[1:]):
+            continue
+        path = _config_arg(argv) or os.path.join(conf_dir, prog + ".conf")
+        conf = read_conf(path) or {}
+        what = "%s --listen (pid %d, %s)" % (prog, pid, path)
+        if conf.get("listen_tcp", "0").strip() == "1":
+            out.append(dict(port=_port(conf.get("tcp_port"), 16509), tls=False, what=what + ": listen_tcp"))
+        if conf.get("listen_tls", "1").strip() != "0":
+            out.append(dict(port=_port(conf.get("tls_port"), 16514), tls=True, what=what + ": listen_tls"))
+    return out
+
+
+def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Open sockets on libvirt's ports, plus what a --listen daemon opens on ports not seen open."""
+    found = libvirt_tcp_listeners(paths)
+    seen = set(f["port"] for f in found)
+    for d in daemon_listeners(procs, conf_dir):
+        if d["port"] is None or d["port"] not in seen:
+            found.append(d)
+    return found
+
+
+class UnsafeFile(ValueError):
+    """A file that is not what it must be; str() is "<path>: <why>"."""
+
+
+def read_regular(path, limit=MAX_SMALL_FILE):
+    """Bytes of a regular file opened without following a final symbolic link, at most ``limit`` bytes.
+
+    Raises OSError (e.g. ENOENT) or UnsafeFile (a link, not a regular file, too large).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeFile("%s: is a symbolic link, not followed" % path)
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile("%s: not a regular file" % path)
+        if st.st_size > limit:
+            raise UnsafeFile("%s: larger than %d bytes" % (path, limit))
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise UnsafeFile("%s: larger than %d bytes" % (path, limit))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _why(e):
+    return getattr(e, "strerror", None) or str(e)
+
+
+def flock_holder(st, locks_path="/proc/locks"):
+    """pid holding an exclusive flock on the file of stat result ``st``, from /proc/locks, or None."""
+    try:
+        with open(locks_path) as f:
+            lines = f.read().splitlines()
+    except (IOError, OSError):
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue  # waiters ("->") and other lock kinds
+        try:
+            major, minor, ino = fields[5].split(":")
+            pid = int(fields[4])
+            if (int(major, 16), int(minor, 16), int(ino)) == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
+                return pid if pid > 0 else None
+        except ValueError:
+            continue
+    return None
+
+
+def lock_state(path, locks_path="/proc/locks"):
+    """(held, holder_pid, error) of an flock lock file. Never creates the file; the test lock
+    (LOCK_EX|LOCK_NB on a read-only descriptor) is released at once."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return False, None, None
+        if e.errno == errno.ELOOP:
+            return False, None, "%s: is a symbolic link, not followed" % path
+        return False, None, "%s: %s" % (path, _why(e))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False, None, "%s: not a regular file" % path
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return True, flock_holder(st, locks_path), None
+            return False, None, "%s: %s" % (path, _why(e))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False, None, None
+    finally:
+        os.close(fd)
+
+
+def heartbeat(path, now=None):
+    """(age_seconds, pid, error) of the watcher's heartbeat file (JSON {"pid": N, "time": epoch})."""
+    try:
+        data = read_regular(path, MAX_SMALL_FILE)
+    except UnsafeFile as e:
+        return None, None, str(e)
+    except OSError as e:
+        return None, None, (None if e.errno == errno.ENOENT else "%s: %s" % (path, _why(e)))
+    try:
+        hb = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, None, "%s: not valid JSON (%s)" % (path, e)
+    if not isinstance(hb, dict):
+        return None, None, "%s: not a JSON object" % path
+    pid, when = hb.get("pid"), hb.get("time")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        return None, pid, "%s: no numeric time" % path
+    now = time.time() if now is None else now
+    return round(now - when, 3), pid, None
+
+
+def watcher(lock_path=WATCHER_LOCK, heartbeat_path=WATCHER_HEARTBEAT, now=None, locks_path="/proc/locks"):
+    """The revert watcher as its lock and heartbeat files show it (see the evidence contract)."""
+    held, holder, lock_err = lock_state(lock_path, locks_path)
+    age, hb_pid, hb_err = heartbeat(heartbeat_path, now)
+    errors = [e for e in (lock_err, hb_err) if e]
+    return dict(lock_path=lock_path, lock_held=held, holder_pid=holder, heartbeat_path=heartbeat_path,
+                heartbeat_age_seconds=age, heartbeat_pid=hb_pid, error="; ".join(errors) or None)
+
+
+def qemu_user_default(os_release=("/etc/os-release", "/usr/lib/os-release")):
+    """The user/group QEMU runs as when qemu.conf sets none, from the distribution (os-release), or None."""
+    ident = None
+    for path in os_release:
+        try:
+            with open(path) as f:
+                ident = dict((k.strip().lower(), v.strip().strip('"').strip("'").lower()) for k, _, v in
+                             (line.strip().partition("=") for line in f) if k)
+            break
+        except (IOError, OSError):
+            continue
+    if not ident:
+        return None
+    ids = [ident.get("id", "")] + ident.get("id_like", "").split()
+    for candidate in ids:
+        for names, user, group, source in QEMU_USER_DEFAULTS:
+            if candidate in names:
+                return dict(user=user, group=group, source=source)
+    return None
 
 
 def sockets(paths=SOCKETS):
@@ -163,3 +382,211 @@ def group_gid(name):
         return grp.getgrnam(name.lstrip("+")).gr_gid
     except (KeyError, ValueError):
         return None
+
+
+# --- local qemu driver: libvirt's own files -------------------------------------------------------------
+
+def qemu_driver_dirs(uri, env=None):
+    """{"config", "state"} directories of a local qemu driver URI (qemu:///system, qemu:///session), else None."""
+    m = re.match(r"^qemu(?:\+unix)?:///(system|session)$", uri or "")
+    if not m:
+        return None
+    if m.group(1) == "system":
+        return dict(config="/etc/libvirt/qemu", state="/run/libvirt/qemu")
+    env = os.environ if env is None else env
+    home = env.get("HOME") or os.path.expanduser("~")
+    config = os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "libvirt", "qemu")
+    runtime = os.path.join(env["XDG_RUNTIME_DIR"], "libvirt") if env.get("XDG_RUNTIME_DIR") else \
+        os.path.join(home, ".cache", "libvirt")
+    return dict(config=config, state=os.path.join(runtime, "qemu", "run"))
+
+
+def _domain_file(directory, name, suffix):
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise UnsafeFile("%r: not a usable domain file name" % name)
+    return os.path.join(directory, name + suffix)
+
+
+def domain_pid(dirs, name):
+    """pid libvirt recorded for a running domain (<state>/<name>.pid), or None."""
+    try:
+        text = read_regular(_domain_file(dirs["state"], name, ".pid"), 64).decode("ascii", "replace").strip()
+    except (OSError, UnsafeFile):
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def passwd_flags(dirs, name, kind):
+    """[(graphics type, passwd present)] from libvirt's persistent config (kind "config") or status file
+    (kind "state") of a domain; None when the file cannot be read. Values are never kept."""
+    try:
+        data = read_regular(_domain_file(dirs[kind], name, ".xml"), MAX_DOMAIN_FILE)
+        return domxml.graphics_passwords(data)
+    except (OSError, UnsafeFile, domxml.DomainXMLError):
+        return None
+
+
+def host_password(qemu_conf, gtype):
+    """Whether qemu.conf gives consoles of this type a default password (None: qemu.conf unknown)."""
+    if qemu_conf is None:
+        return None
+    key = {"vnc": "vnc_password", "spice": "spice_password"}.get(gtype)
+    return bool(key and qemu_conf.get(key))
+
+
+def resolve_passwd_set(graphics, flags, qemu_conf):
+    """Set graphics[i]["passwd_set"]: True when the domain (flags, matched by index and type) or the host
+    default sets a password, False when neither does, None when it cannot be known."""
+    for i, g in enumerate(graphics):
+        own = flags[i][1] if flags is not None and i < len(flags) and flags[i][0] == g["type"] else None
+        default = host_password(qemu_conf, g["type"])
+        if own is True or default is True:
+            g["passwd_set"] = True
+        elif own is False and default is False:
+            g["passwd_set"] = False
+        else:
+            g["passwd_set"] = None
+
+
+# --- backing chains and base images -----------------------------------------------------------------------
+
+def definitions(domain):
+    """The parsed definitions of a domain: the live (or only) one, and the persistent one when separate."""
+    out = [domain]
+    if domain.get("inactive"):
+        out.append(domain["inactive"])
+    return out
+
+
+def _qemu_img_info(argv, path, run):
+    rc, out, err = run(argv)
+    if rc != 0:
+        return None, "qemu-img info %s: %s" % (path, (err or "").strip() or "exit status %d" % rc)
+    try:
+        return json.loads(out), None
+    except ValueError:
+        return None, "qemu-img info %s: output is not JSON" % path
+
+
+def backing_chain(path, fmt, run, qemu_img="qemu-img"):
+    """(chain, error): [{path, format}] of an image, top first, from qemu-img info --backing-chain -U.
+
+    The top's format is pinned (no probing of a file a guest writes). When the chain cannot be read
+    (a base is missing or broken) but the top can, the chain is the top and the base its header
+    names, that base carrying the error."""
+    pin = ["-f", fmt] if fmt else []
+    info, err = _qemu_img_info([qemu_img, "info", "--backing-chain", "-U", "--output=json"] + pin + [path], path, run)
+    if err is not None:
+        top, top_err = _qemu_img_info([qemu_img, "info", "-U", "--output=json"] + pin + [path], path, run)
+        if top_err is not None or not isinstance(top, dict):
+            return None, err
+        chain = [dict(path=path, format=top.get("format"))]
+        base = top.get("full-backing-filename") or top.get("backing-filename")
+        if base:
+            chain.append(dict(path=base, format=top.get("backing-filename-format"), error=err))
+        return chain, err
+    if isinstance(info, dict):
+        info = [info]
+    if not isinstance(info, list):
+        return None, "qemu-img info %s: unexpected output" % path
+    chain, prev = [], None
+    for i in info:
+        if not isinstance(i, dict):
+            return None, "qemu-img info %s: unexpected output" % path
+        # A layer's own filename may be relative (as written in its overlay): prefer the path qemu-img
+        # resolved from the overlay (full-backing-filename), and the path we asked about for the top.
+        name = path if prev is None else (prev.get("full-backing-filename") or i.get("filename"))
+        chain.append(dict(path=name, format=i.get("format")))
+        prev = i
+    return chain, None
+
+
+def disk_chains(domains, run, qemu_img="qemu-img"):
+    """{source: (chain, error)} for every distinct file disk of every definition whose format can have a
+    backing file (raw and unspecified formats - which libvirt treats as raw - cannot)."""
+    chains = {}
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                src, fmt = disk.get("source"), disk.get("format")
+                if disk.get("type") != "file" or not src or fmt in (None, "raw") or src in chains:
+                    continue
+                chains[src] = backing_chain(src, fmt, run, qemu_img)
+    return chains
+
+
+def fill_backing(domains, chains):
+    """Disks whose XML names no backing store get the chain qemu-img found (nearest first)."""
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                chain = chains.get(disk.get("source"), (None, None))[0] if disk.get("type") == "file" else None
+                if not disk.get("backing") and chain:
+                    disk["backing"] = [c["path"] for c in chain[1:] if c.get("path")]
+
+
+def base_images(domains, chains, run, verify=True, work_dir=None, qemu_img="qemu-img", debugfs="debugfs"):
+    """One entry per distinct base (backing) image of any domain disk, verified offline and read-only."""
+    bases = {}
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                if disk.get("type") != "file" or not disk.get("source"):
+                    continue
+                chain, err = chains.get(disk["source"], (None, None))
+                layers = chain[1:] if chain else [dict(path=p, format=None, why=err) for p in disk.get("backing") or []]
+                for layer in layers:
+                    if not layer.get("path"):
+                        continue
+                    e = bases.setdefault(layer["path"], dict(path=layer["path"], format=layer.get("format"), used_by=[],
+                                                             sealed=None, findings=[], error=None))
+                    e["format"] = e["format"] or layer.get("format")
+                    if layer.get("error"):
+                        e["error"] = layer["error"]
+                    elif layer.get("why") and not e["format"]:
+                        e["error"] = "format unknown: %s" % layer["why"]
+                    user = "%s:%s" % (d.get("name"), disk.get("target"))
+                    if user not in e["used_by"]:
+                        e["used_by"].append(user)
+    out = [bases[k] for k in sorted(bases)]
+    for e in out:
+        verify_base(e, run, verify, work_dir, qemu_img, debugfs)
+    return out
+
+
+def verify_base(entry, run, verify=True, work_dir=None, qemu_img="qemu-img", debugfs="debugfs"):
+    if entry["error"]:
+        return
+    if not verify:
+        entry["error"] = "not verified (verify_base_images: false)"
+        return
+    if not entry["format"]:
+        entry["error"] = entry["error"] or "format unknown: not probed"
+        return
+    try:
+        findings = image_seal.verify_image(entry["path"], run, work_dir=work_dir, qemu_img=qemu_img,
+                                           debugfs=debugfs, fmt=entry["format"])
+    except image_seal.ImageError as e:
+        entry["error"] = str(e)
+        return
+    except (OSError, IOError) as e:
+        entry["error"] = "%s: %s" % (entry["path"], _why(e))
+        return
+    entry["error"] = None
+    entry["findings"] = sorted(f["path"] for f in findings)
+    entry["sealed"] = not findings
+
+
+def mark_referenced(images, domains):
+    """images[].referenced: the path is a disk source or in a backing chain of any definition."""
+    refs = set()
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                for p in [disk.get("source")] + list(disk.get("backing") or []):
+                    if p:
+                        refs.add(p)
+                        refs.add(os.path.realpath(p))
+    for img in images:
+        img["referenced"] = img["path"] in refs or os.path.realpath(img["path"]) in refs
+    return images

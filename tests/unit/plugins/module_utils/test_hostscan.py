@@ -1,0 +1,317 @@
+"""hostscan: libvirt's own files read safely, the watcher's lock and heartbeat, TCP listeners, the
+distribution's QEMU user, backing chains and the offline seal check of base images (real qemu-img and
+debugfs on tiny images)."""
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils import hostscan
+
+HAVE_IMAGE_TOOLS = all(shutil.which(t) for t in ("qemu-img", "debugfs", "mkfs.ext4"))
+needs_image_tools = pytest.mark.skipif(not HAVE_IMAGE_TOOLS, reason="needs qemu-utils and e2fsprogs")
+
+
+def run(argv):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+# --- read_regular ---------------------------------------------------------------------------------------
+
+def test_read_regular_refuses_links_fifos_and_large_files(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"12345")
+    assert hostscan.read_regular(str(f)) == b"12345"
+    (tmp_path / "link").symlink_to(f)
+    with pytest.raises(hostscan.UnsafeFile, match="symbolic link"):
+        hostscan.read_regular(str(tmp_path / "link"))
+    os.mkfifo(str(tmp_path / "fifo"))
+    with pytest.raises(hostscan.UnsafeFile, match="not a regular file"):
+        hostscan.read_regular(str(tmp_path / "fifo"))  # and does not hang
+    with pytest.raises(hostscan.UnsafeFile, match="larger than 4 bytes"):
+        hostscan.read_regular(str(f), limit=4)
+    with pytest.raises(OSError):
+        hostscan.read_regular(str(tmp_path / "missing"))
+
+
+# --- libvirt's per-domain files ---------------------------------------------------------------------------
+
+def driver_dirs(tmp_path):
+    dirs = dict(config=str(tmp_path / "etc"), state=str(tmp_path / "run"))
+    os.makedirs(dirs["config"])
+    os.makedirs(dirs["state"])
+    return dirs
+
+
+def test_passwd_flags_from_config_and_status_files(tmp_path):
+    dirs = driver_dirs(tmp_path)
+    with open(os.path.join(dirs["config"], "web1.xml"), "w") as f:
+        f.write("<!-- auto-generated -->\n<domain type='kvm'><name>web1</name><devices>"
+                "<graphics type='vnc' passwd='hunter2'/><graphics type='spice'/></devices></domain>")
+    with open(os.path.join(dirs["state"], "web1.xml"), "w") as f:
+        f.write("<domstatus state='running'><domain type='kvm'><name>web1</name><devices>"
+                "<graphics type='vnc'/></devices></domain></domstatus>")
+    cfg = hostscan.passwd_flags(dirs, "web1", "config")
+    assert cfg == [("vnc", True), ("spice", False)] and "hunter2" not in repr(cfg)
+    assert hostscan.passwd_flags(dirs, "web1", "state") == [("vnc", False)]
+    assert hostscan.passwd_flags(dirs, "absent", "config") is None
+    assert hostscan.passwd_flags(dirs, "../etc/web1", "config") is None  # never a path outside the directory
+
+
+def test_passwd_flags_refuses_links_and_huge_files(tmp_path):
+    dirs = driver_dirs(tmp_path)
+    real = tmp_path / "elsewhere.xml"
+    real.write_text("<domain><devices><graphics type='vnc' passwd='x'/></devices></domain>")
+    os.symlink(str(real), os.path.join(dirs["config"], "web1.xml"))
+    assert hostscan.passwd_flags(dirs, "web1", "config") is None
+    with open(os.path.join(dirs["config"], "web2.xml"), "w") as f:
+        f.write("<domain><devices><graphics type='vnc' passwd='x'/></devices>")
+        f.write("<!-- %s -->" % ("x" * hostscan.MAX_DOMAIN_FILE))
+        f.write("</domain>")
+    assert hostscan.passwd_flags(dirs, "web2", "config") is None
+
+
+@pytest.mark.parametrize("flags, qemu_conf, expected", [
+    ([("vnc", True)], {}, True),                          # the domain's own password
+    ([("vnc", False)], {}, False),                        # none, and no host default
+    ([("vnc", False)], {"vnc_password": "x"}, True),      # the host default applies
+    ([("vnc", False)], {"spice_password": "x"}, False),   # another console's default
+    ([("vnc", False)], None, None),                       # qemu.conf unknown
+    (None, {}, None),                                     # the domain's file could not be read
+    (None, {"vnc_password": "x"}, True),                  # whatever the domain says, a password is set
+    ([("spice", True)], {}, None),                        # index/type mismatch: not this console
+    ([], {}, None),
+])
+def test_resolve_passwd_set(flags, qemu_conf, expected):
+    graphics = [dict(type="vnc", passwd_set=None)]
+    hostscan.resolve_passwd_set(graphics, flags, qemu_conf)
+    assert graphics[0]["passwd_set"] is expected
+
+
+def test_domain_pid(tmp_path):
+    dirs = driver_dirs(tmp_path)
+    with open(os.path.join(dirs["state"], "web1.pid"), "w") as f:
+        f.write("4242")
+    with open(os.path.join(dirs["state"], "bad.pid"), "w") as f:
+        f.write("42; rm -rf /")
+    os.symlink(os.path.join(dirs["state"], "web1.pid"), os.path.join(dirs["state"], "link.pid"))
+    assert hostscan.domain_pid(dirs, "web1") == 4242
+    assert hostscan.domain_pid(dirs, "bad") is None
+    assert hostscan.domain_pid(dirs, "link") is None
+    assert hostscan.domain_pid(dirs, "absent") is None
+
+
+def test_qemu_driver_dirs():
+    assert hostscan.qemu_driver_dirs("qemu:///system") == dict(config="/etc/libvirt/qemu", state="/run/libvirt/qemu")
+    assert hostscan.qemu_driver_dirs("qemu:///session", {"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"}) == \
+        dict(config="/home/u/.config/libvirt/qemu", state="/run/user/1000/libvirt/qemu/run")
+    for uri in ("test:///default", "qemu+ssh://h/system", "qemu:///embed?root=/x", "lxc:///system"):
+        assert hostscan.qemu_driver_dirs(uri) is None
+
+
+# --- watcher --------------------------------------------------------------------------------------------
+
+HOLD = "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n" \
+       "print('held', flush=True)\ntime.sleep(30)\n"
+
+
+def test_watcher_lock_held_by_another_process(tmp_path):
+    lock, hb = tmp_path / "watcher.lock", tmp_path / "watcher.heartbeat"
+    lock.write_text("")
+    hb.write_text('{"pid": 77, "time": %f}' % (time.time() - 2.5))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE,
+                              universal_newlines=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        w = hostscan.watcher(str(lock), str(hb))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert w["lock_held"] is True and w["holder_pid"] == holder.pid and w["error"] is None
+    assert w["heartbeat_pid"] == 77 and 2.0 < w["heartbeat_age_seconds"] < 10
+    # our test lock was released at once: the file can be locked again
+    fd = os.open(str(lock), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
+
+
+def test_watcher_not_running(tmp_path):
+    lock, hb = tmp_path / "watcher.lock", tmp_path / "watcher.heartbeat"
+    w = hostscan.watcher(str(lock), str(hb))
+    assert w == dict(lock_path=str(lock), lock_held=False, holder_pid=None, heartbeat_path=str(hb),
+                     heartbeat_age_seconds=None, heartbeat_pid=None, error=None)
+    assert not lock.exists()  # never created
+    lock.write_text("")
+    assert hostscan.watcher(str(lock), str(hb))["lock_held"] is False
+
+
+def test_watcher_files_that_are_not_what_they_must_be(tmp_path):
+    target = tmp_path / "target"
+    target.write_text('{"pid": 1, "time": 1}')
+    (tmp_path / "lock").symlink_to(target)
+    (tmp_path / "hb").write_text("{not json")
+    w = hostscan.watcher(str(tmp_path / "lock"), str(tmp_path / "hb"))
+    assert w["lock_held"] is False and "symbolic link" in w["error"] and "not valid JSON" in w["error"]
+    (tmp_path / "hb2").write_text('{"pid": true, "time": "soon"}')
+    age, pid, err = hostscan.heartbeat(str(tmp_path / "hb2"))
+    assert age is None and pid is None and "no numeric time" in err
+
+
+# --- host ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n', ("libvirt-qemu", "Debian's libvirt build default")),
+    ('ID=ubuntu\nID_LIKE=debian\n', ("libvirt-qemu", "Debian's libvirt build default")),
+    ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', ("qemu", "Fedora/Red Hat's libvirt build default")),
+    ('ID=linuxmint\nID_LIKE="ubuntu debian"\n', ("libvirt-qemu", "Debian's libvirt build default")),
+    ('ID="opensuse-leap"\nID_LIKE="suse opensuse"\n', ("qemu", "SUSE's libvirt build default")),
+    ('ID=arch\n', None),
+])
+def test_qemu_user_default(tmp_path, text, expected):
+    (tmp_path / "os-release").write_text(text)
+    got = hostscan.qemu_user_default((str(tmp_path / "os-release"),))
+    assert (got and (got["user"], got["source"])) == expected or got is expected
+    assert hostscan.qemu_user_default((str(tmp_path / "missing"),)) is None
+
+
+PROC_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:407D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:4082 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
+   3: 0100007F:407D 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0
+"""
+PROC_TCP6 = """  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:4082 00000000000000000000000000000000:0000 0A 0 0 0 0 0
+"""
+
+
+def test_tcp_listeners_from_proc_and_daemon_conf(tmp_path):
+    (tmp_path / "tcp").write_text(PROC_TCP)
+    (tmp_path / "tcp6").write_text(PROC_TCP6)
+    paths = (str(tmp_path / "tcp"), str(tmp_path / "tcp6"))
+    assert hostscan.libvirt_tcp_listeners(paths) == [
+        dict(port=16509, tls=False, what="tcp 0.0.0.0:16509"),
+        dict(port=16514, tls=True, what="tcp 127.0.0.1:16514"),
+        dict(port=16514, tls=True, what="tcp6 [::]:16514")]
+    (tmp_path / "libvirtd.conf").write_text('listen_tcp = 1\ntcp_port = "16600"\n')
+    (tmp_path / "custom.conf").write_text("listen_tls = 0\n")
+    procs = [(10, 0, ["/usr/sbin/libvirtd", "--listen"]),
+             (11, 0, ["/usr/sbin/virtproxyd", "-d", "-l", "-f", str(tmp_path / "custom.conf")]),
+             (12, 0, ["/usr/sbin/libvirtd", "--timeout", "120"])]
+    got = hostscan.daemon_listeners(procs, conf_dir=str(tmp_path))
+    assert [(g["port"], g["tls"]) for g in got] == [(16600, False), (16514, True)]
+    assert "libvirtd --listen (pid 10" in got[0]["what"]
+    merged = hostscan.tcp_listeners(procs, conf_dir=str(tmp_path), paths=paths)
+    assert [(g["port"], g["tls"]) for g in merged] == [(16509, False), (16514, True), (16514, True), (16600, False)]
+    assert hostscan.tcp_listeners([], paths=(str(tmp_path / "none"),)) == []
+
+
+def test_qemu_processes_carry_uid():
+    procs = [(5, 64055, ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on",
+                         "-uuid", "AB-CD"]), (6, 0, ["/bin/sh"])]
+    out = hostscan.qemu_processes(procs)
+    assert [(p["pid"], p["uid"], p["name"], p["uuid"]) for p in out] == [(5, 64055, "web,1", "ab-cd")]
+
+
+# --- backing chains and base images -------------------------------------------------------------------------
+
+def build_base(tmp_path, name, files):
+    tree = tmp_path / (name + ".tree")
+    tree.mkdir()
+    for rel, content in files.items():
+        p = tree / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+    raw = tmp_path / (name + ".raw")
+    subprocess.run(["truncate", "-s", "8M", str(raw)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(raw)], check=True)
+    out = tmp_path / (name + ".qcow2")
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out)], check=True)
+    raw.unlink()
+    return str(out)
+
+
+def overlay(tmp_path, name, base, relative=False):
+    out = str(tmp_path / name)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    os.path.basename(base) if relative else base, out], check=True, cwd=str(tmp_path))
+    return out
+
+
+def disk(source, fmt="qcow2", target="vda", backing=None):
+    return dict(type="file", device="disk", source=source, format=fmt, target=target, backing=backing or [])
+
+
+UNSEALED = {"etc/machine-id": "0123456789abcdef0123456789abcdef\n", "etc/ssh/ssh_host_ed25519_key": "KEY\n"}
+
+
+@needs_image_tools
+def test_base_images_sealed_unsealed_shared_and_unreadable(tmp_path):
+    bad = build_base(tmp_path, "bad", UNSEALED)
+    good = build_base(tmp_path, "good", {"etc/machine-id": ""})
+    top1 = overlay(tmp_path, "a.qcow2", bad, relative=True)
+    mid = overlay(tmp_path, "mid.qcow2", good)
+    top2 = overlay(tmp_path, "b.qcow2", mid)
+    gone = build_base(tmp_path, "gone", {})
+    top3 = overlay(tmp_path, "c.qcow2", gone)
+    os.unlink(gone)
+    raw = tmp_path / "data.raw"
+    raw.write_bytes(b"\0" * 4096)
+    live = dict(name="web1", disks=[disk(top1), disk(str(raw), fmt="raw", target="vdb")])
+    live["inactive"] = dict(name="web1", disks=[disk(top1)])
+    domains = [live, dict(name="web2", disks=[disk(top2), disk(top3, target="vdc")], inactive=None),
+               dict(name="web3", disks=[disk(top1, target="sda")], inactive=None)]
+    chains = hostscan.disk_chains(domains, run)
+    assert sorted(chains) == sorted([top1, top2, top3])  # raw disks have no chain
+    assert [c["path"] for c in chains[top1][0]] == [top1, bad]  # relative backing name resolved
+    hostscan.fill_backing(domains, chains)
+    assert domains[1]["disks"][0]["backing"] == [mid, good]
+    work = tmp_path / "work"
+    work.mkdir()
+    bases = hostscan.base_images(domains, chains, run, work_dir=str(work))
+    by = dict((b["path"], b) for b in bases)
+    assert sorted(by) == sorted([bad, good, mid, gone])
+    assert by[bad]["used_by"] == ["web1:vda", "web3:sda"] and by[bad]["format"] == "qcow2"
+    assert by[bad]["sealed"] is False and by[bad]["error"] is None
+    assert by[bad]["findings"] == ["/etc/machine-id", "/etc/ssh/ssh_host_ed25519_key"]
+    assert by[good]["sealed"] is True and by[good]["findings"] == [] and by[good]["used_by"] == ["web2:vda"]
+    assert by[mid]["sealed"] is True  # the file system as that layer shows it
+    assert by[gone]["sealed"] is None and "gone.qcow2" in by[gone]["error"] and by[gone]["used_by"] == ["web2:vdc"]
+    assert os.listdir(str(work)) == []  # private work directories removed
+
+
+@needs_image_tools
+def test_base_image_without_a_file_system_or_not_verified(tmp_path):
+    junk = tmp_path / "junk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(junk), "4M"], check=True)
+    top = overlay(tmp_path, "top.qcow2", str(junk))
+    domains = [dict(name="d", disks=[disk(top)], inactive=None)]
+    chains = hostscan.disk_chains(domains, run)
+    b = hostscan.base_images(domains, chains, run)[0]
+    assert b["sealed"] is None and "no ext2/3/4 file system" in b["error"]
+    b = hostscan.base_images(domains, chains, run, verify=False)[0]
+    assert b["sealed"] is None and b["error"] == "not verified (verify_base_images: false)"
+
+
+def test_xml_backing_without_a_readable_chain_is_an_error_not_a_pass(tmp_path):
+    domains = [dict(name="d", disks=[disk(str(tmp_path / "top.qcow2"), backing=[str(tmp_path / "base.qcow2")])],
+                    inactive=None)]
+    chains = {str(tmp_path / "top.qcow2"): (None, "qemu-img info: No such file")}
+    b = hostscan.base_images(domains, chains, run)[0]
+    assert b["sealed"] is None and "No such file" in b["error"]
+
+
+def test_mark_referenced(tmp_path):
+    (tmp_path / "real").mkdir()
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "alias"))
+    images = [dict(path=str(tmp_path / "real" / n)) for n in ("top.qcow2", "base.qcow2", "orphan.qcow2")]
+    domains = [dict(name="d", disks=[disk(str(tmp_path / "alias" / "top.qcow2"))],
+                    inactive=dict(disks=[disk("/x", backing=[str(tmp_path / "real" / "base.qcow2")])]))]
+    hostscan.mark_referenced(images, domains)
+    assert [i["referenced"] for i in images] == [True, True, False]
