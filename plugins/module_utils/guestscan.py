@@ -13,7 +13,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import errno
 import hashlib
+import io
 import json
 import os
 import re
@@ -80,19 +82,47 @@ def ssh_host_keys(root="/"):
     return keys
 
 
+def _read_required(root, path):
+    """(text, None) of a file; (None, "") when it does not exist; (None, why) when it exists but cannot be read."""
+    full = os.path.join(root, path.lstrip("/"))
+    try:
+        with io.open(full, "r", encoding="utf-8", errors="replace") as f:
+            return f.read(), None
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return None, ""
+        return None, "%s exists but cannot be read: %s" % (path, e.strerror or e)
+
+
+def read_accounts(root="/", today=None):
+    """(accounts, None), or (None, why) when /etc/passwd is missing or unreadable or /etc/shadow exists but
+    cannot be read (without shadow every account would look password-locked and no hash could be compared)."""
+    passwd, why = _read_required(root, "/etc/passwd")
+    if passwd is None:
+        return None, why or "/etc/passwd does not exist"
+    shadow_text, why = _read_required(root, "/etc/shadow")
+    if why:
+        return None, why
+    return _accounts(passwd, shadow_text or "", today), None
+
+
 def accounts(root="/", today=None):
-    """Accounts with lock state and a digest of their crypt string (never the string itself)."""
+    """Accounts with lock state and a digest of their crypt string (never the string itself); None when
+    they cannot be read (read_accounts says why)."""
+    return read_accounts(root, today)[0]
+
+
+def _accounts(passwd, shadow_text, today=None):
     today = int(time.time() // 86400) if today is None else today
-    passwd = _read(root, "/etc/passwd") or ""
     shadow = {}
-    for line in (_read(root, "/etc/shadow") or "").splitlines():
+    for line in shadow_text.splitlines():
         f = line.split(":")
         if len(f) >= 8:
             shadow[f[0]] = f
     out = []
     for line in passwd.splitlines():
         f = line.split(":")
-        if len(f) < 7:
+        if len(f) < 7 or not f[2].isdigit():
             continue
         name, uid, shell = f[0], int(f[2]), f[6]
         s = shadow.get(name)

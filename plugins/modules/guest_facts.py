@@ -21,6 +21,9 @@ description:
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
     SHA-256 digests, which are enough to find duplicates across guests.
   - Needs root (become) for shadow, the random seed, socket owners and nftables.
+  - When C(/etc/shadow) exists but cannot be read, C(accounts) is null and C(accounts_error) says why
+    (without it every account would look password-locked); a guest without shadow is read from
+    C(/etc/passwd) alone.
   - Standard library only; runs under the guest's own Python.
 author:
   - vmguard.hardening developers (@vmguard)
@@ -60,6 +63,7 @@ evidence:
       - name: root
         locked: true
         hash_digest: null
+    accounts_error: null
     listening:
       - proto: tcp
         address: 0.0.0.0
@@ -131,7 +135,7 @@ def main():
     ev.update(guestscan.machine_id())
     ev.update(guestscan.random_seed())
     ev["ssh_host_keys"] = guestscan.ssh_host_keys()
-    ev["accounts"] = guestscan.accounts()
+    ev["accounts"], ev["accounts_error"] = guestscan.read_accounts()
     ev["listening"] = guestscan.listening()
     ev["services"] = systemd_units(module)
     ev["packages"] = guestscan.packages()

@@ -16,7 +16,7 @@ __metaclass__ = type
 from collections import OrderedDict
 
 PASS, FAIL, ERROR, NA = "pass", "fail", "error", "not_applicable"
-SUBJECT_KINDS = ("hypervisor", "domain", "guest", "fleet", "vcenter_vm")
+SUBJECT_KINDS = ("hypervisor", "domain", "guest", "fleet", "vcenter_vm", "image")
 
 
 # A check returns a plain (status, message, evidence) tuple; these build one. Plain tuples,

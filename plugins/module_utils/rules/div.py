@@ -3,7 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """DIV: golden image diversity. "If all VMs are identical, break one and you break them all."
 
-Fleet comparisons go through indexes built once per run (value -> set of guests).
+Fleet comparisons go through indexes built once per run (value -> set of guests). DIV-06 judges
+the base images themselves (subject kind "image", one finding per backing image of any domain disk,
+verified offline on the hypervisor), not a lineage record inside the guest: that record says what a
+builder wrote, not what the guest was cloned from.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,8 +27,9 @@ rule("DIV-04", "diversity", "medium", "enforce", "GUEST+FLEET", "systemd random 
 rule("DIV-05", "diversity", "high", "audit", "DOM+FLEET", "domain UUIDs and MAC addresses unique across hypervisors",
      "Re-create the clone's identity (new UUID and MAC addresses) when cloning, e.g. virt-clone.")
 rule("DIV-06", "diversity", "high", "enforce", "IMG", "golden image sealed",
-     "Build images with vmguard.hardening.golden_image (sealed and verified at build), or audit the image "
-     "tree with vmguard.hardening.image_seal and rebuild.")
+     "Rebuild the base image sealed (vmguard.hardening.golden_image seals and verifies at build; "
+     "vmguard.hardening.image_seal audits an existing tree), then rebase the overlays onto it; the findings "
+     "name what a clone would inherit (machine-id, SSH host keys, random seed, histories, logs, leases).")
 rule("DIV-07", "diversity", "medium", "audit", "FLEET", "blast radius of one image build",
      "Rebuild and roll out images in smaller cohorts, or raise max_clones_per_build / max_fleet_share deliberately.")
 rule("DIV-08", "diversity", "medium", "audit", "GUEST", "image build age within max_image_age_days",
@@ -127,12 +131,14 @@ def div02(ctx, guest):
 
 @check("DIV-03", "guest")
 def div03(ctx, guest):
-    accounts = _facts(ctx, guest).get("accounts")
-    if accounts is None:
-        return error("accounts not collected")
+    f = _facts(ctx, guest)
+    accounts = f.get("accounts")
+    if accounts is None or f.get("accounts_error"):
+        return error("password hashes not collected: %s" % (
+            f.get("accounts_error") or "accounts missing (is /etc/shadow readable? guest_facts needs become)"))
     hashed = [a for a in accounts if a.get("hash_digest")]
     if not hashed:
-        return ok("no account has a password hash")
+        return na("no account has a password hash: nothing to compare")
     shared = _duplicates(ctx, guest, "div03", _password_hashes)
     if shared:
         names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
@@ -185,17 +191,34 @@ def div05(ctx, hd):
     return ok("UUID and %d MAC address(es) unique" % len([i for i in d.get("interfaces") or [] if i.get("mac")]))
 
 
-@check("DIV-06", "guest")
-def div06(ctx, guest):
-    lineage = _facts(ctx, guest).get("lineage")
-    if not lineage:
-        return na("no lineage record: the image was not built by vmguard.hardening.golden_image "
-                  "(audit such images with vmguard.hardening.image_seal)")
-    if lineage.get("seal") == "verified":
-        return ok("built from image %s, sealed and verified at build" % lineage.get("build_id"),
-                  build_id=lineage.get("build_id"))
-    return fail("lineage record of build %s does not show a verified seal" % lineage.get("build_id"),
-                build_id=lineage.get("build_id"))
+@check("DIV-06", "hypervisor")
+def div06_hypervisor(ctx, hv):
+    """Whether the base images were collected at all; each is then its own "image" finding."""
+    images = (hv.get("host") or {}).get("base_images")
+    if images is None:
+        return error("base images not collected (verified only on hosts the audit reaches locally)")
+    if not images:
+        return na("no disk has a base image")
+    return ok("%d base image(s) checked individually" % len(images), base_images=[i.get("path") for i in images])
+
+
+@check("DIV-06", "image")
+def div06_image(ctx, hv_image):
+    """One base (backing) image, verified offline by hypervisor_facts with image_seal's read-only checker.
+
+    Not the guest's lineage record: that says what the builder wrote, not what the guest came from.
+    """
+    hv, img = hv_image
+    where = dict(path=img.get("path"), used_by=img.get("used_by") or [])
+    if img.get("error"):
+        return error("cannot verify the seal of %s: %s" % (img.get("path"), img["error"]), **where)
+    if img.get("sealed") is None:
+        return error("seal of %s not verified" % img.get("path"), **where)
+    if img["sealed"] is True:
+        return ok("base image sealed (used by %s)" % (", ".join(where["used_by"]) or "no disk"), **where)
+    findings = img.get("findings") or []
+    return fail("base image not sealed: %s" % (", ".join(findings) or "the checker reported no path"),
+                findings=findings, **where)
 
 
 @check("DIV-07", "fleet")

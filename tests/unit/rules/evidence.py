@@ -115,6 +115,7 @@ def guest_facts(n=1, **overrides):
                       "locked": False, "hash_digest": None},
                      {"name": "admin", "uid": 1000, "shell": "/bin/bash", "password_locked": False, "expired": False,
                       "locked": False, "hash_digest": "%064x" % (3000 + n)}],
+        "accounts_error": None,
         "listening": [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd"},
                       {"proto": "tcp", "address": "0.0.0.0", "port": 443, "process": "nginx"},
                       {"proto": "tcp", "address": "127.0.0.1", "port": 8080, "process": "app"}],

@@ -47,7 +47,17 @@ def test_div03_same_password_hash():
     assert {f["status"] for f in E.run("DIV-03", two_guests())} == {"pass"}
     nohash = E.guest_facts(1)
     nohash["accounts"][1]["hash_digest"] = None
-    assert E.by_subject(E.run("DIV-03", two_guests(f1=nohash)))["web1"]["message"] == "no account has a password hash"
+    got = E.by_subject(E.run("DIV-03", two_guests(f1=nohash)))["web1"]
+    assert got["status"] == "not_applicable" and got["message"] == "no account has a password hash: nothing to compare"
+
+
+def test_div03_unreadable_shadow_is_an_error_not_a_pass():
+    # Without shadow every account looks password-locked: no hash, nothing shared, a false pass.
+    why = "/etc/shadow exists but cannot be read: Permission denied"
+    got = E.by_subject(E.run("DIV-03", two_guests(f1=E.guest_facts(1, accounts=None, accounts_error=why))))["web1"]
+    assert got["status"] == "error" and "/etc/shadow" in got["message"] and "Permission denied" in got["message"]
+    got = E.by_subject(E.run("DIV-03", two_guests(f1=E.guest_facts(1, accounts=None))))["web1"]
+    assert got["status"] == "error" and "/etc/shadow" in got["message"]
 
 
 def test_div04_random_seed():
@@ -74,11 +84,62 @@ def test_div05_unreachable_hypervisor_is_error():
     assert [(f["subject"], f["status"]) for f in fs] == [({"kind": "hypervisor", "id": "hv1"}, "error")]
 
 
-def test_div06_seal_from_lineage():
-    assert E.status_of(E.run("DIV-06", two_guests()), "web1") == "pass"
-    unsealed = E.guest_facts(1, lineage={"build_id": "x", "build_time": "2026-11-01T00:00:00Z"})
-    assert E.status_of(E.run("DIV-06", two_guests(f1=unsealed)), "web1") == "fail"
-    assert E.status_of(E.run("DIV-06", two_guests(f1=E.guest_facts(1, lineage=None))), "web1") == "not_applicable"
+BASE = "/var/lib/libvirt/images/golden-b1.qcow2"
+
+
+def base_image(**kw):
+    img = {"path": BASE, "format": "qcow2", "used_by": ["web1:vda", "mail1:vda"], "sealed": True, "findings": [],
+           "error": None}
+    img.update(kw)
+    return img
+
+
+def div06(*images, **host_kw):
+    host = E.host(base_images=list(images), **host_kw)
+    return E.by_subject(E.run("DIV-06", two_guests_on(host)))
+
+
+def two_guests_on(host):
+    ev = two_guests()
+    ev["hypervisors"]["hv1"]["host"] = host
+    return ev
+
+
+def test_div06_sealed_base_image_passes():
+    fs = div06(base_image())
+    f = fs["hv1:" + BASE]
+    assert f["status"] == "pass" and f["subject"] == {"kind": "image", "id": "hv1:" + BASE}
+    assert f["evidence"]["used_by"] == ["web1:vda", "mail1:vda"]
+    assert fs["hv1"]["status"] == "pass" and fs["hv1"]["message"] == "1 base image(s) checked individually"
+
+
+def test_div06_unsealed_base_image_fails_listing_what_a_clone_inherits():
+    found = ["/etc/ssh/ssh_host_ed25519_key", "/etc/machine-id", "/root/.bash_history"]
+    f = div06(base_image(sealed=False, findings=found))["hv1:" + BASE]
+    assert f["status"] == "fail" and f["evidence"]["findings"] == found
+    assert all(p in f["message"] for p in found)
+
+
+def test_div06_unverifiable_base_image_is_an_error():
+    f = div06(base_image(sealed=None, error="qemu-nbd: cannot open image: Permission denied"))["hv1:" + BASE]
+    assert f["status"] == "error" and "Permission denied" in f["message"]
+    f = div06(base_image(sealed=None))["hv1:" + BASE]
+    assert f["status"] == "error" and "not verified" in f["message"]
+
+
+def test_div06_hypervisor_without_base_images_or_evidence():
+    fs = div06()
+    assert list(fs) == ["hv1"]
+    assert fs["hv1"]["status"] == "not_applicable" and fs["hv1"]["message"] == "no disk has a base image"
+    fs = E.by_subject(E.run("DIV-06", two_guests_on(E.host(base_images=None))))
+    assert list(fs) == ["hv1"] and fs["hv1"]["status"] == "error"
+
+
+def test_div06_does_not_trust_the_guests_lineage_record():
+    # A lineage record claiming a verified seal proves nothing about the image the guest came from.
+    fs = div06(base_image(sealed=False, findings=["/etc/machine-id"]))
+    assert fs["hv1:" + BASE]["status"] == "fail"
+    assert "web1" not in fs and "mail1" not in fs
 
 
 def test_div07_blast_radius():
