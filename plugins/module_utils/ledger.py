@@ -4,10 +4,14 @@
 """The rollback ledger: security state a guest reached, kept outside the guest (on the
 hypervisor, one file per domain UUID) so a snapshot revert cannot roll it back.
 
-Writes are atomic (temporary file, fsync, rename, fsync of the directory) and the epoch moves in
-two phases: ``prepare`` records a pending epoch before the guest is touched, ``commit`` makes it
-the epoch after the guest holds it. An interrupted run therefore leaves either the old epoch or
+Writes are atomic (a private temporary file in the ledger directory, fsync, rename, fsync of the
+directory: fsutil.atomic_write) and the epoch moves in two phases: ``prepare`` records a pending
+epoch before the guest is touched, ``commit`` makes it the epoch after the guest holds it. An interrupted run therefore leaves either the old epoch or
 a pending one that the guest may already hold - never a guest that looks rolled back.
+
+Reads never trust the file: a ledger that is not a regular file (a link, a FIFO), larger than
+1 MiB, not JSON or of the wrong shape is an error naming the file - never a hang, a traceback,
+"never hardened", or a record an update would silently overwrite.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +23,8 @@ import json
 import os
 import re
 import time
+
+from ansible_collections.vmguard.hardening.plugins.module_utils import fsutil
 
 SCHEMA = "vmguard.ledger/v1"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -45,36 +51,110 @@ def empty(uuid):
             "masked_services": [], "firewall_digest": None, "events": []}
 
 
-def load(directory, uuid):
+MAX_BYTES = 1024 * 1024  # a ledger record is a few KiB; anything larger is not one
+
+
+class LedgerError(ValueError):
+    """A ledger file that cannot be trusted; ``str()`` is "<path>: <why>"."""
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _iso_or_none(v):
+    if v is None:
+        return True
+    if not isinstance(v, str):
+        return False
+    try:
+        _parse(v)
+    except ValueError:
+        return False
+    return True
+
+
+# key -> (test, what it must be)
+SHAPE = (
+    ("schema", lambda v: v == SCHEMA, "the string %s" % SCHEMA),
+    ("uuid", lambda v: isinstance(v, str) and bool(UUID_RE.match(v.lower())), "a domain UUID"),
+    ("epoch", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    ("epoch_time", lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
+     "null or a time in seconds since the epoch"),
+    ("pending_epoch", lambda v: v is None or (_is_int(v) and v >= 0), "null or a non-negative integer"),
+    ("last_hardened", _iso_or_none, "null or a UTC time YYYY-MM-DDTHH:MM:SSZ"),
+    ("retired_fingerprints", _str_list, "a list of strings"),
+    ("disabled_accounts", _str_list, "a list of strings"),
+    ("package_floors", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(x, str) for k, x in v.items()), "an object of package: version strings"),
+    ("masked_services", _str_list, "a list of strings"),
+    ("firewall_digest", lambda v: v is None or isinstance(v, str), "null or a string"),
+    ("events", lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of objects"),
+)
+
+
+def validate(data, uuid):
+    """The reason ``data`` (parsed JSON) is not a ledger record of domain ``uuid``, or None."""
+    if not isinstance(data, dict):
+        return "holds %s, not a JSON object" % type(data).__name__
+    for key, test, what in SHAPE:
+        if key in data and not test(data[key]):
+            return "%s is %s, must be %s" % (key, json.dumps(data[key])[:80], what)
+    if "uuid" in data and data["uuid"].lower() != uuid.lower():
+        return "records domain %s, not %s" % (data["uuid"], uuid)
+    return None
+
+
+def _read(directory, uuid):
+    """The validated record (defaults filled in) or None when there is none; LedgerError else."""
     p = path_for(directory, uuid)
     try:
-        with open(p) as f:
-            data = json.load(f)
-    except (IOError, OSError):
-        return empty(uuid.lower())
+        raw = fsutil.read_regular(p, MAX_BYTES, missing_ok=True)
+    except fsutil.UnsafePathError as e:
+        raise LedgerError("%s: unreadable ledger: %s" % (p, e.why))
+    except (IOError, OSError) as e:
+        raise LedgerError("%s: unreadable ledger: %s" % (p, e.strerror or e))
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError is one
+        raise LedgerError("%s: unreadable ledger: not valid JSON (%s)" % (p, e))
+    except RecursionError:
+        raise LedgerError("%s: unreadable ledger: JSON nested too deeply" % p)
+    why = validate(data, uuid)
+    if why:
+        raise LedgerError("%s: unreadable ledger: not a ledger record: %s" % (p, why))
     out = empty(uuid.lower())
     out.update(data)
     return out
+
+
+def read_record(directory, uuid):
+    """For the audit: None (no record: never hardened), the record, or {"error": "<path>: <why>"}
+    for a ledger that is not a regular file, larger than MAX_BYTES, not JSON or of the wrong shape."""
+    try:
+        return _read(directory, uuid)
+    except ValueError as e:  # LedgerError, or a bad UUID from path_for
+        return {"error": str(e)}
+
+
+def load(directory, uuid):
+    """For an update: the record, a fresh one when there is none; LedgerError (or ValueError for a
+    bad UUID) when the file cannot be trusted - it is never silently replaced."""
+    rec = _read(directory, uuid)
+    return empty(uuid.lower()) if rec is None else rec
 
 
 def save(directory, record):
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
     p = path_for(directory, record["uuid"])
-    tmp = p + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, p)
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    return p
+    return fsutil.atomic_write(p, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o600)
 
 
 def apply(record, now, retire=(), epoch=None, hardened=False, event=None):

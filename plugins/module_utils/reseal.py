@@ -17,9 +17,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
+import tempfile
 import uuid
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan
+from ansible_collections.vmguard.hardening.plugins.module_utils import fsutil, guestscan
 
 ITEMS = ("machine_id", "ssh_host_keys", "random_seed")
 SEED_BYTES = 512  # what systemd-random-seed writes
@@ -30,15 +32,9 @@ def _p(root, path):
 
 
 def _atomic_write(path, data, mode):
-    tmp = "%s.vmguard-new" % path
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
+    """A private temporary file in the target's directory, renamed over it (fsutil.atomic_write):
+    no predictable name a planted link could redirect; a target that is a link is refused."""
+    fsutil.atomic_write(path, data, mode)
 
 
 def plan(root, duplicated, force=()):
@@ -94,35 +90,50 @@ def reseal_random_seed(root, urandom=os.urandom):
     return {"new_digest": guestscan.random_seed(root)["random_seed_digest"]}
 
 
+KEYGEN_TYPES = {"ssh-ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa", "ecdsa-sha2-nistp384": "ecdsa",
+                "ecdsa-sha2-nistp521": "ecdsa", "ssh-rsa": "rsa"}
+
+
+def _keygen(priv, ktype, run):
+    """A new key pair in a private directory (mkdtemp, 0700) next to ``priv``; returns its path.
+
+    Never at a predictable name: ssh-keygen would write through a link planted there."""
+    work = tempfile.mkdtemp(prefix=".vmguard-keygen-", dir=os.path.dirname(priv))
+    new = os.path.join(work, "key")
+    args = ["ssh-keygen", "-q", "-t", ktype, "-N", "", "-C", "", "-f", new]
+    if ktype == "rsa":
+        args[4:4] = ["-b", "3072"]
+    rc, o, err = run(args)
+    if rc != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise RuntimeError("ssh-keygen for %s failed: %s" % (priv, err.strip()))
+    os.chmod(new, 0o600)
+    os.chmod(new + ".pub", 0o644)
+    return new
+
+
 def reseal_host_keys(root, keys, run):
     """Regenerate the given host keys in place (same types, same files). Returns per-key old/new
-    fingerprints. Old key files are kept as *.vmguard-old until ``commit_host_keys``/``rollback``."""
+    fingerprints. Old key files are kept as *.vmguard-old until ``commit_host_keys``/``rollback``
+    (renames replace directory entries: nothing is ever written through a link)."""
     out = []
     for k in keys:
         priv = _p(root, k["file"][:-len(".pub")])
-        ktype = {"ssh-ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa", "ecdsa-sha2-nistp384": "ecdsa",
-                 "ecdsa-sha2-nistp521": "ecdsa", "ssh-rsa": "rsa"}.get(k["type"])
+        ktype = KEYGEN_TYPES.get(k["type"])
         if ktype is None:
             raise ValueError("cannot regenerate host key type %s" % k["type"])
-        tmp = priv + ".vmguard-new"
-        for f in (tmp, tmp + ".pub"):
-            if os.path.exists(f):
-                os.unlink(f)
-        args = ["ssh-keygen", "-q", "-t", ktype, "-N", "", "-C", "", "-f", tmp]
-        if ktype == "rsa":
-            args[4:4] = ["-b", "3072"]
-        rc, o, err = run(args)
-        if rc != 0:
-            raise RuntimeError("ssh-keygen for %s failed: %s" % (k["file"], err.strip()))
-        for src, dst in ((priv, priv + ".vmguard-old"), (priv + ".pub", priv + ".pub.vmguard-old")):
-            if os.path.exists(src):
-                os.rename(src, dst)
-        os.rename(tmp, priv)
-        os.rename(tmp + ".pub", priv + ".pub")
-        os.chmod(priv, 0o600)
-        os.chmod(priv + ".pub", 0o644)
-        with open(priv + ".pub") as f:
-            pub = " ".join(f.read().split()[:2])
+        new = _keygen(priv, ktype, run)
+        try:
+            with open(new + ".pub") as f:
+                pub = " ".join(f.read().split()[:2])
+            for src, dst in ((priv, priv + ".vmguard-old"), (priv + ".pub", priv + ".pub.vmguard-old")):
+                if os.path.lexists(src):
+                    os.rename(src, dst)
+            os.rename(new, priv)
+            os.rename(new + ".pub", priv + ".pub")
+        finally:
+            shutil.rmtree(os.path.dirname(new), ignore_errors=True)
+        fsutil.fsync_dir(os.path.dirname(priv))
         out.append({"type": k["type"], "file": k["file"], "old_fingerprint": k["fingerprint"],
                     "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub})
     return out
@@ -137,11 +148,11 @@ def _old_files(root, rotated):
 
 def commit_host_keys(root, rotated):
     for cur, old in _old_files(root, rotated):
-        if os.path.exists(old):
+        if os.path.lexists(old):
             os.unlink(old)
 
 
 def rollback_host_keys(root, rotated):
     for cur, old in _old_files(root, rotated):
-        if os.path.exists(old):
+        if os.path.lexists(old):
             os.rename(old, cur)

@@ -130,14 +130,11 @@ STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 
 
 
 def _ledger(ledger_dir, uuid):
-    path = os.path.join(ledger_dir, "%s.json" % uuid)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (IOError, OSError):
-        return None
-    except ValueError as e:
-        return {"error": "unreadable ledger %s: %s" % (path, e)}
+    """None (no record), the record, or {"error": "<path>: <why>"} for a ledger that is not a regular
+    file, larger than 1 MiB, not JSON or of the wrong shape (ledger.read_record: never a hang on a
+    FIFO, never followed through a symbolic link)."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils import ledger
+    return ledger.read_record(ledger_dir, uuid)
 
 
 def collect_domain(dom, ledger_dir):

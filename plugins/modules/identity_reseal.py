@@ -101,6 +101,31 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmguard.hardening.plugins.module_utils import reseal
 
 
+def _apply(module, root, todo, result, run):
+    p = module.params
+    if "ssh_host_keys" in todo:
+        rotated = reseal.reseal_host_keys(root, todo["ssh_host_keys"], run)
+        if root == "/":
+            sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"
+            rc, out, err = module.run_command([sshd, "-t"])
+            if rc != 0:
+                reseal.rollback_host_keys(root, rotated)
+                module.fail_json(msg="sshd -t rejected the new host keys, old keys restored: %s" % err.strip())
+        reseal.commit_host_keys(root, rotated)
+        result["resealed"]["ssh_host_keys"] = rotated
+        if p["reload_sshd"] and root == "/":
+            systemctl = module.get_bin_path("systemctl")
+            if systemctl:
+                rc, out, err = module.run_command([systemctl, "reload-or-restart", "ssh.service"])
+                if rc != 0:
+                    module.fail_json(msg="host keys rotated but the SSH server did not reload: %s" % err.strip(),
+                                     **result)
+    if "machine_id" in todo:
+        result["resealed"]["machine_id"] = reseal.reseal_machine_id(root)
+    if "random_seed" in todo:
+        result["resealed"]["random_seed"] = reseal.reseal_random_seed(root)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -136,27 +161,11 @@ def main():
     def run(argv):
         return module.run_command(argv)
 
-    if "ssh_host_keys" in todo:
-        rotated = reseal.reseal_host_keys(root, todo["ssh_host_keys"], run)
-        if root == "/":
-            sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"
-            rc, out, err = module.run_command([sshd, "-t"])
-            if rc != 0:
-                reseal.rollback_host_keys(root, rotated)
-                module.fail_json(msg="sshd -t rejected the new host keys, old keys restored: %s" % err.strip())
-        reseal.commit_host_keys(root, rotated)
-        result["resealed"]["ssh_host_keys"] = rotated
-        if p["reload_sshd"] and root == "/":
-            systemctl = module.get_bin_path("systemctl")
-            if systemctl:
-                rc, out, err = module.run_command([systemctl, "reload-or-restart", "ssh.service"])
-                if rc != 0:
-                    module.fail_json(msg="host keys rotated but the SSH server did not reload: %s" % err.strip(),
-                                     **result)
-    if "machine_id" in todo:
-        result["resealed"]["machine_id"] = reseal.reseal_machine_id(root)
-    if "random_seed" in todo:
-        result["resealed"]["random_seed"] = reseal.reseal_random_seed(root)
+    try:
+        _apply(module, root, todo, result, run)
+    except (OSError, ValueError, RuntimeError) as e:
+        # A target that is a symbolic link or not a regular file is refused (fsutil), never written through.
+        module.fail_json(msg="reseal stopped: %s" % e, **result)
     module.exit_json(**result)
 
 

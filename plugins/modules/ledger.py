@@ -18,7 +18,10 @@ description:
     The audit reads it (RB-04..RB-10, VIS-04).
   - Adds retired SSH host key fingerprints, moves the epoch in two phases (V(prepare) before the
     guest is changed, V(commit) after), and records the last successful hardening.
-  - Writes are atomic (temporary file, fsync, rename). Changes nothing when there is nothing new.
+  - Writes are atomic (a private temporary file in the ledger directory, fsync, rename). Changes
+    nothing when there is nothing new.
+  - Fails, and leaves the file alone, when the existing ledger is not a regular file (a symbolic
+    link, a FIFO), is larger than 1 MiB, is not JSON, or does not have the shape of a record.
 author:
   - vmguard.hardening developers (@vmguard)
 options:
@@ -98,8 +101,8 @@ def main():
     try:
         path = ledger.path_for(p["dir"], p["uuid"])
         before = ledger.load(p["dir"], p["uuid"])
-    except ValueError as e:
-        module.fail_json(msg=str(e))
+    except ValueError as e:  # a bad UUID, or a ledger file that cannot be trusted: never overwritten
+        module.fail_json(msg="ledger not updated: %s" % e)
     after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
                                   hardened=p["hardened"], event=p["event"])
     result = dict(changed=bool(changes), changes=changes, record=after, path=path)
@@ -108,7 +111,10 @@ def main():
                               after=json.dumps(after, indent=2, sort_keys=True) + "\n",
                               before_header=path, after_header=path)
     if changes and not module.check_mode:
-        ledger.save(p["dir"], after)
+        try:
+            ledger.save(p["dir"], after)
+        except (OSError, IOError, ValueError) as e:
+            module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
     module.exit_json(**result)
 
 

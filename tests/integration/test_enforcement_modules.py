@@ -87,3 +87,74 @@ def test_reseal_plan_all_but_one_keeps_the_first_by_name():
 def test_reseal_plan_ignores_other_rules():
     plan = render_plan("web1", [{"rule": "DIV-03", "subject": "web1", "evidence": {}}], "all")
     assert plan == {"machine_id_digest": None, "ssh_fingerprints": [], "random_seed_digest": None}
+
+
+# --- Root writes only what it owns (issue "Trustworthy audit", section 5) ---
+
+LEDGER_UUID = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
+
+
+def outside_canary(tmp_path_factory):
+    p = tmp_path_factory.mktemp("outside") / "canary"
+    p.write_text("canary\n")
+    os.utime(str(p), (1000000000, 1000000000))
+    return p
+
+
+def untouched(p):
+    return p.read_text() == "canary\n" and os.stat(str(p)).st_mtime == 1000000000
+
+
+def test_ledger_module_writes_through_no_planted_temporary_link(tmp_path, tmp_path_factory):
+    canary = outside_canary(tmp_path_factory)
+    d = tmp_path / "ledger"
+    d.mkdir(mode=0o700)
+    target = d / (LEDGER_UUID + ".json")
+    for planted in (".tmp", ".vmguard-new", ".new"):
+        os.symlink(str(canary), str(target) + planted)
+    out = module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "epoch": "prepare"})
+    assert out["changed"] is True and not out.get("failed"), out
+    assert untouched(canary)
+    with open(str(target)) as f:
+        assert json.load(f)["pending_epoch"] == 1
+    assert os.stat(str(target)).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("make,why", [
+    (lambda p: p.write_text("[]"), "holds list, not a JSON object"),
+    (lambda p: p.write_text('{"epoch": "abc"}'), 'epoch is "abc"'),
+    (lambda p: p.write_text("{not json"), "not valid JSON"),
+    (lambda p: os.mkfifo(str(p)), "is a FIFO, not a regular file"),
+])
+def test_ledger_module_fails_on_a_corrupt_ledger_and_leaves_it(tmp_path, make, why):
+    target = tmp_path / (LEDGER_UUID + ".json")
+    make(target)
+    before = os.lstat(str(target))
+    out = module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(tmp_path), "hardened": True})
+    assert out.get("failed") and str(target) in out["msg"] and why in out["msg"], out
+    after = os.lstat(str(target))
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+
+
+def test_hypervisor_facts_ledger_is_an_error_for_a_fifo(tmp_path):
+    import signal
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
+    from ansible_collections.vmguard.hardening.plugins.modules import hypervisor_facts as hf
+    os.mkfifo(str(tmp_path / (LEDGER_UUID + ".json")))
+    signal.alarm(5)  # a blocking open of the FIFO would hang here: fail instead
+    try:
+        rec = hf._ledger(str(tmp_path), LEDGER_UUID)
+    finally:
+        signal.alarm(0)
+    assert rec == {"error": "%s/%s.json: unreadable ledger: is a FIFO, not a regular file" % (tmp_path, LEDGER_UUID)}
+
+
+def test_identity_reseal_refuses_a_machine_id_that_is_a_link(tmp_path, tmp_path_factory):
+    canary = outside_canary(tmp_path_factory)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "var/lib/systemd").mkdir(parents=True)
+    os.symlink(str(canary), str(tmp_path / "etc/machine-id"))
+    out = module("vmguard.hardening.identity_reseal", {"root": str(tmp_path), "force": ["machine_id"]})
+    assert out.get("failed") and "symbolic link" in out["msg"] and "etc/machine-id" in out["msg"], out
+    assert untouched(canary)

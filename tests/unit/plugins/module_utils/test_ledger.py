@@ -46,3 +46,137 @@ def test_commit_without_prepare_is_a_no_op():
 def test_bad_uuid_is_refused(tmp_path):
     with pytest.raises(ValueError):
         ledger.path_for(str(tmp_path), "../../etc/passwd")
+
+
+# --- Untrusted ledger files (issue "Trustworthy audit", section 5) ---
+
+VALID = {"schema": ledger.SCHEMA, "uuid": U, "epoch": 3, "epoch_time": NOW, "pending_epoch": None,
+         "last_hardened": "2026-11-01T00:00:00Z", "retired_fingerprints": ["SHA256:a"],
+         "disabled_accounts": ["games"], "package_floors": {"openssl": "3.0.15-1"},
+         "masked_services": ["telnet.socket"], "firewall_digest": None, "events": []}
+
+
+@pytest.fixture
+def no_hang():
+    import signal
+
+    def boom(signum, frame):
+        raise AssertionError("blocked on the ledger path")
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def ledger_file(tmp_path, text):
+    p = tmp_path / (U + ".json")
+    p.write_text(text)
+    return p
+
+
+def test_read_record_none_record(tmp_path):
+    assert ledger.read_record(str(tmp_path), U) is None
+    assert ledger.read_record(str(tmp_path / "no-such-dir"), U) is None
+    ledger_file(tmp_path, json.dumps(VALID))
+    assert ledger.read_record(str(tmp_path), U) == VALID
+    # An older record without some keys is completed with the defaults.
+    ledger_file(tmp_path, '{"epoch": 4, "last_hardened": "2026-11-01T00:00:00Z"}')
+    rec = ledger.read_record(str(tmp_path), U)
+    assert rec["epoch"] == 4 and rec["retired_fingerprints"] == [] and rec["uuid"] == U
+
+
+def assert_error(tmp_path, why):
+    p = os.path.join(str(tmp_path), U + ".json")
+    rec = ledger.read_record(str(tmp_path), U)
+    assert set(rec) == {"error"}
+    assert rec["error"].startswith(p + ": unreadable ledger: ") and why in rec["error"], rec["error"]
+    with pytest.raises(ledger.LedgerError) as e:
+        ledger.load(str(tmp_path), U)
+    assert str(e.value) == rec["error"]
+
+
+def test_fifo_is_an_error_not_a_hang(tmp_path, no_hang):
+    os.mkfifo(str(tmp_path / (U + ".json")))
+    assert_error(tmp_path, "is a FIFO, not a regular file")
+
+
+def test_symlink_is_an_error_even_to_a_valid_record(tmp_path, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "record.json"
+    elsewhere.write_text(json.dumps(VALID))
+    os.symlink(str(elsewhere), str(tmp_path / (U + ".json")))
+    assert_error(tmp_path, "is a symbolic link")
+
+
+def test_directory_is_an_error(tmp_path):
+    os.mkdir(str(tmp_path / (U + ".json")))
+    assert_error(tmp_path, "is a directory")
+
+
+def test_huge_file_is_an_error(tmp_path):
+    p = tmp_path / (U + ".json")
+    with open(str(p), "w") as f:
+        f.write('{"epoch": 1, "events": [' + ",".join(['{"e": "x"}'] * 200000) + "]}")
+    assert os.path.getsize(str(p)) > 2 * 1024 * 1024 - 1
+    assert_error(tmp_path, "larger than the 1048576 allowed")
+
+
+@pytest.mark.parametrize("text,why", [
+    ("{not json", "not valid JSON"),
+    ("\xff\xfe", "not valid JSON"),
+    ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),
+    ("5", "holds int, not a JSON object"),
+    ("[]", "holds list, not a JSON object"),
+    ('"x"', "holds str, not a JSON object"),
+    ("null", "holds NoneType, not a JSON object"),
+    ('{"epoch": "abc"}', 'epoch is "abc", must be a non-negative integer'),
+    ('{"epoch": true}', "epoch is true, must be a non-negative integer"),
+    ('{"epoch": -1}', "epoch is -1"),
+    ('{"epoch_time": "yesterday"}', "epoch_time is"),
+    ('{"pending_epoch": "2"}', "pending_epoch is"),
+    ('{"last_hardened": "yesterday"}', "last_hardened is"),
+    ('{"retired_fingerprints": "SHA256:a"}', "retired_fingerprints is \"SHA256:a\", must be a list of strings"),
+    ('{"retired_fingerprints": [1, 2]}', "retired_fingerprints is [1, 2], must be a list of strings"),
+    ('{"disabled_accounts": {"games": 1}}', "disabled_accounts is"),
+    ('{"package_floors": ["openssl"]}', "package_floors is"),
+    ('{"package_floors": {"openssl": 3}}', "package_floors is"),
+    ('{"masked_services": null}', "masked_services is null"),
+    ('{"firewall_digest": 7}', "firewall_digest is 7"),
+    ('{"events": [1]}', "events is [1]"),
+    ('{"schema": "other/v9"}', "schema is"),
+    ('{"uuid": "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a11"}', "records domain 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a11"),
+])
+def test_wrong_content_is_an_error_naming_the_file(tmp_path, text, why):
+    ledger_file(tmp_path, text)
+    assert_error(tmp_path, why)
+
+
+def test_bad_uuid_is_an_error_for_the_audit(tmp_path):
+    assert "not a domain UUID" in ledger.read_record(str(tmp_path), "../x")["error"]
+
+
+@pytest.mark.parametrize("planted", [".tmp", ".vmguard-new", ".new"])
+def test_save_never_writes_through_a_planted_temporary_name(tmp_path, tmp_path_factory, planted):
+    canary = tmp_path_factory.mktemp("outside") / "canary"
+    canary.write_text("canary\n")
+    before = os.stat(str(canary))
+    d = tmp_path / "ledger"
+    d.mkdir(mode=0o700)
+    target = d / (U + ".json")
+    os.symlink(str(canary), str(target) + planted)
+    rec, ch = ledger.apply(ledger.load(str(d), U), NOW, retire=["SHA256:b"])
+    ledger.save(str(d), rec)
+    assert canary.read_text() == "canary\n" and os.stat(str(canary)).st_mtime_ns == before.st_mtime_ns
+    assert ledger.read_record(str(d), U)["retired_fingerprints"] == ["SHA256:b"]
+    assert os.stat(str(target)).st_mode & 0o777 == 0o600
+
+
+def test_save_refuses_a_ledger_that_is_a_link(tmp_path, tmp_path_factory):
+    canary = tmp_path_factory.mktemp("outside") / "canary"
+    canary.write_text("canary\n")
+    target = tmp_path / (U + ".json")
+    os.symlink(str(canary), str(target))
+    with pytest.raises(ValueError) as e:
+        ledger.save(str(tmp_path), ledger.empty(U))
+    assert str(target) in str(e.value)
+    assert canary.read_text() == "canary\n" and os.path.islink(str(target))

@@ -101,3 +101,58 @@ def test_unknown_key_type_is_refused(guest):
     with pytest.raises(ValueError):
         reseal.reseal_host_keys(guest, [{"type": "ssh-dss", "file": "/etc/ssh/ssh_host_dsa_key.pub",
                                          "fingerprint": "SHA256:x"}], run)
+
+
+# --- No predictable temporary name, no write through a link (issue "Trustworthy audit", section 5) ---
+
+@pytest.fixture
+def canary(tmp_path_factory):
+    p = tmp_path_factory.mktemp("outside") / "canary"
+    p.write_text("canary\n")
+    os.utime(str(p), (1000000000, 1000000000))
+    return p
+
+
+def untouched(p):
+    return p.read_text() == "canary\n" and os.stat(str(p)).st_mtime == 1000000000
+
+
+@pytest.mark.parametrize("rel,call", [
+    ("etc/machine-id", reseal.reseal_machine_id),
+    ("var/lib/systemd/random-seed", reseal.reseal_random_seed),
+])
+def test_planted_temporary_link_is_never_written_through(guest, canary, rel, call):
+    os.symlink(str(canary), os.path.join(guest, rel + ".vmguard-new"))
+    call(guest)
+    assert untouched(canary)
+    assert not os.path.islink(os.path.join(guest, rel))
+    leftovers = [n for n in os.listdir(os.path.dirname(os.path.join(guest, rel))) if "vmguard-tmp" in n]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("rel,call", [
+    ("etc/machine-id", reseal.reseal_machine_id),
+    ("var/lib/systemd/random-seed", reseal.reseal_random_seed),
+])
+def test_target_that_is_a_link_is_refused(guest, canary, rel, call):
+    target = os.path.join(guest, rel)
+    os.unlink(target)
+    os.symlink(str(canary), target)
+    with pytest.raises(ValueError) as e:
+        call(guest)
+    assert target in str(e.value) and "symbolic link" in str(e.value)
+    assert untouched(canary) and os.path.islink(target)
+
+
+@needs_keygen
+def test_host_keys_never_generated_at_a_predictable_name(guest, canary, tmp_path_factory):
+    victim = tmp_path_factory.mktemp("victim") / "created-through-link"
+    priv = os.path.join(guest, "etc/ssh/ssh_host_ed25519_key")
+    os.symlink(str(victim), priv + ".vmguard-new")          # dangling: ssh-keygen would create it
+    os.symlink(str(canary), priv + ".vmguard-new.pub")
+    keys = [k for k in guestscan.ssh_host_keys(guest) if k["type"] == "ssh-ed25519"]
+    rotated = reseal.reseal_host_keys(guest, keys, run)
+    reseal.commit_host_keys(guest, rotated)
+    assert not os.path.lexists(str(victim)) and untouched(canary)
+    assert rotated[0]["new_fingerprint"] in [k["fingerprint"] for k in guestscan.ssh_host_keys(guest)]
+    assert not [n for n in os.listdir(os.path.join(guest, "etc/ssh")) if n.startswith(".vmguard-keygen")]
