@@ -22,8 +22,25 @@ description:
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
   - Works with any URI, including the test driver (C(test:///path/node.xml)), for which host
     evidence is not collected (it describes no real host).
-  - Domain XML is read with secure information so that the presence of a console password can
-    be checked; the XML and the passwords are never returned, only the parsed fields.
+  - Domain XML is never read with C(VIR_DOMAIN_XML_SECURE). A running persistent domain is read
+    twice - its live definition (C(definition=live)) and its persistent one
+    (C(VIR_DOMAIN_XML_INACTIVE), returned as C(inactive) with C(definition=persistent)), so that
+    the audit sees both what runs and what the next start will run.
+  - Whether a VNC/SPICE console has a password (C(graphics[].passwd_set)) is learnt, on a local
+    qemu driver (C(qemu:///system), C(qemu:///session)), from libvirt's own persistent config
+    (C(/etc/libvirt/qemu/NAME.xml)) and status file (C(/run/libvirt/qemu/NAME.xml)) - opened
+    without following symbolic links, at most 4 MiB - of which only the presence of a C(passwd)
+    attribute is kept, and from qemu.conf's C(vnc_password)/C(spice_password) host default. It is
+    null when it cannot be known (other drivers, unreadable files). No password value is kept or
+    returned.
+  - Values of secret-bearing options in C(<qemu:commandline>) arguments and secret-looking
+    C(<qemu:env>) variables are redacted before they leave the module (C(redacted) counts them).
+  - On a local host, every file disk's backing chain is read with
+    C(qemu-img info --backing-chain -U) and every base (backing) image is verified offline and
+    read-only for the DIV-06 seal (C(qemu-img convert) to a private temporary directory under
+    O(work_dir), C(debugfs) extraction of the seal-relevant paths); the revert watcher is seen
+    through its lock (a non-blocking C(flock) attempt, released at once, never creating the file)
+    and heartbeat files.
   - A URI that does not answer is not a module failure; the result carries C(evidence.error)
     so the audit reports error findings for this hypervisor and goes on with the others.
   - A domain that disappears while it is read is returned with its own C(error).
@@ -31,6 +48,7 @@ author:
   - vmguard.hardening developers (@vmguard)
 requirements:
   - libvirt-python
+  - qemu-img (qemu-utils) and debugfs (e2fsprogs) on the hypervisor for the base image evidence
 options:
   uri:
     description: libvirt connection URI.
@@ -58,8 +76,30 @@ options:
     elements: path
     default: []
   host:
-    description: Collect host evidence. Defaults to true for local drivers and false for test:/// URIs.
+    description:
+      - Collect host evidence. Defaults to true for a local qemu driver (C(qemu:///system),
+        C(qemu:///session)) and false otherwise (the test driver and remote URIs describe no local host).
     type: bool
+  watcher_lock:
+    description: Lock file the revert watcher holds an C(flock) on.
+    type: path
+    default: /run/vmguard/watcher.lock
+  watcher_heartbeat:
+    description: Heartbeat file the revert watcher rewrites (JSON C({"pid": N, "time": epoch})).
+    type: path
+    default: /run/vmguard/watcher.heartbeat
+  verify_base_images:
+    description:
+      - Verify every base (backing) image of the domains' disks offline for the DIV-06 seal. When
+        false, the base images are listed with C(error) saying they were not verified.
+    type: bool
+    default: true
+  work_dir:
+    description:
+      - Directory under which each base image is converted and extracted, in a private temporary
+        directory removed afterwards. Needs room for the data of the largest base image (sparse raw).
+        Defaults to the system temporary directory.
+    type: path
 extends_documentation_fragment:
   - vmguard.hardening.attributes.read_only
 """
@@ -88,10 +128,20 @@ evidence:
       description: Why the hypervisor could not be read, or null.
       type: str
     host:
-      description: Host evidence (empty for the test driver).
+      description:
+        - Host evidence (empty for the test driver and remote URIs) - qemu_conf (with
+          qemu_user_default, the distribution's build default user), qemu_gid, daemon_confs,
+          sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
+          (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
+          heartbeat_path, heartbeat_age_seconds, heartbeat_pid, error})), base_images
+          (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
+          images (with C(referenced)) and image_dirs.
       type: dict
     domains:
-      description: One entry per domain (see plugins/module_utils/domxml.py for the fields).
+      description:
+        - One entry per domain (see plugins/module_utils/domxml.py for the XML fields), with state,
+          persistent, autostart, snapshots, ledger, pid, error, C(definition) (live or persistent)
+          and C(inactive) (the persistent definition of a running persistent domain, else null).
       type: list
       elements: dict
     seconds:
@@ -103,13 +153,16 @@ evidence:
     domains:
       - name: web1
         state: running
+        definition: live
         persistent: true
+        pid: 4242
         genid: true
+        graphics: [{type: vnc, passwd_set: true}]
+        inactive: {name: web1, definition: persistent, state: running}
         rng: [virtio]
         snapshots: []
 """
 
-import json
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -125,6 +178,8 @@ except ImportError as e:
     HAS_LIBVIRT = False
     LIBVIRT_IMPORT_ERROR = e
 
+# Copied from the live definition onto the persistent one (they are not part of the XML).
+NON_XML_FIELDS = ("state", "persistent", "autostart", "snapshots", "ledger", "error", "pid")
 STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff",
           6: "crashed", 7: "pmsuspended"}
 
@@ -137,21 +192,53 @@ def _ledger(ledger_dir, uuid):
     return ledger.read_record(ledger_dir, uuid)
 
 
-def collect_domain(dom, ledger_dir):
+def _state(dom):
+    state = dom.state()[0]
+    return STATES.get(state, str(state))
+
+
+def _parse(dom, flags, local, kind):
+    """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition."""
+    d = domxml.parse_domain(dom.XMLDesc(flags))
+    for g in d["graphics"]:
+        g["passwd_set"] = None  # XML read without VIR_DOMAIN_XML_SECURE never carries passwd
+    if local is not None:
+        flags_ = hostscan.passwd_flags(local["dirs"], dom.name(), kind)
+        hostscan.resolve_passwd_set(d["graphics"], flags_, local["qemu_conf"])
+    return d
+
+
+def collect_domain(dom, ledger_dir, local=None):
+    """Evidence of one domain (see the evidence contract).
+
+    ``local``: {"dirs": hostscan.qemu_driver_dirs(uri), "qemu_conf": parsed qemu.conf or None} for a local
+    qemu driver, whose own files tell the pid and whether a console password is set; None otherwise.
+    Domain XML is never requested with VIR_DOMAIN_XML_SECURE.
+    """
     name = dom.name()
     try:
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
-        d = domxml.parse_domain(xml)
-        state = dom.state()[0]
-        d["state"] = STATES.get(state, str(state))
-        d["persistent"] = bool(dom.isPersistent())
-        d["autostart"] = bool(dom.autostart()) if d["persistent"] else False
+        active = bool(dom.isActive())
+        persistent = bool(dom.isPersistent())
+        d = _parse(dom, 0, local, "state" if active else "config")
+        d["definition"] = "live" if active else "persistent"
+        d["state"] = _state(dom)
+        d["persistent"] = persistent
+        d["autostart"] = bool(dom.autostart()) if persistent else False
         snaps = []
         for s in dom.listAllSnapshots(0):
             snaps.append(domxml.parse_snapshot(s.getXMLDesc(0)))
         d["snapshots"] = sorted(snaps, key=lambda s: (s["creation_time"] or 0, s["name"]))
         d["ledger"] = _ledger(ledger_dir, d["uuid"]) if d.get("uuid") else None
+        d["pid"] = hostscan.domain_pid(local["dirs"], name) if active and local is not None else None
         d["error"] = None
+        d["inactive"] = None
+        if active and persistent:
+            inactive = _parse(dom, libvirt.VIR_DOMAIN_XML_INACTIVE, local, "config")
+            for key in NON_XML_FIELDS:
+                inactive[key] = d[key]
+            inactive["definition"] = "persistent"
+            inactive["inactive"] = None
+            d["inactive"] = inactive
         return d
     except libvirt.libvirtError as e:
         code = e.get_error_code()
@@ -161,34 +248,8 @@ def collect_domain(dom, ledger_dir):
         return dict(name=name, error=str(e))
 
 
-def collect_host(conn, p, domains):
-    host = {}
-    qc = hostscan.read_conf(p["qemu_conf"])
-    procs = list(hostscan.processes())
-    qprocs = hostscan.qemu_processes(procs)
-    if qc is not None:
-        users = sorted(set(q["user"] for q in qprocs))
-        qc["effective_user"] = qc.get("user") or (users[0] if len(users) == 1 else None)
-        if qc["effective_user"] is None and not users:
-            qc["effective_user"] = "distribution default (no QEMU running)"
-    host["qemu_conf"] = qc
-    host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
-    daemons = {}
-    for path in p["daemon_confs"]:
-        c = hostscan.read_conf(path)
-        if c is not None:
-            daemons[os.path.basename(path)] = c
-    host["daemon_confs"] = daemons
-    host["sockets"] = hostscan.sockets()
-    host["tcp_listeners"] = hostscan.libvirt_tcp_listeners()
-    for pid, uid, argv in procs:
-        if os.path.basename(argv[0]) in ("libvirtd", "virtproxyd") and any(a in ("-l", "--listen") for a in argv):
-            host["tcp_listeners"].append("%s --listen (pid %d)" % (os.path.basename(argv[0]), pid))
-    caps = ET.fromstring(conn.getCapabilities())
-    host["security_models"] = [m.text for m in caps.findall("./host/secmodel/model")]
-    host["lsm"] = hostscan.lsm_state()
-    host["qemu_processes"] = qprocs
-    host["watcher"] = hostscan.watcher(procs)
+def image_dirs(conn, p, domains):
+    """libvirt's default image directories, the options', directory pools' and the domains' disk dirs."""
     dirs = set(hostscan.DEFAULT_IMAGE_DIRS) | set(p["image_dirs"])
     for pool in conn.listAllStoragePools(0):
         try:
@@ -200,10 +261,51 @@ def collect_host(conn, p, domains):
             if path:
                 dirs.add(path)
     for d in domains:
-        for disk in d.get("disks") or []:
-            if disk.get("type") == "file" and disk.get("source") and disk["device"] == "disk":
-                dirs.add(os.path.dirname(disk["source"]))
-    host["images"], host["image_dirs"] = hostscan.scan_images(dirs)
+        for defn in hostscan.definitions(d):
+            for disk in defn.get("disks") or []:
+                if disk.get("type") == "file" and disk.get("source") and disk["device"] == "disk":
+                    dirs.add(os.path.dirname(disk["source"]))
+    return dirs
+
+
+def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
+    """Host evidence (see the evidence contract). ``run(argv)`` -> (rc, out, err) runs qemu-img and debugfs;
+    ``tools``: {"qemu_img", "debugfs"} paths (None: not installed)."""
+    tools = tools or {}
+    host = {}
+    qc = qemu_conf if qemu_conf is not None else hostscan.read_conf(p["qemu_conf"])
+    if qc is not None:
+        qc = dict(qc)
+        qc["qemu_user_default"] = hostscan.qemu_user_default()
+    host["qemu_conf"] = qc
+    host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
+    daemons = {}
+    for path in p["daemon_confs"]:
+        c = hostscan.read_conf(path)
+        if c is not None:
+            daemons[os.path.basename(path)] = c
+    host["daemon_confs"] = daemons
+    host["sockets"] = hostscan.sockets()
+    procs = list(hostscan.processes())
+    host["tcp_listeners"] = hostscan.tcp_listeners(procs)
+    caps = ET.fromstring(conn.getCapabilities())
+    host["security_models"] = [m.text for m in caps.findall("./host/secmodel/model")]
+    host["lsm"] = hostscan.lsm_state()
+    host["qemu_processes"] = hostscan.qemu_processes(procs)
+    host["watcher"] = hostscan.watcher(p["watcher_lock"], p["watcher_heartbeat"])
+    if tools.get("qemu_img"):
+        chains = hostscan.disk_chains(domains, run, tools["qemu_img"])
+        hostscan.fill_backing(domains, chains)
+        verify = p["verify_base_images"] and bool(tools.get("debugfs"))
+        host["base_images"] = hostscan.base_images(domains, chains, run, verify=verify, work_dir=p["work_dir"],
+                                                   qemu_img=tools["qemu_img"], debugfs=tools.get("debugfs"))
+        if p["verify_base_images"] and not tools.get("debugfs"):
+            for b in host["base_images"]:
+                b["error"] = "not verified: debugfs (e2fsprogs) is not installed"
+    else:
+        host["base_images"] = None  # cannot be known: qemu-img (qemu-utils) is not installed
+    images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p, domains))
+    host["images"] = hostscan.mark_referenced(images, domains)
     return host
 
 
@@ -217,12 +319,18 @@ def main():
                               default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf"]),
             image_dirs=dict(type="list", elements="path", default=[]),
             host=dict(type="bool"),
+            watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),
+            watcher_heartbeat=dict(type="path", default=hostscan.WATCHER_HEARTBEAT),
+            verify_base_images=dict(type="bool", default=True),
+            work_dir=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python"), exception=str(LIBVIRT_IMPORT_ERROR))
     p = module.params
+    if p["work_dir"] and not os.path.isdir(p["work_dir"]):
+        module.fail_json(msg="work_dir %s is not a directory" % p["work_dir"])
     start = time.time()
     evidence = dict(uri=p["uri"], error=None, host={}, domains=[])
     try:
@@ -232,12 +340,16 @@ def main():
         evidence["seconds"] = round(time.time() - start, 3)
         module.warn(evidence["error"])
         module.exit_json(changed=False, evidence=evidence)
+    dirs = hostscan.qemu_driver_dirs(p["uri"])
+    want_host = p["host"] if p["host"] is not None else dirs is not None
+    qemu_conf = hostscan.read_conf(p["qemu_conf"]) if (dirs is not None or want_host) else None
+    local = dict(dirs=dirs, qemu_conf=qemu_conf) if dirs is not None else None
     try:
-        domains = [collect_domain(dom, p["ledger_dir"]) for dom in conn.listAllDomains(0)]
+        domains = [collect_domain(dom, p["ledger_dir"], local) for dom in conn.listAllDomains(0)]
         evidence["domains"] = sorted(domains, key=lambda d: d["name"])
-        want_host = p["host"] if p["host"] is not None else not p["uri"].startswith("test:")
         if want_host:
-            evidence["host"] = collect_host(conn, p, evidence["domains"])
+            tools = dict(qemu_img=module.get_bin_path("qemu-img"), debugfs=module.get_bin_path("debugfs"))
+            evidence["host"] = collect_host(conn, p, evidence["domains"], module.run_command, qemu_conf, tools)
     except libvirt.libvirtError as e:
         evidence["error"] = "libvirt error while reading %s: %s" % (p["uri"], e.get_error_message())
     finally:
