@@ -103,8 +103,8 @@ _FALSE_STRINGS = ("n", "no", "off", "0", "false", "f")
 _BOOL_EXPECTED = "a boolean (true/false, yes/no, on/off, 1/0)"
 _PORT_EXPECTED = "a port 1-65535"
 _WAIVER_KEYS = ("rule", "subject", "reason", "expires")
-_WAIVER_EXPECTED = {"rule": "a rule id", "subject": "a glob over subject ids", "reason": "a text saying why the rule is waived",
-                    "expires": "a date YYYY-MM-DD"}
+_WAIVER_EXPECTED = {"rule": "a rule id", "subject": "a glob over subject ids",
+                    "reason": "a text saying why the rule is waived", "expires": "a date YYYY-MM-DD"}
 _RULE_KEYS = ("enabled", "severity", "mode")
 _MODES = ("audit", "enforce")
 
