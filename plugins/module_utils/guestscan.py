@@ -224,66 +224,14 @@ def json_file(root, path):
         return {"error": "unparsable %s" % path}
 
 
-def _strip_handles(obj):
-    if isinstance(obj, dict):
-        return dict((k, _strip_handles(v)) for k, v in obj.items() if k != "handle")
-    if isinstance(obj, list):
-        return [_strip_handles(x) for x in obj]
-    return obj
-
-
-def _ports(expr_right):
-    if isinstance(expr_right, int):
-        return [expr_right]
-    if isinstance(expr_right, dict):
-        if "set" in expr_right:
-            out = []
-            for x in expr_right["set"]:
-                out.extend(_ports(x))
-            return out
-        if "range" in expr_right:
-            lo, hi = expr_right["range"]
-            return list(range(int(lo), int(hi) + 1)) if hi - lo < 4096 else ["%s-%s" % (lo, hi)]
-    return []
-
-
-def firewall(nft_json):
-    """Digest and inbound posture of an `nft -j list ruleset` document."""
-    data = json.loads(nft_json) if nft_json else {"nftables": []}
-    items = _strip_handles(data.get("nftables", []))
-    items = [i for i in items if "metainfo" not in i]
-    digest = sha256(json.dumps(items, sort_keys=True, separators=(",", ":")))
-    input_chains = {}
-    for i in items:
-        c = i.get("chain")
-        if c and c.get("hook") == "input":
-            input_chains[(c["family"], c["table"], c["name"])] = c.get("policy", "accept")
-    accepted, accepts_all = set(), False
-    for i in items:
-        r = i.get("rule")
-        if not r or (r["family"], r["table"], r["chain"]) not in input_chains:
-            continue
-        exprs = r.get("expr", [])
-        if not any("accept" in e for e in exprs):
-            continue
-        matches = [e["match"] for e in exprs if "match" in e]
-        port_matches = [m for m in matches if isinstance(m.get("left"), dict) and
-                        m["left"].get("payload", {}).get("field") == "dport"]
-        benign = all(isinstance(m.get("left"), dict) and (
-            "ct" in m["left"] or m["left"].get("meta", {}).get("key") in ("iif", "iifname", "l4proto")
-            or m["left"].get("payload", {}).get("protocol") in ("icmp", "icmpv6")) for m in matches)
-        if port_matches:
-            for m in port_matches:
-                accepted.update(p for p in _ports(m.get("right")) if isinstance(p, int))
-        elif not matches:
-            accepts_all = True
-        elif not benign:
-            accepts_all = True  # an accept we cannot bound to ports: treat as open
-    policy = None
-    if input_chains:
-        policy = "drop" if any(p == "drop" for p in input_chains.values()) else "accept"
-    return dict(digest=digest, input_policy=policy, accepted_ports=sorted(accepted), accepts_all=accepts_all,
-                input_chains=len(input_chains), error=None)
+def firewall(nft_json, management=None):
+    """The `firewall` evidence of an `nft -j list ruleset` document: digest and the inbound posture decided
+    semantically by module_utils/nftables.py (which NEW connections to which ports are accepted from a
+    non-management source). `management` lists management source CIDRs (none by default). Never raises:
+    output that is not an nft JSON ruleset gives {"error": ..., "digest": None, ...}."""
+    # Imported here so this file also loads on its own (tests run it standalone as an unprivileged user).
+    from ansible_collections.vmguard.hardening.plugins.module_utils import nftables
+    return nftables.evaluate_text(nft_json, management)
 
 
 def vmgenid(root="/"):

@@ -74,8 +74,18 @@ evidence:
       masked: [apt-daily.timer]
     firewall:
       digest: 3a4b...
+      error: null
+      default_deny: true
+      open:
+        - proto: tcp
+          port: 22
+          from: any
+        - proto: tcp
+          port: 443
+          from: any
+      open_any: []
       input_policy: drop
-      accepted_ports: [22, 80, 443]
+      input_chains: 1
     sysctl:
       kernel.randomize_va_space: "2"
     epoch: 3
@@ -88,7 +98,7 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan
+from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, nftables
 
 
 def systemd_units(module):
@@ -108,16 +118,14 @@ def systemd_units(module):
 
 
 def nft_ruleset(module):
+    """The `firewall` evidence: the live ruleset evaluated by module_utils/nftables.py (errors keep its shape)."""
     nft = module.get_bin_path("nft")
     if not nft:
-        return dict(error="nft is not installed", digest=None, input_policy=None)
+        return nftables.error_result("nft is not installed")
     rc, out, err = module.run_command([nft, "-j", "list", "ruleset"])
     if rc != 0:
-        return dict(error="nft list ruleset failed: %s" % err.strip(), digest=None, input_policy=None)
-    try:
-        return guestscan.firewall(out)
-    except ValueError as e:
-        return dict(error="unparsable nft output: %s" % e, digest=None, input_policy=None)
+        return nftables.error_result("nft -j list ruleset failed (rc %d): %s" % (rc, err.strip()))
+    return guestscan.firewall(out)
 
 
 def main():

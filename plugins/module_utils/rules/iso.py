@@ -335,13 +335,25 @@ def iso10(ctx, guest):
         return error("firewall not collected")
     if fw.get("error"):
         return error("firewall not readable: %s" % fw["error"])
-    if fw.get("input_policy") != "drop":
-        return fail("inbound policy is %s, not default-deny" % (fw.get("input_policy") or "accept (no input chain)"),
-                    input_policy=fw.get("input_policy"))
-    extra = sorted(set(fw.get("accepted_ports") or []) - allowed)
-    if extra or fw.get("accepts_all"):
-        return fail("inbound firewall accepts more than %s: %s" % (sorted(allowed), "all traffic" if fw.get("accepts_all") else extra))
-    return ok("inbound default-deny; open: %s" % sorted(fw.get("accepted_ports") or []))
+    missing = [k for k in ("default_deny", "open", "open_any") if fw.get(k) is None]
+    if missing:
+        return error("firewall evidence lacks %s (collected by an older guest_facts?)" % ", ".join(missing))
+    problems = []
+    if fw["open_any"]:
+        problems.append("accepts inbound traffic not bounded to a port: %s" % "; ".join(fw["open_any"]))
+    elif not fw["default_deny"]:
+        problems.append("is not default-deny (a port no rule mentions is accepted)")
+    extra = [o for o in fw["open"] if o.get("port") not in allowed]
+    if extra:
+        problems.append("opens ports outside %s: %s" % (sorted(allowed), ", ".join(_fw_port(o) for o in extra)))
+    if problems:
+        return fail("inbound firewall " + "; ".join(problems), open_any=fw["open_any"],
+                    extra=[_fw_port(o) for o in extra], default_deny=fw["default_deny"])
+    return ok("inbound default-deny; open: %s" % (", ".join(_fw_port(o) for o in fw["open"]) or "nothing"))
+
+
+def _fw_port(o):
+    return "%s/%s from %s" % (o.get("proto"), o.get("port"), o.get("from"))
 
 
 @check("ISO-11", "domain")

@@ -236,15 +236,52 @@ def test_iso09_qemu_commandline():
     assert waived["status"] == "waived" and waived["waived_status"] == "fail" and "lab port forward" in waived["message"]
 
 
-def test_iso10_firewall():
-    assert E.status_of(E.run("ISO-10", gfleet()), "web1") == "pass"
+def iso10(fw=None, service="web", **changes):
     f = E.guest_facts(1)
-    f["firewall"] = dict(f["firewall"], input_policy="accept")
-    assert E.status_of(E.run("ISO-10", gfleet(f)), "web1") == "fail"
-    f["firewall"] = dict(f["firewall"], input_policy="drop", accepted_ports=[22, 443, 3306])
-    assert "3306" in E.by_subject(E.run("ISO-10", gfleet(f)))["web1"]["message"]
-    f["firewall"] = {"error": "nft is not installed"}
+    f["firewall"] = dict(f["firewall"], **changes) if fw is None else fw
+    return E.by_subject(E.run("ISO-10", gfleet(f, service=service)))["web1"]
+
+
+def test_iso10_default_deny_with_service_and_management_ports_passes():
+    got = iso10()
+    assert got["status"] == "pass"
+    assert got["message"] == "inbound default-deny; open: tcp/22 from 192.0.2.0/24, tcp/80 from any, tcp/443 from any"
+    # A policy-accept chain ending in reject (firewalld) is just as default-deny: the policy is not the test.
+    assert iso10(input_policy="accept")["status"] == "pass"
+    assert iso10(open=[])["message"] == "inbound default-deny; open: nothing"
+
+
+def test_iso10_unbounded_accept_fails_and_names_the_rule():
+    got = iso10(default_deny=False, open_any=['inet filter input: iifname "eth0" accept'])
+    assert got["status"] == "fail"
+    assert 'not bounded to a port: inet filter input: iifname "eth0" accept' in got["message"]
+    assert got["evidence"]["open_any"] == ['inet filter input: iifname "eth0" accept']
+
+
+def test_iso10_not_default_deny_fails():
+    got = iso10(default_deny=False)
+    assert got["status"] == "fail" and "not default-deny" in got["message"]
+
+
+def test_iso10_port_outside_service_and_management_fails():
+    extra = [{"proto": "tcp", "port": 3306, "from": "any"}, {"proto": "udp", "port": 546, "from": "fe80::/10"}]
+    got = iso10(open=E.guest_facts(1)["firewall"]["open"] + extra)
+    assert got["status"] == "fail"
+    assert got["message"] == ("inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any, "
+                              "udp/546 from fe80::/10")
+    assert got["evidence"]["extra"] == ["tcp/3306 from any", "udp/546 from fe80::/10"]
+    # The same ports are the service's own on a db guest... except 80/443, which then are extra.
+    assert "tcp/80 from any" in iso10(service="db", open=[{"proto": "tcp", "port": 80, "from": "any"}])["message"]
+
+
+def test_iso10_missing_or_unreadable_firewall_is_error():
+    assert iso10(fw={"error": "nft is not installed", "digest": None})["status"] == "error"
+    got = iso10(fw={"digest": "f" * 64, "input_policy": "drop", "accepted_ports": [22], "error": None})
+    assert got["status"] == "error" and "lacks default_deny, open, open_any" in got["message"]
+    f = E.guest_facts(1)
+    del f["firewall"]
     assert E.status_of(E.run("ISO-10", gfleet(f)), "web1") == "error"
+    assert iso10(service=None)["status"] == "error"
 
 
 def test_iso11_shmem_vsock():
