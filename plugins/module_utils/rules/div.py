@@ -40,6 +40,10 @@ rule("DIV-10", "diversity", "medium", "enforce", "GUEST", "kernel.randomize_va_s
      "Set kernel.randomize_va_space=2 in a sysctl drop-in and apply it.")
 
 
+# libvirt's virtio models; the (non-)transitional variants are the same device for the guest's entropy.
+VIRTIO_RNG_MODELS = ("virtio", "virtio-transitional", "virtio-non-transitional")
+
+
 def _facts(ctx, guest):
     return ctx.guests[guest]["facts"]
 
@@ -262,8 +266,9 @@ def div08(ctx, guest):
 @check("DIV-09", "domain")
 def div09(ctx, hd):
     d = hd[1]
-    if "virtio" in (d.get("rng") or []):
-        return ok("virtio-rng present")
+    virtio = [m for m in d.get("rng") or [] if m in VIRTIO_RNG_MODELS]
+    if virtio:
+        return ok("virtio-rng present (%s)" % ", ".join(virtio))
     return fail("no virtio-rng device" + (" (has %s)" % ", ".join(d["rng"]) if d.get("rng") else ""))
 
 

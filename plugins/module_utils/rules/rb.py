@@ -263,6 +263,8 @@ def rb11(ctx, hv):
     if holder is not None and beat is not None and holder != beat:
         missing.append("heartbeat from another pid (%s) than the lock holder (%s)" % (beat, holder))
     if missing:
+        if w.get("error"):
+            missing.append("reading it: %s" % w["error"])
         return fail("revert watcher not proven running: %s; a snapshot revert or restore would go unnoticed and "
                     "unquarantined" % "; ".join(missing), **evidence)
     return ok("revert watcher holds its lock%s, heartbeat %.0fs old" % (

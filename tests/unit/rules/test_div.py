@@ -171,6 +171,8 @@ def test_div09_rng():
     no_rng = E.domain(replace={"<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": ""})
     assert E.status_of(E.run("DIV-09", E.fleet([no_rng])), "hv1/web1") == "fail"
     assert E.run("DIV-09", E.fleet([no_rng]), rules={"DIV-09": {"enabled": False}}) == []
+    transitional = E.domain(replace={"<rng model='virtio'>": "<rng model='virtio-transitional'>"})
+    assert E.status_of(E.run("DIV-09", E.fleet([transitional])), "hv1/web1") == "pass"
 
 
 def test_div10_aslr():

@@ -203,6 +203,15 @@ def test_rb11_a_process_named_like_the_watcher_proves_nothing():
 def test_rb11_heartbeat_limit_is_a_policy_parameter():
     f = rb11(heartbeat_age_seconds=45.0)
     assert f["status"] == "fail" and "limit 30s" in f["message"]
+    host = E.host(watcher=E.watcher(heartbeat_age_seconds=45.0))
+    (f,) = E.run("RB-11", E.fleet(host_ev=host), params={"rollback": {"watcher_heartbeat_seconds": 60}})
+    assert f["status"] == "pass"
+
+
+def test_rb11_unreadable_watcher_files_fail_with_the_reason():
+    why = "/run/vmguard/watcher.heartbeat: not valid JSON (Expecting value: line 1 column 1 (char 0))"
+    f = rb11(heartbeat_age_seconds=None, heartbeat_pid=None, error=why)
+    assert f["status"] == "fail" and "not valid JSON" in f["message"]
 
 
 def test_rb12_transient_disk():
