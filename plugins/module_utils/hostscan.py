@@ -68,6 +68,14 @@ def read_conf(path):
         return None
 
 
+def read_qemu_conf(path):
+    """qemu.conf parsed; {} when it does not exist (every setting at its default), None when unreadable."""
+    conf = read_conf(path)
+    if conf is None and not os.path.lexists(path):
+        return {}
+    return conf
+
+
 def _cmdline(pid):
     try:
         with open("/proc/%s/cmdline" % pid, "rb") as f:

@@ -81,11 +81,11 @@ options:
         C(qemu:///session)) and false otherwise (the test driver and remote URIs describe no local host).
     type: bool
   watcher_lock:
-    description: Lock file the revert watcher holds an C(flock) on.
+    description: Lock file the revert watcher holds an C(flock) on (never created by this module).
     type: path
     default: /run/vmguard/watcher.lock
   watcher_heartbeat:
-    description: Heartbeat file the revert watcher rewrites (JSON C({"pid": N, "time": epoch})).
+    description: Heartbeat file the revert watcher rewrites every few seconds (JSON object with C(pid) and C(time)).
     type: path
     default: /run/vmguard/watcher.heartbeat
   verify_base_images:
@@ -273,7 +273,7 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
     ``tools``: {"qemu_img", "debugfs"} paths (None: not installed)."""
     tools = tools or {}
     host = {}
-    qc = qemu_conf if qemu_conf is not None else hostscan.read_conf(p["qemu_conf"])
+    qc = qemu_conf if qemu_conf is not None else hostscan.read_qemu_conf(p["qemu_conf"])
     if qc is not None:
         qc = dict(qc)
         qc["qemu_user_default"] = hostscan.qemu_user_default()
@@ -342,7 +342,7 @@ def main():
         module.exit_json(changed=False, evidence=evidence)
     dirs = hostscan.qemu_driver_dirs(p["uri"])
     want_host = p["host"] if p["host"] is not None else dirs is not None
-    qemu_conf = hostscan.read_conf(p["qemu_conf"]) if (dirs is not None or want_host) else None
+    qemu_conf = hostscan.read_qemu_conf(p["qemu_conf"]) if (dirs is not None or want_host) else None
     local = dict(dirs=dirs, qemu_conf=qemu_conf) if dirs is not None else None
     try:
         domains = [collect_domain(dom, p["ledger_dir"], local) for dom in conn.listAllDomains(0)]

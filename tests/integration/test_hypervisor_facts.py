@@ -114,19 +114,28 @@ def test_secure_xml_is_never_requested():
     assert "XML_SECURE)" not in code and "XML_SECURE |" not in code and "| libvirt.VIR_DOMAIN_XML_SECURE" not in code
 
 
-def test_module_runs_on_the_test_driver():
+NODE = """<node><domain type='test'><name>node-vm</name><memory>65536</memory><os><type>hvm</type></os>
+<devices><graphics type='vnc' listen='0.0.0.0' passwd='hunter2'/><graphics type='spice' passwd='hunter3'/></devices>
+</domain></node>"""
+
+
+def test_module_return_carries_no_password(tmp_path):
+    node = tmp_path / "node.xml"
+    node.write_text(NODE)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    p = subprocess.run(["ansible", "localhost", "-m", "vmguard.hardening.hypervisor_facts", "-a", "uri=test:///default"],
+    p = subprocess.run(["ansible", "localhost", "-m", "vmguard.hardening.hypervisor_facts", "-a", "uri=test://%s" % node],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False, env=env)
     body = p.stdout[p.stdout.index("\n{") + 1:] if not p.stdout.startswith("{") else p.stdout  # after banners
     res = json.JSONDecoder().raw_decode(body)[0]["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert p.returncode == 0, res
     ev = res["evidence"]
     assert ev["error"] is None and ev["host"] == {}
-    test = [d for d in ev["domains"] if d["name"] == "test"][0]
-    assert test["definition"] == "live" and test["inactive"]["definition"] == "persistent"
+    d = [d for d in ev["domains"] if d["name"] == "node-vm"][0]
+    assert d["definition"] == "live" and d["inactive"]["definition"] == "persistent"
+    assert [g["passwd_set"] for g in d["graphics"]] == [None, None]
+    assert "hunter" not in p.stdout + p.stderr and "hunter" not in repr(ev)
 
 
 # --- the local qemu:///system daemon ----------------------------------------------------------------------

@@ -212,6 +212,14 @@ def test_tcp_listeners_from_proc_and_daemon_conf(tmp_path):
     assert hostscan.tcp_listeners([], paths=(str(tmp_path / "none"),)) == []
 
 
+def test_read_qemu_conf_missing_is_defaults_unreadable_is_unknown(tmp_path):
+    assert hostscan.read_qemu_conf(str(tmp_path / "qemu.conf")) == {}
+    (tmp_path / "qemu.conf").write_text('user = "+0"\nvnc_password = "x"\n')
+    assert hostscan.read_qemu_conf(str(tmp_path / "qemu.conf")) == {"user": "+0", "vnc_password": "x"}
+    (tmp_path / "dir.conf").mkdir()
+    assert hostscan.read_qemu_conf(str(tmp_path / "dir.conf")) is None
+
+
 def test_qemu_processes_carry_uid():
     procs = [(5, 64055, ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on",
                          "-uuid", "AB-CD"]), (6, 0, ["/bin/sh"])]
