@@ -129,8 +129,7 @@ def _subjects(ctx, kind, needs_facts=True):
         # Base (backing) images of the domains' disks, one subject each (DIV-06).
         for hv, ev in sorted(ctx.hypervisors.items()):
             if ev.get("error"):
-                yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
-                continue
+                continue  # the rule's hypervisor check already reports the unreachable hypervisor
             for img in (ev.get("host") or {}).get("base_images") or []:
                 yield {"kind": "image", "id": "%s:%s" % (hv, img.get("path"))}, (hv, img), None
     elif kind == "fleet":
