@@ -203,8 +203,8 @@ def _parse(dom, flags, local, kind):
     for g in d["graphics"]:
         g["passwd_set"] = None  # XML read without VIR_DOMAIN_XML_SECURE never carries passwd
     if local is not None:
-        flags_ = hostscan.passwd_flags(local["dirs"], dom.name(), kind)
-        hostscan.resolve_passwd_set(d["graphics"], flags_, local["qemu_conf"])
+        present = hostscan.passwd_flags(local["dirs"], dom.name(), kind)
+        hostscan.resolve_passwd_set(d["graphics"], present, local["qemu_conf"])
     return d
 
 
