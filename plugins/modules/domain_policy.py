@@ -17,8 +17,12 @@ description:
     C(DIV-09) virtio-rng, C(RB-01) genid) to the persistent definition of every selected domain.
   - Edits with lxml and changes only the elements a remediation owns - namespaces, metadata and
     unknown elements are kept. A domain that already complies is not redefined.
-  - Backs up the previous definition (with its secrets, mode 0600) before each redefinition.
-    Running domains keep running; the result marks them C(restart_pending).
+  - Backs up the previous definition (with its secrets, mode 0600, written atomically to
+    C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose
+    backup cannot be written. Running domains keep running; the result marks them C(restart_pending).
+  - A domain that cannot be read, remediated, backed up or redefined does not stop the others:
+    the module fails at the end, listing every failure in RV(failed_domains), with RV(domains)
+    and C(changed) still true for the domains it did redefine.
 author:
   - vmguard.hardening developers (@vmguard)
 requirements:
@@ -66,21 +70,32 @@ EXAMPLES = r"""
 
 RETURN = r"""
 domains:
-  description: Per changed domain, its changes, backup path and whether a restart is pending.
+  description:
+    - Per redefined domain (in check mode, per domain that would be), its changes, UUID, backup
+      path and whether a restart is pending.
   returned: always
   type: dict
   sample:
     web1:
       changes: ["DIV-09: added <rng model='virtio'> (/dev/urandom)"]
-      backup: /var/lib/vmguard/backup/domains/web1-20261126T191500Z.xml
+      uuid: 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10
+      backup: /var/lib/vmguard/backup/domains/0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10-20261126T191500Z.xml
       restart_pending: true
+failed_domains:
+  description: Per domain that could not be read, remediated, backed up or redefined, why (and its backup if one was written).
+  returned: always
+  type: dict
+  sample:
+    mail1:
+      error: "not redefined: its backup cannot be written: [Errno 28] No space left on device"
+      backup: null
 """
 
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.vmguard.hardening.plugins.module_utils import domfix
+from ansible_collections.vmguard.hardening.plugins.module_utils import domfix, fsutil
 
 try:
     import libvirt
@@ -93,6 +108,58 @@ try:
     HAS_LXML = True
 except ImportError:
     HAS_LXML = False
+
+
+def backup_path(backup_dir, uuid, stamp):
+    """<uuid>-<UTC stamp>.xml (bounded length, whatever the domain's name); -N added when a backup
+    of the same second exists, so an earlier backup is never replaced."""
+    base = os.path.join(backup_dir, "%s-%s" % (uuid, stamp))
+    path, n = base + ".xml", 1
+    while os.path.lexists(path):
+        path, n = "%s-%d.xml" % (base, n), n + 1
+    return path
+
+
+def write_backup(backup_dir, uuid, stamp, xml):
+    """The previous definition (with its secrets) at mode 0600, written atomically; returns its path."""
+    if not os.path.isdir(backup_dir):
+        os.makedirs(backup_dir, 0o700)
+    return fsutil.atomic_write(backup_path(backup_dir, uuid, stamp), xml, 0o600)
+
+
+def fix_domain(module, conn, dom, stamp):
+    """(entry or None when the domain complies or vanished, error message or None) for one domain.
+
+    The entry's ``redefined`` is True once libvirt holds the new definition - whatever fails
+    afterwards, it is reported as changed. No backup, no redefinition."""
+    p = module.params
+    try:
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        uuid = dom.UUIDString()
+        active = bool(dom.isActive())
+    except libvirt.libvirtError as e:
+        if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None, None  # vanished since the listing
+        return None, "cannot read its definition: %s" % e.get_error_message()
+    try:
+        new, changes = domfix.apply(xml, p["fixes"], etree)
+    except (ValueError, etree.LxmlError) as e:
+        return None, "cannot remediate its definition: %s" % e
+    if not changes:
+        return None, None
+    entry = dict(changes=changes, restart_pending=active, backup=None, uuid=uuid)
+    if module.check_mode:
+        return entry, None
+    try:
+        entry["backup"] = write_backup(p["backup_dir"], uuid, stamp, xml)
+    except (OSError, IOError, ValueError) as e:
+        return entry, "not redefined: its backup cannot be written: %s" % e
+    try:
+        conn.defineXML(new)
+    except libvirt.libvirtError as e:
+        return entry, "backed up but not redefined: %s" % e.get_error_message()
+    entry["redefined"] = True
+    return entry, None
 
 
 def main():
@@ -118,7 +185,7 @@ def main():
         conn = libvirt.open(p["uri"])
     except libvirt.libvirtError as e:
         module.fail_json(msg="cannot connect to %s: %s" % (p["uri"], e.get_error_message()))
-    result = dict(changed=False, domains={})
+    result = dict(changed=False, domains={}, failed_domains={})
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     try:
         wanted = set(p["domains"])
@@ -126,34 +193,23 @@ def main():
             name = dom.name()
             if (wanted and name not in wanted) or name in p["exclude"]:
                 continue
-            try:
-                xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-            except libvirt.libvirtError:
-                continue  # vanished since the listing
-            new, changes = domfix.apply(xml, p["fixes"], etree)
-            if not changes:
-                continue
-            entry = dict(changes=changes, restart_pending=bool(dom.isActive()), backup=None)
-            if not module.check_mode:
-                if not os.path.isdir(p["backup_dir"]):
-                    os.makedirs(p["backup_dir"], 0o700)
-                backup = os.path.join(p["backup_dir"], "%s-%s.xml" % (name, stamp))
-                fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(xml)
-                entry["backup"] = backup
-                conn.defineXML(new)
-            result["domains"][name] = entry
-            result["changed"] = True
+            entry, err = fix_domain(module, conn, dom, stamp)
+            if entry is not None and (module.check_mode or entry.pop("redefined", False)):
+                result["domains"][name] = entry
+                result["changed"] = True
+            if err:
+                result["failed_domains"][name] = dict(error=err, backup=(entry or {}).get("backup"))
     except libvirt.libvirtError as e:
         module.fail_json(msg="libvirt error: %s" % e.get_error_message(), **result)
-    except ValueError as e:
-        module.fail_json(msg=str(e), **result)
     finally:
         conn.close()
     if module._diff and result["changed"]:
         result["diff"] = dict(before="", after="".join("%s: %s\n" % (n, "; ".join(d["changes"]))
                                                        for n, d in sorted(result["domains"].items())))
+    if result["failed_domains"]:
+        module.fail_json(msg="domain_policy failed for %d domain(s) (%d redefined): %s" % (
+            len(result["failed_domains"]), len(result["domains"]),
+            "; ".join("%s: %s" % (n, f["error"]) for n, f in sorted(result["failed_domains"].items()))), **result)
     module.exit_json(**result)
 
 

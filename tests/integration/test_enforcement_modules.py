@@ -3,6 +3,7 @@ and the guest role's reseal plan rendered by Ansible's own templating."""
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -158,3 +159,89 @@ def test_identity_reseal_refuses_a_machine_id_that_is_a_link(tmp_path, tmp_path_
     out = module("vmguard.hardening.identity_reseal", {"root": str(tmp_path), "force": ["machine_id"]})
     assert out.get("failed") and "symbolic link" in out["msg"] and "etc/machine-id" in out["msg"], out
     assert untouched(canary)
+
+
+LONG = "vmg-fs-" + "l" * 293  # 300 characters: a backup named after it would exceed NAME_MAX
+NODE_LONG = """<node>
+<domain type='test'><name>%s</name><uuid>11111111-2222-4333-8444-aaaaaaaaaaaa</uuid>
+  <memory>65536</memory><os><type>hvm</type></os><devices/></domain>
+<domain type='test'><name>vmg-fs-normal</name><uuid>11111111-2222-4333-8444-bbbbbbbbbbbb</uuid>
+  <memory>65536</memory><os><type>hvm</type></os><devices/></domain>
+</node>""" % LONG
+BACKUP_NAME = re.compile(r"^11111111-2222-4333-8444-(a{12}|b{12})-\d{8}T\d{6}Z(-\d+)?\.xml$")
+
+
+def test_domain_policy_long_name_backups_are_uuid_based(tmp_path):
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_LONG)
+    backups = tmp_path / "backup"
+    out = module("vmguard.hardening.domain_policy", {"uri": "test://%s" % node, "fixes": ["DIV-09"],
+                                                     "backup_dir": str(backups)})
+    assert not out.get("failed") and out["changed"] is True, out
+    assert sorted(out["domains"]) == sorted([LONG, "vmg-fs-normal"]) and out["failed_domains"] == {}
+    for name, entry in out["domains"].items():
+        assert BACKUP_NAME.match(os.path.basename(entry["backup"])), entry["backup"]
+        assert os.path.basename(entry["backup"]).startswith(entry["uuid"])
+        assert os.stat(entry["backup"]).st_mode & 0o777 == 0o600
+        with open(entry["backup"]) as f:
+            assert "<name>%s</name>" % name in f.read()
+    assert sorted(os.listdir(str(backups))) == sorted(os.path.basename(e["backup"]) for e in out["domains"].values())
+
+
+@pytest.fixture
+def one_file_fs(tmp_path):
+    """A tmpfs with room for exactly one file: the second backup fails (a full disk, for real)."""
+    d = tmp_path / "backup"
+    d.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=2,mode=0700", "tmpfs", str(d)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % p.stderr.strip())
+    yield d
+    subprocess.run(["umount", str(d)], check=True)
+
+
+def test_domain_policy_keeps_going_and_reports_partial_result(tmp_path, one_file_fs):
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_LONG)
+    out = module("vmguard.hardening.domain_policy", {"uri": "test://%s" % node, "fixes": ["DIV-09"],
+                                                     "backup_dir": str(one_file_fs)})
+    assert out.get("failed") is True and out["changed"] is True, out
+    assert len(out["domains"]) == 1 and len(out["failed_domains"]) == 1
+    (fixed, entry), = out["domains"].items()
+    (broken, failure), = out["failed_domains"].items()
+    assert {fixed, broken} == {LONG, "vmg-fs-normal"}
+    assert os.path.exists(entry["backup"]) and failure["backup"] is None
+    assert "not redefined: its backup cannot be written" in failure["error"]
+    assert "failed for 1 domain(s) (1 redefined)" in out["msg"] and broken in out["msg"]
+
+
+def test_domain_policy_refuses_to_redefine_without_a_backup(tmp_path, capsys):
+    """In one process (test:///default is shared by connections): libvirt keeps the old definition."""
+    import sys
+    import libvirt
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+    sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
+    from ansible_collections.vmguard.hardening.plugins.modules import domain_policy as dp
+    conn = libvirt.open("test:///default")
+    dom = conn.defineXML("<domain type='test'><name>vmg-fs-nobackup</name><memory>65536</memory>"
+                         "<os><type>hvm</type></os><devices/></domain>")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    saved = basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE
+    try:
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": {
+            "uri": "test:///default", "fixes": ["DIV-09"], "backup_dir": str(not_a_dir / "sub"),
+            "domains": ["vmg-fs-nobackup"]}}))
+        basic._ANSIBLE_PROFILE = "legacy"
+        with pytest.raises(SystemExit):
+            dp.main()
+        out = json.loads(capsys.readouterr().out)
+        assert out["failed"] is True and out["changed"] is False and out["domains"] == {}
+        assert "not redefined: its backup cannot be written" in out["failed_domains"]["vmg-fs-nobackup"]["error"]
+        assert "<rng" not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)  # libvirt still has the old one
+    finally:
+        basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = saved
+        dom.undefine()
+        conn.close()
