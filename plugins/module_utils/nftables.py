@@ -50,7 +50,6 @@ L4_DEPS = {"tcp": ("tcp",), "udp": ("udp",), "th": ("tcp", "udp"), "sctp": (), "
            "icmp": (), "icmpv6": (), "igmp": (), "esp": (), "ah": (), "comp": (), "arp": ()}
 UNQUALIFIED_META = ("iif", "iifname", "oif", "oifname", "iiftype", "oiftype", "iifgroup", "oifgroup")
 NAT_STATEMENTS = ("snat", "dnat", "masquerade", "redirect")
-VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
 LOOPBACK = (ipaddress.ip_network(u"127.0.0.0/8"), ipaddress.ip_network(u"::1/128"))
 
 
@@ -115,8 +114,7 @@ class Ruleset(object):
                         self.dynamic_sets.add((key[0], key[1], name.lstrip("@")))
 
     def base_chains(self, nfproto):
-        found = [c for k, c in self.chains.items()
-                 if c.get("hook") == "input" and c.get("family") in FAMILIES[nfproto]]
+        found = [c for c in self.chains.values() if c.get("hook") == "input" and c.get("family") in FAMILIES[nfproto]]
         return sorted(found, key=lambda c: (_prio(c), c["family"], c["table"], c["name"]))
 
     def input_chains(self):
@@ -219,7 +217,9 @@ class Flags(object):
 
 
 class Iface(object):
-    """Some non-loopback interface."""
+    """Some non-loopback interface: equal to none of `loopback` (lo's name and index, or its type)."""
+    def __init__(self, loopback):
+        self.loopback = loopback
 
 
 class Saddr(object):
@@ -291,7 +291,9 @@ def _meta(key, probe):
     if key == "protocol":
         return Const("ip" if probe.nfproto == "ipv4" else "ip6")
     if key in ("iif", "iifname"):
-        return Iface()
+        return Iface(("lo", 1))  # lo is ifindex 1 in every network namespace
+    if key == "iiftype":
+        return Iface(("loopback", 772))
     if key == "pkttype":
         return Const("host")
     return Unknown()
@@ -353,9 +355,9 @@ def _const_cmp(v, e, kind):
     return TRUE if v == e else FALSE
 
 
-def _iface_cmp(e):
+def _iface_cmp(iface, e):
     e = _unwrap(e)
-    if e == "lo" or e == 1:
+    if not isinstance(e, bool) and e in iface.loopback:
         return FALSE
     return MAYBE
 
@@ -425,7 +427,7 @@ def _member(value, elems, is_set, positive, probe):
         text = _render_value({"set": elems}) if is_set and len(elems) != 1 else _render_value(elems[0])
         return _maybe([("from", text if positive else "not " + text)])
     if isinstance(value, Iface):
-        results = [_iface_cmp(e) for e in elems]
+        results = [_iface_cmp(value, e) for e in elems]
     else:
         results = [_const_cmp(value.value, e, value.kind) for e in elems]
     if TRUE in results:
@@ -454,7 +456,7 @@ def _compare(value, op, right):
     return ALT_TRUE if hit else ALT_FALSE
 
 
-def _concat_member(left, elems, positive, probe, family, table, rs):
+def _concat_member(left, elems, positive, probe):
     parts = [_leftvalue(p, probe) for p in left["concat"]]
     if any(isinstance(p, DepFail) for p in parts):
         return ALT_FALSE
@@ -506,7 +508,7 @@ def evaluate_match(m, probe, family, table, rs):
     if isinstance(left, dict) and isinstance(left.get("concat"), list):
         if dynamic:
             return _maybe()
-        return _concat_member(left, elems, positive, probe, family, table, rs)
+        return _concat_member(left, elems, positive, probe)
     value = _leftvalue(left, probe)
     if dynamic and not isinstance(value, DepFail):
         tags = [("from", _render_value(right))] if isinstance(value, Saddr) and positive else []
@@ -540,7 +542,7 @@ def run_rule(exprs, probe, family, table, rs):
             alts, may_fail = evaluate_match(body, probe, family, table, rs)
         elif key == "xt" and isinstance(body, dict) and body.get("type") == "target":
             continue  # LOG, MARK...: non-terminal (treating an unknown target so only adds exposure)
-        elif key in ("limit", "xt", "quota", "exthdr"):
+        elif key in ("limit", "xt", "quota"):
             alts, may_fail = _maybe()  # limit/quota stop matching when exhausted; xt is opaque
         else:
             continue  # counter, log, meta/ct set, dynamic set updates, notrack...: non-terminal
@@ -579,7 +581,10 @@ def _vmap(body, states, probe, family, table, rs):
         pairs, dynamic = data["set"], False
     else:
         raise NftError("rule in table %s %s: vmap data is neither a set nor @map" % (family, table))
-    out, any_fail, any_sure = [], dynamic, False
+    out, any_sure = [], False
+    if dynamic and not isinstance(_leftvalue(body["key"], probe), DepFail):
+        # A verdict map the ruleset fills at run time may come to hold any verdict, accept included.
+        out.extend((s, "accept") for s in states)
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], dict) and len(pair[1]) == 1):
             raise NftError("rule in table %s %s: vmap element %r is not [key, verdict]" % (family, table, pair))

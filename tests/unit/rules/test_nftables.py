@@ -294,3 +294,18 @@ def test_no_input_chain_for_a_family_is_open():
 def test_missing_jump_target_is_an_error():
     fw = N.evaluate(doc(inet_input([[{"jump": {"target": "nowhere"}}]])))
     assert fw["error"] == "chain inet filter input: jump/goto to missing chain 'nowhere'"
+
+
+def test_interface_type_and_run_time_filled_verdict_maps():
+    fw = ev(inet_input([[m(meta("iiftype"), "loopback"), ACCEPT], [m(meta("iif"), 1), ACCEPT],
+                        [m(meta("iiftype"), "ether"), m(dport(), 80), ACCEPT]]))
+    assert fw["open"] == tcp(80) and fw["open_any"] == []
+    dyn = {"name": "dyn", "type": "ipv4_addr", "map": "verdict", "flags": ["dynamic"], "elem": []}
+    fw = ev(inet_input([[{"vmap": {"key": saddr(), "data": "@dyn"}}]]), sets=[("inet", "filter", dyn)])
+    assert fw["open_any"] == ["inet filter input: ip saddr vmap @dyn"] and fw["default_deny"] is False
+
+
+def test_evaluation_is_bounded(monkeypatch):
+    monkeypatch.setattr(N, "MAX_STEPS", 5)
+    fw = N.evaluate(json.loads(fixture("firewalld-public-web")))
+    assert fw["error"] == "ruleset too complex to evaluate (more than 5 rule steps)" and fw["digest"] is None
