@@ -55,8 +55,16 @@ def machine_id(root="/"):
 
 
 def random_seed(root="/"):
-    raw = _read(root, "/var/lib/systemd/random-seed", binary=True)
-    return dict(random_seed_digest=sha256(raw) if raw else None)
+    """Digest of the systemd random seed; a seed that exists but cannot be read is an error, not "no seed"."""
+    path = os.path.join(root, "var/lib/systemd/random-seed")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except (IOError, OSError) as e:
+        if not os.path.lexists(path):
+            return dict(random_seed_digest=None, random_seed_error=None)
+        return dict(random_seed_digest=None, random_seed_error="cannot read /var/lib/systemd/random-seed: %s" % e)
+    return dict(random_seed_digest=sha256(raw) if raw else None, random_seed_error=None)
 
 
 def ssh_fingerprint(pub_line):
@@ -67,19 +75,33 @@ def ssh_fingerprint(pub_line):
 
 
 def ssh_host_keys(root="/"):
+    """Host key fingerprints; [] when there is no /etc/ssh (no SSH server), None when a key cannot be read."""
+    keys, err = read_ssh_host_keys(root)
+    return None if err else keys
+
+
+def read_ssh_host_keys(root="/"):
+    """(keys, error): an unreadable /etc/ssh or key file is an error, never "no keys" (DIV-02, RB-06)."""
     d = os.path.join(root, "etc/ssh")
     keys = []
     try:
         names = sorted(os.listdir(d))
-    except OSError:
-        return []
+    except OSError as e:
+        if not os.path.lexists(d):
+            return [], None
+        return None, "cannot list /etc/ssh: %s" % e
     for n in names:
         if n.startswith("ssh_host_") and n.endswith("_key.pub"):
             line = _read(root, "/etc/ssh/" + n)
-            if line and line.strip():
-                ktype, fp = ssh_fingerprint(line.strip())
+            if line is None:
+                return None, "cannot read /etc/ssh/%s" % n
+            if line.strip():
+                try:
+                    ktype, fp = ssh_fingerprint(line.strip())
+                except (IndexError, ValueError, TypeError):
+                    return None, "/etc/ssh/%s is not an OpenSSH public key" % n
                 keys.append(dict(type=ktype, fingerprint=fp, file="/etc/ssh/" + n))
-    return keys
+    return keys, None
 
 
 def _read_required(root, path):
@@ -212,6 +234,21 @@ def sysctls(root="/", keys=SYSCTLS):
         v = _read(root, "/proc/sys/" + k.replace(".", "/"))
         out[k] = v.strip() if v is not None else None
     return out
+
+
+def epoch(path, root="/"):
+    """(epoch, error) from the guest's epoch file: (None, None) when there is none; an unreadable or
+    malformed file is an error, so a damaged file never reads as "rolled back to before hardening"."""
+    data = json_file(root, path)
+    if data is None:
+        full = os.path.join(root, path.lstrip("/"))
+        return None, ("cannot read %s" % path) if os.path.lexists(full) else None
+    if not isinstance(data, dict) or "error" in data:
+        return None, "%s: %s" % (path, data.get("error") if isinstance(data, dict) else "not a JSON object")
+    value = data.get("epoch")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None, "%s: epoch is not a non-negative integer: %r" % (path, value)
+    return value, None
 
 
 def json_file(root, path):

@@ -49,7 +49,9 @@ def plan(root, duplicated, force=()):
         todo["machine_id"] = "forced"
     elif duplicated.get("machine_id_digest") and mid.get("machine_id_digest") == duplicated["machine_id_digest"]:
         todo["machine_id"] = "shared with another guest"
-    keys = guestscan.ssh_host_keys(root)
+    keys, err = guestscan.read_ssh_host_keys(root)
+    if err:
+        raise ValueError(err)
     dup_fps = set(duplicated.get("ssh_fingerprints") or [])
     if "ssh_host_keys" in force:
         todo["ssh_host_keys"] = list(keys)

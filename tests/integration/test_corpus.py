@@ -101,7 +101,7 @@ def test_raw_documents_parse_and_evaluate(loaded):
                  snapshots=[], ledger=None, error=None)
         domains.append(d)
     assert len(malformed) < 5, malformed
-    ev = {"hypervisors": {"raw": {"error": None, "host": {}, "domains": domains}}, "guests": {}}
+    ev = {"hypervisors": {"raw": {"error": None, "uri": "test:///raw", "host": {}, "domains": domains}}, "guests": {}}
     findings = [f for f in engine.evaluate(policy.load_policy({}), ev, only=set(DOMAIN_RULES))
                 if f["subject"]["kind"] == "domain"]
     assert len(findings) == len(domains) * len(DOMAIN_RULES)

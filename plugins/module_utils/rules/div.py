@@ -123,7 +123,7 @@ def div01(ctx, guest):
 def div02(ctx, guest):
     keys = _facts(ctx, guest).get("ssh_host_keys")
     if keys is None:
-        return error("SSH host keys not collected")
+        return error("SSH host keys not collected: %s" % (_facts(ctx, guest).get("ssh_host_keys_error") or "missing"))
     if not keys:
         return na("no SSH host keys (no SSH server)")
     shared = _duplicates(ctx, guest, "div02", _host_keys)
@@ -156,6 +156,8 @@ def div04(ctx, guest):
     f = _facts(ctx, guest)
     if "random_seed_digest" not in f:
         return error("random seed not collected")
+    if f.get("random_seed_error"):
+        return error(f["random_seed_error"])
     if not f["random_seed_digest"]:
         return na("no systemd random seed file on this guest")
     shared = _duplicates(ctx, guest, "div04", _seed)

@@ -143,7 +143,10 @@ def rb05(ctx, guest):
     ledger, res = _ledger_or_na(ctx, guest)
     if res:
         return res
-    g = ctx.guests[guest]["facts"].get("epoch")
+    facts = ctx.guests[guest]["facts"]
+    if facts.get("epoch_error"):
+        return error("guest epoch unreadable: %s" % facts["epoch_error"])
+    g = facts.get("epoch")
     want = ledger.get("epoch") or 0
     pending = ledger.get("pending_epoch")
     if want == 0 and g in (None, 0):

@@ -179,3 +179,13 @@ def test_div10_aslr():
     assert E.status_of(E.run("DIV-10", two_guests()), "web1") == "pass"
     assert E.status_of(E.run("DIV-10", two_guests(f1=E.guest_facts(1, sysctl={"kernel.randomize_va_space": "0"}))), "web1") == "fail"
     assert E.status_of(E.run("DIV-10", two_guests(f1=E.guest_facts(1, sysctl={}))), "web1") == "error"
+
+
+def test_unreadable_identity_evidence_is_an_error_never_na():
+    # An /etc/ssh or random seed the evidence module could not read must not look like "none there".
+    why = "cannot list /etc/ssh: [Errno 13] Permission denied"
+    got = E.by_subject(E.run("DIV-02", two_guests(f1=E.guest_facts(1, ssh_host_keys=None, ssh_host_keys_error=why))))
+    assert got["web1"]["status"] == "error" and "Permission denied" in got["web1"]["message"]
+    why = "cannot read /var/lib/systemd/random-seed: [Errno 13] Permission denied"
+    got = E.by_subject(E.run("DIV-04", two_guests(f1=E.guest_facts(1, random_seed_digest=None, random_seed_error=why))))
+    assert got["web1"]["status"] == "error" and "random-seed" in got["web1"]["message"]

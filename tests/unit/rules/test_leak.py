@@ -176,3 +176,17 @@ def test_leak07_smbios_host():
 def test_leak08_migration_tls():
     assert host_rule("LEAK-08")["status"] == "pass"
     assert host_rule("LEAK-08", qemu_conf={})["status"] == "fail"
+
+
+def test_leak02_listen_default_on_the_test_driver_and_unknown_qemu_conf():
+    d = E.domain(replace={"<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>":
+                          "<graphics type='vnc' autoport='yes'><listen type='address'/></graphics>"})
+    # libvirt's test driver has no host configuration: libvirt's built-in default (127.0.0.1) applies.
+    ev = E.fleet([d], host_ev={})
+    ev["hypervisors"][E.HV]["uri"] = "test:///default"
+    (f,) = E.run("LEAK-02", ev)
+    assert f["status"] == "pass" and "127.0.0.1" in f["message"]
+    # A real host whose qemu.conf could not be read: the address is unknown, an error, never a pass.
+    ev["hypervisors"][E.HV]["uri"] = "qemu:///system"
+    (f,) = E.run("LEAK-02", ev)
+    assert f["status"] == "error" and "not collected" in f["message"]

@@ -233,3 +233,15 @@ def test_corrupt_ledger_is_an_error_for_ledger_rules():
         assert E.status_of(E.run(rid, guest_fleet(led=bad)), "web1") == "error", rid
     assert one("RB-04", E.domain(ledger=bad))["status"] == "error"
     assert E.run("VIS-04", E.fleet([E.domain(ledger=bad)]))[0]["status"] == "error"
+
+
+def test_rb05_unreadable_epoch_is_an_error_not_a_rollback():
+    facts = E.guest_facts(1, epoch=None, epoch_error="/var/lib/vmguard/epoch.json: unparsable /var/lib/vmguard/epoch.json")
+    f = E.by_subject(E.run("RB-05", guest_fleet(facts)))["web1"]
+    assert f["status"] == "error" and "unparsable" in f["message"]
+
+
+def test_rb06_unreadable_host_keys_are_an_error_not_a_pass():
+    facts = E.guest_facts(1, ssh_host_keys=None, ssh_host_keys_error="cannot read /etc/ssh/ssh_host_ed25519_key.pub")
+    f = E.by_subject(E.run("RB-06", guest_fleet(facts)))["web1"]
+    assert f["status"] == "error" and "ssh_host_ed25519_key.pub" in f["message"]

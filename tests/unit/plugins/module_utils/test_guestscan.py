@@ -96,3 +96,50 @@ def test_shadow_permission_denied_as_an_unprivileged_user():
 def test_passwd_missing_is_no_evidence(tmp_path):
     accounts, err = guestscan.read_accounts(tree(tmp_path, passwd=None, shadow=None))
     assert accounts is None and "/etc/passwd" in err
+
+
+def test_host_keys_missing_dir_unreadable_key_and_garbage(tmp_path):
+    assert guestscan.read_ssh_host_keys(str(tmp_path)) == ([], None)  # no SSH server at all
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "ssh_host_ed25519_key")], check=True)
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert err is None and len(keys) == 1 and keys[0]["fingerprint"].startswith("SHA256:")
+    (ssh / "ssh_host_rsa_key.pub").mkdir()  # exists, cannot be read as a file
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "ssh_host_rsa_key.pub" in err
+    (ssh / "ssh_host_rsa_key.pub").rmdir()
+    (ssh / "ssh_host_rsa_key.pub").write_text("not-a-key\n")
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "not an OpenSSH public key" in err
+    assert guestscan.ssh_host_keys(str(tmp_path)) is None
+
+
+def test_random_seed_missing_read_and_unreadable(tmp_path):
+    assert guestscan.random_seed(str(tmp_path)) == {"random_seed_digest": None, "random_seed_error": None}
+    d = tmp_path / "var" / "lib" / "systemd"
+    d.mkdir(parents=True)
+    (d / "random-seed").write_bytes(b"\x01" * 512)
+    got = guestscan.random_seed(str(tmp_path))
+    assert got["random_seed_error"] is None and len(got["random_seed_digest"]) == 64
+    (d / "random-seed").unlink()
+    (d / "random-seed").mkdir()
+    got = guestscan.random_seed(str(tmp_path))
+    assert got["random_seed_digest"] is None and "random-seed" in got["random_seed_error"]
+
+
+@pytest.mark.parametrize("content,epoch,error", [
+    (None, None, None),
+    ('{"epoch": 4}', 4, None),
+    ('{not json', None, "unparsable"),
+    ('[4]', None, "not a JSON object"),
+    ('{"epoch": "4"}', None, "not a non-negative integer"),
+    ('{"epoch": true}', None, "not a non-negative integer"),
+    ('{"epoch": -1}', None, "not a non-negative integer"),
+])
+def test_epoch_file(tmp_path, content, epoch, error):
+    if content is not None:
+        (tmp_path / "epoch.json").write_text(content)
+    got_epoch, got_error = guestscan.epoch("/epoch.json", root=str(tmp_path))
+    assert got_epoch == epoch
+    assert (got_error is None) if error is None else (error in got_error)
