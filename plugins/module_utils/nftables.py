@@ -789,11 +789,16 @@ def port_intervals(rs):
 # ---------------------------------------------------------------------------------------------
 # Entry points
 
+# Run-time state that changes while the ruleset stays the same: packet and byte counts of
+# counters and quotas. Left in, RB-10's digest would drift with traffic and raise false alarms.
+_RUNTIME_KEYS = ("handle", "packets", "bytes", "used")
+
+
 def normalise(items):
-    """The ruleset without handles and metainfo (what the digest covers)."""
+    """The ruleset without handles, metainfo and counter values (what the digest covers)."""
     def strip(obj):
         if isinstance(obj, dict):
-            return dict((k, strip(v)) for k, v in obj.items() if k != "handle")
+            return dict((k, strip(v)) for k, v in obj.items() if k not in _RUNTIME_KEYS)
         if isinstance(obj, list):
             return [strip(x) for x in obj]
         return obj

@@ -264,12 +264,17 @@ def test_iso10_not_default_deny_fails():
 
 
 def test_iso10_port_outside_service_and_management_fails():
-    extra = [{"proto": "tcp", "port": 3306, "from": "any"}, {"proto": "udp", "port": 546, "from": "fe80::/10"}]
+    extra = [{"proto": "tcp", "port": 3306, "from": "any"}, {"proto": "udp", "port": 5353, "from": "fe80::/10"}]
     got = iso10(open=E.guest_facts(1)["firewall"]["open"] + extra)
     assert got["status"] == "fail"
     assert got["message"] == ("inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any, "
-                              "udp/546 from fe80::/10")
-    assert got["evidence"]["extra"] == ["tcp/3306 from any", "udp/546 from fe80::/10"]
+                              "udp/5353 from fe80::/10")
+    assert got["evidence"]["extra"] == ["tcp/3306 from any", "udp/5353 from fe80::/10"]
+    # DHCP client replies (UDP client_ports) reach a client, not a service; the same port over TCP is a service.
+    dhcp = [{"proto": "udp", "port": 546, "from": "fe80::/10"}, {"proto": "udp", "port": 68, "from": "any"}]
+    assert iso10(open=E.guest_facts(1)["firewall"]["open"] + dhcp)["status"] == "pass"
+    got = iso10(open=E.guest_facts(1)["firewall"]["open"] + [{"proto": "tcp", "port": 546, "from": "any"}])
+    assert got["status"] == "fail" and "tcp/546" in got["message"]
     # The same ports are the service's own on a db guest... except 80/443, which then are extra.
     assert "tcp/80 from any" in iso10(service="db", open=[{"proto": "tcp", "port": 80, "from": "any"}])["message"]
 

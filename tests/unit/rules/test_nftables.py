@@ -31,7 +31,8 @@ def fixture(name):
 # name: (default_deny, open, open_any, input_policy, ISO-10 status for a web guest: 80/443 + management 22)
 CASES = {
     "debian-default": (False, [], ["inet filter input: policy accept"], "accept", "fail"),
-    "firewalld-public-web": (True, tcp(22, 80, 443) + udp(546), [], "accept", "fail"),
+    # firewalld's public zone: ssh, http, https and dhcpv6-client (a DHCP client's replies, allowed as client_ports).
+    "firewalld-public-web": (True, tcp(22, 80, 443) + udp(546), [], "accept", "pass"),
     "ufw-web": (False, tcp(22, 80, 443) + udp(68) + udp(546, src="fe80::/10") + udp(1900, 5353),
                 ["ip filter ufw-before-input: xt match conntrack counter accept",
                  "ip6 filter ufw6-before-input: xt match conntrack counter accept"], "drop", "fail"),
@@ -95,7 +96,7 @@ def test_iso10_messages_on_real_rulesets():
     msg = iso10_status(guestscan.firewall(fixture("jump-chain-ports")))["message"]
     assert msg == "inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any"
     msg = iso10_status(guestscan.firewall(fixture("firewalld-public-web")))["message"]
-    assert msg == "inbound firewall opens ports outside [22, 80, 443]: udp/546 from any"
+    assert msg == "inbound default-deny; open: tcp/22 from any, tcp/80 from any, tcp/443 from any, udp/546 from any"
     msg = iso10_status(guestscan.firewall(fixture("ip-only")))["message"]
     assert msg.startswith("inbound firewall accepts inbound traffic not bounded to a port: ipv6: no base chain")
 
@@ -309,3 +310,19 @@ def test_evaluation_is_bounded(monkeypatch):
     monkeypatch.setattr(N, "MAX_STEPS", 5)
     fw = N.evaluate(json.loads(fixture("firewalld-public-web")))
     assert fw["error"] == "ruleset too complex to evaluate (more than 5 rule steps)" and fw["digest"] is None
+
+
+def test_digest_ignores_counter_values_but_not_rules():
+    def doc(packets, port):
+        return {"nftables": [
+            {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"table": {"family": "inet", "name": "f", "handle": 1}},
+            {"chain": {"family": "inet", "table": "f", "name": "input", "handle": 1, "type": "filter",
+                       "hook": "input", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 7 + packets, "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": port}},
+                {"counter": {"packets": packets, "bytes": packets * 60}}, {"accept": None}]}},
+            {"counter": {"family": "inet", "name": "c", "table": "f", "handle": 9, "packets": packets, "bytes": 3}},
+        ]}
+    assert N.digest(doc(0, 22)) == N.digest(doc(12345, 22))  # traffic flowed, nothing changed
+    assert N.digest(doc(0, 22)) != N.digest(doc(0, 23))      # a rule changed
