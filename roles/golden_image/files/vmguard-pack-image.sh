@@ -16,28 +16,36 @@ manifest_digest=$(sha256sum "$outdir/manifest.txt" | cut -d' ' -f1)
 kernel_version=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
 [ -n "$kernel_version" ] || { echo "no kernel in $rootfs/boot" >&2; exit 1; }
 
-install -d -m 0755 "$rootfs/etc/vmguard"
-python3 - "$rootfs/etc/vmguard/lineage.json" <<EOF
+# The values reach Python as arguments, never spliced into its source (a quote in a mirror URL
+# cannot change the program).
+python3 - "$outdir/lineage.json" "$build_id" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$input_digest" "$suite" \
+  "$mirror" "$builder" "$kernel_version" "$(wc -l < "$outdir/manifest.txt")" "$manifest_digest" <<'EOF'
 import json, sys
+out, build_id, build_time, input_digest, suite, mirror, builder, kernel, count, digest = sys.argv[1:]
 record = {
     "schema": "vmguard.lineage/v1",
-    "build_id": "$build_id",
-    "build_time": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-    "input_digest": "$input_digest",
-    "base_suite": "$suite",
-    "mirror": "$mirror",
-    "builder": "$builder",
-    "kernel": "$kernel_version",
-    "package_count": $(wc -l < "$outdir/manifest.txt"),
-    "package_manifest_sha256": "$manifest_digest",
+    "build_id": build_id,
+    "build_time": build_time,
+    "input_digest": input_digest,
+    "base_suite": suite,
+    "mirror": mirror,
+    "builder": builder,
+    "kernel": kernel,
+    "package_count": int(count),
+    "package_manifest_sha256": digest,
     "seal": "verified",
 }
-with open(sys.argv[1], "w") as f:
+with open(out, "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
     f.write("\n")
 EOF
-chmod 0644 "$rootfs/etc/vmguard/lineage.json"
-cp "$rootfs/etc/vmguard/lineage.json" "$outdir/lineage.json"
+chmod 0644 "$outdir/lineage.json"
+# Into the image from inside the chroot: a symbolic link left at /etc/vmguard resolves inside the
+# image, never on this host; a private temporary file is renamed over the target.
+chroot "$rootfs" install -d -m 0755 /etc/vmguard
+# shellcheck disable=SC2016 # expanded by the shell inside the chroot
+chroot "$rootfs" sh -c 'set -e; t=$(mktemp /etc/vmguard/.lineage.XXXXXX); cat > "$t"; chmod 0644 "$t"; mv -f "$t" /etc/vmguard/lineage.json' \
+  < "$outdir/lineage.json"
 
 cp "$rootfs/boot/vmlinuz-$kernel_version" "$outdir/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kernel_version" "$outdir/initrd.img"
