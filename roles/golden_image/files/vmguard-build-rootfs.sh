@@ -25,11 +25,18 @@ deb $security_mirror $suite-security main"
 
 # The initramfs configuration must exist before the kernel package is configured, so the
 # initrd is generated once, small (virtio + ext4 only) instead of MODULES=most (~40 MB).
+# put ROOT PATH MODE < content: write a file of the bootstrapped image from inside its chroot, so
+# a symbolic link the packages left at PATH resolves inside the image, never on this host.
+put() {
+  # shellcheck disable=SC2016 # expanded by the shell inside the chroot
+  chroot "$1" sh -c 'set -e; mkdir -p "$(dirname "$1")"; t=$(mktemp "$(dirname "$1")/.vmguard.XXXXXX"); cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"' \
+    put "$2" "$3"
+}
+
 write_initramfs_conf() {
   local root=$1
-  install -d "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
-  printf 'MODULES=list\nCOMPRESS=zstd\n' > "$root/etc/initramfs-tools/conf.d/vmguard.conf"
-  install -m 0755 "$here/initramfs-hook-vmguard" "$root/etc/initramfs-tools/hooks/vmguard"
+  printf 'MODULES=list\nCOMPRESS=zstd\n' | put "$root" /etc/initramfs-tools/conf.d/vmguard.conf 0644
+  put "$root" /etc/initramfs-tools/hooks/vmguard 0755 < "$here/initramfs-hook-vmguard"
 }
 
 # mmdebstrap hooks (sh -c HOOK exec ROOTFS). Single-quoted on purpose: expanded by that sh.
@@ -64,7 +71,7 @@ case "$builder" in
     kernel_pkgs=$(printf '%s' "$packages" | tr ',' '\n' | grep -xE 'linux-image-[a-z0-9-]+|initramfs-tools' | paste -sd' ' - || true)
     log "debootstrap $suite from $mirror"
     debootstrap --variant=minbase --include="$base_pkgs" "$suite" "$rootfs" "$mirror"
-    printf '%s\n' "$sources" > "$rootfs/etc/apt/sources.list"
+    printf '%s\n' "$sources" | put "$rootfs" /etc/apt/sources.list 0644
     write_initramfs_conf "$rootfs"
     mount -t proc proc "$rootfs/proc"
     mount --rbind /dev "$rootfs/dev"
