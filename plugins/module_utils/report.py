@@ -7,12 +7,14 @@ the HTML is rendered with Jinja2, which every Ansible controller has.
 
 Guest data (process names, unit names, ...) reaches finding messages and evidence. Everything a
 human or a CI parser reads (JUnit, HTML, the console) shows control characters, terminal escapes
-and other invisible or XML-invalid code points as text (``\x1b[31m``); report.json keeps the data
+and other invisible or XML-invalid code points as text (``\\x1b[31m``); report.json keeps the data
 as it is (JSON escapes it).
 
 The three reports are written as a set: all rendered first, each written to a private temp file in
 the report directory, then renamed; on any failure the temp files are removed and the previous set
-stays as it was.
+stays as it was. (fsutil.atomic_write renames each file as soon as it is written, so it cannot
+give a set; the set keeps its rules: mkstemp in the target directory, mode set before any byte,
+fsync, rename that never follows a link, directory fsynced.)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,6 +32,7 @@ import unicodedata
 import xml.etree.ElementTree as ET
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.engine import SCHEMA, summarize
+from ansible_collections.vmguard.hardening.plugins.module_utils.fsutil import fsync_dir
 from ansible_collections.vmguard.hardening.plugins.module_utils.policy import AREAS, SEVERITIES
 from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import utc
 from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
@@ -257,7 +260,11 @@ section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin:
 <td class="rule" title="{{ titles[f.rule] }}">{{ f.rule }}</td>
 <td><span class="st {{ f.status }}">{{ f.status | replace('_', ' ') }}</span></td>
 <td><span class="sev {{ f.severity }}">{{ f.severity }}</span></td><td class="subj">{{ f.subject.kind | p }}: {{ f.subject.id | p }}</td>
-<td>{% if f.pending_restart %}<span class="badge restart" title="{{ restart_note(f) }}">pending restart</span> {% elif f.definition == 'persistent' %}<span class="badge persistent" title="{{ restart_note(f) }}">persistent definition</span> {% endif %}{{ f.message | p }}{% if f.remediation %}<div class="rem">&rarr; {{ f.remediation | p }}</div>{% endif %}</td></tr>
+<td>
+{% if f.pending_restart %}<span class="badge restart" title="{{ restart_note(f) }}">pending restart</span>
+{% elif f.definition == 'persistent' %}<span class="badge persistent" title="{{ restart_note(f) }}">persistent definition</span>
+{% endif %}
+{{ f.message | p }}{% if f.remediation %}<div class="rem">&rarr; {{ f.remediation | p }}</div>{% endif %}</td></tr>
 {% endfor %}</tbody></table></section>{% endif %}{% endfor %}
 </main>
 <script>
@@ -422,4 +429,5 @@ def write_all(report_dir, report, gate, fail_on, mode=None):
         for tmp in temps.values():
             _remove(tmp)
         raise
+    fsync_dir(report_dir)
     return paths
