@@ -20,6 +20,9 @@ description:
     temporary files.
   - With O(state=sealed) it removes, empties or truncates them; with O(state=verified) it changes
     nothing and fails when anything is left, listing every item.
+  - Never follows a symbolic link inside the tree. A link where the seal looks (a file, or a
+    directory on the way to one, such as C(root/.ssh) or C(var/log)) is itself a finding and is
+    removed as a link; nothing outside the tree is read, emptied or deleted.
   - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role),
     or - with O(state=verified) only - on an image file (qcow2 or raw, holding an ext4 file
     system without a partition table, as the golden_image role builds them), offline, without
