@@ -19,7 +19,7 @@ GUEST_VAR = "__vmguard_audit_guest_evidence"
 DEFAULT_REPORT_DIR = "./vmguard-report"
 
 ARGS = dict(
-    policy=dict(type="dict", default={}),
+    policy=dict(type="raw", default={}),  # any type: load_policy names what is wrong with it
     hypervisors=dict(type="list", elements="str"),
     guests=dict(type="list", elements="str"),
     hypervisor_group=dict(type="str", default="vmguard_hypervisors"),

@@ -180,7 +180,7 @@ def main():
     p = module.params
     unknown = [f for f in p["fixes"] if f not in domfix.FIXERS]
     if unknown:
-        module.fail_json(msg="no domain remediation for %s (available: %s)" % (", ".join(unknown), ", ".join(sorted(domfix.FIXERS))))
+        module.fail_json(msg="fixes: no domain remediation for %s (available: %s)" % (", ".join(unknown), ", ".join(sorted(domfix.FIXERS))))
     try:
         conn = libvirt.open(p["uri"])
     except libvirt.libvirtError as e:

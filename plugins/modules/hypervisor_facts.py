@@ -168,7 +168,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, hostscan
+from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, hostscan, ledger
 
 try:
     import libvirt
@@ -188,7 +188,6 @@ def _ledger(ledger_dir, uuid):
     """None (no record), the record, or {"error": "<path>: <why>"} for a ledger that is not a regular
     file, larger than 1 MiB, not JSON or of the wrong shape (ledger.read_record: never a hang on a
     FIFO, never followed through a symbolic link)."""
-    from ansible_collections.vmguard.hardening.plugins.module_utils import ledger
     return ledger.read_record(ledger_dir, uuid)
 
 

@@ -129,6 +129,10 @@ def main():
     )
     root = module.params["path"]
     work = None
+    if not os.path.lexists(root):
+        module.fail_json(msg="path: %s does not exist (expected an image file or an unpacked root tree)" % root)
+    if os.path.islink(root) or not (os.path.isfile(root) or os.path.isdir(root)):
+        module.fail_json(msg="path: %s is not a regular image file or a directory (symbolic links are not followed)" % root)
     if os.path.isfile(root):
         if module.params["state"] != "verified":
             module.fail_json(msg="DIV-06: an image file can only be verified offline; seal the unpacked tree")

@@ -100,8 +100,11 @@ def main():
     p = module.params
     try:
         path = ledger.path_for(p["dir"], p["uuid"])
+    except ValueError as e:
+        module.fail_json(msg="uuid: %s" % e)
+    try:
         before = ledger.load(p["dir"], p["uuid"])
-    except ValueError as e:  # a bad UUID, or a ledger file that cannot be trusted: never overwritten
+    except ValueError as e:  # a ledger file that cannot be trusted: never overwritten
         module.fail_json(msg="ledger not updated: %s" % e)
     after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
                                   hardened=p["hardened"], event=p["event"])

@@ -140,6 +140,14 @@ def test_skip_tags_are_honoured(tmp_path, skip, gone, kept):
     assert gone not in rep["rules_selected"] and rc != 0
 
 
+def test_skipping_the_audit_itself_fails_instead_of_passing_silently(tmp_path):
+    out = str(tmp_path / "out")
+    rc, log = audit(tmp_path, inventory(tmp_path, NESTED), "--skip-tags", "always", report_dir=out)
+    assert rc != 0, log
+    assert "the evaluation did not run" in log, log
+    assert not os.path.exists(os.path.join(out, "report.json"))
+
+
 def test_empty_report_dir_is_an_error_before_anything_runs(tmp_path):
     rc, log = audit(tmp_path, inventory(tmp_path, NESTED), report_dir="")
     assert rc != 0, log

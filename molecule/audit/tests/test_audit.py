@@ -70,8 +70,12 @@ def test_every_rule_on_every_subject(seeded):
     for dom in ("web1", "mail1", "rogue"):
         assert rules_per_kind["%s/%s.%s" % (HV, LAB, dom)] == domain_rules
     assert len(domain_rules) == 25
-    assert rules_per_kind["web1"] == rules_per_kind["mail1"] and len(rules_per_kind["web1"]) == 16
-    assert len(rules_per_kind[HV]) == 9
+    assert rules_per_kind["web1"] == rules_per_kind["mail1"] and len(rules_per_kind["web1"]) == 15
+    assert len(rules_per_kind[HV]) == 10
+    # DIV-06 judges the base image the guests' overlays come from, verified offline, one finding per image.
+    images = [f for f in seeded["findings"] if f["subject"]["kind"] == "image"]
+    assert len(images) == 1 and images[0]["rule"] == "DIV-06" and images[0]["status"] == "pass", images
+    assert images[0]["subject"]["id"].startswith(HV + ":/var/lib/vmguard/images/")
     assert rules_per_kind["fleet"] == {"DIV-07"}
     assert {f["rule"] for f in seeded["findings"]} >= {"DIV-01", "RB-13", "ISO-11", "LEAK-08", "VIS-07"}
     assert seeded["summary"]["error"] == 0, [f for f in seeded["findings"] if f["status"] == "error"]

@@ -47,8 +47,16 @@ chroot "$rootfs" install -d -m 0755 /etc/vmguard
 chroot "$rootfs" sh -c 'set -e; t=$(mktemp /etc/vmguard/.lineage.XXXXXX); cat > "$t"; chmod 0644 "$t"; mv -f "$t" /etc/vmguard/lineage.json' \
   < "$outdir/lineage.json"
 
-cp "$rootfs/boot/vmlinuz-$kernel_version" "$outdir/vmlinuz"
-cp "$rootfs/boot/initrd.img-$kernel_version" "$outdir/initrd.img"
+# The kernel and initrd are read from inside the image: a symbolic link there must not pull a
+# host file into the output, so only regular files are copied.
+for f in "vmlinuz-$kernel_version:vmlinuz" "initrd.img-$kernel_version:initrd.img"; do
+  src="$rootfs/boot/${f%%:*}"
+  if [ -L "$src" ] || [ ! -f "$src" ]; then
+    echo "$src is not a regular file in the image (a link or missing): refusing to copy it" >&2
+    exit 2
+  fi
+  cp --no-dereference "$src" "$outdir/${f##*:}"
+done
 
 log "mkfs.ext4 ($size) from the root file system"
 raw="$outdir/disk.raw"
