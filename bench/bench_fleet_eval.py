@@ -26,7 +26,7 @@ if not os.path.exists(_link):
     os.makedirs(os.path.dirname(_link))
     os.symlink(ROOT, _link)
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
 
 FLEET_RULES = {"DIV-01", "DIV-02", "DIV-03", "DIV-04", "DIV-07"}
 

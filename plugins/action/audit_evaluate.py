@@ -12,7 +12,7 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
-from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy as policy_mod, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy as policy_mod, report
 
 HV_VAR = "__vmguard_audit_hv_evidence"
 GUEST_VAR = "__vmguard_audit_guest_evidence"

@@ -97,7 +97,7 @@ emulator:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils.accel import detect
+from ansible_collections.vmguard.hardening.plugins.module_utils.lab.accel import detect
 
 
 def main():

@@ -95,7 +95,8 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.vmguard.hardening.plugins.module_utils import domfix, fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil, timeutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
 
 try:
     import libvirt
@@ -186,7 +187,7 @@ def main():
     except libvirt.libvirtError as e:
         module.fail_json(msg="cannot connect to %s: %s" % (p["uri"], e.get_error_message()))
     result = dict(changed=False, domains={}, failed_domains={})
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = timeutil.stamp(time.time())
     try:
         wanted = set(p["domains"])
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):

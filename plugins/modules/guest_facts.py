@@ -98,7 +98,7 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, nftables
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables
 
 
 def systemd_units(module):

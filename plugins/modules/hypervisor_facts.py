@@ -168,7 +168,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, hostscan, ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, hostscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 try:
     import libvirt

@@ -98,7 +98,7 @@ retired_fingerprints:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils import reseal
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import reseal
 
 
 def _apply(module, root, todo, result, run):

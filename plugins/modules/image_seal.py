@@ -104,9 +104,9 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import (
-    ImageError, check_tree, seal_tree)
-from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import extract_image as offline_extract
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.image_seal import ImageError, check_tree
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.image_seal import seal_tree
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.image_seal import extract_image as offline_extract
 
 
 def extract_image(module, image, work):

@@ -82,7 +82,7 @@ import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils import ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 
 def main():

@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
 libvirt = pytest.importorskip("libvirt", reason="needs libvirt-python (make setup installs it)")
 import corpus  # noqa: E402
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, engine, policy  # noqa: E402
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES  # noqa: E402
 
 OUT = os.path.join(ROOT, "tests", "output")
 DOMAIN_RULES = sorted(rid for rid, r in RULES.items() if "domain" in r.checks)

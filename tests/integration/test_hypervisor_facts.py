@@ -19,7 +19,7 @@ sys.path.insert(0, COLLECTIONS)
 
 libvirt = pytest.importorskip("libvirt", reason="needs libvirt-python (make setup installs it)")
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import hostscan  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.modules import hypervisor_facts as hf  # noqa: E402
 
 DOMAIN = """<domain type='test'><name>{name}</name>{uuid}<memory>65536</memory>

@@ -25,7 +25,7 @@ derive = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(derive)
 
 sys.path.insert(0, COLLECTIONS)
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, nftables  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables  # noqa: E402
 
 
 def _missing_capability():

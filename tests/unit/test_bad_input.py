@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import ledger as ledger_mod
-from ansible_collections.vmguard.hardening.plugins.module_utils.policy import PolicyError, load_policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger as ledger_mod
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.policy import PolicyError, load_policy
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.dirname(sys.executable)

@@ -5,7 +5,8 @@ the same parser the hypervisor_facts module uses."""
 import copy
 import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 NOW = 1795000000.0  # 2026-11-18T...Z, fixed so ages are exact
 HV = "hv1"

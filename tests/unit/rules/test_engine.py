@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES, check, rule
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, check, rule
 
 from . import evidence as E
 

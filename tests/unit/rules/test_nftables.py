@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, nftables as N
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables as N
 
 from . import evidence as E
 

@@ -4,7 +4,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import engine, policy, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy, report
 
 from . import evidence as E
 
@@ -69,7 +69,7 @@ import stat  # noqa: E402
 import lxml.etree  # noqa: E402
 import pytest  # noqa: E402
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES  # noqa: E402
 
 # Every code point XML 1.0 forbids or a terminal acts on: C0, DEL, C1 (0x9b is a one-byte CSI),
 # lone surrogates, noncharacters, bidi overrides, line/paragraph separators.

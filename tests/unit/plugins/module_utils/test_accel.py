@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import accel
+from ansible_collections.vmguard.hardening.plugins.module_utils.lab import accel
 
 QEMU = accel.find_emulator()
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64 (apt-get install qemu-system-x86)")

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.debversion import compare
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.debversion import compare
 
 CASES = [
     ("1.0", "1.0", 0), ("1.0", "1.1", -1), ("1:1.0", "2.0", 1), ("1.0~rc1", "1.0", -1),

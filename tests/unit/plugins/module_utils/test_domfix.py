@@ -2,7 +2,8 @@
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import domfix, domxml
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
 
 etree = pytest.importorskip("lxml.etree", reason="needs lxml (in the toolchain's requirements)")
 

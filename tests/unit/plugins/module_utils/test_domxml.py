@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 QEMU = "http://libvirt.org/schemas/domain/qemu/1.0"
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 
 CANARY = "canary: must never change\n"
 

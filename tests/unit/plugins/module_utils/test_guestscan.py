@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 
 PASSWD = """root:x:0:0:root:/root:/bin/bash
 games:x:5:60:games:/usr/games:/usr/sbin/nologin

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import hostscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
 
 HAVE_IMAGE_TOOLS = all(shutil.which(t) for t in ("qemu-img", "debugfs", "mkfs.ext4"))
 needs_image_tools = pytest.mark.skipif(not HAVE_IMAGE_TOOLS, reason="needs qemu-utils and e2fsprogs")

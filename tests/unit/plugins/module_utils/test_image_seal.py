@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.image_seal import check_tree, seal_tree
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.image_seal import check_tree
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.image_seal import seal_tree
 
 
 def write(root, rel, content="x", mode=0o644):
@@ -256,7 +257,7 @@ def test_fifo_in_var_log_is_removed_without_blocking(sealed):
 def test_link_swapped_in_after_the_check_is_refused_not_followed(sealed, outside):
     """The seal opens every directory with O_NOFOLLOW: a directory replaced by a link between
     check_tree and the change makes it fail, never write outside."""
-    from ansible_collections.vmguard.hardening.plugins.module_utils import image_seal
+    from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import image_seal
     before = snapshot(outside)
     write(sealed, "root/.ssh/authorized_keys")
     shutil.rmtree(str(sealed / "root/.ssh"))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
 NOW = 1795000000

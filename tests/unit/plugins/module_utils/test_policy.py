@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.policy import PolicyError, deep_merge, load_policy
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.policy import PolicyError, deep_merge, load_policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
 
 
 def errors(doc):

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import guestscan, reseal
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import reseal
 
 needs_keygen = pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="needs ssh-keygen (openssh-client)")
 

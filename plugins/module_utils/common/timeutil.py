@@ -11,9 +11,31 @@ import datetime
 import re
 
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"     # ledger times, report times: 2026-11-27T10:00:00Z
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"       # file names: 20261127T100000Z
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
 def utc(timestamp):
     """Naive UTC datetime of a POSIX timestamp (no deprecated utcfromtimestamp)."""
-    return datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=timestamp)
+    return _EPOCH + datetime.timedelta(seconds=timestamp)
+
+
+def iso(timestamp):
+    """A POSIX timestamp as ISO 8601 UTC text (ISO_FORMAT)."""
+    return utc(timestamp).strftime(ISO_FORMAT)
+
+
+def stamp(timestamp):
+    """A POSIX timestamp as a compact UTC stamp for file names (STAMP_FORMAT)."""
+    return utc(timestamp).strftime(STAMP_FORMAT)
+
+
+def parse_iso(text):
+    """ISO_FORMAT text as a POSIX timestamp (UTC, no local time zone or DST involved); ValueError otherwise."""
+    if not isinstance(text, str):
+        raise ValueError("expected a UTC time YYYY-MM-DDTHH:MM:SSZ, got %r" % (text,))
+    return (datetime.datetime.strptime(text, ISO_FORMAT) - _EPOCH).total_seconds()
 
 
 def parse_date(value):

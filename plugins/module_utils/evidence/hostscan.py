@@ -25,7 +25,7 @@ import stat
 import struct
 import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import domxml, image_seal
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, image_seal
 
 LIBVIRT_TCP_PORTS = {16509: False, 16514: True}  # port -> TLS
 MAX_DOMAIN_FILE = 4 * 1024 * 1024

@@ -15,7 +15,7 @@ __metaclass__ = type
 
 from collections import OrderedDict
 
-PASS, FAIL, ERROR, NA = "pass", "fail", "error", "not_applicable"
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import PASS, FAIL, ERROR, NA  # noqa: F401 (re-exported for the checks)
 SUBJECT_KINDS = ("hypervisor", "domain", "guest", "fleet", "vcenter_vm", "image")
 
 
@@ -76,4 +76,4 @@ def check(rid, subject_kind):
 
 
 # Registration happens on import, in catalogue order.
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import div, rb, iso, leak, vis  # noqa: E402,F401 pylint: disable=wrong-import-position
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import div, rb, iso, leak, vis  # noqa: E402,F401 pylint: disable=wrong-import-position

@@ -31,11 +31,11 @@ import tempfile
 import unicodedata
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.engine import SCHEMA, summarize
-from ansible_collections.vmguard.hardening.plugins.module_utils.fsutil import fsync_dir
-from ansible_collections.vmguard.hardening.plugins.module_utils.policy import AREAS, SEVERITIES
-from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import utc
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.engine import SCHEMA, summarize
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil import fsync_dir
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
 
 NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"))
 DEFAULT_MODE = "0640"
@@ -92,7 +92,7 @@ def policy_digest(policy):
 def build(policy, findings, now, extra=None):
     report = {
         "schema": SCHEMA,
-        "generated_at": utc(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": iso(now),
         "policy_digest": policy_digest(policy),
         "summary": summarize(findings),
         "findings": findings,
@@ -137,7 +137,7 @@ def _case(suite, f):
         ET.SubElement(case, "failure", message=message, type=severity).text = text
     elif f["status"] == "error":
         ET.SubElement(case, "error", message=message, type=severity).text = text
-    elif f["status"] in ("waived", "not_applicable"):
+    elif f["status"] in SKIPPED:
         ET.SubElement(case, "skipped", message="%s: %s" % (f["status"], message))
 
 
@@ -152,7 +152,7 @@ def junit(report):
         suite = ET.SubElement(suites, "testsuite", name="vmguard.%s" % printable(area), tests=str(len(items)),
                               failures=str(sum(1 for f in items if f["status"] == "fail")),
                               errors=str(sum(1 for f in items if f["status"] == "error")),
-                              skipped=str(sum(1 for f in items if f["status"] in ("waived", "not_applicable"))),
+                              skipped=str(sum(1 for f in items if f["status"] in SKIPPED)),
                               timestamp=report["generated_at"])
         for f in items:
             _case(suite, f)
@@ -298,7 +298,7 @@ def html(report, gate, fail_on):
         if f["rule"] == "DIV-07" and (f.get("evidence") or {}).get("builds"):
             builds = f["evidence"]["builds"]
     return env.from_string(HTML).render(
-        r=report, gate=gate, fail_on=printable(fail_on), statuses=("pass", "fail", "error", "waived", "not_applicable"),
+        r=report, gate=gate, fail_on=printable(fail_on), statuses=STATUSES,
         severities=list(SEVERITIES), areas=AREAS, builds=builds, restart_note=restart_note,
         titles=dict((rid, r.title) for rid, r in RULES.items()))
 

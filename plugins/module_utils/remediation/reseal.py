@@ -21,7 +21,8 @@ import shutil
 import tempfile
 import uuid
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import fsutil, guestscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 
 ITEMS = ("machine_id", "ssh_host_keys", "random_seed")
 SEED_BYTES = 512  # what systemd-random-seed writes

@@ -19,12 +19,10 @@ import difflib
 import math
 import re
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import parse_date
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 
-SEVERITIES = ("low", "medium", "high", "critical")
-STATUSES = ("pass", "fail", "error", "waived", "not_applicable")
-AREAS = ("diversity", "rollback", "isolation", "leakage", "visibility")
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES
 
 DEFAULT_PARAMS = {
     "diversity": {

@@ -22,20 +22,12 @@ import copy
 import json
 import os
 import re
-import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils import fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso, parse_iso
 
 SCHEMA = "vmguard.ledger/v1"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def iso(ts):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _parse(ts):
-    return time.mktime(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
 
 def path_for(directory, uuid):
@@ -72,7 +64,7 @@ def _iso_or_none(v):
     if not isinstance(v, str):
         return False
     try:
-        _parse(v)
+        parse_iso(v)
     except ValueError:
         return False
     return True
@@ -179,7 +171,7 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None):
         # Refreshed when something changed or at most once a day: a harden run that finds nothing
         # to do stays idempotent, and VIS-04 (dormant after 30 days by default) still sees it.
         last = record.get("last_hardened")
-        stale = last is None or now - _parse(last) > 86400
+        stale = last is None or now - parse_iso(last) > 86400
         if changes or stale:
             new["last_hardened"] = iso(now)
             changes.append("hardened at %s" % new["last_hardened"])

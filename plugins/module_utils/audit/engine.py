@@ -17,14 +17,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import fnmatch
 import gc
 import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import RULES, FAIL, ERROR
-from ansible_collections.vmguard.hardening.plugins.module_utils.policy import SEVERITIES
-from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import parse_date, utc
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, SEVERITIES, STATUSES
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
 SCHEMA = "vmguard.report/v1"
 
@@ -96,9 +95,7 @@ class Context(object):
         return d.get("ledger") if d else None
 
     def age_days(self, iso_time):
-        t = datetime.datetime.strptime(iso_time, "%Y-%m-%dT%H:%M:%SZ")
-        epoch = (t - datetime.datetime(1970, 1, 1)).total_seconds()
-        return (self.now - epoch) / 86400.0
+        return (self.now - parse_iso(iso_time)) / 86400.0
 
 
 def _subjects(ctx, kind, needs_facts=True):
@@ -200,7 +197,6 @@ def _run(fn, ctx, ev):
         return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
 
 
-BAD = (FAIL, ERROR)
 PERSISTENT_PREFIX = "in the persistent definition (takes effect at next start): "
 PENDING_SUFFIX = " (fixed in the persistent definition: pending restart)"
 
@@ -254,12 +250,12 @@ def _evaluate(policy, evidence, now, only):
                 finding = {
                     "rule": rid, "area": rule.area, "severity": rp["severity"],
                     "status": status, "subject": subject, "message": message,
-                    "remediation": rule.remediation if status in (FAIL, ERROR) else "",
+                    "remediation": rule.remediation if status in BAD else "",
                     "evidence": detail,
                 }
                 if extra:
                     finding.update(extra)
-                if status in (FAIL, ERROR):
+                if status in BAD:
                     w, expired = _waiver_for(waivers, rid, subject["id"], today)
                     if w is not None:
                         used_waivers.add(id(w))
@@ -284,7 +280,7 @@ def _evaluate(policy, evidence, now, only):
 
 
 def summarize(findings):
-    statuses = ("pass", "fail", "error", "waived", "not_applicable")
+    statuses = STATUSES
     summary = dict([("total", len(findings))] + [(s, 0) for s in statuses])
     by_area, by_severity = {}, dict((s, dict((k, 0) for k in statuses)) for s in SEVERITIES)
     for f in findings:
@@ -300,4 +296,4 @@ def summarize(findings):
 def gate(findings, fail_on="high"):
     """The findings that fail the run: status fail or error at or above ``fail_on``."""
     floor = SEVERITIES.index(fail_on)
-    return [f for f in findings if f["status"] in (FAIL, ERROR) and SEVERITIES.index(f["severity"]) >= floor]
+    return [f for f in findings if f["status"] in BAD and SEVERITIES.index(f["severity"]) >= floor]

@@ -10,8 +10,8 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
-from ansible_collections.vmguard.hardening.plugins.module_utils.timeutil import parse_date, utc
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, utc
 
 rule("VIS-01", "visibility", "high", "audit", "FLEET", "every domain is in the inventory",
      "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")

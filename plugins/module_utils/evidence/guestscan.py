@@ -267,7 +267,7 @@ def firewall(nft_json, management=None):
     non-management source). `management` lists management source CIDRs (none by default). Never raises:
     output that is not an nft JSON ruleset gives {"error": ..., "digest": None, ...}."""
     # Imported here so this file also loads on its own (tests run it standalone as an unprivileged user).
-    from ansible_collections.vmguard.hardening.plugins.module_utils import nftables
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import nftables
     return nftables.evaluate_text(nft_json, management)
 
 

@@ -11,7 +11,7 @@ __metaclass__ = type
 import ipaddress
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 
 rule("ISO-01", "isolation", "high", "enforce", "GUEST", "listening sockets within the service's allow-list",
      "Stop, disable and mask what listens outside the service's ports (plus management).")

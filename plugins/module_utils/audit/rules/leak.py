@@ -10,7 +10,7 @@ __metaclass__ = type
 import ipaddress
 import stat
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 
 rule("LEAK-01", "leakage", "high", "enforce", "HOST", "disk images and image directories not readable by others",
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "

@@ -16,8 +16,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
-from ansible_collections.vmguard.hardening.plugins.module_utils import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 
 rule("RB-01", "rollback", "high", "enforce", "DOM", "<genid/> present",
      "Add <genid/> to the domain (a new VM generation ID on every revert/restore lets the guest kernel reseed); "

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 
 rule("DIV-01", "diversity", "high", "enforce", "GUEST+FLEET", "machine-id unique across all guests",
      "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
