@@ -20,7 +20,7 @@ description:
   - Backs up the previous definition (with its secrets, mode 0600, written atomically to
     C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose
     backup cannot be written. Running domains keep running; the result marks them C(restart_pending).
-  - A domain that cannot be read, remediated, backed up or redefined does not stop the others:
+  - A domain that cannot be read, remediated, backed up or redefined does not stop the others;
     the module fails at the end, listing every failure in RV(failed_domains), with RV(domains)
     and C(changed) still true for the domains it did redefine.
 author:

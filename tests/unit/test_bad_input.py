@@ -310,7 +310,7 @@ def _targets(top):
 
 def _module_playbook(top, t):
     tasks = []
-    for cid, name, args, _ in MODULE_CASES:
+    for cid, name, args, _fragment in MODULE_CASES:
         args = json.loads(json.dumps(args).replace("{t}", t))
         tasks.append({"name": cid, "vmguard.hardening." + name: args, "ignore_errors": True})
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
@@ -329,7 +329,7 @@ def runs(tmp_path_factory):
     with open(inventory, "w") as f:
         f.write("[vmguard_hypervisors]\nhv1 ansible_connection=local vmguard_libvirt_uri=test:///default\n")
     jobs = {}
-    for cid, (policy, _) in AUDIT_CASES.items():
+    for cid, (policy, _paths) in AUDIT_CASES.items():
         case = os.path.join(top, "audit-" + cid)
         os.makedirs(case)
         with open(os.path.join(case, "policy.yml"), "w") as f:
@@ -356,13 +356,13 @@ def test_audit_playbook_refuses_bad_policy_before_anything_runs(runs, cid):
     paths = AUDIT_CASES[cid][1]
     assert res["rc"] != 0, res["out"][-3000:]
     host_results = _host_results(res["json"])
-    failed = [r for _, r in host_results if r.get("failed")]
+    failed = [r for _host, r in host_results if r.get("failed")]
     assert failed and failed[-1].get("errors"), res["out"][-3000:]
     named = set(e.split(": ", 1)[0] for e in failed[-1]["errors"])
     assert set(paths) <= named, failed[-1]["errors"]
     for path in paths:
         assert path + ":" in res["out"]
-    assert not any("evidence" in r for _, r in host_results), "an evidence module ran on an invalid policy"
+    assert not any("evidence" in r for _host, r in host_results), "an evidence module ran on an invalid policy"
     assert not os.path.exists(os.path.join(runs["top"], "audit-" + cid, "vmguard-report"))
 
 
@@ -370,7 +370,7 @@ def test_audit_control_with_valid_policy_writes_the_report(runs):
     """Proves the 'no report directory' assertions above are not vacuous."""
     res = runs["results"]["control"]
     assert os.path.isfile(os.path.join(runs["top"], "audit-control", "vmguard-report", "report.json")), res["out"][-3000:]
-    assert any("evidence" in r for _, r in _host_results(res["json"]))  # the evidence module did run here
+    assert any("evidence" in r for _host, r in _host_results(res["json"]))  # the evidence module did run here
 
 
 @pytest.mark.parametrize("cid,fragment", [(c[0], c[3]) for c in MODULE_CASES], ids=[c[0] for c in MODULE_CASES])

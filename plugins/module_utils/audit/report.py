@@ -372,7 +372,7 @@ def _backup(report_dir, path):
     """A hard link to the current report at ``path`` (None when there is none or links are not supported)."""
     if not os.path.lexists(path):
         return None
-    for _ in range(100):
+    for _attempt in range(100):
         name = os.path.join(report_dir, TEMP_PREFIX + "old-" + os.urandom(6).hex())
         try:
             os.link(path, name, follow_symlinks=False)

@@ -323,7 +323,7 @@ def qemu_user_default(os_release=("/etc/os-release", "/usr/lib/os-release")):
     for path in os_release:
         try:
             with open(path) as f:
-                ident = dict((k.strip().lower(), v.strip().strip('"').strip("'").lower()) for k, _, v in
+                ident = dict((k.strip().lower(), v.strip().strip('"').strip("'").lower()) for k, _sep, v in
                              (line.strip().partition("=") for line in f) if k)
             break
         except (IOError, OSError):
