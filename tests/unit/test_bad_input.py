@@ -134,6 +134,10 @@ POLICY_CASES = [
     ("rule-severity", {"rules": {"DIV-01": {"severity": "urgent"}}}, "rules.DIV-01.severity",
      "expected one of low, medium, high, critical, got 'urgent'"),
     ("rule-mode", {"rules": {"DIV-01": {"mode": "fix"}}}, "rules.DIV-01.mode", "expected one of audit, enforce, got 'fix'"),
+    ("rule-enforce-audit-only", {"rules": {"VIS-03": {"mode": "enforce"}}}, "rules.VIS-03.mode",
+     "enforce is not possible: VIS-03 has no remediation (audit only)"),
+    ("rule-enforce-audit-only-opt-out-too", {"rules": {"RB-12": {"enabled": False, "mode": "enforce"}}}, "rules.RB-12.mode",
+     "enforce is not possible: RB-12 has no remediation (audit only)"),
     ("rule-unknown-key", {"rules": {"DIV-01": {"action": "enforce"}}}, "rules.DIV-01.action",
      "unknown key (expected one of: enabled, mode, severity)"),
     ("area-unknown", {"params": {"planets": {}}}, "params.planets", "unknown area"),
@@ -236,6 +240,13 @@ AUDIT_CASES = {
             rollback: {bogus: 1}
         """, ["wavers", "rules.DIV-99", "rules.DIV-01.enabled", "rules.DIV-01.severity", "params.planets",
               "params.rollback.bogus"]),
+    "modes": ("""\
+        vmguard_policy:
+          mode: fix
+          rules:
+            ISO-09: {mode: enforce}
+            DIV-03: {mode: enforce}
+        """, ["mode", "rules.ISO-09.mode"]),
     "control": ("""\
         vmguard_policy:
           params:

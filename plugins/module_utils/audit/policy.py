@@ -5,7 +5,8 @@
 
 Validation walks the user's document before anything is merged and reports every problem at once
 (unknown keys, rule ids and areas at any level, wrong types, non-finite numbers, ports outside
-1-65535 or given as booleans, incomplete waivers, impossible dates). Every error names the key
+1-65535 or given as booleans, incomplete waivers, impossible dates, mode enforce on a rule that has
+no remediation). Every error names the key
 path, what is expected and the bad value. Pure: no Ansible imports.
 """
 
@@ -68,9 +69,12 @@ DEFAULT_PARAMS = {
 
 
 def default_policy():
+    """The shipped defaults. Global mode enforce: every rule whose mode is enforce gets remediated;
+    ``mode: audit`` is the policy-wide switch that plans no remediation at all. A rule's own default
+    mode comes from the registry: enforce where a remediation exists and is not opt-in, else audit."""
     return {
-        "mode": "audit",
-        "rules": dict((r.id, {"enabled": True, "severity": r.severity, "mode": r.action})
+        "mode": "enforce",
+        "rules": dict((r.id, {"enabled": True, "severity": r.severity, "mode": r.default_mode})
                       for r in RULES.values()),
         "params": copy.deepcopy(DEFAULT_PARAMS),
         "waivers": [],
@@ -270,6 +274,8 @@ def _check_rules(errors, rules):
                 errors.append(_unknown_key(path, key, _RULE_KEYS))
             else:
                 out[rid][key] = _check_value(errors, _join(path, key), value, convert)
+        if out[rid].get("mode") == "enforce" and RULES[rid].remediated_by is None:
+            errors.append("%s: enforce is not possible: %s has no remediation (audit only)" % (_join(path, "mode"), rid))
     return out
 
 

@@ -7,6 +7,11 @@ A check is a pure function ``check(ctx, subject) -> (status, message, evidence)`
 verdict out. Each area
 has one file (div.py, rb.py, iso.py, leak.py, vis.py) holding its rules' checks, remediation
 text and docstrings together; tests/unit/rules/test_<area>.py holds their tests.
+
+Each rule also declares what remediates it (``remediated_by``): None when the collection only
+audits it, else one of REMEDIATIONS (the remediation name, the module that applies it, a short
+"how", and whether it is opt-in). The policy derives the per-rule default mode from it and the
+planner (audit/plan.py) turns failing findings into remediation steps by that name.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,16 +42,45 @@ def na(message, **evidence):
     return (NA, message, evidence)
 
 
+# Remediation name -> the module that applies it (the plan contract, /docs/CATALOG.md "enforced by").
+REMEDIATIONS = OrderedDict([
+    ("domain_policy", "vmguard.hardening.domain_policy"),      # a fixer of remediation/domfix.FIXERS, keyed by rule id
+    ("identity_reseal", "vmguard.hardening.identity_reseal"),  # machine-id, SSH host keys, random seed
+    ("sysctl", "ansible.posix.sysctl"),
+    ("expire_passwords", "ansible.builtin.command"),           # chage --lastday 0
+])
+
+
+class Remediation(dict):
+    """The ``remediated_by`` declaration of a rule (a plain dict once built): remediation ``name`` (a key
+    of REMEDIATIONS) applied by its module, doing ``how``. ``opt_in``: the remediation exists but is
+    applied only when the policy sets the rule's mode to enforce (the rule's default mode is audit).
+    """
+
+    def __init__(self, name, how, opt_in=False):
+        if name not in REMEDIATIONS:
+            raise ValueError("unknown remediation %r (known: %s)" % (name, ", ".join(REMEDIATIONS)))
+        if not isinstance(how, str) or not how.strip():
+            raise ValueError("remediation %s needs a short text saying how it remediates" % name)
+        dict.__init__(self, remediation=name, module=REMEDIATIONS[name], how=how, opt_in=bool(opt_in))
+
+
 class Rule(object):
-    def __init__(self, rid, area, severity, action, layer, title, remediation):
+    def __init__(self, rid, area, severity, layer, title, remediation, remediated_by=None):
         self.id = rid
         self.area = area
         self.severity = severity
-        self.action = action
         self.layer = layer
         self.title = title
-        self.remediation = remediation
+        self.remediation = remediation  # the human text findings carry
+        self.remediated_by = remediated_by  # None (audit only) or {remediation, module, how, opt_in}
         self.checks = OrderedDict()  # subject kind -> function
+
+    @property
+    def default_mode(self):
+        """The mode a policy gives the rule unless it says otherwise: enforce where a remediation exists
+        and is not opt-in, else audit."""
+        return "enforce" if self.remediated_by and not self.remediated_by["opt_in"] else "audit"
 
     def __repr__(self):
         return "Rule(%s)" % self.id
@@ -55,11 +89,15 @@ class Rule(object):
 RULES = OrderedDict()
 
 
-def rule(rid, area, severity, action, layer, title, remediation):
-    """Declare a rule (once per id)."""
+def rule(rid, area, severity, layer, title, remediation, remediated_by=None):
+    """Declare a rule (once per id). ``remediated_by``: None (audit only) or a Remediation(...)."""
     if rid in RULES:
         raise ValueError("rule %s declared twice" % rid)
-    RULES[rid] = Rule(rid, area, severity, action, layer, title, remediation)
+    if remediated_by is not None and not isinstance(remediated_by, Remediation):
+        raise ValueError("rule %s: remediated_by must be None or a Remediation(...), got %r"
+                         % (rid, remediated_by))
+    RULES[rid] = Rule(rid, area, severity, layer, title, remediation,
+                      dict(remediated_by) if remediated_by is not None else None)
     return RULES[rid]
 
 

@@ -13,31 +13,37 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 
-rule("DIV-01", "diversity", "high", "enforce", "GUEST+FLEET", "machine-id unique across all guests",
+rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
      "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
-     "(vmguard.hardening.guest in enforce mode, or systemd-machine-id-setup after emptying it).")
-rule("DIV-02", "diversity", "critical", "enforce", "GUEST+FLEET", "SSH host keys unique across all guests",
-     "Rotate the SSH host keys of the duplicate set; record the old fingerprints in the ledger's retired list.")
-rule("DIV-03", "diversity", "high", "audit", "GUEST+FLEET", "no identical password hash across guests",
-     "Set a distinct password per guest (or lock the account); the guest role can expire the duplicated password.")
-rule("DIV-04", "diversity", "medium", "enforce", "GUEST+FLEET", "systemd random seed not identical across guests",
-     "Reseed: remove /var/lib/systemd/random-seed and restart systemd-random-seed.")
-rule("DIV-05", "diversity", "high", "audit", "DOM+FLEET", "domain UUIDs and MAC addresses unique across hypervisors",
+     "(vmguard.hardening.guest in enforce mode, or systemd-machine-id-setup after emptying it).",
+     remediated_by=Remediation("identity_reseal", "regenerate /etc/machine-id (and the D-Bus copy)"))
+rule("DIV-02", "diversity", "critical", "GUEST+FLEET", "SSH host keys unique across all guests",
+     "Rotate the SSH host keys of the duplicate set; record the old fingerprints in the ledger's retired list.",
+     remediated_by=Remediation("identity_reseal", "rotate the shared SSH host keys; the old fingerprints go to the ledger's retired list"))
+rule("DIV-03", "diversity", "high", "GUEST+FLEET", "no identical password hash across guests",
+     "Set a distinct password per guest (or lock the account); the guest role can expire the duplicated password.",
+     remediated_by=Remediation("expire_passwords", "chage --lastday 0 on the accounts whose password hash is duplicated", opt_in=True))
+rule("DIV-04", "diversity", "medium", "GUEST+FLEET", "systemd random seed not identical across guests",
+     "Reseed: remove /var/lib/systemd/random-seed and restart systemd-random-seed.",
+     remediated_by=Remediation("identity_reseal", "reseed: replace the systemd random seed"))
+rule("DIV-05", "diversity", "high", "DOM+FLEET", "domain UUIDs and MAC addresses unique across hypervisors",
      "Re-create the clone's identity (new UUID and MAC addresses) when cloning, e.g. virt-clone.")
-rule("DIV-06", "diversity", "high", "enforce", "IMG", "golden image sealed",
+rule("DIV-06", "diversity", "high", "IMG", "golden image sealed",
      "Rebuild the base image sealed (vmguard.hardening.golden_image seals and verifies at build; "
      "vmguard.hardening.image_seal audits an existing tree), then rebase the overlays onto it; the findings "
      "name what a clone would inherit (machine-id, SSH host keys, random seed, histories, logs, leases).")
-rule("DIV-07", "diversity", "medium", "audit", "FLEET", "blast radius of one image build",
+rule("DIV-07", "diversity", "medium", "FLEET", "blast radius of one image build",
      "Rebuild and roll out images in smaller cohorts, or raise max_clones_per_build / max_fleet_share deliberately.")
-rule("DIV-08", "diversity", "medium", "audit", "GUEST", "image build age within max_image_age_days",
+rule("DIV-08", "diversity", "medium", "GUEST", "image build age within max_image_age_days",
      "Rebuild the golden image (security updates) and redeploy the guest.")
-rule("DIV-09", "diversity", "low", "enforce", "DOM", "virtio-rng device present",
-     "Add <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng> to the domain.")
-rule("DIV-10", "diversity", "medium", "enforce", "GUEST", "kernel.randomize_va_space = 2",
-     "Set kernel.randomize_va_space=2 in a sysctl drop-in and apply it.")
+rule("DIV-09", "diversity", "low", "DOM", "virtio-rng device present",
+     "Add <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng> to the domain.",
+     remediated_by=Remediation("domain_policy", "add a virtio-rng device (DIV-09 fixer)"))
+rule("DIV-10", "diversity", "medium", "GUEST", "kernel.randomize_va_space = 2",
+     "Set kernel.randomize_va_space=2 in a sysctl drop-in and apply it.",
+     remediated_by=Remediation("sysctl", "kernel.randomize_va_space = 2 in a sysctl drop-in, applied"))
 
 
 # libvirt's virtio models; the (non-)transitional variants are the same device for the guest's entropy.

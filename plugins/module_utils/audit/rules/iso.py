@@ -13,28 +13,28 @@ import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 
-rule("ISO-01", "isolation", "high", "enforce", "GUEST", "listening sockets within the service's allow-list",
+rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the service's allow-list",
      "Stop, disable and mask what listens outside the service's ports (plus management).")
-rule("ISO-02", "isolation", "high", "audit", "DOM+FLEET", "VMs of different services share no network",
+rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
      "Give each service its own network or bridge; only the declared management network may be shared.")
-rule("ISO-03", "isolation", "high", "enforce", "DOM", "clean-traffic nwfilter on every service interface",
+rule("ISO-03", "isolation", "high", "DOM", "clean-traffic nwfilter on every service interface",
      "Add <filterref filter='clean-traffic'/> to the interface (no MAC/IP/ARP spoofing).")
-rule("ISO-04", "isolation", "critical", "enforce", "HOST+DOM", "sVirt confinement",
+rule("ISO-04", "isolation", "critical", "HOST+DOM", "sVirt confinement",
      "Set security_driver to apparmor or selinux in qemu.conf on a host with that LSM active, and remove "
      "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.")
-rule("ISO-05", "isolation", "high", "enforce", "HOST", "QEMU not run as root; seccomp sandbox on",
+rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandbox on",
      "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.")
-rule("ISO-06", "isolation", "high", "audit", "DOM+FLEET", "no disk shared across services",
+rule("ISO-06", "isolation", "high", "DOM+FLEET", "no disk shared across services",
      "Give each domain its own disk; within one service mark shared disks readonly or shareable.")
-rule("ISO-07", "isolation", "high", "enforce", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
+rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
      "Remove the <filesystem> device, or allow-list its source and make it readonly.")
-rule("ISO-08", "isolation", "high", "enforce", "DOM", "no hostdev/redirdev unless allow-listed",
+rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-listed",
      "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.")
-rule("ISO-09", "isolation", "medium", "audit", "DOM", "no raw QEMU command-line passthrough",
+rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU command-line passthrough",
      "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
-rule("ISO-10", "isolation", "high", "enforce", "GUEST", "inbound firewall default-deny except service and management",
+rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny except service and management",
      "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).")
-rule("ISO-11", "isolation", "medium", "enforce", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
+rule("ISO-11", "isolation", "medium", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
      "Remove <shmem>/<vsock> devices or allow-list them.")
 
 

@@ -12,24 +12,24 @@ import stat
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 
-rule("LEAK-01", "leakage", "high", "enforce", "HOST", "disk images and image directories not readable by others",
+rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories not readable by others",
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
      "save, snapshot and dump directories.")
-rule("LEAK-02", "leakage", "high", "enforce", "DOM", "VNC/SPICE only on loopback or a local socket",
+rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local socket",
      "Set the graphics listen address to 127.0.0.1 (or type='socket'/'none'); with require_console_password "
      "also set a password or TLS.")
-rule("LEAK-03", "leakage", "high", "enforce", "DOM", "SPICE clipboard and file transfer disabled",
+rule("LEAK-03", "leakage", "high", "DOM", "SPICE clipboard and file transfer disabled",
      "Add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics.")
-rule("LEAK-04", "leakage", "medium", "enforce", "HOST+DOM", "guest RAM kept out of core dumps",
+rule("LEAK-04", "leakage", "medium", "HOST+DOM", "guest RAM kept out of core dumps",
      "Keep dump_guest_core = 0 in qemu.conf and remove dumpCore='on' from <memory>.")
-rule("LEAK-05", "leakage", "medium", "audit", "DOM", "confidential VMs use LUKS-encrypted disks",
+rule("LEAK-05", "leakage", "medium", "DOM", "confidential VMs use LUKS-encrypted disks",
      "Move the disks of confidential VMs to LUKS-encrypted volumes (<encryption format='luks'>).")
-rule("LEAK-06", "leakage", "high", "enforce", "HOST", "libvirt management plane not exposed",
+rule("LEAK-06", "leakage", "high", "HOST", "libvirt management plane not exposed",
      "Set listen_tcp = 0 (for remote management use listen_tls with client certificates verified) and "
      "unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.")
-rule("LEAK-07", "leakage", "low", "enforce", "DOM", "no host SMBIOS passthrough",
+rule("LEAK-07", "leakage", "low", "DOM", "no host SMBIOS passthrough",
      "Remove <smbios mode='host'/> (it copies the host's serial numbers and identity into the guest).")
-rule("LEAK-08", "leakage", "medium", "enforce", "HOST", "migration TLS forced",
+rule("LEAK-08", "leakage", "medium", "HOST", "migration TLS forced",
      "Set migrate_tls_force = 1 in qemu.conf (with migration TLS certificates in place).")
 
 

@@ -16,35 +16,37 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 
-rule("RB-01", "rollback", "high", "enforce", "DOM", "<genid/> present",
+rule("RB-01", "rollback", "high", "DOM", "<genid/> present",
      "Add <genid/> to the domain (a new VM generation ID on every revert/restore lets the guest kernel reseed); "
-     "takes effect at the next restart.")
-rule("RB-02", "rollback", "medium", "enforce", "DOM", "snapshots younger than max_snapshot_age_hours",
+     "takes effect at the next restart.",
+     remediated_by=Remediation("domain_policy", "add <genid/> (RB-01 fixer); takes effect at the next restart"))
+rule("RB-02", "rollback", "medium", "DOM", "snapshots younger than max_snapshot_age_hours",
      "Delete or consolidate old snapshots (vmguard deletes them only with params.rollback.prune_snapshots).")
-rule("RB-03", "rollback", "low", "enforce", "DOM", "snapshots per domain <= max_snapshots",
+rule("RB-03", "rollback", "low", "DOM", "snapshots per domain <= max_snapshots",
      "Delete snapshots beyond the limit (only with params.rollback.prune_snapshots).")
-rule("RB-04", "rollback", "high", "enforce", "DOM+LEDGER", "no snapshot older than the last security epoch",
+rule("RB-04", "rollback", "high", "DOM+LEDGER", "no snapshot older than the last security epoch",
      "Delete the snapshots that predate the domain's last security change, or re-take them after hardening.")
-rule("RB-05", "rollback", "critical", "enforce", "GUEST+LEDGER", "guest epoch equals the ledger epoch",
+rule("RB-05", "rollback", "critical", "GUEST+LEDGER", "guest epoch equals the ledger epoch",
      "The guest was rolled back: run the harden playbook to reconverge it (RB-05..10), which moves the epoch forward.")
-rule("RB-06", "rollback", "critical", "enforce", "GUEST+LEDGER", "no retired SSH host key present",
-     "Rotate the SSH host keys again (they were retired before the rollback brought them back).")
-rule("RB-07", "rollback", "high", "enforce", "GUEST+LEDGER", "accounts disabled by policy stay locked or absent",
+rule("RB-06", "rollback", "critical", "GUEST+LEDGER", "no retired SSH host key present",
+     "Rotate the SSH host keys again (they were retired before the rollback brought them back).",
+     remediated_by=Remediation("identity_reseal", "rotate the retired SSH host keys that are back"))
+rule("RB-07", "rollback", "high", "GUEST+LEDGER", "accounts disabled by policy stay locked or absent",
      "Lock the accounts again (usermod --lock --expiredate 1).")
-rule("RB-08", "rollback", "high", "enforce", "GUEST+LEDGER", "package versions at or above the security floor",
+rule("RB-08", "rollback", "high", "GUEST+LEDGER", "package versions at or above the security floor",
      "Upgrade the packages to at least the recorded floor (apt-get install --only-upgrade).")
-rule("RB-09", "rollback", "high", "enforce", "GUEST+LEDGER", "services masked by policy stay masked",
+rule("RB-09", "rollback", "high", "GUEST+LEDGER", "services masked by policy stay masked",
      "Mask the services again (systemctl mask --now).")
-rule("RB-10", "rollback", "high", "enforce", "GUEST", "firewall ruleset digest equals the applied policy's",
+rule("RB-10", "rollback", "high", "GUEST", "firewall ruleset digest equals the applied policy's",
      "Re-apply the policy's nftables ruleset.")
-rule("RB-11", "rollback", "high", "enforce", "HOST", "revert watcher running",
+rule("RB-11", "rollback", "high", "HOST", "revert watcher running",
      "Install and start the vmguard revert watcher (hypervisor role), which quarantines reverted domains.")
-rule("RB-12", "rollback", "medium", "audit", "DOM", "no <transient/> (self-reverting) disks",
+rule("RB-12", "rollback", "medium", "DOM", "no <transient/> (self-reverting) disks",
      "Remove <transient/> from the disks; a disk that silently reverts at shutdown is a rollback nobody sees.")
-rule("RB-13", "rollback", "low", "audit", "DOM", "no memory-state snapshots unless allowed",
+rule("RB-13", "rollback", "low", "DOM", "no memory-state snapshots unless allowed",
      "Delete memory-state snapshots (they hold RAM contents: keys, session secrets) or allow them in the policy.")
 
 

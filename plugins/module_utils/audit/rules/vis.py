@@ -13,19 +13,19 @@ import posixpath
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, utc
 
-rule("VIS-01", "visibility", "high", "audit", "FLEET", "every domain is in the inventory",
+rule("VIS-01", "visibility", "high", "FLEET", "every domain is in the inventory",
      "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")
-rule("VIS-02", "visibility", "medium", "audit", "FLEET", "every inventory guest exists on its hypervisor",
+rule("VIS-02", "visibility", "medium", "FLEET", "every inventory guest exists on its hypervisor",
      "Fix vmguard_hypervisor / vmguard_domain for the guest, or remove it from the inventory.")
-rule("VIS-03", "visibility", "high", "audit", "HOST", "no QEMU process that libvirt does not know",
+rule("VIS-03", "visibility", "high", "HOST", "no QEMU process that libvirt does not know",
      "Find out who started the process (ps -o user,lstart,args) and stop it or bring it under libvirt.")
-rule("VIS-04", "visibility", "high", "audit", "LEDGER", "no dormant VM: hardened within max_dormant_days",
+rule("VIS-04", "visibility", "high", "LEDGER", "no dormant VM: hardened within max_dormant_days",
      "Run the harden playbook on the VM (or retire it); the start gate can refuse to start stale VMs.")
-rule("VIS-05", "visibility", "low", "enforce", "DOM", "owner, service and expiry metadata present",
+rule("VIS-05", "visibility", "low", "DOM", "owner, service and expiry metadata present",
      "Set vmguard metadata (namespace urn:x-vmguard:domain:1) with owner, service and expires on the domain.")
-rule("VIS-06", "visibility", "medium", "audit", "DOM", "expiry not passed",
+rule("VIS-06", "visibility", "medium", "DOM", "expiry not passed",
      "Retire the VM, or extend its expiry with its owner's approval.")
-rule("VIS-07", "visibility", "medium", "audit", "HOST", "no unreferenced disk image",
+rule("VIS-07", "visibility", "medium", "HOST", "no unreferenced disk image",
      "Delete the orphaned image (after checking with its owner) or attach it to its domain.")
 
 

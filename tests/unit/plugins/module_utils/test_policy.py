@@ -19,6 +19,49 @@ def test_defaults_cover_every_rule():
     assert p["params"]["rollback"]["max_snapshot_age_hours"] == 72
 
 
+REMEDIATED = ("DIV-01", "DIV-02", "DIV-04", "DIV-09", "DIV-10", "RB-01", "RB-06")
+
+
+def test_default_modes_come_from_the_registry():
+    """enforce exactly where a remediation exists and is not opt-in; the global mode is enforce."""
+    p = load_policy({})
+    assert p["mode"] == "enforce"
+    assert sorted(r for r, cfg in p["rules"].items() if cfg["mode"] == "enforce") == sorted(REMEDIATED)
+    assert p["rules"]["DIV-03"]["mode"] == "audit"  # opt-in remediation (expire the duplicated password)
+    assert RULES["DIV-03"].remediated_by["opt_in"] is True
+    assert p["rules"]["VIS-01"] == {"enabled": True, "severity": "high", "mode": "audit"}
+    for rid, r in RULES.items():
+        assert p["rules"][rid]["mode"] == r.default_mode, rid
+
+
+def test_global_mode_audit_is_kept_and_rule_modes_unchanged():
+    p = load_policy({"mode": "audit"})
+    assert p["mode"] == "audit"
+    assert p["rules"] == load_policy({})["rules"]
+
+
+def test_opt_in_and_remediated_rules_may_be_set_either_way():
+    p = load_policy({"rules": {"DIV-03": {"mode": "enforce"}, "DIV-02": {"mode": "audit"}, "VIS-01": {"mode": "audit"}}})
+    assert p["rules"]["DIV-03"]["mode"] == "enforce"
+    assert p["rules"]["DIV-02"]["mode"] == "audit"
+    assert p["rules"]["VIS-01"]["mode"] == "audit"
+
+
+@pytest.mark.parametrize("rid", [r for r in RULES if RULES[r].remediated_by is None])
+def test_enforce_without_remediation_is_rejected(rid):
+    assert errors({"rules": {rid: {"mode": "enforce"}}}) == [
+        "rules.%s.mode: enforce is not possible: %s has no remediation (audit only)" % (rid, rid)]
+
+
+def test_enforce_without_remediation_is_reported_with_every_other_error():
+    errs = errors({"mode": "fix", "rules": {"ISO-09": {"mode": "enforce", "severity": "urgent"}, "DIV-01": {"mode": "enforce"},
+                                            "LEAK-05": {"enabled": False, "mode": "enforce"}},
+                   "params": {"rollback": {"max_snapshots": "x"}}})
+    assert [e.split(": ", 1)[0] for e in errs] == [
+        "mode", "rules.ISO-09.severity", "rules.ISO-09.mode", "rules.LEAK-05.mode", "params.rollback.max_snapshots"], errs
+    assert errs[2] == "rules.ISO-09.mode: enforce is not possible: ISO-09 has no remediation (audit only)"
+
+
 def test_deep_merge_keeps_siblings_and_replaces_lists():
     p = load_policy({"params": {"rollback": {"max_snapshots": 5}, "isolation": {"management_ports": [2222]}}})
     assert p["params"]["rollback"]["max_snapshots"] == 5
