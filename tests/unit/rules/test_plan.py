@@ -1,0 +1,341 @@
+"""The remediation planner (audit/plan.py) on realistic evidence and the real findings of engine.evaluate.
+
+SCENARIOS (name -> (policy document, evidence)) are also run by tests/unit/test_registry.py, which
+asserts that every declared remediation is planned in at least one of them.
+"""
+
+import copy
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan, policy
+
+from . import evidence as E
+
+NO_RNG = {"<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": ""}
+NO_GENID = {"<genid/>": ""}
+MID1, SEED1 = E.guest_facts(1)["machine_id_digest"], E.guest_facts(1)["random_seed_digest"]
+ED1, EC1, ED3, EC3 = E.FP % "ed1", E.FP % "ec1", E.FP % "ed3", E.FP % "ec3"
+
+
+def build(doc, ev):
+    """(plan, findings) for ``ev`` under the policy document ``doc``: the real engine, then the planner."""
+    pol = policy.load_policy(doc)
+    findings = engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW)
+    return plan.build_plan(pol, ev, findings), findings
+
+
+def uuid_of(name):
+    return E.domain(name)["uuid"]
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+def clone_pair():
+    """web1 and mail1 cloned from one image without reseal: machine-id, host keys, seed and the admin hash shared."""
+    return E.fleet([E.domain("web1"), E.domain("mail1", "mail")], {
+        "web1": E.guest("web1", facts=E.guest_facts(1)),
+        "mail1": E.guest("mail1", "mail", facts=E.guest_facts(1)),
+    })
+
+
+def three_key_sharers():
+    """app1 and app2 share one ed25519 key, app2 and app3 one ECDSA key; nothing else is shared."""
+    keys = {"app1": (ED1, EC1), "app2": (ED1, EC3), "app3": (ED3, EC3)}
+    guests = {}
+    for n, name in enumerate(sorted(keys), 1):
+        facts = E.guest_facts(n)
+        facts["ssh_host_keys"] = [{"type": "ssh-ed25519", "fingerprint": keys[name][0]},
+                                  {"type": "ecdsa-sha2-nistp256", "fingerprint": keys[name][1]}]
+        guests[name] = E.guest(name, facts=facts)
+    return E.fleet([E.domain(g) for g in sorted(keys)], guests)
+
+
+def retired_key_back():
+    """web1 was reverted to a snapshot taken before its host key ed1 was retired."""
+    return E.fleet([E.domain("web1", ledger=E.ledger(retired_fingerprints=[E.FP % "old-ed", ED1]))],
+                   {"web1": E.guest("web1", facts=E.guest_facts(1))})
+
+
+def two_hypervisors():
+    """hv1/web1 lacks virtio-rng and genid, hv1/db1 virtio-rng only, hv2/mail1 genid only."""
+    hv1 = E.fleet([E.domain("web1", replace=dict(NO_RNG, **NO_GENID)), E.domain("db1", "db", replace=NO_RNG)])["hypervisors"]["hv1"]
+    hv2 = E.fleet([E.domain("mail1", "mail", replace=NO_GENID)])["hypervisors"]["hv1"]
+    return {"hypervisors": {"hv1": hv1, "hv2": hv2},
+            "guests": {"web1": E.guest("web1", facts=E.guest_facts(1)),
+                       "db1": E.guest("db1", "db", facts=E.guest_facts(2)),
+                       "mail1": E.guest("mail1", "mail", facts=E.guest_facts(3), hv="hv2")}}
+
+
+def aslr_off():
+    return E.fleet([E.domain("web1"), E.domain("mail1", "mail")], {
+        "web1": E.guest("web1", facts=E.guest_facts(1, sysctl={"kernel.randomize_va_space": "0"})),
+        "mail1": E.guest("mail1", "mail", facts=E.guest_facts(2)),
+    })
+
+
+def shared_password():
+    """Only the admin password hash is the same on web1 and mail1."""
+    f2 = E.guest_facts(2)
+    f2["accounts"][1]["hash_digest"] = E.guest_facts(1)["accounts"][1]["hash_digest"]
+    return E.fleet([E.domain("web1"), E.domain("mail1", "mail")], {
+        "web1": E.guest("web1", facts=E.guest_facts(1)),
+        "mail1": E.guest("mail1", "mail", facts=f2),
+    })
+
+
+def restart_pending():
+    """web1 runs without genid; its persistent definition has it (fixed, waiting for a restart)."""
+    live = E.domain("web1", replace=NO_GENID)
+    pers = E.domain("web1")
+    pers["definition"] = "persistent"
+    live.update(definition="live", inactive=pers)
+    return E.fleet([live], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+
+
+def unknown_domain():
+    """ghost is a clone of web1 whose inventory names a domain its hypervisor does not have."""
+    return E.fleet([E.domain("web1")], {
+        "web1": E.guest("web1", facts=E.guest_facts(1)),
+        "ghost": E.guest("ghost", domain_name="ghost-vm", facts=E.guest_facts(1)),
+    })
+
+
+SCENARIOS = {
+    "clone-pair": ({}, clone_pair),
+    "clone-pair-all-but-one": ({"params": {"diversity": {"reseal": "all_but_one"}}}, clone_pair),
+    "three-key-sharers": ({"params": {"diversity": {"reseal": "all_but_one"}}}, three_key_sharers),
+    "retired-key-back": ({}, retired_key_back),
+    "two-hypervisors": ({}, two_hypervisors),
+    "aslr-off": ({}, aslr_off),
+    "shared-password-opt-in": ({"rules": {"DIV-03": {"mode": "enforce"}}}, shared_password),
+    "restart-pending": ({}, restart_pending),
+    "unknown-domain": ({}, unknown_domain),
+}
+
+
+def scenario(name):
+    doc, make = SCENARIOS[name]
+    return build(doc, make())
+
+
+def not_enforced(p, rule):
+    return sorted((e["subject"], e["reason"]) for e in p["not_enforced"] if e["rule"] == rule)
+
+
+# --- identity reseal -----------------------------------------------------------------------------
+
+def test_clone_pair_reseal_all_plans_both_guests():
+    p, _ = scenario("clone-pair")
+    for g in ("web1", "mail1"):
+        assert p["hosts"][g]["identity_reseal"] == {
+            "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": [g],
+            "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
+        assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
+                                           "retire_fingerprints": sorted([EC1, ED1])}
+    # The shared admin password is an opt-in remediation: reported, not planned by default.
+    assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
+    assert "expire_passwords" not in p["hosts"]["web1"]
+    # mail1 runs web's image: its sockets and firewall are off its service, which nothing remediates.
+    assert ("mail1", "no remediation") in not_enforced(p, "ISO-01")
+    assert p["steps"] == 2 and p["pending_restart"] == []
+
+
+def test_clone_pair_all_but_one_keeps_the_first_name_and_reseals_the_other():
+    """The member whose inventory name sorts first (mail1) keeps its identity; web1 (sorts last) reseals."""
+    p, findings = scenario("clone-pair-all-but-one")
+    assert sorted(f["subject"]["id"] for f in findings if f["rule"] == "DIV-01" and f["status"] == "fail") == ["mail1", "web1"]
+    assert p["hosts"]["web1"]["identity_reseal"] == {
+        "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": ["web1"],
+        "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
+    assert "identity_reseal" not in p["hosts"]["mail1"]
+    assert p["hosts"]["mail1"]["ledger"]["retire_fingerprints"] == []
+    assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == sorted([EC1, ED1])
+    assert p["steps"] == 1
+
+
+def test_all_but_one_is_per_fingerprint_for_host_keys():
+    p, _ = scenario("three-key-sharers")
+    assert "identity_reseal" not in p["hosts"]["app1"]  # keeps ed1 (first of app1, app2)
+    assert p["hosts"]["app2"]["identity_reseal"]["ssh_fingerprints"] == [ED1]  # keeps ec3 (first of app2, app3)
+    assert p["hosts"]["app3"]["identity_reseal"]["ssh_fingerprints"] == [EC3]
+    for g in ("app2", "app3"):
+        r = p["hosts"][g]["identity_reseal"]
+        assert r["rules"] == ["DIV-02"] and r["machine_id_digest"] is None and r["random_seed_digest"] is None
+    doc, make = SCENARIOS["three-key-sharers"]
+    p_all, _ = build({}, make())
+    assert [p_all["hosts"][g]["identity_reseal"]["ssh_fingerprints"] for g in ("app1", "app2", "app3")] == [
+        [ED1], sorted([ED1, EC3]), [EC3]]
+
+
+def test_all_but_one_with_a_waived_member_lets_the_waived_one_keep_the_value():
+    """A member that is not resealed anyway (waived) already keeps the value: every planned member reseals."""
+    facts = E.guest_facts(1)
+    ev = E.fleet([E.domain(g) for g in ("a1", "a2", "a3")], dict((g, E.guest(g, facts=copy.deepcopy(facts))) for g in ("a1", "a2", "a3")))
+    waiver = {"rule": "DIV-01", "subject": "a2", "reason": "kept on purpose", "expires": "2099-01-01"}
+    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
+    assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a1", "a3"]
+    waiver["subject"] = "a1"
+    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
+    assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a2", "a3"]
+    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}}, ev)
+    assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a2", "a3"]
+
+
+def test_retired_key_back_is_rotated_also_under_all_but_one():
+    p, _ = scenario("retired-key-back")
+    assert p["hosts"]["web1"]["identity_reseal"] == {
+        "rules": ["RB-06"], "subjects": ["web1"], "machine_id_digest": None, "ssh_fingerprints": [ED1],
+        "random_seed_digest": None}
+    assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == [ED1]
+    p2, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}}, retired_key_back())
+    assert p2 == p
+
+
+def test_empty_machine_id_is_resealed_without_a_digest():
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1, machine_id_state="empty", machine_id_digest=None))})
+    for reseal in ("all", "all_but_one"):
+        p, _ = build({"params": {"diversity": {"reseal": reseal}}}, ev)
+        assert p["hosts"]["web1"]["identity_reseal"]["rules"] == ["DIV-01"]
+        assert p["hosts"]["web1"]["identity_reseal"]["machine_id_digest"] is None
+
+
+# --- domain policy -------------------------------------------------------------------------------
+
+def test_domain_fixes_per_hypervisor_and_domain():
+    p, _ = scenario("two-hypervisors")
+    assert p["hosts"]["hv1"]["domain_policy"] == {
+        "rules": ["DIV-09", "RB-01"], "subjects": ["hv1/db1", "hv1/web1"], "fixes": ["DIV-09", "RB-01"],
+        "domains": {"db1": ["DIV-09"], "web1": ["DIV-09", "RB-01"]}}
+    assert p["hosts"]["hv2"]["domain_policy"] == {
+        "rules": ["RB-01"], "subjects": ["hv2/mail1"], "fixes": ["RB-01"], "domains": {"mail1": ["RB-01"]}}
+    assert p["hosts"]["mail1"]["ledger"]["hypervisor"] == "hv2"
+    assert p["hosts"]["mail1"]["ledger"]["uuid"] == uuid_of("mail1")
+    assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
+                                           "retire_fingerprints": []}
+    assert p["steps"] == 2
+
+
+def test_restart_pending_is_listed_not_planned():
+    p, findings = scenario("restart-pending")
+    rb01 = [f for f in findings if f["rule"] == "RB-01"][0]
+    assert rb01["status"] == "fail" and rb01["pending_restart"] is True
+    assert p["pending_restart"] == [{"rule": "RB-01", "subject": "hv1/web1", "message": rb01["message"]}]
+    assert "hv1" not in p["hosts"] and p["steps"] == 0
+    assert not_enforced(p, "RB-01") == []
+
+
+def test_waived_finding_is_neither_planned_nor_listed():
+    waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2099-01-01"}
+    p, findings = build({"waivers": [waiver]}, two_hypervisors())
+    assert [f["status"] for f in findings if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1/web1"] == ["waived"]
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"] == {"db1": ["DIV-09"], "web1": ["DIV-09"]}
+    assert not [e for e in p["not_enforced"] + p["pending_restart"] if e["subject"] == "hv1/web1" and e["rule"] == "RB-01"]
+
+
+def test_expired_waiver_finding_is_not_a_domain_step():
+    waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2020-01-01"}
+    p, _ = build({"waivers": [waiver]}, two_hypervisors())
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"] == ["DIV-09", "RB-01"]  # the waiver stopped waiving
+    assert ("waiver/0", "no remediation") in not_enforced(p, "RB-01")
+    assert "waiver" not in p["hosts"]
+
+
+def test_unreachable_hypervisor_is_not_evaluated_and_plans_nothing_there():
+    ev = two_hypervisors()
+    ev["hypervisors"]["hv2"] = {"error": "cannot connect to qemu+ssh://hv2/system", "uri": "qemu+ssh://hv2/system",
+                                "host": None, "domains": []}
+    p, _ = build({}, ev)
+    assert ("hv2", "error: not evaluated") in not_enforced(p, "DIV-09")
+    assert "hv2" not in p["hosts"]
+    assert "mail1" not in p["hosts"]  # nothing to fix, and its domain UUID is not known: no ledger entry
+    assert p["hosts"]["web1"]["ledger"]["uuid"] == uuid_of("web1")
+
+
+# --- sysctl, passwords, errors, modes ------------------------------------------------------------
+
+def test_aslr_off_plans_the_sysctl_setting():
+    p, _ = scenario("aslr-off")
+    assert p["hosts"]["web1"]["sysctl"] == {"rules": ["DIV-10"], "subjects": ["web1"],
+                                            "settings": {"kernel.randomize_va_space": "2"}}
+    assert "sysctl" not in p["hosts"]["mail1"]
+    assert p["steps"] == 1
+
+
+def test_rule_in_audit_mode_is_not_enforced():
+    p, _ = build({"rules": {"DIV-10": {"mode": "audit"}}}, aslr_off())
+    assert "sysctl" not in p["hosts"]["web1"]
+    assert not_enforced(p, "DIV-10") == [("web1", "mode audit")]
+    assert p["steps"] == 0
+
+
+def test_error_finding_is_not_enforced():
+    ev = aslr_off()
+    ev["guests"]["mail1"]["facts"]["sysctl"] = {}
+    p, findings = build({}, ev)
+    assert [f["status"] for f in findings if f["rule"] == "DIV-10" and f["subject"]["id"] == "mail1"] == ["error"]
+    assert not_enforced(p, "DIV-10") == [("mail1", "error: not evaluated")]
+    assert "sysctl" not in p["hosts"]["mail1"] and "sysctl" in p["hosts"]["web1"]
+
+
+def test_shared_password_is_expired_only_when_opted_in():
+    p, _ = scenario("shared-password-opt-in")
+    for g in ("web1", "mail1"):
+        assert p["hosts"][g]["expire_passwords"] == {"rules": ["DIV-03"], "subjects": [g], "accounts": ["admin"]}
+    p, _ = build({}, shared_password())
+    assert all("expire_passwords" not in h for h in p["hosts"].values())
+    assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
+
+
+def test_global_mode_audit_plans_nothing():
+    p, findings = build({"mode": "audit"}, clone_pair())
+    assert p["hosts"] == {} and p["steps"] == 0 and p["pending_restart"] == []
+    bad = sorted((f["rule"], f["subject"]["id"]) for f in findings if f["status"] in ("fail", "error"))
+    assert bad and sorted((e["rule"], e["subject"]) for e in p["not_enforced"]) == bad
+    assert set(e["reason"] for e in p["not_enforced"]) == {"policy mode audit"}
+
+
+def test_disabled_rule_plans_nothing_even_from_stale_findings():
+    pol = policy.load_policy({"rules": {"DIV-10": {"enabled": False}}})
+    findings = engine.evaluate(policy.load_policy({}), aslr_off(), now=E.NOW)
+    p = plan.build_plan(pol, aslr_off(), findings)
+    assert "sysctl" not in p["hosts"]["web1"] and not not_enforced(p, "DIV-10")
+
+
+# --- ledger, determinism -------------------------------------------------------------------------
+
+def test_guest_with_unknown_domain_gets_no_ledger_but_is_resealed():
+    p, findings = scenario("unknown-domain")
+    assert [f["status"] for f in findings if f["rule"] == "VIS-02" and f["subject"]["id"] == "ghost"] == ["fail"]
+    assert p["hosts"]["ghost"]["identity_reseal"]["rules"] == ["DIV-01", "DIV-02", "DIV-04"]
+    assert "ledger" not in p["hosts"]["ghost"]
+    assert p["hosts"]["web1"]["ledger"]["uuid"] == uuid_of("web1")
+
+
+def test_unreachable_guest_gets_no_ledger_entry():
+    ev = clone_pair()
+    ev["guests"]["mail1"] = E.guest("mail1", "mail", error="unreachable: timed out")
+    p, _ = build({}, ev)
+    assert "mail1" not in p["hosts"]
+    assert "ledger" in p["hosts"]["web1"]
+
+
+def test_same_input_same_plan_whatever_the_order():
+    for name in sorted(SCENARIOS):
+        doc, make = SCENARIOS[name]
+        pol = policy.load_policy(doc)
+        ev = make()
+        findings = engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW)
+        first = plan.build_plan(pol, ev, findings)
+        assert plan.build_plan(pol, copy.deepcopy(ev), copy.deepcopy(findings)) == first, name
+        shuffled = dict(ev, guests=dict(reversed(list(ev["guests"].items()))))
+        assert plan.build_plan(pol, shuffled, list(reversed(findings))) == first, name
+        assert list(first["hosts"]) == sorted(first["hosts"]), name
+        assert first["steps"] == sum(1 for h in first["hosts"].values() for r in h if r != "ledger"), name
+
+
+def test_plan_does_not_change_its_inputs():
+    pol = policy.load_policy({"params": {"diversity": {"reseal": "all_but_one"}}})
+    ev = clone_pair()
+    findings = engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW)
+    before = copy.deepcopy((pol, ev, findings))
+    plan.build_plan(pol, ev, findings)
+    assert (pol, ev, findings) == before
