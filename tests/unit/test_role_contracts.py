@@ -1,6 +1,7 @@
 """Every role keeps its contract: argument specs match defaults (no drift), variables carry the
 collection-qualified prefix vmguard_<role>_ (internal: __vmguard_<role>_), every task is named
-with a rule id or the role's tag, and the role README matches the specs."""
+with the rule ids it enforces (and tagged with them) or with the role's own prefix, and the role README
+matches the specs."""
 
 import os
 import re
@@ -13,7 +14,6 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, "roles"))
                if os.path.isdir(os.path.join(ROOT, "roles", d)))
-TASK_NAME = re.compile(r"^((DIV|RB|ISO|LEAK|VIS)-\d{2}|LAB|AUDIT) \| ")
 
 
 def load(role, *parts):
@@ -52,24 +52,160 @@ def test_variable_prefixes(role):
         assert name.startswith("__" + public), name
 
 
-def _tasks(items):
+def _rule_ids():
+    """Rule ids of the registry (the engine registers every rule when it is imported)."""
+    try:
+        from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine
+    except ImportError:  # the layout before module_utils had sub-packages
+        from ansible_collections.vmguard.hardening.plugins.module_utils import engine
+    return frozenset(engine.RULES)
+
+
+RULE_IDS = _rule_ids()
+RULE_NAME = re.compile(r"^(?P<ids>[A-Z]+-\d{2}(?:, [A-Z]+-\d{2})*) \| \S")
+ROLE_NAME = re.compile(r"^(?P<prefix>[A-Z][A-Z_]*) \| \S")
+# Files another change is rewriting: their offenders are known (strict=False: a fixed file shows XPASS).
+TASK_NAME_XFAIL = {
+    "roles/guest/tasks/main.yml": "guest role being rewritten: 'VIS-04 | ...' import tagged only 'always'",
+    "roles/guest/tasks/ledger.yml": "guest role being rewritten: 'VIS-04, DIV-02, RB-06 | ...' tagged only 'always'",
+}
+
+
+def _tags(task):
+    tags = task.get("tags", [])
+    return {str(tags)} if isinstance(tags, (str, int)) else set(str(t) for t in tags)
+
+
+def _walk(items, inherited):
+    """(task, effective tags) for every task, into blocks; tags of blocks are inherited."""
     for t in items or []:
-        yield t
+        yield t, inherited | _tags(t)
         for key in ("block", "rescue", "always"):
             if key in t:
-                yield from _tasks(t[key])
+                yield from _walk(t[key], inherited | _tags(t))
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_task_names_carry_rule_id_or_role_tag(role):
+def _child_file(task):
+    """(file, tags its tasks inherit from this task) for import_tasks / include_tasks of a literal file."""
+    for action in ("ansible.builtin.import_tasks", "import_tasks"):
+        if action in task:
+            arg = task[action]
+            return (arg if isinstance(arg, str) else arg.get("file")), _tags(task)
+    for action in ("ansible.builtin.include_tasks", "include_tasks"):
+        if action in task:
+            arg = task[action]
+            if isinstance(arg, str):
+                return arg, set()  # an include's own tags select only the include
+            return arg.get("file"), _tags(arg.get("apply") or {})
+    return None, set()
+
+
+def role_task_contexts(role):
+    """{file name: [(task, effective tags)]}: every task file of the role, each task with the tags it
+    carries when it runs, following imports and includes from main.yml (files reached from nowhere
+    count with their own tags only; a file reached twice is checked in every context)."""
     tasks_dir = os.path.join(ROOT, "roles", role, "tasks")
-    count = 0
-    for fname in sorted(os.listdir(tasks_dir)):
-        for task in _tasks(load(role, "tasks", fname)):
-            count += 1
-            assert "name" in task, "%s/%s: unnamed task %r" % (role, fname, task)
-            assert TASK_NAME.match(task["name"]), "%s/%s: %s" % (role, fname, task["name"])
-    assert count > 0
+    out = dict((f, []) for f in sorted(os.listdir(tasks_dir)) if f.endswith((".yml", ".yaml")))
+    reached = set()
+
+    def visit(fname, inherited, depth=0):
+        if fname not in out or depth > 10:
+            return
+        reached.add(fname)
+        for task, tags in _walk(load(role, "tasks", fname), inherited):
+            out[fname].append((task, tags))
+            child, passed = _child_file(task)
+            if child and "{{" not in child:
+                visit(child, (tags - _tags(task)) | passed, depth + 1)
+
+    if "main.yml" in out:
+        visit("main.yml", set())
+    for fname in sorted(set(out) - reached):
+        visit(fname, set())
+    return out
+
+
+def task_name_problems(role, fname, contexts):
+    problems = []
+    for task, tags in contexts:
+        name = task.get("name")
+        if not name:
+            problems.append("unnamed task %r" % (dict((k, v) for k, v in task.items() if k != "block"),))
+            continue
+        rule = RULE_NAME.match(name)
+        if rule:
+            ids = rule.group("ids").split(", ")
+            unknown = [i for i in ids if i not in RULE_IDS]
+            missing = [i for i in ids if i not in tags]
+            if unknown:
+                problems.append("%r: %s not in the rule registry" % (name, ", ".join(unknown)))
+            if missing:
+                problems.append("%r: named for %s but not tagged %s (tags: %s)" % (
+                    name, ", ".join(ids), ", ".join(missing), ", ".join(sorted(tags)) or "none"))
+            continue
+        prefix = ROLE_NAME.match(name)
+        if prefix and prefix.group("prefix") == role.upper():
+            continue
+        problems.append("%r: starts with neither rule ids from the registry ('DIV-02 | ...', 'DIV-01, DIV-02 | "
+                        "...') nor the role prefix '%s | '" % (name, role.upper()))
+    return ["roles/%s/tasks/%s: %s" % (role, fname, p) for p in problems]
+
+
+def _task_files():
+    for role in ROLES:
+        for fname in sorted(f for f in os.listdir(os.path.join(ROOT, "roles", role, "tasks"))
+                            if f.endswith((".yml", ".yaml"))):
+            path = "roles/%s/tasks/%s" % (role, fname)
+            marks = ([pytest.mark.xfail(strict=False, reason=TASK_NAME_XFAIL[path])]
+                     if path in TASK_NAME_XFAIL else [])
+            yield pytest.param(role, fname, id=path, marks=marks)
+
+
+@pytest.mark.parametrize("role, fname", list(_task_files()))
+def test_task_names_tell_the_truth(role, fname):
+    """Every task is named 'RULE-ID[, RULE-ID...] | ...' (ids of the registry) or '<ROLE> | ...' (the
+    role's own upper-case prefix: LAB, AUDIT, HYPERVISOR, GUEST, GOLDEN_IMAGE); a task named for rule
+    ids carries each of them as a tag (its own, its blocks' or the importing task's)."""
+    contexts = role_task_contexts(role)[fname]
+    assert contexts, "roles/%s/tasks/%s has no task" % (role, fname)
+    problems = task_name_problems(role, fname, contexts)
+    assert not problems, "\n".join(problems)
+
+
+def test_task_name_check_finds_offenders():
+    """The convention check itself: each kind of offender is reported with file and task name."""
+    contexts = [
+        ({"name": "DIV-06 | golden image | Create the cache directory"}, {"golden_image"}),
+        ({"name": "DIV-01, DIV-02 | ENFORCE | Reseal"}, {"DIV-01"}),
+        ({"name": "XYZ-99 | ENFORCE | Nothing"}, {"XYZ-99"}),
+        ({"name": "AUDIT | Borrowed prefix"}, set()),
+        ({"name": "Lab | lower-case prefix"}, set()),
+        ({"ansible.builtin.debug": {"msg": "x"}}, set()),
+        ({"name": "LAB | Fine"}, set()),
+        ({"name": "DIV-01, DIV-02 | ENFORCE | Fine"}, {"DIV-01", "DIV-02", "diversity"}),
+    ]
+    problems = task_name_problems("lab", "sample.yml", contexts)
+    assert all(p.startswith("roles/lab/tasks/sample.yml: ") for p in problems)
+    text = "\n".join(problems)
+    assert "'DIV-06 | golden image | Create the cache directory': named for DIV-06 but not tagged DIV-06" in text
+    assert "'DIV-01, DIV-02 | ENFORCE | Reseal': named for DIV-01, DIV-02 but not tagged DIV-02" in text
+    assert "'XYZ-99 | ENFORCE | Nothing': XYZ-99 not in the rule registry" in text
+    assert "'AUDIT | Borrowed prefix': starts with neither" in text
+    assert "'Lab | lower-case prefix': starts with neither" in text
+    assert "unnamed task" in text
+    assert "Fine" not in text
+    assert len(problems) == 6
+
+
+def test_tags_are_inherited_as_ansible_does():
+    """import_tasks passes its tags on, include_tasks only its apply tags, blocks their tags."""
+    ctx = role_task_contexts("golden_image")
+    tags = dict((t["name"], tg) for t, tg in ctx["build.yml"])
+    assert {"DIV-06", "diversity", "golden_image"} <= tags["DIV-06 | ENFORCE | Seal the image tree"]
+    assert "DIV-06" not in tags["GOLDEN_IMAGE | Create the cache directory"]
+    assert "golden_image" in tags["GOLDEN_IMAGE | Create the cache directory"]
+    lab = role_task_contexts("lab")
+    assert all({"lab", "lab_access"} <= tg for _, tg in lab["access.yml"])
 
 
 @pytest.mark.parametrize("role", ROLES)
