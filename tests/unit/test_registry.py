@@ -1,0 +1,234 @@
+"""The registry of what remediates each rule (rules/ ``remediated_by``) matches the catalogue, every
+declared remediation exists, the shipped default modes follow from it, every remediation is planned
+in at least one scenario of tests/unit/rules/test_plan.py, and the roles that carry the plan out name
+the rule ids of every change they make."""
+
+import os
+import re
+import sysconfig
+
+import ansible
+import pytest
+import yaml
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.policy import load_policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import REMEDIATIONS, RULES, Remediation, rule
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.domfix import FIXERS
+
+from rules import test_plan  # tests/unit is on sys.path (rootdir-relative test import)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROW = re.compile(r"^\| ((?:DIV|RB|ISO|LEAK|VIS)-\d\d) \|(.*)\|$", re.M)
+# What the "enforced by" column adds after the module, per remediation.
+NOTES = {"domain_policy": "{rid} fixer", "expire_passwords": "chage --lastday 0"}
+
+
+def catalogue_rows():
+    """rule id -> the cells of its row in the rule tables (id, sev, layer, check, remediation, enforced by).
+
+    The rule tables are those whose header starts with "| id | sev |" (not the vSphere mapping)."""
+    with open(os.path.join(ROOT, "docs", "CATALOG.md")) as f:
+        tables = re.findall(r"^\| id \| sev \|.*\n(?:\|.*\n?)+", f.read(), re.M)
+    return dict((rid, [rid] + [c.strip() for c in cells.split(" | ")]) for t in tables for rid, cells in ROW.findall(t))
+
+
+def enforced_by(r):
+    """The catalogue's "enforced by" cell for rule ``r``, from the registry."""
+    rb = r.remediated_by
+    if rb is None:
+        return "-"
+    notes = [NOTES[rb["remediation"]].format(rid=r.id)] if rb["remediation"] in NOTES else []
+    notes += ["opt-in"] if rb["opt_in"] else []
+    return "`%s`" % rb["module"] + (" (%s)" % ", ".join(notes) if notes else "")
+
+
+def test_catalogue_enforced_by_column_equals_the_registry():
+    rows = catalogue_rows()
+    assert sorted(rows) == sorted(RULES) and len(rows) == 49
+    for rid, cells in rows.items():
+        assert len(cells) == 6, "%s: expected id | sev | layer | check | remediation | enforced by, got %r" % (rid, cells)
+        assert cells[5] == enforced_by(RULES[rid]), rid
+        assert cells[4] and cells[4] != "-", "%s: the remediation column keeps the human text" % rid
+
+
+def test_catalogue_column_fails_on_a_wrong_entry():
+    """The comparison sees a difference: a registry declaration differing from the row is caught."""
+    r = RULES["DIV-10"]
+    saved = r.remediated_by
+    try:
+        r.remediated_by = dict(Remediation("sysctl", "x", opt_in=True))
+        assert catalogue_rows()["DIV-10"][5] != enforced_by(r)
+        r.remediated_by = None
+        assert catalogue_rows()["DIV-10"][5] != enforced_by(r)
+    finally:
+        r.remediated_by = saved
+
+
+def module_path(fqcn):
+    """Where the module ``fqcn`` lives: this collection, ansible-core's builtins, or the installed bundle."""
+    ns, coll, name = fqcn.split(".")
+    if (ns, coll) == ("vmguard", "hardening"):
+        return os.path.join(ROOT, "plugins", "modules", name + ".py")
+    if (ns, coll) == ("ansible", "builtin"):
+        return os.path.join(os.path.dirname(ansible.__file__), "modules", name + ".py")
+    return os.path.join(sysconfig.get_paths()["purelib"], "ansible_collections", ns, coll, "plugins", "modules", name + ".py")
+
+
+@pytest.mark.parametrize("rid", [r for r in RULES if RULES[r].remediated_by])
+def test_every_declared_remediation_exists(rid):
+    rb = RULES[rid].remediated_by
+    assert rb["remediation"] in REMEDIATIONS and rb["module"] == REMEDIATIONS[rb["remediation"]], rb
+    assert os.path.isfile(module_path(rb["module"])), "%s: module %s not found at %s" % (rid, rb["module"], module_path(rb["module"]))
+    assert rb["how"].strip()
+    if rb["remediation"] == "domain_policy":
+        assert rid in FIXERS, "%s is declared remediated by domain_policy but remediation/domfix.py has no fixer for it" % rid
+
+
+def test_module_lookup_finds_the_bundle_and_rejects_a_missing_module():
+    assert module_path("ansible.posix.sysctl").endswith(os.path.join("ansible_collections", "ansible", "posix", "plugins",
+                                                                     "modules", "sysctl.py"))
+    assert os.path.isfile(module_path("ansible.posix.sysctl"))
+    assert not os.path.isfile(module_path("vmguard.hardening.no_such_module"))
+    assert not os.path.isfile(module_path("ansible.posix.no_such_module"))
+
+
+def test_every_domain_fixer_belongs_to_a_rule_remediated_by_domain_policy():
+    declared = sorted(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == "domain_policy")
+    assert sorted(FIXERS) == declared
+
+
+def test_remediations_are_exactly_the_contract():
+    by_name = {}
+    for rid, r in RULES.items():
+        if r.remediated_by:
+            by_name.setdefault(r.remediated_by["remediation"], []).append(rid)
+    assert by_name == {"domain_policy": ["DIV-09", "RB-01"], "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
+                       "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"]}
+    assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == ["DIV-03"]
+
+
+def test_shipped_default_modes_are_enforce_exactly_where_a_non_opt_in_remediation_exists():
+    p = load_policy({})
+    assert p["mode"] == "enforce"
+    for rid, r in RULES.items():
+        expected = "enforce" if r.remediated_by and not r.remediated_by["opt_in"] else "audit"
+        assert p["rules"][rid]["mode"] == expected, rid
+
+
+def test_declarations_are_checked():
+    with pytest.raises(ValueError):
+        Remediation("reboot", "turn it off and on again")
+    with pytest.raises(ValueError):
+        Remediation("sysctl", " ")
+    with pytest.raises(ValueError):
+        rule("ZZZ-01", "diversity", "low", "GUEST", "t", "r", remediated_by={"remediation": "sysctl"})
+    assert "ZZZ-01" not in RULES
+
+
+# --- every remediation is exercised ---------------------------------------------------------------
+
+def planned_rules():
+    """remediation name -> rule ids planned for it over all scenarios of test_plan."""
+    out = {}
+    for name in test_plan.SCENARIOS:
+        p, _ = test_plan.scenario(name)
+        for host in p["hosts"].values():
+            for remediation, entry in host.items():
+                out.setdefault(remediation, set()).update(entry["rules"])
+    return out
+
+
+def test_every_declared_remediation_is_planned_in_a_scenario():
+    planned = planned_rules()
+    for rid, r in RULES.items():
+        if r.remediated_by:
+            assert rid in planned.get(r.remediated_by["remediation"], ()), \
+                "%s (%s) is planned in no scenario of tests/unit/rules/test_plan.py" % (rid, r.remediated_by["remediation"])
+    assert set(planned) == set(REMEDIATIONS) | {"ledger"}
+
+
+# --- the roles name what they change --------------------------------------------------------------
+
+TASK_KEYWORDS = frozenset((
+    "name", "when", "loop", "loop_control", "register", "tags", "become", "become_user", "become_method",
+    "check_mode", "diff", "changed_when", "failed_when", "notify", "vars", "delegate_to", "delegate_facts",
+    "run_once", "no_log", "args", "environment", "ignore_errors", "ignore_unreachable", "until", "retries",
+    "delay", "listen", "module_defaults", "any_errors_fatal", "throttle", "timeout", "connection", "async",
+    "poll", "debugger", "collections", "block", "rescue", "always", "with_items", "with_dict", "with_list"))
+# Modules that change nothing on any host (control flow, reading, reporting).
+READ_ONLY = frozenset((
+    "ansible.builtin.assert", "ansible.builtin.debug", "ansible.builtin.fail", "ansible.builtin.set_fact",
+    "ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_role",
+    "ansible.builtin.import_role", "ansible.builtin.include_vars", "ansible.builtin.meta", "ansible.builtin.stat",
+    "ansible.builtin.slurp", "ansible.builtin.getent", "ansible.builtin.setup", "ansible.builtin.find",
+    "ansible.builtin.package_facts", "ansible.builtin.service_facts", "ansible.builtin.validate_argument_spec",
+    "ansible.builtin.wait_for", "ansible.builtin.wait_for_connection", "ansible.builtin.pause"))
+IDS = re.compile(r"^((?:DIV|RB|ISO|LEAK|VIS)-\d\d(?:, (?:DIV|RB|ISO|LEAK|VIS)-\d\d)*) \| ")
+ENFORCING_ROLES = ("hypervisor", "guest")
+
+
+def tasks_of(items):
+    for t in items or []:
+        if not isinstance(t, dict):
+            continue
+        for key in ("block", "rescue", "always"):
+            yield from tasks_of(t.get(key))
+        if not any(k in t for k in ("block", "rescue", "always")):
+            yield t
+
+
+def module_of(task):
+    keys = [k for k in task if k not in TASK_KEYWORDS]
+    assert len(keys) == 1, "cannot tell the module of task %r (keys %s)" % (task.get("name"), keys)
+    return keys[0] if "." in keys[0] else "ansible.builtin." + keys[0]
+
+
+def changing_tasks(role):
+    """(file, task, module) for every task of ``role`` that calls a module able to change something."""
+    tasks_dir = os.path.join(ROOT, "roles", role, "tasks")
+    for fname in sorted(os.listdir(tasks_dir)):
+        if not fname.endswith((".yml", ".yaml")):
+            continue
+        with open(os.path.join(tasks_dir, fname)) as f:
+            for task in tasks_of(yaml.safe_load(f)):
+                module = module_of(task)
+                if module not in READ_ONLY and not module.endswith(("_facts", "_info")):
+                    yield fname, task, module
+
+
+def remediation_of(task, module):
+    """The remediation name a task carries out, or None."""
+    for name, fqcn in REMEDIATIONS.items():
+        if fqcn == module and (name != "expire_passwords" or "chage" in str(task[module])):
+            return name
+    return None
+
+
+def test_task_classification_sees_a_change_and_its_remediation():
+    task = {"name": "x", "ansible.builtin.command": {"argv": ["chage", "--lastday", "0", "admin"]}, "loop": []}
+    assert module_of(task) == "ansible.builtin.command" and remediation_of(task, "ansible.builtin.command") == "expire_passwords"
+    assert remediation_of({"name": "y", "ansible.builtin.command": "true"}, "ansible.builtin.command") is None
+    assert module_of({"name": "z", "sysctl": {}}) == "ansible.builtin.sysctl"
+    assert [t["name"] for t in tasks_of([{"block": [{"name": "a", "debug": {}}], "rescue": [{"name": "b", "fail": {}}]}])] == ["a", "b"]
+
+
+def test_enforcing_roles_name_the_rule_ids_of_every_change():
+    """Every changing task names rule ids (all known); a task that carries out a remediation names every rule
+    that remediation is declared for; and each declared remediation is carried out by some task."""
+    carried = set()
+    for role in ENFORCING_ROLES:
+        for fname, task, module in changing_tasks(role):
+            where = "roles/%s/tasks/%s: %s" % (role, fname, task.get("name"))
+            m = IDS.match(task.get("name") or "")
+            assert m, "%s: a changing task (%s) must start with the rule ids it remediates" % (where, module)
+            named = set(m.group(1).split(", "))
+            assert named <= set(RULES), "%s: unknown rule ids %s" % (where, sorted(named - set(RULES)))
+            remediation = remediation_of(task, module)
+            if remediation:
+                carried.add(remediation)
+                wanted = set(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == remediation)
+                assert wanted <= named, "%s: carries out %s, so it must name %s" % (where, remediation, sorted(wanted - named))
+            else:
+                assert any(RULES[rid].remediated_by for rid in named) or module == "vmguard.hardening.ledger", \
+                    "%s: changes something (%s) for rules none of which has a remediation: %s" % (where, module, sorted(named))
+    assert carried == set(REMEDIATIONS), "no task carries out %s" % sorted(set(REMEDIATIONS) - carried)
