@@ -194,6 +194,16 @@ def _plan_ledger(hosts, evidence):
         entry["retire_fingerprints"] = set(reseal.get("ssh_fingerprints") or ())
 
 
+def _complete(hosts):
+    """Every entry carries all its keys: domain_policy its fixes, identity_reseal each item (None or [])."""
+    for h in hosts.values():
+        if "domain_policy" in h:
+            h["domain_policy"]["fixes"] = set(h["domain_policy"]["rules"])
+        if "identity_reseal" in h:
+            for key, default in (("machine_id_digest", None), ("random_seed_digest", None), ("ssh_fingerprints", set())):
+                h["identity_reseal"].setdefault(key, default)
+
+
 def _finish(value):
     """Sets become sorted lists, dicts get sorted keys, recursively: the plan is deterministic."""
     if isinstance(value, dict):
@@ -235,17 +245,10 @@ def _build(policy, evidence, findings):
             _plan_guest(hosts, f)
     all_but_one = ((policy.get("params") or {}).get("diversity") or {}).get("reseal") == "all_but_one"
     _plan_identity(hosts, evidence, identity, all_but_one)
-    for entry in (e for h in hosts.values() for e in h.values()):
-        if "domains" in entry:
-            entry["fixes"] = set(entry["rules"])
+    _complete(hosts)
     if policy.get("mode", "enforce") == "enforce":
         _plan_ledger(hosts, evidence)
     steps = sum(1 for h in hosts.values() for name in h if name != "ledger")
-    identity_defaults = {"machine_id_digest": None, "random_seed_digest": None, "ssh_fingerprints": set()}
-    for h in hosts.values():
-        if "identity_reseal" in h:
-            for key, default in identity_defaults.items():
-                h["identity_reseal"].setdefault(key, default)
     return {
         "hosts": _finish(hosts),
         "pending_restart": sorted(pending, key=lambda e: (e["rule"], e["subject"])),
