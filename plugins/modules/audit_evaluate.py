@@ -153,12 +153,34 @@ msg:
   returned: always
   type: str
 policy:
-  description: The effective policy (defaults deep-merged with the user's), for roles that enforce it.
-  returned: when validate_only
+  description: The effective policy (defaults deep-merged with the user's).
+  returned: always
   type: dict
-failing:
-  description: Every finding with status fail (rule, subject id, subject kind, evidence), for enforcement.
+findings:
+  description: Every finding (rule, area, severity, status, subject, message, remediation, evidence, and for
+    running domains definition and pending_restart), as in report.json.
   returned: unless validate_only
   type: list
   elements: dict
+plan:
+  description:
+    - What enforcement carries out, planned by the pure planner (plugins/module_utils/audit/plan.py) from the
+      policy, the evidence and the findings - the only input of the hypervisor and guest roles.
+    - C(hosts) maps each inventory host to its remediations (C(domain_policy), C(identity_reseal), C(sysctl),
+      C(expire_passwords), C(ledger)), each with the rules and subjects it fixes and its parameters;
+      C(pending_restart) and C(not_enforced) list the failing findings no step fixes now, with the reason;
+      C(steps) counts the remediations.
+  returned: unless validate_only
+  type: dict
+  sample:
+    hosts:
+      kvm01:
+        domain_policy: {rules: [DIV-09], subjects: [kvm01/web1], fixes: [DIV-09], domains: {web1: [DIV-09]}}
+      web1:
+        identity_reseal: {rules: [DIV-02], subjects: [web1], machine_id_digest: null, random_seed_digest: null,
+                          ssh_fingerprints: ["SHA256:..."]}
+        ledger: {rules: [], subjects: [web1], hypervisor: kvm01, uuid: 6f1c...-..., retire_fingerprints: ["SHA256:..."]}
+    pending_restart: []
+    not_enforced: [{rule: ISO-02, subject: kvm01/web1, reason: no remediation}]
+    steps: 2
 """

@@ -34,12 +34,19 @@ options:
     type: str
     default: qemu:///system
   fixes:
-    description: Catalog rule ids whose remediation to apply.
+    description:
+      - Catalog rule ids whose remediation to apply to every selected domain.
+      - Give either O(fixes) or O(domain_fixes).
     type: list
     elements: str
-    required: true
+  domain_fixes:
+    description:
+      - Per domain name, the rule ids whose remediation to apply to that domain only (the remediation
+        plan of the audit, where a finding waived or passing on one domain must not be "fixed" there).
+      - Only these domains are touched; O(domains) is ignored.
+    type: dict
   domains:
-    description: Domain names to work on; all domains when empty.
+    description: Domain names to work on with O(fixes); all domains when empty.
     type: list
     elements: str
     default: []
@@ -66,6 +73,10 @@ EXAMPLES = r"""
 - name: DIV-09 | ENFORCE | virtio-rng on every domain
   vmguard.hardening.domain_policy:
     fixes: [DIV-09]
+
+- name: DIV-09, RB-01 | ENFORCE | Carry out the audit's plan, domain by domain
+  vmguard.hardening.domain_policy:
+    domain_fixes: "{{ vmguard_audit.plan.hosts[inventory_hostname].domain_policy.domains }}"
 """
 
 RETURN = r"""
@@ -128,7 +139,26 @@ def write_backup(backup_dir, uuid, stamp, xml):
     return fsutil.atomic_write(backup_path(backup_dir, uuid, stamp), xml, 0o600)
 
 
-def fix_domain(module, conn, dom, stamp):
+def fixes_per_domain(module, p):
+    """A function: domain name -> the rule ids to apply to it (empty: leave it alone). Unknown ids fail
+    the module before anything is read, naming the argument."""
+    if p["domain_fixes"] is not None:
+        plan = dict((str(k), list(v or [])) for k, v in p["domain_fixes"].items())
+        wanted = sorted(set(f for v in plan.values() for f in v))
+        arg = "domain_fixes"
+    else:
+        wanted, arg = p["fixes"], "fixes"
+    unknown = [f for f in wanted if f not in domfix.FIXERS]
+    if unknown:
+        module.fail_json(msg="%s: no domain remediation for %s (available: %s)" % (
+            arg, ", ".join(unknown), ", ".join(sorted(domfix.FIXERS))))
+    if p["domain_fixes"] is not None:
+        return lambda name: plan.get(name) or []
+    names = set(p["domains"])
+    return lambda name: p["fixes"] if (not names or name in names) else []
+
+
+def fix_domain(module, conn, dom, stamp, fixes):
     """(entry or None when the domain complies or vanished, error message or None) for one domain.
 
     The entry's ``redefined`` is True once libvirt holds the new definition - whatever fails
@@ -143,7 +173,7 @@ def fix_domain(module, conn, dom, stamp):
             return None, None  # vanished since the listing
         return None, "cannot read its definition: %s" % e.get_error_message()
     try:
-        new, changes = domfix.apply(xml, p["fixes"], etree)
+        new, changes = domfix.apply(xml, fixes, etree)
     except (ValueError, etree.LxmlError) as e:
         return None, "cannot remediate its definition: %s" % e
     if not changes:
@@ -167,21 +197,22 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             uri=dict(type="str", default="qemu:///system"),
-            fixes=dict(type="list", elements="str", required=True),
+            fixes=dict(type="list", elements="str"),
+            domain_fixes=dict(type="dict"),
             domains=dict(type="list", elements="str", default=[]),
             exclude=dict(type="list", elements="str", default=[]),
             backup_dir=dict(type="path", default="/var/lib/vmguard/backup/domains"),
         ),
         supports_check_mode=True,
+        required_one_of=[("fixes", "domain_fixes")],
+        mutually_exclusive=[("fixes", "domain_fixes")],
     )
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python"))
     if not HAS_LXML:
         module.fail_json(msg=missing_required_lib("lxml"))
     p = module.params
-    unknown = [f for f in p["fixes"] if f not in domfix.FIXERS]
-    if unknown:
-        module.fail_json(msg="fixes: no domain remediation for %s (available: %s)" % (", ".join(unknown), ", ".join(sorted(domfix.FIXERS))))
+    per_domain = fixes_per_domain(module, p)
     try:
         conn = libvirt.open(p["uri"])
     except libvirt.libvirtError as e:
@@ -189,12 +220,12 @@ def main():
     result = dict(changed=False, domains={}, failed_domains={})
     stamp = timeutil.stamp(time.time())
     try:
-        wanted = set(p["domains"])
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
             name = dom.name()
-            if (wanted and name not in wanted) or name in p["exclude"]:
+            fixes = per_domain(name)
+            if not fixes or name in p["exclude"]:
                 continue
-            entry, err = fix_domain(module, conn, dom, stamp)
+            entry, err = fix_domain(module, conn, dom, stamp, fixes)
             if entry is not None and (module.check_mode or entry.pop("redefined", False)):
                 result["domains"][name] = entry
                 result["changed"] = True

@@ -1,5 +1,5 @@
 """Enforcement pieces against the real things: domain_policy on libvirt (test driver, no daemon)
-and the guest role's reseal plan rendered by Ansible's own templating."""
+(plan-driven and rule-driven), the ledger, reseal and image sealing against planted links."""
 
 import json
 import os
@@ -47,47 +47,23 @@ def test_domain_policy_adds_rng_only_where_missing(tmp_path):
     assert unknown.get("failed") and "no domain remediation for ISO-99" in unknown["msg"]
 
 
-def render_plan(hostname, mine, reseal):
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template  # core >= 2.19 renders only trusted templates
-    path = os.path.join(ROOT, "roles", "guest", "templates", "reseal.yml.j2")
-    with open(path) as f:
-        source = f.read()
-    rules = dict((r, {"enabled": True, "mode": "enforce"}) for r in ("DIV-01", "DIV-02", "DIV-04"))
-    variables = {
-        "inventory_hostname": hostname, "__vmguard_guest_mine": mine, "__vmguard_guest_reseal": reseal,
-        "__vmguard_guest_rules": rules,
-        "__vmguard_guest_facts": {"machine_id_digest": "m-" + hostname, "random_seed_digest": "s-" + hostname},
-    }
-    out = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
-    return json.loads(out) if isinstance(out, str) else dict(out)
-
-
-def MINE(me, other):  # pylint: disable=invalid-name
-    """This guest's failing DIV-01/02/04 findings when it shares everything with ``other``."""
-    return [
-        {"rule": "DIV-01", "subject": me, "evidence": {"shared_with": [other]}},
-        {"rule": "DIV-02", "subject": me, "evidence": {"shared": {"SHA256:k1": [other]}}},
-        {"rule": "DIV-04", "subject": me, "evidence": {"shared_with": [other]}},
-    ]
-
-
-def test_reseal_plan_all_members():
-    for me, other in (("web1", "mail1"), ("mail1", "web1")):
-        plan = render_plan(me, MINE(me, other), "all")
-        assert plan == {"machine_id_digest": "m-" + me, "ssh_fingerprints": ["SHA256:k1"], "random_seed_digest": "s-" + me}
-
-
-def test_reseal_plan_all_but_one_keeps_the_first_by_name():
-    keep = render_plan("mail1", MINE("mail1", "web1"), "all_but_one")
-    assert keep == {"machine_id_digest": None, "ssh_fingerprints": [], "random_seed_digest": None}
-    change = render_plan("web1", MINE("web1", "mail1"), "all_but_one")
-    assert change["machine_id_digest"] == "m-web1" and change["ssh_fingerprints"] == ["SHA256:k1"]
-
-
-def test_reseal_plan_ignores_other_rules():
-    plan = render_plan("web1", [{"rule": "DIV-03", "subject": "web1", "evidence": {}}], "all")
-    assert plan == {"machine_id_digest": None, "ssh_fingerprints": [], "random_seed_digest": None}
+def test_domain_policy_applies_the_plan_domain_by_domain(tmp_path):
+    """domain_fixes: each domain gets only its own planned fixes (a rule waived or passing on one
+    domain is not "fixed" there because another domain needs it)."""
+    node = tmp_path / "node.xml"
+    node.write_text(NODE.replace("<devices/></domain>", "<devices/></domain>\n<domain type='test'><name>nogenid</name>"
+                                 "<uuid>11111111-2222-4333-8444-777777777777</uuid><memory>65536</memory>"
+                                 "<os><type>hvm</type></os><devices/></domain>", 1))
+    args = {"uri": "test://%s" % node, "backup_dir": str(tmp_path / "backup"),
+            "domain_fixes": {"norng": ["DIV-09"], "nogenid": ["RB-01"]}}
+    done = module("vmguard.hardening.domain_policy", args, check=True)
+    assert sorted(done["domains"]) == ["nogenid", "norng"], done
+    assert [c.split(":")[0] for c in done["domains"]["norng"]["changes"]] == ["DIV-09"]
+    assert [c.split(":")[0] for c in done["domains"]["nogenid"]["changes"]] == ["RB-01"]
+    both = module("vmguard.hardening.domain_policy", dict(args, fixes=["DIV-09"]))
+    assert both.get("failed") and "mutually exclusive" in both["msg"]
+    unknown = module("vmguard.hardening.domain_policy", dict(args, domain_fixes={"norng": ["ISO-99"]}))
+    assert unknown.get("failed") and unknown["msg"].startswith("domain_fixes: no domain remediation for ISO-99")
 
 
 # --- Root writes only what it owns (issue "Trustworthy audit", section 5) ---

@@ -276,7 +276,7 @@ MODULE_CASES = [
     ("domain-policy-unknown-fix", "domain_policy",
      {"uri": "test://{t}/node.xml", "fixes": ["ISO-99"], "backup_dir": "{t}/backup"}, "fixes: no domain remediation for ISO-99"),
     ("domain-policy-no-fixes", "domain_policy", {"uri": "test://{t}/node.xml", "backup_dir": "{t}/backup"},
-     "missing required arguments: fixes"),
+     "one of the following is required: fixes, domain_fixes"),
     ("image-seal-missing-path", "image_seal", {"path": "{t}/nope/tree", "state": "sealed"},
      "path: {t}/nope/tree does not exist"),
     ("image-seal-bad-state", "image_seal", {"path": "{t}/tree", "state": "destroyed"},

@@ -65,10 +65,7 @@ RULE_IDS = _rule_ids()
 RULE_NAME = re.compile(r"^(?P<ids>[A-Z]+-\d{2}(?:, [A-Z]+-\d{2})*) \| \S")
 ROLE_NAME = re.compile(r"^(?P<prefix>[A-Z][A-Z_]*) \| \S")
 # Files another change is rewriting: their offenders are known (strict=False: a fixed file shows XPASS).
-TASK_NAME_XFAIL = {
-    "roles/guest/tasks/main.yml": "guest role being rewritten: 'VIS-04 | ...' import tagged only 'always'",
-    "roles/guest/tasks/ledger.yml": "guest role being rewritten: 'VIS-04, DIV-02, RB-06 | ...' tagged only 'always'",
-}
+TASK_NAME_XFAIL = {}
 
 
 def _tags(task):
