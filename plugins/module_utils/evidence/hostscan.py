@@ -26,6 +26,7 @@ import struct
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, image_seal
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 
 LIBVIRT_TCP_PORTS = {16509: False, 16514: True}  # port -> TLS
 MAX_DOMAIN_FILE = 4 * 1024 * 1024
@@ -197,40 +198,17 @@ def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc
     return found
 
 
-class UnsafeFile(ValueError):
-    """A file that is not what it must be; str() is "<path>: <why>"."""
+# A file of libvirt's or the watcher's that is not what it must be (a link, not a regular file,
+# too large): the one definition in common/fsutil, under the name this module's callers use.
+UnsafeFile = fsutil.UnsafePathError
 
 
 def read_regular(path, limit=MAX_SMALL_FILE):
-    """Bytes of a regular file opened without following a final symbolic link, at most ``limit`` bytes.
+    """Bytes of a regular file opened without following a symbolic link, at most ``limit`` bytes.
 
     Raises OSError (e.g. ENOENT) or UnsafeFile (a link, not a regular file, too large).
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise UnsafeFile("%s: is a symbolic link, not followed" % path)
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFile("%s: not a regular file" % path)
-        if st.st_size > limit:
-            raise UnsafeFile("%s: larger than %d bytes" % (path, limit))
-        chunks, total = [], 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise UnsafeFile("%s: larger than %d bytes" % (path, limit))
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return fsutil.read_regular(path, limit)
 
 
 def _why(e):
@@ -411,7 +389,7 @@ def qemu_driver_dirs(uri, env=None):
 
 def _domain_file(directory, name, suffix):
     if not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise UnsafeFile("%r: not a usable domain file name" % name)
+        raise UnsafeFile(repr(name), "not a usable domain file name")
     return os.path.join(directory, name + suffix)
 
 

@@ -34,7 +34,7 @@ def test_read_regular_refuses_links_fifos_and_large_files(tmp_path):
     os.mkfifo(str(tmp_path / "fifo"))
     with pytest.raises(hostscan.UnsafeFile, match="not a regular file"):
         hostscan.read_regular(str(tmp_path / "fifo"))  # and does not hang
-    with pytest.raises(hostscan.UnsafeFile, match="larger than 4 bytes"):
+    with pytest.raises(hostscan.UnsafeFile, match="larger than the 4 allowed"):
         hostscan.read_regular(str(f), limit=4)
     with pytest.raises(OSError):
         hostscan.read_regular(str(tmp_path / "missing"))
