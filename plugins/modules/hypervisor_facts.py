@@ -226,7 +226,9 @@ def collect_domain(dom, ledger_dir, local=None):
         d["autostart"] = bool(dom.autostart()) if persistent else False
         snaps = []
         for s in dom.listAllSnapshots(0):
-            snaps.append(domxml.parse_snapshot(s.getXMLDesc(0)))
+            snap = domxml.parse_snapshot(s.getXMLDesc(0))
+            snap["current"] = bool(s.isCurrent())  # the revert target of "virsh snapshot-revert --current"
+            snaps.append(snap)
         d["snapshots"] = sorted(snaps, key=lambda s: (s["creation_time"] or 0, s["name"]))
         d["ledger"] = _ledger(ledger_dir, d["uuid"]) if d.get("uuid") else None
         d["pid"] = hostscan.domain_pid(local["dirs"], name) if active and local is not None else None

@@ -323,4 +323,5 @@ def parse_snapshot(xml_text):
         state=state,
         memory=memory,
         parent=root.findtext("parent/name"),
+        current=None,  # the XML does not say; hypervisor_facts asks libvirt (snapshot.isCurrent())
     )
