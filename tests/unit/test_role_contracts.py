@@ -202,7 +202,7 @@ def test_tags_are_inherited_as_ansible_does():
     assert "DIV-06" not in tags["GOLDEN_IMAGE | Create the cache directory"]
     assert "golden_image" in tags["GOLDEN_IMAGE | Create the cache directory"]
     lab = role_task_contexts("lab")
-    assert all({"lab", "lab_access"} <= tg for _, tg in lab["access.yml"])
+    assert all({"lab", "lab_access"} <= tg for _name, tg in lab["access.yml"])
 
 
 @pytest.mark.parametrize("role", ROLES)
