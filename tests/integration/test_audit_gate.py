@@ -212,3 +212,18 @@ def test_terminal_escape_in_guest_data_is_shown_escaped(tmp_path, evil_listener)
     ET.fromstring(raw)
     iso = [f for f in load(out)["findings"] if f["rule"] == "ISO-01" and f["subject"]["id"] == "nested"]
     assert iso and EVIL in iso[0]["message"]  # report.json keeps the data as collected
+
+
+def test_playbook_runs_from_the_checkout_without_collection_settings(tmp_path):
+    """ansible-playbook playbooks/audit.yml from the repository root finds the collection through the
+    project's ansible.cfg alone (after make setup), as a new user runs it."""
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
+    env.update(PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    out = str(tmp_path / "report")
+    run = subprocess.run([PLAYBOOK, "playbooks/audit.yml", "-i", inventory(tmp_path, NESTED),
+                          "-e", json.dumps({"vmguard_report_dir": out, "vmguard_audit_fail": False})],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT, check=False, timeout=180)
+    log = run.stdout.decode("utf-8", "replace")
+    assert run.returncode == 0, log[-3000:]
+    assert load(out)["summary"]["total"] > 0
