@@ -44,6 +44,7 @@ def empty(uuid):
 
 
 MAX_BYTES = 1024 * 1024  # a ledger record is a few KiB; anything larger is not one
+MAX_EVENTS = 200  # events older than the last MAX_EVENTS are dropped (the file stays bounded)
 
 
 class LedgerError(ValueError):
@@ -70,6 +71,21 @@ def _iso_or_none(v):
     return True
 
 
+def _event_ok(e):
+    """{"time": ISO, "event": str, "detail": object (optional)}."""
+    return (isinstance(e, dict) and isinstance(e.get("event"), str) and e.get("time") is not None
+            and _iso_or_none(e.get("time")) and isinstance(e.get("detail", {}), dict))
+
+
+def _quarantine_ok(q):
+    """null, or {"since": ISO, "reason": str, "interfaces": [mac], "pending_start": bool}."""
+    if q is None:
+        return True
+    return (isinstance(q, dict) and q.get("since") is not None and _iso_or_none(q.get("since"))
+            and isinstance(q.get("reason"), str) and _str_list(q.get("interfaces"))
+            and isinstance(q.get("pending_start"), bool))
+
+
 # key -> (test, what it must be)
 SHAPE = (
     ("schema", lambda v: v == SCHEMA, "the string %s" % SCHEMA),
@@ -85,7 +101,11 @@ SHAPE = (
         isinstance(k, str) and isinstance(x, str) for k, x in v.items()), "an object of package: version strings"),
     ("masked_services", _str_list, "a list of strings"),
     ("firewall_digest", lambda v: v is None or isinstance(v, str), "null or a string"),
-    ("events", lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of objects"),
+    ("events", lambda v: isinstance(v, list) and all(_event_ok(e) for e in v),
+     'a list of {"time": "YYYY-MM-DDTHH:MM:SSZ", "event": string, "detail": object (optional)}'),
+    ("quarantine", _quarantine_ok,
+     'null or {"since": "YYYY-MM-DDTHH:MM:SSZ", "reason": string, "interfaces": [mac strings], '
+     '"pending_start": true|false}'),
 )
 
 
@@ -149,8 +169,28 @@ def save(directory, record):
     return fsutil.atomic_write(p, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o600)
 
 
-def apply(record, now, retire=(), epoch=None, hardened=False, event=None):
-    """Return (new record, list of changes). ``epoch`` is None, 'prepare' or 'commit'."""
+KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is
+
+
+def add_event(record, now, event, detail=None):
+    """Append ``event`` (with its ``detail`` object) to ``record`` in place, keeping the last MAX_EVENTS."""
+    entry = {"time": iso(now), "event": event}
+    if detail is not None:
+        entry["detail"] = detail
+    events = list(record.get("events") or []) + [entry]
+    record["events"] = events[-MAX_EVENTS:]
+
+
+def quarantine_state(now, reason, interfaces, pending_start, since=None):
+    """A quarantine field value (see the ledger contract)."""
+    return {"since": since or iso(now), "reason": reason, "interfaces": list(interfaces),
+            "pending_start": bool(pending_start)}
+
+
+def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail=None, quarantine=KEEP):
+    """Return (new record, list of changes). ``epoch`` is None, 'prepare' or 'commit'; ``event`` is
+    appended with ``detail`` (the events stay bounded to MAX_EVENTS); ``quarantine`` (None or a value
+    of quarantine_state()) replaces the quarantine field, KEEP leaves it."""
     new = copy.deepcopy(record)
     changes = []
     retired = list(new.get("retired_fingerprints") or [])
@@ -175,7 +215,12 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None):
         if changes or stale:
             new["last_hardened"] = iso(now)
             changes.append("hardened at %s" % new["last_hardened"])
+    if quarantine is not KEEP and quarantine != new.get("quarantine"):
+        new["quarantine"] = quarantine
+        changes.append("quarantine %s" % ("lifted" if quarantine is None else "set on %s%s" % (
+            ", ".join(quarantine["interfaces"]) or "no interface",
+            " (from the next start)" if quarantine["pending_start"] else "")))
     if event:
-        new.setdefault("events", []).append({"time": iso(now), "event": event})
+        add_event(new, now, event, detail)
         changes.append("event %s" % event)
     return new, changes

@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: quarantine
+short_description: Put a libvirt domain in network quarantine, or lift the quarantine the revert watcher put it in
+version_added: "0.1.0"
+description:
+  - A quarantined domain has link state down on its interfaces that are not on a management network,
+    in the live definition (when it runs) and in the persistent one (when it has one). The revert
+    watcher (RB-11) quarantines a domain that libvirt reverted to a snapshot or restored from a save
+    file, and records it in the domain's ledger record (field C(quarantine)).
+  - O(state=lifted) brings the links of the interfaces the ledger recorded back up, live and in the
+    persistent definition, clears the ledger's quarantine and records a C(lift) event. The reconverge
+    step of the guest role uses it once the guest is back at the security state of the ledger. A domain
+    without a quarantine in its ledger is left alone (C(changed=false)), whatever its link states.
+  - O(state=present) quarantines the domain now (link down on every interface not on O(mgmt_networks))
+    and records it as the watcher does; a domain that is not running gets a quarantine that takes effect
+    from its next start (C(pending_start)).
+  - The ledger record is written atomically; a ledger file that cannot be trusted (a link, too large,
+    not a record) fails the module and is never replaced.
+author:
+  - vmguard.hardening developers (@vmguard)
+requirements:
+  - libvirt-python
+options:
+  state:
+    description: V(lifted) lifts the recorded quarantine, V(present) quarantines the domain.
+    type: str
+    choices: [lifted, present]
+    default: lifted
+  uri:
+    description: libvirt connection URI.
+    type: str
+    default: qemu:///system
+  domain:
+    description: Name of the libvirt domain.
+    type: str
+    required: true
+  ledger_dir:
+    description: Ledger directory (one record per domain UUID).
+    type: path
+    default: /var/lib/vmguard/ledger
+  mgmt_networks:
+    description:
+      - Management networks (libvirt network names or host bridge names) whose interfaces are never
+        quarantined (with O(state=present)).
+      - With O(state=lifted) the interfaces recorded in the ledger are the ones brought up.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.changes
+"""
+
+EXAMPLES = r"""
+- name: RB-05, RB-06, RB-07, RB-08, RB-09, RB-10 | ENFORCE | Lift the revert quarantine once the guest is reconverged
+  vmguard.hardening.quarantine:
+    domain: "{{ vmguard_domain }}"
+    state: lifted
+  delegate_to: "{{ vmguard_hypervisor }}"
+
+- name: RB-11 | ENFORCE | Quarantine a domain by hand, keeping its management link
+  vmguard.hardening.quarantine:
+    domain: web1
+    state: present
+    mgmt_networks: [mgmt]
+"""
+
+RETURN = r"""
+uuid:
+  description: The domain's UUID (the ledger record's name).
+  returned: success
+  type: str
+  sample: 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10
+interfaces:
+  description: The interfaces acted on, by MAC address, with their link state before and after (C(null) where
+    the definition was not touched: the live one of a domain that is not running).
+  returned: success
+  type: dict
+  sample:
+    "52:54:00:12:34:56": {before: {live: down, config: down}, after: {live: up, config: up}}
+quarantine:
+  description: The ledger's quarantine after the run (C(null) when none).
+  returned: success
+  type: dict
+  sample: null
+changes:
+  description: What changed (link states and ledger updates).
+  returned: always
+  type: list
+  elements: str
+path:
+  description: The ledger file.
+  returned: success
+  type: str
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import quarantine as qr
+
+try:
+    import libvirt
+    HAS_LIBVIRT = True
+except ImportError:
+    HAS_LIBVIRT = False
+
+
+def lift(dom, rec, check):
+    """(ledger update arguments or None, changes, MACs acted on) for state=lifted."""
+    q = rec.get("quarantine")
+    if not q:
+        return None, [], []
+    macs = q["interfaces"]
+    result = qr.set_links(dom, [], qr.UP, live=bool(dom.isActive()), config=bool(dom.isPersistent()),
+                          macs=macs, check=check)
+    changes = ["link up %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
+    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
+    return dict(event="lift", detail=detail, quarantine=None), changes, macs
+
+
+def put(dom, rec, mgmt, now, check):
+    """(ledger update arguments or None, changes, MACs acted on) for state=present."""
+    active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+    result = qr.set_links(dom, mgmt, qr.DOWN, live=active, config=persistent, check=check)
+    macs = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
+    changes = ["link down %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
+    prev = rec.get("quarantine") or {}
+    q = ledger.quarantine_state(now, prev.get("reason") or "quarantined by vmguard.hardening.quarantine",
+                                sorted(set(macs) | set(prev.get("interfaces") or [])), not active,
+                                since=prev.get("since"))
+    if not changes and prev == q:
+        return None, [], macs
+    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
+    return dict(event="quarantine", detail=detail, quarantine=q), changes, macs
+
+
+def run(module, conn):
+    p = module.params
+    try:
+        dom = conn.lookupByName(p["domain"])
+    except libvirt.libvirtError as e:
+        module.fail_json(msg="domain: %s: %s" % (p["domain"], e.get_error_message()), changes=[])
+    uuid = dom.UUIDString()
+    path = ledger.path_for(p["ledger_dir"], uuid)
+    try:
+        before = ledger.load(p["ledger_dir"], uuid)
+    except ValueError as e:
+        module.fail_json(msg="ledger not updated, no link touched: %s" % e, changes=[])
+    now = time.time()
+    try:
+        if p["state"] == "lifted":
+            update, changes, macs = lift(dom, before, module.check_mode)
+        else:
+            update, changes, macs = put(dom, before, p["mgmt_networks"], now, module.check_mode)
+        active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+        states = qr.link_states(dom, macs, active, persistent)
+    except libvirt.libvirtError as e:
+        module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
+                         changes=[])
+    after = before
+    if update is not None:
+        after, ledger_changes = ledger.apply(before, now, **update)
+        changes = changes + ["ledger: %s" % c for c in ledger_changes]
+    if update is not None and not module.check_mode:
+        try:
+            ledger.save(p["ledger_dir"], after)
+        except (OSError, IOError, ValueError) as e:
+            module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes)
+    return dict(changed=bool(changes), changes=changes, uuid=uuid, path=path, quarantine=after.get("quarantine"),
+                interfaces=interfaces_report(states, p["state"], module.check_mode, changes)), before, after
+
+
+def interfaces_report(states, state, check, changes):
+    """{mac: {before, after}}: ``states`` is read after the run (in check mode: the state before)."""
+    want = qr.UP if state == "lifted" else qr.DOWN
+    out = {}
+    for mac, now in states.items():
+        changed = dict((s, "link %s %s on %s" % ("up" if want == qr.UP else "down", s, mac) in changes)
+                       for s in ("live", "config"))
+        other = qr.DOWN if want == qr.UP else qr.UP
+        if check:
+            after = dict((s, want if changed[s] else now[s]) for s in now)
+            before = now
+        else:
+            after = now
+            before = dict((s, other if changed[s] else now[s]) for s in now)
+        out[mac] = dict(before=before, after=after)
+    return out
+
+
+def diff_view(record, interfaces, key):
+    return json.dumps(dict(quarantine=record.get("quarantine"), links=dict(
+        (mac, v[key]) for mac, v in interfaces.items())), indent=2, sort_keys=True) + "\n"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["lifted", "present"], default="lifted"),
+            uri=dict(type="str", default="qemu:///system"),
+            domain=dict(type="str", required=True),
+            ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
+            mgmt_networks=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"))
+    try:
+        conn = libvirt.open(module.params["uri"])
+    except libvirt.libvirtError as e:
+        module.fail_json(msg="uri: cannot connect to %s: %s" % (module.params["uri"], e.get_error_message()))
+    try:
+        result, before, after = run(module, conn)
+    finally:
+        conn.close()
+    if module._diff and result["changed"]:
+        result["diff"] = dict(before=diff_view(before, result["interfaces"], "before"),
+                              after=diff_view(after, result["interfaces"], "after"),
+                              before_header=result["path"], after_header=result["path"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
