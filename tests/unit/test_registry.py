@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.policy import load_policy
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import REMEDIATIONS, RULES, Remediation, rule
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import REMEDIATIONS, ROLE_TASK_FILES, RULES, Remediation, rule
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.domfix import FIXERS
 
 from rules import test_plan  # tests/unit is on sys.path (rootdir-relative test import)
@@ -20,7 +20,8 @@ from rules import test_plan  # tests/unit is on sys.path (rootdir-relative test 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ROW = re.compile(r"^\| ((?:DIV|RB|ISO|LEAK|VIS)-\d\d) \|(.*)\|$", re.M)
 # What the "enforced by" column adds after the module, per remediation.
-NOTES = {"domain_policy": "{rid} fixer", "expire_passwords": "chage --lastday 0"}
+NOTES = {"domain_policy": "{rid} fixer", "expire_passwords": "chage --lastday 0", "snapshot_policy": "with prune_snapshots",
+         "revert_watcher": "role, tasks/{tasks}"}
 
 
 def catalogue_rows():
@@ -37,7 +38,8 @@ def enforced_by(r):
     rb = r.remediated_by
     if rb is None:
         return "-"
-    notes = [NOTES[rb["remediation"]].format(rid=r.id)] if rb["remediation"] in NOTES else []
+    notes = [NOTES[rb["remediation"]].format(rid=r.id, tasks=ROLE_TASK_FILES.get(rb["remediation"]))] \
+        if rb["remediation"] in NOTES else []
     notes += ["opt-in"] if rb["opt_in"] else []
     return "`%s`" % rb["module"] + (" (%s)" % ", ".join(notes) if notes else "")
 
@@ -74,11 +76,48 @@ def module_path(fqcn):
     return os.path.join(sysconfig.get_paths()["purelib"], "ansible_collections", ns, coll, "plugins", "modules", name + ".py")
 
 
+def role_task_file(remediation):
+    """The task file of this collection's role that carries out ``remediation`` (ROLE_TASK_FILES), or None."""
+    if remediation not in ROLE_TASK_FILES:
+        return None
+    ns, coll, role = REMEDIATIONS[remediation].split(".")
+    assert (ns, coll) == ("vmguard", "hardening"), "%s: only this collection's roles carry out remediations" % remediation
+    return os.path.join(ROOT, "roles", role, "tasks", ROLE_TASK_FILES[remediation])
+
+
+def tagged_tasks(path):
+    """(task name, effective tags) of every task in a task file, block tags inherited as Ansible does."""
+    def walk(items, inherited):
+        for t in items or []:
+            if not isinstance(t, dict):
+                continue
+            tags = t.get("tags") or []
+            tags = inherited | set(str(x) for x in ([tags] if isinstance(tags, str) else tags))
+            blocks = [t[k] for k in ("block", "rescue", "always") if k in t]
+            if not blocks:
+                yield t.get("name"), tags
+            for b in blocks:
+                yield from walk(b, tags)
+    with open(path) as f:
+        yield from walk(yaml.safe_load(f), set())
+
+
+def check_role_remediation(rid, remediation):
+    """A remediation carried out by a role: its task file exists and holds a task tagged with the rule."""
+    path = role_task_file(remediation)
+    assert os.path.isfile(path), "%s: %s is carried out by %s, which does not exist" % (rid, remediation, path)
+    assert any(rid in tags for _, tags in tagged_tasks(path)), "%s: no task of %s is tagged %s" % (rid, path, rid)
+
+
 @pytest.mark.parametrize("rid", [r for r in RULES if RULES[r].remediated_by])
 def test_every_declared_remediation_exists(rid):
     rb = RULES[rid].remediated_by
     assert rb["remediation"] in REMEDIATIONS and rb["module"] == REMEDIATIONS[rb["remediation"]], rb
-    assert os.path.isfile(module_path(rb["module"])), "%s: module %s not found at %s" % (rid, rb["module"], module_path(rb["module"]))
+    if rb["remediation"] in ROLE_TASK_FILES:
+        check_role_remediation(rid, rb["remediation"])
+    else:
+        assert os.path.isfile(module_path(rb["module"])), "%s: module %s not found at %s" % (
+            rid, rb["module"], module_path(rb["module"]))
     assert rb["how"].strip()
     if rb["remediation"] == "domain_policy":
         assert rid in FIXERS, "%s is declared remediated by domain_policy but remediation/domfix.py has no fixer for it" % rid
@@ -92,6 +131,19 @@ def test_module_lookup_finds_the_bundle_and_rejects_a_missing_module():
     assert not os.path.isfile(module_path("ansible.posix.no_such_module"))
 
 
+def test_role_remediation_check_fails_without_the_file_or_the_tag(tmp_path, monkeypatch):
+    tasks = tmp_path / "roles" / "hypervisor" / "tasks"
+    tasks.mkdir(parents=True)
+    monkeypatch.setattr(__import__(__name__), "ROOT", str(tmp_path))
+    with pytest.raises(AssertionError, match="does not exist"):
+        check_role_remediation("RB-11", "revert_watcher")
+    (tasks / "watcher.yml").write_text("- name: RB-11 | ENFORCE | x\n  ansible.builtin.debug: {}\n  tags: [RB-12]\n")
+    with pytest.raises(AssertionError, match="no task of .* is tagged RB-11"):
+        check_role_remediation("RB-11", "revert_watcher")
+    (tasks / "watcher.yml").write_text("- block:\n  - name: RB-11 | ENFORCE | x\n    ansible.builtin.debug: {}\n  tags: [rollback, RB-11]\n")
+    check_role_remediation("RB-11", "revert_watcher")
+
+
 def test_every_domain_fixer_belongs_to_a_rule_remediated_by_domain_policy():
     declared = sorted(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == "domain_policy")
     assert sorted(FIXERS) == declared
@@ -102,9 +154,12 @@ def test_remediations_are_exactly_the_contract():
     for rid, r in RULES.items():
         if r.remediated_by:
             by_name.setdefault(r.remediated_by["remediation"], []).append(rid)
-    assert by_name == {"domain_policy": ["DIV-09", "RB-01"], "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
-                       "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"]}
-    assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == ["DIV-03"]
+    assert by_name == {"domain_policy": ["DIV-09", "RB-01", "RB-12"], "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
+                       "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],
+                       "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"]}
+    assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == [
+        "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13"]
+    assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml"}
 
 
 def test_shipped_default_modes_are_enforce_exactly_where_a_non_opt_in_remediation_exists():
@@ -131,7 +186,7 @@ def planned_rules():
     """remediation name -> rule ids planned for it over all scenarios of test_plan."""
     out = {}
     for name in test_plan.SCENARIOS:
-        p, _ = test_plan.scenario(name)
+        p, _findings = test_plan.scenario(name)
         for host in p["hosts"].values():
             for remediation, entry in host.items():
                 out.setdefault(remediation, set()).update(entry["rules"])
@@ -196,8 +251,12 @@ def changing_tasks(role):
                     yield fname, task, module
 
 
-def remediation_of(task, module):
-    """The remediation name a task carries out, or None."""
+def remediation_of(task, module, role=None, fname=None):
+    """The remediation name a task carries out, or None. A remediation carried out by a role (ROLE_TASK_FILES)
+    is carried out by the changing tasks of its task file."""
+    for name, tasks_file in ROLE_TASK_FILES.items():
+        if REMEDIATIONS[name] == "vmguard.hardening.%s" % role and fname == tasks_file:
+            return name
     for name, fqcn in REMEDIATIONS.items():
         if fqcn == module and (name != "expire_passwords" or "chage" in str(task[module])):
             return name
@@ -223,7 +282,7 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
             named = set(IDS.findall(task.get("name") or ""))
             assert named, "%s: a changing task (%s) must name the rule ids it remediates" % (where, module)
             assert named <= set(RULES), "%s: unknown rule ids %s" % (where, sorted(named - set(RULES)))
-            remediation = remediation_of(task, module)
+            remediation = remediation_of(task, module, role, fname)
             if remediation:
                 carried.add(remediation)
                 wanted = set(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == remediation)

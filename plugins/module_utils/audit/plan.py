@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import gc
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
@@ -36,7 +37,7 @@ NOT_EVALUATED = "error: not evaluated"
 # The subject kind each remediation acts on (a finding of another kind, e.g. an expired waiver
 # or an unreachable hypervisor, is not something it can fix).
 SUBJECT_KIND = {"domain_policy": "domain", "identity_reseal": "guest", "sysctl": "guest",
-                "expire_passwords": "guest"}
+                "expire_passwords": "guest", "snapshot_policy": "domain", "revert_watcher": "hypervisor"}
 SYSCTL_SETTINGS = {"DIV-10": {"kernel.randomize_va_space": "2"}}
 # Identity items resealed per set of guests sharing one value: rule -> the guest fact holding it.
 IDENTITY_DIGESTS = {"DIV-01": "machine_id_digest", "DIV-04": "random_seed_digest"}
@@ -143,7 +144,7 @@ def _plan_identity(hosts, evidence, findings, all_but_one):
             entry = _entry(hosts, guest, "identity_reseal", guest)
             entry[IDENTITY_DIGESTS[rid]] = digest
         else:
-            fps = [fp for fp, _ in values if resealed.reseals(rid, fp, guest)]
+            fps = [fp for fp, _owners in values if resealed.reseals(rid, fp, guest)]
             if not fps:
                 continue
             entry = _entry(hosts, guest, "identity_reseal", guest)
@@ -163,10 +164,157 @@ def _plan_guest(hosts, f):
 
 def _plan_domain(hosts, f):
     sid = f["subject"]["id"]
-    hv, _, dom = sid.partition("/")
+    hv, _sep, dom = sid.partition("/")
     entry = _entry(hosts, hv, "domain_policy", sid)
     entry["rules"].add(f["rule"])
     entry.setdefault("domains", {}).setdefault(dom, set()).add(f["rule"])
+
+
+# --- snapshots (RB-02, RB-03, RB-04, RB-13) ----------------------------------------------------------
+
+def pinned_by(domain, snapshot, patterns):
+    """The first glob of ``patterns`` matching "<domain>/<snapshot>" (case-sensitive), or None."""
+    subject = "%s/%s" % (domain, snapshot)
+    for pattern in patterns or ():
+        if fnmatch.fnmatchcase(subject, pattern):
+            return pattern
+    return None
+
+
+def _keep_reason(domain, snap, pinned, refuse):
+    """Why ``snap`` must stay whatever a rule says, or None: current (or not known not to be), pinned,
+    or what ``refuse`` (run-time checks of the module, e.g. an external snapshot) says."""
+    pattern = pinned_by(domain, snap["name"], pinned)
+    if pattern is not None:
+        return "pinned (%s)" % pattern
+    if snap.get("current") is None:
+        return "current flag unknown: never deleted unless known not to be the current snapshot"
+    if snap["current"]:
+        return "the current snapshot"
+    return refuse(snap) if refuse else None
+
+
+def _without_kept_children(wanted, children):
+    """The part of ``wanted`` (names) that can go: repeatedly drop a snapshot with a child that stays.
+    Deleting a parent whose children stay would merge it into them: children go first, or it stays."""
+    can = set(wanted)
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(can):
+            if any(c not in can for c in children.get(name, ())):
+                can.discard(name)
+                changed = True
+    return can
+
+
+def choose_snapshots(domain, snapshots, flagged, max_count=None, pinned=(), refuse=None):
+    """Which snapshots of ``domain`` to delete: (delete {name: why}, refused {name: reason}).
+
+    ``snapshots``: [{"name", "creation_time", "current", "parent"}] (the evidence's snapshots or the
+    module's run-time view); ``flagged``: {name: [why, ...]}, the snapshots a rule wants gone;
+    ``max_count``: None, or RB-03's limit: besides the flagged ones, the oldest snapshots that can go
+    are deleted until at most ``max_count`` stay. Never deleted: the current snapshot, one whose
+    current flag is unknown, one matching a glob of ``pinned`` (over "<domain>/<snapshot>"), one
+    ``refuse(snapshot)`` gives a reason for, and a parent whose children stay. ``refused`` says why
+    for every flagged snapshot that stays. Pure and deterministic; shared by the planner and the
+    snapshot_policy module, so the module checks again at run time what was planned.
+    """
+    by_name = dict((s["name"], s) for s in snapshots)
+    children = {}
+    for s in snapshots:
+        if s.get("parent") in by_name:
+            children.setdefault(s["parent"], []).append(s["name"])
+    keep = dict((s["name"], _keep_reason(domain, s, pinned, refuse)) for s in snapshots)
+    why = dict((n, list(w)) for n, w in flagged.items() if n in by_name and not keep[n])
+    can = _without_kept_children(why, children)
+    if max_count is not None:
+        extra = "RB-03 beyond max_snapshots %d (oldest first)" % max_count
+        order = sorted(snapshots, key=lambda s: (s.get("creation_time") is None, s.get("creation_time") or 0, s["name"]))
+        while len(snapshots) - len(can) > max_count:
+            pick = next((s["name"] for s in order if s["name"] not in can and not keep[s["name"]]
+                         and all(c in can for c in children.get(s["name"], ()))), None)
+            if pick is None:
+                break
+            why.setdefault(pick, []).append(extra)
+            can = _without_kept_children(why, children)
+    refused = {}
+    for name in sorted(flagged):
+        if name not in by_name:
+            refused[name] = "no such snapshot"
+        elif keep[name]:
+            refused[name] = keep[name]
+        elif name not in can:
+            refused[name] = "has child snapshot(s) that stay: %s" % ", ".join(
+                sorted(c for c in children.get(name, ()) if c not in can))
+    return dict((n, "; ".join(why[n])) for n in can), refused
+
+
+def _domain_evidence(evidence, hv, name):
+    for d in ((evidence.get("hypervisors") or {}).get(hv) or {}).get("domains") or []:
+        if d.get("name") == name:
+            return d
+    return None
+
+
+def _flagged(rid, finding, domain, rollback):
+    """{snapshot: why} a failing finding of RB-02, RB-04 or RB-13 wants gone (from its evidence)."""
+    ev = finding.get("evidence") or {}
+    if rid == "RB-02":
+        limit = rollback["max_snapshot_age_hours"]
+        return dict((n, "RB-02 older than %dh (%.0fh)" % (limit, h)) for n, h in (ev.get("age_hours") or {}).items())
+    if rid == "RB-04":
+        epoch = (domain.get("ledger") or {}).get("epoch")
+        return dict((n, "RB-04 older than security epoch %s" % epoch) for n in ev.get("snapshots") or [])
+    return dict((n, "RB-13 memory-state snapshot") for n in ev.get("snapshots") or [])  # RB-13
+
+
+def _plan_snapshots(hosts, skipped, policy, evidence, findings):
+    """snapshot_policy entries: per domain, the snapshots its failing RB-02/03/04/13 findings want gone,
+    minus the current and pinned ones (choose_snapshots). A finding none of whose snapshots can go is
+    listed under not_enforced with the reason they stay."""
+    rollback = policy["params"]["rollback"]
+    per_domain = {}
+    for f in findings:
+        per_domain.setdefault(f["subject"]["id"], []).append(f)
+    for sid in sorted(per_domain):
+        hv, _sep, name = sid.partition("/")
+        domain = _domain_evidence(evidence, hv, name) or {}
+        snaps = domain.get("snapshots") or []
+        flagged, by_rule, max_count = {}, {}, None
+        per_domain[sid].sort(key=lambda f: f["rule"])  # the reasons of a snapshot in rule order, whatever the input order
+        for f in per_domain[sid]:
+            if f["rule"] == "RB-03":
+                max_count = rollback["max_snapshots"]
+                continue
+            wants = _flagged(f["rule"], f, domain, rollback)
+            by_rule[f["rule"]] = set(wants)
+            for n, why in wants.items():
+                flagged.setdefault(n, []).append(why)
+        delete, refused = choose_snapshots(name, snaps, flagged, max_count, rollback["pinned_snapshots"])
+        rules = set()
+        for f in per_domain[sid]:
+            rid = f["rule"]
+            # RB-03 is served by any deletion (fewer snapshots stay); the others by one of their own.
+            if delete and (rid == "RB-03" or any(w.find(rid + " ") >= 0 for w in delete.values())):
+                rules.add(rid)
+                continue
+            stays = sorted(by_rule.get(rid, ()))
+            why = "; ".join("%s (%s)" % (n, refused[n]) for n in stays if n in refused)
+            skipped.append({"rule": rid, "subject": sid, "reason": "snapshots kept: %s" % (
+                why or "none of them can go (current, pinned, or a parent of one that stays)")})
+        if delete:
+            entry = _entry(hosts, hv, "snapshot_policy", sid)
+            entry["rules"].update(rules)
+            entry["prune"] = bool(rollback["prune_snapshots"])
+            entry.setdefault("domains", {})[name] = {"delete": set(delete), "why": delete}
+
+
+def _plan_watcher(hosts, policy, f):
+    hv = f["subject"]["id"]
+    entry = _entry(hosts, hv, "revert_watcher", hv)
+    entry["rules"].add(f["rule"])
+    entry["mgmt_networks"] = list(policy["params"]["isolation"]["management_networks"])
 
 
 def _domain_uuids(evidence):
@@ -234,15 +382,20 @@ def build_plan(policy, evidence, findings):
 def _build(policy, evidence, findings):
     planned, pending, skipped = _triage(policy, findings)
     hosts = {}
-    identity = []
+    identity, snapshots = [], []
     for f in planned:
         name = RULES[f["rule"]].remediated_by["remediation"]
         if name == "identity_reseal":
             identity.append(f)
+        elif name == "snapshot_policy":
+            snapshots.append(f)
         elif name == "domain_policy":
             _plan_domain(hosts, f)
+        elif name == "revert_watcher":
+            _plan_watcher(hosts, policy, f)
         else:
             _plan_guest(hosts, f)
+    _plan_snapshots(hosts, skipped, policy, evidence, snapshots)
     all_but_one = ((policy.get("params") or {}).get("diversity") or {}).get("reseal") == "all_but_one"
     _plan_identity(hosts, evidence, identity, all_but_one)
     _complete(hosts)

@@ -37,6 +37,8 @@ DEFAULT_PARAMS = {
         "max_snapshots": 3,
         "allow_memory_snapshots": False,
         "prune_snapshots": False,
+        # Glob patterns over "<domain>/<snapshot>": snapshots vmguard never deletes (RB-02/03/04/13 still report them).
+        "pinned_snapshots": [],
         # The rollback watcher rewrites its heartbeat file at least this often (RB-11 reads it).
         "watcher_heartbeat_seconds": 30,
     },

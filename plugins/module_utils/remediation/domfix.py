@@ -58,6 +58,39 @@ def add_genid(root, etree):
     return "added <genid/>"
 
 
+def _remove_keeping_layout(el):
+    """Remove ``el``; the whitespace that followed it becomes what follows its previous sibling, so
+    the layout of the rest stays as it was."""
+    parent, prev, tail = el.getparent(), el.getprevious(), el.tail
+    if prev is not None:
+        prev.tail = tail if (tail or "").strip() == "" else (prev.tail or "") + tail
+    else:
+        parent.text = tail if (tail or "").strip() == "" else (parent.text or "") + tail
+    parent.remove(el)
+
+
+@fixer("RB-12")
+def remove_transient_disks(root, etree):
+    """RB-12: drop <transient/> from every disk, so the disk keeps what the guest writes (it no longer
+    silently reverts at shutdown). Only the <transient/> element goes; the rest of the disk stays."""
+    devices = root.find("devices")
+    changed = []
+    for n, disk in enumerate(devices.findall("disk") if devices is not None else [], 1):
+        marks = disk.findall("transient")
+        if not marks:
+            continue
+        for el in marks:
+            _remove_keeping_layout(el)
+        target = disk.find("target")
+        source = disk.find("source")
+        changed.append((target.get("dev") if target is not None else None)
+                       or (source.get("file") or source.get("dev") or source.get("name") if source is not None else None)
+                       or "#%d" % n)
+    if not changed:
+        return None
+    return "removed <transient/> from disk(s) %s: they now keep the guest's writes" % ", ".join(changed)
+
+
 def apply(xml_text, rule_ids, etree):
     """Apply the fixers for ``rule_ids``. Returns (new XML or None when unchanged, [changes])."""
     parser = etree.XMLParser(remove_blank_text=False)

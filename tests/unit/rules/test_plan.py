@@ -6,7 +6,10 @@ asserts that every declared remediation is planned in at least one of them.
 
 import copy
 
+import pytest
+
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 from . import evidence as E
 
@@ -99,6 +102,53 @@ def unknown_domain():
     })
 
 
+def snapshot(name, hours_ago, parent=None, memory="no", current=False):
+    """A snapshot as hypervisor_facts reports it: parsed from libvirt's snapshot XML, plus libvirt's current flag."""
+    state = "running" if memory == "internal" else "shutoff"
+    s = domxml.parse_snapshot(
+        "<domainsnapshot><name>%s</name><state>%s</state>%s<creationTime>%d</creationTime><memory snapshot='%s'/>"
+        "</domainsnapshot>" % (name, state, "<parent><name>%s</name></parent>" % parent if parent else "",
+                               E.NOW - hours_ago * 3600, memory))
+    s["current"] = current
+    return s
+
+
+def snapshot_tree():
+    """web1: golden-base (pinned by the policy) with three branches: an old pre-upgrade, a memory-state mem1
+    and the current nightly. db1: an old base whose only child is current. mail1: an old snapshot whose
+    current flag is unknown (None). Each has a ledger epoch 48h ago."""
+    web1 = [snapshot("golden-base", 200), snapshot("pre-upgrade", 100, "golden-base"),
+            snapshot("mem1", 10, "golden-base", memory="internal"), snapshot("nightly", 5, "golden-base", current=True)]
+    db1 = [snapshot("base", 100), snapshot("daily", 1, "base", current=True)]
+    mail1 = [snapshot("old", 100)]
+    mail1[0]["current"] = None
+    return E.fleet([E.domain("web1", snapshots=web1, ledger=E.ledger()), E.domain("db1", "db", snapshots=db1, ledger=E.ledger()),
+                    E.domain("mail1", "mail", snapshots=mail1, ledger=E.ledger())],
+                   {"web1": E.guest("web1", facts=E.guest_facts(1)), "db1": E.guest("db1", "db", facts=E.guest_facts(2)),
+                    "mail1": E.guest("mail1", "mail", facts=E.guest_facts(3))})
+
+
+SNAPSHOT_RULES = ("RB-02", "RB-03", "RB-04", "RB-13")
+SNAPSHOTS_ENFORCED = {"rules": dict((r, {"mode": "enforce"}) for r in SNAPSHOT_RULES),
+                      "params": {"rollback": {"prune_snapshots": True, "pinned_snapshots": ["*/golden-*"]}}}
+
+
+def watcher_down():
+    """hv1's revert watcher holds no lock and writes no heartbeat."""
+    return E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))},
+                   host_ev=E.host(watcher=E.watcher(lock_held=False, holder_pid=None, heartbeat_age_seconds=None,
+                                                    heartbeat_pid=None)))
+
+
+TRANSIENT = {"<target dev='vda' bus='virtio'/>": "<target dev='vda' bus='virtio'/><transient/>"}
+
+
+def transient_disk():
+    """hv1/web1's disk is transient (self-reverting); hv1/mail1's is not."""
+    return E.fleet([E.domain("web1", replace=TRANSIENT), E.domain("mail1", "mail")], {
+        "web1": E.guest("web1", facts=E.guest_facts(1)), "mail1": E.guest("mail1", "mail", facts=E.guest_facts(2))})
+
+
 SCENARIOS = {
     "clone-pair": ({}, clone_pair),
     "clone-pair-all-but-one": ({"params": {"diversity": {"reseal": "all_but_one"}}}, clone_pair),
@@ -109,6 +159,9 @@ SCENARIOS = {
     "shared-password-opt-in": ({"rules": {"DIV-03": {"mode": "enforce"}}}, shared_password),
     "restart-pending": ({}, restart_pending),
     "unknown-domain": ({}, unknown_domain),
+    "snapshots-opt-in": (SNAPSHOTS_ENFORCED, snapshot_tree),
+    "watcher-down": ({"params": {"isolation": {"management_networks": ["vmguard-mgmt"]}}}, watcher_down),
+    "transient-disk": ({}, transient_disk),
 }
 
 
@@ -124,7 +177,7 @@ def not_enforced(p, rule):
 # --- identity reseal -----------------------------------------------------------------------------
 
 def test_clone_pair_reseal_all_plans_both_guests():
-    p, _ = scenario("clone-pair")
+    p, _findings = scenario("clone-pair")
     for g in ("web1", "mail1"):
         assert p["hosts"][g]["identity_reseal"] == {
             "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": [g],
@@ -153,7 +206,7 @@ def test_clone_pair_all_but_one_keeps_the_first_name_and_reseals_the_other():
 
 
 def test_all_but_one_is_per_fingerprint_for_host_keys():
-    p, _ = scenario("three-key-sharers")
+    p, _findings = scenario("three-key-sharers")
     assert "identity_reseal" not in p["hosts"]["app1"]  # keeps ed1 (first of app1, app2)
     assert p["hosts"]["app2"]["identity_reseal"]["ssh_fingerprints"] == [ED1]  # keeps ec3 (first of app2, app3)
     assert p["hosts"]["app3"]["identity_reseal"]["ssh_fingerprints"] == [EC3]
@@ -161,7 +214,7 @@ def test_all_but_one_is_per_fingerprint_for_host_keys():
         r = p["hosts"][g]["identity_reseal"]
         assert r["rules"] == ["DIV-02"] and r["machine_id_digest"] is None and r["random_seed_digest"] is None
     doc, make = SCENARIOS["three-key-sharers"]
-    p_all, _ = build({}, make())
+    p_all, _findings = build({}, make())
     assert [p_all["hosts"][g]["identity_reseal"]["ssh_fingerprints"] for g in ("app1", "app2", "app3")] == [
         [ED1], sorted([ED1, EC3]), [EC3]]
 
@@ -171,29 +224,29 @@ def test_all_but_one_with_a_waived_member_lets_the_waived_one_keep_the_value():
     facts = E.guest_facts(1)
     ev = E.fleet([E.domain(g) for g in ("a1", "a2", "a3")], dict((g, E.guest(g, facts=copy.deepcopy(facts))) for g in ("a1", "a2", "a3")))
     waiver = {"rule": "DIV-01", "subject": "a2", "reason": "kept on purpose", "expires": "2099-01-01"}
-    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
+    p, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
     assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a1", "a3"]
     waiver["subject"] = "a1"
-    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
+    p, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}, "waivers": [waiver]}, ev)
     assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a2", "a3"]
-    p, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}}, ev)
+    p, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}}, ev)
     assert [g for g in ("a1", "a2", "a3") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["a2", "a3"]
 
 
 def test_retired_key_back_is_rotated_also_under_all_but_one():
-    p, _ = scenario("retired-key-back")
+    p, _findings = scenario("retired-key-back")
     assert p["hosts"]["web1"]["identity_reseal"] == {
         "rules": ["RB-06"], "subjects": ["web1"], "machine_id_digest": None, "ssh_fingerprints": [ED1],
         "random_seed_digest": None}
     assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == [ED1]
-    p2, _ = build({"params": {"diversity": {"reseal": "all_but_one"}}}, retired_key_back())
+    p2, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}}, retired_key_back())
     assert p2 == p
 
 
 def test_empty_machine_id_is_resealed_without_a_digest():
     ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1, machine_id_state="empty", machine_id_digest=None))})
     for reseal in ("all", "all_but_one"):
-        p, _ = build({"params": {"diversity": {"reseal": reseal}}}, ev)
+        p, _findings = build({"params": {"diversity": {"reseal": reseal}}}, ev)
         assert p["hosts"]["web1"]["identity_reseal"]["rules"] == ["DIV-01"]
         assert p["hosts"]["web1"]["identity_reseal"]["machine_id_digest"] is None
 
@@ -201,7 +254,7 @@ def test_empty_machine_id_is_resealed_without_a_digest():
 # --- domain policy -------------------------------------------------------------------------------
 
 def test_domain_fixes_per_hypervisor_and_domain():
-    p, _ = scenario("two-hypervisors")
+    p, _findings = scenario("two-hypervisors")
     assert p["hosts"]["hv1"]["domain_policy"] == {
         "rules": ["DIV-09", "RB-01"], "subjects": ["hv1/db1", "hv1/web1"], "fixes": ["DIV-09", "RB-01"],
         "domains": {"db1": ["DIV-09"], "web1": ["DIV-09", "RB-01"]}}
@@ -233,7 +286,7 @@ def test_waived_finding_is_neither_planned_nor_listed():
 
 def test_expired_waiver_finding_is_not_a_domain_step():
     waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2020-01-01"}
-    p, _ = build({"waivers": [waiver]}, two_hypervisors())
+    p, _findings = build({"waivers": [waiver]}, two_hypervisors())
     assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"] == ["DIV-09", "RB-01"]  # the waiver stopped waiving
     assert ("waiver/0", "no remediation") in not_enforced(p, "RB-01")
     assert "waiver" not in p["hosts"]
@@ -243,7 +296,7 @@ def test_unreachable_hypervisor_is_not_evaluated_and_plans_nothing_there():
     ev = two_hypervisors()
     ev["hypervisors"]["hv2"] = {"error": "cannot connect to qemu+ssh://hv2/system", "uri": "qemu+ssh://hv2/system",
                                 "host": None, "domains": []}
-    p, _ = build({}, ev)
+    p, _findings = build({}, ev)
     assert ("hv2", "error: not evaluated") in not_enforced(p, "DIV-09")
     assert "hv2" not in p["hosts"]
     assert "mail1" not in p["hosts"]  # nothing to fix, and its domain UUID is not known: no ledger entry
@@ -253,7 +306,7 @@ def test_unreachable_hypervisor_is_not_evaluated_and_plans_nothing_there():
 # --- sysctl, passwords, errors, modes ------------------------------------------------------------
 
 def test_aslr_off_plans_the_sysctl_setting():
-    p, _ = scenario("aslr-off")
+    p, _findings = scenario("aslr-off")
     assert p["hosts"]["web1"]["sysctl"] == {"rules": ["DIV-10"], "subjects": ["web1"],
                                             "settings": {"kernel.randomize_va_space": "2"}}
     assert "sysctl" not in p["hosts"]["mail1"]
@@ -261,7 +314,7 @@ def test_aslr_off_plans_the_sysctl_setting():
 
 
 def test_rule_in_audit_mode_is_not_enforced():
-    p, _ = build({"rules": {"DIV-10": {"mode": "audit"}}}, aslr_off())
+    p, _findings = build({"rules": {"DIV-10": {"mode": "audit"}}}, aslr_off())
     assert "sysctl" not in p["hosts"]["web1"]
     assert not_enforced(p, "DIV-10") == [("web1", "mode audit")]
     assert p["steps"] == 0
@@ -277,10 +330,10 @@ def test_error_finding_is_not_enforced():
 
 
 def test_shared_password_is_expired_only_when_opted_in():
-    p, _ = scenario("shared-password-opt-in")
+    p, _findings = scenario("shared-password-opt-in")
     for g in ("web1", "mail1"):
         assert p["hosts"][g]["expire_passwords"] == {"rules": ["DIV-03"], "subjects": [g], "accounts": ["admin"]}
-    p, _ = build({}, shared_password())
+    p, _findings = build({}, shared_password())
     assert all("expire_passwords" not in h for h in p["hosts"].values())
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
 
@@ -313,7 +366,7 @@ def test_guest_with_unknown_domain_gets_no_ledger_but_is_resealed():
 def test_unreachable_guest_gets_no_ledger_entry():
     ev = clone_pair()
     ev["guests"]["mail1"] = E.guest("mail1", "mail", error="unreachable: timed out")
-    p, _ = build({}, ev)
+    p, _findings = build({}, ev)
     assert "mail1" not in p["hosts"]
     assert "ledger" in p["hosts"]["web1"]
 
@@ -339,3 +392,117 @@ def test_plan_does_not_change_its_inputs():
     before = copy.deepcopy((pol, ev, findings))
     plan.build_plan(pol, ev, findings)
     assert (pol, ev, findings) == before
+
+
+# --- snapshots (RB-02, RB-03, RB-04, RB-13), revert watcher (RB-11), transient disks (RB-12) ---------
+
+def test_snapshots_are_planned_per_domain_minus_pinned_and_current():
+    p, findings = scenario("snapshots-opt-in")
+    failing = sorted((f["rule"], f["subject"]["id"]) for f in findings if f["rule"] in SNAPSHOT_RULES and f["status"] == "fail")
+    assert failing == [("RB-02", "hv1/db1"), ("RB-02", "hv1/mail1"), ("RB-02", "hv1/web1"), ("RB-03", "hv1/web1"),
+                       ("RB-04", "hv1/db1"), ("RB-04", "hv1/mail1"), ("RB-04", "hv1/web1"), ("RB-13", "hv1/web1")]
+    assert p["hosts"]["hv1"]["snapshot_policy"] == {
+        # RB-03 (4 snapshots, limit 3) is served by the deletions the other rules plan.
+        "rules": ["RB-02", "RB-03", "RB-04", "RB-13"], "subjects": ["hv1/web1"], "prune": True,
+        "domains": {"web1": {"delete": ["mem1", "pre-upgrade"],
+                             "why": {"mem1": "RB-13 memory-state snapshot",
+                                     "pre-upgrade": "RB-02 older than 72h (100h); RB-04 older than security epoch 3"}}}}
+    # golden-base is pinned (*/golden-*), nightly is current: neither is planned, also not by RB-03.
+    assert p["steps"] == 1
+    # db1's old base has a current child: deleting it would merge it into the child, so it stays.
+    assert not_enforced(p, "RB-02") == [
+        ("hv1/db1", "snapshots kept: base (has child snapshot(s) that stay: daily)"),
+        ("hv1/mail1", "snapshots kept: old (current flag unknown: never deleted unless known not to be the current snapshot)")]
+    assert not_enforced(p, "RB-04") == not_enforced(p, "RB-02")
+
+
+def test_snapshot_rules_are_opt_in_and_prune_comes_from_the_policy():
+    p, findings = build({}, snapshot_tree())
+    assert "hv1" not in p["hosts"]
+    assert not_enforced(p, "RB-13") == [("hv1/web1", "mode audit")]
+    assert not_enforced(p, "RB-02") == [("hv1/db1", "mode audit"), ("hv1/mail1", "mode audit"), ("hv1/web1", "mode audit")]
+    doc = copy.deepcopy(SNAPSHOTS_ENFORCED)
+    doc["params"]["rollback"]["prune_snapshots"] = False
+    p, _ = build(doc, snapshot_tree())
+    assert p["hosts"]["hv1"]["snapshot_policy"]["prune"] is False  # planned, reported by the module, deleted by none
+    p, _ = build({"mode": "audit", "rules": SNAPSHOTS_ENFORCED["rules"]}, snapshot_tree())
+    assert p["hosts"] == {} and ("hv1/web1", "policy mode audit") in not_enforced(p, "RB-13")
+
+
+def test_pinned_globs_match_domain_slash_snapshot():
+    doc = copy.deepcopy(SNAPSHOTS_ENFORCED)
+    doc["params"]["rollback"]["pinned_snapshots"] = ["*/golden-*", "web1/pre-*"]
+    p, _ = build(doc, snapshot_tree())
+    assert p["hosts"]["hv1"]["snapshot_policy"]["domains"] == {
+        "web1": {"delete": ["mem1"], "why": {"mem1": "RB-13 memory-state snapshot"}}}
+    assert ("hv1/web1", "snapshots kept: golden-base (pinned (*/golden-*)); pre-upgrade (pinned (web1/pre-*))") \
+        in not_enforced(p, "RB-02")
+    doc["params"]["rollback"]["pinned_snapshots"] = []
+    p, _ = build(doc, snapshot_tree())
+    # Unpinned, golden-base is still a parent of the current nightly: it stays anyway.
+    assert p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"]["delete"] == ["mem1", "pre-upgrade"]
+    with pytest.raises(policy.PolicyError, match=r"params\.rollback\.pinned_snapshots\[0\]: expected str"):
+        policy.load_policy({"params": {"rollback": {"pinned_snapshots": [3]}}})
+    assert policy.load_policy({})["params"]["rollback"]["pinned_snapshots"] == []
+
+
+def test_rb03_deletes_the_oldest_that_can_go_until_the_limit():
+    """Five independent snapshots (limit 3): the two oldest go; the current one never, whatever its age."""
+    snaps = [snapshot("s%d" % i, 60 - i * 10) for i in range(1, 6)]
+    snaps[0]["current"] = True  # s1, the oldest, is the current snapshot
+    ev = E.fleet([E.domain("web1", snapshots=snaps)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    p, _ = build({"rules": {"RB-03": {"mode": "enforce"}}}, ev)
+    assert p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"] == {
+        "delete": ["s2", "s3"], "why": {"s2": "RB-03 beyond max_snapshots 3 (oldest first)",
+                                        "s3": "RB-03 beyond max_snapshots 3 (oldest first)"}}
+    assert p["hosts"]["hv1"]["snapshot_policy"]["rules"] == ["RB-03"]
+    assert p["hosts"]["hv1"]["snapshot_policy"]["prune"] is False  # the shipped default
+
+
+def test_rb03_counts_what_other_rules_delete():
+    """A young memory-state snapshot deleted by RB-13 counts for RB-03: only one old one more goes."""
+    snaps = [snapshot("a", 50), snapshot("b", 40), snapshot("c", 30), snapshot("m", 2, memory="internal"),
+             snapshot("now", 1, current=True)]
+    ev = E.fleet([E.domain("web1", snapshots=snaps)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    p, _ = build({"rules": {"RB-03": {"mode": "enforce"}, "RB-13": {"mode": "enforce"}}}, ev)
+    web1 = p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"]
+    assert web1["delete"] == ["a", "m"] and web1["why"]["m"] == "RB-13 memory-state snapshot"
+
+
+def test_choose_snapshots_deletes_leaves_first_and_never_a_parent_that_keeps_children():
+    # a -> b -> c -> d (current), a -> e; limit 3: only the leaf e can go.
+    parents = {"b": "a", "c": "b", "d": "c", "e": "a"}
+    chain = [dict(name=n, creation_time=t, parent=parents.get(n), current=(n == "d"))
+             for n, t in (("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5))]
+    delete, refused = plan.choose_snapshots("vm", chain, {"a": ["RB-02 old"], "b": ["RB-02 old"]}, max_count=3)
+    assert delete == {"e": "RB-03 beyond max_snapshots 3 (oldest first)"}
+    assert refused == {"a": "has child snapshot(s) that stay: b", "b": "has child snapshot(s) that stay: c"}
+    # A parent goes when all its children go too.
+    delete, refused = plan.choose_snapshots("vm", chain, {"b": ["x"], "c": ["y"]}, pinned=["vm/d"])
+    assert delete == {} and refused == {"b": "has child snapshot(s) that stay: c",
+                                        "c": "has child snapshot(s) that stay: d"}
+    chain[3]["current"] = False
+    chain[2]["current"] = True
+    delete, refused = plan.choose_snapshots("vm", chain, {"d": ["x"], "e": ["y"], "zz": ["z"]})
+    assert delete == {"d": "x", "e": "y"} and refused == {"zz": "no such snapshot"}
+    # A run-time refusal (the module's: an external snapshot on an old libvirt) keeps the snapshot.
+    delete, refused = plan.choose_snapshots("vm", chain, {"d": ["x"]}, refuse=lambda s: "external" if s["name"] == "d" else None)
+    assert delete == {} and refused == {"d": "external"}
+
+
+def test_failing_watcher_plans_the_revert_watcher_with_the_management_networks():
+    p, _ = scenario("watcher-down")
+    assert p["hosts"]["hv1"]["revert_watcher"] == {"rules": ["RB-11"], "subjects": ["hv1"], "mgmt_networks": ["vmguard-mgmt"]}
+    assert p["steps"] == 1
+    p, _ = build({"rules": {"RB-11": {"mode": "audit"}}}, watcher_down())
+    assert "hv1" not in p["hosts"] and not_enforced(p, "RB-11") == [("hv1", "mode audit")]
+    p, findings = build({}, E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))}))
+    assert [f["status"] for f in findings if f["rule"] == "RB-11"] == ["pass"] and "hv1" not in p["hosts"]
+
+
+def test_transient_disk_is_a_domain_policy_fix():
+    p, findings = scenario("transient-disk")
+    assert sorted((f["subject"]["id"], f["status"]) for f in findings if f["rule"] == "RB-12") == [
+        ("hv1/mail1", "pass"), ("hv1/web1", "fail")]
+    assert p["hosts"]["hv1"]["domain_policy"] == {"rules": ["RB-12"], "subjects": ["hv1/web1"], "fixes": ["RB-12"],
+                                                  "domains": {"web1": ["RB-12"]}}

@@ -42,13 +42,20 @@ def na(message, **evidence):
     return (NA, message, evidence)
 
 
-# Remediation name -> the module that applies it (the plan contract, /docs/CATALOG.md "enforced by").
+# Remediation name -> the module that applies it, or the role whose task file does (ROLE_TASK_FILES)
+# (the plan contract, docs/CATALOG.md "enforced by").
 REMEDIATIONS = OrderedDict([
     ("domain_policy", "vmguard.hardening.domain_policy"),      # a fixer of remediation/domfix.FIXERS, keyed by rule id
     ("identity_reseal", "vmguard.hardening.identity_reseal"),  # machine-id, SSH host keys, random seed
     ("sysctl", "ansible.posix.sysctl"),
     ("expire_passwords", "ansible.builtin.command"),           # chage --lastday 0
+    ("snapshot_policy", "vmguard.hardening.snapshot_policy"),  # deletes the planned snapshots (only with prune)
+    ("revert_watcher", "vmguard.hardening.hypervisor"),        # a role, not a module: see ROLE_TASK_FILES
 ])
+
+# Remediations carried out by a role of this collection rather than by one module: remediation name ->
+# the role's task file that carries it out (its tasks are tagged with the rule ids it remediates).
+ROLE_TASK_FILES = {"revert_watcher": "watcher.yml"}
 
 
 class Remediation(dict):

@@ -24,11 +24,17 @@ rule("RB-01", "rollback", "high", "DOM", "<genid/> present",
      "takes effect at the next restart.",
      remediated_by=Remediation("domain_policy", "add <genid/> (RB-01 fixer); takes effect at the next restart"))
 rule("RB-02", "rollback", "medium", "DOM", "snapshots younger than max_snapshot_age_hours",
-     "Delete or consolidate old snapshots (vmguard deletes them only with params.rollback.prune_snapshots).")
+     "Delete or consolidate old snapshots (vmguard deletes them only with params.rollback.prune_snapshots).",
+     remediated_by=Remediation("snapshot_policy", "delete the snapshots older than max_snapshot_age_hours, only with "
+                               "params.rollback.prune_snapshots (never the current or a pinned one)", opt_in=True))
 rule("RB-03", "rollback", "low", "DOM", "snapshots per domain <= max_snapshots",
-     "Delete snapshots beyond the limit (only with params.rollback.prune_snapshots).")
+     "Delete snapshots beyond the limit (only with params.rollback.prune_snapshots).",
+     remediated_by=Remediation("snapshot_policy", "delete the oldest snapshots beyond max_snapshots, only with "
+                               "params.rollback.prune_snapshots (never the current or a pinned one)", opt_in=True))
 rule("RB-04", "rollback", "high", "DOM+LEDGER", "no snapshot older than the last security epoch",
-     "Delete the snapshots that predate the domain's last security change, or re-take them after hardening.")
+     "Delete the snapshots that predate the domain's last security change, or re-take them after hardening.",
+     remediated_by=Remediation("snapshot_policy", "delete the snapshots older than the ledger's security epoch, only "
+                               "with params.rollback.prune_snapshots (never the current or a pinned one)", opt_in=True))
 rule("RB-05", "rollback", "critical", "GUEST+LEDGER", "guest epoch equals the ledger epoch",
      "The guest was rolled back: run the harden playbook to reconverge it (RB-05..10), which moves the epoch forward.")
 rule("RB-06", "rollback", "critical", "GUEST+LEDGER", "no retired SSH host key present",
@@ -43,11 +49,17 @@ rule("RB-09", "rollback", "high", "GUEST+LEDGER", "services masked by policy sta
 rule("RB-10", "rollback", "high", "GUEST", "firewall ruleset digest equals the applied policy's",
      "Re-apply the policy's nftables ruleset.")
 rule("RB-11", "rollback", "high", "HOST", "revert watcher running",
-     "Install and start the vmguard revert watcher (hypervisor role), which quarantines reverted domains.")
+     "Install and start the vmguard revert watcher (hypervisor role), which quarantines reverted domains.",
+     remediated_by=Remediation("revert_watcher", "install, configure and start the revert watcher service "
+                               "(hypervisor role, tasks/watcher.yml)"))
 rule("RB-12", "rollback", "medium", "DOM", "no <transient/> (self-reverting) disks",
-     "Remove <transient/> from the disks; a disk that silently reverts at shutdown is a rollback nobody sees.")
+     "Remove <transient/> from the disks; a disk that silently reverts at shutdown is a rollback nobody sees.",
+     remediated_by=Remediation("domain_policy", "remove <transient/> from the disks (RB-12 fixer): the disks then keep "
+                               "the guest's writes; takes effect at the next restart"))
 rule("RB-13", "rollback", "low", "DOM", "no memory-state snapshots unless allowed",
-     "Delete memory-state snapshots (they hold RAM contents: keys, session secrets) or allow them in the policy.")
+     "Delete memory-state snapshots (they hold RAM contents: keys, session secrets) or allow them in the policy.",
+     remediated_by=Remediation("snapshot_policy", "delete the memory-state snapshots, only with "
+                               "params.rollback.prune_snapshots (never the current or a pinned one)", opt_in=True))
 
 
 def _snapshots(d):

@@ -43,3 +43,38 @@ def test_applying_twice_changes_nothing():
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="no domain remediation for ISO-99"):
         domfix.apply(XML, ["ISO-99"], etree)
+
+
+TRANSIENT = XML.replace(
+    "<target dev='vda' bus='virtio'/></disk>",
+    "<target dev='vda' bus='virtio'/><transient shareBacking='yes'/></disk>\n"
+    "    <disk type='file' device='disk'>\n"
+    "      <driver name='qemu' type='qcow2' cache='none'/>\n"
+    "      <source file='/var/lib/libvirt/images/scratch.qcow2'/>\n"
+    "      <transient/>\n"
+    "      <target dev='vdb' bus='virtio'/>\n"
+    "      <serial>scratch-1</serial>\n"
+    "    </disk>")
+
+
+def test_rb12_removes_transient_from_every_disk_and_keeps_the_rest():
+    before = domxml.parse_domain(TRANSIENT)
+    assert [d["transient"] for d in before["disks"]] == [True, True]  # the evidence RB-12 fails on
+    new, changes = domfix.apply(TRANSIENT, ["RB-12"], etree)
+    assert changes == ["RB-12: removed <transient/> from disk(s) vda, vdb: they now keep the guest's writes"]
+    after = domxml.parse_domain(new)
+    assert [d["transient"] for d in after["disks"]] == [False, False]
+    assert "transient" not in new
+    # Everything else of the disks and the domain is kept, in order, with its layout.
+    assert [(d["target"], d["source"]) for d in after["disks"]] == [
+        ("vda", "/var/lib/libvirt/images/web1.qcow2"), ("vdb", "/var/lib/libvirt/images/scratch.qcow2")]
+    assert ("      <source file=\"/var/lib/libvirt/images/scratch.qcow2\"/>\n      <target dev=\"vdb\" bus=\"virtio\"/>\n"
+            "      <serial>scratch-1</serial>") in new.replace("'", '"')
+    assert "cache=\"none\"" in new.replace("'", '"') and "urn:example:app" in new and "s3cret" in new
+    assert domfix.apply(new, ["RB-12"], etree) == (None, [])  # idempotent
+
+
+def test_rb12_changes_nothing_without_transient_disks():
+    assert domfix.apply(XML, ["RB-12"], etree) == (None, [])
+    no_devices = "<domain type='kvm'><name>bare</name><uuid>0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a11</uuid></domain>"
+    assert domfix.apply(no_devices, ["RB-12"], etree) == (None, [])
