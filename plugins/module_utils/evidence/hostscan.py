@@ -264,20 +264,28 @@ def lock_state(path, locks_path="/proc/locks"):
         os.close(fd)
 
 
-def heartbeat(path, now=None):
-    """(age_seconds, pid, error) of the watcher's heartbeat file (JSON {"pid": N, "time": epoch})."""
+def _read_heartbeat(path):
+    """(heartbeat object or None, error or None)."""
     try:
         data = read_regular(path, MAX_SMALL_FILE)
     except UnsafeFile as e:
-        return None, None, str(e)
+        return None, str(e)
     except OSError as e:
-        return None, None, (None if e.errno == errno.ENOENT else "%s: %s" % (path, _why(e)))
+        return None, (None if e.errno == errno.ENOENT else "%s: %s" % (path, _why(e)))
     try:
         hb = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        return None, None, "%s: not valid JSON (%s)" % (path, e)
+        return None, "%s: not valid JSON (%s)" % (path, e)
     if not isinstance(hb, dict):
-        return None, None, "%s: not a JSON object" % path
+        return None, "%s: not a JSON object" % path
+    return hb, None
+
+
+def heartbeat(path, now=None):
+    """(age_seconds, pid, error) of the watcher's heartbeat file (JSON {"pid": N, "time": epoch})."""
+    hb, err = _read_heartbeat(path)
+    if hb is None:
+        return None, None, err
     pid, when = hb.get("pid"), hb.get("time")
     pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
     if isinstance(when, bool) or not isinstance(when, (int, float)):
@@ -286,13 +294,25 @@ def heartbeat(path, now=None):
     return round(now - when, 3), pid, None
 
 
+def heartbeat_link(path):
+    """(connected, uri) the watcher's heartbeat reports: connected True/False, or None when the heartbeat
+    has no boolean "connected" (missing file, older watcher); uri a string or None."""
+    hb, _ = _read_heartbeat(path)
+    hb = hb or {}
+    connected, uri = hb.get("connected"), hb.get("uri")
+    return (connected if isinstance(connected, bool) else None), (uri if isinstance(uri, str) else None)
+
+
 def watcher(lock_path=WATCHER_LOCK, heartbeat_path=WATCHER_HEARTBEAT, now=None, locks_path="/proc/locks"):
-    """The revert watcher as its lock and heartbeat files show it (see the evidence contract)."""
+    """The revert watcher as its lock and heartbeat files show it (see the evidence contract): also
+    whether it is connected to libvirt, and at which URI, as its heartbeat says."""
     held, holder, lock_err = lock_state(lock_path, locks_path)
     age, hb_pid, hb_err = heartbeat(heartbeat_path, now)
+    connected, uri = heartbeat_link(heartbeat_path)
     errors = [e for e in (lock_err, hb_err) if e]
     return dict(lock_path=lock_path, lock_held=held, holder_pid=holder, heartbeat_path=heartbeat_path,
-                heartbeat_age_seconds=age, heartbeat_pid=hb_pid, error="; ".join(errors) or None)
+                heartbeat_age_seconds=age, heartbeat_pid=hb_pid, connected=connected, uri=uri,
+                error="; ".join(errors) or None)
 
 
 def qemu_user_default(os_release=("/etc/os-release", "/usr/lib/os-release")):

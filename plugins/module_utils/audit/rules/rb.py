@@ -279,13 +279,20 @@ def rb11(ctx, hv):
         missing.append("stale heartbeat %.0fs (limit %ds)" % (age, limit))
     if holder is not None and beat is not None and holder != beat:
         missing.append("heartbeat from another pid (%s) than the lock holder (%s)" % (beat, holder))
+    if w.get("connected") is False:  # None: a heartbeat that does not say (an older watcher)
+        evidence.update(connected=False, uri=w.get("uri"))
+        missing.append("watcher running but not connected to libvirt%s" % (
+            " (%s)" % w["uri"] if w.get("uri") else ""))
     if missing:
         if w.get("error"):
             missing.append("reading it: %s" % w["error"])
         return fail("revert watcher not proven running: %s; a snapshot revert or restore would go unnoticed and "
                     "unquarantined" % "; ".join(missing), **evidence)
-    return ok("revert watcher holds its lock%s, heartbeat %.0fs old" % (
-        " (pid %s)" % holder if holder is not None else "", age), **evidence)
+    if w.get("connected") is True:
+        evidence.update(connected=True, uri=w.get("uri"))
+    return ok("revert watcher holds its lock%s, heartbeat %.0fs old%s" % (
+        " (pid %s)" % holder if holder is not None else "", age,
+        ", connected to %s" % (w.get("uri") or "libvirt") if w.get("connected") else ""), **evidence)
 
 
 @check("RB-12", "domain")

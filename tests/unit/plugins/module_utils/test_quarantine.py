@@ -1,0 +1,187 @@
+"""Quarantine helpers (pure part) on realistic domain XML, and the ledger's quarantine field and
+bounded, validated events. set_links against a real libvirtd: tests/integration/test_watcher.py
+(libvirt's test driver has no updateDeviceFlags)."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import quarantine as qr
+from tests.unit.rules.evidence import domain_xml
+
+MGMT_IF = """<interface type='network'>
+      <source network='mgmt'/>
+      <mac address='52:54:00:aa:00:01'/>
+      <model type='virtio'/>
+    </interface>"""
+BRIDGE_MGMT_IF = """<interface type='bridge'>
+      <source bridge='br-mgmt'/>
+      <mac address='52:54:00:aa:00:02'/>
+      <model type='virtio'/>
+    </interface>"""
+BRIDGE_SVC_IF = """<interface type='bridge'>
+      <source bridge='br-svc'/>
+      <mac address='52:54:00:AA:00:03'/>
+      <link state='up'/>
+      <model type='e1000'/>
+    </interface>"""
+DIRECT_IF = """<interface type='direct'>
+      <source dev='eth0' mode='vepa'/>
+      <mac address='52:54:00:aa:00:04'/>
+    </interface>"""
+# The live XML of a network interface also names the network's bridge, its tap and alias.
+LIVE_NET_IF = """<interface type='network'>
+      <mac address='52:54:00:aa:00:05'/>
+      <source network='lab-mgmt' portid='0c7c4b36-6fd5-4a8e-9a4b-0d4f3e1b2a10' bridge='virbr9'/>
+      <target dev='vnet7'/>
+      <model type='virtio'/>
+      <filterref filter='clean-traffic'>
+        <parameter name='IP' value='10.254.1.11'/>
+      </filterref>
+      <link state='down'/>
+      <alias name='net1'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x04' function='0x0'/>
+    </interface>"""
+
+SVC_MAC = "52:54:00:00:01:b8"  # domain_xml("web1")'s service interface on network svc-web
+
+
+def xml_of(*extra):
+    return domain_xml("web1", mac=SVC_MAC, extra="\n    ".join(extra))
+
+
+def macs(chosen):
+    return [i["mac"] for i in chosen]
+
+
+def test_every_interface_off_the_management_networks_is_chosen():
+    xml = xml_of(MGMT_IF, BRIDGE_MGMT_IF, BRIDGE_SVC_IF, DIRECT_IF)
+    chosen, unusable = qr.select(xml, ["mgmt", "br-mgmt"])
+    # service network, service bridge (MAC lower-cased), macvtap: all quarantined; both management links kept
+    assert macs(chosen) == [SVC_MAC, "52:54:00:aa:00:03", "52:54:00:aa:00:04"] and unusable == []
+
+
+def test_without_management_networks_everything_is_chosen():
+    chosen, _ = qr.select(xml_of(MGMT_IF, BRIDGE_MGMT_IF), [])
+    assert macs(chosen) == [SVC_MAC, "52:54:00:aa:00:01", "52:54:00:aa:00:02"]
+
+
+def test_a_management_bridge_matches_a_network_interface_through_its_live_bridge():
+    xml = xml_of(LIVE_NET_IF)
+    assert macs(qr.select(xml, ["virbr9"])[0]) == [SVC_MAC]
+    assert macs(qr.select(xml, ["lab-mgmt"])[0]) == [SVC_MAC]
+    assert macs(qr.select(xml, ["svc-web"])[0]) == ["52:54:00:aa:00:05"]
+
+
+def test_lift_acts_on_the_recorded_macs_wherever_they_are():
+    xml = xml_of(MGMT_IF, BRIDGE_SVC_IF)
+    chosen, _ = qr.select(xml, ["mgmt"], macs=["52:54:00:AA:00:01", SVC_MAC])
+    assert macs(chosen) == [SVC_MAC, "52:54:00:aa:00:01"]
+
+
+def test_an_interface_without_mac_cannot_be_updated_and_is_reported():
+    xml = xml_of("<interface type='user'><model type='virtio'/></interface>")
+    chosen, unusable = qr.select(xml, [])
+    assert macs(chosen) == [SVC_MAC] and [i["type"] for i in unusable] == ["user"]
+
+
+def test_link_xml_sets_the_state_and_keeps_every_other_element():
+    (svc,) = [i for i in qr.interfaces(xml_of()) if i["mac"] == SVC_MAC]
+    assert svc["link"] == "up"  # no <link>: up
+    out = ET.fromstring(qr.link_xml(svc["element"], "down"))
+    assert out.get("type") == "network"
+    assert out.find("source").get("network") == "svc-web"
+    assert out.find("mac").get("address") == SVC_MAC
+    assert out.find("model").get("type") == "virtio"
+    assert out.find("filterref").get("filter") == "clean-traffic"
+    assert [e.get("state") for e in out.findall("link")] == ["down"]
+    # the domain's own element is not changed (a copy is edited)
+    assert svc["element"].find("link") is None
+
+
+def test_link_xml_replaces_an_existing_state_on_a_live_interface():
+    (i,) = [x for x in qr.interfaces(xml_of(LIVE_NET_IF)) if x["mac"] == "52:54:00:aa:00:05"]
+    assert i["link"] == "down"
+    out = ET.fromstring(qr.link_xml(i["element"], "up"))
+    assert [e.get("state") for e in out.findall("link")] == ["up"]
+    assert out.find("target").get("dev") == "vnet7" and out.find("alias").get("name") == "net1"
+    assert out.find("filterref/parameter").attrib == {"name": "IP", "value": "10.254.1.11"}
+    assert out.find("source").get("portid") == "0c7c4b36-6fd5-4a8e-9a4b-0d4f3e1b2a10"
+    assert out.find("address").get("slot") == "0x04"
+    with pytest.raises(ValueError):
+        qr.link_xml(i["element"], "sideways")
+
+
+def test_plan_skips_links_already_in_the_wanted_state():
+    xml = xml_of(LIVE_NET_IF, BRIDGE_SVC_IF)
+    todo, chosen, _ = qr.plan(xml, [], "down")
+    assert [m for m, _ in todo] == [SVC_MAC, "52:54:00:aa:00:03"]
+    assert chosen == [SVC_MAC, "52:54:00:aa:00:05", "52:54:00:aa:00:03"]
+    todo, _, _ = qr.plan(xml, [], "up")
+    assert [m for m, _ in todo] == ["52:54:00:aa:00:05"]
+
+
+# --- ledger: events with detail, bounded; the quarantine field -----------------------------------------
+
+U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
+NOW = 1795000000
+
+
+def test_events_carry_their_detail_and_stay_bounded():
+    rec = ledger.empty(U)
+    for n in range(ledger.MAX_EVENTS + 25):
+        rec, ch = ledger.apply(rec, NOW + n, event="revert", detail={"libvirt_event": "STARTED", "n": n})
+        assert ch == ["event revert"]
+    assert len(rec["events"]) == ledger.MAX_EVENTS == 200
+    assert rec["events"][0]["detail"]["n"] == 25 and rec["events"][-1]["detail"]["n"] == 224
+    assert rec["events"][-1]["time"] == iso(NOW + 224)
+
+
+def test_quarantine_set_kept_and_lifted():
+    q = ledger.quarantine_state(NOW, "revert (STARTED/FROM_SNAPSHOT)", [SVC_MAC], False)
+    rec, ch = ledger.apply(ledger.empty(U), NOW, event="quarantine", quarantine=q,
+                           detail={"interfaces": [SVC_MAC], "live": True, "config": True})
+    assert rec["quarantine"] == {"since": iso(NOW), "reason": "revert (STARTED/FROM_SNAPSHOT)",
+                                 "interfaces": [SVC_MAC], "pending_start": False}
+    assert ch == ["quarantine set on %s" % SVC_MAC, "event quarantine"]
+    same, ch = ledger.apply(rec, NOW + 5)  # quarantine not given: kept
+    assert same["quarantine"] == rec["quarantine"] and ch == []
+    lifted, ch = ledger.apply(rec, NOW + 9, event="lift", quarantine=None)
+    assert lifted["quarantine"] is None and ch == ["quarantine lifted", "event lift"]
+
+
+def _read(tmp_path, record):
+    (tmp_path / (U + ".json")).write_text(json.dumps(record))
+    return ledger.read_record(str(tmp_path), U)
+
+
+def test_a_valid_quarantine_record_reads_back(tmp_path):
+    q = ledger.quarantine_state(NOW, "revert", [SVC_MAC], True)
+    rec, _ = ledger.apply(ledger.empty(U), NOW, event="quarantine", quarantine=q, detail={"interfaces": [SVC_MAC]})
+    assert _read(tmp_path, rec) == rec
+    old_style, _ = ledger.apply(ledger.empty(U), NOW, event="reverted")  # an event without detail (ledger module)
+    assert _read(tmp_path, old_style)["events"] == [{"time": iso(NOW), "event": "reverted"}]
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("events", [{"time": "yesterday", "event": "revert"}], "events is"),
+    ("events", [{"time": "2026-11-18T08:26:40Z", "event": 7}], "events is"),
+    ("events", [{"time": "2026-11-18T08:26:40Z", "event": "revert", "detail": "snap1"}], "events is"),
+    ("events", [{"event": "revert"}], "events is"),
+    ("quarantine", {"since": "2026-11-18T08:26:40Z", "reason": "r", "interfaces": [SVC_MAC]}, "quarantine is"),
+    ("quarantine", {"since": "2026-11-18T08:26:40Z", "reason": "r", "interfaces": SVC_MAC,
+                    "pending_start": False}, "quarantine is"),
+    ("quarantine", {"since": None, "reason": "r", "interfaces": [], "pending_start": False}, "quarantine is"),
+    ("quarantine", True, "quarantine is"),
+])
+def test_bad_events_or_quarantine_make_the_record_an_error(tmp_path, key, value, expected):
+    rec = ledger.empty(U)
+    rec[key] = value
+    got = _read(tmp_path, rec)
+    assert set(got) == {"error"} and "not a ledger record: %s" % expected in got["error"]
+    assert (U + ".json") in got["error"]
+    with pytest.raises(ledger.LedgerError):
+        ledger.load(str(tmp_path), U)
