@@ -14,6 +14,12 @@ domain (its persistent definition is fixed) needs nothing but a restart: it is l
 ``pending_restart``. Every other failing or error finding is listed under ``not_enforced`` with
 its reason. Pure (no Ansible imports), deterministic (sorted lists), O(n) over the findings.
 
+Snapshots (RB-02/03/04/13, opt-in): choose_snapshots picks per domain what the failing findings
+want gone, never the current snapshot (nor one whose ``current`` flag the evidence does not give),
+a pinned one (params.rollback.pinned_snapshots) or a parent whose children stay; the
+snapshot_policy module runs the same function again on what libvirt says at run time. A finding
+none of whose snapshots can go is listed under not_enforced with the reason they stay.
+
 Evidence layout: see audit/engine.py. A guest's domain UUID (the ledger's key) is found through
 the hypervisor evidence: guest vars hypervisor + domain -> that hypervisor's domain of that name.
 """
