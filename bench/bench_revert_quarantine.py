@@ -73,13 +73,13 @@ def measure(n):
         found = LINE.findall(lab.log())
         if len(found) != n:
             raise RuntimeError("expected %d quarantine lines in the watcher's log, found %d" % (n, len(found)))
-        return [float(ms) for _, ms in found], exposures, sorted(set(ev for ev, _ in found))
+        return [float(ms) for unused, ms in found], exposures, sorted(set(ev for ev, unused in found))
     finally:
         lab.remove()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("-n", "--reverts", type=int, default=20)
     n = max(20, ap.parse_args().reverts)
     try:

@@ -81,8 +81,9 @@ uuid:
   type: str
   sample: 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10
 interfaces:
-  description: The interfaces acted on, by MAC address, with their link state before and after (C(null) where
-    the definition was not touched: the live one of a domain that is not running).
+  description:
+    - The interfaces acted on, by MAC address, with their link state before and after.
+    - C(null) where the definition was not touched, for example the live one of a domain that is not running.
   returned: success
   type: dict
   sample:

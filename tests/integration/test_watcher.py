@@ -70,7 +70,7 @@ class Relay(object):
     def _accept(self, srv):
         while self.srv is srv:
             try:
-                client, _ = srv.accept()
+                client, unused = srv.accept()
             except (socket.timeout, OSError):
                 continue
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -116,7 +116,7 @@ def net_xml(name, bridge):
 
 def domain_xml(name, disk):
     ifaces = "".join("<interface type='network'><mac address='%s'/><source network='%s'/><model type='virtio'/>"
-                     "</interface>" % (mac, net) for mac, (net, _) in zip((SVC_MAC, MGMT_MAC), NETS))
+                     "</interface>" % (mac, net) for mac, (net, unused) in zip((SVC_MAC, MGMT_MAC), NETS))
     return ("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
             "<os><type arch='x86_64'>hvm</type></os><devices>"
             "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
@@ -212,7 +212,7 @@ class Lab(object):
         if self.relay.srv is not None:
             self.relay.down()
         remove_domain(self.conn, self.name)
-        for net, _ in NETS:
+        for net, unused in NETS:
             remove_network(self.conn, net)
         shutil.rmtree(self.dir, ignore_errors=True)
 

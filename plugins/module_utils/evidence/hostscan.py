@@ -297,8 +297,7 @@ def heartbeat(path, now=None):
 def heartbeat_link(path):
     """(connected, uri) the watcher's heartbeat reports: connected True/False, or None when the heartbeat
     has no boolean "connected" (missing file, older watcher); uri a string or None."""
-    hb, _ = _read_heartbeat(path)
-    hb = hb or {}
+    hb = _read_heartbeat(path)[0] or {}
     connected, uri = hb.get("connected"), hb.get("uri")
     return (connected if isinstance(connected, bool) else None), (uri if isinstance(uri, str) else None)
 

@@ -103,11 +103,11 @@ def set_links(dom, mgmt_networks, state, live, config, macs=None, check=False):
 
     Raises libvirt.libvirtError from libvirt; the caller decides what an error means."""
     out = {"live": [], "config": [], "chosen": {"live": [], "config": []}}
-    for scope, wanted, xml_flags, affect in (("live", live, 0, AFFECT_LIVE),
-                                              ("config", config, XML_INACTIVE, AFFECT_CONFIG)):
+    scopes = (("live", live, 0, AFFECT_LIVE), ("config", config, XML_INACTIVE, AFFECT_CONFIG))
+    for scope, wanted, xml_flags, affect in scopes:
         if not wanted:
             continue
-        todo, chosen, _ = plan(dom.XMLDesc(xml_flags), mgmt_networks, state, macs)
+        todo, chosen, dummy = plan(dom.XMLDesc(xml_flags), mgmt_networks, state, macs)
         out["chosen"][scope] = chosen
         for mac, xml in todo:
             if not check:

@@ -245,6 +245,12 @@ def write_heartbeat(path, connected, uri, now=None):
     fsutil.atomic_write(path, json.dumps(body, sort_keys=True) + "\n", 0o644)
 
 
+def say(text):
+    """A line on stdout (the command's answer: --status, --detach)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def log(msg, now=None):
     now = time.time() if now is None else now
     sys.stdout.write("%s t=%.3f %s\n" % (iso(now), now, msg))
@@ -474,8 +480,8 @@ def detach(log_path):
         with os.fdopen(r, "rb") as f:
             report = f.read().decode("utf-8", "replace").strip()
         os.wait()
-        print(report or "error: the watcher ended before it held its lock (see %s)" % log_path)
-        sys.exit(0 if report.startswith(("started", "already running")) else 1)
+        say(report or "error: the watcher ended before it held its lock (see %s)" % log_path)
+        raise SystemExit(0 if report.startswith(("started", "already running")) else 1)
     os.close(r)
     os.setsid()
     if os.fork():
@@ -498,7 +504,7 @@ def replace_running(lock_path, timeout=15.0):
         return None
     pid = lock_pid(lock_path)
     try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
             argv = f.read().split(b"\0")
     except (TypeError, IOError, OSError):
         argv = []
@@ -510,7 +516,7 @@ def replace_running(lock_path, timeout=15.0):
         if time.time() > deadline:
             raise AlreadyRunning(pid)
         time.sleep(0.1)
-    return "replaced pid %d" % pid
+    return "replaced pid %s" % pid
 
 
 def status(cfg):
@@ -520,12 +526,12 @@ def status(cfg):
         out["heartbeat"] = json.loads(fsutil.read_regular(cfg["heartbeat"], 4096).decode("utf-8"))
     except (OSError, ValueError):
         out["heartbeat"] = None
-    print(json.dumps(out, sort_keys=True))
+    say(json.dumps(out, sort_keys=True))
     return 0 if held else 3
 
 
 def arguments(argv):
-    ap = argparse.ArgumentParser(prog="vmguard-revert-watcher", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="vmguard-revert-watcher", description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--config", default="/etc/vmguard/watcher.json", help="JSON configuration file")
     ap.add_argument("--detach", action="store_true", help="run in the background (where systemd does not)")
     ap.add_argument("--log", default="/var/log/vmguard-revert-watcher.log", help="log file with --detach")
@@ -555,10 +561,10 @@ def main(argv=None):
             try:
                 replaced = replace_running(cfg["lock"])
             except AlreadyRunning as e:
-                print("error: cannot replace the running watcher: %s" % e)
+                say("error: cannot replace the running watcher: %s" % e)
                 return 1
         elif lock_is_held(cfg["lock"]):
-            print("already running (pid %s)" % lock_pid(cfg["lock"]))
+            say("already running (pid %s)" % lock_pid(cfg["lock"]))
             return 0
         report = detach(args.log)
         if replaced:
@@ -600,4 +606,4 @@ def _report(fd, text):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

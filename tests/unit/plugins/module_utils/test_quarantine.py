@@ -65,7 +65,7 @@ def test_every_interface_off_the_management_networks_is_chosen():
 
 
 def test_without_management_networks_everything_is_chosen():
-    chosen, _ = qr.select(xml_of(MGMT_IF, BRIDGE_MGMT_IF), [])
+    chosen, unused = qr.select(xml_of(MGMT_IF, BRIDGE_MGMT_IF), [])
     assert macs(chosen) == [SVC_MAC, "52:54:00:aa:00:01", "52:54:00:aa:00:02"]
 
 
@@ -78,7 +78,7 @@ def test_a_management_bridge_matches_a_network_interface_through_its_live_bridge
 
 def test_lift_acts_on_the_recorded_macs_wherever_they_are():
     xml = xml_of(MGMT_IF, BRIDGE_SVC_IF)
-    chosen, _ = qr.select(xml, ["mgmt"], macs=["52:54:00:AA:00:01", SVC_MAC])
+    chosen, unused = qr.select(xml, ["mgmt"], macs=["52:54:00:AA:00:01", SVC_MAC])
     assert macs(chosen) == [SVC_MAC, "52:54:00:aa:00:01"]
 
 
@@ -117,11 +117,11 @@ def test_link_xml_replaces_an_existing_state_on_a_live_interface():
 
 def test_plan_skips_links_already_in_the_wanted_state():
     xml = xml_of(LIVE_NET_IF, BRIDGE_SVC_IF)
-    todo, chosen, _ = qr.plan(xml, [], "down")
-    assert [m for m, _ in todo] == [SVC_MAC, "52:54:00:aa:00:03"]
+    todo, chosen, unused = qr.plan(xml, [], "down")
+    assert [m for m, unused in todo] == [SVC_MAC, "52:54:00:aa:00:03"]
     assert chosen == [SVC_MAC, "52:54:00:aa:00:05", "52:54:00:aa:00:03"]
-    todo, _, _ = qr.plan(xml, [], "up")
-    assert [m for m, _ in todo] == ["52:54:00:aa:00:05"]
+    todo = qr.plan(xml, [], "up")[0]
+    assert [m for m, unused in todo] == ["52:54:00:aa:00:05"]
 
 
 # --- ledger: events with detail, bounded; the quarantine field -----------------------------------------
@@ -160,9 +160,9 @@ def _read(tmp_path, record):
 
 def test_a_valid_quarantine_record_reads_back(tmp_path):
     q = ledger.quarantine_state(NOW, "revert", [SVC_MAC], True)
-    rec, _ = ledger.apply(ledger.empty(U), NOW, event="quarantine", quarantine=q, detail={"interfaces": [SVC_MAC]})
+    rec, unused = ledger.apply(ledger.empty(U), NOW, event="quarantine", quarantine=q, detail={"interfaces": [SVC_MAC]})
     assert _read(tmp_path, rec) == rec
-    old_style, _ = ledger.apply(ledger.empty(U), NOW, event="reverted")  # an event without detail (ledger module)
+    old_style, unused = ledger.apply(ledger.empty(U), NOW, event="reverted")  # an event without detail (ledger module)
     assert _read(tmp_path, old_style)["events"] == [{"time": iso(NOW), "event": "reverted"}]
 
 
