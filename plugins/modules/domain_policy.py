@@ -13,10 +13,18 @@ module: domain_policy
 short_description: Apply vmguard domain XML remediations to every domain of a hypervisor in one call
 version_added: "0.1.0"
 description:
-  - Applies the domain-layer remediations of the vmguard catalog named in O(fixes) (for example
-    C(DIV-09) virtio-rng, C(RB-01) genid) to the persistent definition of every selected domain.
-  - Edits with lxml and changes only the elements a remediation owns - namespaces, metadata and
-    unknown elements are kept. A domain that already complies is not redefined.
+  - Applies the domain-layer remediations of the vmguard catalog named in O(fixes) or O(domain_fixes)
+    to the persistent definition of every selected domain - C(DIV-09) virtio-rng, C(RB-01) genid,
+    C(RB-12) no transient disks, C(ISO-03) clean-traffic nwfilter on service interfaces, C(ISO-04) no
+    C(<seclabel type='none'>), C(ISO-07) / C(ISO-08) / C(ISO-11) removal of host filesystems, passed-through
+    devices and inter-VM channels outside the allow-lists, C(LEAK-02) consoles on 127.0.0.1, C(LEAK-03)
+    SPICE clipboard and file transfer off, C(LEAK-04) C(dumpCore='off'), C(LEAK-07) no host SMBIOS,
+    C(VIS-05) vmguard owner/service/expires metadata.
+  - Edits with lxml and changes only the elements and attributes a remediation owns - namespaces,
+    metadata and unknown elements are kept. A domain that already complies is not redefined.
+  - Only the persistent definition changes. Nothing is applied live, not even what libvirt could change
+    on a running domain (a filterref through a device update, for example); a running domain keeps its
+    current configuration until it restarts, and the result says so (C(restart_pending)).
   - Backs up the previous definition (with its secrets, mode 0600, written atomically to
     C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose
     backup cannot be written. Running domains keep running; the result marks them C(restart_pending).
@@ -35,14 +43,24 @@ options:
     default: qemu:///system
   fixes:
     description:
-      - Catalog rule ids whose remediation to apply to every selected domain.
+      - Catalog rule ids whose remediation to apply to every selected domain, each with its default
+        parameters (the shipped policy's - empty allow-lists, no management network, no service address).
+        C(VIS-05) needs parameters, so it is only available through O(domain_fixes).
       - Give either O(fixes) or O(domain_fixes).
     type: list
     elements: str
   domain_fixes:
     description:
-      - Per domain name, the rule ids whose remediation to apply to that domain only (the remediation
-        plan of the audit, where a finding waived or passing on one domain must not be "fixed" there).
+      - Per domain name, the remediations to apply to that domain only (the remediation plan of the
+        audit, where a finding waived or passing on one domain must not be "fixed" there) - a list of
+        rule ids (default parameters), or a dict of rule id to that fix's parameters, as the audit's
+        plan gives them (C(plan.hosts[hypervisor].domain_policy.domains)).
+      - "Parameters: C(ISO-03) C(management_networks), C(nwfilters) (the allowed filters), C(filter)
+        (default C(clean-traffic)), C(ip) (the guest's IPv4 service address, the filter's IP parameter
+        when the domain has one service interface; without it clean-traffic learns the address);
+        C(ISO-07) C(allowed_filesystems); C(ISO-08) C(allowed_hostdevs); C(ISO-11) C(allowed_shmem),
+        C(allow_vsock); C(VIS-05) C(owner), C(service), C(expires) (YYYY-MM-DD), C(data_class).
+        The others take none. An unknown or ill-typed parameter fails the module before anything is read."
       - Only these domains are touched; O(domains) is ignored.
     type: dict
   domains:
@@ -77,6 +95,15 @@ EXAMPLES = r"""
 - name: DIV-09, RB-01 | ENFORCE | Carry out the audit's plan, domain by domain
   vmguard.hardening.domain_policy:
     domain_fixes: "{{ vmguard_audit.plan.hosts[inventory_hostname].domain_policy.domains }}"
+
+- name: ISO-03, ISO-07, LEAK-02, VIS-05 | ENFORCE | Per-domain fixes with their parameters
+  vmguard.hardening.domain_policy:
+    domain_fixes:
+      web1:
+        ISO-03: {management_networks: [vmguard-mgmt], ip: 192.0.2.10}
+        ISO-07: {allowed_filesystems: [/srv/www-static]}
+        LEAK-02: {}
+        VIS-05: {owner: team-web, service: web, expires: "2027-06-30"}
 """
 
 RETURN = r"""
@@ -88,7 +115,8 @@ domains:
   type: dict
   sample:
     web1:
-      changes: ["DIV-09: added <rng model='virtio'> (/dev/urandom)"]
+      changes: ["DIV-09: added <rng model='virtio'> (/dev/urandom)",
+                "ISO-03: added <filterref filter='clean-traffic'> with IP 192.0.2.10 on 52:54:00:6b:3c:58 (network svc-web)"]
       uuid: 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10
       backup: /var/lib/vmguard/backup/domains/0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10-20261126T191500Z.xml
       restart_pending: true
@@ -139,20 +167,39 @@ def write_backup(backup_dir, uuid, stamp, xml):
     return fsutil.atomic_write(backup_path(backup_dir, uuid, stamp), xml, 0o600)
 
 
+def _rule_ids(value):
+    """The rule ids of one domain_fixes value (a list of ids or a dict {id: parameters})."""
+    if isinstance(value, dict):
+        return list(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return []
+
+
 def fixes_per_domain(module, p):
-    """A function: domain name -> the rule ids to apply to it (empty: leave it alone). Unknown ids fail
-    the module before anything is read, naming the argument."""
+    """A function: domain name -> the fixes to apply to it (a list of rule ids or a dict {rule id:
+    parameters}; empty: leave it alone). Unknown ids and bad parameters fail the module before
+    anything is read, naming the argument (and the domain)."""
     if p["domain_fixes"] is not None:
-        plan = dict((str(k), list(v or [])) for k, v in p["domain_fixes"].items())
-        wanted = sorted(set(f for v in plan.values() for f in v))
+        plan = dict((str(k), v if v is not None else []) for k, v in p["domain_fixes"].items())
+        wanted = sorted(set(str(f) for v in plan.values() for f in _rule_ids(v)))
         arg = "domain_fixes"
     else:
-        wanted, arg = p["fixes"], "fixes"
+        plan, wanted, arg = None, p["fixes"], "fixes"
     unknown = [f for f in wanted if f not in domfix.FIXERS]
     if unknown:
         module.fail_json(msg="%s: no domain remediation for %s (available: %s)" % (
             arg, ", ".join(unknown), ", ".join(sorted(domfix.FIXERS))))
-    if p["domain_fixes"] is not None:
+    checks = sorted(plan.items()) if plan is not None else [(None, p["fixes"])]
+    errors = []
+    for name, value in checks:
+        try:
+            domfix.normalize(value)
+        except ValueError as e:
+            errors.append("%s: %s" % ("fixes" if name is None else "domain_fixes.%s" % name, e))
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    if plan is not None:
         return lambda name: plan.get(name) or []
     names = set(p["domains"])
     return lambda name: p["fixes"] if (not names or name in names) else []

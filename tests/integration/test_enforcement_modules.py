@@ -221,3 +221,62 @@ def test_domain_policy_refuses_to_redefine_without_a_backup(tmp_path, capsys):
         basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = saved
         dom.undefine()
         conn.close()
+
+
+# --- per-rule parameters (issue 9): isolation, leakage and metadata fixes from the plan ----------------
+
+NODE_LEAKY = """<node>
+<domain type='test'><name>leaky</name><uuid>11111111-2222-4333-8444-cccccccccccc</uuid>
+  <memory dumpCore='on'>65536</memory><os><type>hvm</type><smbios mode='host'/></os>
+  <devices>
+    <interface type='network'><mac address='52:54:00:00:00:11'/><source network='svc-web'/></interface>
+    <interface type='network'><mac address='52:54:00:00:00:12'/><source network='vmguard-mgmt'/></interface>
+    <filesystem type='mount'><source dir='/srv/share'/><target dir='share'/></filesystem>
+    <graphics type='vnc' listen='0.0.0.0'><listen type='address' address='0.0.0.0'/></graphics>
+  </devices></domain>
+<domain type='test'><name>tidy</name><uuid>11111111-2222-4333-8444-dddddddddddd</uuid>
+  <memory>65536</memory><os><type>hvm</type></os><devices/></domain>
+</node>"""
+
+
+def test_domain_policy_passes_each_rule_its_parameters(tmp_path):
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_LEAKY)
+    plan = {"leaky": {"ISO-03": {"management_networks": ["vmguard-mgmt"], "ip": "192.0.2.10"},
+                      "ISO-07": {"allowed_filesystems": []}, "LEAK-02": {}, "LEAK-04": {}, "LEAK-07": {},
+                      "VIS-05": {"owner": "team-web", "service": "web", "expires": "2027-06-30"}},
+            "tidy": ["DIV-09"]}
+    args = {"uri": "test://%s" % node, "backup_dir": str(tmp_path / "backup"), "domain_fixes": plan}
+    checked = module("vmguard.hardening.domain_policy", args, check=True)
+    assert not checked.get("failed") and checked["changed"] is True, checked
+    assert not (tmp_path / "backup").exists()
+    changes = checked["domains"]["leaky"]["changes"]
+    assert [c.split(":")[0] for c in changes] == ["ISO-03", "ISO-07", "LEAK-02", "LEAK-04", "LEAK-07", "VIS-05"]
+    assert changes[0] == ("ISO-03: added <filterref filter='clean-traffic'> with IP 192.0.2.10 on 52:54:00:00:00:11 "
+                          "(network svc-web)")
+    assert "VIS-05: set vmguard metadata owner=team-web, service=web, expires=2027-06-30" in changes
+    # test-driver domains of a node file run: the change waits for a restart, and the result says so
+    assert checked["domains"]["leaky"]["restart_pending"] is True
+    assert [c.split(":")[0] for c in checked["domains"]["tidy"]["changes"]] == ["DIV-09"]
+    assert "leaky: ISO-03: added <filterref" in checked["diff"]["after"]
+    done = module("vmguard.hardening.domain_policy", args)
+    assert not done.get("failed") and sorted(done["domains"]) == ["leaky", "tidy"], done
+    with open(done["domains"]["leaky"]["backup"]) as f:
+        assert "0.0.0.0" in f.read()  # the previous definition, as it was
+
+
+@pytest.mark.parametrize("plan, message", [
+    ({"leaky": {"ISO-07": {"allowed_filesystem": []}}},
+     "domain_fixes.leaky: ISO-07: unknown parameter(s) allowed_filesystem (known: allowed_filesystems)"),
+    ({"leaky": {"ISO-03": {"ip": "not-an-address"}}, "tidy": {"ISO-11": {"allow_vsock": "maybe"}}},
+     "domain_fixes.leaky: ISO-03: parameter ip must be an IPv4 address (clean-traffic's IP parameter), got 'not-an-address'; "
+     "domain_fixes.tidy: ISO-11: parameter allow_vsock must be true or false, got 'maybe'"),
+    ({"leaky": {"ISO-99": {}}}, "domain_fixes: no domain remediation for ISO-99"),
+])
+def test_domain_policy_refuses_bad_parameters_before_reading_anything(tmp_path, plan, message):
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_LEAKY)
+    out = module("vmguard.hardening.domain_policy", {"uri": "test://%s" % node, "backup_dir": str(tmp_path / "backup"),
+                                                     "domain_fixes": plan})
+    assert out.get("failed") and out["msg"].startswith(message), out
+    assert not (tmp_path / "backup").exists()
