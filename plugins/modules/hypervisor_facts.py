@@ -133,7 +133,7 @@ evidence:
           qemu_user_default, the distribution's build default user), qemu_gid, daemon_confs,
           sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
           (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
-          heartbeat_path, heartbeat_age_seconds, heartbeat_pid, error})), base_images
+          heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
           images (with C(referenced)) and image_dirs.
       type: dict
