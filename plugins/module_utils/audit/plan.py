@@ -20,6 +20,14 @@ a pinned one (params.rollback.pinned_snapshots) or a parent whose children stay;
 snapshot_policy module runs the same function again on what libvirt says at run time. A finding
 none of whose snapshots can go is listed under not_enforced with the reason they stay.
 
+Domain fixes (domain_policy) carry their parameters: ``domains`` maps each domain to {rule id:
+parameters of its fixer} (remediation/domfix.py): allow-lists from the policy, ISO-03's IP from the
+inventory's vmguard_service_address of the domain's guest, VIS-05's owner/service/expires from its
+vmguard_owner / vmguard_service / vmguard_expires (guest vars owner, service, expires). A fix that
+cannot be carried out there is listed under not_enforced with the reason: ISO-04 on a host without
+AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
+no inventory guest, an inventory value of the wrong shape.
+
 Evidence layout: see audit/engine.py. A guest's domain UUID (the ledger's key) is found through
 the hypervisor evidence: guest vars hypervisor + domain -> that hypervisor's domain of that name.
 """
@@ -30,8 +38,11 @@ __metaclass__ = type
 
 import fnmatch
 import gc
+import ipaddress
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL
 
 # Reasons a failing finding is not remediated (the plan's not_enforced entries).
@@ -168,12 +179,118 @@ def _plan_guest(hosts, f):
         entry.setdefault("accounts", set()).update((f.get("evidence") or {}).get("accounts") or [])
 
 
-def _plan_domain(hosts, f):
-    sid = f["subject"]["id"]
+# --- domain_policy parameters ---------------------------------------------------------------------
+
+CONFINING = ("apparmor", "selinux")
+# VIS-05: fixer parameter -> the guest var (evidence guests[g].vars) it comes from (inventory vmguard_<var>).
+METADATA_VARS = (("owner", "owner"), ("service", "service"), ("expires", "expires"))
+
+
+class _Lookup(object):
+    """What domain_policy's parameters are read from, indexed once per plan (O(n)): a domain's
+    evidence, its hypervisor's host evidence, and its inventory guest (vars hypervisor + domain)."""
+
+    def __init__(self, evidence):
+        self.hypervisors = evidence.get("hypervisors") or {}
+        self.guests = evidence.get("guests") or {}
+        self._domains = None
+        self._owners = None
+
+    def domain(self, hv, name):
+        if self._domains is None:
+            self._domains = dict(((h, d.get("name")), d) for h, ev in self.hypervisors.items() if ev
+                                 for d in ev.get("domains") or [])
+        return self._domains.get((hv, name)) or {}
+
+    def host(self, hv):
+        return (self.hypervisors.get(hv) or {}).get("host")
+
+    def guest(self, hv, name):
+        """(inventory guest name, its vars) of the domain, or (None, {})."""
+        if self._owners is None:
+            self._owners = {}
+            for g in sorted(self.guests):
+                v = self.guests[g].get("vars") or {}
+                if v.get("hypervisor") and v.get("domain"):
+                    self._owners.setdefault((v["hypervisor"], v["domain"]), g)
+        g = self._owners.get((hv, name))
+        return (g, self.guests[g].get("vars") or {}) if g else (None, {})
+
+
+def _iso03_params(iso, look, hv, name):
+    if "clean-traffic" not in iso["nwfilters"]:
+        return None, "params.isolation.nwfilters does not allow clean-traffic, the filter the fix adds"
+    mgmt = set(iso["management_networks"])
+    lacking = [i for i in look.domain(hv, name).get("interfaces") or []
+               if _net_key(hv, i, mgmt) and i.get("filterref") not in iso["nwfilters"]]
+    if lacking and all(i.get("type") == "direct" for i in lacking):
+        return None, "cannot be enforced: nwfilter does not apply to macvtap (type='direct') interfaces"
+    params = {"management_networks": list(iso["management_networks"]), "nwfilters": list(iso["nwfilters"]),
+              "filter": "clean-traffic"}
+    guest, v = look.guest(hv, name)
+    address = v.get("service_address")
+    if address not in (None, ""):
+        try:
+            params["ip"] = str(ipaddress.IPv4Address(u"%s" % address))
+        except ValueError:
+            return None, "vmguard_service_address of %s is %r, not an IPv4 address (clean-traffic's IP parameter)" % (guest, address)
+    return params, None
+
+
+def _iso04_params(look, hv):
+    models = (look.host(hv) or {}).get("security_models")
+    if models is None:
+        return None, "cannot be enforced on this host: its security models were not collected"
+    if not any(m in CONFINING for m in models):
+        return None, "cannot be enforced on this host: no AppArmor or SELinux"
+    return {}, None
+
+
+def _vis05_params(look, hv, name):
+    guest, v = look.guest(hv, name)
+    if guest is None:
+        return None, "no inventory data for its metadata"
+    params = dict((key, v[var]) for key, var in METADATA_VARS if v.get(var) not in (None, ""))
+    if "expires" in params:
+        try:
+            params["expires"] = parse_date(params["expires"]).isoformat()
+        except ValueError:
+            return None, "vmguard_expires of %s is %r, not a date YYYY-MM-DD" % (guest, v["expires"])
+    if not params:
+        return None, "no inventory data for its metadata: %s sets none of vmguard_owner, vmguard_service, vmguard_expires" % guest
+    return dict((k, p if k == "expires" else str(p)) for k, p in params.items()), None
+
+
+def _fix_params(policy, look, rid, hv, name):
+    """(the parameters of ``rid``'s domain fixer for domain ``name`` on ``hv``, None), or (None, why it
+    cannot be enforced there). From the policy (allow-lists), the host evidence (ISO-04: a confining
+    LSM) and the domain's inventory guest (ISO-03 service address, VIS-05 metadata)."""
+    iso = policy["params"]["isolation"]
+    if rid == "ISO-03":
+        return _iso03_params(iso, look, hv, name)
+    if rid == "ISO-04":
+        return _iso04_params(look, hv)
+    if rid == "ISO-07":
+        return {"allowed_filesystems": list(iso["allowed_filesystems"])}, None
+    if rid == "ISO-08":
+        return {"allowed_hostdevs": list(iso["allowed_hostdevs"])}, None
+    if rid == "ISO-11":
+        return {"allowed_shmem": list(iso["allowed_shmem"]), "allow_vsock": bool(iso["allow_vsock"])}, None
+    if rid == "VIS-05":
+        return _vis05_params(look, hv, name)
+    return {}, None
+
+
+def _plan_domain(hosts, skipped, policy, look, f):
+    sid, rid = f["subject"]["id"], f["rule"]
     hv, _sep, dom = sid.partition("/")
+    params, reason = _fix_params(policy, look, rid, hv, dom)
+    if reason:
+        skipped.append({"rule": rid, "subject": sid, "reason": reason})
+        return
     entry = _entry(hosts, hv, "domain_policy", sid)
-    entry["rules"].add(f["rule"])
-    entry.setdefault("domains", {}).setdefault(dom, set()).add(f["rule"])
+    entry["rules"].add(rid)
+    entry.setdefault("domains", {}).setdefault(dom, {})[rid] = params
 
 
 # --- snapshots (RB-02, RB-03, RB-04, RB-13) ----------------------------------------------------------
@@ -388,6 +505,7 @@ def build_plan(policy, evidence, findings):
 def _build(policy, evidence, findings):
     planned, pending, skipped = _triage(policy, findings)
     hosts = {}
+    look = _Lookup(evidence)
     identity, snapshots = [], []
     for f in planned:
         name = RULES[f["rule"]].remediated_by["remediation"]
@@ -396,7 +514,7 @@ def _build(policy, evidence, findings):
         elif name == "snapshot_policy":
             snapshots.append(f)
         elif name == "domain_policy":
-            _plan_domain(hosts, f)
+            _plan_domain(hosts, skipped, policy, look, f)
         elif name == "revert_watcher":
             _plan_watcher(hosts, policy, f)
         else:

@@ -149,6 +149,38 @@ def transient_disk():
         "web1": E.guest("web1", facts=E.guest_facts(1)), "mail1": E.guest("mail1", "mail", facts=E.guest_facts(2))})
 
 
+# Everything the domain_policy fixers of issue 9 remove or rewrite, on one domain (the clean template otherwise).
+LEAKY = {"<vmguard:owner>team-a</vmguard:owner>": "", "<vmguard:expires>2027-06-30</vmguard:expires>": "",
+         "<memory unit='MiB'>1024</memory>": "<memory unit='MiB' dumpCore='on'>1024</memory>",
+         "<type arch='x86_64' machine='pc'>hvm</type>": "<type arch='x86_64' machine='pc'>hvm</type><smbios mode='host'/>",
+         "<filterref filter='clean-traffic'/>": "",
+         "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>":
+             "<graphics type='vnc' autoport='yes' listen='0.0.0.0'/><graphics type='spice' autoport='yes'>"
+             "<listen type='address' address='127.0.0.1'/></graphics>"}
+LEAKY_EXTRA = ("<filesystem type='mount'><source dir='/srv/share'/><target dir='share'/></filesystem>"
+               "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>"
+               "<shmem name='ivshmem0'><model type='ivshmem-plain'/></shmem><vsock model='virtio'><cid auto='yes'/></vsock>")
+LEAKY_KW = dict(replace=LEAKY, extra=LEAKY_EXTRA, after="<seclabel type='none'/>")
+DOMAIN_RULES_9 = ("ISO-03", "ISO-04", "ISO-07", "ISO-08", "ISO-11", "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-07", "VIS-05")
+OPT_IN_DEVICES = {"rules": dict((r, {"mode": "enforce"}) for r in ("ISO-07", "ISO-08", "ISO-11")),
+                  "params": {"isolation": {"management_networks": ["vmguard-mgmt"], "allowed_shmem": ["ivshmem-ok"]}}}
+
+
+def leaky_domains(security_models=("apparmor", "dac")):
+    """hv1/web1 leaks everything issue 9 fixes; its guest declares its service address, owner and expiry. hv1/stray
+    (not in the inventory) lacks its metadata and keeps <seclabel type='none'>."""
+    stray = E.domain("stray", replace={"<vmguard:owner>team-a</vmguard:owner>": ""}, after="<seclabel type='none'/>")
+    ev = E.fleet([E.domain("web1", **LEAKY_KW), stray], {"web1": E.guest("web1", facts=E.guest_facts(1))},
+                 host_ev=E.host(security_models=list(security_models),
+                                lsm={"apparmor": "apparmor" in security_models, "selinux": "selinux" in security_models}))
+    ev["guests"]["web1"]["vars"].update(service_address="192.0.2.10", owner="team-web", expires="2027-06-30")
+    return ev
+
+
+def leaky_on_a_host_without_lsm():
+    return leaky_domains(security_models=("dac",))
+
+
 SCENARIOS = {
     "clone-pair": ({}, clone_pair),
     "clone-pair-all-but-one": ({"params": {"diversity": {"reseal": "all_but_one"}}}, clone_pair),
@@ -162,6 +194,8 @@ SCENARIOS = {
     "snapshots-opt-in": (SNAPSHOTS_ENFORCED, snapshot_tree),
     "watcher-down": ({"params": {"isolation": {"management_networks": ["vmguard-mgmt"]}}}, watcher_down),
     "transient-disk": ({}, transient_disk),
+    "leaky-domain-devices-opt-in": (OPT_IN_DEVICES, leaky_domains),
+    "leaky-domain-no-lsm": ({}, leaky_on_a_host_without_lsm),
 }
 
 
@@ -257,9 +291,9 @@ def test_domain_fixes_per_hypervisor_and_domain():
     p, _findings = scenario("two-hypervisors")
     assert p["hosts"]["hv1"]["domain_policy"] == {
         "rules": ["DIV-09", "RB-01"], "subjects": ["hv1/db1", "hv1/web1"], "fixes": ["DIV-09", "RB-01"],
-        "domains": {"db1": ["DIV-09"], "web1": ["DIV-09", "RB-01"]}}
+        "domains": {"db1": {"DIV-09": {}}, "web1": {"DIV-09": {}, "RB-01": {}}}}
     assert p["hosts"]["hv2"]["domain_policy"] == {
-        "rules": ["RB-01"], "subjects": ["hv2/mail1"], "fixes": ["RB-01"], "domains": {"mail1": ["RB-01"]}}
+        "rules": ["RB-01"], "subjects": ["hv2/mail1"], "fixes": ["RB-01"], "domains": {"mail1": {"RB-01": {}}}}
     assert p["hosts"]["mail1"]["ledger"]["hypervisor"] == "hv2"
     assert p["hosts"]["mail1"]["ledger"]["uuid"] == uuid_of("mail1")
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
@@ -280,14 +314,14 @@ def test_waived_finding_is_neither_planned_nor_listed():
     waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2099-01-01"}
     p, findings = build({"waivers": [waiver]}, two_hypervisors())
     assert [f["status"] for f in findings if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1/web1"] == ["waived"]
-    assert p["hosts"]["hv1"]["domain_policy"]["domains"] == {"db1": ["DIV-09"], "web1": ["DIV-09"]}
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"] == {"db1": {"DIV-09": {}}, "web1": {"DIV-09": {}}}
     assert not [e for e in p["not_enforced"] + p["pending_restart"] if e["subject"] == "hv1/web1" and e["rule"] == "RB-01"]
 
 
 def test_expired_waiver_finding_is_not_a_domain_step():
     waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2020-01-01"}
     p, _findings = build({"waivers": [waiver]}, two_hypervisors())
-    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"] == ["DIV-09", "RB-01"]  # the waiver stopped waiving
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"] == {"DIV-09": {}, "RB-01": {}}  # the waiver stopped waiving
     assert ("waiver/0", "no remediation") in not_enforced(p, "RB-01")
     assert "waiver" not in p["hosts"]
 
@@ -505,4 +539,121 @@ def test_transient_disk_is_a_domain_policy_fix():
     assert sorted((f["subject"]["id"], f["status"]) for f in findings if f["rule"] == "RB-12") == [
         ("hv1/mail1", "pass"), ("hv1/web1", "fail")]
     assert p["hosts"]["hv1"]["domain_policy"] == {"rules": ["RB-12"], "subjects": ["hv1/web1"], "fixes": ["RB-12"],
-                                                  "domains": {"web1": ["RB-12"]}}
+                                                  "domains": {"web1": {"RB-12": {}}}}
+
+
+# --- isolation, leakage and visibility in the domain XML (issue 9) ---------------------------------
+
+def test_leaky_domain_gets_every_domain_fix_with_its_parameters():
+    p, findings = scenario("leaky-domain-devices-opt-in")
+    failing = sorted(f["rule"] for f in findings if f["subject"]["id"] == "hv1/web1" and f["rule"] in DOMAIN_RULES_9
+                     and f["status"] == "fail")
+    assert failing == sorted(DOMAIN_RULES_9)
+    entry = p["hosts"]["hv1"]["domain_policy"]
+    assert entry["domains"]["web1"] == {
+        "ISO-03": {"filter": "clean-traffic", "ip": "192.0.2.10", "management_networks": ["vmguard-mgmt"],
+                   "nwfilters": ["clean-traffic", "clean-traffic-gateway"]},
+        "ISO-04": {},
+        "ISO-07": {"allowed_filesystems": []},
+        "ISO-08": {"allowed_hostdevs": []},
+        "ISO-11": {"allow_vsock": False, "allowed_shmem": ["ivshmem-ok"]},
+        "LEAK-02": {}, "LEAK-03": {}, "LEAK-04": {}, "LEAK-07": {},
+        "VIS-05": {"expires": "2027-06-30", "owner": "team-web", "service": "web"}}
+    # stray (no inventory guest): its seclabel is fixed; its metadata has nothing to come from.
+    assert entry["domains"]["stray"] == {"ISO-04": {}}
+    assert not_enforced(p, "VIS-05") == [("hv1/stray", "no inventory data for its metadata")]
+    assert entry["rules"] == sorted(DOMAIN_RULES_9) and entry["fixes"] == entry["rules"]
+
+
+def test_the_planned_parameters_make_each_fixer_satisfy_its_check():
+    """The plan's parameters, applied by the real fixers to the domain's XML, turn every failing rule into a pass."""
+    etree = pytest.importorskip("lxml.etree")
+    from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
+    doc, make = SCENARIOS["leaky-domain-devices-opt-in"]
+    p, _findings = scenario("leaky-domain-devices-opt-in")
+    fixes = p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
+    new, changes = domfix.apply(E.domain_xml("web1", **LEAKY_KW), fixes, etree)
+    assert [c.split(":")[0] for c in changes] == sorted(DOMAIN_RULES_9)
+    ev = make()
+    d = domxml.parse_domain(new)
+    d.update((k, v) for k, v in ev["hypervisors"]["hv1"]["domains"][0].items() if k not in d)
+    ev["hypervisors"]["hv1"]["domains"][0] = d
+    p2, findings = build(doc, ev)
+    assert sorted((f["rule"], f["status"]) for f in findings if f["subject"]["id"] == "hv1/web1" and f["rule"] in DOMAIN_RULES_9) == [
+        (rid, "pass") for rid in sorted(DOMAIN_RULES_9)]
+    assert "web1" not in p2["hosts"]["hv1"]["domain_policy"]["domains"]
+
+
+def test_device_removals_are_opt_in():
+    p, _findings = build({}, leaky_domains())
+    assert sorted(p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]) == [
+        "ISO-03", "ISO-04", "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-07", "VIS-05"]
+    for rid in ("ISO-07", "ISO-08", "ISO-11"):
+        assert not_enforced(p, rid) == [("hv1/web1", "mode audit")]
+
+
+def test_iso04_needs_a_confining_lsm_on_the_host():
+    p, findings = scenario("leaky-domain-no-lsm")
+    assert [f["status"] for f in findings if f["rule"] == "ISO-04" and f["subject"]["id"] == "hv1/web1"] == ["fail"]
+    assert not_enforced(p, "ISO-04") == [
+        ("hv1", "no remediation"),  # the host finding: qemu.conf and the LSM are a person's job
+        ("hv1/stray", "cannot be enforced on this host: no AppArmor or SELinux"),
+        ("hv1/web1", "cannot be enforced on this host: no AppArmor or SELinux")]
+    assert "ISO-04" not in p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
+    assert "stray" not in p["hosts"]["hv1"]["domain_policy"]["domains"]
+    ev = leaky_domains()
+    ev["hypervisors"]["hv1"]["host"]["security_models"] = None
+    p, _findings = build({}, ev)
+    assert ("hv1/web1", "cannot be enforced on this host: its security models were not collected") in not_enforced(p, "ISO-04")
+
+
+def test_iso03_without_a_service_address_lets_clean_traffic_learn_it():
+    ev = leaky_domains()
+    del ev["guests"]["web1"]["vars"]["service_address"]
+    p, _findings = build({}, ev)
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["ISO-03"] == {
+        "filter": "clean-traffic", "management_networks": [], "nwfilters": ["clean-traffic", "clean-traffic-gateway"]}
+
+
+@pytest.mark.parametrize("change, rule, reason", [
+    (lambda ev: ev["guests"]["web1"]["vars"].update(service_address="2001:db8::10"), "ISO-03",
+     "vmguard_service_address of web1 is '2001:db8::10', not an IPv4 address (clean-traffic's IP parameter)"),
+    (lambda ev: ev["guests"]["web1"]["vars"].update(expires="next year"), "VIS-05",
+     "vmguard_expires of web1 is 'next year', not a date YYYY-MM-DD"),
+    (lambda ev: ev["guests"]["web1"]["vars"].update(owner=None, expires=None, service=None), "VIS-05",
+     "no inventory data for its metadata: web1 sets none of vmguard_owner, vmguard_service, vmguard_expires"),
+])
+def test_inventory_values_of_the_wrong_shape_are_not_enforced_with_the_reason(change, rule, reason):
+    ev = leaky_domains()
+    change(ev)
+    p, _findings = build({}, ev)
+    assert ("hv1/web1", reason) in not_enforced(p, rule)
+    assert rule not in p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
+
+
+def test_iso03_on_macvtap_only_is_not_enforced():
+    xml_replace = {"<interface type='network'>\n      <source network='svc-web'/>":
+                   "<interface type='direct'>\n      <source dev='eth1' mode='bridge'/>",
+                   "<filterref filter='clean-traffic'/>": ""}
+    ev = E.fleet([E.domain("web1", replace=xml_replace)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    p, findings = build({}, ev)
+    assert [f["status"] for f in findings if f["rule"] == "ISO-03"] == ["fail"]
+    assert not_enforced(p, "ISO-03") == [("hv1/web1", "cannot be enforced: nwfilter does not apply to macvtap (type='direct') interfaces")]
+    assert "hv1" not in p["hosts"]
+
+
+def test_metadata_before_the_inventory_carries_owner_and_expiry():
+    """Guest vars as the audit collects them today (service only): the service is set, the rest stays missing."""
+    ev = leaky_domains()
+    for key in ("owner", "expires", "service_address"):
+        del ev["guests"]["web1"]["vars"][key]
+    p, _findings = build({}, ev)
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["VIS-05"] == {"service": "web"}
+
+
+def test_an_expiry_given_as_a_yaml_date_is_written_as_yyyy_mm_dd():
+    import datetime
+    ev = leaky_domains()
+    ev["guests"]["web1"]["vars"]["expires"] = datetime.date(2027, 6, 30)
+    p, _findings = build({}, ev)
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["VIS-05"]["expires"] == "2027-06-30"

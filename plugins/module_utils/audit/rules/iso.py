@@ -11,31 +11,42 @@ __metaclass__ = type
 import ipaddress
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 
 rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the service's allow-list",
      "Stop, disable and mask what listens outside the service's ports (plus management).")
 rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
      "Give each service its own network or bridge; only the declared management network may be shared.")
 rule("ISO-03", "isolation", "high", "DOM", "clean-traffic nwfilter on every service interface",
-     "Add <filterref filter='clean-traffic'/> to the interface (no MAC/IP/ARP spoofing).")
+     "Add <filterref filter='clean-traffic'/> to the interface (no MAC/IP/ARP spoofing).",
+     remediated_by=Remediation("domain_policy", "add <filterref filter='clean-traffic'> to service interfaces, with the guest's "
+                               "vmguard_service_address as IP when it has one service interface (ISO-03 fixer); not on macvtap "
+                               "(type='direct') interfaces, which nwfilter cannot filter"))
 rule("ISO-04", "isolation", "critical", "HOST+DOM", "sVirt confinement",
      "Set security_driver to apparmor or selinux in qemu.conf on a host with that LSM active, and remove "
-     "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.")
+     "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.",
+     remediated_by=Remediation("domain_policy", "remove <seclabel type='none'> / model='none' from domains (ISO-04 fixer), only "
+                               "on a host with AppArmor or SELinux; qemu.conf and other labels are left to a person"))
 rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandbox on",
      "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.")
 rule("ISO-06", "isolation", "high", "DOM+FLEET", "no disk shared across services",
      "Give each domain its own disk; within one service mark shared disks readonly or shareable.")
 rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
-     "Remove the <filesystem> device, or allow-list its source and make it readonly.")
+     "Remove the <filesystem> device, or allow-list its source and make it readonly.",
+     remediated_by=Remediation("domain_policy", "remove <filesystem> devices not allow-listed as readonly (ISO-07 fixer); opt-in: "
+                               "removing a device can break the guest's workload", opt_in=True))
 rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-listed",
-     "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.")
+     "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.",
+     remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev> and <interface type='hostdev'> devices not "
+                               "allow-listed (ISO-08 fixer); opt-in: removing a device can break the guest's workload", opt_in=True))
 rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU command-line passthrough",
      "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
 rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny except service and management",
      "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).")
 rule("ISO-11", "isolation", "medium", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
-     "Remove <shmem>/<vsock> devices or allow-list them.")
+     "Remove <shmem>/<vsock> devices or allow-list them.",
+     remediated_by=Remediation("domain_policy", "remove <shmem> devices not allow-listed and <vsock> unless allowed (ISO-11 fixer); "
+                               "opt-in: removing a device can break the guest's workload", opt_in=True))
 
 
 def _loopback(address):

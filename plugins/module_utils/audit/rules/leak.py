@@ -10,25 +10,30 @@ __metaclass__ = type
 import ipaddress
 import stat
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 
 rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories not readable by others",
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
      "save, snapshot and dump directories.")
 rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local socket",
      "Set the graphics listen address to 127.0.0.1 (or type='socket'/'none'); with require_console_password "
-     "also set a password or TLS.")
+     "also set a password or TLS.",
+     remediated_by=Remediation("domain_policy", "VNC/SPICE/RDP listens (address, network, the listen attribute) to 127.0.0.1; "
+                               "sockets stay (LEAK-02 fixer); a console password is left to a person"))
 rule("LEAK-03", "leakage", "high", "DOM", "SPICE clipboard and file transfer disabled",
-     "Add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics.")
+     "Add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics.",
+     remediated_by=Remediation("domain_policy", "SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (LEAK-03 fixer)"))
 rule("LEAK-04", "leakage", "medium", "HOST+DOM", "guest RAM kept out of core dumps",
-     "Keep dump_guest_core = 0 in qemu.conf and remove dumpCore='on' from <memory>.")
+     "Keep dump_guest_core = 0 in qemu.conf and remove dumpCore='on' from <memory>.",
+     remediated_by=Remediation("domain_policy", "<memory dumpCore='off'> on the domain (LEAK-04 fixer); qemu.conf is left to a person"))
 rule("LEAK-05", "leakage", "medium", "DOM", "confidential VMs use LUKS-encrypted disks",
      "Move the disks of confidential VMs to LUKS-encrypted volumes (<encryption format='luks'>).")
 rule("LEAK-06", "leakage", "high", "HOST", "libvirt management plane not exposed",
      "Set listen_tcp = 0 (for remote management use listen_tls with client certificates verified) and "
      "unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.")
 rule("LEAK-07", "leakage", "low", "DOM", "no host SMBIOS passthrough",
-     "Remove <smbios mode='host'/> (it copies the host's serial numbers and identity into the guest).")
+     "Remove <smbios mode='host'/> (it copies the host's serial numbers and identity into the guest).",
+     remediated_by=Remediation("domain_policy", "remove <smbios mode='host'/> from <os> (LEAK-07 fixer)"))
 rule("LEAK-08", "leakage", "medium", "HOST", "migration TLS forced",
      "Set migrate_tls_force = 1 in qemu.conf (with migration TLS certificates in place).")
 

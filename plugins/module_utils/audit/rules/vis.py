@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, utc
 
 rule("VIS-01", "visibility", "high", "FLEET", "every domain is in the inventory",
@@ -22,7 +22,9 @@ rule("VIS-03", "visibility", "high", "HOST", "no QEMU process that libvirt does 
 rule("VIS-04", "visibility", "high", "LEDGER", "no dormant VM: hardened within max_dormant_days",
      "Run the harden playbook on the VM (or retire it); the start gate can refuse to start stale VMs.")
 rule("VIS-05", "visibility", "low", "DOM", "owner, service and expiry metadata present",
-     "Set vmguard metadata (namespace urn:x-vmguard:domain:1) with owner, service and expires on the domain.")
+     "Set vmguard metadata (namespace urn:x-vmguard:domain:1) with owner, service and expires on the domain.",
+     remediated_by=Remediation("domain_policy", "set vmguard metadata owner/service/expires from the inventory (vmguard_owner, "
+                               "vmguard_service, vmguard_expires of the domain's guest) (VIS-05 fixer)"))
 rule("VIS-06", "visibility", "medium", "DOM", "expiry not passed",
      "Retire the VM, or extend its expiry with its owner's approval.")
 rule("VIS-07", "visibility", "medium", "HOST", "no unreferenced disk image",
