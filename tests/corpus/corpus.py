@@ -108,3 +108,15 @@ def build_node(paths, out_dir):
         f.write("<node>\n%s\n</node>\n" % "\n".join(parts))
     os.unlink(probe)
     return node, accepted, rejected
+
+
+def with_identity(text, name, new_uuid):
+    """``text`` (a corpus domain XML) named ``name`` with UUID ``new_uuid`` (every occurrence of its old UUID,
+    as <sysinfo> may repeat it, is replaced; a domain without one gets it after its name). No XML
+    declaration, so lxml and libvirt both take the string."""
+    text = re.sub(r"<\?xml[^>]*\?>", "", text)
+    text = re.sub(r"<name>[^<]*</name>", "<name>%s</name>" % name, text, count=1)
+    old = re.search(r"<uuid>\s*([^<\s]+)\s*</uuid>", text)
+    if old:
+        return text.replace(old.group(1), new_uuid)
+    return re.sub(r"(<name>%s</name>)" % re.escape(name), r"\1<uuid>%s</uuid>" % new_uuid, text, count=1)

@@ -452,11 +452,46 @@ def spice_no_clipboard(root, etree, params):
     return "set SPICE %s" % ", ".join(done) if done else None
 
 
+# libvirt's memory units (virScaleInteger), in bytes.
+UNITS = dict([("b", 1), ("bytes", 1)] + [(u, 1000 ** n) for n, u in enumerate(("KB", "MB", "GB", "TB", "PB", "EB"), 1)]
+             + [(u, 1024 ** n) for n, us in enumerate((("k", "KiB"), ("M", "MiB"), ("G", "GiB"), ("T", "TiB"),
+                                                         ("P", "PiB"), ("E", "EiB")), 1) for u in us])
+
+
+def _numa_total_kib(root):
+    """The memory of the domain's NUMA cells in KiB (libvirt's total when <memory> is left out), or None."""
+    cells = root.findall("cpu/numa/cell")
+    total = 0
+    for cell in cells:
+        unit = UNITS.get(cell.get("unit") or "KiB")
+        try:
+            total += int(cell.get("memory")) * unit
+        except (TypeError, ValueError):
+            return None
+    return (total + 1023) // 1024 if cells and total else None
+
+
 @fixer("LEAK-04")
 def memory_dump_core_off(root, etree, params):
-    """LEAK-04: <memory dumpCore='off'>, so the guest's RAM stays out of QEMU core dumps whatever qemu.conf says."""
+    """LEAK-04: <memory dumpCore='off'>, so the guest's RAM stays out of QEMU core dumps whatever qemu.conf says.
+    A domain sized by its NUMA cells alone gets <memory> with their total (what libvirt writes itself)."""
     mem = root.find("memory")
-    if mem is None or mem.get("dumpCore") == "off":
+    if mem is None:
+        total = _numa_total_kib(root)
+        if total is None:
+            return None
+        mem = etree.Element("memory", unit="KiB", dumpCore="off")
+        mem.text = str(total)
+        anchor = None
+        for tag in ("name", "uuid", "genid", "title", "description", "metadata", "maxMemory"):
+            anchor = root.find(tag) if root.find(tag) is not None else anchor
+        if anchor is not None:
+            anchor.addnext(mem)
+            mem.tail = anchor.tail
+        else:
+            root.insert(0, mem)
+        return "added <memory unit='KiB' dumpCore='off'>%d</memory> (the total of its NUMA cells)" % total
+    if mem.get("dumpCore") == "off":
         return None
     was = mem.get("dumpCore")
     mem.set("dumpCore", "off")

@@ -282,3 +282,15 @@ def test_bad_parameters_are_refused_naming_the_rule_and_parameter(fixes, message
     with pytest.raises(ValueError) as e:
         domfix.apply(HOSTILE, fixes, etree)
     assert str(e.value).startswith(message)
+
+
+def test_leak04_sizes_a_numa_only_domain_as_libvirt_does():
+    xml = ("<domain type='kvm'><name>n</name><uuid>0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10</uuid><vcpu>2</vcpu>"
+           "<cpu><numa><cell id='0' cpus='0' memory='109550' unit='KiB'/><cell id='1' cpus='1' memory='1' unit='GiB'/>"
+           "</numa></cpu></domain>")
+    new, changes = domfix.apply(xml, ["LEAK-04"], etree)
+    assert changes == ["LEAK-04: added <memory unit='KiB' dumpCore='off'>1158126</memory> (the total of its NUMA cells)"]
+    assert new.index("</uuid><memory") > 0 and domxml.parse_domain(new)["memory_dump_core"] == "off"
+    assert domfix.apply(new, ["LEAK-04"], etree) == (None, [])
+    odd = xml.replace("unit='GiB'", "unit='parsecs'")
+    assert domfix.apply(odd, ["LEAK-04"], etree) == (None, [])  # cannot size it: left alone
