@@ -272,6 +272,7 @@ def test_domain_policy_passes_each_rule_its_parameters(tmp_path):
      "domain_fixes.leaky: ISO-03: parameter ip must be an IPv4 address (clean-traffic's IP parameter), got 'not-an-address'; "
      "domain_fixes.tidy: ISO-11: parameter allow_vsock must be true or false, got 'maybe'"),
     ({"leaky": {"ISO-99": {}}}, "domain_fixes: no domain remediation for ISO-99"),
+    ({"leaky": ["VIS-05"]}, "domain_fixes.leaky: VIS-05: no metadata value given (parameters owner, service, expires, data_class)"),
 ])
 def test_domain_policy_refuses_bad_parameters_before_reading_anything(tmp_path, plan, message):
     node = tmp_path / "node.xml"

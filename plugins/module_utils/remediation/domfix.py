@@ -40,6 +40,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import 
 
 FIXERS = {}
 PARAMS = {}  # rule id -> {parameter: (kind, default)}
+NEEDS_ONE_OF = {"VIS-05": ("owner", "service", "expires", "data_class")}  # fixers with nothing to do without one of them
 KINDS = ("list", "bool", "str", "ipv4", "date")
 
 
@@ -115,6 +116,8 @@ def normalize(fixes):
         for name, (kind, default) in spec.items():
             params[name] = _param(rid, name, kind, given[name]) if name in given else (
                 list(default) if isinstance(default, list) else default)
+        if rid in NEEDS_ONE_OF and not any(params[k] for k in NEEDS_ONE_OF[rid]):
+            raise ValueError("%s: no metadata value given (parameters %s)" % (rid, ", ".join(NEEDS_ONE_OF[rid])))
         out.append((rid, params))
     return out
 
@@ -510,7 +513,7 @@ def remove_host_smbios(root, etree, params):
 
 # --- VIS -------------------------------------------------------------------------------------------
 
-METADATA_ORDER = ("owner", "service", "expires", "data_class")
+METADATA_ORDER = NEEDS_ONE_OF["VIS-05"]
 
 
 def _metadata(root, etree):
@@ -535,9 +538,7 @@ def _metadata(root, etree):
 def set_metadata(root, etree, params):
     """VIS-05: vmguard metadata (namespace urn:x-vmguard:domain:1): each given value is set on the domain
     (the inventory is the source of truth); keys not given and other metadata stay."""
-    wanted = [(k, params[k]) for k in METADATA_ORDER if params.get(k)]
-    if not wanted:
-        raise ValueError("VIS-05: no metadata value given (parameters %s)" % ", ".join(METADATA_ORDER))
+    wanted = [(k, params[k]) for k in METADATA_ORDER if params.get(k)]  # at least one (normalize checks it)
     ns = domxml.VMGUARD_NS
     md = root.find("metadata")
     vm = md.find("{%s}domain" % ns) if md is not None else None
