@@ -131,6 +131,12 @@ def hypervisor_evidence(hostvars, names, var):
     return out
 
 
+def _date_text(value):
+    """An inventory date as YYYY-MM-DD text (unquoted YAML dates arrive as date objects)."""
+    value = _plain(value)
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def guest_evidence(hostvars, names, var):
     out = {}
     for g in names:
@@ -142,6 +148,10 @@ def guest_evidence(hostvars, names, var):
                 "hypervisor": _plain(hvars.get("vmguard_hypervisor")),
                 "domain": _plain(hvars.get("vmguard_domain")),
                 "data_class": _plain(hvars.get("vmguard_data_class")),
+                # What VIS-05 metadata and ISO-03's filter parameters are made from (the planner).
+                "service_address": _plain(hvars.get("vmguard_service_address")),
+                "owner": _plain(hvars.get("vmguard_owner")),
+                "expires": _date_text(hvars.get("vmguard_expires")),
             },
             "error": ev.get("error") if ev else "no guest evidence collected from %s" % g,
             "facts": ev.get("facts") if ev else None,

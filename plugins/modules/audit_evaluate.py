@@ -175,7 +175,7 @@ plan:
   sample:
     hosts:
       kvm01:
-        domain_policy: {rules: [DIV-09], subjects: [kvm01/web1], fixes: [DIV-09], domains: {web1: [DIV-09]}}
+        domain_policy: {rules: [DIV-09], subjects: [kvm01/web1], fixes: [DIV-09], domains: {web1: {DIV-09: {}}}}
       web1:
         identity_reseal: {rules: [DIV-02], subjects: [web1], machine_id_digest: null, random_seed_digest: null,
                           ssh_fingerprints: ["SHA256:..."]}

@@ -9,7 +9,8 @@ once per run (O(n)), never pairwise loops. No Ansible imports here.
 Evidence layout (what the audit role hands over):
 
     {"hypervisors": {name: {"error": None | str, "uri": str, "host": {...}, "domains": [...]}},
-     "guests":      {name: {"error": None | str, "vars": {service, hypervisor, domain, data_class},
+     "guests":      {name: {"error": None | str, "vars": {service, hypervisor, domain, data_class,
+                                          service_address, owner, expires},
                             "facts": {...}}}}
 """
 
