@@ -35,7 +35,7 @@ import ipaddress
 import posixpath
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.common import timeutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import netutil, timeutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 FIXERS = {}
@@ -382,18 +382,7 @@ LOOPBACK = "127.0.0.1"
 
 def _loopback(address):
     """True for a loopback address in any notation or exactly "localhost" (as LEAK-02 decides)."""
-    a = (address or "").strip()
-    if a.startswith("[") and a.endswith("]"):
-        a = a[1:-1]
-    if a == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(u"%s" % a)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return netutil.is_loopback(address) is True
 
 
 def _console_listens(g, etree):

@@ -7,10 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 import stat
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import netutil
 
 rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories not readable by others",
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
@@ -68,22 +68,7 @@ def leak01(ctx, hv):
 NETWORK_CONSOLES = ("vnc", "spice", "rdp")
 
 
-def _is_loopback(address):
-    """True for a loopback address in any notation (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or exactly
-    "localhost"; False for any other address; None for any other host name (it cannot be proven local:
-    "127.evil.example" or "localhost.evil.example" resolve wherever their owner wants)."""
-    a = address.strip()
-    if a.startswith("[") and a.endswith("]"):
-        a = a[1:-1]
-    if a == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(u"%s" % a)
-    except ValueError:
-        return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+_is_loopback = netutil.is_loopback
 
 
 def _listen_problems(gtype, listens, qemu_conf):
