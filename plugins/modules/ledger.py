@@ -16,8 +16,9 @@ description:
   - The ledger keeps the security state a guest reached outside the guest, one JSON file per
     domain UUID (mode 0600, root) on the hypervisor, so a snapshot revert cannot roll it back.
     The audit reads it (RB-04..RB-10, VIS-04).
-  - Adds retired SSH host key fingerprints, moves the epoch in two phases (V(prepare) before the
-    guest is changed, V(commit) after), and records the last successful hardening.
+  - Adds retired SSH host key fingerprints, records the security state a hardening reached (package
+    floors, disabled accounts, masked services, firewall digest), moves the epoch in two phases
+    (V(prepare) before the guest is changed, V(commit) after), and records the last successful hardening.
   - Writes are atomic (a private temporary file in the ledger directory, fsync, rename). Changes
     nothing when there is nothing new.
   - Fails, and leaves the file alone, when the existing ledger is not a regular file (a symbolic
@@ -42,6 +43,15 @@ options:
     description: V(prepare) records a pending epoch, V(commit) makes the pending epoch current.
     type: str
     choices: [prepare, commit]
+  record:
+    description:
+      - The security state the guest reached, merged into the record (RB-07..RB-10 compare the guest with it).
+        Every key is optional; an unknown key or a value of the wrong shape fails before anything is read.
+      - C(package_floors) (object package -> installed version) - floors only move up (Debian version order);
+        a package not named keeps its floor.
+      - C(disabled_accounts), C(masked_services) (lists of names) replace the recorded lists.
+      - C(firewall_digest) (SHA-256 hex of the ruleset, or null) replaces the recorded digest; null keeps it.
+    type: dict
   hardened:
     description: Record a successful hardening run now (refreshed at most daily when nothing else changes).
     type: bool
@@ -54,6 +64,18 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
+- name: RB-05 | ENFORCE | Record the state reached and a pending epoch
+  vmguard.hardening.ledger:
+    uuid: "{{ domain_uuid }}"
+    epoch: prepare
+    record:
+      package_floors: {openssl: "3.0.15-1~deb12u1"}
+      disabled_accounts: [games]
+      masked_services: [telnet.socket]
+      firewall_digest: null
+  delegate_to: "{{ vmguard_hypervisor }}"
+  register: ledger_prepared
+
 - name: DIV-02 | ENFORCE | Retire the rotated host keys in the ledger
   vmguard.hardening.ledger:
     uuid: "{{ domain_uuid }}"
@@ -76,12 +98,21 @@ path:
   description: The ledger file.
   returned: always
   type: str
+pending_epoch:
+  description: The pending epoch after the update (what the guest's epoch file gets between V(prepare) and V(commit)), or null.
+  returned: always
+  type: int
+epoch:
+  description: The ledger's epoch after the update.
+  returned: always
+  type: int
 """
 
 import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 
@@ -92,6 +123,7 @@ def main():
             dir=dict(type="path", default="/var/lib/vmguard/ledger"),
             retire_fingerprints=dict(type="list", elements="str", default=[]),
             epoch=dict(type="str", choices=["prepare", "commit"]),
+            record=dict(type="dict"),
             hardened=dict(type="bool", default=False),
             event=dict(type="str"),
         ),
@@ -102,13 +134,22 @@ def main():
         path = ledger.path_for(p["dir"], p["uuid"])
     except ValueError as e:
         module.fail_json(msg="uuid: %s" % e)
+    if p["record"] is not None:
+        why = ledger.check_record(p["record"])
+        if why:
+            module.fail_json(msg="ledger not updated: %s" % why)
     try:
         before = ledger.load(p["dir"], p["uuid"])
     except ValueError as e:  # a ledger file that cannot be trusted: never overwritten
         module.fail_json(msg="ledger not updated: %s" % e)
-    after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
-                                  hardened=p["hardened"], event=p["event"])
-    result = dict(changed=bool(changes), changes=changes, record=after, path=path)
+    try:
+        after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
+                                      hardened=p["hardened"], event=p["event"], update=p["record"],
+                                      compare=debversion.compare)
+    except ValueError as e:  # a floor that is no Debian version: nothing written
+        module.fail_json(msg="ledger not updated: %s" % e)
+    result = dict(changed=bool(changes), changes=changes, record=after, path=path,
+                  epoch=after["epoch"], pending_epoch=after["pending_epoch"])
     if module._diff and changes:
         result["diff"] = dict(before=json.dumps(before, indent=2, sort_keys=True) + "\n",
                               after=json.dumps(after, indent=2, sort_keys=True) + "\n",

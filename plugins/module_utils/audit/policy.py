@@ -41,6 +41,12 @@ DEFAULT_PARAMS = {
         "pinned_snapshots": [],
         # The rollback watcher rewrites its heartbeat file at least this often (RB-11 reads it).
         "watcher_heartbeat_seconds": 30,
+        # What each harden records in the ledger (RB-07/08/09 compare the guest with it): the installed
+        # version of these packages as their security floor, these accounts while locked or absent, these
+        # systemd units while masked.
+        "floor_packages": ["openssh-server", "openssl", "sudo", "linux-image-amd64"],
+        "disabled_accounts": [],
+        "masked_services": [],
     },
     "isolation": {
         "services": {
@@ -223,6 +229,15 @@ def _as_str(value):
     return value
 
 
+def _as_name(value):
+    """A package, account or unit name: a non-empty string without whitespace."""
+    if not isinstance(value, str):
+        raise _Bad("expected str, %s" % _got(value))
+    if not value or value != value.strip() or len(value.split()) != 1:
+        raise _Bad("expected a name without whitespace, got %s" % _show(value))
+    return value
+
+
 def _check_value(errors, path, value, convert):
     """convert(value), or None after recording '<path>: <why>'."""
     try:
@@ -304,6 +319,11 @@ def _check_services(errors, path, services):
     return out
 
 
+# Lists of names (what the ledger records), and what their items are.
+_NAME_LISTS = {("rollback", "floor_packages"): "package names", ("rollback", "disabled_accounts"): "account names",
+               ("rollback", "masked_services"): "systemd unit names"}
+
+
 def _param_checker(area, key):
     """(errors, path, value) -> converted value, for one key of params.<area>."""
     special = {
@@ -316,6 +336,8 @@ def _param_checker(area, key):
         return lambda errors, path, value: _check_value(errors, path, value, convert)
     if (area, key) == ("isolation", "services"):
         return _check_services
+    if (area, key) in _NAME_LISTS:
+        return lambda errors, path, value: _check_list(errors, path, value, _as_name, _NAME_LISTS[(area, key)])
     default = DEFAULT_PARAMS[area][key]
     if key.endswith("_ports"):
         return lambda errors, path, value: _check_list(errors, path, value, _as_port, "ports 1-65535")

@@ -171,6 +171,71 @@ def save(directory, record):
 
 KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is
 
+# The security state a harden run reached (apply(record=...)): key -> (test, what it must be).
+RECORD_KEYS = ("package_floors", "disabled_accounts", "masked_services", "firewall_digest")
+
+
+def _name_list(v):
+    return _str_list(v) and all(x and x == x.strip() for x in v)
+
+
+RECORD_SHAPE = (
+    ("package_floors", lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and k and isinstance(x, str) and x for k, x in v.items()),
+     "an object of package: version (non-empty strings)"),
+    ("disabled_accounts", _name_list, "a list of account names"),
+    ("masked_services", _name_list, "a list of systemd unit names"),
+    ("firewall_digest", lambda v: v is None or (isinstance(v, str) and bool(re.match(r"^[0-9a-f]{64}$", v))),
+     "null or a SHA-256 hex digest"),
+)
+
+
+def check_record(update):
+    """The reason ``update`` (the security state a harden run reached) cannot be recorded, or None.
+    Every key is optional; an unknown key is refused (it would be silently dropped)."""
+    if not isinstance(update, dict):
+        return "record must be an object, not %s" % type(update).__name__
+    unknown = sorted(k for k in update if k not in RECORD_KEYS)
+    if unknown:
+        return "record.%s: unknown key (expected one of: %s)" % (unknown[0], ", ".join(RECORD_KEYS))
+    for key, test, what in RECORD_SHAPE:
+        if key in update and not test(update[key]):
+            return "record.%s is %s, must be %s" % (key, json.dumps(update[key])[:80], what)
+    return None
+
+
+def merge_record(record, update, compare):
+    """Merge ``update`` (check_record() passed) into ``record`` in place; the list of changes.
+
+    Floors only move up: a package's floor becomes the update's version only when there is none
+    yet or ``compare(new, recorded) > 0`` (Debian version order); packages the update does not name
+    keep theirs. Lists replace (sorted, without duplicates). A firewall digest replaces the recorded
+    one; null records nothing new and keeps the recorded digest (a run whose firewall is not worth
+    keeping must not erase what RB-10 compares with)."""
+    changes = []
+    floors = dict(record.get("package_floors") or {})
+    for pkg in sorted(update.get("package_floors") or {}):
+        version, had = update["package_floors"][pkg], floors.get(pkg)
+        try:
+            higher = had is None or compare(version, had) > 0
+        except ValueError as e:
+            raise ValueError("record.package_floors.%s: cannot compare %r with the recorded floor %r: %s" % (pkg, version, had, e))
+        if higher:
+            floors[pkg] = version
+            changes.append("floor %s %s" % (pkg, version) + (" (was %s)" % had if had is not None else ""))
+    record["package_floors"] = floors
+    for key, what in (("disabled_accounts", "disabled accounts"), ("masked_services", "masked services")):
+        if key in update:
+            names = sorted(set(update[key]))
+            if names != list(record.get(key) or []):
+                record[key] = names
+                changes.append("%s: %s" % (what, ", ".join(names) or "none"))
+    digest = update.get("firewall_digest")
+    if digest is not None and digest != record.get("firewall_digest"):
+        record["firewall_digest"] = digest
+        changes.append("firewall digest %s" % digest)
+    return changes
+
 
 def add_event(record, now, event, detail=None):
     """Append ``event`` (with its ``detail`` object) to ``record`` in place, keeping the last MAX_EVENTS."""
@@ -187,12 +252,22 @@ def quarantine_state(now, reason, interfaces, pending_start, since=None):
             "pending_start": bool(pending_start)}
 
 
-def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail=None, quarantine=KEEP):
+def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail=None, quarantine=KEEP,
+          update=None, compare=None):
     """Return (new record, list of changes). ``epoch`` is None, 'prepare' or 'commit'; ``event`` is
     appended with ``detail`` (the events stay bounded to MAX_EVENTS); ``quarantine`` (None or a value
-    of quarantine_state()) replaces the quarantine field, KEEP leaves it."""
+    of quarantine_state()) replaces the quarantine field, KEEP leaves it. ``update`` (None or the
+    security state a harden run reached, see check_record) is merged by merge_record with ``compare``
+    (a version comparison, audit/debversion.compare); a bad one raises ValueError naming the key."""
     new = copy.deepcopy(record)
     changes = []
+    if update is not None:
+        why = check_record(update)
+        if why:
+            raise ValueError(why)
+        if compare is None and update.get("package_floors"):
+            raise ValueError("record.package_floors: no version comparison given to merge floors with")
+        changes.extend(merge_record(new, update, compare))
     retired = list(new.get("retired_fingerprints") or [])
     for fp in retire:
         if fp not in retired:

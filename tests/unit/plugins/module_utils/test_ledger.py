@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
@@ -180,3 +181,75 @@ def test_save_refuses_a_ledger_that_is_a_link(tmp_path, tmp_path_factory):
         ledger.save(str(tmp_path), ledger.empty(U))
     assert str(target) in str(e.value)
     assert canary.read_text() == "canary\n" and os.path.islink(str(target))
+
+
+# --- record: the security state a harden run reached -------------------------------------------------
+
+DIGEST = "ab" * 32
+STATE = {"package_floors": {"openssl": "3.0.15-1~deb12u1", "sudo": "1.9.13p3-1+deb12u1"},
+         "disabled_accounts": ["lp", "games"], "masked_services": ["telnet.socket"], "firewall_digest": DIGEST}
+
+
+def test_record_merges_into_a_fresh_ledger_and_keeps_the_other_keys():
+    rec = ledger.empty(U)
+    ledger.add_event(rec, NOW - 60, "revert", {"libvirt_event": "started", "libvirt_detail": "from_snapshot"})
+    rec["quarantine"] = ledger.quarantine_state(NOW - 60, "reverted", ["52:54:00:00:00:01"], False)
+    rec["retired_fingerprints"] = ["SHA256:old"]
+    new, ch = ledger.apply(rec, NOW, update=STATE, compare=debversion.compare, epoch="prepare")
+    assert new["package_floors"] == STATE["package_floors"]
+    assert new["disabled_accounts"] == ["games", "lp"] and new["masked_services"] == ["telnet.socket"]
+    assert new["firewall_digest"] == DIGEST and new["pending_epoch"] == 1
+    assert (new["events"], new["quarantine"], new["retired_fingerprints"]) == (rec["events"], rec["quarantine"], ["SHA256:old"])
+    assert ch == ["floor openssl 3.0.15-1~deb12u1", "floor sudo 1.9.13p3-1+deb12u1", "disabled accounts: games, lp",
+                  "masked services: telnet.socket", "firewall digest %s" % DIGEST, "pending epoch 1"]
+    assert ledger.validate(new, U) is None
+    again, ch2 = ledger.apply(new, NOW + 5, update=STATE, compare=debversion.compare)
+    assert ch2 == [] and again == new
+
+
+def test_floors_only_move_up_and_unnamed_packages_keep_theirs():
+    rec, _ch = ledger.apply(ledger.empty(U), NOW, update=STATE, compare=debversion.compare)
+    # A rolled-back openssl (lower, and ~ sorts before the end) must not lower the floor; sudo moved up.
+    lower = {"package_floors": {"openssl": "3.0.15-1~deb12u1~rc1", "sudo": "1.9.13p3-1+deb12u2"}}
+    new, ch = ledger.apply(rec, NOW, update=lower, compare=debversion.compare)
+    assert new["package_floors"] == {"openssl": "3.0.15-1~deb12u1", "sudo": "1.9.13p3-1+deb12u2"}
+    assert ch == ["floor sudo 1.9.13p3-1+deb12u2 (was 1.9.13p3-1+deb12u1)"]
+    # An epoch outranks any upstream version; a package the update does not name keeps its floor.
+    new, ch = ledger.apply(new, NOW, update={"package_floors": {"openssl": "1:1.0"}}, compare=debversion.compare)
+    assert new["package_floors"] == {"openssl": "1:1.0", "sudo": "1.9.13p3-1+deb12u2"}
+    assert ch == ["floor openssl 1:1.0 (was 3.0.15-1~deb12u1)"]
+
+
+def test_lists_replace_and_a_null_digest_keeps_the_recorded_one():
+    rec, _ch = ledger.apply(ledger.empty(U), NOW, update=STATE, compare=debversion.compare)
+    new, ch = ledger.apply(rec, NOW, update={"disabled_accounts": [], "masked_services": ["cups.service", "cups.service"],
+                                             "firewall_digest": None}, compare=debversion.compare)
+    assert new["disabled_accounts"] == [] and new["masked_services"] == ["cups.service"]
+    assert new["firewall_digest"] == DIGEST and new["package_floors"] == STATE["package_floors"]
+    assert ch == ["disabled accounts: none", "masked services: cups.service"]
+    new, ch = ledger.apply(new, NOW, update={"firewall_digest": "cd" * 32}, compare=debversion.compare)
+    assert new["firewall_digest"] == "cd" * 32 and ch == ["firewall digest %s" % ("cd" * 32)]
+
+
+@pytest.mark.parametrize("update, why", [
+    ([], "record must be an object, not list"),
+    ({"floors": {}}, "record.floors: unknown key (expected one of: package_floors, disabled_accounts, masked_services, firewall_digest)"),
+    ({"package_floors": {"openssl": 3}}, "record.package_floors is {\"openssl\": 3}, must be an object of package: version (non-empty strings)"),
+    ({"package_floors": {"openssl": ""}}, "record.package_floors is {\"openssl\": \"\"}, must be an object of package: version (non-empty strings)"),
+    ({"disabled_accounts": "games"}, "record.disabled_accounts is \"games\", must be a list of account names"),
+    ({"masked_services": [" x"]}, "record.masked_services is [\" x\"], must be a list of systemd unit names"),
+    ({"firewall_digest": "f00"}, "record.firewall_digest is \"f00\", must be null or a SHA-256 hex digest"),
+])
+def test_bad_record_is_refused_naming_the_key(update, why):
+    assert ledger.check_record(update) == why
+    rec = ledger.empty(U)
+    with pytest.raises(ValueError) as e:
+        ledger.apply(rec, NOW, update=update, compare=debversion.compare, epoch="prepare")
+    assert str(e.value) == why and rec == ledger.empty(U)
+
+
+def test_uncomparable_floor_names_the_package():
+    rec, _ch = ledger.apply(ledger.empty(U), NOW, update={"package_floors": {"openssl": "3.0.15-1"}}, compare=debversion.compare)
+    with pytest.raises(ValueError) as e:
+        ledger.apply(rec, NOW, update={"package_floors": {"openssl": "x:1.0"}}, compare=debversion.compare)
+    assert str(e.value).startswith("record.package_floors.openssl: cannot compare 'x:1.0' with the recorded floor '3.0.15-1'")

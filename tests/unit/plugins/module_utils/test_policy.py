@@ -138,3 +138,26 @@ def test_unknown_ids_are_reported_with_every_other_error():
                         "waivers[0].rule", "waivers[0].subject", "waivers[0].reason", "waivers[0].expires", "colour"], errs
     assert "did you mean DIV-01?" in errs[0]
     assert errs[3] == "params.rollback.max_snapshots: expected a finite int, got .inf"
+
+
+def test_ledger_record_params_defaults_and_overrides():
+    rb = load_policy({})["params"]["rollback"]
+    assert rb["floor_packages"] == ["openssh-server", "openssl", "sudo", "linux-image-amd64"]
+    assert rb["disabled_accounts"] == [] and rb["masked_services"] == []
+    rb = load_policy({"params": {"rollback": {"floor_packages": ["openssl"], "disabled_accounts": ["games", "lp"],
+                                              "masked_services": ["telnet.socket"]}}})["params"]["rollback"]
+    assert rb["floor_packages"] == ["openssl"] and rb["disabled_accounts"] == ["games", "lp"]
+    assert rb["masked_services"] == ["telnet.socket"] and rb["max_snapshots"] == 3
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("floor_packages", "openssl", "params.rollback.floor_packages: expected a list of package names, got str 'openssl'"),
+    ("disabled_accounts", ["games", 5], "params.rollback.disabled_accounts[1]: expected str, got int 5"),
+    ("masked_services", ["telnet.socket", " cups.service"],
+     "params.rollback.masked_services[1]: expected a name without whitespace, got ' cups.service'"),
+    ("floor_packages", [""], "params.rollback.floor_packages[0]: expected a name without whitespace, got ''"),
+])
+def test_ledger_record_params_are_validated(key, value, expected):
+    with pytest.raises(PolicyError) as e:
+        load_policy({"params": {"rollback": {key: value}}})
+    assert e.value.errors == [expected]
