@@ -40,10 +40,11 @@ import fnmatch
 import gc
 import ipaddress
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
 
 # Reasons a failing finding is not remediated (the plan's not_enforced entries).
 POLICY_AUDIT = "policy mode audit"
@@ -451,18 +452,79 @@ def _domain_uuids(evidence):
     return out
 
 
-def _plan_ledger(hosts, evidence):
-    """A ledger entry for every guest with evidence whose domain UUID is known: records the hardening."""
+def _version_ok(version):
+    try:
+        debversion.split(version)
+    except (ValueError, AttributeError):
+        return False
+    return True
+
+
+def _ledger_record(rollback, facts, held, firewall_ok):
+    """The security state the guest holds now, as the ledger module records it (see module ledger,
+    option record): the installed version of each floor package (a floor), the policy's accounts that
+    are locked or absent, the policy's units that are masked, the firewall digest when ISO-10 passes
+    (else None: nothing worth keeping, the module keeps the recorded digest). A name the ledger already
+    records and the policy still names stays recorded even when the guest lost it (RB-07/RB-09 keep
+    reporting the rollback; a harden must not erase their reference). Evidence not collected (accounts
+    or services None): the key is left out, so the recorded list stays."""
+    packages = facts.get("packages") or {}
+    out = {"package_floors": dict((p, packages[p]) for p in rollback["floor_packages"]
+                                  if isinstance(packages.get(p), str) and _version_ok(packages[p])),
+           "firewall_digest": (facts.get("firewall") or {}).get("digest") if firewall_ok else None}
+    accounts = facts.get("accounts")
+    if accounts is not None:
+        by_name = dict((a.get("name"), a) for a in accounts)
+        kept = set(held.get("disabled_accounts") or ())
+        out["disabled_accounts"] = sorted(n for n in set(rollback["disabled_accounts"])
+                                          if n not in by_name or by_name[n].get("locked") or n in kept)
+    services = facts.get("services")
+    if services is not None:
+        masked = set(services.get("masked") or ()) | set(held.get("masked_services") or ())
+        out["masked_services"] = sorted(u for u in set(rollback["masked_services"]) if u in masked)
+    return out
+
+
+def _floor_rises(version, floor):
+    try:
+        return debversion.compare(version, floor) > 0
+    except ValueError:
+        return True  # a recorded floor that is no version: the module names it
+
+
+def _record_changes(record, held):
+    """Whether recording ``record`` would change the held ledger record (the module's merge: floors
+    only move up, lists replace, a None digest keeps the recorded one)."""
+    floors = held.get("package_floors") or {}
+    if any(p not in floors or _floor_rises(v, floors[p]) for p, v in record["package_floors"].items()):
+        return True
+    if any(k in record and record[k] != list(held.get(k) or []) for k in ("disabled_accounts", "masked_services")):
+        return True
+    return record["firewall_digest"] is not None and record["firewall_digest"] != held.get("firewall_digest")
+
+
+def _plan_ledger(hosts, policy, evidence, look, findings):
+    """A ledger entry for every guest with evidence whose domain UUID is known: records the hardening
+    and the security state reached (``record``); ``epoch`` (move the epoch forward, two-phase) when the
+    guest has another plan step, the record changes the ledger, the ledger cannot be read, or it holds
+    the pending epoch of an unfinished run."""
     uuids = _domain_uuids(evidence)
+    rollback = policy["params"]["rollback"]
+    firewall_ok = set(f["subject"]["id"] for f in findings if f["rule"] == "ISO-10" and f["status"] == PASS)
     for guest, rec in (evidence.get("guests") or {}).items():
         v = rec.get("vars") or {}
         uuid = uuids.get((v.get("hypervisor"), v.get("domain")))
         if rec.get("error") or not rec.get("facts") or not uuid:
             continue
+        others = bool(hosts.get(guest))
         entry = _entry(hosts, guest, "ledger", guest)
         entry.update(hypervisor=v["hypervisor"], uuid=uuid)
         reseal = hosts[guest].get("identity_reseal") or {}
         entry["retire_fingerprints"] = set(reseal.get("ssh_fingerprints") or ())
+        held = look.domain(v["hypervisor"], v["domain"]).get("ledger") or {}
+        entry["record"] = _ledger_record(rollback, rec["facts"], held, guest in firewall_ok)
+        entry["epoch"] = bool(others or held.get("error") or held.get("pending_epoch") is not None
+                              or _record_changes(entry["record"], held))
 
 
 def _complete(hosts):
@@ -524,7 +586,7 @@ def _build(policy, evidence, findings):
     _plan_identity(hosts, evidence, identity, all_but_one)
     _complete(hosts)
     if policy.get("mode", "enforce") == "enforce":
-        _plan_ledger(hosts, evidence)
+        _plan_ledger(hosts, policy, evidence, look, findings)
     steps = sum(1 for h in hosts.values() for name in h if name != "ledger")
     return {
         "hosts": _finish(hosts),

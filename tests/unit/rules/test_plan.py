@@ -8,8 +8,9 @@ import copy
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion, engine, plan, policy
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 from . import evidence as E
 
@@ -17,6 +18,10 @@ NO_RNG = {"<rng model='virtio'><backend model='random'>/dev/urandom</backend></r
 NO_GENID = {"<genid/>": ""}
 MID1, SEED1 = E.guest_facts(1)["machine_id_digest"], E.guest_facts(1)["random_seed_digest"]
 ED1, EC1, ED3, EC3 = E.FP % "ed1", E.FP % "ec1", E.FP % "ed3", E.FP % "ec3"
+FW1 = E.guest_facts(1)["firewall"]["digest"]
+# What guest_facts(n) records under the default policy: the floor packages it has, no account or unit named.
+RECORD1 = {"package_floors": {"openssh-server": "1:9.2p1-2+deb12u5", "openssl": "3.0.15-1~deb12u1"},
+           "disabled_accounts": [], "masked_services": [], "firewall_digest": FW1}
 
 
 def build(doc, ev):
@@ -216,8 +221,10 @@ def test_clone_pair_reseal_all_plans_both_guests():
         assert p["hosts"][g]["identity_reseal"] == {
             "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": [g],
             "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
+        # web1's firewall passes ISO-10 (a default-deny ruleset worth keeping); mail1 runs web's ruleset: no digest.
         assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
-                                           "retire_fingerprints": sorted([EC1, ED1])}
+                                           "retire_fingerprints": sorted([EC1, ED1]), "epoch": True,
+                                           "record": dict(RECORD1, firewall_digest=FW1 if g == "web1" else None)}
     # The shared admin password is an opt-in remediation: reported, not planned by default.
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
     assert "expire_passwords" not in p["hosts"]["web1"]
@@ -296,8 +303,10 @@ def test_domain_fixes_per_hypervisor_and_domain():
         "rules": ["RB-01"], "subjects": ["hv2/mail1"], "fixes": ["RB-01"], "domains": {"mail1": {"RB-01": {}}}}
     assert p["hosts"]["mail1"]["ledger"]["hypervisor"] == "hv2"
     assert p["hosts"]["mail1"]["ledger"]["uuid"] == uuid_of("mail1")
+    # db1 has nothing to fix on the guest, but no ledger record yet: the state it holds is recorded with a new epoch
+    # (its firewall is web's, off its db service, so failing ISO-10: no digest worth keeping).
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
-                                           "retire_fingerprints": []}
+                                           "retire_fingerprints": [], "epoch": True, "record": dict(RECORD1, firewall_digest=None)}
     assert p["steps"] == 2
 
 
@@ -405,6 +414,114 @@ def test_unreachable_guest_gets_no_ledger_entry():
     assert "ledger" in p["hosts"]["web1"]
 
 
+def web1_alone(facts=None, led=None):
+    return E.fleet([E.domain("web1", ledger=led)], {"web1": E.guest("web1", facts=facts or E.guest_facts(1))})
+
+
+RECORD_POLICY = {"params": {"rollback": {"disabled_accounts": ["games", "lp", "admin"],
+                                         "masked_services": ["telnet.socket", "cups.service"]}}}
+
+
+def games(locked=True):
+    return {"name": "games", "uid": 5, "shell": "/usr/sbin/nologin" if locked else "/bin/sh", "password_locked": locked,
+            "expired": locked, "locked": locked, "hash_digest": None}
+
+
+def harden_ledger(step, held=None):
+    """The ledger record after the guest role carried out the plan's ledger ``step`` (the real merge, both phases)."""
+    rec = ledger.empty(step["uuid"]) if held is None else held
+    if step["epoch"]:
+        rec, _ch = ledger.apply(rec, E.NOW, retire=step["retire_fingerprints"], epoch="prepare", update=step["record"],
+                                compare=debversion.compare)
+        rec, _ch = ledger.apply(rec, E.NOW, epoch="commit", hardened=True)
+    else:
+        rec, _ch = ledger.apply(rec, E.NOW, hardened=True)
+    return rec
+
+
+def test_ledger_record_is_the_state_the_guest_holds():
+    """games locked, lp absent (both recorded), admin usable (not); telnet.socket masked, cups.service not;
+    floors of the packages installed (sudo and the kernel are not); digest of a firewall passing ISO-10."""
+    facts = E.guest_facts(1)
+    facts["accounts"].append(games())
+    p, findings = build(RECORD_POLICY, web1_alone(facts))
+    assert [f["status"] for f in findings if f["rule"] == "ISO-10"] == ["pass"]
+    step = p["hosts"]["web1"]["ledger"]
+    assert step["record"] == {"package_floors": RECORD1["package_floors"], "disabled_accounts": ["games", "lp"],
+                              "masked_services": ["telnet.socket"], "firewall_digest": FW1}
+    assert step["epoch"] is True and p["steps"] == 0
+    assert ledger.check_record(step["record"]) is None  # what the ledger module accepts
+    # The floor packages come from the policy.
+    p, _findings = build({"params": {"rollback": {"floor_packages": ["openssl", "sudo"]}}}, web1_alone())
+    assert p["hosts"]["web1"]["ledger"]["record"]["package_floors"] == {"openssl": "3.0.15-1~deb12u1"}
+
+
+def test_firewall_digest_only_from_a_passing_iso10():
+    opened = E.guest_facts(1)
+    opened["firewall"] = dict(opened["firewall"], default_deny=False, input_policy="accept", digest="0" * 64)
+    p, findings = build({}, web1_alone(opened))
+    assert [f["status"] for f in findings if f["rule"] == "ISO-10"] == ["fail"]
+    assert p["hosts"]["web1"]["ledger"]["record"]["firewall_digest"] is None
+    waiver = {"rule": "ISO-10", "subject": "web1", "reason": "migration window", "expires": "2099-01-01"}
+    p, _findings = build({"waivers": [waiver]}, web1_alone(opened))
+    assert p["hosts"]["web1"]["ledger"]["record"]["firewall_digest"] is None
+
+
+def test_second_harden_with_nothing_to_do_changes_nothing():
+    """Molecule's idempotence step: after a harden recorded the state, the next plan has epoch false."""
+    facts = E.guest_facts(1, epoch=None)
+    facts["accounts"].append(games())
+    p, _findings = build(RECORD_POLICY, web1_alone(facts))
+    held = harden_ledger(p["hosts"]["web1"]["ledger"])
+    assert (held["epoch"], held["pending_epoch"], held["disabled_accounts"]) == (1, None, ["games", "lp"])
+    facts["epoch"] = held["epoch"]  # the guest role wrote it
+    p2, findings = build(RECORD_POLICY, web1_alone(facts, held))
+    assert [f["status"] for f in findings if f["rule"] in ("RB-05", "RB-07", "RB-08", "RB-09", "RB-10")] == ["pass"] * 5
+    assert p2["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False)}
+    assert harden_ledger(p2["hosts"]["web1"]["ledger"], held) == held
+
+
+def test_epoch_moves_when_the_state_moves_up_or_another_step_runs():
+    p, _findings = build({}, web1_alone())
+    held = harden_ledger(p["hosts"]["web1"]["ledger"])
+    upgraded = E.guest_facts(1, packages={"openssl": "3.0.16-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"})
+    assert build({}, web1_alone(upgraded, held))[0]["hosts"]["web1"]["ledger"]["epoch"] is True
+    masked = E.guest_facts(1)
+    masked["services"] = dict(masked["services"], masked=["telnet.socket", "cups.service"])
+    assert build({"params": {"rollback": {"masked_services": ["cups.service"]}}}, web1_alone(masked, held))[0][
+        "hosts"]["web1"]["ledger"]["epoch"] is True
+    aslr = E.guest_facts(1, sysctl={"kernel.randomize_va_space": "0"})
+    p2, _findings = build({}, web1_alone(aslr, held))
+    assert "sysctl" in p2["hosts"]["web1"] and p2["hosts"]["web1"]["ledger"]["epoch"] is True
+    # An unfinished run (pending epoch) is finished; an unreadable ledger is not taken as "nothing changed".
+    for bad in (dict(held, pending_epoch=2), {"error": "/var/lib/vmguard/ledger/x.json: unreadable ledger: is a FIFO"}):
+        assert build({}, web1_alone(E.guest_facts(1), bad))[0]["hosts"]["web1"]["ledger"]["epoch"] is True
+
+
+def test_a_rollback_is_not_erased_from_the_ledger_by_the_next_harden():
+    """After a revert: openssl below its floor, games usable, telnet.socket unmasked, firewall opened. Nothing
+    remediates RB-07/08/09/10, so the plan neither lowers what the ledger holds nor moves the epoch."""
+    facts = E.guest_facts(1)
+    facts["accounts"].append(games())
+    p, _findings = build(RECORD_POLICY, web1_alone(facts))
+    held = harden_ledger(p["hosts"]["web1"]["ledger"])
+    reverted = E.guest_facts(1, epoch=held["epoch"], packages={"openssl": "3.0.11-1~deb12u2", "openssh-server": "1:9.2p1-2+deb12u5"},
+                             services={"enabled": ["ssh.service", "telnet.socket"], "masked": []})
+    reverted["accounts"].append(games(locked=False))
+    reverted["firewall"] = dict(reverted["firewall"], default_deny=False, input_policy="accept", digest="0" * 64)
+    p2, findings = build(RECORD_POLICY, web1_alone(reverted, held))
+    assert sorted(f["rule"] for f in findings if f["rule"] in ("RB-07", "RB-08", "RB-09", "RB-10") and f["status"] == "fail") == [
+        "RB-07", "RB-08", "RB-09", "RB-10"]
+    step = p2["hosts"]["web1"]["ledger"]
+    assert step["record"]["disabled_accounts"] == ["games", "lp"] and step["record"]["masked_services"] == ["telnet.socket"]
+    assert step["epoch"] is False and harden_ledger(step, held) == held
+
+
+def test_missing_account_or_service_evidence_leaves_the_recorded_lists():
+    p, _findings = build(RECORD_POLICY, web1_alone(E.guest_facts(1, accounts=None, services=None)))
+    assert sorted(p["hosts"]["web1"]["ledger"]["record"]) == ["firewall_digest", "package_floors"]
+
+
 def test_same_input_same_plan_whatever_the_order():
     for name in sorted(SCENARIOS):
         doc, make = SCENARIOS[name]
@@ -457,22 +574,22 @@ def test_snapshot_rules_are_opt_in_and_prune_comes_from_the_policy():
     assert not_enforced(p, "RB-02") == [("hv1/db1", "mode audit"), ("hv1/mail1", "mode audit"), ("hv1/web1", "mode audit")]
     doc = copy.deepcopy(SNAPSHOTS_ENFORCED)
     doc["params"]["rollback"]["prune_snapshots"] = False
-    p, _ = build(doc, snapshot_tree())
+    p, _findings = build(doc, snapshot_tree())
     assert p["hosts"]["hv1"]["snapshot_policy"]["prune"] is False  # planned, reported by the module, deleted by none
-    p, _ = build({"mode": "audit", "rules": SNAPSHOTS_ENFORCED["rules"]}, snapshot_tree())
+    p, _findings = build({"mode": "audit", "rules": SNAPSHOTS_ENFORCED["rules"]}, snapshot_tree())
     assert p["hosts"] == {} and ("hv1/web1", "policy mode audit") in not_enforced(p, "RB-13")
 
 
 def test_pinned_globs_match_domain_slash_snapshot():
     doc = copy.deepcopy(SNAPSHOTS_ENFORCED)
     doc["params"]["rollback"]["pinned_snapshots"] = ["*/golden-*", "web1/pre-*"]
-    p, _ = build(doc, snapshot_tree())
+    p, _findings = build(doc, snapshot_tree())
     assert p["hosts"]["hv1"]["snapshot_policy"]["domains"] == {
         "web1": {"delete": ["mem1"], "why": {"mem1": "RB-13 memory-state snapshot"}}}
     assert ("hv1/web1", "snapshots kept: golden-base (pinned (*/golden-*)); pre-upgrade (pinned (web1/pre-*))") \
         in not_enforced(p, "RB-02")
     doc["params"]["rollback"]["pinned_snapshots"] = []
-    p, _ = build(doc, snapshot_tree())
+    p, _findings = build(doc, snapshot_tree())
     # Unpinned, golden-base is still a parent of the current nightly: it stays anyway.
     assert p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"]["delete"] == ["mem1", "pre-upgrade"]
     with pytest.raises(policy.PolicyError, match=r"params\.rollback\.pinned_snapshots\[0\]: expected str"):
@@ -485,7 +602,7 @@ def test_rb03_deletes_the_oldest_that_can_go_until_the_limit():
     snaps = [snapshot("s%d" % i, 60 - i * 10) for i in range(1, 6)]
     snaps[0]["current"] = True  # s1, the oldest, is the current snapshot
     ev = E.fleet([E.domain("web1", snapshots=snaps)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
-    p, _ = build({"rules": {"RB-03": {"mode": "enforce"}}}, ev)
+    p, _findings = build({"rules": {"RB-03": {"mode": "enforce"}}}, ev)
     assert p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"] == {
         "delete": ["s2", "s3"], "why": {"s2": "RB-03 beyond max_snapshots 3 (oldest first)",
                                         "s3": "RB-03 beyond max_snapshots 3 (oldest first)"}}
@@ -498,7 +615,7 @@ def test_rb03_counts_what_other_rules_delete():
     snaps = [snapshot("a", 50), snapshot("b", 40), snapshot("c", 30), snapshot("m", 2, memory="internal"),
              snapshot("now", 1, current=True)]
     ev = E.fleet([E.domain("web1", snapshots=snaps)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
-    p, _ = build({"rules": {"RB-03": {"mode": "enforce"}, "RB-13": {"mode": "enforce"}}}, ev)
+    p, _findings = build({"rules": {"RB-03": {"mode": "enforce"}, "RB-13": {"mode": "enforce"}}}, ev)
     web1 = p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"]
     assert web1["delete"] == ["a", "m"] and web1["why"]["m"] == "RB-13 memory-state snapshot"
 
@@ -525,10 +642,10 @@ def test_choose_snapshots_deletes_leaves_first_and_never_a_parent_that_keeps_chi
 
 
 def test_failing_watcher_plans_the_revert_watcher_with_the_management_networks():
-    p, _ = scenario("watcher-down")
+    p, _findings = scenario("watcher-down")
     assert p["hosts"]["hv1"]["revert_watcher"] == {"rules": ["RB-11"], "subjects": ["hv1"], "mgmt_networks": ["vmguard-mgmt"]}
     assert p["steps"] == 1
-    p, _ = build({"rules": {"RB-11": {"mode": "audit"}}}, watcher_down())
+    p, _findings = build({"rules": {"RB-11": {"mode": "audit"}}}, watcher_down())
     assert "hv1" not in p["hosts"] and not_enforced(p, "RB-11") == [("hv1", "mode audit")]
     p, findings = build({}, E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))}))
     assert [f["status"] for f in findings if f["rule"] == "RB-11"] == ["pass"] and "hv1" not in p["hosts"]
