@@ -281,3 +281,55 @@ def test_domain_policy_refuses_bad_parameters_before_reading_anything(tmp_path, 
                                                      "domain_fixes": plan})
     assert out.get("failed") and out["msg"].startswith(message), out
     assert not (tmp_path / "backup").exists()
+
+
+# --- The ledger module records the state a harden reached (issue 13) ---
+
+RECORD = {"package_floors": {"openssl": "3.0.15-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"},
+          "disabled_accounts": ["lp", "games"], "masked_services": ["telnet.socket"], "firewall_digest": "ab" * 32}
+
+
+def read_ledger(d):
+    with open(str(d / (LEDGER_UUID + ".json"))) as f:
+        return json.load(f)
+
+
+def test_ledger_module_records_the_state_in_two_phases(tmp_path):
+    d = tmp_path / "ledger"
+    args = {"uuid": LEDGER_UUID, "dir": str(d), "record": RECORD, "epoch": "prepare"}
+    planned = module("vmguard.hardening.ledger", args, check=True)
+    assert planned["changed"] is True and planned["pending_epoch"] == 1 and not d.exists()  # check mode wrote nothing
+    assert json.loads(planned["diff"]["before"])["firewall_digest"] is None
+    assert json.loads(planned["diff"]["after"]) == planned["record"] and planned["record"]["firewall_digest"] == "ab" * 32
+    prepared = module("vmguard.hardening.ledger", args)
+    assert prepared["changed"] is True and (prepared["epoch"], prepared["pending_epoch"]) == (0, 1), prepared
+    assert "floor openssl 3.0.15-1~deb12u1" in prepared["changes"] and "pending epoch 1" in prepared["changes"]
+    rec = read_ledger(d)
+    assert rec["package_floors"] == RECORD["package_floors"] and rec["disabled_accounts"] == ["games", "lp"]
+    assert (rec["masked_services"], rec["firewall_digest"], rec["pending_epoch"]) == (["telnet.socket"], "ab" * 32, 1)
+    committed = module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "epoch": "commit", "hardened": True})
+    assert committed["changed"] is True and (committed["epoch"], committed["pending_epoch"]) == (1, None)
+    assert read_ledger(d)["epoch"] == 1 and read_ledger(d)["epoch_time"]
+    # A rolled-back openssl never lowers its floor, and the same state again changes nothing.
+    before = read_ledger(d)
+    lower = dict(RECORD, package_floors={"openssl": "3.0.11-1~deb12u2"})
+    again = module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "record": lower}, check=True)
+    assert again["changed"] is False and again["changes"] == [] and "diff" not in again
+    assert module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "record": lower})["changed"] is False
+    assert read_ledger(d) == before
+
+
+@pytest.mark.parametrize("record, why", [
+    ({"package_floors": {"openssl": 3}}, "record.package_floors is"),
+    ({"floors": {}}, "record.floors: unknown key"),
+    ({"firewall_digest": "not-a-digest"}, "record.firewall_digest is"),
+    ({"package_floors": {"openssl": "x:1"}}, "record.package_floors.openssl: cannot compare"),
+])
+def test_ledger_module_refuses_a_bad_record_and_leaves_the_ledger(tmp_path, record, why):
+    d = tmp_path / "ledger"
+    module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "record": RECORD, "epoch": "prepare"})
+    before = os.lstat(str(d / (LEDGER_UUID + ".json")))
+    out = module("vmguard.hardening.ledger", {"uuid": LEDGER_UUID, "dir": str(d), "record": record, "epoch": "commit"})
+    assert out.get("failed") and why in out["msg"], out
+    after = os.lstat(str(d / (LEDGER_UUID + ".json")))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns) and read_ledger(d)["pending_epoch"] == 1
