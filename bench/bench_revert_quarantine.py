@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How long a reverted guest stays on its network: the revert watcher (RB-11) against the baseline a
 user has today, a periodic audit every 15 minutes (a revert is found on average 450 s later).
 

@@ -66,7 +66,7 @@ options:
     elements: str
     default: []
   prune:
-    description: Delete the snapshots. V(false) only reports them (RV(domains.<name>.would_delete)).
+    description: Delete the snapshots. V(false) only reports them (C(would_delete) per domain in RV(domains)).
     type: bool
     default: false
 extends_documentation_fragment:

@@ -106,7 +106,7 @@ def check_role_remediation(rid, remediation):
     """A remediation carried out by a role: its task file exists and holds a task tagged with the rule."""
     path = role_task_file(remediation)
     assert os.path.isfile(path), "%s: %s is carried out by %s, which does not exist" % (rid, remediation, path)
-    assert any(rid in tags for _, tags in tagged_tasks(path)), "%s: no task of %s is tagged %s" % (rid, path, rid)
+    assert any(rid in tags for _name, tags in tagged_tasks(path)), "%s: no task of %s is tagged %s" % (rid, path, rid)
 
 
 @pytest.mark.parametrize("rid", [r for r in RULES if RULES[r].remediated_by])

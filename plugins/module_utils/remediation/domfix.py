@@ -344,7 +344,8 @@ def remove_passthrough(root, etree, params):
             _remove_keeping_layout(h)
     for i in _children(root, "interface"):
         if i.get("type") == "hostdev":
-            source = domxml._hostdev_address(i.find("source"))  # pylint: disable=protected-access (one spelling for evidence and fix)
+            # One spelling of a hostdev address for the evidence and the fix.
+            source = domxml._hostdev_address(i.find("source"))  # pylint: disable=protected-access
             if not source or source not in allowed:
                 gone.append("interface hostdev %s" % (source or "(no source address)"))
                 _remove_keeping_layout(i)
@@ -445,9 +446,10 @@ def spice_no_clipboard(root, etree, params):
 
 
 # libvirt's memory units (virScaleInteger), in bytes.
-UNITS = dict([("b", 1), ("bytes", 1)] + [(u, 1000 ** n) for n, u in enumerate(("KB", "MB", "GB", "TB", "PB", "EB"), 1)]
-             + [(u, 1024 ** n) for n, us in enumerate((("k", "KiB"), ("M", "MiB"), ("G", "GiB"), ("T", "TiB"),
-                                                         ("P", "PiB"), ("E", "EiB")), 1) for u in us])
+_DECIMAL = ("KB", "MB", "GB", "TB", "PB", "EB")
+_BINARY = (("k", "KiB"), ("M", "MiB"), ("G", "GiB"), ("T", "TiB"), ("P", "PiB"), ("E", "EiB"))
+UNITS = dict([("b", 1), ("bytes", 1)] + [(u, 1000 ** n) for n, u in enumerate(_DECIMAL, 1)]
+             + [(u, 1024 ** n) for n, us in enumerate(_BINARY, 1) for u in us])
 
 
 def _numa_total_kib(root):
