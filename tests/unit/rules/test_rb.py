@@ -1,5 +1,8 @@
 """RB rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
+
 from . import evidence as E
 
 H = 3600
@@ -245,3 +248,75 @@ def test_rb06_unreadable_host_keys_are_an_error_not_a_pass():
     facts = E.guest_facts(1, ssh_host_keys=None, ssh_host_keys_error="cannot read /etc/ssh/ssh_host_ed25519_key.pub")
     f = E.by_subject(E.run("RB-06", guest_fleet(facts)))["web1"]
     assert f["status"] == "error" and "ssh_host_ed25519_key.pub" in f["message"]
+
+
+# --- After a harden recorded the state it reached (issue 13): each rollback guard fails, and passes when restored ---
+
+def recorded_ledger():
+    """The record the ledger module writes for a harden of web1 (epoch 1 after prepare and commit) - the real merge."""
+    state = {"package_floors": {"openssl": "3.0.15-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"},
+             "disabled_accounts": ["games"], "masked_services": ["telnet.socket"], "firewall_digest": "f" * 64}
+    rec = ledger.empty(E.domain("web1")["uuid"])
+    rec, _ch = ledger.apply(rec, E.NOW - 3600, epoch="prepare", update=state, compare=debversion.compare)
+    rec, _ch = ledger.apply(rec, E.NOW - 3600, epoch="commit", hardened=True)
+    return rec
+
+
+def hardened_guest(**overrides):
+    """web1 as the harden left it: epoch 1, games locked, telnet.socket masked, openssl at its floor, the ruleset applied."""
+    f = E.guest_facts(1, **dict({"epoch": 1}, **overrides))
+    f["accounts"].append({"name": "games", "uid": 5, "shell": "/usr/sbin/nologin", "password_locked": True,
+                          "expired": True, "locked": True, "hash_digest": None})
+    return f
+
+
+def guard(rule, facts):
+    return E.by_subject(E.run(rule, guest_fleet(facts, led=recorded_ledger())))["web1"]
+
+
+def test_recorded_state_every_guard_passes_on_the_hardened_guest():
+    for rule in ("RB-05", "RB-07", "RB-08", "RB-09", "RB-10"):
+        assert guard(rule, hardened_guest())["status"] == "pass", rule
+
+
+def test_recorded_state_rb05_fails_on_a_revert_to_before_the_epoch_and_passes_when_restored():
+    got = guard("RB-05", hardened_guest(epoch=0))
+    assert got["status"] == "fail" and got["evidence"] == {"guest_epoch": 0, "ledger_epoch": 1}
+    assert guard("RB-05", hardened_guest(epoch=None))["status"] == "fail"  # reverted to before the epoch file existed
+    assert guard("RB-05", hardened_guest(epoch=1))["status"] == "pass"
+
+
+def test_recorded_state_rb07_fails_on_an_unlocked_account_and_passes_when_relocked_or_removed():
+    f = hardened_guest()
+    f["accounts"][-1].update(shell="/bin/sh", password_locked=False, expired=False, locked=False)
+    got = guard("RB-07", f)
+    assert got["status"] == "fail" and got["evidence"]["accounts"] == ["games"] and "games" in got["message"]
+    f["accounts"].pop()
+    assert guard("RB-07", f)["status"] == "pass"  # absent is as good as locked
+
+
+def test_recorded_state_rb08_fails_below_the_floor_naming_installed_and_floor_and_passes_when_upgraded():
+    got = guard("RB-08", hardened_guest(packages={"openssl": "3.0.11-1~deb12u2", "openssh-server": "1:9.2p1-2+deb12u5"}))
+    assert got["status"] == "fail"
+    assert got["message"] == "1 package(s) below their security floor: openssl 3.0.11-1~deb12u2 < 3.0.15-1~deb12u1"
+    assert got["evidence"]["packages"] == {"openssl": {"installed": "3.0.11-1~deb12u2", "floor": "3.0.15-1~deb12u1"}}
+    # Debian order: the epoch outranks everything, ~ sorts before the end.
+    got = guard("RB-08", hardened_guest(packages={"openssl": "3.0.15-1~deb12u1", "openssh-server": "9.2p1-2+deb12u5"}))
+    assert got["status"] == "fail" and "openssh-server 9.2p1-2+deb12u5 < 1:9.2p1-2+deb12u5" in got["message"]
+    upgraded = hardened_guest(packages={"openssl": "3.0.16-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"})
+    assert guard("RB-08", upgraded)["status"] == "pass"
+
+
+def test_recorded_state_rb09_fails_on_an_unmasked_unit_and_passes_when_masked_again():
+    got = guard("RB-09", hardened_guest(services={"enabled": ["ssh.service", "telnet.socket"], "masked": []}))
+    assert got["status"] == "fail" and got["evidence"]["services"] == ["telnet.socket"]
+    assert guard("RB-09", hardened_guest(services={"enabled": ["ssh.service"], "masked": ["telnet.socket"]}))["status"] == "pass"
+
+
+def test_recorded_state_rb10_fails_on_another_ruleset_and_passes_when_reapplied():
+    f = hardened_guest()
+    f["firewall"] = dict(f["firewall"], digest="0" * 64, default_deny=False, input_policy="accept")
+    got = guard("RB-10", f)
+    assert got["status"] == "fail" and got["evidence"] == {"digest": "0" * 64, "expected": "f" * 64}
+    f["firewall"] = dict(f["firewall"], digest="f" * 64)
+    assert guard("RB-10", f)["status"] == "pass"
