@@ -28,6 +28,14 @@ cannot be carried out there is listed under not_enforced with the reason: ISO-04
 AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
 no inventory guest, an inventory value of the wrong shape.
 
+Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
+"ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch}. ``record`` is the security
+state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
+masked_services masked, the firewall digest when ISO-10 passes, else None) for the ledger module;
+``epoch`` is true when the guest has another plan step or recording would change what the ledger
+holds (so a second harden with nothing to do changes nothing). Names the ledger records and the
+policy still names stay recorded when the guest lost them: a harden never erases a rollback's trace.
+
 Evidence layout: see audit/engine.py. A guest's domain UUID (the ledger's key) is found through
 the hypervisor evidence: guest vars hypervisor + domain -> that hypervisor's domain of that name.
 """
