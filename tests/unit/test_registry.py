@@ -21,7 +21,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ROW = re.compile(r"^\| ((?:DIV|RB|ISO|LEAK|VIS)-\d\d) \|(.*)\|$", re.M)
 # What the "enforced by" column adds after the module, per remediation.
 NOTES = {"domain_policy": "{rid} fixer", "expire_passwords": "chage --lastday 0", "snapshot_policy": "with prune_snapshots",
-         "revert_watcher": "role, tasks/{tasks}"}
+         "revert_watcher": "role, tasks/{tasks}", "reconverge": "role, tasks/{tasks}"}
 
 
 def catalogue_rows():
@@ -158,10 +158,11 @@ def test_remediations_are_exactly_the_contract():
                                          "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-07", "VIS-05"],
                        "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
                        "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],
-                       "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"]}
+                       "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"],
+                       "reconverge": ["RB-07", "RB-08", "RB-09"]}
     assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == [
         "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-07", "ISO-08", "ISO-11"]
-    assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml"}
+    assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml", "reconverge": "reconverge.yml"}
 
 
 def test_shipped_default_modes_are_enforce_exactly_where_a_non_opt_in_remediation_exists():
@@ -273,10 +274,41 @@ def test_task_classification_sees_a_change_and_its_remediation():
     assert [t["name"] for t in tasks_of([{"block": [{"name": "a", "debug": {}}], "rescue": [{"name": "b", "fail": {}}]}])] == ["a", "b"]
 
 
+def remediation_rules(remediation):
+    return set(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == remediation)
+
+
+def check_names_of(remediation, named, where, by_file=None):
+    """A task carrying out a module's remediation names every rule it is declared for. A role's task file
+    (ROLE_TASK_FILES) carries out its rules task by task: each task names some of them and nothing else,
+    and its tasks together name all of them (``by_file`` collects {(remediation, where): names})."""
+    wanted = remediation_rules(remediation)
+    if remediation not in ROLE_TASK_FILES:
+        assert wanted <= named, "%s: carries out %s, so it must name %s" % (where, remediation, sorted(wanted - named))
+        return
+    assert named <= wanted, "%s: carries out %s, so it names only %s, not %s" % (where, remediation, sorted(wanted),
+                                                                                sorted(named - wanted))
+    if by_file is not None:
+        by_file.setdefault(remediation, set()).update(named)
+
+
+def test_role_task_files_name_each_rule_in_some_task():
+    by_file = {}
+    check_names_of("reconverge", {"RB-07"}, "t1", by_file)
+    check_names_of("reconverge", {"RB-08", "RB-09"}, "t2", by_file)
+    assert by_file == {"reconverge": {"RB-07", "RB-08", "RB-09"}}
+    with pytest.raises(AssertionError, match=r"names only .*not \['RB-10'\]"):
+        check_names_of("reconverge", {"RB-09", "RB-10"}, "t3")
+    with pytest.raises(AssertionError, match=r"must name \['DIV-04'\]"):
+        check_names_of("identity_reseal", {"DIV-01", "DIV-02", "RB-06"}, "t4")
+
+
 def test_enforcing_roles_name_the_rule_ids_of_every_change():
-    """Every changing task names rule ids in its name (all known); a task that carries out a remediation names every rule
-    that remediation is declared for; and each declared remediation is carried out by some task."""
+    """Every changing task names rule ids in its name (all known); a task that carries out a module's remediation names
+    every rule that remediation is declared for, a role's task file names each of its rules in some task and nothing
+    else; and each declared remediation is carried out by some task."""
     carried = set()
+    by_file = {}
     for role in ENFORCING_ROLES:
         for fname, task, module in changing_tasks(role):
             where = "roles/%s/tasks/%s: %s" % (role, fname, task.get("name"))
@@ -287,8 +319,7 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
             remediation = remediation_of(task, module, role, fname)
             if remediation:
                 carried.add(remediation)
-                wanted = set(rid for rid, r in RULES.items() if (r.remediated_by or {}).get("remediation") == remediation)
-                assert wanted <= named, "%s: carries out %s, so it must name %s" % (where, remediation, sorted(wanted - named))
+                check_names_of(remediation, named, where, by_file)
             else:
                 # The ledger step records the state RB-05..10 compare against: its ledger calls and the guest's
                 # epoch file (the middle of the two-phase epoch) name those audit-only rules.
@@ -296,3 +327,6 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
                 assert any(RULES[rid].remediated_by for rid in named) or ledger_step, \
                     "%s: changes something (%s) for rules none of which has a remediation: %s" % (where, module, sorted(named))
     assert carried == set(REMEDIATIONS), "no task carries out %s" % sorted(set(REMEDIATIONS) - carried)
+    for remediation, named in by_file.items():
+        assert named == remediation_rules(remediation), "roles/*/tasks/%s: no task names %s" % (
+            ROLE_TASK_FILES[remediation], sorted(remediation_rules(remediation) - named))

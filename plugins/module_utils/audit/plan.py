@@ -28,6 +28,11 @@ cannot be carried out there is listed under not_enforced with the reason: ISO-04
 AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
 no inventory guest, an inventory value of the wrong shape.
 
+Reconverge (RB-07, RB-08, RB-09): a guest a revert rolled back gets one "reconverge" step
+{lock_accounts: [name], packages: {pkg: floor}, mask_services: [unit]} from the evidence of its
+failing findings; the guest role locks, upgrades (from the guest's own package sources) and masks,
+and the ledger step then moves the epoch (RB-05: another step ran).
+
 Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
 "ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch}. ``record`` is the security
 state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
@@ -63,7 +68,8 @@ NOT_EVALUATED = "error: not evaluated"
 # The subject kind each remediation acts on (a finding of another kind, e.g. an expired waiver
 # or an unreachable hypervisor, is not something it can fix).
 SUBJECT_KIND = {"domain_policy": "domain", "identity_reseal": "guest", "sysctl": "guest",
-                "expire_passwords": "guest", "snapshot_policy": "domain", "revert_watcher": "hypervisor"}
+                "expire_passwords": "guest", "snapshot_policy": "domain", "revert_watcher": "hypervisor",
+                "reconverge": "guest"}
 SYSCTL_SETTINGS = {"DIV-10": {"kernel.randomize_va_space": "2"}}
 # Identity items resealed per set of guests sharing one value: rule -> the guest fact holding it.
 IDENTITY_DIGESTS = {"DIV-01": "machine_id_digest", "DIV-04": "random_seed_digest"}
@@ -186,6 +192,23 @@ def _plan_guest(hosts, f):
         entry.setdefault("settings", {}).update(SYSCTL_SETTINGS[rid])
     elif name == "expire_passwords":
         entry.setdefault("accounts", set()).update((f.get("evidence") or {}).get("accounts") or [])
+    elif name == "reconverge":
+        _plan_reconverge(entry, rid, f.get("evidence") or {})
+
+
+def _plan_reconverge(entry, rid, ev):
+    """What a rolled-back guest gets back, from the failing finding's evidence (rules/rb.py): RB-07 the
+    accounts usable again ("accounts": [name]), RB-08 the packages below their floor ("packages": {pkg:
+    {installed, floor}}) with the floor each must reach, RB-09 the units unmasked again ("services")."""
+    entry.setdefault("lock_accounts", set())
+    entry.setdefault("packages", {})
+    entry.setdefault("mask_services", set())
+    if rid == "RB-07":
+        entry["lock_accounts"].update(ev.get("accounts") or ())
+    elif rid == "RB-08":
+        entry["packages"].update((p, v["floor"]) for p, v in (ev.get("packages") or {}).items())
+    elif rid == "RB-09":
+        entry["mask_services"].update(ev.get("services") or ())
 
 
 # --- domain_policy parameters ---------------------------------------------------------------------

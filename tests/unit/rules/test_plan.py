@@ -186,6 +186,31 @@ def leaky_on_a_host_without_lsm():
     return leaky_domains(security_models=("dac",))
 
 
+ROLLBACK_POLICY = {"params": {"rollback": {"disabled_accounts": ["games"], "masked_services": ["telnet.socket"]}}}
+OPENSSL_FLOOR, OPENSSL_OLD = "3.0.15-1~deb12u1", "3.0.11-1~deb12u2"
+
+
+def games(locked=True):
+    return {"name": "games", "uid": 5, "shell": "/usr/sbin/nologin" if locked else "/bin/sh", "password_locked": locked,
+            "expired": locked, "locked": locked, "hash_digest": None}
+
+
+def rolled_back_facts(epoch=2, **overrides):
+    """web1 after a revert to a snapshot older than its last harden (epoch 3): games usable again, openssl back
+    to 3.0.11 (below its 3.0.15 floor), telnet.socket no longer masked."""
+    facts = E.guest_facts(1, epoch=epoch, packages={"openssl": OPENSSL_OLD, "openssh-server": "1:9.2p1-2+deb12u5"},
+                          services={"enabled": ["ssh.service", "nginx.service", "telnet.socket"], "masked": []})
+    facts["accounts"].append(games(locked=False))
+    facts.update(overrides)
+    return facts
+
+
+def rolled_back():
+    """The ledger (E.ledger: epoch 3) records games disabled, openssl's floor 3.0.15-1~deb12u1 and telnet.socket
+    masked; the guest holds epoch 2 and none of them."""
+    return E.fleet([E.domain("web1", ledger=E.ledger())], {"web1": E.guest("web1", facts=rolled_back_facts())})
+
+
 SCENARIOS = {
     "clone-pair": ({}, clone_pair),
     "clone-pair-all-but-one": ({"params": {"diversity": {"reseal": "all_but_one"}}}, clone_pair),
@@ -201,6 +226,7 @@ SCENARIOS = {
     "transient-disk": ({}, transient_disk),
     "leaky-domain-devices-opt-in": (OPT_IN_DEVICES, leaky_domains),
     "leaky-domain-no-lsm": ({}, leaky_on_a_host_without_lsm),
+    "rolled-back": (ROLLBACK_POLICY, rolled_back),
 }
 
 
@@ -422,11 +448,6 @@ RECORD_POLICY = {"params": {"rollback": {"disabled_accounts": ["games", "lp", "a
                                          "masked_services": ["telnet.socket", "cups.service"]}}}
 
 
-def games(locked=True):
-    return {"name": "games", "uid": 5, "shell": "/usr/sbin/nologin" if locked else "/bin/sh", "password_locked": locked,
-            "expired": locked, "locked": locked, "hash_digest": None}
-
-
 def harden_ledger(step, held=None):
     """The ledger record after the guest role carried out the plan's ledger ``step`` (the real merge, both phases)."""
     rec = ledger.empty(step["uuid"]) if held is None else held
@@ -499,8 +520,8 @@ def test_epoch_moves_when_the_state_moves_up_or_another_step_runs():
 
 
 def test_a_rollback_is_not_erased_from_the_ledger_by_the_next_harden():
-    """After a revert: openssl below its floor, games usable, telnet.socket unmasked, firewall opened. Nothing
-    remediates RB-07/08/09/10, so the plan neither lowers what the ledger holds nor moves the epoch."""
+    """After a revert: openssl below its floor, games usable, telnet.socket unmasked, firewall opened. The plan
+    reconverges RB-07/08/09 (RB-10 has no remediation) and moves the epoch, but never lowers what the ledger holds."""
     facts = E.guest_facts(1)
     facts["accounts"].append(games())
     p, _findings = build(RECORD_POLICY, web1_alone(facts))
@@ -512,9 +533,15 @@ def test_a_rollback_is_not_erased_from_the_ledger_by_the_next_harden():
     p2, findings = build(RECORD_POLICY, web1_alone(reverted, held))
     assert sorted(f["rule"] for f in findings if f["rule"] in ("RB-07", "RB-08", "RB-09", "RB-10") and f["status"] == "fail") == [
         "RB-07", "RB-08", "RB-09", "RB-10"]
+    assert p2["hosts"]["web1"]["reconverge"]["rules"] == ["RB-07", "RB-08", "RB-09"]
+    assert not_enforced(p2, "RB-10") == [("web1", "no remediation")]
     step = p2["hosts"]["web1"]["ledger"]
     assert step["record"]["disabled_accounts"] == ["games", "lp"] and step["record"]["masked_services"] == ["telnet.socket"]
-    assert step["epoch"] is False and harden_ledger(step, held) == held
+    assert step["epoch"] is True
+    after = harden_ledger(step, held)
+    assert after["epoch"] == held["epoch"] + 1
+    for key in ("package_floors", "disabled_accounts", "masked_services", "firewall_digest", "retired_fingerprints"):
+        assert after[key] == held[key], key
 
 
 def test_missing_account_or_service_evidence_leaves_the_recorded_lists():
@@ -774,3 +801,107 @@ def test_an_expiry_given_as_a_yaml_date_is_written_as_yyyy_mm_dd():
     ev["guests"]["web1"]["vars"]["expires"] = datetime.date(2027, 6, 30)
     p, _findings = build({}, ev)
     assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["VIS-05"]["expires"] == "2027-06-30"
+
+
+# --- reconverge a rolled-back guest (RB-07, RB-08, RB-09; RB-05 through the ledger's epoch) -----------
+
+RECONVERGED = ("RB-07", "RB-08", "RB-09")
+
+
+def test_rolled_back_guest_gets_one_reconverge_step_and_a_new_epoch():
+    p, findings = scenario("rolled-back")
+    web1 = dict((f["rule"], f) for f in findings if f["subject"]["id"] == "web1")
+    assert [web1[r]["status"] for r in ("RB-05",) + RECONVERGED] == ["fail"] * 4
+    assert p["hosts"]["web1"]["reconverge"] == {
+        "rules": ["RB-07", "RB-08", "RB-09"], "subjects": ["web1"], "lock_accounts": ["games"],
+        "packages": {"openssl": OPENSSL_FLOOR}, "mask_services": ["telnet.socket"]}
+    # RB-05 stays audit-only: its reconverge is the others plus the epoch move, which the ledger step makes.
+    assert not_enforced(p, "RB-05") == [("web1", "no remediation")]
+    led = p["hosts"]["web1"]["ledger"]
+    assert led["epoch"] is True and p["steps"] == 1
+    # What the guest holds now lowers nothing the ledger records (the rollback's names and floor stay).
+    assert led["record"]["disabled_accounts"] == ["games"] and led["record"]["masked_services"] == ["telnet.socket"]
+    assert led["record"]["package_floors"]["openssl"] == OPENSSL_OLD  # the ledger's merge keeps the higher floor
+
+
+def test_reconverge_carries_only_what_fails():
+    """Only openssl rolled back: the step upgrades it and locks and masks nothing."""
+    facts = rolled_back_facts(epoch=3, services=E.guest_facts(1)["services"])
+    facts["accounts"][-1] = games()
+    p, findings = build(ROLLBACK_POLICY, E.fleet([E.domain("web1", ledger=E.ledger())], {"web1": E.guest("web1", facts=facts)}))
+    assert sorted((f["rule"], f["status"]) for f in findings if f["rule"] in ("RB-05",) + RECONVERGED) == [
+        ("RB-05", "pass"), ("RB-07", "pass"), ("RB-08", "fail"), ("RB-09", "pass")]
+    assert p["hosts"]["web1"]["reconverge"] == {"rules": ["RB-08"], "subjects": ["web1"], "lock_accounts": [],
+                                                "packages": {"openssl": OPENSSL_FLOOR}, "mask_services": []}
+    assert p["hosts"]["web1"]["ledger"]["epoch"] is True
+
+
+def test_reconverge_in_audit_mode_is_not_enforced():
+    doc = copy.deepcopy(ROLLBACK_POLICY)
+    doc["rules"] = dict((r, {"mode": "audit"}) for r in RECONVERGED)
+    p, _findings = build(doc, rolled_back())
+    assert "reconverge" not in p["hosts"]["web1"] and p["steps"] == 0
+    for rid in RECONVERGED:
+        assert not_enforced(p, rid) == [("web1", "mode audit")]
+    p, _findings = build(dict(ROLLBACK_POLICY, mode="audit"), rolled_back())
+    assert p["hosts"] == {} and all(not_enforced(p, rid) == [("web1", "policy mode audit")] for rid in RECONVERGED)
+
+
+def test_waived_rollback_findings_plan_nothing():
+    waivers = [{"rule": rid, "subject": "web1", "reason": "rebuild scheduled", "expires": "2099-01-01"} for rid in RECONVERGED]
+    p, findings = build(dict(ROLLBACK_POLICY, waivers=waivers), rolled_back())
+    assert [f["status"] for f in findings if f["rule"] in RECONVERGED] == ["waived"] * 3
+    assert "reconverge" not in p["hosts"]["web1"]
+    assert not [e for e in p["not_enforced"] if e["rule"] in RECONVERGED]
+
+
+def test_error_or_no_ledger_plans_no_reconverge():
+    ev = rolled_back()
+    ev["guests"]["web1"]["facts"].update(packages=None, accounts=None, accounts_error="/etc/shadow: permission denied")
+    p, findings = build(ROLLBACK_POLICY, ev)
+    assert sorted((f["rule"], f["status"]) for f in findings if f["rule"] in RECONVERGED) == [
+        ("RB-07", "error"), ("RB-08", "error"), ("RB-09", "fail")]
+    assert p["hosts"]["web1"]["reconverge"]["rules"] == ["RB-09"]
+    assert not_enforced(p, "RB-07") == [("web1", "error: not evaluated")]
+    never = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=rolled_back_facts())})
+    p, findings = build(ROLLBACK_POLICY, never)
+    assert [f["status"] for f in findings if f["rule"] in RECONVERGED] == ["not_applicable"] * 3
+    assert "reconverge" not in p["hosts"]["web1"]
+
+
+def test_nothing_rolled_back_plans_no_reconverge():
+    facts = E.guest_facts(1)
+    facts["accounts"].append(games())
+    p, findings = build(ROLLBACK_POLICY, E.fleet([E.domain("web1", ledger=E.ledger())], {"web1": E.guest("web1", facts=facts)}))
+    assert [f["status"] for f in findings if f["rule"] in ("RB-05",) + RECONVERGED] == ["pass"] * 4
+    assert "reconverge" not in p["hosts"]["web1"] and p["steps"] == 0
+
+
+def test_the_reconverged_guest_passes_and_the_next_harden_changes_nothing():
+    """Harden, revert, harden: the guest role does what the reconverge step says (games locked with expiry day 1,
+    openssl upgraded past its floor, telnet.socket masked) and the ledger step moves the epoch; the audit after that
+    passes RB-05/07/08/09, and the harden after that plans nothing and keeps the ledger."""
+    good = E.guest_facts(1, epoch=None)
+    good["accounts"].append(games())
+    p, _findings = build(ROLLBACK_POLICY, web1_alone(good))
+    held = harden_ledger(p["hosts"]["web1"]["ledger"])
+    p, _findings = build(ROLLBACK_POLICY, web1_alone(rolled_back_facts(epoch=held["epoch"] - 1), held))
+    step = p["hosts"]["web1"]["reconverge"]
+    assert (step["lock_accounts"], step["packages"], step["mask_services"]) == (["games"], {"openssl": OPENSSL_FLOOR},
+                                                                                ["telnet.socket"])
+    held2 = harden_ledger(p["hosts"]["web1"]["ledger"], held)
+    assert held2["epoch"] == held["epoch"] + 1 and held2["package_floors"]["openssl"] == OPENSSL_FLOOR
+    # The guest after the role: what the user, apt and systemd_service tasks leave, and the epoch file.
+    after = rolled_back_facts(epoch=held2["epoch"], packages={"openssl": "3.0.16-1~deb12u1", "openssh-server": "1:9.2p1-2+deb12u5"},
+                              services={"enabled": ["ssh.service", "nginx.service"], "masked": ["telnet.socket"]})
+    after["accounts"][-1] = dict(games(locked=False), password_locked=True, expired=True, locked=True)  # shell kept
+    p, findings = build(ROLLBACK_POLICY, web1_alone(after, held2))
+    assert [f["status"] for f in findings if f["rule"] in ("RB-05",) + RECONVERGED] == ["pass"] * 4
+    assert "reconverge" not in p["hosts"]["web1"] and p["steps"] == 0
+    # The upgrade raised the floor (recorded with a new epoch); the run after that changes nothing.
+    held3 = harden_ledger(p["hosts"]["web1"]["ledger"], held2)
+    assert held3["package_floors"]["openssl"] == "3.0.16-1~deb12u1"
+    after["epoch"] = held3["epoch"]
+    p, _findings = build(ROLLBACK_POLICY, web1_alone(after, held3))
+    assert p["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False)}
+    assert harden_ledger(p["hosts"]["web1"]["ledger"], held3) == held3

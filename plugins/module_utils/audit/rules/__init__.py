@@ -51,11 +51,12 @@ REMEDIATIONS = OrderedDict([
     ("expire_passwords", "ansible.builtin.command"),           # chage --lastday 0
     ("snapshot_policy", "vmguard.hardening.snapshot_policy"),  # deletes the planned snapshots (only with prune)
     ("revert_watcher", "vmguard.hardening.hypervisor"),        # a role, not a module: see ROLE_TASK_FILES
+    ("reconverge", "vmguard.hardening.guest"),                 # a role: ansible.builtin.user, apt, systemd_service
 ])
 
 # Remediations carried out by a role of this collection rather than by one module: remediation name ->
 # the role's task file that carries it out (its tasks are tagged with the rule ids it remediates).
-ROLE_TASK_FILES = {"revert_watcher": "watcher.yml"}
+ROLE_TASK_FILES = {"revert_watcher": "watcher.yml", "reconverge": "reconverge.yml"}
 
 
 class Remediation(dict):

@@ -41,11 +41,17 @@ rule("RB-06", "rollback", "critical", "GUEST+LEDGER", "no retired SSH host key p
      "Rotate the SSH host keys again (they were retired before the rollback brought them back).",
      remediated_by=Remediation("identity_reseal", "rotate the retired SSH host keys that are back"))
 rule("RB-07", "rollback", "high", "GUEST+LEDGER", "accounts disabled by policy stay locked or absent",
-     "Lock the accounts again (usermod --lock --expiredate 1).")
+     "Lock the accounts again (usermod --lock --expiredate 1).",
+     remediated_by=Remediation("reconverge", "lock the accounts again: ansible.builtin.user password_lock and expires "
+                               "(day 1, already expired); the shell is left as it is (guest role, tasks/reconverge.yml)"))
 rule("RB-08", "rollback", "high", "GUEST+LEDGER", "package versions at or above the security floor",
-     "Upgrade the packages to at least the recorded floor (apt-get install --only-upgrade).")
+     "Upgrade the packages to at least the recorded floor (apt-get install --only-upgrade).",
+     remediated_by=Remediation("reconverge", "upgrade the packages below their floor from the guest's own package "
+                               "sources: ansible.builtin.apt state latest, only_upgrade (the next audit judges the floor)"))
 rule("RB-09", "rollback", "high", "GUEST+LEDGER", "services masked by policy stay masked",
-     "Mask the services again (systemctl mask --now).")
+     "Mask the services again (systemctl mask --now).",
+     remediated_by=Remediation("reconverge", "mask the units again and stop them: ansible.builtin.systemd_service "
+                               "masked (guest role, tasks/reconverge.yml)"))
 rule("RB-10", "rollback", "high", "GUEST", "firewall ruleset digest equals the applied policy's",
      "Re-apply the policy's nftables ruleset.")
 rule("RB-11", "rollback", "high", "HOST", "revert watcher running",
