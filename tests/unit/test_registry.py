@@ -330,3 +330,26 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
     for remediation, named in by_file.items():
         assert named == remediation_rules(remediation), "roles/*/tasks/%s: no task names %s" % (
             ROLE_TASK_FILES[remediation], sorted(remediation_rules(remediation) - named))
+
+
+def test_reconverge_tasks_use_the_modules_the_registry_declares():
+    """roles/guest/tasks/reconverge.yml: RB-07 by ansible.builtin.user (password lock, expiry day 1 - the module takes
+    seconds -, shell untouched), RB-08 by ansible.builtin.apt (only-upgrade to the latest of the guest's own sources, no
+    pinned version), RB-09 by ansible.builtin.systemd_service (masked); each module is named in its rule's "how"."""
+    with open(os.path.join(ROOT, "roles", "guest", "tasks", ROLE_TASK_FILES["reconverge"])) as f:
+        tasks = list(tasks_of(yaml.safe_load(f)))
+    by_rule = {}
+    for task in tasks:
+        for rid in IDS.findall(task["name"]):
+            by_rule.setdefault(rid, []).append((module_of(task), task[module_of(task)]))
+    assert sorted(by_rule) == ["RB-07", "RB-08", "RB-09"]
+    expected = {"RB-07": "ansible.builtin.user", "RB-08": "ansible.builtin.apt", "RB-09": "ansible.builtin.systemd_service"}
+    for rid, module in expected.items():
+        assert set(m for m, _args in by_rule[rid]) == {module}, rid
+        assert module in RULES[rid].remediated_by["how"], rid
+    (_m, user), = by_rule["RB-07"]
+    assert user["password_lock"] is True and user["expires"] // 86400 == 1 and "shell" not in user and "state" not in user
+    (_m, apt), = by_rule["RB-08"]
+    assert (apt["state"], apt["only_upgrade"], apt["update_cache"]) == ("latest", True, True) and "=" not in apt["name"]
+    assert [args.get("masked") for _m, args in by_rule["RB-09"]] == [True, None]
+    assert by_rule["RB-09"][1][1]["state"] == "stopped"
