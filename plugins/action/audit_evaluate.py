@@ -12,7 +12,7 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan as plan_mod, policy as policy_mod, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan as plan_mod, policy as policy_mod, report, sarif
 
 HV_VAR = "__vmguard_audit_hv_evidence"
 GUEST_VAR = "__vmguard_audit_guest_evidence"
@@ -33,6 +33,8 @@ ARGS = dict(
     validate_only=dict(type="bool", default=False),
     run_checks=dict(type="bool", default=False),
     now=dict(type="float"),
+    # The files report.sarif anchors its results to (default: the inventory sources Ansible used).
+    sarif_sources=dict(type="dict", options=dict(inventory=dict(type="list", elements="str"), policy=dict(type="str"))),
 )
 
 # Tags of the collection's roles that select tasks, not rules: never an unknown tag for the audit.
@@ -159,6 +161,19 @@ def guest_evidence(hostvars, names, var):
     return out
 
 
+def sarif_sources_of(args, task_vars, cwd):
+    """{"inventory": [URI, ...], "policy": URI or None} for report.sarif: the files given in
+    sarif_sources, else the inventory sources Ansible used that are files or directories (a host list
+    such as 'localhost,' is none); each relative to ``cwd`` when inside it, else its base name."""
+    given = _plain(args.get("sarif_sources")) or {}
+    inventory = given.get("inventory")
+    if inventory is None:
+        inventory = [p for p in _plain(task_vars.get("ansible_inventory_sources")) or [] if os.path.exists(p)]
+    policy = given.get("policy")
+    return {"inventory": [sarif.source_uri(p, cwd) for p in inventory],
+            "policy": sarif.source_uri(policy, cwd) if policy else None}
+
+
 def gate_entry(f):
     """A gate finding as the console shows it: guest data escaped (no terminal escapes)."""
     return dict(rule=f["rule"], severity=f["severity"], status=f["status"],
@@ -236,7 +251,8 @@ class ActionModule(ActionBase):
             plan=plan_mod.build_plan(pol, evidence, findings),
         )
         try:
-            paths = report.write_all(report_dir, rep, gate, args["fail_on"], mode=mode)
+            paths = report.write_all(report_dir, rep, gate, args["fail_on"], mode=mode,
+                                     sources=sarif_sources_of(args, task_vars, os.getcwd()))
         except (report.ReportWriteError, OSError, ValueError) as e:
             result.update(failed=True, reports={}, msg="vmguard audit: cannot write the reports to %s: %s "
                           "(the previous reports there are unchanged); %s" % (

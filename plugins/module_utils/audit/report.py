@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, vmguard.hardening developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reports: report.json (vmguard.report/v1), junit.xml (one testcase per rule x subject) and a
-self-contained report.html (no external assets). JSON and JUnit need only the standard library;
+"""Reports: report.json (vmguard.report/v1), junit.xml (one testcase per rule x subject), a
+self-contained report.html (no external assets) and report.sarif (SARIF 2.1.0, audit/sarif.py). JSON and JUnit need only the standard library;
 the HTML is rendered with Jinja2, which every Ansible controller has.
 
 Guest data (process names, unit names, ...) reaches finding messages and evidence. Everything a
@@ -10,7 +10,7 @@ human or a CI parser reads (JUnit, HTML, the console) shows control characters, 
 and other invisible or XML-invalid code points as text (``\\x1b[31m``); report.json keeps the data
 as it is (JSON escapes it).
 
-The three reports are written as a set: all rendered first, each written to a private temp file in
+The four reports are written as a set: all rendered first, each written to a private temp file in
 the report directory, then renamed; on any failure the temp files are removed and the previous set
 stays as it was. (fsutil.atomic_write renames each file as soon as it is written, so it cannot
 give a set; the set keeps its rules: mkstemp in the target directory, mode set before any byte,
@@ -36,8 +36,9 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil im
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import sarif
 
-NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"))
+NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"), ("sarif", "report.sarif"))
 DEFAULT_MODE = "0640"
 _MODE = re.compile(r"^0?[0-7]{3}$")
 TEMP_PREFIX = ".vmguard-report-"
@@ -303,12 +304,21 @@ def html(report, gate, fail_on):
         titles=dict((rid, r.title) for rid, r in RULES.items()))
 
 
-def render_all(report, gate, fail_on):
+def sarif_log(report, sources=None):
+    """report.sarif's content: SARIF 2.1.0 anchored to ``sources`` (see sarif.build); guest data in
+    messages and subject names escaped as in junit.xml (a CI shows them)."""
+    info = sarif.collection_info()
+    return sarif.build(report, RULES, sources, version=info["version"], information_uri=info["repository"],
+                       text=printable)
+
+
+def render_all(report, gate, fail_on, sources=None):
     """The text of every report, rendered before any is written (a rendering error writes nothing)."""
     return {
         "json": json.dumps(report, indent=2, default=str) + "\n",
         "junit": '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
         "html": html(report, gate, fail_on),
+        "sarif": json.dumps(sarif_log(report, sources), indent=2, default=str) + "\n",
     }
 
 
@@ -405,9 +415,10 @@ def _commit(report_dir, temps, paths):
                 _remove(b)
 
 
-def write_all(report_dir, report, gate, fail_on, mode=None):
-    """Write report.json, junit.xml and report.html into ``report_dir`` as one set, files of ``mode``
-    (an int or an octal string; default 0640). Returns {"json": path, "junit": path, "html": path}.
+def write_all(report_dir, report, gate, fail_on, mode=None, sources=None):
+    """Write report.json, junit.xml, report.html and report.sarif into ``report_dir`` as one set, files
+    of ``mode`` (an int or an octal string; default 0640). ``sources``: the files report.sarif anchors
+    its results to (sarif.build). Returns {"json": path, "junit": path, "html": path, "sarif": path}.
 
     Raises ReportWriteError (or OSError) when the set cannot be written; no temp file is left and
     the previous reports are unchanged.
@@ -416,7 +427,7 @@ def write_all(report_dir, report, gate, fail_on, mode=None):
         raise ReportWriteError("report_dir is empty: name the directory for the reports")
     if not isinstance(mode, int):
         mode = parse_mode(DEFAULT_MODE if mode is None else mode)
-    texts = render_all(report, gate, fail_on)
+    texts = render_all(report, gate, fail_on, sources)
     paths = dict((k, os.path.join(report_dir, name)) for k, name in NAMES)
     _prepare_dir(report_dir, mode)
     _check_targets(paths)
