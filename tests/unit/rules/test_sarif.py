@@ -200,6 +200,15 @@ def test_action_takes_the_inventory_sources_ansible_used(tmp_path):
     assert action.sarif_sources_of(given, task_vars, str(repo)) == {"inventory": ["inventory/hosts.yml"], "policy": "policy.yml"}
 
 
+def test_action_argument_spec_takes_sarif_sources():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    ok = ArgumentSpecValidator(action.ARGS).validate({"sarif_sources": {"inventory": ["inv.yml"], "policy": "p.yml"}})
+    assert not ok.error_messages and ok.validated_parameters["sarif_sources"] == {"inventory": ["inv.yml"], "policy": "p.yml"}
+    assert ArgumentSpecValidator(action.ARGS).validate({}).validated_parameters["sarif_sources"] is None
+    bad = ArgumentSpecValidator(action.ARGS).validate({"sarif_sources": {"inventry": ["inv.yml"]}})
+    assert bad.error_messages and "inventry" in " ".join(bad.error_messages)
+
+
 def test_fingerprints_are_stable_across_evaluations_and_never_the_message():
     fs1, log1 = log_of()
     fs2, log2 = log_of(now=E.NOW + 86400 * 3)
