@@ -87,6 +87,13 @@ options:
     type: list
     elements: str
     default: []
+  sarif_sources:
+    description:
+      - Files that declare the subjects, for the anchors of report.sarif's results - C(inventory) (a list of
+        paths: hosts, domains and images are anchored on the first) and C(policy) (a path: fleet and waiver
+        findings). Paths inside the current directory are written relative to it.
+      - Default, the inventory sources Ansible used that are files.
+    type: dict
   validate_only:
     description: Only validate the policy (and with O(run_checks) the run's settings); evaluate nothing.
     type: bool
@@ -137,7 +144,7 @@ gate:
   type: list
   elements: dict
 reports:
-  description: Paths of report.json, junit.xml and report.html.
+  description: Paths of report.json, junit.xml, report.html and report.sarif (keys json, junit, html, sarif).
   returned: unless validate_only
   type: dict
 policy_digest:

@@ -225,7 +225,7 @@ def test_default_modes_are_not_world_readable(tmp_path):
     _rep, _gate, paths = make(tmp_path)
     assert _mode(str(tmp_path / "out")) == 0o750
     assert set(_mode(p) for p in paths.values()) == {0o640}
-    assert sorted(os.listdir(str(tmp_path / "out"))) == ["junit.xml", "report.html", "report.json"]
+    assert sorted(os.listdir(str(tmp_path / "out"))) == ["junit.xml", "report.html", "report.json", "report.sarif"]
 
 
 def test_mode_is_settable_and_replaces_the_old_files_mode(tmp_path):
