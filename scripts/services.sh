@@ -6,7 +6,9 @@
 # The watcher runs from the checkout (the venv's python, PYTHONPATH=.cache/collections) on
 # qemu:///system with its lock and heartbeat where the audit looks (/run/vmguard). Overrides:
 # VMGUARD_WATCHER_RUN_DIR (lock and heartbeat), VMGUARD_WATCHER_LEDGER_DIR, VMGUARD_WATCHER_MGMT_NETWORKS
-# (space separated), VMGUARD_WATCHER_DOMAINS (name patterns, default all), VMGUARD_WATCHER=0 (no watcher).
+# (space separated), VMGUARD_WATCHER_DOMAINS (name patterns, default vmguard-*: the labs of the demo and
+# of Molecule, never the throwaway domains of the integration tests, which run their own watcher),
+# VMGUARD_WATCHER=0 (no watcher).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 state="$VMGUARD_CACHE/services-started"
@@ -27,7 +29,7 @@ start_watcher() {
   [ -e "$link" ] || { mkdir -p "$(dirname "$link")"; ln -s "$VMGUARD_ROOT" "$link"; }
   run_dir=${VMGUARD_WATCHER_RUN_DIR:-/run/vmguard}
   VMGUARD_W_RUN="$run_dir" VMGUARD_W_LEDGER="${VMGUARD_WATCHER_LEDGER_DIR:-/var/lib/vmguard/ledger}" \
-  VMGUARD_W_MGMT="${VMGUARD_WATCHER_MGMT_NETWORKS:-}" VMGUARD_W_DOMAINS="${VMGUARD_WATCHER_DOMAINS:-*}" \
+  VMGUARD_W_MGMT="${VMGUARD_WATCHER_MGMT_NETWORKS:-}" VMGUARD_W_DOMAINS="${VMGUARD_WATCHER_DOMAINS:-vmguard-*}" \
     "$VMGUARD_VENV/bin/python" - "$watcher_conf" <<'PY'
 import json, os, sys
 env = os.environ
