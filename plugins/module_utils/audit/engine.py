@@ -265,6 +265,7 @@ def _evaluate(policy, evidence, now, only):
                             finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
                         else:
                             finding["waived_status"] = status
+                            finding["waiver"] = {"reason": w["reason"], "expires": w["expires"], "subject": w["subject"]}
                             finding["status"] = "waived"
                             finding["message"] = "%s [waived until %s: %s]" % (message, w["expires"], w["reason"])
                 findings.append(finding)

@@ -50,8 +50,6 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 POLICY_KINDS = ("fleet",)
 RESULT_STATUSES = (FAIL, ERROR, WAIVED)
 
-_WAIVER_MARK = " [waived until "
-_WAIVER_TAIL = re.compile(r"(\d{4}-\d{2}-\d{2}): (.*)\]\Z", re.S)
 
 
 def level(severity):
@@ -69,21 +67,11 @@ def fingerprint(finding):
 
 
 def waiver_of(finding):
-    """(expires, reason) of a waived finding: its ``waiver`` field when the engine gives one, else parsed
-    from the end of the message ("... [waived until DATE: REASON]"); (None, None) when neither is there.
-
-    The waiver suffix is the last thing the engine appends, after the check's message (which may hold
-    guest data); the right-most marker whose remainder parses wins, so a reason may contain ']'."""
+    """(expires, reason) of a waived finding from the ``waiver`` the engine attaches (never parsed out of
+    the message, which may hold guest data); (None, None) when there is none."""
     w = finding.get("waiver")
     if isinstance(w, dict) and w.get("reason"):
         return w.get("expires"), w["reason"]
-    message = finding.get("message") or ""
-    pos = message.rfind(_WAIVER_MARK)
-    while pos >= 0:
-        m = _WAIVER_TAIL.match(message, pos + len(_WAIVER_MARK))
-        if m:
-            return m.group(1), m.group(2)
-        pos = message.rfind(_WAIVER_MARK, 0, pos)
     return None, None
 
 

@@ -49,6 +49,9 @@ def test_waiver_glob_matches_subject_only():
     pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/web*", "reason": "r", "expires": "2030-01-01"}]})
     fs = E.by_subject(engine.evaluate(pol, E.fleet([d1, d2]), now=E.NOW, only={"RB-01"}))
     assert fs["hv1/web1"]["status"] == "waived" and fs["hv1/mail1"]["status"] == "fail"
+    # The waiver travels with the finding (SARIF suppressions, the HTML), not only in the message.
+    assert fs["hv1/web1"]["waiver"] == {"reason": "r", "expires": "2030-01-01", "subject": "hv1/web*"}
+    assert "waiver" not in fs["hv1/mail1"]
 
 
 def test_broken_check_is_an_error_never_a_pass(monkeypatch):

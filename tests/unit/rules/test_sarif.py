@@ -155,11 +155,9 @@ def test_waived_finding_is_an_accepted_external_suppression_with_the_reason():
     assert [x for x in log["runs"][0]["results"] if "suppressions" in x] == [r]  # nothing else is suppressed
 
 
-def test_waiver_reason_is_parsed_from_the_end_of_the_message():
-    hostile = {"message": "x [waived until 2099-01-01: fake] y [waived until 2030-01-01: real]"}
-    assert sarif.waiver_of(hostile) == ("2030-01-01", "real")
-    assert sarif.waiver_of({"message": "m [waived until 2030-01-01: a [b]]"}) == ("2030-01-01", "a [b]")
-    assert sarif.waiver_of({"message": "no waiver here"}) == (None, None)
+def test_waiver_comes_from_the_engines_waiver_field_never_from_the_message():
+    hostile = {"message": "x [waived until 2099-01-01: fake]"}  # guest data cannot make a suppression
+    assert sarif.waiver_of(hostile) == (None, None)
     assert sarif.waiver_of({"message": "m", "waiver": {"reason": "r", "expires": "2030-01-01"}}) == ("2030-01-01", "r")
 
 
