@@ -40,8 +40,8 @@ for f in rows:
 PY
     step "Result"
     info "report:      $report_dir/report.html (also report.json, junit.xml; the clone: $report_dir/clone-caught/)"
-    info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), there is no"
-    info "             revert watcher yet (RB-11), and areas other than diversity are audited, not yet enforced"
+    info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), domain XML fixes"
+    info "             wait for a restart (pending_restart), and host settings and guest firewalls are audited only"
     info "CI gate:     ansible-playbook vmguard.hardening.audit -i $LAB_DIR/inventory.yml   (exit 2 on findings >= high)"
     info "inventory:   $LAB_DIR/inventory.yml"
     info "lab record:  $LAB_DIR/lab.json"
