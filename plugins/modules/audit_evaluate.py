@@ -89,8 +89,8 @@ options:
     default: []
   sarif_sources:
     description:
-      - Files that declare the subjects, for the anchors of report.sarif's results - C(inventory) (a list of
-        paths: hosts, domains and images are anchored on the first) and C(policy) (a path: fleet and waiver
+      - Files that declare the subjects, for the anchors of report.sarif's results - C(inventory), a list of
+        paths (hosts, domains and images are anchored on the first), and C(policy), a path (fleet and waiver
         findings). Paths inside the current directory are written relative to it.
       - Default, the inventory sources Ansible used that are files.
     type: dict
