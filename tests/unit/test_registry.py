@@ -286,8 +286,8 @@ def check_names_of(remediation, named, where, by_file=None):
     if remediation not in ROLE_TASK_FILES:
         assert wanted <= named, "%s: carries out %s, so it must name %s" % (where, remediation, sorted(wanted - named))
         return
-    assert named <= wanted, "%s: carries out %s, so it names only %s, not %s" % (where, remediation, sorted(wanted),
-                                                                                sorted(named - wanted))
+    extra = sorted(named - wanted)
+    assert named <= wanted, "%s: carries out %s, so it names only %s, not %s" % (where, remediation, sorted(wanted), extra)
     if by_file is not None:
         by_file.setdefault(remediation, set()).update(named)
 

@@ -51,7 +51,6 @@ POLICY_KINDS = ("fleet",)
 RESULT_STATUSES = (FAIL, ERROR, WAIVED)
 
 
-
 def level(severity):
     """The SARIF level of a severity; ValueError naming an unknown one."""
     try:
@@ -209,4 +208,3 @@ def collection_info(root=None):
                 if m:
                     out[m.group(1)] = m.group(2)
     return out
-

@@ -71,7 +71,8 @@ def findings(now=E.NOW, rules=None):
     return pol, engine.evaluate(pol, ev, now=now)
 
 
-def log_of(sources=SOURCES, **kw):
+def log_of(sources=None, **kw):
+    sources = SOURCES if sources is None else sources
     pol, fs = findings(**kw)
     rep = report.build(pol, fs, E.NOW)
     return fs, report.sarif_log(rep, sources)
