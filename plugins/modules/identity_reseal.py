@@ -78,7 +78,9 @@ resealed:
       description: Old and new machine-id digests.
       type: dict
     ssh_host_keys:
-      description: One entry per rotated key with type, file, old and new fingerprint.
+      description:
+        - One entry per rotated key with type, file, old and new fingerprint and the new public key.
+        - In check mode the same entries with new_fingerprint and new_public_key null and would_regenerate true.
       type: list
       elements: dict
     random_seed:
@@ -99,6 +101,12 @@ retired_fingerprints:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import reseal
+
+
+def _would(keys):
+    """Check mode: the keys that would be rotated, in the shape of a real run's result (no new key yet)."""
+    return [dict(type=k["type"], file=k["file"], old_fingerprint=k["fingerprint"], new_fingerprint=None,
+                 new_public_key=None, would_regenerate=True) for k in keys]
 
 
 def _apply(module, root, todo, result, run):
@@ -155,7 +163,8 @@ def main():
                 before.append("%s (%s)" % (item, what))
         result["diff"] = dict(before="\n".join(before) + "\n", after="regenerated: %s\n" % ", ".join(sorted(todo)))
     if module.check_mode or not todo:
-        result["resealed"] = dict((k, "would be regenerated" if module.check_mode else None) for k in todo)
+        result["resealed"] = dict((k, _would(v) if k == "ssh_host_keys" else {"would_regenerate": True})
+                                  for k, v in todo.items())
         module.exit_json(**result)
 
     def run(argv):

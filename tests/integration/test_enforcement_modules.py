@@ -333,3 +333,22 @@ def test_ledger_module_refuses_a_bad_record_and_leaves_the_ledger(tmp_path, reco
     assert out.get("failed") and why in out["msg"], out
     after = os.lstat(str(d / (LEDGER_UUID + ".json")))
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns) and read_ledger(d)["pending_epoch"] == 1
+
+
+def test_identity_reseal_check_mode_keeps_the_result_shape_and_changes_nothing(tmp_path):
+    """harden --check: the guest role loops over resealed.ssh_host_keys, so check mode returns the same
+    list of entries (no new key yet) instead of a string, and touches no file."""
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    key = ssh / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    fp = subprocess.run(["ssh-keygen", "-lf", str(key) + ".pub"], check=True, stdout=subprocess.PIPE,
+                        universal_newlines=True).stdout.split()[1]
+    before = (key.read_bytes(), (ssh / "ssh_host_ed25519_key.pub").read_bytes())
+    out = module("vmguard.hardening.identity_reseal", {"root": str(tmp_path), "ssh_fingerprints": [fp],
+                                                       "reload_sshd": False}, check=True)
+    assert out["changed"] is True, out
+    (entry,) = out["resealed"]["ssh_host_keys"]
+    assert entry["old_fingerprint"] == fp and entry["new_public_key"] is None and entry["would_regenerate"] is True
+    assert out["retired_fingerprints"] == [fp]
+    assert (key.read_bytes(), (ssh / "ssh_host_ed25519_key.pub").read_bytes()) == before
