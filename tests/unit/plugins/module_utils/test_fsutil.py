@@ -3,7 +3,6 @@ reads of regular files only (a FIFO fails at once, never hangs), with a size cap
 
 import errno
 import os
-import signal
 import stat
 import time
 
@@ -12,18 +11,6 @@ import pytest
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 
 CANARY = "canary: must never change\n"
-
-
-@pytest.fixture
-def no_hang():
-    """Turn a hang (the bug a FIFO causes) into a test failure after 5 seconds."""
-    def boom(signum, frame):
-        raise AssertionError("blocked: the FIFO was opened for a blocking read")
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(5)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture

@@ -57,19 +57,6 @@ VALID = {"schema": ledger.SCHEMA, "uuid": U, "epoch": 3, "epoch_time": NOW, "pen
          "masked_services": ["telnet.socket"], "firewall_digest": None, "events": []}
 
 
-@pytest.fixture
-def no_hang():
-    import signal
-
-    def boom(signum, frame):
-        raise AssertionError("blocked on the ledger path")
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(5)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
-
-
 def ledger_file(tmp_path, text):
     p = tmp_path / (U + ".json")
     p.write_text(text)
