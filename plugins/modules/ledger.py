@@ -21,6 +21,9 @@ description:
     (V(prepare) before the guest is changed, V(commit) after), and records the last successful hardening.
   - Writes are atomic (a private temporary file in the ledger directory, fsync, rename). Changes
     nothing when there is nothing new.
+  - The read-modify-write holds the record's lock (C(<dir>/<uuid>.lock), an exclusive flock the revert
+    watcher and the quarantine module take too), so an event the watcher records meanwhile is never lost.
+    Fails, writing nothing, when the lock is a symbolic link or another writer holds it for 30 seconds.
   - Fails, and leaves the file alone, when the existing ledger is not a regular file (a symbolic
     link, a FIFO), is larger than 1 MiB, is not JSON, or does not have the shape of a record.
 author:
@@ -57,8 +60,11 @@ options:
     type: bool
     default: false
   event:
-    description: Append an event (for example C(reverted)) with the current time.
+    description: Append an event (for example C(reconverge)) with the current time.
     type: str
+  detail:
+    description: The event's detail object (with O(event)).
+    type: dict
 extends_documentation_fragment:
   - vmguard.hardening.attributes.changes
 """
@@ -116,35 +122,16 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit import deb
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            uuid=dict(type="str", required=True),
-            dir=dict(type="path", default="/var/lib/vmguard/ledger"),
-            retire_fingerprints=dict(type="list", elements="str", default=[]),
-            epoch=dict(type="str", choices=["prepare", "commit"]),
-            record=dict(type="dict"),
-            hardened=dict(type="bool", default=False),
-            event=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
+def update(module, path):
+    """Load, change and save the record (the caller holds its lock); the module's result."""
     p = module.params
-    try:
-        path = ledger.path_for(p["dir"], p["uuid"])
-    except ValueError as e:
-        module.fail_json(msg="uuid: %s" % e)
-    if p["record"] is not None:
-        why = ledger.check_record(p["record"])
-        if why:
-            module.fail_json(msg="ledger not updated: %s" % why)
     try:
         before = ledger.load(p["dir"], p["uuid"])
     except ValueError as e:  # a ledger file that cannot be trusted: never overwritten
         module.fail_json(msg="ledger not updated: %s" % e)
     try:
         after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
-                                      hardened=p["hardened"], event=p["event"], update=p["record"],
+                                      hardened=p["hardened"], event=p["event"], detail=p["detail"], update=p["record"],
                                       compare=debversion.compare)
     except ValueError as e:  # a floor that is no Debian version: nothing written
         module.fail_json(msg="ledger not updated: %s" % e)
@@ -159,6 +146,39 @@ def main():
             ledger.save(p["dir"], after)
         except (OSError, IOError, ValueError) as e:
             module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            uuid=dict(type="str", required=True),
+            dir=dict(type="path", default="/var/lib/vmguard/ledger"),
+            retire_fingerprints=dict(type="list", elements="str", default=[]),
+            epoch=dict(type="str", choices=["prepare", "commit"]),
+            record=dict(type="dict"),
+            hardened=dict(type="bool", default=False),
+            event=dict(type="str"),
+            detail=dict(type="dict"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        path = ledger.path_for(p["dir"], p["uuid"])
+    except ValueError as e:
+        module.fail_json(msg="uuid: %s" % e)
+    if p["record"] is not None:
+        why = ledger.check_record(p["record"])
+        if why:
+            module.fail_json(msg="ledger not updated: %s" % why)
+    if module.check_mode:  # reads only: no lock file (nor ledger directory) is created
+        module.exit_json(**update(module, path))
+    try:
+        with ledger.locked(p["dir"], p["uuid"]):  # the watcher may record an event meanwhile: nothing is lost
+            result = update(module, path)
+    except ValueError as e:  # LedgerError: the lock is a link, or held too long by another writer
+        module.fail_json(msg="ledger not updated: %s" % e)
     module.exit_json(**result)
 
 

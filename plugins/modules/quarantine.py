@@ -26,6 +26,9 @@ description:
     from its next start (C(pending_start)).
   - The ledger record is written atomically; a ledger file that cannot be trusted (a link, too large,
     not a record) fails the module and is never replaced.
+  - The record's lock (C(<ledger_dir>/<uuid>.lock), an exclusive flock the revert watcher and the ledger module
+    take too) is held from reading the record to writing it, so an event the watcher records meanwhile is not lost.
+    A lock that is a symbolic link, or held by another writer for 30 seconds, fails the module before any link is touched.
 author:
   - vmguard.hardening developers (@vmguard)
 requirements:
@@ -155,6 +158,20 @@ def run(module, conn):
         module.fail_json(msg="domain: %s: %s" % (p["domain"], e.get_error_message()), changes=[])
     uuid = dom.UUIDString()
     path = ledger.path_for(p["ledger_dir"], uuid)
+    if module.check_mode:  # reads only: no lock file (nor ledger directory) is created
+        return change(module, dom, uuid, path)
+    try:
+        # Held from the read to the write, link changes included: the revert watcher recording an event
+        # on this record meanwhile waits, and neither update is lost.
+        with ledger.locked(p["ledger_dir"], uuid):
+            return change(module, dom, uuid, path)
+    except ledger.LedgerError as e:  # the lock is a link, or another writer held it too long
+        module.fail_json(msg="ledger not updated, no link touched: %s" % e, changes=[])
+
+
+def change(module, dom, uuid, path):
+    """Read the record, set the links, write the record (the caller holds the lock, but in check mode)."""
+    p = module.params
     try:
         before = ledger.load(p["ledger_dir"], uuid)
     except ValueError as e:

@@ -12,16 +12,26 @@ a pending one that the guest may already hold - never a guest that looks rolled 
 Reads never trust the file: a ledger that is not a regular file (a link, a FIFO), larger than
 1 MiB, not JSON or of the wrong shape is an error naming the file - never a hang, a traceback,
 "never hardened", or a record an update would silently overwrite.
+
+Every read-modify-write of a record (the ledger and quarantine modules, the revert watcher, the start
+gate's hook) holds the record's lock, ``with locked(directory, uuid):``, an exclusive flock on
+``<directory>/<uuid>.lock``: a watcher event landing during a harden is never lost. Readers do not lock
+(the rename makes every read see a whole record).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import copy
+import errno
+import fcntl
 import json
 import os
 import re
+import stat
+import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso, parse_iso
@@ -167,6 +177,66 @@ def save(directory, record):
         os.makedirs(directory, 0o700)
     p = path_for(directory, record["uuid"])
     return fsutil.atomic_write(p, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o600)
+
+
+LOCK_TIMEOUT = 30.0  # seconds a writer waits for a record's lock (a writer holds it for milliseconds to seconds)
+
+
+class LockTimeout(LedgerError):
+    """The record's lock was not obtained in time; ``str()`` is "<lock path>: <why>"."""
+
+
+def lock_path_for(directory, uuid):
+    return path_for(directory, uuid)[:-len(".json")] + ".lock"
+
+
+def _open_lock(p):
+    """A descriptor of the lock file ``p``: created 0600 without following a link, a regular file of ours."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(p, flags, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LedgerError("%s: the ledger lock is a symbolic link, refusing to use it" % p)
+        raise LedgerError("%s: cannot open the ledger lock: %s" % (p, e.strerror or e))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LedgerError("%s: the ledger lock is not a regular file, refusing to use it" % p)
+    return fd
+
+
+@contextlib.contextmanager
+def locked(directory, uuid, timeout=LOCK_TIMEOUT, poll=0.02):
+    """Hold the exclusive lock of ``uuid``'s record for the block: fcntl.flock on ``<directory>/<uuid>.lock``
+    (created mode 0600 with O_NOFOLLOW; a symbolic link or anything but a regular file is refused). Waits at
+    most ``timeout`` seconds, then raises LockTimeout naming the lock; other failures raise LedgerError. The
+    directory is created (0700) when missing. flock locks belong to the open file description: two threads
+    or two processes taking the lock exclude each other alike."""
+    p = lock_path_for(directory, uuid)
+    if not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, 0o700)
+        except OSError as e:
+            if not os.path.isdir(directory):
+                raise LedgerError("%s: cannot create the ledger directory: %s" % (directory, e.strerror or e))
+    fd = _open_lock(p)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise LedgerError("%s: cannot lock the ledger record: %s" % (p, e.strerror or e))
+            if time.time() >= deadline:
+                raise LockTimeout("%s: the ledger record is locked by another writer (waited %.1fs); nothing was "
+                                  "written - retry when it is done" % (p, timeout))
+            time.sleep(poll)
+        yield p
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
 
 
 KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is

@@ -426,15 +426,18 @@ class Watcher(object):
             return None
 
     def record(self, uuid, update):
-        """Load, update, save the ledger record; 'saved', 'unchanged' or the error (never raised)."""
+        """Load, update, save the ledger record under its lock (ledger.locked: a harden's ledger or
+        quarantine module writing the same record meanwhile loses nothing, nor does this); 'saved',
+        'unchanged' or the error (never raised)."""
         try:
-            rec = ledger.load(self.cfg["ledger_dir"], uuid)
-            new, changes = update(rec, time.time())
-            if not changes:
-                return "unchanged"
-            ledger.save(self.cfg["ledger_dir"], new)
-            return "saved"
-        except (OSError, ValueError) as e:  # LedgerError is a ValueError: an untrusted file is never replaced
+            with ledger.locked(self.cfg["ledger_dir"], uuid):
+                rec = ledger.load(self.cfg["ledger_dir"], uuid)
+                new, changes = update(rec, time.time())
+                if not changes:
+                    return "unchanged"
+                ledger.save(self.cfg["ledger_dir"], new)
+                return "saved"
+        except (OSError, ValueError) as e:  # LedgerError (LockTimeout too) is a ValueError: an untrusted file is never replaced
             return "error(%s)" % e
 
     def log_action(self, name, uuid, label, action, result, pending, t_event, t_done, saved):
