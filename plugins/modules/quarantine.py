@@ -47,6 +47,11 @@ options:
     description: Name of the libvirt domain.
     type: str
     required: true
+  uuid:
+    description:
+      - The domain UUID the caller expects (the plan's ledger record). When given and O(domain) now has another
+        UUID (the domain was undefined and defined again meanwhile), the module fails and touches nothing.
+    type: str
   ledger_dir:
     description: Ledger directory (one record per domain UUID).
     type: path
@@ -157,6 +162,9 @@ def run(module, conn):
     except libvirt.libvirtError as e:
         module.fail_json(msg="domain: %s: %s" % (p["domain"], e.get_error_message()), changes=[])
     uuid = dom.UUIDString()
+    if p["uuid"] and p["uuid"].lower() != uuid.lower():
+        module.fail_json(msg="domain %s has UUID %s, not %s: it was replaced since the audit; nothing touched" % (
+            p["domain"], uuid, p["uuid"]), changes=[])
     path = ledger.path_for(p["ledger_dir"], uuid)
     if module.check_mode:  # reads only: no lock file (nor ledger directory) is created
         return change(module, dom, uuid, path)
@@ -229,6 +237,7 @@ def main():
             state=dict(type="str", choices=["lifted", "present"], default="lifted"),
             uri=dict(type="str", default="qemu:///system"),
             domain=dict(type="str", required=True),
+            uuid=dict(type="str"),
             ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
             mgmt_networks=dict(type="list", elements="str", default=[]),
         ),

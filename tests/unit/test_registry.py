@@ -159,7 +159,7 @@ def test_remediations_are_exactly_the_contract():
                        "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
                        "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],
                        "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"],
-                       "reconverge": ["RB-07", "RB-08", "RB-09"]}
+                       "reconverge": ["RB-05", "RB-07", "RB-08", "RB-09"]}
     assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == [
         "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-07", "ISO-08", "ISO-11"]
     assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml", "reconverge": "reconverge.yml"}
@@ -333,7 +333,7 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
 
 
 def test_reconverge_tasks_use_the_modules_the_registry_declares():
-    """roles/guest/tasks/reconverge.yml: RB-07 by ansible.builtin.user (password lock, expiry day 1 - the module takes
+    """roles/guest/tasks/reconverge.yml: RB-05 by vmguard.hardening.ledger (a reconverge event), RB-07 by ansible.builtin.user (password lock, expiry day 1 - the module takes
     seconds -, shell untouched), RB-08 by ansible.builtin.apt (only-upgrade to the latest of the guest's own sources, no
     pinned version), RB-09 by ansible.builtin.systemd_service (masked); each module is named in its rule's "how"."""
     with open(os.path.join(ROOT, "roles", "guest", "tasks", ROLE_TASK_FILES["reconverge"])) as f:
@@ -342,8 +342,11 @@ def test_reconverge_tasks_use_the_modules_the_registry_declares():
     for task in tasks:
         for rid in IDS.findall(task["name"]):
             by_rule.setdefault(rid, []).append((module_of(task), task[module_of(task)]))
-    assert sorted(by_rule) == ["RB-07", "RB-08", "RB-09"]
-    expected = {"RB-07": "ansible.builtin.user", "RB-08": "ansible.builtin.apt", "RB-09": "ansible.builtin.systemd_service"}
+    assert sorted(by_rule) == ["RB-05", "RB-07", "RB-08", "RB-09"]
+    # RB-05 alone has nothing to lock, upgrade or mask: its task records the reconverge in the ledger (the ledger
+    # step moves the epoch).
+    expected = {"RB-05": "vmguard.hardening.ledger", "RB-07": "ansible.builtin.user", "RB-08": "ansible.builtin.apt",
+                "RB-09": "ansible.builtin.systemd_service"}
     for rid, module in expected.items():
         assert set(m for m, _args in by_rule[rid]) == {module}, rid
         assert module in RULES[rid].remediated_by["how"], rid

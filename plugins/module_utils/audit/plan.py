@@ -28,13 +28,17 @@ cannot be carried out there is listed under not_enforced with the reason: ISO-04
 AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
 no inventory guest, an inventory value of the wrong shape.
 
-Reconverge (RB-07, RB-08, RB-09): a guest a revert rolled back gets one "reconverge" step
+Reconverge (RB-05, RB-07, RB-08, RB-09): a guest a revert rolled back gets one "reconverge" step
 {lock_accounts: [name], packages: {pkg: floor}, mask_services: [unit]} from the evidence of its
 failing findings; the guest role locks, upgrades (from the guest's own package sources) and masks,
-and the ledger step then moves the epoch (RB-05: another step ran).
+and the ledger step then moves the epoch (another step ran). RB-05 failing alone (a revert that
+changed nothing else RB-06..10 see) gets a reconverge step with nothing to lock, upgrade or mask:
+the epoch move is its whole fix.
 
 Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
-"ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch}. ``record`` is the security
+"ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch, lift_quarantine}.
+``lift_quarantine``: the held ledger record has a quarantine (the revert watcher's); the guest role
+lifts it after the epoch commit, so such a guest's epoch always moves. ``record`` is the security
 state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
 masked_services masked, the firewall digest when ISO-10 passes, else None) for the ledger module;
 ``epoch`` is true when the guest has another plan step or recording would change what the ledger
@@ -536,9 +540,10 @@ def _record_changes(record, held):
 
 def _plan_ledger(hosts, policy, evidence, look, findings):
     """A ledger entry for every guest with evidence whose domain UUID is known: records the hardening
-    and the security state reached (``record``); ``epoch`` (move the epoch forward, two-phase) when the
-    guest has another plan step, the record changes the ledger, the ledger cannot be read, or it holds
-    the pending epoch of an unfinished run."""
+    and the security state reached (``record``); ``lift_quarantine`` when the held record has a
+    quarantine; ``epoch`` (move the epoch forward, two-phase) when the guest has another plan step,
+    the record changes the ledger, the ledger cannot be read, it holds the pending epoch of an
+    unfinished run, or the quarantine is to be lifted."""
     uuids = _domain_uuids(evidence)
     rollback = policy["params"]["rollback"]
     firewall_ok = set(f["subject"]["id"] for f in findings if f["rule"] == "ISO-10" and f["status"] == PASS)
@@ -554,8 +559,11 @@ def _plan_ledger(hosts, policy, evidence, look, findings):
         entry["retire_fingerprints"] = set(reseal.get("ssh_fingerprints") or ())
         held = look.domain(v["hypervisor"], v["domain"]).get("ledger") or {}
         entry["record"] = _ledger_record(rollback, rec["facts"], held, guest in firewall_ok)
+        # A quarantine (the revert watcher's) is lifted once this run's epoch commit succeeded: the guest
+        # is then reconverged to what the ledger records (the role's quarantine.yml, after ledger.yml).
+        entry["lift_quarantine"] = bool(not held.get("error") and held.get("quarantine"))
         entry["epoch"] = bool(others or held.get("error") or held.get("pending_epoch") is not None
-                              or _record_changes(entry["record"], held))
+                              or entry["lift_quarantine"] or _record_changes(entry["record"], held))
 
 
 def _complete(hosts):

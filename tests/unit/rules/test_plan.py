@@ -186,6 +186,23 @@ def leaky_on_a_host_without_lsm():
     return leaky_domains(security_models=("dac",))
 
 
+# A hypervisor whose qemu.conf, daemon configuration and image modes fail every host rule host_config fixes.
+LEAKY_QEMU_CONF = {"user": "root", "group": "root", "seccomp_sandbox": "0", "dump_guest_core": "1", "security_driver": "none",
+                   "qemu_user_default": {"user": "libvirt-qemu", "group": "libvirt-qemu", "source": "Debian's libvirt build default"}}
+HOST_CONFIG_POLICY = {"rules": {"LEAK-08": {"mode": "enforce"}}}
+
+
+def leaky_host(**overrides):
+    host = E.host(qemu_conf=dict(LEAKY_QEMU_CONF), security_models=["none"],
+                  daemon_confs={"libvirtd.conf": {"listen_tcp": "1", "unix_sock_rw_perms": "0777"}, "virtqemud.conf": {}},
+                  sockets=[{"path": "/run/libvirt/libvirt-sock", "mode": 0o777, "rw": True}],
+                  images=[{"path": "/srv/vm/web1.qcow2", "mode": 0o644, "uid": 0, "gid": 0, "size": 1, "referenced": True}],
+                  image_dirs=[{"path": "/var/lib/libvirt/images", "mode": 0o755, "uid": 0, "gid": 0},
+                              {"path": "/srv/vm", "mode": 0o711, "uid": 0, "gid": 0}])
+    host.update(overrides)
+    return E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))}, host_ev=host)
+
+
 ROLLBACK_POLICY = {"params": {"rollback": {"disabled_accounts": ["games"], "masked_services": ["telnet.socket"]}}}
 OPENSSL_FLOOR, OPENSSL_OLD = "3.0.15-1~deb12u1", "3.0.11-1~deb12u2"
 
@@ -226,6 +243,7 @@ SCENARIOS = {
     "transient-disk": ({}, transient_disk),
     "leaky-domain-devices-opt-in": (OPT_IN_DEVICES, leaky_domains),
     "leaky-domain-no-lsm": ({}, leaky_on_a_host_without_lsm),
+    "leaky-host": (HOST_CONFIG_POLICY, leaky_host),
     "rolled-back": (ROLLBACK_POLICY, rolled_back),
 }
 
@@ -249,7 +267,7 @@ def test_clone_pair_reseal_all_plans_both_guests():
             "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
         # web1's firewall passes ISO-10 (a default-deny ruleset worth keeping); mail1 runs web's ruleset: no digest.
         assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
-                                           "retire_fingerprints": sorted([EC1, ED1]), "epoch": True,
+                                           "retire_fingerprints": sorted([EC1, ED1]), "epoch": True, "lift_quarantine": False,
                                            "record": dict(RECORD1, firewall_digest=FW1 if g == "web1" else None)}
     # The shared admin password is an opt-in remediation: reported, not planned by default.
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
@@ -332,7 +350,8 @@ def test_domain_fixes_per_hypervisor_and_domain():
     # db1 has nothing to fix on the guest, but no ledger record yet: the state it holds is recorded with a new epoch
     # (its firewall is web's, off its db service, so failing ISO-10: no digest worth keeping).
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
-                                           "retire_fingerprints": [], "epoch": True, "record": dict(RECORD1, firewall_digest=None)}
+                                           "retire_fingerprints": [], "epoch": True, "lift_quarantine": False,
+                                           "record": dict(RECORD1, firewall_digest=None)}
     assert p["steps"] == 2
 
 
@@ -740,7 +759,7 @@ def test_iso04_needs_a_confining_lsm_on_the_host():
     p, findings = scenario("leaky-domain-no-lsm")
     assert [f["status"] for f in findings if f["rule"] == "ISO-04" and f["subject"]["id"] == "hv1/web1"] == ["fail"]
     assert not_enforced(p, "ISO-04") == [
-        ("hv1", "no remediation"),  # the host finding: qemu.conf and the LSM are a person's job
+        ("hv1", "cannot be enforced on this host: no AppArmor or SELinux"),  # the host finding (host_config)
         ("hv1/stray", "cannot be enforced on this host: no AppArmor or SELinux"),
         ("hv1/web1", "cannot be enforced on this host: no AppArmor or SELinux")]
     assert "ISO-04" not in p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
@@ -803,9 +822,10 @@ def test_an_expiry_given_as_a_yaml_date_is_written_as_yyyy_mm_dd():
     assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["VIS-05"]["expires"] == "2027-06-30"
 
 
-# --- reconverge a rolled-back guest (RB-07, RB-08, RB-09; RB-05 through the ledger's epoch) -----------
+# --- reconverge a rolled-back guest (RB-05, RB-07, RB-08, RB-09; the ledger step moves the epoch) -------
 
 RECONVERGED = ("RB-07", "RB-08", "RB-09")
+ROLLED_BACK = ("RB-05",) + RECONVERGED
 
 
 def test_rolled_back_guest_gets_one_reconverge_step_and_a_new_epoch():
@@ -813,10 +833,10 @@ def test_rolled_back_guest_gets_one_reconverge_step_and_a_new_epoch():
     web1 = dict((f["rule"], f) for f in findings if f["subject"]["id"] == "web1")
     assert [web1[r]["status"] for r in ("RB-05",) + RECONVERGED] == ["fail"] * 4
     assert p["hosts"]["web1"]["reconverge"] == {
-        "rules": ["RB-07", "RB-08", "RB-09"], "subjects": ["web1"], "lock_accounts": ["games"],
+        "rules": ["RB-05", "RB-07", "RB-08", "RB-09"], "subjects": ["web1"], "lock_accounts": ["games"],
         "packages": {"openssl": OPENSSL_FLOOR}, "mask_services": ["telnet.socket"]}
-    # RB-05 stays audit-only: its reconverge is the others plus the epoch move, which the ledger step makes.
-    assert not_enforced(p, "RB-05") == [("web1", "no remediation")]
+    # RB-05's part of the reconverge is the epoch move, which the ledger step makes.
+    assert not_enforced(p, "RB-05") == []
     led = p["hosts"]["web1"]["ledger"]
     assert led["epoch"] is True and p["steps"] == 1
     # What the guest holds now lowers nothing the ledger records (the rollback's names and floor stay).
@@ -838,21 +858,21 @@ def test_reconverge_carries_only_what_fails():
 
 def test_reconverge_in_audit_mode_is_not_enforced():
     doc = copy.deepcopy(ROLLBACK_POLICY)
-    doc["rules"] = dict((r, {"mode": "audit"}) for r in RECONVERGED)
+    doc["rules"] = dict((r, {"mode": "audit"}) for r in ROLLED_BACK)
     p, _findings = build(doc, rolled_back())
     assert "reconverge" not in p["hosts"]["web1"] and p["steps"] == 0
-    for rid in RECONVERGED:
+    for rid in ROLLED_BACK:
         assert not_enforced(p, rid) == [("web1", "mode audit")]
     p, _findings = build(dict(ROLLBACK_POLICY, mode="audit"), rolled_back())
-    assert p["hosts"] == {} and all(not_enforced(p, rid) == [("web1", "policy mode audit")] for rid in RECONVERGED)
+    assert p["hosts"] == {} and all(not_enforced(p, rid) == [("web1", "policy mode audit")] for rid in ROLLED_BACK)
 
 
 def test_waived_rollback_findings_plan_nothing():
-    waivers = [{"rule": rid, "subject": "web1", "reason": "rebuild scheduled", "expires": "2099-01-01"} for rid in RECONVERGED]
+    waivers = [{"rule": rid, "subject": "web1", "reason": "rebuild scheduled", "expires": "2099-01-01"} for rid in ROLLED_BACK]
     p, findings = build(dict(ROLLBACK_POLICY, waivers=waivers), rolled_back())
-    assert [f["status"] for f in findings if f["rule"] in RECONVERGED] == ["waived"] * 3
+    assert [f["status"] for f in findings if f["rule"] in ROLLED_BACK] == ["waived"] * 4
     assert "reconverge" not in p["hosts"]["web1"]
-    assert not [e for e in p["not_enforced"] if e["rule"] in RECONVERGED]
+    assert not [e for e in p["not_enforced"] if e["rule"] in ROLLED_BACK]
 
 
 def test_error_or_no_ledger_plans_no_reconverge():
@@ -861,7 +881,7 @@ def test_error_or_no_ledger_plans_no_reconverge():
     p, findings = build(ROLLBACK_POLICY, ev)
     assert sorted((f["rule"], f["status"]) for f in findings if f["rule"] in RECONVERGED) == [
         ("RB-07", "error"), ("RB-08", "error"), ("RB-09", "fail")]
-    assert p["hosts"]["web1"]["reconverge"]["rules"] == ["RB-09"]
+    assert p["hosts"]["web1"]["reconverge"]["rules"] == ["RB-05", "RB-09"]
     assert not_enforced(p, "RB-07") == [("web1", "error: not evaluated")]
     never = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=rolled_back_facts())})
     p, findings = build(ROLLBACK_POLICY, never)

@@ -36,7 +36,10 @@ rule("RB-04", "rollback", "high", "DOM+LEDGER", "no snapshot older than the last
      remediated_by=Remediation("snapshot_policy", "delete the snapshots older than the ledger's security epoch, only "
                                "with params.rollback.prune_snapshots (never the current or a pinned one)", opt_in=True))
 rule("RB-05", "rollback", "critical", "GUEST+LEDGER", "guest epoch equals the ledger epoch",
-     "The guest was rolled back: run the harden playbook to reconverge it (RB-05..10), which moves the epoch forward.")
+     "The guest was rolled back: run the harden playbook to reconverge it (RB-05..10), which moves the epoch forward.",
+     remediated_by=Remediation("reconverge", "reconverge the guest (with RB-07..09 what they name; alone, nothing to lock, "
+                               "upgrade or mask), record it in the ledger (vmguard.hardening.ledger event reconverge; guest "
+                               "role, tasks/reconverge.yml); the ledger step then moves the epoch forward"))
 rule("RB-06", "rollback", "critical", "GUEST+LEDGER", "no retired SSH host key present",
      "Rotate the SSH host keys again (they were retired before the rollback brought them back).",
      remediated_by=Remediation("identity_reseal", "rotate the retired SSH host keys that are back"))
