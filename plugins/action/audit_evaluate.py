@@ -12,7 +12,8 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, plan as plan_mod, policy as policy_mod, report, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta as delta_mod, engine, plan as plan_mod, policy as policy_mod
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import report, sarif
 
 HV_VAR = "__vmguard_audit_hv_evidence"
 GUEST_VAR = "__vmguard_audit_guest_evidence"
@@ -28,6 +29,8 @@ ARGS = dict(
     guest_evidence_var=dict(type="str", default=GUEST_VAR),
     report_dir=dict(type="str"),
     report_mode=dict(type="raw"),
+    # The report.json "since the previous run" compares with (default: the one in report_dir, if any).
+    previous_report=dict(type="str"),
     fail_on=dict(type="str", choices=["low", "medium", "high", "critical"], default="high"),
     known_tags=dict(type="list", elements="str", default=[]),
     validate_only=dict(type="bool", default=False),
@@ -174,6 +177,50 @@ def sarif_sources_of(args, task_vars, cwd):
             "policy": sarif.source_uri(policy, cwd) if policy else None}
 
 
+def previous_of(args, report_dir, cwd):
+    """(report dict or None, path, problem or None): the previous report.json to compare with.
+
+    previous_report given: that file, which must be a readable vmguard report (RunError otherwise).
+    Not given: report_dir/report.json when there is one; one that cannot be read is no reason to
+    refuse the audit (its problem is shown in the reports instead)."""
+    given = (args.get("previous_report") or "").strip()
+    if given:
+        path = os.path.expanduser(given)
+        path = path if os.path.isabs(path) else os.path.join(cwd, path)
+        if not os.path.isfile(path):
+            raise RunError("previous_report (vmguard_audit_previous_report) %s is not a file" % path)
+        try:
+            return delta_mod.load_previous(path), path, None
+        except delta_mod.PreviousReportError as e:
+            raise RunError("previous_report (vmguard_audit_previous_report): %s" % e)
+    path = os.path.join(report_dir, "report.json")
+    if not os.path.isfile(path):
+        return None, path, None
+    try:
+        return delta_mod.load_previous(path), path, None
+    except delta_mod.PreviousReportError as e:
+        return None, path, str(e)
+
+
+def since_previous(findings, args, report_dir, cwd):
+    """report.json's since_previous (audit/delta.py); tags ``findings`` in place."""
+    prev, path, problem = previous_of(args, report_dir, cwd)
+    out = delta_mod.compare(findings, prev, source=sarif.source_uri(path, cwd) if prev is not None else None)
+    if problem:
+        out["error"] = problem
+    return out
+
+
+def guest_domains(evidence):
+    """{guest: "hypervisor/domain"} for the guests whose inventory names both (the report's VM view)."""
+    out = {}
+    for g, ev in evidence["guests"].items():
+        v = ev.get("vars") or {}
+        if v.get("hypervisor") and v.get("domain"):
+            out[g] = "%s/%s" % (v["hypervisor"], v["domain"])
+    return out
+
+
 def gate_entry(f):
     """A gate finding as the console shows it: guest data escaped (no terminal escapes)."""
     return dict(rule=f["rule"], severity=f["severity"], status=f["status"],
@@ -217,7 +264,9 @@ class ActionModule(ActionBase):
         """The policy; with run_checks also what the evaluation needs, before any evidence is collected."""
         if args["run_checks"]:
             check_subjects(dict(args, hypervisors=args["hypervisors"] or [], guests=args["guests"] or []))
-            report_dir_of(args)
+            report_dir = report_dir_of(args)
+            if (args.get("previous_report") or "").strip():
+                previous_of(args, report_dir, os.getcwd())  # a given one must be readable before anything runs
             report_mode_of(args)
             only = selection(task_vars, args["known_tags"], pol)
             result["rules_selected"] = sorted(only) if only is not None else "all"
@@ -237,7 +286,9 @@ class ActionModule(ActionBase):
         findings = engine.evaluate(pol, evidence, now=now, only=only)
         gate = engine.gate(findings, args["fail_on"])
         extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
-                 "evaluation_seconds": round(time.time() - started, 3)}
+                 "evaluation_seconds": round(time.time() - started, 3),
+                 "guest_domains": guest_domains(evidence),
+                 "since_previous": since_previous(findings, args, report_dir, os.getcwd())}
         rep = report.build(pol, findings, now, extra=extra)
         result.update(
             changed=False,
@@ -259,5 +310,6 @@ class ActionModule(ActionBase):
                               report.printable(report_dir), report.printable(e),
                               summary_msg(rep["summary"], "not written")))
             return result
-        result.update(reports=paths, msg=summary_msg(rep["summary"], paths["html"]))
+        result.update(reports=paths, since_previous=rep["since_previous"]["counts"] if rep["since_previous"]["previous"] else None,
+                      msg=summary_msg(rep["summary"], paths["html"]))
         return result

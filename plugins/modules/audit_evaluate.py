@@ -18,8 +18,8 @@ description:
     M(vmguard.hardening.hypervisor_facts) and M(vmguard.hardening.guest_facts) left in each
     host's variables (a host in both lists, a nested hypervisor, is read from both variables),
     evaluates every enabled catalog rule on every subject with the pure policy engine (fleet rules
-    see all hosts), applies waivers, and writes C(report.json), C(junit.xml) and C(report.html)
-    into O(report_dir) as one set - all three rendered first, each written to a private temp file
+    see all hosts), applies waivers, and writes C(report.json), C(junit.xml), C(report.html),
+    C(report.sarif) and C(report.oscal.json) into O(report_dir) as one set - all rendered first, each written to a private temp file
     there and renamed only when all are written; on a failure no temp file is left and the
     previous set is unchanged.
   - Fails when there is nothing to audit (both O(hypervisors) and O(guests) empty; the message
@@ -77,6 +77,13 @@ options:
     description:
       - Permissions of the report files, a quoted octal string. Defaults to C(0640) (not world-readable).
     type: raw
+  previous_report:
+    description:
+      - The C(report.json) of an earlier run that "since the previous run" (new failures, fixed, still
+        failing, gone) compares with, in every report. Relative to the controller's working directory.
+      - Empty or not given, the C(report.json) already in O(report_dir), if any (one that cannot be read
+        is named in the reports, not an error). A file given here must be a readable vmguard report.
+    type: str
   fail_on:
     description: Lowest severity at which a failing or erroring finding fails the gate.
     type: str
@@ -144,7 +151,12 @@ gate:
   type: list
   elements: dict
 reports:
-  description: Paths of report.json, junit.xml, report.html and report.sarif (keys json, junit, html, sarif).
+  description: Paths of report.json, junit.xml, report.html, report.sarif and report.oscal.json (keys json, junit, html,
+    sarif, oscal).
+  returned: unless validate_only
+  type: dict
+since_previous:
+  description: Counts of new, fixed, still_failing and gone findings since the previous report, or null without one.
   returned: unless validate_only
   type: dict
 policy_digest:

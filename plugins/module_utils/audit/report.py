@@ -2,15 +2,23 @@
 # Copyright: (c) 2026, vmguard.hardening developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reports: report.json (vmguard.report/v1), junit.xml (one testcase per rule x subject), a
-self-contained report.html (no external assets) and report.sarif (SARIF 2.1.0, audit/sarif.py). JSON and JUnit need only the standard library;
-the HTML is rendered with Jinja2, which every Ansible controller has.
+self-contained report.html (no external assets), report.sarif (SARIF 2.1.0, audit/sarif.py) and
+report.oscal.json (OSCAL assessment results, audit/oscal.py). JSON and JUnit need only the standard
+library; the HTML is rendered with Jinja2, which every Ansible controller has.
+
+report.html embeds the findings as JSON and renders them with a small script: views by area or by
+VM, filters (status, severity, text, since the previous run) that the section counts follow,
+sections that say when nothing matches, and rows paged (PAGE_ROWS) so a fleet of a thousand domains
+stays fast. "Since the previous run" (audit/delta.py) is in every format: report.json's
+``since_previous`` and each finding's ``since_previous``, JUnit properties, SARIF baselineState and
+properties, OSCAL props.
 
 Guest data (process names, unit names, ...) reaches finding messages and evidence. Everything a
 human or a CI parser reads (JUnit, HTML, the console) shows control characters, terminal escapes
 and other invisible or XML-invalid code points as text (``\\x1b[31m``); report.json keeps the data
 as it is (JSON escapes it).
 
-The four reports are written as a set: all rendered first, each written to a private temp file in
+The reports are written as a set: all rendered first, each written to a private temp file in
 the report directory, then renamed; on any failure the temp files are removed and the previous set
 stays as it was. (fsutil.atomic_write renames each file as soon as it is written, so it cannot
 give a set; the set keeps its rules: mkstemp in the target directory, mode set before any byte,
@@ -36,9 +44,11 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil im
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import oscal, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.delta import CHANGES
 
-NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"), ("sarif", "report.sarif"))
+NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"), ("sarif", "report.sarif"),
+         ("oscal", "report.oscal.json"))
 DEFAULT_MODE = "0640"
 _MODE = re.compile(r"^0?[0-7]{3}$")
 TEMP_PREFIX = ".vmguard-report-"
@@ -113,7 +123,7 @@ def restart_note(finding):
 
 
 def _case_properties(case, f):
-    props = [(k, f.get(k)) for k in ("definition", "pending_restart") if f.get(k) is not None]
+    props = [(k, f.get(k)) for k in ("definition", "pending_restart", "since_previous") if f.get(k) is not None]
     if not props:
         return
     el = ET.SubElement(case, "properties")
@@ -142,6 +152,21 @@ def _case(suite, f):
         ET.SubElement(case, "skipped", message="%s: %s" % (f["status"], message))
 
 
+def _suite_properties(suite, items, delta):
+    """Since the previous run, for this suite's area: counts of new / fixed / still failing findings
+    and of those that failed before and are gone; nothing when there is no previous report."""
+    if not (delta and delta.get("previous")):
+        return
+    el = ET.SubElement(suite, "properties")
+    ET.SubElement(el, "property", name="since_previous.report", value=printable(delta["previous"].get("generated_at")))
+    area = items[0]["area"]
+    for change in CHANGES[:3]:
+        ET.SubElement(el, "property", name="since_previous.%s" % change,
+                      value=str(sum(1 for f in items if f.get("since_previous") == change)))
+    gone = sum(1 for e in delta.get("gone", []) if RULES.get(e["rule"]) is not None and RULES[e["rule"]].area == area)
+    ET.SubElement(el, "property", name="since_previous.gone", value=str(gone))
+
+
 def junit(report):
     suites = ET.Element("testsuites", name="vmguard", tests=str(len(report["findings"])))
     by_area = dict((a, []) for a in AREAS)
@@ -155,6 +180,7 @@ def junit(report):
                               errors=str(sum(1 for f in items if f["status"] == "error")),
                               skipped=str(sum(1 for f in items if f["status"] in SKIPPED)),
                               timestamp=report["generated_at"])
+        _suite_properties(suite, items, report.get("since_previous"))
         for f in items:
             _case(suite, f)
     return ET.tostring(suites, encoding="unicode")
@@ -167,10 +193,11 @@ HTML = r"""<!DOCTYPE html>
 <style>
 :root { --pass:#2e7d32; --fail:#c62828; --error:#6a1b9a; --waived:#ef6c00; --not_applicable:#78909c; }
 * { box-sizing: border-box; }
+html, body { overflow-x: hidden; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1f2933; background: #f5f7fa; }
 header { background: #102a43; color: #fff; padding: 18px 28px; }
 header h1 { margin: 0 0 4px; font-size: 22px; }
-header .meta { opacity: .8; font-size: 12px; }
+header .meta { opacity: .8; font-size: 12px; overflow-wrap: anywhere; }
 main { padding: 20px 28px; max-width: 1400px; margin: auto; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin-bottom: 18px; }
 .card { background: #fff; border-radius: 8px; padding: 12px 16px; min-width: 120px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
@@ -179,31 +206,51 @@ main { padding: 20px 28px; max-width: 1400px; margin: auto; }
 .card.waived .n { color: var(--waived); } .card.not_applicable .n { color: var(--not_applicable); }
 .verdict { font-weight: 600; padding: 10px 14px; border-radius: 8px; margin-bottom: 18px; }
 .verdict.bad { background: #ffebee; color: var(--fail); } .verdict.good { background: #e8f5e9; color: var(--pass); }
-.grid { display: grid; grid-template-columns: minmax(320px, 1fr) minmax(320px, 1fr); gap: 16px; margin-bottom: 18px; }
-@media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
-.panel { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 16px; margin-bottom: 18px; }
+.panel { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12); min-width: 0; }
 .panel h2 { font-size: 15px; margin: 0 0 10px; }
 .bar { display: flex; height: 18px; border-radius: 4px; overflow: hidden; background: #e4e7eb; }
 .bar span { display: block; height: 100%; }
 .row { display: grid; grid-template-columns: 110px 1fr 60px; gap: 10px; align-items: center; margin: 6px 0; font-size: 13px; }
 .legend span { display: inline-block; margin-right: 12px; font-size: 12px; }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: middle; }
-table { width: 100%; border-collapse: collapse; background: #fff; font-size: 13px; }
+.delta { display: flex; gap: 8px; flex-wrap: wrap; }
+.delta button { font: inherit; border: 1px solid #bcccdc; background: #f0f4f8; border-radius: 6px; padding: 6px 10px; cursor: pointer; }
+.delta b { font-size: 18px; margin-right: 4px; }
+.gone { font-size: 12px; color: #52606d; overflow-wrap: anywhere; }
+.tablebox { overflow-x: auto; max-width: 100%; }
+table { width: 100%; border-collapse: collapse; background: #fff; font-size: 13px; table-layout: auto; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
-th { background: #f0f4f8; position: sticky; top: 0; }
+th { background: #f0f4f8; }
 td.rule { white-space: nowrap; font-weight: 600; }
+td.msg { overflow-wrap: anywhere; min-width: 14em; }
 .st { font-weight: 600; text-transform: uppercase; font-size: 11px; padding: 2px 6px; border-radius: 4px; color: #fff; white-space: nowrap; }
 .st.pass { background: var(--pass); } .st.fail { background: var(--fail); } .st.error { background: var(--error); }
 .st.waived { background: var(--waived); } .st.not_applicable { background: var(--not_applicable); }
 .sev { font-size: 11px; text-transform: uppercase; } .sev.critical { color: #b71c1c; font-weight: 700; } .sev.high { color: #c62828; }
 .filters { display: flex; gap: 10px; flex-wrap: wrap; align-items: center; margin: 10px 0 14px; background: #fff;
   padding: 10px 12px; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-.filters label { font-size: 12px; } .filters input[type=search] { padding: 5px 8px; min-width: 260px; }
-section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin: 8px 0; }
-.rem { color: #52606d; font-size: 12px; } .subj { font-family: ui-monospace, monospace; font-size: 12px; }
+.filters label { font-size: 12px; } .filters input[type=search] { padding: 5px 8px; width: 260px; max-width: 100%; }
+#shown { font-size: 12px; color: #52606d; width: 100%; }
+section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margin: 8px 0; overflow-wrap: anywhere; }
+.rem { color: #52606d; font-size: 12px; } .subj { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: anywhere; }
 .count { color: #52606d; font-weight: normal; font-size: 13px; }
-.badge { font-size: 11px; padding: 1px 6px; border-radius: 10px; white-space: nowrap; border: 1px solid; }
+.empty, .more { color: #52606d; font-style: italic; margin: 4px 0 0; }
+.badge { font-size: 11px; padding: 1px 6px; border-radius: 10px; white-space: nowrap; border: 1px solid; margin-right: 4px; }
 .badge.restart { color: #8d6e00; background: #fff8e1; } .badge.persistent { color: #0d47a1; background: #e3f2fd; }
+.badge.new { color: #b71c1c; background: #ffebee; } .badge.fixed { color: #1b5e20; background: #e8f5e9; }
+.badge.still_failing { color: #5d4037; background: #efebe9; }
+#moreall { font: inherit; margin: 8px 0 24px; padding: 6px 12px; }
+@media (max-width: 640px) {
+  header { padding: 14px 14px; } main { padding: 12px 10px; }
+  .row { grid-template-columns: 80px 1fr 44px; }
+  table, thead, tbody, tr, td { display: block; width: 100%; }
+  thead { display: none; }
+  tr { border-bottom: 2px solid #d9e2ec; padding: 4px 0; }
+  td { border: 0; padding: 2px 8px; }
+  td.msg { min-width: 0; }
+  td[data-label]::before { content: attr(data-label) ": "; color: #7b8794; font-size: 11px; }
+}
 </style></head>
 <body>
 <header><h1>vmguard.hardening audit</h1>
@@ -245,63 +292,206 @@ section.area { margin-bottom: 22px; } section.area h2 { font-size: 17px; margin:
 <div class="row"><div class="subj" title="{{ b | p }}">{{ (b | p)[:16] }}</div>
 <div class="bar"><span style="width:{{ 100.0 * s.share }}%;background:#486581"></span></div><div>{{ s.guests }}</div></div>
 {% endfor %}{% endif %}
+</div>
+<div class="panel" id="since"><h2>Since the previous run</h2>
+{% if delta.previous %}
+<div class="meta count">compared with {{ delta.previous.path | p or 'report.json' }} of {{ delta.previous.generated_at | p }} ({{ delta.previous.total }} findings)</div>
+<div class="delta">
+{% for c in changes %}<button type="button" data-change="{{ c }}"><b>{{ delta.counts[c] }}</b>{{ c | replace('_', ' ') }}</button>
+{% endfor %}</div>
+{% if delta.gone %}<p class="gone">{{ delta.counts.gone }} failing before and not evaluated now (subject gone or rule not selected):
+{% for g in delta.gone[:30] %}{{ g.rule }} {{ g.subject.kind }}:{{ g.subject.id | p }}{{ '; ' if not loop.last }}{% endfor %}
+{% if delta.counts.gone > 30 %} and {{ delta.counts.gone - 30 }} more (report.json){% endif %}</p>{% endif %}
+{% elif delta.error %}<p class="empty">No comparison: {{ delta.error | p }}</p>
+{% else %}<p class="empty">No previous report to compare with (this is the first run into this report directory).</p>
+{% endif %}
 </div></div>
-<div class="filters">
+<div class="filters" id="filters">
+<label>view <select id="view"><option value="area">by area</option><option value="vm">by VM</option></select></label>
 <input type="search" id="q" placeholder="filter: rule, subject or text" aria-label="filter">
 {% for s in statuses %}
 <label><input type="checkbox" class="fs" value="{{ s }}" {{ '' if s in ('pass', 'not_applicable') else 'checked' }}>
 {{ s | replace('_', ' ') }}</label>
 {% endfor %}
 <label>severity &ge; <select id="sev">{% for sev in severities %}<option value="{{ loop.index0 }}">{{ sev }}</option>{% endfor %}</select></label>
+<label>since previous run <select id="change" {{ '' if delta.previous else 'disabled' }}><option value="any">any</option>
+{% for c in changes %}<option value="{{ c }}">{{ c | replace('_', ' ') }}</option>{% endfor %}</select></label>
+<span id="shown" aria-live="polite"></span>
 </div>
-{% for area in areas %}{% set items = r.findings | selectattr('area', 'equalto', area) | list %}{% if items %}
-<section class="area"><h2>{{ area | capitalize }} <span class="count">({{ items | length }} findings)</span></h2>
-<table><thead><tr><th>rule</th><th>status</th><th>severity</th><th>subject</th><th>message / remediation</th></tr></thead><tbody>
-{% for f in items %}<tr data-status="{{ f.status }}" data-sev="{{ severities.index(f.severity) }}">
-<td class="rule" title="{{ titles[f.rule] }}">{{ f.rule }}</td>
-<td><span class="st {{ f.status }}">{{ f.status | replace('_', ' ') }}</span></td>
-<td><span class="sev {{ f.severity }}">{{ f.severity }}</span></td><td class="subj">{{ f.subject.kind | p }}: {{ f.subject.id | p }}</td>
-<td>
-{% if f.pending_restart %}<span class="badge restart" title="{{ restart_note(f) }}">pending restart</span>
-{% elif f.definition == 'persistent' %}<span class="badge persistent" title="{{ restart_note(f) }}">persistent definition</span>
-{% endif %}
-{{ f.message | p }}{% if f.remediation %}<div class="rem">&rarr; {{ f.remediation | p }}</div>{% endif %}</td></tr>
-{% endfor %}</tbody></table></section>{% endif %}{% endfor %}
+<noscript><p class="empty">The findings table needs JavaScript; report.json and junit.xml beside this file hold every finding.</p></noscript>
+<div id="sections"></div>
+<button type="button" id="moreall" hidden>show more rows</button>
 </main>
+<script type="application/json" id="data">{{ data }}</script>
 <script>
 (function () {
-  var q = document.getElementById('q'), sev = document.getElementById('sev');
+  'use strict';
+  var D = JSON.parse(document.getElementById('data').textContent);
+  var F = D.findings, PAGE = D.page;
+  var q = document.getElementById('q'), sev = document.getElementById('sev'), view = document.getElementById('view');
+  var change = document.getElementById('change'), box = document.getElementById('sections');
+  var shown = document.getElementById('shown'), moreall = document.getElementById('moreall');
   var boxes = Array.prototype.slice.call(document.querySelectorAll('.fs'));
-  var rows = Array.prototype.slice.call(document.querySelectorAll('tbody tr'));
-  function apply() {
-    var text = q.value.toLowerCase(), min = parseInt(sev.value, 10);
-    var want = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
-    rows.forEach(function (r) {
-      var show = want.indexOf(r.dataset.status) >= 0 && parseInt(r.dataset.sev, 10) >= min &&
-                 (!text || r.textContent.toLowerCase().indexOf(text) >= 0);
-      r.style.display = show ? '' : 'none';
-    });
+  var hay = F.map(function (f) { return (f.r + ' ' + f.k + ': ' + f.i + ' ' + f.m + ' ' + (f.x || '')).toLowerCase(); });
+  var budget = PAGE;
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; });
   }
-  [q, sev].concat(boxes).forEach(function (el) { el.addEventListener('input', apply); el.addEventListener('change', apply); });
-  apply();
+  function row(f) {
+    var rule = D.rules[f.r] || ['', ''], rem = f.x === undefined ? rule[1] : f.x, badges = '';
+    if (f.b) { badges += '<span class="badge ' + f.b + '" title="' + esc(D.notes[f.b]) + '">' + esc(D.notes[f.b].split(':')[0]) + '</span>'; }
+    if (f.c) { badges += '<span class="badge ' + f.c + '">' + f.c.replace('_', ' ') + '</span>'; }
+    return '<tr data-status="' + f.s + '" data-sev="' + f.v + '"><td class="rule" data-label="rule" title="' + esc(rule[0]) + '">' +
+      esc(f.r) + '</td><td data-label="status"><span class="st ' + f.s + '">' + f.s.replace('_', ' ') + '</span></td>' +
+      '<td data-label="severity"><span class="sev ' + D.severities[f.v] + '">' + D.severities[f.v] + '</span></td>' +
+      '<td class="subj" data-label="subject">' + esc(f.k + ': ' + f.i) + '</td><td class="msg">' + badges + esc(f.m) +
+      (rem ? '<div class="rem">&rarr; ' + esc(rem) + '</div>' : '') + '</td></tr>';
+  }
+  var HEAD = '<div class="tablebox"><table><thead><tr><th>rule</th><th>status</th><th>severity</th><th>subject</th>' +
+    '<th>message / remediation</th></tr></thead><tbody>';
+  function render() {
+    var text = q.value.toLowerCase(), min = parseInt(sev.value, 10), ch = change.value, st = {};
+    boxes.forEach(function (b) { if (b.checked) { st[b.value] = true; } });
+    var out = [], left = budget, total = 0, hidden = 0;
+    D.views[view.value].forEach(function (g) {
+      var hits = g[1].filter(function (i) {
+        var f = F[i];
+        return st[f.s] && f.v >= min && (ch === 'any' || f.c === ch) && (!text || hay[i].indexOf(text) >= 0);
+      });
+      total += hits.length;
+      var h = '<section class="group" data-shown="' + hits.length + '" data-total="' + g[1].length + '"><h2>' + esc(g[0]) +
+        ' <span class="count">(' + hits.length + ' of ' + g[1].length + ' findings match the filters)</span></h2>';
+      if (!hits.length) {
+        h += '<p class="empty">No finding in this section matches the filters.</p>';
+      } else {
+        var take = hits.slice(0, Math.max(left, 0));
+        left -= take.length;
+        hidden += hits.length - take.length;
+        if (take.length) { h += HEAD + take.map(function (i) { return row(F[i]); }).join('') + '</tbody></table></div>'; }
+        if (hits.length > take.length) { h += '<p class="more">' + (hits.length - take.length) + ' more matching findings: use "show more rows" below or narrow the filters.</p>'; }
+      }
+      out.push(h + '</section>');
+    });
+    box.innerHTML = out.join('');
+    shown.textContent = total + ' of ' + F.length + ' findings match the filters' + (hidden ? ' (' + (total - hidden) + ' rows shown)' : '');
+    moreall.hidden = !hidden;
+  }
+  function refilter() { budget = PAGE; render(); }
+  [q, sev, view, change].concat(boxes).forEach(function (el) { el.addEventListener('input', refilter); el.addEventListener('change', refilter); });
+  moreall.addEventListener('click', function () { budget += PAGE * 5; render(); });
+  Array.prototype.forEach.call(document.querySelectorAll('#since button[data-change]'), function (b) {
+    b.addEventListener('click', function () {
+      change.value = b.dataset.change;
+      boxes.forEach(function (x) { x.checked = true; });
+      refilter();
+      document.getElementById('filters').scrollIntoView();
+    });
+  });
+  render();
 })();
 </script>
 </body></html>
 """
 
 
+# Rows a section shows before "show more rows" (the corpus report has ~25,000 findings).
+PAGE_ROWS = 200
+RESTART_NOTES = {
+    "restart": "pending restart: takes effect at next start (the persistent definition is already fixed)",
+    "persistent": "persistent definition: takes effect at next start",
+}
+# Subjects that are no VM, in the order the "by VM" view lists them after the VMs.
+OTHER_KINDS = ("hypervisor", "image", "fleet")
+
+
+def _badge(f):
+    if f.get("pending_restart"):
+        return "restart"
+    if f.get("definition") == "persistent":
+        return "persistent"
+    return ""
+
+
+def vm_of(subject, guest_domains):
+    """The VM a subject belongs to ("hv/domain"), or None when it is no VM (hypervisor, image, fleet).
+    A guest is the domain its inventory names (``guest_domains``: guest -> "hv/domain"), else itself."""
+    if subject["kind"] == "domain":
+        return subject["id"]
+    if subject["kind"] == "guest":
+        return (guest_domains or {}).get(subject["id"]) or subject["id"]
+    return None
+
+
+def views(findings, guest_domains=None):
+    """{"area": [[label, [index, ...]], ...], "vm": [...]}: the findings' indexes grouped by area (in
+    AREAS order) and by VM (VMs sorted, then hypervisors, images and fleet subjects)."""
+    by_area = dict((a, []) for a in AREAS)
+    vms, others = {}, {}
+    guests_of = {}
+    for i, f in enumerate(findings):
+        by_area.setdefault(f["area"], []).append(i)
+        vm = vm_of(f["subject"], guest_domains)
+        if vm is None:
+            others.setdefault((f["subject"]["kind"], f["subject"]["id"]), []).append(i)
+        else:
+            vms.setdefault(vm, []).append(i)
+            if f["subject"]["kind"] == "guest" and f["subject"]["id"] != vm:
+                guests_of.setdefault(vm, set()).add(f["subject"]["id"])
+    area_view = [[a.capitalize(), idx] for a, idx in by_area.items() if idx]
+    vm_view = []
+    for vm in sorted(vms):
+        label = "VM %s" % printable(vm)
+        if vm in guests_of:
+            label += " (guest %s)" % ", ".join(printable(g) for g in sorted(guests_of[vm]))
+        vm_view.append([label, vms[vm]])
+    rank = dict((k, n) for n, k in enumerate(OTHER_KINDS))
+    for kind, sid in sorted(others, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1])):
+        vm_view.append(["%s %s" % (printable(kind), printable(sid)), others[(kind, sid)]])
+    return {"area": area_view, "vm": vm_view}
+
+
+def html_data(report):
+    """The findings table's data, embedded in report.html as JSON (the page renders and filters it)."""
+    sev_index = dict((s, n) for n, s in enumerate(SEVERITIES))
+    rules = dict((rid, [printable(r.title), printable(r.remediation)]) for rid, r in RULES.items())
+    rows = []
+    for f in report["findings"]:
+        if f["severity"] not in sev_index:
+            raise ValueError("finding %s on %s has severity %r (known: %s)" % (
+                printable(f["rule"]), printable(f["subject"]["id"]), f["severity"], ", ".join(SEVERITIES)))
+        row = {"r": printable(f["rule"]), "s": f["status"], "v": sev_index[f["severity"]],
+               "k": printable(f["subject"]["kind"]), "i": printable(f["subject"]["id"]), "m": printable(f["message"])}
+        rem = printable(f.get("remediation"))
+        if rem != rules.get(f["rule"], ["", ""])[1]:
+            row["x"] = rem
+        for k, v in (("b", _badge(f)), ("c", f.get("since_previous"))):
+            if v:
+                row[k] = v
+        rows.append(row)
+    return {"findings": rows, "rules": rules, "severities": list(SEVERITIES), "notes": RESTART_NOTES,
+            "views": views(report["findings"], report.get("guest_domains")), "page": PAGE_ROWS}
+
+
+def script_json(data):
+    """JSON safe inside <script>: no '<', '>' or '&' (no '</script>' or '<!--' can end the element)."""
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def html(report, gate, fail_on):
     from jinja2 import Environment  # controller side only
+    from markupsafe import Markup
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["p"] = printable
     builds = {}
     for f in report["findings"]:
         if f["rule"] == "DIV-07" and (f.get("evidence") or {}).get("builds"):
             builds = f["evidence"]["builds"]
+    delta = report.get("since_previous") or {"previous": None}
     return env.from_string(HTML).render(
         r=report, gate=gate, fail_on=printable(fail_on), statuses=STATUSES,
-        severities=list(SEVERITIES), areas=AREAS, builds=builds, restart_note=restart_note,
-        titles=dict((rid, r.title) for rid, r in RULES.items()))
+        severities=list(SEVERITIES), builds=builds, delta=delta, changes=CHANGES[:3],
+        data=Markup(script_json(html_data(report))))
 
 
 def sarif_log(report, sources=None):
@@ -312,6 +502,12 @@ def sarif_log(report, sources=None):
                        text=printable)
 
 
+def oscal_results(report, sources=None):
+    """report.oscal.json's content: OSCAL assessment results (see oscal.build)."""
+    info = sarif.collection_info()
+    return oscal.build(report, RULES, sources, version=info["version"], text=printable)
+
+
 def render_all(report, gate, fail_on, sources=None):
     """The text of every report, rendered before any is written (a rendering error writes nothing)."""
     return {
@@ -319,6 +515,7 @@ def render_all(report, gate, fail_on, sources=None):
         "junit": '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
         "html": html(report, gate, fail_on),
         "sarif": json.dumps(sarif_log(report, sources), indent=2, default=str) + "\n",
+        "oscal": json.dumps(oscal_results(report, sources), indent=2, default=str) + "\n",
     }
 
 
@@ -416,9 +613,10 @@ def _commit(report_dir, temps, paths):
 
 
 def write_all(report_dir, report, gate, fail_on, mode=None, sources=None):
-    """Write report.json, junit.xml, report.html and report.sarif into ``report_dir`` as one set, files
-    of ``mode`` (an int or an octal string; default 0640). ``sources``: the files report.sarif anchors
-    its results to (sarif.build). Returns {"json": path, "junit": path, "html": path, "sarif": path}.
+    """Write report.json, junit.xml, report.html, report.sarif and report.oscal.json into ``report_dir``
+    as one set, files of ``mode`` (an int or an octal string; default 0640). ``sources``: the files
+    report.sarif and report.oscal.json anchor their results to (sarif.build). Returns {"json": path,
+    "junit": path, "html": path, "sarif": path, "oscal": path}.
 
     Raises ReportWriteError (or OSError) when the set cannot be written; no temp file is left and
     the previous reports are unchanged.

@@ -17,6 +17,9 @@ other SARIF consumers.
   region is the file's first line. The subject is the logical location (``<kind>:<id>``).
 - ``partialFingerprints["vmguardFinding/v1"]`` = sha256(rule|kind|id): stable across runs (never
   the message), so code scanning tracks one alert per rule and subject.
+- Since the previous run (audit/delta.py): a result failing before and now has ``baselineState``
+  "unchanged", one failing only now "new", both with ``properties.since_previous``; the run's
+  ``properties.since_previous`` holds the counts and the fixed and gone findings (which are no results).
 
 ``build`` is pure (data in, dict out); ``collection_version`` reads the collection's own metadata.
 """
@@ -49,6 +52,8 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 # Subjects declared by the policy (fleet-wide findings, expired waivers) rather than the inventory.
 POLICY_KINDS = ("fleet",)
 RESULT_STATUSES = (FAIL, ERROR, WAIVED)
+# since_previous (audit/delta.py) -> SARIF baselineState of a result that is there now.
+BASELINE = {"new": "new", "still_failing": "unchanged"}
 
 
 def level(severity):
@@ -139,7 +144,7 @@ def result(f, rule_index, sources, text=_same):
     """The SARIF result of finding ``f``; ``text`` makes guest data safe to show (report.printable)."""
     props = {"status": f["status"], "severity": f["severity"], "area": f["area"],
              "subject": {"kind": f["subject"]["kind"], "id": text(f["subject"]["id"])}}
-    for key in ("waived_status", "definition", "pending_restart"):
+    for key in ("waived_status", "definition", "pending_restart", "since_previous"):
         if f.get(key) is not None:
             props[key] = f[key]
     if f.get("remediation"):
@@ -153,11 +158,23 @@ def result(f, rule_index, sources, text=_same):
         "partialFingerprints": {FINGERPRINT: fingerprint(f)},
         "properties": props,
     }
+    if f.get("since_previous") in BASELINE:
+        out["baselineState"] = BASELINE[f["since_previous"]]
     if f["rule"] in rule_index:
         out["ruleIndex"] = rule_index[f["rule"]]
     if f["status"] == WAIVED:
         out["suppressions"] = [_suppression(f, text)]
     return out
+
+
+def _since_previous(delta, text):
+    def entry(e):
+        return {"ruleId": e["rule"], "subject": "%s:%s" % (e["subject"]["kind"], text(e["subject"]["id"])),
+                "before": e["before"], "now": e["now"]}
+    prev = delta["previous"]
+    return {"previous": {"generated_at": prev.get("generated_at"), "policy_digest": prev.get("policy_digest")},
+            "counts": delta["counts"], "fixed": [entry(e) for e in delta.get("fixed", [])],
+            "gone": [entry(e) for e in delta.get("gone", [])]}
 
 
 def build(report, rules, sources=None, version=None, information_uri=None, text=_same):
@@ -182,6 +199,9 @@ def build(report, rules, sources=None, version=None, information_uri=None, text=
         "properties": {"schema": report.get("schema"), "generated_at": report.get("generated_at"),
                        "policy_digest": report.get("policy_digest")},
     }
+    delta = report.get("since_previous")
+    if delta and delta.get("previous"):
+        run["properties"]["since_previous"] = _since_previous(delta, text)
     return {"$schema": SCHEMA_URI, "version": VERSION, "runs": [run]}
 
 

@@ -56,9 +56,44 @@ def test_html_is_self_contained(tmp_path):
     assert "FAILED:" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script src" not in html and "<link" not in html
-    for area in ("diversity", "rollback", "isolation", "leakage", "visibility"):
-        assert area.capitalize() in html
-    assert html.count("<tr data-status=") == rep["summary"]["total"]
+    data = embedded(html)
+    assert len(data["findings"]) == rep["summary"]["total"]
+    areas = [label for label, _idx in data["views"]["area"]]
+    assert areas == ["Diversity", "Rollback", "Isolation", "Leakage", "Visibility"]
+    for view in ("area", "vm"):  # every finding in exactly one section of each view
+        assert sorted(i for _label, idx in data["views"][view] for i in idx) == list(range(rep["summary"]["total"]))
+
+
+def embedded(html):
+    """The findings data report.html renders (the JSON in <script id="data">)."""
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    assert m, "no embedded data"
+    return json.loads(m.group(1))
+
+
+def test_vm_view_puts_a_guest_with_its_domain(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    rep["guest_domains"] = {"web1": "hv1/web1"}
+    data = report.html_data(rep)
+    labels = [label for label, _idx in data["views"]["vm"]]
+    # mail1's inventory names no domain: its guest findings are a VM of their own.
+    assert labels[:3] == ["VM hv1/mail1", "VM hv1/web1 (guest web1)", "VM mail1"], labels
+    web1 = dict(data["views"]["vm"])["VM hv1/web1 (guest web1)"]
+    kinds = {rep["findings"][i]["subject"]["kind"] for i in web1}
+    assert kinds == {"domain", "guest"}
+    # Subjects that are no VM come after the VMs: hypervisors, then the fleet.
+    others = labels[3:]
+    assert others and others[0].startswith("hypervisor ") and others[-1].startswith("fleet "), others
+
+
+def test_embedded_data_cannot_close_the_script_element():
+    findings = [{"rule": "ISO-01", "area": "isolation", "severity": "high", "status": "fail",
+                 "subject": {"kind": "guest", "id": "g</script><script>alert(1)</script>"},
+                 "message": "<!-- & </SCRIPT >", "remediation": "r"}]
+    rep = report.build(policy.load_policy({}), findings, E.NOW)
+    html = report.html(rep, [], "high")
+    assert html.lower().count("</script") == 2  # the data element's and the page script's own
+    assert embedded(html)["findings"][0]["i"] == "g</script><script>alert(1)</script>"
 
 
 # --- hostile text: control characters and terminal escapes from guest data ---------------------
@@ -137,7 +172,9 @@ def test_html_shows_escapes_as_text(tmp_path):
         raw = f.read()
     text = raw.decode("utf-8")  # valid UTF-8: no lone surrogate got through
     assert "\x1b" not in text and "\u202e" not in text and "\x9b" not in text
-    assert "\\x1b[31mEVIL\\x1b[0m" in text
+    messages = [f["m"] for f in embedded(text)["findings"]]
+    assert any("\\x1b[31mEVIL\\x1b[0m" in m for m in messages)
+    assert all(m.isprintable() for m in messages)
     lxml.etree.fromstring(raw, lxml.etree.HTMLParser(recover=False))
 
 
@@ -192,7 +229,8 @@ def test_pending_restart_in_html_and_json(tmp_path):
     rep, paths = restart_report(tmp_path)
     with open(paths["html"]) as f:
         html = f.read()
-    assert html.count('class="badge restart"') == 1 and html.count('class="badge persistent"') == 1
+    badges = [f.get("b") for f in embedded(html)["findings"]]
+    assert badges.count("restart") == 1 and badges.count("persistent") == 1
     with open(paths["json"]) as f:
         data = json.load(f)
     by = dict((f["subject"]["id"], f) for f in data["findings"])
@@ -225,7 +263,8 @@ def test_default_modes_are_not_world_readable(tmp_path):
     _rep, _gate, paths = make(tmp_path)
     assert _mode(str(tmp_path / "out")) == 0o750
     assert set(_mode(p) for p in paths.values()) == {0o640}
-    assert sorted(os.listdir(str(tmp_path / "out"))) == ["junit.xml", "report.html", "report.json", "report.sarif"]
+    assert sorted(os.listdir(str(tmp_path / "out"))) == ["junit.xml", "report.html", "report.json", "report.oscal.json",
+                                                         "report.sarif"]
 
 
 def test_mode_is_settable_and_replaces_the_old_files_mode(tmp_path):

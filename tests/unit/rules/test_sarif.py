@@ -243,7 +243,7 @@ def test_write_all_writes_report_sarif_with_the_set_and_no_temp_file(tmp_path):
     gate = engine.gate(fs, "high")
     out = str(tmp_path / "out")
     paths = report.write_all(out, rep, gate, "high", sources=SOURCES)
-    assert _listing(out) == ["junit.xml", "report.html", "report.json", "report.sarif"]
+    assert _listing(out) == ["junit.xml", "report.html", "report.json", "report.oscal.json", "report.sarif"]
     assert paths["sarif"] == os.path.join(out, "report.sarif")
     assert oct(os.stat(paths["sarif"]).st_mode & 0o777) == oct(0o640)
     with open(paths["sarif"]) as fh:
@@ -265,5 +265,5 @@ def test_sarif_that_cannot_be_replaced_leaves_the_whole_previous_set(tmp_path):
     with pytest.raises(report.ReportWriteError) as e:
         report.write_all(out, dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high", sources=SOURCES)
     assert "report.sarif" in str(e.value)
-    assert _listing(out) == ["junit.xml", "report.html", "report.json", "report.sarif"]  # no temp file
+    assert _listing(out) == ["junit.xml", "report.html", "report.json", "report.oscal.json", "report.sarif"]  # no temp file
     assert dict((n, open(os.path.join(out, n), "rb").read()) for n in _listing(out) if n != "report.sarif") == before

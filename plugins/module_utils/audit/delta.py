@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Since the previous run: what changed between the previous report.json and this audit.
+
+A finding is identified by (rule, subject kind, subject id); it is *failing* when its status is
+fail or error (what the gate counts). Against the previous report:
+
+- ``new``: failing now, not failing (or not there) before;
+- ``fixed``: failing before, evaluated now and not failing (pass, waived or not applicable);
+- ``still_failing``: failing before and now;
+- ``gone``: failing before and not evaluated now (the subject left the inventory, or the rule was
+  not selected): neither fixed nor still failing, so it is listed on its own.
+
+``compare`` tags each current finding with ``since_previous`` (new / fixed / still_failing) and
+returns the summary that report.json carries as ``since_previous``. Pure: no Ansible import.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
+
+NEW, FIXED, STILL, GONE = "new", "fixed", "still_failing", "gone"
+CHANGES = (NEW, FIXED, STILL, GONE)
+SCHEMA_PREFIX = "vmguard.report/"
+
+
+class PreviousReportError(Exception):
+    """The previous report cannot be read or is not a vmguard report (the message names the file)."""
+
+
+def key(finding):
+    s = finding["subject"]
+    return (finding["rule"], s["kind"], s["id"])
+
+
+def load_previous(path):
+    """The previous report.json at ``path`` as a dict; PreviousReportError naming the path and the problem."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except (IOError, OSError) as e:
+        raise PreviousReportError("previous report %s cannot be read: %s" % (path, e))
+    except ValueError as e:
+        raise PreviousReportError("previous report %s is not JSON: %s" % (path, e))
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
+        raise PreviousReportError("previous report %s is not a vmguard report.json (no schema %s...)" % (path, SCHEMA_PREFIX))
+    findings = data.get("findings")
+    if not isinstance(findings, list):
+        raise PreviousReportError("previous report %s has no findings list" % path)
+    for i, f in enumerate(findings):
+        try:
+            key(f)
+            f["status"]
+        except (KeyError, TypeError):
+            raise PreviousReportError("previous report %s: findings[%d] has no rule, subject.kind, subject.id or status" % (path, i))
+    return data
+
+
+def _entry(f, before, now):
+    return {"rule": f["rule"], "subject": {"kind": f["subject"]["kind"], "id": f["subject"]["id"]},
+            "severity": f.get("severity"), "before": before, "now": now}
+
+
+def compare(findings, previous, source=None):
+    """Tag ``findings`` (this run's, changed in place) against ``previous`` (a report dict or None) and
+    return report.json's ``since_previous``: {"previous": {...} or None, "counts": {change: n},
+    change: [entry, ...]} with entry {"rule", "subject", "severity", "before", "now"}."""
+    out = {"previous": None, "counts": dict((c, 0) for c in CHANGES)}
+    for c in CHANGES:
+        out[c] = []
+    if previous is None:
+        return out
+    out["previous"] = {"generated_at": previous.get("generated_at"), "policy_digest": previous.get("policy_digest"),
+                       "path": source, "total": len(previous["findings"])}
+    before = dict((key(f), f) for f in previous["findings"])
+    seen = set()
+    for f in findings:
+        k = key(f)
+        seen.add(k)
+        old = before.get(k)
+        was_bad = old is not None and old["status"] in BAD
+        change = None
+        if f["status"] in BAD:
+            change = STILL if was_bad else NEW
+        elif was_bad:
+            change = FIXED
+        if change:
+            f["since_previous"] = change
+            out[change].append(_entry(f, old["status"] if old else None, f["status"]))
+    for k, old in before.items():
+        if k not in seen and old["status"] in BAD:
+            out[GONE].append(_entry(old, old["status"], None))
+    for c in CHANGES:
+        out["counts"][c] = len(out[c])
+    return out

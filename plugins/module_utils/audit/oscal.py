@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""report.oscal.json: the audit as OSCAL assessment results (one result), for compliance
+programmes that consume OSCAL.
+
+- ``reviewed-controls``: the catalogue's rules this run evaluated (report ``rules_selected``, else
+  every rule of the registry), each rule a control with its id in lower case (``div-01``).
+- ``local-definitions.inventory-items``: one item per subject that has an observation (hypervisor,
+  domain, guest, image, fleet), its kind and id as props.
+- One observation and one finding per failing rule and subject (status fail or error; an error says
+  the rule could not be evaluated): the finding targets the rule's control objective with state
+  ``not-satisfied`` and points at its observation.
+- A waived finding is an observation, a finding and a risk whose status is ``deviation-approved``
+  (the risk is accepted), its deadline the waiver's expiry (end of that day, UTC) and its statement
+  the waiver's justification; the finding's target carries the waiver's reason.
+- Since the previous run (audit/delta.py): findings carry a ``since-previous`` prop, the result
+  props with the counts.
+
+UUIDs are version 5, derived from the report's time, the rule and the subject: the same report
+gives the same document. ``build`` is pure (data in, dict out).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import uuid
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import ERROR, FAIL, WAIVED
+
+OSCAL_VERSION = "1.1.3"
+NS = "https://example.invalid/vmguard/hardening/ns/oscal"
+_ROOT = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vmguard.hardening:oscal")
+RESULT_STATUSES = (FAIL, ERROR, WAIVED)
+
+
+def control_id(rule_id):
+    """The OSCAL control id of a rule: its id in lower case (DIV-01 -> div-01)."""
+    return rule_id.lower()
+
+
+def _uuid(*parts):
+    """A version 5 UUID of ``parts`` (uuid.uuid5, with guest data that may hold lone surrogates)."""
+    name = "|".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+    return str(uuid.UUID(bytes=hashlib.sha1(_ROOT.bytes + name).digest()[:16], version=5))
+
+
+def _prop(name, value):
+    """An OSCAL property in the collection's namespace; None when there is no value (OSCAL allows no empty one)."""
+    value = "" if value is None else str(value).strip()
+    if not value:
+        return None
+    return {"name": name, "ns": NS, "value": value}
+
+
+def _props(*pairs):
+    out = [p for p in (_prop(n, v) for n, v in pairs) if p]
+    return out or None
+
+
+def _clean(d):
+    """``d`` without None values (OSCAL rejects null and empty lists)."""
+    return dict((k, v) for k, v in d.items() if v is not None)
+
+
+def deadline(expires):
+    """A waiver's expiry date (YYYY-MM-DD, valid through that day) as an OSCAL date-time: the end of the day, UTC."""
+    if not expires:
+        return None
+    return "%sT23:59:59Z" % str(expires)[:10]
+
+
+def _subject_items(findings, stamp, text):
+    items = {}
+    for f in findings:
+        s = f["subject"]
+        k = (s["kind"], s["id"])
+        if k not in items:
+            items[k] = _clean({
+                "uuid": _uuid(stamp, "subject", s["kind"], s["id"]),
+                "description": text("%s %s" % (s["kind"], s["id"])),
+                "props": _props(("subject-kind", s["kind"]), ("subject-id", text(s["id"]))),
+            })
+    return items
+
+
+def _observation(f, stamp, subject_uuid, text, collected, sources):
+    s = f["subject"]
+    ob = {
+        "uuid": _uuid(stamp, "observation", f["rule"], s["kind"], s["id"]),
+        "title": text("%s on %s %s" % (f["rule"], s["kind"], s["id"])),
+        "description": text(f["message"]) or "(no message)",
+        "props": _props(("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
+                        ("area", f["area"]), ("since-previous", f.get("since_previous"))),
+        "methods": ["TEST"],
+        "types": ["finding"],
+        "subjects": [{"subject-uuid": subject_uuid, "type": "inventory-item",
+                      "title": text("%s %s" % (s["kind"], s["id"]))}],
+        "collected": collected,
+    }
+    anchor = (sources or {}).get("policy") if s["kind"] == "fleet" else ((sources or {}).get("inventory") or [None])[0]
+    if anchor:
+        ob["relevant-evidence"] = [{"href": anchor, "description": "the file that declares the subject"}]
+    if f.get("remediation"):
+        ob["remarks"] = text("remediation: %s" % f["remediation"])
+    return _clean(ob)
+
+
+def _risk(f, stamp, obs_uuid, text):
+    s = f["subject"]
+    w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
+    reason = text(w.get("reason")) or "waived by the policy"
+    return _clean({
+        "uuid": _uuid(stamp, "risk", f["rule"], s["kind"], s["id"]),
+        "title": text("Accepted: %s on %s %s" % (f["rule"], s["kind"], s["id"])),
+        "description": text(f["message"]) or "(no message)",
+        "statement": "Risk accepted by a waiver of the vmguard policy: %s" % reason,
+        "props": _props(("waiver-subject", text(w.get("subject"))), ("waiver-expires", w.get("expires")),
+                        ("waived-status", f.get("waived_status"))),
+        "status": "deviation-approved",
+        "deadline": deadline(w.get("expires")),
+        "related-observations": [{"observation-uuid": obs_uuid}],
+    })
+
+
+def _finding(f, stamp, obs_uuid, risk_uuid, text):
+    s = f["subject"]
+    reason = "not evaluated (error)" if f["status"] == ERROR else "failed"
+    if f["status"] == WAIVED:
+        w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
+        reason = "waived until %s: %s" % (w.get("expires") or "?", text(w.get("reason")) or "-")
+    out = {
+        "uuid": _uuid(stamp, "finding", f["rule"], s["kind"], s["id"]),
+        "title": text("%s on %s %s" % (f["rule"], s["kind"], s["id"])),
+        "description": text(f["message"]) or "(no message)",
+        "props": _props(("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
+        "target": {"type": "objective-id", "target-id": control_id(f["rule"]),
+                   "status": {"state": "not-satisfied", "reason": "fail" if f["status"] == FAIL else "other",
+                              "remarks": reason}},
+        "related-observations": [{"observation-uuid": obs_uuid}],
+    }
+    if risk_uuid:
+        out["related-risks"] = [{"risk-uuid": risk_uuid}]
+    return _clean(out)
+
+
+def _reviewed(report, rules):
+    selected = report.get("rules_selected")
+    ids = sorted(rules) if selected in (None, "all") else sorted(r for r in selected if r in rules)
+    return {"description": "The vmguard catalogue's rules this run evaluated (docs/CATALOG.md).",
+            "control-selections": [{"include-controls": [{"control-id": control_id(r)} for r in ids]}]}
+
+
+def _since_props(delta):
+    if not (delta and delta.get("previous")):
+        return []
+    return [p for p in (_prop("since-previous-%s" % c.replace("_", "-"), delta["counts"].get(c, 0))
+                        for c in ("new", "fixed", "still_failing", "gone")) if p]
+
+
+def build(report, rules, sources=None, version=None, text=None):
+    """The OSCAL assessment-results document (a dict) of ``report`` (report.json's dict).
+
+    ``rules``: the registry (rule id -> Rule); ``sources`` as for sarif.build (URIs relative to the
+    repository); ``version``: the collection's; ``text``: applied to guest data (report.printable)."""
+    text = text or (lambda v: "" if v is None else str(v))
+    when = report["generated_at"]
+    stamp = "%s|%s" % (when, report.get("policy_digest"))
+    bad = [f for f in report["findings"] if f["status"] in RESULT_STATUSES]
+    items = _subject_items(bad, stamp, text)
+    observations, findings, risks = [], [], []
+    for f in bad:
+        s = f["subject"]
+        ob = _observation(f, stamp, items[(s["kind"], s["id"])]["uuid"], text, when, sources)
+        observations.append(ob)
+        risk_uuid = None
+        if f["status"] == WAIVED:
+            risk = _risk(f, stamp, ob["uuid"], text)
+            risks.append(risk)
+            risk_uuid = risk["uuid"]
+        findings.append(_finding(f, stamp, ob["uuid"], risk_uuid, text))
+    summary = report.get("summary") or {}
+    result = _clean({
+        "uuid": _uuid(stamp, "result"),
+        "title": "vmguard.hardening audit",
+        "description": "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: "
+                       "%s findings, %s fail, %s error, %s waived." % (summary.get("total", len(report["findings"])),
+                                                                     summary.get("fail"), summary.get("error"), summary.get("waived")),
+        "start": when,
+        "end": when,
+        "props": _props(("policy-digest", report.get("policy_digest")), ("fail-on", report.get("fail_on"))) or None,
+        "local-definitions": {"inventory-items": list(items.values())} if items else None,
+        "reviewed-controls": _reviewed(report, rules),
+        "observations": observations or None,
+        "risks": risks or None,
+        "findings": findings or None,
+    })
+    extra = _since_props(report.get("since_previous"))
+    if extra:
+        result["props"] = (result.get("props") or []) + extra
+    metadata = _clean({"title": "vmguard.hardening assessment results %s" % when, "last-modified": when,
+                       "version": version or "0", "oscal-version": OSCAL_VERSION})
+    doc = {
+        "uuid": _uuid(stamp, "assessment-results"),
+        "metadata": metadata,
+        "import-ap": {"href": (sources or {}).get("policy") or "#vmguard-policy",
+                      "remarks": "No OSCAL assessment plan: the plan is the vmguard policy (vmguard_policy) and its catalogue."},
+        "results": [result],
+    }
+    return {"assessment-results": doc}
