@@ -1,0 +1,120 @@
+"""Since the previous run: new failures, fixed, still failing and gone, computed from a previous
+report.json and carried by every report format."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.action import audit_evaluate as action
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta, engine, report
+
+from .test_report import embedded
+from .test_sarif import _validate, findings
+
+from . import evidence as E
+
+
+def two_runs():
+    """Run 1: RB-01 passes on hv1/web1 (it has a genid), ISO-09 fails on hv1/mail1 (not waived), a
+    hypervisor finding that will be gone. Run 2: the real engine findings of test_sarif.findings()."""
+    pol, now = findings()
+    prev = []
+    for f in now:
+        f = json.loads(json.dumps(f))
+        if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1/web1":
+            f["status"] = "pass"
+        if f["rule"] == "ISO-09" and f["subject"]["id"] == "hv1/mail1":
+            f["status"] = "fail"
+        prev.append(f)
+    prev.append({"rule": "LEAK-01", "area": "leakage", "severity": "high", "status": "fail",
+                 "subject": {"kind": "hypervisor", "id": "retired-hv"}, "message": "old"})
+    return pol, now, {"schema": "vmguard.report/v1", "generated_at": "2026-01-01T00:00:00Z", "findings": prev}
+
+
+def test_compare_new_fixed_still_and_gone():
+    _pol, now, prev = two_runs()
+    d = delta.compare(now, prev, source="vmguard-report/report.json")
+    by = dict(((f["rule"], f["subject"]["id"]), f.get("since_previous")) for f in now)
+    assert by[("RB-01", "hv1/web1")] == "new"
+    assert by[("ISO-09", "hv1/mail1")] == "fixed"  # waived now: no longer failing
+    still = [k for k, v in by.items() if v == "still_failing"]
+    assert still and all(k[0] != "RB-01" for k in still)
+    assert [(e["rule"], e["subject"]["id"], e["before"], e["now"]) for e in d["gone"]] == [
+        ("LEAK-01", "retired-hv", "fail", None)]
+    assert d["counts"] == {"new": 1, "fixed": 1, "still_failing": len(still), "gone": 1}
+    assert d["previous"]["path"] == "vmguard-report/report.json" and d["previous"]["total"] == len(prev["findings"])
+    # passing before and now: no tag
+    assert not [f for f in now if f["status"] == "pass" and f.get("since_previous")]
+
+
+def test_no_previous_report_tags_nothing():
+    _pol, now, _prev = two_runs()
+    d = delta.compare(now, None)
+    assert d["previous"] is None and d["counts"] == {"new": 0, "fixed": 0, "still_failing": 0, "gone": 0}
+    assert not [f for f in now if "since_previous" in f]
+
+
+def test_since_previous_in_every_format():
+    pol, now, prev = two_runs()
+    rep = report.build(pol, now, E.NOW, extra={"since_previous": delta.compare(now, prev, source="r/report.json")})
+    texts = report.render_all(rep, engine.gate(now, "high"), "high", {"inventory": ["hosts.yml"]})
+    data = json.loads(texts["json"])
+    assert data["since_previous"]["counts"]["new"] == 1
+    # JUnit: the testcase's property and the suite's counts
+    root = ET.fromstring(texts["junit"])
+    case = [c for c in root.iter("testcase") if c.get("name") == "RB-01 hv1/web1"][0]
+    assert dict((p.get("name"), p.get("value")) for p in case.iter("property"))["since_previous"] == "new"
+    suite = [s for s in root.iter("testsuite") if s.get("name") == "vmguard.leakage"][0]
+    props = dict((p.get("name"), p.get("value")) for p in suite.find("properties"))
+    assert props["since_previous.gone"] == "1" and props["since_previous.report"] == "2026-01-01T00:00:00Z"
+    # SARIF: baselineState on results, the fixed and gone ones in the run's properties; still valid
+    log = json.loads(texts["sarif"])
+    _validate(log)
+    res = dict(((r["ruleId"], r["properties"]["subject"]["id"]), r) for r in log["runs"][0]["results"])
+    assert res[("RB-01", "hv1/web1")]["baselineState"] == "new"
+    assert {r.get("baselineState") for k, r in res.items() if r["properties"].get("since_previous") == "still_failing"} == {"unchanged"}
+    sp = log["runs"][0]["properties"]["since_previous"]
+    assert [e["ruleId"] for e in sp["gone"]] == ["LEAK-01"] and [e["ruleId"] for e in sp["fixed"]] == ["ISO-09"]
+    # OSCAL: result props
+    oscal_props = dict((p["name"], p["value"]) for p in json.loads(texts["oscal"])["assessment-results"]["results"][0]["props"])
+    assert oscal_props["since-previous-new"] == "1" and oscal_props["since-previous-gone"] == "1"
+    # HTML: the panel's counts, the change filter and each row's change
+    html = texts["html"]
+    assert 'data-change="new"><b>1</b>new' in html and "retired-hv" in html
+    assert [f.get("c") for f in embedded(html)["findings"]].count("new") == 1
+
+
+def test_html_says_when_there_is_nothing_to_compare():
+    pol, now, _prev = two_runs()
+    html = report.html(report.build(pol, now, E.NOW), [], "high")
+    assert "No previous report to compare with" in html and '<select id="change" disabled>' in html
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "is not JSON"),
+    ('{"schema": "something/else", "findings": []}', "is not a vmguard report.json"),
+    ('{"schema": "vmguard.report/v1", "findings": [{"rule": "RB-01"}]}', "findings[0] has no rule"),
+])
+def test_previous_report_problems_are_named(tmp_path, content, problem):
+    p = tmp_path / "report.json"
+    p.write_text(content)
+    with pytest.raises(delta.PreviousReportError) as e:
+        delta.load_previous(str(p))
+    assert problem in str(e.value) and str(p) in str(e.value)
+
+
+def test_action_previous_report_given_must_be_readable_default_may_not(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("{broken")
+    args = {"previous_report": None}
+    prev, path, problem = action.previous_of(args, str(out), str(tmp_path))
+    assert prev is None and "is not JSON" in problem  # the default one: named in the reports, no failure
+    with pytest.raises(action.RunError) as e:
+        action.previous_of({"previous_report": "missing.json"}, str(out), str(tmp_path))
+    assert "vmguard_audit_previous_report" in str(e.value) and "missing.json" in str(e.value)
+    good = tmp_path / "old.json"
+    good.write_text(json.dumps({"schema": "vmguard.report/v1", "generated_at": "t", "findings": []}))
+    prev, path, problem = action.previous_of({"previous_report": "old.json"}, str(out), str(tmp_path))
+    assert prev["generated_at"] == "t" and path == str(good) and problem is None
