@@ -1,0 +1,211 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vSphere evidence: every VM of a vCenter read with ONE PropertyCollector retrieval (pyVmomi).
+
+``collect(si)`` returns the evidence the audit evaluates (audit/rules/vsphere.py)::
+
+    {"error": None, "about": {name, full_name, version, api_type, instance_uuid},
+     "collected_at": epoch, "retrievals": number of RetrievePropertiesEx/Continue calls,
+     "vms": [{"name", "moid", "uuid", "instance_uuid", "template", "power_state", "boot_time",
+              "extra_config": {key: value},
+              "devices": [{"key", "kind", "label", "connected", "start_connected", "backing"}],
+              "disks": [{"key", "label", "mode", "file"}],
+              "nics": [{"key", "label", "mac", "address_type"}],
+              "snapshots": [{"name", "id", "moid", "creation_time", "parent", "current", "memory"}],
+              "key_id": None | {"key_id", "provider"},
+              "custom_values": {field name: value}, "error": None | str}]}
+
+Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
+judges); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
+Nothing secret is read: extraConfig values are configuration, never credentials, and the
+connection's password stays in the caller. No call per VM: properties of all VMs come from one
+RetrievePropertiesEx over a ContainerView (continued while the server pages).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import time
+
+try:
+    from pyVmomi import vim, vmodl
+    HAS_PYVMOMI = True
+except ImportError:  # reported by the module
+    vim = vmodl = None
+    HAS_PYVMOMI = False
+
+# The VM properties read, all in one retrieval.
+VM_PROPERTIES = (
+    "name", "config.uuid", "config.instanceUuid", "config.template", "config.extraConfig",
+    "config.hardware.device", "config.keyId", "snapshot", "customValue", "runtime.powerState",
+    "summary.runtime.bootTime",
+)
+
+DEVICE_KINDS = (
+    ("VirtualSerialPort", "serial"),
+    ("VirtualParallelPort", "parallel"),
+    ("VirtualFloppy", "floppy"),
+    ("VirtualCdrom", "cdrom"),
+    ("VirtualUSB", "usb"),
+    ("VirtualPCIPassthrough", "pci_passthrough"),
+)
+
+
+def epoch(dt):
+    """A datetime from pyVmomi (timezone-aware UTC) as seconds since the epoch, or None."""
+    if dt is None:
+        return None
+    if dt.utcoffset() is not None:
+        dt = dt.replace(tzinfo=None) - dt.utcoffset()
+    return float(calendar.timegm(dt.timetuple())) + dt.microsecond / 1e6
+
+
+def _device_kind(dev):
+    names = [c.__name__.split(".")[-1] for c in type(dev).__mro__]
+    for cls, kind in DEVICE_KINDS:
+        if cls in names:
+            return kind
+    return None
+
+
+def _backing(dev):
+    """What a device is attached to, as short text: "<backing type>: <file/device/URI>"."""
+    b = getattr(dev, "backing", None)
+    if b is None:
+        return None
+    kind = type(b).__name__.split(".")[-1]
+    target = (getattr(b, "deviceName", None) or getattr(b, "fileName", None) or getattr(b, "pipeName", None)
+              or getattr(b, "serviceURI", None) or getattr(b, "id", None) or "")
+    return "%s: %s" % (kind, target) if target else kind
+
+
+def _label(dev):
+    info = getattr(dev, "deviceInfo", None)
+    return (info.label if info is not None and info.label else "device %s" % dev.key)
+
+
+def devices(device_list):
+    """(devices ISO-08 judges, disks, nics) from config.hardware.device."""
+    devs, disks, nics = [], [], []
+    for dev in device_list or []:
+        if isinstance(dev, vim.vm.device.VirtualDisk):
+            b = dev.backing
+            disks.append({"key": dev.key, "label": _label(dev), "mode": getattr(b, "diskMode", None),
+                          "file": getattr(b, "fileName", None)})
+            continue
+        if isinstance(dev, vim.vm.device.VirtualEthernetCard):
+            nics.append({"key": dev.key, "label": _label(dev), "mac": (dev.macAddress or "").lower() or None,
+                         "address_type": dev.addressType})
+            continue
+        kind = _device_kind(dev)
+        if kind is None:
+            continue
+        conn = dev.connectable
+        devs.append({
+            "key": dev.key, "kind": kind, "label": _label(dev),
+            # A PCI passthrough device has no connect switch: it is attached while the VM runs.
+            "connected": bool(conn.connected) if conn is not None else True,
+            "start_connected": bool(conn.startConnected) if conn is not None else True,
+            "backing": _backing(dev),
+        })
+    return devs, disks, nics
+
+
+def snapshots(info):
+    """The snapshot tree (config ``snapshot``) flattened, parents before children."""
+    out = []
+    if info is None:
+        return out
+    current = info.currentSnapshot._moId if info.currentSnapshot is not None else None
+
+    def walk(nodes, parent):
+        for n in nodes or []:
+            moid = n.snapshot._moId if n.snapshot is not None else None
+            out.append({"name": n.name, "id": n.id, "moid": moid, "creation_time": epoch(n.createTime),
+                        "parent": parent, "current": moid is not None and moid == current,
+                        "memory": n.state == "poweredOn"})
+            walk(n.childSnapshotList, n.name)
+    walk(info.rootSnapshotList, None)
+    return out
+
+
+def _extra_config(options):
+    return dict((o.key, "" if o.value is None else str(o.value)) for o in options or [])
+
+
+def _key_id(key):
+    if key is None:
+        return None
+    provider = getattr(key, "providerId", None)
+    return {"key_id": key.keyId, "provider": provider.id if provider is not None else None}
+
+
+def vm_evidence(moid, props, fields):
+    """One VM's evidence from its property dict (property path -> value) and the custom field names."""
+    devs, disks, nics = devices(props.get("config.hardware.device"))
+    custom = {}
+    for cv in props.get("customValue") or []:
+        custom[fields.get(cv.key, "field %s" % cv.key)] = getattr(cv, "value", None)
+    return {
+        "name": props.get("name"), "moid": moid,
+        "uuid": props.get("config.uuid"), "instance_uuid": props.get("config.instanceUuid"),
+        "template": bool(props.get("config.template")),
+        "power_state": str(props.get("runtime.powerState")) if props.get("runtime.powerState") is not None else None,
+        "boot_time": epoch(props.get("summary.runtime.bootTime")),
+        "extra_config": _extra_config(props.get("config.extraConfig")),
+        "devices": devs, "disks": disks, "nics": nics,
+        "snapshots": snapshots(props.get("snapshot")),
+        "key_id": _key_id(props.get("config.keyId")),
+        "custom_values": custom,
+        # An orphaned or inaccessible VM has no configuration: its checks are errors, never passes.
+        "error": None if props.get("config.uuid") is not None else "no configuration readable (orphaned or inaccessible VM)",
+    }
+
+
+def retrieve(content, obj_type, paths):
+    """{moid: {path: value}} of every object of ``obj_type`` under the root folder: one retrieval
+    (RetrievePropertiesEx, then ContinueRetrievePropertiesEx while the server pages). Returns
+    (objects, number of calls)."""
+    pc = content.propertyCollector
+    view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
+    try:
+        traversal = vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False,
+                                                                 type=vim.view.ContainerView)
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=obj_type, pathSet=list(paths))])
+        result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+        calls, out = 1, {}
+        while result is not None:
+            for oc in result.objects or []:
+                props = out.setdefault(oc.obj._moId, {})
+                for p in oc.propSet or []:
+                    props[p.name] = p.val
+            if not result.token:
+                break
+            result = pc.ContinueRetrievePropertiesEx(result.token)
+            calls += 1
+        return out, calls
+    finally:
+        view.Destroy()
+
+
+def collect(si):
+    """The evidence of every VM of the vCenter (or ESXi host) ``si`` is connected to."""
+    content = si.RetrieveContent()
+    about = content.about
+    fields = dict((f.key, f.name) for f in (content.customFieldsManager.field if content.customFieldsManager else []) or [])
+    objects, calls = retrieve(content, vim.VirtualMachine, VM_PROPERTIES)
+    vms = [vm_evidence(moid, props, fields) for moid, props in objects.items()]
+    vms.sort(key=lambda v: (v["name"] or "", v["moid"]))
+    return {
+        "error": None,
+        "about": {"name": about.name, "full_name": about.fullName, "version": about.version,
+                  "api_type": about.apiType, "instance_uuid": about.instanceUuid},
+        "collected_at": time.time(),
+        "retrievals": calls,
+        "vms": vms,
+    }

@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: vsphere_facts
+short_description: Collect vmguard evidence for every VM of a vCenter in one retrieval
+version_added: "0.2.0"
+description:
+  - Connects to a vCenter (or an ESXi host) with pyVmomi and reads, for every virtual machine and
+    template, its advanced settings (C(config.extraConfig)), the devices the policy judges
+    (serial, parallel, floppy, CD/DVD, USB, PCI passthrough, with their connection state and
+    backing), disks (mode, file), network adapters (MAC address and address type), the snapshot
+    tree (names, creation times, current snapshot, memory state), the encryption key
+    (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
+  - All VMs are read with ONE PropertyCollector retrieval over a ContainerView
+    (C(RetrievePropertiesEx), continued while the server pages), never one call per VM.
+  - The credentials are only module parameters (the password is C(no_log)); the evidence holds no
+    credential. A vCenter that cannot be reached or refuses the login is not a module failure:
+    the result carries C(evidence.error) so the audit reports error findings for this vCenter.
+  - Certificates are verified against the system trust store; set the C(SSL_CERT_FILE)
+    environment variable to trust a private CA (as for the vmware.vmware modules).
+author:
+  - vmguard.hardening developers (@vmguard)
+requirements:
+  - pyVmomi
+options:
+  hostname:
+    description: vCenter or ESXi address. Falls back to the C(VMWARE_HOST) environment variable.
+    type: str
+  username:
+    description: User name. Falls back to the C(VMWARE_USER) environment variable.
+    type: str
+    aliases: [user]
+  password:
+    description: Password. Falls back to the C(VMWARE_PASSWORD) environment variable.
+    type: str
+    aliases: [pass, pwd]
+  port:
+    description: HTTPS port. Falls back to the C(VMWARE_PORT) environment variable.
+    type: int
+    default: 443
+  validate_certs:
+    description: Verify the server's certificate. Falls back to C(VMWARE_VALIDATE_CERTS).
+    type: bool
+    default: true
+notes:
+  - Supports check mode (it changes nothing).
+"""
+
+EXAMPLES = r"""
+- name: Read every VM of a vCenter
+  vmguard.hardening.vsphere_facts:
+    hostname: vcenter.example.org
+    username: "{{ vcenter_username }}"
+    password: "{{ vcenter_password }}"
+  register: vc
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+evidence:
+  description: >-
+    The vCenter's evidence. C(error) is null when it was collected, else why not (and C(vms) is
+    empty). C(retrievals) counts the PropertyCollector calls used for all VMs.
+  returned: always
+  type: dict
+  sample:
+    error: null
+    about: {name: VMware vCenter Server, version: "6.5", api_type: VirtualCenter}
+    retrievals: 1
+    vms:
+      - name: web1
+        moid: vm-42
+        power_state: poweredOn
+        extra_config: {"isolation.tools.copy.disable": "TRUE"}
+        devices: [{kind: serial, label: Serial port 1, connected: true, start_connected: true}]
+        snapshots: [{name: before-upgrade, creation_time: 1764240000.0, current: true}]
+"""
+
+import ssl
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere
+
+try:
+    from pyVim.connect import SmartConnect, Disconnect
+    PYVIM_ERR = None
+except ImportError:
+    SmartConnect = Disconnect = None
+    PYVIM_ERR = traceback.format_exc()
+
+
+def _connect(p):
+    ctx = ssl.create_default_context()
+    if not p["validate_certs"]:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
+
+
+def _error_text(e, password):
+    """The reason a connection failed, without the password should a library ever echo it."""
+    text = "%s: %s" % (type(e).__name__, getattr(e, "msg", None) or e)
+    return text.replace(password, "********") if password else text
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
+            username=dict(type="str", aliases=["user"], fallback=(env_fallback, ["VMWARE_USER"])),
+            password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
+            port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
+            validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+        ),
+        supports_check_mode=True,
+    )
+    if not vsphere.HAS_PYVMOMI or PYVIM_ERR:
+        module.fail_json(msg=missing_required_lib("pyVmomi"), exception=PYVIM_ERR)
+    p = module.params
+    missing = [k for k in ("hostname", "username", "password") if not p[k]]
+    if missing:
+        module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
+    try:
+        si = _connect(p)
+    except Exception as e:  # unreachable, TLS or login failure: an error finding, not a failed task
+        module.exit_json(changed=False, evidence={"error": "cannot connect to %s:%s: %s" % (
+            p["hostname"], p["port"], _error_text(e, p["password"])), "vms": []})
+    try:
+        evidence = vsphere.collect(si)
+    except Exception as e:
+        evidence = {"error": "cannot read the VMs of %s: %s" % (p["hostname"], _error_text(e, p["password"])), "vms": []}
+    finally:
+        try:
+            Disconnect(si)
+        except Exception:
+            pass
+    module.exit_json(changed=False, evidence=evidence)
+
+
+if __name__ == "__main__":
+    main()
