@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which systemd units to stop, disable and mask so that the guest listens only on its service's ports
+(ISO-01; module service_lockdown). Standard library only, Python 3.6+; every reader takes a root path so
+tests run it on /proc trees built in a temporary directory.
+
+Listener -> process -> unit: the listening sockets are read as evidence/guestscan.py reads them
+(/proc/net/{tcp,tcp6,udp,udp6}: TCP in LISTEN, UDP bound), each socket inode is tied to the processes
+holding it (/proc/<pid>/fd -> socket:[inode]), each process to the unit whose cgroup it runs in
+(/proc/<pid>/cgroup: the unified "0::" line, else the v1 name=systemd line). A socket held by PID 1 is a
+socket unit's: `systemctl list-sockets --show-types` names it. A listener any of whose processes is in
+no service or socket unit (a login session's scope, no systemd at all) cannot be stopped by unit: it is
+reported, never passed over.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import os
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
+
+# The management SSH server is never stopped, whatever it listens on.
+PROTECTED_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
+STOPPABLE = (".service", ".socket")
+SOCKET_TYPES = {"Stream": "tcp", "Datagram": "udp"}
+
+
+def listeners(root="/"):
+    """[{proto, address, port, inode}] of TCP sockets in LISTEN and bound UDP sockets (guestscan.listening's
+    selection, with the socket inode that ties each to its processes)."""
+    out = []
+    for name, v6 in (("tcp", False), ("tcp6", True), ("udp", False), ("udp6", True)):
+        text = guestscan._read(root, "/proc/net/" + name)  # pylint: disable=protected-access
+        for line in (text or "").splitlines()[1:]:
+            f = line.split()
+            if len(f) < 10:
+                continue
+            proto, state = name.rstrip("6"), f[3]
+            if state != ("0A" if proto == "tcp" else "07"):
+                continue
+            addr, port = f[1].rsplit(":", 1)
+            out.append(dict(proto=proto, address=guestscan._decode_addr(addr, v6),  # pylint: disable=protected-access
+                            port=int(port, 16), inode=f[9]))
+    return sorted(out, key=lambda s: (s["proto"], s["port"], s["address"]))
+
+
+def socket_owners(root="/"):
+    """{socket inode: sorted [pid]} over every process's open descriptors."""
+    owners = {}
+    proc = os.path.join(root, "proc")
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return owners
+    for pid in pids:
+        fd_dir = os.path.join(proc, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target.endswith("]"):
+                owners.setdefault(target[8:-1], set()).add(int(pid))
+    return dict((k, sorted(v)) for k, v in owners.items())
+
+
+def cgroup_unit(text):
+    """(unit, cgroup path) of a /proc/<pid>/cgroup text: the deepest path component that names a unit
+    (getty@tty1.service, session-3.scope, init.scope), or (None, path) when none does; (None, None) when
+    the text names no systemd hierarchy."""
+    path = None
+    for line in (text or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            path = parts[2]
+        elif parts[1] == "name=systemd" and path is None:
+            path = parts[2]
+    if path is None:
+        return None, None
+    for comp in reversed([c for c in path.split("/") if c]):
+        if "." in comp and not comp.endswith(".slice"):
+            return comp, path
+    return None, path
+
+
+def parse_list_sockets(text):
+    """{(proto, port): set(units)} from `systemctl list-sockets --all --show-types --no-legend --no-pager`
+    (columns LISTEN TYPE UNIT ACTIVATES): the socket unit and the units it activates."""
+    out = {}
+    for line in (text or "").splitlines():
+        f = line.split()
+        if len(f) < 3 or f[1] not in SOCKET_TYPES:
+            continue
+        port = f[0].rsplit(":", 1)[-1] if ":" in f[0] else ""
+        if not port.isdigit():
+            continue
+        units = set([f[2]] + [u.rstrip(",") for u in f[3:] if u not in ("-", "")])
+        out.setdefault((SOCKET_TYPES[f[1]], int(port)), set()).update(units)
+    return out
+
+
+def loopback(address):
+    try:
+        ip = ipaddress.ip_address(u"%s" % str(address).strip("[]"))
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def describe(listener):
+    return "%s/%d %s%s" % (listener["proto"], listener["port"], listener["address"],
+                           " %s" % listener["process"] if listener.get("process") else "")
+
+
+def owners_of(listener, pids, read_cgroup, read_comm, socket_units):
+    """(units, reasons) of one listener: the service/socket units its processes run in (or, for PID 1,
+    the socket unit listing its port); ``reasons`` says why a process belongs to no such unit."""
+    units, reasons = set(), []
+    if not pids:
+        reasons.append("no process holds the socket (a kernel socket, or one of another PID namespace)")
+    for pid in pids:
+        if pid == 1:
+            su = socket_units.get((listener["proto"], listener["port"]))
+            if su:
+                units.update(su)
+            else:
+                reasons.append("held by PID 1, but no socket unit lists %s/%d" % (listener["proto"], listener["port"]))
+            continue
+        unit, path = cgroup_unit(read_cgroup(pid))
+        if unit and unit.endswith(STOPPABLE):
+            units.add(unit)
+        elif unit:
+            reasons.append("%s (pid %d) runs in %s, not in a service unit" % (read_comm(pid) or "?", pid, unit))
+        else:
+            reasons.append("%s (pid %d) runs in no systemd unit (cgroup %s)" % (read_comm(pid) or "?", pid, path or "unknown"))
+    return units, reasons
+
+
+def decide(found, allowed_ports, client_ports, management_ports):
+    """What to stop. ``found``: [{proto, address, port, process, units, reasons}] (owners_of per listener).
+
+    Returns {"stop": {unit: [listener descriptions]}, "unmanaged": [{"listener", "reason"}], "protected":
+    [unit]}: the units of non-loopback listeners outside ``allowed_ports`` (UDP ``client_ports`` are DHCP
+    clients, as for ISO-01). Never stopped: ssh/sshd and every unit listening on a management port; a
+    listener that needs one of them stopped, or whose processes are in no unit, is unmanaged with the reason."""
+    allowed, clients, mgmt = set(allowed_ports), set(client_ports), set(management_ports)
+    protected = set(PROTECTED_UNITS)
+    for s in found:
+        if s["proto"] == "tcp" and s["port"] in mgmt:
+            protected.update(s["units"])
+    stop, unmanaged = {}, []
+    for s in found:
+        if loopback(s["address"]) or s["port"] in allowed or (s["proto"] == "udp" and s["port"] in clients):
+            continue
+        if s["reasons"]:
+            unmanaged.append(dict(listener=describe(s), reason="; ".join(s["reasons"])))
+            continue
+        kept = sorted(u for u in s["units"] if u in protected)
+        if kept:
+            unmanaged.append(dict(listener=describe(s), reason="belongs to the management SSH server (%s), never stopped"
+                                  % ", ".join(kept)))
+            continue
+        for unit in s["units"]:
+            stop.setdefault(unit, []).append(describe(s))
+    return dict(stop=dict((u, sorted(set(v))) for u, v in stop.items()),
+                unmanaged=sorted(unmanaged, key=lambda e: e["listener"]), protected=sorted(protected))
+
+
+def scan(root="/", socket_units=None):
+    """[{proto, address, port, process, units, reasons}] of every listener under ``root``."""
+    owners = socket_owners(root)
+
+    def read_cgroup(pid):
+        return guestscan._read(root, "/proc/%d/cgroup" % pid)  # pylint: disable=protected-access
+
+    def read_comm(pid):
+        return (guestscan._read(root, "/proc/%d/comm" % pid) or "").strip()  # pylint: disable=protected-access
+
+    out = []
+    for s in listeners(root):
+        pids = owners.get(s["inode"], [])
+        units, reasons = owners_of(s, pids, read_cgroup, read_comm, socket_units or {})
+        process = next((read_comm(p) for p in pids if p != 1 and read_comm(p)), "systemd" if 1 in pids else None)
+        out.append(dict(proto=s["proto"], address=s["address"], port=s["port"], process=process,
+                        pids=pids, units=sorted(units), reasons=reasons))
+    return out

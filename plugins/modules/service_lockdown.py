@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: service_lockdown
+short_description: Stop, disable and mask the systemd units that listen outside the guest's one service
+version_added: "0.1.0"
+description:
+  - Reads the guest's listening sockets as M(vmguard.hardening.guest_facts) does (TCP in LISTEN, bound UDP,
+    from C(/proc/net)), keeps the loopback ones, those on O(allowed_ports) and UDP sockets on O(client_ports)
+    (DHCP clients), and for every other listener finds the systemd unit of each process holding it
+    (C(/proc/<pid>/fd) to the socket, C(/proc/<pid>/cgroup) to the unit; a socket held by PID 1 belongs to
+    the socket unit C(systemctl list-sockets) names, which is stopped with the units it activates). Those
+    units, and the socket units that trigger them, are disabled, masked and stopped (ISO-01).
+  - The management SSH server is never touched - C(ssh.service), C(sshd.service), their socket units and
+    every unit listening on a TCP O(management_ports) port.
+  - A listener that cannot be closed by stopping a unit (its process runs in a login session's scope or
+    in no unit, it is the SSH server's, no process holds it) is listed in C(unmanaged) with the reason,
+    and the module fails naming it unless O(fail_on_unmanaged=false) - never a silent pass.
+  - After stopping, the listeners are read again; one still open fails the module.
+  - Idempotent - a guest listening only where allowed changes nothing.
+  - Needs root (socket owners of every process) and systemctl.
+author:
+  - vmguard.hardening developers (@vmguard)
+options:
+  allowed_ports:
+    description: Ports the guest may listen on (its service's ports and the management ports), any protocol.
+    type: list
+    elements: int
+    required: true
+  client_ports:
+    description: UDP ports of DHCP clients (68, 546); bound UDP sockets there are clients, not services.
+    type: list
+    elements: int
+    default: []
+  management_ports:
+    description: TCP ports of management access; the units listening there are never stopped.
+    type: list
+    elements: int
+    default: [22]
+  fail_on_unmanaged:
+    description: Fail when a listener outside the allow-list cannot be closed by stopping a unit (C(unmanaged)).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.changes
+notes:
+  - In check mode the units are found as in a real run and nothing is stopped; C(diff) lists them with their
+    listeners.
+seealso:
+  - module: vmguard.hardening.guest_facts
+  - module: vmguard.hardening.guest_firewall
+"""
+
+EXAMPLES = r"""
+- name: ISO-01 | Stop what listens outside a web guest's ports
+  vmguard.hardening.service_lockdown:
+    allowed_ports: [80, 443, 22]
+    client_ports: [68, 546]
+    management_ports: [22]
+  become: true
+"""
+
+RETURN = r"""
+units:
+  description: The units stopped, disabled and masked (or that would be, in check mode), with the listeners they held.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - unit: app.service
+      listeners: ["tcp/8080 0.0.0.0 python3"]
+      before: {active: active, unit_file: enabled}
+unmanaged:
+  description: Listeners outside the allow-list that no unit stop can close, with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - listener: tcp/9000 0.0.0.0 nc
+      reason: nc (pid 4242) runs in session-3.scope, not in a service unit
+listening:
+  description: The non-loopback listeners read before any change, each with its units.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {proto: tcp, address: 0.0.0.0, port: 22, process: sshd, units: [ssh.service]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import lockdown
+
+SHOW = ("Id", "LoadState", "ActiveState", "UnitFileState", "TriggeredBy")
+
+
+class Systemd(object):
+    def __init__(self, module):
+        self.module = module
+        self.bin = module.get_bin_path("systemctl")
+
+    def socket_units(self):
+        if not self.bin:
+            return {}
+        rc, out, err = self.module.run_command([self.bin, "list-sockets", "--all", "--show-types", "--no-legend", "--no-pager"])
+        if rc != 0:
+            self.module.warn("systemctl list-sockets failed (rc %d): %s; sockets held by PID 1 stay unmanaged" % (rc, err.strip()))
+            return {}
+        return lockdown.parse_list_sockets(out)
+
+    def show(self, unit):
+        rc, out, err = self.module.run_command([self.bin, "show", "--no-pager"] + ["--property=%s" % p for p in SHOW] + ["--", unit])
+        if rc != 0:
+            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()))
+        props = {}
+        for line in out.splitlines():
+            key, _sep, value = line.partition("=")
+            props[key] = value
+        return props
+
+    def lock(self, unit):
+        """disable, mask, stop: the unit cannot be started again, by hand or by a dependency, and is not running."""
+        for verb in ("disable", "mask", "stop"):
+            rc, out, err = self.module.run_command([self.bin, verb, "--quiet", "--", unit])
+            if rc != 0:
+                self.module.fail_json(msg="systemctl %s %s failed (rc %d): %s" % (verb, unit, rc, err.strip()), changed=True)
+
+
+def _plan(module, systemd, decision):
+    """{unit: {"listeners", "before"}}: the decided units plus the socket units that trigger them (not protected)."""
+    units = {}
+    for unit, held in decision["stop"].items():
+        units.setdefault(unit, {"listeners": []})["listeners"].extend(held)
+    for unit in list(units):
+        props = systemd.show(unit)
+        units[unit]["before"] = dict(active=props.get("ActiveState"), unit_file=props.get("UnitFileState"))
+        for trigger in (props.get("TriggeredBy") or "").split():
+            if trigger in decision["protected"]:
+                module.fail_json(msg="%s is triggered by %s, which belongs to the management SSH server: not stopped" % (unit, trigger))
+            if trigger not in units:
+                tprops = systemd.show(trigger)
+                units[trigger] = {"listeners": [], "triggers": unit,
+                                  "before": dict(active=tprops.get("ActiveState"), unit_file=tprops.get("UnitFileState"))}
+    return units
+
+
+def _order(units):
+    """Socket units first: a stopped service whose socket still listens would be started again by it."""
+    return sorted(units, key=lambda u: (not u.endswith(".socket"), u))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            allowed_ports=dict(type="list", elements="int", required=True),
+            client_ports=dict(type="list", elements="int", default=[]),
+            management_ports=dict(type="list", elements="int", default=[22]),
+            fail_on_unmanaged=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    for key in ("allowed_ports", "client_ports", "management_ports"):
+        for i, port in enumerate(p[key]):
+            if not 1 <= port <= 65535:
+                module.fail_json(msg="%s[%d]: %d is not a port number (1-65535)" % (key, i, port))
+    systemd = Systemd(module)
+    found = lockdown.scan("/", systemd.socket_units())
+    decision = lockdown.decide(found, p["allowed_ports"], p["client_ports"], p["management_ports"])
+    listening = [dict(proto=s["proto"], address=s["address"], port=s["port"], process=s["process"], units=s["units"])
+                 for s in found if not lockdown.loopback(s["address"])]
+    if decision["stop"] and not systemd.bin:
+        module.fail_json(msg="systemctl not found: cannot stop %s" % ", ".join(sorted(decision["stop"])))
+    units = _plan(module, systemd, decision) if decision["stop"] else {}
+    report = [dict(unit=u, listeners=units[u]["listeners"], before=units[u]["before"]) for u in _order(units)]
+    diff = dict(before_header="units holding listeners outside the allow-list", after_header="after lockdown",
+                before="".join("%s: %s, %s (%s)\n" % (r["unit"], r["before"]["unit_file"], r["before"]["active"],
+                                                      ", ".join(r["listeners"]) or "triggers " + units[r["unit"]].get("triggers", ""))
+                               for r in report),
+                after="".join("%s: masked, inactive\n" % r["unit"] for r in report))
+    result = dict(changed=bool(units), units=report, unmanaged=decision["unmanaged"], listening=listening, diff=diff)
+    if units and not module.check_mode:
+        for unit in _order(units):
+            systemd.lock(unit)
+        still = [lockdown.describe(s) for s in lockdown.scan("/", systemd.socket_units())
+                 if set(s["units"]) & set(units) and not lockdown.loopback(s["address"])]
+        if still:
+            module.fail_json(msg="still listening after stopping %s: %s" % (", ".join(_order(units)), ", ".join(still)), **result)
+    if decision["unmanaged"] and p["fail_on_unmanaged"]:
+        module.fail_json(msg="not enforced (ISO-01): %s" % "; ".join(
+            "%s: %s" % (e["listener"], e["reason"]) for e in decision["unmanaged"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
