@@ -8,7 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   mmdebstrap debootstrap e2fsprogs openssh-client iproute2 procps nftables iptables ebtables
-  dnsmasq-base libvirt-dev pkg-config gcc make git rsync ca-certificates
+  dnsmasq-base libvirt-dev pkg-config gcc make git rsync ca-certificates dpkg-dev augeas-tools
 )
 
 step "1/4 Debian packages"

@@ -49,11 +49,13 @@ options:
     type: path
     default: /etc/libvirt
   qemu_conf:
-    description: Keys to set in C(qemu.conf) (integers are written bare, strings quoted).
+    description: Keys to set in C(qemu.conf) (integers are written bare, strings quoted); a null value removes
+      the key's lines (libvirt's built-in default applies, e.g. C(security_driver) picks the active LSM).
     type: dict
     default: {}
   daemon_conf:
-    description: Keys to set in every existing daemon configuration file of O(daemon_confs).
+    description: Keys to set in every existing daemon configuration file of O(daemon_confs) (network keys such as
+      C(listen_tcp) only in C(libvirtd.conf) and C(virtproxyd.conf)).
     type: dict
     default: {}
   daemon_confs:
@@ -187,7 +189,7 @@ def edit_files(module, p, result):
     conf_dir = under(p["root"], p["conf_dir"])
     targets = [(hostconf.QEMU_CONF, p["qemu_conf"])] if p["qemu_conf"] else []
     if p["daemon_conf"]:
-        targets += [(name, _group_ok(module, p["daemon_conf"])) for name in p["daemon_confs"]]
+        targets += [(name, hostconf.daemon_settings(name, _group_ok(module, p["daemon_conf"]))) for name in p["daemon_confs"]]
     if not targets:
         return
     augtool = module.get_bin_path("augtool", required=True)

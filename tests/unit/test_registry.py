@@ -34,14 +34,19 @@ def catalogue_rows():
 
 
 def enforced_by(r):
-    """The catalogue's "enforced by" cell for rule ``r``, from the registry."""
+    """The catalogue's "enforced by" cell for rule ``r``, from the registry; a host part (host_remediated_by)
+    follows after "; " with the note "host part"."""
     rb = r.remediated_by
     if rb is None:
         return "-"
     notes = [NOTES[rb["remediation"]].format(rid=r.id, tasks=ROLE_TASK_FILES.get(rb["remediation"]))] \
         if rb["remediation"] in NOTES else []
     notes += ["opt-in"] if rb["opt_in"] else []
-    return "`%s`" % rb["module"] + (" (%s)" % ", ".join(notes) if notes else "")
+    cell = "`%s`" % rb["module"] + (" (%s)" % ", ".join(notes) if notes else "")
+    host = r.host_remediated_by
+    if host is not None:
+        cell += "; `%s` (%s)" % (host["module"], ", ".join(["host part"] + (["opt-in"] if host["opt_in"] else [])))
+    return cell
 
 
 def test_catalogue_enforced_by_column_equals_the_registry():
@@ -159,9 +164,12 @@ def test_remediations_are_exactly_the_contract():
                        "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
                        "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],
                        "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"],
-                       "reconverge": ["RB-05", "RB-07", "RB-08", "RB-09"]}
+                       "reconverge": ["RB-05", "RB-07", "RB-08", "RB-09"],
+                       "host_config": ["ISO-05", "LEAK-01", "LEAK-06", "LEAK-08"]}
+    assert dict((rid, r.host_remediated_by["remediation"]) for rid, r in RULES.items() if r.host_remediated_by) == {
+        "ISO-04": "host_config", "LEAK-04": "host_config"}
     assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == [
-        "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-07", "ISO-08", "ISO-11"]
+        "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-07", "ISO-08", "ISO-11", "LEAK-08"]
     assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml", "reconverge": "reconverge.yml"}
 
 
@@ -180,6 +188,8 @@ def test_declarations_are_checked():
         Remediation("sysctl", " ")
     with pytest.raises(ValueError):
         rule("ZZZ-01", "diversity", "low", "GUEST", "t", "r", remediated_by={"remediation": "sysctl"})
+    with pytest.raises(ValueError, match=r"host_remediated_by is for a HOST\+DOM rule"):
+        rule("ZZZ-01", "diversity", "low", "HOST", "t", "r", host_remediated_by=Remediation("host_config", "x"))
     assert "ZZZ-01" not in RULES
 
 
@@ -199,9 +209,10 @@ def planned_rules():
 def test_every_declared_remediation_is_planned_in_a_scenario():
     planned = planned_rules()
     for rid, r in RULES.items():
-        if r.remediated_by:
-            assert rid in planned.get(r.remediated_by["remediation"], ()), \
-                "%s (%s) is planned in no scenario of tests/unit/rules/test_plan.py" % (rid, r.remediated_by["remediation"])
+        for rb in (r.remediated_by, r.host_remediated_by):
+            if rb:
+                assert rid in planned.get(rb["remediation"], ()), \
+                    "%s (%s) is planned in no scenario of tests/unit/rules/test_plan.py" % (rid, rb["remediation"])
     assert set(planned) == set(REMEDIATIONS) | {"ledger"}
 
 

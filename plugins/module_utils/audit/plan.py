@@ -56,10 +56,11 @@ __metaclass__ = type
 import fnmatch
 import gc
 import ipaddress
+import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, remediation_for
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import ROOT as ROOT_NAMES, _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
 
@@ -73,7 +74,7 @@ NOT_EVALUATED = "error: not evaluated"
 # or an unreachable hypervisor, is not something it can fix).
 SUBJECT_KIND = {"domain_policy": "domain", "identity_reseal": "guest", "sysctl": "guest",
                 "expire_passwords": "guest", "snapshot_policy": "domain", "revert_watcher": "hypervisor",
-                "reconverge": "guest"}
+                "reconverge": "guest", "host_config": "hypervisor"}
 SYSCTL_SETTINGS = {"DIV-10": {"kernel.randomize_va_space": "2"}}
 # Identity items resealed per set of guests sharing one value: rule -> the guest fact holding it.
 IDENTITY_DIGESTS = {"DIV-01": "machine_id_digest", "DIV-04": "random_seed_digest"}
@@ -102,7 +103,7 @@ def _triage(policy, findings):
         if status not in BAD or not policy["rules"].get(rid, {}).get("enabled", True):
             continue
         sid = f["subject"]["id"]
-        reason = _reason(policy, f, RULES[rid].remediated_by)
+        reason = _reason(policy, f, remediation_for(rid, f["subject"]["kind"]))
         if reason:
             skipped.append({"rule": rid, "subject": sid, "reason": reason})
         elif f.get("pending_restart"):
@@ -469,6 +470,105 @@ def _plan_snapshots(hosts, skipped, policy, evidence, findings):
             entry.setdefault("domains", {})[name] = {"delete": set(delete), "why": delete}
 
 
+# --- host_config (ISO-04 and LEAK-04 host parts, ISO-05, LEAK-01, LEAK-06, LEAK-08) -------------------
+
+DAEMON_SETTINGS = {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt"}
+QEMU_SETTINGS = {"LEAK-04": {"dump_guest_core": 0}, "LEAK-08": {"migrate_tls_force": 1}}
+
+
+def _is_root(value):
+    return str(value).strip() in ROOT_NAMES
+
+
+def _iso05_settings(qc):
+    """(qemu.conf keys that make ISO-05 pass, None) or (None, why nothing in qemu.conf can): a root user or
+    group becomes the distribution's QEMU account, seccomp_sandbox 0 becomes 1."""
+    default = qc.get("qemu_user_default") or {}
+    out = {}
+    group = qc.get("group") if qc.get("group") is not None or qc.get("user") else default.get("group")
+    if _is_root(qc.get("user")) or _is_root(group):
+        if not default.get("user") or not default.get("group"):
+            return None, "cannot be enforced: the distribution's unprivileged QEMU account is unknown"
+        if _is_root(qc.get("user")):
+            out["user"] = default["user"]
+        if _is_root(group) or (out.get("user") and qc.get("group") is None):
+            out["group"] = default["group"]
+    if str(qc.get("seccomp_sandbox")).strip() == "0":
+        out["seccomp_sandbox"] = 1
+    if not out:
+        return None, ("qemu.conf already sets an unprivileged user and the seccomp sandbox: QEMU processes started "
+                      "before that still run as root until their domains restart")
+    return out, None
+
+
+def _iso04_host_settings(host, qc):
+    """security_driver "none" removed (libvirt then picks the active LSM) where AppArmor or SELinux is active."""
+    lsm = host.get("lsm") or {}
+    if not (lsm.get("apparmor") or lsm.get("selinux")):
+        return None, "cannot be enforced on this host: no AppArmor or SELinux"
+    drivers = qc.get("security_driver")
+    drivers = drivers if isinstance(drivers, list) else [drivers] if drivers is not None else []
+    if any(str(x).strip().lower() == "none" for x in drivers):
+        return {"security_driver": None}, None
+    return None, "libvirt does not use the active LSM although qemu.conf does not disable it: install its security driver support"
+
+
+def _leak06_settings(host):
+    out = dict(DAEMON_SETTINGS)
+    if any(str(c.get("tls_no_verify_certificate", "0")) == "1" for c in (host.get("daemon_confs") or {}).values()):
+        out["tls_no_verify_certificate"] = 0
+    return out
+
+
+def _plan_host_config(hosts, skipped, look, f):
+    """host_config entry {"rules", "subjects", "qemu_conf": {key: value, None = remove}, "daemon_conf": {key: value},
+    "image_dirs": [path], "qemu_gid", "nwfilters": [name]} from the hypervisor's evidence; a rule nothing in the
+    configuration can fix is listed under not_enforced with the reason."""
+    hv, rid = f["subject"]["id"], f["rule"]
+    host = look.host(hv) or {}
+    qc = host.get("qemu_conf") or {}
+    qemu, daemon, reason = {}, {}, None
+    if rid == "ISO-05":
+        qemu, reason = _iso05_settings(qc)
+    elif rid == "ISO-04":
+        qemu, reason = _iso04_host_settings(host, qc)
+    elif rid == "LEAK-06":
+        daemon = _leak06_settings(host)
+    elif rid in QEMU_SETTINGS:
+        qemu = QEMU_SETTINGS[rid]
+    if reason:
+        skipped.append({"rule": rid, "subject": hv, "reason": reason})
+        return
+    entry = _host_config_entry(hosts, hv)
+    entry["rules"].add(rid)
+    entry["qemu_conf"].update(qemu or {})
+    entry["daemon_conf"].update(daemon)
+    if rid == "LEAK-01":
+        entry["image_dirs"].update(d["path"] for d in host.get("image_dirs") or [] if d.get("path"))
+        entry["image_dirs"].update(posixpath.dirname(i["path"]) for i in host.get("images") or [] if i.get("path"))
+        entry["qemu_gid"] = host.get("qemu_gid")
+
+
+def _host_config_entry(hosts, hv):
+    entry = _entry(hosts, hv, "host_config", hv)
+    for key, empty in (("qemu_conf", {}), ("daemon_conf", {}), ("image_dirs", set()), ("nwfilters", set())):
+        entry.setdefault(key, empty)
+    entry.setdefault("qemu_gid", None)
+    return entry
+
+
+def _plan_nwfilters(hosts):
+    """A hypervisor whose domains get a filterref (ISO-03) gets the filter ensured first (host_config
+    nwfilters): a domain referencing a filter libvirt does not have would no longer start."""
+    for hv, steps in hosts.items():
+        fixes = (steps.get("domain_policy") or {}).get("domains") or {}
+        filters = set(p["filter"] for rules in fixes.values() for r, p in rules.items() if r == "ISO-03" and p)
+        if filters:
+            entry = _host_config_entry(hosts, hv)
+            entry["rules"].add("ISO-03")
+            entry["nwfilters"].update(filters)
+
+
 def _plan_watcher(hosts, policy, f):
     hv = f["subject"]["id"]
     entry = _entry(hosts, hv, "revert_watcher", hv)
@@ -609,7 +709,7 @@ def _build(policy, evidence, findings):
     look = _Lookup(evidence)
     identity, snapshots = [], []
     for f in planned:
-        name = RULES[f["rule"]].remediated_by["remediation"]
+        name = remediation_for(f["rule"], f["subject"]["kind"])["remediation"]
         if name == "identity_reseal":
             identity.append(f)
         elif name == "snapshot_policy":
@@ -618,9 +718,12 @@ def _build(policy, evidence, findings):
             _plan_domain(hosts, skipped, policy, look, f)
         elif name == "revert_watcher":
             _plan_watcher(hosts, policy, f)
+        elif name == "host_config":
+            _plan_host_config(hosts, skipped, look, f)
         else:
             _plan_guest(hosts, f)
     _plan_snapshots(hosts, skipped, policy, evidence, snapshots)
+    _plan_nwfilters(hosts)
     all_but_one = ((policy.get("params") or {}).get("diversity") or {}).get("reseal") == "all_but_one"
     _plan_identity(hosts, evidence, identity, all_but_one)
     _complete(hosts)

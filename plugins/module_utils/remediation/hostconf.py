@@ -53,6 +53,9 @@ LENSES = {"qemu.conf": (("libvirtd_qemu.aug", "Libvirtd_qemu"),),
           "virtqemud.conf": (("virtqemud.aug", "Virtqemud"), ("libvirtd.aug", "Libvirtd")),
           "virtproxyd.conf": (("virtproxyd.aug", "Virtproxyd"), ("libvirtd.aug", "Libvirtd"))}
 MARK = "# Set by vmguard.hardening (host_config)"
+# Keys only the daemons that accept remote connections read (virtqemud has no TCP listener).
+NETWORK_KEYS = ("listen_tcp", "listen_tls", "tls_no_verify_certificate", "auth_tcp", "auth_tls", "tcp_port", "tls_port")
+REMOTE_DAEMON_CONFS = ("libvirtd.conf", "virtproxyd.conf")
 ROOT_NAMES = ("root", "0", "+0")
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -98,6 +101,13 @@ def keeps(key, current):
     return False
 
 
+def daemon_settings(name, settings):
+    """The part of ``settings`` daemon configuration file ``name`` takes (no network keys for virtqemud.conf)."""
+    if name in REMOTE_DAEMON_CONFS:
+        return dict(settings)
+    return dict((k, v) for k, v in settings.items() if k not in NETWORK_KEYS)
+
+
 # --- line-based key replace / append ----------------------------------------------------------------
 
 def _active_spans(lines, key):
@@ -124,8 +134,8 @@ def _current(text):
 
 
 def edit(text, settings):
-    """(new text, changes) with every key of ``settings`` set (see the module docstring). ``changes``:
-    [{"key", "old", "new"}] for the keys whose value changes (old None: appended)."""
+    """(new text, changes) with every key of ``settings`` set (see the module docstring), or removed where its
+    value is None. ``changes``: [{"key", "old", "new"}] for the keys whose value changes (old None: appended)."""
     for key in settings:
         if not KEY.match(key):
             raise HostConfError("%r is not a libvirt configuration key" % key)
@@ -135,11 +145,17 @@ def edit(text, settings):
         lines[-1] += "\n"
     changes, appended = [], []
     for key in sorted(settings):
-        new = render(settings[key])
         old = current.get(key)
+        spans = _active_spans(lines, key)
+        if settings[key] is None:  # remove: libvirt's built-in default applies
+            if spans:
+                for a, b in reversed(spans):
+                    del lines[a:b + 1]
+                changes.append({"key": key, "old": old, "new": None})
+            continue
+        new = render(settings[key])
         if keeps(key, old):
             continue
-        spans = _active_spans(lines, key)
         if spans and len(spans) == 1 and spans[0][0] == spans[0][1] and _same(lines[spans[0][0]], new):
             continue
         line = "%s = %s\n" % (key, new)

@@ -52,6 +52,9 @@ REMEDIATIONS = OrderedDict([
     ("snapshot_policy", "vmguard.hardening.snapshot_policy"),  # deletes the planned snapshots (only with prune)
     ("revert_watcher", "vmguard.hardening.hypervisor"),        # a role, not a module: see ROLE_TASK_FILES
     ("reconverge", "vmguard.hardening.guest"),                 # a role: ansible.builtin.user, apt, systemd_service
+    ("guest_firewall", "vmguard.hardening.guest_firewall"),    # table inet vmguard, confirm-or-revert
+    ("service_lockdown", "vmguard.hardening.service_lockdown"),  # stop/disable/mask units listening outside the service
+    ("host_config", "vmguard.hardening.host_config"),          # qemu.conf, daemon confs, image modes, nwfilters
 ])
 
 # Remediations carried out by a role of this collection rather than by one module: remediation name ->
@@ -74,7 +77,7 @@ class Remediation(dict):
 
 
 class Rule(object):
-    def __init__(self, rid, area, severity, layer, title, remediation, remediated_by=None):
+    def __init__(self, rid, area, severity, layer, title, remediation, remediated_by=None, host_remediated_by=None):
         self.id = rid
         self.area = area
         self.severity = severity
@@ -82,6 +85,8 @@ class Rule(object):
         self.title = title
         self.remediation = remediation  # the human text findings carry
         self.remediated_by = remediated_by  # None (audit only) or {remediation, module, how, opt_in}
+        # A HOST+DOM rule whose domain findings remediated_by fixes may declare what fixes its hypervisor findings.
+        self.host_remediated_by = host_remediated_by
         self.checks = OrderedDict()  # subject kind -> function
 
     @property
@@ -97,16 +102,30 @@ class Rule(object):
 RULES = OrderedDict()
 
 
-def rule(rid, area, severity, layer, title, remediation, remediated_by=None):
-    """Declare a rule (once per id). ``remediated_by``: None (audit only) or a Remediation(...)."""
+def rule(rid, area, severity, layer, title, remediation, remediated_by=None, host_remediated_by=None):
+    """Declare a rule (once per id). ``remediated_by``: None (audit only) or a Remediation(...).
+    ``host_remediated_by``: for a rule checked on domains and on hypervisors (layer HOST+DOM) whose
+    ``remediated_by`` fixes the domains, the Remediation(...) of its hypervisor findings (or None)."""
     if rid in RULES:
         raise ValueError("rule %s declared twice" % rid)
-    if remediated_by is not None and not isinstance(remediated_by, Remediation):
-        raise ValueError("rule %s: remediated_by must be None or a Remediation(...), got %r"
-                         % (rid, remediated_by))
+    for what, value in (("remediated_by", remediated_by), ("host_remediated_by", host_remediated_by)):
+        if value is not None and not isinstance(value, Remediation):
+            raise ValueError("rule %s: %s must be None or a Remediation(...), got %r" % (rid, what, value))
+    if host_remediated_by is not None and (remediated_by is None or not layer.startswith("HOST+")):
+        raise ValueError("rule %s: host_remediated_by is for a HOST+DOM rule whose remediated_by fixes its domains" % rid)
     RULES[rid] = Rule(rid, area, severity, layer, title, remediation,
-                      dict(remediated_by) if remediated_by is not None else None)
+                      dict(remediated_by) if remediated_by is not None else None,
+                      dict(host_remediated_by) if host_remediated_by is not None else None)
     return RULES[rid]
+
+
+def remediation_for(rid, subject_kind):
+    """The remediation of rule ``rid``'s findings on a subject of ``subject_kind``: its host_remediated_by for a
+    hypervisor when it declares one, else its remediated_by (None: audit only)."""
+    r = RULES[rid]
+    if subject_kind == "hypervisor" and r.host_remediated_by is not None:
+        return r.host_remediated_by
+    return r.remediated_by
 
 
 def check(rid, subject_kind):
@@ -122,4 +141,4 @@ def check(rid, subject_kind):
 
 
 # Registration happens on import, in catalogue order.
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import div, rb, iso, leak, vis  # noqa: E402,F401 pylint: disable=wrong-import-position
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import div, rb, iso, leak, vis, vsphere  # noqa: E402,F401 pylint: disable=wrong-import-position

@@ -14,7 +14,10 @@ import posixpath
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
 
 rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the service's allow-list",
-     "Stop, disable and mask what listens outside the service's ports (plus management).")
+     "Stop, disable and mask what listens outside the service's ports (plus management).",
+     remediated_by=Remediation("service_lockdown", "disable, mask and stop the systemd units (and their triggering sockets) "
+                               "whose processes listen outside the service's ports, management and DHCP client ports; never "
+                               "the management SSH server; a listener in no unit is reported as not enforced"))
 rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
      "Give each service its own network or bridge; only the declared management network may be shared.")
 rule("ISO-03", "isolation", "high", "DOM", "clean-traffic nwfilter on every service interface",
@@ -26,9 +29,13 @@ rule("ISO-04", "isolation", "critical", "HOST+DOM", "sVirt confinement",
      "Set security_driver to apparmor or selinux in qemu.conf on a host with that LSM active, and remove "
      "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.",
      remediated_by=Remediation("domain_policy", "remove <seclabel type='none'> / model='none' from domains (ISO-04 fixer), only "
-                               "on a host with AppArmor or SELinux; qemu.conf and other labels are left to a person"))
+                               "on a host with AppArmor or SELinux; unconfined and root labels are left to a person"),
+     host_remediated_by=Remediation("host_config", "qemu.conf security_driver set to the active LSM (apparmor or selinux) "
+                                    "where it is \"none\" or unset; not enforceable on a host without AppArmor or SELinux"))
 rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandbox on",
-     "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.")
+     "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.",
+     remediated_by=Remediation("host_config", "qemu.conf user/group root replaced by the distribution's QEMU account, "
+                               "seccomp_sandbox = 1; QEMU processes already running as root keep running until their domain restarts"))
 rule("ISO-06", "isolation", "high", "DOM+FLEET", "no disk shared across services",
      "Give each domain its own disk; within one service mark shared disks readonly or shareable.")
 rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
@@ -42,7 +49,9 @@ rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-lis
 rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU command-line passthrough",
      "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
 rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny except service and management",
-     "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).")
+     "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).",
+     remediated_by=Remediation("guest_firewall", "apply table inet vmguard (input policy drop; the service's ports, TCP "
+                               "management, UDP DHCP client ports, ICMP) with confirm-or-revert, persisted on confirmation"))
 rule("ISO-11", "isolation", "medium", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
      "Remove <shmem>/<vsock> devices or allow-list them.",
      remediated_by=Remediation("domain_policy", "remove <shmem> devices not allow-listed and <vsock> unless allowed (ISO-11 fixer); "

@@ -14,7 +14,9 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common import ne
 
 rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories not readable by others",
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
-     "save, snapshot and dump directories.")
+     "save, snapshot and dump directories.",
+     remediated_by=Remediation("host_config", "chmod what the rule flags, re-derived at run time: others lose access to images "
+                               "and read/write on image directories; no symbolic link followed"))
 rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local socket",
      "Set the graphics listen address to 127.0.0.1 (or type='socket'/'none'); with require_console_password "
      "also set a password or TLS.",
@@ -25,17 +27,23 @@ rule("LEAK-03", "leakage", "high", "DOM", "SPICE clipboard and file transfer dis
      remediated_by=Remediation("domain_policy", "SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (LEAK-03 fixer)"))
 rule("LEAK-04", "leakage", "medium", "HOST+DOM", "guest RAM kept out of core dumps",
      "Keep dump_guest_core = 0 in qemu.conf and remove dumpCore='on' from <memory>.",
-     remediated_by=Remediation("domain_policy", "<memory dumpCore='off'> on the domain (LEAK-04 fixer); qemu.conf is left to a person"))
+     remediated_by=Remediation("domain_policy", "<memory dumpCore='off'> on the domain (LEAK-04 fixer)"),
+     host_remediated_by=Remediation("host_config", "qemu.conf dump_guest_core = 0"))
 rule("LEAK-05", "leakage", "medium", "DOM", "confidential VMs use LUKS-encrypted disks",
      "Move the disks of confidential VMs to LUKS-encrypted volumes (<encryption format='luks'>).")
 rule("LEAK-06", "leakage", "high", "HOST", "libvirt management plane not exposed",
      "Set listen_tcp = 0 (for remote management use listen_tls with client certificates verified) and "
-     "unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.")
+     "unix_sock_rw_perms = \"0770\" (or stricter) in libvirtd.conf / virtqemud.conf.",
+     remediated_by=Remediation("host_config", "listen_tcp = 0, unix_sock_rw_perms = \"0770\" where world-accessible (group "
+                               "libvirt where unset), TLS client certificates verified, in every libvirt daemon's "
+                               "configuration; the daemon restarts where systemd runs, else the restart is reported pending"))
 rule("LEAK-07", "leakage", "low", "DOM", "no host SMBIOS passthrough",
      "Remove <smbios mode='host'/> (it copies the host's serial numbers and identity into the guest).",
      remediated_by=Remediation("domain_policy", "remove <smbios mode='host'/> from <os> (LEAK-07 fixer)"))
 rule("LEAK-08", "leakage", "medium", "HOST", "migration TLS forced",
-     "Set migrate_tls_force = 1 in qemu.conf (with migration TLS certificates in place).")
+     "Set migrate_tls_force = 1 in qemu.conf (with migration TLS certificates in place).",
+     remediated_by=Remediation("host_config", "qemu.conf migrate_tls_force = 1; opt-in: migrations without TLS "
+                               "certificates in place fail from then on", opt_in=True))
 
 
 def _host(hv, key, what):
