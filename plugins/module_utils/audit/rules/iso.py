@@ -30,8 +30,8 @@ rule("ISO-04", "isolation", "critical", "HOST+DOM", "sVirt confinement",
      "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.",
      remediated_by=Remediation("domain_policy", "remove <seclabel type='none'> / model='none' from domains (ISO-04 fixer), only "
                                "on a host with AppArmor or SELinux; unconfined and root labels are left to a person"),
-     host_remediated_by=Remediation("host_config", "qemu.conf security_driver set to the active LSM (apparmor or selinux) "
-                                    "where it is \"none\" or unset; not enforceable on a host without AppArmor or SELinux"))
+     host_remediated_by=Remediation("host_config", "qemu.conf security_driver \"none\" removed (libvirt then uses the active "
+                                    "AppArmor or SELinux); not enforceable on a host without either"))
 rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandbox on",
      "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.",
      remediated_by=Remediation("host_config", "qemu.conf user/group root replaced by the distribution's QEMU account, "
