@@ -22,7 +22,7 @@ description:
   - All VMs are read with ONE PropertyCollector retrieval over a ContainerView
     (C(RetrievePropertiesEx), continued while the server pages), never one call per VM.
   - The credentials are only module parameters (the password is C(no_log)); the evidence holds no
-    credential. A vCenter that cannot be reached or refuses the login is not a module failure:
+    credential. A vCenter that cannot be reached or refuses the login is not a module failure -
     the result carries C(evidence.error) so the audit reports error findings for this vCenter.
   - Certificates are verified against the system trust store; set the C(SSL_CERT_FILE)
     environment variable to trust a private CA (as for the vmware.vmware modules).

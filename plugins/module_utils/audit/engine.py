@@ -11,7 +11,14 @@ Evidence layout (what the audit role hands over):
     {"hypervisors": {name: {"error": None | str, "uri": str, "host": {...}, "domains": [...]}},
      "guests":      {name: {"error": None | str, "vars": {service, hypervisor, domain, data_class,
                                           service_address, owner, expires},
-                            "facts": {...}}}}
+                            "facts": {...}}},
+     "vcenters":    {name: {"error": None | str, "vms": [...] (evidence/vsphere.py),
+                            "inventory": {vm name: {data_class, service}} (vmguard_vcenter_vms)}}}
+
+vCenter VMs are subjects of kind ``vcenter_vm`` with ids ``<vcenter>/<vm>``; an unreachable vCenter
+is one error finding per vcenter_vm rule with id ``<vcenter>/*``. A vcenter_vm check whose evidence
+says ``pending_power_cycle`` makes a finding with ``pending_restart: true``. A check may carry its own
+``remediation`` text (the vSphere ones do): findings then show it instead of the rule's libvirt text.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,6 +45,7 @@ class Context(object):
         self.now = time.time() if now is None else now
         self.hypervisors = evidence.get("hypervisors") or {}
         self.guests = evidence.get("guests") or {}
+        self.vcenters = evidence.get("vcenters") or {}
         self._cache = {}
         self.guest_names = sorted(self.guests)
 
@@ -130,6 +138,13 @@ def _subjects(ctx, kind, needs_facts=True):
                 continue  # the rule's hypervisor check already reports the unreachable hypervisor
             for img in (ev.get("host") or {}).get("base_images") or []:
                 yield {"kind": "image", "id": "%s:%s" % (hv, img.get("path"))}, (hv, img), None
+    elif kind == "vcenter_vm":
+        for vc, ev in sorted(ctx.vcenters.items()):
+            if ev.get("error"):
+                yield {"kind": "vcenter_vm", "id": "%s/*" % vc}, (vc, None), ev["error"]
+                continue
+            for vm in ev.get("vms") or []:
+                yield {"kind": "vcenter_vm", "id": "%s/%s" % (vc, vm.get("name"))}, (vc, vm), vm.get("error")
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None
 
@@ -248,11 +263,11 @@ def _evaluate(policy, evidence, now, only):
                     status, message, detail, extra = _run_domain(fn, ctx, ev)
                 else:
                     status, message, detail = _run(fn, ctx, ev)
-                    extra = None
+                    extra = {"pending_restart": True} if detail.get("pending_power_cycle") else None
                 finding = {
                     "rule": rid, "area": rule.area, "severity": rp["severity"],
                     "status": status, "subject": subject, "message": message,
-                    "remediation": rule.remediation if status in BAD else "",
+                    "remediation": (getattr(fn, "remediation", None) or rule.remediation) if status in BAD else "",
                     "evidence": detail,
                 }
                 if extra:

@@ -1,0 +1,324 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vSphere VMs (subject kind ``vcenter_vm``, id ``<vcenter>/<vm>``): the catalogue's VMX mapping.
+
+Each rule keeps the meaning of its libvirt twin, with the semantics of the vSphere 8 hardening
+guide (Security Configuration Guide / DISA vSphere 8 VM STIG):
+
+- An advanced setting whose default is safe may be absent: ``isolation.tools.copy/paste/dnd.disable``,
+  ``isolation.tools.diskShrink/diskWiper.disable`` and ``isolation.device.connectable.disable``
+  default to TRUE; ``tools.setInfo.sizeLimit`` (1048576), ``log.rotateSize`` (2048000) and
+  ``log.keepOld`` (10) must be absent or at their default. ``RemoteDisplay.maxConnections`` must be
+  set to 1 (its default allows more). VMX keys and boolean values are case-insensitive.
+- Advanced settings take effect at the next power cycle. The vsphere role records what it changed
+  on a running VM in the advanced setting ``vmguard.powerCyclePending`` ("<epoch> <rule ids>");
+  while the VM has not been booted since (``summary.runtime.bootTime``), a rule it names stays
+  ``fail`` with ``pending_power_cycle`` (the engine sets the finding's ``pending_restart``).
+
+Evidence: plugins/module_utils/evidence/vsphere.py (vsphere_facts), plus ``inventory`` - the VMs the
+inventory declares for that vCenter (``vmguard_vcenter_vms``: {name: {data_class, service}}).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import check, ok, fail, error, na
+
+KIND = "vcenter_vm"
+PENDING_KEY = "vmguard.powerCyclePending"
+
+# rule -> ((VMX key, compliant values (lower case), None = may be absent), ...): what the role sets.
+SETTINGS = {
+    "LEAK-03": (("isolation.tools.copy.disable", ("true",), True),
+                ("isolation.tools.paste.disable", ("true",), True),
+                ("isolation.tools.dnd.disable", ("true",), True)),
+    "ISO-11": (("isolation.tools.diskShrink.disable", ("true",), True),
+               ("isolation.tools.diskWiper.disable", ("true",), True),
+               ("isolation.device.connectable.disable", ("true",), True),
+               ("tools.setInfo.sizeLimit", ("1048576",), True),
+               ("log.rotateSize", ("2048000",), True),
+               ("log.keepOld", ("10",), True)),
+    "LEAK-02": (("RemoteDisplay.maxConnections", ("1",), False),
+                ("RemoteDisplay.vnc.enabled", ("false",), True)),
+}
+# The value the role writes for a non-compliant key (the guide's recommended value).
+TARGET = {"isolation.tools.copy.disable": "TRUE", "isolation.tools.paste.disable": "TRUE",
+          "isolation.tools.dnd.disable": "TRUE", "isolation.tools.diskShrink.disable": "TRUE",
+          "isolation.tools.diskWiper.disable": "TRUE", "isolation.device.connectable.disable": "TRUE",
+          "tools.setInfo.sizeLimit": "1048576", "log.rotateSize": "2048000", "log.keepOld": "10",
+          "RemoteDisplay.maxConnections": "1", "RemoteDisplay.vnc.enabled": "FALSE"}
+
+# Devices ISO-08 judges; a CD/DVD drive only when it passes a host drive through.
+DEVICE_KINDS = ("serial", "parallel", "floppy", "usb", "pci_passthrough", "cdrom")
+HOST_CDROM_BACKINGS = ("AtapiBackingInfo", "PassthroughBackingInfo")
+# Disk modes that discard the guest's writes (self-reverting), RB-12.
+REVERTING_MODES = ("independent_nonpersistent", "nonpersistent", "undoable")
+DATA_CLASS_ATTRIBUTE = "vmguard.data_class"
+
+
+def _vmx(vm):
+    """extraConfig with lower-case keys (VMX keys are case-insensitive)."""
+    return dict((k.lower(), v) for k, v in (vm.get("extra_config") or {}).items())
+
+
+def settings_problems(rid, vm):
+    """{key: current value or None (absent)} of the rule's settings that are not compliant."""
+    vmx = _vmx(vm)
+    bad = {}
+    for key, good, may_be_absent in SETTINGS[rid]:
+        value = vmx.get(key.lower())
+        if value is None:
+            if not may_be_absent:
+                bad[key] = None
+        elif value.strip().lower() not in good:
+            bad[key] = value
+    return bad
+
+
+def pending_power_cycle(rid, vm):
+    """True when the role changed this rule's settings on the running VM after its last boot.
+    Raises ValueError on a marker it cannot read (a power cycle may be pending: not a pass)."""
+    marker = _vmx(vm).get(PENDING_KEY.lower())
+    if not marker:
+        return False
+    parts = marker.split(None, 1)
+    try:
+        when = float(parts[0])
+    except (ValueError, IndexError):
+        raise ValueError("cannot read %s = %r (expected '<epoch seconds> <rule ids>')" % (PENDING_KEY, marker))
+    rules = set(r.strip() for r in (parts[1] if len(parts) > 1 else "").split(","))
+    if rid not in rules or vm.get("power_state") != "poweredOn":
+        return False
+    boot = vm.get("boot_time")
+    return boot is None or boot < when
+
+
+def _settings_check(rid, vm, what):
+    bad = settings_problems(rid, vm)
+    if bad:
+        return fail("%s: %s" % (what, ", ".join("%s %s" % (k, "absent" if v is None else "= %s" % v)
+                                                 for k, v in sorted(bad.items()))),
+                    settings=bad, expected=dict((k, TARGET[k]) for k in bad))
+    if pending_power_cycle(rid, vm):
+        return fail("settings corrected in the VM configuration; they take effect at the next power cycle "
+                    "(power cycle pending, the running VM still has the old ones)", pending_power_cycle=True)
+    return ok("compliant (%s)" % ", ".join(k for k, _good, _absent in SETTINGS[rid]))
+
+
+@check("LEAK-03", KIND)
+def leak03(ctx, vv):
+    return _settings_check("LEAK-03", vv[1], "copy, paste or drag and drop between console and guest allowed")
+
+
+leak03.remediation = "Set isolation.tools.copy/paste/dnd.disable = TRUE (or remove them: TRUE is the default); power cycle the VM."
+
+
+@check("ISO-11", KIND)
+def iso11(ctx, vv):
+    return _settings_check("ISO-11", vv[1], "guest can shrink/wipe disks, connect devices or fill the datastore")
+
+
+iso11.remediation = ("Set isolation.tools.diskShrink/diskWiper.disable and isolation.device.connectable.disable = TRUE "
+                     "(or remove them), tools.setInfo.sizeLimit, log.rotateSize and log.keepOld to their defaults; power cycle.")
+
+
+@check("LEAK-02", KIND)
+def leak02(ctx, vv):
+    return _settings_check("LEAK-02", vv[1], "remote console not limited to one connection")
+
+
+leak02.remediation = "Set RemoteDisplay.maxConnections = 1 and leave RemoteDisplay.vnc.enabled unset or FALSE; power cycle."
+
+
+def _allowed(ctx, vm_name, label):
+    return any(fnmatch.fnmatchcase("%s/%s" % (vm_name, label), p) for p in ctx.params["isolation"]["allowed_hostdevs"])
+
+
+def attached_devices(ctx, vm):
+    """The devices ISO-08 fails on: connected now or at power on, not allow-listed."""
+    out = []
+    for d in vm.get("devices") or []:
+        if d.get("kind") not in DEVICE_KINDS or not (d.get("connected") or d.get("start_connected")):
+            continue
+        if d["kind"] == "cdrom" and (d.get("backing") or "").split(":")[0] not in HOST_CDROM_BACKINGS:
+            continue  # an ISO image or nothing: no host device reaches the guest
+        if not _allowed(ctx, vm["name"], d.get("label")):
+            out.append(d)
+    return out
+
+
+@check("ISO-08", KIND)
+def iso08(ctx, vv):
+    devs = attached_devices(ctx, vv[1])
+    if devs:
+        return fail("%d host or removable device(s) connected: %s" % (len(devs), "; ".join(
+            "%s %s (%s)" % (d["kind"], d.get("label"), d.get("backing") or "no backing") for d in devs)),
+            devices=[{"key": d["key"], "kind": d["kind"], "label": d.get("label")} for d in devs])
+    return ok("no passthrough, USB, serial, parallel, floppy or host CD/DVD device connected outside the allow-list")
+
+
+iso08.remediation = ("Disconnect (connected and start connected off) or remove the device in the VM's settings, "
+                     "or allow-list '<vm>/<device label>' in params.isolation.allowed_hostdevs.")
+
+
+def _snapshots(vm):
+    return vm.get("snapshots") or []
+
+
+def _pinned(ctx, vm_name, snap_name):
+    return any(fnmatch.fnmatchcase("%s/%s" % (vm_name, snap_name), p) for p in ctx.params["rollback"]["pinned_snapshots"])
+
+
+def _prunable(ctx, vm, names):
+    """``names`` without the pinned ones (params.rollback.pinned_snapshots, globs over "<vm>/<snapshot>").
+    Deleting a vSphere snapshot, current or parent, consolidates it into its child: no data is lost."""
+    return [n for n in names if not _pinned(ctx, vm["name"], n)]
+
+
+@check("RB-02", KIND)
+def rb02(ctx, vv):
+    snaps = _snapshots(vv[1])
+    if not snaps:
+        return ok("no snapshots")
+    unknown = [s["name"] for s in snaps if s.get("creation_time") is None]
+    if unknown:
+        return error("snapshots without a creation time: %s" % ", ".join(unknown))
+    limit = ctx.params["rollback"]["max_snapshot_age_hours"]
+    old = dict((s["name"], round((ctx.now - s["creation_time"]) / 3600.0, 1)) for s in snaps
+               if (ctx.now - s["creation_time"]) / 3600.0 > limit)
+    if old:
+        return fail("%d snapshot(s) older than %dh: %s" % (len(old), limit, ", ".join(
+            "%s (%.1fh)" % (n, h) for n, h in sorted(old.items()))), age_hours=old,
+            prunable=_prunable(ctx, vv[1], sorted(old)))
+    return ok("%d snapshot(s), all younger than %dh" % (len(snaps), limit))
+
+
+rb02.remediation = "Delete snapshots older than max_snapshot_age_hours (the vsphere role does with prune_snapshots)."
+
+
+@check("RB-03", KIND)
+def rb03(ctx, vv):
+    snaps = _snapshots(vv[1])
+    limit = ctx.params["rollback"]["max_snapshots"]
+    if len(snaps) > limit:
+        if any(s.get("creation_time") is None for s in snaps):
+            return error("%d snapshots (limit %d), some without a creation time: cannot tell the oldest" % (len(snaps), limit))
+        oldest = [s["name"] for s in sorted(snaps, key=lambda s: s["creation_time"])]
+        return fail("%d snapshots (limit %d)" % (len(snaps), limit), count=len(snaps),
+                    prunable=_prunable(ctx, vv[1], oldest)[:len(snaps) - limit])
+    return ok("%d snapshot(s) (limit %d)" % (len(snaps), limit), count=len(snaps))
+
+
+rb03.remediation = "Delete the oldest snapshots down to max_snapshots (the vsphere role does with prune_snapshots)."
+
+
+@check("RB-12", KIND)
+def rb12(ctx, vv):
+    disks = vv[1].get("disks") or []
+    if not disks:
+        return na("no virtual disks")
+    unknown = [d.get("label") for d in disks if not d.get("mode")]
+    if unknown:
+        return error("disk mode not collected for %s" % ", ".join(str(u) for u in unknown))
+    bad = [d for d in disks if d["mode"] in REVERTING_MODES]
+    if bad:
+        return fail("self-reverting disk(s): %s" % ", ".join("%s (%s)" % (d.get("label"), d["mode"]) for d in bad),
+                    disks=[{"label": d.get("label"), "mode": d["mode"]} for d in bad])
+    return ok("%d disk(s), none discards the guest's writes" % len(disks))
+
+
+rb12.remediation = "Change the disk mode to persistent or independent_persistent (VM powered off); audit only."
+
+
+def declared_vms(ctx, vc):
+    """{vm name: {data_class, service, guest}} the inventory declares for vCenter ``vc``: its
+    vmguard_vcenter_vms, plus guests whose vmguard_hypervisor is the vCenter and vmguard_domain the VM."""
+    def build():
+        out = {}
+        for name, ev in ctx.vcenters.items():
+            inv = ev.get("inventory") or {}
+            if isinstance(inv, list):
+                inv = dict((n, {}) for n in inv)
+            out[name] = dict((str(n), dict(v or {})) for n, v in inv.items())
+        for (hv, dom), g in ctx.inventory_domains().items():
+            if hv in out:
+                attrs = out[hv].setdefault(dom, {})
+                attrs.setdefault("guest", g)
+                gv = ctx.guests[g].get("vars") or {}
+                if gv.get("data_class") and not attrs.get("data_class"):
+                    attrs["data_class"] = gv["data_class"]
+        return out
+    return ctx.index("vsphere:declared", build).get(vc, {})
+
+
+@check("LEAK-05", KIND)
+def leak05(ctx, vv):
+    vc, vm = vv
+    cls = (declared_vms(ctx, vc).get(vm["name"]) or {}).get("data_class") or \
+        (vm.get("custom_values") or {}).get(DATA_CLASS_ATTRIBUTE)
+    if cls not in ctx.params["leakage"]["confidential_classes"]:
+        return na("data class %s is not confidential" % (cls or "unset"))
+    if vm.get("key_id") and vm["key_id"].get("key_id"):
+        return ok("confidential VM encrypted (key provider %s)" % (vm["key_id"].get("provider") or "unknown"))
+    return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % cls, data_class=cls)
+
+
+leak05.remediation = "Encrypt the VM with a key provider (VM encryption storage policy); audit only."
+
+
+@check("DIV-05", KIND)
+def div05(ctx, vv):
+    vc, vm = vv
+
+    def build():
+        uuids, macs = {}, {}
+        for name, ev in sorted(ctx.vcenters.items()):
+            if ev.get("error"):
+                continue
+            for other in ev.get("vms") or []:
+                who = "%s/%s" % (name, other["name"])
+                if other.get("instance_uuid"):
+                    uuids.setdefault(other["instance_uuid"].lower(), set()).add(who)
+                for n in other.get("nics") or []:
+                    if n.get("mac"):
+                        macs.setdefault(n["mac"].lower(), set()).add(who)
+        return uuids, macs
+    uuids, macs = ctx.index("vsphere:div05", build)
+    me = "%s/%s" % (vc, vm["name"])
+    problems = {}
+    iu = (vm.get("instance_uuid") or "").lower()
+    if not iu:
+        return error("instance UUID not collected")
+    if len(uuids.get(iu, ())) > 1:
+        problems["instance_uuid"] = sorted(uuids[iu] - {me})
+    dup = dict((n["mac"].lower(), sorted(macs[n["mac"].lower()] - {me})) for n in vm.get("nics") or []
+               if n.get("mac") and len(macs.get(n["mac"].lower(), ())) > 1)
+    if dup:
+        problems["macs"] = dup
+    if problems:
+        parts = (["instance UUID with %s" % ", ".join(problems["instance_uuid"])] if "instance_uuid" in problems else []) + \
+            ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup.items())]
+        return fail("identity shared: %s" % "; ".join(parts), **problems)
+    return ok("instance UUID and %d MAC address(es) unique" % len([n for n in vm.get("nics") or [] if n.get("mac")]))
+
+
+div05.remediation = "Give the VM new MAC addresses (address type generated) and a new instance UUID; audit only."
+
+
+@check("VIS-01", KIND)
+def vis01(ctx, vv):
+    vc, vm = vv
+    if vm.get("template"):
+        return na("a template never runs")
+    attrs = declared_vms(ctx, vc).get(vm["name"])
+    if attrs is not None:
+        return ok("in the inventory%s" % (" as %s" % attrs["guest"] if attrs.get("guest") else " (vmguard_vcenter_vms)"))
+    return fail("VM '%s' (%s) of %s is not in the inventory" % (vm["name"], vm.get("power_state"), vc),
+                power_state=vm.get("power_state"))
+
+
+vis01.remediation = "Add the VM to vmguard_vcenter_vms of its vCenter (or as a guest), or remove it from vCenter."

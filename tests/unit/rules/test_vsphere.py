@@ -1,0 +1,216 @@
+"""vSphere checks (subject kind vcenter_vm): pass and fail for every rule on evidence recorded from the
+test vCenter (tests/fixtures/vsphere/vcsim-seeded.json: vsphere_facts after tools/vcsim/vcsim.py seed),
+changed one thing at a time; the engine's vCenter subjects, pending power cycle and error paths."""
+
+import copy
+import json
+import os
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, vsphere
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "vsphere", "vcsim-seeded.json")
+VC = "vc1"
+VM0, VM1, VM2, VM3 = ("DC0_C0_RP0_VM%d" % i for i in range(4))
+
+
+def recorded():
+    with open(FIXTURE) as f:
+        ev = json.load(f)
+    ev["inventory"] = {VM0: {}, VM1: {}, VM2: {}}
+    return ev
+
+
+def clean():
+    """The recorded evidence with every seeded violation (and the simulator's host CD passthrough) removed."""
+    ev = recorded()
+    for vm in ev["vms"]:
+        vm["extra_config"] = {"govcsim": "TRUE", "RemoteDisplay.maxConnections": "1"}
+        vm["devices"] = [dict(d, connected=False, start_connected=False) for d in vm["devices"]]
+        vm["snapshots"] = []
+    ev["vms"][3]["nics"][0]["mac"] = "00:0c:29:aa:bb:cc"
+    ev["inventory"][VM3] = {}
+    return ev
+
+
+def vm(ev, name):
+    (v,) = [x for x in ev["vms"] if x["name"] == name]
+    return v
+
+
+def run(rule, ev, params=None, now=None, guests=None, vcenters=None):
+    pol = policy.load_policy({"params": params or {}})
+    evidence = {"vcenters": vcenters if vcenters is not None else {VC: ev}, "guests": guests or {}}
+    return dict((f["subject"]["id"], f) for f in engine.evaluate(pol, evidence, now=now, only={rule})
+                if f["subject"]["kind"] == "vcenter_vm")
+
+
+def status(rule, ev, name, **kw):
+    return run(rule, ev, **kw)["%s/%s" % (VC, name)]
+
+
+def test_every_vsphere_rule_of_the_catalogue_has_a_vcenter_check():
+    want = {"LEAK-03", "ISO-08", "ISO-11", "LEAK-02", "RB-02", "RB-03", "RB-12", "LEAK-05", "DIV-05", "VIS-01"}
+    assert set(r for r in RULES if "vcenter_vm" in RULES[r].checks) == want
+
+
+def test_clean_recorded_evidence_passes_every_rule():
+    for rid in ("LEAK-03", "ISO-08", "ISO-11", "LEAK-02", "RB-02", "RB-03", "RB-12", "DIV-05", "VIS-01"):
+        found = run(rid, clean())
+        assert sorted(found) == ["%s/%s" % (VC, n) for n in (VM0, VM1, VM2, VM3)]
+        assert set(f["status"] for f in found.values()) == {"pass"}, (rid, found)
+
+
+def test_leak03_seeded_copy_paste_fails_and_absent_keys_pass():
+    f = status("LEAK-03", recorded(), VM0)
+    assert f["status"] == "fail"
+    assert f["evidence"]["settings"] == {"isolation.tools.copy.disable": "FALSE", "isolation.tools.paste.disable": "FALSE"}
+    assert f["evidence"]["expected"] == {"isolation.tools.copy.disable": "TRUE", "isolation.tools.paste.disable": "TRUE"}
+    assert "isolation.tools.copy/paste/dnd.disable" in f["remediation"]  # the vSphere text, not the libvirt one
+    assert status("LEAK-03", recorded(), VM1)["status"] == "pass"  # absent = the safe default
+    ev = clean()
+    vm(ev, VM1)["extra_config"]["ISOLATION.TOOLS.DND.DISABLE"] = "false"  # keys and values are case-insensitive
+    assert status("LEAK-03", ev, VM1)["status"] == "fail"
+    vm(ev, VM1)["extra_config"]["ISOLATION.TOOLS.DND.DISABLE"] = "True"
+    assert status("LEAK-03", ev, VM1)["status"] == "pass"
+
+
+def test_leak02_requires_max_connections_one():
+    assert status("LEAK-02", recorded(), VM1)["status"] == "fail"  # the simulator's VMs leave it unset
+    ev = clean()
+    assert status("LEAK-02", ev, VM1)["status"] == "pass"
+    vm(ev, VM1)["extra_config"]["RemoteDisplay.maxConnections"] = "2"
+    assert status("LEAK-02", ev, VM1)["status"] == "fail"
+    ev = clean()
+    vm(ev, VM1)["extra_config"]["RemoteDisplay.vnc.enabled"] = "TRUE"
+    f = status("LEAK-02", ev, VM1)
+    assert f["status"] == "fail" and f["evidence"]["expected"] == {"RemoteDisplay.vnc.enabled": "FALSE"}
+
+
+def test_iso11_defaults_or_absent():
+    ev = clean()
+    assert status("ISO-11", ev, VM2)["status"] == "pass"
+    for key, bad in (("isolation.tools.diskShrink.disable", "FALSE"), ("isolation.device.connectable.disable", "false"),
+                     ("tools.setInfo.sizeLimit", "4194304"), ("log.keepOld", "1000"), ("log.rotateSize", "0")):
+        ev = clean()
+        vm(ev, VM2)["extra_config"][key] = bad
+        f = status("ISO-11", ev, VM2)
+        assert f["status"] == "fail" and list(f["evidence"]["settings"]) == [key], key
+    ev = clean()
+    vm(ev, VM2)["extra_config"].update({"tools.setInfo.sizeLimit": "1048576", "log.keepOld": "10",
+                                        "isolation.tools.diskWiper.disable": "TRUE"})
+    assert status("ISO-11", ev, VM2)["status"] == "pass"
+
+
+def test_pending_power_cycle_stays_fail_until_the_vm_boots_again():
+    ev = clean()
+    v = vm(ev, VM0)
+    v["extra_config"][vsphere.PENDING_KEY] = "%f LEAK-02,LEAK-03" % (v["boot_time"] + 60)
+    f = status("LEAK-03", ev, VM0)
+    assert f["status"] == "fail" and f["pending_restart"] is True and "power cycle pending" in f["message"]
+    assert status("ISO-11", ev, VM0)["status"] == "pass"  # not named by the marker
+    v["boot_time"] += 120  # powered off and on after the change
+    f = status("LEAK-03", ev, VM0)
+    assert f["status"] == "pass" and "pending_restart" not in f
+    v["boot_time"] -= 120
+    v["power_state"] = "poweredOff"  # a VM that is off takes the settings at its next start
+    assert status("LEAK-02", ev, VM0)["status"] == "pass"
+    v["extra_config"][vsphere.PENDING_KEY] = "yesterday"
+    assert status("LEAK-02", ev, VM0)["status"] == "error"
+
+
+def test_iso08_connected_devices():
+    f = status("ISO-08", recorded(), VM2)
+    assert f["status"] == "fail"
+    assert sorted(d["kind"] for d in f["evidence"]["devices"]) == ["cdrom", "serial"]
+    ev = clean()
+    assert status("ISO-08", ev, VM2)["status"] == "pass"
+    serial = [d for d in vm(ev, VM2)["devices"] if d["kind"] == "serial"][0]
+    serial["start_connected"] = True  # connects at the next power on
+    assert status("ISO-08", ev, VM2)["status"] == "fail"
+    assert status("ISO-08", ev, VM2, params={"isolation": {"allowed_hostdevs": ["%s/%s" % (VM2, serial["label"])]}})["status"] == "pass"
+    ev = clean()
+    cd = [d for d in vm(ev, VM1)["devices"] if d["kind"] == "cdrom"][0]
+    cd.update(connected=True, backing="IsoBackingInfo: [LocalDS_0] debian.iso")  # an ISO image is no host device
+    assert status("ISO-08", ev, VM1)["status"] == "pass"
+    vm(ev, VM1)["devices"].append({"key": 13000, "kind": "pci_passthrough", "label": "PCI device 0", "connected": True,
+                                   "start_connected": True, "backing": "VirtualPCIPassthroughDeviceBackingInfo: 0000:3b:00.0"})
+    assert status("ISO-08", ev, VM1)["status"] == "fail"
+
+
+def test_rb02_rb03_snapshot_age_and_count_on_recorded_times():
+    ev = recorded()
+    snap = vm(ev, VM1)["snapshots"][0]
+    created = snap["creation_time"]
+    assert status("RB-02", ev, VM1, now=created + 3600)["status"] == "pass"
+    f = status("RB-02", ev, VM1, now=created + 100 * 3600)
+    assert f["status"] == "fail" and f["evidence"]["prunable"] == ["before-upgrade"] and "100.0h" in f["message"]
+    f = status("RB-02", ev, VM1, now=created + 100 * 3600, params={"rollback": {"pinned_snapshots": [VM1 + "/before-*"]}})
+    assert f["status"] == "fail" and f["evidence"]["prunable"] == []
+    assert status("RB-03", ev, VM1)["status"] == "pass"
+    f = status("RB-03", ev, VM1, params={"rollback": {"max_snapshots": 0}})
+    assert f["status"] == "fail" and f["evidence"]["prunable"] == ["before-upgrade"]
+    snap["creation_time"] = None
+    assert status("RB-02", ev, VM1)["status"] == "error"
+
+
+def test_rb12_independent_nonpersistent_disk():
+    ev = clean()
+    assert status("RB-12", ev, VM0)["status"] == "pass"
+    vm(ev, VM0)["disks"][0]["mode"] = "independent_nonpersistent"
+    f = status("RB-12", ev, VM0)
+    assert f["status"] == "fail" and "independent_nonpersistent" in f["message"]
+    vm(ev, VM0)["disks"] = []
+    assert status("RB-12", ev, VM0)["status"] == "not_applicable"
+
+
+def test_leak05_confidential_vms_need_encryption():
+    ev = clean()
+    assert status("LEAK-05", ev, VM1)["status"] == "not_applicable"
+    ev["inventory"][VM1] = {"data_class": "confidential"}
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "fail" and "not encrypted" in f["message"]
+    vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    assert status("LEAK-05", ev, VM1)["status"] == "pass"
+    ev = clean()
+    vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "secret"}  # a custom attribute declares it too
+    assert status("LEAK-05", ev, VM2)["status"] == "fail"
+
+
+def test_div05_seeded_duplicate_mac_and_instance_uuid_across_vcenters():
+    found = run("DIV-05", recorded())
+    assert found["%s/%s" % (VC, VM2)]["status"] == "fail" and found["%s/%s" % (VC, VM3)]["status"] == "fail"
+    assert found["%s/%s" % (VC, VM0)]["status"] == "pass"
+    assert "with %s/%s" % (VC, VM3) in found["%s/%s" % (VC, VM2)]["message"]
+    a, b = clean(), clean()
+    b["vms"] = [copy.deepcopy(vm(a, VM0))]
+    b["vms"][0]["nics"][0]["mac"] = "00:0c:29:00:00:01"
+    found = run("DIV-05", None, vcenters={"vc1": a, "vc2": b})
+    assert found["vc2/%s" % VM0]["status"] == "fail" and "instance UUID with vc1/%s" % VM0 in found["vc2/%s" % VM0]["message"]
+
+
+def test_vis01_inventory_from_vcenter_vars_or_guests():
+    found = run("VIS-01", recorded())
+    assert found["%s/%s" % (VC, VM3)]["status"] == "fail" and found["%s/%s" % (VC, VM0)]["status"] == "pass"
+    ev = recorded()
+    ev["inventory"] = [VM0, VM1, VM2]  # a plain list of names is accepted
+    guests = {"mailvm": {"vars": {"hypervisor": VC, "domain": VM3}, "facts": None, "error": None}}
+    found = run("VIS-01", ev, guests=guests)
+    assert found["%s/%s" % (VC, VM3)]["status"] == "pass" and "mailvm" in found["%s/%s" % (VC, VM3)]["message"]
+    vm(ev, VM3)["template"] = True
+    assert run("VIS-01", recorded() | {"vms": ev["vms"]})["%s/%s" % (VC, VM3)]["status"] == "not_applicable"
+
+
+def test_unreachable_vcenter_and_unreadable_vm_are_errors():
+    found = run("LEAK-02", None, vcenters={VC: {"error": "cannot connect to vc1:443: timed out", "vms": []}})
+    assert list(found) == ["%s/*" % VC] and found["%s/*" % VC]["status"] == "error"
+    ev = clean()
+    vm(ev, VM1)["error"] = "no configuration readable (orphaned or inaccessible VM)"
+    f = status("LEAK-03", ev, VM1)
+    assert f["status"] == "error" and "orphaned" in f["message"]
+
+
+def test_settings_targets_cover_every_checked_key():
+    for rid, keys in vsphere.SETTINGS.items():
+        for key, good, _absent in keys:
+            assert vsphere.TARGET[key].lower() in good, key
