@@ -44,8 +44,9 @@ def test_iso05_nothing_to_write_when_only_old_processes_run_as_root():
     procs = [{"pid": 7, "uid": 0, "user": "root", "name": "web1", "uuid": None}]
     p, findings = build({}, leaky_host(qemu_conf=qc, qemu_processes=procs))
     assert [f["status"] for f in findings if f["rule"] == "ISO-05"] == ["fail"]
-    assert not_enforced(p, "ISO-05") == [("hv1", "qemu.conf already sets an unprivileged user and the seccomp sandbox: "
-                                                  "QEMU processes started before that still run as root until their domains restart")]
+    why = ("qemu.conf already sets an unprivileged user and the seccomp sandbox: "
+           "QEMU processes started before that still run as root until their domains restart")
+    assert not_enforced(p, "ISO-05") == [("hv1", why)]
 
 
 def test_iso05_unknown_default_account_is_not_guessed():

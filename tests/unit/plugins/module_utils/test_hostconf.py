@@ -13,14 +13,14 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.remediation impo
 QEMU = """# Master configuration file for the QEMU driver.
 #user = "qemu"   # the account QEMU runs as
 user = "root"
-group = "root"   
+group = "root"<SP>
 #seccomp_sandbox = 1
 seccomp_sandbox = 0
 security_driver = [ "selinux",
     "none" ]
 vnc_listen = "127.0.0.1"
 user = "root"
-"""
+""".replace("<SP>", "   ")
 
 
 def test_edit_replaces_in_place_drops_duplicates_and_keeps_every_other_line():
