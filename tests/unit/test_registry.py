@@ -349,9 +349,10 @@ def test_enforcing_roles_name_the_rule_ids_of_every_change():
 
 
 def test_reconverge_tasks_use_the_modules_the_registry_declares():
-    """roles/guest/tasks/reconverge.yml: RB-05 by vmguard.hardening.ledger (a reconverge event), RB-07 by ansible.builtin.user (password lock, expiry day 1 - the module takes
-    seconds -, shell untouched), RB-08 by ansible.builtin.apt (only-upgrade to the latest of the guest's own sources, no
-    pinned version), RB-09 by ansible.builtin.systemd_service (masked); each module is named in its rule's "how"."""
+    """roles/guest/tasks/reconverge.yml: RB-05 by vmguard.hardening.ledger (a reconverge event), RB-07 by
+    ansible.builtin.user (password lock, expiry day 1 - the module takes seconds -, shell untouched), RB-08 by
+    ansible.builtin.apt (only-upgrade to the latest of the guest's own sources, no pinned version), RB-09 by
+    ansible.builtin.systemd_service (masked); each module is named in its rule's "how"."""
     with open(os.path.join(ROOT, "roles", "guest", "tasks", ROLE_TASK_FILES["reconverge"])) as f:
         tasks = list(tasks_of(yaml.safe_load(f)))
     by_rule = {}
