@@ -164,6 +164,7 @@ def test_remediations_are_exactly_the_contract():
                        "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
                        "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],
                        "snapshot_policy": ["RB-02", "RB-03", "RB-04", "RB-13"], "revert_watcher": ["RB-11"],
+                       "guest_firewall": ["RB-10", "ISO-10"], "service_lockdown": ["ISO-01"],
                        "reconverge": ["RB-05", "RB-07", "RB-08", "RB-09"],
                        "host_config": ["ISO-05", "LEAK-01", "LEAK-06", "LEAK-08"]}
     assert dict((rid, r.host_remediated_by["remediation"]) for rid, r in RULES.items() if r.host_remediated_by) == {

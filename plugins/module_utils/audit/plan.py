@@ -72,7 +72,7 @@ NOT_EVALUATED = "error: not evaluated"
 
 # The subject kind each remediation acts on (a finding of another kind, e.g. an expired waiver
 # or an unreachable hypervisor, is not something it can fix).
-SUBJECT_KIND = {"domain_policy": "domain", "identity_reseal": "guest", "sysctl": "guest",
+SUBJECT_KIND = {"guest_firewall": "guest", "service_lockdown": "guest", "domain_policy": "domain", "identity_reseal": "guest", "sysctl": "guest",
                 "expire_passwords": "guest", "snapshot_policy": "domain", "revert_watcher": "hypervisor",
                 "reconverge": "guest", "host_config": "hypervisor"}
 SYSCTL_SETTINGS = {"DIV-10": {"kernel.randomize_va_space": "2"}}
@@ -214,6 +214,33 @@ def _plan_reconverge(entry, rid, ev):
         entry["packages"].update((p, v["floor"]) for p, v in (ev.get("packages") or {}).items())
     elif rid == "RB-09":
         entry["mask_services"].update(ev.get("services") or ())
+
+
+# --- guest isolation (ISO-01, ISO-10, RB-10) -------------------------------------------------------
+
+def _plan_isolation(hosts, skipped, policy, look, f):
+    """guest_firewall (ISO-10, RB-10) {service_ports, management_ports, client_ports} and service_lockdown
+    (ISO-01) {allowed_ports, client_ports, management_ports, extra} from params.isolation and the guest's
+    vmguard_service. ISO-01/ISO-10 fail only for a declared service (else they are errors); an RB-10 failure
+    on a guest without one cannot be re-applied: not_enforced with the reason."""
+    guest, rid = f["subject"]["id"], f["rule"]
+    name = RULES[rid].remediated_by["remediation"]
+    iso = policy["params"]["isolation"]
+    svc = ((look.guests.get(guest) or {}).get("vars") or {}).get("service")
+    if not svc or svc not in iso["services"]:
+        why = "the guest declares no vmguard_service" if not svc else \
+            "service '%s' is not declared in params.isolation.services" % svc
+        skipped.append({"rule": rid, "subject": guest, "reason": "cannot be enforced: %s (no ruleset to apply)" % why})
+        return
+    service = set(iso["services"][svc].get("ports") or [])
+    entry = _entry(hosts, guest, name, guest)
+    entry["rules"].add(rid)
+    entry.update(client_ports=set(iso["client_ports"]), management_ports=set(iso["management_ports"]))
+    if name == "guest_firewall":
+        entry["service_ports"] = service
+    else:
+        entry["allowed_ports"] = service | set(iso["management_ports"])
+        entry.setdefault("extra", set()).update((f.get("evidence") or {}).get("extra") or ())
 
 
 # --- domain_policy parameters ---------------------------------------------------------------------
@@ -720,6 +747,8 @@ def _build(policy, evidence, findings):
             _plan_watcher(hosts, policy, f)
         elif name == "host_config":
             _plan_host_config(hosts, skipped, look, f)
+        elif name in ("guest_firewall", "service_lockdown"):
+            _plan_isolation(hosts, skipped, policy, look, f)
         else:
             _plan_guest(hosts, f)
     _plan_snapshots(hosts, skipped, policy, evidence, snapshots)

@@ -228,6 +228,29 @@ def rolled_back():
     return E.fleet([E.domain("web1", ledger=E.ledger())], {"web1": E.guest("web1", facts=rolled_back_facts())})
 
 
+def open_firewall_facts():
+    """What guest_facts reports for Debian's shipped ruleset (tests/fixtures/nft/debian-default): accept-all."""
+    facts = E.guest_facts(1)
+    facts["firewall"] = {"digest": "0" * 64, "error": None, "default_deny": False, "open": [],
+                         "open_any": ["inet filter input: policy accept"], "input_policy": "accept", "input_chains": 1}
+    return facts
+
+
+def open_firewall():
+    """web1 was reverted to before its firewall: accept-all, and not the ruleset digest its ledger recorded."""
+    return E.fleet([E.domain("web1", ledger=E.ledger())], {"web1": E.guest("web1", facts=open_firewall_facts())})
+
+
+def extra_listeners():
+    """web1 also listens on rpcbind (tcp/udp 111) and a python3 app on 0.0.0.0:8080; its DHCP client binds udp/68."""
+    facts = E.guest_facts(1)
+    facts["listening"] += [{"proto": "tcp", "address": "0.0.0.0", "port": 111, "process": "rpcbind"},
+                           {"proto": "udp", "address": "0.0.0.0", "port": 111, "process": "rpcbind"},
+                           {"proto": "tcp", "address": "::", "port": 8080, "process": "python3"},
+                           {"proto": "udp", "address": "0.0.0.0", "port": 68, "process": "dhclient"}]
+    return E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=facts)})
+
+
 SCENARIOS = {
     "clone-pair": ({}, clone_pair),
     "clone-pair-all-but-one": ({"params": {"diversity": {"reseal": "all_but_one"}}}, clone_pair),
@@ -245,6 +268,8 @@ SCENARIOS = {
     "leaky-domain-no-lsm": ({}, leaky_on_a_host_without_lsm),
     "leaky-host": (HOST_CONFIG_POLICY, leaky_host),
     "rolled-back": (ROLLBACK_POLICY, rolled_back),
+    "open-firewall": ({}, open_firewall),
+    "extra-listeners": ({}, extra_listeners),
 }
 
 
@@ -272,9 +297,11 @@ def test_clone_pair_reseal_all_plans_both_guests():
     # The shared admin password is an opt-in remediation: reported, not planned by default.
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
     assert "expire_passwords" not in p["hosts"]["web1"]
-    # mail1 runs web's image: its sockets and firewall are off its service, which nothing remediates.
-    assert ("mail1", "no remediation") in not_enforced(p, "ISO-01")
-    assert p["steps"] == 2 and p["pending_restart"] == []
+    # mail1 runs web's image: its sockets and firewall are off its mail service: locked down to mail's ports.
+    assert p["hosts"]["mail1"]["service_lockdown"]["extra"] == ["tcp/443 nginx"]
+    assert p["hosts"]["mail1"]["guest_firewall"]["service_ports"] == [25, 587, 993]
+    assert "guest_firewall" not in p["hosts"]["web1"] and "service_lockdown" not in p["hosts"]["web1"]
+    assert p["steps"] == 4 and p["pending_restart"] == []
 
 
 def test_clone_pair_all_but_one_keeps_the_first_name_and_reseals_the_other():
@@ -287,7 +314,7 @@ def test_clone_pair_all_but_one_keeps_the_first_name_and_reseals_the_other():
     assert "identity_reseal" not in p["hosts"]["mail1"]
     assert p["hosts"]["mail1"]["ledger"]["retire_fingerprints"] == []
     assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == sorted([EC1, ED1])
-    assert p["steps"] == 1
+    assert p["steps"] == 3  # + mail1's guest_firewall and service_lockdown (web's sockets and ruleset on a mail VM)
 
 
 def test_all_but_one_is_per_fingerprint_for_host_keys():
@@ -352,7 +379,7 @@ def test_domain_fixes_per_hypervisor_and_domain():
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
                                            "retire_fingerprints": [], "epoch": True, "lift_quarantine": False,
                                            "record": dict(RECORD1, firewall_digest=None)}
-    assert p["steps"] == 2
+    assert p["steps"] == 6  # + guest_firewall and service_lockdown on db1 and mail1 (web's sockets and ruleset)
 
 
 def test_restart_pending_is_listed_not_planned():
@@ -387,7 +414,7 @@ def test_unreachable_hypervisor_is_not_evaluated_and_plans_nothing_there():
     p, _findings = build({}, ev)
     assert ("hv2", "error: not evaluated") in not_enforced(p, "DIV-09")
     assert "hv2" not in p["hosts"]
-    assert "mail1" not in p["hosts"]  # nothing to fix, and its domain UUID is not known: no ledger entry
+    assert "ledger" not in p["hosts"]["mail1"]  # its domain UUID is not known: no ledger entry (its guest steps stay)
     assert p["hosts"]["web1"]["ledger"]["uuid"] == uuid_of("web1")
 
 
@@ -398,14 +425,14 @@ def test_aslr_off_plans_the_sysctl_setting():
     assert p["hosts"]["web1"]["sysctl"] == {"rules": ["DIV-10"], "subjects": ["web1"],
                                             "settings": {"kernel.randomize_va_space": "2"}}
     assert "sysctl" not in p["hosts"]["mail1"]
-    assert p["steps"] == 1
+    assert p["steps"] == 3  # + mail1's guest_firewall and service_lockdown (web's sockets and ruleset on a mail VM)
 
 
 def test_rule_in_audit_mode_is_not_enforced():
     p, _findings = build({"rules": {"DIV-10": {"mode": "audit"}}}, aslr_off())
     assert "sysctl" not in p["hosts"]["web1"]
     assert not_enforced(p, "DIV-10") == [("web1", "mode audit")]
-    assert p["steps"] == 0
+    assert p["steps"] == 2  # mail1's guest_firewall and service_lockdown
 
 
 def test_error_finding_is_not_enforced():
@@ -540,7 +567,7 @@ def test_epoch_moves_when_the_state_moves_up_or_another_step_runs():
 
 def test_a_rollback_is_not_erased_from_the_ledger_by_the_next_harden():
     """After a revert: openssl below its floor, games usable, telnet.socket unmasked, firewall opened. The plan
-    reconverges RB-07/08/09 (RB-10 has no remediation) and moves the epoch, but never lowers what the ledger holds."""
+    reconverges RB-07/08/09 (re-applies the firewall: ISO-10, RB-10) and moves the epoch, but never lowers what the ledger holds."""
     facts = E.guest_facts(1)
     facts["accounts"].append(games())
     p, _findings = build(RECORD_POLICY, web1_alone(facts))
@@ -553,7 +580,7 @@ def test_a_rollback_is_not_erased_from_the_ledger_by_the_next_harden():
     assert sorted(f["rule"] for f in findings if f["rule"] in ("RB-07", "RB-08", "RB-09", "RB-10") and f["status"] == "fail") == [
         "RB-07", "RB-08", "RB-09", "RB-10"]
     assert p2["hosts"]["web1"]["reconverge"]["rules"] == ["RB-07", "RB-08", "RB-09"]
-    assert not_enforced(p2, "RB-10") == [("web1", "no remediation")]
+    assert p2["hosts"]["web1"]["guest_firewall"]["rules"] == ["ISO-10", "RB-10"]
     step = p2["hosts"]["web1"]["ledger"]
     assert step["record"]["disabled_accounts"] == ["games", "lp"] and step["record"]["masked_services"] == ["telnet.socket"]
     assert step["epoch"] is True
@@ -605,7 +632,7 @@ def test_snapshots_are_planned_per_domain_minus_pinned_and_current():
                              "why": {"mem1": "RB-13 memory-state snapshot",
                                      "pre-upgrade": "RB-02 older than 72h (100h); RB-04 older than security epoch 3"}}}}
     # golden-base is pinned (*/golden-*), nightly is current: neither is planned, also not by RB-03.
-    assert p["steps"] == 1
+    assert p["steps"] == 5  # + guest_firewall and service_lockdown on db1 and mail1 (web's sockets and ruleset)
     # db1's old base has a current child: deleting it would merge it into the child, so it stays.
     assert not_enforced(p, "RB-02") == [
         ("hv1/db1", "snapshots kept: base (has child snapshot(s) that stay: daily)"),

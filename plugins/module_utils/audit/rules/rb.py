@@ -56,7 +56,9 @@ rule("RB-09", "rollback", "high", "GUEST+LEDGER", "services masked by policy sta
      remediated_by=Remediation("reconverge", "mask the units again and stop them: ansible.builtin.systemd_service "
                                "masked (guest role, tasks/reconverge.yml)"))
 rule("RB-10", "rollback", "high", "GUEST", "firewall ruleset digest equals the applied policy's",
-     "Re-apply the policy's nftables ruleset.")
+     "Re-apply the policy's nftables ruleset.",
+     remediated_by=Remediation("guest_firewall", "re-apply table inet vmguard of the guest's service (confirm-or-revert); the "
+                               "ledger then records the digest of the ruleset it left"))
 rule("RB-11", "rollback", "high", "HOST", "revert watcher running",
      "Install and start the vmguard revert watcher (hypervisor role), which quarantines reverted domains.",
      remediated_by=Remediation("revert_watcher", "install, configure and start the revert watcher service "
