@@ -160,7 +160,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil, timeutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import nftables
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import firewall, fwconfirm
 
@@ -253,7 +253,7 @@ def _stale_pending(module, nft, sd, pending):
     if record and not record["ok"]:
         module.fail_json(msg="an unconfirmed apply could not be reverted: %s" % record["error"])
     module.warn("an earlier unconfirmed apply (at %s) had lost its revert process and was reverted now"
-                % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pending.get("applied_at") or 0)))
+                % _iso(pending.get("applied_at")))
 
 
 def apply(module, nft):
@@ -287,8 +287,7 @@ def _apply_locked(module, nft, sd, rendered, source_sha):
                                path=p["path"], reason="applied, awaiting confirmation (state=confirmed)")
             module.fail_json(msg="an earlier apply of another ruleset awaits confirmation until %s (revert process %s): "
                                  "confirm it with state=confirmed or wait for the revert"
-                                 % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pending.get("deadline") or 0)),
-                                    pending.get("pid")))
+                                 % (_iso(pending.get("deadline")), pending.get("pid")))
         _stale_pending(module, nft, sd, pending)
     _validate_text(nft, rendered, "the rendered ruleset", sd or tempfile.gettempdir())
     listing, live = nft.table()
@@ -370,7 +369,7 @@ def confirm(module, nft):
 
 
 def _iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if isinstance(t, (int, float)) else "?"
+    return timeutil.iso(t) if isinstance(t, (int, float)) else "?"
 
 
 def main():
