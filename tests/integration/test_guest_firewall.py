@@ -241,3 +241,28 @@ def test_missing_nft_is_a_clear_error(ns, tmp_path):
             os.path.realpath(shutil.which("nft"))]
     res = ns.module("guest_firewall", web_args(tmp_path), wrap=hide)
     assert res.get("failed") and res["msg"] == "nft is not installed (package nftables): the guest firewall needs it", res
+
+
+def test_a_second_apply_while_pending_waits_and_a_lost_reverter_is_made_good(ns, tmp_path):
+    """The same apply again before confirmation changes nothing (still pending); another ruleset is refused while
+    one awaits confirmation; a pending apply whose reverter is gone (killed, or a reboot) is reverted by the next
+    run before it applies again, so the saved table is never lost."""
+    load(ns, "vmguard-web")
+    original = ns.run(["nft", "list", "ruleset"])
+    args = web_args(tmp_path, confirm_timeout=60)
+    first = ns.module("guest_firewall", args)
+    assert first["pending"] is True
+    same = ns.module("guest_firewall", args)
+    assert same["changed"] is False and same["pending"] is True and same["revert_at"] == first["revert_at"], same
+    other = ns.module("guest_firewall", web_args(tmp_path, service_ports=[25]))
+    assert other.get("failed") and "an earlier apply of another ruleset awaits confirmation" in other["msg"], other
+    pending = json.load(open(str(tmp_path / "state" / "pending.json")))
+    os.kill(pending["pid"], 9)
+    _wait_gone(pending["pid"])
+    again = ns.module("guest_firewall", args)
+    assert any("had lost its revert process and was reverted now" in w for w in again.get("warnings", [])), again
+    assert again["changed"] is True and again["pending"] is True
+    saved = open(str(tmp_path / "state" / "revert.nft")).read()
+    assert "192.0.2.0/24" in saved  # the table saved for the revert is still the original one, not the unconfirmed apply
+    ns.module("guest_firewall", {"state": "confirmed", "path": args["path"], "state_dir": args["state_dir"]})
+    assert ns.run(["nft", "list", "ruleset"]) != original
