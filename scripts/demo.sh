@@ -29,6 +29,9 @@ for f in json.load(open(sys.argv[1]))["findings"]:
     if f["status"] == "fail":
         print("    %-7s %-6s %-9s %s" % (f["rule"], f["status"].upper(), f["subject"]["id"], f["message"][:90]))
 PY
+    step "Snapshot mail1 as it is now (the clone): the revert target of the rollback part below"
+    ansible-playbook vmguard.hardening.lab_rollback -i "$LAB_DIR/inventory.yml" -e vmguard_rollback_guest=mail1 \
+      -e vmguard_rollback_action=snapshot >/dev/null
     step "Harden (enforce): reseal the clones, retire the old keys in the ledger, re-pin known_hosts"
     ansible-playbook vmguard.hardening.harden -i "$LAB_DIR/inventory.yml" -e vmguard_audit_fail=false \
       -e vmguard_report_dir="$report_dir" | sed -n '/AUDIT | Summary/,/^$/p' | tail -n +2
@@ -38,6 +41,34 @@ rows = [f for f in json.load(open(sys.argv[1]))["findings"] if f["rule"] in ("DI
 for f in rows:
     print("    %-7s %-6s %-9s %s" % (f["rule"], f["status"].upper(), f["subject"]["id"], f["message"][:90]))
 PY
+    step "Rollback: revert mail1 to its snapshot; the revert watcher quarantines its service link"
+    ansible-playbook vmguard.hardening.lab_rollback -i "$LAB_DIR/inventory.yml" -e vmguard_rollback_guest=mail1 \
+      -e vmguard_rollback_action=revert -e vmguard_rollback_result="$report_dir/revert.json" >/dev/null
+    python3 - "$report_dir/revert.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("    %s reverted to '%s': service link(s) %s %.2f s after the revert returned; management still answers"
+      % (r["guest"], r["snapshot"], ", ".join(r["links"]), float(r["seconds"])))
+PY
+    step "Audit (rollback rules): the revert is caught"
+    ansible-playbook vmguard.hardening.audit -i "$LAB_DIR/inventory.yml" --tags rollback \
+      -e vmguard_report_dir="$report_dir/revert-caught" -e vmguard_audit_fail=false >/dev/null
+    show_rb() {
+      python3 - "$1" <<'PY'
+import json, sys
+for f in json.load(open(sys.argv[1]))["findings"]:
+    if f["rule"] in ("RB-04", "RB-05", "RB-06") and "mail1" in f["subject"]["id"]:
+        print("    %-7s %-6s %-28s %s" % (f["rule"], f["status"].upper(), f["subject"]["id"], f["message"][:80]))
+PY
+    }
+    show_rb "$report_dir/revert-caught/report.json"
+    step "Harden again: rotate the keys that came back, move the epoch forward, lift the quarantine"
+    ansible-playbook vmguard.hardening.harden -i "$LAB_DIR/inventory.yml" -e vmguard_audit_fail=false \
+      -e vmguard_report_dir="$report_dir" >/dev/null
+    show_rb "$report_dir/report.json"
+    ansible-playbook vmguard.hardening.lab_rollback -i "$LAB_DIR/inventory.yml" -e vmguard_rollback_guest=mail1 \
+      -e vmguard_rollback_action=delete >/dev/null
+    info "the snapshot predates the security epoch (RB-04) until it is deleted: deleted now"
     step "Result"
     info "report:      $report_dir/report.html (also report.json, junit.xml; the clone: $report_dir/clone-caught/)"
     info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), domain XML fixes"

@@ -52,6 +52,13 @@ options:
       - The domain UUID the caller expects (the plan's ledger record). When given and O(domain) now has another
         UUID (the domain was undefined and defined again meanwhile), the module fails and touches nothing.
     type: str
+  since:
+    description:
+      - With O(state=lifted), the start time (ISO 8601, the ledger's C(quarantine.since)) of the quarantine the
+        caller decided to lift, as its audit saw it. When the ledger now holds a quarantine that started at
+        another time (the domain was reverted or restored again after that audit), the module fails and the
+        links stay down.
+    type: str
   ledger_dir:
     description: Ledger directory (one record per domain UUID).
     type: path
@@ -126,11 +133,20 @@ except ImportError:
     HAS_LIBVIRT = False
 
 
-def lift(dom, rec, check):
-    """(ledger update arguments or None, changes, MACs acted on) for state=lifted."""
+class NewerQuarantine(Exception):
+    """The ledger's quarantine is not the one the caller decided to lift (a newer revert meanwhile)."""
+
+
+def lift(dom, rec, check, since=None):
+    """(ledger update arguments or None, changes, MACs acted on) for state=lifted. With ``since``, only
+    the quarantine that started then is lifted: one the watcher put after the audit is kept."""
     q = rec.get("quarantine")
     if not q:
         return None, [], []
+    if since and q.get("since") != since:
+        raise NewerQuarantine("the ledger's quarantine started at %s (%s), not at %s as in the audit this run "
+                              "acted on: a revert or restore after that audit; the links stay down, run harden again"
+                              % (q.get("since"), q.get("reason"), since))
     macs = q["interfaces"]
     result = qr.set_links(dom, [], qr.UP, live=bool(dom.isActive()), config=bool(dom.isPersistent()),
                           macs=macs, check=check)
@@ -187,7 +203,7 @@ def change(module, dom, uuid, path):
     now = time.time()
     try:
         if p["state"] == "lifted":
-            update, changes, macs = lift(dom, before, module.check_mode)
+            update, changes, macs = lift(dom, before, module.check_mode, p["since"])
         else:
             update, changes, macs = put(dom, before, p["mgmt_networks"], now, module.check_mode)
         active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
@@ -195,6 +211,8 @@ def change(module, dom, uuid, path):
     except libvirt.libvirtError as e:
         module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
                          changes=[])
+    except NewerQuarantine as e:
+        module.fail_json(msg="domain %s: not lifted: %s" % (p["domain"], e), changes=[])
     after = before
     if update is not None:
         after, ledger_changes = ledger.apply(before, now, **update)
@@ -238,6 +256,7 @@ def main():
             uri=dict(type="str", default="qemu:///system"),
             domain=dict(type="str", required=True),
             uuid=dict(type="str"),
+            since=dict(type="str"),
             ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
             mgmt_networks=dict(type="list", elements="str", default=[]),
         ),

@@ -275,7 +275,8 @@ def test_revert_of_a_running_domain_quarantines_it_within_5_seconds(lab):
     t0 = time.time()
     assert wait_for(lambda: lab.links("live")[SVC_MAC] == "down", 5), lab.log()
     took = time.time() - t0
-    assert lab.links("config") == {SVC_MAC: "down", MGMT_MAC: "up"}
+    # The live link first (that ends the exposure), then the persistent definition, a moment later.
+    assert wait_for(lambda: lab.links("config") == {SVC_MAC: "down", MGMT_MAC: "up"}, 5 - took), lab.log()
     assert lab.links("live")[MGMT_MAC] == "up"
     assert wait_for(lambda: len(lab.record().get("events") or []) >= 2, 5 - took), lab.log()
     rec = lab.record()
@@ -314,7 +315,13 @@ def test_sigterm_ends_the_watcher_and_rb11_evidence_sees_it(lab):
 
 
 def test_quarantine_module_lifts_live_and_config_once(lab):
-    args = {"domain": lab.name, "ledger_dir": lab.cfg["ledger_dir"], "state": "lifted"}
+    since = lab.record()["quarantine"]["since"]
+    # A quarantine that started at another time than the one the caller's audit saw (a revert after it) stays.
+    stale = module("vmguard.hardening.quarantine", {"domain": lab.name, "ledger_dir": lab.cfg["ledger_dir"],
+                                                    "state": "lifted", "since": "2000-01-01T00:00:00Z"})
+    assert stale.get("failed") and "not lifted" in stale["msg"] and since in stale["msg"], stale
+    assert lab.links("live")[SVC_MAC] == "down" and lab.record()["quarantine"]["since"] == since
+    args = {"domain": lab.name, "ledger_dir": lab.cfg["ledger_dir"], "state": "lifted", "since": since}
     planned = module("vmguard.hardening.quarantine", args, check=True)
     assert planned["changed"] is True and lab.links("live")[SVC_MAC] == "down", planned  # check mode: nothing done
     assert "link up live on %s" % SVC_MAC in planned["changes"]

@@ -36,7 +36,8 @@ changed nothing else RB-06..10 see) gets a reconverge step with nothing to lock,
 the epoch move is its whole fix.
 
 Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
-"ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch, lift_quarantine}.
+"ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch, lift_quarantine,
+quarantine_since}.
 ``lift_quarantine``: the held ledger record has a quarantine (the revert watcher's); the guest role
 lifts it after the epoch commit, so such a guest's epoch always moves. ``record`` is the security
 state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
@@ -689,6 +690,8 @@ def _plan_ledger(hosts, policy, evidence, look, findings):
         # A quarantine (the revert watcher's) is lifted once this run's epoch commit succeeded: the guest
         # is then reconverged to what the ledger records (the role's quarantine.yml, after ledger.yml).
         entry["lift_quarantine"] = bool(not held.get("error") and held.get("quarantine"))
+        # Only the quarantine this audit saw is lifted: one a later revert put stays (module option since).
+        entry["quarantine_since"] = (held.get("quarantine") or {}).get("since") if entry["lift_quarantine"] else None
         entry["epoch"] = bool(others or held.get("error") or held.get("pending_epoch") is not None
                               or entry["lift_quarantine"] or _record_changes(entry["record"], held))
 

@@ -70,11 +70,14 @@ def test_a_held_quarantine_is_lifted_and_moves_the_epoch():
     """The watcher quarantined web1 (a revert) but nothing is behind: the plan still moves the epoch and lifts it."""
     facts, held = settled()
     p, _findings = build(ROLLBACK_POLICY, web1_alone(facts, held))
-    assert p["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False, lift_quarantine=False)}
+    assert p["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False, lift_quarantine=False,
+                                                   quarantine_since=None)}
     p, findings = build(ROLLBACK_POLICY, web1_alone(facts, dict(held, quarantine=QUARANTINE)))
     assert rb(findings, "RB-05") == ["pass"]
     step = p["hosts"]["web1"]["ledger"]
     assert step["lift_quarantine"] is True and step["epoch"] is True
+    # Only the quarantine this audit saw: the module refuses to lift one a later revert put.
+    assert step["quarantine_since"] == QUARANTINE["since"]
     assert list(p["hosts"]["web1"]) == ["ledger"] and p["steps"] == 0
 
 
