@@ -327,18 +327,30 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
 (function () {
   'use strict';
   var D = JSON.parse(document.getElementById('data').textContent);
-  var F = D.findings, PAGE = D.page;
+  var T = D.strings, PAGE = D.page, LOW = null, RULEREM = {};
+  Object.keys(D.rules).forEach(function (r) { RULEREM[r] = D.rules[r][1].toLowerCase(); });
+  var F = D.findings.map(function (f) {
+    return {r: T[f.r], s: f.s, v: f.v, k: T[f.k], i: T[f.i], m: T[f.m], x: f.x === undefined ? undefined : T[f.x], b: f.b, c: f.c,
+            n: [f.r, f.m, f.x]};
+  });
+  // The text filter: in the rule, "kind: id", the message or the remediation (each text lower-cased once).
+  function matchText(f, text) {
+    if (!LOW) { LOW = T.map(function (s) { return s.toLowerCase(); }); }
+    if (LOW[f.n[0]].indexOf(text) >= 0 || LOW[f.n[1]].indexOf(text) >= 0) { return true; }
+    if ((f.n[2] === undefined ? RULEREM[f.r] || '' : LOW[f.n[2]]).indexOf(text) >= 0) { return true; }
+    return (f.k + ': ' + f.i).toLowerCase().indexOf(text) >= 0;
+  }
   var q = document.getElementById('q'), sev = document.getElementById('sev'), view = document.getElementById('view');
   var change = document.getElementById('change'), box = document.getElementById('sections');
   var shown = document.getElementById('shown'), moreall = document.getElementById('moreall');
   var boxes = Array.prototype.slice.call(document.querySelectorAll('.fs'));
-  var hay = F.map(function (f) { return (f.r + ' ' + f.k + ': ' + f.i + ' ' + f.m + ' ' + (f.x || '')).toLowerCase(); });
+  function remOf(f) { return f.x === undefined ? (D.rules[f.r] || ['', ''])[1] : f.x; }
   var budget = PAGE;
   function esc(s) {
     return String(s).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; });
   }
   function row(f) {
-    var rule = D.rules[f.r] || ['', ''], rem = f.x === undefined ? rule[1] : f.x, badges = '';
+    var rule = D.rules[f.r] || ['', ''], rem = remOf(f), badges = '';
     if (f.b) { badges += '<span class="badge ' + f.b + '" title="' + esc(D.notes[f.b]) + '">' + esc(D.notes[f.b].split(':')[0]) + '</span>'; }
     if (f.c) { badges += '<span class="badge ' + f.c + '">' + f.c.replace('_', ' ') + '</span>'; }
     return '<tr data-status="' + f.s + '" data-sev="' + f.v + '"><td class="rule" data-label="rule" title="' + esc(rule[0]) + '">' +
@@ -350,13 +362,13 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
   var HEAD = '<div class="tablebox"><table><thead><tr><th>rule</th><th>status</th><th>severity</th><th>subject</th>' +
     '<th>message / remediation</th></tr></thead><tbody>';
   function render() {
-    var text = q.value.toLowerCase(), min = parseInt(sev.value, 10), ch = change.value, st = {};
+    var t0 = performance.now(), text = q.value.toLowerCase(), min = parseInt(sev.value, 10), ch = change.value, st = {};
     boxes.forEach(function (b) { if (b.checked) { st[b.value] = true; } });
     var out = [], left = budget, total = 0, hidden = 0;
     D.views[view.value].forEach(function (g) {
       var hits = g[1].filter(function (i) {
         var f = F[i];
-        return st[f.s] && f.v >= min && (ch === 'any' || f.c === ch) && (!text || hay[i].indexOf(text) >= 0);
+        return st[f.s] && f.v >= min && (ch === 'any' || f.c === ch) && (!text || matchText(f, text));
       });
       total += hits.length;
       var h = '<section class="group" data-shown="' + hits.length + '" data-total="' + g[1].length + '"><h2>' + esc(g[0]) +
@@ -375,9 +387,11 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
     box.innerHTML = out.join('');
     shown.textContent = total + ' of ' + F.length + ' findings match the filters' + (hidden ? ' (' + (total - hidden) + ' rows shown)' : '');
     moreall.hidden = !hidden;
+    document.body.setAttribute('data-render-ms', (performance.now() - t0).toFixed(1));  // how long this took
   }
   function refilter() { budget = PAGE; render(); }
-  [q, sev, view, change].concat(boxes).forEach(function (el) { el.addEventListener('input', refilter); el.addEventListener('change', refilter); });
+  q.addEventListener('input', refilter);  // every key; the others once per change
+  [sev, view, change].concat(boxes).forEach(function (el) { el.addEventListener('change', refilter); });
   moreall.addEventListener('click', function () { budget += PAGE * 5; render(); });
   Array.prototype.forEach.call(document.querySelectorAll('#since button[data-change]'), function (b) {
     b.addEventListener('click', function () {
@@ -388,6 +402,7 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
     });
   });
   render();
+  document.body.setAttribute('data-ready-ms', performance.now().toFixed(1));  // since the navigation started
 })();
 </script>
 </body></html>
@@ -450,26 +465,52 @@ def views(findings, guest_domains=None):
     return {"area": area_view, "vm": vm_view}
 
 
+class _Strings(object):
+    """A string table: each distinct text once in report.html (the corpus repeats a few hundred
+    messages 25,000 times)."""
+
+    def __init__(self):
+        self.items, self._index = [], {}
+
+    def __call__(self, text):
+        n = self._index.get(text)
+        if n is None:
+            n = self._index[text] = len(self.items)
+            self.items.append(text)
+        return n
+
+
 def html_data(report):
-    """The findings table's data, embedded in report.html as JSON (the page renders and filters it)."""
+    """The findings table's data, embedded in report.html as JSON (the page renders and filters it):
+    each finding an object of string-table indexes (r rule, k kind, i subject id, m message, x
+    remediation when it differs from the rule's) and codes (s status, v severity index, b badge,
+    c since_previous)."""
     sev_index = dict((s, n) for n, s in enumerate(SEVERITIES))
     rules = dict((rid, [printable(r.title), printable(r.remediation)]) for rid, r in RULES.items())
+    text = _Strings()
     rows = []
     for f in report["findings"]:
         if f["severity"] not in sev_index:
             raise ValueError("finding %s on %s has severity %r (known: %s)" % (
                 printable(f["rule"]), printable(f["subject"]["id"]), f["severity"], ", ".join(SEVERITIES)))
-        row = {"r": printable(f["rule"]), "s": f["status"], "v": sev_index[f["severity"]],
-               "k": printable(f["subject"]["kind"]), "i": printable(f["subject"]["id"]), "m": printable(f["message"])}
+        row = {"r": text(printable(f["rule"])), "s": f["status"], "v": sev_index[f["severity"]],
+               "k": text(printable(f["subject"]["kind"])), "i": text(printable(f["subject"]["id"])),
+               "m": text(printable(f["message"]))}
         rem = printable(f.get("remediation"))
         if rem != rules.get(f["rule"], ["", ""])[1]:
-            row["x"] = rem
+            row["x"] = text(rem)
         for k, v in (("b", _badge(f)), ("c", f.get("since_previous"))):
             if v:
                 row[k] = v
         rows.append(row)
-    return {"findings": rows, "rules": rules, "severities": list(SEVERITIES), "notes": RESTART_NOTES,
-            "views": views(report["findings"], report.get("guest_domains")), "page": PAGE_ROWS}
+    return {"findings": rows, "strings": text.items, "rules": rules, "severities": list(SEVERITIES),
+            "notes": RESTART_NOTES, "views": views(report["findings"], report.get("guest_domains")), "page": PAGE_ROWS}
+
+
+def finding_texts(data):
+    """html_data's findings with their texts looked up (what the page shows; for tests and tools)."""
+    t = data["strings"]
+    return [dict(f, **dict((k, t[f[k]]) for k in ("r", "k", "i", "m", "x") if k in f)) for f in data["findings"]]
 
 
 def script_json(data):

@@ -68,7 +68,9 @@ def embedded(html):
     """The findings data report.html renders (the JSON in <script id="data">)."""
     m = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
     assert m, "no embedded data"
-    return json.loads(m.group(1))
+    data = json.loads(m.group(1))
+    data["findings"] = report.finding_texts(data)  # texts looked up in the string table, as the page does
+    return data
 
 
 def test_vm_view_puts_a_guest_with_its_domain(tmp_path):
