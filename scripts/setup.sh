@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   mmdebstrap debootstrap e2fsprogs openssh-client iproute2 procps nftables iptables ebtables
   dnsmasq-base libvirt-dev pkg-config gcc make git rsync ca-certificates dpkg-dev augeas-tools
+  chromium
 )
 
 step "1/4 Debian packages"
@@ -65,6 +66,15 @@ else
   "$VMGUARD_VENV/bin/python" -m pip install --progress-bar off -q -r "$VMGUARD_ROOT/requirements-dev.txt"
   echo "$want" > "$stamp"
   info "installed: $("$VMGUARD_VENV/bin/ansible" --version | head -n 1)"
+fi
+# The report tests' tools, on top of the toolchain: Playwright drives Debian's chromium (no browser
+# download), compliance-trestle validates OSCAL, ansible-builder and ansible-runner check the AWX path.
+REPORT_PIP=(playwright==1.65.2 compliance-trestle==5.2.0 ansible-builder==3.2.0 ansible-runner==2.4.3)
+rstamp="$VMGUARD_VENV/.vmguard-report-tools"
+if [ "$(cat "$rstamp" 2>/dev/null)" != "${REPORT_PIP[*]}" ]; then
+  info "pip install ${REPORT_PIP[*]}"
+  "$VMGUARD_VENV/bin/python" -m pip install --progress-bar off -q "${REPORT_PIP[@]}"
+  echo "${REPORT_PIP[*]}" > "$rstamp"
 fi
 
 step "4/4 Collection path"
