@@ -113,7 +113,7 @@ def test_nested_hypervisor_keeps_domain_and_guest_findings(nested_run):
 
 def test_reports_are_private_and_no_temp_file_is_left(nested_run):
     _rc, _log, out = nested_run
-    assert sorted(os.listdir(out)) == ["junit.xml", "report.html", "report.json", "report.sarif"]
+    assert sorted(os.listdir(out)) == ["junit.xml", "report.html", "report.json", "report.oscal.json", "report.sarif"]
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o750
     for name in os.listdir(out):
         assert stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode) == 0o640, name
@@ -155,7 +155,7 @@ def test_empty_report_dir_is_an_error_before_anything_runs(tmp_path):
     assert "Read every domain" not in log
     # Nothing was written: not into the working directory (what "" would have meant) nor anywhere else.
     for _dirpath, _dirs, files in os.walk(str(tmp_path)):
-        assert not set(files) & {"report.json", "junit.xml", "report.html", "report.sarif"}, files
+        assert not set(files) & {"report.json", "junit.xml", "report.html", "report.sarif", "report.oscal.json"}, files
 
 
 def test_unwritable_set_leaves_the_previous_set_unchanged(tmp_path, nested_run):
@@ -169,7 +169,7 @@ def test_unwritable_set_leaves_the_previous_set_unchanged(tmp_path, nested_run):
     rc, log = audit(tmp_path, inventory(tmp_path, NESTED), report_dir=out)
     assert rc != 0, log
     assert "cannot write the reports" in log and "previous reports there are unchanged" in log, log
-    assert sorted(os.listdir(out)) == ["junit.xml", "report.html", "report.json", "report.sarif"]
+    assert sorted(os.listdir(out)) == ["junit.xml", "report.html", "report.json", "report.oscal.json", "report.sarif"]
     after = dict((n, open(os.path.join(out, n), "rb").read()) for n in ("report.json", "junit.xml", "report.sarif"))
     assert after == before
 
