@@ -57,7 +57,7 @@ class Netns(object):
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS)
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         cmd = list(wrap) + ["ip", "netns", "exec", self.name, ANSIBLE, "localhost", "-m", "vmguard.hardening." + name,
-               "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % sys.executable]
+                            "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % sys.executable]
         p = subprocess.run(cmd + (["--check", "--diff"] if check else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, env=env, cwd=ROOT, check=False)
         body = p.stdout[p.stdout.index("{"):] if "{" in p.stdout else p.stdout

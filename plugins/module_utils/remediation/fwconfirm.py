@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
@@ -164,6 +163,34 @@ def end(pid, start):
             pass
 
 
+def run(argv):
+    """(exit code, stderr text) of ``argv`` (an absolute program path and its arguments; no shell, no PATH
+    lookup), stdin and stdout on /dev/null. Used where no AnsibleModule exists: in the detached reverter."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            os.dup2(wfd, 2)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(wfd)
+    chunks = []
+    while True:
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(rfd)
+    status = os.waitpid(pid, 0)[1]
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    return code, b"".join(chunks).decode("utf-8", "replace").strip()
+
+
 def revert_now(nft, directory, token, why):
     """Load revert.nft when ``token`` is still the pending apply (caller holds the lock). Records
     reverted.json {token, time, why, ok, error} and removes the pending apply. Returns that record,
@@ -171,11 +198,9 @@ def revert_now(nft, directory, token, why):
     pending = read_json(directory, PENDING)
     if not pending or pending.get("token") != token:
         return None
-    proc = subprocess.Popen([nft, "-f", os.path.join(directory, REVERT)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
-    err = proc.communicate()[1].decode("utf-8", "replace").strip()
-    record = {"token": token, "time": time.time(), "why": why, "ok": proc.returncode == 0,
-              "error": None if proc.returncode == 0 else "nft -f revert.nft failed (rc %d): %s" % (proc.returncode, err),
+    rc, err = run([nft, "-f", os.path.join(directory, REVERT)])
+    record = {"token": token, "time": time.time(), "why": why, "ok": rc == 0,
+              "error": None if rc == 0 else "nft -f revert.nft failed (rc %d): %s" % (rc, err),
               "applied_at": pending.get("applied_at")}
     write(directory, REVERTED, record)
     remove(directory, PENDING)
