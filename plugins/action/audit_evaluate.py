@@ -17,6 +17,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit import rep
 
 HV_VAR = "__vmguard_audit_hv_evidence"
 GUEST_VAR = "__vmguard_audit_guest_evidence"
+VC_VAR = "__vmguard_audit_vc_evidence"
 DEFAULT_REPORT_DIR = "./vmguard-report"
 
 ARGS = dict(
@@ -27,6 +28,10 @@ ARGS = dict(
     guest_group=dict(type="str", default="vmguard_guests"),
     hypervisor_evidence_var=dict(type="str", default=HV_VAR),
     guest_evidence_var=dict(type="str", default=GUEST_VAR),
+    # vCenters (default: the hosts of vcenter_group); each holds its vsphere_facts evidence in vcenter_evidence_var.
+    vcenters=dict(type="list", elements="str"),
+    vcenter_group=dict(type="str", default="vmguard_vcenters"),
+    vcenter_evidence_var=dict(type="str", default=VC_VAR),
     report_dir=dict(type="str"),
     report_mode=dict(type="raw"),
     # The report.json "since the previous run" compares with (default: the one in report_dir, if any).
@@ -68,11 +73,28 @@ def _plain(obj):
 
 def check_subjects(args):
     """Fail an audit that would look at nothing (a typo in a group name, empty groups)."""
-    if not (args["hypervisors"] or args["guests"]):
+    if not (args["hypervisors"] or args["guests"] or args.get("vcenters")):
         raise RunError(
-            "nothing to audit: the inventory has no host in the hypervisor group '%s' nor in the guest group "
-            "'%s' (check the group names in the inventory, or set vmguard_audit_hypervisor_group / "
-            "vmguard_audit_guest_group)" % (args["hypervisor_group"], args["guest_group"]))
+            "nothing to audit: the inventory has no host in the hypervisor group '%s', the guest group "
+            "'%s' nor the vCenter group '%s' (check the group names in the inventory, or set "
+            "vmguard_audit_hypervisor_group / vmguard_audit_guest_group / vmguard_audit_vcenter_group)"
+            % (args["hypervisor_group"], args["guest_group"], args.get("vcenter_group") or "vmguard_vcenters"))
+
+
+def vcenters_of(args, task_vars):
+    """The vCenters to audit: the vcenters argument, else the hosts of vcenter_group."""
+    if args.get("vcenters") is not None:
+        return list(args["vcenters"])
+    return list(_plain((task_vars.get("groups") or {}).get(args["vcenter_group"])) or [])
+
+
+def vcenter_evidence(hostvars, names, var):
+    """{vCenter: its evidence}; one without evidence is an error (every VM rule errors for it)."""
+    out = {}
+    for vc in names:
+        ev = _plain((hostvars.get(vc) or {}).get(var))
+        out[vc] = ev if ev else {"error": "no vCenter evidence collected from %s" % vc, "vms": []}
+    return out
 
 
 def report_dir_of(args):
@@ -263,7 +285,8 @@ class ActionModule(ActionBase):
     def _validate(self, result, args, pol, task_vars):
         """The policy; with run_checks also what the evaluation needs, before any evidence is collected."""
         if args["run_checks"]:
-            check_subjects(dict(args, hypervisors=args["hypervisors"] or [], guests=args["guests"] or []))
+            check_subjects(dict(args, hypervisors=args["hypervisors"] or [], guests=args["guests"] or [],
+                                vcenters=vcenters_of(args, task_vars)))
             report_dir = report_dir_of(args)
             if (args.get("previous_report") or "").strip():
                 previous_of(args, report_dir, os.getcwd())  # a given one must be readable before anything runs
@@ -274,13 +297,14 @@ class ActionModule(ActionBase):
         return result
 
     def _evaluate(self, result, args, pol, task_vars):
-        hypervisors, guests = args["hypervisors"] or [], args["guests"] or []
-        check_subjects(dict(args, hypervisors=hypervisors, guests=guests))
+        hypervisors, guests, vcenters = args["hypervisors"] or [], args["guests"] or [], vcenters_of(args, task_vars)
+        check_subjects(dict(args, hypervisors=hypervisors, guests=guests, vcenters=vcenters))
         report_dir, mode = report_dir_of(args), report_mode_of(args)
         only = selection(task_vars, args["known_tags"], pol)
         hostvars = task_vars.get("hostvars", {})
         evidence = {"hypervisors": hypervisor_evidence(hostvars, hypervisors, args["hypervisor_evidence_var"]),
-                    "guests": guest_evidence(hostvars, guests, args["guest_evidence_var"])}
+                    "guests": guest_evidence(hostvars, guests, args["guest_evidence_var"]),
+                    "vcenters": vcenter_evidence(hostvars, vcenters, args["vcenter_evidence_var"])}
         now = args["now"] if args["now"] is not None else time.time()
         started = time.time()
         findings = engine.evaluate(pol, evidence, now=now, only=only)

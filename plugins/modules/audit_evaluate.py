@@ -63,6 +63,20 @@ options:
     description: Host variable that holds a hypervisor's evidence.
     type: str
     default: __vmguard_audit_hv_evidence
+  vcenters:
+    description:
+      - Inventory names of the vCenters to audit (their VMs are subjects C(<vcenter>/<vm>)).
+      - Default - the hosts of O(vcenter_group).
+    type: list
+    elements: str
+  vcenter_group:
+    description: Name of the vCenter group, the default of O(vcenters).
+    type: str
+    default: vmguard_vcenters
+  vcenter_evidence_var:
+    description: Host variable that holds a vCenter's evidence (the vsphere_facts result plus its declared VMs).
+    type: str
+    default: __vmguard_audit_vc_evidence
   guest_evidence_var:
     description: Host variable that holds a guest's evidence.
     type: str

@@ -7,7 +7,7 @@
 
     {"error": None, "about": {name, full_name, version, api_type, instance_uuid},
      "collected_at": epoch, "retrievals": number of RetrievePropertiesEx/Continue calls,
-     "vms": [{"name", "moid", "uuid", "instance_uuid", "template", "power_state", "boot_time",
+     "vms": [{"name", "moid", "datacenter", "uuid", "instance_uuid", "template", "power_state", "boot_time",
               "extra_config": {key: value},
               "devices": [{"key", "kind", "label", "connected", "start_connected", "backing"}],
               "disks": [{"key", "label", "mode", "file"}],
@@ -41,8 +41,10 @@ except ImportError:  # reported by the module
 VM_PROPERTIES = (
     "name", "config.uuid", "config.instanceUuid", "config.template", "config.extraConfig",
     "config.hardware.device", "config.keyId", "snapshot", "customValue", "runtime.powerState",
-    "summary.runtime.bootTime",
+    "summary.runtime.bootTime", "parent",
 )
+# Read in the same retrieval, to name each VM's datacenter (the vmware.vmware modules want it).
+CONTAINER_PROPERTIES = ("name", "parent")
 
 DEVICE_KINDS = (
     ("VirtualSerialPort", "serial"),
@@ -143,7 +145,19 @@ def _key_id(key):
     return {"key_id": key.keyId, "provider": provider.id if provider is not None else None}
 
 
-def vm_evidence(moid, props, fields):
+def datacenter_of(parent, containers):
+    """The name of the datacenter above folder ``parent`` (a moid), from {moid: (type, name, parent moid)}."""
+    seen = set()
+    while parent and parent not in seen:
+        seen.add(parent)
+        kind, name, up = containers.get(parent, (None, None, None))
+        if kind == "Datacenter":
+            return name
+        parent = up
+    return None
+
+
+def vm_evidence(moid, props, fields, containers=None):
     """One VM's evidence from its property dict (property path -> value) and the custom field names."""
     devs, disks, nics = devices(props.get("config.hardware.device"))
     custom = {}
@@ -151,6 +165,7 @@ def vm_evidence(moid, props, fields):
         custom[fields.get(cv.key, "field %s" % cv.key)] = getattr(cv, "value", None)
     return {
         "name": props.get("name"), "moid": moid,
+        "datacenter": datacenter_of(props["parent"]._moId if props.get("parent") is not None else None, containers or {}),
         "uuid": props.get("config.uuid"), "instance_uuid": props.get("config.instanceUuid"),
         "template": bool(props.get("config.template")),
         "power_state": str(props.get("runtime.powerState")) if props.get("runtime.powerState") is not None else None,
@@ -165,23 +180,23 @@ def vm_evidence(moid, props, fields):
     }
 
 
-def retrieve(content, obj_type, paths):
-    """{moid: {path: value}} of every object of ``obj_type`` under the root folder: one retrieval
-    (RetrievePropertiesEx, then ContinueRetrievePropertiesEx while the server pages). Returns
-    (objects, number of calls)."""
+def retrieve(content, specs):
+    """{moid: (type name, {path: value})} of every object of the types in ``specs`` ({type: paths})
+    under the root folder: one retrieval (RetrievePropertiesEx, then ContinueRetrievePropertiesEx
+    while the server pages). Returns (objects, number of calls)."""
     pc = content.propertyCollector
-    view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
+    view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
     try:
         traversal = vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False,
                                                                  type=vim.view.ContainerView)
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=obj_type, pathSet=list(paths))])
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t, paths in specs.items()])
         result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
         calls, out = 1, {}
         while result is not None:
             for oc in result.objects or []:
-                props = out.setdefault(oc.obj._moId, {})
+                props = out.setdefault(oc.obj._moId, (type(oc.obj).__name__.split(".")[-1], {}))[1]
                 for p in oc.propSet or []:
                     props[p.name] = p.val
             if not result.token:
@@ -198,8 +213,11 @@ def collect(si):
     content = si.RetrieveContent()
     about = content.about
     fields = dict((f.key, f.name) for f in (content.customFieldsManager.field if content.customFieldsManager else []) or [])
-    objects, calls = retrieve(content, vim.VirtualMachine, VM_PROPERTIES)
-    vms = [vm_evidence(moid, props, fields) for moid, props in objects.items()]
+    objects, calls = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
+                                        vim.Datacenter: CONTAINER_PROPERTIES})
+    containers = dict((moid, (kind, props.get("name"), props["parent"]._moId if props.get("parent") is not None else None))
+                      for moid, (kind, props) in objects.items() if kind in ("Folder", "Datacenter"))
+    vms = [vm_evidence(moid, props, fields, containers) for moid, (kind, props) in objects.items() if kind == "VirtualMachine"]
     vms.sort(key=lambda v: (v["name"] or "", v["moid"]))
     return {
         "error": None,

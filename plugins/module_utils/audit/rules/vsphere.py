@@ -60,6 +60,11 @@ REVERTING_MODES = ("independent_nonpersistent", "nonpersistent", "undoable")
 DATA_CLASS_ATTRIBUTE = "vmguard.data_class"
 
 
+def _where(vm):
+    """What the role needs to address the VM: its moid and datacenter."""
+    return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter")}
+
+
 def _vmx(vm):
     """extraConfig with lower-case keys (VMX keys are case-insensitive)."""
     return dict((k.lower(), v) for k, v in (vm.get("extra_config") or {}).items())
@@ -102,10 +107,12 @@ def _settings_check(rid, vm, what):
     if bad:
         return fail("%s: %s" % (what, ", ".join("%s %s" % (k, "absent" if v is None else "= %s" % v)
                                                  for k, v in sorted(bad.items()))),
-                    settings=bad, expected=dict((k, TARGET[k]) for k in bad))
+                    settings=bad, expected=dict((k, TARGET[k]) for k in bad), **_where(vm),
+                    power_state=vm.get("power_state"), marker=_vmx(vm).get(PENDING_KEY.lower()))
     if pending_power_cycle(rid, vm):
         return fail("settings corrected in the VM configuration; they take effect at the next power cycle "
-                    "(power cycle pending, the running VM still has the old ones)", pending_power_cycle=True)
+                    "(power cycle pending, the running VM still has the old ones)", pending_power_cycle=True,
+                    **_where(vm))
     return ok("compliant (%s)" % ", ".join(k for k, _good, _absent in SETTINGS[rid]))
 
 
@@ -157,7 +164,7 @@ def iso08(ctx, vv):
     if devs:
         return fail("%d host or removable device(s) connected: %s" % (len(devs), "; ".join(
             "%s %s (%s)" % (d["kind"], d.get("label"), d.get("backing") or "no backing") for d in devs)),
-            devices=[{"key": d["key"], "kind": d["kind"], "label": d.get("label")} for d in devs])
+            devices=[{"key": d["key"], "kind": d["kind"], "label": d.get("label")} for d in devs], **_where(vv[1]))
     return ok("no passthrough, USB, serial, parallel, floppy or host CD/DVD device connected outside the allow-list")
 
 
@@ -193,7 +200,7 @@ def rb02(ctx, vv):
     if old:
         return fail("%d snapshot(s) older than %dh: %s" % (len(old), limit, ", ".join(
             "%s (%.1fh)" % (n, h) for n, h in sorted(old.items()))), age_hours=old,
-            prunable=_prunable(ctx, vv[1], sorted(old)))
+            prunable=_prunable(ctx, vv[1], sorted(old)), **_where(vv[1]))
     return ok("%d snapshot(s), all younger than %dh" % (len(snaps), limit))
 
 
@@ -209,7 +216,7 @@ def rb03(ctx, vv):
             return error("%d snapshots (limit %d), some without a creation time: cannot tell the oldest" % (len(snaps), limit))
         oldest = [s["name"] for s in sorted(snaps, key=lambda s: s["creation_time"])]
         return fail("%d snapshots (limit %d)" % (len(snaps), limit), count=len(snaps),
-                    prunable=_prunable(ctx, vv[1], oldest)[:len(snaps) - limit])
+                    prunable=_prunable(ctx, vv[1], oldest)[:len(snaps) - limit], **_where(vv[1]))
     return ok("%d snapshot(s) (limit %d)" % (len(snaps), limit), count=len(snaps))
 
 
@@ -322,3 +329,96 @@ def vis01(ctx, vv):
 
 
 vis01.remediation = "Add the VM to vmguard_vcenter_vms of its vCenter (or as a guest), or remove it from vCenter."
+
+
+# What the vsphere role carries out, per rule: advanced settings, devices, snapshots (opt-in prune).
+SETTING_RULES = ("LEAK-03", "ISO-11", "LEAK-02")
+DEVICE_RULES = ("ISO-08",)
+SNAPSHOT_RULES = ("RB-02", "RB-03")
+AUDIT_ONLY = {"RB-12": "the disk mode changes only with the VM powered off: audit only",
+              "LEAK-05": "encrypting a VM needs a key provider and a storage policy: audit only",
+              "DIV-05": "a new MAC or instance UUID changes the VM's identity on the network: audit only",
+              "VIS-01": "adding a VM to the inventory is a person's decision: audit only"}
+
+
+def _vm_of(finding, vcenter):
+    sid = finding["subject"]["id"]
+    prefix = vcenter + "/"
+    return sid[len(prefix):] if sid.startswith(prefix) and sid != prefix + "*" else None
+
+
+def plan_vcenter(policy, findings, vcenter, exclude=()):
+    """The vsphere role's steps for ``vcenter`` from the audit's findings (pure, deterministic).
+
+    Returns {"vms": {vm: {"moid", "datacenter", "power_state", "marker" (PENDING_KEY's value), "settings": {key: value}, "setting_rules": [ids], "devices": [{key, kind,
+    label}], "snapshots": [names], "rules": [ids]}}, "pending_power_cycle": [vm], "moids": {vm: {moid, datacenter}},
+    "not_enforced": [{rule, subject, reason}]}. Planned: failing (not waived) findings of enabled rules in mode
+    enforce while the policy's mode is enforce; snapshots only with params.rollback.prune_snapshots.
+    A finding that only waits for a power cycle is listed under pending_power_cycle. VMs matching a
+    glob of ``exclude`` are never planned (not_enforced, "excluded").
+    """
+    vms, pending, skipped, moids = {}, set(), [], {}
+    enforce = policy.get("mode", "enforce") == "enforce"
+    prune = policy["params"]["rollback"].get("prune_snapshots")
+    for f in findings:
+        if f["subject"]["kind"] != KIND or f["status"] not in ("fail", "error"):
+            continue
+        vm, rid = _vm_of(f, vcenter), f["rule"]
+        if vm is None:
+            if f["subject"]["id"] == vcenter + "/*":
+                skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": "error: not evaluated"})
+            continue
+        if (f.get("evidence") or {}).get("moid"):
+            moids[vm] = {"moid": f["evidence"]["moid"], "datacenter": f["evidence"].get("datacenter")}
+        reason = None
+        if f["status"] == "error":
+            reason = "error: not evaluated"
+        elif any(fnmatch.fnmatchcase(vm, p) for p in exclude):
+            reason = "excluded (vmguard_vsphere_exclude_vms)"
+        elif rid in AUDIT_ONLY:
+            reason = AUDIT_ONLY[rid]
+        elif not enforce:
+            reason = "policy mode audit"
+        elif policy["rules"][rid].get("mode") != "enforce":
+            reason = "mode audit"
+        elif f.get("pending_restart"):
+            pending.add(vm)
+            continue
+        elif rid in SNAPSHOT_RULES and not prune:
+            reason = "params.rollback.prune_snapshots is off: snapshots are reported, never deleted"
+        if reason:
+            skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": reason})
+            continue
+        ev = f.get("evidence") or {}
+        step = vms.setdefault(vm, {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None, "marker": None, "settings": {}, "setting_rules": set(), "devices": {},
+                                   "snapshots": set(), "rules": set()})
+        step["rules"].add(rid)
+        if rid in SETTING_RULES:
+            step["settings"].update(ev.get("expected") or {})
+            step["power_state"], step["marker"] = ev.get("power_state"), ev.get("marker")
+            step["setting_rules"].add(rid)
+        elif rid in DEVICE_RULES:
+            for d in ev.get("devices") or []:
+                step["devices"][d["key"]] = {"key": d["key"], "kind": d["kind"], "label": d.get("label")}
+        elif rid in SNAPSHOT_RULES:
+            if not ev.get("prunable"):
+                skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": "only pinned snapshots are flagged"})
+            step["snapshots"].update(ev.get("prunable") or [])
+    out = {}
+    for vm, step in sorted(vms.items()):
+        out[vm] = {"moid": step["moid"], "datacenter": step["datacenter"], "power_state": step["power_state"], "marker": step["marker"], "settings": dict(sorted(step["settings"].items())), "setting_rules": sorted(step["setting_rules"]),
+                   "devices": [step["devices"][k] for k in sorted(step["devices"])],
+                   "snapshots": sorted(step["snapshots"]), "rules": sorted(step["rules"])}
+    return {"vms": out, "pending_power_cycle": sorted(pending), "moids": moids,
+            "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"]))}
+
+
+def pending_marker(current, rules, now):
+    """The new value of PENDING_KEY after ``rules`` changed settings at ``now``: the rule ids it
+    already names plus ``rules``, with the time of this change."""
+    old = set()
+    if current:
+        parts = current.split(None, 1)
+        if len(parts) > 1:
+            old = set(r.strip() for r in parts[1].split(",") if r.strip())
+    return "%d %s" % (int(now), ",".join(sorted(old | set(rules))))

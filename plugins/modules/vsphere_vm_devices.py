@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, vmguard.hardening developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: vsphere_vm_devices
+short_description: Disconnect or remove devices of a vSphere VM (ISO-08)
+version_added: "0.2.0"
+description:
+  - Disconnects (connected and start connected off) or removes the devices of one VM given by
+    their device keys, in one reconfiguration. Used by the vsphere role for ISO-08 (connected
+    serial, parallel, floppy, USB, host CD/DVD and PCI passthrough devices).
+  - Idempotent - a device that is already disconnected (or already gone, with O(state=absent)) is
+    left alone; a key the VM does not have is an error with O(state=disconnected).
+  - Never powers the VM off. Removing some devices from a running VM is refused by vSphere; the
+    error names the VM and the devices.
+  - Supports check mode and diff.
+author:
+  - vmguard.hardening developers (@vmguard)
+requirements:
+  - pyVmomi
+options:
+  hostname:
+    description: vCenter or ESXi address (or C(VMWARE_HOST)).
+    type: str
+  username:
+    description: User name (or C(VMWARE_USER)).
+    type: str
+    aliases: [user]
+  password:
+    description: Password (or C(VMWARE_PASSWORD)).
+    type: str
+    aliases: [pass, pwd]
+  port:
+    description: HTTPS port (or C(VMWARE_PORT)).
+    type: int
+    default: 443
+  validate_certs:
+    description: Verify the certificate (or C(VMWARE_VALIDATE_CERTS)); C(SSL_CERT_FILE) names a private CA.
+    type: bool
+    default: true
+  moid:
+    description: Managed object id of the VM (C(vm-42)).
+    type: str
+    required: true
+  devices:
+    description: Device keys (C(config.hardware.device[].key)) to disconnect or remove.
+    type: list
+    elements: int
+    required: true
+  state:
+    description: C(disconnected) keeps the device, disconnected now and at power on; C(absent) removes it.
+    type: str
+    choices: [disconnected, absent]
+    default: disconnected
+"""
+
+EXAMPLES = r"""
+- name: Disconnect a VM's serial port and CD drive
+  vmguard.hardening.vsphere_vm_devices:
+    hostname: vcenter.example.org
+    username: "{{ vcenter_username }}"
+    password: "{{ vcenter_password }}"
+    moid: vm-42
+    devices: [9000, 3002]
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+changed_devices:
+  description: The devices changed (or that would be, in check mode), with their label.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{key: 9000, label: Serial port 1}]
+"""
+
+import ssl
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+try:
+    from pyVim.connect import SmartConnect, Disconnect
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+    HAS_PYVMOMI = True
+except ImportError:
+    HAS_PYVMOMI = False
+
+
+def _connect(p):
+    ctx = ssl.create_default_context()
+    if not p["validate_certs"]:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
+
+
+def _label(dev):
+    return dev.deviceInfo.label if dev.deviceInfo is not None else "device %s" % dev.key
+
+
+def device_specs(vm, keys, state):
+    """(device change specs, changed [{key, label}], missing keys)."""
+    by_key = dict((d.key, d) for d in vm.config.hardware.device)
+    specs, changed, missing = [], [], []
+    for key in keys:
+        dev = by_key.get(key)
+        if dev is None:
+            if state == "disconnected":
+                missing.append(key)
+            continue
+        if state == "absent":
+            specs.append(vim.vm.device.VirtualDeviceSpec(operation="remove", device=dev))
+        else:
+            conn = dev.connectable
+            if conn is None or not (conn.connected or conn.startConnected):
+                continue
+            conn.connected = False
+            conn.startConnected = False
+            specs.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
+        changed.append({"key": key, "label": _label(dev)})
+    return specs, changed, missing
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
+            username=dict(type="str", aliases=["user"], fallback=(env_fallback, ["VMWARE_USER"])),
+            password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
+            port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
+            validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+            moid=dict(type="str", required=True),
+            devices=dict(type="list", elements="int", required=True),
+            state=dict(type="str", choices=["disconnected", "absent"], default="disconnected"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_PYVMOMI:
+        module.fail_json(msg=missing_required_lib("pyVmomi"))
+    p = module.params
+    missing = [k for k in ("hostname", "username", "password") if not p[k]]
+    if missing:
+        module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
+    try:
+        si = _connect(p)
+    except Exception as e:
+        module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
+    try:
+        vm = vim.VirtualMachine(p["moid"], si._stub)
+        try:
+            name = vm.name
+        except vim.fault.ManagedObjectNotFound:
+            module.fail_json(msg="no VM with moid %s" % p["moid"])
+        specs, changed, absent = device_specs(vm, p["devices"], p["state"])
+        if absent:
+            module.fail_json(msg="VM %s (%s) has no device with key(s) %s" % (name, p["moid"], ", ".join(str(k) for k in absent)))
+        diff = {"before": {"devices": [c["label"] for c in changed]}, "after": {"devices": []}} if changed else None
+        if specs and not module.check_mode:
+            try:
+                WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=specs)))
+            except Exception as e:
+                module.fail_json(msg="VM %s: cannot %s %s: %s" % (name, "remove" if p["state"] == "absent" else "disconnect",
+                                                                  ", ".join(c["label"] for c in changed), getattr(e, "msg", None) or e))
+        result = dict(changed=bool(specs), changed_devices=changed, vm=name)
+        if diff and module._diff:
+            result["diff"] = diff
+        module.exit_json(**result)
+    finally:
+        try:
+            Disconnect(si)
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    main()
