@@ -15,16 +15,24 @@ version_added: "0.1.0"
 description:
   - Applies the domain-layer remediations of the vmguard catalog named in O(fixes) or O(domain_fixes)
     to the persistent definition of every selected domain - C(DIV-09) virtio-rng, C(RB-01) genid,
-    C(RB-12) no transient disks, C(ISO-03) clean-traffic nwfilter on service interfaces, C(ISO-04) no
-    C(<seclabel type='none'>), C(ISO-07) / C(ISO-08) / C(ISO-11) removal of host filesystems, passed-through
+    C(RB-12) no transient disks, C(ISO-02) service interfaces moved off segments shared with other services
+    to the service's own network, C(ISO-03) clean-traffic nwfilter on service interfaces, C(ISO-04) no
+    C(<seclabel type='none'>), C(ISO-06) removal of disks shared with other services (never the boot disk),
+    C(ISO-07) / C(ISO-08) / C(ISO-11) removal of host filesystems, passed-through
     devices and inter-VM channels outside the allow-lists, C(LEAK-02) consoles on 127.0.0.1, C(LEAK-03)
     SPICE clipboard and file transfer off, C(LEAK-04) C(dumpCore='off'), C(LEAK-07) no host SMBIOS,
     C(VIS-05) vmguard owner/service/expires metadata.
   - Edits with lxml and changes only the elements and attributes a remediation owns - namespaces,
     metadata and unknown elements are kept. A domain that already complies is not redefined.
-  - Only the persistent definition changes. Nothing is applied live, not even what libvirt could change
-    on a running domain (a filterref through a device update, for example); a running domain keeps its
-    current configuration until it restarts, and the result says so (C(restart_pending)).
+  - The persistent definition changes for every remediation. C(ISO-02) and C(ISO-06) are also applied to a
+    running domain - the interface's new network through libvirt's device update (C(updateDeviceFlags),
+    live), the shared disk's removal through a live detach (C(detachDeviceFlags)) - and checked on the
+    live XML afterwards (even when the persistent definition was fixed by an earlier run); what did not
+    take effect live (a guest that did not release a disk, a bus that cannot unplug) and every other
+    remediation waits for the next start, and the result says so (C(restart_pending)).
+  - Before any domain is touched, the C(ISO-02) target networks that libvirt does not have are defined
+    as isolated networks (no C(<ip>), no C(<forward>): guest-to-guest only, no host address), started
+    and set to autostart; an existing inactive one is started (RV(networks)).
   - Backs up the previous definition (with its secrets, mode 0600, written atomically to
     C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose
     backup cannot be written. Running domains keep running; the result marks them C(restart_pending).
@@ -58,6 +66,10 @@ options:
       - "Parameters: C(ISO-03) C(management_networks), C(nwfilters) (the allowed filters), C(filter)
         (default C(clean-traffic)), C(ip) (the guest's IPv4 service address, the filter's IP parameter
         when the domain has one service interface; without it clean-traffic learns the address);
+        C(ISO-02) C(network) (required: the service's own libvirt network), C(move) (the segments shared
+        with another service, C(network:NAME) or C(bridge:NAME)), C(management_networks);
+        C(ISO-06) C(detach) (disk sources as the audit spells them: a normalised host path, C(protocol:name)
+        or C(pool/volume));
         C(ISO-07) C(allowed_filesystems); C(ISO-08) C(allowed_hostdevs); C(ISO-11) C(allowed_shmem),
         C(allow_vsock); C(VIS-05) C(owner), C(service), C(expires) (YYYY-MM-DD), C(data_class).
         The others take none. An unknown or ill-typed parameter fails the module before anything is read."
@@ -110,7 +122,8 @@ RETURN = r"""
 domains:
   description:
     - Per redefined domain (in check mode, per domain that would be), its changes, UUID, backup
-      path and whether a restart is pending.
+      path, the changes that took effect on the running domain (C(live)) and whether a restart is still
+      pending for the rest.
   returned: always
   type: dict
   sample:
@@ -120,6 +133,19 @@ domains:
       uuid: 0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10
       backup: /var/lib/vmguard/backup/domains/0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10-20261126T191500Z.xml
       restart_pending: true
+      live: []
+    mail1:
+      changes: ["ISO-02: moved 52:54:00:6b:3c:59 from network svc-web to network svc-mail"]
+      uuid: 5f3e0c1a-6b2d-4c8e-8a71-2d9c4e6b1f03
+      backup: /var/lib/vmguard/backup/domains/5f3e0c1a-6b2d-4c8e-8a71-2d9c4e6b1f03-20261126T191500Z.xml
+      restart_pending: false
+      live: ["ISO-02: moved 52:54:00:6b:3c:59 from network svc-web to network svc-mail"]
+networks:
+  description: The C(ISO-02) target networks defined (isolated) or started by this run (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+  sample: [svc-mail]
 failed_domains:
   description: Per domain that could not be read, remediated, backed up or redefined, why (and its backup if one was written).
   returned: always
@@ -132,6 +158,7 @@ failed_domains:
 
 import os
 import time
+from xml.sax.saxutils import escape
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil, timeutil
@@ -205,6 +232,72 @@ def fixes_per_domain(module, p):
     return lambda name: p["fixes"] if (not names or name in names) else []
 
 
+ISOLATED_NETWORK = "<network><name>%s</name></network>"  # no <ip>, no <forward>: libvirt picks the bridge name
+
+
+def _network_xml(name):
+    return ISOLATED_NETWORK % escape(name)
+
+
+def service_networks(fixes_of, names):
+    """The ISO-02 target networks of the domains ``names`` (fixes_of(name): that domain's fixes)."""
+    out = set()
+    for name in names:
+        for rid, params in domfix.normalize(fixes_of(name)):
+            if rid == "ISO-02":
+                out.add(params["network"])
+    return sorted(out)
+
+
+def ensure_networks(module, conn, names):
+    """Define (isolated) and start the networks of ``names`` libvirt lacks, start inactive ones, autostart
+    both. Returns the names acted on; fails the module naming the network libvirt refuses."""
+    acted = []
+    for name in names:
+        try:
+            net = conn.networkLookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                module.fail_json(msg="ISO-02: cannot look up network %s: %s" % (name, e.get_error_message()))
+            net = None
+        if net is not None and net.isActive():
+            continue
+        acted.append(name)
+        if module.check_mode:
+            continue
+        try:
+            if net is None:
+                net = conn.networkDefineXML(_network_xml(name))
+            net.create()
+            net.setAutostart(1)
+        except libvirt.libvirtError as e:
+            module.fail_json(msg="ISO-02: cannot define or start the isolated network %s: %s" % (name, e.get_error_message()),
+                             networks=acted)
+    return acted
+
+
+def apply_live(dom, fixes):
+    """Carry the LIVE fixes (ISO-02, ISO-06) out on the running domain: (changes that took effect live,
+    why not all did or None). Re-reads the live XML afterwards: a detach libvirt accepted but the guest
+    has not completed still shows there, and is reported."""
+    ops, changes = domfix.live_operations(dom.XMLDesc(0), fixes, etree)
+    if not ops:
+        return [], None
+    problems = []
+    for op, device, rid in ops:
+        try:
+            if op == "update":
+                dom.updateDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            else:
+                dom.detachDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as e:
+            problems.append("%s: live %s refused: %s" % (rid, op, e.get_error_message()))
+    left_ops, left = domfix.live_operations(dom.XMLDesc(0), fixes, etree)
+    if left_ops and not problems:
+        problems.append("not yet in effect on the running domain (the guest has not released the device): %s" % "; ".join(left))
+    return [c for c in changes if c not in left], "; ".join(problems) or None
+
+
 def fix_domain(module, conn, dom, stamp, fixes):
     """(entry or None when the domain complies or vanished, error message or None) for one domain.
 
@@ -221,22 +314,46 @@ def fix_domain(module, conn, dom, stamp, fixes):
         return None, "cannot read its definition: %s" % e.get_error_message()
     try:
         new, changes = domfix.apply(xml, fixes, etree)
+        live_ops = domfix.live_operations(dom.XMLDesc(0), fixes, etree)[1] if active else []
     except (ValueError, etree.LxmlError) as e:
         return None, "cannot remediate its definition: %s" % e
-    if not changes:
-        return None, None
-    entry = dict(changes=changes, restart_pending=active, backup=None, uuid=uuid)
-    if module.check_mode:
-        return entry, None
-    try:
-        entry["backup"] = write_backup(p["backup_dir"], uuid, stamp, xml)
-    except (OSError, IOError, ValueError) as e:
-        return entry, "not redefined: its backup cannot be written: %s" % e
-    try:
-        conn.defineXML(new)
     except libvirt.libvirtError as e:
-        return entry, "backed up but not redefined: %s" % e.get_error_message()
-    entry["redefined"] = True
+        return None, "cannot read its live definition: %s" % e.get_error_message()
+    if not changes and not live_ops:
+        return None, None
+    entry = dict(changes=changes, restart_pending=active, backup=None, uuid=uuid, live=[])
+    if module.check_mode:
+        entry["live"] = live_ops
+        entry["restart_pending"] = active and any(c.split(":")[0] not in domfix.LIVE for c in changes)
+        return entry, None
+    if changes:
+        try:
+            entry["backup"] = write_backup(p["backup_dir"], uuid, stamp, xml)
+        except (OSError, IOError, ValueError) as e:
+            return entry, "not redefined: its backup cannot be written: %s" % e
+        try:
+            conn.defineXML(new)
+        except libvirt.libvirtError as e:
+            return entry, "backed up but not redefined: %s" % e.get_error_message()
+        entry["redefined"] = True
+    if not active:
+        return entry, None
+    return _live_part(dom, fixes, changes, entry)
+
+
+def _live_part(dom, fixes, changes, entry):
+    """The live half of fix_domain for a running domain: ISO-02/ISO-06 applied live; restart_pending stays
+    true while another remediation changed the definition or a live change did not take."""
+    try:
+        entry["live"], problem = apply_live(dom, fixes)
+    except (ValueError, etree.LxmlError) as e:
+        problem = "cannot remediate its live definition: %s" % e
+    except libvirt.libvirtError as e:
+        problem = "live changes not applied: %s" % e.get_error_message()
+    entry["redefined"] = entry.get("redefined") or bool(entry["live"])
+    entry["restart_pending"] = bool(problem) or any(c.split(":")[0] not in domfix.LIVE for c in changes)
+    if problem:
+        entry["live_pending"] = problem
     return entry, None
 
 
@@ -264,18 +381,20 @@ def main():
         conn = libvirt.open(p["uri"])
     except libvirt.libvirtError as e:
         module.fail_json(msg="cannot connect to %s: %s" % (p["uri"], e.get_error_message()))
-    result = dict(changed=False, domains={}, failed_domains={})
+    result = dict(changed=False, domains={}, failed_domains={}, networks=[])
     stamp = timeutil.stamp(time.time())
     try:
-        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
-            name = dom.name()
+        doms = [(d.name(), d) for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)]
+        doms = [(name, dom) for name, dom in doms if per_domain(name) and name not in p["exclude"]]
+        result["networks"] = ensure_networks(module, conn, service_networks(per_domain, [name for name, _dom in doms]))
+        result["changed"] = bool(result["networks"])
+        for name, dom in doms:
             fixes = per_domain(name)
-            if not fixes or name in p["exclude"]:
-                continue
             entry, err = fix_domain(module, conn, dom, stamp, fixes)
-            if entry is not None and (module.check_mode or entry.pop("redefined", False)):
-                result["domains"][name] = entry
-                result["changed"] = True
+            changed = entry is not None and (module.check_mode or entry.pop("redefined", False))
+            if changed or (entry is not None and entry.get("live_pending")):
+                result["domains"][name] = entry  # a live change still pending is shown even when nothing changed now
+                result["changed"] = result["changed"] or changed
             if err:
                 result["failed_domains"][name] = dict(error=err, backup=(entry or {}).get("backup"))
     except libvirt.libvirtError as e:

@@ -64,6 +64,8 @@ DEFAULT_PARAMS = {
         "allowed_filesystems": [],
         "allowed_shmem": [],
         "allow_vsock": False,
+        # ISO-02: the libvirt network each service's interfaces move to ({service} = the domain's service).
+        "service_network": "vmguard-svc-{service}",
     },
     "leakage": {
         "require_console_password": False,
@@ -204,6 +206,19 @@ def _as_bool(value):
     raise _Bad("expected %s, %s" % (_BOOL_EXPECTED, _got(value)))
 
 
+def _as_network_template(value):
+    """ISO-02's service network: a libvirt network name with one {service} placeholder (no other braces,
+    no '/' or whitespace, which libvirt network names cannot hold)."""
+    if not isinstance(value, str):
+        raise _Bad("expected a network name template with {service}, %s" % _got(value))
+    rest = value.replace("{service}", "")
+    if value.count("{service}") != 1 or "{" in rest or "}" in rest:
+        raise _Bad("expected a network name with exactly one {service} placeholder and no other braces, got %s" % _show(value))
+    if "/" in rest or len(value.split()) != 1 or value != value.strip():
+        raise _Bad("expected a libvirt network name (no '/' or whitespace) with {service}, got %s" % _show(value))
+    return value
+
+
 def _choice(choices):
     def convert(value):
         if not isinstance(value, str) or value not in choices:
@@ -330,6 +345,7 @@ def _param_checker(area, key):
         ("diversity", "reseal"): _choice(("all", "all_but_one")),
         ("diversity", "max_fleet_share"): _as_fraction,
         ("rollback", "watcher_heartbeat_seconds"): lambda v: _as_int(v, minimum=1),
+        ("isolation", "service_network"): _as_network_template,
     }
     if (area, key) in special:
         convert = special[(area, key)]

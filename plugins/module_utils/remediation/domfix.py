@@ -15,8 +15,11 @@ shipped policy's (empty allow-lists: strict). What each fixer owns:
 
 - DIV-09  <rng model='virtio'> (added)            - RB-01  <genid/> (added)
 - RB-12   <transient/> of disks (removed)
+- ISO-02  the type and <source> (plus <virtualport>, <vlan>: the old switch port) of service interfaces on a
+          segment shared with another service (moved to the service's own network)
 - ISO-03  <filterref> of service interfaces (network/bridge, not on a management network)
 - ISO-04  top-level <seclabel type='none'> / <seclabel model='none'> (removed)
+- ISO-06  <disk> whose source is shared with another service (removed; never the boot disk)
 - ISO-07  <filesystem> not allow-listed as readonly (removed)
 - ISO-08  <hostdev>, <redirdev>, <interface type='hostdev'> not allow-listed (removed)
 - ISO-11  <shmem> not allow-listed, <vsock> unless allowed (removed)
@@ -41,6 +44,10 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import 
 FIXERS = {}
 PARAMS = {}  # rule id -> {parameter: (kind, default)}
 NEEDS_ONE_OF = {"VIS-05": ("owner", "service", "expires", "data_class")}  # fixers with nothing to do without one of them
+REQUIRED = {"ISO-02": "network"}  # fixers that cannot act without this parameter
+# Fixers whose change libvirt can also make on a running domain (domain_policy applies them live too):
+# an interface's network (updateDeviceFlags) and a disk's removal (detachDeviceFlags).
+LIVE = ("ISO-02", "ISO-06")
 KINDS = ("list", "bool", "str", "ipv4", "date")
 
 
@@ -116,6 +123,8 @@ def normalize(fixes):
         for name, (kind, default) in spec.items():
             params[name] = _param(rid, name, kind, given[name]) if name in given else (
                 list(default) if isinstance(default, list) else default)
+        if rid in REQUIRED and not params[REQUIRED[rid]]:
+            raise ValueError("%s: parameter %s is required" % (rid, REQUIRED[rid]))
         if rid in NEEDS_ONE_OF and not any(params[k] for k in NEEDS_ONE_OF[rid]):
             raise ValueError("%s: no metadata value given (parameters %s)" % (rid, ", ".join(NEEDS_ONE_OF[rid])))
         out.append((rid, params))
@@ -242,6 +251,46 @@ def _iface_name(iface, segment, n):
     return "%s (%s %s)" % (_mac(iface) or "#%d" % n, segment[0], segment[1])
 
 
+def _segment_key(segment):
+    return "%s:%s" % segment
+
+
+@fixer("ISO-02", management_networks=("list", []), network=("str", None), move=("list", []))
+def move_to_service_network(root, etree, params):
+    """ISO-02: every service interface on one of the segments ``move`` ("network:NAME" or "bridge:NAME":
+    what the domain shares with another service, as the planner found it in the fleet) joins the libvirt
+    network ``network`` (its service's own): type='network', <source network='...'/>. The old source's
+    attributes go (portid, bridge, portgroup belong to the old segment), so do <virtualport> and <vlan>
+    (the old switch's port settings, which an isolated Linux-bridge network refuses); the MAC, model,
+    filterref, target, address and everything else stay. Interfaces on a management network, on
+    ``network`` already, or on a segment not in ``move`` stay; macvtap (type='direct') interfaces are
+    left and named (their uplink is a host NIC, not a network this can replace)."""
+    mgmt, target, move = set(params["management_networks"]), params["network"], set(params["move"])
+    done, direct = [], []
+    for n, iface in enumerate(_children(root, "interface"), 1):
+        seg = _segment(iface, mgmt)
+        if not seg or _segment_key(seg) not in move or seg == ("network", target):
+            continue
+        if seg[0] == "direct":
+            direct.append(_iface_name(iface, seg, n))
+            continue
+        src = iface.find("source")
+        for key in list(src.attrib):
+            del src.attrib[key]
+        src.set("network", target)
+        iface.set("type", "network")
+        dropped = [el.tag for el in iface if el.tag in ("virtualport", "vlan")]
+        for el in [el for el in iface if el.tag in ("virtualport", "vlan")]:
+            _remove_keeping_layout(el)
+        done.append("moved %s from %s %s to network %s%s" % (_mac(iface) or "#%d" % n, seg[0], seg[1], target, (
+            " (dropped the old port's %s)" % ", ".join("<%s>" % t for t in dropped)) if dropped else ""))
+    if not done:
+        return None
+    if direct:
+        done.append("left macvtap interface(s) %s: a host NIC's uplink, not a network to replace" % ", ".join(direct))
+    return "; ".join(done)
+
+
 @fixer("ISO-03", management_networks=("list", []), nwfilters=("list", ["clean-traffic", "clean-traffic-gateway"]),
        filter=("str", "clean-traffic"), ip=("ipv4", None))
 def add_clean_traffic(root, etree, params):
@@ -302,6 +351,51 @@ def remove_seclabel_none(root, etree, params):
 def _fs_source(fs):
     src = fs.find("source")
     return (src.get("dir") or src.get("name") or src.get("file")) if src is not None else None
+
+
+def disk_source(disk):
+    """How ISO-06 (and its plan) spells a <disk>'s storage: its source as the evidence reads it, a host path
+    (file, block, dir) normalised; None without a source."""
+    d = domxml._disk(disk)  # pylint: disable=protected-access
+    if not d["source"]:
+        return None
+    return posixpath.normpath(d["source"]) if d["type"] in ("file", "block", "dir") else d["source"]
+
+
+def boot_disks(root):
+    """The <disk> elements a domain may boot from, which ISO-06 never removes: every disk with a <boot
+    order>, and the first device='disk' (what <os><boot dev='hd'/> and direct kernel boot's root use)."""
+    disks = _children(root, "disk")
+    out = [d for d in disks if d.find("boot") is not None]
+    first = next((d for d in disks if (d.get("device") or "disk") == "disk"), None)
+    if first is not None and first not in out:
+        out.append(first)
+    return out
+
+
+def _disk_name(disk):
+    target = disk.find("target")
+    return (target.get("dev") if target is not None else None) or disk_source(disk) or "?"
+
+
+@fixer("ISO-06", detach=("list", []))
+def detach_shared_disks(root, etree, params):
+    """ISO-06: remove every disk/lun whose source (disk_source's spelling) is in ``detach``: the storage
+    the domain shares with domains of other services. A boot disk (boot_disks) is never removed: asked
+    to, the fixer raises ValueError naming it ("give the domain its own image"), and nothing changes."""
+    wanted = set(posixpath.normpath(p) if p.startswith("/") else p for p in params["detach"])
+    gone = [d for d in _children(root, "disk")
+            if (d.get("device") or "disk") in ("disk", "lun") and disk_source(d) in wanted]
+    boot = [d for d in gone if d in boot_disks(root)]
+    if boot:
+        raise ValueError("ISO-06: not detaching boot disk %s (%s): boot disk shared: give the domain its own image" % (
+            _disk_name(boot[0]), disk_source(boot[0])))
+    for d in gone:
+        _remove_keeping_layout(d)
+    if not gone:
+        return None
+    return "detached disk(s) shared with other services: %s" % ", ".join(
+        "%s (%s)" % (_disk_name(d), disk_source(d)) for d in gone)
 
 
 @fixer("ISO-07", allowed_filesystems=("list", []))
@@ -567,3 +661,32 @@ def apply(xml_text, fixes, etree):
     if not changes:
         return None, []
     return etree.tostring(root, encoding="unicode"), changes
+
+
+def live_operations(xml_text, fixes, etree):
+    """What makes a running domain's live configuration match the LIVE fixers of ``fixes`` (the others
+    are left out): ([(op, device XML, rule id)], ["RULE-ID: change", ...]) from its live XML, op "update"
+    (updateDeviceFlags with the device's new XML: an interface's network) or "detach" (detachDeviceFlags
+    with the device as it is: a disk). Nothing to do: ([], [])."""
+    steps = [(rid, params) for rid, params in normalize(fixes) if rid in LIVE]
+    if not steps:
+        return [], []
+    root = etree.fromstring(xml_text.encode("utf-8"), etree.XMLParser(remove_blank_text=False))
+    devices = root.find("devices")
+    before = [(el, etree.tostring(el, encoding="unicode", with_tail=False)) for el in
+              (devices if devices is not None else []) if el.tag in ("interface", "disk")]
+    changes, ops = [], []
+    for rid, params in steps:
+        mark = [el.getparent() is not None and etree.tostring(el, encoding="unicode", with_tail=False) for el, _old in before]
+        what = FIXERS[rid](root, etree, params)
+        if not what:
+            continue
+        changes.append("%s: %s" % (rid, what))
+        for (el, old), was in zip(before, mark):
+            if was is False:
+                continue  # removed by an earlier step
+            if el.getparent() is None:
+                ops.append(("detach", old, rid))
+            elif etree.tostring(el, encoding="unicode", with_tail=False) != was:
+                ops.append(("update", etree.tostring(el, encoding="unicode", with_tail=False), rid))
+    return ops, changes
