@@ -214,3 +214,48 @@ def test_settings_targets_cover_every_checked_key():
     for rid, keys in vsphere.SETTINGS.items():
         for key, good, _absent in keys:
             assert vsphere.TARGET[key].lower() in good, key
+
+
+def plan(ev, params=None, rules=None, mode="enforce", exclude=()):
+    pol = policy.load_policy({"mode": mode, "params": params or {}, "rules": rules or {}})
+    findings = engine.evaluate(pol, {"vcenters": {VC: ev}})
+    return vsphere.plan_vcenter(pol, findings, VC, exclude)
+
+
+def test_plan_from_the_seeded_findings():
+    ev = recorded()
+    p = plan(ev)
+    # Default modes: LEAK-02/03 enforce; ISO-08, ISO-11 and the snapshot rules are opt-in (audit).
+    assert sorted(p["vms"]) == [VM0, VM1, VM2, VM3]
+    assert p["vms"][VM0]["settings"] == {"RemoteDisplay.maxConnections": "1", "isolation.tools.copy.disable": "TRUE",
+                                         "isolation.tools.paste.disable": "TRUE"}
+    assert p["vms"][VM0]["setting_rules"] == ["LEAK-02", "LEAK-03"] and p["vms"][VM0]["devices"] == []
+    assert p["vms"][VM1]["moid"] == vm(ev, VM1)["moid"] and p["vms"][VM1]["datacenter"] == "DC0"
+    reasons = dict(((e["rule"], e["subject"]), e["reason"]) for e in p["not_enforced"])
+    assert reasons[("ISO-08", "%s/%s" % (VC, VM2))] == "mode audit"
+    assert "audit only" in reasons[("VIS-01", "%s/%s" % (VC, VM3))] and "audit only" in reasons[("DIV-05", "%s/%s" % (VC, VM2))]
+    p = plan(ev, rules={"ISO-08": {"mode": "enforce"}, "RB-02": {"mode": "enforce"}}, params={"rollback": {"max_snapshot_age_hours": 0}})
+    assert [d["kind"] for d in p["vms"][VM2]["devices"]] == ["cdrom", "serial"]
+    assert p["vms"][VM1]["snapshots"] == []  # prune_snapshots off: reported, never deleted
+    assert "prune_snapshots is off" in dict(((e["rule"], e["subject"]), e["reason"]) for e in p["not_enforced"])[("RB-02", "%s/%s" % (VC, VM1))]
+    p = plan(ev, rules={"RB-02": {"mode": "enforce"}}, params={"rollback": {"max_snapshot_age_hours": 0, "prune_snapshots": True}})
+    assert p["vms"][VM1]["snapshots"] == ["before-upgrade"]
+    assert plan(ev, mode="audit")["vms"] == {}
+    assert VM0 not in plan(ev, exclude=["*_VM0"])["vms"]
+
+
+def test_plan_lists_pending_power_cycles_and_the_marker_accumulates_rules():
+    ev = clean()
+    v = vm(ev, VM0)
+    v["extra_config"][vsphere.PENDING_KEY] = "%d LEAK-03" % (v["boot_time"] + 60)
+    p = plan(ev)
+    assert p["vms"] == {} and p["pending_power_cycle"] == [VM0] and p["moids"][VM0]["moid"] == v["moid"]
+    assert vsphere.pending_marker("", ["LEAK-02"], 1795000000.7) == "1795000000 LEAK-02"
+    assert vsphere.pending_marker("1794000000 LEAK-03,ISO-11", ["LEAK-02"], 1795000000) == "1795000000 ISO-11,LEAK-02,LEAK-03"
+
+
+def test_plan_of_an_unreachable_vcenter_changes_nothing():
+    pol = policy.load_policy({})
+    findings = engine.evaluate(pol, {"vcenters": {VC: {"error": "cannot connect", "vms": []}}})
+    p = vsphere.plan_vcenter(pol, findings, VC)
+    assert p["vms"] == {} and set(e["reason"] for e in p["not_enforced"]) == {"error: not evaluated"}
