@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   mmdebstrap debootstrap e2fsprogs openssh-client iproute2 procps nftables iptables ebtables
   dnsmasq-base libvirt-dev pkg-config gcc make git rsync ca-certificates dpkg-dev augeas-tools
-  chromium
+  chromium golang-go golang-github-vmware-govmomi-dev
 )
 
 step "1/4 Debian packages"
