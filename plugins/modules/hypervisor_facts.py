@@ -250,6 +250,25 @@ def collect_domain(dom, ledger_dir, local=None):
         return dict(name=name, error=str(e))
 
 
+class ConnectionLost(Exception):
+    def __init__(self, read, why):
+        Exception.__init__(self, why)
+        self.read, self.why = read, why
+
+
+def collect_domains(conn, ledger_dir, local):
+    """Evidence of every domain; ConnectionLost when the connection dies meanwhile (a domain read failed and
+    the connection is no longer alive): the rest of the host's domains would otherwise each be an error of
+    their own, and the ones never listed would be missing without a trace."""
+    domains = []
+    for dom in conn.listAllDomains(0):
+        d = collect_domain(dom, ledger_dir, local)
+        if d.get("error") and not conn.isAlive():
+            raise ConnectionLost(len(domains), d["error"])
+        domains.append(d)
+    return domains
+
+
 def image_dirs(conn, p, domains):
     """libvirt's default image directories, the options', directory pools' and the domains' disk dirs."""
     dirs = set(hostscan.DEFAULT_IMAGE_DIRS) | set(p["image_dirs"])
@@ -347,13 +366,17 @@ def main():
     qemu_conf = hostscan.read_qemu_conf(p["qemu_conf"]) if (dirs is not None or want_host) else None
     local = dict(dirs=dirs, qemu_conf=qemu_conf) if dirs is not None else None
     try:
-        domains = [collect_domain(dom, p["ledger_dir"], local) for dom in conn.listAllDomains(0)]
-        evidence["domains"] = sorted(domains, key=lambda d: d["name"])
+        evidence["domains"] = sorted(collect_domains(conn, p["ledger_dir"], local), key=lambda d: d["name"])
         if want_host:
             tools = dict(qemu_img=module.get_bin_path("qemu-img"), debugfs=module.get_bin_path("debugfs"))
             evidence["host"] = collect_host(conn, p, evidence["domains"], module.run_command, qemu_conf, tools)
     except libvirt.libvirtError as e:
         evidence["error"] = "libvirt error while reading %s: %s" % (p["uri"], e.get_error_message())
+    except ConnectionLost as e:  # the domains not read yet are unknown: the whole hypervisor is an error
+        evidence["error"] = "lost the connection to %s after reading %d domain(s) (libvirtd stopped or restarted?): %s" % (
+            p["uri"], e.read, e.why)
+        evidence["domains"] = []
+        module.warn(evidence["error"])
     finally:
         try:
             conn.close()
