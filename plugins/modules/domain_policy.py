@@ -31,7 +31,7 @@ description:
     take effect live (a guest that did not release a disk, a bus that cannot unplug) and every other
     remediation waits for the next start, and the result says so (C(restart_pending)).
   - Before any domain is touched, the C(ISO-02) target networks that libvirt does not have are defined
-    as isolated networks (no C(<ip>), no C(<forward>): guest-to-guest only, no host address), started
+    as isolated networks (no C(<ip>), no C(<forward>), so guest-to-guest only, no host address), started
     and set to autostart; an existing inactive one is started (RV(networks)).
   - Backs up the previous definition (with its secrets, mode 0600, written atomically to
     C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose

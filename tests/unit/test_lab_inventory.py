@@ -190,7 +190,8 @@ def test_inventory_policy_is_the_lab_policy_plus_its_waiver(tmp_path):
             "waivers": [{"rule": "LEAK-08", "subject": "*", "reason": "lab", "expires": "2027-02-01"}]}
     v = lab_vars(vmguard_policy=user)
     policy = file_hosts(write_inventory(tmp_path, v))["web1"][1]["vmguard_policy"]
-    assert policy["params"] == user["params"]
+    # ISO-02 moves service interfaces to the networks the lab made (plan.yml.j2: <lab>.svc-<service>).
+    assert policy["params"] == {"isolation": dict(user["params"]["isolation"], service_network="vmg-lab-t1.svc-{service}")}
     assert policy["waivers"][0] == user["waivers"][0]
     lab_waiver = policy["waivers"][1]
     assert (lab_waiver["rule"], lab_waiver["subject"], lab_waiver["expires"]) == ("ISO-09", "kvm-lab/vmg-lab-t1.*",
@@ -201,7 +202,8 @@ def test_inventory_policy_is_the_lab_policy_plus_its_waiver(tmp_path):
 
 def test_default_policy_carries_only_the_waiver(tmp_path):
     policy = file_hosts(write_inventory(tmp_path, lab_vars()))["web1"][1]["vmguard_policy"]
-    assert list(policy) == ["waivers"]
+    assert list(policy) == ["params", "waivers"]
+    assert policy["params"] == {"isolation": {"service_network": "vmg-lab-t1.svc-{service}"}}
     assert [w["rule"] for w in policy["waivers"]] == ["ISO-09"]
 
 

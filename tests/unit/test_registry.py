@@ -159,7 +159,7 @@ def test_remediations_are_exactly_the_contract():
     for rid, r in RULES.items():
         if r.remediated_by:
             by_name.setdefault(r.remediated_by["remediation"], []).append(rid)
-    assert by_name == {"domain_policy": ["DIV-09", "RB-01", "RB-12", "ISO-03", "ISO-04", "ISO-07", "ISO-08", "ISO-11",
+    assert by_name == {"domain_policy": ["DIV-09", "RB-01", "RB-12", "ISO-02", "ISO-03", "ISO-04", "ISO-06", "ISO-07", "ISO-08", "ISO-11",
                                          "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-07", "VIS-05"],
                        "identity_reseal": ["DIV-01", "DIV-02", "DIV-04", "RB-06"],
                        "sysctl": ["DIV-10"], "expire_passwords": ["DIV-03"],

@@ -61,7 +61,7 @@ import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, remediation_for
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import ROOT as ROOT_NAMES, _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import ROOT as ROOT_NAMES, _disk_key, _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
 
@@ -260,6 +260,7 @@ class _Lookup(object):
         self.guests = evidence.get("guests") or {}
         self._domains = None
         self._owners = None
+        self.disks = None  # _Disks, built on the first ISO-06 finding
 
     def domain(self, hv, name):
         if self._domains is None:
@@ -326,11 +327,96 @@ def _vis05_params(look, hv, name):
     return dict((k, p if k == "expires" else str(p)) for k, p in params.items()), None
 
 
-def _fix_params(policy, look, rid, hv, name):
+def _service(look, hv, name):
+    """The domain's service as the rules see it (engine.service_of_domain): its inventory guest's
+    vmguard_service, else its vmguard metadata service; None when neither says."""
+    svc = look.guest(hv, name)[1].get("service")
+    return svc if svc else (look.domain(hv, name).get("metadata") or {}).get("service")
+
+
+def _iso02_params(iso, look, hv, name, finding):
+    """ISO-02: the domain's service interfaces on segments shared with another service (the finding's
+    evidence) move to its service's own network (params.isolation.service_network). Who moves: every
+    domain whose shared segment is not its own service's network; a domain on its own service's network
+    never moves (the others leave it), so the result does not depend on the order domains are fixed in."""
+    svc = _service(look, hv, name)
+    if not svc:
+        return None, ("cannot be enforced: the domain's service is unknown (no vmguard_service in the inventory, "
+                      "no vmguard metadata service): no network to move it to")
+    target = iso["service_network"].replace("{service}", str(svc))
+    if "/" in target or len(target.split()) != 1:
+        return None, "cannot be enforced: service %r gives %r, not a libvirt network name" % (svc, target)
+    shared = ((finding or {}).get("evidence") or {}).get("shared") or {}
+    segments = sorted(set(k[len(hv) + 1:] for k in shared if k.startswith(hv + "/")))
+    own = "network:%s" % target
+    move = [s for s in segments if s != own and not s.startswith("direct:")]
+    if move:
+        return {"management_networks": list(iso["management_networks"]), "network": target, "move": move}, None
+    if own in segments:
+        return None, "on its own service's network %s: the domains of the other services move off it" % target
+    return None, "cannot be enforced: macvtap (type='direct') interfaces share a host NIC, not a network it can replace"
+
+
+class _Disks(object):
+    """ISO-06's view of the fleet's disks, indexed once: rules/iso.py _disk_key -> [(hv, domain, service,
+    readonly or shareable)]."""
+
+    def __init__(self, look):
+        self.users = {}
+        for hv, ev in sorted(look.hypervisors.items()):
+            for d in (ev or {}).get("domains") or []:
+                svc = _service(look, hv, d.get("name")) or "undeclared:%s/%s" % (hv, d.get("name"))
+                for disk in d.get("disks") or []:
+                    if disk.get("source") and disk.get("device") in ("disk", "lun"):
+                        self.users.setdefault(_disk_key(hv, disk), []).append(
+                            (hv, d.get("name"), svc, bool(disk.get("readonly") or disk.get("shareable"))))
+
+
+def _disk_spelling(disk):
+    """A disk's source as domfix.disk_source spells it (the ISO-06 fixer's ``detach`` items)."""
+    return posixpath.normpath(disk["source"]) if disk["type"] in ("file", "block", "dir") else disk["source"]
+
+
+def _iso06_params(look, hv, name):
+    """ISO-06: detach from this domain every disk it shares with a domain of another service. Who owns
+    the data cannot be told from the evidence (a path is a name; libvirt relabels images to the QEMU
+    user), so every domain of a cross-service set lets go of it. Never the boot disk (the first disk):
+    not_enforced. Sharing within one service is not fixed: <readonly/> takes writes away from a guest
+    that may need them, and <shareable/> only lifts QEMU's image lock (two writers of a non-cluster file
+    system then corrupt it; libvirt refuses it on qcow2): a person decides."""
+    if look.disks is None:
+        look.disks = _Disks(look)
+    mine = _service(look, hv, name) or "undeclared:%s/%s" % (hv, name)
+    disks = [x for x in look.domain(hv, name).get("disks") or [] if x.get("source") and x.get("device") in ("disk", "lun")]
+    first = next((x for x in look.domain(hv, name).get("disks") or [] if x.get("device") == "disk"), None)
+    detach, why = [], []
+    for disk in disks:
+        others = [u for u in look.disks.users.get(_disk_key(hv, disk), []) if (u[0], u[1]) != (hv, name)]
+        if not others:
+            continue
+        if any(u[2] != mine for u in others):
+            if disk is first:
+                why.append("boot disk shared: give the domain its own image (%s)" % disk["source"])
+            else:
+                detach.append(_disk_spelling(disk))
+        elif not (disk.get("readonly") or disk.get("shareable")) or not all(u[3] for u in others):
+            why.append("%s shared within service %s: mark it readonly where the guests only read it, or shareable with a "
+                       "cluster file system (a person's choice)" % (disk["source"], mine))
+    if detach:
+        return {"detach": sorted(set(detach))}, None
+    return None, "cannot be enforced: %s" % ("; ".join(why) or "nothing shared found in the evidence")
+
+
+def _fix_params(policy, look, rid, hv, name, finding=None):
     """(the parameters of ``rid``'s domain fixer for domain ``name`` on ``hv``, None), or (None, why it
-    cannot be enforced there). From the policy (allow-lists), the host evidence (ISO-04: a confining
-    LSM) and the domain's inventory guest (ISO-03 service address, VIS-05 metadata)."""
+    cannot be enforced there). From the policy (allow-lists, ISO-02's service network), the host evidence
+    (ISO-04: a confining LSM), the fleet (ISO-02: the ``finding``'s shared segments, ISO-06: the disks
+    shared with other services) and the domain's inventory guest (ISO-03 service address, VIS-05 metadata)."""
     iso = policy["params"]["isolation"]
+    if rid == "ISO-02":
+        return _iso02_params(iso, look, hv, name, finding)
+    if rid == "ISO-06":
+        return _iso06_params(look, hv, name)
     if rid == "ISO-03":
         return _iso03_params(iso, look, hv, name)
     if rid == "ISO-04":
@@ -349,7 +435,7 @@ def _fix_params(policy, look, rid, hv, name):
 def _plan_domain(hosts, skipped, policy, look, f):
     sid, rid = f["subject"]["id"], f["rule"]
     hv, _sep, dom = sid.partition("/")
-    params, reason = _fix_params(policy, look, rid, hv, dom)
+    params, reason = _fix_params(policy, look, rid, hv, dom, f)
     if reason:
         skipped.append({"rule": rid, "subject": sid, "reason": reason})
         return

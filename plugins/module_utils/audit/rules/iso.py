@@ -19,7 +19,11 @@ rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the servi
                                "whose processes listen outside the service's ports, management and DHCP client ports; never "
                                "the management SSH server; a listener in no unit is reported as not enforced"))
 rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
-     "Give each service its own network or bridge; only the declared management network may be shared.")
+     "Give each service its own network or bridge; only the declared management network may be shared.",
+     remediated_by=Remediation("domain_policy", "move service interfaces on a segment shared with another service to the "
+                               "service's own isolated network (params.isolation.service_network, created when missing), "
+                               "live on running domains (ISO-02 fixer); a domain already on its own service's network stays, "
+                               "management networks and macvtap interfaces are never moved"))
 rule("ISO-03", "isolation", "high", "DOM", "clean-traffic nwfilter on every service interface",
      "Add <filterref filter='clean-traffic'/> to the interface (no MAC/IP/ARP spoofing).",
      remediated_by=Remediation("domain_policy", "add <filterref filter='clean-traffic'> to service interfaces, with the guest's "
@@ -37,7 +41,11 @@ rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandb
      remediated_by=Remediation("host_config", "qemu.conf user/group root replaced by the distribution's QEMU account, "
                                "seccomp_sandbox = 1; QEMU processes already running as root keep running until their domain restarts"))
 rule("ISO-06", "isolation", "high", "DOM+FLEET", "no disk shared across services",
-     "Give each domain its own disk; within one service mark shared disks readonly or shareable.")
+     "Give each domain its own disk; within one service mark shared disks readonly or shareable.",
+     remediated_by=Remediation("domain_policy", "detach disks shared with domains of another service from every domain "
+                               "sharing them, live where the guest releases them (ISO-06 fixer); never the boot disk; "
+                               "sharing within one service is left to a person; opt-in: the guest may depend on the disk",
+                               opt_in=True))
 rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unless allow-listed and readonly",
      "Remove the <filesystem> device, or allow-list its source and make it readonly.",
      remediated_by=Remediation("domain_policy", "remove <filesystem> devices not allow-listed as readonly (ISO-07 fixer); opt-in: "

@@ -20,7 +20,7 @@ def test_defaults_cover_every_rule():
 
 
 REMEDIATED = ("DIV-01", "DIV-02", "DIV-04", "DIV-09", "DIV-10", "RB-01", "RB-05", "RB-06", "RB-07", "RB-08", "RB-09", "RB-10", "RB-11", "RB-12",
-              "ISO-01", "ISO-03", "ISO-04", "ISO-05", "ISO-10", "LEAK-01", "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-06", "LEAK-07", "VIS-05")
+              "ISO-01", "ISO-02", "ISO-03", "ISO-04", "ISO-05", "ISO-10", "LEAK-01", "LEAK-02", "LEAK-03", "LEAK-04", "LEAK-06", "LEAK-07", "VIS-05")
 
 
 def test_default_modes_come_from_the_registry():
