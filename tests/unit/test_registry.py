@@ -170,7 +170,7 @@ def test_remediations_are_exactly_the_contract():
     assert dict((rid, r.host_remediated_by["remediation"]) for rid, r in RULES.items() if r.host_remediated_by) == {
         "ISO-04": "host_config", "LEAK-04": "host_config"}
     assert [rid for rid, r in RULES.items() if (r.remediated_by or {}).get("opt_in")] == [
-        "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-07", "ISO-08", "ISO-11", "LEAK-08"]
+        "DIV-03", "RB-02", "RB-03", "RB-04", "RB-13", "ISO-06", "ISO-07", "ISO-08", "ISO-11", "LEAK-08"]
     assert ROLE_TASK_FILES == {"revert_watcher": "watcher.yml", "reconverge": "reconverge.yml"}
 
 

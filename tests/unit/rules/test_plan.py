@@ -13,6 +13,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import 
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 from . import evidence as E
+from .test_plan_shared import SHARED_POLICY, shared_network_and_disk
 
 NO_RNG = {"<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": ""}
 NO_GENID = {"<genid/>": ""}
@@ -270,6 +271,7 @@ SCENARIOS = {
     "rolled-back": (ROLLBACK_POLICY, rolled_back),
     "open-firewall": ({}, open_firewall),
     "extra-listeners": ({}, extra_listeners),
+    "shared-network-and-disk": (SHARED_POLICY, shared_network_and_disk),
 }
 
 
