@@ -186,8 +186,9 @@ def build(report, rules, sources=None, version=None, text=None):
         "uuid": _uuid(stamp, "result"),
         "title": "vmguard.hardening audit",
         "description": "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: "
-                       "%s findings, %s fail, %s error, %s waived." % (summary.get("total", len(report["findings"])),
-                                                                     summary.get("fail"), summary.get("error"), summary.get("waived")),
+                       "%s findings, %s fail, %s error, %s waived." % (
+                           summary.get("total", len(report["findings"])), summary.get("fail"), summary.get("error"),
+                           summary.get("waived")),
         "start": when,
         "end": when,
         "props": _props(("policy-digest", report.get("policy_digest")), ("fail-on", report.get("fail_on"))) or None,

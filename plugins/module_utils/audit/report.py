@@ -295,7 +295,8 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
 </div>
 <div class="panel" id="since"><h2>Since the previous run</h2>
 {% if delta.previous %}
-<div class="meta count">compared with {{ delta.previous.path | p or 'report.json' }} of {{ delta.previous.generated_at | p }} ({{ delta.previous.total }} findings)</div>
+<div class="meta count">compared with {{ delta.previous.path | p or 'report.json' }} of {{ delta.previous.generated_at | p }}
+({{ delta.previous.total }} findings)</div>
 <div class="delta">
 {% for c in changes %}<button type="button" data-change="{{ c }}"><b>{{ delta.counts[c] }}</b>{{ c | replace('_', ' ') }}</button>
 {% endfor %}</div>
@@ -380,7 +381,9 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
         left -= take.length;
         hidden += hits.length - take.length;
         if (take.length) { h += HEAD + take.map(function (i) { return row(F[i]); }).join('') + '</tbody></table></div>'; }
-        if (hits.length > take.length) { h += '<p class="more">' + (hits.length - take.length) + ' more matching findings: use "show more rows" below or narrow the filters.</p>'; }
+        if (hits.length > take.length) {
+          h += '<p class="more">' + (hits.length - take.length) + ' more matching findings: use "show more rows" below or narrow the filters.</p>';
+        }
       }
       out.push(h + '</section>');
     });

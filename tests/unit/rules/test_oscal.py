@@ -83,12 +83,10 @@ def _walk(obj):
     if isinstance(obj, dict):
         for k, v in obj.items():
             yield k, v
-            for pair in _walk(v):
-                yield pair
+            yield from _walk(v)
     elif isinstance(obj, list):
         for v in obj:
-            for pair in _walk(v):
-                yield pair
+            yield from _walk(v)
 
 
 def test_since_previous_in_oscal_props():
