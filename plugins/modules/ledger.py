@@ -24,6 +24,9 @@ description:
   - The read-modify-write holds the record's lock (C(<dir>/<uuid>.lock), an exclusive flock the revert
     watcher and the quarantine module take too), so an event the watcher records meanwhile is never lost.
     Fails, writing nothing, when the lock is a symbolic link or another writer holds it for 30 seconds.
+  - A V(commit) after the revert watcher recorded a snapshot revert or a restore of the domain since the
+    V(prepare) commits the epoch (so the next audit compares the guest with it) but does not record the
+    hardening; it records a C(revert_during_run) event and fails.
   - Fails, and leaves the file alone, when the existing ledger is not a regular file (a symbolic
     link, a FIFO), is larger than 1 MiB, is not JSON, or does not have the shape of a record.
 author:
@@ -129,9 +132,18 @@ def update(module, path):
         before = ledger.load(p["dir"], p["uuid"])
     except ValueError as e:  # a ledger file that cannot be trusted: never overwritten
         module.fail_json(msg="ledger not updated: %s" % e)
+    hardened, event, detail = p["hardened"], p["event"], p["detail"]
+    reverts = ledger.reverts_since(before, before.get("pending_since")) if p["epoch"] == "commit" else []
+    if reverts and before.get("pending_epoch") is not None:
+        # A snapshot revert or restore landed after this run prepared the epoch: the guest may be the reverted
+        # one. The epoch is committed (the next audit compares the guest with it: RB-05 sees a guest behind
+        # it), the hardening is not recorded, and the run fails for this guest.
+        hardened, event = False, "revert_during_run"
+        detail = {"epoch": before["pending_epoch"], "prepared": before["pending_since"],
+                  "reverts": [dict(time=e["time"], event=e["event"]) for e in reverts]}
     try:
         after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
-                                      hardened=p["hardened"], event=p["event"], detail=p["detail"], update=p["record"],
+                                      hardened=hardened, event=event, detail=detail, update=p["record"],
                                       compare=debversion.compare)
     except ValueError as e:  # a floor that is no Debian version: nothing written
         module.fail_json(msg="ledger not updated: %s" % e)
@@ -146,6 +158,11 @@ def update(module, path):
             ledger.save(p["dir"], after)
         except (OSError, IOError, ValueError) as e:
             module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
+    if reverts and event == "revert_during_run":
+        module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after this "
+                         "run prepared the epoch (%s); the next audit compares the guest with the ledger (RB-05) - run "
+                         "harden again" % (detail["epoch"], "/".join(sorted(set(e["event"] + "d" for e in reverts))),
+                                           ", ".join(e["time"] for e in reverts), detail["prepared"]), **result)
     return result
 
 

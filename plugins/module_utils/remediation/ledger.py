@@ -104,6 +104,7 @@ SHAPE = (
     ("epoch_time", lambda v: v is None or ((_is_int(v) or isinstance(v, float)) and v >= 0),
      "null or a time in seconds since the epoch"),
     ("pending_epoch", lambda v: v is None or (_is_int(v) and v >= 0), "null or a non-negative integer"),
+    ("pending_since", _iso_or_none, "null or a UTC time YYYY-MM-DDTHH:MM:SSZ"),
     ("last_hardened", _iso_or_none, "null or a UTC time YYYY-MM-DDTHH:MM:SSZ"),
     ("retired_fingerprints", _str_list, "a list of strings"),
     ("disabled_accounts", _str_list, "a list of strings"),
@@ -239,6 +240,22 @@ def locked(directory, uuid, timeout=LOCK_TIMEOUT, poll=0.02):
         os.close(fd)  # closing the last descriptor releases the flock
 
 
+REVERT_EVENTS = ("revert", "restore")
+
+
+def reverts_since(record, since):
+    """The revert/restore events the watcher recorded at or after ``since`` (an ISO time, or None: none).
+
+    A commit whose pending epoch was prepared before such an event would record a guest that a snapshot
+    revert or a restore changed under the run: the caller commits the epoch (so the next audit compares the
+    guest with it, RB-05) but does not record the hardening. Times have a one-second resolution, so an
+    event in the same second as ``since`` counts (the safe side)."""
+    if not since:
+        return []
+    t0 = parse_iso(since)
+    return [e for e in record.get("events") or [] if e.get("event") in REVERT_EVENTS and parse_iso(e["time"]) >= t0]
+
+
 KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is
 
 # The security state a harden run reached (apply(record=...)): key -> (test, what it must be).
@@ -346,11 +363,13 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail
     new["retired_fingerprints"] = retired
     if epoch == "prepare" and new.get("pending_epoch") is None:
         new["pending_epoch"] = int(new.get("epoch") or 0) + 1
+        new["pending_since"] = iso(now)
         changes.append("pending epoch %d" % new["pending_epoch"])
     elif epoch == "commit" and new.get("pending_epoch") is not None:
         new["epoch"] = new["pending_epoch"]
         new["epoch_time"] = int(now)
         new["pending_epoch"] = None
+        new.pop("pending_since", None)  # set by prepare (records from before it have none)
         changes.append("epoch %d" % new["epoch"])
     if hardened:
         # Refreshed when something changed or at most once a day: a harden run that finds nothing
