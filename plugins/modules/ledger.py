@@ -161,7 +161,7 @@ def update(module, path):
     if reverts and event == "revert_during_run":
         module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after this "
                          "run prepared the epoch (%s); the next audit compares the guest with the ledger (RB-05) - run "
-                         "harden again" % (detail["epoch"], "/".join(sorted(set(e["event"] + "d" for e in reverts))),
+                         "harden again" % (detail["epoch"], " and ".join(sorted(set(e["event"] + "d" if e["event"].endswith("e") else e["event"] + "ed" for e in reverts))),
                                            ", ".join(e["time"] for e in reverts), detail["prepared"]), **result)
     return result
 
