@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, vmguard.hardening developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build, start, seed and stop the test vCenter (tools/vcsim/main.go) for tests and Molecule.
 
-    vcsim.py start --state-dir DIR [--vms N]   build (cached), start, wait for DIR/state.json, print it
+    python3 vcsim.py start --state-dir DIR [--vms N]   build (cached), start, wait for DIR/state.json, print it
     vcsim.py seed --state-dir DIR              seed the scenario's violations (see seed())
     vcsim.py stop --state-dir DIR              stop the simulator started there
 

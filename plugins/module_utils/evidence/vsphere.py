@@ -187,8 +187,7 @@ def retrieve(content, specs):
     pc = content.propertyCollector
     view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
     try:
-        traversal = vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False,
-                                                                 type=vim.view.ContainerView)
+        traversal = vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
             propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t, paths in specs.items()])

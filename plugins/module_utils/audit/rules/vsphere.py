@@ -105,8 +105,8 @@ def pending_power_cycle(rid, vm):
 def _settings_check(rid, vm, what):
     bad = settings_problems(rid, vm)
     if bad:
-        return fail("%s: %s" % (what, ", ".join("%s %s" % (k, "absent" if v is None else "= %s" % v)
-                                                 for k, v in sorted(bad.items()))),
+        found = ", ".join("%s %s" % (k, "absent" if v is None else "= %s" % v) for k, v in sorted(bad.items()))
+        return fail("%s: %s" % (what, found),
                     settings=bad, expected=dict((k, TARGET[k]) for k in bad), **_where(vm),
                     power_state=vm.get("power_state"), marker=_vmx(vm).get(PENDING_KEY.lower()))
     if pending_power_cycle(rid, vm):
@@ -350,7 +350,8 @@ def _vm_of(finding, vcenter):
 def plan_vcenter(policy, findings, vcenter, exclude=()):
     """The vsphere role's steps for ``vcenter`` from the audit's findings (pure, deterministic).
 
-    Returns {"vms": {vm: {"moid", "datacenter", "power_state", "marker" (PENDING_KEY's value), "settings": {key: value}, "setting_rules": [ids], "devices": [{key, kind,
+    Returns {"vms": {vm: {"moid", "datacenter", "power_state", "marker" (PENDING_KEY's value),
+    "settings": {key: value}, "setting_rules": [ids], "devices": [{key, kind,
     label}], "snapshots": [names], "rules": [ids]}}, "pending_power_cycle": [vm], "moids": {vm: {moid, datacenter}},
     "not_enforced": [{rule, subject, reason}]}. Planned: failing (not waived) findings of enabled rules in mode
     enforce while the policy's mode is enforce; snapshots only with params.rollback.prune_snapshots.
@@ -390,7 +391,8 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": reason})
             continue
         ev = f.get("evidence") or {}
-        step = vms.setdefault(vm, {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None, "marker": None, "settings": {}, "setting_rules": set(), "devices": {},
+        step = vms.setdefault(vm, {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None,
+                                   "marker": None, "settings": {}, "setting_rules": set(), "devices": {},
                                    "snapshots": set(), "rules": set()})
         step["rules"].add(rid)
         if rid in SETTING_RULES:
@@ -406,7 +408,9 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             step["snapshots"].update(ev.get("prunable") or [])
     out = {}
     for vm, step in sorted(vms.items()):
-        out[vm] = {"moid": step["moid"], "datacenter": step["datacenter"], "power_state": step["power_state"], "marker": step["marker"], "settings": dict(sorted(step["settings"].items())), "setting_rules": sorted(step["setting_rules"]),
+        out[vm] = {"moid": step["moid"], "datacenter": step["datacenter"], "power_state": step["power_state"],
+                   "marker": step["marker"], "settings": dict(sorted(step["settings"].items())),
+                   "setting_rules": sorted(step["setting_rules"]),
                    "devices": [step["devices"][k] for k in sorted(step["devices"])],
                    "snapshots": sorted(step["snapshots"]), "rules": sorted(step["rules"])}
     return {"vms": out, "pending_power_cycle": sorted(pending), "moids": moids,
