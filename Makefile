@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup services services-stop demo demo-down test lint sanity unit integration molecule bench build clean
+.PHONY: help setup services services-stop demo demo-down test lint sanity unit integration faults molecule bench build clean
 
 help:
 	@echo "make demo       set everything up and run vmguard on a local two-guest lab"
@@ -40,6 +40,9 @@ sanity: setup
 unit: setup
 	@VMGUARD_TEST_STAGES=unit scripts/test.sh
 
+faults: setup
+	@VMGUARD_TEST_STAGES=faults scripts/test.sh
+
 molecule: services
 	@VMGUARD_TEST_STAGES=molecule scripts/test.sh
 
@@ -53,4 +56,4 @@ integration: services
 	@VMGUARD_TEST_STAGES=integration scripts/test.sh
 
 bench: services
-	@. scripts/common.sh && activate && python bench/bench_fleet_eval.py && python bench/bench_audit_domains.py && python bench/bench_revert_quarantine.py
+	@. scripts/common.sh && activate && python bench/bench_fleet_eval.py && python bench/bench_audit_domains.py && python bench/bench_revert_quarantine.py && python bench/bench_fleet_scale.py
