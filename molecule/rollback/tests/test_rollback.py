@@ -57,11 +57,12 @@ def test_the_revert_is_in_the_ledger():
 
 
 def test_audit_fails_exactly_the_rolled_back_state():
-    before = failing(load("harden-before"))  # the state the snapshot holds
+    before = failing(load("before"))  # the state the snapshot holds
     reverted = failing(load("reverted"))
     assert {r for r, s in reverted - before if s == GUEST} == ROLLED_BACK
-    # On the domain: the revert target predates the security epoch (RB-04); nothing else is new.
-    assert {r for r, s in reverted - before if s != GUEST} == {"RB-04"}, sorted(reverted - before)
+    # On the domain: the revert target predates the security epoch (RB-04); nothing else is new anywhere.
+    assert {r for r, s in reverted - before if s == DOMAIN_ID} == {"RB-04"}, sorted(reverted - before)
+    assert {(r, s) for r, s in reverted - before if s not in (GUEST, DOMAIN_ID)} == set()
     assert finding(load("reverted"), "RB-04", DOMAIN_ID)["status"] == "fail"
 
 
@@ -97,7 +98,7 @@ def test_epoch_moved_past_the_reverted_one(host):
     with host.sudo():
         guest_epoch = json.loads(host.file("/var/lib/vmguard/epoch.json").content_string)["epoch"]
     assert ledger.get("pending_epoch") is None
-    assert guest_epoch == ledger["epoch"] >= 3  # before (1), after (2), reconverged (3)
+    assert guest_epoch == ledger["epoch"] >= 2  # after the security changes (1), reconverged (2)
 
 
 def test_retired_keys_rotated_again(host):
