@@ -125,6 +125,9 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit import deb
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 
+PAST = {"revert": "reverted", "restore": "restored"}
+
+
 def update(module, path):
     """Load, change and save the record (the caller holds its lock); the module's result."""
     p = module.params
@@ -159,10 +162,11 @@ def update(module, path):
         except (OSError, IOError, ValueError) as e:
             module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
     if reverts and event == "revert_during_run":
+        what = " and ".join(sorted(set(PAST[e["event"]] for e in reverts)))
         module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after this "
                          "run prepared the epoch (%s); the next audit compares the guest with the ledger (RB-05) - run "
-                         "harden again" % (detail["epoch"], " and ".join(sorted(set(e["event"] + "d" if e["event"].endswith("e") else e["event"] + "ed" for e in reverts))),
-                                           ", ".join(e["time"] for e in reverts), detail["prepared"]), **result)
+                         "harden again" % (detail["epoch"], what, ", ".join(e["time"] for e in reverts), detail["prepared"]),
+                         **result)
     return result
 
 

@@ -22,7 +22,7 @@ def names(n, tag):
     return ["%s%s-%03d" % (PREFIX, tag, i) for i in range(n)]
 
 
-def kill_when_busy(daemon, settle, seconds=60):
+def kill_when_busy(daemon, settle, seconds=300):
     """Kill the daemon ``settle`` seconds after a client connected (the module is then reading)."""
     def run():
         if wait_for(lambda: daemon.clients() > 0, seconds, 0.05):
