@@ -129,6 +129,11 @@ def run(work, total, hvs, texts):
     return {"seconds": secs, "controller_kib": rss[0], "modules": modules, "summary": m.group(0) if m else "?"}
 
 
+def _facts_peak(result):
+    """The largest peak RSS (KiB) of a hypervisor_facts process in one run's result."""
+    return max(x["max_rss_kib"] for x in result["modules"] if x["module"] == "hypervisor_facts")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,5000")
@@ -155,11 +160,10 @@ def main():
         if len(sizes) >= 2:
             a, b = results[sizes[0]], results[sizes[-1]]
             k = float(sizes[-1]) / sizes[0]
-            mod = lambda r: max(x["max_rss_kib"] for x in r["modules"] if x["module"] == "hypervisor_facts")  # noqa: E731
             growth = b["seconds"] / a["seconds"]
             print("growth %d -> %d domains (x%.0f): time x%.2f (%s), controller memory x%.2f, module memory x%.2f" % (
                 sizes[0], sizes[-1], k, growth, "linear or better" if growth <= k * 1.1 else "SUPERLINEAR",
-                float(b["controller_kib"]) / a["controller_kib"], float(mod(b)) / mod(a)))
+                float(b["controller_kib"]) / a["controller_kib"], float(_facts_peak(b)) / _facts_peak(a)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

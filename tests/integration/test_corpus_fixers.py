@@ -62,6 +62,8 @@ def permissive(xml):
     out["ISO-02"] = {"network": "vmg-cx-svc", "move": move}
     out["ISO-06"] = {"detach": detach}
     return out
+
+
 NS = domxml.VMGUARD_NS
 CONSOLES = ("vnc", "spice", "rdp")
 

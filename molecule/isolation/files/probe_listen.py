@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run in the observer's network namespace: record the labelled UDP probes that arrive.
 
   probe_listen.py <address> <port> <seconds> <output.json>

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run in a guest as root: send labelled UDP probes to an observer on the guest's service network.
 
   probe_send.py <own address/prefix> <observer address> <port>

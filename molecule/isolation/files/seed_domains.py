@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Seed the isolation violations on the lab's domains (run on the hypervisor with libvirt-python):
 
   seed_domains.py seed <uri> <web domain> <mail domain> <web network> <shared disk>

@@ -70,6 +70,8 @@ POLICY_AUDIT = "policy mode audit"
 RULE_AUDIT = "mode audit"
 NO_REMEDIATION = "no remediation"
 NOT_EVALUATED = "error: not evaluated"
+# vCenter VMs are remediated by the vsphere role, which plans from the same findings (plugins/filter/vsphere.py).
+VSPHERE_ROLE = "remediated by the vmguard.hardening.vsphere role"
 
 # The subject kind each remediation acts on (a finding of another kind, e.g. an expired waiver
 # or an unreachable hypervisor, is not something it can fix).
@@ -91,6 +93,8 @@ def _reason(policy, finding, remediation):
         return RULE_AUDIT
     if finding["status"] == ERROR:
         return NOT_EVALUATED
+    if finding["subject"]["kind"] == "vcenter_vm":
+        return VSPHERE_ROLE
     if finding["subject"]["kind"] != SUBJECT_KIND[remediation["remediation"]]:
         return NO_REMEDIATION  # e.g. an expired waiver: renewing it or not is a person's decision
     return None

@@ -70,8 +70,8 @@ def test_a_held_quarantine_is_lifted_and_moves_the_epoch():
     """The watcher quarantined web1 (a revert) but nothing is behind: the plan still moves the epoch and lifts it."""
     facts, held = settled()
     p, _findings = build(ROLLBACK_POLICY, web1_alone(facts, held))
-    assert p["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False, lift_quarantine=False,
-                                                   quarantine_since=None)}
+    settled_step = dict(p["hosts"]["web1"]["ledger"], epoch=False, lift_quarantine=False, quarantine_since=None)
+    assert p["hosts"]["web1"] == {"ledger": settled_step}
     p, findings = build(ROLLBACK_POLICY, web1_alone(facts, dict(held, quarantine=QUARANTINE)))
     assert rb(findings, "RB-05") == ["pass"]
     step = p["hosts"]["web1"]["ledger"]

@@ -259,3 +259,18 @@ def test_plan_of_an_unreachable_vcenter_changes_nothing():
     findings = engine.evaluate(pol, {"vcenters": {VC: {"error": "cannot connect", "vms": []}}})
     p = vsphere.plan_vcenter(pol, findings, VC)
     assert p["vms"] == {} and set(e["reason"] for e in p["not_enforced"]) == {"error: not evaluated"}
+
+
+def test_libvirt_plan_leaves_vcenter_vms_to_the_vsphere_role():
+    """The audit's own plan (audit/plan.py) names the vsphere role as the remediation of vCenter VM findings
+    rather than "no remediation": the role plans them from the same findings."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit import plan
+    pol = policy.load_policy({})
+    evidence = {"vcenters": {VC: recorded()}, "guests": {}}
+    findings = engine.evaluate(pol, evidence)
+    p = plan.build_plan(pol, evidence, findings)
+    vc = [e for e in p["not_enforced"] if e["subject"].startswith(VC + "/")]
+    failing = [f for f in findings if f["subject"]["kind"] == "vcenter_vm" and f["status"] == "fail"]
+    assert failing and len(vc) == len(failing)
+    assert set(e["reason"] for e in vc if e["rule"] in ("LEAK-03", "LEAK-02")) == {plan.VSPHERE_ROLE}
+    assert not any(h.startswith(VC) for h in p["hosts"])
