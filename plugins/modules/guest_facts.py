@@ -101,11 +101,20 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables
 
 
-def systemd_units(module):
-    rc, out, err = module.run_command(["systemctl", "list-unit-files", "--no-legend", "--no-pager",
-                                       "--type=service,socket,timer"])
-    if rc != 0:
-        return None
+def systemd_units(module, attempts=3):
+    """(the enabled and masked units, None) or (None, why). systemctl can fail for a moment while the
+    manager reloads (a harden that just masked a unit): it is asked again, then the error is kept."""
+    cmd = ["systemctl", "list-unit-files", "--no-legend", "--no-pager", "--type=service,socket,timer"]
+    for attempt in range(attempts):
+        rc, out, err = module.run_command(cmd)
+        if rc == 0:
+            return _units(out), None
+        if attempt + 1 < attempts:
+            time.sleep(1)
+    return None, "systemctl list-unit-files failed (rc %d): %s" % (rc, (err or out).strip()[:300])
+
+
+def _units(out):
     enabled, masked = [], []
     for line in out.splitlines():
         f = line.split()
@@ -145,7 +154,7 @@ def main():
     ev["ssh_host_keys"], ev["ssh_host_keys_error"] = guestscan.read_ssh_host_keys()
     ev["accounts"], ev["accounts_error"] = guestscan.read_accounts()
     ev["listening"] = guestscan.listening()
-    ev["services"] = systemd_units(module)
+    ev["services"], ev["services_error"] = systemd_units(module)
     ev["packages"] = guestscan.packages()
     ev["firewall"] = nft_ruleset(module)
     ev["sysctl"] = guestscan.sysctls()
