@@ -51,9 +51,11 @@ class Context(object):
 
     # Indexes are built on first use and shared by every check of the run.
     def index(self, name, build):
-        if name not in self._cache:
-            self._cache[name] = build()
-        return self._cache[name]
+        try:
+            return self._cache[name]  # the hot path: every check of every subject asks
+        except KeyError:
+            value = self._cache[name] = build()
+            return value
 
     def domains(self):
         """(hypervisor name, domain evidence) for every domain on every reachable hypervisor."""
@@ -121,16 +123,7 @@ def _subjects(ctx, kind, needs_facts=True):
             for d in ev.get("domains") or []:
                 yield {"kind": "domain", "id": "%s/%s" % (hv, d["name"])}, (hv, d), d.get("error")
     elif kind == "guest":
-        # Built once per run and shared by every guest rule (subject dicts are never mutated).
-        subjects = ctx.index("engine:guest_subjects", lambda: [
-            ({"kind": "guest", "id": g}, g, ctx.guests[g].get("error") or (
-                None if ctx.guests[g].get("facts") else "no guest evidence collected"))
-            for g in ctx.guest_names])
-        if needs_facts:
-            yield from subjects
-        else:
-            for subject, g, err in subjects:
-                yield subject, g, None
+        yield from _guest_subjects(ctx, needs_facts)
     elif kind == "image":
         # Base (backing) images of the domains' disks, one subject each (DIV-06).
         for hv, ev in sorted(ctx.hypervisors.items()):
@@ -147,6 +140,22 @@ def _subjects(ctx, kind, needs_facts=True):
                 yield {"kind": "vcenter_vm", "id": "%s/%s" % (vc, vm.get("name"))}, (vc, vm), vm.get("error")
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None
+
+
+def _guest_subjects(ctx, needs_facts=True):
+    """The guest subjects as a list, built once per run and shared by every guest rule (subject dicts
+    are never mutated); without ``needs_facts`` a guest's missing evidence is no error for the check."""
+    def build():
+        out = []
+        for g in ctx.guest_names:
+            rec = ctx.guests[g]
+            out.append(({"kind": "guest", "id": g}, g,
+                        rec.get("error") or (None if rec.get("facts") else "no guest evidence collected")))
+        return out
+    subjects = ctx.index("engine:guest_subjects", build)
+    if needs_facts:
+        return subjects
+    return ctx.index("engine:guest_subjects_no_facts", lambda: [(subject, g, None) for subject, g, err in subjects])
 
 
 def _waiver_for(waivers, rid, subject_id, today):
@@ -244,46 +253,74 @@ def _run_domain(fn, ctx, hd):
     return status, message, live[2], {"definition": "both", "pending_restart": False}
 
 
+def _bad_finding(finding, waivers, used_waivers, rid, today):
+    """Apply the first waiver matching a failed or errored finding (in place)."""
+    w, expired = _waiver_for(waivers, rid, finding["subject"]["id"], today)
+    if w is None:
+        return
+    used_waivers.add(id(w))
+    if expired:
+        finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
+    else:
+        finding["waived_status"] = finding["status"]
+        finding["waiver"] = {"reason": w["reason"], "expires": w["expires"], "subject": w["subject"]}
+        finding["status"] = "waived"
+        finding["message"] = "%s [waived until %s: %s]" % (finding["message"], w["expires"], w["reason"])
+
+
+def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
+    """Yield the findings of one check on every subject of its kind.
+
+    The hot loop of a fleet run (one pass per guest per rule): locals only, one dict per finding.
+    """
+    domain = kind == "domain"
+    needs_facts = getattr(fn, "needs_facts", True)
+    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else _subjects(ctx, kind, needs_facts)
+    for subject, ev, err in subjects:
+        extra = None
+        if err:
+            status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
+        elif domain:
+            status, message, detail, extra = _run_domain(fn, ctx, ev)
+        else:
+            try:
+                status, message, detail = fn(ctx, ev)
+            except Exception as e:  # a broken check is an error finding, never a pass
+                status, message, detail = ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+            if detail.get("pending_power_cycle"):
+                extra = {"pending_restart": True}
+        finding = {
+            "rule": rid, "area": area, "severity": severity,
+            "status": status, "subject": subject, "message": message,
+            "remediation": remediation if status in BAD else "",
+            "evidence": detail,
+        }
+        if extra:
+            finding.update(extra)
+        yield finding
+
+
 def _evaluate(policy, evidence, now, only):
     ctx = Context(policy, evidence, now)
     today = utc(ctx.now).date()
     waivers = policy.get("waivers") or []
     used_waivers = set()
     findings = []
+    append = findings.append
     for rid, rule in RULES.items():
         rp = policy["rules"][rid]
         if not rp.get("enabled", True) or (only is not None and rid not in only):
             continue
         for kind, fn in rule.checks.items():
-            for subject, ev, err in _subjects(ctx, kind, getattr(fn, "needs_facts", True)):
-                if err:
-                    status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
-                    extra = None
-                elif kind == "domain":
-                    status, message, detail, extra = _run_domain(fn, ctx, ev)
-                else:
-                    status, message, detail = _run(fn, ctx, ev)
-                    extra = {"pending_restart": True} if detail.get("pending_power_cycle") else None
-                finding = {
-                    "rule": rid, "area": rule.area, "severity": rp["severity"],
-                    "status": status, "subject": subject, "message": message,
-                    "remediation": (getattr(fn, "remediation", None) or rule.remediation) if status in BAD else "",
-                    "evidence": detail,
-                }
-                if extra:
-                    finding.update(extra)
-                if status in BAD:
-                    w, expired = _waiver_for(waivers, rid, subject["id"], today)
-                    if w is not None:
-                        used_waivers.add(id(w))
-                        if expired:
-                            finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
-                        else:
-                            finding["waived_status"] = status
-                            finding["waiver"] = {"reason": w["reason"], "expires": w["expires"], "subject": w["subject"]}
-                            finding["status"] = "waived"
-                            finding["message"] = "%s [waived until %s: %s]" % (message, w["expires"], w["reason"])
-                findings.append(finding)
+            remediation = getattr(fn, "remediation", None) or rule.remediation
+            checked = _check_findings(ctx, rid, rule.area, rp["severity"], remediation, kind, fn)
+            if not waivers:
+                findings.extend(checked)
+                continue
+            for finding in checked:
+                if finding["status"] in BAD:
+                    _bad_finding(finding, waivers, used_waivers, rid, today)
+                append(finding)
     # An expired waiver is reported on its own, so it cannot hide in a passing run.
     for i, w in enumerate(waivers):
         if parse_date(w["expires"]) < today and (only is None or w["rule"] in only):
