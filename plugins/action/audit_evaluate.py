@@ -150,12 +150,24 @@ def selection(task_vars, known_tags, pol):
     return only
 
 
+def _registered_evidence(hv, value):
+    """A hypervisor's evidence from what ``var`` holds: the result the audit role registered from
+    hypervisor_facts (read in place: no set_fact copy of the evidence through host variables), or an
+    evidence dict itself (a play that collects the evidence its own way)."""
+    if not value:
+        return {"error": "no hypervisor evidence collected from %s" % hv, "domains": []}
+    if not any(k in value for k in ("evidence", "unreachable", "failed", "skipped", "msg")):
+        return _plain(value)  # already the evidence
+    if value.get("evidence") and not value.get("unreachable"):
+        return _plain(value["evidence"])
+    if value.get("skipped"):
+        return {"error": "no hypervisor evidence collected from %s (evidence task skipped)" % hv, "domains": []}
+    return {"error": "hypervisor unreachable or evidence module failed: %s" % _plain(value.get("msg") or "unknown error"),
+            "domains": []}
+
+
 def hypervisor_evidence(hostvars, names, var):
-    out = {}
-    for hv in names:
-        ev = _plain((hostvars.get(hv) or {}).get(var))
-        out[hv] = ev if ev else {"error": "no hypervisor evidence collected from %s" % hv, "domains": []}
-    return out
+    return dict((hv, _registered_evidence(hv, (hostvars.get(hv) or {}).get(var))) for hv in names)
 
 
 def _date_text(value):
