@@ -69,10 +69,41 @@ PY
     ansible-playbook vmguard.hardening.lab_rollback -i "$LAB_DIR/inventory.yml" -e vmguard_rollback_guest=mail1 \
       -e vmguard_rollback_action=delete >/dev/null
     info "the snapshot predates the security epoch (RB-04) until it is deleted: deleted now"
+    step "Isolation: mail1 joins web1's network without its filter, consoles on 0.0.0.0, one world-readable disk in both"
+    iso_dir="$report_dir/isolation"
+    mkdir -p "$iso_dir"
+    iso() {  # the isolation scenario's playbooks, on the demo lab
+      MOLECULE_SCENARIO_DIRECTORY="$VMGUARD_ROOT/molecule/isolation" MOLECULE_EPHEMERAL_DIRECTORY="$iso_dir" \
+        ansible-playbook -i "$LAB_DIR/inventory.yml" -e vmguard_lab_name="$LAB_NAME" "$@" >/dev/null
+    }
+    show_probe() {
+      python3 - "$iso_dir/probe-$1.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+print("    web1 -> mail1 SMTP (tcp/25): %s" % ("REACHABLE" if p["smtp_from_web"] else "unreachable"))
+print("    mail1's probes heard on its network: %s (spoofed IP or MAC must not arrive)" % ", ".join(sorted(p["received"])))
+PY
+    }
+    iso molecule/isolation/prepare.yml
+    show_probe before
+    python3 - "$iso_dir/baseline/report.json" "$iso_dir/seeded/report.json" <<'PY'
+import json, sys
+bad = lambda r: {(f["rule"], f["subject"]["id"]): f for f in json.load(open(r))["findings"] if f["status"] == "fail"}
+before, after = bad(sys.argv[1]), bad(sys.argv[2])
+for k in sorted(set(after) - set(before)):
+    print("    %-7s FAIL   %-32s %s" % (k[0], k[1], after[k]["message"][:70]))
+PY
+    step "Harden: mail1 back on its own network with clean-traffic, consoles on loopback, the disk detached and private"
+    iso molecule/isolation/converge.yml
+    iso molecule/isolation/probe.yml -e iso_probe_label=after -e iso_probe_bridge_network="$LAB_NAME.svc-mail"
+    show_probe after
+    iso molecule/isolation/cleanup.yml
     step "Result"
-    info "report:      $report_dir/report.html (also report.json, junit.xml; the clone: $report_dir/clone-caught/)"
-    info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), domain XML fixes"
-    info "             wait for a restart (pending_restart), and host settings and guest firewalls are audited only"
+    info "report:      $report_dir/report.html (also report.json, junit.xml, report.sarif, report.oscal.json)"
+    info "             the clone: $report_dir/clone-caught/, the revert: $report_dir/revert-caught/, isolation: $report_dir/isolation/"
+    info "             real failures remain on purpose: this host has no AppArmor/SELinux (ISO-04), libvirtd runs"
+    info "             without a service manager here (LEAK-06 waits for its restart), domain XML fixes of running"
+    info "             guests wait for a restart (pending_restart)"
     info "CI gate:     ansible-playbook vmguard.hardening.audit -i $LAB_DIR/inventory.yml   (exit 2 on findings >= high)"
     info "inventory:   $LAB_DIR/inventory.yml"
     info "lab record:  $LAB_DIR/lab.json"
