@@ -25,6 +25,9 @@ description:
     in no unit, it is the SSH server's, no process holds it) is listed in C(unmanaged) with the reason,
     and the module fails naming it unless O(fail_on_unmanaged=false) - never a silent pass.
   - After stopping, the listeners are read again; one still open fails the module.
+  - A unit whose file an administrator placed in C(/etc/systemd/system) cannot be masked in place (the mask is a
+    link to C(/dev/null) at that path); its file is first moved to C(/var/lib/vmguard/lockdown/<unit>) (0600, in a
+    0700 directory, returned as RV(set_aside)), from where it can be restored by hand.
   - Idempotent - a guest listening only where allowed changes nothing.
   - Needs root (socket owners of every process) and systemctl.
 author:
@@ -78,6 +81,11 @@ units:
     - unit: app.service
       listeners: ["tcp/8080 0.0.0.0 python3"]
       before: {active: active, unit_file: enabled}
+set_aside:
+  description: Local unit files moved out of C(/etc/systemd/system) so that their units could be masked, unit -> new path.
+  returned: when a local unit file was set aside
+  type: dict
+  sample: {app.service: /var/lib/vmguard/lockdown/app.service}
 unmanaged:
   description: Listeners outside the allow-list that no unit stop can close, with the reason.
   returned: always
@@ -95,10 +103,18 @@ listening:
     - {proto: tcp, address: 0.0.0.0, port: 22, process: sshd, units: [ssh.service]}
 """
 
+import os
+import stat
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import lockdown
 
-SHOW = ("Id", "LoadState", "ActiveState", "UnitFileState", "TriggeredBy")
+SHOW = ("Id", "LoadState", "ActiveState", "UnitFileState", "TriggeredBy", "FragmentPath")
+# A unit whose file an administrator put in /etc/systemd/system cannot be masked in place (the mask is a
+# link to /dev/null at that very path): its file is set aside here first, private, to be restored by hand.
+LOCAL_UNITS = "/etc/systemd/system"
+SET_ASIDE = "/var/lib/vmguard/lockdown"
 
 
 class Systemd(object):
@@ -125,12 +141,48 @@ class Systemd(object):
             props[key] = value
         return props
 
+    def run(self, *args):
+        rc, out, err = self.module.run_command([self.bin] + list(args))
+        if rc != 0:
+            self.module.fail_json(msg="systemctl %s failed (rc %d): %s" % (" ".join(args), rc, err.strip()), changed=True)
+
     def lock(self, unit):
-        """disable, mask, stop: the unit cannot be started again, by hand or by a dependency, and is not running."""
-        for verb in ("disable", "mask", "stop"):
-            rc, out, err = self.module.run_command([self.bin, verb, "--quiet", "--", unit])
-            if rc != 0:
-                self.module.fail_json(msg="systemctl %s %s failed (rc %d): %s" % (verb, unit, rc, err.strip()), changed=True)
+        """disable, mask, stop: the unit cannot be started again, by hand or by a dependency, and is not running.
+        Returns the path a local unit file was set aside to (None when the unit's file is the distribution's)."""
+        self.run("disable", "--quiet", "--", unit)
+        aside = set_aside(self.module, unit, self.show(unit).get("FragmentPath") or "")
+        if aside:
+            self.run("daemon-reload")
+        self.run("mask", "--quiet", "--", unit)
+        self.run("stop", "--quiet", "--", unit)
+        return aside
+
+
+def set_aside(module, unit, fragment):
+    """Move a regular unit file /etc/systemd/system/<unit> (not a link) to SET_ASIDE/<unit> (0600, in a 0700
+    directory), so that the unit can be masked; the path it went to, or None when there is nothing to move."""
+    path = os.path.join(LOCAL_UNITS, unit)
+    if fragment != path:
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    if os.path.islink(SET_ASIDE) or (os.path.exists(SET_ASIDE) and not os.path.isdir(SET_ASIDE)):
+        module.fail_json(msg="%s is not a directory: %s not set aside, not masked" % (SET_ASIDE, path), changed=True)
+    if not os.path.isdir(SET_ASIDE):
+        os.makedirs(SET_ASIDE, 0o700)
+    dest = os.path.join(SET_ASIDE, unit)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        fsutil.atomic_write(dest, data, mode=0o600)
+        os.unlink(path)
+    except (OSError, IOError, ValueError) as e:
+        module.fail_json(msg="cannot set %s aside to %s (needed to mask it): %s" % (path, dest, e), changed=True)
+    return dest
 
 
 def _plan(module, systemd, decision):
@@ -188,7 +240,9 @@ def main():
     result = dict(changed=bool(units), units=report, unmanaged=decision["unmanaged"], listening=listening, diff=diff)
     if units and not module.check_mode:
         for unit in _order(units):
-            systemd.lock(unit)
+            aside = systemd.lock(unit)
+            if aside:
+                result["set_aside"] = dict(result.get("set_aside") or {}, **{unit: aside})
         still = [lockdown.describe(s) for s in lockdown.scan("/", systemd.socket_units())
                  if set(s["units"]) & set(units) and not lockdown.loopback(s["address"])]
         if still:
