@@ -60,7 +60,10 @@ options:
     type: str
     default: vmguard_guests
   hypervisor_evidence_var:
-    description: Host variable that holds a hypervisor's evidence.
+    description:
+      - Host variable that holds a hypervisor's evidence - the result the audit role registered from
+        M(vmguard.hardening.hypervisor_facts) (read in place, not copied through a fact), or an evidence
+        dictionary. An unreachable, failed or skipped result becomes an error for that hypervisor.
     type: str
     default: __vmguard_audit_hv_evidence
   vcenters:
