@@ -92,12 +92,13 @@ def test_iso02_and_iso06_take_effect_live_on_a_running_domain(conn, tmp_path):
     dom.create()
     args = {"uri": URI, "backup_dir": str(tmp_path / "backup"), "domain_fixes": {"vmg-h7-mail": {
         "ISO-02": {"management_networks": ["vmg-h7-b"], "network": "vmg-h7-svc-mail", "move": ["network:vmg-h7-a"]},
+        "ISO-03": {"management_networks": ["vmg-h7-b"], "ip": "10.254.7.12"},
         "ISO-06": {"detach": [shared]}}}}
     first = run_module(args)
     assert not first.get("failed") and first["changed"] is True, first
     assert first["networks"] == ["vmg-h7-svc-mail"]
     entry = first["domains"]["vmg-h7-mail"]
-    assert [c.split(":")[0] for c in entry["live"]] == ["ISO-02", "ISO-06"], entry
+    assert [c.split(":")[0] for c in entry["live"]] == ["ISO-02", "ISO-03", "ISO-06"], entry
     assert entry["restart_pending"] is False and "live_pending" not in entry, entry
     # The new network: isolated (no host address, no forward), active, autostarted.
     net = conn.networkLookupByName("vmg-h7-svc-mail")
@@ -106,6 +107,13 @@ def test_iso02_and_iso06_take_effect_live_on_a_running_domain(conn, tmp_path):
     want = {"52:54:00:07:00:01": ("network", "vmg-h7-svc-mail"), "52:54:00:07:00:02": ("network", "vmg-h7-b")}
     assert dom.isActive() and ifaces(dom) == want and ifaces(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == want
     assert disks(dom) == ["vda"] and disks(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == ["vda"]
+    # The anti-spoofing filter is on the moved interface, live and persistent, with the guest's address.
+    for flags in (0, libvirt.VIR_DOMAIN_XML_INACTIVE):
+        (svc,) = [i for i in etree.fromstring(dom.XMLDesc(flags).encode()).findall("devices/interface")
+                  if i.find("mac").get("address") == "52:54:00:07:00:01"]
+        ref = svc.find("filterref")
+        assert ref is not None and ref.get("filter") == "clean-traffic", etree.tostring(svc)
+        assert [(p.get("name"), p.get("value")) for p in ref.findall("parameter")] == [("IP", "10.254.7.12")]
     # The tap device really sits on the new network's bridge now.
     tap = etree.fromstring(dom.XMLDesc(0).encode()).find("devices/interface/target").get("dev")
     assert os.path.realpath("/sys/class/net/%s/master" % tap).endswith("/" + net_xml.find("bridge").get("name"))

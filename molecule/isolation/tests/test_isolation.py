@@ -63,7 +63,12 @@ def test_harden_fixes_every_seed():
     after = load("harden")
     for rule, subject in sorted(SEEDED):
         assert status(after, rule, subject) == "pass", (rule, subject, finding(after, rule, subject)["message"])
-    assert failing(after) <= failing(load("baseline")), sorted(failing(after) - failing(load("baseline")))
+    # Harden never deletes data: the disk it detached from both guests stays on the hypervisor, now
+    # referenced by no domain (VIS-07, audit only) until a person removes it. Nothing else is new.
+    new = failing(after) - failing(load("baseline"))
+    assert new <= {("VIS-07", HV)}, sorted(new)
+    if new:
+        assert "shared-across-services.img" in finding(after, "VIS-07", HV)["message"]
 
 
 def test_before_harden_web_reached_mail_and_spoofing_arrived():

@@ -46,8 +46,10 @@ PARAMS = {}  # rule id -> {parameter: (kind, default)}
 NEEDS_ONE_OF = {"VIS-05": ("owner", "service", "expires", "data_class")}  # fixers with nothing to do without one of them
 REQUIRED = {"ISO-02": "network"}  # fixers that cannot act without this parameter
 # Fixers whose change libvirt can also make on a running domain (domain_policy applies them live too):
-# an interface's network (updateDeviceFlags) and a disk's removal (detachDeviceFlags).
-LIVE = ("ISO-02", "ISO-06")
+# an interface's network and its traffic filter (updateDeviceFlags: libvirt re-instantiates the nwfilter
+# of a running interface) and a disk's removal (detachDeviceFlags). ISO-03 comes after ISO-02 in the
+# registry's order, so a moved interface gets its filter on its new network.
+LIVE = ("ISO-02", "ISO-03", "ISO-06")
 KINDS = ("list", "bool", "str", "ipv4", "date")
 
 
