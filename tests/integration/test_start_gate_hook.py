@@ -1,5 +1,6 @@
-"""The start gate hook (VIS-04) run exactly as libvirt runs a qemu hook: the shipped script
-roles/hypervisor/files/vmguard-start-gate as a process, argv "<name> <operation> <sub-operation> -", the
+"""The start gate hook (VIS-04) run exactly as libvirt runs a qemu hook: the shipped entry point
+roles/hypervisor/files/vmguard_start_gate.py as a process (/usr/bin/python3 -I, as the hook's /bin/sh
+wrapper runs it), argv "<name> <operation> <sub-operation> -", the
 domain XML on stdin, against real ledger files, break-glass files and configuration in a private
 directory (the configuration path through VMGUARD_START_GATE_CONFIG; libvirt gives hooks a clean
 environment, so on a hypervisor it is always /etc/vmguard/start-gate.json)."""
@@ -14,7 +15,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-HOOK = os.path.join(ROOT, "roles", "hypervisor", "files", "vmguard-start-gate")
+HOOK = os.path.join(ROOT, "roles", "hypervisor", "files", "vmguard_start_gate.py")
 UUID = "5d1c2a9e-0b7f-4c3e-8a21-9f0e1d2c3b4a"
 NAME = "vmg-h3-gate"
 DAY = 86400
@@ -49,9 +50,9 @@ def gate(tmp_path):
         json.dump({"ledger_dir": paths["ledger"], "max_dormant_days": 30, "break_glass_dir": paths["glass"]}, f)
 
     def run(op=("prepare", "begin"), xml=XML, name=NAME):
-        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONPATH": COLLECTIONS, "VMGUARD_START_GATE_CONFIG": paths["config"]}
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "VMGUARD_START_GATE_ROOT": COLLECTIONS, "VMGUARD_START_GATE_CONFIG": paths["config"]}
         t0 = time.time()
-        p = subprocess.run([HOOK, name, op[0], op[1], "-"], input=xml, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        p = subprocess.run(["/usr/bin/python3", "-I", HOOK, name, op[0], op[1], "-"], input=xml, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, env=env, timeout=30, check=False)
         return p.returncode, p.stderr, p.stdout, time.time() - t0
     return run, paths

@@ -30,7 +30,8 @@ with a short timeout: the hook never waits long, and a write it cannot make does
 decision.
 
 Python 3 standard library plus the collection's ledger/fsutil/timeutil (standard library only),
-installed by the hypervisor role (tasks/start_gate.yml) with the hook roles/hypervisor/files/vmguard-start-gate.
+installed by the hypervisor role (tasks/start_gate.yml) with the hook's entry point
+roles/hypervisor/files/vmguard_start_gate.py (run by a /bin/sh wrapper in /etc/libvirt/hooks/qemu.d).
 """
 
 from __future__ import absolute_import, division, print_function

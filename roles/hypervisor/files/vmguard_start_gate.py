@@ -1,6 +1,6 @@
-#!/usr/bin/python3
 # vmguard start gate (VIS-04): a libvirt qemu hook, installed by the vmguard.hardening.hypervisor role as
-# /etc/libvirt/hooks/qemu.d/vmguard-start-gate when vmguard_hypervisor_start_gate is true.
+# /usr/local/lib/vmguard-start-gate/vmguard_start_gate.py, run by /etc/libvirt/hooks/qemu.d/vmguard-start-gate
+# ("exec /usr/bin/python3 -I <this file> "$@"") when vmguard_hypervisor_start_gate is true.
 # libvirt runs it as "<domain> <operation> <sub-operation> <extra>" with the domain XML on stdin; at
 # "prepare begin" a non-zero exit refuses the start and stderr becomes libvirt's error. It never calls
 # libvirt. The decision is remediation/startgate.py of the collection, copied (package path kept) to
@@ -8,7 +8,8 @@
 import os
 import sys
 
-ROOT = "/usr/local/lib/vmguard-start-gate"
+# The tests point it at a checkout (libvirt gives hooks a clean environment, without this variable).
+ROOT = os.environ.get("VMGUARD_START_GATE_ROOT") or "/usr/local/lib/vmguard-start-gate"
 sys.dont_write_bytecode = True
 if os.path.isdir(ROOT):
     sys.path.insert(0, ROOT)
