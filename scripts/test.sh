@@ -64,9 +64,11 @@ stage_molecule() {
   local scenarios s
   scenarios=${VMGUARD_MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename)}
   # default first: it creates the shared lab the later scenarios reuse (the guests boot once);
-  # the exit trap removes the lab whatever happens.
+  # isolation last: it rewires the lab's service networks (and proves it by traffic), which no other
+  # scenario needs. The exit trap removes the lab whatever happens.
   export VMGUARD_KEEP_LAB=1
-  scenarios=$(printf '%s\n' "$scenarios" | tr ' ' '\n' | sort | awk '$0=="default"{print; next} {r=r $0 "\n"} END{printf "%s", r}')
+  scenarios=$(printf '%s\n' "$scenarios" | tr ' ' '\n' | sort \
+    | awk '$0=="default"{print; next} $0=="isolation"{last=$0; next} {r=r $0 "\n"} END{printf "%s%s", r, last}')
   for s in $scenarios; do
     info "molecule test -s $s"
     molecule test -s "$s"

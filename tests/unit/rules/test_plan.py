@@ -393,6 +393,25 @@ def test_restart_pending_is_listed_not_planned():
     assert not_enforced(p, "RB-01") == []
 
 
+def test_live_only_failure_of_a_live_fixer_is_planned_not_left_for_a_restart():
+    """web1 runs without its clean-traffic filter while its persistent definition has it: libvirt can put the
+    filter on the running interface (domain_policy applies ISO-03 live), so the plan carries it out now."""
+    live = E.domain("web1", replace={"<filterref filter='clean-traffic'/>": ""})
+    pers = E.domain("web1")
+    pers["definition"] = "persistent"
+    live.update(definition="live", inactive=pers)
+    p, findings = build({}, E.fleet([live], {"web1": E.guest("web1", facts=E.guest_facts(1))}))
+    (iso03,) = [f for f in findings if f["rule"] == "ISO-03"]
+    assert iso03["status"] == "fail" and iso03["pending_restart"] is True
+    assert "ISO-03" in p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
+    assert [e for e in p["pending_restart"] if e["rule"] == "ISO-03"] == []
+
+
+def test_planner_live_fixes_are_the_fixers_libvirt_applies_live():
+    from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
+    assert set(plan.LIVE_DOMAIN_FIXES) == set(domfix.LIVE)
+
+
 def test_waived_finding_is_neither_planned_nor_listed():
     waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2099-01-01"}
     p, findings = build({"waivers": [waiver]}, two_hypervisors())
