@@ -171,7 +171,8 @@ def _decode_addr(hexaddr, v6):
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
-def _socket_owners(root="/"):
+def socket_pids(root="/"):
+    """{socket inode: sorted [pid]} over every process's open descriptors (/proc/<pid>/fd links)."""
     owners = {}
     proc = os.path.join(root, "proc")
     try:
@@ -184,15 +185,20 @@ def _socket_owners(root="/"):
             fds = os.listdir(fd_dir)
         except OSError:
             continue
-        comm = (_read(root, "/proc/%s/comm" % pid) or "?").strip()
         for fd in fds:
             try:
                 target = os.readlink(os.path.join(fd_dir, fd))
             except OSError:
                 continue
-            if target.startswith("socket:["):
-                owners.setdefault(target[8:-1], comm)
-    return owners
+            if target.startswith("socket:[") and target.endswith("]"):
+                owners.setdefault(target[8:-1], set()).add(int(pid))
+    return dict((k, sorted(v)) for k, v in owners.items())
+
+
+def _socket_owners(root="/"):
+    """{socket inode: the process name of its lowest pid}."""
+    return dict((inode, (_read(root, "/proc/%d/comm" % pids[0]) or "?").strip())
+                for inode, pids in socket_pids(root).items())
 
 
 def listening(root="/"):

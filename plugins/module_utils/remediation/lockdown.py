@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import os
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 
@@ -49,27 +48,8 @@ def listeners(root="/"):
 
 
 def socket_owners(root="/"):
-    """{socket inode: sorted [pid]} over every process's open descriptors."""
-    owners = {}
-    proc = os.path.join(root, "proc")
-    try:
-        pids = [p for p in os.listdir(proc) if p.isdigit()]
-    except OSError:
-        return owners
-    for pid in pids:
-        fd_dir = os.path.join(proc, pid, "fd")
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target.endswith("]"):
-                owners.setdefault(target[8:-1], set()).add(int(pid))
-    return dict((k, sorted(v)) for k, v in owners.items())
+    """{socket inode: sorted [pid]} over every process's open descriptors (the evidence layer's walk)."""
+    return guestscan.socket_pids(root)
 
 
 def cgroup_unit(text):
