@@ -8,6 +8,7 @@ activate
 cd "$VMGUARD_ROOT"
 STAGES=${VMGUARD_TEST_STAGES:-lint sanity unit integration faults molecule}
 declare -A took
+STAGE_NAME= STAGE_LOG=
 
 cleanup() {
   rc=$?
@@ -21,6 +22,15 @@ cleanup() {
   for s in $STAGES; do
     [ -n "${took[$s]:-}" ] && info "$s: ${took[$s]}"
   done
+  if [ "$rc" != 0 ] && [ -n "${STAGE_LOG:-}" ] && [ -f "$STAGE_LOG" ]; then
+    # CI shows the end of the output: what failed goes last, by test name (pytest's short summary,
+    # Molecule's failed actions, Ansible's fatal tasks).
+    sleep 1  # the tee of the stage's output finishes writing
+    info "$STAGE_NAME: FAILED (exit $rc); what failed:"
+    sed -e 's/\x1b\[[0-9;]*m//g' "$STAGE_LOG" \
+      | grep -E '^(FAILED|ERROR) |XPASS|Executed: Failed|fatal: \[|^ERROR:|^E   ' | tail -n 40 >&2 || true
+    rm -f "$STAGE_LOG"
+  fi
   exit $rc
 }
 trap cleanup EXIT
@@ -30,7 +40,10 @@ run_stage() {
   step "test: $name"
   local t0
   t0=$(date +%s)
-  "$@"
+  # set -e stops the run inside the stage; the exit trap then reads what failed from its log.
+  STAGE_NAME=$name STAGE_LOG=$(mktemp "${TMPDIR:-/tmp}/vmguard-test-$name.XXXXXX")
+  "$@" > >(tee "$STAGE_LOG") 2>&1
+  rm -f "$STAGE_LOG"; STAGE_LOG=
   took[$name]="passed in $(( $(date +%s) - t0 )) s"
 }
 

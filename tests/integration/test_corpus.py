@@ -11,42 +11,27 @@ How many load, and why the rest do not, is written to tests/output/corpus-load.j
 """
 
 import collections
-import json
 import os
-import re
-import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
 sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
 
 libvirt = pytest.importorskip("libvirt", reason="needs libvirt-python (make setup installs it)")
-import corpus  # noqa: E402
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES  # noqa: E402
 
-OUT = os.path.join(ROOT, "tests", "output")
 DOMAIN_RULES = sorted(rid for rid, r in RULES.items() if "domain" in r.checks)
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    paths = corpus.find_domains()
-    node, accepted, rejected = corpus.build_node(paths, str(tmp_path_factory.mktemp("corpus")))
-    os.makedirs(OUT, exist_ok=True)
-    reasons = collections.Counter(re.sub(r"'[^']*'", "'…'", r) for r in rejected.values())
-    with open(os.path.join(OUT, "corpus-load.json"), "w") as f:
-        json.dump({"xml_files": len(paths), "loaded": len(accepted), "rejected": len(rejected),
-                   "rejected_by_reason": reasons.most_common(),
-                   "rejected_files": dict((os.path.basename(p), r) for p, r in sorted(rejected.items()))}, f, indent=2)
-    print("\ncorpus: %d XML files, %d loaded by the test driver, %d rejected (see tests/output/corpus-load.json)"
-          % (len(paths), len(accepted), len(rejected)))
-    return paths, node, accepted, rejected
+def loaded(corpus_node):
+    """The corpus node of conftest.py (built once per session, shared with the browser tests)."""
+    return corpus_node
 
 
 def test_most_of_the_corpus_loads(loaded):
@@ -57,19 +42,10 @@ def test_most_of_the_corpus_loads(loaded):
     assert all(r for r in rejected.values())
 
 
-def test_one_audit_run_over_the_whole_corpus(loaded, tmp_path):
+def test_one_audit_run_over_the_whole_corpus(loaded, corpus_audit):
     paths, node, accepted, rejected = loaded
-    inv = tmp_path / "inventory.yml"
-    inv.write_text("all:\n  children:\n    vmguard_hypervisors:\n      hosts:\n        corpus:\n"
-                   "          ansible_connection: local\n          ansible_python_interpreter: %s\n"
-                   "          vmguard_libvirt_uri: test://%s\n" % (sys.executable, node))
-    out = tmp_path / "report"
-    run = subprocess.run(["ansible-playbook", "vmguard.hardening.audit", "-i", str(inv),
-                          "-e", "vmguard_report_dir=%s" % out, "-e", "vmguard_audit_fail=false"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert run.returncode == 0, run.stdout[-4000:]
-    with open(str(out / "report.json")) as f:
-        rep = json.load(f)
+    out, rep, rc, log = corpus_audit
+    assert rc == 0, log
     per_domain = collections.defaultdict(set)
     for f in rep["findings"]:
         if f["subject"]["kind"] == "domain":

@@ -24,7 +24,6 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
 sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
 
 pytest.importorskip("libvirt", reason="needs libvirt-python (make setup installs it)")
@@ -33,7 +32,6 @@ CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("needs Debian's chromium package (make setup installs it)", allow_module_level=True)
 
-import corpus  # noqa: E402
 import test_audit_gate as gate  # noqa: E402  (its inventory and playbook runner)
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import SEVERITIES  # noqa: E402
@@ -244,20 +242,11 @@ def test_phone_width_has_no_page_overflow_and_every_message_visible(browser, nes
 
 
 @pytest.fixture(scope="module")
-def corpus_report(tmp_path_factory):
-    """The corpus audit (test_corpus.py's node file) into a report directory."""
-    tmp_path = tmp_path_factory.mktemp("corpus-browser")
-    node, accepted, _rejected = corpus.build_node(corpus.find_domains(), str(tmp_path))
-    inv = tmp_path / "inventory.yml"
-    inv.write_text("all:\n  children:\n    vmguard_hypervisors:\n      hosts:\n        corpus:\n"
-                   "          ansible_connection: local\n          ansible_python_interpreter: %s\n"
-                   "          vmguard_libvirt_uri: test://%s\n" % (sys.executable, node))
-    out = str(tmp_path / "report")
-    started = time.time()
-    rc, log = gate.audit(tmp_path, str(inv), "-e", "vmguard_audit_fail=false", report_dir=out)
-    assert rc == 0, log[-3000:]
-    print("\ncorpus audit: %d domains in %.1f s" % (len(accepted), time.time() - started))
-    return out, load(out)
+def corpus_report(corpus_audit):
+    """The corpus audit of conftest.py (one playbook run shared with test_corpus.py)."""
+    out, rep, rc, log = corpus_audit
+    assert rc == 0, log
+    return out, rep
 
 
 def test_corpus_report_opens_and_filters_in_under_a_second(browser, corpus_report):
