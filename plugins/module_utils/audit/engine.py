@@ -48,6 +48,9 @@ class Context(object):
         self.vcenters = evidence.get("vcenters") or {}
         self._cache = {}
         self.guest_names = sorted(self.guests)
+        # The rule ids this run evaluates (evaluate() narrows it): a check judging several rules in one pass
+        # over the fleet (rules.check's batch) does the work of these only.
+        self.selected = frozenset(RULES)
 
     # Indexes are built on first use and shared by every check of the run.
     def index(self, name, build):
@@ -268,36 +271,67 @@ def _bad_finding(finding, waivers, used_waivers, rid, today):
         finding["message"] = "%s [waived until %s: %s]" % (finding["message"], w["expires"], w["reason"])
 
 
-def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
-    """Yield the findings of one check on every subject of its kind.
+def _verdicts(ctx, kind, fn, subjects):
+    """The verdict of ``fn`` for each of ``subjects``, in order, as an iterable: the check's batch when it has
+    one (rules.check), else ``fn`` called per subject. Never computed for a subject with an error."""
+    batch = getattr(fn, "batch", None)
+    if batch is not None and kind == "guest" and getattr(fn, "needs_facts", True):
+        verdicts = batch(ctx)
+        if verdicts is not None:
+            return verdicts
+    return _per_subject(ctx, fn, subjects)
 
-    The hot loop of a fleet run (one pass per guest per rule): locals only, one dict per finding.
+
+def _per_subject(ctx, fn, subjects):
+    for dummy, ev, err in subjects:
+        if err:
+            yield None
+            continue
+        try:
+            yield fn(ctx, ev)
+        except Exception as e:  # a broken check is an error finding, never a pass
+            yield ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+
+
+def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
+    """The findings of one check on every subject of its kind, as a list.
+
+    The hot loop of a fleet run (one pass per guest per rule): locals only, and each finding a copy of
+    one of two prebuilt dicts (the rule's fields, keys in report order) with its own four fields set.
     """
-    domain = kind == "domain"
     needs_facts = getattr(fn, "needs_facts", True)
-    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else _subjects(ctx, kind, needs_facts)
-    for subject, ev, err in subjects:
-        extra = None
+    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else list(_subjects(ctx, kind, needs_facts))
+    good = {"rule": rid, "area": area, "severity": severity, "status": None, "subject": None, "message": None,
+            "remediation": "", "evidence": None}
+    bad = dict(good, remediation=remediation)
+    findings = []
+    append = findings.append
+    if kind == "domain":
+        for subject, ev, err in subjects:
+            if err:
+                status, message, detail, extra = ERROR, "cannot evaluate: %s" % err, {}, None
+            else:
+                status, message, detail, extra = _run_domain(fn, ctx, ev)
+            finding = (bad if status in BAD else good).copy()
+            finding["status"], finding["subject"], finding["message"], finding["evidence"] = status, subject, message, detail
+            if extra:
+                finding.update(extra)
+            append(finding)
+        return findings
+    for (subject, ev, err), verdict in zip(subjects, _verdicts(ctx, kind, fn, subjects)):
         if err:
             status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
-        elif domain:
-            status, message, detail, extra = _run_domain(fn, ctx, ev)
         else:
-            try:
-                status, message, detail = fn(ctx, ev)
-            except Exception as e:  # a broken check is an error finding, never a pass
-                status, message, detail = ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
-            if detail.get("pending_power_cycle"):
-                extra = {"pending_restart": True}
-        finding = {
-            "rule": rid, "area": area, "severity": severity,
-            "status": status, "subject": subject, "message": message,
-            "remediation": remediation if status in BAD else "",
-            "evidence": detail,
-        }
-        if extra:
-            finding.update(extra)
-        yield finding
+            status, message, detail = verdict
+        finding = (bad if status in BAD else good).copy()
+        finding["status"] = status
+        finding["subject"] = subject
+        finding["message"] = message
+        finding["evidence"] = detail
+        if detail.get("pending_power_cycle"):
+            finding["pending_restart"] = True
+        append(finding)
+    return findings
 
 
 def _evaluate(policy, evidence, now, only):
@@ -307,10 +341,11 @@ def _evaluate(policy, evidence, now, only):
     used_waivers = set()
     findings = []
     append = findings.append
+    ctx.selected = frozenset(rid for rid in RULES if policy["rules"][rid].get("enabled", True) and (only is None or rid in only))
     for rid, rule in RULES.items():
-        rp = policy["rules"][rid]
-        if not rp.get("enabled", True) or (only is not None and rid not in only):
+        if rid not in ctx.selected:
             continue
+        rp = policy["rules"][rid]
         for kind, fn in rule.checks.items():
             remediation = getattr(fn, "remediation", None) or rule.remediation
             checked = _check_findings(ctx, rid, rule.area, rp["severity"], remediation, kind, fn)

@@ -128,14 +128,23 @@ def remediation_for(rid, subject_kind):
     return r.remediated_by
 
 
-def check(rid, subject_kind):
-    """Register ``fn`` as the check of rule ``rid`` for subjects of ``subject_kind``."""
+def check(rid, subject_kind, batch=None):
+    """Register ``fn`` as the check of rule ``rid`` for subjects of ``subject_kind``.
+
+    ``batch`` (guest checks only): ``batch(ctx) -> verdicts``, the verdicts ``fn`` gives every guest of a run at
+    once, as a list in ``ctx.guest_names`` order (the entry of a guest without evidence is not used), or None to
+    leave the run to ``fn`` guest by guest. It exists for speed only: each verdict must be exactly ``fn(ctx, guest)``
+    (a fleet rule judging 100,000 guests one call at a time walks their evidence once per rule).
+    """
     if subject_kind not in SUBJECT_KINDS:
         raise ValueError("unknown subject kind %s" % subject_kind)
+    if batch is not None and subject_kind != "guest":
+        raise ValueError("check %s: a batch is for guest checks, not %s" % (rid, subject_kind))
 
     def deco(fn):
         RULES[rid].checks[subject_kind] = fn
         fn.rule_id = rid
+        fn.batch = batch
         return fn
     return deco
 

@@ -13,7 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+import bisect
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
+    PASS, Remediation, rule, check, ok, fail, error, na)
 
 rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
      "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
@@ -61,39 +64,12 @@ def _with_facts(ctx):
     return ctx.index("div:with_facts", build)
 
 
-def _owners(ctx, name, values_of):
-    """(value -> set of guests having it, set of guests sharing any value), built once per run in O(n)."""
-    def build():
-        idx = {}
-        for g, facts in _with_facts(ctx):
-            for v in values_of(facts):
-                if v:
-                    owners = idx.get(v)
-                    if owners is None:
-                        idx[v] = {g}
-                    else:
-                        owners.add(g)
-        shared = set()
-        for owners in idx.values():
-            if len(owners) > 1:
-                shared.update(owners)
-        return idx, shared
-    return ctx.index(name, build)
-
-
-def _duplicates(ctx, guest, name, values_of):
-    """value -> other guests sharing it, for the values of ``guest`` that are not unique."""
-    idx, sharing = _owners(ctx, name, values_of)
-    if guest not in sharing:
-        return {}
-    shared = {}
-    for v in values_of(_facts(ctx, guest)):
-        if v:
-            owners = idx.get(v)
-            if owners is not None and len(owners) > 1:
-                shared[v] = sorted(owners - {guest})
-    return shared
-
+# DIV-01..04 compare every guest with the whole fleet through one duplicate index per rule: value -> the set
+# of guests having it, kept only for the values at least two guests share, and the set of guests sharing any
+# value (O(n), once per run). A fleet run judges the four in one pass over the guests (_identity_verdicts):
+# it fills the indexes and judges each guest as if it shared nothing, then judges again the few guests the
+# indexes say share a value. Either way the verdict is the one of the rule's function below (_div01..04), the
+# one place that says what each rule finds.
 
 def _machine_id(facts):
     return (facts.get("machine_id_digest"),)
@@ -111,37 +87,100 @@ def _seed(facts):
     return (facts.get("random_seed_digest"),)
 
 
-@check("DIV-01", "guest")
-def div01(ctx, guest):
-    f = _facts(ctx, guest)
-    if not f.get("machine_id_digest"):
+def _sharing(dups):
+    """The guests that share at least one value of a duplicate index."""
+    out = set()
+    for owners in dups.values():
+        out.update(owners)
+    return out
+
+
+def _shared_by(dups, v, first_owner, g):
+    """Record that guest ``g`` has value ``v`` that ``first_owner`` (another guest) had first."""
+    owners = dups.get(v)
+    if owners is None:
+        dups[v] = {first_owner, g}
+    else:
+        owners.add(g)
+
+
+def _one_index(ctx, values_of):
+    """(value -> set of its guests for the values shared by two or more guests, guests sharing any value)."""
+    first, dups = {}, {}
+    for g, facts in _with_facts(ctx):
+        for v in values_of(facts):
+            if v:
+                o = first.setdefault(v, g)
+                if o is not g:  # another guest had it first (guest names are distinct dict keys)
+                    _shared_by(dups, v, o, g)
+    return dups, _sharing(dups)
+
+
+def _built(build, *args):
+    """(build(*args), None), or (None, the exception it raised)."""
+    try:
+        return build(*args), None
+    except Exception as e:  # pylint: disable=broad-except  # malformed evidence: each guest's check reports it
+        return None, e
+
+
+def _dup_index(ctx, name):
+    """(dups, sharing) of index ``name`` (div01..div04), built once per run. An index that some guest's evidence
+    breaks re-raises that error for each guest that needs it (a "check failed" error finding, never a pass)."""
+    index, err = ctx.index("div:duplicates:" + name, lambda: _built(_one_index, ctx, DUPLICATE_VALUES[name]))
+    if err is not None:
+        raise err.with_traceback(None)
+    return index
+
+
+def _shared(dups, guest, values):
+    """value -> the other guests sharing it, for the guest's ``values`` that are not unique."""
+    shared = {}
+    for v in values:
+        if v:
+            owners = dups.get(v)
+            if owners is not None:
+                shared[v] = sorted(owners - {guest})
+    return shared
+
+
+def _others(shared):
+    return sorted(set(o for v in shared.values() for o in v))
+
+
+def _div01(ctx, guest, f, index):
+    """DIV-01 on ``guest`` with facts ``f``; ``index``: the run's machine-id index, or None to get it when needed."""
+    digest = f.get("machine_id_digest")
+    if not digest:
         return fail("/etc/machine-id is empty or missing (uninitialized identity)") if f.get("machine_id_state") == "empty" \
             else error("machine-id not collected")
-    shared = _duplicates(ctx, guest, "div01", _machine_id)
-    if shared:
-        others = sorted(set(o for v in shared.values() for o in v))
-        return fail("machine-id is shared with %s" % ", ".join(others), shared_with=others,
-                    digest=f["machine_id_digest"][:16])
-    return ok("machine-id is unique in the fleet", digest=f["machine_id_digest"][:16])
+    if index is None:
+        index = _dup_index(ctx, "div01")
+    if guest in index[1]:
+        shared = _shared(index[0], guest, _machine_id(f))
+        if shared:
+            others = _others(shared)
+            return fail("machine-id is shared with %s" % ", ".join(others), shared_with=others, digest=digest[:16])
+    return PASS, "machine-id is unique in the fleet", {"digest": digest[:16]}
 
 
-@check("DIV-02", "guest")
-def div02(ctx, guest):
-    keys = _facts(ctx, guest).get("ssh_host_keys")
+def _div02(ctx, guest, f, index):
+    keys = f.get("ssh_host_keys")
     if keys is None:
-        return error("SSH host keys not collected: %s" % (_facts(ctx, guest).get("ssh_host_keys_error") or "missing"))
+        return error("SSH host keys not collected: %s" % (f.get("ssh_host_keys_error") or "missing"))
     if not keys:
         return na("no SSH host keys (no SSH server)")
-    shared = _duplicates(ctx, guest, "div02", _host_keys)
-    if shared:
-        return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
-                    shared=dict((fp, others) for fp, others in shared.items()))
-    return ok("%d SSH host key(s), none shared" % len(keys), fingerprints=[k["fingerprint"] for k in keys])
+    if index is None:
+        index = _dup_index(ctx, "div02")
+    if guest in index[1]:
+        shared = _shared(index[0], guest, _host_keys(f))
+        if shared:
+            return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(_others(shared))),
+                        shared=dict((fp, others) for fp, others in shared.items()))
+    return PASS, "%d SSH host key(s), none shared" % len(keys), {"fingerprints": [k["fingerprint"] for k in keys]}
 
 
-@check("DIV-03", "guest")
-def div03(ctx, guest):
-    f = _facts(ctx, guest)
+def _div03(ctx, guest, f, index):
     accounts = f.get("accounts")
     if accounts is None or f.get("accounts_error"):
         return error("password hashes not collected: %s" % (
@@ -149,28 +188,136 @@ def div03(ctx, guest):
     hashed = [a for a in accounts if a.get("hash_digest")]
     if not hashed:
         return na("no account has a password hash: nothing to compare")
-    shared = _duplicates(ctx, guest, "div03", _password_hashes)
-    if shared:
-        names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
-        return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(sorted(set(o for v in shared.values() for o in v)))),
-                    accounts=names)
-    return ok("%d password hash(es), none shared" % len(hashed))
+    if index is None:
+        index = _dup_index(ctx, "div03")
+    if guest in index[1]:
+        shared = _shared(index[0], guest, _password_hashes(f))
+        if shared:
+            names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
+            return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(_others(shared))), accounts=names)
+    return PASS, "%d password hash(es), none shared" % len(hashed), {}
 
 
-@check("DIV-04", "guest")
-def div04(ctx, guest):
-    f = _facts(ctx, guest)
+def _div04(ctx, guest, f, index):
     if "random_seed_digest" not in f:
         return error("random seed not collected")
     if f.get("random_seed_error"):
         return error(f["random_seed_error"])
     if not f["random_seed_digest"]:
         return na("no systemd random seed file on this guest")
-    shared = _duplicates(ctx, guest, "div04", _seed)
-    if shared:
-        others = sorted(set(o for v in shared.values() for o in v))
-        return fail("random seed identical on %s" % ", ".join(others), shared_with=others)
-    return ok("random seed is unique in the fleet")
+    if index is None:
+        index = _dup_index(ctx, "div04")
+    if guest in index[1]:
+        shared = _shared(index[0], guest, _seed(f))
+        if shared:
+            others = _others(shared)
+            return fail("random seed identical on %s" % ", ".join(others), shared_with=others)
+    return PASS, "random seed is unique in the fleet", {}
+
+
+# Index name -> the values of a guest's facts it compares; rule id -> (index name, verdict), in DIV-01..04 order.
+DUPLICATE_VALUES = {"div01": _machine_id, "div02": _host_keys, "div03": _password_hashes, "div04": _seed}
+IDENTITY_RULES = (("DIV-01", "div01", _div01), ("DIV-02", "div02", _div02), ("DIV-03", "div03", _div03),
+                  ("DIV-04", "div04", _div04))
+# What a guest is judged against while the indexes are still being filled: shares nothing.
+_UNIQUE = ({}, frozenset())
+
+
+def _identity_verdicts(ctx):
+    """Rule id -> the verdicts of every guest in ctx.guest_names order (None for a guest without evidence), for
+    the rules of DIV-01..04 this run evaluates (ctx.selected), from one pass over the guests; None when some
+    guest's evidence breaks the pass (each check then runs per guest and reports that guest)."""
+    try:
+        return _one_pass(ctx)
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+def _one_pass(ctx):
+    names, guests, selected = ctx.guest_names, ctx.guests, ctx.selected
+    w1, w2, w3, w4 = (rid in selected for rid, name, judge in IDENTITY_RULES)
+    d1, d2, d3, d4 = {}, {}, {}, {}  # the indexes' shared values
+    first1, first2, first3, first4 = ({}.setdefault for dummy in range(4))  # value -> first guest seen with it
+    v1, v2, v3, v4 = [], [], [], []  # the verdicts
+    a1, a2, a3, a4 = v1.append, v2.append, v3.append, v4.append
+    for g in names:
+        rec = guests[g]
+        f = rec.get("facts")
+        if rec.get("error") or not f:
+            a1(None)
+            a2(None)
+            a3(None)
+            a4(None)
+            continue
+        # The same values as DUPLICATE_VALUES (inlined: this loop sees every guest of a fleet).
+        if w1:
+            v = f.get("machine_id_digest")
+            if v:
+                o = first1(v, g)
+                if o is not g:
+                    _shared_by(d1, v, o, g)
+            a1(_div01(ctx, g, f, _UNIQUE))
+        if w2:
+            for k in f.get("ssh_host_keys") or ():
+                v = k["fingerprint"]
+                if v:
+                    o = first2(v, g)
+                    if o is not g:
+                        _shared_by(d2, v, o, g)
+            a2(_div02(ctx, g, f, _UNIQUE))
+        if w3:
+            for acct in f.get("accounts") or ():
+                v = acct.get("hash_digest")
+                if v:
+                    o = first3(v, g)
+                    if o is not g:
+                        _shared_by(d3, v, o, g)
+            a3(_div03(ctx, g, f, _UNIQUE))
+        if w4:
+            v = f.get("random_seed_digest")
+            if v:
+                o = first4(v, g)
+                if o is not g:
+                    _shared_by(d4, v, o, g)
+            a4(_div04(ctx, g, f, _UNIQUE))
+    out = {}
+    for (rid, name, judge), wanted, dups, verdicts in zip(IDENTITY_RULES, (w1, w2, w3, w4), (d1, d2, d3, d4), (v1, v2, v3, v4)):
+        if not wanted:
+            continue
+        index = (dups, _sharing(dups))
+        for g in index[1]:  # judged again against the whole fleet
+            verdicts[bisect.bisect_left(names, g)] = judge(ctx, g, guests[g]["facts"], index)
+        ctx.index("div:duplicates:" + name, lambda: (index, None))
+        out[rid] = verdicts
+    return out
+
+
+def _batch(rid):
+    """The batch verdicts of rule ``rid`` (rules.check's ``batch``)."""
+    def batch(ctx):
+        verdicts = ctx.index("div:identity_verdicts", lambda: _identity_verdicts(ctx))
+        return None if verdicts is None else verdicts.get(rid)
+    return batch
+
+
+@check("DIV-01", "guest", batch=_batch("DIV-01"))
+def div01(ctx, guest):
+    return _div01(ctx, guest, _facts(ctx, guest), None)
+
+
+@check("DIV-02", "guest", batch=_batch("DIV-02"))
+def div02(ctx, guest):
+    return _div02(ctx, guest, _facts(ctx, guest), None)
+
+
+@check("DIV-03", "guest", batch=_batch("DIV-03"))
+def div03(ctx, guest):
+    return _div03(ctx, guest, _facts(ctx, guest), None)
+
+
+@check("DIV-04", "guest", batch=_batch("DIV-04"))
+def div04(ctx, guest):
+    return _div04(ctx, guest, _facts(ctx, guest), None)
 
 
 @check("DIV-05", "domain")
