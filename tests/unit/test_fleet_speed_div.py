@@ -1,0 +1,343 @@
+"""Fleet evaluation speed (issue 12): DIV-01..04 judged in one pass over the fleet give, byte for byte, the
+findings of a straightforward implementation kept here (one index per rule, value -> set of guests, and
+each guest judged on its own), on generated fleets with duplicates of every kind, missing evidence and
+malformed evidence."""
+
+import copy
+import json
+import random
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, div
+
+NOW = 1795000000.0
+IDENTITY = ("DIV-01", "DIV-02", "DIV-03", "DIV-04")
+
+
+# ---- the reference: the rules as written before the one-pass evaluation, run guest by guest ----
+
+def ref_machine_id(f):
+    return (f.get("machine_id_digest"),)
+
+
+def ref_host_keys(f):
+    return [k["fingerprint"] for k in f.get("ssh_host_keys") or ()]
+
+
+def ref_hashes(f):
+    return [a["hash_digest"] for a in f.get("accounts") or () if a.get("hash_digest")]
+
+
+def ref_seed(f):
+    return (f.get("random_seed_digest"),)
+
+
+class RefIndex(object):
+    """value -> set of every guest with evidence having it; built when a guest first needs it, and a build that
+    raises raises again for every guest that needs it (as a check called per guest would)."""
+
+    def __init__(self, guests, values_of):
+        self.guests, self.values_of, self.idx = guests, values_of, None
+
+    def others(self, guest, f):
+        if self.idx is None:
+            idx = {}
+            for g, rec in self.guests.items():
+                if not rec.get("error") and rec.get("facts"):
+                    for v in self.values_of(rec["facts"]):
+                        if v:
+                            idx.setdefault(v, set()).add(g)
+            self.idx = idx
+        shared = {}
+        for v in self.values_of(f):
+            if v and len(self.idx.get(v, ())) > 1:
+                shared[v] = sorted(self.idx[v] - {guest})
+        return shared
+
+
+def all_others(shared):
+    return sorted(set(o for v in shared.values() for o in v))
+
+
+def ref_div01(f, guest, index):
+    if not f.get("machine_id_digest"):
+        if f.get("machine_id_state") == "empty":
+            return "fail", "/etc/machine-id is empty or missing (uninitialized identity)", {}
+        return "error", "machine-id not collected", {}
+    shared = index.others(guest, f)
+    if shared:
+        others = all_others(shared)
+        return "fail", "machine-id is shared with %s" % ", ".join(others), {"shared_with": others, "digest": f["machine_id_digest"][:16]}
+    return "pass", "machine-id is unique in the fleet", {"digest": f["machine_id_digest"][:16]}
+
+
+def ref_div02(f, guest, index):
+    keys = f.get("ssh_host_keys")
+    if keys is None:
+        return "error", "SSH host keys not collected: %s" % (f.get("ssh_host_keys_error") or "missing"), {}
+    if not keys:
+        return "not_applicable", "no SSH host keys (no SSH server)", {}
+    shared = index.others(guest, f)
+    if shared:
+        return "fail", "%d SSH host key(s) shared with %s" % (len(shared), ", ".join(all_others(shared))), {"shared": dict(shared)}
+    return "pass", "%d SSH host key(s), none shared" % len(keys), {"fingerprints": [k["fingerprint"] for k in keys]}
+
+
+def ref_div03(f, guest, index):
+    accounts = f.get("accounts")
+    if accounts is None or f.get("accounts_error"):
+        return "error", "password hashes not collected: %s" % (
+            f.get("accounts_error") or "accounts missing (is /etc/shadow readable? guest_facts needs become)"), {}
+    hashed = [a for a in accounts if a.get("hash_digest")]
+    if not hashed:
+        return "not_applicable", "no account has a password hash: nothing to compare", {}
+    shared = index.others(guest, f)
+    if shared:
+        names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
+        return "fail", "password hash of %s identical on %s" % (", ".join(names), ", ".join(all_others(shared))), {"accounts": names}
+    return "pass", "%d password hash(es), none shared" % len(hashed), {}
+
+
+def ref_div04(f, guest, index):
+    if "random_seed_digest" not in f:
+        return "error", "random seed not collected", {}
+    if f.get("random_seed_error"):
+        return "error", f["random_seed_error"], {}
+    if not f["random_seed_digest"]:
+        return "not_applicable", "no systemd random seed file on this guest", {}
+    shared = index.others(guest, f)
+    if shared:
+        others = all_others(shared)
+        return "fail", "random seed identical on %s" % ", ".join(others), {"shared_with": others}
+    return "pass", "random seed is unique in the fleet", {}
+
+
+REFERENCE = {"DIV-01": (ref_div01, ref_machine_id), "DIV-02": (ref_div02, ref_host_keys),
+             "DIV-03": (ref_div03, ref_hashes), "DIV-04": (ref_div04, ref_seed)}
+
+
+def reference_findings(pol, evidence, rids):
+    guests = evidence["guests"]
+    out = []
+    for rid in IDENTITY:
+        if rid not in rids:
+            continue
+        judge, values_of = REFERENCE[rid]
+        index = RefIndex(guests, values_of)
+        rule = RULES[rid]
+        for g in sorted(guests):
+            rec = guests[g]
+            err = rec.get("error") or (None if rec.get("facts") else "no guest evidence collected")
+            if err:
+                status, message, detail = "error", "cannot evaluate: %s" % err, {}
+            else:
+                try:
+                    status, message, detail = judge(rec["facts"], g, index)
+                except Exception as e:  # pylint: disable=broad-except
+                    status, message, detail = "error", "check failed: %s: %s" % (type(e).__name__, e), {}
+            out.append({"rule": rid, "area": rule.area, "severity": pol["rules"][rid]["severity"], "status": status,
+                        "subject": {"kind": "guest", "id": g}, "message": message,
+                        "remediation": rule.remediation if status in ("fail", "error") else "", "evidence": detail})
+    return out
+
+
+# ---- generated fleets ----
+
+def facts(rnd, i):
+    return {
+        "machine_id_state": "set",
+        "machine_id_digest": "%064x" % rnd.getrandbits(256),
+        "random_seed_digest": "%064x" % rnd.getrandbits(256),
+        "ssh_host_keys": [{"type": "ssh-ed25519", "fingerprint": "SHA256:%x" % rnd.getrandbits(128)},
+                          {"type": "ecdsa-sha2-nistp256", "fingerprint": "SHA256:%x" % rnd.getrandbits(128)}],
+        "accounts": [{"name": "root", "locked": True, "hash_digest": None},
+                     {"name": "admin", "locked": False, "hash_digest": "%064x" % rnd.getrandbits(256)}],
+        "accounts_error": None,
+        "sysctl": {"kernel.randomize_va_space": "2"},
+        "lineage": {"build_id": "b%d" % (i % 7), "build_time": "2026-11-01T00:00:00Z", "seal": "verified"},
+    }
+
+
+def other_facts(rnd, guests, names):
+    while True:
+        f = guests[rnd.choice(names)]["facts"]
+        if f:
+            return f
+
+
+def generated_fleet(n=400, seed=12):
+    """n guests: careless clones, values shared across guests for every DIV kind, a value repeated on one
+    guest only, unreachable guests, guests without facts, every missing or unreadable evidence field."""
+    rnd = random.Random(seed)
+    names = ["g%04d" % i for i in range(n)]
+    rnd.shuffle(names)  # inventory order is not name order
+    guests = {}
+    for i, g in enumerate(names):
+        guests[g] = {"vars": {"service": "web", "hypervisor": None, "domain": None}, "error": None, "facts": facts(rnd, i)}
+    for i, g in enumerate(names):
+        f = guests[g]["facts"]
+        kind = i % 23
+        if kind == 0:
+            guests[g]["facts"] = copy.deepcopy(other_facts(rnd, guests, names))  # a clone: every identity shared
+        elif kind == 1:
+            guests[g]["error"] = "unreachable: ssh timed out"
+        elif kind == 2:
+            guests[g]["facts"] = rnd.choice([None, {}])
+        elif kind == 3:
+            f.update(machine_id_digest=None, machine_id_state=rnd.choice(["empty", "unreadable"]))
+        elif kind == 4:
+            f.update(ssh_host_keys=None, ssh_host_keys_error=rnd.choice([None, "Permission denied"]))
+        elif kind == 5:
+            f["ssh_host_keys"] = []
+        elif kind == 6:
+            f.update(accounts=None, accounts_error=rnd.choice([None, "/etc/shadow exists but cannot be read"]))
+        elif kind == 7:
+            f["accounts_error"] = "/etc/shadow: Permission denied"
+        elif kind == 8:
+            f["accounts"][1]["hash_digest"] = None
+        elif kind == 9:
+            del f["random_seed_digest"]
+        elif kind == 10:
+            f["random_seed_error"] = "random seed unreadable: Permission denied"
+        elif kind == 11:
+            f["random_seed_digest"] = rnd.choice([None, ""])
+        elif kind == 12:
+            f["machine_id_digest"] = other_facts(rnd, guests, names)["machine_id_digest"] or "m0"
+        elif kind == 13:
+            f["ssh_host_keys"][1] = dict(rnd.choice(other_facts(rnd, guests, names)["ssh_host_keys"] or f["ssh_host_keys"]))
+        elif kind == 14:
+            f["accounts"].append({"name": "ops", "locked": False, "hash_digest": "common-%d" % rnd.randrange(3)})
+        elif kind == 15:
+            f["random_seed_digest"] = "seed-%d" % rnd.randrange(3)
+        elif kind == 16:  # the same value twice on this guest only: not shared with anyone
+            f["ssh_host_keys"].append(dict(f["ssh_host_keys"][0]))
+            f["accounts"].append({"name": "admin2", "locked": False, "hash_digest": f["accounts"][1]["hash_digest"]})
+        elif kind == 17:
+            f["accounts"] = copy.deepcopy(other_facts(rnd, guests, names)["accounts"] or f["accounts"])
+    return {"hypervisors": {}, "guests": guests}
+
+
+def findings_json(findings):
+    return json.dumps(findings, sort_keys=False)
+
+
+def statuses(findings, rid):
+    return set(f["status"] for f in findings if f["rule"] == rid)
+
+
+def test_generated_fleet_findings_identical_to_the_reference():
+    pol = policy.load_policy({})
+    ev = generated_fleet()
+    got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(IDENTITY))
+    want = reference_findings(pol, ev, IDENTITY)
+    assert findings_json(got) == findings_json(want)
+    # The fleet exercises what it must: duplicates of every kind fail, unique ones pass, missing evidence is an error.
+    for rid in IDENTITY:
+        assert {"pass", "fail", "error"} <= statuses(got, rid), rid
+    for rid in ("DIV-02", "DIV-03", "DIV-04"):
+        assert "not_applicable" in statuses(got, rid), rid
+    assert any(f["message"] == "cannot evaluate: no guest evidence collected" for f in got)
+    assert any(f["message"] == "cannot evaluate: unreachable: ssh timed out" for f in got)
+    assert not any("check failed" in f["message"] for f in got)
+    # ... and the one pass did it (no fallback to the per-guest checks).
+    ctx = engine.Context(pol, ev, NOW)
+    assert sorted(div._identity_verdicts(ctx)) == list(IDENTITY)
+
+
+def test_a_value_repeated_on_one_guest_only_is_not_a_duplicate():
+    pol = policy.load_policy({})
+    rnd = random.Random(3)
+    f1, f2 = facts(rnd, 1), facts(rnd, 2)
+    f1["ssh_host_keys"].append(dict(f1["ssh_host_keys"][0]))
+    f1["accounts"].append({"name": "admin2", "locked": False, "hash_digest": f1["accounts"][1]["hash_digest"]})
+    ev = {"hypervisors": {}, "guests": {g: {"vars": {}, "error": None, "facts": f} for g, f in (("a", f1), ("b", f2))}}
+    got = engine.evaluate(pol, ev, now=NOW, only=set(IDENTITY))
+    assert [f["status"] for f in got] == ["pass"] * 8
+    f2["ssh_host_keys"][1] = dict(f1["ssh_host_keys"][0])  # now shared with b
+    got = dict(((f["rule"], f["subject"]["id"]), f) for f in engine.evaluate(pol, ev, now=NOW, only=set(IDENTITY)))
+    assert got[("DIV-02", "a")]["status"] == got[("DIV-02", "b")]["status"] == "fail"
+    assert got[("DIV-02", "a")]["evidence"]["shared"] == {f1["ssh_host_keys"][0]["fingerprint"]: ["b"]}
+
+
+def test_each_rule_alone_identical_to_the_reference():
+    pol = policy.load_policy({})
+    ev = generated_fleet(n=150, seed=5)
+    for rids in (["DIV-01"], ["DIV-02"], ["DIV-03"], ["DIV-04"], ["DIV-02", "DIV-04"]):
+        got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(rids))
+        assert findings_json(got) == findings_json(reference_findings(pol, ev, rids)), rids
+
+
+def test_disabled_rule_is_not_judged_and_the_others_are_identical():
+    pol = policy.load_policy({"rules": {"DIV-03": {"enabled": False}}})
+    ev = generated_fleet(n=120, seed=8)
+    got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(IDENTITY))
+    assert "DIV-03" not in set(f["rule"] for f in got)
+    assert findings_json(got) == findings_json(reference_findings(pol, ev, ["DIV-01", "DIV-02", "DIV-04"]))
+
+
+def test_per_guest_check_equals_the_batch_verdict():
+    pol = policy.load_policy({})
+    ev = generated_fleet(n=200, seed=9)
+    ctx = engine.Context(pol, ev, NOW)
+    batch = div._identity_verdicts(ctx)
+    fresh = engine.Context(pol, ev, NOW)  # the per-guest checks build their own indexes
+    for rid in IDENTITY:
+        for g, verdict in zip(ctx.guest_names, batch[rid]):
+            rec = ev["guests"][g]
+            if rec.get("error") or not rec.get("facts"):
+                assert verdict is None
+            else:
+                assert RULES[rid].checks["guest"](fresh, g) == verdict, (rid, g)
+
+
+def malformed(n, seed, how):
+    ev = generated_fleet(n=n, seed=seed)
+    names = sorted(g for g, rec in ev["guests"].items() if rec["facts"] and not rec["error"]
+                   and rec["facts"].get("ssh_host_keys") and rec["facts"].get("accounts"))
+    how(ev["guests"], names)
+    return ev
+
+
+def _key_without_fingerprint(guests, names):
+    guests[names[3]]["facts"]["ssh_host_keys"][0] = {"type": "ssh-ed25519"}
+
+
+def _unhashable_digests(guests, names):
+    guests[names[4]]["facts"]["machine_id_digest"] = ["not", "a", "digest"]
+    guests[names[5]]["facts"]["random_seed_digest"] = {"a": 1}
+
+
+def _shared_hash_on_an_account_without_name(guests, names):
+    a, b = guests[names[6]]["facts"], guests[names[7]]["facts"]
+    a["accounts"] = [{"hash_digest": "h-shared"}]
+    b["accounts"].append({"name": "ops", "hash_digest": "h-shared"})
+
+
+def _facts_not_a_mapping(guests, names):
+    guests[names[8]]["facts"] = ["not", "a", "mapping"]
+
+
+def test_malformed_evidence_is_a_check_failure_identical_to_the_reference():
+    pol = policy.load_policy({})
+    for how in (_key_without_fingerprint, _unhashable_digests, _shared_hash_on_an_account_without_name, _facts_not_a_mapping):
+        ev = malformed(160, 11, how)
+        got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(IDENTITY))
+        assert findings_json(got) == findings_json(reference_findings(pol, ev, IDENTITY)), how.__name__
+        assert any(f["status"] == "error" and f["message"].startswith("check failed: ") for f in got), how.__name__
+        assert div._identity_verdicts(engine.Context(pol, ev, NOW)) is None, how.__name__
+
+
+def test_the_fleet_benchmark_data_identical_to_the_reference():
+    # The benchmark's own generator (clones every 50th guest) at a size a unit test affords.
+    pol = policy.load_policy({})
+    guests = {}
+    rnd = random.Random(7)
+    prev = None
+    for i in range(2000):
+        f = dict(prev) if prev is not None and i % 50 == 0 else facts(rnd, i)
+        prev = f
+        guests["g%06d" % i] = {"vars": {}, "error": None, "facts": f}
+    ev = {"hypervisors": {}, "guests": guests}
+    got = engine.evaluate(pol, ev, now=NOW, only=set(IDENTITY))
+    assert findings_json(got) == findings_json(reference_findings(pol, ev, IDENTITY))
+    assert sum(1 for f in got if f["status"] == "fail") == 4 * 2 * 39
