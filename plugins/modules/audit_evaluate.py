@@ -205,6 +205,9 @@ plan:
     - C(hosts) maps each inventory host to its remediations (C(domain_policy), C(identity_reseal), C(sysctl),
       C(expire_passwords), C(ledger)), each with the rules and subjects it fixes and its parameters;
       C(pending_restart) and C(not_enforced) list the failing findings no step fixes now, with the reason;
+      a C(not_enforced) entry's C(by_choice) is true when the policy or the design leaves it (audit mode, no
+      remediation, the vsphere role's) and false when the finding is enforceable but not here (a value of the
+      wrong shape, a host that cannot), which harden prints as C(cannot_enforce_here);
       C(steps) counts the remediations.
   returned: unless validate_only
   type: dict
@@ -217,6 +220,6 @@ plan:
                           ssh_fingerprints: ["SHA256:..."]}
         ledger: {rules: [], subjects: [web1], hypervisor: kvm01, uuid: 6f1c...-..., retire_fingerprints: ["SHA256:..."]}
     pending_restart: []
-    not_enforced: [{rule: ISO-02, subject: kvm01/web1, reason: no remediation}]
+    not_enforced: [{rule: ISO-04, subject: kvm01/web1, reason: "cannot be enforced on this host: no AppArmor or SELinux", by_choice: false}]
     steps: 2
 """

@@ -3,7 +3,7 @@
   probe_listen.py <address> <port> <seconds> <output.json>
 
 Writes {"received": {label: [source address, ...]}} when the probe labelled "end" arrives (the sender
-sends it last, genuinely) or the time is up.
+sends it last, genuinely) or the time is up. "warmup" datagrams (address resolution) are not probes.
 """
 
 import json
@@ -27,6 +27,8 @@ def main(argv):
         label = data.decode(errors="replace")
         if label == "end":
             break
+        if label == "warmup":
+            continue  # the sender resolving our MAC, not a probe
         got.setdefault(label, []).append(src[0])
     with open(out, "w") as f:
         json.dump({"received": got}, f, sort_keys=True)

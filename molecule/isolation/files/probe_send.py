@@ -4,7 +4,10 @@
 
 genuine: from the guest's own address and MAC; spoof-ip: from another address of its subnet;
 spoof-mac: from its own address but another MAC (set on the service NIC for the moment and put back).
-Each probe is sent five times. Prints JSON: the interface used and what was sent.
+Each probe is sent five times, after the guest's neighbour entry for the observer is flushed and
+resolved anew from the address and MAC the probe uses: an entry left by an earlier run (an observer
+with another MAC) would send the first seconds of probes to nobody, and a dropped probe would look
+like a filtered one. Prints JSON: the interface used and what was sent.
 """
 
 import ipaddress
@@ -26,10 +29,13 @@ def service_nic(own):
     raise SystemExit("no interface holds %s" % own)
 
 
-def send(label, src, dst, port):
+def send(label, src, dst, port, nic):
+    ip("neigh", "flush", "to", dst, "dev", nic)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.bind((src, 0))
+        s.sendto(b"warmup", (dst, port))  # resolves the observer's MAC (the listener ignores it)
+        time.sleep(1.0)
         for _attempt in range(5):
             s.sendto(label.encode(), (dst, port))
             time.sleep(0.2)
@@ -44,19 +50,18 @@ def main(argv):
     net = iface_addr.network
     spoof_ip = str(net.network_address + 99)
     spoof_mac = "52:54:00:de:ad:01"
-    send("genuine", own, dst, port)
+    send("genuine", own, dst, port, nic)
     ip("addr", "add", spoof_ip + "/32", "dev", nic)
     try:
-        send("spoof-ip", spoof_ip, dst, port)
+        send("spoof-ip", spoof_ip, dst, port, nic)
     finally:
         ip("addr", "del", spoof_ip + "/32", "dev", nic)
     ip("link", "set", "dev", nic, "address", spoof_mac)
     try:
-        send("spoof-mac", own, dst, port)
+        send("spoof-mac", own, dst, port, nic)
     finally:
         ip("link", "set", "dev", nic, "address", mac)
-    time.sleep(0.5)
-    send("end", own, dst, port)
+    send("end", own, dst, port, nic)
     print(json.dumps({"nic": nic, "mac": mac, "spoof_ip": spoof_ip, "spoof_mac": spoof_mac, "sent": ["genuine", "spoof-ip", "spoof-mac"]}))
 
 

@@ -28,13 +28,6 @@ SEEDED = {
     ("LEAK-03", DOM["web1"]),        # SPICE clipboard and file transfer on
 }
 
-ISO03_MAIL = ("ISO-03", DOM["mail1"])
-# Known defect, why issue 9 stays open: after harden moves mail1's interface back to its own network live
-# (ISO-02), the clean-traffic filter the same run puts on it (ISO-03, live) is not on the running interface,
-# and mail1's traffic is filtered as if its MAC were another one (its genuine probes are dropped, the ones
-# with a spoofed MAC pass). Its persistent definition is right. These tests say so until it is fixed.
-KNOWN_DEFECT = "ISO-03 live after an ISO-02 live move: the running interface lacks its filter (issue 9)"
-
 testinfra_hosts = ["web1", "mail1"]
 
 
@@ -68,20 +61,24 @@ def test_audit_fails_exactly_the_seeds():
 
 def test_harden_fixes_every_seed():
     after = load("harden")
-    for rule, subject in sorted(SEEDED - {ISO03_MAIL}):
+    for rule, subject in sorted(SEEDED):
         assert status(after, rule, subject) == "pass", (rule, subject, finding(after, rule, subject)["message"])
     # Harden never deletes data: the disk it detached from both guests stays on the hypervisor, now
     # referenced by no domain (VIS-07, audit only) until a person removes it. Nothing else is new.
     new = failing(after) - failing(load("baseline"))
-    assert new <= {("VIS-07", HV), ISO03_MAIL}, sorted(new)
+    assert new <= {("VIS-07", HV)}, sorted(new)
     if new:
         assert "shared-across-services.img" in finding(after, "VIS-07", HV)["message"]
 
 
-@pytest.mark.xfail(reason=KNOWN_DEFECT, strict=False)
-def test_harden_puts_the_filter_back_on_the_moved_interface():
-    after = load("harden")
-    assert status(after, *ISO03_MAIL) == "pass", finding(after, *ISO03_MAIL)["message"]
+def test_harden_puts_the_filter_on_the_moved_interface_live():
+    # The lab writes vmguard_service_address as CIDR (10.254.x.y/24): the filter's IP is the bare address.
+    want = RUNNER.get_variables("mail1")["vmguard_service_address"].split("/")[0]
+    name = DOM["mail1"].split("/", 1)[1]
+    hv = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (HV, INVENTORY))
+    live = hv.check_output("virsh -c qemu:///system dumpxml %s" % name)
+    assert "<filterref filter='clean-traffic'>" in live and "<parameter name='IP' value='%s'/>" % want in live, live
+    assert "clean-traffic" in hv.check_output("virsh -c qemu:///system nwfilter-binding-list")
 
 
 def test_before_harden_web_reached_mail_and_spoofing_arrived():
@@ -94,7 +91,6 @@ def test_after_harden_web_cannot_reach_mail(after):
     assert after["smtp_from_web"] is False, after
 
 
-@pytest.mark.xfail(reason=KNOWN_DEFECT, strict=False)
 def test_after_harden_spoofed_traffic_does_not_arrive(after):
     # The genuine probe is the control: the observer does hear mail1 on its own network.
     assert set(after["received"]) == {"genuine"}, after

@@ -30,7 +30,7 @@ import gc
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, SEVERITIES, STATUSES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
 SCHEMA = "vmguard.report/v1"
@@ -245,6 +245,10 @@ def _run_domain(fn, ctx, hd):
     pers = _run(fn, ctx, (hv, inactive))
     lbad, pbad = live[0] in BAD, pers[0] in BAD
     if not lbad and not pbad:
+        if live[0] == NA and pers[0] == PASS:
+            # Nothing to judge in the running domain, something that passes in its definition (a console
+            # the next start brings, already fixed): the rule applies, and passes.
+            return (pers[0], PERSISTENT_PREFIX + pers[1], pers[2], {"definition": "persistent", "pending_restart": False})
         return live + ({"definition": "both", "pending_restart": False},)
     if pbad and not lbad:
         return (pers[0], PERSISTENT_PREFIX + pers[1], pers[2],

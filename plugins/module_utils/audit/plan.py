@@ -72,6 +72,9 @@ NO_REMEDIATION = "no remediation"
 NOT_EVALUATED = "error: not evaluated"
 # vCenter VMs are remediated by the vsphere role, which plans from the same findings (plugins/filter/vsphere.py).
 VSPHERE_ROLE = "remediated by the vmguard.hardening.vsphere role"
+# Reasons that are the policy's or the design's choice (by_choice: true in the plan); every other reason is
+# an enforceable finding left as it is here (a value of the wrong shape, a host that cannot): the operator's to act on.
+BY_CHOICE = frozenset((POLICY_AUDIT, RULE_AUDIT, NO_REMEDIATION, VSPHERE_ROLE))
 
 # The subject kind each remediation acts on (a finding of another kind, e.g. an expired waiver
 # or an unreachable hypervisor, is not something it can fix).
@@ -310,7 +313,8 @@ def _iso03_params(iso, look, hv, name):
     address = v.get("service_address")
     if address not in (None, ""):
         try:
-            params["ip"] = str(ipaddress.IPv4Address(u"%s" % address))
+            # "192.0.2.10" or, as inventories often write an interface's address, "192.0.2.10/24"
+            params["ip"] = str(ipaddress.IPv4Interface(u"%s" % address).ip)
         except ValueError:
             return None, "vmguard_service_address of %s is %r, not an IPv4 address (clean-traffic's IP parameter)" % (guest, address)
     return params, None
@@ -819,7 +823,9 @@ def build_plan(policy, evidence, findings):
     """The remediation plan for ``findings`` (engine.evaluate on ``evidence`` under ``policy``).
 
     Returns {"hosts": {inventory name: {remediation: entry}}, "pending_restart": [...],
-    "not_enforced": [...], "steps": number of remediation entries (ledger entries excluded)}.
+    "not_enforced": [{rule, subject, reason, by_choice}], "steps": number of remediation entries (ledger
+    entries excluded)}. by_choice: the policy or the design leaves it (audit mode, no remediation, the vsphere
+    role's); false: enforceable, but not here, for the reason given.
     The cyclic garbage collector is paused meanwhile, as in engine.evaluate: the plan is acyclic,
     and full scans over a large fleet's findings would make planning superlinear.
     """
@@ -864,6 +870,7 @@ def _build(policy, evidence, findings):
     return {
         "hosts": _finish(hosts),
         "pending_restart": sorted(pending, key=lambda e: (e["rule"], e["subject"])),
-        "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"], e["reason"])),
+        "not_enforced": sorted((dict(e, by_choice=e["reason"] in BY_CHOICE) for e in skipped),
+                               key=lambda e: (e["rule"], e["subject"], e["reason"])),
         "steps": steps,
     }

@@ -135,6 +135,19 @@ def test_both_definitions_failing_and_both_passing():
     assert f["status"] == "pass" and f["definition"] == "both"
 
 
+def test_nothing_live_but_a_passing_persistent_definition_passes_there():
+    # A console defined (already on loopback) that the running domain does not have yet: the rule applies
+    # and passes; "not applicable" would hide that the definition was judged (the isolation scenario's web1).
+    d = _running_with_persistent({"replace": {VNC_LOCAL: ""}}, {})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "pass" and f["definition"] == "persistent" and f["pending_restart"] is False
+    assert f["message"].startswith("in the persistent definition (takes effect at next start): ")
+    # Nothing in either definition: not applicable, with the reason.
+    d = _running_with_persistent({"replace": {VNC_LOCAL: ""}}, {"replace": {VNC_LOCAL: ""}})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "not_applicable" and f["definition"] == "both"
+
+
 def test_shut_off_domain_has_one_definition():
     d = E.domain("web1", state="shutoff", replace={VNC_LOCAL: VNC_ANY})
     (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})

@@ -480,6 +480,7 @@ def test_global_mode_audit_plans_nothing():
     bad = sorted((f["rule"], f["subject"]["id"]) for f in findings if f["status"] in ("fail", "error"))
     assert bad and sorted((e["rule"], e["subject"]) for e in p["not_enforced"]) == bad
     assert set(e["reason"] for e in p["not_enforced"]) == {"policy mode audit"}
+    assert all(e["by_choice"] for e in p["not_enforced"])
 
 
 def test_disabled_rule_plans_nothing_even_from_stale_findings():
@@ -826,9 +827,22 @@ def test_iso03_without_a_service_address_lets_clean_traffic_learn_it():
         "filter": "clean-traffic", "management_networks": [], "nwfilters": ["clean-traffic", "clean-traffic-gateway"]}
 
 
+@pytest.mark.parametrize("address", ["192.0.2.10", "192.0.2.10/24", "192.0.2.10/32"])
+def test_iso03_takes_the_service_address_with_or_without_its_prefix(address):
+    # Inventories (the lab's among them) often write an interface's address as CIDR; clean-traffic's
+    # IP parameter is the bare address. A refusal here left the filter off a whole domain.
+    ev = leaky_domains()
+    ev["guests"]["web1"]["vars"]["service_address"] = address
+    p, _findings = build({}, ev)
+    assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["ISO-03"]["ip"] == "192.0.2.10"
+    assert not not_enforced(p, "ISO-03")
+
+
 @pytest.mark.parametrize("change, rule, reason", [
     (lambda ev: ev["guests"]["web1"]["vars"].update(service_address="2001:db8::10"), "ISO-03",
      "vmguard_service_address of web1 is '2001:db8::10', not an IPv4 address (clean-traffic's IP parameter)"),
+    (lambda ev: ev["guests"]["web1"]["vars"].update(service_address="192.0.2.10/33"), "ISO-03",
+     "vmguard_service_address of web1 is '192.0.2.10/33', not an IPv4 address (clean-traffic's IP parameter)"),
     (lambda ev: ev["guests"]["web1"]["vars"].update(expires="next year"), "VIS-05",
      "vmguard_expires of web1 is 'next year', not a date YYYY-MM-DD"),
     (lambda ev: ev["guests"]["web1"]["vars"].update(owner=None, expires=None, service=None), "VIS-05",
@@ -840,6 +854,8 @@ def test_inventory_values_of_the_wrong_shape_are_not_enforced_with_the_reason(ch
     p, _findings = build({}, ev)
     assert ("hv1/web1", reason) in not_enforced(p, rule)
     assert rule not in p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]
+    # Enforceable but left: harden prints it under cannot_enforce_here, never only as a rule id.
+    assert [e["by_choice"] for e in p["not_enforced"] if e["rule"] == rule and e["subject"] == "hv1/web1"] == [False]
 
 
 def test_iso03_on_macvtap_only_is_not_enforced():
