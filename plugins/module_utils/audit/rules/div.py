@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import bisect
+from collections import Counter
+from itertools import compress
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
     PASS, Remediation, rule, check, ok, fail, error, na)
@@ -87,33 +89,34 @@ def _seed(facts):
     return (facts.get("random_seed_digest"),)
 
 
-def _sharing(dups):
-    """The guests that share at least one value of a duplicate index."""
-    out = set()
-    for owners in dups.values():
-        out.update(owners)
-    return out
-
-
-def _shared_by(dups, v, first_owner, g):
-    """Record that guest ``g`` has value ``v`` that ``first_owner`` (another guest) had first."""
-    owners = dups.get(v)
-    if owners is None:
-        dups[v] = {first_owner, g}
-    else:
-        owners.add(g)
+def _index(values, owners):
+    """(value -> set of its guests for the values that two or more guests share, the guests sharing any value)
+    from parallel lists: ``values[i]`` is a value of guest ``owners[i]``. Counting is left to set and Counter
+    (C loops); only the values seen more than once are looked at in Python."""
+    if len(set(values)) == len(values):
+        return {}, set()
+    counts = Counter(values)
+    repeated = set(compress(counts, map((1).__lt__, counts.values())))
+    picked = list(map(repeated.__contains__, values))
+    owners_of = {}
+    for v, g in zip(compress(values, picked), compress(owners, picked)):
+        owners_of.setdefault(v, set()).add(g)
+    dups = dict((v, gs) for v, gs in owners_of.items() if len(gs) > 1)  # not a value repeated on one guest only
+    sharing = set()
+    for gs in dups.values():
+        sharing.update(gs)
+    return dups, sharing
 
 
 def _one_index(ctx, values_of):
-    """(value -> set of its guests for the values shared by two or more guests, guests sharing any value)."""
-    first, dups = {}, {}
+    """The index of one rule's values (DUPLICATE_VALUES) over the guests with evidence."""
+    values, owners = [], []
     for g, facts in _with_facts(ctx):
         for v in values_of(facts):
             if v:
-                o = first.setdefault(v, g)
-                if o is not g:  # another guest had it first (guest names are distinct dict keys)
-                    _shared_by(dups, v, o, g)
-    return dups, _sharing(dups)
+                values.append(v)
+                owners.append(g)
+    return _index(values, owners)
 
 
 def _built(build, *args):
@@ -148,6 +151,17 @@ def _others(shared):
     return sorted(set(o for v in shared.values() for o in v))
 
 
+def _message(made, template, n):
+    """``template % n``, made once per count (a fleet's passing guests share a handful of messages)."""
+    message = made.get(n)
+    if message is None:
+        message = made[n] = template % n
+    return message
+
+
+_KEYS_UNSHARED, _HASHES_UNSHARED = {}, {}
+
+
 def _div01(ctx, guest, f, index):
     """DIV-01 on ``guest`` with facts ``f``; ``index``: the run's machine-id index, or None to get it when needed."""
     digest = f.get("machine_id_digest")
@@ -177,7 +191,7 @@ def _div02(ctx, guest, f, index):
         if shared:
             return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(_others(shared))),
                         shared=dict((fp, others) for fp, others in shared.items()))
-    return PASS, "%d SSH host key(s), none shared" % len(keys), {"fingerprints": [k["fingerprint"] for k in keys]}
+    return PASS, _message(_KEYS_UNSHARED, "%d SSH host key(s), none shared", len(keys)), {"fingerprints": [k["fingerprint"] for k in keys]}
 
 
 def _div03(ctx, guest, f, index):
@@ -195,7 +209,7 @@ def _div03(ctx, guest, f, index):
         if shared:
             names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
             return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(_others(shared))), accounts=names)
-    return PASS, "%d password hash(es), none shared" % len(hashed), {}
+    return PASS, _message(_HASHES_UNSHARED, "%d password hash(es), none shared", len(hashed)), {}
 
 
 def _div04(ctx, guest, f, index):
@@ -236,10 +250,12 @@ def _identity_verdicts(ctx):
 def _one_pass(ctx):
     names, guests, selected = ctx.guest_names, ctx.guests, ctx.selected
     w1, w2, w3, w4 = (rid in selected for rid, name, judge in IDENTITY_RULES)
-    d1, d2, d3, d4 = {}, {}, {}, {}  # the indexes' shared values
-    first1, first2, first3, first4 = ({}.setdefault for dummy in range(4))  # value -> first guest seen with it
-    v1, v2, v3, v4 = [], [], [], []  # the verdicts
-    a1, a2, a3, a4 = v1.append, v2.append, v3.append, v4.append
+    values = ([], [], [], [])  # each rule's values (DUPLICATE_VALUES) and, in parallel, the guest having it
+    owners = ([], [], [], [])
+    p1, p2, p3, p4 = (vs.append for vs in values)
+    o1, o2, o3, o4 = (gs.append for gs in owners)
+    verdicts = ([], [], [], [])
+    a1, a2, a3, a4 = (vs.append for vs in verdicts)
     for g in names:
         rec = guests[g]
         f = rec.get("facts")
@@ -249,46 +265,42 @@ def _one_pass(ctx):
             a3(None)
             a4(None)
             continue
-        # The same values as DUPLICATE_VALUES (inlined: this loop sees every guest of a fleet).
+        # The values of DUPLICATE_VALUES, inlined: this loop sees every guest of a fleet.
         if w1:
             v = f.get("machine_id_digest")
             if v:
-                o = first1(v, g)
-                if o is not g:
-                    _shared_by(d1, v, o, g)
+                p1(v)
+                o1(g)
             a1(_div01(ctx, g, f, _UNIQUE))
         if w2:
             for k in f.get("ssh_host_keys") or ():
                 v = k["fingerprint"]
                 if v:
-                    o = first2(v, g)
-                    if o is not g:
-                        _shared_by(d2, v, o, g)
+                    p2(v)
+                    o2(g)
             a2(_div02(ctx, g, f, _UNIQUE))
         if w3:
             for acct in f.get("accounts") or ():
                 v = acct.get("hash_digest")
                 if v:
-                    o = first3(v, g)
-                    if o is not g:
-                        _shared_by(d3, v, o, g)
+                    p3(v)
+                    o3(g)
             a3(_div03(ctx, g, f, _UNIQUE))
         if w4:
             v = f.get("random_seed_digest")
             if v:
-                o = first4(v, g)
-                if o is not g:
-                    _shared_by(d4, v, o, g)
+                p4(v)
+                o4(g)
             a4(_div04(ctx, g, f, _UNIQUE))
     out = {}
-    for (rid, name, judge), wanted, dups, verdicts in zip(IDENTITY_RULES, (w1, w2, w3, w4), (d1, d2, d3, d4), (v1, v2, v3, v4)):
+    for (rid, name, judge), wanted, vs, gs, judged in zip(IDENTITY_RULES, (w1, w2, w3, w4), values, owners, verdicts):
         if not wanted:
             continue
-        index = (dups, _sharing(dups))
+        index = _index(vs, gs)
         for g in index[1]:  # judged again against the whole fleet
-            verdicts[bisect.bisect_left(names, g)] = judge(ctx, g, guests[g]["facts"], index)
+            judged[bisect.bisect_left(names, g)] = judge(ctx, g, guests[g]["facts"], index)
         ctx.index("div:duplicates:" + name, lambda: (index, None))
-        out[rid] = verdicts
+        out[rid] = judged
     return out
 
 
@@ -296,7 +308,8 @@ def _batch(rid):
     """The batch verdicts of rule ``rid`` (rules.check's ``batch``)."""
     def batch(ctx):
         verdicts = ctx.index("div:identity_verdicts", lambda: _identity_verdicts(ctx))
-        return None if verdicts is None else verdicts.get(rid)
+        # Handed over once (the engine asks once per run): the list goes when its findings are built.
+        return None if verdicts is None else verdicts.pop(rid, None)
     return batch
 
 
@@ -383,18 +396,18 @@ def div06_image(ctx, hv_image):
 @check("DIV-07", "fleet")
 def div07(ctx, fleet):
     p = ctx.params["diversity"]
-    builds = {}
-    total = 0
-    for g, rec in ctx.guests.items():
+    build_ids = []  # of every guest with evidence, in inventory order
+    add = build_ids.append
+    for rec in ctx.guests.values():
         f = rec.get("facts") or {}
         if rec.get("error") or not f:
             continue
-        total += 1
-        bid = (f.get("lineage") or {}).get("build_id") or "unknown"
-        builds.setdefault(bid, []).append(g)
+        add((f.get("lineage") or {}).get("build_id") or "unknown")
+    total = len(build_ids)
     if not total:
         return na("no guest evidence")
-    shares = dict((b, {"guests": len(gs), "share": round(len(gs) / float(total), 3)}) for b, gs in builds.items() if b != "unknown")
+    builds = Counter(build_ids)  # build id -> guests, in the order the builds first appear
+    shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b != "unknown")
     if not shares:
         return na("no guest carries a lineage record")
     over = dict((b, s) for b, s in shares.items()
