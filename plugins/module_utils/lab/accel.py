@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import shutil
 import tempfile
@@ -134,3 +135,45 @@ def detect(run, emulator=None, timeout=20.0, kvm_device="/dev/kvm", prefer="auto
         result.update(accelerator="tcg", domain_type="qemu")
     result["reason"] = "; ".join(p["detail"] for p in result["probes"])
     return result
+
+
+# --- the decision kept for this boot --------------------------------------------------------------
+
+def _stat_key(path):
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [path, st.st_size, int(st.st_mtime)]
+
+
+def cache_key(emulator, kernel, prefer, timeout, kvm_device="/dev/kvm", boot_id_path="/proc/sys/kernel/random/boot_id"):
+    """What a kept decision is valid for: this boot of the host (a reboot, a kernel module change of
+    KVM, nested virtualisation toggled by the outer host all come with a new boot), the same emulator
+    and test kernel (path, size, mtime), the same preference and timeout, and /dev/kvm as present or
+    absent as then."""
+    try:
+        with open(boot_id_path) as f:
+            boot_id = f.read().strip()
+    except (OSError, IOError):
+        boot_id = None
+    return {"boot_id": boot_id, "emulator": _stat_key(emulator), "kernel": _stat_key(kernel), "prefer": prefer,
+            "timeout": timeout, "kvm_device_present": os.path.exists(kvm_device)}
+
+
+def cached(text, key):
+    """The decision kept in ``text`` (the cache file's JSON) when it was made under ``key``, else None.
+    No boot id, no reuse."""
+    try:
+        kept = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(kept, dict) or not key.get("boot_id") or kept.get("key") != key or not isinstance(kept.get("result"), dict):
+        return None
+    return kept["result"]
+
+
+def to_cache(key, result):
+    return json.dumps({"key": key, "result": result}, sort_keys=True)

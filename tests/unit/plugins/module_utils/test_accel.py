@@ -83,3 +83,46 @@ def test_detect_falls_back_to_tcg_without_kvm_device(tmp_path):
 def test_find_emulator_candidates(tmp_path):
     assert accel.find_emulator(candidates=(str(tmp_path / "none"), "no-such-qemu-binary")) is None
     assert accel.find_emulator(candidates=("no-such-qemu-binary", "sh")) == shutil.which("sh")
+
+
+def _key(tmp_path, **over):
+    boot = tmp_path / "boot_id"
+    if not boot.exists():
+        boot.write_text("6b1f0c1e-0000-4000-8000-000000000001\n")
+    emu = tmp_path / "qemu"
+    if not emu.exists():
+        emu.write_bytes(b"x" * 10)
+    args = dict(emulator=str(emu), kernel=None, prefer="auto", timeout=20.0, kvm_device=str(tmp_path / "kvm"),
+                boot_id_path=str(boot))
+    args.update(over)
+    return accel.cache_key(**args)
+
+
+def test_a_kept_decision_is_reused_only_under_the_same_key(tmp_path):
+    key = _key(tmp_path)
+    result = {"accelerator": "tcg", "domain_type": "qemu", "reason": "kvm: hung"}
+    text = accel.to_cache(key, result)
+    assert accel.cached(text, key) == result
+    assert accel.cached(text, _key(tmp_path, prefer="tcg")) is None
+    assert accel.cached(text, _key(tmp_path, timeout=5.0)) is None
+    (tmp_path / "kvm").write_text("")  # /dev/kvm appeared
+    assert accel.cached(text, _key(tmp_path)) is None
+
+
+def test_a_new_boot_or_a_new_emulator_runs_the_test_again(tmp_path):
+    key = _key(tmp_path)
+    text = accel.to_cache(key, {"accelerator": "kvm"})
+    (tmp_path / "boot_id").write_text("6b1f0c1e-0000-4000-8000-000000000002\n")
+    assert accel.cached(text, _key(tmp_path)) is None
+    (tmp_path / "boot_id").write_text("6b1f0c1e-0000-4000-8000-000000000001\n")
+    (tmp_path / "qemu").write_bytes(b"y" * 11)  # upgraded
+    assert accel.cached(text, _key(tmp_path)) is None
+
+
+def test_no_boot_id_or_a_damaged_cache_is_never_reused(tmp_path):
+    key = _key(tmp_path, boot_id_path=str(tmp_path / "missing"))
+    assert key["boot_id"] is None
+    assert accel.cached(accel.to_cache(key, {"accelerator": "kvm"}), key) is None
+    good = _key(tmp_path)
+    for text in ("", "not json", "[]", '{"key": null}', accel.to_cache(good, "tcg")):
+        assert accel.cached(text, good) is None
