@@ -8,7 +8,7 @@ activate
 cd "$VMGUARD_ROOT"
 STAGES=${VMGUARD_TEST_STAGES:-lint sanity unit integration faults molecule}
 declare -A took
-STAGE_NAME= STAGE_LOG=
+STAGE_NAME='' STAGE_LOG=''
 
 cleanup() {
   rc=$?
@@ -43,7 +43,7 @@ run_stage() {
   # set -e stops the run inside the stage; the exit trap then reads what failed from its log.
   STAGE_NAME=$name STAGE_LOG=$(mktemp "${TMPDIR:-/tmp}/vmguard-test-$name.XXXXXX")
   "$@" > >(tee "$STAGE_LOG") 2>&1
-  rm -f "$STAGE_LOG"; STAGE_LOG=
+  rm -f "$STAGE_LOG"; STAGE_LOG=''
   took[$name]="passed in $(( $(date +%s) - t0 )) s"
 }
 
