@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import bisect
 from collections import Counter
-from itertools import compress
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
     PASS, Remediation, rule, check, ok, fail, error, na)
@@ -89,34 +88,33 @@ def _seed(facts):
     return (facts.get("random_seed_digest"),)
 
 
-def _index(values, owners):
-    """(value -> set of its guests for the values that two or more guests share, the guests sharing any value)
-    from parallel lists: ``values[i]`` is a value of guest ``owners[i]``. Counting is left to set and Counter
-    (C loops); only the values seen more than once are looked at in Python."""
-    if len(set(values)) == len(values):
-        return {}, set()
-    counts = Counter(values)
-    repeated = set(compress(counts, map((1).__lt__, counts.values())))
-    picked = list(map(repeated.__contains__, values))
-    owners_of = {}
-    for v, g in zip(compress(values, picked), compress(owners, picked)):
-        owners_of.setdefault(v, set()).add(g)
-    dups = dict((v, gs) for v, gs in owners_of.items() if len(gs) > 1)  # not a value repeated on one guest only
+def _shared_by(dups, v, first_owner, g):
+    """Note that guest ``g`` has value ``v``, which guest ``first_owner`` had first."""
+    owners = dups.get(v)
+    if owners is None:
+        dups[v] = {first_owner, g}
+    else:
+        owners.add(g)
+
+
+def _with_sharing(dups):
+    """(dups, the guests that share at least one value)."""
     sharing = set()
-    for gs in dups.values():
-        sharing.update(gs)
+    for owners in dups.values():
+        sharing.update(owners)
     return dups, sharing
 
 
 def _one_index(ctx, values_of):
     """The index of one rule's values (DUPLICATE_VALUES) over the guests with evidence."""
-    values, owners = [], []
+    first, dups = {}, {}
     for g, facts in _with_facts(ctx):
         for v in values_of(facts):
             if v:
-                values.append(v)
-                owners.append(g)
-    return _index(values, owners)
+                o = first.setdefault(v, g)
+                if o is not g:  # another guest had it first (guest names are distinct dict keys)
+                    _shared_by(dups, v, o, g)
+    return _with_sharing(dups)
 
 
 def _built(build, *args):
@@ -152,10 +150,8 @@ def _others(shared):
 
 
 def _message(made, template, n):
-    """``template % n``, made once per count (a fleet's passing guests share a handful of messages)."""
-    message = made.get(n)
-    if message is None:
-        message = made[n] = template % n
+    """``template % n``, made once per count and kept in ``made`` (a fleet's passing guests share a handful)."""
+    message = made[n] = template % n
     return message
 
 
@@ -191,7 +187,9 @@ def _div02(ctx, guest, f, index):
         if shared:
             return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(_others(shared))),
                         shared=dict((fp, others) for fp, others in shared.items()))
-    return PASS, _message(_KEYS_UNSHARED, "%d SSH host key(s), none shared", len(keys)), {"fingerprints": [k["fingerprint"] for k in keys]}
+    n = len(keys)
+    return PASS, _KEYS_UNSHARED.get(n) or _message(_KEYS_UNSHARED, "%d SSH host key(s), none shared", n), {
+        "fingerprints": [k["fingerprint"] for k in keys]}
 
 
 def _div03(ctx, guest, f, index):
@@ -209,7 +207,8 @@ def _div03(ctx, guest, f, index):
         if shared:
             names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
             return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(_others(shared))), accounts=names)
-    return PASS, _message(_HASHES_UNSHARED, "%d password hash(es), none shared", len(hashed)), {}
+    n = len(hashed)
+    return PASS, _HASHES_UNSHARED.get(n) or _message(_HASHES_UNSHARED, "%d password hash(es), none shared", n), {}
 
 
 def _div04(ctx, guest, f, index):
@@ -250,10 +249,8 @@ def _identity_verdicts(ctx):
 def _one_pass(ctx):
     names, guests, selected = ctx.guest_names, ctx.guests, ctx.selected
     w1, w2, w3, w4 = (rid in selected for rid, name, judge in IDENTITY_RULES)
-    values = ([], [], [], [])  # each rule's values (DUPLICATE_VALUES) and, in parallel, the guest having it
-    owners = ([], [], [], [])
-    p1, p2, p3, p4 = (vs.append for vs in values)
-    o1, o2, o3, o4 = (gs.append for gs in owners)
+    d1, d2, d3, d4 = {}, {}, {}, {}  # the four indexes' shared values (value -> its guests)
+    first1, first2, first3, first4 = ({}.setdefault for dummy in range(4))  # value -> the first guest having it
     verdicts = ([], [], [], [])
     a1, a2, a3, a4 = (vs.append for vs in verdicts)
     for g in names:
@@ -265,38 +262,42 @@ def _one_pass(ctx):
             a3(None)
             a4(None)
             continue
-        # The values of DUPLICATE_VALUES, inlined: this loop sees every guest of a fleet.
+        # The values of DUPLICATE_VALUES, inlined (this loop sees every guest of a fleet, its evidence at hand).
         if w1:
             v = f.get("machine_id_digest")
             if v:
-                p1(v)
-                o1(g)
+                o = first1(v, g)
+                if o is not g:
+                    _shared_by(d1, v, o, g)
             a1(_div01(ctx, g, f, _UNIQUE))
         if w2:
             for k in f.get("ssh_host_keys") or ():
                 v = k["fingerprint"]
                 if v:
-                    p2(v)
-                    o2(g)
+                    o = first2(v, g)
+                    if o is not g:
+                        _shared_by(d2, v, o, g)
             a2(_div02(ctx, g, f, _UNIQUE))
         if w3:
             for acct in f.get("accounts") or ():
                 v = acct.get("hash_digest")
                 if v:
-                    p3(v)
-                    o3(g)
+                    o = first3(v, g)
+                    if o is not g:
+                        _shared_by(d3, v, o, g)
             a3(_div03(ctx, g, f, _UNIQUE))
         if w4:
             v = f.get("random_seed_digest")
             if v:
-                p4(v)
-                o4(g)
+                o = first4(v, g)
+                if o is not g:
+                    _shared_by(d4, v, o, g)
             a4(_div04(ctx, g, f, _UNIQUE))
     out = {}
-    for (rid, name, judge), wanted, vs, gs, judged in zip(IDENTITY_RULES, (w1, w2, w3, w4), values, owners, verdicts):
+    for (rid, name, judge), wanted, dups, judged in zip(IDENTITY_RULES, (w1, w2, w3, w4), (d1, d2, d3, d4), verdicts):
         if not wanted:
             continue
-        index = _index(vs, gs)
+        index = _with_sharing(dups)
         for g in index[1]:  # judged again against the whole fleet
             judged[bisect.bisect_left(names, g)] = judge(ctx, g, guests[g]["facts"], index)
         ctx.index("div:duplicates:" + name, lambda: (index, None))
