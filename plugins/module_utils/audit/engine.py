@@ -34,6 +34,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status imp
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
 SCHEMA = "vmguard.report/v1"
+BAD_STATUSES = frozenset(BAD)  # "status in BAD" as one hash lookup (the hot loop asks it for every finding)
 
 
 class Context(object):
@@ -322,17 +323,19 @@ def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
                 finding.update(extra)
             append(finding)
         return findings
+    good_copy, bad_copy = good.copy, bad.copy
+    pending = kind == "vcenter_vm"  # a vCenter VM's verdict may wait for a power cycle (the module docstring)
     for (subject, ev, err), verdict in zip(subjects, _verdicts(ctx, kind, fn, subjects)):
         if err:
             status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
         else:
             status, message, detail = verdict
-        finding = (bad if status in BAD else good).copy()
+        finding = bad_copy() if status in BAD_STATUSES else good_copy()
         finding["status"] = status
         finding["subject"] = subject
         finding["message"] = message
         finding["evidence"] = detail
-        if detail.get("pending_power_cycle"):
+        if pending and detail.get("pending_power_cycle"):
             finding["pending_restart"] = True
         append(finding)
     return findings
