@@ -341,3 +341,70 @@ def test_the_fleet_benchmark_data_identical_to_the_reference():
     got = engine.evaluate(pol, ev, now=NOW, only=set(IDENTITY))
     assert findings_json(got) == findings_json(reference_findings(pol, ev, IDENTITY))
     assert sum(1 for f in got if f["status"] == "fail") == 4 * 2 * 39
+
+
+# ---- DIV-07 (its build-id count changed too): the rule as written before, on the same fleets ----
+
+def ref_div07(guests, p):
+    builds, total = {}, 0
+    for g, rec in guests.items():
+        f = rec.get("facts") or {}
+        if rec.get("error") or not f:
+            continue
+        total += 1
+        bid = (f.get("lineage") or {}).get("build_id") or "unknown"
+        builds.setdefault(bid, []).append(g)
+    if not total:
+        return "not_applicable", "no guest evidence", {}
+    shares = dict((b, {"guests": len(gs), "share": round(len(gs) / float(total), 3)}) for b, gs in builds.items() if b != "unknown")
+    if not shares:
+        return "not_applicable", "no guest carries a lineage record", {}
+    over = dict((b, s) for b, s in shares.items()
+                if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+    if over:
+        return "fail", "blast radius too large: %s (limits %d guests, %.0f%% of %d)" % (
+            ", ".join("build %s on %d guests (%.0f%%)" % (b, s["guests"], s["share"] * 100) for b, s in sorted(over.items())),
+            p["max_clones_per_build"], p["max_fleet_share"] * 100, total), {"builds": shares, "guests": total}
+    return "pass", "%d image build(s) over %d guests, each within the limits" % (len(shares), total), {"builds": shares, "guests": total}
+
+
+def div07_json(pol, ev):
+    return findings_json(engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only={"DIV-07"}))
+
+
+def ref_div07_json(pol, ev):
+    try:
+        status, message, detail = ref_div07(ev["guests"], pol["params"]["diversity"])
+    except Exception as e:  # pylint: disable=broad-except
+        status, message, detail = "error", "check failed: %s: %s" % (type(e).__name__, e), {}
+    rule = RULES["DIV-07"]
+    return findings_json([{"rule": "DIV-07", "area": rule.area, "severity": pol["rules"]["DIV-07"]["severity"], "status": status,
+                           "subject": {"kind": "fleet", "id": "fleet"}, "message": message,
+                           "remediation": rule.remediation if status in ("fail", "error") else "", "evidence": detail}])
+
+
+def test_div07_identical_to_the_reference():
+    ev = generated_fleet(n=300, seed=21)  # builds b0..b6, in inventory (not name) order
+    names = list(ev["guests"])
+    for i, g in enumerate(names):
+        f = ev["guests"][g]["facts"]
+        if f and i % 11 == 0:
+            f["lineage"] = None
+        elif f and i % 13 == 0:
+            f["lineage"] = {"build_time": "2026-11-01T00:00:00Z"}  # no build id: unknown
+    strict = policy.load_policy({})
+    lax = policy.load_policy({"params": {"diversity": {"max_clones_per_build": 1000, "max_fleet_share": 0.9}}})
+    for pol in (strict, lax):
+        assert div07_json(pol, ev) == ref_div07_json(pol, ev)
+    assert json.loads(div07_json(strict, ev))[0]["status"] == "fail"
+    assert json.loads(div07_json(lax, ev))[0]["status"] == "pass"
+    unknown = copy.deepcopy(ev)
+    for rec in unknown["guests"].values():
+        if rec["facts"]:
+            rec["facts"]["lineage"] = None
+    assert div07_json(strict, unknown) == ref_div07_json(strict, unknown)
+    assert json.loads(div07_json(strict, unknown))[0]["status"] == "not_applicable"
+    broken = copy.deepcopy(ev)
+    next(rec for rec in broken["guests"].values() if rec["facts"] and not rec["error"])["facts"]["lineage"] = {"build_id": ["b1"]}
+    assert div07_json(strict, broken) == ref_div07_json(strict, broken)
+    assert json.loads(div07_json(strict, broken))[0]["message"].startswith("check failed: TypeError")
