@@ -12,6 +12,11 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+
+try:  # ansible-core >= 2.21: an action can set host variables itself, like set_fact
+    from ansible.plugins.action import VariableLayer
+except ImportError:  # older: the audit role's set_fact publishes the result
+    VariableLayer = None
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta as delta_mod, engine, plan as plan_mod, policy as policy_mod
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import report, sarif
 
@@ -43,7 +48,14 @@ ARGS = dict(
     now=dict(type="float"),
     # The files report.sarif anchors its results to (default: the inventory sources Ansible used).
     sarif_sources=dict(type="dict", options=dict(inventory=dict(type="list", elements="str"), policy=dict(type="str"))),
+    # The variable to set for the hosts of the task (as set_fact does) with the summary, gate, reports,
+    # findings, policy and plan; those three then leave the registered result. Needs ansible-core
+    # 2.21 (actions setting host variables); older cores ignore it (the result keeps everything and
+    # "published" is absent), the audit role publishes with set_fact then.
+    publish=dict(type="str"),
 )
+
+PUBLISHED = ("summary", "gate_failed", "gate", "reports", "policy_digest", "policy", "findings", "plan")
 
 # Tags of the collection's roles that select tasks, not rules: never an unknown tag for the audit.
 COLLECTION_TAGS = frozenset(("audit", "lab", "golden_image", "lab_preflight", "lab_image", "lab_identity",
@@ -56,12 +68,15 @@ class RunError(Exception):
 
 def _plain(obj):
     """Strip Ansible's tagged/unsafe wrappers: the engine sees plain Python data."""
+    kind = type(obj)
+    if kind is str or kind is bool or kind is int or kind is float or obj is None:
+        return obj
     if isinstance(obj, dict):
-        return dict((str(k), _plain(v)) for k, v in obj.items())
+        return dict((k if type(k) is str else str(k), _plain(v)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if isinstance(obj, bool) or obj is None:
-        return obj
+    if isinstance(obj, bool):
+        return bool(obj)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
@@ -69,6 +84,20 @@ def _plain(obj):
     if isinstance(obj, str):
         return str(obj)
     return obj
+
+
+def host_value(hostvars, host, var):
+    """``var`` of ``host`` as collected: a registered result or a fact is read as stored, not
+    templated again (templating finalizes every node of a 1,000-domain evidence: seconds); a value
+    that is still a template string (inventory) is templated as Ansible would."""
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is not None:
+        raw = raw_get(host)
+        if isinstance(raw, dict):
+            value = raw.get(var)
+            if value is None or isinstance(value, (dict, list)):
+                return value
+    return (hostvars.get(host) or {}).get(var)
 
 
 def check_subjects(args):
@@ -92,7 +121,7 @@ def vcenter_evidence(hostvars, names, var):
     """{vCenter: its evidence}; one without evidence is an error (every VM rule errors for it)."""
     out = {}
     for vc in names:
-        ev = _plain((hostvars.get(vc) or {}).get(var))
+        ev = _plain(host_value(hostvars, vc, var))
         out[vc] = ev if ev else {"error": "no vCenter evidence collected from %s" % vc, "vms": []}
     return out
 
@@ -150,12 +179,18 @@ def selection(task_vars, known_tags, pol):
     return only
 
 
-def _registered_evidence(hv, value):
+def _registered_evidence(hostvars, hv, value):
     """A hypervisor's evidence from what ``var`` holds: the result the audit role registered from
     hypervisor_facts (read in place: no set_fact copy of the evidence through host variables), or an
     evidence dict itself (a play that collects the evidence its own way)."""
     if not value:
         return {"error": "no hypervisor evidence collected from %s" % hv, "domains": []}
+    if value.get("published") and not value.get("unreachable"):  # hypervisor_facts publish=NAME
+        published = host_value(hostvars, hv, value["published"])
+        if not isinstance(published, dict):
+            return {"error": "no hypervisor evidence from %s: hypervisor_facts published it as %s, which is not set"
+                    % (hv, value["published"]), "domains": []}
+        value = dict(value, evidence=published)
     if not any(k in value for k in ("evidence", "unreachable", "failed", "skipped", "msg")):
         return _plain(value)  # already the evidence
     if value.get("evidence") and not value.get("unreachable"):
@@ -167,7 +202,7 @@ def _registered_evidence(hv, value):
 
 
 def hypervisor_evidence(hostvars, names, var):
-    return dict((hv, _registered_evidence(hv, (hostvars.get(hv) or {}).get(var))) for hv in names)
+    return dict((hv, _registered_evidence(hostvars, hv, host_value(hostvars, hv, var))) for hv in names)
 
 
 def _date_text(value):
@@ -180,7 +215,7 @@ def guest_evidence(hostvars, names, var):
     out = {}
     for g in names:
         hvars = hostvars.get(g) or {}
-        ev = _plain(hvars.get(var)) or {}
+        ev = _plain(host_value(hostvars, g, var)) or {}
         out[g] = {
             "vars": {
                 "service": _plain(hvars.get("vmguard_service")),
@@ -273,12 +308,25 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
+        where = os.environ.get("VMGUARD_PROFILE")
+        if not where:
+            return self._run(tmp, task_vars)
+        import cProfile  # pylint: disable=import-outside-toplevel
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(self._run, tmp, task_vars)
+        finally:
+            prof.dump_stats(os.path.join(where, "audit_evaluate.prof"))
+
+    def _run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         validation = ArgumentSpecValidator(ARGS).validate(self._task.args)
         if validation.error_messages:
             raise AnsibleActionFail(report.printable("; ".join(validation.error_messages)))
         args = validation.validated_parameters
+        if args["publish"] is not None and not (args["publish"].isidentifier() and args["publish"].isascii()):
+            raise AnsibleActionFail("publish: %s is not a valid variable name" % report.printable(args["publish"]))
         try:
             pol = policy_mod.load_policy(_plain(args["policy"]))
         except policy_mod.PolicyError as e:
@@ -348,4 +396,16 @@ class ActionModule(ActionBase):
             return result
         result.update(reports=paths, since_previous=rep["since_previous"]["counts"] if rep["since_previous"]["previous"] else None,
                       msg=summary_msg(rep["summary"], paths["html"]))
+        if args["publish"] and VariableLayer is not None:
+            self.publish(result, args["publish"])
         return result
+
+    def publish(self, result, name):
+        """Set ``publish`` (vmguard_audit) for the hosts of the task, as set_fact would, straight from
+        this result: a set_fact of 25,000 findings templates every one of them again (seconds). The
+        findings, policy and plan then travel once, in the variable, not also in the registered result."""
+        value = dict((k, result[k]) for k in PUBLISHED)
+        self.register_host_variables({name: value}, VariableLayer.EPHEMERAL_FACT)
+        for k in ("findings", "policy", "plan"):
+            del result[k]
+        result["published"] = name

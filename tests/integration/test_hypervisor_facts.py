@@ -94,6 +94,31 @@ def test_transient_running_domain_has_only_its_live_definition(conn, tmp_path):
     assert d["definition"] == "live" and d["persistent"] is False and d["inactive"] is None
 
 
+def test_bulk_flags_agree_with_asking_each_domain(conn, tmp_path):
+    """collect_domains learns state, persistence, autostart and snapshots from five listing calls; each
+    domain's evidence is the same as when every domain is asked on its own."""
+    off = conn.defineXML(xml("bulk-off"))
+    off.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    auto = conn.defineXML(xml("bulk-auto"))
+    auto.setAutostart(1)
+    auto.create()
+    paused = conn.defineXML(xml("bulk-paused"))
+    paused.create()
+    paused.suspend()
+    conn.createXML(xml("bulk-transient"), 0)
+    known = hf.bulk_flags(conn)
+    assert known is not None
+    by_name = dict((d["name"], d) for d in hf.collect_domains(conn, str(tmp_path), None))
+    for dom in conn.listAllDomains(0):
+        assert by_name[dom.name()] == hf.collect_domain(dom, str(tmp_path), None)
+        flags = dict(hf._flags(dom), snapshots=bool(dom.listAllSnapshots(0)))  # pylint: disable=protected-access
+        assert known[dom.UUIDString()] == flags
+    assert by_name["bulk-off"]["state"] == "shutoff" and [s["name"] for s in by_name["bulk-off"]["snapshots"]] == ["s1"]
+    assert by_name["bulk-auto"]["autostart"] is True and by_name["bulk-auto"]["inactive"]["autostart"] is True
+    assert by_name["bulk-paused"]["state"] == "paused" and by_name["bulk-paused"]["definition"] == "live"
+    assert by_name["bulk-transient"]["persistent"] is False and by_name["bulk-transient"]["autostart"] is False
+
+
 def test_sriov_interface(conn, tmp_path):
     sriov = ("<interface type='hostdev'><source><address type='pci' domain='0x0000' "
              "bus='0x03' slot='0x10' function='0x1'/></source></interface>")

@@ -479,6 +479,8 @@ def backing_chain(path, fmt, run, qemu_img="qemu-img"):
     The top's format is pinned (no probing of a file a guest writes). When the chain cannot be read
     (a base is missing or broken) but the top can, the chain is the top and the base its header
     names, that base carrying the error."""
+    if not os.path.lexists(path):  # nothing to open: no qemu-img run (two, with the fallback below) to learn it
+        return None, "qemu-img info %s: no such file" % path
     pin = ["-f", fmt] if fmt else []
     info, err = _qemu_img_info([qemu_img, "info", "--backing-chain", "-U", "--output=json"] + pin + [path], path, run)
     if err is not None:

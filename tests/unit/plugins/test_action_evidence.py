@@ -8,31 +8,31 @@ EVIDENCE = {"uri": "qemu:///system", "domains": [{"name": "web1"}], "host": {}}
 
 
 def test_registered_result_with_evidence_is_read_in_place():
-    assert action._registered_evidence("hv1", {"changed": False, "evidence": EVIDENCE}) == EVIDENCE
+    assert action._registered_evidence({}, "hv1", {"changed": False, "evidence": EVIDENCE}) == EVIDENCE
 
 
 def test_plain_evidence_dict_is_accepted():
-    assert action._registered_evidence("hv1", EVIDENCE) == EVIDENCE
+    assert action._registered_evidence({}, "hv1", EVIDENCE) == EVIDENCE
 
 
 def test_unreachable_host_is_an_error():
-    ev = action._registered_evidence("hv1", {"unreachable": True, "msg": "Failed to connect to the host via ssh"})
+    ev = action._registered_evidence({}, "hv1", {"unreachable": True, "msg": "Failed to connect to the host via ssh"})
     assert ev["domains"] == [] and "unreachable" in ev["error"] and "Failed to connect" in ev["error"]
 
 
 def test_failed_module_keeps_its_message():
-    ev = action._registered_evidence("hv1", {"failed": True, "msg": "libvirt: cannot connect"})
+    ev = action._registered_evidence({}, "hv1", {"failed": True, "msg": "libvirt: cannot connect"})
     assert ev["domains"] == [] and "libvirt: cannot connect" in ev["error"]
 
 
 def test_skipped_task_is_an_error_naming_the_hypervisor():
-    ev = action._registered_evidence("hv1", {"skipped": True, "changed": False})
+    ev = action._registered_evidence({}, "hv1", {"skipped": True, "changed": False})
     assert ev["domains"] == [] and "hv1" in ev["error"] and "skipped" in ev["error"]
 
 
 def test_missing_value_is_an_error_naming_the_hypervisor():
     for value in (None, {}):
-        ev = action._registered_evidence("hv1", value)
+        ev = action._registered_evidence({}, "hv1", value)
         assert ev["domains"] == [] and "no hypervisor evidence collected from hv1" in ev["error"]
 
 
@@ -40,3 +40,41 @@ def test_hypervisor_evidence_reads_each_host_var():
     hostvars = {"hv1": {"reg": {"evidence": EVIDENCE}}, "hv2": {}}
     out = action.hypervisor_evidence(hostvars, ["hv1", "hv2"], "reg")
     assert out["hv1"] == EVIDENCE and "hv2" in out["hv2"]["error"]
+
+
+class HostVars(dict):
+    """The two reads the action makes of Ansible's hostvars: raw_get (the host's variables as stored)
+    and item access (templated; here the template marks the value so the test sees which was used)."""
+
+    def raw_get(self, host):
+        return dict.__getitem__(self, host)
+
+    def get(self, host, default=None):
+        if host not in self:
+            return default
+        return dict((k, ("templated", v) if isinstance(v, str) else v) for k, v in dict.__getitem__(self, host).items())
+
+
+def test_published_evidence_is_read_from_the_variable_the_result_names():
+    hostvars = HostVars(hv1={"reg": {"changed": False, "published": "hv_ev"}, "hv_ev": EVIDENCE})
+    assert action.hypervisor_evidence(hostvars, ["hv1"], "reg")["hv1"] == EVIDENCE
+
+
+def test_published_but_missing_variable_is_an_error():
+    hostvars = HostVars(hv1={"reg": {"changed": False, "published": "hv_ev"}})
+    ev = action.hypervisor_evidence(hostvars, ["hv1"], "reg")["hv1"]
+    assert ev["domains"] == [] and "hv1" in ev["error"]
+
+
+def test_unreachable_result_is_an_error_even_if_published():
+    hostvars = HostVars(hv1={"reg": {"unreachable": True, "published": "hv_ev", "msg": "ssh: timeout"}, "hv_ev": EVIDENCE})
+    ev = action.hypervisor_evidence(hostvars, ["hv1"], "reg")["hv1"]
+    assert ev["domains"] == [] and "ssh: timeout" in ev["error"]
+
+
+def test_host_value_reads_collections_as_stored_and_templates_strings():
+    hostvars = HostVars(h={"ev": {"a": 1}, "tpl": "{{ x }}"})
+    assert action.host_value(hostvars, "h", "ev") == {"a": 1}
+    assert action.host_value(hostvars, "h", "tpl") == ("templated", "{{ x }}")
+    assert action.host_value(hostvars, "h", "missing") is None
+    assert action.host_value({"h": {"ev": [1]}}, "h", "ev") == [1]  # no raw_get: plain mapping

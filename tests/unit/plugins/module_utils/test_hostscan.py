@@ -307,6 +307,21 @@ def test_base_image_without_a_file_system_or_not_verified(tmp_path):
     assert b["sealed"] is None and b["error"] == "not verified (verify_base_images: false)"
 
 
+def test_missing_disk_file_is_an_error_without_running_qemu_img(tmp_path):
+    calls = []
+
+    def never(argv):
+        calls.append(argv)
+        return 1, "", "should not run"
+
+    missing = str(tmp_path / "gone.qcow2")
+    domains = [dict(name="d", disks=[disk(missing, backing=[str(tmp_path / "base.qcow2")])], inactive=None)]
+    chains = hostscan.disk_chains(domains, never)
+    assert calls == [] and chains[missing] == (None, "qemu-img info %s: no such file" % missing)
+    b = hostscan.base_images(domains, chains, never)[0]  # the base the XML names cannot be verified
+    assert b["sealed"] is None and "no such file" in b["error"] and calls == []
+
+
 def test_xml_backing_without_a_readable_chain_is_an_error_not_a_pass(tmp_path):
     domains = [dict(name="d", disks=[disk(str(tmp_path / "top.qcow2"), backing=[str(tmp_path / "base.qcow2")])],
                     inactive=None)]
