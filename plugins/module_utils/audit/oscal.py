@@ -33,6 +33,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status imp
 OSCAL_VERSION = "1.1.3"
 NS = "https://example.invalid/vmguard/hardening/ns/oscal"
 _ROOT = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vmguard.hardening:oscal")
+_ROOT_BYTES = _ROOT.bytes
 RESULT_STATUSES = (FAIL, ERROR, WAIVED)
 
 
@@ -42,27 +43,41 @@ def control_id(rule_id):
 
 
 def _uuid(*parts):
-    """A version 5 UUID of ``parts`` (uuid.uuid5, with guest data that may hold lone surrogates)."""
-    name = "|".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
-    return str(uuid.UUID(bytes=hashlib.sha1(_ROOT.bytes + name).digest()[:16], version=5))
+    """A version 5 UUID of ``parts`` (uuid.uuid5, with guest data that may hold lone surrogates), as
+    its string: the SHA-1 of the namespace and the name, version and variant bits set, the way
+    uuid.UUID(bytes=..., version=5) sets them (without building the UUID object)."""
+    name = "|".join(map(str, parts)).encode("utf-8", "surrogatepass")
+    b = bytearray(hashlib.sha1(_ROOT_BYTES + name).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def _value(value):
+    return "" if value is None else str(value).strip()
 
 
 def _prop(name, value):
     """An OSCAL property in the collection's namespace; None when there is no value (OSCAL allows no empty one)."""
-    value = "" if value is None else str(value).strip()
+    value = _value(value)
     if not value:
         return None
     return {"name": name, "ns": NS, "value": value}
 
 
 def _props(*pairs):
-    out = [p for p in (_prop(n, v) for n, v in pairs) if p]
+    out = []
+    for name, value in pairs:
+        value = _value(value)
+        if value:
+            out.append({"name": name, "ns": NS, "value": value})
     return out or None
 
 
 def _clean(d):
     """``d`` without None values (OSCAL rejects null and empty lists)."""
-    return dict((k, v) for k, v in d.items() if v is not None)
+    return {k: v for k, v in d.items() if v is not None}
 
 
 def deadline(expires):
@@ -86,36 +101,57 @@ def _subject_items(findings, stamp, text):
     return items
 
 
-def _observation(f, stamp, subject_uuid, text, collected, sources):
+class _Context(object):
+    """What every observation, risk and finding of one build shares: the stamp, ``text``, the
+    evidence anchors, and the descriptions of the messages (text() once per distinct message; the
+    corpus repeats a few hundred messages thousands of times)."""
+
+    def __init__(self, stamp, text, collected, sources):
+        self.stamp, self.text, self.collected = stamp, text, collected
+        sources = sources or {}
+        self.policy_anchor = sources.get("policy")
+        self.inventory_anchor = (sources.get("inventory") or [None])[0]
+        self._descriptions = {}
+
+    def description(self, message):
+        if message.__class__ is not str:  # kept by value only for exact str (True == 1)
+            return self.text(message) or "(no message)"
+        out = self._descriptions.get(message)
+        if out is None:
+            out = self._descriptions[message] = self.text(message) or "(no message)"
+        return out
+
+
+def _observation(f, ctx, subject_uuid, title, description):
     s = f["subject"]
     ob = {
-        "uuid": _uuid(stamp, "observation", f["rule"], s["kind"], s["id"]),
-        "title": text("%s on %s %s" % (f["rule"], s["kind"], s["id"])),
-        "description": text(f["message"]) or "(no message)",
+        "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"]),
+        "title": title,
+        "description": description,
         "props": _props(("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
                         ("area", f["area"]), ("since-previous", f.get("since_previous"))),
         "methods": ["TEST"],
         "types": ["finding"],
         "subjects": [{"subject-uuid": subject_uuid, "type": "inventory-item",
-                      "title": text("%s %s" % (s["kind"], s["id"]))}],
-        "collected": collected,
+                      "title": ctx.text("%s %s" % (s["kind"], s["id"]))}],
+        "collected": ctx.collected,
     }
-    anchor = (sources or {}).get("policy") if s["kind"] == "fleet" else ((sources or {}).get("inventory") or [None])[0]
+    anchor = ctx.policy_anchor if s["kind"] == "fleet" else ctx.inventory_anchor
     if anchor:
         ob["relevant-evidence"] = [{"href": anchor, "description": "the file that declares the subject"}]
     if f.get("remediation"):
-        ob["remarks"] = text("remediation: %s" % f["remediation"])
+        ob["remarks"] = ctx.text("remediation: %s" % f["remediation"])
     return _clean(ob)
 
 
-def _risk(f, stamp, obs_uuid, text):
-    s = f["subject"]
+def _risk(f, ctx, obs_uuid, description):
+    s, text = f["subject"], ctx.text
     w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
     reason = text(w.get("reason")) or "waived by the policy"
     return _clean({
-        "uuid": _uuid(stamp, "risk", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "risk", f["rule"], s["kind"], s["id"]),
         "title": text("Accepted: %s on %s %s" % (f["rule"], s["kind"], s["id"])),
-        "description": text(f["message"]) or "(no message)",
+        "description": description,
         "statement": "Risk accepted by a waiver of the vmguard policy: %s" % reason,
         "props": _props(("waiver-subject", text(w.get("subject"))), ("waiver-expires", w.get("expires")),
                         ("waived-status", f.get("waived_status"))),
@@ -125,16 +161,16 @@ def _risk(f, stamp, obs_uuid, text):
     })
 
 
-def _finding(f, stamp, obs_uuid, risk_uuid, text):
+def _finding(f, ctx, obs_uuid, risk_uuid, title, description):
     s = f["subject"]
     reason = "not evaluated (error)" if f["status"] == ERROR else "failed"
     if f["status"] == WAIVED:
         w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
-        reason = "waived until %s: %s" % (w.get("expires") or "?", text(w.get("reason")) or "-")
+        reason = "waived until %s: %s" % (w.get("expires") or "?", ctx.text(w.get("reason")) or "-")
     out = {
-        "uuid": _uuid(stamp, "finding", f["rule"], s["kind"], s["id"]),
-        "title": text("%s on %s %s" % (f["rule"], s["kind"], s["id"])),
-        "description": text(f["message"]) or "(no message)",
+        "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"]),
+        "title": title,
+        "description": description,
         "props": _props(("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
         "target": {"type": "objective-id", "target-id": control_id(f["rule"]),
                    "status": {"state": "not-satisfied", "reason": "fail" if f["status"] == FAIL else "other",
@@ -170,17 +206,20 @@ def build(report, rules, sources=None, version=None, text=None):
     stamp = "%s|%s" % (when, report.get("policy_digest"))
     bad = [f for f in report["findings"] if f["status"] in RESULT_STATUSES]
     items = _subject_items(bad, stamp, text)
+    ctx = _Context(stamp, text, when, sources)
     observations, findings, risks = [], [], []
     for f in bad:
         s = f["subject"]
-        ob = _observation(f, stamp, items[(s["kind"], s["id"])]["uuid"], text, when, sources)
+        # the observation's and the finding's title and description are the same texts
+        title, description = text("%s on %s %s" % (f["rule"], s["kind"], s["id"])), ctx.description(f["message"])
+        ob = _observation(f, ctx, items[(s["kind"], s["id"])]["uuid"], title, description)
         observations.append(ob)
         risk_uuid = None
         if f["status"] == WAIVED:
-            risk = _risk(f, stamp, ob["uuid"], text)
+            risk = _risk(f, ctx, ob["uuid"], description)
             risks.append(risk)
             risk_uuid = risk["uuid"]
-        findings.append(_finding(f, stamp, ob["uuid"], risk_uuid, text))
+        findings.append(_finding(f, ctx, ob["uuid"], risk_uuid, title, description))
     summary = report.get("summary") or {}
     result = _clean({
         "uuid": _uuid(stamp, "result"),

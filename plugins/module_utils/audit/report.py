@@ -155,40 +155,82 @@ def _xml_empty(tag, attrs):
     return _xml_open(tag, attrs) + " />"
 
 
-def _case_properties(out, f):
-    props = [(k, f.get(k)) for k in ("definition", "pending_restart", "since_previous") if f.get(k) is not None]
+class _Memo(dict):
+    """``fn(value)`` computed once per distinct str within one render (the corpus repeats a few
+    hundred rule ids, subject names and messages 25,000 times). Only exact str values are kept: for
+    them equal means the same text (True == 1, and a str subclass may format differently), any
+    other value goes through ``fn`` each time."""
+
+    def __init__(self, fn):
+        dict.__init__(self)
+        self.fn = fn
+
+    def __missing__(self, key):
+        value = self[key] = self.fn(key)
+        return value
+
+    def __call__(self, value):
+        return self[value] if value.__class__ is str else self.fn(value)
+
+
+_CASE_PROPERTIES = ("definition", "pending_restart", "since_previous")
+# Values a testcase's properties block is kept for, by value (see _Memo).
+_PLAIN = frozenset((str, bool, type(None)))
+
+
+def _case_properties(f):
+    """A testcase's <properties> (definition, pending_restart, since_previous), "" when it has none."""
+    props = [(k, f.get(k)) for k in _CASE_PROPERTIES if f.get(k) is not None]
     if not props:
-        return
-    out.append("<properties>")
-    for name, value in props:
-        value = ("true" if value else "false") if isinstance(value, bool) else printable(value)
-        out.append(_xml_empty("property", (("name", name), ("value", value))))
-    out.append("</properties>")
+        return ""
+    return "<properties>%s</properties>" % "".join(
+        _xml_empty("property", (("name", name), ("value", ("true" if value else "false") if isinstance(value, bool) else printable(value))))
+        for name, value in props)
 
 
-def _case(out, f):
-    rule, sid, message = printable(f["rule"]), printable(f["subject"]["id"]), printable(f["message"])
-    head = _xml_open("testcase", (("classname", "%s.%s" % (printable(f["area"]), rule)), ("name", "%s %s" % (rule, sid))))
-    status = f["status"]
-    props = []
-    _case_properties(props, f)
-    if status not in ("fail", "error") and status not in SKIPPED and not props:
-        out.append(head + " />")
-        return
-    out.append(head + ">")
-    out.extend(props)
-    if status in ("fail", "error"):
-        lines = [message]
-        note = restart_note(f)
-        if note:
-            lines.append(note)
-        lines.append("remediation: %s" % (printable(f.get("remediation")) or "-"))
-        tag = "failure" if status == "fail" else "error"
-        out.append("%s>%s</%s>" % (_xml_open(tag, (("message", message), ("type", printable(f["severity"])))),
-                                   _xml_text("\n".join(lines)), tag))
-    elif status in SKIPPED:
-        out.append(_xml_empty("skipped", (("message", "%s: %s" % (status, message)),)))
-    out.append("</testcase>")
+class _Cases(object):
+    """Writes junit.xml's testcases. Escaping distributes over concatenation (printable and the XML
+    escapes map each code point on its own), so an attribute such as "<rule> <subject id>" is built
+    from its parts escaped once per distinct text (_Memo); the properties block once per distinct
+    (definition, pending_restart, since_previous)."""
+
+    def __init__(self):
+        self.attr = _Memo(lambda v: _xml_attr(printable(v)))
+        self.text = _Memo(lambda v: _xml_text(printable(v)))
+        self._props = {}
+
+    def properties(self, f):
+        d, r, c = f.get("definition"), f.get("pending_restart"), f.get("since_previous")
+        if not (d.__class__ in _PLAIN and r.__class__ in _PLAIN and c.__class__ in _PLAIN):
+            return _case_properties(f)
+        key = (d, r, c)
+        text = self._props.get(key)
+        if text is None:
+            text = self._props[key] = _case_properties(f)
+        return text
+
+    def __call__(self, out, f):
+        attr = self.attr
+        rule, sid, status = attr(f["rule"]), attr(f["subject"]["id"]), f["status"]
+        head = '<testcase classname="%s.%s" name="%s %s"' % (attr(f["area"]), rule, rule, sid)
+        props = self.properties(f)
+        if status not in ("fail", "error") and status not in SKIPPED and not props:
+            out.append(head + " />")
+            return
+        out.append(head + ">")
+        if props:
+            out.append(props)
+        if status in ("fail", "error"):
+            lines = [self.text(f["message"])]
+            note = restart_note(f)
+            if note:
+                lines.append(_xml_text(note))
+            lines.append("remediation: %s" % (self.text(f.get("remediation")) or "-"))
+            tag = "failure" if status == "fail" else "error"
+            out.append('<%s message="%s" type="%s">%s</%s>' % (tag, attr(f["message"]), attr(f["severity"]), "\n".join(lines), tag))
+        elif status in SKIPPED:
+            out.append('<skipped message="%s: %s" />' % (attr(status), attr(f["message"])))
+        out.append("</testcase>")
 
 
 def _suite_properties(out, items, delta):
@@ -217,6 +259,7 @@ def junit(report):
     if not any(by_area.values()):
         return _xml_empty("testsuites", head)
     out = [_xml_open("testsuites", head) + ">"]
+    case = _Cases()
     for area, items in by_area.items():
         if not items:
             continue
@@ -228,7 +271,7 @@ def junit(report):
             ("timestamp", report["generated_at"]))) + ">")
         _suite_properties(out, items, report.get("since_previous"))
         for f in items:
-            _case(out, f)
+            case(out, f)
         out.append("</testsuite>")
     out.append("</testsuites>")
     return "".join(out)
@@ -539,20 +582,27 @@ def html_data(report):
     sev_index = dict((s, n) for n, s in enumerate(SEVERITIES))
     rules = dict((rid, [printable(r.title), printable(r.remediation)]) for rid, r in RULES.items())
     text = _Strings()
+    # A finding's text -> its string table index, once per distinct text: the table gets its
+    # entries in the same order as text(printable(value)) for every value would give them.
+    index = _Memo(lambda v: text(printable(v)))
+    shown = _Memo(printable)
     rows = []
     for f in report["findings"]:
         if f["severity"] not in sev_index:
             raise ValueError("finding %s on %s has severity %r (known: %s)" % (
                 printable(f["rule"]), printable(f["subject"]["id"]), f["severity"], ", ".join(SEVERITIES)))
-        row = {"r": text(printable(f["rule"])), "s": f["status"], "v": sev_index[f["severity"]],
-               "k": text(printable(f["subject"]["kind"])), "i": text(printable(f["subject"]["id"])),
-               "m": text(printable(f["message"]))}
-        rem = printable(f.get("remediation"))
-        if rem != rules.get(f["rule"], ["", ""])[1]:
+        subject = f["subject"]
+        row = {"r": index(f["rule"]), "s": f["status"], "v": sev_index[f["severity"]],
+               "k": index(subject["kind"]), "i": index(subject["id"]), "m": index(f["message"])}
+        rem = shown(f.get("remediation"))
+        if rem != rules.get(f["rule"], ("", ""))[1]:
             row["x"] = text(rem)
-        for k, v in (("b", _badge(f)), ("c", f.get("since_previous"))):
-            if v:
-                row[k] = v
+        badge = _badge(f)
+        if badge:
+            row["b"] = badge
+        change = f.get("since_previous")
+        if change:
+            row["c"] = change
         rows.append(row)
     return {"findings": rows, "strings": text.items, "rules": rules, "severities": list(SEVERITIES),
             "notes": RESTART_NOTES, "views": views(report["findings"], report.get("guest_domains")), "page": PAGE_ROWS}

@@ -104,11 +104,13 @@ def _rule(r):
 
 def anchor(subject, sources):
     """The source URI declaring ``subject``, or None when ``sources`` names no file for it."""
-    inventory = [u for u in (sources.get("inventory") or []) if u]
     policy = sources.get("policy")
     if subject["kind"] in POLICY_KINDS and policy:
         return policy
-    return inventory[0] if inventory else policy or None
+    for uri in sources.get("inventory") or ():  # the first inventory file named
+        if uri:
+            return uri
+    return policy or None
 
 
 def _location(subject, sources, text):
@@ -145,8 +147,9 @@ def result(f, rule_index, sources, text=_same):
     props = {"status": f["status"], "severity": f["severity"], "area": f["area"],
              "subject": {"kind": f["subject"]["kind"], "id": text(f["subject"]["id"])}}
     for key in ("waived_status", "definition", "pending_restart", "since_previous"):
-        if f.get(key) is not None:
-            props[key] = f[key]
+        value = f.get(key)
+        if value is not None:
+            props[key] = value
     if f.get("remediation"):
         props["remediation"] = f["remediation"]
     out = {
