@@ -64,6 +64,9 @@ options:
       - Host variable that holds a hypervisor's evidence - the result the audit role registered from
         M(vmguard.hardening.hypervisor_facts) (read in place, not copied through a fact), or an evidence
         dictionary. An unreachable, failed or skipped result becomes an error for that hypervisor.
+      - A result that says C(published) (hypervisor_facts O(vmguard.hardening.hypervisor_facts#module:publish))
+        is followed to the variable it names. Variables that hold a dictionary are read as stored, not
+        templated again.
     type: str
     default: __vmguard_audit_hv_evidence
   vcenters:
@@ -129,6 +132,18 @@ options:
   now:
     description: Evaluation time (seconds since the epoch); defaults to the current time. For reproducible reports.
     type: float
+  publish:
+    description:
+      - Name of a variable to set, for every host the task runs for (with C(run_once), every host of the
+        play), as M(ansible.builtin.set_fact) would, to a dictionary of RV(summary), RV(gate_failed), RV(gate),
+        RV(reports), RV(policy_digest), RV(policy), RV(findings) and RV(plan). RV(findings), RV(policy) and
+        RV(plan) then leave the result with RV(gate) (its length stays as RV(gate_count)), and the result carries
+        RV(published) instead.
+      - A set_fact of 25,000 findings templates every one of them again (seconds); this does not.
+      - Needs ansible-core 2.21 or later (an action setting host variables); on older cores it is ignored,
+        the result keeps everything and RV(published) is absent. The audit role publishes C(vmguard_audit)
+        this way, and with M(ansible.builtin.set_fact) where the core is older.
+    type: str
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -164,9 +179,14 @@ gate:
   description:
     - The findings that fail the gate (rule, severity, status, subject id, message, definition, pending_restart).
     - Subject and message are escaped for the console (control characters as text).
-  returned: unless validate_only
+  returned: unless validate_only or published
   type: list
   elements: dict
+gate_count:
+  description: How many findings fail the gate (the length of RV(gate)).
+  returned: unless validate_only
+  type: int
+  sample: 3
 reports:
   description: Paths of report.json, junit.xml, report.html, report.sarif and report.oscal.json (keys json, junit, html,
     sarif, oscal).
@@ -190,12 +210,17 @@ msg:
   type: str
 policy:
   description: The effective policy (defaults deep-merged with the user's).
-  returned: always
+  returned: unless published
   type: dict
+published:
+  description: The variable O(publish) set (then RV(findings), RV(policy), RV(plan) and RV(gate) are in it, not here).
+  returned: when published
+  type: str
+  sample: vmguard_audit
 findings:
   description: Every finding (rule, area, severity, status, subject, message, remediation, evidence, and for
     running domains definition and pending_restart), as in report.json.
-  returned: unless validate_only
+  returned: unless validate_only or published
   type: list
   elements: dict
 plan:
@@ -209,7 +234,7 @@ plan:
       remediation, the vsphere role's) and false when the finding is enforceable but not here (a value of the
       wrong shape, a host that cannot), which harden prints as C(cannot_enforce_here);
       C(steps) counts the remediations.
-  returned: unless validate_only
+  returned: unless validate_only or published
   type: dict
   sample:
     hosts:

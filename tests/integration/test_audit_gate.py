@@ -227,3 +227,44 @@ def test_playbook_runs_from_the_checkout_without_collection_settings(tmp_path):
     log = run.stdout.decode("utf-8", "replace")
     assert run.returncode == 0, log[-3000:]
     assert load(out)["summary"]["total"] > 0
+
+
+INJ_NODE = """<node><domain type='test'><name>inj{{ 7 * 7 }}</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>
+<memory>65536</memory><os><type>hvm</type></os><devices><graphics type='vnc' listen='0.0.0.0'/></devices></domain></node>"""
+INJ_PLAY = """- hosts: vmguard_hypervisors
+  gather_facts: false
+  roles:
+    - role: vmguard.hardening.audit
+      vmguard_audit_fail: false
+  tasks:
+    - name: The published result keeps guest data as data
+      ansible.builtin.assert:
+        that:
+          - vmguard_audit.findings | length == vmguard_audit.summary.total
+          - vmguard_audit.gate | length == __vmguard_audit_result.gate_count
+          - (vmguard_audit.findings | map(attribute='subject') | map(attribute='id') | select('search', 'inj') | first) == inj
+          - (vmguard_audit.gate | map(attribute='subject') | select('search', 'inj') | first) == inj
+      vars:
+        inj: "{{ 'hv/inj{' ~ '{ 7 * 7 }' ~ '}' }}"
+"""
+
+
+def test_published_result_is_complete_and_guest_data_is_never_templated(tmp_path):
+    """The evidence (hypervisor_facts publish=) and the audit result (audit_evaluate publish=) reach the
+    play as host variables: complete, and a domain named like a Jinja expression stays that text (no
+    variable the action sets is trusted as a template)."""
+    node = tmp_path / "node.xml"
+    node.write_text(INJ_NODE)
+    inv = inventory(tmp_path, {"vmguard_hypervisors": {"hv": {"vmguard_libvirt_uri": "test://%s" % node}}})
+    play = tmp_path / "play.yml"
+    play.write_text(INJ_PLAY)
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    run = subprocess.run([PLAYBOOK, str(play), "-i", inv, "-e", json.dumps({"vmguard_report_dir": str(tmp_path / "out")})],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path), check=False, timeout=180)
+    log = run.stdout.decode("utf-8", "replace")
+    assert run.returncode == 0, log[-3000:]
+    assert "All assertions passed" in log and "inj49" not in log
+    assert any(f["subject"]["id"] == "hv/inj{{ 7 * 7 }}" for f in load(str(tmp_path / "out"))["findings"])

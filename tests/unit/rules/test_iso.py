@@ -295,3 +295,54 @@ def test_iso11_shmem_vsock():
     assert one("ISO-11", E.domain(extra="<vsock model='virtio'><cid auto='yes'/></vsock>"))["status"] == "fail"
     assert one("ISO-11", E.domain(extra="<vsock model='virtio'><cid auto='yes'/></vsock>"),
                params={"isolation": {"allow_vsock": True}})["status"] == "pass"
+
+
+def _iso06_reference(domains, service):
+    """ISO-06 as first written (every other user of a disk walked per domain): {domain: (status, message)}."""
+    import posixpath
+    attached = dict((d["name"], [x for x in d["disks"] if x.get("source") and x["device"] in ("disk", "lun")]) for d in domains)
+    users = {}
+    for d in domains:
+        for x in attached[d["name"]]:
+            users.setdefault(posixpath.normpath(x["source"]), []).append((d["name"], x))
+    out = {}
+    for d in domains:
+        if not attached[d["name"]]:
+            out[d["name"]] = ("not_applicable", "no disks with a source")
+            continue
+        problems = []
+        for x in attached[d["name"]]:
+            others = [(n, y) for n, y in users[posixpath.normpath(x["source"])] if n != d["name"]]
+            if not others:
+                continue
+            other_svc = sorted("hv1/%s" % n for n, y in others if service[n] != service[d["name"]])
+            if other_svc:
+                problems.append("%s shared with other services: %s" % (x["source"], ", ".join(other_svc)))
+            elif [y for n, y in others + [(d["name"], x)] if not (y["readonly"] or y["shareable"])]:
+                problems.append("%s shared within service %s without readonly/shareable" % (x["source"], service[d["name"]]))
+        out[d["name"]] = ("fail", "; ".join(problems)) if problems else ("pass", "%d disk(s), none shared unsafely" % len(attached[d["name"]]))
+    return out
+
+
+def test_iso06_many_domains_on_one_disk_match_the_reference():
+    """One disk path in many domains (as in libvirt's corpus), services mixed, readonly/shareable mixed, one
+    domain attaching the same file twice: each verdict and message is the first implementation's."""
+    import random
+    rnd = random.Random(6)
+    domains, service = [], {}
+    for i in range(60):
+        name, svc = "d%02d" % i, rnd.choice(["web", "web", "mail", "db"])
+        d = _shared_disk(name, svc, ro=rnd.random() < 0.5, shareable=rnd.random() < 0.2)
+        if i % 7 == 0:
+            d["disks"][0]["source"] = "/srv/own-%d.img" % i  # its own: pass
+        if i % 11 == 0:
+            d["disks"][0]["source"], d["disks"][0]["readonly"] = "/srv/%s-ro.img" % svc, True  # one service, readonly
+        if i == 5:
+            d["disks"].append(dict(d["disks"][0], target="vdb", readonly=False, shareable=False))
+        domains.append(d)
+        service[name] = svc
+    want = _iso06_reference(domains, service)
+    got = E.by_subject(E.run("ISO-06", E.fleet(domains)))
+    assert set(s for s, m in want.values()) == {"pass", "fail"}
+    for name, (status, message) in want.items():
+        assert (got["hv1/" + name]["status"], got["hv1/" + name]["message"]) == (status, message), name

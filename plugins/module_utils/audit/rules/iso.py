@@ -277,36 +277,56 @@ def _disk_key(hv, disk):
     return disk["source"]
 
 
+def _attached(dom):
+    """The disks of ``dom`` ISO-06 compares: disks and LUNs with a source."""
+    return [x for x in dom.get("disks") or [] if x.get("source") and x["device"] in ("disk", "lun")]
+
+
+def _service_key(ctx, hv, dom):
+    return ctx.service_of_domain(hv, dom) or "undeclared:%s/%s" % (hv, dom["name"])
+
+
+def _iso06_index(ctx):
+    """Disk key -> {"labels": {service: ["hv/domain", ...]}, "users": {(hv, domain): attachments},
+    "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run: each domain
+    is then judged from its own disks' entries, never by walking every other user of a disk (the
+    corpus has one disk path in hundreds of domains: that walk was quadratic)."""
+    idx = {}
+    for h, dom in ctx.domains():
+        disks = _attached(dom)
+        if not disks:
+            continue
+        svc, me = _service_key(ctx, h, dom), (h, dom["name"])
+        for disk in disks:
+            e = idx.get(_disk_key(h, disk))
+            if e is None:
+                e = idx[_disk_key(h, disk)] = {"labels": {}, "users": {}, "unsafe": {}}
+            e["labels"].setdefault(svc, []).append("%s/%s" % me)
+            e["users"][me] = e["users"].get(me, 0) + 1
+            if not (disk["readonly"] or disk["shareable"]):
+                e["unsafe"][me] = e["unsafe"].get(me, 0) + 1
+    return idx
+
+
 @check("ISO-06", "domain")
 def iso06(ctx, hd):
     hv, d = hd
-
-    def build():
-        idx = {}
-        for h, dom in ctx.domains():
-            for disk in dom.get("disks") or []:
-                if disk.get("source") and disk["device"] in ("disk", "lun"):
-                    key = _disk_key(h, disk)
-                    idx.setdefault(key, []).append((h, dom, disk))
-        return idx
-    idx = ctx.index("iso06", build)
-    mine = ctx.service_of_domain(hv, d) or "undeclared:%s/%s" % (hv, d["name"])
-    problems = []
-    disks = [x for x in d.get("disks") or [] if x.get("source") and x["device"] in ("disk", "lun")]
+    idx = ctx.index("iso06", lambda: _iso06_index(ctx))
+    disks = _attached(d)
     if not disks:
         return na("no disks with a source")
+    mine, me = _service_key(ctx, hv, d), (hv, d["name"])
+    problems = []
     for disk in disks:
-        key = _disk_key(hv, disk)
-        users = [(h, dom, x) for h, dom, x in idx.get(key, []) if not (h == hv and dom["name"] == d["name"])]
-        if not users:
+        e = idx.get(_disk_key(hv, disk))
+        if e is None or len(e["users"]) == (me in e["users"]):  # nobody else attaches it
             continue
-        other_svc = sorted("%s/%s" % (h, dom["name"]) for h, dom, x in users
-                           if (ctx.service_of_domain(h, dom) or "undeclared:%s/%s" % (h, dom["name"])) != mine)
+        other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for label in labels)
         if other_svc:
             problems.append("%s shared with other services: %s" % (disk["source"], ", ".join(other_svc)))
             continue
-        unsafe = [u for u in users + [(hv, d, disk)] if not (u[2]["readonly"] or u[2]["shareable"])]
-        if unsafe:
+        # Within the service: every other domain's attachments of it, and this one, must be readonly or shareable.
+        if len(e["unsafe"]) > (me in e["unsafe"]) or not (disk["readonly"] or disk["shareable"]):
             problems.append("%s shared within service %s without readonly/shareable" % (disk["source"], mine))
     if problems:
         return fail("; ".join(problems))
