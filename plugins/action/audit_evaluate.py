@@ -125,6 +125,11 @@ def vcenter_evidence(hostvars, names, var):
     out = {}
     for vc in names:
         ev = _plain(host_value(hostvars, vc, var))
+        if ev and ev.get("published"):  # vsphere_facts publish=NAME: the VMs are in that variable
+            vms = _plain(host_value(hostvars, vc, ev["published"]))
+            ev = dict(vms, inventory=ev.get("inventory") or {}) if isinstance(vms, dict) else {
+                "error": "no vCenter evidence from %s: vsphere_facts published it as %s, which is not set" % (vc, ev["published"]),
+                "vms": []}
         out[vc] = ev if ev else {"error": "no vCenter evidence collected from %s" % vc, "vms": []}
     return out
 

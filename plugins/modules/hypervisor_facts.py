@@ -100,16 +100,9 @@ options:
         directory removed afterwards. Needs room for the data of the largest base image (sparse raw).
         Defaults to the system temporary directory.
     type: path
-  publish:
-    description:
-      - Name of a host variable to receive RV(evidence) instead of the result (ansible-core 2.21 or
-        later; earlier cores ignore it and the result keeps the evidence). It is set as
-        M(ansible.builtin.set_fact) sets one, by the module's action plugin on the controller, and the
-        result then carries C(published) with that name. C(register) templates every value it keeps
-        (seconds for a thousand domains); a variable set this way is stored as it is.
-    type: str
 extends_documentation_fragment:
   - vmguard.hardening.attributes.read_only
+  - vmguard.hardening.publish
 """
 
 EXAMPLES = r"""

@@ -52,6 +52,8 @@ options:
     default: true
 notes:
   - Supports check mode (it changes nothing).
+extends_documentation_fragment:
+  - vmguard.hardening.publish
 """
 
 EXAMPLES = r"""
@@ -65,11 +67,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+published:
+  description: The name of the host variable that holds the evidence (O(publish) given, ansible-core 2.21 or later).
+  returned: when the evidence was published
+  type: str
+  sample: vc_evidence
 evidence:
   description: >-
     The vCenter's evidence. C(error) is null when it was collected, else why not (and C(vms) is
-    empty). C(retrievals) counts the PropertyCollector calls used for all VMs.
-  returned: always
+    empty). C(retrievals) counts the PropertyCollector calls used for all VMs. In the variable
+    O(publish) names when given.
+  returned: unless published
   type: dict
   sample:
     error: null
@@ -120,6 +128,7 @@ def main():
             password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
             port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
             validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+            publish=dict(type="str"),  # handled by the action plugin on the controller
         ),
         supports_check_mode=True,
     )

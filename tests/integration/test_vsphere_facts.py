@@ -129,3 +129,29 @@ def test_device_module_disconnects_in_check_mode_then_for_real_then_changes_noth
     assert res["changed"] is False
     res, _out = module("vmguard.hardening.vsphere_vm_devices", dict(args, devices=[424242]), env=env)
     assert res.get("failed") and "no device with key(s) 424242" in res["msg"]
+
+
+def test_audit_reads_the_published_vms_and_the_declared_ones(sim, tmp_path):
+    """The audit role: vsphere_facts publishes the VMs to a host variable (no register copy of every VM),
+    the evaluation reads them there with the VMs the inventory declares (VIS-01 is judged against those)."""
+    vms = facts(sim)["vms"]
+    declared = dict((v["name"], {}) for v in vms[:2])
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"all": {"children": {"vmguard_vcenters": {"hosts": {"vc": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "vmguard_vcenter_hostname": sim["host"], "vmguard_vcenter_port": sim["port"],
+        "vmguard_vcenter_username": sim["username"], "vmguard_vcenter_password": sim["password"],
+        "vmguard_vcenter_ca_file": sim["ca_file"], "vmguard_vcenter_vms": declared}}}}}}))
+    out = tmp_path / "out"
+    p = subprocess.run(["ansible-playbook", "vmguard.hardening.audit", "-i", str(inv), "-e", "vmguard_audit_fail=false",
+                        "-e", "vmguard_report_dir=%s" % out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, cwd=str(tmp_path), check=False, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:]
+    assert sim["password"] not in p.stdout
+    with open(str(out / "report.json")) as f:
+        findings = json.load(f)["findings"]
+    vis01 = dict((f["subject"]["id"], f["status"]) for f in findings if f["rule"] == "VIS-01")
+    assert len(vms) > 2  # the simulator has more VMs than the inventory declares
+    assert set(vis01) == set("vc/%s" % v["name"] for v in vms), vis01
+    assert [vis01["vc/%s" % n] for n in sorted(declared)] == ["pass", "pass"]
+    assert sorted(s for vm, s in vis01.items() if vm[3:] not in declared) == ["fail"] * (len(vms) - 2)

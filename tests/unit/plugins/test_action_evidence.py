@@ -78,3 +78,13 @@ def test_host_value_reads_collections_as_stored_and_templates_strings():
     assert action.host_value(hostvars, "h", "tpl") == ("templated", "{{ x }}")
     assert action.host_value(hostvars, "h", "missing") is None
     assert action.host_value({"h": {"ev": [1]}}, "h", "ev") == [1]  # no raw_get: plain mapping
+
+
+def test_published_vcenter_evidence_keeps_the_declared_vms():
+    vms = {"error": None, "vms": [{"name": "web1"}], "retrievals": 1}
+    hostvars = HostVars(vc1={"kept": {"published": "vc_vms", "inventory": {"web1": {"service": "web"}}}, "vc_vms": vms})
+    out = action.vcenter_evidence(hostvars, ["vc1"], "kept")["vc1"]
+    assert out == dict(vms, inventory={"web1": {"service": "web"}})
+    hostvars = HostVars(vc1={"kept": {"published": "vc_vms", "inventory": {}}})
+    out = action.vcenter_evidence(hostvars, ["vc1"], "kept")["vc1"]
+    assert out["vms"] == [] and "vc1" in out["error"] and "vc_vms" in out["error"]
