@@ -56,4 +56,4 @@ integration: services
 	@VMGUARD_TEST_STAGES=integration scripts/test.sh
 
 bench: services
-	@. scripts/common.sh && activate && python bench/bench_fleet_eval.py && python bench/bench_audit_domains.py && python bench/bench_revert_quarantine.py && python bench/bench_fleet_scale.py && python bench/bench_vsphere.py
+	@. scripts/common.sh && activate && python bench/bench_audit_domains.py && python bench/bench_revert_quarantine.py && python bench/bench_fleet_scale.py && python bench/bench_vsphere.py
