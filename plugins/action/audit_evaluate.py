@@ -69,13 +69,16 @@ class RunError(Exception):
     """The audit cannot run as asked (message for the console)."""
 
 
+# Exactly these types are already plain (a tagged str or a bool, which is an int, is not).
+_PLAIN_TYPES = frozenset((str, bool, int, float, type(None)))
+
+
 def _plain(obj):
     """Strip Ansible's tagged/unsafe wrappers: the engine sees plain Python data."""
-    kind = type(obj)
-    if kind is str or kind is bool or kind is int or kind is float or obj is None:
+    if obj.__class__ in _PLAIN_TYPES:
         return obj
     if isinstance(obj, dict):
-        return dict((k if type(k) is str else str(k), _plain(v)) for k, v in obj.items())
+        return dict((k if k.__class__ is str else str(k), _plain(v)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     if isinstance(obj, bool):
