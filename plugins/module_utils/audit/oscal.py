@@ -101,25 +101,53 @@ def _subject_items(findings, stamp, text):
     return items
 
 
+def _plain(values):
+    """True when every value is None or an exact str: equal values are then the same text (True == 1)."""
+    for v in values:
+        if v is not None and v.__class__ is not str:
+            return False
+    return True
+
+
 class _Context(object):
-    """What every observation, risk and finding of one build shares: the stamp, ``text``, the
-    evidence anchors, and the descriptions of the messages (text() once per distinct message; the
-    corpus repeats a few hundred messages thousands of times)."""
+    """What the observations, risks and findings of one build share: the stamp, ``text``, the
+    evidence anchors, and the parts that repeat across findings, made once per distinct value
+    within this build (the corpus repeats a few hundred rules, messages and statuses thousands of
+    times): message descriptions, remarks, props lists, targets. Those parts are one object in
+    every place they appear: the document is data to serialize, not to modify in place."""
 
     def __init__(self, stamp, text, collected, sources):
         self.stamp, self.text, self.collected = stamp, text, collected
         sources = sources or {}
         self.policy_anchor = sources.get("policy")
         self.inventory_anchor = (sources.get("inventory") or [None])[0]
-        self._descriptions = {}
+        self.methods, self.types = ["TEST"], ["finding"]
+        self._made = {}
+
+    def _once(self, kind, key, make):
+        """make(), once per (kind, key) when the key's values are exact str or None."""
+        if not _plain(key):
+            return make()
+        k = (kind,) + key
+        out = self._made.get(k)
+        if out is None:
+            out = self._made[k] = make()
+        return out
 
     def description(self, message):
-        if message.__class__ is not str:  # kept by value only for exact str (True == 1)
-            return self.text(message) or "(no message)"
-        out = self._descriptions.get(message)
-        if out is None:
-            out = self._descriptions[message] = self.text(message) or "(no message)"
-        return out
+        return self._once("description", (message,), lambda: self.text(message) or "(no message)")
+
+    def remarks(self, remediation):
+        return self._once("remarks", (remediation,), lambda: self.text("remediation: %s" % remediation))
+
+    def props(self, kind, *pairs):
+        """_props(*pairs) of the ``kind`` of element (always the same names for one kind)."""
+        return self._once(kind, tuple(v for _n, v in pairs), lambda: _props(*pairs))
+
+    def target(self, rule, status, reason):
+        return self._once("target", (rule, status, reason), lambda: {
+            "type": "objective-id", "target-id": control_id(rule),
+            "status": {"state": "not-satisfied", "reason": "fail" if status == FAIL else "other", "remarks": reason}})
 
 
 def _observation(f, ctx, subject_uuid, title, description):
@@ -128,10 +156,10 @@ def _observation(f, ctx, subject_uuid, title, description):
         "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"]),
         "title": title,
         "description": description,
-        "props": _props(("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
-                        ("area", f["area"]), ("since-previous", f.get("since_previous"))),
-        "methods": ["TEST"],
-        "types": ["finding"],
+        "props": ctx.props("observation", ("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
+                           ("area", f["area"]), ("since-previous", f.get("since_previous"))),
+        "methods": ctx.methods,
+        "types": ctx.types,
         "subjects": [{"subject-uuid": subject_uuid, "type": "inventory-item",
                       "title": ctx.text("%s %s" % (s["kind"], s["id"]))}],
         "collected": ctx.collected,
@@ -140,7 +168,7 @@ def _observation(f, ctx, subject_uuid, title, description):
     if anchor:
         ob["relevant-evidence"] = [{"href": anchor, "description": "the file that declares the subject"}]
     if f.get("remediation"):
-        ob["remarks"] = ctx.text("remediation: %s" % f["remediation"])
+        ob["remarks"] = ctx.remarks(f["remediation"])
     return _clean(ob)
 
 
@@ -171,10 +199,8 @@ def _finding(f, ctx, obs_uuid, risk_uuid, title, description):
         "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"]),
         "title": title,
         "description": description,
-        "props": _props(("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
-        "target": {"type": "objective-id", "target-id": control_id(f["rule"]),
-                   "status": {"state": "not-satisfied", "reason": "fail" if f["status"] == FAIL else "other",
-                              "remarks": reason}},
+        "props": ctx.props("finding", ("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
+        "target": ctx.target(f["rule"], f["status"], reason),
         "related-observations": [{"observation-uuid": obs_uuid}],
     }
     if risk_uuid:

@@ -242,9 +242,15 @@ def _suite_properties(out, items, delta):
     out.append(_xml_empty("property", (("name", "since_previous.report"),
                                        ("value", printable(delta["previous"].get("generated_at"))))))
     area = items[0]["area"]
-    for change in CHANGES[:3]:
-        out.append(_xml_empty("property", (("name", "since_previous.%s" % change),
-                                           ("value", str(sum(1 for f in items if f.get("since_previous") == change))))))
+    counts = dict((change, 0) for change in CHANGES[:3])
+    for f in items:  # one pass; most findings have no since_previous
+        value = f.get("since_previous")
+        if value is not None:
+            for change in counts:
+                if value == change:
+                    counts[change] += 1
+    for change, n in counts.items():
+        out.append(_xml_empty("property", (("name", "since_previous.%s" % change), ("value", str(n)))))
     gone = sum(1 for e in delta.get("gone", []) if RULES.get(e["rule"]) is not None and RULES[e["rule"]].area == area)
     out.append(_xml_empty("property", (("name", "since_previous.gone"), ("value", str(gone)))))
     out.append("</properties>")
@@ -263,11 +269,18 @@ def junit(report):
     for area, items in by_area.items():
         if not items:
             continue
+        failures = errors = skipped = 0
+        for f in items:  # one pass
+            status = f["status"]
+            if status == "fail":
+                failures += 1
+            elif status == "error":
+                errors += 1
+            if status in SKIPPED:
+                skipped += 1
         out.append(_xml_open("testsuite", (
             ("name", "vmguard.%s" % printable(area)), ("tests", str(len(items))),
-            ("failures", str(sum(1 for f in items if f["status"] == "fail"))),
-            ("errors", str(sum(1 for f in items if f["status"] == "error"))),
-            ("skipped", str(sum(1 for f in items if f["status"] in SKIPPED))),
+            ("failures", str(failures)), ("errors", str(errors)), ("skipped", str(skipped)),
             ("timestamp", report["generated_at"]))) + ">")
         _suite_properties(out, items, report.get("since_previous"))
         for f in items:
@@ -586,6 +599,7 @@ def html_data(report):
     # entries in the same order as text(printable(value)) for every value would give them.
     index = _Memo(lambda v: text(printable(v)))
     shown = _Memo(printable)
+    rule_rem = dict((rid, r[1]) for rid, r in rules.items())
     rows = []
     for f in report["findings"]:
         if f["severity"] not in sev_index:
@@ -594,9 +608,9 @@ def html_data(report):
         subject = f["subject"]
         row = {"r": index(f["rule"]), "s": f["status"], "v": sev_index[f["severity"]],
                "k": index(subject["kind"]), "i": index(subject["id"]), "m": index(f["message"])}
-        rem = shown(f.get("remediation"))
-        if rem != rules.get(f["rule"], ("", ""))[1]:
-            row["x"] = text(rem)
+        rem = f.get("remediation")
+        if shown(rem) != rule_rem.get(f["rule"], ""):
+            row["x"] = index(rem)
         badge = _badge(f)
         if badge:
             row["b"] = badge
@@ -650,14 +664,21 @@ def oscal_results(report, sources=None):
     return oscal.build(report, RULES, sources, version=info["version"], text=printable)
 
 
+def _json(data):
+    """``data`` as indented JSON text. No circular-reference check: the reports are trees of JSON
+    data (a cycle would end in RecursionError instead of ValueError); the text is the same, and the
+    check costs a dict insert and delete per list and dict (~100,000s in the corpus reports)."""
+    return json.dumps(data, indent=2, default=str, check_circular=False) + "\n"
+
+
 def render_all(report, gate, fail_on, sources=None):
     """The text of every report, rendered before any is written (a rendering error writes nothing)."""
     return {
-        "json": json.dumps(report, indent=2, default=str) + "\n",
+        "json": _json(report),
         "junit": '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
         "html": html(report, gate, fail_on),
-        "sarif": json.dumps(sarif_log(report, sources), indent=2, default=str) + "\n",
-        "oscal": json.dumps(oscal_results(report, sources), indent=2, default=str) + "\n",
+        "sarif": _json(sarif_log(report, sources)),
+        "oscal": _json(oscal_results(report, sources)),
     }
 
 
