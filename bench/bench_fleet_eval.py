@@ -112,18 +112,15 @@ def phases(pol, ev, now):
         engine._guest_subjects(ctx)
         out.append(("context and guest subjects", time.process_time() - t))
         t = time.process_time()
-        ctx.index("div:identity_verdicts", lambda: div._identity_verdicts(ctx))
-        out.append(("DIV-01..04 one pass: indexes and verdicts", time.process_time() - t))
+        ctx.index("div:identity_findings", lambda: div._identity_findings(ctx))
+        out.append(("DIV-01..04 one pass: indexes and 400,000 findings", time.process_time() - t))
         keep = []
         t = time.process_time()
         for rid in ("DIV-01", "DIV-02", "DIV-03", "DIV-04"):
-            r = RULES[rid]
-            keep.append(engine._check_findings(ctx, rid, r.area, pol["rules"][rid]["severity"], r.remediation, "guest",
-                                               r.checks["guest"]))
-        out.append(("DIV-01..04 findings (400,000 dicts)", time.process_time() - t))
+            keep.append(engine._check_findings(ctx, rid, "guest", RULES[rid].checks["guest"]))
+        out.append(("DIV-01..04 findings handed over (guests without evidence)", time.process_time() - t))
         t = time.process_time()
-        r = RULES["DIV-07"]
-        keep.append(engine._check_findings(ctx, "DIV-07", r.area, "medium", r.remediation, "fleet", r.checks["fleet"]))
+        keep.append(engine._check_findings(ctx, "DIV-07", "fleet", RULES["DIV-07"].checks["fleet"]))
         out.append(("DIV-07 (one more pass over the guests)", time.process_time() - t))
         keep = ctx = None
     finally:

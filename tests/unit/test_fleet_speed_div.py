@@ -241,7 +241,7 @@ def test_generated_fleet_findings_identical_to_the_reference():
     assert not any("check failed" in f["message"] for f in got)
     # ... and the one pass did it (no fallback to the per-guest checks).
     ctx = engine.Context(pol, ev, NOW)
-    assert sorted(div._identity_verdicts(ctx)) == list(IDENTITY)
+    assert sorted(div._identity_findings(ctx)) == list(IDENTITY)
 
 
 def test_a_value_repeated_on_one_guest_only_is_not_a_duplicate():
@@ -275,19 +275,23 @@ def test_disabled_rule_is_not_judged_and_the_others_are_identical():
     assert findings_json(got) == findings_json(reference_findings(pol, ev, ["DIV-01", "DIV-02", "DIV-04"]))
 
 
-def test_per_guest_check_equals_the_batch_verdict():
+def test_per_guest_check_equals_the_batch_finding():
     pol = policy.load_policy({})
     ev = generated_fleet(n=200, seed=9)
     ctx = engine.Context(pol, ev, NOW)
-    batch = div._identity_verdicts(ctx)
+    batch = div._identity_findings(ctx)
     fresh = engine.Context(pol, ev, NOW)  # the per-guest checks build their own indexes
     for rid in IDENTITY:
-        for g, verdict in zip(ctx.guest_names, batch[rid]):
+        good, bad = ctx.finding_templates(rid, "guest")
+        for (subject, g, err), finding in zip(ctx.guest_subjects(), batch[rid]):
             rec = ev["guests"][g]
             if rec.get("error") or not rec.get("facts"):
-                assert verdict is None
-            else:
-                assert RULES[rid].checks["guest"](fresh, g) == verdict, (rid, g)
+                assert err and finding is None  # the engine makes the finding of a guest without evidence
+                continue
+            status, message, detail = RULES[rid].checks["guest"](fresh, g)
+            want = dict(bad if status in ("fail", "error") else good, status=status, subject=subject, message=message, evidence=detail)
+            assert json.dumps(finding) == json.dumps(want), (rid, g)
+            assert finding["subject"] is subject  # the run's one subject dict per guest
 
 
 def malformed(n, seed, how):
@@ -324,7 +328,7 @@ def test_malformed_evidence_is_a_check_failure_identical_to_the_reference():
         got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(IDENTITY))
         assert findings_json(got) == findings_json(reference_findings(pol, ev, IDENTITY)), how.__name__
         assert any(f["status"] == "error" and f["message"].startswith("check failed: ") for f in got), how.__name__
-        assert div._identity_verdicts(engine.Context(pol, ev, NOW)) is None, how.__name__
+        assert div._identity_findings(engine.Context(pol, ev, NOW)) is None, how.__name__
 
 
 def test_the_fleet_benchmark_data_identical_to_the_reference():

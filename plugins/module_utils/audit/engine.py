@@ -112,6 +112,23 @@ class Context(object):
     def age_days(self, iso_time):
         return (self.now - parse_iso(iso_time)) / 86400.0
 
+    def guest_subjects(self):
+        """(subject dict, guest name, error or None) of every guest in guest_names order, built once per run; the
+        error (unreachable, no evidence) makes the guest's finding of every rule an error."""
+        return _guest_subjects(self)
+
+    def finding_templates(self, rid, kind):
+        """(good, bad): the two prebuilt findings of rule ``rid``'s check of subjects of ``kind`` in this run (the
+        rule's fields, keys in report order; status, subject, message and evidence None), once per run. Every
+        finding of the check is a copy of one with its own four fields set: bad for fail and error (it carries
+        the remediation text), good for the rest. A batch (rules.check) builds its findings from these too."""
+        def build():
+            rule = RULES[rid]
+            fn = rule.checks[kind]
+            return _templates(rid, rule.area, self.policy["rules"][rid]["severity"],
+                              getattr(fn, "remediation", None) or rule.remediation)
+        return self.index("engine:templates:%s:%s" % (rid, kind), build)
+
 
 def _subjects(ctx, kind, needs_facts=True):
     """Yield (subject dict, evidence for the check, error or None)."""
@@ -160,6 +177,12 @@ def _guest_subjects(ctx, needs_facts=True):
     if needs_facts:
         return subjects
     return ctx.index("engine:guest_subjects_no_facts", lambda: [(subject, g, None) for subject, g, err in subjects])
+
+
+def _guest_subject_errors(ctx):
+    """(position, subject, error) of the guest subjects with an error (no evidence), once per run."""
+    return ctx.index("engine:guest_subject_errors",
+                     lambda: [(i, subject, err) for i, (subject, g, err) in enumerate(_guest_subjects(ctx)) if err])
 
 
 def _waiver_for(waivers, rid, subject_id, today):
@@ -276,15 +299,27 @@ def _bad_finding(finding, waivers, used_waivers, rid, today):
         finding["message"] = "%s [waived until %s: %s]" % (finding["message"], w["expires"], w["reason"])
 
 
-def _verdicts(ctx, kind, fn, subjects):
-    """The verdict of ``fn`` for each of ``subjects``, in order, as an iterable: the check's batch when it has
-    one (rules.check), else ``fn`` called per subject. Never computed for a subject with an error."""
+def _templates(rid, area, severity, remediation):
+    """(good, bad) prebuilt findings (Context.finding_templates)."""
+    good = {"rule": rid, "area": area, "severity": severity, "status": None, "subject": None, "message": None,
+            "remediation": "", "evidence": None}
+    return good, dict(good, remediation=remediation)
+
+
+def _batch_findings(ctx, rid, fn):
+    """The findings of guest check ``fn`` from its batch (rules.check), or None to run ``fn`` guest by guest.
+    The batch leaves None for a guest subject with an error (no evidence): its finding is made here."""
     batch = getattr(fn, "batch", None)
-    if batch is not None and kind == "guest" and getattr(fn, "needs_facts", True):
-        verdicts = batch(ctx)
-        if verdicts is not None:
-            return verdicts
-    return _per_subject(ctx, fn, subjects)
+    if batch is None or not getattr(fn, "needs_facts", True):
+        return None
+    findings = batch(ctx)
+    if findings is None:
+        return None
+    bad_copy = ctx.finding_templates(rid, "guest")[1].copy
+    for i, subject, err in _guest_subject_errors(ctx):
+        finding = findings[i] = bad_copy()
+        finding["status"], finding["subject"], finding["message"], finding["evidence"] = ERROR, subject, "cannot evaluate: %s" % err, {}
+    return findings
 
 
 def _per_subject(ctx, fn, subjects):
@@ -298,17 +333,20 @@ def _per_subject(ctx, fn, subjects):
             yield ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
 
 
-def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
+def _check_findings(ctx, rid, kind, fn):
     """The findings of one check on every subject of its kind, as a list.
 
     The hot loop of a fleet run (one pass per guest per rule): locals only, and each finding a copy of
-    one of two prebuilt dicts (the rule's fields, keys in report order) with its own four fields set.
+    one of two prebuilt dicts (Context.finding_templates) with its own four fields set. A guest check with a
+    batch (rules.check) builds its findings itself, from the same dicts.
     """
+    if kind == "guest":
+        findings = _batch_findings(ctx, rid, fn)
+        if findings is not None:
+            return findings
     needs_facts = getattr(fn, "needs_facts", True)
     subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else list(_subjects(ctx, kind, needs_facts))
-    good = {"rule": rid, "area": area, "severity": severity, "status": None, "subject": None, "message": None,
-            "remediation": "", "evidence": None}
-    bad = dict(good, remediation=remediation)
+    good, bad = ctx.finding_templates(rid, kind)
     findings = []
     append = findings.append
     if kind == "domain":
@@ -325,7 +363,7 @@ def _check_findings(ctx, rid, area, severity, remediation, kind, fn):
         return findings
     good_copy, bad_copy = good.copy, bad.copy
     pending = kind == "vcenter_vm"  # a vCenter VM's verdict may wait for a power cycle (the module docstring)
-    for (subject, ev, err), verdict in zip(subjects, _verdicts(ctx, kind, fn, subjects)):
+    for (subject, ev, err), verdict in zip(subjects, _per_subject(ctx, fn, subjects)):
         if err:
             status, message, detail = ERROR, "cannot evaluate: %s" % err, {}
         else:
@@ -352,10 +390,8 @@ def _evaluate(policy, evidence, now, only):
     for rid, rule in RULES.items():
         if rid not in ctx.selected:
             continue
-        rp = policy["rules"][rid]
         for kind, fn in rule.checks.items():
-            remediation = getattr(fn, "remediation", None) or rule.remediation
-            checked = _check_findings(ctx, rid, rule.area, rp["severity"], remediation, kind, fn)
+            checked = _check_findings(ctx, rid, kind, fn)
             if not waivers:
                 findings.extend(checked)
                 continue

@@ -131,10 +131,12 @@ def remediation_for(rid, subject_kind):
 def check(rid, subject_kind, batch=None):
     """Register ``fn`` as the check of rule ``rid`` for subjects of ``subject_kind``.
 
-    ``batch`` (guest checks only): ``batch(ctx) -> verdicts``, the verdicts ``fn`` gives every guest of a run at
-    once, as a list in ``ctx.guest_names`` order (the entry of a guest without evidence is not used), or None to
-    leave the run to ``fn`` guest by guest. It exists for speed only: each verdict must be exactly ``fn(ctx, guest)``
-    (a fleet rule judging 100,000 guests one call at a time walks their evidence once per rule).
+    ``batch`` (guest checks only): ``batch(ctx) -> findings``, the findings of ``fn`` on every guest of a run at
+    once, as a list in ``ctx.guest_names`` order (subjects: ``ctx.guest_subjects()``), None at the place of a guest
+    subject with an error (no evidence: the engine makes that finding), or None to leave the run to ``fn`` guest by
+    guest. Each finding is a copy of one of ``ctx.finding_templates(rid, "guest")`` (bad for fail and error) with
+    status, subject, message and evidence set from exactly the verdict ``fn(ctx, guest)`` gives. It exists for
+    speed only (a fleet rule judging 100,000 guests one call at a time walks their evidence once per rule).
     """
     if subject_kind not in SUBJECT_KINDS:
         raise ValueError("unknown subject kind %s" % subject_kind)

@@ -13,11 +13,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import bisect
 from collections import Counter
+from itertools import compress, count
+from operator import not_
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
     PASS, Remediation, rule, check, ok, fail, error, na)
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
 
 rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
      "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
@@ -67,10 +69,11 @@ def _with_facts(ctx):
 
 # DIV-01..04 compare every guest with the whole fleet through one duplicate index per rule: value -> the set
 # of guests having it, kept only for the values at least two guests share, and the set of guests sharing any
-# value (O(n), once per run). A fleet run judges the four in one pass over the guests (_identity_verdicts):
-# it fills the indexes and judges each guest as if it shared nothing, then judges again the few guests the
-# indexes say share a value. Either way the verdict is the one of the rule's function below (_div01..04), the
-# one place that says what each rule finds.
+# value (O(n), once per run). A fleet run judges the four in one pass over the guests (_identity_findings, which
+# makes the findings themselves): it judges each guest as if it shared nothing while it notes the values met
+# twice, then judges again the few guests the indexes say share a value. Either way the verdict is the one of the
+# rule's function below (_div01..04), the one place that says what each rule finds (the pass makes the passing
+# verdicts inline, as these functions do: tests/unit/test_fleet_speed_div.py keeps them identical).
 
 def _machine_id(facts):
     return (facts.get("machine_id_digest"),)
@@ -156,6 +159,7 @@ def _message(made, template, n):
 
 
 _KEYS_UNSHARED, _HASHES_UNSHARED = {}, {}
+BAD_STATUSES = frozenset(BAD)
 
 
 def _div01(ctx, guest, f, index):
@@ -234,83 +238,186 @@ IDENTITY_RULES = (("DIV-01", "div01", _div01), ("DIV-02", "div02", _div02), ("DI
                   ("DIV-04", "div04", _div04))
 # What a guest is judged against while the indexes are still being filled: shares nothing.
 _UNIQUE = ({}, frozenset())
+# The messages of the passing verdicts that do not depend on the guest (_div01, _div04).
+_MID_UNIQUE, _SEED_UNIQUE = "machine-id is unique in the fleet", "random seed is unique in the fleet"
 
 
-def _identity_verdicts(ctx):
-    """Rule id -> the verdicts of every guest in ctx.guest_names order (None for a guest without evidence), for
-    the rules of DIV-01..04 this run evaluates (ctx.selected), from one pass over the guests; None when some
-    guest's evidence breaks the pass (each check then runs per guest and reports that guest)."""
+def _identity_findings(ctx):
+    """Rule id -> the findings of every guest in ctx.guest_names order (None for a guest whose subject has an
+    error: the engine makes that finding), for the rules of DIV-01..04 this run evaluates (ctx.selected), from one
+    pass over the guests; None when some guest's evidence breaks the pass (each check then runs per guest and
+    reports that guest)."""
     try:
         return _one_pass(ctx)
     except Exception:  # pylint: disable=broad-except
         return None
 
 
+def _finding(templates, subject, verdict):
+    """The finding of ``verdict`` on ``subject``, made as the engine makes it (Context.finding_templates)."""
+    status, message, detail = verdict
+    finding = (templates[1] if status in BAD_STATUSES else templates[0]).copy()
+    finding["status"], finding["subject"], finding["message"], finding["evidence"] = status, subject, message, detail
+    return finding
+
+
+def _passing(templates, message):
+    """The copy method of a passing finding with ``message`` (the engine's good template, status and message set)."""
+    return dict(templates[0], status=PASS, message=message).copy
+
+
+def _shared_at(names, again, values, many):
+    """(index, positions): the index (dups, sharing) of one rule (as _one_index builds it) and the positions in
+    ``names`` of the guests sharing a value. ``values``: per guest position, its value (``many`` false; None for
+    none) or its list of values (``many`` true); ``again``: the values met more than once, the only candidates.
+    C loops (compress, map) find the few guests having one; a value twice on one guest only is no duplicate."""
+    if not again:
+        return ({}, set()), ()
+    at = compress(count(), map(not_, map(again.isdisjoint, values)) if many else map(again.__contains__, values))
+    owned = {}
+    for i in at:
+        for v in values[i] if many else (values[i],):
+            if v in again:
+                owned.setdefault(v, set()).add(i)
+    dups, positions = {}, set()
+    for v, where in owned.items():
+        if len(where) > 1:  # shared by at least two guests
+            dups[v] = set(names[i] for i in where)
+            positions.update(where)
+    return (dups, set(names[i] for i in positions)), positions
+
+
 def _one_pass(ctx):
+    """Makes each guest's four findings, judged as if it shared nothing, and notes the values met more than once;
+    then builds the indexes of these values (_shared_at) and judges again, against the whole fleet, the guests that
+    share one.
+
+    The passing verdict of each rule (by far the most common) is made inline from its evidence, exactly as
+    _div01.._div04 make it (tests/unit/test_fleet_speed_div.py compares with a reference on generated fleets);
+    every other verdict comes from these functions. One copied dict per finding, no verdict tuple. The loop keeps
+    sets of the values seen, not dicts (value -> first guest): filled value by value while 400,000 findings are
+    allocated, such dicts cost as much as the findings; who has a value met twice is looked up afterwards, in the
+    values it keeps per guest position."""
     names, guests, selected = ctx.guest_names, ctx.guests, ctx.selected
     w1, w2, w3, w4 = (rid in selected for rid, name, judge in IDENTITY_RULES)
-    d1, d2, d3, d4 = {}, {}, {}, {}  # the four indexes' shared values (value -> its guests)
-    first1, first2, first3, first4 = ({}.setdefault for dummy in range(4))  # value -> the first guest having it
-    verdicts = ([], [], [], [])
-    a1, a2, a3, a4 = (vs.append for vs in verdicts)
-    for g in names:
-        rec = guests[g]
-        f = rec.get("facts")
-        if rec.get("error") or not f:
+    t1, t2, t3, t4 = (ctx.finding_templates(rid, "guest") for rid, name, judge in IDENTITY_RULES)
+    pass1, pass4 = _passing(t1, _MID_UNIQUE), _passing(t4, _SEED_UNIQUE)
+    pass2, pass3 = {}, {}  # count of keys / of hashes -> the copy method of the passing finding
+    # The values of DUPLICATE_VALUES per guest position: machine-id and seed (None for none), the lists of host key
+    # fingerprints and of password hashes (() for none); the values seen and those seen again.
+    values1, values2, values3, values4 = [], [], [], []
+    p1, p2, p3, p4 = (vs.append for vs in (values1, values2, values3, values4))
+    seen1, seen2, seen3, seen4, again1, again2, again3, again4 = (set() for dummy in range(8))
+    s1, s2, s3, s4, r1, r2, r3, r4 = (vs.add for vs in (seen1, seen2, seen3, seen4, again1, again2, again3, again4))
+    made = ([], [], [], [])
+    a1, a2, a3, a4 = (fs.append for fs in made)
+    for subject, g, err in ctx.guest_subjects():
+        if err:
             a1(None)
             a2(None)
             a3(None)
             a4(None)
+            p1(None)
+            p2(())
+            p3(())
+            p4(None)
             continue
-        # The values of DUPLICATE_VALUES, inlined (this loop sees every guest of a fleet, its evidence at hand).
+        f = guests[g]["facts"]
         if w1:
             v = f.get("machine_id_digest")
             if v:
-                o = first1(v, g)
-                if o is not g:
-                    _shared_by(d1, v, o, g)
-            a1(_div01(ctx, g, f, _UNIQUE))
+                if v in seen1:
+                    r1(v)
+                else:
+                    s1(v)
+                p1(v)
+                x = pass1()
+                x["subject"] = subject
+                x["evidence"] = {"digest": v[:16]}
+                a1(x)
+            else:
+                p1(None)
+                a1(_finding(t1, subject, _div01(ctx, g, f, _UNIQUE)))
         if w2:
-            for k in f.get("ssh_host_keys") or ():
-                v = k["fingerprint"]
-                if v:
-                    o = first2(v, g)
-                    if o is not g:
-                        _shared_by(d2, v, o, g)
-            a2(_div02(ctx, g, f, _UNIQUE))
+            keys = f.get("ssh_host_keys")
+            if keys:
+                fingerprints = [k["fingerprint"] for k in keys]
+                for v in fingerprints:
+                    if v:
+                        if v in seen2:
+                            r2(v)
+                        else:
+                            s2(v)
+                p2(fingerprints)
+                n = len(keys)
+                copy = pass2.get(n)
+                if copy is None:
+                    copy = pass2[n] = _passing(t2, "%d SSH host key(s), none shared" % n)
+                x = copy()
+                x["subject"] = subject
+                x["evidence"] = {"fingerprints": fingerprints}
+                a2(x)
+            else:
+                p2(())
+                a2(_finding(t2, subject, _div02(ctx, g, f, _UNIQUE)))
         if w3:
-            for acct in f.get("accounts") or ():
-                v = acct.get("hash_digest")
-                if v:
-                    o = first3(v, g)
-                    if o is not g:
-                        _shared_by(d3, v, o, g)
-            a3(_div03(ctx, g, f, _UNIQUE))
+            accounts = f.get("accounts")
+            hashes = [a["hash_digest"] for a in accounts if a.get("hash_digest")] if accounts else ()
+            for v in hashes:
+                if v in seen3:
+                    r3(v)
+                else:
+                    s3(v)
+            p3(hashes)
+            if hashes and not f.get("accounts_error"):
+                n = len(hashes)
+                copy = pass3.get(n)
+                if copy is None:
+                    copy = pass3[n] = _passing(t3, "%d password hash(es), none shared" % n)
+                x = copy()
+                x["subject"] = subject
+                x["evidence"] = {}
+                a3(x)
+            else:
+                a3(_finding(t3, subject, _div03(ctx, g, f, _UNIQUE)))
         if w4:
             v = f.get("random_seed_digest")
             if v:
-                o = first4(v, g)
-                if o is not g:
-                    _shared_by(d4, v, o, g)
-            a4(_div04(ctx, g, f, _UNIQUE))
+                if v in seen4:
+                    r4(v)
+                else:
+                    s4(v)
+                p4(v)
+            else:
+                p4(None)
+            if v and not f.get("random_seed_error"):
+                x = pass4()
+                x["subject"] = subject
+                x["evidence"] = {}
+                a4(x)
+            else:
+                a4(_finding(t4, subject, _div04(ctx, g, f, _UNIQUE)))
     out = {}
-    for (rid, name, judge), wanted, dups, judged in zip(IDENTITY_RULES, (w1, w2, w3, w4), (d1, d2, d3, d4), verdicts):
+    for (rid, name, judge), wanted, templates, findings, again, values, many in zip(
+            IDENTITY_RULES, (w1, w2, w3, w4), (t1, t2, t3, t4), made, (again1, again2, again3, again4),
+            (values1, values2, values3, values4), (False, True, True, False)):
         if not wanted:
             continue
-        index = _with_sharing(dups)
-        for g in index[1]:  # judged again against the whole fleet
-            judged[bisect.bisect_left(names, g)] = judge(ctx, g, guests[g]["facts"], index)
+        index, positions = _shared_at(names, again, values, many)
+        for i in positions:  # judged again against the whole fleet
+            subject, g, err = ctx.guest_subjects()[i]
+            findings[i] = _finding(templates, subject, judge(ctx, g, guests[g]["facts"], index))
         ctx.index("div:duplicates:" + name, lambda: (index, None))
-        out[rid] = judged
+        out[rid] = findings
     return out
 
 
 def _batch(rid):
-    """The batch verdicts of rule ``rid`` (rules.check's ``batch``)."""
+    """The batch findings of rule ``rid`` (rules.check's ``batch``)."""
     def batch(ctx):
-        verdicts = ctx.index("div:identity_verdicts", lambda: _identity_verdicts(ctx))
-        # Handed over once (the engine asks once per run): the list goes when its findings are built.
-        return None if verdicts is None else verdicts.pop(rid, None)
+        findings = ctx.index("div:identity_findings", lambda: _identity_findings(ctx))
+        # Handed over once (the engine asks once per run): the engine owns the list from here.
+        return None if findings is None else findings.pop(rid, None)
     return batch
 
 
