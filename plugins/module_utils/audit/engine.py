@@ -117,6 +117,12 @@ class Context(object):
         error (unreachable, no evidence) makes the guest's finding of every rule an error."""
         return _guest_subjects(self)
 
+    def guest_facts(self):
+        """The facts of every guest in guest_names order (None for a guest whose subject has an error), gathered with
+        the subjects (guest_subjects): a check going through the whole fleet finds them at hand."""
+        _guest_subjects(self)
+        return self._cache["engine:guest_facts"]
+
     def finding_templates(self, rid, kind):
         """(good, bad): the two prebuilt findings of rule ``rid``'s check of subjects of ``kind`` in this run (the
         rule's fields, keys in report order; status, subject, message and evidence None), once per run. Every
@@ -167,11 +173,16 @@ def _guest_subjects(ctx, needs_facts=True):
     """The guest subjects as a list, built once per run and shared by every guest rule (subject dicts
     are never mutated); without ``needs_facts`` a guest's missing evidence is no error for the check."""
     def build():
-        out = []
+        out, facts = [], []
+        add, add_facts = out.append, facts.append
+        guests = ctx.guests
         for g in ctx.guest_names:
-            rec = ctx.guests[g]
-            out.append(({"kind": "guest", "id": g}, g,
-                        rec.get("error") or (None if rec.get("facts") else "no guest evidence collected")))
+            rec = guests[g]
+            f = rec.get("facts")
+            err = rec.get("error") or (None if f else "no guest evidence collected")
+            add(({"kind": "guest", "id": g}, g, err))
+            add_facts(None if err else f)
+        ctx.index("engine:guest_facts", lambda: facts)
         return out
     subjects = ctx.index("engine:guest_subjects", build)
     if needs_facts:

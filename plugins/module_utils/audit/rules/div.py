@@ -298,7 +298,7 @@ def _one_pass(ctx):
     sets of the values seen, not dicts (value -> first guest): filled value by value while 400,000 findings are
     allocated, such dicts cost as much as the findings; who has a value met twice is looked up afterwards, in the
     values it keeps per guest position."""
-    names, guests, selected = ctx.guest_names, ctx.guests, ctx.selected
+    names, selected = ctx.guest_names, ctx.selected
     w1, w2, w3, w4 = (rid in selected for rid, name, judge in IDENTITY_RULES)
     t1, t2, t3, t4 = (ctx.finding_templates(rid, "guest") for rid, name, judge in IDENTITY_RULES)
     pass1, pass4 = _passing(t1, _MID_UNIQUE), _passing(t4, _SEED_UNIQUE)
@@ -311,7 +311,8 @@ def _one_pass(ctx):
     s1, s2, s3, s4, r1, r2, r3, r4 = (vs.add for vs in (seen1, seen2, seen3, seen4, again1, again2, again3, again4))
     made = ([], [], [], [])
     a1, a2, a3, a4 = (fs.append for fs in made)
-    for subject, g, err in ctx.guest_subjects():
+    subjects, facts = ctx.guest_subjects(), ctx.guest_facts()
+    for (subject, g, err), f in zip(subjects, facts):
         if err:
             a1(None)
             a2(None)
@@ -322,7 +323,6 @@ def _one_pass(ctx):
             p3(())
             p4(None)
             continue
-        f = guests[g]["facts"]
         if w1:
             v = f.get("machine_id_digest")
             if v:
@@ -405,8 +405,8 @@ def _one_pass(ctx):
             continue
         index, positions = _shared_at(names, again, values, many)
         for i in positions:  # judged again against the whole fleet
-            subject, g, err = ctx.guest_subjects()[i]
-            findings[i] = _finding(templates, subject, judge(ctx, g, guests[g]["facts"], index))
+            subject, g, err = subjects[i]
+            findings[i] = _finding(templates, subject, judge(ctx, g, facts[i], index))
         ctx.index("div:duplicates:" + name, lambda: (index, None))
         out[rid] = findings
     return out
