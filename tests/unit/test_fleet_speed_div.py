@@ -412,3 +412,48 @@ def test_div07_identical_to_the_reference():
     next(rec for rec in broken["guests"].values() if rec["facts"] and not rec["error"])["facts"]["lineage"] = {"build_id": ["b1"]}
     assert div07_json(strict, broken) == ref_div07_json(strict, broken)
     assert json.loads(div07_json(strict, broken))[0]["message"].startswith("check failed: TypeError")
+
+
+# ---- the pieces the one pass relies on ----
+
+def test_guest_facts_follow_the_subjects():
+    pol = policy.load_policy({})
+    ev = generated_fleet(n=90, seed=4)
+    ctx = engine.Context(pol, ev, NOW)
+    subjects, facts = ctx.guest_subjects(), ctx.guest_facts()
+    assert [g for subject, g, err in subjects] == sorted(ev["guests"]) and len(facts) == len(subjects)
+    for (subject, g, err), f in zip(subjects, facts):
+        assert subject == {"kind": "guest", "id": g}
+        if err:
+            assert f is None
+        else:
+            assert f is ev["guests"][g]["facts"]
+    assert any(err for subject, g, err in subjects) and any(f for f in facts)
+
+
+def test_a_value_shared_by_three_guests_out_of_inventory_order():
+    pol = policy.load_policy({})
+    rnd = random.Random(17)
+    fs = dict((g, facts(rnd, i)) for i, g in enumerate(("c", "a", "d", "b", "e")))
+    for g in ("a", "b", "e"):  # the first in name order is neither the first in the inventory nor alone with it
+        fs[g]["random_seed_digest"] = "seed-shared"
+    fs["d"]["random_seed_error"] = "random seed unreadable: Permission denied"
+    fs["d"]["random_seed_digest"] = "seed-shared"  # unreadable on d: an error there, yet d shares it with the others
+    ev = {"hypervisors": {}, "guests": dict((g, {"vars": {}, "error": None, "facts": f}) for g, f in fs.items())}
+    got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only={"DIV-04"})
+    assert findings_json(got) == findings_json(reference_findings(pol, ev, ["DIV-04"]))
+    by = dict((f["subject"]["id"], f) for f in got)
+    assert [by[g]["status"] for g in "abcde"] == ["fail", "fail", "pass", "error", "fail"]
+    assert by["a"]["evidence"] == {"shared_with": ["b", "d", "e"]}
+    assert by["a"]["remediation"] == RULES["DIV-04"].remediation and by["c"]["remediation"] == ""
+
+
+def test_no_value_met_twice_leaves_the_indexes_empty():
+    pol = policy.load_policy({})
+    rnd = random.Random(23)
+    ev = {"hypervisors": {}, "guests": dict(("g%d" % i, {"vars": {}, "error": None, "facts": facts(rnd, i)}) for i in range(30))}
+    ctx = engine.Context(pol, ev, NOW)
+    found = div._identity_findings(ctx)
+    assert set(f["status"] for rid in IDENTITY for f in found[rid]) == {"pass"}
+    for name in ("div01", "div02", "div03", "div04"):  # the per-guest checks of this run reuse them
+        assert ctx.index("div:duplicates:" + name, None) == (({}, set()), None)

@@ -149,7 +149,7 @@ def _shared(dups, guest, values):
 
 
 def _others(shared):
-    return sorted(set(o for v in shared.values() for o in v))
+    return sorted(set().union(*shared.values()))
 
 
 def _message(made, template, n):
@@ -190,7 +190,7 @@ def _div02(ctx, guest, f, index):
         shared = _shared(index[0], guest, _host_keys(f))
         if shared:
             return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(_others(shared))),
-                        shared=dict((fp, others) for fp, others in shared.items()))
+                        shared=dict(shared))
     n = len(keys)
     return PASS, _KEYS_UNSHARED.get(n) or _message(_KEYS_UNSHARED, "%d SSH host key(s), none shared", n), {
         "fingerprints": [k["fingerprint"] for k in keys]}
