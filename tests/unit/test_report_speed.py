@@ -243,7 +243,7 @@ def test_junit_properties_of_values_equal_across_types():
     rep = report.build({}, fs, 1767225600)
     out = report.render_all(rep, [], "high")["junit"]
     assert out == _junit_ref(rep)
-    values = [v for v in out.split('value="')[1:]]
+    values = out.split('value="')[1:]
     assert [v.split('"')[0] for v in values] == ["1", "true", "true", "1", "1.0", "false", "1", "0", "-0.0", "0.0"]
 
 
