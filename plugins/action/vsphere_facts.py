@@ -9,15 +9,8 @@ __metaclass__ = type
 # Runs the vsphere_facts module on the target as usual; with publish, its evidence becomes a host
 # variable instead of part of the result (plugins/plugin_utils/publish.py says why).
 
-from ansible.plugins.action import ActionBase
-from ansible_collections.vmguard.hardening.plugins.plugin_utils import publish
+from ansible_collections.vmguard.hardening.plugins.plugin_utils.publish import EvidenceAction
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        result.update(publish.run_module(self, "vmguard.hardening.vsphere_facts", task_vars))
-        return result
+class ActionModule(EvidenceAction):
+    MODULE = "vmguard.hardening.vsphere_facts"

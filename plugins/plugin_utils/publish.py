@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
 
 try:
     from ansible.plugins.action import VariableLayer
@@ -41,3 +42,15 @@ def run_module(action, module_name, task_vars):
         action.register_host_variables({name: result.pop("evidence")}, VariableLayer.EPHEMERAL_FACT)
         result["published"] = name
     return result
+
+
+class EvidenceAction(ActionBase):
+    """The action plugin of an evidence module (MODULE): runs it, and publishes its evidence when asked."""
+    MODULE = None
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(EvidenceAction, self).run(tmp, task_vars)
+        del tmp
+        result.update(run_module(self, self.MODULE, task_vars))
+        return result
