@@ -61,13 +61,30 @@ def load_previous(path):
     return data
 
 
-def _entry(f, before, now):
-    return {"rule": f["rule"], "subject": {"kind": f["subject"]["kind"], "id": f["subject"]["id"]},
-            "severity": f.get("severity"), "before": before, "now": now}
+def previous_index(previous):
+    """What compare needs of a previous report (a load_previous dict): its run and, per finding key,
+    (status, severity). Small enough to travel from a forked child (see audit_evaluate)."""
+    return {"generated_at": previous.get("generated_at"), "policy_digest": previous.get("policy_digest"),
+            "total": len(previous["findings"]),
+            "findings": dict((key(f), (f["status"], f.get("severity"))) for f in previous["findings"])}
+
+
+def load_index(path):
+    """previous_index of the report at ``path`` (PreviousReportError as load_previous)."""
+    return previous_index(load_previous(path))
+
+
+def _entry(k, severity, before, now):
+    return {"rule": k[0], "subject": {"kind": k[1], "id": k[2]}, "severity": severity, "before": before, "now": now}
 
 
 def compare(findings, previous, source=None):
-    """Tag ``findings`` (this run's, changed in place) against ``previous`` (a report dict or None) and
+    """compare_index against a previous report dict (or None)."""
+    return compare_index(findings, previous_index(previous) if previous is not None else None, source)
+
+
+def compare_index(findings, previous, source=None):
+    """Tag ``findings`` (this run's, changed in place) against ``previous`` (a previous_index or None) and
     return report.json's ``since_previous``: {"previous": {...} or None, "counts": {change: n},
     change: [entry, ...]} with entry {"rule", "subject", "severity", "before", "now"}."""
     out = {"previous": None, "counts": dict((c, 0) for c in CHANGES)}
@@ -75,15 +92,15 @@ def compare(findings, previous, source=None):
         out[c] = []
     if previous is None:
         return out
-    out["previous"] = {"generated_at": previous.get("generated_at"), "policy_digest": previous.get("policy_digest"),
-                       "path": source, "total": len(previous["findings"])}
-    before = dict((key(f), f) for f in previous["findings"])
+    out["previous"] = {"generated_at": previous["generated_at"], "policy_digest": previous["policy_digest"],
+                       "path": source, "total": previous["total"]}
+    before = previous["findings"]
     seen = set()
     for f in findings:
         k = key(f)
         seen.add(k)
         old = before.get(k)
-        was_bad = old is not None and old["status"] in BAD
+        was_bad = old is not None and old[0] in BAD
         change = None
         if f["status"] in BAD:
             change = STILL if was_bad else NEW
@@ -91,10 +108,10 @@ def compare(findings, previous, source=None):
             change = FIXED
         if change:
             f["since_previous"] = change
-            out[change].append(_entry(f, old["status"] if old else None, f["status"]))
+            out[change].append(_entry(k, f.get("severity"), old[0] if old else None, f["status"]))
     for k, old in before.items():
-        if k not in seen and old["status"] in BAD:
-            out[GONE].append(_entry(old, old["status"], None))
+        if k not in seen and old[0] in BAD:
+            out[GONE].append(_entry(k, old[1], old[0], None))
     for c in CHANGES:
         out["counts"][c] = len(out[c])
     return out

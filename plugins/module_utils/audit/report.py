@@ -43,7 +43,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil im
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import oscal, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import forked, oscal, sarif
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.delta import CHANGES
 
 NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"), ("sarif", "report.sarif"),
@@ -671,15 +671,20 @@ def _json(data):
     return json.dumps(data, indent=2, default=str, check_circular=False) + "\n"
 
 
+RENDERERS = {
+    "json": lambda report, gate, fail_on, sources: _json(report),
+    "junit": lambda report, gate, fail_on, sources: '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
+    "html": lambda report, gate, fail_on, sources: html(report, gate, fail_on),
+    "sarif": lambda report, gate, fail_on, sources: _json(sarif_log(report, sources)),
+    "oscal": lambda report, gate, fail_on, sources: _json(oscal_results(report, sources)),
+}
+# write_all renders and writes these in a forked child meanwhile (forked.py): about half the text.
+CHILD_REPORTS = ("sarif", "oscal")
+
+
 def render_all(report, gate, fail_on, sources=None):
-    """The text of every report, rendered before any is written (a rendering error writes nothing)."""
-    return {
-        "json": _json(report),
-        "junit": '<?xml version="1.0" encoding="UTF-8"?>\n' + junit(report) + "\n",
-        "html": html(report, gate, fail_on),
-        "sarif": _json(sarif_log(report, sources)),
-        "oscal": _json(oscal_results(report, sources)),
-    }
+    """The text of every report."""
+    return dict((k, RENDERERS[k](report, gate, fail_on, sources)) for k, _name in NAMES)
 
 
 class ReportWriteError(Exception):
@@ -775,31 +780,66 @@ def _commit(report_dir, temps, paths):
                 _remove(b)
 
 
-def write_all(report_dir, report, gate, fail_on, mode=None, sources=None):
+def _render_temps(keys, report_dir, report, gate, fail_on, sources, mode):
+    """{key: temp file} of the reports ``keys``, each rendered and written in turn (one text in memory at
+    a time); on any error the temp files written so far are removed."""
+    temps = {}
+    try:
+        for k in keys:
+            temps[k] = _write_temp(report_dir, RENDERERS[k](report, gate, fail_on, sources), mode)
+    except BaseException:
+        for tmp in temps.values():
+            _remove(tmp)
+        raise
+    return temps
+
+
+def write_all(report_dir, report, gate, fail_on, mode=None, sources=None, parallel=True):
     """Write report.json, junit.xml, report.html, report.sarif and report.oscal.json into ``report_dir``
     as one set, files of ``mode`` (an int or an octal string; default 0640). ``sources``: the files
     report.sarif and report.oscal.json anchor their results to (sarif.build). Returns {"json": path,
     "junit": path, "html": path, "sarif": path, "oscal": path}.
 
-    Raises ReportWriteError (or OSError) when the set cannot be written; no temp file is left and
-    the previous reports are unchanged.
+    Every report is rendered and written to a temp file before any is renamed over its report, so a
+    rendering or write error changes nothing. ``parallel``: CHILD_REPORTS are rendered and written by a
+    forked child meanwhile (where a fork is usable, forked.py).
+
+    Raises ReportWriteError (or OSError, or the rendering's error) when the set cannot be written; no
+    temp file is left and the previous reports are unchanged.
     """
     if not report_dir:
         raise ReportWriteError("report_dir is empty: name the directory for the reports")
     if not isinstance(mode, int):
         mode = parse_mode(DEFAULT_MODE if mode is None else mode)
-    texts = render_all(report, gate, fail_on, sources)
     paths = dict((k, os.path.join(report_dir, name)) for k, name in NAMES)
     _prepare_dir(report_dir, mode)
     _check_targets(paths)
-    temps = {}
+    work = (report_dir, report, gate, fail_on, sources, mode)
+    child = forked.start(_render_temps, CHILD_REPORTS, *work) if parallel else None
+    mine = [k for k, _name in NAMES if child is None or k not in CHILD_REPORTS]
     try:
-        for k, _name in NAMES:
-            temps[k] = _write_temp(report_dir, texts[k], mode)
-        _commit(report_dir, temps, paths)
+        temps = _render_temps(mine, *work)
+    except BaseException:
+        if child is not None:  # this error is the one to report; the child's work is discarded
+            _discard(child)
+        raise
+    try:
+        if child is not None:
+            temps.update(forked.finish(child))
+        _commit(report_dir, dict((k, temps[k]) for k, _name in NAMES), paths)
     except BaseException:
         for tmp in temps.values():
             _remove(tmp)
         raise
     fsync_dir(report_dir)
     return paths
+
+
+def _discard(child):
+    """Wait for the child of write_all and remove the temp files it wrote (whatever it ended with)."""
+    try:
+        theirs = forked.finish(child)
+    except Exception:  # pylint: disable=broad-except
+        return  # the child removed its own temp files (_render_temps) or wrote none
+    for tmp in theirs.values():
+        _remove(tmp)

@@ -2,6 +2,7 @@
 report.json and carried by every report format."""
 
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -118,3 +119,40 @@ def test_action_previous_report_given_must_be_readable_default_may_not(tmp_path)
     good.write_text(json.dumps({"schema": "vmguard.report/v1", "generated_at": "t", "findings": []}))
     prev, path, problem = action.previous_of({"previous_report": "old.json"}, str(out), str(tmp_path))
     assert prev["generated_at"] == "t" and path == str(good) and problem is None
+
+
+def test_action_reads_the_previous_report_in_a_child_with_the_same_result(tmp_path):
+    """The audit action parses the previous report.json in a forked child while the rules run: the same
+    since_previous as comparing with the report read here, and the findings tagged the same way."""
+    _pol, now, prev = two_runs()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps(prev))
+    here = json.loads(json.dumps(now))
+    expected = delta.compare(here, json.loads(json.dumps(prev)), source="out/report.json")
+    pending = action.start_previous({"previous_report": None}, str(out), str(tmp_path))
+    assert pending[2] not in (None, "here")  # a child is reading it
+    got = action.since_previous(now, pending, str(tmp_path))
+    assert got == expected and now == here and got["counts"]["new"] == 1
+
+
+def test_action_previous_report_problems_come_back_from_the_child(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text('{"schema": "vmguard.report/v1", "findings": [{"rule": "RB-01"}]}')
+    got = action.since_previous([], action.start_previous({}, str(out), str(tmp_path)), str(tmp_path))
+    assert got["previous"] is None and "findings[0] has no rule" in got["error"]  # the default one: shown, no failure
+    pending = action.start_previous({"previous_report": "out/report.json"}, str(out), str(tmp_path))
+    with pytest.raises(action.RunError) as e:
+        action.since_previous([], pending, str(tmp_path))
+    assert "vmguard_audit_previous_report" in str(e.value) and "findings[0] has no rule" in str(e.value)
+
+
+def test_action_stops_the_previous_report_child_when_the_evaluation_fails(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps({"schema": "vmguard.report/v1", "findings": []}))
+    pending = action.start_previous({}, str(out), str(tmp_path))
+    action.abandon_previous(pending)
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(pending[2][0], os.WNOHANG)

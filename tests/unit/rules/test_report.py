@@ -361,3 +361,44 @@ def test_report_dir_that_is_a_file_is_an_error(tmp_path):
 
 def test_every_rule_title_is_printable():
     assert all(report.printable(r.title) == r.title for r in RULES.values())
+
+
+def test_forked_and_sequential_writing_give_the_same_set(tmp_path):
+    """write_all renders report.sarif and report.oscal.json in a forked child: the same bytes as one process."""
+    rep, gate, paths = make(tmp_path)
+    forked_set = _snapshot(os.path.dirname(paths["json"]))
+    report.write_all(str(tmp_path / "seq"), rep, gate, "high", parallel=False)
+    assert _snapshot(str(tmp_path / "seq")) == forked_set
+    assert sorted(forked_set) == sorted(name for _k, name in report.NAMES)  # no temp file left either way
+
+
+def _fail_in_child(report_, gate, fail_on, sources):
+    if os.getpid() == PARENT[0]:
+        raise AssertionError("CHILD_REPORTS must be rendered in the forked child")
+    raise OSError(28, "No space left on device")
+
+
+PARENT = [os.getpid()]
+
+
+def test_error_in_the_forked_child_writes_nothing(tmp_path, monkeypatch):
+    """A report the child renders fails (as a full disk would): its error reaches the caller, the
+    parent's temp files and the child's are removed, the previous set is unchanged."""
+    rep, gate, paths = make(tmp_path)
+    out = os.path.dirname(paths["json"])
+    before = _snapshot(out)
+    PARENT[0] = os.getpid()
+    monkeypatch.setitem(report.RENDERERS, "oscal", _fail_in_child)
+    with pytest.raises(OSError) as e:
+        report.write_all(out, dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high")
+    assert e.value.errno == 28 and _snapshot(out) == before
+
+
+def test_error_in_the_parent_removes_the_childs_temp_files(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    out = os.path.dirname(paths["json"])
+    before = _snapshot(out)
+    broken = dict(rep, findings=rep["findings"] + [dict(rep["findings"][0], severity="catastrophic")])
+    with pytest.raises(ValueError):  # report.html (the parent's) refuses the severity; the child finished its two
+        report.write_all(out, broken, gate, "high")
+    assert _snapshot(out) == before
