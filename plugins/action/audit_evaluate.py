@@ -21,8 +21,8 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit import del
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import forked, report, sarif
 
 HV_VAR = "__vmguard_audit_hv_evidence"
-GUEST_VAR = "__vmguard_audit_guest_evidence"
-VC_VAR = "__vmguard_audit_vc_evidence"
+GUEST_VAR = "__vmguard_audit_guest"
+VC_VAR = "__vmguard_audit_vc"
 DEFAULT_REPORT_DIR = "./vmguard-report"
 
 ARGS = dict(
@@ -123,17 +123,37 @@ def vcenters_of(args, task_vars):
     return list(_plain((task_vars.get("groups") or {}).get(args["vcenter_group"])) or [])
 
 
+def _registered_vcenter(hostvars, vc, value):
+    """A vCenter's evidence from what ``var`` holds: the result the audit role registered from vsphere_facts
+    (published: followed to the variable it names), or an evidence dict itself."""
+    if not value:
+        return {"error": "no vCenter evidence collected from %s" % vc, "vms": []}
+    if value.get("published") and not value.get("unreachable"):  # vsphere_facts publish=NAME
+        vms = _plain(host_value(hostvars, vc, value["published"]))
+        if not isinstance(vms, dict):
+            return {"error": "no vCenter evidence from %s: vsphere_facts published it as %s, which is not set"
+                    % (vc, value["published"]), "vms": []}
+        return vms
+    if not any(k in value for k in ("evidence", "unreachable", "failed", "skipped", "msg")):
+        return _plain(value)  # already the evidence
+    if isinstance(value.get("evidence"), dict) and not value.get("unreachable"):
+        return _plain(value["evidence"])
+    if value.get("skipped"):
+        return {"error": "no vCenter evidence collected from %s (evidence task skipped)" % vc, "vms": []}
+    return {"error": "vsphere_facts failed: %s" % _plain(value.get("msg") or "unknown error"), "vms": []}
+
+
 def vcenter_evidence(hostvars, names, var):
-    """{vCenter: its evidence}; one without evidence is an error (every VM rule errors for it)."""
+    """{vCenter: its evidence and ``inventory``, the VMs it declares}; one without evidence is an error (every
+    VM rule errors for it). The declared VMs: the value's own ``inventory`` when it has one, else the
+    vCenter's vmguard_vcenter_vms."""
     out = {}
     for vc in names:
-        ev = _plain(host_value(hostvars, vc, var))
-        if ev and ev.get("published"):  # vsphere_facts publish=NAME: the VMs are in that variable
-            vms = _plain(host_value(hostvars, vc, ev["published"]))
-            ev = dict(vms, inventory=ev.get("inventory") or {}) if isinstance(vms, dict) else {
-                "error": "no vCenter evidence from %s: vsphere_facts published it as %s, which is not set" % (vc, ev["published"]),
-                "vms": []}
-        out[vc] = ev if ev else {"error": "no vCenter evidence collected from %s" % vc, "vms": []}
+        value = _plain(host_value(hostvars, vc, var))
+        ev = _registered_vcenter(hostvars, vc, value)
+        declared = value.get("inventory") if isinstance(value, dict) and "inventory" in value else \
+            _plain(host_value(hostvars, vc, "vmguard_vcenter_vms"))
+        out[vc] = dict(ev, inventory=declared or {})
     return out
 
 
@@ -222,11 +242,27 @@ def _date_text(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _registered_guest(g, value):
+    """(error, facts) of a guest from what ``var`` holds: the result the audit role registered from
+    guest_facts, or an {error, facts} dict (a play that collects the evidence its own way)."""
+    if not value:
+        return "no guest evidence collected from %s" % g, None
+    if "facts" in value and not any(k in value for k in ("evidence", "unreachable", "failed", "skipped", "msg")):
+        return value.get("error"), value.get("facts")
+    if value.get("unreachable"):
+        return "unreachable: %s" % (value.get("msg") or "unknown error"), None
+    if isinstance(value.get("evidence"), dict):
+        return None, value["evidence"]
+    if value.get("skipped"):
+        return "no guest evidence collected from %s (evidence task skipped)" % g, None
+    return "evidence module failed: %s" % (value.get("msg") or "unknown error"), None
+
+
 def guest_evidence(hostvars, names, var):
     out = {}
     for g in names:
         hvars = hostvars.get(g) or {}
-        ev = _plain(host_value(hostvars, g, var)) or {}
+        error, facts = _registered_guest(g, _plain(host_value(hostvars, g, var)))
         out[g] = {
             "vars": {
                 "service": _plain(hvars.get("vmguard_service")),
@@ -238,8 +274,8 @@ def guest_evidence(hostvars, names, var):
                 "owner": _plain(hvars.get("vmguard_owner")),
                 "expires": _date_text(hvars.get("vmguard_expires")),
             },
-            "error": ev.get("error") if ev else "no guest evidence collected from %s" % g,
-            "facts": ev.get("facts") if ev else None,
+            "error": error,
+            "facts": facts,
         }
     return out
 

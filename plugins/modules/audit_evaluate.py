@@ -80,13 +80,21 @@ options:
     type: str
     default: vmguard_vcenters
   vcenter_evidence_var:
-    description: Host variable that holds a vCenter's evidence (the vsphere_facts result plus its declared VMs).
+    description:
+      - Host variable that holds a vCenter's evidence - the result the audit role registered from
+        M(vmguard.hardening.vsphere_facts) (C(published) is followed to the variable it names), or an
+        evidence dictionary. An unreachable, failed or skipped result becomes an error for that vCenter.
+      - The VMs the vCenter declares are the value's C(inventory) when it has one, else the vCenter's
+        C(vmguard_vcenter_vms).
     type: str
-    default: __vmguard_audit_vc_evidence
+    default: __vmguard_audit_vc
   guest_evidence_var:
-    description: Host variable that holds a guest's evidence.
+    description:
+      - Host variable that holds a guest's evidence - the result the audit role registered from
+        M(vmguard.hardening.guest_facts), or a dictionary C({error, facts}). An unreachable, failed or
+        skipped result becomes an error for that guest.
     type: str
-    default: __vmguard_audit_guest_evidence
+    default: __vmguard_audit_guest
   report_dir:
     description:
       - Directory for the reports (created when missing, with the search bits matching O(report_mode),

@@ -2,6 +2,8 @@
 hypervisor_facts result, no set_fact copy): every shape that result can take gives evidence or an
 error naming the hypervisor, never a silent empty inventory."""
 
+import pytest
+
 from ansible_collections.vmguard.hardening.plugins.action import audit_evaluate as action
 
 EVIDENCE = {"uri": "qemu:///system", "domains": [{"name": "web1"}], "host": {}}
@@ -88,3 +90,48 @@ def test_published_vcenter_evidence_keeps_the_declared_vms():
     hostvars = HostVars(vc1={"kept": {"published": "vc_vms", "inventory": {}}})
     out = action.vcenter_evidence(hostvars, ["vc1"], "kept")["vc1"]
     assert out["vms"] == [] and "vc1" in out["error"] and "vc_vms" in out["error"]
+
+
+# --- guests and vCenters: the registered result is read as it is (no set_fact shaping it in Jinja) ---------
+
+FACTS = {"machine_id_digest": "ab" * 16, "accounts": []}
+
+
+@pytest.mark.parametrize("value, error, facts", [
+    ({"changed": False, "evidence": FACTS}, None, FACTS),
+    ({"unreachable": True, "msg": "Failed to connect to the host via ssh: timeout"}, "unreachable: Failed to connect to the host via ssh: timeout", None),
+    ({"unreachable": True, "evidence": FACTS, "msg": "lost"}, "unreachable: lost", None),
+    ({"failed": False, "msg": "guest_facts: /etc/shadow: permission denied"}, "evidence module failed: guest_facts: /etc/shadow: permission denied", None),
+    ({"failed": False}, "evidence module failed: unknown error", None),
+    ({"skipped": True, "changed": False}, "no guest evidence collected from web1 (evidence task skipped)", None),
+    (None, "no guest evidence collected from web1", None),
+    ({}, "no guest evidence collected from web1", None),
+    ({"error": None, "facts": FACTS}, None, FACTS),  # the {error, facts} shape of a play of one's own
+    ({"error": "collected elsewhere: timeout", "facts": None}, "collected elsewhere: timeout", None),
+])
+def test_guest_evidence_from_every_shape_of_the_registered_result(value, error, facts):
+    hostvars = HostVars(web1={"reg": value, "vmguard_service": "web"})
+    out = action.guest_evidence(hostvars, ["web1"], "reg")["web1"]
+    assert (out["error"], out["facts"]) == (error, facts)
+    assert out["vars"]["service"] == ["templated", "web"]  # inventory variables are templated as Ansible would
+
+
+def test_vcenter_registered_result_is_read_with_the_vms_it_declares():
+    vms = {"error": None, "vms": [{"name": "web1"}], "retrievals": 1}
+    declared = {"web1": {"service": "web"}}
+    hostvars = HostVars(vc1={"reg": {"changed": False, "published": "vc_vms"}, "vc_vms": vms, "vmguard_vcenter_vms": declared})
+    assert action.vcenter_evidence(hostvars, ["vc1"], "reg")["vc1"] == dict(vms, inventory=declared)
+    hostvars = HostVars(vc1={"reg": {"changed": False, "evidence": vms}})  # not published (older core): no VMs declared
+    assert action.vcenter_evidence(hostvars, ["vc1"], "reg")["vc1"] == dict(vms, inventory={})
+
+
+@pytest.mark.parametrize("value, error", [
+    ({"failed": False, "msg": "cannot connect to vc1:443: refused"}, "vsphere_facts failed: cannot connect to vc1:443: refused"),
+    ({"skipped": True}, "no vCenter evidence collected from vc1 (evidence task skipped)"),
+    ({"unreachable": True, "msg": "x"}, "vsphere_facts failed: x"),
+    (None, "no vCenter evidence collected from vc1"),
+])
+def test_vcenter_without_evidence_is_an_error_naming_it(value, error):
+    hostvars = HostVars(vc1={"reg": value, "vmguard_vcenter_vms": {"web1": {}}})
+    out = action.vcenter_evidence(hostvars, ["vc1"], "reg")["vc1"]
+    assert out["error"] == error and out["vms"] == [] and out["inventory"] == {"web1": {}}
