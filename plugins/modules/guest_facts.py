@@ -15,7 +15,8 @@ version_added: "0.1.0"
 description:
   - Returns what the vmguard guest rules read - digests of the machine-id and the systemd random
     seed, SSH host key fingerprints, accounts with their lock state and a digest of their password
-    hash, listening sockets with their processes, enabled and masked systemd units, installed
+    hash, listening sockets with their processes, enabled and masked systemd units (read from the
+    unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them), installed
     package versions, the nftables ruleset digest and inbound posture, selected sysctl values,
     the vmguard epoch and the image lineage record.
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
@@ -98,32 +99,16 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables, unitfiles
 
 
-def systemd_units(module, attempts=3):
-    """(the enabled and masked units, None) or (None, why). systemctl can fail for a moment while the
-    manager reloads (a harden that just masked a unit): it is asked again, then the error is kept."""
-    cmd = ["systemctl", "list-unit-files", "--no-legend", "--no-pager", "--type=service,socket,timer"]
-    for attempt in range(attempts):
-        rc, out, err = module.run_command(cmd)
-        if rc == 0:
-            return _units(out), None
-        if attempt + 1 < attempts:
-            time.sleep(1)
-    return None, "systemctl list-unit-files failed (rc %d): %s" % (rc, (err or out).strip()[:300])
-
-
-def _units(out):
-    enabled, masked = [], []
-    for line in out.splitlines():
-        f = line.split()
-        if len(f) >= 2:
-            if f[1] in ("enabled", "enabled-runtime"):
-                enabled.append(f[0])
-            elif f[1] in ("masked", "masked-runtime"):
-                masked.append(f[0])
-    return dict(enabled=sorted(enabled), masked=sorted(masked))
+def systemd_units():
+    """(the enabled and masked units, None) or (None, why): read from the unit directories with systemd's
+    rules (module_utils/evidence/unitfiles.py), not asked of the manager (6-9 s under TCG)."""
+    try:
+        return unitfiles.unit_states(), None
+    except unitfiles.UnitScanError as e:
+        return None, str(e)
 
 
 def nft_ruleset(module):
@@ -154,7 +139,7 @@ def main():
     ev["ssh_host_keys"], ev["ssh_host_keys_error"] = guestscan.read_ssh_host_keys()
     ev["accounts"], ev["accounts_error"] = guestscan.read_accounts()
     ev["listening"] = guestscan.listening()
-    ev["services"], ev["services_error"] = systemd_units(module)
+    ev["services"], ev["services_error"] = systemd_units()
     ev["packages"] = guestscan.packages()
     ev["firewall"] = nft_ruleset(module)
     ev["sysctl"] = guestscan.sysctls()

@@ -138,3 +138,25 @@ def test_no_key_is_shared_between_guests():
     hv = hypervisor()
     pubs = [hv.file(k + ".pub").content_string.split()[1] for k in keys]
     assert len(set(pubs)) == len(pubs)
+
+
+def _systemctl_states(host):
+    """{"enabled": [...], "masked": [...]} as systemctl list-unit-files reports them (the manager's answer)."""
+    out = host.check_output("systemctl list-unit-files --no-legend --no-pager --type=service,socket,timer")
+    states = {"enabled": [], "masked": []}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[1] in ("enabled", "enabled-runtime", "masked", "masked-runtime"):
+            states[f[1].split("-")[0]].append(f[0])
+    return dict((k, sorted(v)) for k, v in states.items())
+
+
+def test_guest_facts_units_are_what_systemctl_reports(host):
+    """guest_facts reads the enabled and masked units from the unit directories with systemd's rules
+    (asking the manager takes 6-9 s under TCG): on the real guest, the same states systemctl reports."""
+    res = host.ansible("vmguard.hardening.guest_facts", become=True, check=False)
+    ev = res["evidence"]
+    assert ev["services_error"] is None
+    want = _systemctl_states(host)
+    assert ev["services"] == want
+    assert "ssh.service" in want["enabled"] and want["masked"]  # the golden image masks the apt timers

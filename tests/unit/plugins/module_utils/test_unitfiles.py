@@ -1,0 +1,130 @@
+"""unitfiles.py: the enabled and masked units read from the unit directories give the states systemd's
+own install logic gives. Each tree is real (symlinks, /dev/null, empty files, a FIFO) and is compared
+with the expected states and with ``systemctl --root`` (systemd 252, the guests' version), which
+computes list-unit-files offline from the same tree."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import unitfiles
+
+SYSTEMCTL = shutil.which("systemctl")
+UNIT = "[Unit]\nDescription=%s\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n%s"
+
+
+def _unit(root, d, name, text=None, default_instance=None):
+    path = os.path.join(str(root), d.lstrip("/"), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(UNIT % (name, "DefaultInstance=%s\n" % default_instance if default_instance else "") if text is None else text)
+    return path
+
+
+def _link(root, d, name, target):
+    path = os.path.join(str(root), d.lstrip("/"), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(target, path)
+
+
+def _systemctl(root):
+    """What systemctl --root reports for the tree (enabled and masked, the runtime variants included)."""
+    out = subprocess.run([SYSTEMCTL, "--root=%s" % root, "list-unit-files", "--no-legend", "--no-pager",
+                          "--type=service,socket,timer"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    states = {"enabled": [], "masked": []}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[1] in ("enabled", "enabled-runtime", "masked", "masked-runtime"):
+            states[f[1].split("-")[0]].append(f[0])
+    return dict((k, sorted(v)) for k, v in states.items())
+
+
+def _check(root, want):
+    got = unitfiles.unit_states(str(root))
+    assert got == want
+    if SYSTEMCTL:
+        assert _systemctl(str(root)) == want  # the reference agrees with the expectation
+
+
+def test_masks_persistent_runtime_vendor_and_empty(tmp_path):
+    for name in ("a.service", "b.service", "c.socket", "d.timer", "keep.service"):
+        _unit(tmp_path, "/lib/systemd/system", name)
+    _link(tmp_path, "/etc/systemd/system", "a.service", "/dev/null")  # systemctl mask
+    _link(tmp_path, "/run/systemd/system", "b.service", "/dev/null")  # systemctl mask --runtime
+    _link(tmp_path, "/lib/systemd/system", "x11.service", "/dev/null")  # shipped masked by the vendor
+    _unit(tmp_path, "/etc/systemd/system", "c.socket", text="")  # an empty unit file masks too
+    _link(tmp_path, "/etc/systemd/system", "gone.service", "/dev/null")  # masked, no unit file anywhere
+    _link(tmp_path, "/etc/systemd/system", "d.timer", "/lib/systemd/system/d.timer")  # a link, not a mask
+    _check(tmp_path, {"enabled": [], "masked": ["a.service", "b.service", "c.socket", "gone.service", "x11.service"]})
+
+
+def test_a_mask_shadowed_by_a_unit_file_earlier_in_the_search_path_does_not_mask(tmp_path):
+    _unit(tmp_path, "/lib/systemd/system", "a.service")
+    _link(tmp_path, "/etc/systemd/system", "a.service", "/dev/null")
+    _unit(tmp_path, "/etc/systemd/system.control", "a.service")  # found first
+    _check(tmp_path, {"enabled": [], "masked": []})
+
+
+def test_enabled_by_etc_run_and_generator_symlinks_not_by_vendor_ones(tmp_path):
+    for name in ("etc.service", "run.service", "gen.service", "vendor.service", "req.socket", "both.service"):
+        _unit(tmp_path, "/lib/systemd/system", name)
+    _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "etc.service", "/lib/systemd/system/etc.service")
+    _link(tmp_path, "/run/systemd/system/multi-user.target.wants", "run.service", "/lib/systemd/system/run.service")
+    _link(tmp_path, "/run/systemd/generator/local-fs.target.wants", "gen.service", "/lib/systemd/system/gen.service")
+    _link(tmp_path, "/lib/systemd/system/sysinit.target.wants", "vendor.service", "../vendor.service")  # static
+    _link(tmp_path, "/etc/systemd/system/sockets.target.requires", "req.socket", "/lib/systemd/system/req.socket")
+    _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "both.service", "/lib/systemd/system/both.service")
+    _link(tmp_path, "/etc/systemd/system", "both.service", "/dev/null")  # masked wins over enabled
+    _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "nofile.service", "/lib/systemd/system/nofile.service")
+    _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "t.target", "/lib/systemd/system/t.target")
+    _check(tmp_path, {"enabled": ["etc.service", "gen.service", "req.socket", "run.service"], "masked": ["both.service"]})
+
+
+def test_templates_are_enabled_by_their_default_instance_or_themselves(tmp_path):
+    _unit(tmp_path, "/lib/systemd/system", "getty@.service", default_instance="tty1")
+    _unit(tmp_path, "/lib/systemd/system", "serial@.service")
+    _unit(tmp_path, "/lib/systemd/system", "other@.service", default_instance="tty1")
+    _unit(tmp_path, "/lib/systemd/system", "self@.service")
+    wants = "/etc/systemd/system/getty.target.wants"
+    _link(tmp_path, wants, "getty@tty1.service", "/lib/systemd/system/getty@.service")  # the default instance
+    _link(tmp_path, wants, "serial@ttyS0.service", "/lib/systemd/system/serial@.service")  # no default: indirect
+    _link(tmp_path, wants, "other@tty2.service", "/lib/systemd/system/other@.service")  # not the default: indirect
+    _link(tmp_path, "/run/systemd/generator/getty.target.wants", "self@.service", "/lib/systemd/system/self@.service")
+    _check(tmp_path, {"enabled": ["getty@.service", "self@.service"], "masked": []})
+
+
+def test_generated_units_are_never_enabled(tmp_path):
+    _unit(tmp_path, "/run/systemd/generator", "made.service")
+    _link(tmp_path, "/run/systemd/generator/multi-user.target.wants", "made.service", "/run/systemd/generator/made.service")
+    assert unitfiles.unit_states(str(tmp_path)) == {"enabled": [], "masked": []}
+
+
+def test_host_tree_agrees_with_systemctl():
+    if not SYSTEMCTL:
+        pytest.skip("systemctl (systemd) is not installed on this machine: no reference to compare with")
+    assert unitfiles.unit_states("/") == _systemctl("/")
+
+
+def test_a_fifo_as_template_file_is_not_waited_on(tmp_path):
+    path = os.path.join(str(tmp_path), "lib/systemd/system/fifo@.service")
+    os.makedirs(os.path.dirname(path))
+    os.mkfifo(path)
+    _link(tmp_path, "/etc/systemd/system/getty.target.wants", "fifo@tty1.service", path)
+    assert unitfiles.default_instance(path) is None
+    assert unitfiles.unit_states(str(tmp_path))["enabled"] == []
+
+
+def test_unreadable_unit_directory_is_an_error_naming_it(tmp_path):
+    os.makedirs(os.path.join(str(tmp_path), "etc/systemd"))
+    os.symlink("system", os.path.join(str(tmp_path), "etc/systemd/system"))  # a symlink loop: ELOOP
+    with pytest.raises(unitfiles.UnitScanError) as e:
+        unitfiles.unit_states(str(tmp_path))
+    assert "etc/systemd/system cannot be read" in str(e.value)
+
+
+def test_template_of():
+    assert unitfiles.template_of("getty@tty1.service") == "getty@.service"
+    assert unitfiles.template_of("getty@.service") == "getty@.service"
+    assert unitfiles.template_of("ssh.service") == "ssh.service"
