@@ -152,7 +152,7 @@ def vcenter_evidence(hostvars, names, var):
         value = _plain(host_value(hostvars, vc, var))
         ev = _registered_vcenter(hostvars, vc, value)
         declared = value.get("inventory") if isinstance(value, dict) and "inventory" in value else \
-            _plain(host_value(hostvars, vc, "vmguard_vcenter_vms"))
+            _plain((hostvars.get(vc) or {}).get("vmguard_vcenter_vms"))  # inventory data: templated as Ansible would
         out[vc] = dict(ev, inventory=declared or {})
     return out
 
@@ -323,7 +323,12 @@ def finish_previous(pending):
     try:
         if handle is None:  # no previous report
             return None, path, None
-        return (delta_mod.load_index(path) if handle == "here" else forked.finish(handle)), path, None
+        if handle == "here":
+            return delta_mod.load_index(path), path, None
+        try:
+            return forked.finish(handle), path, None
+        except forked.ChildFailed:  # the child died (killed): read it here instead
+            return delta_mod.load_index(path), path, None
     except delta_mod.PreviousReportError as e:
         if given:
             raise RunError("previous_report (vmguard_audit_previous_report): %s" % e)
@@ -442,13 +447,12 @@ class ActionModule(ActionBase):
             started = time.time()
             findings = engine.evaluate(pol, evidence, now=now, only=only)
             gate = engine.gate(findings, args["fail_on"])
-            evaluation_seconds = round(time.time() - started, 3)
+            extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
+                     "evaluation_seconds": round(time.time() - started, 3), "guest_domains": guest_domains(evidence)}
         except BaseException:
             abandon_previous(previous)
             raise
-        extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
-                 "evaluation_seconds": evaluation_seconds, "guest_domains": guest_domains(evidence),
-                 "since_previous": since_previous(findings, previous, os.getcwd())}
+        extra["since_previous"] = since_previous(findings, previous, os.getcwd())  # reaps the child whatever happens
         rep = report.build(pol, findings, now, extra=extra)
         result.update(
             changed=False,

@@ -19,9 +19,12 @@ description:
     host's variables (a host in both lists, a nested hypervisor, is read from both variables),
     evaluates every enabled catalog rule on every subject with the pure policy engine (fleet rules
     see all hosts), applies waivers, and writes C(report.json), C(junit.xml), C(report.html),
-    C(report.sarif) and C(report.oscal.json) into O(report_dir) as one set - all rendered first, each written to a private temp file
-    there and renamed only when all are written; on a failure no temp file is left and the
-    previous set is unchanged.
+    C(report.sarif) and C(report.oscal.json) into O(report_dir) as one set - each rendered into a
+    private temp file there (report.sarif and report.oscal.json by a forked child meanwhile), and
+    all renamed only when all are written; on a failure no temp file is left and the previous set
+    is unchanged.
+  - The previous C(report.json) (for C(since_previous)) is parsed by a forked child while the rules
+    run; no child is forked while another thread runs in the process.
   - Fails when there is nothing to audit (both O(hypervisors) and O(guests) empty; the message
     names O(hypervisor_group) and O(guest_group)), when O(report_dir) is empty or O(report_mode)
     is not an octal string, and when C(--tags) or C(--skip-tags) name something that is neither a

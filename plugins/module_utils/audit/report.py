@@ -693,7 +693,7 @@ class ReportWriteError(Exception):
 
 def _prepare_dir(report_dir, mode):
     """Create the report directory (and parents) with the directory mode for ``mode``; refuse a
-    report directory that is not a directory."""
+    report directory that is not a directory. True when this call created it."""
     if os.path.lexists(report_dir) and not os.path.isdir(report_dir):
         raise ReportWriteError("report_dir %s exists and is not a directory" % report_dir)
     if not os.path.isdir(report_dir):
@@ -707,6 +707,8 @@ def _prepare_dir(report_dir, mode):
                 raise
         else:
             os.chmod(report_dir, dir_mode(mode))  # not narrowed by the umask
+            return True
+    return False
 
 
 def _check_targets(paths):
@@ -722,14 +724,30 @@ def _check_targets(paths):
             raise ReportWriteError("%s exists and is not a regular file" % path)
 
 
-def _write_temp(report_dir, text, mode):
+def _new_temp(report_dir, mode):
+    """(fd, path) of a new private temp file in ``report_dir`` with ``mode``."""
     fd, tmp = tempfile.mkstemp(dir=report_dir, prefix=TEMP_PREFIX)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(text.encode("utf-8", "backslashreplace"))
-            f.flush()
-            os.fsync(f.fileno())
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        _remove(tmp)
+        raise
+    return fd, tmp
+
+
+def _fill(fd, text):
+    """Write ``text`` into the temp file open as ``fd``, sync it and close the fd."""
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode("utf-8", "backslashreplace"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_temp(report_dir, text, mode):
+    fd, tmp = _new_temp(report_dir, mode)
+    try:
+        _fill(fd, text)
     except BaseException:
         _remove(tmp)
         raise
@@ -780,18 +798,12 @@ def _commit(report_dir, temps, paths):
                 _remove(b)
 
 
-def _render_temps(keys, report_dir, report, gate, fail_on, sources, mode):
-    """{key: temp file} of the reports ``keys``, each rendered and written in turn (one text in memory at
-    a time); on any error the temp files written so far are removed."""
-    temps = {}
-    try:
-        for k in keys:
-            temps[k] = _write_temp(report_dir, RENDERERS[k](report, gate, fail_on, sources), mode)
-    except BaseException:
-        for tmp in temps.values():
-            _remove(tmp)
-        raise
-    return temps
+def _render_into(keys, fds, report, gate, fail_on, sources):
+    """Render each report of ``keys`` and write it into its open temp file (``fds``: {key: fd}, each closed
+    here once written)."""
+    for k in keys:
+        _fill(fds.pop(k), RENDERERS[k](report, gate, fail_on, sources))
+    return list(keys)
 
 
 def write_all(report_dir, report, gate, fail_on, mode=None, sources=None, parallel=True):
@@ -802,44 +814,70 @@ def write_all(report_dir, report, gate, fail_on, mode=None, sources=None, parall
 
     Every report is rendered and written to a temp file before any is renamed over its report, so a
     rendering or write error changes nothing. ``parallel``: CHILD_REPORTS are rendered and written by a
-    forked child meanwhile (where a fork is usable, forked.py).
+    forked child meanwhile (where a fork is usable, forked.py), into temp files this process created.
 
     Raises ReportWriteError (or OSError, or the rendering's error) when the set cannot be written; no
-    temp file is left and the previous reports are unchanged.
+    temp file is left, the previous reports are unchanged, and a report directory this call created is
+    removed again.
     """
     if not report_dir:
         raise ReportWriteError("report_dir is empty: name the directory for the reports")
     if not isinstance(mode, int):
         mode = parse_mode(DEFAULT_MODE if mode is None else mode)
     paths = dict((k, os.path.join(report_dir, name)) for k, name in NAMES)
-    _prepare_dir(report_dir, mode)
-    _check_targets(paths)
-    work = (report_dir, report, gate, fail_on, sources, mode)
-    child = forked.start(_render_temps, CHILD_REPORTS, *work) if parallel else None
-    mine = [k for k, _name in NAMES if child is None or k not in CHILD_REPORTS]
+    created = _prepare_dir(report_dir, mode)
+    temps, fds = {}, {}
     try:
-        temps = _render_temps(mine, *work)
+        _check_targets(paths)
+        for k, _name in NAMES:
+            fds[k], temps[k] = _new_temp(report_dir, mode)
+        _write_set(report_dir, temps, fds, (report, gate, fail_on, sources), parallel)
+        _commit(report_dir, temps, paths)
     except BaseException:
-        if child is not None:  # this error is the one to report; the child's work is discarded
-            _discard(child)
-        raise
-    try:
-        if child is not None:
-            temps.update(forked.finish(child))
-        _commit(report_dir, dict((k, temps[k]) for k, _name in NAMES), paths)
-    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
         for tmp in temps.values():
             _remove(tmp)
+        if created:
+            _rmdir(report_dir)
         raise
     fsync_dir(report_dir)
     return paths
 
 
-def _discard(child):
-    """Wait for the child of write_all and remove the temp files it wrote (whatever it ended with)."""
+def _write_set(report_dir, temps, fds, work, parallel):
+    """Fill every temp file: CHILD_REPORTS by a forked child meanwhile when ``parallel`` (and a fork is
+    usable), the others here. ``fds`` loses each fd as it is closed."""
+    child = None
+    if parallel:
+        child = forked.start(_render_into, CHILD_REPORTS, dict((k, fds[k]) for k in CHILD_REPORTS), *work)
+    if child is not None:
+        for k in CHILD_REPORTS:
+            os.close(fds.pop(k))  # the child writes them through its own copies
     try:
-        theirs = forked.finish(child)
-    except Exception:  # pylint: disable=broad-except
-        return  # the child removed its own temp files (_render_temps) or wrote none
-    for tmp in theirs.values():
-        _remove(tmp)
+        _render_into([k for k, _name in NAMES if k in fds], fds, *work)
+    except BaseException:
+        if child is not None:  # this error is the one to report; the child's work is discarded
+            _discard(child)
+        raise
+    if child is not None:
+        try:
+            forked.finish(child)
+        except forked.ChildFailed as e:
+            raise ReportWriteError("%s and %s could not be written in %s: %s" % (
+                dict(NAMES)[CHILD_REPORTS[0]], dict(NAMES)[CHILD_REPORTS[1]], report_dir, e))
+
+
+def _discard(child):
+    """Wait for the child of write_all, whatever it ends with (its temp files are removed by the caller)."""
+    try:
+        forked.finish(child)
+    except BaseException:  # pylint: disable=broad-except
+        pass
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty: something else is there

@@ -4,15 +4,17 @@
 """The enabled and masked systemd units of a guest, read from the unit directories (standard library
 only; runs under the guest's Python, 3.6 and later).
 
-The states are those ``systemctl list-unit-files`` reports (systemd's install logic), for the unit
-types the guest rules read (service, socket, timer):
+The states are those ``systemctl list-unit-files`` of systemd 252 (the guests' Debian 12) reports, for
+the unit types the guest rules read (service, socket, timer); the unit tests check each case below
+against ``systemctl --root`` on real trees:
 
 - masked: the unit's file, the first one found along the unit search path, is /dev/null (a symlink
-  to it) or empty; in /run it is masked-runtime, counted as masked too;
-- enabled: the unit (for an instance such as getty@tty1.service, its template getty@.service when
-  tty1 is the template's DefaultInstance) has a symlink in a .wants, .requires or .upholds directory of a non-vendor directory of the search path
-  (/etc; /run, the generators' included, for enabled-runtime), its file is found along the search
-  path, is not masked and is not generated or transient.
+  to it; any character device) or empty; in /run it is masked-runtime, counted as masked too;
+- enabled: the unit (for an instance such as getty@tty1.service without a file of its own, its template
+  getty@.service when tty1 is the template's DefaultInstance) has a symlink in a .wants, .requires or
+  .upholds directory of /etc/systemd/system, or of a directory under /run for enabled-runtime (the
+  generators' included), or an alias symlink there that its [Install] Alias= declares; its file is
+  found along the search path, is not masked and is not generated or transient.
 
 systemctl asks the manager (or, with --root, computes it itself), which looks for every unit's
 symlinks in every configuration directory: 6-9 s in a guest under TCG for about 250 units. One walk
@@ -34,17 +36,17 @@ SEARCH_PATH = ("/etc/systemd/system.control", "/run/systemd/system.control", "/r
                "/run/systemd/system", "/run/systemd/system.attached", "/run/systemd/generator",
                "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
                "/run/systemd/generator.late")
-# Where the enablement symlinks count: every directory of the search path but the vendor ones (whose
-# .wants symlinks make a unit static, not enabled). systemctl enable writes /etc; --runtime and the
-# generators (systemd-fstab-generator: systemd-remount-fs.service) write /run, which is enabled-runtime.
+# Where enablement symlinks count (systemd 252, checked with systemctl --root): the persistent configuration
+# /etc/systemd/system (enabled) and every directory under /run (enabled-runtime; systemctl enable --runtime,
+# and the generators: systemd-fstab-generator wants systemd-remount-fs.service). Not the vendor directories
+# (a vendor .wants symlink makes a unit static), nor /etc/systemd/system.control or .attached.
 VENDOR_DIRS = ("/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
-CONFIG_DIRS = tuple(d for d in SEARCH_PATH if d not in VENDOR_DIRS)
+CONFIG_DIRS = ("/etc/systemd/system",) + tuple(d for d in SEARCH_PATH if d.startswith("/run/"))
 # A unit found first in these is generated or transient, never enabled.
 NOT_ENABLEABLE = ("/run/systemd/transient", "/run/systemd/generator.early", "/run/systemd/generator",
                   "/run/systemd/generator.late")
 TYPES = (".service", ".socket", ".timer")
 DEPENDENCY_DIRS = (".wants", ".requires", ".upholds")
-NULL_DEVICE = os.makedev(1, 3)
 
 
 class UnitScanError(Exception):
@@ -62,14 +64,13 @@ def _listdir(path):
 
 
 def _is_mask(path):
-    """Whether the unit file at ``path`` masks its unit: /dev/null (through symlinks) or empty."""
+    """Whether the unit file at ``path`` masks its unit: a character device such as /dev/null (through
+    symlinks) or an empty file, as systemd's null_or_empty() decides."""
     try:
         st = os.stat(path)
     except OSError:
         return False  # a dangling symlink: not a mask (systemd reports it as bad, not masked)
-    if stat.S_ISCHR(st.st_mode):
-        return st.st_rdev == NULL_DEVICE
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+    return stat.S_ISCHR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
 
 
 def template_of(name):
@@ -93,66 +94,90 @@ def _first_files(root):
 
 
 def _wanted(root):
-    """The names of the symlinks in the dependency directories of the configuration directories."""
-    wanted = set()
+    """(dependency, aliases): the names of the symlinks in the dependency directories of the configuration
+    directories, and {alias name: target unit} of their top-level symlinks that name another unit."""
+    wanted, aliases = set(), {}
     for d in CONFIG_DIRS:
         where = os.path.join(root, d.lstrip("/"))
         for sub in _listdir(where):
-            if not sub.endswith(DEPENDENCY_DIRS):
-                continue
-            for name in _listdir(os.path.join(where, sub)):
-                if name.endswith(TYPES) and os.path.islink(os.path.join(where, sub, name)):
-                    wanted.add(name)
-    return wanted
+            path = os.path.join(where, sub)
+            if sub.endswith(TYPES) and os.path.islink(path):
+                try:
+                    target = os.path.basename(os.readlink(path))
+                except OSError:
+                    continue  # removed meanwhile
+                if target != sub and target.endswith(TYPES):
+                    aliases.setdefault(sub, target)
+            elif sub.endswith(DEPENDENCY_DIRS):
+                for name in _listdir(path):
+                    if name.endswith(TYPES) and os.path.islink(os.path.join(path, name)):
+                        wanted.add(name)
+    return wanted, aliases
 
 
-def default_instance(path):
-    """The DefaultInstance= of a template's [Install] section (the last one set), or None."""
+def install_values(path, key):
+    """The values of ``key`` in the [Install] section of the unit file at ``path`` (a regular file only:
+    a device or a FIFO planted as a unit file is never opened), each assignment split on spaces."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO planted as a unit file never hangs the read
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return []
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return None
+        return []
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            return []
         text = os.read(fd, 1 << 20).decode("utf-8", "replace")
     except OSError:
-        return None
+        return []
     finally:
         os.close(fd)
-    section, value = None, None
+    section, values = None, []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1]
         elif section == "Install" and "=" in line and not line.startswith(("#", ";")):
-            key, val = line.split("=", 1)
-            if key.strip() == "DefaultInstance":
-                value = val.strip() or None
-    return value
+            k, val = line.split("=", 1)
+            if k.strip() == key:
+                values = values + val.split() if val.strip() else []  # an empty assignment resets the list
+    return values
 
 
-def _enabled_name(name, first):
-    """The unit an enablement symlink named ``name`` makes enabled, or None: an instance of a template
-    enables the template only when it is the template's DefaultInstance (other instances make it
-    "indirect" in systemctl's words, not enabled)."""
-    template = template_of(name)
-    if template == name:
+def default_instance(path):
+    """The DefaultInstance= of a template's [Install] section (the last one set), or None."""
+    values = install_values(path, "DefaultInstance")
+    return values[-1] if values else None
+
+
+def _enabled_name(name, first, masked):
+    """The unit an enablement symlink named ``name`` makes enabled, or None: a unit with a file of its own
+    (an instance too, unless that file masks it); an instance of a template enables the template only when
+    it is the template's DefaultInstance (other instances make it "indirect" in systemctl's words)."""
+    if name in first and name not in masked:
         return name
+    template = template_of(name)
     found = first.get(template)
-    if found is None:
+    if template == name or found is None:
         return None
     instance = name[name.index("@") + 1:name.rindex(".")]
     return template if instance and instance == default_instance(found[1]) else None
 
 
 def unit_states(root="/"):
-    """{"enabled": [unit], "masked": [unit]}, sorted; UnitScanError when a unit directory cannot be read."""
+    """{"enabled": [unit], "masked": [unit]}, sorted; UnitScanError when a unit directory cannot be read or
+    the tree has no systemd unit directory at all (not a systemd system: nothing can be known)."""
+    if not any(os.path.isdir(os.path.join(root, d.lstrip("/"))) for d in VENDOR_DIRS):
+        raise UnitScanError("no systemd unit directory (%s) under %s: not a systemd system" % (", ".join(VENDOR_DIRS), root))
     first = _first_files(root)
     masked = set(name for name, (d, path) in first.items() if _is_mask(path))
+    wanted, aliases = _wanted(root)
+    candidates = set(_enabled_name(link, first, masked) for link in wanted)
+    for alias, target in aliases.items():  # enabled through an alias its [Install] Alias= declares
+        if target in first and alias in install_values(first[target][1], "Alias"):
+            candidates.add(target)
     enabled = set()
-    for link in _wanted(root):
-        name = _enabled_name(link, first)
+    for name in candidates:
         found = first.get(name) if name else None
         if found is not None and name not in masked and found[0] not in NOT_ENABLEABLE:
             enabled.add(name)

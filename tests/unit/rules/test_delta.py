@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.action import audit_evaluate as action
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta, engine, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta, engine, forked, report
 
 from .test_report import embedded
 from .test_sarif import _validate, findings
@@ -156,3 +156,14 @@ def test_action_stops_the_previous_report_child_when_the_evaluation_fails(tmp_pa
     action.abandon_previous(pending)
     with pytest.raises(ChildProcessError):  # killed and reaped
         os.waitpid(pending[2][0], os.WNOHANG)
+
+
+def test_action_reads_the_previous_report_itself_when_the_child_dies(tmp_path):
+    """A child that ends without an answer (killed) is no reason to drop since_previous: it is read here."""
+    _pol, now, prev = two_runs()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps(prev))
+    expected = delta.compare(json.loads(json.dumps(now)), json.loads(json.dumps(prev)), source="out/report.json")
+    dead = (str(out / "report.json"), False, forked.start(os._exit, 3))  # what start_previous returns, its child dying
+    assert action.since_previous(now, dead, str(tmp_path)) == expected

@@ -2,9 +2,10 @@
 
 import json
 import re
+import signal
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, forked, policy, report
 
 from . import evidence as E
 
@@ -365,6 +366,7 @@ def test_every_rule_title_is_printable():
 
 def test_forked_and_sequential_writing_give_the_same_set(tmp_path):
     """write_all renders report.sarif and report.oscal.json in a forked child: the same bytes as one process."""
+    assert forked.usable()  # else both sets below would come from one process
     rep, gate, paths = make(tmp_path)
     forked_set = _snapshot(os.path.dirname(paths["json"]))
     report.write_all(str(tmp_path / "seq"), rep, gate, "high", parallel=False)
@@ -384,6 +386,7 @@ PARENT = [os.getpid()]
 def test_error_in_the_forked_child_writes_nothing(tmp_path, monkeypatch):
     """A report the child renders fails (as a full disk would): its error reaches the caller, the
     parent's temp files and the child's are removed, the previous set is unchanged."""
+    assert forked.usable()
     rep, gate, paths = make(tmp_path)
     out = os.path.dirname(paths["json"])
     before = _snapshot(out)
@@ -402,3 +405,31 @@ def test_error_in_the_parent_removes_the_childs_temp_files(tmp_path):
     with pytest.raises(ValueError):  # report.html (the parent's) refuses the severity; the child finished its two
         report.write_all(out, broken, gate, "high")
     assert _snapshot(out) == before
+
+
+def _die_in_child(report_, gate, fail_on, sources):
+    if os.getpid() != PARENT[0]:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, after the first temp file was written
+    raise AssertionError("CHILD_REPORTS must be rendered in the forked child")
+
+
+def test_killed_child_is_a_write_error_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    assert forked.usable()
+    rep, gate, paths = make(tmp_path)
+    out = os.path.dirname(paths["json"])
+    before = _snapshot(out)
+    PARENT[0] = os.getpid()
+    monkeypatch.setitem(report.RENDERERS, "oscal", _die_in_child)
+    with pytest.raises(report.ReportWriteError) as e:
+        report.write_all(out, dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high")
+    assert "report.sarif and report.oscal.json could not be written" in str(e.value) and "without an answer" in str(e.value)
+    assert _snapshot(out) == before  # the child's temp files were the parent's to remove
+
+
+def test_failed_set_in_a_new_directory_removes_the_directory(tmp_path):
+    rep, gate, _paths = make(tmp_path)
+    broken = dict(rep, findings=rep["findings"] + [dict(rep["findings"][0], severity="catastrophic")])
+    new = tmp_path / "new" / "reports"
+    with pytest.raises(ValueError):
+        report.write_all(str(new), broken, gate, "high")
+    assert not new.exists()

@@ -12,6 +12,17 @@ import pytest
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import unitfiles
 
 SYSTEMCTL = shutil.which("systemctl")
+# The reference: systemd 252, the version of the lab's Debian 12 guests (CI installs it; another version
+# may draw the states differently, so it is not compared).
+SYSTEMCTL_252 = bool(SYSTEMCTL) and subprocess.run([SYSTEMCTL, "--version"], stdout=subprocess.PIPE, universal_newlines=True,
+                                                     check=False).stdout.startswith("systemd 252 ")
+
+
+def test_the_reference_is_here():
+    """CI runs on Debian 12 (systemd 252): the comparisons with systemctl --root must not silently vanish."""
+    if not os.path.exists("/etc/debian_version") or not open("/etc/debian_version").read().startswith("12"):
+        pytest.skip("not Debian 12: systemd 252's systemctl (the reference) is not expected on this machine")
+    assert SYSTEMCTL_252
 UNIT = "[Unit]\nDescription=%s\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n%s"
 
 
@@ -44,7 +55,7 @@ def _systemctl(root):
 def _check(root, want):
     got = unitfiles.unit_states(str(root))
     assert got == want
-    if SYSTEMCTL:
+    if SYSTEMCTL_252:
         assert _systemctl(str(root)) == want  # the reference agrees with the expectation
 
 
@@ -96,27 +107,75 @@ def test_templates_are_enabled_by_their_default_instance_or_themselves(tmp_path)
 
 
 def test_generated_units_are_never_enabled(tmp_path):
+    _unit(tmp_path, "/lib/systemd/system", "vendor.service")
     _unit(tmp_path, "/run/systemd/generator", "made.service")
     _link(tmp_path, "/run/systemd/generator/multi-user.target.wants", "made.service", "/run/systemd/generator/made.service")
-    assert unitfiles.unit_states(str(tmp_path)) == {"enabled": [], "masked": []}
+    _check(tmp_path, {"enabled": [], "masked": []})
+
+
+def test_only_etc_and_run_enable_not_control_attached_or_vendor_dirs(tmp_path):
+    dirs = ["/etc/systemd/system.control", "/run/systemd/system.control", "/run/systemd/transient", "/run/systemd/generator.early",
+            "/etc/systemd/system", "/etc/systemd/system.attached", "/run/systemd/system", "/run/systemd/system.attached",
+            "/run/systemd/generator", "/usr/local/lib/systemd/system", "/run/systemd/generator.late"]
+    for i, d in enumerate(dirs):
+        name = "u%d.service" % i
+        _unit(tmp_path, "/lib/systemd/system", name)
+        _link(tmp_path, d + "/multi-user.target.wants", name, "/lib/systemd/system/" + name)
+    counted = [i for i, d in enumerate(dirs) if d == "/etc/systemd/system" or d.startswith("/run/")]
+    _check(tmp_path, {"enabled": sorted("u%d.service" % i for i in counted), "masked": []})
+
+
+def test_aliases_enable_only_when_the_unit_declares_them(tmp_path):
+    _unit(tmp_path, "/lib/systemd/system", "declared.service", text="[Service]\nExecStart=/bin/true\n[Install]\nAlias=dm.service\n")
+    _unit(tmp_path, "/lib/systemd/system", "runtime.service", text="[Service]\nExecStart=/bin/true\n[Install]\nAlias=rt.service other.service\n")
+    _unit(tmp_path, "/lib/systemd/system", "plain.service")
+    _link(tmp_path, "/etc/systemd/system", "dm.service", "/lib/systemd/system/declared.service")
+    _link(tmp_path, "/run/systemd/system", "rt.service", "/lib/systemd/system/runtime.service")
+    _link(tmp_path, "/etc/systemd/system", "manual.service", "/lib/systemd/system/plain.service")  # not declared
+    _check(tmp_path, {"enabled": ["declared.service", "runtime.service"], "masked": []})
+
+
+def test_instances_with_a_file_of_their_own_and_masked_instances(tmp_path):
+    _unit(tmp_path, "/lib/systemd/system", "own@one.service")
+    _unit(tmp_path, "/lib/systemd/system", "getty@.service", default_instance="tty1")
+    _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "own@one.service", "/lib/systemd/system/own@one.service")
+    _link(tmp_path, "/etc/systemd/system/getty.target.wants", "getty@tty1.service", "/lib/systemd/system/getty@.service")
+    _link(tmp_path, "/etc/systemd/system", "getty@tty1.service", "/dev/null")  # the instance masked, the template not
+    _check(tmp_path, {"enabled": ["getty@.service", "own@one.service"], "masked": ["getty@tty1.service"]})
+
+
+def test_any_character_device_masks(tmp_path):
+    """systemd's null_or_empty(): any character device masks. Not compared with systemctl --root, which
+    resolves /dev/zero inside the test tree (where it does not exist); on a guest the root is /."""
+    _unit(tmp_path, "/lib/systemd/system", "z.service")
+    _link(tmp_path, "/etc/systemd/system", "z.service", "/dev/zero")
+    assert unitfiles.unit_states(str(tmp_path)) == {"enabled": [], "masked": ["z.service"]}
+
+
+def test_a_tree_without_systemd_is_an_error_not_nothing_masked(tmp_path):
+    os.makedirs(os.path.join(str(tmp_path), "etc/init.d"))
+    with pytest.raises(unitfiles.UnitScanError) as e:
+        unitfiles.unit_states(str(tmp_path))
+    assert "not a systemd system" in str(e.value)
 
 
 def test_host_tree_agrees_with_systemctl():
-    if not SYSTEMCTL:
-        pytest.skip("systemctl (systemd) is not installed on this machine: no reference to compare with")
+    if not SYSTEMCTL_252:
+        pytest.skip("systemctl of systemd 252 (the guests' version) is not installed here: no reference to compare with")
     assert unitfiles.unit_states("/") == _systemctl("/")
 
 
 def test_a_fifo_as_template_file_is_not_waited_on(tmp_path):
     path = os.path.join(str(tmp_path), "lib/systemd/system/fifo@.service")
     os.makedirs(os.path.dirname(path))
-    os.mkfifo(path)
+    os.mkfifo(path)  # and a device node is not opened either (install_values stats first)
     _link(tmp_path, "/etc/systemd/system/getty.target.wants", "fifo@tty1.service", path)
     assert unitfiles.default_instance(path) is None
     assert unitfiles.unit_states(str(tmp_path))["enabled"] == []
 
 
 def test_unreadable_unit_directory_is_an_error_naming_it(tmp_path):
+    os.makedirs(os.path.join(str(tmp_path), "lib/systemd/system"))
     os.makedirs(os.path.join(str(tmp_path), "etc/systemd"))
     os.symlink("system", os.path.join(str(tmp_path), "etc/systemd/system"))  # a symlink loop: ELOOP
     with pytest.raises(unitfiles.UnitScanError) as e:
