@@ -10,6 +10,7 @@ APT_PACKAGES=(
   mmdebstrap debootstrap e2fsprogs openssh-client iproute2 procps nftables iptables ebtables
   dnsmasq-base libvirt-dev pkg-config gcc make git rsync ca-certificates dpkg-dev augeas-tools
   chromium golang-go golang-github-vmware-govmomi-dev
+  systemd  # not PID 1 here: its systemctl --root is the reference of the unit-file tests (test_unitfiles.py)
 )
 
 step "1/4 Debian packages"
