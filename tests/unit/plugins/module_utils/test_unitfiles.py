@@ -12,10 +12,18 @@ import pytest
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import unitfiles
 
 SYSTEMCTL = shutil.which("systemctl")
+UNIT = "[Unit]\nDescription=%s\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n%s"
+
+
+def _systemctl_version():
+    if not SYSTEMCTL:
+        return ""
+    return subprocess.run([SYSTEMCTL, "--version"], stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout
+
+
 # The reference: systemd 252, the version of the lab's Debian 12 guests (CI installs it; another version
 # may draw the states differently, so it is not compared).
-SYSTEMCTL_252 = bool(SYSTEMCTL) and subprocess.run([SYSTEMCTL, "--version"], stdout=subprocess.PIPE, universal_newlines=True,
-                                                     check=False).stdout.startswith("systemd 252 ")
+SYSTEMCTL_252 = _systemctl_version().startswith("systemd 252 ")
 
 
 def test_the_reference_is_here():
@@ -23,7 +31,6 @@ def test_the_reference_is_here():
     if not os.path.exists("/etc/debian_version") or not open("/etc/debian_version").read().startswith("12"):
         pytest.skip("not Debian 12: systemd 252's systemctl (the reference) is not expected on this machine")
     assert SYSTEMCTL_252
-UNIT = "[Unit]\nDescription=%s\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n%s"
 
 
 def _unit(root, d, name, text=None, default_instance=None):
