@@ -383,15 +383,20 @@ def _fail_in_child(report_, gate, fail_on, sources):
 PARENT = [os.getpid()]
 
 
-def test_error_in_the_forked_child_writes_nothing(tmp_path, monkeypatch):
-    """A report the child renders fails (as a full disk would): its error reaches the caller, the
-    parent's temp files and the child's are removed, the previous set is unchanged."""
+def _with_child_renderer(tmp_path, monkeypatch, renderer):
+    """A written set, its snapshot, and ``renderer`` in place of report.oscal.json's (a forked child renders it)."""
     assert forked.usable()
     rep, gate, paths = make(tmp_path)
     out = os.path.dirname(paths["json"])
-    before = _snapshot(out)
     PARENT[0] = os.getpid()
-    monkeypatch.setitem(report.RENDERERS, "oscal", _fail_in_child)
+    monkeypatch.setitem(report.RENDERERS, "oscal", renderer)
+    return rep, gate, out, _snapshot(out)
+
+
+def test_error_in_the_forked_child_writes_nothing(tmp_path, monkeypatch):
+    """A report the child renders fails (as a full disk would): its error reaches the caller, the
+    parent's temp files and the child's are removed, the previous set is unchanged."""
+    rep, gate, out, before = _with_child_renderer(tmp_path, monkeypatch, _fail_in_child)
     with pytest.raises(OSError) as e:
         report.write_all(out, dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high")
     assert e.value.errno == 28 and _snapshot(out) == before
@@ -414,12 +419,7 @@ def _die_in_child(report_, gate, fail_on, sources):
 
 
 def test_killed_child_is_a_write_error_and_leaves_no_temp_file(tmp_path, monkeypatch):
-    assert forked.usable()
-    rep, gate, paths = make(tmp_path)
-    out = os.path.dirname(paths["json"])
-    before = _snapshot(out)
-    PARENT[0] = os.getpid()
-    monkeypatch.setitem(report.RENDERERS, "oscal", _die_in_child)
+    rep, gate, out, before = _with_child_renderer(tmp_path, monkeypatch, _die_in_child)
     with pytest.raises(report.ReportWriteError) as e:
         report.write_all(out, dict(rep, generated_at="2030-01-01T00:00:00Z"), gate, "high")
     assert "report.sarif and report.oscal.json could not be written" in str(e.value) and "without an answer" in str(e.value)
