@@ -195,6 +195,10 @@ class Lab(object):
         with open(self.log_path) as f:
             return f.read()
 
+    def logged(self, test, seconds=5):
+        """The log is written after the state a step waits for (ledger, heartbeat): wait for it too."""
+        return wait_for(lambda: test(self.log()), seconds)
+
     def record(self):
         return ledger.read_record(self.cfg["ledger_dir"], self.dom.UUIDString()) or {}
 
@@ -266,7 +270,7 @@ def test_watcher_reconnects_after_its_libvirt_connection_breaks(lab):
     assert hostscan.watcher(lab.cfg["lock"], lab.cfg["heartbeat"])["connected"] is False  # RB-11 fails now
     lab.relay.up()
     assert wait_for(lambda: lab.heartbeat().get("connected") is True, 15), lab.log()
-    assert "disconnected" in lab.log() and lab.log().count("connected uri=") >= 2
+    assert lab.logged(lambda text: "disconnected" in text and text.count("connected uri=") >= 2), lab.log()
 
 
 def test_revert_of_a_running_domain_quarantines_it_within_5_seconds(lab):
@@ -284,7 +288,7 @@ def test_revert_of_a_running_domain_quarantines_it_within_5_seconds(lab):
     assert rec["events"][0]["detail"]["snapshot"] == "s-run"
     assert rec["events"][1]["detail"] == {"interfaces": [SVC_MAC], "live": True, "config": True}
     assert rec["quarantine"]["interfaces"] == [SVC_MAC] and rec["quarantine"]["pending_start"] is False
-    assert "action=quarantine" in lab.log() and "domain=%s" % lab.name in lab.log()
+    assert lab.logged(lambda text: "action=quarantine" in text and "domain=%s" % lab.name in text), lab.log()
 
 
 def test_revert_to_shut_off_quarantines_from_the_next_start(lab):
