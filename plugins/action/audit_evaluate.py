@@ -18,7 +18,8 @@ try:  # ansible-core >= 2.21: an action can set host variables itself, like set_
 except ImportError:  # older: the audit role's set_fact publishes the result
     VariableLayer = None
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta as delta_mod, engine, plan as plan_mod, policy as policy_mod
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import forked, report, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import report, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
 
 HV_VAR = "__vmguard_audit_hv_evidence"
 GUEST_VAR = "__vmguard_audit_guest"
@@ -449,6 +450,9 @@ class ActionModule(ActionBase):
             gate = engine.gate(findings, args["fail_on"])
             extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
                      "evaluation_seconds": round(time.time() - started, 3), "guest_domains": guest_domains(evidence)}
+            # Before the previous report is waited for (its child parses 20 MB meanwhile): neither reads since_previous.
+            planned = plan_mod.build_plan(pol, evidence, findings)
+            gate_entries = [gate_entry(f) for f in gate]
         except BaseException:
             abandon_previous(previous)
             raise
@@ -458,13 +462,13 @@ class ActionModule(ActionBase):
             changed=False,
             summary=rep["summary"],
             gate_failed=bool(gate),
-            gate=[gate_entry(f) for f in gate],
+            gate=gate_entries,
             gate_count=len(gate),
             findings=findings,
             # The effective policy and what enforcement carries out: the only inputs of the
             # hypervisor and guest roles (published by the audit role as vmguard_audit).
             policy=pol,
-            plan=plan_mod.build_plan(pol, evidence, findings),
+            plan=planned,
         )
         try:
             paths = report.write_all(report_dir, rep, gate, args["fail_on"], mode=mode,

@@ -138,14 +138,15 @@ def test_a_writer_that_cannot_get_the_lock_waits_then_fails_naming_it(tmp_path):
     """The module waits for the lock (here held 2 s by another writer) and then writes; the library's
     bounded wait fails clearly, naming the lock, and writes nothing."""
     directory = str(tmp_path / "ledger")
-    release = threading.Event()
+    release, held = threading.Event(), threading.Event()
 
     def hold():
         with ledger.locked(directory, UUID):
+            held.set()  # the lock is held from here (its file exists a moment before)
             release.wait(2.0)
     holder = threading.Thread(target=hold)
     holder.start()
-    assert wait_for(lambda: os.path.exists(ledger.lock_path_for(directory, UUID)), 5)
+    assert held.wait(5)
     t0 = time.time()
     result, p = run_module("ledger", {"uuid": UUID, "dir": directory, "event": "harden"})
     waited = time.time() - t0

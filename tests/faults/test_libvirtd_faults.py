@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,9 +24,11 @@ def names(n, tag):
 
 
 def kill_when_busy(daemon, settle, seconds=300):
-    """Kill the daemon ``settle`` seconds after a client connected (the module is then reading)."""
+    """Freeze the daemon (SIGSTOP) as soon as a client is connected, so a fast reader cannot finish meanwhile,
+    and kill it ``settle`` seconds later (the module is then waiting on a call that never returns)."""
     def run():
         if wait_for(lambda: daemon.clients() > 0, seconds, 0.05):
+            daemon.kill(signal.SIGSTOP)
             time.sleep(settle)
             daemon.kill()
     t = threading.Thread(target=run, daemon=True)
@@ -41,7 +44,9 @@ def test_libvirtd_killed_during_evidence_collection_errors_that_hypervisor_only(
     # daemon's clients saw the module on an idle machine).
     d.preload([(n, domain_xml(n)) for n in names(1500, "ev")])
     d.restart()
-    assert len(d.connect().listAllDomains(0)) == 1500
+    conn = d.connect()
+    assert len(conn.listAllDomains(0)) == 1500
+    conn.close()  # not a client any more when the killer looks for the module's
     inv = tmp_path / "inventory.yml"
     host = "          ansible_connection: local\n          ansible_python_interpreter: %s\n" % sys.executable
     inv.write_text("all:\n  children:\n    vmguard_hypervisors:\n      hosts:\n"

@@ -176,7 +176,9 @@ def test_snapshot_revert_during_harden_is_not_recorded_as_hardened(lab, tmp_path
     rec = lab.record()
     assert rec["epoch"] == epoch + 1 and rec["pending_epoch"] is None
     assert rec["last_hardened"] == hardened_at  # not recorded as hardened
-    assert rec["events"][-1]["event"] == "revert_during_run" and rec["events"][-1]["detail"]["epoch"] == epoch + 1
+    # The watcher may still add a quarantine for a later libvirt event of the same revert: not ours to order.
+    last = [e for e in rec["events"] if e["event"] != "quarantine"][-1]
+    assert last["event"] == "revert_during_run" and last["detail"]["epoch"] == epoch + 1, rec["events"][-3:]
     f = rb05()
     assert f["status"] == "fail" and "rolled back" in f["message"], f  # the next audit reports the rollback
     # Event times have a one-second resolution and a revert in the second of a prepare counts as after it

@@ -329,3 +329,76 @@ def test_host_evidence_base_images_and_watcher(lab, tmp_path):
     assert len(mine) == 1 and isinstance(mine[0]["uid"], int)
     for secret in SECRETS:
         assert secret not in repr(host)
+
+
+# --- a large host's domains read by two processes -------------------------------------------------------
+
+def test_only_drivers_whose_connections_share_state_are_read_by_two_processes():
+    assert hf.shares_state("qemu:///system") and hf.shares_state("qemu+ssh://root@hv1/system")
+    assert not hf.shares_state("test:///default") and not hf.shares_state("test+tcp://h/default")
+    assert not hf.shares_state("") and not hf.shares_state(None)
+
+
+@pytest.fixture
+def shared(lab, monkeypatch):
+    """The lab's host with a few more shut-off domains, read by two processes from 2 domains on; a
+    count of the children forked; the evidence of our domains read by this process alone, for comparison."""
+    c = lab["conn"]
+    for i in range(5):
+        c.defineXML(QEMU_DOMAIN.format(name="%sshare-%d" % (PREFIX, i), disk=lab["off_disk"], listen="127.0.0.1",
+                                       passwd="", extra="", emulator=lab["tools"]["qemu-system-x86_64"], uuid=""))
+    monkeypatch.setattr(hf, "SHARED_READ_MIN", 2)
+    forks = []
+    real_start = hf.forked.start
+
+    def counting_start(fn, *args):
+        handle = real_start(fn, *args)
+        forks.append(handle is not None)
+        return handle
+    monkeypatch.setattr(hf.forked, "start", counting_start)
+    ledger = os.path.join(lab["work"], "ledger")
+    alone = hf.collect_domains(c, ledger, lab["local"])
+    assert forks == []  # no URI: never a second connection
+    try:
+        yield dict(lab, ledger=ledger, forks=forks, alone=ours(alone))
+    finally:
+        for dom in c.listAllDomains(0):
+            if dom.name().startswith(PREFIX + "share-"):
+                dom.undefine()
+
+
+def ours(domains):
+    return sorted((d for d in domains if d["name"].startswith(PREFIX)), key=lambda d: d["name"])
+
+
+def test_two_processes_read_what_one_reads(shared):
+    both = hf.collect_domains(shared["conn"], shared["ledger"], shared["local"], "qemu:///system")
+    assert shared["forks"] == [True]
+    assert len(shared["alone"]) == 7 and ours(both) == shared["alone"]
+    run = [d for d in ours(both) if d["name"] == PREFIX + "run"][0]
+    assert run["pid"] == shared["run"]["pid"] and run["inactive"]["definition"] == "persistent"
+
+
+def test_a_child_without_a_connection_leaves_its_half_to_the_parent(shared, monkeypatch):
+    def refuse(uri):
+        raise libvirt.libvirtError("no second connection here")
+    monkeypatch.setattr(hf.libvirt, "open", refuse)  # the forked child inherits it; the parent's conn is open
+    both = hf.collect_domains(shared["conn"], shared["ledger"], shared["local"], "qemu:///system")
+    assert shared["forks"] == [True] and ours(both) == shared["alone"]
+
+
+def test_a_child_killed_while_reading_leaves_its_half_to_the_parent(shared, monkeypatch):
+    monkeypatch.setattr(hf, "_collect_share", lambda *a: os.kill(os.getpid(), 9))
+    both = hf.collect_domains(shared["conn"], shared["ledger"], shared["local"], "qemu:///system")
+    assert shared["forks"] == [True] and ours(both) == shared["alone"]
+
+
+def test_a_domain_gone_before_the_child_lists_is_reported_not_dropped(shared):
+    c = shared["conn"]
+    real = c.lookupByName(PREFIX + "share-0")
+    share = [(real.UUIDString(), real.name()), ("6a3c1f0e-0000-4000-8000-00000000dead", PREFIX + "gone")]
+    domains, lost = hf._collect_share("qemu:///system", share, shared["ledger"], shared["local"], {})  # pylint: disable=protected-access
+    assert lost is None
+    assert [d["name"] for d in domains] == [PREFIX + "share-0", PREFIX + "gone"]
+    assert domains[0] == [d for d in shared["alone"] if d["name"] == PREFIX + "share-0"][0]
+    assert domains[1] == {"name": PREFIX + "gone", "error": "domain vanished while it was read"}

@@ -4,6 +4,7 @@
 
 Writes {"received": {label: [source address, ...]}} when the probe labelled "end" arrives (the sender
 sends it last, genuinely) or the time is up. "warmup" datagrams (address resolution) are not probes.
+Creates <output.json>.ready once it listens (the probe waits for that before anything is sent).
 """
 
 import json
@@ -16,6 +17,7 @@ def main(argv):
     addr, port, seconds, out = argv[1], int(argv[2]), float(argv[3]), argv[4]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, port))
+    open(out + ".ready", "w").close()
     got = {}
     end = time.time() + seconds
     while time.time() < end:

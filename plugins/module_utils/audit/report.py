@@ -43,7 +43,8 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil im
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import forked, oscal, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import oscal, sarif
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.delta import CHANGES
 
 NAMES = (("json", "report.json"), ("junit", "junit.xml"), ("html", "report.html"), ("sarif", "report.sarif"),

@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.action import audit_evaluate as action
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta, engine, forked, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import delta, engine, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
 
 from .test_report import embedded
 from .test_sarif import _validate, findings

@@ -5,7 +5,8 @@ import re
 import signal
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, forked, policy, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy, report
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
 
 from . import evidence as E
 

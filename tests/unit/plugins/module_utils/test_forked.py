@@ -1,14 +1,16 @@
 """forked.py: a function run in a real forked child gives back its value or its exception; a child that
 dies without answering is an error, never a silent empty result; nothing is left running."""
 
+import _thread
 import errno
 import os
 import signal
 import threading
+import time
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit import forked
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
 
 
 def _child_pid():
@@ -73,4 +75,33 @@ def test_no_fork_while_another_thread_runs():
     finally:
         stop.set()
         t.join()
-    assert forked.usable()
+    assert wait_until(forked.usable)  # the OS may list a joined thread in /proc a moment longer
+
+
+def test_no_fork_while_a_thread_unknown_to_threading_runs():
+    """A thread a C library starts (here: _thread, which threading does not count) is seen in /proc."""
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    started = _thread.allocate_lock()
+    started.acquire()
+
+    def hold():
+        started.release()
+        lock.acquire()
+    _thread.start_new_thread(hold, ())
+    started.acquire()
+    try:
+        assert threading.active_count() == 1  # invisible to threading
+        assert not forked.usable() and forked.start(_child_pid) is None
+    finally:
+        lock.release()
+    assert wait_until(forked.usable), "the thread did not end"
+
+
+def wait_until(test, seconds=5.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if test():
+            return True
+        time.sleep(0.01)
+    return test()

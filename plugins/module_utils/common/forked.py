@@ -4,7 +4,8 @@
 """Run one function in a forked child while the caller goes on, and get its result back.
 
 report.write_all renders and writes part of the report set this way: the five reports of a 1,000-domain
-audit are 85 MB of text, and two processes write them in about half the time of one. The child shares
+audit are 85 MB of text, and two processes write them in about half the time of one. hypervisor_facts
+reads half of a large host's domains this way, on a libvirt connection the child opens itself. The child shares
 the parent's data (copy on write: nothing is serialized on the way in); its return value, or the
 exception it raised, comes back pickled through a pipe (pickle is safe here: the bytes come from a child
 of this process, never from a file or the network). The child leaves with os._exit: no atexit handler,
@@ -30,8 +31,16 @@ class ChildFailed(Exception):
 
 def usable():
     """Whether a child can be forked safely: POSIX fork, and no other thread in this process (a fork
-    copies only the calling thread; another thread's held locks would stay held in the child)."""
-    return hasattr(os, "fork") and threading.active_count() == 1
+    copies only the calling thread; another thread's held locks would stay held in the child), neither a
+    Python thread nor one a C library started (Linux: /proc/self/task lists every thread)."""
+    return hasattr(os, "fork") and threading.active_count() == 1 and _os_threads() <= 1
+
+
+def _os_threads():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # no /proc (not Linux): the Python threads are what can be known
+        return 1
 
 
 def start(fn, *args):
