@@ -26,6 +26,9 @@ description:
     twice - its live definition (C(definition=live)) and its persistent one
     (C(VIR_DOMAIN_XML_INACTIVE), returned as C(inactive) with C(definition=persistent)), so that
     the audit sees both what runs and what the next start will run.
+  - A host with 100 domains or more is read by two processes - a forked child reads the second half
+    of the listed domains on a libvirt connection of its own - and the result is the same as one
+    process reading them all (a child that cannot connect or fails leaves its half to the module).
   - Whether a VNC/SPICE console has a password (C(graphics[].passwd_set)) is learnt, on a local
     qemu driver (C(qemu:///system), C(qemu:///session)), from libvirt's own persistent config
     (C(/etc/libvirt/qemu/NAME.xml)) and status file (C(/run/libvirt/qemu/NAME.xml)) - opened

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from conftest import ROOT, run_module, start_module, wait_for
+from conftest import ROOT, run_module, start_module
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
