@@ -216,8 +216,10 @@ def main():
     work = tempfile.mkdtemp(prefix="vmguard-bench-")
     # Both runs use the same Ansible configuration (the project's ansible.cfg via `make`'s environment),
     # with profile_tasks for the breakdown.
+    # The Ansible of this interpreter (.venv/bin/python bench/...: its ansible-playbook, activated or not).
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     libvirt.registerErrorHandler(lambda ctx, err: None, None)  # rejected corpus XMLs are expected
     conn = libvirt.open("qemu:///system")
     undefine_all(conn)

@@ -109,7 +109,8 @@ def run(work, total, hvs, texts):
     inv = os.path.join(d, "inventory.yml")
     with open(inv, "w") as f:
         f.write("\n".join(lines) + "\n")
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",  # this interpreter's Ansible
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     t = time.perf_counter()
     p = subprocess.Popen(["ansible-playbook", "vmguard.hardening.audit", "-i", inv, "-e", "vmguard_audit_fail=false",
                           "-e", "vmguard_report_dir=%s/report" % d], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
