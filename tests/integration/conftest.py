@@ -17,6 +17,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
 
 
+def wait_for(test, seconds, step=0.02):
+    """Whether ``test()`` became true within ``seconds`` (polled every ``step``; asked once more at the end)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if test():
+            return True
+        time.sleep(step)
+    return test()
+
+
 @pytest.fixture(scope="session")
 def corpus_node(tmp_path_factory):
     """(xml paths, node file, accepted {path: name}, rejected {path: libvirt's reason}); how many load

@@ -28,6 +28,7 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures", "nft")
 sys.path.insert(0, COLLECTIONS)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan  # noqa: E402
+from conftest import wait_for  # noqa: E402
 
 _COUNTER = itertools.count()
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
@@ -186,7 +187,7 @@ def test_without_confirmation_the_guest_restores_the_previous_table(ns, tmp_path
     done = ns.module("guest_firewall", args)
     assert done["changed"] and done["pending"] and done["digest"] != original_digest
     assert "8443" in ns.run(["nft", "list", "table", "inet", "vmguard"])
-    assert wait_for(lambda: ns.run(["nft", "list", "ruleset"]) == original, CONFIRM + 20)
+    assert wait_for(lambda: ns.run(["nft", "list", "ruleset"]) == original, CONFIRM + 20, 0.1)
     assert evidence_of(ns)["digest"] == original_digest
     late = ns.module("guest_firewall", {"state": "confirmed", "path": args["path"], "state_dir": args["state_dir"]})
     assert late.get("failed") and "already reverted" in late["msg"], late
@@ -196,19 +197,10 @@ def test_without_confirmation_the_guest_restores_the_previous_table(ns, tmp_path
     ns.run(["nft", "flush", "ruleset"])
     ns.module("guest_firewall", args)
     assert "8443" in ns.run(["nft", "list", "ruleset"])
-    assert wait_for(lambda: ns.run(["nft", "list", "ruleset"]).strip() == "", CONFIRM + 20)
+    assert wait_for(lambda: ns.run(["nft", "list", "ruleset"]).strip() == "", CONFIRM + 20, 0.1)
 
 
 CONFIRM = 8
-
-
-def wait_for(test, seconds, step=0.1):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if test():
-            return True
-        time.sleep(step)
-    return test()
 
 
 def test_check_mode_changes_nothing(ns, tmp_path):

@@ -43,6 +43,7 @@ _collection_link()
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import quarantine as qr  # noqa: E402
+from conftest import wait_for  # noqa: E402
 
 
 def connect():
@@ -224,15 +225,6 @@ class Lab(object):
 def connects(log_text):
     """The watcher's "connected uri=" lines (a "disconnected uri=" line is not one)."""
     return sum(1 for line in log_text.splitlines() if " connected uri=" in line)
-
-
-def wait_for(test, seconds, step=0.02):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if test():
-            return True
-        time.sleep(step)
-    return test()
 
 
 def snapshot(dom, name):
