@@ -27,8 +27,13 @@ cleanup() {
     # Molecule's failed actions, Ansible's fatal tasks).
     sleep 1  # the tee of the stage's output finishes writing
     info "$STAGE_NAME: FAILED (exit $rc); what failed:"
+    # A fatal task's message goes on over the lines that follow it (Molecule wraps its output): up to 12
+    # of them, until a blank line or the next task.
     sed -e 's/\x1b\[[0-9;]*m//g' "$STAGE_LOG" \
-      | grep -E '^(FAILED|ERROR) |XPASS|Executed: Failed|fatal: \[|^ERROR:|^E   ' | tail -n 40 >&2 || true
+      | awk '/fatal: \[/ { print; more = 12; next }
+             more > 0 && !/^[[:space:]│]*$/ && !/TASK \[|PLAY / { print; more--; next }
+             { more = 0 }
+             /^(FAILED|ERROR) |XPASS|Executed: Failed|^ERROR:|^E   / { print }' | tail -n 60 >&2 || true
     rm -f "$STAGE_LOG"
   fi
   exit $rc
@@ -84,7 +89,8 @@ stage_molecule() {
     | awk '$0=="default"{print; next} $0=="isolation"{last=$0; next} {r=r $0 "\n"} END{printf "%s%s", r, last}')
   for s in $scenarios; do
     info "molecule test -s $s"
-    molecule test -s "$s"
+    # Wide lines: a failing task's message stays on one line in the log and in the summary above.
+    COLUMNS=200 molecule test -s "$s"
   done
 }
 

@@ -210,3 +210,42 @@ def test_role_readme_is_generated_from_specs(role):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "role_readme.py"), "--check", role],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# Modules that edit a file in place (read, change, write back) without a lock of their own.
+EDITORS = {"known_hosts", "lineinfile", "blockinfile", "replace", "ini_file", "xml"}
+
+
+def shared_file_races(contexts):
+    """Tasks that edit one controller file for every host of the play at once: delegated to localhost, an
+    in-place editor, and neither run_once nor throttle: 1 (concurrent hosts lose each other's edits)."""
+    out = []
+    for task, _tags_ in contexts:
+        if task.get("delegate_to") not in ("localhost", "127.0.0.1"):
+            continue
+        module = next((k.rsplit(".", 1)[-1] for k in task if k.rsplit(".", 1)[-1] in EDITORS), None)
+        if module and not task.get("run_once") and task.get("throttle") != 1:
+            out.append("%r: %s on the controller from every host at once (add throttle: 1 or run_once)"
+                       % (task.get("name"), module))
+    return out
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_two_hosts_edit_one_controller_file_at_once(role):
+    problems = []
+    for fname, contexts in role_task_contexts(role).items():
+        problems += ["roles/%s/tasks/%s: %s" % (role, fname, p) for p in shared_file_races(contexts)]
+    assert not problems, "\n".join(problems)
+
+
+def test_shared_file_race_check_finds_offenders():
+    contexts = [
+        ({"name": "A", "ansible.builtin.known_hosts": {}, "delegate_to": "localhost"}, set()),
+        ({"name": "B", "community.general.ini_file": {}, "delegate_to": "localhost", "throttle": 2}, set()),
+        ({"name": "C", "ansible.builtin.known_hosts": {}, "delegate_to": "localhost", "throttle": 1}, set()),
+        ({"name": "D", "ansible.builtin.lineinfile": {}, "delegate_to": "localhost", "run_once": True}, set()),
+        ({"name": "E", "ansible.builtin.lineinfile": {}}, set()),
+        ({"name": "F", "ansible.builtin.copy": {}, "delegate_to": "localhost"}, set()),
+    ]
+    problems = shared_file_races(contexts)
+    assert [p.split(":")[0] for p in problems] == ["'A'", "'B'"]

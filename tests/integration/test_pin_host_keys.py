@@ -1,0 +1,112 @@
+"""The guest role's re-pin of rotated SSH host keys (DIV-02, RB-06) when many guests rotate at once.
+
+Every guest of a play pins into the same controller known_hosts file. ansible.builtin.known_hosts
+edits that file without a lock (it finds the line to replace by number, writes a copy and renames it),
+so guests pinning at the same time lost each other's edits: a new key missing (strict checking then
+locks the controller out of that guest) or a retired key still trusted. Measured before the fix with 4
+guests: a new key lost in 1 run of 15 and a retired key kept in 5 of 15; this test, without
+the fix, failed in 3 runs of 3.
+
+Here 8 local "guests" (ansible_connection local, 8 forks) each rotate both key types twice through
+the role's real tasks file (roles/guest/tasks/pin_host_keys.yml, as identity.yml imports it), with real
+ssh-keygen keys; after every round the file must hold exactly each guest's current keys.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+PLAYBOOK = os.path.join(VENV_BIN, "ansible-playbook")
+GUESTS = ["g%d" % i for i in range(8)]
+TYPES = ["ecdsa", "ed25519"]
+
+if not os.path.exists(PLAYBOOK):
+    pytest.skip("needs the toolchain in .venv (make setup)", allow_module_level=True)
+if not shutil.which("ssh-keygen"):
+    pytest.skip("needs ssh-keygen (openssh-client)", allow_module_level=True)
+
+PLAY = """---
+- name: Rotate | Pin each guest's new keys as the guest role does after a reseal
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Rotate | The role's pin step
+      ansible.builtin.include_role:
+        name: vmguard.hardening.guest
+        tasks_from: pin_host_keys
+"""
+
+
+def new_key(tmp_path, name):
+    """(type, base64) of a fresh key pair made by ssh-keygen."""
+    path = tmp_path / "keys" / name
+    path.parent.mkdir(exist_ok=True)
+    kind = name.rsplit("-", 1)[-1]
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(path)], check=True)
+    with open(str(path) + ".pub") as f:
+        return tuple(f.read().split()[:2])
+
+
+def pinned(known_hosts):
+    """{host: sorted [(type, base64)]} of the file."""
+    out = {}
+    for line in known_hosts.read_text().splitlines():
+        host, kind, blob = line.split()[:3]
+        out.setdefault(host, []).append((kind, blob))
+    return dict((h, sorted(v)) for h, v in out.items())
+
+
+def run_round(tmp_path, known_hosts, keys):
+    """One play: every guest pins its ``keys[guest]`` (the reseal's result shape)."""
+    hosts = {}
+    for g in GUESTS:
+        hosts[g] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": os.path.join(VENV_BIN, "python"),
+            "vmguard_guest_update_known_hosts": True,
+            "vmguard_guest_known_hosts_file": str(known_hosts),
+            "vmguard_guest_known_hosts_name": g,
+            "__vmguard_guest_resealed": {"resealed": {"ssh_host_keys": [
+                {"type": kind, "new_fingerprint": "-", "new_public_key": "%s %s" % (kind, blob)}
+                for kind, blob in keys[g]]}},
+        }
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"all": {"hosts": hosts}}))
+    play = tmp_path / "rotate.yml"
+    play.write_text(PLAY)
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    run = subprocess.run([PLAYBOOK, str(play), "-i", str(inv), "-f", str(len(GUESTS))], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path), check=False, timeout=300)
+    log = run.stdout.decode("utf-8", "replace")
+    assert run.returncode == 0, log[-3000:]
+    return log
+
+
+def test_guests_rotating_at_once_leave_exactly_their_new_keys_pinned(tmp_path):
+    known_hosts = tmp_path / "known_hosts"
+    current = dict((g, sorted(new_key(tmp_path, "%s-0-%s" % (g, t)) for t in TYPES)) for g in GUESTS)
+    known_hosts.write_text("".join("%s %s %s\n" % (g, k, b) for g in GUESTS for k, b in current[g]))
+    assert pinned(known_hosts) == current
+    for rnd in (1, 2):
+        retired = current
+        current = dict((g, sorted(new_key(tmp_path, "%s-%d-%s" % (g, rnd, t)) for t in TYPES)) for g in GUESTS)
+        log = run_round(tmp_path, known_hosts, current)
+        assert log.count("changed: [") == len(GUESTS) * len(TYPES), log[-3000:]
+        got = pinned(known_hosts)
+        missing = dict((g, sorted(set(current[g]) - set(got.get(g, [])))) for g in GUESTS)
+        kept = dict((g, sorted(set(retired[g]) & set(got.get(g, [])))) for g in GUESTS)
+        assert not any(missing.values()), "round %d: new keys lost: %s" % (rnd, missing)
+        assert not any(kept.values()), "round %d: retired keys still trusted: %s" % (rnd, kept)
+        assert got == current, "round %d" % rnd
+    # A second run with the same keys changes nothing (idempotent).
+    log = run_round(tmp_path, known_hosts, current)
+    assert "changed: [" not in log and log.count("ok: [") == len(GUESTS) * len(TYPES), log[-3000:]
+    assert pinned(known_hosts) == current
