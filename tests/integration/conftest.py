@@ -17,6 +17,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "corpus"))
 
 
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+
+
+def ansible_env(tmp_path, **extra):
+    """The environment of an ansible-playbook run of these tests: the toolchain first on PATH, the collection
+    through the repository's symlink tree and ansible.cfg, no colour, Ansible's local temp files under
+    ``tmp_path``; ``extra`` adds or overrides variables."""
+    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    env.update(extra)
+    return env
+
+
 def wait_for(test, seconds, step=0.02):
     """Whether ``test()`` became true within ``seconds`` (polled every ``step``; asked once more at the end)."""
     deadline = time.time() + seconds

@@ -23,6 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import ansible_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -57,12 +58,7 @@ NESTED = {"vmguard_hypervisors": {"nested": {}},
 
 
 def audit(tmp_path, inv, *args, report_dir=None, prefix=()):
-    env = dict(os.environ,
-               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    env = ansible_env(tmp_path, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_FORCE_COLOR="0")
     cmd = list(prefix) + [PLAYBOOK, "vmguard.hardening.audit", "-i", inv]
     if report_dir is not None:
         cmd += ["-e", json.dumps({"vmguard_report_dir": report_dir})]
@@ -258,10 +254,7 @@ def test_published_result_is_complete_and_guest_data_is_never_templated(tmp_path
     inv = inventory(tmp_path, {"vmguard_hypervisors": {"hv": {"vmguard_libvirt_uri": "test://%s" % node}}})
     play = tmp_path / "play.yml"
     play.write_text(INJ_PLAY)
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
+    env = ansible_env(tmp_path)
     run = subprocess.run([PLAYBOOK, str(play), "-i", inv, "-e", json.dumps({"vmguard_report_dir": str(tmp_path / "out")})],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path), check=False, timeout=180)
     log = run.stdout.decode("utf-8", "replace")

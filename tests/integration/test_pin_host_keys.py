@@ -18,6 +18,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import ansible_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
@@ -79,12 +80,8 @@ def run_round(tmp_path, known_hosts, keys):
     inv.write_text(json.dumps({"all": {"hosts": hosts}}))
     play = tmp_path / "rotate.yml"
     play.write_text(PLAY)
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"))
     run = subprocess.run([PLAYBOOK, str(play), "-i", str(inv), "-f", str(len(GUESTS))], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path), check=False, timeout=300)
+                         stderr=subprocess.STDOUT, env=ansible_env(tmp_path), cwd=str(tmp_path), check=False, timeout=300)
     log = run.stdout.decode("utf-8", "replace")
     assert run.returncode == 0, log[-3000:]
     return log
