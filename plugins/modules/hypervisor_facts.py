@@ -103,6 +103,17 @@ options:
         directory removed afterwards. Needs room for the data of the largest base image (sparse raw).
         Defaults to the system temporary directory.
     type: path
+  inline:
+    description:
+      - When the target is the controller itself - the C(local) connection, the task neither delegated nor
+        async, no become, no task C(environment), and the module's C(ansible_python_interpreter) is the
+        path of the Python running ansible-playbook - the module's action plugin runs the module's own
+        collection code in its worker process instead of sending the module. The evidence is the same;
+        what is saved is the module's transport (about 0.7 s per call - its payload built and compiled
+        twice, a second Python, the evidence encoded and decoded).
+      - Anything else, or C(false), sends the module as usual. RV(inline) says which way it went.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - vmguard.hardening.attributes.read_only
   - vmguard.hardening.publish
@@ -124,6 +135,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+inline:
+  description: Whether the evidence was read in the controller's worker process (O(inline)) rather than by the module sent to the target.
+  returned: always
+  type: bool
+  sample: true
 published:
   description: The name of the host variable that holds the evidence (O(publish) given, ansible-core 2.21 or later).
   returned: when the evidence was published
@@ -461,29 +477,36 @@ def exit_evidence(module, evidence):
     module.exit_json(changed=False, evidence_json=json.dumps(evidence, separators=(",", ":")))
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            uri=dict(type="str", default="qemu:///system"),
-            ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
-            qemu_conf=dict(type="path", default="/etc/libvirt/qemu.conf"),
-            daemon_confs=dict(type="list", elements="path",
-                              default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf"]),
-            image_dirs=dict(type="list", elements="path", default=[]),
-            host=dict(type="bool"),
-            watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),
-            watcher_heartbeat=dict(type="path", default=hostscan.WATCHER_HEARTBEAT),
-            verify_base_images=dict(type="bool", default=True),
-            work_dir=dict(type="path"),
-            publish=dict(type="str"),  # handled by the action plugin on the controller
-        ),
-        supports_check_mode=True,
-    )
-    if not HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=str(LIBVIRT_IMPORT_ERROR))
-    p = module.params
+ARGUMENT_SPEC = dict(
+    uri=dict(type="str", default="qemu:///system"),
+    ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
+    qemu_conf=dict(type="path", default="/etc/libvirt/qemu.conf"),
+    daemon_confs=dict(type="list", elements="path",
+                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf"]),
+    image_dirs=dict(type="list", elements="path", default=[]),
+    host=dict(type="bool"),
+    watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),
+    watcher_heartbeat=dict(type="path", default=hostscan.WATCHER_HEARTBEAT),
+    verify_base_images=dict(type="bool", default=True),
+    work_dir=dict(type="path"),
+    publish=dict(type="str"),  # handled by the action plugin on the controller
+    inline=dict(type="bool", default=True),  # the action plugin's choice (plugin_utils/inline.py)
+)
+# What the action plugin needs to read the evidence in the controller's own process (plugin_utils/inline.py).
+INLINE_MISSING = None if HAS_LIBVIRT else "libvirt-python"
+
+
+def params_error(p):
+    """Why the validated parameters ``p`` cannot be used, or None."""
     if p["work_dir"] and not os.path.isdir(p["work_dir"]):
-        module.fail_json(msg="work_dir %s is not a directory" % p["work_dir"])
+        return "work_dir %s is not a directory" % p["work_dir"]
+    return None
+
+
+def gather(p, run, bin_path, warn):
+    """The evidence of the validated parameters ``p`` (see the evidence contract). ``run(argv)`` returns
+    (rc, stdout, stderr), ``bin_path(name)`` a path or None, ``warn(text)`` records a warning: AnsibleModule's
+    here, the action plugin's own when it reads the evidence in the controller's process (plugin_utils/inline.py)."""
     start = time.time()
     evidence = dict(uri=p["uri"], error=None, host={}, domains=[])
     try:
@@ -491,8 +514,8 @@ def main():
     except libvirt.libvirtError as e:
         evidence["error"] = "cannot connect to %s: %s" % (p["uri"], e.get_error_message())
         evidence["seconds"] = round(time.time() - start, 3)
-        module.warn(evidence["error"])
-        exit_evidence(module, evidence)
+        warn(evidence["error"])
+        return evidence
     dirs = hostscan.qemu_driver_dirs(p["uri"])
     want_host = p["host"] if p["host"] is not None else dirs is not None
     qemu_conf = hostscan.read_qemu_conf(p["qemu_conf"]) if (dirs is not None or want_host) else None
@@ -500,22 +523,32 @@ def main():
     try:
         evidence["domains"] = sorted(collect_domains(conn, p["ledger_dir"], local, p["uri"]), key=lambda d: d["name"])
         if want_host:
-            tools = dict(qemu_img=module.get_bin_path("qemu-img"), debugfs=module.get_bin_path("debugfs"))
-            evidence["host"] = collect_host(conn, p, evidence["domains"], module.run_command, qemu_conf, tools)
+            tools = dict(qemu_img=bin_path("qemu-img"), debugfs=bin_path("debugfs"))
+            evidence["host"] = collect_host(conn, p, evidence["domains"], run, qemu_conf, tools)
     except libvirt.libvirtError as e:
         evidence["error"] = "libvirt error while reading %s: %s" % (p["uri"], e.get_error_message())
     except ConnectionLost as e:  # the domains not read yet are unknown: the whole hypervisor is an error
         evidence["error"] = "lost the connection to %s after reading %d domain(s) (libvirtd stopped or restarted?): %s" % (
             p["uri"], e.read, e.why)
         evidence["domains"] = []
-        module.warn(evidence["error"])
+        warn(evidence["error"])
     finally:
         try:
             conn.close()
         except libvirt.libvirtError:
             pass
     evidence["seconds"] = round(time.time() - start, 3)
-    exit_evidence(module, evidence)
+    return evidence
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=str(LIBVIRT_IMPORT_ERROR))
+    why = params_error(module.params)
+    if why:
+        module.fail_json(msg=why)
+    exit_evidence(module, gather(module.params, module.run_command, module.get_bin_path, module.warn))
 
 
 if __name__ == "__main__":

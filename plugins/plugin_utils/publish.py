@@ -13,10 +13,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
 import json
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.vmguard.hardening.plugins.plugin_utils import inline
+
+display = Display()
 
 try:
     from ansible.plugins.action import VariableLayer
@@ -48,13 +54,23 @@ def decode_evidence(result):
         raise AnsibleActionFail("the module's evidence_json is not JSON: %s" % e)
 
 
-def run_module(action, module_name, task_vars):
-    """Run ``module_name`` with the task's arguments (less publish) and publish its evidence when asked."""
+def run_module(action, module_name, task_vars, python_module=None):
+    """Run ``module_name`` with the task's arguments (less publish) and publish its evidence when asked.
+    ``python_module``: the module's import path when it can be read in this process (plugin_utils/inline.py)."""
     args = dict(action._task.args)  # pylint: disable=protected-access
     name = publish_name(args)
-    result = action._execute_module(module_name=module_name, module_args=args, task_vars=task_vars)  # pylint: disable=protected-access
-    action._remove_tmp_path(action._connection._shell.tmpdir)  # pylint: disable=protected-access
-    decode_evidence(result)
+    result = None
+    if python_module:
+        why = inline.why_not(action, task_vars)
+        if why is None:
+            result = inline.run(action, importlib.import_module(python_module), args, task_vars)
+        else:
+            display.vvv("%s: sent as a module: %s" % (module_name, why))
+    if result is None:
+        result = action._execute_module(module_name=module_name, module_args=args, task_vars=task_vars)  # pylint: disable=protected-access
+        action._remove_tmp_path(action._connection._shell.tmpdir)  # pylint: disable=protected-access
+        decode_evidence(result)
+        result["inline"] = False
     if name and VariableLayer is not None and isinstance(result.get("evidence"), dict):
         action.register_host_variables({name: result.pop("evidence")}, VariableLayer.EPHEMERAL_FACT)
         result["published"] = name
@@ -62,12 +78,14 @@ def run_module(action, module_name, task_vars):
 
 
 class EvidenceAction(ActionBase):
-    """The action plugin of an evidence module (MODULE): runs it, and publishes its evidence when asked."""
+    """The action plugin of an evidence module (MODULE): runs it, and publishes its evidence when asked.
+    INLINE: the module's import path when the module can be read in this process (plugin_utils/inline.py)."""
     MODULE = None
+    INLINE = None
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
         result = super(EvidenceAction, self).run(tmp, task_vars)
         del tmp
-        result.update(run_module(self, self.MODULE, task_vars))
+        result.update(run_module(self, self.MODULE, task_vars, self.INLINE))
         return result

@@ -679,6 +679,7 @@ RENDERERS = {
     "sarif": lambda report, gate, fail_on, sources: _json(sarif_log(report, sources)),
     "oscal": lambda report, gate, fail_on, sources: _json(oscal_results(report, sources)),
 }
+FILL_SLICE = 1 << 20  # characters encoded and written at a time (_fill)
 # write_all renders and writes these in a forked child meanwhile (forked.py): about half the text.
 CHILD_REPORTS = ("sarif", "oscal")
 
@@ -738,9 +739,11 @@ def _new_temp(report_dir, mode):
 
 
 def _fill(fd, text):
-    """Write ``text`` into the temp file open as ``fd``, sync it and close the fd."""
+    """Write ``text`` into the temp file open as ``fd``, sync it and close the fd. Encoded a slice at a
+    time: one copy of a 30 MB report as bytes would be 7,000 fresh pages to fault in; the slices reuse the same few."""
     with os.fdopen(fd, "wb") as f:
-        f.write(text.encode("utf-8", "backslashreplace"))
+        for at in range(0, len(text), FILL_SLICE):
+            f.write(text[at:at + FILL_SLICE].encode("utf-8", "backslashreplace"))
         f.flush()
         os.fsync(f.fileno())
 

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gc
 import os
 import pickle
 import signal
@@ -48,17 +49,34 @@ def start(fn, *args):
     if not usable():
         return None
     r, w = os.pipe()
+    _freeze()
     try:
         pid = os.fork()
     except OSError:
+        _unfreeze()
         os.close(r)
         os.close(w)
         return None
-    if pid == 0:  # the child
+    if pid == 0:  # the child: what it shares stays frozen
         os.close(r)
         _child(w, fn, args)
+    _unfreeze()
     os.close(w)
     return (pid, r)
+
+
+def _freeze():
+    """Move every object the collector tracks out of its reach (gc.freeze, Python 3.7+), so that the child's
+    collections never walk - and write to, page by page - the objects it shares with this process: each
+    write would copy a page the child otherwise only reads."""
+    if hasattr(gc, "freeze"):
+        gc.freeze()
+
+
+def _unfreeze():
+    """This process's objects back under the collector once the child is forked."""
+    if hasattr(gc, "unfreeze"):
+        gc.unfreeze()
 
 
 def _child(w, fn, args):
