@@ -78,13 +78,16 @@ def bin_path(name):
 def run(action, module, args, task_vars):
     """The result of the evidence module ``module`` (its Python module: ARGUMENT_SPEC, INLINE_MISSING,
     params_error, gather) for ``args``, read in this process (why_not said it may); None when the module
-    must be sent instead (``inline: false``, or a dependency missing in this Python)."""
-    if args.get("inline") is False or module.INLINE_MISSING:
+    must be sent instead (``inline`` false in any spelling the module accepts - no, "false", 0 - or a
+    dependency missing in this Python)."""
+    if module.INLINE_MISSING:
         return None
     validated = ArgumentSpecValidator(module.ARGUMENT_SPEC).validate(args)
+    params = validated.validated_parameters
+    if params.get("inline") is False:
+        return None
     if validated.error_messages:
         return dict(failed=True, msg="; ".join(validated.error_messages), inline=True)
-    params = validated.validated_parameters
     error = module.params_error(params)
     if error:
         return dict(failed=True, msg=error, inline=True)

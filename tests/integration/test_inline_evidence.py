@@ -35,6 +35,9 @@ PLAY = """---
     - name: inline false
       vmguard.hardening.hypervisor_facts: {uri: "%(uri)s", inline: false}
       register: r_module
+    - name: inline "no", a string
+      vmguard.hardening.hypervisor_facts: {uri: "%(uri)s", inline: "no"}
+      register: r_module_string
     - name: a task environment
       vmguard.hardening.hypervisor_facts: {uri: "%(uri)s"}
       environment: {VMGUARD_TEST: "1"}
@@ -65,7 +68,7 @@ PLAY = """---
     - name: keep the results
       ansible.builtin.copy:
         dest: "%(out)s"
-        content: "{{ {'inline': r_inline, 'module': r_module, 'environment': r_environment, 'interpreter': r_interpreter,
+        content: "{{ {'inline': r_inline, 'module': r_module, 'module_string': r_module_string, 'environment': r_environment, 'interpreter': r_interpreter,
                       'delegated': r_delegated, 'published': r_published, 'published_evidence': ev_published,
                       'bad': r_bad, 'bad_module': r_bad_module, 'unknown': r_unknown} | to_json }}"
         mode: "0600"
@@ -107,7 +110,7 @@ def test_the_controller_itself_is_read_inline_and_anything_else_gets_the_module(
     node.write_text(NODE)
     res, log = run_play(tmp_path, "test://%s" % node)
     assert res["inline"]["inline"] is True
-    for sent in ("module", "environment", "interpreter", "delegated"):
+    for sent in ("module", "module_string", "environment", "interpreter", "delegated"):
         assert res[sent]["inline"] is False, sent
         assert _same(res[sent]["evidence"]) == _same(res["inline"]["evidence"]), sent
     names = [d["name"] for d in res["inline"]["evidence"]["domains"]]
