@@ -24,6 +24,11 @@ description:
   - A listener that cannot be closed by stopping a unit (its process runs in a login session's scope or
     in no unit, it is the SSH server's, no process holds it) is listed in C(unmanaged) with the reason,
     and the module fails naming it unless O(fail_on_unmanaged=false) - never a silent pass.
+  - Only the system manager's own service and socket units are acted on, the first unit below the cgroup root's
+    slices (C(/system.slice/nginx.service)). A process under C(user.slice) (a user's own systemd manager
+    C(user@UID.service), whose units a guest user names freely, e.g. C(systemd-run --user --unit=nftables)), in a
+    unit nested below another unit's delegated cgroup, or in a scope, is unmanaged; its name is never stopped,
+    disabled or masked as a system unit.
   - After stopping, the listeners are read again; one still open fails the module.
   - A unit whose file an administrator placed in C(/etc/systemd/system) cannot be masked in place (the mask is a
     link to C(/dev/null) at that path); its file is first moved to C(/var/lib/vmguard/lockdown/<unit>) (0600, in a

@@ -9,9 +9,11 @@ Listener -> process -> unit: the listening sockets are read as evidence/guestsca
 (/proc/net/{tcp,tcp6,udp,udp6}: TCP in LISTEN, UDP bound), each socket inode is tied to the processes
 holding it (/proc/<pid>/fd -> socket:[inode]), each process to the unit whose cgroup it runs in
 (/proc/<pid>/cgroup: the unified "0::" line, else the v1 name=systemd line). A socket held by PID 1 is a
-socket unit's: `systemctl list-sockets --show-types` names it. A listener any of whose processes is in
-no service or socket unit (a login session's scope, no systemd at all) cannot be stopped by unit: it is
-reported, never passed over.
+socket unit's: `systemctl list-sockets --show-types` names it. Only the system manager's own units are
+acted on (the first unit below the root's slices, see cgroup_unit): a listener any of whose processes is in
+no system service or socket unit (a login session's or a container's scope, a user's own systemd manager
+under user.slice, a unit name nested in another unit's delegated cgroup, no systemd at all) cannot be
+stopped by unit: it is reported, never passed over.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +27,8 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import 
 # The management SSH server is never stopped, whatever it listens on.
 PROTECTED_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
 STOPPABLE = (".service", ".socket")
+# The unit types a process can run in (their cgroups hold processes).
+UNIT_SUFFIXES = (".service", ".socket", ".scope", ".mount", ".swap")
 SOCKET_TYPES = {"Stream": "tcp", "Datagram": "udp"}
 
 
@@ -52,10 +56,9 @@ def socket_owners(root="/"):
     return guestscan.socket_pids(root)
 
 
-def cgroup_unit(text):
-    """(unit, cgroup path) of a /proc/<pid>/cgroup text: the deepest path component that names a unit
-    (getty@tty1.service, session-3.scope, init.scope), or (None, path) when none does; (None, None) when
-    the text names no systemd hierarchy."""
+def cgroup_path(text):
+    """The systemd cgroup path of a /proc/<pid>/cgroup text: the unified "0::" line's, else the v1
+    name=systemd line's; None when the text names no systemd hierarchy."""
     path = None
     for line in (text or "").splitlines():
         parts = line.split(":", 2)
@@ -65,12 +68,48 @@ def cgroup_unit(text):
             path = parts[2]
         elif parts[1] == "name=systemd" and path is None:
             path = parts[2]
+    return path
+
+
+def is_unit_name(comp):
+    return comp.endswith(UNIT_SUFFIXES) and len(comp) > len(comp.rsplit(".", 1)[-1]) + 1
+
+
+def cgroup_unit(text):
+    """(unit, cgroup path, reason) of a /proc/<pid>/cgroup text. ``unit`` is the system manager's unit the
+    process runs in, and only when the module may stop, disable and mask it; else it is None and ``reason``
+    says why (None when ``unit`` is set).
+
+    The system manager (PID 1) names the cgroups from the root down to its own unit: a chain of slices, then
+    the unit (/system.slice/system-postgresql.slice/postgresql@15-main.service). Below that unit the cgroups
+    are whatever its processes create: a delegated subtree (Delegate=, a container runtime, the user manager
+    user@UID.service) names them freely, so a unit name found there is not a system unit - a guest user's
+    `systemd-run --user --unit=nftables` runs in .../user@1000.service/app.slice/nftables.service. Only the
+    first non-slice component is read as a unit, and never under user.slice, nor when a unit name is nested
+    below it; a scope (session-3.scope, docker-<id>.scope) has no unit file to mask and is not stopped either."""
+    path = cgroup_path(text)
     if path is None:
-        return None, None
-    for comp in reversed([c for c in path.split("/") if c]):
-        if "." in comp and not comp.endswith(".slice"):
-            return comp, path
-    return None, path
+        return None, None, "runs in no systemd unit (cgroup unknown)"
+    comps = [c for c in path.split("/") if c]
+    slices = 0
+    while slices < len(comps) and comps[slices].endswith(".slice"):
+        slices += 1
+    if slices == len(comps) or not is_unit_name(comps[slices]):
+        return None, path, "runs in no systemd unit (cgroup %s)" % path
+    unit, below = comps[slices], comps[slices + 1:]
+    nested = [c for c in below if is_unit_name(c) or c.endswith(".slice")]
+    if unit.startswith("user@") and unit.endswith(".service"):
+        inner = [c for c in nested if not c.endswith(".slice")]
+        return None, path, "runs in %s's user manager%s: not a system unit, not stopped" % (
+            unit, " (as its %s)" % inner[-1] if inner else "")
+    if comps[0] == "user.slice" and unit.endswith(STOPPABLE):
+        return None, path, "runs in %s under user.slice (a user's slice, cgroup %s): not stopped" % (unit, path)
+    if nested:
+        return None, path, "runs in %s, nested in %s's delegated cgroup (%s): not a system unit, not stopped" % (
+            nested[-1], unit, path)
+    if not unit.endswith(STOPPABLE):
+        return None, path, "runs in %s, not in a service unit" % unit
+    return unit, path, None
 
 
 def parse_list_sockets(text):
@@ -118,13 +157,11 @@ def owners_of(listener, pids, read_cgroup, read_comm, socket_units):
             else:
                 reasons.append("held by PID 1, but no socket unit lists %s/%d" % (listener["proto"], listener["port"]))
             continue
-        unit, path = cgroup_unit(read_cgroup(pid))
-        if unit and unit.endswith(STOPPABLE):
+        unit, _path, why = cgroup_unit(read_cgroup(pid))
+        if unit:
             units.add(unit)
-        elif unit:
-            reasons.append("%s (pid %d) runs in %s, not in a service unit" % (read_comm(pid) or "?", pid, unit))
         else:
-            reasons.append("%s (pid %d) runs in no systemd unit (cgroup %s)" % (read_comm(pid) or "?", pid, path or "unknown"))
+            reasons.append("%s (pid %d) %s" % (read_comm(pid) or "?", pid, why))
     return units, reasons
 
 

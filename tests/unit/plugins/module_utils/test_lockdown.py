@@ -62,15 +62,15 @@ kobject-uevent 1                Netlink  systemd-udevd-kernel.socket systemd-ude
 """
 
 
-def proc_tree(tmp_path):
+def proc_tree(tmp_path, procs=PROCS, tcp=TCP, tcp6=TCP6, udp=UDP):
     proc = tmp_path / "proc"
     (proc / "net").mkdir(parents=True)
-    (proc / "net" / "tcp").write_text(TCP_HEAD + "".join(line4(i, a, "0A", n) for i, (a, n) in enumerate(TCP))
+    (proc / "net" / "tcp").write_text(TCP_HEAD + "".join(line4(i, a, "0A", n) for i, (a, n) in enumerate(tcp))
                                       + line4(99, "0A01000A:0016", "01", "1999"))  # an established connection
-    (proc / "net" / "tcp6").write_text(TCP6_HEAD + "".join(line6(i, a, "0A", n) for i, (a, n) in enumerate(TCP6)))
-    (proc / "net" / "udp").write_text(TCP_HEAD + "".join(line4(i, a, "07", n) for i, (a, n) in enumerate(UDP)))
+    (proc / "net" / "tcp6").write_text(TCP6_HEAD + "".join(line6(i, a, "0A", n) for i, (a, n) in enumerate(tcp6)))
+    (proc / "net" / "udp").write_text(TCP_HEAD + "".join(line4(i, a, "07", n) for i, (a, n) in enumerate(udp)))
     (proc / "net" / "udp6").write_text(TCP6_HEAD)
-    for pid, comm, cgroup, inodes in PROCS:
+    for pid, comm, cgroup, inodes in procs:
         d = proc / str(pid)
         (d / "fd").mkdir(parents=True)
         (d / "comm").write_text(comm + "\n")
@@ -148,17 +148,104 @@ def test_a_guest_within_its_allow_list_needs_nothing(tmp_path):
 
 
 def test_cgroup_unit_reads_v2_v1_and_no_systemd():
-    assert lockdown.cgroup_unit("0::/system.slice/nginx.service\n") == ("nginx.service", "/system.slice/nginx.service")
-    # Delegated sub-cgroups below the unit (e.g. a container runtime's) still name the unit.
+    assert lockdown.cgroup_unit("0::/system.slice/nginx.service\n") == ("nginx.service", "/system.slice/nginx.service", None)
+    # Delegated sub-cgroups below the unit that name no unit (e.g. a container runtime's) still name the unit.
     assert lockdown.cgroup_unit("0::/system.slice/docker.service/payload\n")[0] == "docker.service"
+    assert lockdown.cgroup_unit("0::/system.slice/foo.service/.control\n")[0] == "foo.service"
     hybrid = "12:pids:/system.slice/app.service\n1:name=systemd:/system.slice/app.service\n0::/system.slice/app.service\n"
     assert lockdown.cgroup_unit(hybrid)[0] == "app.service"
     v1 = "11:memory:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n"
     assert lockdown.cgroup_unit(v1)[0] == "cron.service"
-    assert lockdown.cgroup_unit("0::/init.scope\n")[0] == "init.scope"
-    assert lockdown.cgroup_unit("9:name=systemd:/\n0::/\n") == (None, "/")
-    assert lockdown.cgroup_unit("4:memory:/x\n") == (None, None)
-    assert lockdown.cgroup_unit(None) == (None, None)
+    assert lockdown.cgroup_unit("0::/system.slice/system-postgresql.slice/postgresql@15-main.service\n")[0] == "postgresql@15-main.service"
+    assert lockdown.cgroup_unit("0::/init.scope\n") == (None, "/init.scope", "runs in init.scope, not in a service unit")
+    assert lockdown.cgroup_unit("9:name=systemd:/\n0::/\n") == (None, "/", "runs in no systemd unit (cgroup /)")
+    assert lockdown.cgroup_unit("0::/system.slice\n") == (None, "/system.slice", "runs in no systemd unit (cgroup /system.slice)")
+    assert lockdown.cgroup_unit("4:memory:/x\n") == (None, None, "runs in no systemd unit (cgroup unknown)")
+    assert lockdown.cgroup_unit(None) == (None, None, "runs in no systemd unit (cgroup unknown)")
+
+
+USER_NFT = "/user.slice/user-1000.slice/user@1000.service/app.slice/nftables.service"
+
+
+def test_cgroup_unit_acts_only_on_the_system_managers_own_units():
+    """Only the first unit below the root's slices is the system manager's; under user.slice, below another
+    unit (delegated) or a scope, the name is not a system service and is never returned as one."""
+    cases = [
+        ("0::" + USER_NFT, "runs in user@1000.service's user manager (as its nftables.service): not a system unit, not stopped"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/init.scope",
+         "runs in user@1000.service's user manager (as its init.scope): not a system unit, not stopped"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice",
+         "runs in user@1000.service's user manager: not a system unit, not stopped"),
+        ("0::/user.slice/user-1000.slice/session-3.scope", "runs in session-3.scope, not in a service unit"),
+        ("0::/user.slice/auditd.service",
+         "runs in auditd.service under user.slice (a user's slice, cgroup /user.slice/auditd.service): not stopped"),
+        ("0::/system.slice/docker-abc.scope", "runs in docker-abc.scope, not in a service unit"),
+        ("0::/machine.slice/machine-qemu\\x2d1\\x2dweb.scope", "runs in machine-qemu\\x2d1\\x2dweb.scope, not in a service unit"),
+        ("0::/system.slice/foo.service/sub.service",
+         "runs in sub.service, nested in foo.service's delegated cgroup (/system.slice/foo.service/sub.service): not a system unit, "
+         "not stopped"),
+        ("0::/system.slice/foo.service/payload/evil.slice/auditd.service",
+         "runs in auditd.service, nested in foo.service's delegated cgroup (/system.slice/foo.service/payload/evil.slice/auditd.service): "
+         "not a system unit, not stopped"),
+        ("0::/lxc.payload.c1/system.slice/nginx.service", "runs in no systemd unit (cgroup /lxc.payload.c1/system.slice/nginx.service)"),
+        # cgroup v1 (legacy): the name=systemd line, with controllers that say otherwise.
+        ("12:pids:/user.slice/user-1000.slice/user@1000.service\n3:cpu,cpuacct:/user.slice\n1:name=systemd:" + USER_NFT,
+         "runs in user@1000.service's user manager (as its nftables.service): not a system unit, not stopped"),
+    ]
+    for text, reason in cases:
+        unit, path, why = lockdown.cgroup_unit(text + "\n")
+        assert (unit, why) == (None, reason), text
+        assert path == text.rsplit(":", 1)[-1]
+
+
+# A guest where user 1000 ran `systemd-run --user --unit=nftables nc -l 4444` (and other look-alikes) next to a
+# real system nginx: only nginx.service may be stopped; the others are reported with their reasons.
+SPOOF_PROCS = [
+    (512, "sshd", "0::/system.slice/ssh.service\n", ["1001"]),
+    (620, "nginx", "0::/system.slice/nginx.service\n", ["2001"]),
+    (2100, "nc", "0::" + USER_NFT + "\n", ["6101"]),
+    (2101, "nc", "0::/user.slice/user-1000.slice/session-3.scope\n", ["6102"]),
+    (2102, "python3", "0::/system.slice/docker-abc.scope\n", ["6103"]),
+    (2103, "socat", "0::/system.slice/foo.service/sub.service\n", ["6104"]),
+    (2104, "nc", "10:memory:/user.slice/user-1000.slice\n1:name=systemd:/user.slice/user-1000.slice/user@1000.service/"
+                 "app.slice/auditd.service\n", ["6105"]),
+]
+SPOOF_TCP = [("00000000:0016", "1001"),   # 0.0.0.0:22 sshd
+             ("00000000:20FB", "2001"),   # 0.0.0.0:8443 nginx
+             ("00000000:115C", "6101"),   # 0.0.0.0:4444 nc as the user's "nftables.service"
+             ("00000000:115D", "6102"),   # 0.0.0.0:4445 nc in a login session
+             ("00000000:115E", "6103"),   # 0.0.0.0:4446 a container's scope
+             ("00000000:115F", "6104"),   # 0.0.0.0:4447 sub.service delegated below foo.service
+             ("00000000:1160", "6105")]   # 0.0.0.0:4448 nc as the user's "auditd.service" (cgroup v1)
+
+
+def test_a_user_managers_unit_named_like_a_system_unit_is_never_stopped(tmp_path):
+    found = by_port(lockdown.scan(proc_tree(tmp_path, SPOOF_PROCS, SPOOF_TCP, [], []), {}))
+    assert found["tcp/8443"]["units"] == ["nginx.service"]
+    assert found["tcp/4444"]["units"] == [] and found["tcp/4444"]["reasons"] == [
+        "nc (pid 2100) runs in user@1000.service's user manager (as its nftables.service): not a system unit, not stopped"]
+    d = lockdown.decide(list(found.values()), allowed_ports=[22, 443], client_ports=[68], management_ports=[22])
+    assert d["stop"] == {"nginx.service": ["tcp/8443 0.0.0.0 nginx"]}
+    assert "nftables.service" not in d["stop"] and "auditd.service" not in d["stop"]
+    assert [(e["listener"], e["reason"]) for e in d["unmanaged"]] == [
+        ("tcp/4444 0.0.0.0 nc",
+         "nc (pid 2100) runs in user@1000.service's user manager (as its nftables.service): not a system unit, not stopped"),
+        ("tcp/4445 0.0.0.0 nc", "nc (pid 2101) runs in session-3.scope, not in a service unit"),
+        ("tcp/4446 0.0.0.0 python3", "python3 (pid 2102) runs in docker-abc.scope, not in a service unit"),
+        ("tcp/4447 0.0.0.0 socat", "socat (pid 2103) runs in sub.service, nested in foo.service's delegated cgroup "
+                                   "(/system.slice/foo.service/sub.service): not a system unit, not stopped"),
+        ("tcp/4448 0.0.0.0 nc",
+         "nc (pid 2104) runs in user@1000.service's user manager (as its auditd.service): not a system unit, not stopped")]
+
+
+def test_a_system_service_sharing_its_socket_with_a_user_manager_process_is_not_stopped():
+    """A socket also held by a process of a user's manager is unmanaged as a whole (as one held by a session)."""
+    s = {"proto": "tcp", "address": "0.0.0.0", "port": 4444}
+    cgroups = {700: "0::/system.slice/nftables.service\n", 2100: "0::" + USER_NFT + "\n"}
+    units, reasons = lockdown.owners_of(s, [700, 2100], cgroups.get, lambda pid: "nc", {})
+    assert units == {"nftables.service"} and len(reasons) == 1
+    d = lockdown.decide([dict(s, process="nc", units=sorted(units), reasons=reasons)], [22], [], [22])
+    assert d["stop"] == {} and d["unmanaged"] == [dict(listener="tcp/4444 0.0.0.0 nc", reason=reasons[0])]
 
 
 def test_list_sockets_output_is_parsed_by_type_and_port():
