@@ -2,6 +2,7 @@
 old fingerprints come back for the ledger, and a second run with the same evidence is a no-op."""
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -157,3 +158,144 @@ def test_host_keys_never_generated_at_a_predictable_name(guest, canary, tmp_path
     assert not os.path.lexists(str(victim)) and untouched(canary)
     assert rotated[0]["new_fingerprint"] in [k["fingerprint"] for k in guestscan.ssh_host_keys(guest)]
     assert not [n for n in os.listdir(os.path.join(guest, "etc/ssh")) if n.startswith(".vmguard-keygen")]
+
+
+# --- No directory component followed out of the tree (identity_reseal root= an offline image) ---
+
+def snapshot(top):
+    """Every entry under ``top`` (links not followed): kind, content or link target, mode, mtime."""
+    seen = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                what = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                what = ("dir", None)
+            else:
+                with open(path, "rb") as f:
+                    what = ("file", f.read())
+            seen[os.path.relpath(path, top)] = (what, st.st_mode, st.st_mtime_ns)
+    return seen
+
+
+@pytest.fixture
+def outside(tmp_path_factory):
+    """A tree outside the image with the same layout: what a link in the image would lead to."""
+    top = str(tmp_path_factory.mktemp("outside-tree"))
+    for d in ("etc/ssh", "var/lib/systemd", "var/lib/dbus"):
+        os.makedirs(os.path.join(top, d))
+    for rel, data in (("etc/machine-id", b"fedcba9876543210fedcba9876543210\n"),
+                      ("var/lib/dbus/machine-id", b"fedcba9876543210fedcba9876543210\n"),
+                      ("var/lib/systemd/random-seed", b"\x02" * 512)):
+        with open(os.path.join(top, rel), "wb") as f:
+            f.write(data)
+    if shutil.which("ssh-keygen"):
+        rc, out, err = run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(top, "etc/ssh/ssh_host_ed25519_key")])
+        assert rc == 0, err
+    return top
+
+
+def link_out(guest, outside, rel):
+    """Replace guest/rel (a directory) by a symbolic link to the same directory of the outside tree."""
+    shutil.rmtree(os.path.join(guest, rel))
+    os.symlink(os.path.join(outside, rel), os.path.join(guest, rel))
+
+
+def refusal(guest, rel):
+    return "^%s is a symbolic link: refusing to follow it out of the image$" % re.escape(os.path.join(guest, rel))
+
+
+@pytest.mark.parametrize("rel", ["etc", "var", "var/lib", "var/lib/dbus"])
+def test_machine_id_never_follows_a_linked_directory(guest, outside, rel):
+    link_out(guest, outside, rel)
+    before, image = snapshot(outside), snapshot(guest)
+    with pytest.raises(ValueError, match=refusal(guest, rel)):
+        reseal.reseal_machine_id(guest)
+    assert snapshot(outside) == before
+    assert snapshot(guest) == image  # refused before anything changed, /etc/machine-id too
+
+
+@pytest.mark.parametrize("rel", ["var", "var/lib", "var/lib/systemd"])
+def test_random_seed_never_follows_a_linked_directory(guest, outside, rel):
+    link_out(guest, outside, rel)
+    before, image = snapshot(outside), snapshot(guest)
+    with pytest.raises(ValueError, match=refusal(guest, rel)):
+        reseal.reseal_random_seed(guest)
+    assert snapshot(outside) == before and snapshot(guest) == image
+
+
+def test_random_seed_never_creates_a_directory_through_a_link(guest, outside):
+    shutil.rmtree(os.path.join(outside, "var/lib/systemd"))
+    link_out(guest, outside, "var/lib")
+    before = snapshot(outside)
+    with pytest.raises(ValueError, match=refusal(guest, "var/lib")):
+        reseal.reseal_random_seed(guest)
+    assert snapshot(outside) == before
+
+
+def test_random_seed_creates_missing_directories(guest):
+    shutil.rmtree(os.path.join(guest, "var"))
+    out = reseal.reseal_random_seed(guest)
+    assert out["new_digest"] == guestscan.random_seed(guest)["random_seed_digest"] is not None
+    assert os.stat(os.path.join(guest, "var/lib/systemd")).st_mode & 0o777 == 0o755
+
+
+def test_dbus_copy_that_links_out_is_replaced_as_a_link(guest, outside):
+    dbus = os.path.join(guest, "var/lib/dbus/machine-id")
+    os.unlink(dbus)
+    os.symlink(os.path.join(outside, "var/lib/dbus/machine-id"), dbus)
+    before = snapshot(outside)
+    out = reseal.reseal_machine_id(guest)
+    assert snapshot(outside) == before
+    assert os.readlink(dbus) == "/etc/machine-id"
+    assert guestscan.machine_id(guest)["machine_id_digest"] == out["new_digest"]
+
+
+@needs_keygen
+@pytest.mark.parametrize("rel", ["etc", "etc/ssh"])
+def test_host_keys_never_follow_a_linked_directory(guest, outside, rel):
+    keys = [k for k in guestscan.ssh_host_keys(guest) if k["type"] == "ssh-ed25519"]
+    link_out(guest, outside, rel)
+    before, image = snapshot(outside), snapshot(guest)
+    with pytest.raises(ValueError, match=refusal(guest, rel)):
+        reseal.reseal_host_keys(guest, keys, run)
+    assert snapshot(outside) == before and snapshot(guest) == image
+
+
+@needs_keygen
+@pytest.mark.parametrize("call", [reseal.commit_host_keys, reseal.rollback_host_keys])
+def test_commit_and_rollback_never_follow_a_linked_directory(guest, outside, call):
+    keys = [k for k in guestscan.ssh_host_keys(guest) if k["type"] == "ssh-ed25519"]
+    rotated = reseal.reseal_host_keys(guest, keys, run)
+    ssh = os.path.join(guest, "etc/ssh")
+    for name in os.listdir(ssh):  # the outside directory holds kept old keys of the same names
+        if name.endswith(".vmguard-old"):
+            shutil.copy2(os.path.join(ssh, name), os.path.join(outside, "etc/ssh", name))
+    os.rename(ssh, ssh + ".real")
+    os.symlink(os.path.join(outside, "etc/ssh"), ssh)
+    before = snapshot(outside)
+    with pytest.raises(ValueError, match=refusal(guest, "etc/ssh")):
+        call(guest, rotated)
+    assert snapshot(outside) == before
+    assert sorted(n for n in os.listdir(ssh + ".real") if n.endswith(".vmguard-old")) == [
+        "ssh_host_ed25519_key.pub.vmguard-old", "ssh_host_ed25519_key.vmguard-old"]
+
+
+@needs_keygen
+def test_host_keys_rotate_and_commit_without_links(guest):
+    keys = [k for k in guestscan.ssh_host_keys(guest) if k["type"] == "ssh-ed25519"]
+    rotated = reseal.reseal_host_keys(guest, keys, run)
+    ssh = os.path.join(guest, "etc/ssh")
+    assert os.path.isfile(os.path.join(ssh, "ssh_host_ed25519_key.vmguard-old"))
+    reseal.commit_host_keys(guest, rotated)
+    assert not [n for n in os.listdir(ssh) if "vmguard" in n]
+    with open(os.path.join(ssh, "ssh_host_ed25519_key.pub")) as f:
+        assert " ".join(f.read().split()[:2]) == rotated[0]["new_public_key"]
+    assert os.stat(os.path.join(ssh, "ssh_host_ed25519_key.pub")).st_mode & 0o777 == 0o644
+
+
+def test_refusal_message_on_the_live_root():
+    assert str(reseal.LinkRefusedError("/", "/etc/ssh")) == "/etc/ssh is a symbolic link: refusing to follow it"
+    assert isinstance(reseal.LinkRefusedError("/img", "/img/etc"), ValueError)
