@@ -97,7 +97,21 @@ POLICY_CASES = [
      "unknown key (expected one of: ports)"),
     ("nwfilter-int", iso(nwfilters=[1]), "params.isolation.nwfilters[0]", "expected str, got int 1"),
     ("metadata-scalar", {"params": {"visibility": {"required_metadata": "owner"}}},
-     "params.visibility.required_metadata", "expected a list of strings, got str 'owner'"),
+     "params.visibility.required_metadata", "expected a list of non-empty strings, got str 'owner'"),
+    ("metadata-empty", {"params": {"visibility": {"required_metadata": ["owner", " "]}}},
+     "params.visibility.required_metadata[1]", "expected a non-empty string, got ' '"),
+    ("nwfilter-empty", {"params": {"isolation": {"nwfilters": [""]}}},
+     "params.isolation.nwfilters[0]", "expected a name without whitespace, got ''"),
+    ("service-name-space", {"params": {"isolation": {"services": {"we b": {"ports": [80]}}}}},
+     "params.isolation.services.we b", "expected a service name (a non-empty string without whitespace"),
+    ("service-name-slash", {"params": {"isolation": {"services": {"web/1": {"ports": [80]}}}}},
+     "params.isolation.services.web/1", "without whitespace, '/' or braces"),
+    ("dormant-zero", {"params": {"visibility": {"max_dormant_days": 0}}},
+     "params.visibility.max_dormant_days", "must be at least 1, got 0"),
+    ("clones-zero", {"params": {"diversity": {"max_clones_per_build": 0}}},
+     "params.diversity.max_clones_per_build", "must be at least 1, got 0"),
+    ("bool-int-two", {"params": {"rollback": {"allow_memory_snapshots": 2}}},
+     "params.rollback.allow_memory_snapshots", "expected a boolean"),
     ("vsock-word", iso(allow_vsock="sometimes"), "params.isolation.allow_vsock",
      "expected a boolean (true/false, yes/no, on/off, 1/0), got str 'sometimes'"),
     ("reseal-choice", {"params": {"diversity": {"reseal": "some"}}}, "params.diversity.reseal",
@@ -402,3 +416,11 @@ def test_modules_changed_no_target_file(runs):
     assert runs["before"] == runs["after"]
     assert sorted(runs["before"]) == ["disk.img", "ledger", "ledger/%s.json" % GOOD_UUID, "node.xml", "tree",
                                       "tree/etc", "tree/etc/machine-id"]
+
+
+def test_policy_takes_integer_booleans_as_ansible_does():
+    """1 and 0 are booleans to Ansible (and to the error message that lists 1/0); 2 is not (above)."""
+    pol = load_policy({"params": {"rollback": {"allow_memory_snapshots": 1, "prune_snapshots": 0}},
+                       "rules": {"RB-01": {"enabled": 0}}})
+    assert pol["params"]["rollback"]["allow_memory_snapshots"] is True
+    assert pol["params"]["rollback"]["prune_snapshots"] is False and pol["rules"]["RB-01"]["enabled"] is False

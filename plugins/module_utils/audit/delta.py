@@ -7,10 +7,12 @@ A finding is identified by (rule, subject kind, subject id); it is *failing* whe
 fail or error (what the gate counts). Against the previous report:
 
 - ``new``: failing now, not failing (or not there) before;
-- ``fixed``: failing before, evaluated now and not failing (pass, waived or not applicable);
+- ``fixed``: failing before and passing now;
 - ``still_failing``: failing before and now;
-- ``gone``: failing before and not evaluated now (the subject left the inventory, or the rule was
-  not selected): neither fixed nor still failing, so it is listed on its own.
+- ``gone``: failing before and not judged now: not evaluated (the subject left the inventory, or the
+  rule was not selected), waived, or not applicable (its evidence is no longer there: a ledger record
+  that vanished is no fix). Neither fixed nor still failing, so it is listed on its own, with the
+  status it has now (``now``: null when not evaluated).
 
 ``compare`` tags each current finding with ``since_previous`` (new / fixed / still_failing) and
 returns the summary that report.json carries as ``since_previous``. Pure: no Ansible import.
@@ -22,11 +24,14 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, PASS
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 
 NEW, FIXED, STILL, GONE = "new", "fixed", "still_failing", "gone"
 CHANGES = (NEW, FIXED, STILL, GONE)
 SCHEMA_PREFIX = "vmguard.report/"
+# The largest previous report read (bytes): report.json of 25,000 findings is about 12 MB.
+MAX_PREVIOUS = 512 * 1024 * 1024
 
 
 class PreviousReportError(Exception):
@@ -38,15 +43,25 @@ def key(finding):
     return (finding["rule"], s["kind"], s["id"])
 
 
+def _no_constant(name):
+    raise ValueError("%s is not JSON (RFC 8259)" % name)
+
+
 def load_previous(path):
-    """The previous report.json at ``path`` as a dict; PreviousReportError naming the path and the problem."""
+    """The previous report.json at ``path`` as a dict; PreviousReportError naming the path and the problem.
+
+    Read without following a link or blocking (a regular file of at most MAX_PREVIOUS bytes); each
+    finding's rule, subject kind, subject id and status must be strings (they key the comparison)."""
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read().decode("utf-8"))
-    except (IOError, OSError) as e:
+        text = fsutil.read_regular(path, MAX_PREVIOUS)
+    except (IOError, OSError, fsutil.UnsafePathError) as e:
         raise PreviousReportError("previous report %s cannot be read: %s" % (path, e))
+    try:
+        data = json.loads(text.decode("utf-8"), parse_constant=_no_constant)
     except ValueError as e:
         raise PreviousReportError("previous report %s is not JSON: %s" % (path, e))
+    except (RecursionError, MemoryError) as e:
+        raise PreviousReportError("previous report %s is not a report this audit can read (%s)" % (path, type(e).__name__))
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
         raise PreviousReportError("previous report %s is not a vmguard report.json (no schema %s...)" % (path, SCHEMA_PREFIX))
     findings = data.get("findings")
@@ -54,10 +69,12 @@ def load_previous(path):
         raise PreviousReportError("previous report %s has no findings list" % path)
     for i, f in enumerate(findings):
         try:
-            key(f)
-            f["status"]
+            fields = key(f) + (f["status"],)
         except (KeyError, TypeError):
-            raise PreviousReportError("previous report %s: findings[%d] has no rule, subject.kind, subject.id or status" % (path, i))
+            fields = None
+        if fields is None or not all(isinstance(x, str) for x in fields):
+            raise PreviousReportError("previous report %s: findings[%d] has no rule, subject.kind, subject.id or status "
+                                      "(each a string)" % (path, i))
     return data
 
 
@@ -104,8 +121,10 @@ def compare_index(findings, previous, source=None):
         change = None
         if f["status"] in BAD:
             change = STILL if was_bad else NEW
-        elif was_bad:
+        elif was_bad and f["status"] == PASS:
             change = FIXED
+        elif was_bad:  # waived or not applicable now: no fix, listed with what it is now
+            out[GONE].append(_entry(k, f.get("severity"), old[0], f["status"]))
         if change:
             f["since_previous"] = change
             out[change].append(_entry(k, f.get("severity"), old[0] if old else None, f["status"]))

@@ -29,7 +29,7 @@ import fnmatch
 import gc
 import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, NotCollected
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
@@ -257,6 +257,8 @@ def evaluate(policy, evidence, now=None, only=None):
 def _run(fn, ctx, ev):
     try:
         return fn(ctx, ev)
+    except NotCollected as e:  # evidence without a field the check reads
+        return ERROR, "cannot evaluate: %s" % e, {}
     except Exception as e:  # a broken check is an error finding, never a pass
         return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
 
@@ -288,19 +290,28 @@ def _run_domain(fn, ctx, hd):
     if pbad and not lbad:
         return (pers[0], PERSISTENT_PREFIX + pers[1], pers[2],
                 {"definition": "persistent", "pending_restart": False})
-    if lbad and not pbad:
+    if live[0] == FAIL and not pbad:
         return (live[0], live[1] + PENDING_SUFFIX, live[2], {"definition": "live", "pending_restart": True})
+    if lbad and not pbad:  # the live definition could not be judged: no fix is claimed pending
+        return live + ({"definition": "live", "pending_restart": False},)
     status = ERROR if ERROR in (live[0], pers[0]) else FAIL
     message = live[1] if live[1] == pers[1] else "%s; %s%s" % (live[1], PERSISTENT_PREFIX, pers[1])
     return status, message, live[2], {"definition": "both", "pending_restart": False}
 
 
+WAIVER_NOT_FOR_ERROR = " (the waiver for %s on '%s' accepts a failure, not missing evidence: the rule could not be evaluated)"
+
+
 def _bad_finding(finding, waivers, used_waivers, rid, today):
-    """Apply the first waiver matching a failed or errored finding (in place)."""
+    """Apply the first waiver matching a failed finding (in place). A waiver accepts a known failure: an error
+    (the rule could not be evaluated: no evidence, unreachable) stays an error the gate counts, with a note."""
     w, expired = _waiver_for(waivers, rid, finding["subject"]["id"], today)
     if w is None:
         return
     used_waivers.add(id(w))
+    if finding["status"] == ERROR:
+        finding["message"] += WAIVER_NOT_FOR_ERROR % (rid, w["subject"])
+        return
     if expired:
         finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
     else:
@@ -338,10 +349,7 @@ def _per_subject(ctx, fn, subjects):
         if err:
             yield None
             continue
-        try:
-            yield fn(ctx, ev)
-        except Exception as e:  # a broken check is an error finding, never a pass
-            yield ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+        yield _run(fn, ctx, ev)
 
 
 def _check_findings(ctx, rid, kind, fn):

@@ -201,6 +201,8 @@ def _as_fraction(value):
 def _as_bool(value):
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):  # as Ansible's own boolean conversion (and the message) take it
+        return value == 1
     if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS + _FALSE_STRINGS:
         return value.strip().lower() in _TRUE_STRINGS
     raise _Bad("expected %s, %s" % (_BOOL_EXPECTED, _got(value)))
@@ -239,8 +241,11 @@ def _as_port(value):
 
 
 def _as_str(value):
+    """A list item: a string with something in it (an empty pattern, class or key allows or requires nothing)."""
     if not isinstance(value, str):
         raise _Bad("expected str, %s" % _got(value))
+    if not value.strip():
+        raise _Bad("expected a non-empty string, got %s" % _show(value))
     return value
 
 
@@ -317,8 +322,10 @@ def _check_services(errors, path, services):
     out = {}
     for name, cfg in services.items():
         spath = _join(path, name)
-        if not isinstance(name, str) or not name.strip():
-            errors.append("%s: expected a service name (non-empty string), got %s" % (spath, _show(name)))
+        if not isinstance(name, str) or not name.strip() or len(name.split()) != 1 or name != name.strip() or "/" in name \
+                or "{" in name or "}" in name:
+            errors.append("%s: expected a service name (a non-empty string without whitespace, '/' or braces: it names "
+                          "the service's libvirt network), got %s" % (spath, _show(name)))
             continue
         if not _check_mapping(errors, spath, cfg, "a mapping {ports: [...]}"):
             continue
@@ -336,7 +343,7 @@ def _check_services(errors, path, services):
 
 # Lists of names (what the ledger records), and what their items are.
 _NAME_LISTS = {("rollback", "floor_packages"): "package names", ("rollback", "disabled_accounts"): "account names",
-               ("rollback", "masked_services"): "systemd unit names"}
+               ("rollback", "masked_services"): "systemd unit names", ("isolation", "nwfilters"): "nwfilter names"}
 
 
 def _param_checker(area, key):
@@ -345,6 +352,9 @@ def _param_checker(area, key):
         ("diversity", "reseal"): _choice(("all", "all_but_one")),
         ("diversity", "max_fleet_share"): _as_fraction,
         ("rollback", "watcher_heartbeat_seconds"): lambda v: _as_int(v, minimum=1),
+        # 0 would refuse every domain start (the start gate itself requires >= 1) / allow no guest on any build.
+        ("visibility", "max_dormant_days"): lambda v: _as_int(v, minimum=1),
+        ("diversity", "max_clones_per_build"): lambda v: _as_int(v, minimum=1),
         ("isolation", "service_network"): _as_network_template,
     }
     if (area, key) in special:
@@ -358,7 +368,7 @@ def _param_checker(area, key):
     if key.endswith("_ports"):
         return lambda errors, path, value: _check_list(errors, path, value, _as_port, "ports 1-65535")
     if isinstance(default, list):
-        return lambda errors, path, value: _check_list(errors, path, value, _as_str, "strings")
+        return lambda errors, path, value: _check_list(errors, path, value, _as_str, "non-empty strings")
     convert = _as_bool if isinstance(default, bool) else _as_int
     return lambda errors, path, value: _check_value(errors, path, value, convert)
 

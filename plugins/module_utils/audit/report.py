@@ -32,6 +32,7 @@ __metaclass__ = type
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -405,8 +406,9 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
 <div class="delta">
 {% for c in changes %}<button type="button" data-change="{{ c }}"><b>{{ delta.counts[c] }}</b>{{ c | replace('_', ' ') }}</button>
 {% endfor %}</div>
-{% if delta.gone %}<p class="gone">{{ delta.counts.gone }} failing before and not evaluated now (subject gone or rule not selected):
-{% for g in delta.gone[:30] %}{{ g.rule }} {{ g.subject.kind }}:{{ g.subject.id | p }}{{ '; ' if not loop.last }}{% endfor %}
+{% if delta.gone %}<p class="gone">{{ delta.counts.gone }} failing before and not judged now (subject gone, rule not selected,
+waived or not applicable):
+{% for g in delta.gone[:30] %}{{ g.rule | p }} {{ g.subject.kind | p }}:{{ g.subject.id | p }}{{ ' (%s now)' % (g.now | p) if g.now }}{{ '; ' if not loop.last }}{% endfor %}
 {% if delta.counts.gone > 30 %} and {{ delta.counts.gone - 30 }} more (report.json){% endif %}</p>{% endif %}
 {% elif delta.error %}<p class="empty">No comparison: {{ delta.error | p }}</p>
 {% else %}<p class="empty">No previous report to compare with (this is the first run into this report directory).</p>
@@ -666,10 +668,25 @@ def oscal_results(report, sources=None):
 
 
 def _json(data):
-    """``data`` as indented JSON text. No circular-reference check: the reports are trees of JSON
-    data (a cycle would end in RecursionError instead of ValueError); the text is the same, and the
-    check costs a dict insert and delete per list and dict (~100,000s in the corpus reports)."""
-    return json.dumps(data, indent=2, default=str, check_circular=False) + "\n"
+    """``data`` as indented JSON text (RFC 8259: a NaN or infinity, which a hostile guest's evidence may carry,
+    is written as a string, never as the bare NaN strict parsers reject). No circular-reference check: the
+    reports are trees of JSON data (a cycle would end in RecursionError instead of ValueError); the text is
+    the same, and the check costs a dict insert and delete per list and dict (~100,000s in the corpus reports)."""
+    try:
+        return json.dumps(data, indent=2, default=str, check_circular=False, allow_nan=False) + "\n"
+    except ValueError:  # a non-finite float somewhere: the slow path, only then
+        return json.dumps(_finite(data), indent=2, default=str, check_circular=False, allow_nan=False) + "\n"
+
+
+def _finite(data):
+    """A copy of ``data`` with every NaN or infinity replaced by its name as a string ("nan", "inf", "-inf")."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else repr(data)
+    if isinstance(data, dict):
+        return dict((k, _finite(v)) for k, v in data.items())
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 RENDERERS = {

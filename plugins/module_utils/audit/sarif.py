@@ -86,7 +86,8 @@ def source_uri(path, cwd):
     rel = os.path.relpath(path, cwd)
     if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
         rel = os.path.basename(path)
-    return quote(rel.replace(os.sep, "/"), safe="/-._~")
+    # A name that is not UTF-8 (read with surrogateescape) keeps its original bytes, percent-encoded.
+    return quote(rel.replace(os.sep, "/").encode("utf-8", "surrogateescape"), safe="/-._~")
 
 
 def _rule(r):

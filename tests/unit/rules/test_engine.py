@@ -166,3 +166,46 @@ def test_tags_naming_no_rule_are_an_error_and_skip_tags_are_honoured():
     assert picked == set(r for r in RULES if not r.startswith("DIV-"))
     assert engine.select(["rollback"], ["RB-11"]) == set(r for r in RULES if r.startswith("RB-")) - {"RB-11"}
     assert engine.select(["DIV-02"], ["DIV-02"]) == set()
+
+
+def test_live_definition_that_cannot_be_judged_claims_no_pending_fix(monkeypatch):
+    """An error on the live definition (its evidence unreadable) with a passing persistent one is an error, not
+    "fixed in the persistent definition: pending restart"."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import error, ok
+
+    def judge(ctx, hd):
+        return error("console password state unreadable") if hd[1]["definition"] == "live" else ok("password set")
+    monkeypatch.setitem(RULES["LEAK-02"].checks, "domain", judge)
+    d = _running_with_persistent({}, {})
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"LEAK-02"})
+    assert f["status"] == "error" and f["pending_restart"] is False and f["definition"] == "live"
+    assert "pending restart" not in f["message"]
+
+
+def test_a_waiver_accepts_a_failure_never_an_error():
+    """A waiver over every subject must not hide a guest that could not be evaluated: the error stays an error
+    the gate counts, with a note; the failure next to it is waived."""
+    pol = policy.load_policy({"waivers": [{"rule": "DIV-10", "subject": "*", "reason": "legacy", "expires": "2030-01-01"}]})
+    bad = E.guest_facts(2)
+    bad["sysctl"]["kernel.randomize_va_space"] = "0"
+    guests = {"web1": E.guest("web1", facts=None, error="host unreachable"), "web2": E.guest("web2", facts=bad)}
+    fs = E.by_subject(engine.evaluate(pol, E.fleet([], guests), now=E.NOW, only={"DIV-10"}))
+    assert fs["web2"]["status"] == "waived"
+    assert fs["web1"]["status"] == "error" and "waiver" not in fs["web1"]
+    assert "accepts a failure, not missing evidence" in fs["web1"]["message"]
+    assert [f["subject"]["id"] for f in engine.gate(list(fs.values()), "low")] == ["web1"]
+
+
+def test_missing_evidence_field_is_an_error_naming_it(monkeypatch):
+    """rules.collected(): a field the producer did not send is an error that names it, never "nothing there"."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import collected, ok
+
+    def reads_disks(ctx, hd):
+        return ok("%d disks" % len(collected(hd[1], "disks")))
+    monkeypatch.setitem(RULES["RB-01"].checks, "domain", reads_disks)
+    d = E.domain()
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"RB-01"})
+    assert f["status"] == "pass"
+    del d["disks"]
+    (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"RB-01"})
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: disks not collected"

@@ -434,3 +434,31 @@ def test_failed_set_in_a_new_directory_removes_the_directory(tmp_path):
     with pytest.raises(ValueError):
         report.write_all(str(new), broken, gate, "high")
     assert not new.exists()
+
+
+def test_non_finite_numbers_are_written_as_strings_never_bare_nan(tmp_path):
+    """A hostile guest's evidence may carry NaN or infinity (Ansible's JSON decoder takes them): report.json,
+    report.sarif and report.oscal.json stay RFC 8259 JSON that strict parsers (SARIF uploads) accept."""
+    rep, gate, _paths = make(tmp_path)
+    rep["findings"][0]["evidence"] = {"age_days": float("nan"), "limits": [float("inf"), -float("inf"), 1.5]}
+    paths = report.write_all(str(tmp_path / "nan"), rep, gate, "high")
+
+    def strict(name):
+        raise ValueError("bare %s" % name)
+    for k in ("json", "sarif", "oscal"):
+        with open(paths[k]) as f:
+            json.loads(f.read(), parse_constant=strict)
+    with open(paths["json"]) as f:
+        assert json.load(f)["findings"][0]["evidence"] == {"age_days": "nan", "limits": ["inf", "-inf", 1.5]}
+
+
+def test_gone_findings_from_the_previous_report_are_shown_escaped(tmp_path):
+    rep, gate, _paths = make(tmp_path)
+    hostile = "RB-01\x1b[31m\u202e"
+    rep["since_previous"] = {"previous": {"generated_at": "t", "policy_digest": "d", "path": "r.json", "total": 1},
+                             "counts": {"new": 0, "fixed": 0, "still_failing": 0, "gone": 1}, "new": [], "fixed": [],
+                             "still_failing": [], "gone": [{"rule": hostile, "subject": {"kind": "domain\x00", "id": "x"},
+                                                            "severity": "high", "before": "fail", "now": "waived\x1b"}]}
+    html = report.html(rep, gate, "high")
+    assert "\x1b" not in html and "\u202e" not in html and "\x00" not in html
+    assert "RB-01\\x1b[31m\\u202e domain\\x00:x (waived\\x1b now)" in html

@@ -184,6 +184,8 @@ def test_source_uri_is_relative_inside_the_repo_and_a_basename_outside(tmp_path)
     assert sarif.source_uri("inventory/lab hosts.yml", repo) == "inventory/lab%20hosts.yml"
     assert sarif.source_uri(str(tmp_path / "elsewhere" / "prod.ini"), repo) == "prod.ini"
     assert sarif.source_uri(os.path.join(repo, "..", "repo2", "x.yml"), repo) == "x.yml"
+    # A file name that is not UTF-8 (the OS gives it with surrogateescape): its bytes, percent-encoded.
+    assert sarif.source_uri("inv/\udcffbad.ini", repo) == "inv/%FFbad.ini"
 
 
 def test_action_takes_the_inventory_sources_ansible_used(tmp_path):

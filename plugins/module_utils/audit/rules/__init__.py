@@ -42,6 +42,19 @@ def na(message, **evidence):
     return (NA, message, evidence)
 
 
+class NotCollected(Exception):
+    """Evidence lacks a field a check reads (collected()): the engine makes the finding an error, never a pass."""
+
+
+def collected(evidence, key, what=None):
+    """``evidence[key]``, or NotCollected when it is missing or None: a list the producer did not send is not an
+    empty list (``.get(key) or []`` would judge "no disk" where nothing was read)."""
+    value = evidence.get(key)
+    if value is None:
+        raise NotCollected("%s not collected" % (what or key))
+    return value
+
+
 # Remediation name -> the module that applies it, or the role whose task file does (ROLE_TASK_FILES)
 # (the plan contract, docs/CATALOG.md "enforced by").
 REMEDIATIONS = OrderedDict([
