@@ -25,9 +25,9 @@ description:
     is unchanged.
   - The previous C(report.json) (for C(since_previous)) is parsed by a forked child while the rules
     run; no child is forked while another thread runs in the process.
-  - Fails when there is nothing to audit (both O(hypervisors) and O(guests) empty; the message
-    names O(hypervisor_group) and O(guest_group)), when O(report_dir) is empty or O(report_mode)
-    is not an octal string, and when C(--tags) or C(--skip-tags) name something that is neither a
+  - Fails when there is nothing to audit (O(hypervisors), O(guests) and O(vcenters) all empty; the
+    message names O(hypervisor_group), O(guest_group) and O(vcenter_group)), when O(report_dir) is
+    empty or O(report_mode) is not an octal string, and when C(--tags) or C(--skip-tags) name something that is neither a
     rule id, an area, one of Ansible's special tags nor one of O(known_tags) (a typo such as
     C(DIV-2) must not turn into a full audit). C(--tags) selects rules by id or area,
     C(--skip-tags) leaves them out.
@@ -43,8 +43,11 @@ author:
   - vmguard.hardening developers (@vmguard)
 options:
   policy:
-    description: The user's policy document (C(vmguard_policy)), deep-merged over the shipped defaults.
-    type: dict
+    description:
+      - The user's policy document (C(vmguard_policy)), a mapping deep-merged over the shipped defaults.
+      - Taken as given, whatever its type; a value that is not a mapping is rejected by the policy
+        validation, which names what is wrong.
+    type: raw
     default: {}
   hypervisors:
     description: Inventory names of the hypervisors whose evidence to read. Required (may be empty) unless O(validate_only).
@@ -127,11 +130,23 @@ options:
     default: []
   sarif_sources:
     description:
-      - Files that declare the subjects, for the anchors of report.sarif's results - C(inventory), a list of
-        paths (hosts, domains and images are anchored on the first), and C(policy), a path (fleet and waiver
-        findings). Paths inside the current directory are written relative to it.
-      - Default, the inventory sources Ansible used that are files.
+      - Files that declare the subjects, for the anchors of report.sarif's results (O(sarif_sources.inventory),
+        O(sarif_sources.policy)). Paths inside the current directory are written relative to it, others as
+        their base name.
+      - Not given, the inventory sources Ansible used that exist.
     type: dict
+    suboptions:
+      inventory:
+        description:
+          - Paths of the inventory files; hosts, domains and images are anchored on the first.
+          - Not given, the inventory sources Ansible used that exist (a host list such as C(localhost,) is none).
+        type: list
+        elements: str
+      policy:
+        description:
+          - Path of the policy file; fleet-wide findings and expired waivers are anchored on it.
+          - Not given, they are anchored on the first inventory file, if any.
+        type: str
   validate_only:
     description: Only validate the policy (and with O(run_checks) the run's settings); evaluate nothing.
     type: bool
@@ -238,8 +253,10 @@ plan:
   description:
     - What enforcement carries out, planned by the pure planner (plugins/module_utils/audit/plan.py) from the
       policy, the evidence and the findings - the only input of the hypervisor and guest roles.
-    - C(hosts) maps each inventory host to its remediations (C(domain_policy), C(identity_reseal), C(sysctl),
-      C(expire_passwords), C(ledger)), each with the rules and subjects it fixes and its parameters;
+    - C(hosts) maps each inventory host to its remediations (on a hypervisor C(host_config), C(domain_policy),
+      C(snapshot_policy) and C(revert_watcher); on a guest C(identity_reseal), C(sysctl), C(expire_passwords),
+      C(reconverge), C(service_lockdown), C(guest_firewall) and C(ledger)), each with the rules and subjects it
+      fixes and its parameters;
       C(pending_restart) and C(not_enforced) list the failing findings no step fixes now, with the reason;
       a C(not_enforced) entry's C(by_choice) is true when the policy or the design leaves it (audit mode, no
       remediation, the vsphere role's) and false when the finding is enforceable but not here (a value of the

@@ -53,6 +53,7 @@ options:
 notes:
   - Supports check mode (it changes nothing).
 extends_documentation_fragment:
+  - vmguard.hardening.attributes.read_only
   - vmguard.hardening.publish
 """
 

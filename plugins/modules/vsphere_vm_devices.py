@@ -59,6 +59,8 @@ options:
     type: str
     choices: [disconnected, absent]
     default: disconnected
+extends_documentation_fragment:
+  - vmguard.hardening.attributes.changes
 """
 
 EXAMPLES = r"""
