@@ -211,7 +211,9 @@ def edit_files(module, p, result):
         else:
             entry["backup"] = hostconf.write_validated(path, new, st, lambda d, b: validate(d, b, lens), p["backup_dir"])
         result["files"][path] = entry
-        result["diff"].append({"before_header": path, "after_header": path, "before": text, "after": new})
+        # The files' secrets (qemu.conf's vnc_password) never leave the module, not even in the diff.
+        result["diff"].append({"before_header": path, "after_header": path, "before": hostconf.hostscan.redact_conf_text(text),
+                               "after": hostconf.hostscan.redact_conf_text(new)})
 
 
 def _qemu_gid(p):

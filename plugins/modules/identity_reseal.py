@@ -149,8 +149,11 @@ def main():
     )
     p = module.params
     root = p["root"]
-    todo = reseal.plan(root, {"machine_id_digest": p["machine_id_digest"], "ssh_fingerprints": p["ssh_fingerprints"],
-                              "random_seed_digest": p["random_seed_digest"]}, p["force"])
+    try:
+        todo = reseal.plan(root, {"machine_id_digest": p["machine_id_digest"], "ssh_fingerprints": p["ssh_fingerprints"],
+                                  "random_seed_digest": p["random_seed_digest"]}, p["force"])
+    except (OSError, ValueError, RuntimeError) as e:  # an unreadable identity: a clear failure, nothing changed
+        module.fail_json(msg="reseal not planned: %s" % e, changed=False)
     result = dict(changed=bool(todo), resealed={}, retired_fingerprints=[])
     if "ssh_host_keys" in todo:
         result["retired_fingerprints"] = sorted(k["fingerprint"] for k in todo["ssh_host_keys"])
@@ -173,7 +176,9 @@ def main():
     try:
         _apply(module, root, todo, result, run)
     except (OSError, ValueError, RuntimeError) as e:
-        # A target that is a symbolic link or not a regular file is refused (fsutil), never written through.
+        # A target that is a symbolic link or not a regular file is refused (fsutil), never written through;
+        # changed says whether anything was resealed before the stop.
+        result["changed"] = bool(result["resealed"])
         module.fail_json(msg="reseal stopped: %s" % e, **result)
     module.exit_json(**result)
 

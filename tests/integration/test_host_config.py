@@ -28,6 +28,7 @@ if not shutil.which("augtool") or not os.path.isfile("/usr/share/augeas/lenses/l
     pytest.skip("needs augtool (augeas-tools) and libvirt's augeas lenses", allow_module_level=True)
 
 HOST_RULES = ("ISO-05", "LEAK-01", "LEAK-04", "LEAK-06", "LEAK-08")
+SECRET = "S3cretVNC-default-console-password"  # qemu.conf's vnc_password: never in evidence, result or diff
 POLICY = {"rules": {"LEAK-08": {"mode": "enforce"}}}
 
 
@@ -54,7 +55,7 @@ def leaky_root(tmp_path):
     for name in ("qemu.conf", "libvirtd.conf"):
         shutil.copy2("/etc/libvirt/" + name, str(conf / name))
     with open(str(conf / "qemu.conf"), "a") as f:
-        f.write('\nuser = "root"\ngroup = "root"\nseccomp_sandbox = 0\ndump_guest_core = 1\n')
+        f.write('\nuser = "root"\ngroup = "root"\nseccomp_sandbox = 0\ndump_guest_core = 1\nvnc_password = "%s"\n' % SECRET)
     with open(str(conf / "libvirtd.conf"), "a") as f:
         f.write('\nlisten_tcp = 1\nunix_sock_rw_perms = "0777"\n')
     # virtqemud.conf: libvirt 9 ships no lens of its own here; libvirtd's parses it (no network keys written).
@@ -82,6 +83,7 @@ def collect(root):
         "daemon_confs": [os.path.join(conf, n) for n in ("libvirtd.conf", "virtqemud.conf")], "image_dirs": [images]})
     ev = facts["evidence"]
     assert ev["error"] is None, ev["error"]
+    assert SECRET not in json.dumps(facts) and ev["host"]["qemu_conf"]["vnc_password"] == "<redacted>"
     host = ev["host"]
     host["image_dirs"] = [d for d in host["image_dirs"] if d["path"].startswith(str(root))]
     host["images"] = [i for i in host["images"] if i["path"].startswith(str(root))]
@@ -120,14 +122,17 @@ def test_the_planned_step_makes_a_fresh_collection_pass(leaky_root, tmp_path):
     args = module_args(leaky_root, step, tmp_path / "backup")
 
     planned = module("vmguard.hardening.host_config", args, check=True)
+    assert SECRET not in json.dumps(planned)  # nor in the diff of qemu.conf (its secret redacted)
     assert planned["changed"] is True and sorted(os.path.basename(f) for f in planned["files"]) == [
         "libvirtd.conf", "qemu.conf", "virtqemud.conf"]
+    assert 'vnc_password = "<redacted>"' in [d for d in planned["diff"] if d["before_header"].endswith("qemu.conf")][0]["before"]
     assert dict((n, digest(str(conf / n))) for n in sums) == sums and not (tmp_path / "backup").exists()
     assert stat.S_IMODE(os.stat(str(leaky_root / "var/lib/libvirt/images/web1.qcow2")).st_mode) == 0o644
     assert planned["restart_pending"] == []  # a copy under a temporary root: no daemon reads it
 
     done = module("vmguard.hardening.host_config", args)
     assert done["changed"] is True and not done.get("failed"), done.get("msg")
+    assert SECRET not in json.dumps(done)
     assert sorted((c["path"].split("/")[-1], c["old"], c["new"]) for c in done["permissions"]) == [
         ("", "0755", "0751"), ("web1.qcow2", "0644", "0640")]
     assert stat.S_IMODE(os.stat(str(tmp_path / "outside.img")).st_mode) == 0o644  # the link was not followed
@@ -200,6 +205,7 @@ def test_missing_nwfilters_are_defined_references_first(system_conn, tmp_path):
     args = {"nwfilters": ["vmg-h2-outer", "clean-traffic"], "nwfilter_dir": str(src), "uri": "qemu:///system",
             "backup_dir": str(tmp_path / "backup")}
     planned = module("vmguard.hardening.host_config", args, check=True)
+    assert SECRET not in json.dumps(planned)  # nor in the diff of qemu.conf (its secret redacted)
     assert planned["changed"] is True and planned["nwfilters_defined"] == ["vmg-h2-inner", "vmg-h2-outer"]
     assert "vmg-h2-outer" not in system_conn.listNWFilters()
     done = module("vmguard.hardening.host_config", args)

@@ -61,20 +61,57 @@ def parse_libvirt_conf(text):
     return out
 
 
+# libvirt configuration keys holding a secret (qemu.conf's vnc_password, spice_password): their values never
+# leave the module. A *_secret_uuid names a libvirt secret object; it is no secret itself.
+SECRET_CONF_KEY = re.compile(r"(?:password|passwd|secret)\Z", re.I)
+REDACTED = "<redacted>"
+MAX_CONF = 1 << 20  # bytes of a libvirt configuration file read
+
+
+def redact_conf(conf):
+    """``conf`` (parse_libvirt_conf) with each secret's value replaced: REDACTED when set, "" when empty (a
+    console default password is judged by its presence only: host_password)."""
+    return dict((k, (REDACTED if v else "") if SECRET_CONF_KEY.search(k) else v) for k, v in conf.items())
+
+
+def redact_conf_text(text):
+    """libvirt configuration text with the value of every secret key replaced by REDACTED (for a diff)."""
+    def line(m):
+        return m.group(1) + ('"%s"' % REDACTED) if SECRET_CONF_KEY.search(m.group(2)) else m.group(0)
+    return re.sub(r'^(\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^#\n]+)', line, text, flags=re.M)
+
+
+def _read_conf_text(path):
+    """The text of a configuration file: a regular file of at most MAX_CONF bytes, opened without blocking (a
+    FIFO there must not hang the module). Links are followed: these are root's own paths (/etc/libvirt, or the
+    --config of a daemon running as root), which distributions may link into place."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONF:
+            raise OSError(errno.EINVAL, "not a regular file of at most %d bytes" % MAX_CONF)
+        data = os.read(fd, MAX_CONF + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONF:
+        raise OSError(errno.EFBIG, "larger than %d bytes" % MAX_CONF)
+    return data.decode("utf-8", "replace")
+
+
 def read_conf(path):
     try:
-        with open(path) as f:
-            return parse_libvirt_conf(f.read())
+        return parse_libvirt_conf(_read_conf_text(path))
     except (IOError, OSError):
         return None
 
 
 def read_qemu_conf(path):
-    """qemu.conf parsed; {} when it does not exist (every setting at its default), None when unreadable."""
+    """qemu.conf parsed, secrets redacted (redact_conf); {} when it does not exist (every setting at its
+    default), None when unreadable."""
     conf = read_conf(path)
     if conf is None and not os.path.lexists(path):
         return {}
-    return conf
+    return None if conf is None else redact_conf(conf)
 
 
 def _cmdline(pid):
@@ -176,7 +213,9 @@ def daemon_listeners(procs, conf_dir="/etc/libvirt"):
     out = []
     for pid, uid, argv in procs:
         prog = os.path.basename(argv[0])
-        if prog not in ("libvirtd", "virtproxyd") or not any(_listen_flag(a) for a in argv[1:]):
+        # Only root's daemons: any user can start a process named libvirtd whose --config names a file for
+        # root to read (or a FIFO to hang on); the sockets a user's own daemon really opens are in /proc/net.
+        if uid != 0 or prog not in ("libvirtd", "virtproxyd") or not any(_listen_flag(a) for a in argv[1:]):
             continue
         path = _config_arg(argv) or os.path.join(conf_dir, prog + ".conf")
         conf = read_conf(path) or {}

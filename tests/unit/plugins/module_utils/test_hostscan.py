@@ -215,9 +215,35 @@ def test_tcp_listeners_from_proc_and_daemon_conf(tmp_path):
 def test_read_qemu_conf_missing_is_defaults_unreadable_is_unknown(tmp_path):
     assert hostscan.read_qemu_conf(str(tmp_path / "qemu.conf")) == {}
     (tmp_path / "qemu.conf").write_text('user = "+0"\nvnc_password = "x"\n')
-    assert hostscan.read_qemu_conf(str(tmp_path / "qemu.conf")) == {"user": "+0", "vnc_password": "x"}
+    assert hostscan.read_qemu_conf(str(tmp_path / "qemu.conf")) == {"user": "+0", "vnc_password": "<redacted>"}
     (tmp_path / "dir.conf").mkdir()
     assert hostscan.read_qemu_conf(str(tmp_path / "dir.conf")) is None
+
+
+def test_qemu_conf_secrets_never_leave_the_scan(tmp_path):
+    """The console default passwords are judged by their presence; their values stay on the host."""
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('vnc_password = "S3cretVNC"\nspice_password = ""\nvnc_tls_x509_secret_uuid = "0a1b"\n'
+                    '# vnc_password = "commented"\nvnc_listen = "127.0.0.1"\n')
+    got = hostscan.read_qemu_conf(str(conf))
+    assert "S3cretVNC" not in repr(got)
+    assert got == {"vnc_password": "<redacted>", "spice_password": "", "vnc_tls_x509_secret_uuid": "0a1b",
+                   "vnc_listen": "127.0.0.1"}
+    assert hostscan.host_password(got, "vnc") is True and hostscan.host_password(got, "spice") is False
+    text = hostscan.redact_conf_text(conf.read_text())
+    assert "S3cretVNC" not in text and 'vnc_password = "<redacted>"' in text
+    assert 'vnc_tls_x509_secret_uuid = "0a1b"' in text and '# vnc_password = "commented"' in text
+
+
+def test_a_users_process_named_libvirtd_is_not_read_and_a_fifo_does_not_hang(tmp_path):
+    """Only root's daemons count (a user can name a process libvirtd and point --config anywhere); a FIFO as
+    a configuration is unreadable at once, never a blocking read."""
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(str(fifo))
+    assert hostscan.daemon_listeners([(20, 65534, ["/tmp/x/libvirtd", "--listen", "-f", str(fifo)])]) == []
+    got = hostscan.daemon_listeners([(21, 0, ["/usr/sbin/libvirtd", "--listen", "-f", str(fifo)])])
+    assert [(g["port"], g["tls"]) for g in got] == [(16514, True)]  # unreadable: the defaults
+    assert hostscan.read_conf(str(fifo)) is None
 
 
 def test_qemu_processes_carry_uid():
