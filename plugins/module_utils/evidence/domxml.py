@@ -27,17 +27,33 @@ class DomainXMLError(ValueError):
 
 
 REDACTED = "<redacted>"
-# Option keys whose value is a literal secret (QEMU "key=value,..." syntax, also as the last component of a
-# dotted key such as file.password). Keys naming a secret *object* (password-secret, key-secret, passwordid)
-# are references and stay.
-SECRET_KEYS = frozenset(("data", "password", "passwd", "secret", "key", "keysecret", "passphrase", "token"))
+# Option names whose value is a literal secret: QEMU "key=value,..." options, "--opt value" / "--opt=value"
+# command-line options, JSON members. A name is secret when one of its dotted components (file.password,
+# passwd.hashed-password.root) is one of these words or ends with one (x-password, api_key, client-secret).
+# Names of a secret *object* (password-secret, key-secret, proxy-password-secret: "<secret word>-secret";
+# passwordid, keyid) are references and stay.
+SECRET_KEYS = frozenset(("data", "password", "passwd", "pass", "pwd", "secret", "key", "keysecret", "apikey",
+                         "passphrase", "token", "cookie", "credential", "credentials"))
 # Boolean switches (e.g. -vnc ...,password=on) say that a password is required, they are not one.
 _SWITCH_VALUES = frozenset(("on", "off", "yes", "no", "true", "false"))
-# key=value anywhere in an argument: QEMU's comma-separated options (',,' is a literal comma inside a value)
-# and space-separated ones (-append). The look-behind keeps references such as password-secret=sec0 or
-# encrypt.key-secret=sec0; a dotted prefix (file.password=...) is still a secret.
-_SECRET_OPTION = re.compile(r"(?<![\w.-])((?:[\w-]+\.)*)(%s)=((?:,,|[^,\s])+)" % "|".join(sorted(SECRET_KEYS)), re.I)
-SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|KEY", re.I)
+_NAME_WORDS = re.compile(r"[-_]+")
+# key=value anywhere in an argument: QEMU's comma-separated options (',,' is a literal comma inside a value),
+# space-separated ones (-append, environment values) and --opt=value. The look-behind starts a name at a
+# boundary (not inside another name); a value may be quoted. The value is only looked at (look-ahead): a key
+# inside the value of another one is found too (value=io.systemd.credential:password=..., rbd:...:key=...).
+_KEY_VALUE = re.compile(r"""(?<![\w.-])(-{0,2}\w[\w.-]*)=(?=[^,\s]|,,)""")
+_VALUE = re.compile(r"""(?:"[^"]*"|'[^']*'|(?:,,|[^,\s])+)""")
+# "--opt value" / "-opt value" inside one string (CEPH_ARGS="--id admin --key AQB..."): the value is only
+# looked at (look-ahead), so an option that is not secret never swallows the next one.
+_SPACED_OPTION = re.compile(r"""(?<![^\s"'])(-{1,2}[A-Za-z][\w.-]*)(?=\s+\S)""")
+_SPACED_VALUE = re.compile(r"""\s+("[^"]*"|'[^']*'|\S+)""")
+# An argument that ends with an option: its value is the next argument (<qemu:arg value='--key'/><qemu:arg .../>).
+_TRAILING_OPTION = re.compile(r"""(?:^|[\s"'])(-{1,2}[A-Za-z][\w.-]*)\s*$""")
+# URL userinfo (scheme://user:password@host, QEMU's iscsi://user%password@host, a token as user name): all of
+# it goes, the scheme and host stay. Greedy to the last '@' before the authority ends (a raw '@' or ',' in a
+# password is redacted too, at worst with more than the userinfo).
+_URL_USERINFO = re.compile(r"""\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s/?#"']*)@""")
+SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|KEY|CRED|COOKIE|AUTH", re.I)
 
 
 def _bool_attr(el, name, true="yes"):
@@ -143,17 +159,33 @@ def _text(el):
     return el.text.strip() or None
 
 
-def _secret_key(key):
-    return key.strip().lower().rsplit(".", 1)[-1] in SECRET_KEYS
+def _secret_component(component):
+    if component in SECRET_KEYS:
+        return True
+    words = [w for w in _NAME_WORDS.split(component) if w]
+    if not words or words[-1] not in SECRET_KEYS:
+        return False
+    # "<secret word>-secret" names the secret object holding it (password-secret=sec0): a reference.
+    return not (words[-1] == "secret" and len(words) > 1 and words[-2] in SECRET_KEYS)
+
+
+def _secret_name(name):
+    """True when option / member / key ``name`` (dashes, dotted prefixes allowed) carries a literal secret."""
+    return any(_secret_component(c) for c in name.strip().lstrip("-").lower().split("."))
+
+
+def _switch(value):
+    return value.strip().strip("\"'").lower() in _SWITCH_VALUES
 
 
 def _redact_json(obj):
-    """Redact secret-bearing members of a JSON option (-object {...}, -blockdev {...}); returns (obj, n)."""
+    """Redact secret-bearing members of a JSON option (-object {...}, -blockdev {...}) and secrets inside its
+    strings (URLs, key=value); returns (obj, n)."""
     n = 0
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            if _secret_key(k) and not isinstance(v, (dict, list, bool)) and v is not None:
+            if _secret_name(k) and not isinstance(v, (dict, bool)) and v is not None:
                 out[k] = REDACTED
                 n += 1
             else:
@@ -167,11 +199,68 @@ def _redact_json(obj):
             out.append(v)
             n += m
         return out, n
+    if isinstance(obj, str):
+        return _redact_text(obj)
     return obj, 0
 
 
+def _redact_spaced(text, count):
+    """The value after a secret-named "--opt value" inside ``text``."""
+    out, pos = [], 0
+    for m in _SPACED_OPTION.finditer(text):
+        if m.start() < pos or not _secret_name(m.group(1)):
+            continue
+        value = _SPACED_VALUE.match(text, m.end())
+        if _switch(value.group(1)):
+            continue
+        out.append(text[pos:value.start(1)])
+        out.append(REDACTED)
+        pos = value.end(1)
+        count[0] += 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact_userinfo(text, count):
+    def sub(m):
+        count[0] += 1
+        return "%s%s@" % (m.group(1), REDACTED)
+    return _URL_USERINFO.sub(sub, text)
+
+
+def _redact_key_values(text, count):
+    """Secret-named key=value (also --opt=value, x-password=..., file.password=...), inside the values of
+    other keys too (value=io.systemd.credential:password=..., id=admin:key=... of rbd: filenames)."""
+    out, pos = [], 0
+    for m in _KEY_VALUE.finditer(text):
+        if m.start() < pos or not _secret_name(m.group(1)):
+            continue
+        value = _VALUE.match(text, m.end())
+        if _switch(value.group(0)):
+            continue
+        out.append(text[pos:m.end()])
+        out.append(REDACTED)
+        pos = value.end()
+        count[0] += 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact_text(text):
+    """Secrets inside one string: "--opt value", URL userinfo, key=value. Returns (text, count)."""
+    count = [0]
+    text = _redact_spaced(text, count)
+    text = _redact_userinfo(text, count)
+    text = _redact_key_values(text, count)
+    return text, count[0]
+
+
 def redact_arg(arg):
-    """One QEMU command-line argument with the values of secret-bearing options redacted: (arg, count)."""
+    """One QEMU command-line argument (or environment value) with its secrets redacted: (arg, count).
+
+    Only secret values go: option names, the scheme and host of a URL, references to secret objects stay.
+    A secret-named option whose value is the NEXT argument is handled by redact_args.
+    """
     if arg is None:
         return None, 0
     if arg.lstrip().startswith("{"):
@@ -179,36 +268,50 @@ def redact_arg(arg):
             obj = json.loads(arg)
         except ValueError:
             # Not parseable: keep nothing that could be a secret.
-            if any(k in arg.lower() for k in SECRET_KEYS):
+            if any(k in arg.lower() for k in SECRET_KEYS) or _redact_text(arg)[1]:
                 return REDACTED, 1
             return arg, 0
         obj, n = _redact_json(obj)
         return (json.dumps(obj, sort_keys=True, separators=(",", ":")) if n else arg), n
-    count = [0]
+    return _redact_text(arg)
 
-    def sub(m):
-        if m.group(3).lower() in _SWITCH_VALUES:
-            return m.group(0)
-        count[0] += 1
-        return "%s%s=%s" % (m.group(1), m.group(2), REDACTED)
 
-    out = _SECRET_OPTION.sub(sub, arg)
-    return out, count[0]
+def redact_args(args):
+    """A QEMU argv (list of strings) redacted: each argument as redact_arg, and the argument after one that
+    ends with a secret-named option (<qemu:arg value='--password'/><qemu:arg value='...'/>) as a whole.
+    Returns (args, count); the list keeps its length."""
+    out, total, secret_next = [], 0, False
+    for arg in args:
+        if secret_next and arg is not None and not _switch(arg):
+            value, n = REDACTED, 1
+        else:
+            value, n = redact_arg(arg)
+        out.append(value)
+        total += n
+        last = _TRAILING_OPTION.search(arg or "")
+        secret_next = bool(last and _secret_name(last.group(1)))
+    return out, total
 
 
 def qemu_passthrough(root):
-    """<qemu:commandline> args and env with secret values redacted: (args, env, redactions)."""
+    """<qemu:commandline> args and env with secret values redacted: (args, env, redactions).
+
+    ISO-09 reads both lists: every argument and variable stays (with its option and variable names), only
+    secret values are replaced by REDACTED. A variable whose name says secret loses its whole value; every
+    other value is redacted as an argument (CEPH_ARGS="--id admin --key ...", http_proxy=http://u:p@host).
+    """
     args, env, total = [], [], 0
     for cl in root.findall("{%s}commandline" % QEMU_NS):
-        for a in cl.findall("{%s}arg" % QEMU_NS):
-            value, n = redact_arg(a.get("value"))
-            args.append(value)
-            total += n
+        values, n = redact_args([a.get("value") for a in cl.findall("{%s}arg" % QEMU_NS)])
+        args.extend(values)
+        total += n
         for e in cl.findall("{%s}env" % QEMU_NS):
             name, value = e.get("name"), e.get("value")
             if value and name and SECRET_ENV.search(name):
-                value = REDACTED
-                total += 1
+                value, n = REDACTED, 1
+            else:
+                value, n = redact_arg(value)
+            total += n
             env.append(dict(name=name, value=value))
     return args, env, total
 

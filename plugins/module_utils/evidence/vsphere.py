@@ -8,7 +8,7 @@
     {"error": None, "about": {name, full_name, version, api_type, instance_uuid},
      "collected_at": epoch, "retrievals": number of RetrievePropertiesEx/Continue calls,
      "vms": [{"name", "moid", "datacenter", "uuid", "instance_uuid", "template", "power_state", "boot_time",
-              "extra_config": {key: value},
+              "extra_config": {audited key: value},
               "devices": [{"key", "kind", "label", "connected", "start_connected", "backing"}],
               "disks": [{"key", "label", "mode", "file"}],
               "nics": [{"key", "label", "mac", "address_type"}],
@@ -18,8 +18,10 @@
 
 Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
 judges); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
-Nothing secret is read: extraConfig values are configuration, never credentials, and the
-connection's password stays in the caller. No call per VM: properties of all VMs come from one
+extraConfig is NOT copied: its guestinfo.* keys (cloud-init userdata, OVF environment, VMware Tools
+properties) and others (RemoteDisplay.vnc.password) carry passwords and keys. ``extra_config`` holds only
+the advanced settings the vSphere rules read (AUDITED_SETTINGS, keys as vCenter spells them), never another
+value; the connection's password stays in the caller. No call per VM: properties of all VMs come from one
 RetrievePropertiesEx over a ContainerView (continued while the server pages).
 """
 
@@ -54,6 +56,18 @@ DEVICE_KINDS = (
     ("VirtualUSB", "usb"),
     ("VirtualPCIPassthrough", "pci_passthrough"),
 )
+
+# The advanced settings (config.extraConfig keys) the vSphere rules read: audit/rules/vsphere.py SETTINGS
+# and PENDING_KEY (tests/unit/plugins/module_utils/test_vsphere_evidence.py keeps the two lists equal).
+# VMX keys are case-insensitive. No other extraConfig value leaves the module.
+AUDITED_SETTINGS = (
+    "isolation.tools.copy.disable", "isolation.tools.paste.disable", "isolation.tools.dnd.disable",
+    "isolation.tools.diskShrink.disable", "isolation.tools.diskWiper.disable", "isolation.device.connectable.disable",
+    "tools.setInfo.sizeLimit", "log.rotateSize", "log.keepOld",
+    "RemoteDisplay.maxConnections", "RemoteDisplay.vnc.enabled",
+    "vmguard.powerCyclePending",
+)
+_AUDITED = frozenset(k.lower() for k in AUDITED_SETTINGS)
 
 
 def epoch(dt):
@@ -135,7 +149,14 @@ def snapshots(info):
 
 
 def _extra_config(options):
-    return dict((o.key, "" if o.value is None else str(o.value)) for o in options or [])
+    """{key: value} of the extraConfig options the rules read (AUDITED_SETTINGS, case-insensitive keys as
+    vCenter spells them); every other option, guestinfo.* first of all, is left out with its value."""
+    out = {}
+    for o in options or []:
+        key = getattr(o, "key", None)
+        if key is not None and str(key).lower() in _AUDITED:
+            out[str(key)] = "" if o.value is None else str(o.value)
+    return out
 
 
 def _key_id(key):

@@ -107,3 +107,158 @@ def test_graphics_passwords_keeps_only_booleans():
         domxml.graphics_passwords("<network/>")
     with pytest.raises(domxml.DomainXMLError):
         domxml.graphics_passwords("<domain")
+
+
+# -- secrets that reached the evidence before 0.2.3 (each test fails on the old redaction) --------------
+
+# A real domain with QEMU command-line passthrough, as `virsh dumpxml` prints it.
+PASSTHROUGH_DOMAIN = """<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>db1</name>
+  <uuid>6f1c2a3e-5b7d-4e2f-9a10-3c4d5e6f7a81</uuid>
+  <memory unit='KiB'>4194304</memory>
+  <os><type arch='x86_64' machine='pc-q35-8.2'>hvm</type></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/db1.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <graphics type='spice' autoport='yes' listen='127.0.0.1'/>
+  </devices>
+  <qemu:commandline>
+%s
+  </qemu:commandline>
+</domain>"""
+
+
+def passthrough(*items):
+    return domxml.parse_domain(PASSTHROUGH_DOMAIN % "\n".join("    " + i for i in items))
+
+
+def arg(value):
+    return "<qemu:arg value='%s'/>" % value
+
+
+def env(name, value):
+    return "<qemu:env name='%s' value='%s'/>" % (name, value)
+
+
+def assert_absent(evidence, *secrets):
+    text = json.dumps(evidence, sort_keys=True)
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_iscsi_url_password_is_redacted_scheme_and_host_stay():
+    # QEMU's iscsi URL: iscsi://[<user>[%<password>]@]<host>/<target>/<lun>
+    d = passthrough(arg("-drive"),
+                    arg("file=iscsi://admin%25Sup3rS3cret@192.0.2.10/iqn.2004-04.com.example:storage/1,if=none,"
+                        "id=drive-iscsi0,format=raw"),
+                    arg("-device"), arg("virtio-blk-pci,drive=drive-iscsi0"))
+    assert_absent(d, "Sup3rS3cret")
+    assert d["qemu_commandline"][1] == ("file=iscsi://<redacted>@192.0.2.10/iqn.2004-04.com.example:storage/1,if=none,"
+                                        "id=drive-iscsi0,format=raw")
+    assert d["qemu_commandline"][3] == "virtio-blk-pci,drive=drive-iscsi0" and d["redacted"] == 1
+
+
+def test_url_userinfo_in_arguments_and_environment_is_redacted():
+    d = passthrough(arg("-drive"), arg("file.driver=https,file.url=https://deploy:Tr4nsf3rPw@images.example/db1.raw,if=none"),
+                    env("http_proxy", "http://bob:Pr0xyPass@proxy.example:3128"),
+                    env("GIT_REMOTE", "https://ghp_R3p0T0k3n@github.com/example/seed.git"))
+    assert_absent(d, "Tr4nsf3rPw", "Pr0xyPass", "ghp_R3p0T0k3n")
+    assert d["qemu_commandline"][1] == "file.driver=https,file.url=https://<redacted>@images.example/db1.raw,if=none"
+    assert d["qemu_env"] == [{"name": "http_proxy", "value": "http://<redacted>@proxy.example:3128"},
+                             {"name": "GIT_REMOTE", "value": "https://<redacted>@github.com/example/seed.git"}]
+    assert d["redacted"] == 3
+
+
+def test_environment_value_is_scanned_whatever_the_variable_name():
+    key = "AQBvHjpmAAAAABAAq1ZCdZ2fJ3oTpHlKX0BIjg=="
+    d = passthrough(env("CEPH_ARGS", "--id admin --key %s --keyring /etc/ceph/ceph.client.admin.keyring" % key),
+                    env("RBD_OPTS", "mon_host=192.0.2.20,password=PlainPw1"),
+                    env("DB_PASSWORD", "Hunter22"), env("LANG", "C.UTF-8"))
+    assert_absent(d, key, "AQBvHjpm", "PlainPw1", "Hunter22")
+    assert d["qemu_env"] == [
+        {"name": "CEPH_ARGS", "value": "--id admin --key <redacted> --keyring /etc/ceph/ceph.client.admin.keyring"},
+        {"name": "RBD_OPTS", "value": "mon_host=192.0.2.20,password=<redacted>"},
+        {"name": "DB_PASSWORD", "value": "<redacted>"},
+        {"name": "LANG", "value": "C.UTF-8"}]
+    assert d["redacted"] == 3
+
+
+def test_option_value_in_the_next_argument_is_redacted():
+    d = passthrough(arg("-plugin"), arg("/usr/lib/qemu/plugins/libaudit.so"),
+                    arg("--password"), arg("Sp4ceP4ss"),
+                    arg("--api-key"), arg("k3y-f0r-api"),
+                    arg("-append"), arg("console=ttyS0 --token"), arg("T0k3nInNextArg"),
+                    arg("--id"), arg("admin"))
+    assert_absent(d, "Sp4ceP4ss", "k3y-f0r-api", "T0k3nInNextArg")
+    assert d["qemu_commandline"] == ["-plugin", "/usr/lib/qemu/plugins/libaudit.so", "--password", "<redacted>",
+                                     "--api-key", "<redacted>", "-append", "console=ttyS0 --token", "<redacted>",
+                                     "--id", "admin"]
+    assert d["redacted"] == 3
+
+
+def test_option_value_after_a_space_or_equals_inside_one_argument():
+    d = passthrough(arg("-append"), arg("console=ttyS0 --password Sp4ceInArg --verbose --key=EqInArg quiet"))
+    assert_absent(d, "Sp4ceInArg", "EqInArg")
+    assert d["qemu_commandline"][1] == "console=ttyS0 --password <redacted> --verbose --key=<redacted> quiet"
+
+
+def test_hyphenated_and_nested_secret_keys_are_redacted_references_stay():
+    d = passthrough(arg("-object"), arg("tls-creds-x509,id=tls0,dir=/etc/pki/qemu,endpoint=client,x-password=HyphP4ss"),
+                    arg("-smbios"), arg("type=11,value=io.systemd.credential:passwd.hashed-password.root=$6$rounds$Hs4lt"),
+                    arg("-drive"), arg("file=rbd:pool/db1:id=admin:key=AQBrbdk3y==:conf=/etc/ceph/ceph.conf,if=none"),
+                    arg("-drive"), arg("file=/i/db1-luks.qcow2,encrypt.format=luks,encrypt.key-secret=sec0,"
+                                       "file.password-secret=sec1,proxy-password-secret=sec2"))
+    assert_absent(d, "HyphP4ss", "Hs4lt", "AQBrbdk3y")
+    assert d["qemu_commandline"][1] == "tls-creds-x509,id=tls0,dir=/etc/pki/qemu,endpoint=client,x-password=<redacted>"
+    assert d["qemu_commandline"][7] == ("file=/i/db1-luks.qcow2,encrypt.format=luks,encrypt.key-secret=sec0,"
+                                        "file.password-secret=sec1,proxy-password-secret=sec2")
+
+
+def test_json_option_strings_are_redacted():
+    d = passthrough(arg("-blockdev"),
+                    arg('{"driver":"http","node-name":"n0","url":"http://u:JsonUrlPw@img.example/a.raw",'
+                        '"x-password":"JsonHyph","cookie":"sid=JsonC00kie"}'))
+    assert_absent(d, "JsonUrlPw", "JsonHyph", "JsonC00kie")
+    assert json.loads(d["qemu_commandline"][1]) == {"driver": "http", "node-name": "n0",
+                                                    "url": "http://<redacted>@img.example/a.raw",
+                                                    "x-password": "<redacted>", "cookie": "<redacted>"}
+
+
+@pytest.mark.parametrize("argument", [
+    "port=5930,addr=127.0.0.1,disable-ticketing=on", "-netdev", "user,id=n0,hostfwd=tcp::2222-:22",
+    "file=/i/a.qcow2,if=none,id=d0,password-secret=s0", "console=ttyS0 --verbose quiet", "iscsi://192.0.2.10/iqn.x/1",
+])
+def test_arguments_without_secrets_are_unchanged(argument):
+    assert domxml.redact_args([argument]) == ([argument], 0)
+
+
+def iso09(domain):
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+    domain.update(state="running", persistent=True, autostart=False, snapshots=[], ledger=None, error=None,
+                  pid=None, definition="live", inactive=None)
+    evidence = {"hypervisors": {"hv1": {"error": None, "uri": "qemu:///system", "host": {}, "domains": [domain]}},
+                "guests": {}}
+    (finding,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), evidence, only={"ISO-09"})
+                  if f["subject"]["kind"] == "domain"]
+    return finding
+
+
+def test_iso09_still_fails_on_redacted_passthrough_and_shows_no_secret():
+    d = passthrough(arg("-drive"), arg("file=iscsi://admin%25Sup3rS3cret@192.0.2.10/iqn.2004-04.com.example:storage/1,if=none"),
+                    arg("--password"), arg("Sp4ceP4ss"),
+                    env("CEPH_ARGS", "--id admin --key AQBvHjpmAAAAABAAq1ZCdZ2fJ3oTpHlKX0BIjg=="))
+    f = iso09(d)
+    assert f["status"] == "fail"
+    # what a reader needs stays: the options used and the variable set
+    assert "-drive" in f["message"] and "--password <redacted>" in f["message"] and "CEPH_ARGS=--id admin --key" in f["message"]
+    assert f["evidence"]["args"][0] == "-drive" and len(f["evidence"]["args"]) == 4
+    assert_absent(f, "Sup3rS3cret", "Sp4ceP4ss", "AQBvHjpm")
+    only_env = passthrough(env("http_proxy", "http://bob:Pr0xyPass@proxy.example:3128"))
+    f = iso09(only_env)
+    assert f["status"] == "fail" and "http_proxy=http://<redacted>@proxy.example:3128" in f["message"]
+    assert_absent(f, "Pr0xyPass")
+    assert iso09(domxml.parse_domain(PASSTHROUGH_DOMAIN % ""))["status"] == "pass"

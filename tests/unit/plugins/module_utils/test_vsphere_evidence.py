@@ -1,0 +1,120 @@
+"""evidence/vsphere.py: extraConfig reaches the evidence only for the advanced settings the vSphere rules
+read; guestinfo.* (cloud-init userdata, OVF environment) and other values never leave the module. The
+rules still pass and fail on evidence built from real pyVmomi objects."""
+
+import base64
+import datetime
+import json
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import vsphere as rules
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere
+
+vim = pytest.importorskip("pyVmomi").vim
+
+BOOT = datetime.datetime(2026, 11, 17, 8, 0, 0, tzinfo=datetime.timezone.utc)
+USERDATA = """#cloud-config
+chpasswd:
+  expire: false
+  users:
+    - {name: ubuntu, password: CloudInitPw9, type: text}
+ssh_authorized_keys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOnly ops@example]
+write_files:
+  - path: /etc/app/db.env
+    content: DB_PASSWORD=UserdataDbPw7
+"""
+OVF_ENV = ("<?xml version='1.0' encoding='UTF-8'?><Environment xmlns='http://schemas.dmtf.org/ovf/environment/1' "
+           "xmlns:oe='http://schemas.dmtf.org/ovf/environment/1'><PropertySection>"
+           "<Property oe:key='hostname' oe:value='db1'/><Property oe:key='root_password' oe:value='OvfRootPw5'/>"
+           "<Property oe:key='vami.ip0.db1' oe:value='192.0.2.30'/></PropertySection></Environment>")
+SECRETS = ("CloudInitPw9", "UserdataDbPw7", "OvfRootPw5", "VncConsolePw3", "ToolsTokenS3cret", "JoinTokenX1",
+           base64.b64encode(USERDATA.encode()).decode())
+
+
+def option(key, value):
+    return vim.option.OptionValue(key=key, value=value)
+
+
+def extra_config(**settings):
+    """A realistic config.extraConfig: what vCenter and VMware Tools keep there, guestinfo included."""
+    opts = [
+        option("nvram", "db1.nvram"), option("svga.present", "TRUE"), option("pciBridge0.present", "TRUE"),
+        option("tools.guest.desktop.autolock", "FALSE"), option("migrate.hostLog", "db1-6f1c2a3e.hlog"),
+        option("guestinfo.userdata", base64.b64encode(USERDATA.encode()).decode()),
+        option("guestinfo.userdata.encoding", "base64"),
+        option("guestinfo.metadata", '{"instance-id": "db1", "local-hostname": "db1"}'),
+        option("guestinfo.ovfEnv", OVF_ENV),
+        option("guestinfo.appInfo", '{"token": "ToolsTokenS3cret"}'),
+        option("guestinfo.kubeadm.join", "kubeadm join 192.0.2.1:6443 --token JoinTokenX1"),
+        option("RemoteDisplay.vnc.password", "VncConsolePw3"),
+        option("RemoteDisplay.vnc.port", "5901"),
+    ]
+    opts.extend(option(k, v) for k, v in settings.items())
+    return opts
+
+
+def vm_props(extra):
+    return {"name": "db1", "config.uuid": "42106f1c-2a3e-5b7d-4e2f-9a103c4d5e6f",
+            "config.instanceUuid": "50106f1c-2a3e-5b7d-4e2f-9a103c4d5e6f", "config.template": False,
+            "config.extraConfig": extra, "config.hardware.device": [], "config.keyId": None, "snapshot": None,
+            "customValue": [], "runtime.powerState": vim.VirtualMachine.PowerState.poweredOn,
+            "summary.runtime.bootTime": BOOT, "parent": None}
+
+
+def evidence(extra):
+    return vsphere.vm_evidence("vm-42", vm_props(extra), {}, {})
+
+
+def run(rule, vm):
+    ev = {"vcenters": {"vc1": {"error": None, "vms": [vm], "inventory": {"db1": {}}}}, "guests": {}}
+    (found,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={rule})
+                if f["subject"]["kind"] == "vcenter_vm"]
+    return found
+
+
+def test_guestinfo_and_other_values_never_reach_the_evidence():
+    vm = evidence(extra_config(**{"isolation.tools.copy.disable": "FALSE", "RemoteDisplay.maxConnections": "1"}))
+    text = json.dumps(vm, sort_keys=True)
+    for secret in SECRETS:
+        assert secret not in text
+    assert "guestinfo" not in text and "RemoteDisplay.vnc.password" not in text
+    assert vm["extra_config"] == {"isolation.tools.copy.disable": "FALSE", "RemoteDisplay.maxConnections": "1"}
+
+
+def test_audited_keys_keep_vcenter_spelling_and_empty_values():
+    vm = evidence(extra_config(**{"ISOLATION.TOOLS.DND.DISABLE": "false", "log.keepOld": None}))
+    assert vm["extra_config"] == {"ISOLATION.TOOLS.DND.DISABLE": "false", "log.keepOld": ""}
+
+
+def test_the_audited_settings_are_the_ones_the_rules_read():
+    read = set(key.lower() for settings in rules.SETTINGS.values() for key, _good, _absent in settings)
+    read.add(rules.PENDING_KEY.lower())
+    assert set(k.lower() for k in vsphere.AUDITED_SETTINGS) == read
+
+
+def test_settings_rules_fail_on_insecure_vmx_and_pass_when_compliant():
+    insecure = evidence(extra_config(**{"isolation.tools.copy.disable": "FALSE", "isolation.tools.paste.disable": "false",
+                                        "log.keepOld": "100", "RemoteDisplay.vnc.enabled": "TRUE"}))
+    f = run("LEAK-03", insecure)
+    assert f["status"] == "fail" and f["evidence"]["settings"] == {"isolation.tools.copy.disable": "FALSE",
+                                                                   "isolation.tools.paste.disable": "false"}
+    f = run("ISO-11", insecure)
+    assert f["status"] == "fail" and f["evidence"]["settings"] == {"log.keepOld": "100"}
+    f = run("LEAK-02", insecure)
+    assert f["status"] == "fail" and f["evidence"]["settings"] == {"RemoteDisplay.maxConnections": None,
+                                                                   "RemoteDisplay.vnc.enabled": "TRUE"}
+    for rule in ("LEAK-03", "ISO-11", "LEAK-02"):
+        text = json.dumps(run(rule, insecure), sort_keys=True)
+        assert not [s for s in SECRETS if s in text], rule
+    compliant = evidence(extra_config(**{"RemoteDisplay.maxConnections": "1", "log.keepOld": "10"}))
+    for rule in ("LEAK-03", "ISO-11", "LEAK-02"):
+        assert run(rule, compliant)["status"] == "pass", rule
+
+
+def test_pending_power_cycle_marker_is_kept():
+    when = (BOOT - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds() + 60
+    vm = evidence(extra_config(**{"RemoteDisplay.maxConnections": "1", rules.PENDING_KEY: "%d LEAK-02" % when}))
+    f = run("LEAK-02", vm)
+    assert f["status"] == "fail" and f["pending_restart"] is True
