@@ -171,8 +171,23 @@ evidence:
         - One entry per domain (see plugins/module_utils/domxml.py for the XML fields), with state,
           persistent, autostart, snapshots, ledger, pid, error, C(definition) (live or persistent)
           and C(inactive) (the persistent definition of a running persistent domain, else null).
+        - Interfaces of type mcast, udp, server and client also carry C(source_address), C(source_port),
+          C(local_address) and C(local_port); network disks C(protocol), C(name) and C(hosts)
+          (C(name:port) or C(unix:socket)); volume disks C(pool), C(volume) and, resolved through
+          libvirt's storage pools, C(volume_path), C(volume_type), C(volume_pool_type) and C(volume_error)
+          (why the volume could not be resolved, else null).
       type: list
       elements: dict
+    networks:
+      description:
+        - Every libvirt network by name - C(bridge) (the Linux bridge its interfaces join, null for a
+          macvtap or hostdev network), C(forward) (mode, null when isolated), C(devs) (host NICs of a
+          macvtap/hostdev network) and C(active). Null when the networks could not be listed
+          (C(networks_error) says why).
+      type: dict
+    networks_error:
+      description: Why the networks could not be listed, or null.
+      type: str
     seconds:
       description: Time spent collecting.
       type: float
@@ -228,9 +243,111 @@ def _state(dom):
     return STATES.get(state, str(state))
 
 
+# Interfaces joined through a socket of QEMU's own (-netdev socket / dgram / stream): their segment is named by
+# the source (and, for udp, local) address and port, which domxml does not return.
+SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
+# virStorageVolType, as virStorageVolGetInfo reports it.
+VOLUME_TYPES = {0: "file", 1: "block", 2: "dir", 3: "network", 4: "netdir", 5: "ploop"}
+
+
+def _socket_source(el):
+    """{source_address, source_port, local_address, local_port} of a socket interface (None where absent)."""
+    src = el.find("source")
+    local = src.find("local") if src is not None else None
+    return dict(source_address=src.get("address") if src is not None else None,
+                source_port=src.get("port") if src is not None else None,
+                local_address=local.get("address") if local is not None else None,
+                local_port=local.get("port") if local is not None else None)
+
+
+def _host_id(h):
+    """One <host> of a network disk's source: "unix:<socket>" or "<name>:<port>" (port None when not given)."""
+    if h.get("transport") == "unix":
+        return "unix:%s" % (h.get("socket") or "")
+    return "%s:%s" % (h.get("name") or "", h.get("port"))
+
+
+def derive_sources(d, xml_text):
+    """Add to the parsed domain ``d`` (in place) what ISO-02 and ISO-06 compare and domxml.parse_domain does not
+    return: the addresses and ports of socket interfaces (SOCKET_INTERFACES), the pool and volume names of volume
+    disks (resolved to a path by resolve_volumes) and the protocol, name and hosts of network disks. The XML is
+    parsed a second time only when the domain has one of these. Interfaces and disks are matched by position
+    (parse_domain keeps the document's order)."""
+    socket_ifaces = any(i.get("type") in SOCKET_INTERFACES for i in d["interfaces"])
+    pooled = any(x.get("type") in ("volume", "network") for x in d["disks"])
+    if not (socket_ifaces or pooled):
+        return d
+    devices = ET.fromstring(xml_text).find("devices")
+    if socket_ifaces:
+        for iface, el in zip(d["interfaces"], devices.findall("interface")):
+            if iface.get("type") in SOCKET_INTERFACES:
+                iface.update(_socket_source(el))
+    if pooled:
+        for disk, el in zip(d["disks"], devices.findall("disk")):
+            src = el.find("source")
+            if disk.get("type") == "volume":
+                disk.update(pool=src.get("pool") if src is not None else None,
+                            volume=src.get("volume") if src is not None else None)
+            elif disk.get("type") == "network":
+                disk.update(protocol=src.get("protocol") if src is not None else None,
+                            name=src.get("name") if src is not None else None,
+                            hosts=[_host_id(h) for h in src.findall("host")] if src is not None else [])
+    return d
+
+
+def resolve_volumes(conn, disks):
+    """Each volume disk of ``disks`` (after derive_sources) gets ``volume_path`` (storageVolLookupByName(...).path()),
+    ``volume_type`` (file, block, dir, network, netdir, ploop), ``volume_pool_type`` (the pool's type: dir,
+    logical, rbd...) and ``volume_error``: why the volume could not be resolved (pool or volume not found, pool
+    inactive), else None. ISO-06 compares volume disks by that path and gives error for a disk with an error."""
+    for disk in disks:
+        if disk.get("type") != "volume":
+            continue
+        disk.update(volume_path=None, volume_type=None, volume_pool_type=None, volume_error=None)
+        pool_name, vol_name = disk.get("pool"), disk.get("volume")
+        if not pool_name or not vol_name:
+            disk["volume_error"] = "volume disk without a pool or volume name (source %s)" % disk.get("source")
+            continue
+        try:
+            pool = conn.storagePoolLookupByName(pool_name)
+            disk["volume_pool_type"] = ET.fromstring(pool.XMLDesc(0)).get("type")
+            vol = pool.storageVolLookupByName(vol_name)
+            disk["volume_path"] = vol.path()
+            disk["volume_type"] = VOLUME_TYPES.get(vol.info()[0])
+        except libvirt.libvirtError as e:
+            disk["volume_path"] = None
+            disk["volume_error"] = "cannot resolve volume %s of storage pool %s: %s" % (vol_name, pool_name, e.get_error_message())
+    return disks
+
+
+def collect_networks(conn):
+    """{name: {bridge, forward, devs, active}} of every libvirt network, defined or transient, active or not: the
+    Linux bridge a network's interfaces join (from its XML: libvirt names the bridge when the network is defined,
+    so an inactive network has one too; what net.bridgeName() returns for an active one), its forward mode and the
+    host NICs of a macvtap/hostdev network (<forward><interface dev/> and <pf dev/>). ISO-02 keys an interface of
+    type network by that bridge, so a domain on network 'default' and one on bridge 'virbr0' share a segment."""
+    out = {}
+    for net in conn.listAllNetworks(0):
+        try:
+            root = ET.fromstring(net.XMLDesc(0))
+            active = bool(net.isActive())
+        except libvirt.libvirtError:  # undefined meanwhile: no domain can join it now
+            continue
+        bridge, forward = root.find("bridge"), root.find("forward")
+        devs = [el.get("dev") for el in forward.findall("interface") + forward.findall("pf")
+                if el.get("dev")] if forward is not None else []
+        out[root.findtext("name") or net.name()] = dict(
+            bridge=bridge.get("name") if bridge is not None else None,
+            forward=forward.get("mode", "nat") if forward is not None else None, devs=devs, active=active)
+    return out
+
+
 def _parse(dom, flags, local, kind):
-    """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition."""
-    d = domxml.parse_domain(dom.XMLDesc(flags))
+    """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition; socket interface
+    and pooled disk sources derived (derive_sources), volume disks resolved to their path (resolve_volumes)."""
+    xml_text = dom.XMLDesc(flags)
+    d = derive_sources(domxml.parse_domain(xml_text), xml_text)
+    resolve_volumes(dom.connect(), d["disks"])
     for g in d["graphics"]:
         g["passwd_set"] = None  # XML read without VIR_DOMAIN_XML_SECURE never carries passwd
     if local is not None and d["graphics"]:  # no console: libvirt's file has no password to look for
@@ -508,7 +625,7 @@ def gather(p, run, bin_path, warn):
     (rc, stdout, stderr), ``bin_path(name)`` a path or None, ``warn(text)`` records a warning: AnsibleModule's
     here, the action plugin's own when it reads the evidence in the controller's process (plugin_utils/inline.py)."""
     start = time.time()
-    evidence = dict(uri=p["uri"], error=None, host={}, domains=[])
+    evidence = dict(uri=p["uri"], error=None, host={}, domains=[], networks=None, networks_error=None)
     try:
         conn = libvirt.open(p["uri"])
     except libvirt.libvirtError as e:
@@ -522,6 +639,10 @@ def gather(p, run, bin_path, warn):
     local = dict(dirs=dirs, qemu_conf=qemu_conf) if dirs is not None else None
     try:
         evidence["domains"] = sorted(collect_domains(conn, p["ledger_dir"], local, p["uri"]), key=lambda d: d["name"])
+        try:
+            evidence["networks"] = collect_networks(conn)
+        except libvirt.libvirtError as e:  # a driver without networks: ISO-02 then cannot tie bridges to networks
+            evidence["networks_error"] = "cannot list the networks of %s: %s" % (p["uri"], e.get_error_message())
         if want_host:
             tools = dict(qemu_img=bin_path("qemu-img"), debugfs=bin_path("debugfs"))
             evidence["host"] = collect_host(conn, p, evidence["domains"], run, qemu_conf, tools)
