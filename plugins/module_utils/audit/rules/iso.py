@@ -11,7 +11,8 @@ __metaclass__ = type
 import ipaddress
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
+    NotCollected, Remediation, check, collected, error, fail, na, ok, rule)
 
 rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the service's allow-list",
      "Stop, disable and mask what listens outside the service's ports (plus management).",
@@ -108,59 +109,212 @@ def iso01(ctx, guest):
     return ok("all %d non-loopback listener(s) within %s" % (len(exposed), sorted(allowed)))
 
 
-def _net_key(hv, i, mgmt):
-    """Identity of the L2 segment an interface joins, or None when it is not shared by design."""
-    if i["type"] == "network" and i.get("network"):
-        return None if i["network"] in mgmt else "%s/network:%s" % (hv, i["network"])
-    if i["type"] == "bridge" and i.get("bridge"):
-        return None if i["bridge"] in mgmt else "%s/bridge:%s" % (hv, i["bridge"])
-    if i["type"] == "direct" and i.get("dev"):
-        return "%s/direct:%s" % (hv, i["dev"])
-    return None  # user (slirp) networking and the like: private to the domain
+# Interface types that join no segment another domain can reach: user-mode (slirp) networking is private to its
+# QEMU; an SR-IOV VF (type='hostdev') is a passed-through device, judged by ISO-08 (allowed only by a person's
+# allow-list entry): the wire behind a host NIC is not in libvirt's evidence.
+PRIVATE_INTERFACES = ("user", "hostdev")
+# QEMU's own sockets (hypervisor_facts adds source_address/source_port, local_address/local_port): a segment
+# named by address and port, which may reach other hypervisors.
+SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
+
+
+def _networks(ctx, hv):
+    """(the hypervisor's networks {name: {bridge, devs, ...}} or None when not collected, {bridge: [network names]})."""
+    def build():
+        nets = (ctx.hypervisors.get(hv) or {}).get("networks")
+        by_bridge = {}
+        for name, net in sorted((nets or {}).items()):
+            if (net or {}).get("bridge"):
+                by_bridge.setdefault(net["bridge"], []).append(name)
+        return nets, by_bridge
+    return ctx.index("iso02-networks:%s" % hv, build)
+
+
+def _local_endpoint(address):
+    """True when a socket address reaches the hypervisor only: loopback, the wildcard, or none."""
+    if not address or address == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(u"%s" % address.strip("[]"))
+    except ValueError:
+        return False  # a host name: it may be any host's
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _sent(i, key):
+    """A source field hypervisor_facts adds to every socket interface (None when the XML has none); NotCollected
+    when the evidence lacks the key (domxml alone does not read it)."""
+    if key not in i:
+        raise NotCollected("%s of %s interface %s not collected" % (key, i["type"], i.get("mac") or "(no MAC)"))
+    return i[key]
+
+
+def _socket_segment(hv, i):
+    """(label, keys) of a socket interface. mcast: the group and port (a multicast group reaches every host on the
+    LAN). udp/server/client: each endpoint by protocol and port on this hypervisor and, unless loopback, by port
+    fleet-wide: a server listening on the wildcard is reached through any of the host's addresses, which the
+    evidence does not list, so an address alone would miss it (two unrelated tunnels on one port number then
+    count as one segment: a false fail, never a false pass)."""
+    kind = i["type"]
+    address, port = _sent(i, "source_address"), _sent(i, "source_port")
+    if kind == "mcast":
+        return "mcast:%s:%s" % (address, port), ["mcast:%s:%s" % (address, port)]
+    proto = "udp" if kind == "udp" else "tcp"
+    ends = [(address, port)]
+    if kind == "udp":
+        ends.append((_sent(i, "local_address"), _sent(i, "local_port")))
+    keys = []
+    for addr, p in ends:
+        keys.append("%s/%s:%s" % (hv, proto, p))
+        if addr != "localhost" and not (addr and _loopback(addr)):  # the wildcard (or none) listens on every address
+            keys.append("%s:%s" % (proto, p))
+    return "%s:%s" % (kind, ",".join("%s:%s" % (a or "*", p) for a, p in ends)), keys
+
+
+def _segment(hv, i, mgmt, networks):
+    """The segment a service interface joins, or None (private, or on a management network):
+    {"label": the interface's own spelling ("hv/network:NAME", "hv/bridge:NAME", "hv/direct:DEV": the ISO-02
+    fixer's terms, planner contract), "keys": every name of its segment (a network by its bridge and host NICs
+    too, a bridge by the networks that use it), "unresolved": "net" (a network whose bridge is unknown because
+    the networks were not collected) or "br" (a bridge that cannot be tied to networks), "unknown": why its segment
+    cannot be told (an interface set up outside libvirt), or None}.
+    ``networks``: _networks() of the hypervisor. Management networks are matched by the network's name and by its
+    bridge's."""
+    kind, (nets, by_bridge) = i["type"], networks
+    seg = dict(label=None, keys=[], unresolved=None, unknown=None)
+    if kind in PRIVATE_INTERFACES:
+        return None
+    if kind == "network" and i.get("network"):
+        net = (nets or {}).get(i["network"]) or {}
+        bridge = i.get("bridge") or net.get("bridge")  # the live definition names the bridge it got
+        devs = [i["dev"]] if i.get("dev") else list(net.get("devs") or [])
+        if i["network"] in mgmt or (bridge and (bridge in mgmt or set(by_bridge.get(bridge, ())) & mgmt)):
+            return None
+        seg["label"] = "%s/network:%s" % (hv, i["network"])
+        seg["keys"] = [seg["label"]] + (["%s/bridge:%s" % (hv, bridge)] if bridge else []) + ["%s/direct:%s" % (hv, x) for x in devs]
+        if nets is None:
+            seg["unresolved"] = "br" if bridge else "net"
+    elif kind == "bridge" and i.get("bridge"):
+        names = by_bridge.get(i["bridge"], [])
+        if i["bridge"] in mgmt or set(names) & mgmt:
+            return None
+        seg["label"] = "%s/bridge:%s" % (hv, i["bridge"])
+        seg["keys"] = [seg["label"]] + ["%s/network:%s" % (hv, n) for n in names]
+        seg["unresolved"] = "br" if nets is None else None
+    elif kind == "direct" and i.get("dev"):
+        seg["label"] = "%s/direct:%s" % (hv, i["dev"])
+        seg["keys"] = [seg["label"]]
+    elif kind in SOCKET_INTERFACES:
+        seg["label"], seg["keys"] = _socket_segment(hv, i)
+    else:
+        # ethernet (a tap the host's own scripts attach), vhostuser/vdpa (an external switch or device), a network
+        # or bridge interface naming none, or a type this rule does not know: not private, not comparable.
+        seg["label"] = "%s interface %s" % (kind, i.get("mac") or "")
+        seg["unknown"] = "the segment of %s interface %s is set up outside libvirt's evidence" % (kind, i.get("mac") or "(no MAC)")
+    return seg
+
+
+def _iso02_index(ctx, mgmt):
+    """{"keys": {segment key: {service: {"hv/domain"}}}, "unresolved": {(hv, "net" or "br"): {service: {...}}}} over
+    every domain's live definition. A domain whose interfaces (or a socket interface's addresses) were not
+    collected is left out: its own finding is the error."""
+    keys, unresolved = {}, {}
+    for h, dom in ctx.domains():
+        ifaces = dom.get("interfaces")
+        if ifaces is None:
+            continue
+        svc, me, networks = _service_key(ctx, h, dom), "%s/%s" % (h, dom["name"]), _networks(ctx, h)
+        for i in ifaces:
+            try:
+                seg = _segment(h, i, mgmt, networks)
+            except NotCollected:
+                continue
+            if not seg or seg["unknown"]:
+                continue
+            for k in seg["keys"]:
+                keys.setdefault(k, {}).setdefault(svc, set()).add(me)
+            if seg["unresolved"]:
+                unresolved.setdefault((h, seg["unresolved"]), {}).setdefault(svc, set()).add(me)
+    return {"keys": keys, "unresolved": unresolved}
+
+
+def _others(entry, mine):
+    return set(x for svc, doms in (entry or {}).items() if svc != mine for x in doms)
 
 
 @check("ISO-02", "domain")
 def iso02(ctx, hd):
+    """Fail when a segment of this domain is joined by a domain of another service (by any of its names: a network
+    and its bridge are one segment); error when a segment cannot be told (an interface set up outside libvirt) or
+    when, the hypervisor's networks not collected, a network of this domain could be a bridge another service
+    uses (or the reverse); not applicable with only private or management links."""
     hv, d = hd
     mgmt = set(ctx.params["isolation"]["management_networks"])
-
-    def build():
-        idx = {}
-        for h, dom in ctx.domains():
-            svc = ctx.service_of_domain(h, dom) or "undeclared:%s/%s" % (h, dom["name"])
-            for i in dom.get("interfaces") or []:
-                k = _net_key(h, i, mgmt)
-                if k:
-                    idx.setdefault(k, {}).setdefault(svc, set()).add("%s/%s" % (h, dom["name"]))
-        return idx
-    idx = ctx.index("iso02", build)
-    mine = ctx.service_of_domain(hv, d) or "undeclared:%s/%s" % (hv, d["name"])
-    keys = sorted(set(k for k in (_net_key(hv, i, mgmt) for i in d.get("interfaces") or []) if k))
-    if not keys:
+    idx = ctx.index("iso02", lambda: _iso02_index(ctx, mgmt))
+    mine = _service_key(ctx, hv, d)
+    networks = _networks(ctx, hv)
+    segs = [x for x in (_segment(hv, i, mgmt, networks) for i in collected(d, "interfaces")) if x]
+    if not segs:
         return na("no interface on a shared network (only private or management links)")
-    shared = {}
-    for k in keys:
-        others = sorted(x for svc, doms in idx.get(k, {}).items() if svc != mine for x in doms)
+    shared, unknown, ambiguous = {}, [], {}
+    for seg in segs:
+        if seg["unknown"]:
+            unknown.append(seg["unknown"])
+            continue
+        others = set()
+        for k in seg["keys"]:
+            others |= _others(idx["keys"].get(k), mine)
         if others:
-            shared[k] = others
+            shared[seg["label"]] = sorted(set(shared.get(seg["label"], [])) | others)
+        elif seg["unresolved"]:
+            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine)
+            if maybe:
+                ambiguous[seg["label"]] = sorted(maybe)
+    cannot = unknown + ["cannot tell whether %s and the %s of %s are one segment: the hypervisor's networks were not "
+                        "collected" % (k, "bridges" if k.split("/", 1)[1].startswith("network:") else "networks", ", ".join(v))
+                        for k, v in sorted(ambiguous.items())]
     if shared:
-        return fail("shares %s with VMs of other services: %s" % (", ".join(sorted(shared)), ", ".join(
-            sorted(set(o for v in shared.values() for o in v)))), shared=shared, service=mine)
-    return ok("%d network(s), none shared with another service" % len(keys), networks=keys)
+        return fail("shares %s with VMs of other services: %s%s" % (", ".join(sorted(shared)), ", ".join(
+            sorted(set(o for v in shared.values() for o in v))), "; also %s" % "; ".join(cannot) if cannot else ""),
+            shared=shared, service=mine)
+    if cannot:
+        return error("; ".join(cannot), service=mine)
+    return ok("%d network(s), none shared with another service" % len(segs), networks=sorted(k for s in segs for k in s["keys"]))
 
 
 @check("ISO-03", "domain")
 def iso03(ctx, hd):
+    """Every service interface (any not private and not on a management network: socket, macvtap and ethernet
+    interfaces too) must carry an allowed anti-spoofing filter."""
     mgmt = set(ctx.params["isolation"]["management_networks"])
     allowed = set(ctx.params["isolation"]["nwfilters"])
-    ifaces = [i for i in hd[1].get("interfaces") or [] if _net_key(hd[0], i, mgmt)]
+    networks = _networks(ctx, hd[0])
+    ifaces = [i for i in collected(hd[1], "interfaces") if _service_iface(hd[0], i, mgmt, networks)]
     if not ifaces:
         return na("no service interfaces")
-    missing = [i.get("mac") or i.get("network") or i.get("bridge") for i in ifaces if i.get("filterref") not in allowed]
+    missing = [i.get("mac") or i.get("network") or i.get("bridge") or "%s interface" % i["type"] for i in ifaces
+               if i.get("filterref") not in allowed]
     if missing:
         return fail("interface(s) without an anti-spoofing filter (%s): %s" % ("/".join(sorted(allowed)), ", ".join(
             str(m) for m in missing)), interfaces=missing)
     return ok("%d service interface(s) filtered" % len(ifaces))
+
+
+def _service_iface(hv, i, mgmt, networks):
+    """Whether ISO-03 judges interface ``i``: ISO-02's segment without the addresses (a socket interface whose
+    addresses were not collected is still a service interface)."""
+    if i["type"] in SOCKET_INTERFACES:
+        return True
+    return _segment(hv, i, mgmt, networks) is not None
+
+
+def _net_key(hv, i, mgmt):
+    """The planner's test of a service interface (plan._iso03_params): ISO-03's, without the hypervisor's networks
+    (management is then matched by the names the interface spells). Its segment's label, or None."""
+    if i["type"] in SOCKET_INTERFACES:
+        return "%s interface" % i["type"]
+    seg = _segment(hv, i, mgmt, (None, {}))
+    return seg["label"] if seg else None
 
 
 @check("ISO-04", "hypervisor")
@@ -270,16 +424,56 @@ def iso05(ctx, hv):
         "seccomp_sandbox") is None else qc["seccomp_sandbox"]), **evidence)
 
 
+# Network disk protocols whose source name is the same image whichever host serves it: a Ceph pool/image
+# (monitors listed in any order or subset), an iSCSI target's IQN and LUN, a Gluster or Sheepdog volume. They are
+# compared by protocol and name, fleet-wide (two clusters with one pool/image name then count as one disk: a false
+# fail, never a false pass). Other protocols (nbd, http(s), ftp(s), tftp, ssh, nfs) name a path or export on a
+# server: compared by protocol, hosts and name.
+CLUSTER_PROTOCOLS = ("rbd", "iscsi", "gluster", "sheepdog", "vxhs")
+
+
+def _network_disk_key(hv, protocol, name, hosts):
+    if protocol in CLUSTER_PROTOCOLS or hosts is None:
+        # hosts None: evidence without them (domxml alone): every server of the protocol and name is one disk.
+        return "%s:%s" % (protocol, name or "")
+    ids = sorted(("%s/%s" % (hv, h)) if h.startswith("unix:") or _local_endpoint(h.rsplit(":", 1)[0]) else h
+                 for h in hosts)
+    return "%s://%s/%s" % (protocol, ",".join(ids), name or "")
+
+
 def _disk_key(hv, disk):
-    """Identity of a disk's storage: host-local paths normalised per hypervisor, network sources as named."""
-    if disk["type"] in ("file", "block", "dir"):
+    """Identity of a disk's storage (ISO-06 and the planner): host-local paths normalised per hypervisor (a volume
+    by the path its pool resolved it to: the same file as a file disk naming it), network sources by protocol
+    (hosts) and name. A volume not resolved keeps its pool/volume name on its hypervisor (its finding is an error)."""
+    kind = disk["type"]
+    if kind in ("file", "block", "dir"):
         return "%s:%s" % (hv, posixpath.normpath(disk["source"]))
+    if kind == "volume":
+        path = disk.get("volume_path")
+        if not path:
+            return "%s:volume:%s" % (hv, disk["source"])
+        if disk.get("volume_type") in ("network", "netdir"):  # an rbd pool's volume path is pool/image
+            return _network_disk_key(hv, disk.get("volume_pool_type") or "network", path, None)
+        return "%s:%s" % (hv, posixpath.normpath(path))
+    if kind == "network" and "protocol" in disk:
+        return _network_disk_key(hv, disk["protocol"], disk.get("name"), disk.get("hosts"))
     return disk["source"]
 
 
-def _attached(dom):
-    """The disks of ``dom`` ISO-06 compares: disks and LUNs with a source."""
-    return [x for x in dom.get("disks") or [] if x.get("source") and x["device"] in ("disk", "lun")]
+def _unresolved(disk):
+    """Why ISO-06 cannot tell which storage a volume disk is, or None; NotCollected when the evidence lacks its path."""
+    if disk["type"] != "volume":
+        return None
+    if disk.get("volume_error"):
+        return disk["volume_error"]
+    if "volume_path" not in disk:
+        raise NotCollected("path of volume disk %s (%s) not collected" % (disk.get("target") or "?", disk["source"]))
+    return None if disk["volume_path"] else "volume %s resolved to no path" % disk["source"]
+
+
+def _attached(disks):
+    """The disks ISO-06 compares: disks and LUNs with a source."""
+    return [x for x in disks if x.get("source") and x["device"] in ("disk", "lun")]
 
 
 def _service_key(ctx, hv, dom):
@@ -290,10 +484,11 @@ def _iso06_index(ctx):
     """Disk key -> {"labels": {service: ["hv/domain", ...]}, "users": {(hv, domain): attachments},
     "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run: each domain
     is then judged from its own disks' entries, never by walking every other user of a disk (the
-    corpus has one disk path in hundreds of domains: that walk was quadratic)."""
+    corpus has one disk path in hundreds of domains: that walk was quadratic). A domain whose disks were not
+    collected is left out: its own finding is the error."""
     idx = {}
     for h, dom in ctx.domains():
-        disks = _attached(dom)
+        disks = _attached(dom.get("disks") or [])
         if not disks:
             continue
         svc, me = _service_key(ctx, h, dom), (h, dom["name"])
@@ -310,32 +505,43 @@ def _iso06_index(ctx):
 
 @check("ISO-06", "domain")
 def iso06(ctx, hd):
+    """Fail when a disk's storage is attached by a domain of another service, or shared within the service without
+    readonly/shareable; error (never pass) when a volume disk could not be resolved to its storage."""
     hv, d = hd
     idx = ctx.index("iso06", lambda: _iso06_index(ctx))
-    disks = _attached(d)
+    disks = _attached(collected(d, "disks"))
     if not disks:
         return na("no disks with a source")
     mine, me = _service_key(ctx, hv, d), (hv, d["name"])
-    problems = []
+    problems, unresolved = [], [why for why in (_unresolved(x) for x in disks) if why]
     for disk in disks:
         e = idx.get(_disk_key(hv, disk))
         if e is None or len(e["users"]) == (me in e["users"]):  # nobody else attaches it
             continue
         other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for label in labels)
         if other_svc:
-            problems.append("%s shared with other services: %s" % (disk["source"], ", ".join(other_svc)))
+            problems.append("%s shared with other services: %s" % (_disk_name(disk), ", ".join(other_svc)))
             continue
         # Within the service: every other domain's attachments of it, and this one, must be readonly or shareable.
         if len(e["unsafe"]) > (me in e["unsafe"]) or not (disk["readonly"] or disk["shareable"]):
-            problems.append("%s shared within service %s without readonly/shareable" % (disk["source"], mine))
+            problems.append("%s shared within service %s without readonly/shareable" % (_disk_name(disk), mine))
     if problems:
-        return fail("; ".join(problems))
+        return fail("; ".join(problems + (["also cannot compare: %s" % "; ".join(unresolved)] if unresolved else [])))
+    if unresolved:
+        return error("cannot tell which storage %d disk(s) use: %s" % (len(unresolved), "; ".join(unresolved)))
     return ok("%d disk(s), none shared unsafely" % len(disks))
+
+
+def _disk_name(disk):
+    """The disk as the finding names it: its source, and for a volume the path it resolved to."""
+    if disk["type"] == "volume" and disk.get("volume_path"):
+        return "%s (%s)" % (disk["source"], disk["volume_path"])
+    return disk["source"]
 
 
 @check("ISO-07", "domain")
 def iso07(ctx, hd):
-    fss = hd[1].get("filesystems") or []
+    fss = collected(hd[1], "filesystems")
     if not fss:
         return ok("no host filesystem passthrough")
     allowed = set(posixpath.normpath(a) for a in ctx.params["isolation"]["allowed_filesystems"])
@@ -350,11 +556,11 @@ def iso07(ctx, hd):
 def iso08(ctx, hd):
     d = hd[1]
     allowed = set(ctx.params["isolation"]["allowed_hostdevs"])
-    devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in d.get("hostdevs") or []
+    devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in collected(d, "hostdevs")
             if (h.get("source") or "") not in allowed] + \
-        ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in d.get("interfaces") or []
+        ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in collected(d, "interfaces")
          if i.get("type") == "hostdev" and (not i.get("hostdev_source") or i["hostdev_source"] not in allowed)] + \
-        ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in d.get("redirdevs") or []
+        ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in collected(d, "redirdevs")
          if "redirdev:%s" % r.get("bus") not in allowed]
     if devs:
         return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)),
@@ -364,8 +570,8 @@ def iso08(ctx, hd):
 
 @check("ISO-09", "domain")
 def iso09(ctx, hd):
-    args = hd[1].get("qemu_commandline") or []
-    env = ["%s=%s" % (e.get("name"), e.get("value")) for e in hd[1].get("qemu_env") or []]
+    args = collected(hd[1], "qemu_commandline")
+    env = ["%s=%s" % (e.get("name"), e.get("value")) for e in collected(hd[1], "qemu_env")]
     if args or env:
         return fail("raw QEMU %s" % "; ".join(
             (["arguments: %s" % " ".join(str(a) for a in args)] if args else []) +
@@ -411,8 +617,8 @@ def _fw_port(o):
 def iso11(ctx, hd):
     d = hd[1]
     allowed = set(ctx.params["isolation"]["allowed_shmem"])
-    bad = ["shmem %s" % s for s in d.get("shmem") or [] if s not in allowed]
-    if d.get("vsock") and not ctx.params["isolation"]["allow_vsock"]:
+    bad = ["shmem %s" % s for s in collected(d, "shmem") if s not in allowed]
+    if collected(d, "vsock") and not ctx.params["isolation"]["allow_vsock"]:
         bad.append("vsock")
     if bad:
         return fail("inter-VM channel(s): %s" % ", ".join(bad))

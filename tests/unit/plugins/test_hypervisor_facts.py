@@ -1,0 +1,141 @@
+"""hypervisor_facts on libvirt's test driver (no daemon): networks with their bridges, socket interface and network
+disk sources, volume disks resolved to their path through the storage pools; and the evidence it gathers from a
+node where one domain's volume is another domain's file, audited by ISO-02 and ISO-06."""
+
+import pytest
+
+libvirt = pytest.importorskip("libvirt", reason="needs libvirt-python")
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.modules import hypervisor_facts as hf  # noqa: E402
+
+libvirt.registerErrorHandler(lambda ctx, err: None, None)  # errors are asserted, not printed
+
+DOMAIN = """<domain type='test'><name>{name}</name><memory>65536</memory><os><type>hvm</type></os>
+<metadata><vmguard:domain xmlns:vmguard="urn:x-vmguard:domain:1"><vmguard:service>{service}</vmguard:service></vmguard:domain></metadata>
+<devices>{devices}</devices></domain>"""
+
+NODE = """<node>
+  <network><name>default</name><bridge name='virbr0'/><forward mode='nat'/>
+    <ip address='192.168.122.1' netmask='255.255.255.0'/></network>
+  <network><name>uplink</name><forward mode='passthrough'><interface dev='eth1'/><interface dev='eth2'/></forward></network>
+  <pool type='dir'>
+    <name>default</name>
+    <target><path>/var/lib/libvirt/images</path></target>
+    <volume type='file'><name>shared.qcow2</name><capacity>1048576</capacity>
+      <target><path>/var/lib/libvirt/images/shared.qcow2</path><format type='qcow2'/></target></volume>
+  </pool>
+  {domains}
+</node>"""
+
+VOLUME = "<disk type='volume' device='disk'><source pool='default' volume='%s'/><target dev='vda'/></disk>"
+FILE = "<disk type='file' device='disk'><source file='%s'/><target dev='vda'/></disk>"
+ON_DEFAULT = "<interface type='network'><source network='default'/><filterref filter='clean-traffic'/></interface>"
+ON_VIRBR0 = "<interface type='bridge'><source bridge='virbr0'/><filterref filter='clean-traffic'/></interface>"
+ON_BR1 = "<interface type='bridge'><source bridge='br1'/><filterref filter='clean-traffic'/></interface>"
+
+
+def node(tmp_path, *domains):
+    path = tmp_path / "node.xml"
+    path.write_text(NODE.format(domains="\n".join(DOMAIN.format(name=n, service=s, devices=d) for n, s, d in domains)))
+    return "test://%s" % path
+
+
+@pytest.fixture
+def conn():
+    c = libvirt.open("test:///default")
+    yield c
+    c.close()
+
+
+def test_collect_networks_names_each_network_bridge_and_macvtap_devs(tmp_path):
+    c = libvirt.open(node(tmp_path))
+    try:
+        nets = hf.collect_networks(c)
+    finally:
+        c.close()
+    assert nets == {"default": {"bridge": "virbr0", "forward": "nat", "devs": [], "active": True},
+                    "uplink": {"bridge": None, "forward": "passthrough", "devs": ["eth1", "eth2"], "active": True}}
+
+
+def test_resolve_volumes_gives_the_path_or_the_error(conn):
+    pool = conn.storagePoolLookupByName("default-pool")
+    vol = pool.createXML("<volume><name>vmg-iso-a.img</name><capacity>1048576</capacity></volume>", 0)
+    path = vol.path()
+    try:
+        disks = [dict(type="volume", source="default-pool/vmg-iso-a.img", pool="default-pool", volume="vmg-iso-a.img"),
+                 dict(type="volume", source="default-pool/missing.img", pool="default-pool", volume="missing.img"),
+                 dict(type="volume", source="nopool/x.img", pool="nopool", volume="x.img"),
+                 dict(type="file", source="/srv/a.img")]
+        hf.resolve_volumes(conn, disks)
+    finally:
+        vol.delete(0)
+    assert (disks[0]["volume_path"], disks[0]["volume_type"], disks[0]["volume_pool_type"], disks[0]["volume_error"]) == (
+        path, "file", "dir", None)
+    assert path.endswith("/vmg-iso-a.img")
+    assert disks[1]["volume_path"] is None and "missing.img" in disks[1]["volume_error"] and "default-pool" in disks[1]["volume_error"]
+    assert disks[2]["volume_path"] is None and "nopool" in disks[2]["volume_error"]
+    assert "volume_path" not in disks[3]
+
+
+def test_collect_domain_derives_socket_and_network_disk_sources(conn):
+    devices = ("<disk type='network' device='disk'><source protocol='nbd' name='export'><host name='192.0.2.1' port='10809'/>"
+               "</source><target dev='vdb'/></disk>"
+               "<interface type='mcast'><mac address='52:54:00:00:00:01'/><source address='230.0.0.1' port='5558'/></interface>"
+               "<interface type='udp'><mac address='52:54:00:00:00:02'/><source address='127.0.0.1' port='11111'>"
+               "<local address='127.0.0.1' port='22222'/></source></interface>")
+    dom = conn.defineXML(DOMAIN.format(name="vmg-iso-sockets", service="web", devices=devices))
+    try:
+        d = hf.collect_domain(dom, "/nonexistent-ledger")
+    finally:
+        dom.undefine()
+    assert d["error"] is None
+    assert (d["disks"][0]["protocol"], d["disks"][0]["name"], d["disks"][0]["hosts"]) == ("nbd", "export", ["192.0.2.1:10809"])
+    mcast, udp = d["interfaces"]
+    assert (mcast["source_address"], mcast["source_port"], mcast["local_address"], mcast["local_port"]) == ("230.0.0.1", "5558", None, None)
+    assert (udp["source_address"], udp["source_port"], udp["local_address"], udp["local_port"]) == ("127.0.0.1", "11111", "127.0.0.1", "22222")
+
+
+def gather(uri):
+    p = dict((k, v.get("default")) for k, v in hf.ARGUMENT_SPEC.items())
+    p.update(uri=uri, host=False, ledger_dir="/nonexistent-ledger")
+    warnings = []
+    ev = hf.gather(p, None, lambda name: None, warnings.append)
+    assert ev["error"] is None and not warnings, (ev["error"], warnings)
+    return ev
+
+
+def audit(ev, rule):
+    findings = engine.evaluate(policy.load_policy({}), {"hypervisors": {"hv1": ev}, "guests": {}}, only={rule})
+    return dict((f["subject"]["id"], f) for f in findings if f["subject"]["kind"] == "domain")
+
+
+def test_gathered_volume_is_the_file_another_service_attaches(tmp_path):
+    uri = node(tmp_path, ("web1", "web", VOLUME % "shared.qcow2" + ON_DEFAULT),
+               ("mail1", "mail", FILE % "/var/lib/libvirt/images/shared.qcow2" + ON_VIRBR0))
+    ev = gather(uri)
+    web = [d for d in ev["domains"] if d["name"] == "web1"][0]
+    assert web["disks"][0]["volume_path"] == "/var/lib/libvirt/images/shared.qcow2" and web["disks"][0]["volume_error"] is None
+    assert ev["networks"]["default"]["bridge"] == "virbr0" and ev["networks_error"] is None
+    fs = audit(ev, "ISO-06")
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/mail1"]["status"] == "fail", fs
+    # The test driver's live XML does not name the bridge: the networks map ties network default to virbr0.
+    fs = audit(ev, "ISO-02")
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/mail1"]["status"] == "fail", fs
+    assert fs["hv1/web1"]["evidence"]["shared"] == {"hv1/network:default": ["hv1/mail1"]}
+
+
+def test_gathered_domains_on_their_own_disk_and_bridge_pass(tmp_path):
+    uri = node(tmp_path, ("web1", "web", VOLUME % "shared.qcow2" + ON_DEFAULT),
+               ("mail1", "mail", FILE % "/var/lib/libvirt/images/mail1.qcow2" + ON_BR1))
+    ev = gather(uri)
+    assert set(f["status"] for f in audit(ev, "ISO-06").values()) == {"pass"}
+    assert set(f["status"] for f in audit(ev, "ISO-02").values()) == {"pass"}
+
+
+def test_gathered_volume_that_cannot_be_resolved_is_an_iso06_error(tmp_path):
+    ev = gather(node(tmp_path, ("web1", "web", VOLUME % "gone.qcow2" + ON_DEFAULT)))
+    disk = ev["domains"][0]["disks"][0]
+    assert disk["volume_path"] is None and "gone.qcow2" in disk["volume_error"]
+    f = audit(ev, "ISO-06")["hv1/web1"]
+    assert f["status"] == "error" and "gone.qcow2" in f["message"]
