@@ -196,12 +196,16 @@ def _guest_subject_errors(ctx):
                      lambda: [(i, subject, err) for i, (subject, g, err) in enumerate(_guest_subjects(ctx)) if err])
 
 
-def _waiver_for(waivers, rid, subject_id, today):
-    """Return (waiver, expired) for the first waiver matching rule and subject, else (None, False)."""
+def _waiver_for(waivers, rid, subject_id, status, today):
+    """(waiver, expired, covers) of the first waiver matching rule and subject that accepts ``status`` (its
+    statuses; a failure by default), else of the first matching one (covers False), else (None, False, False)."""
+    first = None
     for w in waivers:
         if w["rule"] == rid and fnmatch.fnmatchcase(subject_id, w["subject"]):
-            return w, parse_date(w["expires"]) < today
-    return None, False
+            if status in w.get("statuses", ("fail",)):
+                return w, parse_date(w["expires"]) < today, True
+            first = first or w
+    return first, False, False
 
 
 # Ansible's own special tags: they select tasks, not rules.
@@ -299,17 +303,19 @@ def _run_domain(fn, ctx, hd):
     return status, message, live[2], {"definition": "both", "pending_restart": False}
 
 
-WAIVER_NOT_FOR_ERROR = " (the waiver for %s on '%s' accepts a failure, not missing evidence: the rule could not be evaluated)"
+WAIVER_NOT_FOR_ERROR = (" (the waiver for %s on '%s' accepts a failure, not an error: the rule could not be evaluated; "
+                        "a waiver with statuses [error] accepts that)")
 
 
 def _bad_finding(finding, waivers, used_waivers, rid, today):
-    """Apply the first waiver matching a failed finding (in place). A waiver accepts a known failure: an error
-    (the rule could not be evaluated: no evidence, unreachable) stays an error the gate counts, with a note."""
-    w, expired = _waiver_for(waivers, rid, finding["subject"]["id"], today)
+    """Apply the first waiver matching a failed or errored finding that accepts its status (in place). A waiver
+    accepts a known failure; an error (the rule could not be evaluated: no evidence, unreachable) only when the
+    waiver names it in its statuses, else it stays an error the gate counts, with a note."""
+    w, expired, covers = _waiver_for(waivers, rid, finding["subject"]["id"], finding["status"], today)
     if w is None:
         return
     used_waivers.add(id(w))
-    if finding["status"] == ERROR:
+    if not covers:
         finding["message"] += WAIVER_NOT_FOR_ERROR % (rid, w["subject"])
         return
     if expired:

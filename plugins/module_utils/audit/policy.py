@@ -115,6 +115,10 @@ _FALSE_STRINGS = ("n", "no", "off", "0", "false", "f")
 _BOOL_EXPECTED = "a boolean (true/false, yes/no, on/off, 1/0)"
 _PORT_EXPECTED = "a port 1-65535"
 _WAIVER_KEYS = ("rule", "subject", "reason", "expires")
+# Optional: the statuses a waiver accepts. A failure by default; an error (the rule could not judge: an
+# interface type whose segment libvirt cannot tell) only when the waiver names it, never by accident.
+WAIVER_STATUSES = ("fail", "error")
+_WAIVER_DEFAULT_STATUSES = ["fail"]
 _WAIVER_EXPECTED = {"rule": "a rule id", "subject": "a glob over subject ids",
                     "reason": "a text saying why the rule is waived", "expires": "a date YYYY-MM-DD"}
 _RULE_KEYS = ("enabled", "severity", "mode")
@@ -416,6 +420,13 @@ def _check_waiver_field(key, value):
     return value
 
 
+def _check_waiver_statuses(errors, path, value):
+    statuses = _check_list(errors, path, value, _choice(WAIVER_STATUSES), "statuses (%s)" % ", ".join(WAIVER_STATUSES))
+    if statuses is not None and not statuses:
+        errors.append("%s: must name at least one status (%s)" % (path, ", ".join(WAIVER_STATUSES)))
+    return sorted(set(statuses or _WAIVER_DEFAULT_STATUSES))
+
+
 def _check_waivers(errors, waivers):
     if not isinstance(waivers, (list, tuple)):
         errors.append("waivers: expected a list of {rule, subject, reason, expires}, %s" % _got(waivers))
@@ -426,8 +437,8 @@ def _check_waivers(errors, waivers):
         if not _check_mapping(errors, path, waiver, "a mapping {rule, subject, reason, expires}"):
             continue
         for key in waiver:
-            if key not in _WAIVER_KEYS:
-                errors.append(_unknown_key(path, key, _WAIVER_KEYS))
+            if key not in _WAIVER_KEYS + ("statuses",):
+                errors.append(_unknown_key(path, key, _WAIVER_KEYS + ("statuses",)))
         checked = {}
         for key in _WAIVER_KEYS:
             if key not in waiver:
@@ -435,6 +446,7 @@ def _check_waivers(errors, waivers):
             else:
                 checked[key] = _check_value(errors, "%s.%s" % (path, key), waiver[key],
                                             lambda v, k=key: _check_waiver_field(k, v))
+        checked["statuses"] = _check_waiver_statuses(errors, path + ".statuses", waiver.get("statuses", _WAIVER_DEFAULT_STATUSES))
         out.append(checked)
     return out
 

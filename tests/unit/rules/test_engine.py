@@ -192,8 +192,16 @@ def test_a_waiver_accepts_a_failure_never_an_error():
     fs = E.by_subject(engine.evaluate(pol, E.fleet([], guests), now=E.NOW, only={"DIV-10"}))
     assert fs["web2"]["status"] == "waived"
     assert fs["web1"]["status"] == "error" and "waiver" not in fs["web1"]
-    assert "accepts a failure, not missing evidence" in fs["web1"]["message"]
+    assert "accepts a failure, not an error" in fs["web1"]["message"]
     assert [f["subject"]["id"] for f in engine.gate(list(fs.values()), "low")] == ["web1"]
+    # An error is accepted only by a waiver that names it (a known "cannot tell", not an accident of "*").
+    named = policy.load_policy({"waivers": [
+        {"rule": "DIV-10", "subject": "web2", "reason": "legacy", "expires": "2030-01-01"},
+        {"rule": "DIV-10", "subject": "web1", "reason": "decommissioned, off", "expires": "2030-01-01", "statuses": ["error"]}]})
+    fs = E.by_subject(engine.evaluate(named, E.fleet([], guests), now=E.NOW, only={"DIV-10"}))
+    assert fs["web1"]["status"] == "waived" and fs["web2"]["status"] == "waived"
+    assert engine.gate(list(fs.values()), "low") == []
+    assert named["waivers"][0]["statuses"] == ["fail"] and named["waivers"][1]["statuses"] == ["error"]
 
 
 def test_missing_evidence_field_is_an_error_naming_it(monkeypatch):
