@@ -6,6 +6,12 @@
 Secrets never leave the guest: machine-id, random seed and password hashes are reduced to
 SHA-256 digests (enough to compare across guests), SSH host keys to their public fingerprints.
 Every reader takes a root path so tests run it on real trees built in a temporary directory.
+
+Files are opened without following a final symbolic link and without blocking (a FIFO or device is refused, never
+read): on an offline image (identity_reseal's plan) a planted link such as img/etc/machine-id -> /etc/shadow would
+otherwise be read from the host. Directory components above the file are still resolved by the kernel (see
+remediation/reseal.py's _open_dir for a walk that refuses them too). A file that exists but cannot be read is
+reported as such, never as "missing".
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,11 +21,11 @@ __metaclass__ = type
 import base64
 import errno
 import hashlib
-import io
 import json
 import os
 import re
 import socket
+import stat
 import struct
 import time
 
@@ -28,12 +34,74 @@ SYSCTLS = ("kernel.randomize_va_space", "kernel.kptr_restrict", "kernel.dmesg_re
 NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
 
 
-def _read(root, path, binary=False):
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+READ_LIMIT = 64 * 1024 * 1024  # no evidence file is near this (dpkg status: a few MiB); a bigger one is refused
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_regular(full, path):
+    """(descriptor, None) of the regular file ``full``; (None, None) when it does not exist; (None, why) when it
+    exists but is refused or cannot be opened. A final symbolic link is never followed (O_NOFOLLOW: ELOOP)."""
     try:
-        with open(os.path.join(root, path.lstrip("/")), "rb" if binary else "r") as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
+        fd = os.open(full, _READ_FLAGS)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return None, None
+        if e.errno == errno.ELOOP:
+            return None, "%s is a symbolic link: not followed" % path
+        return None, "%s exists but cannot be read: %s" % (path, e.strerror or e)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        return None, "%s exists but cannot be read: %s" % (path, e.strerror or e)
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        return None, "%s exists but cannot be read: it is %s" % (path, _kind(mode))
+    return fd, None
+
+
+def _read_fd(fd, path):
+    """(bytes, None) of an open file, at most READ_LIMIT (proc files report size 0: read to the end)."""
+    chunks, total = [], 0
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks), None
+            total += len(chunk)
+            if total > READ_LIMIT:
+                return None, "%s exists but cannot be read: larger than %d bytes" % (path, READ_LIMIT)
+            chunks.append(chunk)
+    except OSError as e:
+        return None, "%s exists but cannot be read: %s" % (path, e.strerror or e)
+    finally:
+        os.close(fd)
+
+
+def _read_file(root, path, binary=False):
+    """(content, None) of the regular file root/``path``; (None, None) when it does not exist; (None, why) when it
+    exists but cannot be read, is a symbolic link (never followed), a directory, a FIFO or a device. Text is
+    decoded as UTF-8 (undecodable bytes replaced)."""
+    fd, why = _open_regular(os.path.join(root, path.lstrip("/")), path)
+    if fd is None:
+        return None, why
+    data, why = _read_fd(fd, path)
+    if data is None or binary:
+        return data, why
+    return data.decode("utf-8", "replace"), None
+
+
+def _read(root, path, binary=False):
+    """The content of root/``path`` (see _read_file), None when it is missing or cannot be read."""
+    return _read_file(root, path, binary)[0]
 
 
 def sha256(data):
@@ -42,28 +110,46 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+MACHINE_ID = "/etc/machine-id"
+DBUS_MACHINE_ID = "/var/lib/dbus/machine-id"
+
+
 def machine_id(root="/"):
-    raw = _read(root, "/etc/machine-id")
+    """machine_id_state "set" (with its digest), "empty" (uninitialized), "missing", or "unreadable" (with
+    machine_id_error: it exists but cannot be read, or is a symbolic link, which is not followed)."""
+    raw, why = _read_file(root, MACHINE_ID)
+    if why:
+        return dict(machine_id_state="unreadable", machine_id_digest=None, machine_id_error=why)
     if raw is None:
         return dict(machine_id_state="missing", machine_id_digest=None)
     value = raw.strip()
     if not value or value == "uninitialized":
         return dict(machine_id_state="empty", machine_id_digest=None)
-    dbus = _read(root, "/var/lib/dbus/machine-id")
-    return dict(machine_id_state="set", machine_id_digest=sha256(value),
-                dbus_machine_id_digest=sha256(dbus.strip()) if dbus and dbus.strip() else None)
+    digest = sha256(value)
+    return dict(machine_id_state="set", machine_id_digest=digest, dbus_machine_id_digest=_dbus_digest(root, digest))
+
+
+def _dbus_digest(root, mid_digest):
+    """Digest of the D-Bus machine-id: the machine-id's own when it is a symbolic link to /etc/machine-id (as
+    Debian installs it; the link is read, not followed), None when missing, empty, unreadable or linked elsewhere."""
+    full = os.path.join(root, DBUS_MACHINE_ID.lstrip("/"))
+    try:
+        target = os.readlink(full)
+    except OSError:
+        target = None
+    if target is not None:
+        here = os.path.dirname(DBUS_MACHINE_ID)
+        return mid_digest if os.path.normpath(os.path.join(here, target)) == MACHINE_ID else None
+    dbus = _read(root, DBUS_MACHINE_ID)
+    return sha256(dbus.strip()) if dbus and dbus.strip() else None
 
 
 def random_seed(root="/"):
-    """Digest of the systemd random seed; a seed that exists but cannot be read is an error, not "no seed"."""
-    path = os.path.join(root, "var/lib/systemd/random-seed")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except (IOError, OSError) as e:
-        if not os.path.lexists(path):
-            return dict(random_seed_digest=None, random_seed_error=None)
-        return dict(random_seed_digest=None, random_seed_error="cannot read /var/lib/systemd/random-seed: %s" % e)
+    """Digest of the systemd random seed; a seed that exists but cannot be read (or is a symbolic link, not
+    followed) is an error, not "no seed"."""
+    raw, why = _read_file(root, "/var/lib/systemd/random-seed", binary=True)
+    if why:
+        return dict(random_seed_digest=None, random_seed_error="cannot read /var/lib/systemd/random-seed: %s" % why)
     return dict(random_seed_digest=sha256(raw) if raw else None, random_seed_error=None)
 
 
@@ -81,7 +167,11 @@ def ssh_host_keys(root="/"):
 
 
 def read_ssh_host_keys(root="/"):
-    """(keys, error): an unreadable /etc/ssh or key file is an error, never "no keys" (DIV-02, RB-06)."""
+    """(keys, error): an unreadable /etc/ssh or key file is an error, never "no keys" (DIV-02, RB-06).
+
+    Fingerprints come from the public key files (ssh_host_*_key.pub). sshd needs only the private key, so a
+    private host key without its .pub is a key in use whose fingerprint cannot be read here (this reader runs
+    no ssh-keygen): an error naming it, never a guest with fewer (or no) keys."""
     d = os.path.join(root, "etc/ssh")
     keys = []
     try:
@@ -90,11 +180,15 @@ def read_ssh_host_keys(root="/"):
         if not os.path.lexists(d):
             return [], None
         return None, "cannot list /etc/ssh: %s" % e
+    unpaired = [n for n in names if n.startswith("ssh_host_") and n.endswith("_key") and n + ".pub" not in names]
+    if unpaired:
+        return None, "%s without %s: its fingerprint cannot be read (regenerate the .pub with ssh-keygen -y -f)" % (
+            ", ".join("/etc/ssh/" + n for n in unpaired), "a public key file" if len(unpaired) > 1 else "its .pub")
     for n in names:
         if n.startswith("ssh_host_") and n.endswith("_key.pub"):
-            line = _read(root, "/etc/ssh/" + n)
+            line, why = _read_file(root, "/etc/ssh/" + n)
             if line is None:
-                return None, "cannot read /etc/ssh/%s" % n
+                return None, "cannot read /etc/ssh/%s: %s" % (n, why or "it vanished while /etc/ssh was read")
             if line.strip():
                 try:
                     ktype, fp = ssh_fingerprint(line.strip())
@@ -105,15 +199,12 @@ def read_ssh_host_keys(root="/"):
 
 
 def _read_required(root, path):
-    """(text, None) of a file; (None, "") when it does not exist; (None, why) when it exists but cannot be read."""
-    full = os.path.join(root, path.lstrip("/"))
-    try:
-        with io.open(full, "r", encoding="utf-8", errors="replace") as f:
-            return f.read(), None
-    except (IOError, OSError) as e:
-        if e.errno == errno.ENOENT:
-            return None, ""
-        return None, "%s exists but cannot be read: %s" % (path, e.strerror or e)
+    """(text, None) of a file; (None, "") when it does not exist; (None, why) when it exists but cannot be read
+    (or is a symbolic link: not followed)."""
+    text, why = _read_file(root, path)
+    if text is None:
+        return None, why or ""
+    return text, None
 
 
 def read_accounts(root="/", today=None):
@@ -247,8 +338,7 @@ def epoch(path, root="/"):
     malformed file is an error, so a damaged file never reads as "rolled back to before hardening"."""
     data = json_file(root, path)
     if data is None:
-        full = os.path.join(root, path.lstrip("/"))
-        return None, ("cannot read %s" % path) if os.path.lexists(full) else None
+        return None, None
     if not isinstance(data, dict) or "error" in data:
         return None, "%s: %s" % (path, data.get("error") if isinstance(data, dict) else "not a JSON object")
     value = data.get("epoch")
@@ -258,7 +348,11 @@ def epoch(path, root="/"):
 
 
 def json_file(root, path):
-    raw = _read(root, path)
+    """The JSON document in root/``path``: None when the file does not exist; {"error": why} when it exists but
+    cannot be read (or is a symbolic link: not followed) or is not JSON - never None for a file that is there."""
+    raw, why = _read_file(root, path)
+    if why:
+        return {"error": why}
     if raw is None:
         return None
     try:

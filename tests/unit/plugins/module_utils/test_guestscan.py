@@ -143,3 +143,107 @@ def test_epoch_file(tmp_path, content, epoch, error):
     got_epoch, got_error = guestscan.epoch("/epoch.json", root=str(tmp_path))
     assert got_epoch == epoch
     assert (got_error is None) if error is None else (error in got_error)
+
+
+def keygen(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True)
+
+
+def test_private_host_key_without_its_pub_is_an_error_not_no_keys(tmp_path):
+    # sshd needs only the private key: a tree with ssh_host_ed25519_key and no .pub has a key in use.
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    keygen(ssh / "ssh_host_ed25519_key")
+    (ssh / "ssh_host_ed25519_key.pub").unlink()
+    (ssh / "sshd_config").write_text("HostKey /etc/ssh/ssh_host_ed25519_key\n")
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "/etc/ssh/ssh_host_ed25519_key without its .pub" in err
+    assert guestscan.ssh_host_keys(str(tmp_path)) is None
+    keygen(ssh / "ssh_host_ecdsa_key")  # a complete pair next to it does not hide the unpaired one
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "ssh_host_ed25519_key" in err and "ssh_host_ecdsa_key" not in err
+    os.unlink(str(ssh / "ssh_host_ed25519_key"))
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert err is None and [k["file"] for k in keys] == ["/etc/ssh/ssh_host_ecdsa_key.pub"]
+    # The fingerprint is the one ssh-keygen prints.
+    out = subprocess.run(["ssh-keygen", "-l", "-f", str(ssh / "ssh_host_ecdsa_key.pub")], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    assert out.split()[1] == keys[0]["fingerprint"]
+
+
+def test_json_file_tells_missing_from_unreadable(tmp_path):
+    etc = tmp_path / "etc" / "vmguard"
+    etc.mkdir(parents=True)
+    root = str(tmp_path)
+    assert guestscan.json_file(root, "/etc/vmguard/lineage.json") is None  # missing: no record
+    (etc / "lineage.json").write_text('{"build_id": "b1", "build_time": "2026-11-01T00:00:00Z"}')
+    assert guestscan.json_file(root, "/etc/vmguard/lineage.json")["build_id"] == "b1"
+    (etc / "lineage.json").write_text('{"build_id": ')
+    assert guestscan.json_file(root, "/etc/vmguard/lineage.json") == {"error": "unparsable /etc/vmguard/lineage.json"}
+    (etc / "lineage.json").unlink()
+    (etc / "lineage.json").mkdir()  # there, but no file to read (even as root)
+    got = guestscan.json_file(root, "/etc/vmguard/lineage.json")
+    assert got == {"error": "/etc/vmguard/lineage.json exists but cannot be read: it is a directory"}
+    epoch, err = guestscan.epoch("/etc/vmguard/lineage.json", root=root)
+    assert epoch is None and "cannot be read" in err
+
+
+def outside_file(tmp_path, name, data):
+    outside = tmp_path / "host"
+    outside.mkdir(exist_ok=True)
+    (outside / name).write_bytes(data)
+    return str(outside / name)
+
+
+def test_a_final_symbolic_link_is_never_followed(tmp_path):
+    """An offline image (identity_reseal's plan) whose identity files link to the host's files: each reader
+    refuses the link, naming it, and reports the evidence unreadable rather than reading the host."""
+    img = tmp_path / "img"
+    for d in ("etc/ssh", "etc/vmguard", "var/lib/systemd", "var/lib/dbus"):
+        (img / d).mkdir(parents=True)
+    root = str(img)
+    os.symlink(outside_file(tmp_path, "machine-id", b"0123456789abcdef0123456789abcdef\n"), str(img / "etc/machine-id"))
+    got = guestscan.machine_id(root)
+    assert got["machine_id_state"] == "unreadable" and got["machine_id_digest"] is None
+    assert got["machine_id_error"] == "/etc/machine-id is a symbolic link: not followed"
+    os.symlink(outside_file(tmp_path, "seed", b"\x07" * 512), str(img / "var/lib/systemd/random-seed"))
+    got = guestscan.random_seed(root)
+    assert got["random_seed_digest"] is None and "symbolic link" in got["random_seed_error"]
+    os.symlink(outside_file(tmp_path, "shadow", SHADOW.encode()), str(img / "etc/shadow"))
+    (img / "etc/passwd").write_text(PASSWD)
+    accounts, err = guestscan.read_accounts(root, today=20100)
+    assert accounts is None and err == "/etc/shadow is a symbolic link: not followed"
+    keygen(tmp_path / "host" / "ssh_host_ed25519_key")
+    os.symlink(str(tmp_path / "host" / "ssh_host_ed25519_key.pub"), str(img / "etc/ssh/ssh_host_ed25519_key.pub"))
+    (img / "etc/ssh/ssh_host_ed25519_key").write_text("private\n")
+    keys, err = guestscan.read_ssh_host_keys(root)
+    assert keys is None and "ssh_host_ed25519_key.pub is a symbolic link" in err
+    os.symlink(outside_file(tmp_path, "lineage.json", b'{"build_id": "host"}'), str(img / "etc/vmguard/lineage.json"))
+    assert "symbolic link" in guestscan.json_file(root, "/etc/vmguard/lineage.json")["error"]
+    os.symlink("/nonexistent", str(img / "etc/passwd.dangling"))
+    assert guestscan._read_file(root, "/etc/passwd.dangling") == (None, "/etc/passwd.dangling is a symbolic link: not followed")
+
+
+def test_the_real_files_are_read_and_a_dbus_link_to_the_machine_id_is_its_digest(tmp_path):
+    for d in ("etc", "var/lib/systemd", "var/lib/dbus"):
+        (tmp_path / d).mkdir(parents=True)
+    root = str(tmp_path)
+    (tmp_path / "etc/machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    os.symlink("/etc/machine-id", str(tmp_path / "var/lib/dbus/machine-id"))  # as Debian installs it
+    got = guestscan.machine_id(root)
+    assert got["machine_id_state"] == "set" and got["machine_id_digest"] == guestscan.sha256("0123456789abcdef0123456789abcdef")
+    assert got["dbus_machine_id_digest"] == got["machine_id_digest"]
+    os.unlink(str(tmp_path / "var/lib/dbus/machine-id"))
+    os.symlink("../../../etc/machine-id", str(tmp_path / "var/lib/dbus/machine-id"))
+    assert guestscan.machine_id(root)["dbus_machine_id_digest"] == got["machine_id_digest"]
+    os.unlink(str(tmp_path / "var/lib/dbus/machine-id"))
+    os.symlink("/etc/shadow", str(tmp_path / "var/lib/dbus/machine-id"))
+    assert guestscan.machine_id(root)["dbus_machine_id_digest"] is None
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    d = tmp_path / "var" / "lib" / "systemd"
+    d.mkdir(parents=True)
+    os.mkfifo(str(d / "random-seed"))  # opening it for reading would wait for a writer
+    got = guestscan.random_seed(str(tmp_path))
+    assert got["random_seed_digest"] is None and "it is a FIFO" in got["random_seed_error"]
