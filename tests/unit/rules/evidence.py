@@ -176,3 +176,19 @@ def ledger(**overrides):
 
 
 assert time.gmtime(NOW).tm_year == 2026
+
+
+def without(evidence, *keys):
+    """A copy of ``evidence`` (a domain, a VM, a host dict) without ``keys``: what a producer that did not
+    send those fields would give. The rules must call that an error, never "none there"."""
+    out = copy.deepcopy(evidence)
+    for key in keys:
+        del out[key]
+    return out
+
+
+# The clean domain's only disk (domain_xml), to replace with other drives.
+CLEAN_DISK = ("<disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
+              "      <source file='/var/lib/libvirt/images/{name}.qcow2'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>")
+CDROM = ("<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+         "<source file='/var/lib/libvirt/images/debian-12.iso'/><target dev='sda' bus='sata'/><readonly/></disk>")

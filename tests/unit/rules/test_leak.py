@@ -190,3 +190,89 @@ def test_leak02_listen_default_on_the_test_driver_and_unknown_qemu_conf():
     ev["hypervisors"][E.HV]["uri"] = "qemu:///system"
     (f,) = E.run("LEAK-02", ev)
     assert f["status"] == "error" and "not collected" in f["message"]
+
+
+LUKS = {"<target dev='vda' bus='virtio'/>":
+        "<target dev='vda' bus='virtio'/><encryption format='luks'><secret type='passphrase' uuid='1'/></encryption>"}
+DATA_CLASS_MD = {"<vmguard:expires>2027-06-30</vmguard:expires>":
+                 "<vmguard:expires>2027-06-30</vmguard:expires><vmguard:data_class>%s</vmguard:data_class>"}
+
+
+def leak05(dom, data_class=None, **kw):
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1), data_class=data_class)} if data_class else None
+    (f,) = E.run("LEAK-05", E.fleet([dom], guests), **kw)
+    return f
+
+
+def md_class(text, **kw):
+    replace = dict(kw.pop("replace", {}))
+    replace.update((k, v % text) for k, v in DATA_CLASS_MD.items())
+    return E.domain(replace=replace, **kw)
+
+
+def test_leak05_data_class_is_compared_case_insensitively():
+    # vmguard_data_class: Confidential on a VM with an unencrypted disk was "not confidential".
+    f = leak05(E.domain(), "Confidential")
+    assert f["status"] == "fail" and "vda" in f["message"]
+    assert leak05(E.domain(), " SECRET ")["status"] == "fail"
+    # The same through the domain's vmguard metadata (no inventory class).
+    assert md_class("Confidential")["metadata"]["data_class"] == "Confidential"
+    assert leak05(md_class("Confidential"))["status"] == "fail"
+    # The policy's classes are compared lower-cased too.
+    params = {"leakage": {"confidential_classes": ["Restricted"]}}
+    assert leak05(E.domain(), "restricted", params=params)["status"] == "fail"
+    assert leak05(E.domain(), "confidential", params=params)["status"] == "not_applicable"
+    # The pass case still passes; a class that is not confidential is still not applicable, named as declared.
+    assert leak05(E.domain(replace=LUKS), "Confidential")["status"] == "pass"
+    assert leak05(md_class("Confidential", replace=LUKS))["status"] == "pass"
+    f = leak05(E.domain(), "Public")
+    assert f["status"] == "not_applicable" and f["message"] == "data class Public is not confidential"
+    assert leak05(E.domain())["message"] == "data class unset is not confidential"
+
+
+def test_leak05_no_disk_is_not_applicable_and_disks_not_collected_is_an_error():
+    cdrom_only = E.domain(replace={E.CLEAN_DISK.format(name="web1"): E.CDROM})
+    assert [x["device"] for x in cdrom_only["disks"]] == ["cdrom"]
+    f = leak05(cdrom_only, "confidential")
+    assert f["status"] == "not_applicable" and f["message"].startswith("no disk") and "cdrom" in f["message"]
+    no_drive = E.domain(replace={E.CLEAN_DISK.format(name="web1"): ""})
+    assert no_drive["disks"] == []
+    f = leak05(no_drive, "confidential")
+    assert f["status"] == "not_applicable" and f["message"].startswith("no disk")
+    # disks not sent: an error naming it, not "all disks LUKS-encrypted".
+    f = leak05(E.without(E.domain(), "disks"), "confidential")
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: disks not collected"
+    # No inventory class and no metadata: the class is unknown, not unset.
+    f = leak05(E.without(E.domain(), "metadata"))
+    assert f["status"] == "error" and "metadata" in f["message"] and "not collected" in f["message"]
+    # A cdrom next to an encrypted disk: the disk is judged, the read-only medium is not.
+    both = E.domain(replace=LUKS, extra=E.CDROM)
+    f = leak05(both, "confidential")
+    assert f["status"] == "pass" and f["message"] == "all 1 disk(s) LUKS-encrypted"
+
+
+def test_leak_domain_fields_not_collected_are_errors_never_passes():
+    """A domain record without a field domxml always sends: LEAK-02/03 read as "no console" (not applicable),
+    LEAK-04/07 as the safe default (pass)."""
+    spice = E.domain(extra=SPICE % "<clipboard copypaste='no'/><filetransfer enable='no'/>")
+    for rule, dom, key in (("LEAK-02", E.domain(), "graphics"), ("LEAK-03", spice, "graphics"),
+                           ("LEAK-04", E.domain(), "memory_dump_core"), ("LEAK-07", E.domain(), "smbios_mode")):
+        assert one(rule, dom)["status"] == "pass", rule
+        f = one(rule, E.without(dom, key))
+        assert f["status"] == "error" and f["message"].startswith("cannot evaluate: ") and "not collected" in f["message"], rule
+    # A console whose listens were not sent is not "no listen element" (QEMU's default).
+    d = E.domain()
+    del d["graphics"][0]["listens"]
+    f = one("LEAK-02", d)
+    assert f["status"] == "error" and "listens of the vnc console not collected" in f["message"]
+    # A SPICE console without its clipboard flag is not "clipboard off".
+    del spice["graphics"][1]["clipboard"]
+    f = one("LEAK-03", spice)
+    assert f["status"] == "error" and "SPICE clipboard not collected" in f["message"]
+
+
+def test_leak_host_fields_not_collected_name_the_field():
+    f = host_rule("LEAK-01", images=None)
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: disk image modes not collected"
+    (f,) = E.run("LEAK-06", E.fleet([], host_ev=E.without(E.host(), "sockets")))
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: libvirt socket modes not collected"

@@ -134,3 +134,72 @@ def test_vis07_base_images_in_backing_chains_are_not_orphans():
     # A non-normalised path in the XML still names the same file.
     odd = E.domain("web1", replace={IMG % "web1.qcow2": "/var/lib/libvirt//images/./web1.qcow2"})
     assert vis07([odd], imgs[:1])["status"] == "pass"
+
+
+def test_vis03_running_domain_without_pid_and_no_process_seen_is_an_error():
+    """libvirt gave no pid and no QEMU process has the domain's name or UUID: the process list does not show a
+    process that runs (hidepid, another PID namespace), so it cannot prove there is no unknown one."""
+    web = E.domain("web1", pid=None)
+    f = vis03([web], [])
+    assert f["status"] == "error" and "no QEMU process seen for running domain(s) web1" in f["message"]
+    assert f["evidence"]["missing"] == ["web1"]
+    f = vis03([web, E.domain("mail1", "mail", pid=None)], [E.qemu_process(4100, "web1", web["uuid"])])
+    assert f["status"] == "error" and f["evidence"]["missing"] == ["mail1"]
+    # Its process seen by UUID alone (no -name) still ties it; a shut-off domain needs no process.
+    f = vis03([web, E.domain("mail1", "mail", state="shutoff")], [E.qemu_process(4100, None, web["uuid"])])
+    assert f["status"] == "pass" and "matched by name" in f["message"]
+    # An unrelated process does not stand in for the domain's.
+    f = vis03([web], [E.qemu_process(4111, "hidden")])
+    assert f["status"] == "error" and "web1" in f["message"]
+
+
+def test_vis03_process_of_a_domain_that_could_not_be_read_is_not_called_unknown():
+    unreadable = {"name": "db1", "error": "domain vanished while it was read"}
+    web = E.domain("web1", pid=4100)
+    f = vis03([web, unreadable], [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4200, "db1")])
+    assert f["status"] == "error" and "pid 4200 (db1)" in f["message"] and "could not be read" in f["message"]
+    # A process of no listed domain is still unknown.
+    f = vis03([web, unreadable], [E.qemu_process(4100, "web1"), E.qemu_process(4200, "db1"), E.qemu_process(4300, "x")])
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4300 (x)"]
+
+
+def test_vis_fields_not_collected_are_errors_never_verdicts():
+    d = E.domain(ledger=E.LEDGER)
+    for rule in ("VIS-04", "VIS-05", "VIS-06"):
+        assert E.run(rule, E.fleet([d]))[0]["status"] == "pass", rule
+    for rule, key in (("VIS-04", "ledger"), ("VIS-05", "metadata"), ("VIS-06", "metadata")):
+        (f,) = E.run(rule, E.fleet([E.without(d, key)]))
+        assert f["status"] == "error" and f["message"].startswith("cannot evaluate: ") and "not collected" in f["message"], rule
+    # A hypervisor record without its domain list: VIS-03 and VIS-07 cannot judge.
+    for rule in ("VIS-03", "VIS-07"):
+        ev = E.fleet([d], host_ev=E.host(images=[{"path": IMG % "web1.qcow2", "mode": 0o600}]))
+        del ev["hypervisors"][E.HV]["domains"]
+        (f,) = E.run(rule, ev)
+        assert f["status"] == "error" and f["message"] == "cannot evaluate: domains not collected", rule
+    (f,) = E.run("VIS-03", E.fleet([d], host_ev=E.without(E.host(), "qemu_processes")))
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: QEMU processes not collected"
+
+
+def test_vis07_disks_or_backing_not_collected_or_unreadable_domain_is_an_error():
+    imgs = [{"path": IMG % "web1.qcow2", "mode": 0o600}, {"path": IMG % "mail1.qcow2", "mode": 0o600}]
+    web, mail = E.domain("web1"), E.domain("mail1", "mail")
+    assert vis07([web, mail], imgs)["status"] == "pass"
+    f = vis07([web, E.without(mail, "disks")], imgs)
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: disks of domain mail1 not collected"
+    del mail["disks"][0]["backing"]
+    f = vis07([web, mail], imgs)
+    assert f["status"] == "error" and "backing chain of vda not collected" in f["message"]
+    # mail1's XML could not be read: its image is not proven orphaned.
+    f = vis07([web, {"name": "mail1", "error": "malformed domain XML: ..."}], imgs)
+    assert f["status"] == "error" and "mail1 could not be read" in f["message"] and f["evidence"]["images"] == [IMG % "mail1.qcow2"]
+    assert vis07([web, {"name": "mail1", "error": "malformed domain XML: ..."}], imgs[:1])["status"] == "pass"
+
+
+def test_vis07_a_disk_only_in_the_persistent_definition_is_referenced():
+    web = E.domain("web1")
+    web["inactive"] = E.domain("web1", state="shutoff", extra="<disk type='file' device='disk'><source file='%s'/>"
+                                                             "<target dev='vdb' bus='virtio'/></disk>" % (IMG % "data.qcow2"))
+    imgs = [{"path": IMG % "web1.qcow2", "mode": 0o600}, {"path": IMG % "data.qcow2", "mode": 0o600}]
+    assert vis07([web], imgs)["status"] == "pass"
+    web["inactive"] = None
+    assert vis07([web], imgs)["status"] == "fail"

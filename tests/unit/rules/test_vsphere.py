@@ -274,3 +274,98 @@ def test_libvirt_plan_leaves_vcenter_vms_to_the_vsphere_role():
     assert failing and len(vc) == len(failing)
     assert set(e["reason"] for e in vc if e["rule"] in ("LEAK-03", "LEAK-02")) == {plan.VSPHERE_ROLE}
     assert not any(h.startswith(VC) for h in p["hosts"])
+
+
+def test_leak05_data_class_is_compared_case_insensitively():
+    ev = clean()
+    ev["inventory"][VM1] = {"data_class": "Confidential"}  # vmguard_vcenter_vms: was "not confidential"
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "fail" and "data class Confidential" in f["message"]
+    vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "Confidential"}  # the custom attribute too
+    assert status("LEAK-05", ev, VM2)["status"] == "fail"
+    vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: " SECRET "}
+    assert status("LEAK-05", ev, VM2)["status"] == "fail"
+    guests = {"db": {"vars": {"hypervisor": VC, "domain": VM3, "data_class": "CONFIDENTIAL"}, "facts": None, "error": None}}
+    assert status("LEAK-05", ev, VM3, guests=guests)["status"] == "fail"
+    # Pass and not applicable still hold.
+    vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    assert status("LEAK-05", ev, VM1)["status"] == "pass"
+    vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "Public"}
+    f = status("LEAK-05", ev, VM2)
+    assert f["status"] == "not_applicable" and f["message"] == "data class Public is not confidential"
+
+
+def test_leak05_fields_not_collected_are_errors():
+    ev = clean()
+    ev["inventory"][VM1] = {"data_class": "confidential"}
+    del vm(ev, VM1)["key_id"]  # key_id None is "not encrypted"; no key_id at all is unknown
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: config.keyId not collected"
+    del vm(ev, VM2)["custom_values"]  # no inventory class: the custom attribute decides, and it was not read
+    f = status("LEAK-05", ev, VM2)
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: custom attributes not collected"
+
+
+COPY = "isolation.tools.copy.disable"
+
+
+def test_settings_every_spelling_of_a_key_is_judged_whatever_the_order():
+    """VMX keys are case-insensitive: a key in two spellings, one non-compliant, failed or passed by dict order."""
+    for pairs in (((COPY, "FALSE"), ("Isolation.Tools.Copy.Disable", "TRUE")),
+                  (("Isolation.Tools.Copy.Disable", "TRUE"), (COPY, "FALSE"))):
+        ev = clean()
+        vm(ev, VM1)["extra_config"] = dict([("RemoteDisplay.maxConnections", "1")] + list(pairs))
+        assert list(vm(ev, VM1)["extra_config"])[1:] == [k for k, v in pairs]
+        f = status("LEAK-03", ev, VM1)
+        assert f["status"] == "fail" and f["evidence"]["settings"] == {COPY: "FALSE"}, pairs
+        assert f["evidence"]["expected"] == {COPY: "TRUE"}  # the role sets exactly the spelling that is wrong
+    ev = clean()
+    vm(ev, VM1)["extra_config"].update({COPY: "TRUE", "ISOLATION.TOOLS.COPY.DISABLE": "0"})
+    f = status("LEAK-03", ev, VM1)
+    assert f["status"] == "fail" and f["evidence"]["expected"] == {"ISOLATION.TOOLS.COPY.DISABLE": "TRUE"}
+    assert plan(ev)["vms"][VM1]["settings"] == {"ISOLATION.TOOLS.COPY.DISABLE": "TRUE"}
+    vm(ev, VM1)["extra_config"]["ISOLATION.TOOLS.COPY.DISABLE"] = "true"
+    assert status("LEAK-03", ev, VM1)["status"] == "pass"
+    # A key that must be set counts in any spelling; a wrong value in any spelling fails.
+    ev = clean()
+    vm(ev, VM1)["extra_config"] = {"remotedisplay.maxconnections": "1"}
+    assert status("LEAK-02", ev, VM1)["status"] == "pass"
+    vm(ev, VM1)["extra_config"]["RemoteDisplay.MaxConnections"] = "5"
+    assert status("LEAK-02", ev, VM1)["evidence"]["settings"] == {"RemoteDisplay.MaxConnections": "5"}
+
+
+def test_pending_marker_in_any_spelling_counts():
+    ev = clean()
+    v = vm(ev, VM0)
+    v["extra_config"]["VMGUARD.POWERCYCLEPENDING"] = "%f LEAK-03" % (v["boot_time"] + 60)
+    v["extra_config"][vsphere.PENDING_KEY] = "%f ISO-11" % (v["boot_time"] - 60)
+    f = status("LEAK-03", ev, VM0)
+    assert f["status"] == "fail" and f["pending_restart"] is True
+    v["extra_config"]["VMGUARD.POWERCYCLEPENDING"] = "soon"
+    assert status("LEAK-03", ev, VM0)["status"] == "error"
+
+
+def test_vm_fields_not_collected_are_errors_never_passes():
+    """A VM record without a list vsphere_facts always sends: the rules read "no snapshot", "no device"."""
+    for rule, key, what in (("LEAK-03", "extra_config", "extraConfig (advanced settings)"), ("LEAK-02", "extra_config", None),
+                            ("ISO-11", "extra_config", None), ("ISO-08", "devices", "devices"),
+                            ("RB-02", "snapshots", "snapshots"), ("RB-03", "snapshots", None),
+                            ("RB-12", "disks", "virtual disks"), ("DIV-05", "nics", "NICs")):
+        ev = clean()
+        assert status(rule, ev, VM1)["status"] == "pass", rule
+        del vm(ev, VM1)[key]
+        f = status(rule, ev, VM1)
+        assert f["status"] == "error" and f["message"].startswith("cannot evaluate: ") and "not collected" in f["message"], rule
+        if what:
+            assert f["message"].startswith("cannot evaluate: %s" % what), f["message"]
+    # DIV-05: another VM's NICs missing makes uniqueness unprovable for every VM; an unreadable VM has none to compare.
+    ev = clean()
+    del vm(ev, VM2)["nics"]
+    f = status("DIV-05", ev, VM1)
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: NICs of %s/%s not collected" % (VC, VM2)
+    vm(ev, VM2)["error"] = "no configuration readable (orphaned or inaccessible VM)"
+    assert status("DIV-05", ev, VM1)["status"] == "pass"
+    # RB-12 with no virtual disk at all is still not applicable (nothing to compare).
+    ev = clean()
+    vm(ev, VM1)["disks"] = []
+    assert status("RB-12", ev, VM1)["status"] == "not_applicable"

@@ -9,7 +9,8 @@ __metaclass__ = type
 
 import stat
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
+    NotCollected, Remediation, rule, check, collected, ok, fail, error, na)
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import netutil
 
 rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories not readable by others",
@@ -47,10 +48,33 @@ rule("LEAK-08", "leakage", "medium", "HOST", "migration TLS forced",
 
 
 def _host(hv, key, what):
+    """``hv["host"][key]``; NotCollected (the finding is an error naming ``what``) when it was not sent."""
     v = (hv.get("host") or {}).get(key)
     if v is None:
-        raise ValueError("%s not collected" % what)
+        raise NotCollected("%s not collected" % what)
     return v
+
+
+def present(evidence, key, what=None):
+    """``evidence[key]`` for a field whose None means "absent in the XML" (domxml always sends the key):
+    NotCollected when the key itself is missing, so a missing field never reads as the safe default."""
+    if key not in evidence:
+        raise NotCollected("%s not collected" % (what or key))
+    return evidence[key]
+
+
+def data_class(cls):
+    """A declared data class as compared: stripped and lower-cased text, None when unset or blank."""
+    if cls is None:
+        return None
+    return str(cls).strip().lower() or None
+
+
+def is_confidential(ctx, cls):
+    """Whether data class ``cls`` is one of params.leakage.confidential_classes, case-insensitively
+    (Confidential, SECRET, " secret "); used by LEAK-05 on libvirt domains and on vCenter VMs."""
+    c = data_class(cls)
+    return c is not None and c in set(data_class(x) for x in ctx.params["leakage"]["confidential_classes"])
 
 
 @check("LEAK-01", "hypervisor")
@@ -111,7 +135,7 @@ def _listen_problems(gtype, listens, qemu_conf):
 
 @check("LEAK-02", "domain")
 def leak02(ctx, hd):
-    gfx = [g for g in hd[1].get("graphics") or [] if g["type"] in NETWORK_CONSOLES]
+    gfx = [g for g in collected(hd[1], "graphics") if g["type"] in NETWORK_CONSOLES]
     if not gfx:
         return na("no VNC, SPICE or RDP console")
     hv = ctx.hypervisors.get(hd[0]) or {}
@@ -120,8 +144,9 @@ def leak02(ctx, hd):
         qemu_conf = {}  # libvirt's test driver describes no host: libvirt's built-in default applies
     problems, notes, unknown = [], [], []
     for g in gfx:
-        # No listen element: QEMU uses vnc_listen/spice_listen of qemu.conf (127.0.0.1 by default).
-        listens = g.get("listens") or [{"type": "address", "address": None}]
+        # domxml always sends listens; an empty list is legitimately "no listen element": QEMU then uses
+        # vnc_listen/spice_listen of qemu.conf (127.0.0.1 by default).
+        listens = collected(g, "listens", "listens of the %s console" % g["type"]) or [{"type": "address", "address": None}]
         try:
             p, n = _listen_problems(g["type"], listens, qemu_conf)
         except ValueError as e:
@@ -146,10 +171,10 @@ def leak02(ctx, hd):
 
 @check("LEAK-03", "domain")
 def leak03(ctx, hd):
-    spice = [g for g in hd[1].get("graphics") or [] if g["type"] == "spice"]
+    spice = [g for g in collected(hd[1], "graphics") if g["type"] == "spice"]
     if not spice:
         return na("no SPICE console")
-    on = sorted(set(k for g in spice for k in ("clipboard", "filetransfer") if g[k]))
+    on = sorted(set(k for g in spice for k in ("clipboard", "filetransfer") if collected(g, k, "SPICE %s" % k)))
     if on:
         return fail("SPICE %s enabled (on by default)" % " and ".join(on), enabled=on)
     return ok("SPICE clipboard and file transfer disabled")
@@ -165,22 +190,32 @@ def leak04_host(ctx, hv):
 
 @check("LEAK-04", "domain")
 def leak04_dom(ctx, hd):
-    if hd[1].get("memory_dump_core") == "on":
+    dump = present(hd[1], "memory_dump_core", "<memory dumpCore>")  # None: no attribute, libvirt's default (off)
+    if dump == "on":
         return fail("<memory dumpCore='on'>: core dumps include this guest's RAM")
-    return ok("guest RAM not in core dumps (dumpCore %s)" % (hd[1].get("memory_dump_core") or "default off"))
+    return ok("guest RAM not in core dumps (dumpCore %s)" % (dump or "default off"))
 
 
 @check("LEAK-05", "domain")
 def leak05(ctx, hd):
+    """The data class comes from the inventory (vmguard_data_class) or the domain's vmguard metadata,
+    compared case-insensitively; only disks and LUNs hold the guest's data (a CD-ROM or floppy image is read-only
+    media the guest was given)."""
     hv, d = hd
     cls = ctx.data_class_of_domain(hv, d)
-    if cls not in ctx.params["leakage"]["confidential_classes"]:
-        return na("data class %s is not confidential" % (cls or "unset"))
-    plain = [x.get("target") or x.get("source") for x in d.get("disks") or []
-             if x["device"] in ("disk", "lun") and x.get("encryption") != "luks"]
+    if data_class(cls) is None:
+        collected(d, "metadata", "domain metadata (data class)")  # unset, not unread
+    if not is_confidential(ctx, cls):
+        return na("data class %s is not confidential" % (str(cls).strip() if data_class(cls) else "unset"))
+    drives = collected(d, "disks")
+    disks = [x for x in drives if x["device"] in ("disk", "lun")]
+    if not disks:
+        return na("no disk: confidential VM with no disk or LUN%s" % (
+            " (only %s)" % ", ".join(sorted(set(str(x["device"]) for x in drives))) if drives else ""))
+    plain = [x.get("target") or x.get("source") for x in disks if x.get("encryption") != "luks"]
     if plain:
         return fail("confidential VM with unencrypted disk(s): %s" % ", ".join(str(p) for p in plain), disks=plain)
-    return ok("all disks LUKS-encrypted")
+    return ok("all %d disk(s) LUKS-encrypted" % len(disks))
 
 
 @check("LEAK-06", "hypervisor")
@@ -225,7 +260,7 @@ def _listener(x):
 
 @check("LEAK-07", "domain")
 def leak07(ctx, hd):
-    if hd[1].get("smbios_mode") == "host":
+    if present(hd[1], "smbios_mode", "<smbios mode>") == "host":  # None: no <smbios> element
         return fail("<smbios mode='host'/> copies the host's identity into the guest")
     return ok("no host SMBIOS passthrough")
 

@@ -10,7 +10,8 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import present
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, utc
 
 rule("VIS-01", "visibility", "high", "FLEET", "every domain is in the inventory",
@@ -63,6 +64,11 @@ vis02.needs_facts = False
 RUNNING = ("running", "paused", "blocked", "pmsuspended", "crashed")
 
 
+def _host_field(hv, key, what):
+    """``hv["host"][key]``: NotCollected (an error naming ``what``) when the collector did not send it."""
+    return collected(hv.get("host") or {}, key, what)
+
+
 @check("VIS-03", "hypervisor")
 def vis03(ctx, hv):
     """QEMU processes are tied to domains through the pid libvirt recorded for each running domain.
@@ -70,11 +76,15 @@ def vis03(ctx, hv):
     A process's argv (its -name/-uuid) is whatever its starter wrote: claiming a domain's name or
     UUID proves nothing when libvirt recorded another pid for that domain. Only for running domains
     whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so.
+
+    The process list must show every running domain's QEMU process: one it does not show (by libvirt's pid,
+    or by name/UUID where the pid is unknown) means the list is incomplete (/proc mounted hidepid, another
+    PID namespace), and an incomplete list cannot prove that no unknown process runs: error, never a pass.
     """
-    procs = (hv.get("host") or {}).get("qemu_processes")
-    if procs is None:
-        return error("QEMU processes not collected")
-    running = [d for d in hv.get("domains") or [] if d.get("state") in RUNNING]
+    procs = _host_field(hv, "qemu_processes", "QEMU processes")
+    domains = collected(hv, "domains")
+    running = [d for d in domains if d.get("state") in RUNNING]
+    unread = set(d["name"] for d in domains if d.get("error"))  # listed by libvirt, state and pid unknown
     by_pid = dict((d["pid"], d["name"]) for d in running if d.get("pid") is not None)
     no_pid = [d for d in running if d.get("pid") is None]
     names = set(d["name"] for d in no_pid)
@@ -84,24 +94,38 @@ def vis03(ctx, hv):
     if unseen:
         return error("process list incomplete: libvirt's recorded QEMU pid of %s is not among the %d QEMU "
                      "process(es) seen" % (", ".join(unseen), len(procs)), missing=unseen)
-    unknown, by_name = [], []
+    others = [p for p in procs if p["pid"] not in by_pid]
+    seen_names = set(p.get("name") for p in others if p.get("name"))
+    seen_uuids = set(str(p["uuid"]).lower() for p in others if p.get("uuid"))
+    invisible = sorted(d["name"] for d in no_pid
+                       if d["name"] not in seen_names and str(d.get("uuid") or "").lower() not in seen_uuids)
+    if invisible:
+        return error("process list incomplete: no QEMU process seen for running domain(s) %s (libvirt's pid not "
+                     "available; none of the %d QEMU process(es) seen has its name or UUID)" % (", ".join(invisible), len(procs)),
+                     missing=invisible)
+    unknown, by_name, unverified = [], [], []
     for p in procs:
         who = "pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed")
         if p["pid"] in by_pid:
             continue
         if p.get("name") in names or (p.get("uuid") and str(p["uuid"]).lower() in uuids):
             by_name.append(who)
+        elif p.get("name") in unread:
+            unverified.append(who)
         else:
             unknown.append(who)
     if unknown:
         return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
+    if unverified:
+        return error("cannot tell whether %s belong(s) to libvirt: the domain(s) of that name could not be read (%s)" % (
+            ", ".join(unverified), ", ".join(sorted(unread))), processes=unverified)
     note = "; %d matched by name: libvirt's pid not available" % len(by_name) if by_name else ""
     return ok("%d QEMU process(es), all known to libvirt%s" % (len(procs), note), matched_by_name=by_name)
 
 
 @check("VIS-04", "domain")
 def vis04(ctx, hd):
-    ledger = hd[1].get("ledger")
+    ledger = present(hd[1], "ledger", "ledger record")  # None: no record (never hardened)
     limit = ctx.params["visibility"]["max_dormant_days"]
     if ledger and ledger.get("error"):
         return error(ledger["error"])
@@ -115,7 +139,7 @@ def vis04(ctx, hd):
 
 @check("VIS-05", "domain")
 def vis05(ctx, hd):
-    md = hd[1].get("metadata") or {}
+    md = collected(hd[1], "metadata", "domain metadata")
     missing = [k for k in ctx.params["visibility"]["required_metadata"] if not md.get(k)]
     if missing:
         return fail("missing metadata: %s" % ", ".join(missing), missing=missing)
@@ -124,7 +148,7 @@ def vis05(ctx, hd):
 
 @check("VIS-06", "domain")
 def vis06(ctx, hd):
-    exp = (hd[1].get("metadata") or {}).get("expires")
+    exp = collected(hd[1], "metadata", "domain metadata").get("expires")
     if not exp:
         return na("no expiry set (VIS-05 reports it)")
     try:
@@ -140,20 +164,26 @@ def vis06(ctx, hd):
 @check("VIS-07", "hypervisor")
 def vis07(ctx, hv):
     """An image is referenced when it is a disk source or anywhere in a backing chain (a base image
-    shared through overlays is not an orphan). Paths are compared normalised."""
-    images = (hv.get("host") or {}).get("images")
-    if images is None:
-        return error("disk images not collected")
+    shared through overlays is not an orphan) of a domain's live or persistent definition. Paths are compared
+    normalised. An image no readable domain references while some domain could not be read is an error."""
+    images = _host_field(hv, "images", "disk images")
     if not images:
         return na("no disk image found in the image directories and storage pools")
-    referenced = set()
-    for d in hv.get("domains") or []:
-        for disk in d.get("disks") or []:
-            for path in [disk.get("source")] + list(disk.get("backing") or []):
-                if path:
-                    referenced.add(posixpath.normpath(path))
+    referenced, unread = set(), []
+    for d in collected(hv, "domains"):
+        if d.get("error"):
+            unread.append(d["name"])  # its XML could not be read: the images it references are unknown
+            continue
+        for defn in [d] + ([d["inactive"]] if d.get("inactive") else []):  # live and persistent definitions
+            for disk in collected(defn, "disks", "disks of domain %s" % d["name"]):
+                for path in [disk.get("source")] + list(collected(disk, "backing", "backing chain of %s" % disk.get("target"))):
+                    if path:
+                        referenced.add(posixpath.normpath(path))
     orphans = sorted(i["path"] for i in images
                      if not i.get("referenced") and posixpath.normpath(i["path"]) not in referenced)
+    if orphans and unread:
+        return error("%d image(s) referenced by no readable domain (%s), but domain(s) %s could not be read: they may "
+                     "reference them" % (len(orphans), ", ".join(orphans), ", ".join(sorted(unread))), images=orphans, unread=unread)
     if orphans:
         return fail("%d unreferenced image(s): %s" % (len(orphans), ", ".join(orphans)), images=orphans)
     return ok("all %d image(s) referenced by a domain or a backing chain" % len(images))

@@ -10,14 +10,20 @@ guide (Security Configuration Guide / DISA vSphere 8 VM STIG):
   ``isolation.tools.diskShrink/diskWiper.disable`` and ``isolation.device.connectable.disable``
   default to TRUE; ``tools.setInfo.sizeLimit`` (1048576), ``log.rotateSize`` (2048000) and
   ``log.keepOld`` (10) must be absent or at their default. ``RemoteDisplay.maxConnections`` must be
-  set to 1 (its default allows more). VMX keys and boolean values are case-insensitive.
+  set to 1 (its default allows more). VMX keys and boolean values are case-insensitive: the evidence may
+  hold one key in several spellings (isolation.tools.copy.disable and Isolation.Tools.Copy.Disable), and
+  every spelling is judged - one non-compliant spelling fails, whatever the order of the keys.
 - Advanced settings take effect at the next power cycle. The vsphere role records what it changed
   on a running VM in the advanced setting ``vmguard.powerCyclePending`` ("<epoch> <rule ids>");
   while the VM has not been booted since (``summary.runtime.bootTime``), a rule it names stays
   ``fail`` with ``pending_power_cycle`` (the engine sets the finding's ``pending_restart``).
 
 Evidence: plugins/module_utils/evidence/vsphere.py (vsphere_facts), plus ``inventory`` - the VMs the
-inventory declares for that vCenter (``vmguard_vcenter_vms``: {name: {data_class, service}}).
+inventory declares for that vCenter (``vmguard_vcenter_vms``: {name: {data_class, service}}). The fields
+vsphere_facts always sends (extra_config, devices, disks, nics, snapshots, custom_values, key_id) are read
+with rules.collected (or _sent for key_id, whose None means "not encrypted"): a VM record without one is an
+error "cannot evaluate: ... not collected", never "nothing there". The extraConfig keys read are the keys
+of SETTINGS and PENDING_KEY, nothing else (evidence/vsphere.py AUDITED_SETTINGS).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,7 +32,8 @@ __metaclass__ = type
 
 import fnmatch
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import NotCollected, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import data_class, is_confidential
 
 KIND = "vcenter_vm"
 PENDING_KEY = "vmguard.powerCyclePending"
@@ -51,6 +58,7 @@ TARGET = {"isolation.tools.copy.disable": "TRUE", "isolation.tools.paste.disable
           "isolation.tools.diskWiper.disable": "TRUE", "isolation.device.connectable.disable": "TRUE",
           "tools.setInfo.sizeLimit": "1048576", "log.rotateSize": "2048000", "log.keepOld": "10",
           "RemoteDisplay.maxConnections": "1", "RemoteDisplay.vnc.enabled": "FALSE"}
+_TARGET_BY_LOWER = dict((k.lower(), v) for k, v in TARGET.items())
 
 # Devices ISO-08 judges; a CD/DVD drive only when it passes a host drive through.
 DEVICE_KINDS = ("serial", "parallel", "floppy", "usb", "pci_passthrough", "cdrom")
@@ -65,41 +73,73 @@ def _where(vm):
     return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter")}
 
 
+def _sent(vm, key, what):
+    """``vm[key]`` of a field vsphere_facts always sends, where None is a value (key_id None: not encrypted):
+    NotCollected when the key itself is missing."""
+    if key not in vm:
+        raise NotCollected("%s not collected" % what)
+    return vm[key]
+
+
 def _vmx(vm):
-    """extraConfig with lower-case keys (VMX keys are case-insensitive)."""
-    return dict((k.lower(), v) for k, v in (vm.get("extra_config") or {}).items())
+    """{lower-case key: [(spelling, value), ...]} of extraConfig. VMX keys are case-insensitive and the evidence
+    may hold one key in several spellings: each is kept (sorted, so no verdict depends on the keys' order)."""
+    out = {}
+    for k, v in collected(vm, "extra_config", "extraConfig (advanced settings)").items():
+        out.setdefault(str(k).lower(), []).append((str(k), "" if v is None else str(v)))
+    for spellings in out.values():
+        spellings.sort()
+    return out
 
 
 def settings_problems(rid, vm):
-    """{key: current value or None (absent)} of the rule's settings that are not compliant."""
+    """{key: current value, or None when absent} of the rule's settings that are not compliant. A key present in
+    several spellings is judged in each: every non-compliant spelling is listed as the VM spells it (so the role
+    sets exactly that spelling); an absent key that must be set is listed under the catalogue's spelling."""
     vmx = _vmx(vm)
     bad = {}
     for key, good, may_be_absent in SETTINGS[rid]:
-        value = vmx.get(key.lower())
-        if value is None:
+        spellings = vmx.get(key.lower())
+        if not spellings:
             if not may_be_absent:
                 bad[key] = None
-        elif value.strip().lower() not in good:
-            bad[key] = value
+            continue
+        for spelling, value in spellings:
+            if value.strip().lower() not in good:
+                bad[spelling] = value
     return bad
 
 
+def _markers(vm):
+    """The values of PENDING_KEY in every spelling, the role's own spelling first."""
+    spellings = _vmx(vm).get(PENDING_KEY.lower()) or []
+    return [v for k, v in spellings if k == PENDING_KEY] + [v for k, v in spellings if k != PENDING_KEY]
+
+
+def _marker(vm):
+    """PENDING_KEY's value the role accumulates rule ids into (pending_marker), or None."""
+    markers = _markers(vm)
+    return markers[0] if markers else None
+
+
 def pending_power_cycle(rid, vm):
-    """True when the role changed this rule's settings on the running VM after its last boot.
-    Raises ValueError on a marker it cannot read (a power cycle may be pending: not a pass)."""
-    marker = _vmx(vm).get(PENDING_KEY.lower())
-    if not marker:
-        return False
-    parts = marker.split(None, 1)
-    try:
-        when = float(parts[0])
-    except (ValueError, IndexError):
-        raise ValueError("cannot read %s = %r (expected '<epoch seconds> <rule ids>')" % (PENDING_KEY, marker))
-    rules = set(r.strip() for r in (parts[1] if len(parts) > 1 else "").split(","))
-    if rid not in rules or vm.get("power_state") != "poweredOn":
-        return False
-    boot = vm.get("boot_time")
-    return boot is None or boot < when
+    """True when the role changed this rule's settings on the running VM after its last boot (by any spelling
+    of the marker). Raises ValueError on a marker it cannot read (a power cycle may be pending: not a pass)."""
+    pending = False
+    for marker in _markers(vm):
+        if not marker:
+            continue
+        parts = marker.split(None, 1)
+        try:
+            when = float(parts[0])
+        except (ValueError, IndexError):
+            raise ValueError("cannot read %s = %r (expected '<epoch seconds> <rule ids>')" % (PENDING_KEY, marker))
+        rules = set(r.strip() for r in (parts[1] if len(parts) > 1 else "").split(","))
+        if rid not in rules or vm.get("power_state") != "poweredOn":
+            continue
+        boot = vm.get("boot_time")
+        pending = pending or boot is None or boot < when
+    return pending
 
 
 def _settings_check(rid, vm, what):
@@ -107,8 +147,8 @@ def _settings_check(rid, vm, what):
     if bad:
         found = ", ".join("%s %s" % (k, "absent" if v is None else "= %s" % v) for k, v in sorted(bad.items()))
         return fail("%s: %s" % (what, found),
-                    settings=bad, expected=dict((k, TARGET[k]) for k in bad), **_where(vm),
-                    power_state=vm.get("power_state"), marker=_vmx(vm).get(PENDING_KEY.lower()))
+                    settings=bad, expected=dict((k, _TARGET_BY_LOWER[k.lower()]) for k in bad), **_where(vm),
+                    power_state=vm.get("power_state"), marker=_marker(vm))
     if pending_power_cycle(rid, vm):
         return fail("settings corrected in the VM configuration; they take effect at the next power cycle "
                     "(power cycle pending, the running VM still has the old ones)", pending_power_cycle=True,
@@ -148,7 +188,7 @@ def _allowed(ctx, vm_name, label):
 def attached_devices(ctx, vm):
     """The devices ISO-08 fails on: connected now or at power on, not allow-listed."""
     out = []
-    for d in vm.get("devices") or []:
+    for d in collected(vm, "devices"):
         if d.get("kind") not in DEVICE_KINDS or not (d.get("connected") or d.get("start_connected")):
             continue
         if d["kind"] == "cdrom" and (d.get("backing") or "").split(":")[0] not in HOST_CDROM_BACKINGS:
@@ -173,7 +213,7 @@ iso08.remediation = ("Disconnect (connected and start connected off) or remove t
 
 
 def _snapshots(vm):
-    return vm.get("snapshots") or []
+    return collected(vm, "snapshots")
 
 
 def _pinned(ctx, vm_name, snap_name):
@@ -225,7 +265,7 @@ rb03.remediation = "Delete the oldest snapshots down to max_snapshots (the vsphe
 
 @check("RB-12", KIND)
 def rb12(ctx, vv):
-    disks = vv[1].get("disks") or []
+    disks = collected(vv[1], "disks", "virtual disks")
     if not disks:
         return na("no virtual disks")
     unknown = [d.get("label") for d in disks if not d.get("mode")]
@@ -247,7 +287,7 @@ def declared_vms(ctx, vc):
     def build():
         out = {}
         for name, ev in ctx.vcenters.items():
-            inv = ev.get("inventory") or {}
+            inv = ev.get("inventory") or {}  # the inventory's vmguard_vcenter_vms: absent when it declares none
             if isinstance(inv, list):
                 inv = dict((n, {}) for n in inv)
             out[name] = dict((str(n), dict(v or {})) for n, v in inv.items())
@@ -264,14 +304,18 @@ def declared_vms(ctx, vc):
 
 @check("LEAK-05", KIND)
 def leak05(ctx, vv):
+    """The data class: vmguard_vcenter_vms (or the guest's vmguard_data_class), else the custom attribute
+    vmguard.data_class; compared case-insensitively (leak.is_confidential, as for libvirt domains)."""
     vc, vm = vv
-    cls = (declared_vms(ctx, vc).get(vm["name"]) or {}).get("data_class") or \
-        (vm.get("custom_values") or {}).get(DATA_CLASS_ATTRIBUTE)
-    if cls not in ctx.params["leakage"]["confidential_classes"]:
-        return na("data class %s is not confidential" % (cls or "unset"))
-    if vm.get("key_id") and vm["key_id"].get("key_id"):
+    cls = (declared_vms(ctx, vc).get(vm["name"]) or {}).get("data_class")
+    if data_class(cls) is None:
+        cls = collected(vm, "custom_values", "custom attributes").get(DATA_CLASS_ATTRIBUTE)
+    if not is_confidential(ctx, cls):
+        return na("data class %s is not confidential" % (str(cls).strip() if data_class(cls) else "unset"))
+    key = _sent(vm, "key_id", "config.keyId")
+    if key and key.get("key_id"):
         return ok("confidential VM encrypted (key provider %s)" % (vm["key_id"].get("provider") or "unknown"))
-    return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % cls, data_class=cls)
+    return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % str(cls).strip(), data_class=cls)
 
 
 leak05.remediation = "Encrypt the VM with a key provider (VM encryption storage policy); audit only."
@@ -286,11 +330,14 @@ def div05(ctx, vv):
         for name, ev in sorted(ctx.vcenters.items()):
             if ev.get("error"):
                 continue
-            for other in ev.get("vms") or []:
+            for other in collected(ev, "vms", "VMs of vCenter %s" % name):
                 who = "%s/%s" % (name, other["name"])
                 if other.get("instance_uuid"):
                     uuids.setdefault(other["instance_uuid"].lower(), set()).add(who)
-                for n in other.get("nics") or []:
+                # A VM whose configuration could not be read (its own findings are errors) has no NICs to compare;
+                # any other VM without its NIC list makes uniqueness unprovable: an error, not a pass.
+                nics = (other.get("nics") or []) if other.get("error") else collected(other, "nics", "NICs of %s" % who)
+                for n in nics:
                     if n.get("mac"):
                         macs.setdefault(n["mac"].lower(), set()).add(who)
         return uuids, macs
@@ -302,7 +349,7 @@ def div05(ctx, vv):
         return error("instance UUID not collected")
     if len(uuids.get(iu, ())) > 1:
         problems["instance_uuid"] = sorted(uuids[iu] - {me})
-    dup = dict((n["mac"].lower(), sorted(macs[n["mac"].lower()] - {me})) for n in vm.get("nics") or []
+    dup = dict((n["mac"].lower(), sorted(macs[n["mac"].lower()] - {me})) for n in collected(vm, "nics", "NICs")
                if n.get("mac") and len(macs.get(n["mac"].lower(), ())) > 1)
     if dup:
         problems["macs"] = dup
@@ -310,7 +357,7 @@ def div05(ctx, vv):
         parts = (["instance UUID with %s" % ", ".join(problems["instance_uuid"])] if "instance_uuid" in problems else []) + \
             ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
-    return ok("instance UUID and %d MAC address(es) unique" % len([n for n in vm.get("nics") or [] if n.get("mac")]))
+    return ok("instance UUID and %d MAC address(es) unique" % len([n for n in vm["nics"] if n.get("mac")]))
 
 
 div05.remediation = "Give the VM new MAC addresses (address type generated) and a new instance UUID; audit only."
