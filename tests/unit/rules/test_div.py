@@ -1,5 +1,9 @@
 """DIV rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+import subprocess
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
+
 from . import evidence as E
 
 
@@ -189,3 +193,122 @@ def test_unreadable_identity_evidence_is_an_error_never_na():
     why = "cannot read /var/lib/systemd/random-seed: [Errno 13] Permission denied"
     got = E.by_subject(E.run("DIV-04", two_guests(f1=E.guest_facts(1, random_seed_digest=None, random_seed_error=why))))
     assert got["web1"]["status"] == "error" and "random-seed" in got["web1"]["message"]
+
+
+# --- DIV-05 on both definitions; DIV-07/08 on unreadable lineage records (guestscan.json_file's {"error": ...}) ---
+
+AA, BB = "52:54:00:12:34:aa", "52:54:00:12:34:bb"
+
+
+def running_with_definition(name, live_mac, persistent_mac, service="web"):
+    """A running persistent domain as hypervisor_facts reports it: the live definition and, in ``inactive``, the
+    persistent one (parsed from its own XML, the non-XML fields copied), here differing in the interface's MAC."""
+    live = E.domain(name, service, mac=live_mac)
+    pers = E.domain(name, service, mac=persistent_mac)
+    for key in ("state", "persistent", "autostart", "snapshots", "ledger", "error", "pid"):
+        pers[key] = live[key]
+    pers.update(definition="persistent", inactive=None)
+    live["inactive"] = pers
+    return live
+
+
+def test_div05_a_mac_shared_by_a_persistent_definition_fails():
+    # web1 runs with ..:aa but will start with ..:bb, which the shut-off mail1 has.
+    ev = E.fleet([running_with_definition("web1", AA, BB), E.domain("mail1", "mail", mac=BB, state="shutoff")])
+    fs = E.by_subject(E.run("DIV-05", ev))
+    web1, mail1 = fs["hv1/web1"], fs["hv1/mail1"]
+    assert web1["status"] == "fail" and web1["definition"] == "persistent"
+    assert web1["evidence"]["macs"] == {BB: ["hv1/mail1"]} and "MAC %s with hv1/mail1" % BB in web1["message"]
+    assert mail1["status"] == "fail" and mail1["evidence"]["macs"] == {BB: ["hv1/web1"]}
+
+
+def test_div05_a_mac_only_the_domain_itself_has_in_both_definitions_passes():
+    ev = E.fleet([running_with_definition("web1", AA, AA), E.domain("mail1", "mail", mac=BB, state="shutoff")])
+    fs = E.by_subject(E.run("DIV-05", ev))
+    assert fs["hv1/web1"]["status"] == "pass" and fs["hv1/web1"]["definition"] == "both"
+    assert fs["hv1/mail1"]["status"] == "pass"
+    # A definition changed to a MAC nobody else has: still unique.
+    ev = E.fleet([running_with_definition("web1", AA, "52:54:00:12:34:cc"), E.domain("mail1", "mail", mac=BB)])
+    assert {f["status"] for f in E.run("DIV-05", ev)} == {"pass"}
+
+
+def test_div05_identity_not_collected_is_an_error():
+    for key in ("interfaces", "uuid"):
+        d = E.domain("web1")
+        del d[key]
+        fs = E.by_subject(E.run("DIV-05", E.fleet([d, E.domain("mail1", "mail")])))
+        assert fs["hv1/web1"]["status"] == "error" and fs["hv1/web1"]["message"] == "cannot evaluate: %s not collected" % key
+        assert fs["hv1/mail1"]["status"] == "pass"
+
+
+def corrupt_lineage(tmp_path):
+    """What guest_facts sends for a damaged /etc/vmguard/lineage.json (guestscan.json_file on a real file)."""
+    (tmp_path / "etc" / "vmguard").mkdir(parents=True)
+    (tmp_path / "etc" / "vmguard" / "lineage.json").write_text('{"build_id": "b1", "build_ti')
+    lineage = guestscan.json_file(str(tmp_path), "/etc/vmguard/lineage.json")
+    assert lineage == {"error": "unparsable /etc/vmguard/lineage.json"}
+    return lineage
+
+
+def build(bid):
+    return {"build_id": bid, "build_time": "2026-11-01T00:00:00Z", "seal": "verified"}
+
+
+def five_guests(lineages):
+    names = ["web1", "web2", "mail1", "mail2", "db1"]
+    return E.fleet([], dict((g, E.guest(g, facts=E.guest_facts(i, lineage=lin))) for i, (g, lin) in enumerate(zip(names, lineages))))
+
+
+def test_div07_unreadable_lineage_is_an_error_naming_the_guests_not_a_pass(tmp_path):
+    bad = corrupt_lineage(tmp_path)
+    # 2 of 5 guests on b1 (40 %) only while the other 3 builds are unknown: any of them may be b1.
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), bad, bad, bad]))
+    assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["db1", "mail1", "mail2"]
+    assert "image build unknown on 3 of 5 guest(s): db1, mail1, mail2" in f["message"]
+    # Readable and spread over builds: the same shares pass.
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), build("b2"), build("b3"), build("b4")]))
+    assert f["status"] == "pass" and f["evidence"]["builds"]["b1"] == {"guests": 2, "share": 0.4}
+    # A build already over the limits fails whatever the unknown builds are, naming them too.
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), build("b1"), bad, None]))
+    assert f["status"] == "fail" and "build b1 on 3 guests (60%)" in f["message"] and "build unknown on mail2 (lineage unreadable)" in f["message"]
+    # No lineage record at all (not built by the golden_image role) is no unknown build: not applicable.
+    (f,) = E.run("DIV-07", five_guests([None] * 5))
+    assert f["status"] == "not_applicable"
+
+
+def test_div07_lineage_without_build_id_or_not_collected_is_an_unknown_build():
+    no_id = {"build_time": "2026-11-01T00:00:00Z"}
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b2"), build("b3"), no_id, build("b4")]))
+    assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["mail2"]
+    ev = five_guests([build("b1"), build("b2"), build("b3"), build("b4"), build("b5")])
+    del ev["guests"]["db1"]["facts"]["lineage"]
+    (f,) = E.run("DIV-07", ev)
+    assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["db1"]
+
+
+def test_div08_unreadable_lineage_is_an_error(tmp_path):
+    bad = corrupt_lineage(tmp_path)
+    fs = E.by_subject(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage=bad))))
+    assert fs["web1"]["status"] == "error" and "unparsable /etc/vmguard/lineage.json" in fs["web1"]["message"]
+    assert fs["mail1"]["status"] == "pass"
+    got = E.by_subject(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage={"build_id": "b1"}))))["web1"]
+    assert got["status"] == "error" and got["message"] == "lineage record of build b1 has no build time"
+    got = E.by_subject(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage=["b1"]))))["web1"]
+    assert got["status"] == "error" and got["message"] == "lineage record is not a JSON object"
+    f1 = E.guest_facts(1)
+    del f1["lineage"]
+    got = E.by_subject(E.run("DIV-08", two_guests(f1=f1)))["web1"]
+    assert got["status"] == "error" and got["message"] == "lineage not collected"
+    got = E.by_subject(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage=None))))["web1"]
+    assert got["status"] == "not_applicable" and got["message"] == "no lineage record: no image build time to compare"
+
+
+def test_div02_private_host_key_without_pub_is_an_error_not_no_keys(tmp_path):
+    """The producer on a real tree (sshd needs only the private key) and the rule on what it sends."""
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(ssh / "ssh_host_ed25519_key")], check=True)
+    (ssh / "ssh_host_ed25519_key.pub").unlink()
+    keys, why = guestscan.read_ssh_host_keys(str(tmp_path))
+    got = E.by_subject(E.run("DIV-02", two_guests(f1=E.guest_facts(1, ssh_host_keys=keys, ssh_host_keys_error=why))))["web1"]
+    assert got["status"] == "error" and "/etc/ssh/ssh_host_ed25519_key without its .pub" in got["message"]

@@ -1,6 +1,9 @@
 """RB rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+import subprocess
+
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 from . import evidence as E
@@ -320,3 +323,60 @@ def test_recorded_state_rb10_fails_on_another_ruleset_and_passes_when_reapplied(
     assert got["status"] == "fail" and got["evidence"] == {"digest": "0" * 64, "expected": "f" * 64}
     f["firewall"] = dict(f["firewall"], digest="f" * 64)
     assert guard("RB-10", f)["status"] == "pass"
+
+
+# --- no host key read is nothing to compare; a heartbeat from the future; lists not collected are errors ---
+
+def test_rb06_no_host_key_read_is_not_applicable_never_a_pass():
+    got = E.by_subject(E.run("RB-06", guest_fleet(E.guest_facts(1, ssh_host_keys=[]))))["web1"]
+    assert got["status"] == "not_applicable" and "nothing to compare with the 1 retired fingerprint(s)" in got["message"]
+
+
+def test_rb06_private_host_key_without_pub_is_an_error(tmp_path):
+    """A real tree holding ssh_host_ed25519_key without its .pub (sshd does not need the .pub): the producer reports
+    the key it cannot fingerprint, and RB-06 does not say "none retired among 0 host keys"."""
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(ssh / "ssh_host_ed25519_key")], check=True)
+    keys, why = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert why is None
+    got = E.by_subject(E.run("RB-06", guest_fleet(E.guest_facts(1, ssh_host_keys=keys, ssh_host_keys_error=why))))["web1"]
+    assert got["status"] == "pass" and "among 1 host key(s)" in got["message"]
+    (ssh / "ssh_host_ed25519_key.pub").unlink()
+    keys, why = guestscan.read_ssh_host_keys(str(tmp_path))
+    got = E.by_subject(E.run("RB-06", guest_fleet(E.guest_facts(1, ssh_host_keys=keys, ssh_host_keys_error=why))))["web1"]
+    assert got["status"] == "error" and "ssh_host_ed25519_key without its .pub" in got["message"]
+
+
+def test_rb11_a_heartbeat_from_the_future_fails():
+    f = rb11(heartbeat_age_seconds=-86400.0)  # the clock was stepped back a day
+    assert f["status"] == "fail" and "heartbeat 86400s in the future" in f["message"]
+    assert rb11(heartbeat_age_seconds=-6.0)["status"] == "fail"
+    # A few seconds of skew between the watcher's write and the reader's clock still count.
+    assert rb11(heartbeat_age_seconds=-2.0)["status"] == "pass"
+    assert rb11(heartbeat_age_seconds=0.0)["status"] == "pass"
+
+
+def not_collected(d, key):
+    d = dict(d)
+    del d[key]
+    return d
+
+
+def test_domain_lists_not_collected_are_errors_never_none():
+    for rid, key in (("RB-12", "disks"), ("RB-01", "genid"), ("RB-02", "snapshots"), ("RB-03", "snapshots"),
+                     ("RB-13", "snapshots")):
+        f = one(rid, not_collected(E.domain(), key))
+        assert f["status"] == "error" and f["message"] == "cannot evaluate: %s not collected" % key, rid
+    f = one("RB-04", not_collected(E.domain(ledger=E.ledger()), "snapshots"))
+    assert f["status"] == "error" and f["message"] == "cannot evaluate: snapshots not collected"
+    # The clean domain still passes: its disk is not transient.
+    assert one("RB-12", E.domain())["status"] == "pass"
+
+
+def test_rb09_masked_units_not_collected_is_an_error():
+    facts = E.guest_facts(1, services={"enabled": ["ssh.service"]})
+    got = E.by_subject(E.run("RB-09", guest_fleet(facts)))["web1"]
+    assert got["status"] == "error" and got["message"] == "cannot evaluate: services.masked not collected"
+    facts = E.guest_facts(1, services={"enabled": ["ssh.service"], "masked": []})  # collected, none masked: the unit is back
+    assert E.status_of(E.run("RB-09", guest_fleet(facts)), "web1") == "fail"

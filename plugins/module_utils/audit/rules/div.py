@@ -18,7 +18,7 @@ from itertools import compress, count
 from operator import not_
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
-    PASS, Remediation, rule, check, ok, fail, error, na)
+    PASS, Remediation, rule, check, collected, ok, fail, error, na)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
 
 rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
@@ -441,34 +441,52 @@ def div04(ctx, guest):
     return _div04(ctx, guest, _facts(ctx, guest), None)
 
 
-@check("DIV-05", "domain")
-def div05(ctx, hd):
-    hv, d = hd
-
-    def build():
-        uuids, macs = {}, {}
-        for h, dom in ctx.domains():
-            who = "%s/%s" % (h, dom["name"])
-            if dom.get("uuid"):
-                uuids.setdefault(dom["uuid"], set()).add(who)
-            for i in dom.get("interfaces") or []:
+def _div05_index(ctx):
+    """(uuid -> domains, mac -> domains) over both definitions of every domain with evidence: the live (or only) one
+    and, for a running persistent domain, the persistent one (``inactive``, as hostscan.definitions and the engine's
+    _run_domain treat them), each domain named "hypervisor/name" once whichever definition holds the value."""
+    uuids, macs = {}, {}
+    for h, dom in ctx.domains():
+        if dom.get("error"):
+            continue  # its identity is unknown: its own finding is the error
+        who = "%s/%s" % (h, dom["name"])
+        for defn in (dom, dom.get("inactive")):
+            if not defn:
+                continue
+            if defn.get("uuid"):
+                uuids.setdefault(defn["uuid"], set()).add(who)
+            # Interfaces not collected for another domain: that domain's own DIV-05 is the error (collected below);
+            # the others are compared with what is known, as beside a domain that could not be read.
+            for i in defn.get("interfaces") or ():
                 if i.get("mac"):
                     macs.setdefault(i["mac"], set()).add(who)
-        return uuids, macs
-    uuids, macs = ctx.index("div05", build)
+    return uuids, macs
+
+
+@check("DIV-05", "domain")
+def div05(ctx, hd):
+    """One definition of a domain (the engine judges the persistent one of a running domain too) against every
+    definition of every other domain: a clone's persistent definition sharing a MAC is found before it starts."""
+    hv, d = hd
+    uuid, interfaces = collected(d, "uuid"), collected(d, "interfaces")
+    uuids, macs = ctx.index("div05", lambda: _div05_index(ctx))
     me = "%s/%s" % (hv, d["name"])
     problems = {}
-    if d.get("uuid") and len(uuids.get(d["uuid"], ())) > 1:
-        problems["uuid"] = sorted(uuids[d["uuid"]] - {me})
-    dup_macs = dict((i["mac"], sorted(macs[i["mac"]] - {me})) for i in d.get("interfaces") or []
-                    if i.get("mac") and len(macs.get(i["mac"], ())) > 1)
+    others = sorted(uuids.get(uuid, set()) - {me})
+    if others:
+        problems["uuid"] = others
+    dup_macs = {}
+    for i in interfaces:
+        others = sorted(macs.get(i.get("mac"), set()) - {me}) if i.get("mac") else ()
+        if others:
+            dup_macs[i["mac"]] = others
     if dup_macs:
         problems["macs"] = dup_macs
     if problems:
         parts = (["UUID with %s" % ", ".join(problems["uuid"])] if "uuid" in problems else []) + \
             ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup_macs.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
-    return ok("UUID and %d MAC address(es) unique" % len([i for i in d.get("interfaces") or [] if i.get("mac")]))
+    return ok("UUID and %d MAC address(es) unique" % len([i for i in interfaces if i.get("mac")]))
 
 
 @check("DIV-06", "hypervisor")
@@ -501,37 +519,79 @@ def div06_image(ctx, hv_image):
                 findings=findings, **where)
 
 
+def _lineage(f):
+    """(the guest's lineage record, None), (None, None) when it has none (no /etc/vmguard/lineage.json: not built
+    by the golden_image role), or (None, why) when the record was not collected, could not be read or parsed
+    (guestscan.json_file's {"error": ...}) or is not a JSON object: unknown, never "no record"."""
+    if "lineage" not in f:
+        return None, "lineage not collected"
+    lineage = f["lineage"]
+    if lineage is None:
+        return None, None
+    if not isinstance(lineage, dict):
+        return None, "lineage record is not a JSON object"
+    if "error" in lineage:
+        return None, "lineage record unreadable: %s" % lineage["error"]
+    return lineage, None
+
+
+def _some(names, n=10):
+    """The first ``n`` of ``names`` (sorted), and how many more."""
+    names = sorted(names)
+    return ", ".join(names[:n]) + (" and %d more" % (len(names) - n) if len(names) > n else "")
+
+
 @check("DIV-07", "fleet")
 def div07(ctx, fleet):
+    """Guests per image build. A guest without a lineage record counts in the fleet and in no build. A guest whose
+    record is unreadable, or names no build (the builder always writes build_id), has an unknown build: a build
+    already over the limits still fails (its known guests are a lower bound), otherwise the rule is an error naming
+    those guests, never a pass (each of them could belong to the largest build)."""
     p = ctx.params["diversity"]
-    build_ids = []  # of every guest with evidence, in inventory order
+    build_ids, unknown = [], []  # of every guest with evidence, in inventory order
     add = build_ids.append
-    for rec in ctx.guests.values():
+    for g, rec in ctx.guests.items():
         f = rec.get("facts") or {}
         if rec.get("error") or not f:
             continue
-        add((f.get("lineage") or {}).get("build_id") or "unknown")
-    total = len(build_ids)
+        lineage, why = _lineage(f)
+        if why or (lineage is not None and not lineage.get("build_id")):
+            unknown.append(g)
+        elif lineage is not None:
+            add(lineage["build_id"])
+        else:
+            add(None)
+    total = len(build_ids) + len(unknown)
     if not total:
         return na("no guest evidence")
     builds = Counter(build_ids)  # build id -> guests, in the order the builds first appear
-    shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b != "unknown")
-    if not shares:
-        return na("no guest carries a lineage record")
+    shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b is not None)
     over = dict((b, s) for b, s in shares.items()
                 if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+    more = dict(unknown_build=sorted(unknown)) if unknown else {}
     if over:
-        return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)" % (
+        return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)%s" % (
             ", ".join("build %s on %d guests (%.0f%%)" % (b, s["guests"], s["share"] * 100) for b, s in sorted(over.items())),
-            p["max_clones_per_build"], p["max_fleet_share"] * 100, total), builds=shares, guests=total)
+            p["max_clones_per_build"], p["max_fleet_share"] * 100, total,
+            "; build unknown on %s (lineage unreadable)" % _some(unknown) if unknown else ""), builds=shares, guests=total, **more)
+    if unknown:
+        return error("image build unknown on %d of %d guest(s): %s (lineage record unreadable or naming no build): the blast "
+                     "radius of their build cannot be established" % (len(unknown), total, _some(unknown)),
+                     builds=shares, guests=total, **more)
+    if not shares:
+        return na("no guest carries a lineage record")
     return ok("%d image build(s) over %d guests, each within the limits" % (len(shares), total), builds=shares, guests=total)
 
 
 @check("DIV-08", "guest")
 def div08(ctx, guest):
-    lineage = _facts(ctx, guest).get("lineage")
-    if not lineage or not lineage.get("build_time"):
-        return na("no lineage record with a build time")
+    lineage, why = _lineage(_facts(ctx, guest))
+    if why:
+        return error(why)
+    if lineage is None:
+        return na("no lineage record: no image build time to compare")
+    if not lineage.get("build_time"):
+        return error("lineage record of build %s has no build time" % lineage.get("build_id"))
     age = ctx.age_days(lineage["build_time"])
     limit = ctx.params["diversity"]["max_image_age_days"]
     if age > limit:

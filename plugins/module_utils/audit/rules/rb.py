@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 
 rule("RB-01", "rollback", "high", "DOM", "<genid/> present",
@@ -74,16 +74,13 @@ rule("RB-13", "rollback", "low", "DOM", "no memory-state snapshots unless allowe
 
 
 def _snapshots(d):
-    snaps = d.get("snapshots")
-    if snaps is None:
-        raise ValueError("snapshots not collected")
-    return snaps
+    """The domain's snapshots ([] is none); not collected (missing or None) is NotCollected: an error, never "none"."""
+    return collected(d, "snapshots")
 
 
 @check("RB-01", "domain")
 def rb01(ctx, hd):
-    d = hd[1]
-    return ok("<genid/> present") if d.get("genid") else fail("no <genid/>: a revert or restore is invisible to the guest")
+    return ok("<genid/> present") if collected(hd[1], "genid") else fail("no <genid/>: a revert or restore is invisible to the guest")
 
 
 @check("RB-02", "domain")
@@ -116,7 +113,7 @@ def rb03(ctx, hd):
 def rb04(ctx, hd):
     d = hd[1]
     snaps = _snapshots(d)
-    ledger = d.get("ledger")
+    ledger = d.get("ledger")  # None: no ledger record (never hardened by vmguard), not missing evidence
     if ledger and ledger.get("error"):
         return error(ledger["error"])
     if not ledger:
@@ -195,6 +192,9 @@ def rb06(ctx, guest):
     if res:
         return res
     retired = set(ledger["retired_fingerprints"])
+    if not keys:
+        return na("no SSH host key on the guest (no /etc/ssh host key files): nothing to compare with the %d retired "
+                  "fingerprint(s)" % len(retired))
     back = sorted(k["fingerprint"] for k in keys if k["fingerprint"] in retired)
     if back:
         return fail("%d retired SSH host key(s) are back" % len(back), fingerprints=back)
@@ -228,7 +228,7 @@ def rb08(ctx, guest):
     below = {}
     floors = ledger["package_floors"]
     for pkg, floor in sorted(floors.items()):
-        have = installed.get(pkg)
+        have = installed.get(pkg)  # None: the package is not installed (a floor does not require it)
         if have is not None and debversion.compare(have, floor) < 0:
             below[pkg] = {"installed": have, "floor": floor}
     if below:
@@ -243,7 +243,7 @@ def rb09(ctx, guest):
                                              "the ledger records no service masked by policy")
     if res:
         return res
-    masked = set(services.get("masked") or [])
+    masked = set(collected(services, "masked", "services.masked"))
     wanted = ledger["masked_services"]
     back = sorted(s for s in wanted if s not in masked)
     if back:
@@ -267,11 +267,18 @@ def rb10(ctx, guest):
     return fail("firewall ruleset differs from the one vmguard applied", digest=fw["digest"], expected=want)
 
 
+# A heartbeat written at most this far in the future still counts (a small NTP step correction between the
+# watcher's write and the read); anything further is no proof that the watcher runs now.
+HEARTBEAT_SKEW_SECONDS = 5
+
+
 @check("RB-11", "hypervisor")
 def rb11(ctx, hv):
     """The watcher proves itself by its lock and a fresh heartbeat from the lock holder.
 
-    A process whose command line merely contains the watcher's name proves nothing.
+    A process whose command line merely contains the watcher's name proves nothing. A heartbeat from the future
+    (negative age: the clock was stepped back, or the file was written ahead) proves nothing about now: beyond
+    HEARTBEAT_SKEW_SECONDS of clock skew between the watcher's write and the reader's clock it fails.
     """
     w = (hv.get("host") or {}).get("watcher")
     if w is None:
@@ -288,6 +295,8 @@ def rb11(ctx, hv):
         missing.append("no heartbeat in %s" % (w.get("heartbeat_path") or "the heartbeat file"))
     elif age > limit:
         missing.append("stale heartbeat %.0fs (limit %ds)" % (age, limit))
+    elif age < -HEARTBEAT_SKEW_SECONDS:
+        missing.append("heartbeat %.0fs in the future (clock stepped back? at most %ds of skew)" % (-age, HEARTBEAT_SKEW_SECONDS))
     if holder is not None and beat is not None and holder != beat:
         missing.append("heartbeat from another pid (%s) than the lock holder (%s)" % (beat, holder))
     if w.get("connected") is False:  # None: a heartbeat that does not say (an older watcher)
@@ -308,7 +317,7 @@ def rb11(ctx, hv):
 
 @check("RB-12", "domain")
 def rb12(ctx, hd):
-    disks = [x["target"] or x["source"] for x in hd[1].get("disks") or [] if x.get("transient")]
+    disks = [x["target"] or x["source"] for x in collected(hd[1], "disks") if x.get("transient")]
     if disks:
         return fail("transient (self-reverting) disk(s): %s" % ", ".join(str(x) for x in disks), disks=disks)
     return ok("no transient disks")
