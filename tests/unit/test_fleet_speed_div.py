@@ -63,7 +63,7 @@ def ref_div01(f, guest, index):
     if not f.get("machine_id_digest"):
         if f.get("machine_id_state") == "empty":
             return "fail", "/etc/machine-id is empty or missing (uninitialized identity)", {}
-        return "error", "machine-id not collected", {}
+        return "error", "machine-id not collected%s" % (": %s" % f["machine_id_error"] if f.get("machine_id_error") else ""), {}
     shared = index.others(guest, f)
     if shared:
         others = all_others(shared)

@@ -168,6 +168,10 @@ def test_div08_image_age():
     assert fs["web1"]["status"] == "fail" and fs["web1"]["evidence"]["age_days"] > 90
     assert E.status_of(E.run("DIV-08", two_guests(f1=old), params={"diversity": {"max_image_age_days": 365}}), "web1") == "pass"
     assert E.status_of(E.run("DIV-08", two_guests(f1=E.guest_facts(1, lineage=None))), "web1") == "not_applicable"
+    # A build time ahead of the clock is no fresh image: its age cannot be judged (a forged record or a bad clock).
+    ahead = E.guest_facts(1, lineage={"build_id": "b9", "build_time": "2030-01-01T00:00:00Z", "seal": "verified"})
+    fs = E.by_subject(E.run("DIV-08", two_guests(f1=ahead)))
+    assert fs["web1"]["status"] == "error" and "in the future" in fs["web1"]["message"]
 
 
 def test_div09_rng():

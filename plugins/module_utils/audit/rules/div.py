@@ -167,7 +167,7 @@ def _div01(ctx, guest, f, index):
     digest = f.get("machine_id_digest")
     if not digest:
         return fail("/etc/machine-id is empty or missing (uninitialized identity)") if f.get("machine_id_state") == "empty" \
-            else error("machine-id not collected")
+            else error("machine-id not collected%s" % (": %s" % f["machine_id_error"] if f.get("machine_id_error") else ""))
     if index is None:
         index = _dup_index(ctx, "div01")
     if guest in index[1]:
@@ -594,6 +594,9 @@ def div08(ctx, guest):
         return error("lineage record of build %s has no build time" % lineage.get("build_id"))
     age = ctx.age_days(lineage["build_time"])
     limit = ctx.params["diversity"]["max_image_age_days"]
+    if age < -1:  # more than a day ahead of the controller: a forged record or a clock gone wrong, no age at all
+        return error("image build %s claims a build time %.0f days in the future (%s): its age cannot be judged" % (
+            lineage.get("build_id"), -age, lineage["build_time"]), age_days=round(age, 1))
     if age > limit:
         return fail("image build %s is %.0f days old (limit %d)" % (lineage.get("build_id"), age, limit), age_days=round(age, 1))
     return ok("image build is %.0f days old (limit %d)" % (age, limit), age_days=round(age, 1))
