@@ -14,8 +14,9 @@ short_description: Disconnect or remove devices of a vSphere VM (ISO-08)
 version_added: "0.2.0"
 description:
   - Disconnects (connected and start connected off) or removes the devices of one VM given by
-    their device keys, in one reconfiguration. Used by the vsphere role for ISO-08 (connected
-    serial, parallel, floppy, USB, host CD/DVD and PCI passthrough devices).
+    their device keys, in one reconfiguration, for ISO-08 (connected serial, parallel, floppy, USB,
+    host CD/DVD and PCI passthrough devices). One VM per call - the vsphere role carries out a whole
+    vCenter's plan (devices included) in one session with M(vmguard.hardening.vsphere_enforce).
   - Idempotent - a device that is already disconnected (or already gone, with O(state=absent)) is
     left alone; a key the VM does not have is an error with O(state=disconnected).
   - Never powers the VM off. Removing some devices from a running VM is refused by vSphere; the
@@ -61,6 +62,8 @@ options:
     default: disconnected
 extends_documentation_fragment:
   - vmguard.hardening.attributes.changes
+seealso:
+  - module: vmguard.hardening.vsphere_enforce
 """
 
 EXAMPLES = r"""
@@ -83,52 +86,9 @@ changed_devices:
   sample: [{key: 9000, label: Serial port 1}]
 """
 
-import ssl
-
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-try:
-    from pyVim.connect import SmartConnect, Disconnect
-    from pyVim.task import WaitForTask
-    from pyVmomi import vim
-    HAS_PYVMOMI = True
-except ImportError:
-    HAS_PYVMOMI = False
-
-
-def _connect(p):
-    ctx = ssl.create_default_context()
-    if not p["validate_certs"]:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
-
-
-def _label(dev):
-    return dev.deviceInfo.label if dev.deviceInfo is not None else "device %s" % dev.key
-
-
-def device_specs(vm, keys, state):
-    """(device change specs, changed [{key, label}], missing keys)."""
-    by_key = dict((d.key, d) for d in vm.config.hardware.device)
-    specs, changed, missing = [], [], []
-    for key in keys:
-        dev = by_key.get(key)
-        if dev is None:
-            if state == "disconnected":
-                missing.append(key)
-            continue
-        if state == "absent":
-            specs.append(vim.vm.device.VirtualDeviceSpec(operation="remove", device=dev))
-        else:
-            conn = dev.connectable
-            if conn is None or not (conn.connected or conn.startConnected):
-                continue
-            conn.connected = False
-            conn.startConnected = False
-            specs.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
-        changed.append({"key": key, "label": _label(dev)})
-    return specs, changed, missing
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import vsphere_config as vc
 
 
 def main():
@@ -145,41 +105,38 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_PYVMOMI:
+    if not vc.HAS_PYVMOMI:
         module.fail_json(msg=missing_required_lib("pyVmomi"))
     p = module.params
     missing = [k for k in ("hostname", "username", "password") if not p[k]]
     if missing:
         module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
     try:
-        si = _connect(p)
+        si = vc.connect(p)
     except Exception as e:
         module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
     try:
-        vm = vim.VirtualMachine(p["moid"], si._stub)
+        vm = vc.vim.VirtualMachine(p["moid"], si._stub)
         try:
             name = vm.name
-        except vim.fault.ManagedObjectNotFound:
+        except vc.vim.fault.ManagedObjectNotFound:
             module.fail_json(msg="no VM with moid %s" % p["moid"])
-        specs, changed, absent = device_specs(vm, p["devices"], p["state"])
+        specs, changed, absent = vc.device_specs(vm.config.hardware.device, p["devices"], p["state"])
         if absent:
             module.fail_json(msg="VM %s (%s) has no device with key(s) %s" % (name, p["moid"], ", ".join(str(k) for k in absent)))
         diff = {"before": {"devices": [c["label"] for c in changed]}, "after": {"devices": []}} if changed else None
         if specs and not module.check_mode:
             try:
-                WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=specs)))
+                vc.reconfigure(vm, device_specs_=specs)
             except Exception as e:
                 module.fail_json(msg="VM %s: cannot %s %s: %s" % (name, "remove" if p["state"] == "absent" else "disconnect",
-                                                                  ", ".join(c["label"] for c in changed), getattr(e, "msg", None) or e))
+                                                                  ", ".join(c["label"] for c in changed), vc.fault_text(e)))
         result = dict(changed=bool(specs), changed_devices=changed, vm=name)
         if diff and module._diff:
             result["diff"] = diff
         module.exit_json(**result)
     finally:
-        try:
-            Disconnect(si)
-        except Exception:
-            pass
+        vc.disconnect(si)
 
 
 if __name__ == "__main__":
