@@ -192,3 +192,12 @@ CLEAN_DISK = ("<disk type='file' device='disk'>\n      <driver name='qemu' type=
               "      <source file='/var/lib/libvirt/images/{name}.qcow2'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>")
 CDROM = ("<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
          "<source file='/var/lib/libvirt/images/debian-12.iso'/><target dev='sda' bus='sata'/><readonly/></disk>")
+
+
+def host_for(domains, **overrides):
+    """host() whose qemu_processes hold the QEMU process of every running domain of ``domains``, as hostscan sees
+    it on a local qemu driver: the pid libvirt recorded (else 4000 + its position) with the domain's -name/-uuid.
+    A running domain always has a QEMU process; VIS-03 calls a process list that does not show one incomplete."""
+    procs = [qemu_process(d.get("pid") or 4000 + i, d["name"], d.get("uuid"))
+             for i, d in enumerate(domains) if d.get("state") == "running"]
+    return host(**dict({"qemu_processes": procs}, **overrides))
