@@ -14,7 +14,7 @@ short_description: Collect vmguard evidence for every VM of a vCenter in one ret
 version_added: "0.2.0"
 description:
   - Connects to a vCenter (or an ESXi host) with pyVmomi and reads, for every virtual machine and
-    template, the advanced settings the rules audit (C(config.extraConfig); only those keys: every
+    template, the advanced settings the rules audit (C(config.extraConfig), only those keys; every
     other value, C(guestinfo.*) cloud-init user data and OVF properties among them, stays out of
     the evidence), the devices the policy judges
     (serial, parallel, floppy, CD/DVD, USB, PCI passthrough, with their connection state and

@@ -100,9 +100,11 @@ class Context(object):
         return (domain.get("metadata") or {}).get("service")
 
     def data_class_of_domain(self, hv, domain):
+        """The guest's vmguard_data_class from the inventory, else the domain's metadata; blank counts as unset."""
         g = self.guest_of_domain(hv, domain)
-        if g and (self.guests[g].get("vars") or {}).get("data_class"):
-            return self.guests[g]["vars"]["data_class"]
+        cls = (self.guests[g].get("vars") or {}).get("data_class") if g else None
+        if isinstance(cls, str) and cls.strip() or (cls is not None and not isinstance(cls, str)):
+            return cls
         return (domain.get("metadata") or {}).get("data_class")
 
     def ledger_of_guest(self, guest):
@@ -147,7 +149,10 @@ def _subjects(ctx, kind, needs_facts=True):
                 # The domains are unknown: one error per domain rule for the whole hypervisor.
                 yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
                 continue
-            for d in ev.get("domains") or []:
+            if ev.get("domains") is None:  # evidence without its domain list: no domain rule passes unseen
+                yield {"kind": "domain", "id": "%s/*" % hv}, (hv, None), "the hypervisor's domains were not collected"
+                continue
+            for d in ev["domains"]:
                 yield {"kind": "domain", "id": "%s/%s" % (hv, d["name"])}, (hv, d), d.get("error")
     elif kind == "guest":
         yield from _guest_subjects(ctx, needs_facts)
@@ -163,7 +168,10 @@ def _subjects(ctx, kind, needs_facts=True):
             if ev.get("error"):
                 yield {"kind": "vcenter_vm", "id": "%s/*" % vc}, (vc, None), ev["error"]
                 continue
-            for vm in ev.get("vms") or []:
+            if ev.get("vms") is None:  # evidence without its VM list: an error per rule, as for an unreachable vCenter
+                yield {"kind": "vcenter_vm", "id": "%s/*" % vc}, (vc, None), "the vCenter's VMs were not collected"
+                continue
+            for vm in ev["vms"]:
                 yield {"kind": "vcenter_vm", "id": "%s/%s" % (vc, vm.get("name"))}, (vc, vm), vm.get("error")
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None

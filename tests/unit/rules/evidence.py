@@ -143,7 +143,7 @@ def guest(name="web1", service="web", domain_name=None, facts=None, error=None, 
 
 def fleet(domains=(), guests=None, host_ev=None, hv_error=None):
     """Evidence for one hypervisor with ``domains`` and the given guests (name -> guest())."""
-    hv = {"error": hv_error, "uri": "qemu:///system", "host": host_ev if host_ev is not None else host(),
+    hv = {"error": hv_error, "uri": "qemu:///system", "host": host_ev if host_ev is not None else host_for(domains),
           "domains": list(domains)}
     return {"hypervisors": {HV: hv}, "guests": guests or {}}
 

@@ -217,3 +217,24 @@ def test_missing_evidence_field_is_an_error_naming_it(monkeypatch):
     del d["disks"]
     (f,) = engine.evaluate(policy.load_policy({}), E.fleet([d]), now=E.NOW, only={"RB-01"})
     assert f["status"] == "error" and f["message"] == "cannot evaluate: disks not collected"
+
+
+def test_evidence_without_its_domain_or_vm_list_is_an_error_per_rule_never_silence():
+    """A hypervisor whose evidence has no domain list, or a vCenter without its VM list, gives one error finding
+    per rule (subject <name>/*), as an unreachable one does: no domain rule may pass by having nothing to see."""
+    ev = E.fleet([E.domain()])
+    del ev["hypervisors"]["hv1"]["domains"]
+    (f,) = engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={"RB-01"})
+    assert (f["status"], f["subject"]["id"]) == ("error", "hv1/*") and "domains were not collected" in f["message"]
+    ev = {"hypervisors": {}, "guests": {}, "vcenters": {"vc1": {"error": None}}}
+    fs = engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={"LEAK-05"})
+    assert [(f["status"], f["subject"]["id"]) for f in fs] == [("error", "vc1/*")]
+
+
+def test_a_blank_inventory_data_class_falls_back_to_the_domains_metadata():
+    d = E.domain()
+    d["metadata"] = dict(d.get("metadata") or {}, data_class="confidential")
+    ctx = engine.Context(policy.load_policy({}), E.fleet([d], {"web1": E.guest("web1", data_class="  ")}))
+    assert ctx.data_class_of_domain("hv1", d) == "confidential"
+    ctx = engine.Context(policy.load_policy({}), E.fleet([d], {"web1": E.guest("web1", data_class="public")}))
+    assert ctx.data_class_of_domain("hv1", d) == "public"

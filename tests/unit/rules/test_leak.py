@@ -130,6 +130,12 @@ def test_leak05_confidential_needs_luks():
                             "<target dev='vda' bus='virtio'/><encryption format='luks'><secret type='passphrase' uuid='1'/></encryption>"})
     conf["hypervisors"]["hv1"]["domains"] = [enc]
     assert E.run("LEAK-05", conf)[0]["status"] == "pass"
+    # librbd's LUKS formats are LUKS too; a format that is no LUKS is no encryption this rule accepts.
+    for fmt, status in (("luks2", "pass"), ("luks-any", "pass"), ("qcow", "fail")):
+        other = E.domain(replace={"<target dev='vda' bus='virtio'/>":
+                                  "<target dev='vda' bus='virtio'/><encryption format='%s'><secret type='passphrase' uuid='1'/></encryption>" % fmt})
+        conf["hypervisors"]["hv1"]["domains"] = [other]
+        assert E.run("LEAK-05", conf)[0]["status"] == status, fmt
     assert one("LEAK-05", E.domain())["status"] == "not_applicable"
     lun = E.domain(replace={"<disk type='file' device='disk'>": "<disk type='block' device='lun'>",
                             "<source file='/var/lib/libvirt/images/web1.qcow2'/>": "<source dev='/dev/sdb'/>"})

@@ -605,7 +605,7 @@ def div08(ctx, guest):
 @check("DIV-09", "domain")
 def div09(ctx, hd):
     d = hd[1]
-    virtio = [m for m in d.get("rng") or [] if m in VIRTIO_RNG_MODELS]
+    virtio = [m for m in collected(d, "rng") if m in VIRTIO_RNG_MODELS]
     if virtio:
         return ok("virtio-rng present (%s)" % ", ".join(virtio))
     return fail("no virtio-rng device" + (" (has %s)" % ", ".join(d["rng"]) if d.get("rng") else ""))

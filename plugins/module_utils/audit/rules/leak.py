@@ -98,6 +98,8 @@ def leak01(ctx, hv):
 
 
 NETWORK_CONSOLES = ("vnc", "spice", "rdp")
+# libvirt's <encryption format=...> of a LUKS disk: luks (qemu), luks2 and luks-any (the librbd engine).
+LUKS_FORMATS = ("luks", "luks2", "luks-any")
 
 
 _is_loopback = netutil.is_loopback
@@ -212,7 +214,7 @@ def leak05(ctx, hd):
     if not disks:
         return na("no disk: confidential VM with no disk or LUN%s" % (
             " (only %s)" % ", ".join(sorted(set(str(x["device"]) for x in drives))) if drives else ""))
-    plain = [x.get("target") or x.get("source") for x in disks if x.get("encryption") != "luks"]
+    plain = [x.get("target") or x.get("source") for x in disks if x.get("encryption") not in LUKS_FORMATS]
     if plain:
         return fail("confidential VM with unencrypted disk(s): %s" % ", ".join(str(p) for p in plain), disks=plain)
     return ok("all %d disk(s) LUKS-encrypted" % len(disks))
