@@ -408,7 +408,8 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
 {% endfor %}</div>
 {% if delta.gone %}<p class="gone">{{ delta.counts.gone }} failing before and not judged now (subject gone, rule not selected,
 waived or not applicable):
-{% for g in delta.gone[:30] %}{{ g.rule | p }} {{ g.subject.kind | p }}:{{ g.subject.id | p }}{{ ' (%s now)' % (g.now | p) if g.now }}{{ '; ' if not loop.last }}{% endfor %}
+{% for g in delta.gone[:30] %}{{ g.rule | p }} {{ g.subject.kind | p }}:{{ g.subject.id | p }}
+{{- ' (%s now)' % (g.now | p) if g.now }}{{ '; ' if not loop.last }}{% endfor %}
 {% if delta.counts.gone > 30 %} and {{ delta.counts.gone - 30 }} more (report.json){% endif %}</p>{% endif %}
 {% elif delta.error %}<p class="empty">No comparison: {{ delta.error | p }}</p>
 {% else %}<p class="empty">No previous report to compare with (this is the first run into this report directory).</p>

@@ -197,8 +197,9 @@ def test_vis07_disks_or_backing_not_collected_or_unreadable_domain_is_an_error()
 
 def test_vis07_a_disk_only_in_the_persistent_definition_is_referenced():
     web = E.domain("web1")
-    web["inactive"] = E.domain("web1", state="shutoff", extra="<disk type='file' device='disk'><source file='%s'/>"
-                                                             "<target dev='vdb' bus='virtio'/></disk>" % (IMG % "data.qcow2"))
+    web["inactive"] = E.domain("web1", state="shutoff",
+                               extra="<disk type='file' device='disk'><source file='%s'/><target dev='vdb' bus='virtio'/></disk>"
+                               % (IMG % "data.qcow2"))
     imgs = [{"path": IMG % "web1.qcow2", "mode": 0o600}, {"path": IMG % "data.qcow2", "mode": 0o600}]
     assert vis07([web], imgs)["status"] == "pass"
     web["inactive"] = None

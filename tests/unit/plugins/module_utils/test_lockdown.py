@@ -62,7 +62,9 @@ kobject-uevent 1                Netlink  systemd-udevd-kernel.socket systemd-ude
 """
 
 
-def proc_tree(tmp_path, procs=PROCS, tcp=TCP, tcp6=TCP6, udp=UDP):
+def proc_tree(tmp_path, procs=None, tcp=None, tcp6=None, udp=None):
+    procs, tcp, tcp6, udp = (PROCS if procs is None else procs, TCP if tcp is None else tcp,
+                             TCP6 if tcp6 is None else tcp6, UDP if udp is None else udp)
     proc = tmp_path / "proc"
     (proc / "net").mkdir(parents=True)
     (proc / "net" / "tcp").write_text(TCP_HEAD + "".join(line4(i, a, "0A", n) for i, (a, n) in enumerate(tcp))

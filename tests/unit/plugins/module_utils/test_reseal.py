@@ -238,7 +238,8 @@ def test_random_seed_never_creates_a_directory_through_a_link(guest, outside):
 def test_random_seed_creates_missing_directories(guest):
     shutil.rmtree(os.path.join(guest, "var"))
     out = reseal.reseal_random_seed(guest)
-    assert out["new_digest"] == guestscan.random_seed(guest)["random_seed_digest"] is not None
+    assert out["new_digest"] is not None
+    assert out["new_digest"] == guestscan.random_seed(guest)["random_seed_digest"]
     assert os.stat(os.path.join(guest, "var/lib/systemd")).st_mode & 0o777 == 0o755
 
 
