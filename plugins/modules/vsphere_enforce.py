@@ -36,28 +36,7 @@ description:
     returned (the plan may only name the advanced settings of the vSphere rules).
 author:
   - vmguard.hardening developers (@vmguard)
-requirements:
-  - pyVmomi
 options:
-  hostname:
-    description: vCenter or ESXi address (or C(VMWARE_HOST)).
-    type: str
-  username:
-    description: User name (or C(VMWARE_USER)).
-    type: str
-    aliases: [user]
-  password:
-    description: Password (or C(VMWARE_PASSWORD)).
-    type: str
-    aliases: [pass, pwd]
-  port:
-    description: HTTPS port (or C(VMWARE_PORT)).
-    type: int
-    default: 443
-  validate_certs:
-    description: Verify the certificate (or C(VMWARE_VALIDATE_CERTS)); C(SSL_CERT_FILE) names a private CA.
-    type: bool
-    default: true
   vms:
     description:
       - The plan, by VM name - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
@@ -84,6 +63,7 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - vmguard.hardening.vsphere
   - vmguard.hardening.attributes.changes
 notes:
   - Removing some devices from a running VM is refused by vSphere; that VM's failure names the devices,
@@ -181,18 +161,14 @@ calls:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere_session
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import vsphere_config as vc
 
 
 def argument_spec():
-    return dict(
-        hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
-        username=dict(type="str", aliases=["user"], fallback=(env_fallback, ["VMWARE_USER"])),
-        password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
-        port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
-        validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+    return vsphere_session.connection_spec(
         vms=dict(type="dict", required=True),
         device_action=dict(type="str", choices=list(vc.DEVICE_STATES), default="disconnected"),
         prune_snapshots=dict(type="bool", default=False),
@@ -223,11 +199,11 @@ def main():
     results = dict((name, {"moid": _moid_of(p["vms"], name), "changed": False, "errors": [msg]}) for name, msg in invalid.items())
     session = None
     if steps:
-        missing = [k for k in ("hostname", "username", "password") if not p[k]]
+        missing = vsphere_session.missing(p)
         if missing:
             module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
         try:
-            si = vc.connect(p)
+            si = vsphere_session.connect(p)
         except Exception as e:
             module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
         try:
@@ -236,7 +212,7 @@ def main():
         except Exception as e:
             module.fail_json(msg="vCenter %s: cannot read the planned VMs: %s" % (p["hostname"], vc.fault_text(e)))
         finally:
-            vc.disconnect(si)
+            vsphere_session.disconnect(si)
     result = dict(
         changed=any(r.get("changed") for r in results.values()),
         vms=results,

@@ -30,31 +30,10 @@ description:
     environment variable to trust a private CA (as for the vmware.vmware modules).
 author:
   - vmguard.hardening developers (@vmguard)
-requirements:
-  - pyVmomi
-options:
-  hostname:
-    description: vCenter or ESXi address. Falls back to the C(VMWARE_HOST) environment variable.
-    type: str
-  username:
-    description: User name. Falls back to the C(VMWARE_USER) environment variable.
-    type: str
-    aliases: [user]
-  password:
-    description: Password. Falls back to the C(VMWARE_PASSWORD) environment variable.
-    type: str
-    aliases: [pass, pwd]
-  port:
-    description: HTTPS port. Falls back to the C(VMWARE_PORT) environment variable.
-    type: int
-    default: 443
-  validate_certs:
-    description: Verify the server's certificate. Falls back to C(VMWARE_VALIDATE_CERTS).
-    type: bool
-    default: true
 notes:
   - Supports check mode (it changes nothing).
 extends_documentation_fragment:
+  - vmguard.hardening.vsphere
   - vmguard.hardening.attributes.read_only
   - vmguard.hardening.publish
 """
@@ -95,26 +74,9 @@ evidence:
         snapshots: [{name: before-upgrade, creation_time: 1764240000.0, current: true}]
 """
 
-import ssl
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere_session
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere
-
-try:
-    from pyVim.connect import SmartConnect, Disconnect
-    PYVIM_ERR = None
-except ImportError:
-    SmartConnect = Disconnect = None
-    PYVIM_ERR = traceback.format_exc()
-
-
-def _connect(p):
-    ctx = ssl.create_default_context()
-    if not p["validate_certs"]:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
 
 
 def _error_text(e, password):
@@ -125,24 +87,19 @@ def _error_text(e, password):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
-            username=dict(type="str", aliases=["user"], fallback=(env_fallback, ["VMWARE_USER"])),
-            password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
-            port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
-            validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+        argument_spec=vsphere_session.connection_spec(
             publish=dict(type="str"),  # handled by the action plugin on the controller
         ),
         supports_check_mode=True,
     )
-    if not vsphere.HAS_PYVMOMI or PYVIM_ERR:
-        module.fail_json(msg=missing_required_lib("pyVmomi"), exception=PYVIM_ERR)
+    if not vsphere.HAS_PYVMOMI or not vsphere_session.HAS_PYVIM:
+        module.fail_json(msg=missing_required_lib("pyVmomi"))
     p = module.params
-    missing = [k for k in ("hostname", "username", "password") if not p[k]]
+    missing = vsphere_session.missing(p)
     if missing:
         module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
     try:
-        si = _connect(p)
+        si = vsphere_session.connect(p)
     except Exception as e:  # unreachable, TLS or login failure: an error finding, not a failed task
         module.exit_json(changed=False, evidence={"error": "cannot connect to %s:%s: %s" % (
             p["hostname"], p["port"], _error_text(e, p["password"])), "vms": []})
@@ -151,10 +108,7 @@ def main():
     except Exception as e:
         evidence = {"error": "cannot read the VMs of %s: %s" % (p["hostname"], _error_text(e, p["password"])), "vms": []}
     finally:
-        try:
-            Disconnect(si)
-        except Exception:
-            pass
+        vsphere_session.disconnect(si)
     module.exit_json(changed=False, evidence=evidence)
 
 

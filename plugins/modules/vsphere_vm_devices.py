@@ -24,28 +24,7 @@ description:
   - Supports check mode and diff.
 author:
   - vmguard.hardening developers (@vmguard)
-requirements:
-  - pyVmomi
 options:
-  hostname:
-    description: vCenter or ESXi address (or C(VMWARE_HOST)).
-    type: str
-  username:
-    description: User name (or C(VMWARE_USER)).
-    type: str
-    aliases: [user]
-  password:
-    description: Password (or C(VMWARE_PASSWORD)).
-    type: str
-    aliases: [pass, pwd]
-  port:
-    description: HTTPS port (or C(VMWARE_PORT)).
-    type: int
-    default: 443
-  validate_certs:
-    description: Verify the certificate (or C(VMWARE_VALIDATE_CERTS)); C(SSL_CERT_FILE) names a private CA.
-    type: bool
-    default: true
   moid:
     description: Managed object id of the VM (C(vm-42)).
     type: str
@@ -61,6 +40,7 @@ options:
     choices: [disconnected, absent]
     default: disconnected
 extends_documentation_fragment:
+  - vmguard.hardening.vsphere
   - vmguard.hardening.attributes.changes
 seealso:
   - module: vmguard.hardening.vsphere_enforce
@@ -86,19 +66,15 @@ changed_devices:
   sample: [{key: 9000, label: Serial port 1}]
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import vsphere_session
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import vsphere_config as vc
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            hostname=dict(type="str", fallback=(env_fallback, ["VMWARE_HOST"])),
-            username=dict(type="str", aliases=["user"], fallback=(env_fallback, ["VMWARE_USER"])),
-            password=dict(type="str", aliases=["pass", "pwd"], no_log=True, fallback=(env_fallback, ["VMWARE_PASSWORD"])),
-            port=dict(type="int", default=443, fallback=(env_fallback, ["VMWARE_PORT"])),
-            validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["VMWARE_VALIDATE_CERTS"])),
+        argument_spec=vsphere_session.connection_spec(
             moid=dict(type="str", required=True),
             devices=dict(type="list", elements="int", required=True),
             state=dict(type="str", choices=["disconnected", "absent"], default="disconnected"),
@@ -108,11 +84,11 @@ def main():
     if not vc.HAS_PYVMOMI:
         module.fail_json(msg=missing_required_lib("pyVmomi"))
     p = module.params
-    missing = [k for k in ("hostname", "username", "password") if not p[k]]
+    missing = vsphere_session.missing(p)
     if missing:
         module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
     try:
-        si = vc.connect(p)
+        si = vsphere_session.connect(p)
     except Exception as e:
         module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
     try:
@@ -136,7 +112,7 @@ def main():
             result["diff"] = diff
         module.exit_json(**result)
     finally:
-        vc.disconnect(si)
+        vsphere_session.disconnect(si)
 
 
 if __name__ == "__main__":

@@ -25,17 +25,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
-import ssl
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, pending_marker
 
 try:
-    from pyVim.connect import SmartConnect, Disconnect
     from pyVim.task import WaitForTask
     from pyVmomi import vim, vmodl
     HAS_PYVMOMI = True
 except ImportError:  # reported by the modules
-    SmartConnect = Disconnect = WaitForTask = vim = vmodl = None
+    WaitForTask = vim = vmodl = None
     HAS_PYVMOMI = False
 
 # The advanced settings a plan may set: the keys of the vSphere rules (case-insensitive, as VMX keys are).
@@ -197,22 +195,6 @@ def snapshot_removals(flat, names, vm_names, pinned):
 
 
 # ---------------------------------------------------------------- vCenter
-
-
-def connect(p):
-    """A session with the module's connection parameters (hostname, port, username, password, validate_certs)."""
-    ctx = ssl.create_default_context()
-    if not p["validate_certs"]:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
-
-
-def disconnect(si):
-    try:
-        Disconnect(si)
-    except Exception:
-        pass
 
 
 def fault_text(e):
