@@ -4,7 +4,7 @@
 """Root-safe file writes and reads, the one place the project writes or reads state files.
 
 ``atomic_write`` never uses a predictable temporary name: the new content goes to a private file
-made by mkstemp in the target's own directory (O_EXCL, mode set before any byte is written),
+made in the target's own directory (O_EXCL, a random name, mode set before any byte is written),
 is fsynced, renamed over the target (a rename replaces the directory entry and never follows a
 link), and the directory is fsynced. It refuses a target that is a symbolic link or not a
 regular file, so a planted link cannot redirect a root write.
@@ -22,12 +22,15 @@ __metaclass__ = type
 import errno
 import os
 import stat
-import tempfile
+import uuid
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
 
 
 class UnsafePathError(ValueError):
@@ -50,18 +53,6 @@ def _kind(mode):
     return "not a regular file"
 
 
-def _check_target(path):
-    """Refuse a target that exists as anything but a regular file (links are never followed)."""
-    try:
-        st = os.lstat(path)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return
-        raise
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafePathError(path, "is %s, refusing to write through it" % _kind(st.st_mode))
-
-
 def fsync_dir(directory):
     fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
@@ -76,14 +67,148 @@ def atomic_write(path, data, mode=0o600, owner=None):
     ``owner`` = (uid, gid) to chown the new file to before it is renamed into place (root only).
     Raises UnsafePathError when ``path`` is a symbolic link or not a regular file, OSError when
     the directory cannot be written. On failure the target is untouched and no temporary file
-    is left behind.
+    is left behind. (atomic_write_at in the directory of ``path``, which is the caller's own.)
     """
     if not isinstance(data, bytes):
         data = data.encode("utf-8")
     path = os.path.abspath(path)
     directory, base = os.path.split(path)
-    _check_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % base[:64], suffix=".vmguard-tmp", dir=directory)
+    dfd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        atomic_write_at(dfd, base, path, data, mode, owner)
+    finally:
+        os.close(dfd)
+    return path
+
+
+# Under a root the caller owns (an offline image, a guest's /): every directory opened one component at a time
+# from the root's descriptor with O_NOFOLLOW|O_DIRECTORY, every read, write, rename and unlink made relative to
+# a directory descriptor, so a symbolic link planted anywhere in the tree is never followed out of it.
+
+class LinkRefusedError(UnsafePathError):
+    """A directory component under root that is a symbolic link: never followed, it could lead out of the tree.
+
+    ``str()`` is "<root>/etc/ssh is a symbolic link: refusing to follow it out of the image"."""
+
+    def __init__(self, root, path):
+        UnsafePathError.__init__(self, path, "is a symbolic link")
+        where = "" if os.path.realpath(root) == "/" else " out of the image"
+        self.args = ("%s is a symbolic link: refusing to follow it%s" % (path, where),)
+
+
+def lstat_at(dfd, name):
+    """os.lstat of ``name`` in the directory ``dfd``; None when it does not exist."""
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def _open_sub(root, dfd, name, path, create):
+    """Descriptor of the directory ``name`` in ``dfd`` (never through a link); None when missing and not ``create``."""
+    for attempt in (1, 2):
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=dfd)
+        except OSError as e:
+            st = lstat_at(dfd, name)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                raise LinkRefusedError(root, path)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                raise UnsafePathError(path, "is %s, not a directory" % _kind(st.st_mode))
+            if st is not None or e.errno != errno.ENOENT:
+                raise
+        if not create:
+            return None
+        try:
+            os.mkdir(name, 0o755, dir_fd=dfd)
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+    raise OSError(errno.ENOENT, "could not create the directory", path)
+
+
+def open_dir_under(root, rel, create=False, missing_ok=False):
+    """Descriptor of the directory root/rel, each component below root opened with O_NOFOLLOW from its parent's
+    descriptor (the root itself is the caller's and may be reached any way).
+
+    A component that is a symbolic link raises LinkRefusedError, one that is not a directory UnsafePathError.
+    A missing component is created (0755) with ``create``; otherwise None with ``missing_ok``, else OSError ENOENT.
+    """
+    names = [n for n in rel.strip("/").split("/") if n]
+    if [n for n in names if n in (".", "..")]:
+        raise ValueError("%s: a path under the root may not contain . or .." % os.path.join(root, rel.lstrip("/")))
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    path = root
+    try:
+        for name in names:
+            path = os.path.join(path, name)
+            sub = _open_sub(root, fd, name, path, create)
+            os.close(fd)
+            fd = sub
+            if fd is None:
+                if missing_ok:
+                    return None
+                raise OSError(errno.ENOENT, "No such file or directory", path)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
+
+
+def close_all(fds):
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
+def check_target_at(dfd, name, path):
+    """Refuse a target that exists as anything but a regular file (links are never followed)."""
+    st = lstat_at(dfd, name)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(path, "is %s, refusing to write through it" % _kind(st.st_mode))
+
+
+def read_regular_at(dfd, name, path, limit):
+    """The bytes of the regular file ``name`` in ``dfd`` (no link followed, no blocking); None when missing."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        if e.errno == errno.ELOOP:
+            raise UnsafePathError(path, "is a symbolic link, refusing to follow it")
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(path, "is not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UnsafePathError(path, "is larger than the %d bytes allowed" % limit)
+    return data
+
+
+def _temp_name(base):
+    return ".%s.%s.vmguard-tmp" % (base[:64], uuid.uuid4().hex[:12])
+
+
+def write_new_at(dfd, base, data, mode, owner=None):
+    """A new private file (O_EXCL, never through a link) named after ``base`` in ``dfd`` holding ``data`` at
+    ``mode``, fsynced; returns its name. Nothing is left behind on failure."""
+    for attempt in range(100):
+        tmp = _temp_name(base)
+        try:
+            fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dfd)
+            break
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+    else:
+        raise OSError(errno.EEXIST, "no free temporary name", base)
     try:
         try:
             os.fchmod(fd, mode)
@@ -95,16 +220,51 @@ def atomic_write(path, data, mode=0o600, owner=None):
             os.fsync(fd)
         finally:
             os.close(fd)
-        _check_target(path)  # again: nothing may have put a link there meanwhile (rename would replace it anyway)
-        os.rename(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        unlink_quietly(dfd, tmp)
         raise
-    fsync_dir(directory)
-    return path
+    return tmp
+
+
+def unlink_quietly(dfd, name):
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
+
+
+def atomic_write_at(dfd, name, path, data, mode, owner=None):
+    """Replace ``name`` in ``dfd`` with ``data`` at ``mode``: a private temporary file in the same directory,
+    renamed over it. A target that is a link or not a regular file is refused (UnsafePathError naming ``path``)."""
+    check_target_at(dfd, name, path)
+    tmp = write_new_at(dfd, name, data, mode, owner)
+    try:
+        check_target_at(dfd, name, path)  # again: nothing may have put a link there meanwhile (rename would replace it anyway)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        unlink_quietly(dfd, tmp)
+        raise
+    os.fsync(dfd)
+
+
+def link_at(dfd, name, target):
+    """Make ``name`` in ``dfd`` a symbolic link to ``target``: made at a private name, renamed over the entry."""
+    for attempt in range(100):
+        tmp = _temp_name(name)
+        try:
+            os.symlink(target, tmp, dir_fd=dfd)
+            break
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise
+    else:
+        raise OSError(errno.EEXIST, "no free temporary name", name)
+    try:
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        unlink_quietly(dfd, tmp)
+        raise
+    os.fsync(dfd)
 
 
 def open_regular(path, limit=None):

@@ -15,7 +15,7 @@ Nothing under ``root`` is reached through a path string: every directory is open
 at a time from the root's descriptor with O_NOFOLLOW|O_DIRECTORY, and every read, write, rename
 and unlink is made relative to that directory's descriptor. A directory component that is a
 symbolic link (``img/etc -> /elsewhere/etc``) is refused before anything changes
-(LinkRefusedError): running as root, nothing follows a link out of the tree. A final component
+(fsutil.LinkRefusedError): running as root, nothing follows a link out of the tree. A final component
 that is a link is never written through: /etc/machine-id and the random seed are refused, a
 host key or the D-Bus machine-id link is replaced as a directory entry.
 """
@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import os
 import shutil
 import stat
@@ -38,205 +37,10 @@ ITEMS = ("machine_id", "ssh_host_keys", "random_seed")
 SEED_BYTES = 512  # what systemd-random-seed writes
 MACHINE_ID_LIMIT = 4096
 
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
-_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-
-
-class LinkRefusedError(fsutil.UnsafePathError):
-    """A directory component under root that is a symbolic link: never followed, it could lead out of the tree.
-
-    ``str()`` is "<root>/etc/ssh is a symbolic link: refusing to follow it out of the image"."""
-
-    def __init__(self, root, path):
-        fsutil.UnsafePathError.__init__(self, path, "is a symbolic link")
-        where = "" if os.path.realpath(root) == "/" else " out of the image"
-        self.args = ("%s is a symbolic link: refusing to follow it%s" % (path, where),)
-
 
 def _p(root, path):
     """The path string of root/path, for messages only: nothing is opened through it."""
     return os.path.join(root, path.lstrip("/"))
-
-
-def _kind(mode):
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a regular file"
-
-
-def _lstat_at(dfd, name):
-    """os.lstat of ``name`` in the directory ``dfd``; None when it does not exist."""
-    try:
-        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        raise
-
-
-def _open_sub(root, dfd, name, path, create):
-    """Descriptor of the directory ``name`` in ``dfd`` (never through a link); None when missing and not ``create``."""
-    for attempt in (1, 2):
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=dfd)
-        except OSError as e:
-            st = _lstat_at(dfd, name)
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                raise LinkRefusedError(root, path)
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                raise fsutil.UnsafePathError(path, "is %s, not a directory" % _kind(st.st_mode))
-            if st is not None or e.errno != errno.ENOENT:
-                raise
-        if not create:
-            return None
-        try:
-            os.mkdir(name, 0o755, dir_fd=dfd)
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-    raise OSError(errno.ENOENT, "could not create the directory", path)
-
-
-def _open_dir(root, rel, create=False, missing_ok=False):
-    """Descriptor of the directory root/rel, each component below root opened with O_NOFOLLOW from its parent's
-    descriptor (the root itself is the caller's and may be reached any way).
-
-    A component that is a symbolic link raises LinkRefusedError, one that is not a directory UnsafePathError.
-    A missing component is created (0755) with ``create``; otherwise None with ``missing_ok``, else OSError ENOENT.
-    """
-    names = [n for n in rel.strip("/").split("/") if n]
-    if [n for n in names if n in (".", "..")]:
-        raise ValueError("%s: a path under the root may not contain . or .." % _p(root, rel))
-    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
-    path = root
-    try:
-        for name in names:
-            path = os.path.join(path, name)
-            sub = _open_sub(root, fd, name, path, create)
-            os.close(fd)
-            fd = sub
-            if fd is None:
-                if missing_ok:
-                    return None
-                raise OSError(errno.ENOENT, "No such file or directory", path)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        raise
-    return fd
-
-
-def _close(fds):
-    for fd in fds:
-        if fd is not None:
-            os.close(fd)
-
-
-def _check_target_at(dfd, name, path):
-    """Refuse a target that exists as anything but a regular file (links are never followed)."""
-    st = _lstat_at(dfd, name)
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise fsutil.UnsafePathError(path, "is %s, refusing to write through it" % _kind(st.st_mode))
-
-
-def _read_at(dfd, name, path, limit):
-    """The bytes of the regular file ``name`` in ``dfd`` (no link followed, no blocking); None when missing."""
-    try:
-        fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return None
-        if e.errno == errno.ELOOP:
-            raise fsutil.UnsafePathError(path, "is a symbolic link, refusing to follow it")
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise fsutil.UnsafePathError(path, "is not a regular file")
-        data = os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise fsutil.UnsafePathError(path, "is larger than the %d bytes allowed" % limit)
-    return data
-
-
-def _temp_name(base):
-    return ".%s.%s.vmguard-tmp" % (base[:64], uuid.uuid4().hex[:12])
-
-
-def _write_new_at(dfd, base, data, mode):
-    """A new private file (O_EXCL, never through a link) named after ``base`` in ``dfd`` holding ``data`` at
-    ``mode``, fsynced; returns its name. Nothing is left behind on failure."""
-    for attempt in range(100):
-        tmp = _temp_name(base)
-        try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dfd)
-            break
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-    else:
-        raise OSError(errno.EEXIST, "no free temporary name", base)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        _unlink_quietly(dfd, tmp)
-        raise
-    return tmp
-
-
-def _unlink_quietly(dfd, name):
-    try:
-        os.unlink(name, dir_fd=dfd)
-    except OSError:
-        pass
-
-
-def _atomic_write_at(dfd, name, path, data, mode):
-    """Replace ``name`` in ``dfd`` with ``data`` at ``mode``: a private temporary file in the same directory,
-    renamed over it. A target that is a link or not a regular file is refused (UnsafePathError naming ``path``)."""
-    _check_target_at(dfd, name, path)
-    tmp = _write_new_at(dfd, name, data, mode)
-    try:
-        _check_target_at(dfd, name, path)  # again: nothing may have put a link there meanwhile (rename would replace it anyway)
-        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
-        _unlink_quietly(dfd, tmp)
-        raise
-    os.fsync(dfd)
-
-
-def _link_at(dfd, name, target):
-    """Make ``name`` in ``dfd`` a symbolic link to ``target``: made at a private name, renamed over the entry."""
-    for attempt in range(100):
-        tmp = _temp_name(name)
-        try:
-            os.symlink(target, tmp, dir_fd=dfd)
-            break
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-    else:
-        raise OSError(errno.EEXIST, "no free temporary name", name)
-    try:
-        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
-        _unlink_quietly(dfd, tmp)
-        raise
-    os.fsync(dfd)
 
 
 def plan(root, duplicated, force=()):
@@ -285,7 +89,7 @@ def _machine_id_digest(raw):
 
 def _dbus_needs_link(dfd, path):
     """Whether var/lib/dbus/machine-id exists and is not yet the link to /etc/machine-id."""
-    st = _lstat_at(dfd, "machine-id")
+    st = fsutil.lstat_at(dfd, "machine-id")
     if st is None:
         return False
     if stat.S_ISLNK(st.st_mode):
@@ -303,27 +107,27 @@ def reseal_machine_id(root):
     path = _p(root, "/etc/machine-id")
     etc = dbus = None
     try:
-        etc = _open_dir(root, "etc")
-        dbus = _open_dir(root, "var/lib/dbus", missing_ok=True)
-        _check_target_at(etc, "machine-id", path)
+        etc = fsutil.open_dir_under(root, "etc")
+        dbus = fsutil.open_dir_under(root, "var/lib/dbus", missing_ok=True)
+        fsutil.check_target_at(etc, "machine-id", path)
         relink = dbus is not None and _dbus_needs_link(dbus, _p(root, "/var/lib/dbus/machine-id"))
-        old = _machine_id_digest(_read_at(etc, "machine-id", path, MACHINE_ID_LIMIT))
+        old = _machine_id_digest(fsutil.read_regular_at(etc, "machine-id", path, MACHINE_ID_LIMIT))
         mid = new_machine_id()
-        _atomic_write_at(etc, "machine-id", path, (mid + "\n").encode("ascii"), 0o444)
+        fsutil.atomic_write_at(etc, "machine-id", path, (mid + "\n").encode("ascii"), 0o444)
         if relink:
-            _link_at(dbus, "machine-id", "/etc/machine-id")
+            fsutil.link_at(dbus, "machine-id", "/etc/machine-id")
     finally:
-        _close((etc, dbus))
+        fsutil.close_all((etc, dbus))
     return {"old_digest": old, "new_digest": guestscan.sha256(mid)}
 
 
 def reseal_random_seed(root, urandom=os.urandom):
     """A fresh seed in /var/lib/systemd/random-seed (missing directories made 0755, never through a link)."""
     path = _p(root, "/var/lib/systemd/random-seed")
-    dfd = _open_dir(root, "var/lib/systemd", create=True)
+    dfd = fsutil.open_dir_under(root, "var/lib/systemd", create=True)
     try:
         data = urandom(SEED_BYTES)
-        _atomic_write_at(dfd, "random-seed", path, data, 0o600)
+        fsutil.atomic_write_at(dfd, "random-seed", path, data, 0o600)
     finally:
         os.close(dfd)
     return {"new_digest": guestscan.sha256(data) if data else None}
@@ -349,9 +153,9 @@ def _open_key_dirs(root, pub_files):
         for pub_file in pub_files:
             directory = _key_entry(pub_file)[0]
             if directory not in fds:
-                fds[directory] = _open_dir(root, directory)
+                fds[directory] = fsutil.open_dir_under(root, directory)
     except BaseException:
-        _close(fds.values())
+        fsutil.close_all(fds.values())
         raise
     return fds
 
@@ -383,17 +187,17 @@ def _rotate_key(root, dfd, directory, name, key, run):
     """Put a new key pair at ``name``/``name``.pub in ``dfd``; the old files are renamed to *.vmguard-old."""
     private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run)
     pub = " ".join(public.decode("ascii").split()[:2])
-    made = [_write_new_at(dfd, name, private, 0o600)]
+    made = [fsutil.write_new_at(dfd, name, private, 0o600)]
     try:
-        made.append(_write_new_at(dfd, name + ".pub", public, 0o644))
+        made.append(fsutil.write_new_at(dfd, name + ".pub", public, 0o644))
         for src in (name, name + ".pub"):
-            if _lstat_at(dfd, src) is not None:
+            if fsutil.lstat_at(dfd, src) is not None:
                 os.replace(src, src + OLD_SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
         os.replace(made[0], name, src_dir_fd=dfd, dst_dir_fd=dfd)
         os.replace(made[1], name + ".pub", src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         for tmp in made:
-            _unlink_quietly(dfd, tmp)
+            fsutil.unlink_quietly(dfd, tmp)
         raise
     os.fsync(dfd)
     return {"type": key["type"], "file": key["file"], "old_fingerprint": key["fingerprint"],
@@ -415,7 +219,7 @@ def reseal_host_keys(root, keys, run):
             directory, name = _key_entry(k["file"])
             out.append(_rotate_key(root, fds[directory], directory, name, k, run))
     finally:
-        _close(fds.values())
+        fsutil.close_all(fds.values())
     return out
 
 
@@ -433,12 +237,12 @@ def _each_old(root, rotated, action):
     fds = _open_key_dirs(root, [r["file"] for r in rotated])
     try:
         for directory, cur, old in _old_names(rotated):
-            if _lstat_at(fds[directory], old) is not None:
+            if fsutil.lstat_at(fds[directory], old) is not None:
                 action(fds[directory], cur, old)
         for fd in fds.values():
             os.fsync(fd)
     finally:
-        _close(fds.values())
+        fsutil.close_all(fds.values())
 
 
 def _unlink_old(dfd, cur, old):

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import reseal
 
@@ -298,5 +299,5 @@ def test_host_keys_rotate_and_commit_without_links(guest):
 
 
 def test_refusal_message_on_the_live_root():
-    assert str(reseal.LinkRefusedError("/", "/etc/ssh")) == "/etc/ssh is a symbolic link: refusing to follow it"
-    assert isinstance(reseal.LinkRefusedError("/img", "/img/etc"), ValueError)
+    assert str(fsutil.LinkRefusedError("/", "/etc/ssh")) == "/etc/ssh is a symbolic link: refusing to follow it"
+    assert isinstance(fsutil.LinkRefusedError("/img", "/img/etc"), ValueError)
