@@ -9,8 +9,9 @@ Every reader takes a root path so tests run it on real trees built in a temporar
 
 Files are opened without following a final symbolic link and without blocking (a FIFO or device is refused, never
 read): on an offline image (identity_reseal's plan) a planted link such as img/etc/machine-id -> /etc/shadow would
-otherwise be read from the host. Directory components above the file are still resolved by the kernel (see
-remediation/reseal.py's _open_dir for a walk that refuses them too). A file that exists but cannot be read is
+otherwise be read from the host. Under a root that is not the guest's own / (an offline image), every directory
+below the root is opened one component at a time without following a link either (fsutil.open_dir_under): an
+image whose etc links to the host's /etc is refused, never read. A file that exists but cannot be read is
 reported as such, never as "missing".
 """
 
@@ -29,6 +30,8 @@ import stat
 import struct
 import time
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
+
 SYSCTLS = ("kernel.randomize_va_space", "kernel.kptr_restrict", "kernel.dmesg_restrict",
            "net.ipv4.ip_forward", "kernel.yama.ptrace_scope")
 NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
@@ -46,11 +49,12 @@ def _kind(mode):
     return "not a regular file"
 
 
-def _open_regular(full, path):
-    """(descriptor, None) of the regular file ``full``; (None, None) when it does not exist; (None, why) when it
-    exists but is refused or cannot be opened. A final symbolic link is never followed (O_NOFOLLOW: ELOOP)."""
+def _open_regular(full, path, dir_fd=None):
+    """(descriptor, None) of the regular file ``full`` (a name in ``dir_fd`` when given); (None, None) when it does
+    not exist; (None, why) when it exists but is refused or cannot be opened. A final symbolic link is never
+    followed (O_NOFOLLOW: ELOOP)."""
     try:
-        fd = os.open(full, _READ_FLAGS)
+        fd = os.open(full, _READ_FLAGS, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ENOENT:
             return None, None
@@ -90,13 +94,42 @@ def _read_file(root, path, binary=False):
     """(content, None) of the regular file root/``path``; (None, None) when it does not exist; (None, why) when it
     exists but cannot be read, is a symbolic link (never followed), a directory, a FIFO or a device. Text is
     decoded as UTF-8 (undecodable bytes replaced)."""
-    fd, why = _open_regular(os.path.join(root, path.lstrip("/")), path)
+    if _offline(root):
+        fd, why = _open_under(root, path)
+    else:
+        fd, why = _open_regular(os.path.join(root, path.lstrip("/")), path)
     if fd is None:
         return None, why
     data, why = _read_fd(fd, path)
     if data is None or binary:
         return data, why
     return data.decode("utf-8", "replace"), None
+
+
+def _offline(root):
+    """Whether ``root`` is an image's tree rather than this system's own /."""
+    return os.path.realpath(root) != "/"
+
+
+def _dir_under(root, directory, path):
+    """(descriptor of root/``directory``, None), (None, None) when it does not exist, (None, why) when a component
+    is a symbolic link (never followed out of the image) or cannot be opened."""
+    try:
+        return fsutil.open_dir_under(root, directory, missing_ok=True), None
+    except (OSError, ValueError) as e:  # LinkRefusedError and UnsafePathError are ValueErrors
+        return None, "%s cannot be read: %s" % (path, e)
+
+
+def _open_under(root, path):
+    """_open_regular of root/``path`` with every directory below ``root`` opened without following a link."""
+    directory, name = os.path.split(path.strip("/"))
+    dfd, why = _dir_under(root, directory, path)
+    if dfd is None:
+        return None, why
+    try:
+        return _open_regular(name, path, dir_fd=dfd)
+    finally:
+        os.close(dfd)
 
 
 def _read(root, path, binary=False):
@@ -166,6 +199,17 @@ def ssh_host_keys(root="/"):
     return None if err else keys
 
 
+def _list_dir(root, directory):
+    """os.listdir of root/``directory`` (under an image's root, reached without following a link)."""
+    if not _offline(root):
+        return os.listdir(os.path.join(root, directory))
+    dfd = fsutil.open_dir_under(root, directory)
+    try:
+        return os.listdir(dfd)
+    finally:
+        os.close(dfd)
+
+
 def read_ssh_host_keys(root="/"):
     """(keys, error): an unreadable /etc/ssh or key file is an error, never "no keys" (DIV-02, RB-06).
 
@@ -175,10 +219,12 @@ def read_ssh_host_keys(root="/"):
     d = os.path.join(root, "etc/ssh")
     keys = []
     try:
-        names = sorted(os.listdir(d))
+        names = sorted(_list_dir(root, "etc/ssh"))
     except OSError as e:
-        if not os.path.lexists(d):
+        if not os.path.lexists(d) or e.errno == errno.ENOENT:
             return [], None
+        return None, "cannot list /etc/ssh: %s" % e
+    except ValueError as e:  # a linked directory in an image (fsutil.LinkRefusedError)
         return None, "cannot list /etc/ssh: %s" % e
     unpaired = [n for n in names if n.startswith("ssh_host_") and n.endswith("_key") and n + ".pub" not in names]
     if unpaired:

@@ -73,18 +73,22 @@ def test_shadow_permission_denied_as_an_unprivileged_user():
         root = tree(pathlib.Path(base))
         os.chmod(os.path.join(root, "etc/passwd"), 0o644)
         os.chmod(os.path.join(root, "etc/shadow"), 0o600)
+        # The system Python, as a guest's, with the collection's module_utils on its path as AnsiballZ ships them.
         script = (
-            "import importlib.util, json, sys\n"
-            "spec = importlib.util.spec_from_file_location('guestscan', sys.argv[1])\n"
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "import json, sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan as m\n"
             "print(json.dumps(m.read_accounts(sys.argv[2], today=20100)))\n")
+        collections = guestscan.__file__
+        for dummy in range(7):  # <collections>/ansible_collections/vmguard/hardening/plugins/module_utils/evidence/x.py
+            collections = os.path.dirname(collections)
 
         def drop():
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
 
-        p = subprocess.run([SYSTEM_PYTHON, "-c", script, os.path.realpath(guestscan.__file__), root],
+        p = subprocess.run([SYSTEM_PYTHON, "-c", script, collections, root],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                            preexec_fn=drop, check=False, cwd="/")
         assert p.returncode == 0, p.stderr
@@ -247,3 +251,28 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(str(d / "random-seed"))  # opening it for reading would wait for a writer
     got = guestscan.random_seed(str(tmp_path))
     assert got["random_seed_digest"] is None and "it is a FIFO" in got["random_seed_error"]
+
+
+def test_an_image_whose_directory_links_out_is_never_read_through(tmp_path):
+    """An offline image (identity_reseal's plan reads one) with etc -> a directory outside it: the outside files
+    (here standing for the host's /etc) are refused, named, never read as the image's."""
+    outside = tmp_path / "host-etc"
+    (outside / "ssh").mkdir(parents=True)
+    (outside / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+    (outside / "passwd").write_text(PASSWD)
+    (outside / "shadow").write_text(SHADOW)
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "etc").symlink_to(outside)
+    mid = guestscan.machine_id(str(image))
+    assert mid["machine_id_state"] == "unreadable" and "symbolic link" in mid["machine_id_error"]
+    assert guestscan.sha256("0123456789abcdef0123456789abcdef") not in repr(mid)
+    keys, err = guestscan.read_ssh_host_keys(str(image))
+    assert keys is None and "symbolic link" in err
+    accounts, err = guestscan.read_accounts(str(image), today=20100)
+    assert accounts is None and "symbolic link" in err
+    # The same files in a real directory of the image are read.
+    (image / "etc").unlink()
+    shutil.copytree(str(outside), str(image / "etc"))
+    assert guestscan.machine_id(str(image))["machine_id_state"] == "set"
+    assert guestscan.read_ssh_host_keys(str(image)) == ([], None)
