@@ -243,60 +243,12 @@ def _state(dom):
     return STATES.get(state, str(state))
 
 
-# Interfaces joined through a socket of QEMU's own (-netdev socket / dgram / stream): their segment is named by
-# the source (and, for udp, local) address and port, which domxml does not return.
-SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
 # virStorageVolType, as virStorageVolGetInfo reports it.
 VOLUME_TYPES = {0: "file", 1: "block", 2: "dir", 3: "network", 4: "netdir", 5: "ploop"}
 
 
-def _socket_source(el):
-    """{source_address, source_port, local_address, local_port} of a socket interface (None where absent)."""
-    src = el.find("source")
-    local = src.find("local") if src is not None else None
-    return dict(source_address=src.get("address") if src is not None else None,
-                source_port=src.get("port") if src is not None else None,
-                local_address=local.get("address") if local is not None else None,
-                local_port=local.get("port") if local is not None else None)
-
-
-def _host_id(h):
-    """One <host> of a network disk's source: "unix:<socket>" or "<name>:<port>" (port None when not given)."""
-    if h.get("transport") == "unix":
-        return "unix:%s" % (h.get("socket") or "")
-    return "%s:%s" % (h.get("name") or "", h.get("port"))
-
-
-def derive_sources(d, xml_text):
-    """Add to the parsed domain ``d`` (in place) what ISO-02 and ISO-06 compare and domxml.parse_domain does not
-    return: the addresses and ports of socket interfaces (SOCKET_INTERFACES), the pool and volume names of volume
-    disks (resolved to a path by resolve_volumes) and the protocol, name and hosts of network disks. The XML is
-    parsed a second time only when the domain has one of these. Interfaces and disks are matched by position
-    (parse_domain keeps the document's order)."""
-    socket_ifaces = any(i.get("type") in SOCKET_INTERFACES for i in d["interfaces"])
-    pooled = any(x.get("type") in ("volume", "network") for x in d["disks"])
-    if not (socket_ifaces or pooled):
-        return d
-    devices = ET.fromstring(xml_text).find("devices")
-    if socket_ifaces:
-        for iface, el in zip(d["interfaces"], devices.findall("interface")):
-            if iface.get("type") in SOCKET_INTERFACES:
-                iface.update(_socket_source(el))
-    if pooled:
-        for disk, el in zip(d["disks"], devices.findall("disk")):
-            src = el.find("source")
-            if disk.get("type") == "volume":
-                disk.update(pool=src.get("pool") if src is not None else None,
-                            volume=src.get("volume") if src is not None else None)
-            elif disk.get("type") == "network":
-                disk.update(protocol=src.get("protocol") if src is not None else None,
-                            name=src.get("name") if src is not None else None,
-                            hosts=[_host_id(h) for h in src.findall("host")] if src is not None else [])
-    return d
-
-
 def resolve_volumes(conn, disks):
-    """Each volume disk of ``disks`` (after derive_sources) gets ``volume_path`` (storageVolLookupByName(...).path()),
+    """Each volume disk of ``disks`` (domxml gives their pool and volume) gets ``volume_path`` (storageVolLookupByName(...).path()),
     ``volume_type`` (file, block, dir, network, netdir, ploop), ``volume_pool_type`` (the pool's type: dir,
     logical, rbd...) and ``volume_error``: why the volume could not be resolved (pool or volume not found, pool
     inactive), else None. ISO-06 compares volume disks by that path and gives error for a disk with an error."""
@@ -344,9 +296,9 @@ def collect_networks(conn):
 
 def _parse(dom, flags, local, kind):
     """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition; socket interface
-    and pooled disk sources derived (derive_sources), volume disks resolved to their path (resolve_volumes)."""
+    volume disks resolved to their path (resolve_volumes)."""
     xml_text = dom.XMLDesc(flags)
-    d = derive_sources(domxml.parse_domain(xml_text), xml_text)
+    d = domxml.parse_domain(xml_text)
     resolve_volumes(dom.connect(), d["disks"])
     for g in d["graphics"]:
         g["passwd_set"] = None  # XML read without VIR_DOMAIN_XML_SECURE never carries passwd

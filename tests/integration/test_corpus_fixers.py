@@ -33,6 +33,7 @@ import corpus  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml  # noqa: E402
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.domfix import NO_TAP  # noqa: E402
 
 URI = "qemu:///system"
 PREFIX = "vmg-cx-"
@@ -133,6 +134,8 @@ def strip_owned(xml):
             # ISO-02: the interface's type, source and old switch port settings.
             i.attrib.pop("type", None)
             owned += i.findall("source") + i.findall("virtualport") + i.findall("vlan")
+        elif i.get("type") == "ethernet":  # ISO-03 filters its tap too
+            owned += i.findall("filterref")
     # ISO-06: the disks it may detach (all but the boot disks; the cdroms and floppies stay).
     boot = domfix.boot_disks(root)
     owned += [d for d in root.findall(dev + "disk") if (d.get("device") or "disk") in ("disk", "lun") and d not in boot
@@ -197,8 +200,11 @@ def confining(conn):
 def limitation(rid, message, ours, lsm, pci_full):
     """Why a fixed rule may still fail on libvirt's definition, or None: what the fixers leave on purpose
     (``ours``: the remediated XML as the fixers wrote it)."""
-    if rid == "ISO-03" and "type='direct'" in ours.replace('"', "'"):
-        return "macvtap interface (nwfilter does not apply)"
+    xml = ours.replace('"', "'")
+    if rid == "ISO-03" and any("<interface type='%s'" % t in xml for t in NO_TAP):
+        return "interface without a host tap device: macvtap, socket, vhost-user, vDPA (nwfilter does not apply)"
+    if rid == "ISO-02" and "set up outside libvirt's evidence" in message:
+        return "an ethernet, vhost-user or vDPA interface's segment is set up outside libvirt (left to a person)"
     if rid == "ISO-04" and "type='none'" not in message and ("unconfined" in message or "root" in message):
         return "an unconfined or root label (left to a person)"
     if rid == "ISO-04" and not lsm and not [s for s in etree.fromstring(ours.encode("utf-8")).findall("seclabel")

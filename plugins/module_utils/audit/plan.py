@@ -61,7 +61,7 @@ import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, remediation_for
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import ROOT as ROOT_NAMES, _disk_key, _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import NO_TAP, ROOT as ROOT_NAMES, _disk_key, _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
 
@@ -305,8 +305,9 @@ def _iso03_params(iso, look, hv, name):
     mgmt = set(iso["management_networks"])
     lacking = [i for i in look.domain(hv, name).get("interfaces") or []
                if _net_key(hv, i, mgmt) and i.get("filterref") not in iso["nwfilters"]]
-    if lacking and all(i.get("type") == "direct" for i in lacking):
-        return None, "cannot be enforced: nwfilter does not apply to macvtap (type='direct') interfaces"
+    if lacking and all(i.get("type") in NO_TAP for i in lacking):
+        return None, "cannot be enforced: nwfilter does not apply to interfaces without a host tap device (%s)" % (
+            ", ".join(sorted(set("type='%s'" % i.get("type") for i in lacking))))
     params = {"management_networks": list(iso["management_networks"]), "nwfilters": list(iso["nwfilters"]),
               "filter": "clean-traffic"}
     guest, v = look.guest(hv, name)

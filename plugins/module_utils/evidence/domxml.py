@@ -82,7 +82,7 @@ def _disk(el):
     enc = el.find("encryption")
     if enc is None and src is not None:
         enc = src.find("encryption")
-    return dict(
+    disk = dict(
         device=el.get("device", "disk"),
         type=source_kind,
         source=source,
@@ -94,6 +94,34 @@ def _disk(el):
         encryption=enc.get("format") if enc is not None else None,
         backing=backing,
     )
+    # What ISO-06 compares of pooled and network disks (hypervisor_facts resolves a volume to its path).
+    if source_kind == "volume":
+        disk.update(pool=src.get("pool") if src is not None else None, volume=src.get("volume") if src is not None else None)
+    elif source_kind == "network":
+        disk.update(protocol=src.get("protocol") if src is not None else None, name=src.get("name") if src is not None else None,
+                    hosts=[_host_id(h) for h in src.findall("host")] if src is not None else [])
+    return disk
+
+
+def _host_id(h):
+    """One <host> of a network disk's source: "unix:<socket>" or "<name>:<port>" (port None when not given)."""
+    if h.get("transport") == "unix":
+        return "unix:%s" % (h.get("socket") or "")
+    return "%s:%s" % (h.get("name") or "", h.get("port"))
+
+
+# Interfaces joined through a socket of QEMU's own (-netdev socket / dgram / stream): their segment is named by
+# the source (and, for udp, local) address and port.
+SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
+
+
+def _socket_source(src):
+    """{source_address, source_port, local_address, local_port} of a socket interface (None where absent)."""
+    local = src.find("local") if src is not None else None
+    return dict(source_address=src.get("address") if src is not None else None,
+                source_port=src.get("port") if src is not None else None,
+                local_address=local.get("address") if local is not None else None,
+                local_port=local.get("port") if local is not None else None)
 
 
 def _interface(el):
@@ -102,7 +130,7 @@ def _interface(el):
     link = el.find("link")
     mac = el.find("mac")
     model = el.find("model")
-    return dict(
+    iface = dict(
         type=el.get("type"),
         network=src.get("network") if src is not None else None,
         bridge=src.get("bridge") if src is not None else None,
@@ -114,6 +142,9 @@ def _interface(el):
         link_state=link.get("state", "up") if link is not None else "up",
         hostdev_source=_hostdev_address(src) if el.get("type") == "hostdev" else None,
     )
+    if iface["type"] in SOCKET_INTERFACES:  # what ISO-02 compares of a socket interface
+        iface.update(_socket_source(src))
+    return iface
 
 
 def _hostdev_address(src):

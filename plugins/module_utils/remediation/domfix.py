@@ -233,11 +233,23 @@ def remove_transient_disks(root, etree, params):
 
 # --- ISO -------------------------------------------------------------------------------------------
 
+# Interfaces without a host tap device: nwfilter (ISO-03's filter) does not apply to them (libvirt filters the
+# tap of network, bridge and ethernet interfaces only); the fixers name them and leave them.
+NO_TAP = ("direct", "mcast", "udp", "server", "client", "vhostuser", "vdpa")
+
+
 def _segment(iface, mgmt):
     """(kind, name) of the shared L2 segment a service interface joins, or None (as ISO-03 sees it:
-    network and bridge interfaces not on a management network, and macvtap (direct) ones)."""
+    network and bridge interfaces not on a management network, ethernet ones (a tap the host's scripts
+    attach), and those without a tap (NO_TAP: macvtap, sockets, vhost-user, vDPA))."""
     kind = iface.get("type")
     src = iface.find("source")
+    if kind == "ethernet":
+        tgt = iface.find("target")
+        return ("ethernet", (tgt.get("dev") if tgt is not None else None) or _mac(iface) or "?")
+    if kind in NO_TAP and kind != "direct":
+        where = [src.get(k) for k in ("address", "port", "path", "dev") if src is not None and src.get(k)]
+        return (kind, ":".join(where) or _mac(iface) or "?")
     if src is None:
         return None
     if kind == "network" and src.get("network"):
@@ -251,6 +263,11 @@ def _segment(iface, mgmt):
 
 def _iface_name(iface, segment, n):
     return "%s (%s %s)" % (_mac(iface) or "#%d" % n, segment[0], segment[1])
+
+
+def _iface_kind(name):
+    """The interface type in an _iface_name."""
+    return name.split(" (", 1)[1].split(" ", 1)[0]
 
 
 def _segment_key(segment):
@@ -273,7 +290,7 @@ def move_to_service_network(root, etree, params):
         seg = _segment(iface, mgmt)
         if not seg or _segment_key(seg) not in move or seg == ("network", target):
             continue
-        if seg[0] == "direct":
+        if seg[0] not in ("network", "bridge"):
             direct.append(_iface_name(iface, seg, n))
             continue
         src = iface.find("source")
@@ -289,7 +306,8 @@ def move_to_service_network(root, etree, params):
     if not done:
         return None
     if direct:
-        done.append("left macvtap interface(s) %s: a host NIC's uplink, not a network to replace" % ", ".join(direct))
+        done.append("left interface(s) %s: not a network or bridge this can replace (a host NIC's uplink, a socket, "
+                    "a tap set up outside libvirt)" % ", ".join(direct))
     return "; ".join(done)
 
 
@@ -300,8 +318,8 @@ def add_clean_traffic(root, etree, params):
     ``nwfilters`` (a filter that is not allowed is replaced; its parameters stay). ``ip``: the guest's
     service address, given as the filter's IP parameter when the domain has exactly one service
     interface; without it clean-traffic learns the address from the guest's first DHCP/ARP traffic.
-    macvtap (type='direct') interfaces are left alone: libvirt drops a filterref there (nwfilter acts on
-    host tap devices only)."""
+    Interfaces without a host tap device (NO_TAP: macvtap, socket, vhost-user, vDPA) are named and left alone:
+    nwfilter acts on host tap devices only (network, bridge and ethernet interfaces)."""
     mgmt, allowed, name = set(params["management_networks"]), set(params["nwfilters"]), params["filter"]
     service = [(n, i, s) for n, (i, s) in enumerate(((i, _segment(i, mgmt)) for i in _children(root, "interface")), 1) if s]
     ip = params["ip"] if len(service) == 1 else None
@@ -310,7 +328,7 @@ def add_clean_traffic(root, etree, params):
         ref = iface.find("filterref")
         if ref is not None and ref.get("filter") in allowed:
             continue
-        if seg[0] == "direct":
+        if seg[0] in NO_TAP:
             direct.append(_iface_name(iface, seg, n))
             continue
         what = "added <filterref filter='%s'>" % name
@@ -331,7 +349,8 @@ def add_clean_traffic(root, etree, params):
     if params["ip"] and len(service) > 1:
         done.append("IP %s not set: the domain has %d service interfaces" % (params["ip"], len(service)))
     if direct:
-        done.append("left macvtap interface(s) %s: nwfilter does not apply to type='direct'" % ", ".join(direct))
+        done.append("left interface(s) %s: nwfilter applies to host tap devices only (not to %s)" % (
+            ", ".join(direct), "/".join(sorted(set(_iface_kind(d) for d in direct)))))
     return "; ".join(done)
 
 

@@ -116,6 +116,9 @@ PRIVATE_INTERFACES = ("user", "hostdev")
 # QEMU's own sockets (hypervisor_facts adds source_address/source_port, local_address/local_port): a segment
 # named by address and port, which may reach other hypervisors.
 SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
+# Interfaces without a host tap device: nwfilter does not apply to them (ISO-03 cannot be enforced there; the
+# planner says so). remediation/domfix.py keeps the same tuple (tests/unit/rules/test_plan_isolation.py).
+NO_TAP = ("direct",) + SOCKET_INTERFACES + ("vhostuser", "vdpa")
 
 
 def _networks(ctx, hv):

@@ -189,7 +189,27 @@ def test_iso03_leaves_macvtap_interfaces_which_libvirt_cannot_filter():
     both = xml.replace("<source network='vmguard-mgmt'/>", "<source network='svc-web'/>")
     new, changes = domfix.apply(both, {"ISO-03": MGMT}, etree)
     assert "filterref" not in new.split("type=\"direct\"")[1].split("</interface>")[0].replace("'", '"')
-    assert changes[0].endswith("left macvtap interface(s) 52:54:00:00:00:01 (direct eth1): nwfilter does not apply to type='direct'")
+    assert changes[0].endswith("left interface(s) 52:54:00:00:00:01 (direct eth1): nwfilter applies to host tap devices only (not to direct)")
+
+
+def test_iso03_filters_an_ethernet_tap_and_leaves_socket_interfaces():
+    """nwfilter acts on host tap devices: an ethernet interface (a tap the host's scripts attach) gets the filter;
+    a socket (mcast) interface has no tap and is named, never given a filterref libvirt would ignore."""
+    xml = HOSTILE.replace("<interface type='network'><mac address='52:54:00:00:00:01'/><source network='svc-web'/>",
+                          "<interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='vnet-web'/>")
+    new, changes = domfix.apply(xml, {"ISO-03": MGMT}, etree)
+    assert "added <filterref filter='clean-traffic'>" in changes[0] and "(ethernet vnet-web)" in changes[0]
+    assert verdict("ISO-03", new)[0] == "pass"
+    mcast = HOSTILE.replace("<interface type='network'><mac address='52:54:00:00:00:01'/><source network='svc-web'/>",
+                            "<interface type='mcast'><mac address='52:54:00:00:00:01'/><source address='230.0.0.1' port='5558'/>")
+    assert verdict("ISO-03", mcast)[0] == "fail"
+    new, changes = domfix.apply(mcast, {"ISO-03": MGMT}, etree)
+    assert new is None or "filterref" not in new.split("type=\"mcast\"")[1].split("</interface>")[0]
+
+
+def test_the_fixers_know_the_rules_tapless_interfaces():
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import iso
+    assert domfix.NO_TAP == iso.NO_TAP
 
 
 def test_iso04_removes_only_the_labels_that_switch_confinement_off():

@@ -59,7 +59,7 @@ def test_iso02_network_source_loses_the_old_segment_attributes_and_macvtap_stays
         "<interface type='bridge'>", "<interface type='direct'>").replace("<source bridge='br-web'/>", "<source dev='eth0' mode='vepa'/>")
     new, changes = domfix.apply(xml, {"ISO-02": {"network": "svc-mail", "move": ["network:web-net", "direct:eth0"]}}, etree)
     assert dict(iface(new, "52:54:00:00:00:03").find("source").attrib) == {"network": "svc-mail"}
-    assert "left macvtap interface(s) 52:54:00:00:00:01 (direct eth0)" in changes[0]
+    assert "left interface(s) 52:54:00:00:00:01 (direct eth0): not a network or bridge this can replace" in changes[0]
     assert iface(new, "52:54:00:00:00:01").get("type") == "direct"
 
 
