@@ -36,8 +36,10 @@ description:
     attribute is kept, and from qemu.conf's C(vnc_password)/C(spice_password) host default. It is
     null when it cannot be known (other drivers, unreadable files). No password value is kept or
     returned.
-  - Values of secret-bearing options in C(<qemu:commandline>) arguments and secret-looking
-    C(<qemu:env>) variables are redacted before they leave the module (C(redacted) counts them).
+  - Secret values in C(<qemu:commandline>) arguments and C(<qemu:env>) values are redacted before they
+    leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
+    C(--opt value) forms, URL user information, the whole value of a secret-named variable - and so
+    are qemu.conf's C(*password)/C(*passwd)/C(*secret) values (presence is kept, as C(<redacted>)).
   - On a local host, every file disk's backing chain is read with
     C(qemu-img info --backing-chain -U) and every base (backing) image is verified offline and
     read-only for the DIV-06 seal (C(qemu-img convert) to a private temporary directory under

@@ -865,8 +865,8 @@ def test_iso03_on_macvtap_only_is_not_enforced():
     ev = E.fleet([E.domain("web1", replace=xml_replace)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
     p, findings = build({}, ev)
     assert [f["status"] for f in findings if f["rule"] == "ISO-03"] == ["fail"]
-    assert not_enforced(p, "ISO-03") == [("hv1/web1", "cannot be enforced: nwfilter does not apply to interfaces without a host tap "
-                                                       "device (type='direct')")]
+    why = "cannot be enforced: nwfilter does not apply to interfaces without a host tap device (type='direct')"
+    assert not_enforced(p, "ISO-03") == [("hv1/web1", why)]
     assert "hv1" not in p["hosts"]
 
 
