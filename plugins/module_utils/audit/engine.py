@@ -432,12 +432,16 @@ def _evaluate(policy, evidence, now, only):
                 if finding["status"] in BAD:
                     _bad_finding(finding, waivers, used_waivers, rid, today)
                 append(finding)
-    # An expired waiver is reported on its own, so it cannot hide in a passing run.
-    for i, w in enumerate(waivers):
+    # An expired waiver is reported on its own, so it cannot hide in a passing run. Its subject id is the waiver's
+    # subject glob (with the rule, what identifies it from run to run: removing another waiver renumbers nothing),
+    # "#2", "#3"... for a repeated rule and glob.
+    seen = {}
+    for w in waivers:
+        n = seen[(w["rule"], w["subject"])] = seen.get((w["rule"], w["subject"]), 0) + 1
         if parse_date(w["expires"]) < today and (only is None or w["rule"] in only):
             findings.append({
                 "rule": w["rule"], "area": RULES[w["rule"]].area, "severity": policy["rules"][w["rule"]]["severity"],
-                "status": FAIL, "subject": {"kind": "fleet", "id": "waiver/%d" % i},
+                "status": FAIL, "subject": {"kind": "fleet", "id": "waiver/%s%s" % (w["subject"], "#%d" % n if n > 1 else "")},
                 "message": "waiver for %s on '%s' expired on %s (%s)" % (w["rule"], w["subject"], w["expires"], w["reason"]),
                 "remediation": "fix the finding, or renew the waiver with a new expiry and reason",
                 "evidence": {"waiver": dict(w)},

@@ -40,8 +40,22 @@ def test_expired_waiver_stops_waiving_and_is_reported():
     pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/*", "reason": "legacy", "expires": "2026-01-01"}]})
     findings = engine.evaluate(pol, E.fleet([d]), now=E.NOW, only={"RB-01"})
     statuses = sorted((f["subject"]["id"], f["status"]) for f in findings)
-    assert statuses == [("hv1/web1", "fail"), ("waiver/0", "fail")]
+    assert statuses == [("hv1/web1", "fail"), ("waiver/hv1/*", "fail")]
     assert "waiver expired 2026-01-01" in findings[0]["message"]
+
+
+def test_an_expired_waivers_finding_keeps_its_id_when_other_waivers_go():
+    """The id is the waiver's subject glob (the rule is the finding's), so "since the previous run" pairs it with
+    the same waiver's finding even after another waiver was removed; a repeated rule and glob gets #2."""
+    old = {"rule": "RB-01", "subject": "hv1/web*", "reason": "legacy", "expires": "2026-01-01"}
+    other = {"rule": "RB-01", "subject": "hv1/mail*", "reason": "legacy too", "expires": "2026-01-01"}
+
+    def ids(waivers):
+        fs = engine.evaluate(policy.load_policy({"waivers": waivers}), E.fleet([E.domain()]), now=E.NOW, only={"RB-01"})
+        return sorted(f["subject"]["id"] for f in fs if f["subject"]["kind"] == "fleet")
+    assert ids([other, old]) == ["waiver/hv1/mail*", "waiver/hv1/web*"]
+    assert ids([old]) == ["waiver/hv1/web*"]
+    assert ids([old, dict(old, reason="again")]) == ["waiver/hv1/web*", "waiver/hv1/web*#2"]
 
 
 def test_waiver_glob_matches_subject_only():

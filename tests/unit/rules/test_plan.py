@@ -424,7 +424,7 @@ def test_expired_waiver_finding_is_not_a_domain_step():
     waiver = {"rule": "RB-01", "subject": "hv1/web1", "reason": "legacy guest kernel", "expires": "2020-01-01"}
     p, _findings = build({"waivers": [waiver]}, two_hypervisors())
     assert p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"] == {"DIV-09": {}, "RB-01": {}}  # the waiver stopped waiving
-    assert ("waiver/0", "no remediation") in not_enforced(p, "RB-01")
+    assert ("waiver/hv1/web1", "no remediation") in not_enforced(p, "RB-01")
     assert "waiver" not in p["hosts"]
 
 

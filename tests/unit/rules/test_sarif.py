@@ -168,13 +168,13 @@ def test_results_are_anchored_to_the_declaring_file_relative_to_the_repo():
     loc = by[("RB-01", "hv1/web1")]["locations"][0]
     assert loc["physicalLocation"]["artifactLocation"] == {"uri": "inventory/hosts.yml", "uriBaseId": "%SRCROOT%"}
     assert loc["logicalLocations"] == [{"name": "hv1/web1", "kind": "resource", "fullyQualifiedName": "domain:hv1/web1"}]
-    fleet = by[("RB-02", "waiver/1")]["locations"][0]  # the expired waiver: declared by the policy file
+    fleet = by[("RB-02", "waiver/hv1/old*")]["locations"][0]  # the expired waiver: declared by the policy file
     assert fleet["physicalLocation"]["artifactLocation"]["uri"] == "group_vars/all/vmguard.yml"
-    assert fleet["logicalLocations"][0]["fullyQualifiedName"] == "fleet:waiver/1"
+    assert fleet["logicalLocations"][0]["fullyQualifiedName"] == "fleet:waiver/hv1/old*"
     assert by[("DIV-02", "mail1")]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "guest:mail1"
     # Without a policy file, fleet findings point at the inventory again.
     _fs, log = log_of(sources={"inventory": ["inventory/hosts.yml"], "policy": None})
-    uri = results_by(log)[("RB-02", "waiver/1")]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    uri = results_by(log)[("RB-02", "waiver/hv1/old*")]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert uri == "inventory/hosts.yml"
 
 
