@@ -196,19 +196,22 @@ def _temp_name(base):
     return ".%s.%s.vmguard-tmp" % (base[:64], uuid.uuid4().hex[:12])
 
 
-def write_new_at(dfd, base, data, mode, owner=None):
-    """A new private file (O_EXCL, never through a link) named after ``base`` in ``dfd`` holding ``data`` at
-    ``mode``, fsynced; returns its name. Nothing is left behind on failure."""
+def _at_free_name(base, make):
+    """(name, make(name)) for the first unused random temporary name after ``base`` (make raises EEXIST when taken)."""
     for attempt in range(100):
         tmp = _temp_name(base)
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dfd)
-            break
+            return tmp, make(tmp)
         except OSError as e:
             if e.errno != errno.EEXIST:
                 raise
-    else:
-        raise OSError(errno.EEXIST, "no free temporary name", base)
+    raise OSError(errno.EEXIST, "no free temporary name", base)
+
+
+def write_new_at(dfd, base, data, mode, owner=None):
+    """A new private file (O_EXCL, never through a link) named after ``base`` in ``dfd`` holding ``data`` at
+    ``mode``, fsynced; returns its name. Nothing is left behind on failure."""
+    tmp, fd = _at_free_name(base, lambda name: os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dfd))
     try:
         try:
             os.fchmod(fd, mode)
@@ -249,16 +252,7 @@ def atomic_write_at(dfd, name, path, data, mode, owner=None):
 
 def link_at(dfd, name, target):
     """Make ``name`` in ``dfd`` a symbolic link to ``target``: made at a private name, renamed over the entry."""
-    for attempt in range(100):
-        tmp = _temp_name(name)
-        try:
-            os.symlink(target, tmp, dir_fd=dfd)
-            break
-        except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise
-    else:
-        raise OSError(errno.EEXIST, "no free temporary name", name)
+    tmp, dummy = _at_free_name(name, lambda free: os.symlink(target, free, dir_fd=dfd))
     try:
         os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
