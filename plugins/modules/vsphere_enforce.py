@@ -199,13 +199,7 @@ def main():
     results = dict((name, {"moid": _moid_of(p["vms"], name), "changed": False, "errors": [msg]}) for name, msg in invalid.items())
     session = None
     if steps:
-        missing = vsphere_session.missing(p)
-        if missing:
-            module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
-        try:
-            si = vsphere_session.connect(p)
-        except Exception as e:
-            module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
+        si = vsphere_session.connect_or_fail(module)
         try:
             session = vc.Session(si, p["device_action"], p["prune_snapshots"], p["pinned_snapshots"], module.check_mode)
             results.update(session.enforce(steps, time.time()))

@@ -84,13 +84,7 @@ def main():
     if not vc.HAS_PYVMOMI:
         module.fail_json(msg=missing_required_lib("pyVmomi"))
     p = module.params
-    missing = vsphere_session.missing(p)
-    if missing:
-        module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(missing))
-    try:
-        si = vsphere_session.connect(p)
-    except Exception as e:
-        module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
+    si = vsphere_session.connect_or_fail(module)
     try:
         vm = vc.vim.VirtualMachine(p["moid"], si._stub)
         try:

@@ -51,6 +51,19 @@ def connect(p):
     return SmartConnect(host=p["hostname"], port=p["port"], user=p["username"], pwd=p["password"], sslContext=ctx)
 
 
+def connect_or_fail(module):
+    """connect(module.params), or module.fail_json naming what is missing or why the login failed (its exception
+    type only: a library's message may echo the password)."""
+    p = module.params
+    absent = missing(p)
+    if absent:
+        module.fail_json(msg="missing connection parameter(s): %s" % ", ".join(absent))
+    try:
+        return connect(p)
+    except Exception as e:  # pylint: disable=broad-except
+        module.fail_json(msg="cannot connect to %s:%s: %s" % (p["hostname"], p["port"], type(e).__name__))
+
+
 def disconnect(si):
     """Log out; a session already gone is no error."""
     try:
