@@ -25,6 +25,9 @@ description:
   - When C(/etc/shadow) exists but cannot be read, C(accounts) is null and C(accounts_error) says why
     (without it every account would look password-locked); a guest without shadow is read from
     C(/etc/passwd) alone.
+  - An account name with more than one line in C(/etc/passwd) or C(/etc/shadow) is reported once, from its
+    first lines (the ones glibc, and so login and sshd, use), with C(duplicate_lines) counting the later lines
+    ignored per file (C(passwd) and C(shadow), each a number of lines).
   - Standard library only; runs under the guest's own Python.
 author:
   - vmguard.hardening developers (@vmguard)

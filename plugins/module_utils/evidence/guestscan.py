@@ -272,16 +272,26 @@ def accounts(root="/", today=None):
 
 
 def _accounts(passwd, shadow_text, today=None):
+    """One entry per account name, from its FIRST /etc/passwd and /etc/shadow lines: glibc's getpwnam and
+    getspnam (login, sshd, su) stop at the first match, so a later line of the same name is never what a
+    login uses. An account with more than one line of a name says so (``duplicate_lines``: the files and
+    how many lines were ignored) - a planted second line must not decide whether it is locked."""
     today = int(time.time() // 86400) if today is None else today
-    shadow = {}
+    shadow, extra = {}, {}
     for line in shadow_text.splitlines():
         f = line.split(":")
         if len(f) >= 8:
+            if f[0] in shadow:
+                _count(extra, f[0], "shadow")
+                continue
             shadow[f[0]] = f
-    out = []
+    out, seen = [], {}
     for line in passwd.splitlines():
         f = line.split(":")
         if len(f) < 7 or not f[2].isdigit():
+            continue
+        if f[0] in seen:
+            _count(extra, f[0], "passwd")
             continue
         name, uid, shell = f[0], int(f[2]), f[6]
         s = shadow.get(name)
@@ -298,7 +308,16 @@ def _accounts(passwd, shadow_text, today=None):
             locked=(password_locked or expired) and (expired or shell in NOLOGIN_SHELLS),
             hash_digest=sha256(pw) if real_hash else None,
         ))
+        seen[name] = out[-1]
+    for name, account in seen.items():
+        if name in extra:
+            account["duplicate_lines"] = extra[name]
     return out
+
+
+def _count(counts, name, what):
+    per = counts.setdefault(name, {})
+    per[what] = per.get(what, 0) + 1
 
 
 def _decode_addr(hexaddr, v6):

@@ -113,6 +113,19 @@ def test_rb07_disabled_accounts():
     assert E.status_of(E.run("RB-07", guest_fleet(led=None)), "web1") == "not_applicable"
 
 
+def test_rb07_judges_the_first_entry_of_a_name_and_names_the_duplicate():
+    # Two entries of one name (evidence of an older guest_facts): the first is the one login uses.
+    usable = {"name": "games", "uid": 5, "shell": "/bin/bash", "password_locked": False, "expired": False,
+              "locked": False, "hash_digest": None, "duplicate_lines": {"passwd": 1}}
+    locked = {"name": "games", "uid": 5, "shell": "/usr/sbin/nologin", "password_locked": True, "expired": True,
+              "locked": True, "hash_digest": None}
+    f = E.guest_facts(1)
+    f["accounts"] += [usable, locked]
+    got = E.by_subject(E.run("RB-07", guest_fleet(f)))["web1"]
+    assert got["status"] == "fail" and got["evidence"]["accounts"] == ["games"]
+    assert got["evidence"]["duplicate_lines"] == {"games": {"passwd": 1}} and "more than one line of games" in got["message"]
+
+
 def test_rb07_nothing_recorded_is_not_a_pass():
     # The account is usable, but the ledger never recorded it as disabled: nothing to compare.
     f = E.guest_facts(1)

@@ -209,12 +209,18 @@ def rb07(ctx, guest):
         return res
     if not accounts:
         return error("no account read from the guest's /etc/passwd: cannot tell whether disabled accounts are back")
-    by_name = dict((a["name"], a) for a in accounts)
+    by_name = {}
+    for a in accounts:  # the first entry of a name, as glibc's getpwnam/getspnam (guest_facts keeps only that one)
+        by_name.setdefault(a["name"], a)
     wanted = ledger["disabled_accounts"]
     active = sorted(n for n in wanted if n in by_name and not by_name[n].get("locked"))
+    dup = dict((n, by_name[n]["duplicate_lines"]) for n in wanted if by_name.get(n, {}).get("duplicate_lines"))
+    more = dict(duplicate_lines=dup) if dup else {}
+    note = "; more than one line of %s in the account files (the first one, which login uses, judged)" % (
+        ", ".join(sorted(dup))) if dup else ""
     if active:
-        return fail("disabled account(s) usable again: %s" % ", ".join(active), accounts=active)
-    return ok("%d disabled account(s) still locked or absent" % len(wanted))
+        return fail("disabled account(s) usable again: %s%s" % (", ".join(active), note), accounts=active, **more)
+    return ok("%d disabled account(s) still locked or absent%s" % (len(wanted), note), **more)
 
 
 @check("RB-08", "guest")

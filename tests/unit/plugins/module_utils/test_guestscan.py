@@ -276,3 +276,22 @@ def test_an_image_whose_directory_links_out_is_never_read_through(tmp_path):
     shutil.copytree(str(outside), str(image / "etc"))
     assert guestscan.machine_id(str(image))["machine_id_state"] == "set"
     assert guestscan.read_ssh_host_keys(str(image)) == ([], None)
+
+
+def test_duplicate_account_lines_keep_the_first_as_glibc_does():
+    # getpwnam/getspnam (login, sshd) use the FIRST line of a name: a second, locked line must not make a
+    # usable account look locked. The duplicate is noted, never silently dropped.
+    passwd = ("root:x:0:0:root:/root:/bin/bash\n"
+              "games:x:5:60:games:/usr/games:/bin/bash\n"
+              "games:x:5:60:games:/usr/games:/usr/sbin/nologin\n")
+    shadow = ("root:!:19000:0:99999:7:::\n"
+              "games:%s:19000:0:99999:7:::\n"
+              "games:!:19000:0:99999:7::1:\n" % HASH)
+    accounts = guestscan._accounts(passwd, shadow, today=20000)
+    games = [a for a in accounts if a["name"] == "games"]
+    assert len(games) == 1
+    (g,) = games
+    assert g["shell"] == "/bin/bash" and not g["locked"] and not g["password_locked"] and not g["expired"]
+    assert g["hash_digest"] == guestscan.sha256(HASH)
+    assert g["duplicate_lines"] == {"passwd": 1, "shadow": 1}
+    assert "duplicate_lines" not in [a for a in accounts if a["name"] == "root"][0]
