@@ -21,6 +21,9 @@ description:
   - Checks every snapshot again against what libvirt says at run time. Never deletes the current
     snapshot, a snapshot matching O(pinned), or a snapshot with children that stay (children are
     deleted first, their parents after; no snapshot is deleted together with its children by flag).
+  - With the rule parameters, a snapshot without a creation time or with one more than 5 seconds in the
+    future has no age to judge (the audit reports it as an error for C(RB-02) and C(RB-04)); it is not
+    deleted by age and C(refused) says why.
   - An external snapshot (memory or a disk with C(snapshot='external')) is refused on libvirt before
     9.7, which cannot delete one without losing track of its overlay files (it would drop the
     metadata only). It is reported, never deleted.
@@ -103,7 +106,7 @@ domains:
       without O(prune), those that would stay), C(deleted) the deleted ones, and C(would_delete) the
       chosen ones not deleted (O(prune=false) or check mode), leaves first.
     - C(why) gives the rules per chosen snapshot; C(refused), per snapshot a rule or the plan wanted
-      gone, why it stays.
+      gone, why it stays (also, with the rule parameters, a snapshot whose age cannot be judged).
   returned: always
   type: dict
   sample:
@@ -155,25 +158,29 @@ def check_params(module, p):
 
 
 def flagged_for(p, dom, view, now):
-    """({name: [why]}, max_count) of one domain: from the plan, or from the rule parameters."""
+    """({name: [why]}, max_count, {name: why it stays}) of one domain: from the plan, or from the rule
+    parameters (minus the snapshots whose age cannot be judged, when RB-02 or RB-04 is asked for: age_unknown)."""
     if p["domains"] is not None:
         entry = p["domains"][dom.name()] or {}
-        return snapshots.flag_planned(entry.get("delete"), entry.get("why")), None
+        return snapshots.flag_planned(entry.get("delete"), entry.get("why")), None, {}
     epoch_time = epoch = None
     if p["ledger_dir"]:
         rec = ledger.read_record(p["ledger_dir"], dom.UUIDString())
         if rec and rec.get("error"):
             raise ValueError("cannot compare with the security epoch: %s" % rec["error"])
         epoch_time, epoch = (rec or {}).get("epoch_time"), (rec or {}).get("epoch")
-    return snapshots.flag_by_rules(view, now, p["max_age_hours"], epoch_time, p["allow_memory"], epoch), p["max_count"]
+    unjudged = snapshots.age_unknown(view, now) if p["max_age_hours"] is not None or epoch_time is not None else {}
+    flagged = snapshots.flag_by_rules(view, now, p["max_age_hours"], epoch_time, p["allow_memory"], epoch)
+    return flagged, p["max_count"], dict((n, why) for n, why in unjudged.items() if n not in flagged)
 
 
 def work_on(module, dom, version, now):
     """The result entry of one domain, and an error message or None."""
     p = module.params
     view = snapshots.snapshot_view(dom)
-    flagged, max_count = flagged_for(p, dom, view, now)
+    flagged, max_count, stays = flagged_for(p, dom, view, now)
     delete, refused = snapshots.decide(dom.name(), view, flagged, version, max_count, p["pinned"])
+    refused.update((n, why) for n, why in stays.items() if n not in delete)
     entry = dict(kept=[], deleted=[], would_delete=[], why=delete, refused=refused)
     err = None
     if p["prune"] and not module.check_mode and delete:

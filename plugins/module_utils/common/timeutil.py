@@ -14,6 +14,14 @@ import re
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"     # ledger times, report times: 2026-11-27T10:00:00Z
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"       # file names: 20261127T100000Z
 _EPOCH = datetime.datetime(1970, 1, 1)
+# A time written at most this far ahead of the reader's clock still counts (a small NTP step correction
+# between the write and the read); anything further is no proof of an age: a clock gone wrong or a forged time.
+CLOCK_SKEW_SECONDS = 5
+
+
+def ahead(timestamp, now, skew=CLOCK_SKEW_SECONDS):
+    """Seconds ``timestamp`` lies ahead of ``now`` beyond ``skew``, else 0 (0: an age can be judged)."""
+    return timestamp - now if timestamp - now > skew else 0
 
 
 def utc(timestamp):

@@ -21,6 +21,7 @@ __metaclass__ = type
 import xml.etree.ElementTree as ET
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.plan import choose_snapshots
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import CLOCK_SKEW_SECONDS, ahead, iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 # libvirt deletes external snapshots (merging their overlays) from 9.7.0 on.
@@ -69,13 +70,29 @@ def external_refusal(version):
     return refuse
 
 
+def age_unknown(view, now):
+    """{name: why} of the snapshots RB-02 and RB-04 cannot judge: no creation time, or one more than
+    CLOCK_SKEW_SECONDS ahead of ``now`` (the audit reports both as errors). They are never flagged by age."""
+    out = {}
+    for s in view:
+        ct = s.get("creation_time")
+        if ct is None:
+            out[s["name"]] = "no creation time: its age cannot be judged (RB-02, RB-04)"
+        elif ahead(ct, now):
+            out[s["name"]] = "creation time %s is %.0fh in the future (more than %ds of clock skew): its age cannot " \
+                             "be judged (RB-02, RB-04)" % (iso(ct), ahead(ct, now) / 3600.0, CLOCK_SKEW_SECONDS)
+    return out
+
+
 def flag_by_rules(view, now, max_age_hours=None, epoch_time=None, allow_memory=None, epoch=None):
     """{name: [why]} of what RB-02 (older than ``max_age_hours``), RB-04 (created before the ledger's
     ``epoch_time``) and RB-13 (memory state, unless ``allow_memory``) want gone; None disables a rule.
-    A snapshot without a creation time is not judged by age (the audit reports it as an error)."""
+    A snapshot without a creation time, or with one in the future (age_unknown), is not judged by age
+    (the audit reports it as an error)."""
     flagged = {}
+    unknown = age_unknown(view, now)
     for s in view:
-        ct, why = s.get("creation_time"), []
+        ct, why = (None if s["name"] in unknown else s.get("creation_time")), []
         if max_age_hours is not None and ct is not None and (now - ct) / 3600.0 > max_age_hours:
             why.append("RB-02 older than %dh (%.0fh)" % (max_age_hours, (now - ct) / 3600.0))
         if epoch_time is not None and ct is not None and ct < epoch_time:

@@ -72,6 +72,22 @@ def test_rb04_nothing_recorded_and_unknown_times():
     assert f["status"] == "error" and "x" in f["message"]
 
 
+def test_rb02_rb04_a_snapshot_from_the_future_has_no_age_to_judge():
+    # The hypervisor's clock was a year ahead when it was taken (or its XML was redefined): neither "young"
+    # (RB-02) nor "after the security epoch" (RB-04) can be told; a few seconds of clock skew still count.
+    ahead = snap("pre-hardening", -365 * 24)
+    led = E.ledger(epoch_time=E.NOW - H)
+    for rid in ("RB-02", "RB-04"):
+        f = one(rid, E.domain(ledger=led, snapshots=[ahead, snap("fresh", 0.5)]))
+        assert f["status"] == "error", rid
+        assert f["message"].startswith("snapshot(s) with a creation time in the future (more than 5s of clock skew): "
+                                       "pre-hardening (2027-11-18T")
+        assert f["evidence"]["snapshots"] == ["pre-hardening"]
+        skewed = snap("skewed", 0)
+        skewed["creation_time"] = int(E.NOW) + 3
+        assert one(rid, E.domain(ledger=led, snapshots=[skewed]))["status"] == "pass", rid
+
+
 def test_rb05_epoch():
     assert E.status_of(E.run("RB-05", guest_fleet()), "web1") == "pass"
     behind = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=2))))["web1"]

@@ -154,6 +154,14 @@ def test_rb02_rb03_snapshot_age_and_count_on_recorded_times():
     assert status("RB-02", ev, VM1)["status"] == "error"
 
 
+def test_rb02_a_snapshot_from_the_future_is_an_error():
+    ev = recorded()
+    created = vm(ev, VM1)["snapshots"][0]["creation_time"]
+    f = status("RB-02", ev, VM1, now=created - 365 * 86400)  # the ESXi clock was a year ahead when it was taken
+    assert f["status"] == "error" and "creation time in the future" in f["message"]
+    assert status("RB-02", ev, VM1, now=created - 3)["status"] == "pass"  # a few seconds of skew still count
+
+
 def test_rb12_independent_nonpersistent_disk():
     ev = clean()
     assert status("RB-12", ev, VM0)["status"] == "pass"

@@ -21,6 +21,7 @@ __metaclass__ = type
 from collections import OrderedDict
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import PASS, FAIL, ERROR, NA  # noqa: F401 (re-exported for the checks)
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import timeutil
 SUBJECT_KINDS = ("hypervisor", "domain", "guest", "fleet", "vcenter_vm", "image")
 
 
@@ -53,6 +54,21 @@ def collected(evidence, key, what=None):
     if value is None:
         raise NotCollected("%s not collected" % (what or key))
     return value
+
+
+def snapshots_from_the_future(ctx, snaps):
+    """An error naming the snapshots created more than CLOCK_SKEW_SECONDS after now, or None (RB-02 and RB-04, on
+    libvirt and vSphere). Such a snapshot has no age to judge (the host's clock was ahead when it was taken, or
+    its XML was redefined with a forged time): "younger than the limit" or "after the security epoch" would be a
+    pass on a made-up time."""
+    late = sorted((s["name"], timeutil.ahead(s["creation_time"], ctx.now)) for s in snaps
+                  if s.get("creation_time") is not None and timeutil.ahead(s["creation_time"], ctx.now))
+    if not late:
+        return None
+    return error("snapshot(s) with a creation time in the future (more than %ds of clock skew): %s; their age "
+                 "cannot be judged" % (timeutil.CLOCK_SKEW_SECONDS, ", ".join(
+                     "%s (%s, %.0fh ahead)" % (n, timeutil.iso(ctx.now + a), a / 3600.0) for n, a in late)),
+                 snapshots=[n for n, _a in late])
 
 
 # Remediation name -> the module that applies it, or the role whose task file does (ROLE_TASK_FILES)

@@ -17,7 +17,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import snapshots_from_the_future
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import CLOCK_SKEW_SECONDS
 
 rule("RB-01", "rollback", "high", "DOM", "<genid/> present",
      "Add <genid/> to the domain (a new VM generation ID on every revert/restore lets the guest kernel reseed); "
@@ -92,6 +94,9 @@ def rb02(ctx, hd):
     unknown = [s["name"] for s in snaps if s.get("creation_time") is None]
     if unknown:
         return error("snapshots without a creation time: %s" % ", ".join(unknown))
+    future = snapshots_from_the_future(ctx, snaps)
+    if future:
+        return future
     old = dict((s["name"], round((ctx.now - s["creation_time"]) / 3600.0, 1)) for s in snaps
                if (ctx.now - s["creation_time"]) / 3600.0 > limit)
     if old:
@@ -124,6 +129,9 @@ def rb04(ctx, hd):
     if unknown:
         return error("snapshots without a creation time cannot be compared with the security epoch: %s"
                      % ", ".join(unknown))
+    future = snapshots_from_the_future(ctx, snaps)
+    if future:
+        return future
     older = sorted(s["name"] for s in snaps if s["creation_time"] < ledger["epoch_time"])
     if older:
         return fail("revert targets that predate security epoch %s: %s" % (ledger.get("epoch"), ", ".join(older)), snapshots=older)
@@ -275,7 +283,7 @@ def rb10(ctx, guest):
 
 # A heartbeat written at most this far in the future still counts (a small NTP step correction between the
 # watcher's write and the read); anything further is no proof that the watcher runs now.
-HEARTBEAT_SKEW_SECONDS = 5
+HEARTBEAT_SKEW_SECONDS = CLOCK_SKEW_SECONDS
 
 
 @check("RB-11", "hypervisor")

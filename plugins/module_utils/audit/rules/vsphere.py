@@ -33,6 +33,7 @@ __metaclass__ = type
 import fnmatch
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import NotCollected, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import snapshots_from_the_future
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import data_class, is_confidential
 
 KIND = "vcenter_vm"
@@ -234,6 +235,9 @@ def rb02(ctx, vv):
     unknown = [s["name"] for s in snaps if s.get("creation_time") is None]
     if unknown:
         return error("snapshots without a creation time: %s" % ", ".join(unknown))
+    future = snapshots_from_the_future(ctx, snaps)
+    if future:
+        return future
     limit = ctx.params["rollback"]["max_snapshot_age_hours"]
     old = dict((s["name"], round((ctx.now - s["creation_time"]) / 3600.0, 1)) for s in snaps
                if (ctx.now - s["creation_time"]) / 3600.0 > limit)

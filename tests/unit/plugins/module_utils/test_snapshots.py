@@ -80,6 +80,21 @@ def test_rules_flag_age_epoch_and_memory_like_the_audit():
     assert snapshots.flag_by_rules(no_time, NOW, max_age_hours=0, epoch_time=NOW) == {}  # not judged by age
 
 
+def taken_at(name, ct):
+    return INTERNAL.format(name=name, state="shutoff", ct=int(ct), memory="no", parent="")
+
+
+def test_a_snapshot_from_the_future_is_not_judged_by_age():
+    v = view((snap_xml("ahead", -365 * 24), False), (taken_at("skewed", NOW + 3), False), (snap_xml("old", 100), False))
+    assert snapshots.age_unknown(v, NOW) == {
+        "ahead": "creation time 2027-11-18T11:06:40Z is 8760h in the future (more than 5s of clock skew): its age "
+                 "cannot be judged (RB-02, RB-04)"}
+    assert snapshots.flag_by_rules(v, NOW, max_age_hours=72, epoch_time=NOW - 3600, epoch=3) == {
+        "old": ["RB-02 older than 72h (100h)", "RB-04 older than security epoch 3"]}
+    no_time = view(("<domainsnapshot><name>x</name><state>shutoff</state></domainsnapshot>", False))
+    assert snapshots.age_unknown(no_time, NOW) == {"x": "no creation time: its age cannot be judged (RB-02, RB-04)"}
+
+
 def test_current_pinned_and_parents_of_kept_children_stay():
     v = view((snap_xml("base", 300), False), (snap_xml("mid", 200, "base"), False), (snap_xml("leaf", 150, "mid"), False),
              (snap_xml("cur", 100, "base"), True))

@@ -1,0 +1,60 @@
+"""The snapshot_policy module's run-time checks (work_on) on stand-in libvirt objects; the pure choice of
+snapshots is tested in module_utils/test_snapshots.py, deletion on libvirt in tests/integration/test_snapshot_policy.py."""
+
+from ansible_collections.vmguard.hardening.plugins.modules import snapshot_policy as sp
+
+NOW = 1795000000
+UUID = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
+SNAP = ("<domainsnapshot><name>{name}</name><state>shutoff</state><creationTime>{ct}</creationTime>"
+        "<memory snapshot='no'/><disks><disk name='vda' snapshot='internal'/></disks></domainsnapshot>")
+
+
+class Snap(object):
+    def __init__(self, dom, name, ct, current=False):
+        self.dom, self.name, self.ct, self.current = dom, name, ct, current
+
+    def getXMLDesc(self, flags):
+        return SNAP.format(name=self.name, ct=self.ct)
+
+    def isCurrent(self):
+        return self.current
+
+    def delete(self, flags):
+        self.dom.snaps.remove(self)
+        self.dom.deleted.append(self.name)
+
+
+class Dom(object):
+    def __init__(self, uuid=UUID):
+        self.uuid, self.snaps, self.deleted = uuid, [], []
+
+    def add(self, name, ct, current=False):
+        self.snaps.append(Snap(self, name, ct, current))
+        return self
+
+    def listAllSnapshots(self, flags):
+        return list(self.snaps)
+
+    def name(self):
+        return "web1"
+
+    def UUIDString(self):
+        return self.uuid
+
+
+class Module(object):
+    check_mode = False
+
+    def __init__(self, domains):
+        self.params = dict(domains=domains, pinned=[], prune=True, max_age_hours=None, max_count=None,
+                           ledger_dir=None, allow_memory=None)
+
+
+def test_rule_mode_keeps_and_names_a_snapshot_from_the_future():
+    dom = Dom().add("ahead", NOW + 365 * 86400).add("old", NOW - 100 * 3600).add("now", NOW - 60, current=True)
+    module = Module(None)
+    module.params.update(max_age_hours=72)
+    entry, _err = sp.work_on(module, dom, 9007000, NOW)
+    assert dom.deleted == ["old"]
+    assert entry["refused"] == {"ahead": "creation time 2027-11-18T11:06:40Z is 8760h in the future (more than 5s of "
+                                         "clock skew): its age cannot be judged (RB-02, RB-04)"}
