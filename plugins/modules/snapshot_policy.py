@@ -21,6 +21,10 @@ description:
   - Checks every snapshot again against what libvirt says at run time. Never deletes the current
     snapshot, a snapshot matching O(pinned), or a snapshot with children that stay (children are
     deleted first, their parents after; no snapshot is deleted together with its children by flag).
+  - A plan entry is carried out only on what the audit judged - when the domain's UUID is no longer the
+    entry's C(uuid) (the domain was replaced under its name) none of its snapshots is deleted, and a
+    snapshot whose creation time is not the entry's C(created) one (deleted and taken again under the same
+    name since the audit) stays; both are reported in C(refused) with the reason, not as a failure.
   - With the rule parameters, a snapshot without a creation time or with one more than 5 seconds in the
     future has no age to judge (the audit reports it as an error for C(RB-02) and C(RB-04)); it is not
     deleted by age and C(refused) says why.
@@ -40,8 +44,10 @@ options:
     default: qemu:///system
   domains:
     description:
-      - The plan's C(snapshot_policy.domains) - per domain name, C(delete) (the snapshot names to delete)
-        and C(why) (per snapshot, the rule and reason).
+      - The plan's C(snapshot_policy.domains) - per domain name, C(delete) (the snapshot names to delete),
+        C(why) (per snapshot, the rule and reason), C(uuid) (the domain's UUID the audit saw) and C(created)
+        (per snapshot, the creation time the audit saw, seconds since the epoch). C(uuid) and C(created) are
+        optional; without them the snapshots are taken by name.
       - Only these domains are touched and only the named snapshots are considered. Mutually
         exclusive with the rule parameters O(max_age_hours), O(max_count), O(ledger_dir) and
         O(allow_memory).
@@ -106,7 +112,8 @@ domains:
       without O(prune), those that would stay), C(deleted) the deleted ones, and C(would_delete) the
       chosen ones not deleted (O(prune=false) or check mode), leaves first.
     - C(why) gives the rules per chosen snapshot; C(refused), per snapshot a rule or the plan wanted
-      gone, why it stays (also, with the rule parameters, a snapshot whose age cannot be judged).
+      gone, why it stays (also a planned snapshot that is not the one the audit judged, and, with the
+      rule parameters, a snapshot whose age cannot be judged).
   returned: always
   type: dict
   sample:
@@ -140,6 +147,7 @@ except ImportError:
     HAS_LIBVIRT = False
 
 RULE_PARAMS = ("max_age_hours", "max_count", "ledger_dir", "allow_memory")
+PLAN_KEYS = ("created", "delete", "uuid", "why")
 
 
 def check_params(module, p):
@@ -152,17 +160,24 @@ def check_params(module, p):
                 or not isinstance(entry.get("why", {}) or {}, dict):
             module.fail_json(msg="domains.%s: expected {delete: [snapshot names], why: {snapshot: text}}, got %r"
                              % (name, entry))
-        unknown = sorted(set(entry) - set(("delete", "why")))
+        unknown = sorted(set(entry) - set(PLAN_KEYS))
         if unknown:
-            module.fail_json(msg="domains.%s: unknown key(s) %s (expected delete, why)" % (name, ", ".join(unknown)))
+            module.fail_json(msg="domains.%s: unknown key(s) %s (expected %s)" % (
+                name, ", ".join(unknown), ", ".join(PLAN_KEYS)))
+        if not isinstance(entry.get("created", {}) or {}, dict) or not isinstance(entry.get("uuid", "") or "", str):
+            module.fail_json(msg="domains.%s: expected created: {snapshot: creation time} and uuid: a domain UUID, "
+                             "got %r" % (name, entry))
 
 
 def flagged_for(p, dom, view, now):
-    """({name: [why]}, max_count, {name: why it stays}) of one domain: from the plan, or from the rule
-    parameters (minus the snapshots whose age cannot be judged, when RB-02 or RB-04 is asked for: age_unknown)."""
+    """({name: [why]}, max_count, {name: why it stays}) of one domain: from the plan (minus the snapshots
+    that are not the ones the audit judged: not_as_planned), or from the rule parameters (minus the
+    snapshots whose age cannot be judged, when RB-02 or RB-04 is asked for: age_unknown)."""
     if p["domains"] is not None:
         entry = p["domains"][dom.name()] or {}
-        return snapshots.flag_planned(entry.get("delete"), entry.get("why")), None, {}
+        stale = snapshots.not_as_planned(entry, dom.UUIDString(), view)
+        delete = [n for n in entry.get("delete") or [] if n not in stale]
+        return snapshots.flag_planned(delete, entry.get("why")), None, stale
     epoch_time = epoch = None
     if p["ledger_dir"]:
         rec = ledger.read_record(p["ledger_dir"], dom.UUIDString())

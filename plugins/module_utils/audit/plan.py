@@ -599,7 +599,10 @@ def _plan_snapshots(hosts, skipped, policy, evidence, findings):
             entry = _entry(hosts, hv, "snapshot_policy", sid)
             entry["rules"].update(rules)
             entry["prune"] = bool(rollback["prune_snapshots"])
-            entry.setdefault("domains", {})[name] = {"delete": set(delete), "why": delete}
+            # uuid and creation times: the module deletes only the snapshots the audit judged (not_as_planned)
+            created = dict((s["name"], s.get("creation_time")) for s in snaps if s["name"] in delete)
+            entry.setdefault("domains", {})[name] = {"delete": set(delete), "why": delete, "uuid": domain.get("uuid"),
+                                                     "created": created}
 
 
 # --- host_config (ISO-04 and LEAK-04 host parts, ISO-05, LEAK-01, LEAK-06, LEAK-08) -------------------

@@ -109,6 +109,31 @@ def flag_planned(delete, why):
     return dict((n, [(why or {}).get(n) or "planned"]) for n in delete or [])
 
 
+def not_as_planned(entry, uuid, view):
+    """{name: why} of the snapshots a plan entry names that are no longer the ones the audit judged, so they
+    stay: every one when the domain's ``uuid`` is not the entry's (the domain was undefined and another defined
+    under its name), else each whose creation time differs from the entry's ``created`` (deleted and taken
+    again under the same name, as a rotating 'nightly' is). A plan entry without ``uuid`` or a snapshot without
+    ``created`` is not compared (a caller that names snapshots by hand)."""
+    delete = entry.get("delete") or []
+    want = entry.get("uuid")
+    if want and str(want).lower() != uuid.lower():
+        return dict((n, "not deleted: the domain now has UUID %s, not %s as audited (it was replaced since the "
+                        "audit)" % (uuid, want)) for n in delete)
+    created = entry.get("created") or {}
+    now_ct = dict((s["name"], s.get("creation_time")) for s in view)
+    out = {}
+    for n in delete:
+        if n in created and n in now_ct and now_ct[n] != created[n]:
+            out[n] = "not deleted: re-created since the audit (created %s; the audit judged the one created %s)" % (
+                _when(now_ct[n]), _when(created[n]))
+    return out
+
+
+def _when(ct):
+    return iso(ct) if isinstance(ct, (int, float)) and not isinstance(ct, bool) else "at an unknown time"
+
+
 def leaves_first(names, view):
     """``names`` ordered so that every snapshot comes before its parent (deepest first, then by name)."""
     parent = dict((s["name"], s.get("parent")) for s in view)

@@ -1,5 +1,7 @@
-"""The snapshot_policy module's run-time checks (work_on) on stand-in libvirt objects; the pure choice of
-snapshots is tested in module_utils/test_snapshots.py, deletion on libvirt in tests/integration/test_snapshot_policy.py."""
+"""The snapshot_policy module's run-time checks of a plan entry (work_on) on stand-in libvirt objects: a
+snapshot the audit flagged is deleted only while it is the one the audit judged (same creation time, same
+domain UUID); the pure choice of snapshots is tested in module_utils/test_snapshots.py, deletion on libvirt in
+tests/integration/test_snapshot_policy.py."""
 
 from ansible_collections.vmguard.hardening.plugins.modules import snapshot_policy as sp
 
@@ -48,6 +50,38 @@ class Module(object):
     def __init__(self, domains):
         self.params = dict(domains=domains, pinned=[], prune=True, max_age_hours=None, max_count=None,
                            ledger_dir=None, allow_memory=None)
+
+
+def plan_entry(**kw):
+    """The plan's entry for web1: 'nightly' flagged by RB-02 when it was 100 h old."""
+    entry = {"delete": ["nightly"], "why": {"nightly": "RB-02 older than 72h (100h)"}, "uuid": UUID,
+             "created": {"nightly": NOW - 100 * 3600}}
+    entry.update(kw)
+    return {"web1": entry}
+
+
+def test_a_planned_snapshot_recreated_under_its_name_is_not_deleted():
+    dom = Dom().add("nightly", NOW - 600).add("now", NOW - 60, current=True)  # deleted and taken again since the audit
+    entry, err = sp.work_on(Module(plan_entry()), dom, 9007000, NOW)
+    assert dom.deleted == [] and entry["deleted"] == [] and err is None
+    assert entry["refused"]["nightly"].startswith("not deleted: re-created since the audit (created 2026-11-18T")
+    assert sorted(entry["kept"]) == ["nightly", "now"]
+
+
+def test_a_planned_snapshot_of_a_replaced_domain_is_not_deleted():
+    dom = Dom(uuid="11111111-2222-4333-8444-555555555555").add("nightly", NOW - 100 * 3600).add("now", NOW, True)
+    entry, _err = sp.work_on(Module(plan_entry()), dom, 9007000, NOW)
+    assert dom.deleted == [] and "replaced since the audit" in entry["refused"]["nightly"]
+
+
+def test_the_snapshot_the_audit_judged_is_deleted():
+    dom = Dom().add("nightly", NOW - 100 * 3600).add("now", NOW - 60, current=True)
+    entry, err = sp.work_on(Module(plan_entry()), dom, 9007000, NOW)
+    assert dom.deleted == ["nightly"] and entry["deleted"] == ["nightly"] and entry["refused"] == {} and err is None
+    # A plan entry written by hand (names only) is carried out as before.
+    dom = Dom().add("nightly", NOW - 600).add("now", NOW - 60, current=True)
+    sp.work_on(Module({"web1": {"delete": ["nightly"]}}), dom, 9007000, NOW)
+    assert dom.deleted == ["nightly"]
 
 
 def test_rule_mode_keeps_and_names_a_snapshot_from_the_future():

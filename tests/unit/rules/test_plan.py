@@ -108,6 +108,9 @@ def unknown_domain():
     })
 
 
+WEB1_UUID = E.domain("web1")["uuid"]
+
+
 def snapshot(name, hours_ago, parent=None, memory="no", current=False):
     """A snapshot as hypervisor_facts reports it: parsed from libvirt's snapshot XML, plus libvirt's current flag."""
     state = "running" if memory == "internal" else "shutoff"
@@ -652,7 +655,9 @@ def test_snapshots_are_planned_per_domain_minus_pinned_and_current():
         "rules": ["RB-02", "RB-03", "RB-04", "RB-13"], "subjects": ["hv1/web1"], "prune": True,
         "domains": {"web1": {"delete": ["mem1", "pre-upgrade"],
                              "why": {"mem1": "RB-13 memory-state snapshot",
-                                     "pre-upgrade": "RB-02 older than 72h (100h); RB-04 older than security epoch 3"}}}}
+                                     "pre-upgrade": "RB-02 older than 72h (100h); RB-04 older than security epoch 3"},
+                             # what the module compares at run time (snapshot_policy: not_as_planned)
+                             "uuid": WEB1_UUID, "created": {"mem1": E.NOW - 10 * 3600, "pre-upgrade": E.NOW - 100 * 3600}}}}
     # golden-base is pinned (*/golden-*), nightly is current: neither is planned, also not by RB-03.
     assert p["steps"] == 5  # + guest_firewall and service_lockdown on db1 and mail1 (web's sockets and ruleset)
     # db1's old base has a current child: deleting it would merge it into the child, so it stays.
@@ -680,7 +685,8 @@ def test_pinned_globs_match_domain_slash_snapshot():
     doc["params"]["rollback"]["pinned_snapshots"] = ["*/golden-*", "web1/pre-*"]
     p, _findings = build(doc, snapshot_tree())
     assert p["hosts"]["hv1"]["snapshot_policy"]["domains"] == {
-        "web1": {"delete": ["mem1"], "why": {"mem1": "RB-13 memory-state snapshot"}}}
+        "web1": {"delete": ["mem1"], "why": {"mem1": "RB-13 memory-state snapshot"}, "uuid": WEB1_UUID,
+                 "created": {"mem1": E.NOW - 10 * 3600}}}
     assert ("hv1/web1", "snapshots kept: golden-base (pinned (*/golden-*)); pre-upgrade (pinned (web1/pre-*))") \
         in not_enforced(p, "RB-02")
     doc["params"]["rollback"]["pinned_snapshots"] = []
@@ -700,7 +706,8 @@ def test_rb03_deletes_the_oldest_that_can_go_until_the_limit():
     p, _findings = build({"rules": {"RB-03": {"mode": "enforce"}}}, ev)
     assert p["hosts"]["hv1"]["snapshot_policy"]["domains"]["web1"] == {
         "delete": ["s2", "s3"], "why": {"s2": "RB-03 beyond max_snapshots 3 (oldest first)",
-                                        "s3": "RB-03 beyond max_snapshots 3 (oldest first)"}}
+                                        "s3": "RB-03 beyond max_snapshots 3 (oldest first)"},
+        "uuid": WEB1_UUID, "created": {"s2": E.NOW - 40 * 3600, "s3": E.NOW - 30 * 3600}}
     assert p["hosts"]["hv1"]["snapshot_policy"]["rules"] == ["RB-03"]
     assert p["hosts"]["hv1"]["snapshot_policy"]["prune"] is False  # the shipped default
 

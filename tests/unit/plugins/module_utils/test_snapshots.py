@@ -95,6 +95,18 @@ def test_a_snapshot_from_the_future_is_not_judged_by_age():
     assert snapshots.age_unknown(no_time, NOW) == {"x": "no creation time: its age cannot be judged (RB-02, RB-04)"}
 
 
+def test_a_plan_entry_is_carried_out_only_on_the_snapshots_the_audit_judged():
+    v = view((taken_at("nightly", NOW - 600), False), (snap_xml("old", 100), False))
+    entry = {"delete": ["nightly", "old"], "uuid": "0B7D2C61-3A8E-4F7E-9D1A-5C2B9E8F7A10",
+             "created": {"nightly": NOW - 100 * 3600, "old": NOW - 100 * 3600}}
+    assert snapshots.not_as_planned(entry, "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10", v) == {
+        "nightly": "not deleted: re-created since the audit (created 2026-11-18T10:56:40Z; the audit judged the one "
+                   "created 2026-11-14T07:06:40Z)"}
+    other = snapshots.not_as_planned(entry, "11111111-2222-4333-8444-555555555555", v)
+    assert sorted(other) == ["nightly", "old"] and "replaced since the audit" in other["old"]
+    assert snapshots.not_as_planned({"delete": ["nightly"]}, "any", v) == {}  # names only: not compared
+
+
 def test_current_pinned_and_parents_of_kept_children_stay():
     v = view((snap_xml("base", 300), False), (snap_xml("mid", 200, "base"), False), (snap_xml("leaf", 150, "mid"), False),
              (snap_xml("cur", 100, "base"), True))
