@@ -16,8 +16,11 @@ its live links checked when it starts.
 
 It proves it is alive (RB-11) by the flock it holds on its lock file for its whole life and by a
 heartbeat file it rewrites atomically ({"pid", "time", "connected", "uri"}); after a libvirtd
-restart it reconnects with a backoff and registers its callback again. SIGTERM/SIGINT end it
-cleanly: the lock goes with the process, the heartbeat file is left to age.
+restart it reconnects with a backoff and registers its callback again. A failed iteration of
+libvirt's event loop is retried with a back-off; the heartbeat is written only while the event
+loop and worker threads live - when one has ended the watcher stops itself (exit status 1), so
+RB-11 fails and systemd restarts it. SIGTERM/SIGINT end it cleanly: the lock goes with the
+process, the heartbeat file is left to age.
 
 Python standard library plus libvirt-python; the decision table, the configuration and the
 ledger update are pure functions (unit-tested without libvirt).
@@ -264,6 +267,7 @@ def log(msg, now=None):
 # would close the previous revert's group), STARTED_RESTORED opens one, and a pause of GROUP_SECONDS
 # ends one whatever comes.
 GROUP_SECONDS = 5.0
+EVENT_LOOP_BACKOFF = (0.1, 5.0)  # first and longest pause (seconds) before a failed event loop iteration is retried
 
 
 class Watcher(object):
@@ -277,13 +281,29 @@ class Watcher(object):
         self.cb_id = None
         self.events = queue.Queue()
         self.groups = {}  # uuid -> {"last": time of its last event, "kind": ledger event} (see GROUP_SECONDS)
+        self.threads = {}  # name -> the threads the watcher cannot work without (event loop, worker), see beat()
+        self.failed = None  # why the watcher stopped itself (a vital thread ended)
 
     # heartbeat -------------------------------------------------------------------------------------
     def beat(self):
+        """Write the heartbeat - only while the event loop and the worker threads live: without them no event
+        is delivered or handled, and a heartbeat would prove a watcher that sees nothing (RB-11 would pass).
+        When one has ended, the heartbeat stops and the watcher stops itself (exit status 1): the lock goes,
+        RB-11 fails, systemd restarts it."""
+        dead = sorted(name for name, t in self.threads.items() if not t.is_alive())
+        if dead and not self.stop.is_set():
+            self.fail("thread(s) %s ended" % ",".join(dead))
+        if self.failed:
+            return
         try:
             write_heartbeat(self.cfg["heartbeat"], self.connected, self.cfg["uri"])
         except (OSError, ValueError) as e:
             log("error=heartbeat %s: %s" % (self.cfg["heartbeat"], e))
+
+    def fail(self, why):
+        self.failed = why
+        log("error=%s; heartbeat stopped, the watcher stops (RB-11 fails until it runs again)" % why)
+        self.request_stop(None, None)
 
     def heartbeat_loop(self):
         while not self.stop.is_set():
@@ -292,9 +312,22 @@ class Watcher(object):
 
     # libvirt event loop and connection ---------------------------------------------------------------
     def event_loop(self):
+        """Run libvirt's default event loop for good. libvirt-python raises libvirtError where the C call
+        returns -1 (a failed poll): the iteration is retried with a back-off, the thread never ends on it."""
+        backoff = EVENT_LOOP_BACKOFF[0]
         while True:
-            if self.lv.virEventRunDefaultImpl() < 0:
-                time.sleep(0.1)
+            try:
+                if self.lv.virEventRunDefaultImpl() >= 0:
+                    backoff = EVENT_LOOP_BACKOFF[0]
+                    continue
+                why = "returned -1"
+            except self.lv.libvirtError as e:
+                why = e.get_error_message() or str(e)
+            except Exception as e:  # pylint: disable=broad-except - one bad iteration must not end the loop
+                why = "%s: %s" % (type(e).__name__, e)
+            log("error=event_loop retry_in=%.1fs %s" % (backoff, why))
+            time.sleep(backoff)
+            backoff = min(backoff * 2, EVENT_LOOP_BACKOFF[1])
 
     def on_event(self, conn, dom, event, detail, opaque):
         # Runs in the event loop thread: no remote call here, the worker does the work.
@@ -451,13 +484,13 @@ class Watcher(object):
     # life --------------------------------------------------------------------------------------------
     def run(self):
         self.lv.virEventRegisterDefaultImpl()
-        for target in (self.event_loop, self.heartbeat_loop):
-            t = threading.Thread(target=target, name=target.__name__)
+        for target in (self.event_loop, self.worker):  # vital: the heartbeat stops when one ends (beat)
+            self.threads[target.__name__] = threading.Thread(target=target, name=target.__name__)
+        beating = threading.Thread(target=self.heartbeat_loop, name="heartbeat_loop")
+        work = self.threads["worker"]
+        for t in list(self.threads.values()) + [beating]:
             t.daemon = True
             t.start()
-        work = threading.Thread(target=self.worker, name="worker")
-        work.daemon = True
-        work.start()
         log("started pid=%d uri=%s ledger_dir=%s mgmt_networks=%s domains=%s" % (
             os.getpid(), self.cfg["uri"], self.cfg["ledger_dir"], ",".join(self.cfg["mgmt_networks"]) or "-",
             ",".join(self.cfg["domains"])))
@@ -465,7 +498,7 @@ class Watcher(object):
         self.disconnect()
         self.events.put(None)
         work.join(10)
-        log("stopped pid=%d" % os.getpid())
+        log("stopped pid=%d%s" % (os.getpid(), " failed=%s" % self.failed if self.failed else ""))
 
     def request_stop(self, signum, frame):
         self.stop.set()
@@ -596,7 +629,7 @@ def run(cfg, libvirt, report=None):
         w.run()
     finally:
         os.close(lock_fd)  # the lock goes; the heartbeat stays and ages (RB-11 sees both)
-    return 0
+    return 1 if w.failed else 0
 
 
 def _report(fd, text):

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -187,3 +189,58 @@ def test_rb11_fails_when_the_watcher_is_not_connected_to_libvirt():
 def test_rb11_passes_when_connected():
     f = rb11(connected=True, uri="qemu:///system")
     assert f["status"] == "pass" and "connected to qemu:///system" in f["message"]
+
+
+# --- the daemon's threads ---------------------------------------------------------------------------------
+
+class FailingOnceLoop(object):
+    """libvirt-python's virEventRunDefaultImpl: it raises libvirtError where the C call returns -1."""
+
+    class libvirtError(Exception):
+        def get_error_message(self):
+            return str(self)
+
+    def __init__(self):
+        self.calls = 0
+
+    def virEventRunDefaultImpl(self):
+        self.calls += 1
+        if self.calls == 1:
+            raise self.libvirtError("virEventRunDefaultImpl() failed")
+        time.sleep(0.01)
+        return 0
+
+
+def test_a_failed_event_loop_iteration_is_retried_not_the_end_of_the_thread(capsys):
+    lv = FailingOnceLoop()
+    w = W.Watcher(W.parse_config({}), lv)
+    t = threading.Thread(target=w.event_loop)
+    t.daemon = True
+    t.start()
+    deadline = time.time() + 5
+    while lv.calls < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    assert t.is_alive() and lv.calls >= 3
+    assert "error=event_loop retry_in=0.1s virEventRunDefaultImpl() failed" in capsys.readouterr().out
+
+
+def test_the_heartbeat_stops_when_a_vital_thread_has_ended(tmp_path, capsys):
+    hb = str(tmp_path / "hb")
+    w = W.Watcher(W.parse_config({"heartbeat": hb}), FailingOnceLoop())
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    alive = threading.Event()
+    live = threading.Thread(target=alive.wait)
+    live.daemon = True
+    live.start()
+    w.threads = {"event_loop": live, "worker": live}
+    w.beat()
+    assert os.path.exists(hb) and w.failed is None
+    os.unlink(hb)
+    w.threads["event_loop"] = ended  # the event loop died: no event will be delivered any more
+    w.beat()
+    alive.set()
+    assert not os.path.exists(hb)  # RB-11 sees the heartbeat age, and the lock go when the watcher exits
+    assert w.failed == "thread(s) event_loop ended" and w.stop.is_set()
+    assert "error=thread(s) event_loop ended; heartbeat stopped" in capsys.readouterr().out
