@@ -90,7 +90,9 @@ options:
     type: path
     default: /run/vmguard/watcher.lock
   watcher_heartbeat:
-    description: Heartbeat file the revert watcher rewrites every few seconds (JSON object with C(pid) and C(time)).
+    description:
+      - Heartbeat file the revert watcher rewrites every few seconds (JSON object with C(pid) and C(time), and
+        C(connected), C(uri) and C(mgmt_networks), what it watches, which RB-11 compares with the audit).
     type: path
     default: /run/vmguard/watcher.heartbeat
   verify_base_images:
@@ -164,7 +166,7 @@ evidence:
           qemu_user_default, the distribution's build default user), qemu_gid, daemon_confs,
           sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
           (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
-          heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
+          heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, mgmt_networks, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
           images (with C(referenced)) and image_dirs.
       type: dict

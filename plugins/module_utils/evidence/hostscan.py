@@ -341,16 +341,26 @@ def heartbeat_link(path):
     return (connected if isinstance(connected, bool) else None), (uri if isinstance(uri, str) else None)
 
 
+def heartbeat_mgmt_networks(path):
+    """The management networks the watcher's heartbeat says it keeps up (a sorted list), or None when the
+    heartbeat does not say (missing file, a watcher from before 0.2.4, not a list of names)."""
+    nets = (_read_heartbeat(path)[0] or {}).get("mgmt_networks")
+    if not isinstance(nets, list) or not all(isinstance(n, str) for n in nets):
+        return None
+    return sorted(nets)
+
+
 def watcher(lock_path=WATCHER_LOCK, heartbeat_path=WATCHER_HEARTBEAT, now=None, locks_path="/proc/locks"):
     """The revert watcher as its lock and heartbeat files show it (see the evidence contract): also
-    whether it is connected to libvirt, and at which URI, as its heartbeat says."""
+    whether it is connected to libvirt, at which URI, and which management networks it leaves up, as its
+    heartbeat says."""
     held, holder, lock_err = lock_state(lock_path, locks_path)
     age, hb_pid, hb_err = heartbeat(heartbeat_path, now)
     connected, uri = heartbeat_link(heartbeat_path)
     errors = [e for e in (lock_err, hb_err) if e]
     return dict(lock_path=lock_path, lock_held=held, holder_pid=holder, heartbeat_path=heartbeat_path,
                 heartbeat_age_seconds=age, heartbeat_pid=hb_pid, connected=connected, uri=uri,
-                error="; ".join(errors) or None)
+                mgmt_networks=heartbeat_mgmt_networks(heartbeat_path), error="; ".join(errors) or None)
 
 
 def qemu_user_default(os_release=("/etc/os-release", "/usr/lib/os-release")):

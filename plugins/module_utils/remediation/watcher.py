@@ -15,7 +15,7 @@ shut-off gets its links down in the persistent definition, a quarantine with pen
 its live links checked when it starts.
 
 It proves it is alive (RB-11) by the flock it holds on its lock file for its whole life and by a
-heartbeat file it rewrites atomically ({"pid", "time", "connected", "uri"}); after a libvirtd
+heartbeat file it rewrites atomically ({"pid", "time", "connected", "uri", "mgmt_networks"}); after a libvirtd
 restart it reconnects with a backoff and registers its callback again. A failed iteration of
 libvirt's event loop is retried with a back-off; the heartbeat is written only while the event
 loop and worker threads live - when one has ended the watcher stops itself (exit status 1), so
@@ -243,8 +243,11 @@ def acquire_lock(path):
     return fd
 
 
-def write_heartbeat(path, connected, uri, now=None):
-    body = {"pid": os.getpid(), "time": time.time() if now is None else now, "connected": bool(connected), "uri": uri}
+def write_heartbeat(path, connected, uri, now=None, mgmt_networks=()):
+    """The heartbeat also says what the watcher watches (its URI and management networks): RB-11 compares them
+    with the audited URI and the policy's management networks, so a watcher left on an old configuration fails."""
+    body = {"pid": os.getpid(), "time": time.time() if now is None else now, "connected": bool(connected), "uri": uri,
+            "mgmt_networks": sorted(set(mgmt_networks))}
     fsutil.atomic_write(path, json.dumps(body, sort_keys=True) + "\n", 0o644)
 
 
@@ -296,7 +299,8 @@ class Watcher(object):
         if self.failed:
             return
         try:
-            write_heartbeat(self.cfg["heartbeat"], self.connected, self.cfg["uri"])
+            write_heartbeat(self.cfg["heartbeat"], self.connected, self.cfg["uri"],
+                            mgmt_networks=self.cfg["mgmt_networks"])
         except (OSError, ValueError) as e:
             log("error=heartbeat %s: %s" % (self.cfg["heartbeat"], e))
 

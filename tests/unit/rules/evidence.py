@@ -71,7 +71,8 @@ def qemu_process(pid, name, uuid=None, uid=64055, user="libvirt-qemu"):
 
 
 WATCHER = {"lock_path": "/run/vmguard/watcher.lock", "lock_held": True, "holder_pid": 4242,
-           "heartbeat_path": "/run/vmguard/watcher.heartbeat", "heartbeat_age_seconds": 3.0, "heartbeat_pid": 4242}
+           "heartbeat_path": "/run/vmguard/watcher.heartbeat", "heartbeat_age_seconds": 3.0, "heartbeat_pid": 4242,
+           "connected": True, "uri": "qemu:///system", "mgmt_networks": []}
 
 
 def watcher(**overrides):

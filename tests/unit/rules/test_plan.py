@@ -753,6 +753,17 @@ def test_failing_watcher_plans_the_revert_watcher_with_the_management_networks()
     assert [f["status"] for f in findings if f["rule"] == "RB-11"] == ["pass"] and "hv1" not in p["hosts"]
 
 
+def test_a_watcher_on_other_management_networks_is_installed_again_with_the_policys():
+    # Installed with management_networks [mgmt]; the policy now says [oob]: the running watcher would keep the
+    # wrong links up after a revert. RB-11 fails, and the existing revert_watcher step rewrites its configuration.
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))},
+                 host_ev=E.host(watcher=E.watcher(mgmt_networks=["mgmt"])))
+    p, findings = build({"params": {"isolation": {"management_networks": ["oob"]}}}, ev)
+    (f,) = [f for f in findings if f["rule"] == "RB-11"]
+    assert f["status"] == "fail" and "management networks [mgmt] up, the policy's are [oob]" in f["message"]
+    assert p["hosts"]["hv1"]["revert_watcher"] == {"rules": ["RB-11"], "subjects": ["hv1"], "mgmt_networks": ["oob"]}
+
+
 def test_transient_disk_is_a_domain_policy_fix():
     p, findings = scenario("transient-disk")
     assert sorted((f["subject"]["id"], f["status"]) for f in findings if f["rule"] == "RB-12") == [

@@ -377,6 +377,29 @@ def test_rb06_private_host_key_without_pub_is_an_error(tmp_path):
     assert got["status"] == "error" and "ssh_host_ed25519_key without its .pub" in got["message"]
 
 
+def test_rb11_the_watcher_must_watch_the_audited_uri_with_the_policys_management_networks():
+    f = rb11(uri="test:///default")
+    assert f["status"] == "fail"
+    assert "it watches test:///default, not the audited qemu:///system" in f["message"]
+    assert f["evidence"]["uri"] == "test:///default"
+    (f,) = E.run("RB-11", E.fleet(host_ev=E.host(watcher=E.watcher(mgmt_networks=["mgmt"]))),
+                 params={"isolation": {"management_networks": ["oob", "mgmt"]}})
+    assert f["status"] == "fail" and "management networks [mgmt] up, the policy's are [mgmt, oob]" in f["message"]
+    (f,) = E.run("RB-11", E.fleet(host_ev=E.host(watcher=E.watcher(mgmt_networks=["oob", "mgmt"]))),
+                 params={"isolation": {"management_networks": ["mgmt", "oob"]}})
+    assert f["status"] == "pass"
+
+
+def test_rb11_a_heartbeat_that_does_not_say_what_it_watches_never_passes():
+    # A watcher from before 0.2.4 writes no management networks (and older ones no URI): reinstall it.
+    f = rb11(mgmt_networks=None)
+    assert f["status"] == "fail"
+    assert "does not say which management networks it uses (a watcher from before 0.2.4): it must be reinstalled" \
+        in f["message"]
+    f = rb11(mgmt_networks=None, uri=None, connected=None)
+    assert f["status"] == "fail" and "which libvirt URI and management networks" in f["message"]
+
+
 def test_rb11_a_heartbeat_from_the_future_fails():
     f = rb11(heartbeat_age_seconds=-86400.0)  # the clock was stepped back a day
     assert f["status"] == "fail" and "heartbeat 86400s in the future" in f["message"]

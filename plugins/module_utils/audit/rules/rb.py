@@ -286,6 +286,24 @@ def rb10(ctx, guest):
 HEARTBEAT_SKEW_SECONDS = CLOCK_SKEW_SECONDS
 
 
+def _watcher_config_differs(ctx, hv, w):
+    """Why the running watcher does not watch what this audit audits, or None: its heartbeat's URI must be the
+    audited one and its management networks (the links it leaves up) the policy's. A heartbeat that does not
+    say (a watcher from before 0.2.4) proves neither: it must be installed again."""
+    uri, nets = w.get("uri"), w.get("mgmt_networks")
+    if uri is None or nets is None:
+        return ("its heartbeat does not say which %s it uses (a watcher from before 0.2.4): it must be reinstalled"
+                % " and ".join(x for x, v in (("libvirt URI", uri), ("management networks", nets)) if v is None))
+    wrong = []
+    if hv.get("uri") and uri != hv["uri"]:
+        wrong.append("it watches %s, not the audited %s" % (uri, hv["uri"]))
+    want = sorted(set(ctx.params["isolation"]["management_networks"]))
+    if sorted(set(nets)) != want:
+        wrong.append("it leaves the links on management networks [%s] up, the policy's are [%s]" % (
+            ", ".join(sorted(set(nets))), ", ".join(want)))
+    return "; ".join(wrong) or None
+
+
 @check("RB-11", "hypervisor")
 def rb11(ctx, hv):
     """The watcher proves itself by its lock and a fresh heartbeat from the lock holder.
@@ -324,6 +342,11 @@ def rb11(ctx, hv):
                     "unquarantined" % "; ".join(missing), **evidence)
     if w.get("connected") is True:
         evidence.update(connected=True, uri=w.get("uri"))
+    wrong = _watcher_config_differs(ctx, hv, w)
+    if wrong:
+        evidence.update(uri=w.get("uri"), mgmt_networks=w.get("mgmt_networks"))
+        return fail("revert watcher runs, but %s; the plan installs it again with this audit's configuration"
+                    % wrong, **evidence)
     return ok("revert watcher holds its lock%s, heartbeat %.0fs old%s" % (
         " (pid %s)" % holder if holder is not None else "", age,
         ", connected to %s" % (w.get("uri") or "libvirt") if w.get("connected") else ""), **evidence)

@@ -145,7 +145,8 @@ def test_watcher_not_running(tmp_path):
     lock, hb = tmp_path / "watcher.lock", tmp_path / "watcher.heartbeat"
     w = hostscan.watcher(str(lock), str(hb))
     assert w == dict(lock_path=str(lock), lock_held=False, holder_pid=None, heartbeat_path=str(hb),
-                     heartbeat_age_seconds=None, heartbeat_pid=None, error=None, connected=None, uri=None)
+                     heartbeat_age_seconds=None, heartbeat_pid=None, error=None, connected=None, uri=None,
+                     mgmt_networks=None)
     assert not lock.exists()  # never created
     lock.write_text("")
     assert hostscan.watcher(str(lock), str(hb))["lock_held"] is False

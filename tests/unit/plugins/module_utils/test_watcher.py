@@ -168,6 +168,20 @@ def test_lock_is_exclusive_and_seen_by_hostscan(tmp_path):
     assert not W.lock_is_held(lock) and hostscan.watcher(lock, hb)["lock_held"] is False
 
 
+def test_heartbeat_says_what_the_watcher_watches(tmp_path):
+    hb = str(tmp_path / "hb")
+    w = W.Watcher(W.parse_config({"heartbeat": hb, "uri": "qemu:///system", "mgmt_networks": ["oob", "mgmt"]}), None)
+    w.connected = True
+    w.beat()
+    body = json.loads(open(hb).read())
+    assert (body["uri"], body["mgmt_networks"], body["connected"]) == ("qemu:///system", ["mgmt", "oob"], True)
+    seen = hostscan.watcher(str(tmp_path / "lock"), hb)
+    assert (seen["uri"], seen["mgmt_networks"]) == ("qemu:///system", ["mgmt", "oob"])
+    with open(hb, "w") as f:  # a watcher from before 0.2.4
+        json.dump({"pid": 7, "time": NOW, "connected": True, "uri": "qemu:///system"}, f)
+    assert hostscan.watcher(str(tmp_path / "lock"), hb)["mgmt_networks"] is None
+
+
 def test_heartbeat_without_connected_says_nothing_about_it(tmp_path):
     hb = tmp_path / "hb"
     hb.write_text(json.dumps({"pid": 7, "time": NOW, "connected": "yes"}))
