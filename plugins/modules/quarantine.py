@@ -24,6 +24,8 @@ description:
   - O(state=present) quarantines the domain now (link down on every interface not on O(mgmt_networks))
     and records it as the watcher does; a domain that is not running gets a quarantine that takes effect
     from its next start (C(pending_start)).
+  - A C(hostdev) (SR-IOV) interface is never touched - libvirt cannot change its link state - and is not
+    among the quarantined interfaces.
   - The ledger record is written atomically; a ledger file that cannot be trusted (a link, too large,
     not a record) fails the module and is never replaced.
   - The record's lock (C(<ledger_dir>/<uuid>.lock), an exclusive flock the revert watcher and the ledger module

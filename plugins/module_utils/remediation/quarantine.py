@@ -9,7 +9,9 @@ domain's interfaces, ``is_management`` and ``select`` choose the ones to quarant
 gives the <interface> element with its <link state=...> set and every other element (mac,
 source, model, filterref, target, alias, address...) kept, as libvirt's updateDeviceFlags wants
 it (this is what ``virsh domif-setlink`` does). ``set_links`` applies them to a libvirt domain,
-the live definition first (that is what ends the exposure), then the persistent one.
+the live definition first (that is what ends the exposure), then the persistent one; it never
+tries an interface libvirt cannot update (NOT_UPDATABLE: hostdev) and names it, and with
+``keep_going`` one refused update does not stop the others.
 
 Standard library only (Python 3.6+), so the revert watcher runs with Debian's python3-libvirt alone.
 """
@@ -22,6 +24,11 @@ import copy
 import xml.etree.ElementTree as ET
 
 UP, DOWN = "up", "down"
+# Interface types whose link state libvirt cannot change: qemuDomainChangeNet refuses any change to a
+# type='hostdev' (SR-IOV VF passthrough) interface ("cannot change config of 'hostdev' network type"). They are
+# skipped and named (set_links' "skipped"), never tried: like NO_TAP for ISO-03, known in advance.
+NOT_UPDATABLE = {"hostdev": "a hostdev (SR-IOV) interface: libvirt cannot change its link state; detach the device "
+                            "or take the host's VF down to isolate it"}
 # virDomainXMLFlags / virDomainModificationImpact values (libvirt's ABI; given here so that the pure
 # part needs no libvirt import)
 XML_INACTIVE = 2
@@ -96,24 +103,51 @@ def plan(domain_xml, mgmt_networks, state, macs=None):
     return todo, [i["mac"] for i in chosen], unusable
 
 
-def set_links(dom, mgmt_networks, state, live, config, macs=None, check=False):
+def set_links(dom, mgmt_networks, state, live, config, macs=None, check=False, keep_going=None):
     """Set the link state of a libvirt domain's chosen interfaces (see ``select``), live first, then
     in the persistent definition. Returns {"live": [macs changed], "config": [...], "chosen":
-    {"live": [...], "config": [...]}}; ``check`` changes nothing and reports what would change.
+    {"live": [...], "config": [...]}, "scopes": [definitions acted on], "skipped": [...], "failed": [...]};
+    ``check`` changes nothing and reports what would change.
 
-    Raises libvirt.libvirtError from libvirt; the caller decides what an error means."""
-    out = {"live": [], "config": [], "chosen": {"live": [], "config": []}}
+    An interface libvirt cannot update (NOT_UPDATABLE: hostdev) is never tried nor chosen, and one without a MAC
+    address cannot be named in an update (when ``macs`` is None): both are listed in "skipped"
+    ({"mac", "type", "scope", "reason"}). Errors: without ``keep_going`` the first libvirt error is raised (the
+    caller decides what it means); with ``keep_going`` (the exception class to tolerate, libvirt.libvirtError)
+    a failed update is listed in "failed" ({"mac", "type", "scope", "reason"}) and the other interfaces are still
+    done - one interface libvirt refuses must not leave the others up. A failed interface stays chosen."""
+    out = {"live": [], "config": [], "chosen": {"live": [], "config": []}, "scopes": [], "skipped": [],
+           "failed": []}
     scopes = (("live", live, 0, AFFECT_LIVE), ("config", config, XML_INACTIVE, AFFECT_CONFIG))
     for scope, wanted, xml_flags, affect in scopes:
         if not wanted:
             continue
-        todo, chosen, dummy = plan(dom.XMLDesc(xml_flags), mgmt_networks, state, macs)
-        out["chosen"][scope] = chosen
-        for mac, xml in todo:
+        out["scopes"].append(scope)
+        chosen, unusable = select(dom.XMLDesc(xml_flags), mgmt_networks, macs)
+        if macs is None:
+            out["skipped"] += [_named(i, scope, "no MAC address: an update cannot name it") for i in unusable]
+        out["skipped"] += [_named(i, scope, NOT_UPDATABLE[i["type"]]) for i in chosen if i["type"] in NOT_UPDATABLE]
+        chosen = [i for i in chosen if i["type"] not in NOT_UPDATABLE]
+        out["chosen"][scope] = [i["mac"] for i in chosen]
+        for i in chosen:
+            if i["link"] == state:
+                continue
             if not check:
-                dom.updateDeviceFlags(xml, affect)
-            out[scope].append(mac)
+                try:
+                    dom.updateDeviceFlags(link_xml(i["element"], state), affect)
+                except keep_going or () as e:
+                    out["failed"].append(_named(i, scope, "libvirt refused: %s" % (_message(e))))
+                    continue
+            out[scope].append(i["mac"])
     return out
+
+
+def _named(iface, scope, reason):
+    return {"mac": iface["mac"], "type": iface["type"], "scope": scope, "reason": reason}
+
+
+def _message(e):
+    get = getattr(e, "get_error_message", None)
+    return (get() if get else None) or str(e)
 
 
 def link_states(dom, macs, live, config):

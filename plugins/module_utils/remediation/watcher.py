@@ -12,7 +12,10 @@ revert or restore, sets link state down on every interface not on a management n
 live definition first, then in the persistent one - then records the event and the quarantine in
 the domain's ledger record (remediation/ledger.py), then logs one line. A domain reverted to
 shut-off gets its links down in the persistent definition, a quarantine with pending_start, and
-its live links checked when it starts.
+its live links checked when it starts. An interface whose link libvirt cannot change (hostdev,
+SR-IOV: never tried) or refuses to change does not stop the others nor the record: the quarantine
+names it ({"mac", "type", "scope", "reason"} in its "not_down", and in the quarantine event's
+detail) and the log line says "error=not_down".
 
 It proves it is alive (RB-11) by the flock it holds on its lock file for its whole life and by a
 heartbeat file it rewrites atomically ({"pid", "time", "connected", "uri", "mgmt_networks"}); after a libvirtd
@@ -31,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import copy
 import errno
 import fcntl
 import json
@@ -183,6 +187,43 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
     if new_group or result["live"] or result["config"] or (prev or {}).get("pending_start") != pending_start:
         new, ch = ledger.apply(new, now, event="quarantine", detail=detail, quarantine=q)
         changes += ch
+    return new, changes
+
+
+def not_down(result):
+    """The interfaces set_links() could not take down: skipped (hostdev, no MAC address) or refused by libvirt,
+    as [{"mac", "type", "scope", "reason"}] sorted by MAC address and definition."""
+    return sorted(list(result.get("skipped") or []) + list(result.get("failed") or []),
+                  key=lambda e: (e["mac"] or "", e["scope"], e["type"] or ""))
+
+
+def naming_not_down(record, update, result):
+    """``update`` ((new record, changes) of ledger_update on ``record``) with the quarantine field naming the
+    interfaces still up (``not_down``: this action's for the definitions it acted on, the previous ones for the
+    others) and the quarantine event it appended naming this action's; a quarantine whose interfaces all went
+    down has no ``not_down``."""
+    new, changes = update
+    q = new.get("quarantine")
+    if not q:
+        return new, changes
+    acted = set(result.get("scopes") or ())
+    before = (record.get("quarantine") or {}).get("not_down") or []
+    now = not_down(result)
+    names = sorted([e for e in before if e.get("scope") not in acted] + now,
+                   key=lambda e: (e.get("mac") or "", e.get("scope") or "", e.get("type") or ""))
+    if names == (q.get("not_down") or []) and names == before:
+        return new, changes
+    new = copy.deepcopy(new)
+    if names:
+        new["quarantine"]["not_down"] = names
+    else:
+        new["quarantine"].pop("not_down", None)
+    events = new.get("events") or []
+    if "event quarantine" in changes and events and events[-1]["event"] == "quarantine" and now:
+        events[-1].setdefault("detail", {})["not_down"] = now
+    if names != before:
+        changes = changes + ["quarantine: not down %s" % (", ".join(
+            "%s (%s, %s)" % (e.get("mac") or "no MAC", e.get("type"), e.get("scope")) for e in names) or "none")]
     return new, changes
 
 
@@ -411,15 +452,28 @@ class Watcher(object):
         if (event, detail) == (DEFINED, 3):  # DEFINED_FROM_SNAPSHOT: the revert's group is over
             self.groups.pop(dom.UUIDString(), None)
 
+    def links_down(self, dom, live, config):
+        """quarantine.set_links down, every interface tried: one libvirt refuses (or a hostdev one, never tried)
+        is named in the result's "failed"/"skipped", never a reason to leave the others up or to record nothing."""
+        return qr.set_links(dom, self.cfg["mgmt_networks"], qr.DOWN, live=live, config=config,
+                            keep_going=self.lv.libvirtError)
+
     def set_down(self, dom, live):
-        """quarantine.set_links down; a domain that stopped meanwhile gets its persistent definition done."""
+        """links_down; a domain that stopped meanwhile gets its persistent definition done."""
         persistent = bool(dom.isPersistent())
         try:
-            return qr.set_links(dom, self.cfg["mgmt_networks"], qr.DOWN, live=live, config=persistent), live
-        except self.lv.libvirtError:
+            result = self.links_down(dom, live, persistent)
+        except self.lv.libvirtError:  # reading its XML failed
             if not live or dom.isActive():
                 raise
-        return qr.set_links(dom, self.cfg["mgmt_networks"], qr.DOWN, live=False, config=persistent), False
+            return self.links_down(dom, False, persistent), False
+        if live and any(f["scope"] == "live" for f in result["failed"]) and not dom.isActive():
+            # it stopped meanwhile: there is no live definition any more, its next start is what counts
+            result["failed"] = [f for f in result["failed"] if f["scope"] != "live"]
+            result["skipped"] = [f for f in result["skipped"] if f["scope"] != "live"]
+            result["chosen"]["live"], result["live"], result["scopes"] = [], [], ["config"] if persistent else []
+            return result, False
+        return result, live
 
     def new_group(self, uuid, kind, t_event):
         """(first acting event of a revert/restore?, its ledger event kind)."""
@@ -438,8 +492,8 @@ class Watcher(object):
         if not (fresh or result["live"] or result["config"]):
             return  # a later event of a revert already handled, nothing left to do
         snapshot = self.current_snapshot(dom) if fresh and kind == "revert" else None
-        saved = self.record(uuid, lambda rec, now: ledger_update(rec, now, kind, label, result, not live, fresh,
-                                                                 snapshot))
+        saved = self.record(uuid, lambda rec, now: naming_not_down(
+            rec, ledger_update(rec, now, kind, label, result, not live, fresh, snapshot), result))
         self.log_action(dom.name(), uuid, label, "quarantine", result, not live, t_event, t_done, saved)
 
     def pending_start(self, dom, event, detail, t_event):
@@ -448,12 +502,13 @@ class Watcher(object):
         q = (rec or {}).get("quarantine") if not (rec or {}).get("error") else None
         if not q:
             return
-        result = qr.set_links(dom, self.cfg["mgmt_networks"], qr.DOWN, live=True, config=False)
+        result = self.links_down(dom, True, False)
         t_done = time.time()
         if not (result["live"] or q.get("pending_start")):
             return
         label = event_label(event, detail)
-        saved = self.record(uuid, lambda r, now: ledger_update(r, now, "revert", label, result, False, False))
+        saved = self.record(uuid, lambda r, now: naming_not_down(
+            r, ledger_update(r, now, "revert", label, result, False, False), result))
         self.log_action(dom.name(), uuid, label, "quarantine_on_start", result, False, t_event, t_done, saved)
 
     def current_snapshot(self, dom):
@@ -479,11 +534,13 @@ class Watcher(object):
 
     def log_action(self, name, uuid, label, action, result, pending, t_event, t_done, saved):
         log("domain=%s uuid=%s event=%s action=%s interfaces=%s live=%s config=%s pending_start=%s "
-            "event_time=%.3f link_down_time=%.3f latency_ms=%.1f ledger=%s" % (
+            "event_time=%.3f link_down_time=%.3f latency_ms=%.1f ledger=%s%s" % (
                 name, uuid, label, action,
                 ",".join(sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))) or "-",
                 ",".join(result["live"]) or "-", ",".join(result["config"]) or "-", str(pending).lower(),
-                t_event, t_done, (t_done - t_event) * 1000.0, saved))
+                t_event, t_done, (t_done - t_event) * 1000.0, saved,
+                "".join(" error=not_down mac=%s type=%s scope=%s reason=%s" % (
+                    e["mac"] or "-", e["type"], e["scope"], json.dumps(e["reason"])) for e in not_down(result))))
 
     # life --------------------------------------------------------------------------------------------
     def run(self):

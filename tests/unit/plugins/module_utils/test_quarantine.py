@@ -124,6 +124,94 @@ def test_plan_skips_links_already_in_the_wanted_state():
     assert [m for m, unused in todo] == ["52:54:00:aa:00:05"]
 
 
+HOSTDEV_IF = """<interface type='hostdev' managed='yes'>
+      <mac address='52:54:00:aa:00:09'/>
+      <source><address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x1'/></source>
+    </interface>"""
+
+
+class Refused(Exception):
+    """libvirt.libvirtError's stand-in."""
+
+    def get_error_message(self):
+        return str(self)
+
+
+class FakeDom(object):
+    """A libvirt domain whose live and persistent XML are ``xml``; updateDeviceFlags sets the link state the way
+    libvirt does and refuses what libvirt refuses: any change to a hostdev interface (qemuDomainChangeNet), and
+    the MAC addresses in ``refuse``."""
+
+    def __init__(self, xml, refuse=(), active=True, uuid="0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"):
+        self.xml = {"live": xml, "config": xml}
+        self.refuse, self.active, self.uuid, self.updates = set(refuse), active, uuid, []
+
+    def XMLDesc(self, flags=0):
+        return self.xml["config" if flags & qr.XML_INACTIVE else "live"]
+
+    def updateDeviceFlags(self, xml, affect):
+        el = ET.fromstring(xml)
+        mac = el.find("mac").get("address")
+        if el.get("type") == "hostdev":
+            raise Refused("Operation not supported: cannot change config of 'hostdev' network type")
+        if mac in self.refuse:
+            raise Refused("Timed out during operation: cannot acquire state change lock")
+        for scope, bit in (("live", qr.AFFECT_LIVE), ("config", qr.AFFECT_CONFIG)):
+            if affect & bit:
+                root = ET.fromstring(self.xml[scope])
+                devices = root.find("devices")
+                for i in list(devices.findall("interface")):
+                    if (i.find("mac") is not None and i.find("mac").get("address").lower() == mac.lower()):
+                        devices.insert(list(devices).index(i), el)
+                        devices.remove(i)
+                self.xml[scope] = ET.tostring(root, encoding="unicode")
+        self.updates.append((mac, el.find("link").get("state"), affect))
+
+    def links(self, scope):
+        return dict((i["mac"], i["link"]) for i in qr.interfaces(self.xml[scope]))
+
+    def isActive(self):
+        return self.active
+
+    def isPersistent(self):
+        return True
+
+    def UUIDString(self):
+        return self.uuid
+
+    def name(self):
+        return "web1"
+
+    def snapshotCurrent(self, flags):
+        raise Refused("no current snapshot")
+
+
+def test_a_hostdev_interface_is_never_tried_and_is_named():
+    dom = FakeDom(xml_of(HOSTDEV_IF, BRIDGE_SVC_IF, "<interface type='user'><model type='virtio'/></interface>"))
+    out = qr.set_links(dom, [], qr.DOWN, live=True, config=True)  # no error: the hostdev is not tried
+    assert dom.links("live")[SVC_MAC] == dom.links("config")["52:54:00:aa:00:03"] == "down"
+    assert dom.links("live")["52:54:00:aa:00:09"] == "up"
+    assert out["chosen"]["live"] == out["live"] == [SVC_MAC, "52:54:00:aa:00:03"] and out["failed"] == []
+    assert [(e["mac"], e["type"], e["scope"]) for e in out["skipped"]] == [
+        (None, "user", "live"), ("52:54:00:aa:00:09", "hostdev", "live"),
+        (None, "user", "config"), ("52:54:00:aa:00:09", "hostdev", "config")]
+    assert "libvirt cannot change its link state" in [e for e in out["skipped"] if e["type"] == "hostdev"][0]["reason"]
+    assert out["scopes"] == ["live", "config"]
+
+
+def test_one_refused_update_leaves_the_others_done_with_keep_going():
+    dom = FakeDom(xml_of(BRIDGE_SVC_IF), refuse={SVC_MAC})
+    with pytest.raises(Refused):  # without keep_going the caller gets the error, as before
+        qr.set_links(dom, [], qr.DOWN, live=True, config=False)
+    dom = FakeDom(xml_of(BRIDGE_SVC_IF), refuse={SVC_MAC})
+    out = qr.set_links(dom, [], qr.DOWN, live=True, config=True, keep_going=Refused)
+    assert dom.links("live")["52:54:00:aa:00:03"] == dom.links("config")["52:54:00:aa:00:03"] == "down"
+    assert out["live"] == out["config"] == ["52:54:00:aa:00:03"]
+    assert out["chosen"]["live"] == [SVC_MAC, "52:54:00:aa:00:03"]  # still meant to be down: a lift brings it up
+    assert [(e["mac"], e["scope"]) for e in out["failed"]] == [(SVC_MAC, "live"), (SVC_MAC, "config")]
+    assert out["failed"][0]["reason"] == "libvirt refused: Timed out during operation: cannot acquire state change lock"
+
+
 # --- ledger: events with detail, bounded; the quarantine field -----------------------------------------
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"

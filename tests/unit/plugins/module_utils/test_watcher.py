@@ -12,10 +12,13 @@ import time
 
 import pytest
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import watcher as W
+from tests.unit.plugins.module_utils.test_quarantine import BRIDGE_SVC_IF, HOSTDEV_IF, FakeDom, Refused
 from tests.unit.rules import evidence as E
+from tests.unit.rules.evidence import domain_xml
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
 NOW = 1795000000
@@ -258,3 +261,62 @@ def test_the_heartbeat_stops_when_a_vital_thread_has_ended(tmp_path, capsys):
     assert not os.path.exists(hb)  # RB-11 sees the heartbeat age, and the lock go when the watcher exits
     assert w.failed == "thread(s) event_loop ended" and w.stop.is_set()
     assert "error=thread(s) event_loop ended; heartbeat stopped" in capsys.readouterr().out
+
+
+# --- a quarantine libvirt refuses in part -----------------------------------------------------------------
+
+class LV(object):
+    libvirtError = Refused
+
+
+def revert(tmp_path, dom, capsys):
+    """Deliver STARTED/FROM_SNAPSHOT for ``dom`` to a watcher and return (ledger record, its log)."""
+    led = str(tmp_path / "ledger")
+    os.makedirs(led)
+    w = W.Watcher(W.parse_config({"ledger_dir": led, "mgmt_networks": ["mgmt"]}), LV)
+    w.events.put((dom, W.STARTED, 3, NOW))
+    w.events.put(None)
+    w.worker()
+    return ledger.read_record(led, U), capsys.readouterr().out
+
+
+def test_a_hostdev_interface_does_not_cost_the_quarantine_nor_the_revert_record(tmp_path, capsys):
+    # libvirt refuses any change to a hostdev (SR-IOV) interface: it is skipped and named, the rest goes down.
+    dom = FakeDom(domain_xml("web1", uuid=U, mac=MAC, extra=HOSTDEV_IF))
+    rec, out = revert(tmp_path, dom, capsys)
+    assert dom.links("live")[MAC] == dom.links("config")[MAC] == "down"
+    assert [e["event"] for e in rec["events"]] == ["revert", "quarantine"] and ledger.reverts_since(rec, iso(NOW))
+    q = rec["quarantine"]
+    assert q["interfaces"] == [MAC] and q["pending_start"] is False
+    assert [(e["mac"], e["type"], e["scope"]) for e in q["not_down"]] == [
+        ("52:54:00:aa:00:09", "hostdev", "config"), ("52:54:00:aa:00:09", "hostdev", "live")]
+    assert rec["events"][-1]["detail"]["not_down"] == q["not_down"] and ledger.validate(rec, U) is None
+    assert "error=not_down mac=52:54:00:aa:00:09 type=hostdev scope=live" in out and "ledger=saved" in out
+
+
+def test_an_update_libvirt_refuses_is_named_and_the_others_still_go_down(tmp_path, capsys):
+    svc2 = "52:54:00:aa:00:03"
+    dom = FakeDom(domain_xml("web1", uuid=U, mac=MAC, extra=BRIDGE_SVC_IF), refuse={MAC})
+    rec, out = revert(tmp_path, dom, capsys)
+    assert dom.links("live")[svc2] == dom.links("config")[svc2] == "down" and dom.links("live")[MAC] == "up"
+    assert [e["event"] for e in rec["events"]] == ["revert", "quarantine"]
+    assert rec["quarantine"]["interfaces"] == sorted([MAC, svc2])  # the lift brings both up
+    assert [(e["mac"], e["scope"]) for e in rec["quarantine"]["not_down"]] == [(MAC, "config"), (MAC, "live")]
+    assert "cannot acquire state change lock" in rec["quarantine"]["not_down"][0]["reason"]
+    assert "error=not_down mac=%s" % MAC in out
+
+
+def test_not_down_follows_the_definitions_acted_on():
+    q = ledger.quarantine_state(NOW, "revert", [MAC], False)
+    q["not_down"] = [{"mac": MAC, "type": "network", "scope": "live", "reason": "x"},
+                     {"mac": MAC, "type": "network", "scope": "config", "reason": "x"}]
+    rec = dict(ledger.empty(U), quarantine=q)
+    # a later live-only action (the start of a pending quarantine) took MAC down live: only config stays named
+    live_ok = dict(result([MAC], [], chosen_config=()), scopes=["live"], skipped=[], failed=[])
+    update = W.ledger_update(rec, NOW + 9, "revert", "STARTED/BOOTED", live_ok, False, False)
+    new, changes = W.naming_not_down(rec, update, live_ok)
+    assert [e["scope"] for e in new["quarantine"]["not_down"]] == ["config"] and "quarantine: not down" in changes[-1]
+    both_ok = dict(result([], [MAC]), scopes=["live", "config"], skipped=[], failed=[])
+    update = W.ledger_update(new, NOW + 19, "revert", "STARTED/FROM_SNAPSHOT", both_ok, False, True)
+    new, changes = W.naming_not_down(new, update, both_ok)
+    assert "not_down" not in new["quarantine"] and changes[-1] == "quarantine: not down none"
