@@ -36,6 +36,10 @@ description:
   - Backs up the previous definition (with its secrets, mode 0600, written atomically to
     C(<uuid>-<UTC stamp>.xml)) before each redefinition, and does not redefine a domain whose
     backup cannot be written. Running domains keep running; the result marks them C(restart_pending).
+  - A fixer never removes a boot disk (a disk with a C(<boot order>), or the first disk) - asked to
+    (C(ISO-06) C(detach) naming it; the audit's plan lists such a disk under C(not_enforced) instead), it
+    leaves that disk, names it in the domain's RV(domains) C(not_enforced) (and a warning), and the
+    domain's other remediations are applied.
   - A domain that cannot be read, remediated, backed up or redefined does not stop the others;
     the module fails at the end, listing every failure in RV(failed_domains), with RV(domains)
     and C(changed) still true for the domains it did redefine.
@@ -124,6 +128,8 @@ domains:
     - Per redefined domain (in check mode, per domain that would be), its changes, UUID, backup
       path, the changes that took effect on the running domain (C(live)) and whether a restart is still
       pending for the rest.
+    - C(not_enforced) lists what was asked but deliberately not done, each as the rule id and why (a boot
+      disk C(ISO-06) does not detach); a domain with such an item is listed even when nothing else changed.
   returned: always
   type: dict
   sample:
@@ -134,12 +140,15 @@ domains:
       backup: /var/lib/vmguard/backup/domains/0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10-20261126T191500Z.xml
       restart_pending: true
       live: []
+      not_enforced:
+        - "ISO-06: not detaching boot disk vdb (/srv/shared/boot.img): boot disk shared: give the domain its own image"
     mail1:
       changes: ["ISO-02: moved 52:54:00:6b:3c:59 from network svc-web to network svc-mail"]
       uuid: 5f3e0c1a-6b2d-4c8e-8a71-2d9c4e6b1f03
       backup: /var/lib/vmguard/backup/domains/5f3e0c1a-6b2d-4c8e-8a71-2d9c4e6b1f03-20261126T191500Z.xml
       restart_pending: false
       live: ["ISO-02: moved 52:54:00:6b:3c:59 from network svc-web to network svc-mail"]
+      not_enforced: []
 networks:
   description: The C(ISO-02) target networks defined (isolated) or started by this run (in check mode, that would be).
   returned: always
@@ -280,7 +289,7 @@ def apply_live(dom, fixes):
     """Carry the LIVE fixes (ISO-02, ISO-06) out on the running domain: (changes that took effect live,
     why not all did or None). Re-reads the live XML afterwards: a detach libvirt accepted but the guest
     has not completed still shows there, and is reported."""
-    ops, changes = domfix.live_operations(dom.XMLDesc(0), fixes, etree)
+    ops, changes = domfix.live_operations(dom.XMLDesc(0), fixes, etree, [])  # refusals: already in fix_domain's entry
     if not ops:
         return [], None
     problems = []
@@ -292,7 +301,7 @@ def apply_live(dom, fixes):
                 dom.detachDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as e:
             problems.append("%s: live %s refused: %s" % (rid, op, e.get_error_message()))
-    left_ops, left = domfix.live_operations(dom.XMLDesc(0), fixes, etree)
+    left_ops, left = domfix.live_operations(dom.XMLDesc(0), fixes, etree, [])
     if left_ops and not problems:
         problems.append("not yet in effect on the running domain (the guest has not released the device): %s" % "; ".join(left))
     return [c for c in changes if c not in left], "; ".join(problems) or None
@@ -302,7 +311,8 @@ def fix_domain(module, conn, dom, stamp, fixes):
     """(entry or None when the domain complies or vanished, error message or None) for one domain.
 
     The entry's ``redefined`` is True once libvirt holds the new definition - whatever fails
-    afterwards, it is reported as changed. No backup, no redefinition."""
+    afterwards, it is reported as changed. No backup, no redefinition. An item a fixer refuses (a
+    boot disk ISO-06 was asked to detach) is named in the entry's ``not_enforced``; the rest is applied."""
     p = module.params
     try:
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
@@ -312,16 +322,17 @@ def fix_domain(module, conn, dom, stamp, fixes):
         if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None, None  # vanished since the listing
         return None, "cannot read its definition: %s" % e.get_error_message()
+    refused = []
     try:
-        new, changes = domfix.apply(xml, fixes, etree)
-        live_ops = domfix.live_operations(dom.XMLDesc(0), fixes, etree)[1] if active else []
+        new, changes = domfix.apply(xml, fixes, etree, refused)
+        live_ops = domfix.live_operations(dom.XMLDesc(0), fixes, etree, refused)[1] if active else []
     except (ValueError, etree.LxmlError) as e:
         return None, "cannot remediate its definition: %s" % e
     except libvirt.libvirtError as e:
         return None, "cannot read its live definition: %s" % e.get_error_message()
-    if not changes and not live_ops:
+    if not changes and not live_ops and not refused:
         return None, None
-    entry = dict(changes=changes, restart_pending=active, backup=None, uuid=uuid, live=[])
+    entry = dict(changes=changes, restart_pending=active, backup=None, uuid=uuid, live=[], not_enforced=refused)
     if module.check_mode:
         entry["live"] = live_ops
         entry["restart_pending"] = active and any(c.split(":")[0] not in domfix.LIVE for c in changes)
@@ -391,10 +402,13 @@ def main():
         for name, dom in doms:
             fixes = per_domain(name)
             entry, err = fix_domain(module, conn, dom, stamp, fixes)
-            changed = entry is not None and (module.check_mode or entry.pop("redefined", False))
-            if changed or (entry is not None and entry.get("live_pending")):
-                result["domains"][name] = entry  # a live change still pending is shown even when nothing changed now
+            changed = entry is not None and (bool(entry["changes"] or entry["live"]) if module.check_mode
+                                             else entry.pop("redefined", False))
+            if changed or (entry is not None and (entry.get("live_pending") or entry["not_enforced"])):
+                result["domains"][name] = entry  # a pending live change, a refused fix: shown even if nothing changed
                 result["changed"] = result["changed"] or changed
+            for why in (entry or {}).get("not_enforced") or []:
+                module.warn("domain %s: %s" % (name, why))
             if err:
                 result["failed_domains"][name] = dict(error=err, backup=(entry or {}).get("backup"))
     except libvirt.libvirtError as e:
