@@ -26,7 +26,8 @@ inventory's vmguard_service_address of the domain's guest, VIS-05's owner/servic
 vmguard_owner / vmguard_service / vmguard_expires (guest vars owner, service, expires). A fix that
 cannot be carried out there is listed under not_enforced with the reason: ISO-04 on a host without
 AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
-no inventory guest, an inventory value of the wrong shape.
+no inventory guest, an inventory value of the wrong shape, a fix other than the live ones (ISO-02,
+ISO-03, ISO-06) on a transient domain (TRANSIENT_DOMAIN), a shared boot disk (ISO-06).
 
 Reconverge (RB-05, RB-07, RB-08, RB-09): a guest a revert rolled back gets one "reconverge" step
 {lock_accounts: [name], packages: {pkg: floor}, mask_services: [unit]} from the evidence of its
@@ -106,6 +107,13 @@ def _reason(policy, finding, remediation):
 # Domain fixes libvirt can also make on a running domain (remediation/domfix.LIVE; a unit test keeps the two
 # equal): a finding that fails only in the live definition of one of these is planned, not left for a restart.
 LIVE_DOMAIN_FIXES = ("ISO-02", "ISO-03", "ISO-06")
+
+
+# A transient domain has no persistent definition (defining one would make it persistent: not a hardening's call), so
+# only the LIVE_DOMAIN_FIXES reach it; domain_policy reports each other fix it would need with this same reason.
+TRANSIENT_DOMAIN = ("cannot be enforced on a transient domain: it has no persistent definition to change and "
+                    "libvirt cannot make this change on the running domain (define it persistently, or fix it where "
+                    "it is created)")
 
 
 def _live_fixable(rid, finding):
@@ -469,6 +477,9 @@ def _fix_params(policy, look, rid, hv, name, finding=None):
 def _plan_domain(hosts, skipped, policy, look, f):
     sid, rid = f["subject"]["id"], f["rule"]
     hv, _sep, dom = sid.partition("/")
+    if look.domain(hv, dom).get("persistent") is False and rid not in LIVE_DOMAIN_FIXES:
+        skipped.append({"rule": rid, "subject": sid, "reason": TRANSIENT_DOMAIN})
+        return
     params, reason = _fix_params(policy, look, rid, hv, dom, f)
     if reason:  # all of it, or (ISO-06: a shared boot disk) a part of it
         skipped.append({"rule": rid, "subject": sid, "reason": reason})
