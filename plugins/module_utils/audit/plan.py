@@ -26,7 +26,8 @@ inventory's vmguard_service_address of the domain's guest, VIS-05's owner/servic
 vmguard_owner / vmguard_service / vmguard_expires (guest vars owner, service, expires). A fix that
 cannot be carried out there is listed under not_enforced with the reason: ISO-04 on a host without
 AppArmor or SELinux, ISO-03 where only macvtap interfaces lack the filter, VIS-05 for a domain with
-no inventory guest, an inventory value of the wrong shape.
+no inventory guest, an inventory value of the wrong shape, a fix other than the live ones (ISO-02,
+ISO-03, ISO-06) on a transient domain (TRANSIENT_DOMAIN), a shared boot disk (ISO-06).
 
 Reconverge (RB-05, RB-07, RB-08, RB-09): a guest a revert rolled back gets one "reconverge" step
 {lock_accounts: [name], packages: {pkg: floor}, mask_services: [unit]} from the evidence of its
@@ -106,6 +107,13 @@ def _reason(policy, finding, remediation):
 # Domain fixes libvirt can also make on a running domain (remediation/domfix.LIVE; a unit test keeps the two
 # equal): a finding that fails only in the live definition of one of these is planned, not left for a restart.
 LIVE_DOMAIN_FIXES = ("ISO-02", "ISO-03", "ISO-06")
+
+
+# A transient domain has no persistent definition (defining one would make it persistent: not a hardening's call), so
+# only the LIVE_DOMAIN_FIXES reach it; domain_policy reports each other fix it would need with this same reason.
+TRANSIENT_DOMAIN = ("cannot be enforced on a transient domain: it has no persistent definition to change and "
+                    "libvirt cannot make this change on the running domain (define it persistently, or fix it where "
+                    "it is created)")
 
 
 def _live_fixable(rid, finding):
@@ -395,41 +403,57 @@ def _disk_spelling(disk):
     return posixpath.normpath(disk["source"]) if disk["type"] in ("file", "block", "dir") else disk["source"]
 
 
+def boot_disk_positions(disks):
+    """The positions in ``disks`` (a domain's disk records in XML order, as evidence/domxml reads them: device,
+    boot) of the disks it may boot from, which ISO-06 never detaches: every disk with a <boot order>, and the
+    first device='disk' (what <os><boot dev='hd'/> and direct kernel boot's root use). The one definition: the
+    planner lists such a disk under not_enforced, the fixer (remediation/domfix.boot_disks) refuses it."""
+    out = set(i for i, d in enumerate(disks) if d.get("boot"))
+    first = next((i for i, d in enumerate(disks) if (d.get("device") or "disk") == "disk"), None)
+    if first is not None:
+        out.add(first)
+    return sorted(out)
+
+
 def _iso06_params(look, hv, name):
     """ISO-06: detach from this domain every disk it shares with a domain of another service. Who owns
     the data cannot be told from the evidence (a path is a name; libvirt relabels images to the QEMU
-    user), so every domain of a cross-service set lets go of it. Never the boot disk (the first disk):
+    user), so every domain of a cross-service set lets go of it. Never a boot disk (boot_disk_positions):
     not_enforced. Sharing within one service is not fixed: <readonly/> takes writes away from a guest
     that may need them, and <shareable/> only lifts QEMU's image lock (two writers of a non-cluster file
-    system then corrupt it; libvirt refuses it on qcow2): a person decides."""
+    system then corrupt it; libvirt refuses it on qcow2): a person decides. Returns (parameters or None,
+    why the rest cannot be enforced or None): both when some disks go and others stay."""
     if look.disks is None:
         look.disks = _Disks(look)
     mine = _service(look, hv, name) or "undeclared:%s/%s" % (hv, name)
-    disks = [x for x in look.domain(hv, name).get("disks") or [] if x.get("source") and x.get("device") in ("disk", "lun")]
-    first = next((x for x in look.domain(hv, name).get("disks") or [] if x.get("device") == "disk"), None)
+    every = look.domain(hv, name).get("disks") or []
+    boot = set(id(every[i]) for i in boot_disk_positions(every))
+    disks = [x for x in every if x.get("source") and x.get("device") in ("disk", "lun")]
     detach, why = [], []
     for disk in disks:
         others = [u for u in look.disks.users.get(_disk_key(hv, disk), []) if (u[0], u[1]) != (hv, name)]
         if not others:
             continue
         if any(u[2] != mine for u in others):
-            if disk is first:
+            if id(disk) in boot:
                 why.append("boot disk shared: give the domain its own image (%s)" % disk["source"])
             else:
                 detach.append(_disk_spelling(disk))
         elif not (disk.get("readonly") or disk.get("shareable")) or not all(u[3] for u in others):
             why.append("%s shared within service %s: mark it readonly where the guests only read it, or shareable with a "
                        "cluster file system (a person's choice)" % (disk["source"], mine))
-    if detach:
-        return {"detach": sorted(set(detach))}, None
-    return None, "cannot be enforced: %s" % ("; ".join(why) or "nothing shared found in the evidence")
+    if not detach and not why:
+        why.append("nothing shared found in the evidence")
+    params = {"detach": sorted(set(detach))} if detach else None
+    return params, ("cannot be enforced: %s" % "; ".join(why) if why else None)
 
 
 def _fix_params(policy, look, rid, hv, name, finding=None):
     """(the parameters of ``rid``'s domain fixer for domain ``name`` on ``hv``, None), or (None, why it
-    cannot be enforced there). From the policy (allow-lists, ISO-02's service network), the host evidence
-    (ISO-04: a confining LSM), the fleet (ISO-02: the ``finding``'s shared segments, ISO-06: the disks
-    shared with other services) and the domain's inventory guest (ISO-03 service address, VIS-05 metadata)."""
+    cannot be enforced there), or both (ISO-06, a part of it: a shared boot disk stays). From the policy
+    (allow-lists, ISO-02's service network), the host evidence (ISO-04: a confining LSM), the fleet (ISO-02:
+    the ``finding``'s shared segments, ISO-06: the disks shared with other services) and the domain's
+    inventory guest (ISO-03 service address, VIS-05 metadata)."""
     iso = policy["params"]["isolation"]
     if rid == "ISO-02":
         return _iso02_params(iso, look, hv, name, finding)
@@ -453,9 +477,13 @@ def _fix_params(policy, look, rid, hv, name, finding=None):
 def _plan_domain(hosts, skipped, policy, look, f):
     sid, rid = f["subject"]["id"], f["rule"]
     hv, _sep, dom = sid.partition("/")
+    if look.domain(hv, dom).get("persistent") is False and rid not in LIVE_DOMAIN_FIXES:
+        skipped.append({"rule": rid, "subject": sid, "reason": TRANSIENT_DOMAIN})
+        return
     params, reason = _fix_params(policy, look, rid, hv, dom, f)
-    if reason:
+    if reason:  # all of it, or (ISO-06: a shared boot disk) a part of it
         skipped.append({"rule": rid, "subject": sid, "reason": reason})
+    if params is None:
         return
     entry = _entry(hosts, hv, "domain_policy", sid)
     entry["rules"].add(rid)

@@ -56,3 +56,15 @@ def parse_date(value):
         return datetime.datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError as e:  # 2099-02-30, month 13: the shape is right but there is no such day
         raise ValueError("expected a date YYYY-MM-DD, got %r (%s)" % (value, e))
+
+
+# A recorded time (an image build, a last hardening) more than this many days ahead of the reader's clock gives no
+# age at all - a clock gone wrong when it was written, or a forged record - and is reported as such (DIV-08, VIS-04,
+# the start gate) instead of counting as "not old yet" for ever. Within it, it counts: a clock somewhat ahead, a
+# local time taken for UTC.
+FUTURE_TOLERANCE_DAYS = 1
+
+
+def too_far_ahead(age_days):
+    """Whether an age in days (negative: in the future) lies more than FUTURE_TOLERANCE_DAYS in the future."""
+    return age_days < -FUTURE_TOLERANCE_DAYS

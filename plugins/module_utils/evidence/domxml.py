@@ -91,6 +91,7 @@ def _disk(el):
         readonly=el.find("readonly") is not None,
         shareable=el.find("shareable") is not None,
         transient=el.find("transient") is not None,
+        boot=el.find("boot") is not None,  # <boot order>: a boot disk (audit/plan.boot_disk_positions)
         encryption=enc.get("format") if enc is not None else None,
         backing=backing,
     )

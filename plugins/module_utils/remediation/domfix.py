@@ -38,6 +38,7 @@ import ipaddress
 import posixpath
 import xml.etree.ElementTree as ET
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.plan import boot_disk_positions
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import netutil, timeutil
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
@@ -51,6 +52,29 @@ REQUIRED = {"ISO-02": "network"}  # fixers that cannot act without this paramete
 # registry's order, so a moved interface gets its filter on its new network.
 LIVE = ("ISO-02", "ISO-03", "ISO-06")
 KINDS = ("list", "bool", "str", "ipv4", "date")
+
+
+class Refused(object):
+    """What a fixer returns when it leaves an item it was given alone on purpose (ISO-06: a boot disk):
+    ``change`` (what it did to the rest, or None) and ``reasons`` (why each refused item stays). apply()
+    and live_operations() hand the reasons to their caller's ``refused`` list: one refused item never
+    stops the rest of the domain's fixes."""
+
+    def __init__(self, change, reasons):
+        self.change = change
+        self.reasons = list(reasons)
+
+
+def _outcome(rid, what, refused):
+    """The change description of a fixer's return value; its refusals ("RULE-ID: why") go to ``refused``, and
+    without a list to take them (a caller that would take a partial fix for a whole one) raise ValueError."""
+    if not isinstance(what, Refused):
+        return what
+    reasons = ["%s: %s" % (rid, r) for r in what.reasons]
+    if refused is None:
+        raise ValueError("; ".join(reasons))
+    refused.extend(r for r in reasons if r not in refused)
+    return what.change
 
 
 def fixer(rule_id, **params):
@@ -385,13 +409,9 @@ def disk_source(disk):
 
 def boot_disks(root):
     """The <disk> elements a domain may boot from, which ISO-06 never removes: every disk with a <boot
-    order>, and the first device='disk' (what <os><boot dev='hd'/> and direct kernel boot's root use)."""
+    order>, and the first device='disk'. One definition with the planner's: audit/plan.boot_disk_positions."""
     disks = _children(root, "disk")
-    out = [d for d in disks if d.find("boot") is not None]
-    first = next((d for d in disks if (d.get("device") or "disk") == "disk"), None)
-    if first is not None and first not in out:
-        out.append(first)
-    return out
+    return [disks[i] for i in boot_disk_positions([domxml._disk(d) for d in disks])]  # pylint: disable=protected-access
 
 
 def _disk_name(disk):
@@ -403,20 +423,20 @@ def _disk_name(disk):
 def detach_shared_disks(root, etree, params):
     """ISO-06: remove every disk/lun whose source (disk_source's spelling) is in ``detach``: the storage
     the domain shares with domains of other services. A boot disk (boot_disks) is never removed: asked
-    to, the fixer raises ValueError naming it ("give the domain its own image"), and nothing changes."""
+    to (the planner lists it under not_enforced, but a caller may name it), the fixer refuses that disk,
+    naming it ("give the domain its own image"), and detaches the others."""
     wanted = set(posixpath.normpath(p) if p.startswith("/") else p for p in params["detach"])
-    gone = [d for d in _children(root, "disk")
-            if (d.get("device") or "disk") in ("disk", "lun") and disk_source(d) in wanted]
-    boot = [d for d in gone if d in boot_disks(root)]
-    if boot:
-        raise ValueError("ISO-06: not detaching boot disk %s (%s): boot disk shared: give the domain its own image" % (
-            _disk_name(boot[0]), disk_source(boot[0])))
+    boot = boot_disks(root)
+    matched = [d for d in _children(root, "disk")
+               if (d.get("device") or "disk") in ("disk", "lun") and disk_source(d) in wanted]
+    gone = [d for d in matched if d not in boot]
+    refused = ["not detaching boot disk %s (%s): boot disk shared: give the domain its own image" % (
+        _disk_name(d), disk_source(d)) for d in matched if d in boot]
     for d in gone:
         _remove_keeping_layout(d)
-    if not gone:
-        return None
-    return "detached disk(s) shared with other services: %s" % ", ".join(
-        "%s (%s)" % (_disk_name(d), disk_source(d)) for d in gone)
+    what = "detached disk(s) shared with other services: %s" % ", ".join(
+        "%s (%s)" % (_disk_name(d), disk_source(d)) for d in gone) if gone else None
+    return Refused(what, refused) if refused else what
 
 
 @fixer("ISO-07", allowed_filesystems=("list", []))
@@ -668,15 +688,17 @@ def set_metadata(root, etree, params):
 
 # --- applying ------------------------------------------------------------------------------------
 
-def apply(xml_text, fixes, etree):
+def apply(xml_text, fixes, etree, refused=None):
     """Apply the fixers for ``fixes`` (a list of rule ids, or a dict {rule id: parameters}; see
-    normalize()). Returns (new XML or None when unchanged, ["RULE-ID: change", ...])."""
+    normalize()). Returns (new XML or None when unchanged, ["RULE-ID: change", ...]). An item a fixer
+    refuses (Refused) is left as it is and named in ``refused`` ("RULE-ID: why"), the rest is applied;
+    without a ``refused`` list, a refusal raises ValueError."""
     steps = normalize(fixes)
     parser = etree.XMLParser(remove_blank_text=False)
     root = etree.fromstring(xml_text.encode("utf-8"), parser)
     changes = []
     for rid, params in steps:
-        what = FIXERS[rid](root, etree, params)
+        what = _outcome(rid, FIXERS[rid](root, etree, params), refused)
         if what:
             changes.append("%s: %s" % (rid, what))
     if not changes:
@@ -684,11 +706,11 @@ def apply(xml_text, fixes, etree):
     return etree.tostring(root, encoding="unicode"), changes
 
 
-def live_operations(xml_text, fixes, etree):
+def live_operations(xml_text, fixes, etree, refused=None):
     """What makes a running domain's live configuration match the LIVE fixers of ``fixes`` (the others
     are left out): ([(op, device XML, rule id)], ["RULE-ID: change", ...]) from its live XML, op "update"
     (updateDeviceFlags with the device's new XML: an interface's network) or "detach" (detachDeviceFlags
-    with the device as it is: a disk). Nothing to do: ([], [])."""
+    with the device as it is: a disk). Nothing to do: ([], []). Refusals: as in apply()."""
     steps = [(rid, params) for rid, params in normalize(fixes) if rid in LIVE]
     if not steps:
         return [], []
@@ -699,7 +721,7 @@ def live_operations(xml_text, fixes, etree):
     changes, ops = [], []
     for rid, params in steps:
         mark = [el.getparent() is not None and etree.tostring(el, encoding="unicode", with_tail=False) for el, _old in before]
-        what = FIXERS[rid](root, etree, params)
+        what = _outcome(rid, FIXERS[rid](root, etree, params), refused)
         if not what:
             continue
         changes.append("%s: %s" % (rid, what))

@@ -375,7 +375,7 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail
         # Refreshed when something changed or at most once a day: a harden run that finds nothing
         # to do stays idempotent, and VIS-04 (dormant after 30 days by default) still sees it.
         last = record.get("last_hardened")
-        stale = last is None or now - parse_iso(last) > 86400
+        stale = last is None or not 0 <= now - parse_iso(last) <= 86400  # in the future: a wrong clock wrote it
         if changes or stale:
             new["last_hardened"] = iso(now)
             changes.append("hardened at %s" % new["last_hardened"])

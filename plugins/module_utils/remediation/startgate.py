@@ -12,11 +12,13 @@ XML on stdin, the rest from the ledger files.
 
 Decisions at ``prepare begin`` (in this order):
 - fresh (hardened within max_dormant_days): allow.
-- stale: refuse, unless a break-glass file ``<break_glass_dir>/<domain name>`` exists (a regular
-  file, not a link, owned by root, not writable by group or others, holding a reason; an optional
-  first line ``by: <who>``): then it is removed (one-shot), a ``break_glass`` event {by, reason} is
-  recorded in the ledger and the start is allowed. A break-glass file that cannot be removed allows
-  nothing (it would not be one-shot).
+- stale (older than max_dormant_days, or more than a day in the future: timeutil.too_far_ahead, as
+  VIS-04; a clock gone wrong when it was written, or a forged record, proves no recent hardening):
+  refuse, unless a break-glass file ``<break_glass_dir>/<domain name>`` exists (a regular file, not a
+  link, owned by root, not writable by group or others, holding a reason; an optional first line
+  ``by: <who>``): then it is removed (one-shot), a ``break_glass`` event {by, reason} is recorded in
+  the ledger and the start is allowed. A break-glass file that cannot be removed allows nothing (it
+  would not be one-shot).
 - no ledger record, or a record without a hardening: ``no_record`` (default "allow": a domain
   vmguard never hardened is not the gate's to stop; VIS-04 reports it as never hardened).
 - unreadable ledger (a link, too large, not JSON, wrong shape), unreadable configuration, XML without
@@ -47,7 +49,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
-from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_iso
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_iso, too_far_ahead
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 CONFIG_PATH = "/etc/vmguard/start-gate.json"
@@ -159,6 +161,10 @@ def judge(record, cfg, now):
             return ALLOW, "%s: never hardened by vmguard, allowed (no_record: allow)" % what, False
         return REFUSE, "%s: never hardened by vmguard (no_record: refuse)" % what, True
     age = (now - parse_iso(last)) / 86400.0
+    if too_far_ahead(age):
+        return REFUSE, ("its ledger record says it was last hardened %.0f days in the future (%s): the host clock "
+                        "was wrong when it was written, or the record was forged, so how long it was dormant cannot be "
+                        "judged (VIS-04)" % (-age, last)), True
     if age > limit:
         return REFUSE, "it was last hardened %.0f days ago (%s), more than max_dormant_days %d (VIS-04)" % (age, last, limit), True
     return ALLOW, "hardened %.1f days ago (limit %d)" % (age, limit), False

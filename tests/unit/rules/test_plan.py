@@ -410,6 +410,19 @@ def test_live_only_failure_of_a_live_fixer_is_planned_not_left_for_a_restart():
     assert [e for e in p["pending_restart"] if e["rule"] == "ISO-03"] == []
 
 
+def test_a_transient_domain_gets_only_the_live_fixes_and_the_others_are_not_enforced():
+    """A transient domain has no persistent definition: LEAK-02 (a definition fix) cannot reach it and is listed
+    under not_enforced with that reason; ISO-03 (libvirt applies it to the running interface) is planned."""
+    d = E.domain("transient1", persistent=False, pid=4000, replace={
+        "listen='127.0.0.1'": "listen='0.0.0.0'", "<filterref filter='clean-traffic'/>": ""})
+    p, findings = build({}, E.fleet([d], {"transient1": E.guest("transient1", facts=E.guest_facts(1))}))
+    assert {"LEAK-02", "ISO-03"} <= set(f["rule"] for f in findings if f["status"] == "fail")
+    fixes = p["hosts"]["hv1"]["domain_policy"]["domains"]["transient1"]
+    assert "ISO-03" in fixes and set(fixes) <= set(plan.LIVE_DOMAIN_FIXES)
+    assert not_enforced(p, "LEAK-02") == [("hv1/transient1", plan.TRANSIENT_DOMAIN)]
+    assert plan.TRANSIENT_DOMAIN.startswith("cannot be enforced on a transient domain: it has no persistent definition")
+
+
 def test_planner_live_fixes_are_the_fixers_libvirt_applies_live():
     from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
     assert set(plan.LIVE_DOMAIN_FIXES) == set(domfix.LIVE)

@@ -136,6 +136,30 @@ def test_iso06_is_opt_in_and_never_detaches_a_boot_disk():
         "cannot be enforced: boot disk shared: give the domain its own image (/srv/one-image.qcow2)"] * 2
 
 
+def test_iso06_a_boot_order_disk_is_not_planned_and_the_other_fixes_of_the_domain_are():
+    # web1 boots from its second disk (<boot order='1'/>), the image mail1 also attaches (as a data disk); web1's
+    # console is open too. The planner uses the fixer's definition of a boot disk: web1 keeps the disk (not_enforced),
+    # gets its LEAK-02 fix and the other shared disk detached; mail1 lets go of the image. The plan applies cleanly.
+    shared = ("<disk type='file' device='disk'><source file='/srv/shared/boot.img'/><target dev='vdb' bus='virtio'/>"
+              "%s</disk>")
+    other = EXTRA_DISK.replace("vdb", "vdc")
+    open_console = {"listen='127.0.0.1'": "listen='0.0.0.0'"}
+    xmls = {"web1": ("web", E.domain_xml("web1", "web", extra=shared % "<boot order='1'/>" + other,
+                                         replace=open_console)),
+            "mail1": ("mail", E.domain_xml("mail1", "mail", extra=shared % "" + other))}
+    ev = _evidence(xmls)
+    pol = policy.load_policy(SHARED_POLICY)
+    p = plan.build_plan(pol, ev, engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW, only={"ISO-06", "LEAK-02"}))
+    assert _fixes(p) == {"web1": {"ISO-06": {"detach": ["/srv/shared.img"]}, "LEAK-02": {}},
+                         "mail1": {"ISO-06": {"detach": ["/srv/shared.img", "/srv/shared/boot.img"]}}}
+    assert _not_enforced(p, "ISO-06") == [
+        ("hv1/web1", "cannot be enforced: boot disk shared: give the domain its own image (/srv/shared/boot.img)")]
+    for name, (_svc, xml) in xmls.items():
+        refused = []
+        _new, changes = domfix.apply(xml, _fixes(p)[name], etree, refused)
+        assert refused == [] and len(changes) == len(_fixes(p)[name])
+
+
 def test_iso06_within_one_service_is_left_to_a_person():
     xmls = {"web1": ("web", E.domain_xml("web1", "web", extra=EXTRA_DISK)),
             "web2": ("web", E.domain_xml("web2", "web", extra=EXTRA_DISK))}

@@ -1,5 +1,7 @@
 """VIS rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.common import timeutil
+
 from . import evidence as E
 
 
@@ -70,6 +72,16 @@ def test_vis04_dormant():
     f = E.run("VIS-04", E.fleet([E.domain(ledger=E.ledger(last_hardened="2026-08-01T00:00:00Z"))]))[0]
     assert f["status"] == "fail" and f["evidence"]["age_days"] > 100
     assert "never hardened" in E.run("VIS-04", E.fleet([E.domain()]))[0]["message"]
+
+
+def test_vis04_last_hardened_in_the_future_is_an_error_not_a_fresh_hardening():
+    # Written while the host clock was years ahead (or forged): no age at all, never "not dormant yet".
+    f = E.run("VIS-04", E.fleet([E.domain(ledger=E.ledger(last_hardened="2029-12-31T00:00:00Z"))]))[0]
+    assert f["status"] == "error" and "2029-12-31T00:00:00Z lies 1139 days in the future" in f["message"]
+    assert f["evidence"]["age_days"] < -1000
+    # Up to a day ahead (the tolerance DIV-08 and the start gate share) still counts as a hardening.
+    soon = timeutil.iso(E.NOW + 86400 - 60)
+    assert E.run("VIS-04", E.fleet([E.domain(ledger=E.ledger(last_hardened=soon))]))[0]["status"] == "pass"
 
 
 def test_vis05_metadata():

@@ -20,6 +20,7 @@ from operator import not_
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
     PASS, Remediation, rule, check, collected, ok, fail, error, na)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import too_far_ahead
 
 rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
      "Regenerate /etc/machine-id (and the D-Bus copy) on the guests of the duplicate set "
@@ -597,7 +598,7 @@ def div08(ctx, guest):
         return error("lineage record of build %s has no build time" % lineage.get("build_id"))
     age = ctx.age_days(lineage["build_time"])
     limit = ctx.params["diversity"]["max_image_age_days"]
-    if age < -1:  # more than a day ahead of the controller: a forged record or a clock gone wrong, no age at all
+    if too_far_ahead(age):  # a forged record or a clock gone wrong: no age at all
         return error("image build %s claims a build time %.0f days in the future (%s): its age cannot be judged" % (
             lineage.get("build_id"), -age, lineage["build_time"]), age_days=round(age, 1))
     if age > limit:

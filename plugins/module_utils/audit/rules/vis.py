@@ -12,7 +12,7 @@ import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import present
-from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, utc
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, too_far_ahead, utc
 
 rule("VIS-01", "visibility", "high", "FLEET", "every domain is in the inventory",
      "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")
@@ -132,6 +132,10 @@ def vis04(ctx, hd):
     if not ledger or not ledger.get("last_hardened"):
         return fail("never hardened by vmguard (no ledger record)")
     age = ctx.age_days(ledger["last_hardened"])
+    if too_far_ahead(age):  # a clock gone wrong when it was written, or a forged record: never "not dormant yet"
+        return error("last_hardened %s lies %.0f days in the future: the clock was wrong when it was written, or the "
+                     "record was forged; its dormancy cannot be judged (the next harden run refreshes it)" % (
+                         ledger["last_hardened"], -age), age_days=round(age, 1))
     if age > limit:
         return fail("last hardened %.0f days ago (limit %d)" % (age, limit), age_days=round(age, 1))
     return ok("last hardened %.1f days ago" % age, age_days=round(age, 1))

@@ -76,12 +76,35 @@ def test_iso06_detaches_the_shared_disk_not_the_cdrom_nor_the_boot_disk():
     targets = [d.find("target").get("dev") for d in etree.fromstring(new.encode()).findall("devices/disk")]
     assert targets == ["vda", "sda"]
     assert domfix.apply(new, {"ISO-06": {"detach": ["/srv/shared.img"]}}, etree) == (None, [])
+    refused = []
+    assert domfix.apply(DOM, {"ISO-06": {"detach": ["/img/mail1.qcow2"]}}, etree, refused) == (None, [])
+    assert refused == ["ISO-06: not detaching boot disk vda (/img/mail1.qcow2): boot disk shared: give the domain its "
+                       "own image"]
+    # A caller that takes no refusals gets an error, not a partial fix it would take for a whole one.
     with pytest.raises(ValueError, match="not detaching boot disk vda .*give the domain its own image"):
         domfix.apply(DOM, {"ISO-06": {"detach": ["/img/mail1.qcow2"]}}, etree)
-    # A disk with a boot order is a boot disk too, wherever it is.
+
+
+def test_iso06_refuses_a_boot_order_disk_alone_and_applies_the_other_fixes():
+    # vdb boots (<boot order='1'/>): it stays, named; the rest of the domain's fixes (LEAK-02, the other
+    # shared disk) are applied, in the persistent definition and live.
+    other = "<disk type='file' device='disk'><source file='/srv/other.img'/><target dev='vdc' bus='virtio'/></disk>"
     booted = DOM.replace("<target dev='vdb' bus='virtio'/>", "<target dev='vdb' bus='virtio'/><boot order='1'/>")
-    with pytest.raises(ValueError, match="boot disk vdb"):
-        domfix.apply(booted, {"ISO-06": {"detach": ["/srv/shared.img"]}}, etree)
+    booted = booted.replace("</devices>", other + "<graphics type='vnc' listen='0.0.0.0'/></devices>")
+    fixes = {"ISO-06": {"detach": ["/srv/shared.img", "/srv/other.img"]}, "LEAK-02": {}}
+    assert [d.find("target").get("dev") for d in domfix.boot_disks(etree.fromstring(booted.encode()))] == ["vda", "vdb"]
+    refused = []
+    new, changes = domfix.apply(booted, fixes, etree, refused)
+    assert changes == ["ISO-06: detached disk(s) shared with other services: vdc (/srv/other.img)",
+                       "LEAK-02: vnc console listen attribute 0.0.0.0 -> 127.0.0.1"]
+    assert refused == ["ISO-06: not detaching boot disk vdb (/srv/shared.img): boot disk shared: give the domain its "
+                       "own image"]
+    targets = [d.find("target").get("dev") for d in etree.fromstring(new.encode()).findall("devices/disk")]
+    assert targets == ["vda", "vdb", "sda"]
+    live_refused = []
+    ops, live = domfix.live_operations(booted, fixes, etree, live_refused)
+    assert [(op, rid) for op, _xml, rid in ops] == [("detach", "ISO-06")] and live == changes[:1]
+    assert live_refused == refused
 
 
 def test_live_operations_update_the_interface_and_detach_the_disk_from_the_live_xml():

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
@@ -37,6 +38,14 @@ def test_same_update_twice_changes_nothing():
     # A day later the hardening time is refreshed (VIS-04 would otherwise call it dormant).
     later, ch3 = ledger.apply(rec, NOW + 90000, hardened=True)
     assert ch3 and later["last_hardened"] != rec["last_hardened"]
+
+
+def test_a_last_hardening_in_the_future_is_refreshed():
+    # Written while the clock was ahead: without a refresh VIS-04 and the start gate could never judge it again.
+    rec = dict(ledger.empty(U), last_hardened=iso(NOW + 3 * 365 * 86400))
+    new, ch = ledger.apply(rec, NOW, hardened=True)
+    assert new["last_hardened"] == iso(NOW) and ch == ["hardened at %s" % iso(NOW)]
+    assert ledger.apply(new, NOW + 60, hardened=True)[1] == []
 
 
 def test_commit_without_prepare_is_a_no_op():

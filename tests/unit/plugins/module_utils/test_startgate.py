@@ -22,6 +22,15 @@ def test_judge_fresh_stale_never_and_untrusted():
     assert status == startgate.REFUSE and "cannot be trusted (/l/x.json" in why
 
 
+def test_judge_refuses_a_last_hardening_in_the_future():
+    # A record written under a clock years ahead must not keep the domain "fresh" until that date.
+    status, why, stale = startgate.judge({"last_hardened": iso(NOW + 400 * 86400)}, CFG, NOW)
+    assert (status, stale) == (startgate.REFUSE, True)
+    assert "last hardened 400 days in the future (%s)" % iso(NOW + 400 * 86400) in why and "cannot be judged" in why
+    # Within a day ahead: a clock slightly ahead, allowed.
+    assert startgate.judge({"last_hardened": iso(NOW + 3600)}, CFG, NOW)[0] == startgate.ALLOW
+
+
 def test_config_is_checked_key_by_key():
     assert startgate.parse_config({}) == startgate.DEFAULTS
     with pytest.raises(startgate.GateError) as e:

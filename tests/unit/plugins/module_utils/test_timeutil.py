@@ -32,3 +32,8 @@ def test_parse_iso_ignores_the_local_time_zone_and_dst():
         out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, TZ=tz), check=True,
                              stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
         assert float(out) == 1782907200.0, tz
+
+
+def test_too_far_ahead_allows_one_day_of_clock_skew():
+    assert not timeutil.too_far_ahead(5) and not timeutil.too_far_ahead(-timeutil.FUTURE_TOLERANCE_DAYS)
+    assert timeutil.too_far_ahead(-timeutil.FUTURE_TOLERANCE_DAYS - 0.01) and timeutil.too_far_ahead(-1138.5)
