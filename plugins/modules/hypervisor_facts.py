@@ -16,7 +16,7 @@ description:
   - Connects once to a libvirt URI and returns every domain (running, paused, shut off and
     transient) parsed into the fields the vmguard rules read (disks, interfaces, graphics,
     seclabels, genid, rng, filesystems, host and redirected devices, shmem/vsock, QEMU
-    command-line passthrough, vmguard metadata), its snapshots (creation time, state, memory
+    command-line passthrough, device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
     kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
@@ -36,8 +36,8 @@ description:
     attribute is kept, and from qemu.conf's C(vnc_password)/C(spice_password) host default. It is
     null when it cannot be known (other drivers, unreadable files). No password value is kept or
     returned.
-  - Secret values in C(<qemu:commandline>) arguments and C(<qemu:env>) values are redacted before they
-    leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
+  - Secret values in C(<qemu:commandline>) arguments, C(<qemu:env>) values and C(<qemu:override>) property
+    values are redacted before they leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
     C(--opt value) forms, URL user information, the whole value of a secret-named variable - and so
     are qemu.conf's C(*password)/C(*passwd)/C(*secret) values (presence is kept, as C(<redacted>)).
   - On a local host, every file disk's backing chain is read with

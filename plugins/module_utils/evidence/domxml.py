@@ -347,6 +347,36 @@ def qemu_passthrough(root):
     return args, env, total
 
 
+def qemu_overrides(root):
+    """<qemu:override> device properties and <qemu:capabilities> changes: (overrides, capabilities, redactions).
+
+    ISO-09 reads both: an override sets properties of a device QEMU builds past libvirt's own checks, a capability
+    change makes libvirt use (or avoid) QEMU features against what it probed (<qemu:del capability='seccomp-sandbox'/>
+    drops the sandbox). Overrides: one {alias, property, type, value} per <qemu:property> (property None for a
+    device with none), a secret-named property's value redacted, every other value as an argument; capabilities:
+    one {action: add or del, capability} per element.
+    """
+    overrides, caps, total = [], [], 0
+    for ov in root.findall("{%s}override" % QEMU_NS):
+        for dev in ov.findall("{%s}device" % QEMU_NS):
+            props = dev.findall("{%s}frontend/{%s}property" % (QEMU_NS, QEMU_NS))
+            if not props:
+                overrides.append(dict(alias=dev.get("alias"), property=None, type=None, value=None))
+            for prop in props:
+                name, value = prop.get("name"), prop.get("value")
+                if value is not None and name and _secret_name(name):
+                    value, n = REDACTED, 1
+                else:
+                    value, n = redact_arg(value)
+                total += n
+                overrides.append(dict(alias=dev.get("alias"), property=name, type=prop.get("type"), value=value))
+    for cl in root.findall("{%s}capabilities" % QEMU_NS):
+        for el in cl:
+            if el.tag in ("{%s}add" % QEMU_NS, "{%s}del" % QEMU_NS):
+                caps.append(dict(action=el.tag.rsplit("}", 1)[1], capability=el.get("capability")))
+    return overrides, caps, total
+
+
 def graphics_passwords(xml_text):
     """[(type, passwd attribute present)] for each <graphics> of a domain or domstatus document.
 
@@ -393,6 +423,8 @@ def parse_domain(xml_text):
                 other_metadata.append(child.tag)
 
     cmdline, env, redacted = qemu_passthrough(root)
+    overrides, capabilities, n = qemu_overrides(root)
+    redacted += n
     seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"),
                       label=_text(s.find("label")), imagelabel=_text(s.find("imagelabel")))
                  for s in root.findall("seclabel")]
@@ -431,6 +463,8 @@ def parse_domain(xml_text):
         seclabels=seclabels,
         qemu_commandline=cmdline,
         qemu_env=env,
+        qemu_override=overrides,
+        qemu_capabilities=capabilities,
         redacted=redacted,
         metadata=metadata,
         other_metadata=other_metadata,

@@ -236,6 +236,26 @@ def test_iso09_qemu_commandline():
     assert waived["status"] == "waived" and waived["waived_status"] == "fail" and "lab port forward" in waived["message"]
 
 
+# libvirt's own spelling (formatdomain "QEMU command-line passthrough", tests/qemuxml2argvdata/qemu-ns.xml).
+OVERRIDE = ("<qemu:override><qemu:device alias='net0'><qemu:frontend>"
+            "<qemu:property name='vhost' type='bool' value='false'/><qemu:property name='romfile' type='remove'/>"
+            "</qemu:frontend></qemu:device></qemu:override>")
+CAPABILITIES = "<qemu:capabilities><qemu:del capability='seccomp-sandbox'/><qemu:add capability='blockdev'/></qemu:capabilities>"
+
+
+def test_iso09_qemu_override_and_capabilities_are_passthrough():
+    d = E.domain(after=OVERRIDE)
+    assert d["qemu_commandline"] == [] and d["qemu_env"] == []
+    f = one("ISO-09", d)
+    assert f["status"] == "fail" and "device property overrides: net0 vhost=false (bool), net0 romfile (remove)" in f["message"]
+    assert f["evidence"]["overrides"] == ["net0 vhost=false (bool)", "net0 romfile (remove)"]
+    f = one("ISO-09", E.domain(after=CAPABILITIES))
+    assert f["status"] == "fail" and "capability changes: del seccomp-sandbox, add blockdev" in f["message"]
+    # A device override without properties is still an override.
+    bare = E.domain(after="<qemu:override><qemu:device alias='ua-x'/></qemu:override>")
+    assert one("ISO-09", bare)["evidence"]["overrides"] == ["ua-x (no property)"]
+
+
 def iso10(fw=None, service="web", **changes):
     f = E.guest_facts(1)
     f["firewall"] = dict(f["firewall"], **changes) if fw is None else fw

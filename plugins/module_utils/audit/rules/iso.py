@@ -55,8 +55,9 @@ rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-lis
      "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.",
      remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev> and <interface type='hostdev'> devices not "
                                "allow-listed (ISO-08 fixer); opt-in: removing a device can break the guest's workload", opt_in=True))
-rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU command-line passthrough",
-     "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
+rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU passthrough (command line, device overrides, capabilities)",
+     "Express the configuration in libvirt XML; raw QEMU arguments, <qemu:override> device properties and "
+     "<qemu:capabilities> changes bypass libvirt's security labelling and checks.")
 rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny except service and management",
      "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).",
      remediated_by=Remediation("guest_firewall", "apply table inet vmguard (input policy drop; the service's ports, TCP "
@@ -571,15 +572,30 @@ def iso08(ctx, hd):
     return ok("no host, SR-IOV or redirected devices outside the allow-list")
 
 
+def _override_name(o):
+    """One <qemu:override> property as ISO-09 names it: "net0 vhost=false (bool)", "net0 (no property)"."""
+    if o.get("property") is None:
+        return "%s (no property)" % o.get("alias")
+    value = "" if o.get("type") == "remove" else "=%s" % o.get("value")
+    return "%s %s%s (%s)" % (o.get("alias"), o["property"], value, o.get("type"))
+
+
 @check("ISO-09", "domain")
 def iso09(ctx, hd):
+    """Fail on any raw QEMU passthrough: <qemu:commandline> arguments and environment, <qemu:override> device
+    properties and <qemu:capabilities> changes (all bypass libvirt's checks)."""
     args = collected(hd[1], "qemu_commandline")
     env = ["%s=%s" % (e.get("name"), e.get("value")) for e in collected(hd[1], "qemu_env")]
-    if args or env:
+    overrides = [_override_name(o) for o in collected(hd[1], "qemu_override")]
+    caps = ["%s %s" % (c.get("action"), c.get("capability")) for c in collected(hd[1], "qemu_capabilities")]
+    if args or env or overrides or caps:
         return fail("raw QEMU %s" % "; ".join(
             (["arguments: %s" % " ".join(str(a) for a in args)] if args else []) +
-            (["environment: %s" % " ".join(env)] if env else [])), args=args, env=env)
-    return ok("no QEMU command-line passthrough")
+            (["environment: %s" % " ".join(env)] if env else []) +
+            (["device property overrides: %s" % ", ".join(overrides)] if overrides else []) +
+            (["capability changes: %s" % ", ".join(caps)] if caps else [])),
+            args=args, env=env, overrides=overrides, capabilities=caps)
+    return ok("no QEMU command-line, device property or capability passthrough")
 
 
 @check("ISO-10", "guest")

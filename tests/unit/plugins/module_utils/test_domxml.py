@@ -67,6 +67,22 @@ def test_no_passthrough():
     assert d["qemu_commandline"] == [] and d["qemu_env"] == [] and d["redacted"] == 0
 
 
+def test_qemu_override_and_capabilities_are_read_and_secret_properties_redacted():
+    qemu = ("<qemu:override><qemu:device alias='vnc0'><qemu:frontend>"
+            "<qemu:property name='password' type='string' value='hunter2'/>"
+            "<qemu:property name='x-url' type='string' value='http://u:pw@host/x'/>"
+            "<qemu:property name='lossy' type='bool' value='true'/></qemu:frontend></qemu:device></qemu:override>"
+            "<qemu:capabilities><qemu:del capability='seccomp-sandbox'/></qemu:capabilities>")
+    d = domxml.parse_domain(domain(qemu=qemu))
+    assert d["qemu_override"] == [{"alias": "vnc0", "property": "password", "type": "string", "value": "<redacted>"},
+                                  {"alias": "vnc0", "property": "x-url", "type": "string", "value": "http://<redacted>@host/x"},
+                                  {"alias": "vnc0", "property": "lossy", "type": "bool", "value": "true"}]
+    assert d["qemu_capabilities"] == [{"action": "del", "capability": "seccomp-sandbox"}]
+    assert d["redacted"] == 2 and "hunter2" not in repr(d) and "u:pw" not in repr(d)
+    none = domxml.parse_domain(domain())
+    assert none["qemu_override"] == [] and none["qemu_capabilities"] == []
+
+
 def test_seclabel_label_and_imagelabel():
     d = domxml.parse_domain(domain(extra="<seclabel type='static' model='dac' relabel='no'><label>107:107</label>"
                                          "</seclabel><seclabel type='dynamic' model='selinux'>"
