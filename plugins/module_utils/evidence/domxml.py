@@ -184,6 +184,18 @@ def _graphics(el):
     )
 
 
+def _channel(el):
+    """{type, target, clipboard}: clipboard is whether a qemu-vdagent channel shares the clipboard of QEMU's own
+    display (VNC, GTK, D-Bus) with the guest - only with <source><clipboard copypaste='yes'/>, QEMU's default is
+    off - and None for other channels (a SPICE agent's clipboard is the SPICE console's <clipboard>)."""
+    target = el.find("target")
+    clipboard = None
+    if el.get("type") == "qemu-vdagent":
+        clip = el.find("source/clipboard")
+        clipboard = clip is not None and clip.get("copypaste") == "yes"
+    return dict(type=el.get("type"), target=target.get("name") if target is not None else None, clipboard=clipboard)
+
+
 def _text(el):
     if el is None or el.text is None:
         return None
@@ -457,9 +469,7 @@ def parse_domain(xml_text):
         redirdevs=[dict(bus=r.get("bus"), type=r.get("type")) for r in devices.findall("redirdev")],
         shmem=[s.get("name") for s in devices.findall("shmem")],
         vsock=len(devices.findall("vsock")) > 0,
-        channels=[dict(type=c.get("type"),
-                       target=c.find("target").get("name") if c.find("target") is not None else None)
-                  for c in devices.findall("channel")],
+        channels=[_channel(c) for c in devices.findall("channel")],
         seclabels=seclabels,
         qemu_commandline=cmdline,
         qemu_env=env,

@@ -24,7 +24,7 @@ shipped policy's (empty allow-lists: strict). What each fixer owns:
 - ISO-08  <hostdev>, <redirdev>, <interface type='hostdev'> not allow-listed (removed)
 - ISO-11  <shmem> not allow-listed, <vsock> unless allowed (removed)
 - LEAK-02 the listen address of VNC/SPICE/RDP consoles (the listen attribute and <listen> elements)
-- LEAK-03 SPICE <clipboard copypaste>, <filetransfer enable>
+- LEAK-03 SPICE <clipboard copypaste>, <filetransfer enable>; copypaste of a qemu-vdagent channel's <clipboard>
 - LEAK-04 <memory dumpCore>                      - LEAK-07 <os><smbios mode='host'/> (removed)
 - VIS-05  <metadata><vmguard:domain> and its owner/service/expires (data_class) children
 """
@@ -545,7 +545,9 @@ def loopback_consoles(root, etree, params):
 
 @fixer("LEAK-03")
 def spice_no_clipboard(root, etree, params):
-    """LEAK-03: SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (both default on)."""
+    """LEAK-03: SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (both default on), and
+    copypaste='no' on a qemu-vdagent channel's <source><clipboard copypaste='yes'/> (off unless asked: an
+    element saying nothing else stays)."""
     done = []
     for n, g in enumerate((g for g in _children(root, "graphics") if g.get("type") == "spice"), 1):
         for tag, attr in (("clipboard", "copypaste"), ("filetransfer", "enable")):
@@ -557,7 +559,16 @@ def spice_no_clipboard(root, etree, params):
             else:
                 continue
             done.append("<%s %s='no'>" % (tag, attr) + (" (SPICE #%d)" % n if n > 1 else ""))
-    return "set SPICE %s" % ", ".join(done) if done else None
+    vdagent = []
+    for c in _children(root, "channel"):
+        clip = c.find("source/clipboard") if c.get("type") == "qemu-vdagent" else None
+        if clip is not None and clip.get("copypaste") == "yes":
+            clip.set("copypaste", "no")
+            vdagent.append(c)
+    changes = (["SPICE %s" % ", ".join(done)] if done else []) + (
+        ["qemu-vdagent <clipboard copypaste='no'>" + (" (%d channels)" % len(vdagent) if len(vdagent) > 1 else "")]
+        if vdagent else [])
+    return "set %s" % "; ".join(changes) if changes else None
 
 
 # libvirt's memory units (virScaleInteger), in bytes.

@@ -273,6 +273,21 @@ def test_leak03_04_07_details():
     assert "<os><type arch=\"x86_64\" machine=\"pc\">hvm</type><boot dev=\"hd\"/></os>" in new.replace("'", '"')
 
 
+def test_leak03_turns_the_qemu_vdagent_clipboard_off():
+    vdagent = ("<channel type='qemu-vdagent'><target type='virtio' name='com.redhat.spice.0'/>"
+               "<source><mouse mode='client'/><clipboard copypaste='yes'/></source></channel>")
+    xml = XML.replace("</devices>", vdagent + "</devices>")
+    assert verdict("LEAK-03", xml)[0] == "fail"
+    new, changes = domfix.apply(xml, ["LEAK-03"], etree)
+    assert changes == ["LEAK-03: set qemu-vdagent <clipboard copypaste='no'>"]
+    assert verdict("LEAK-03", new)[0] == "pass"
+    assert "<mouse mode=\"client\"/><clipboard copypaste=\"no\"/>" in new.replace("'", '"')  # the rest stays
+    assert domfix.apply(new, ["LEAK-03"], etree) == (None, [])
+    # A channel that does not ask for the clipboard is left as it is.
+    quiet = XML.replace("</devices>", vdagent.replace("<clipboard copypaste='yes'/>", "") + "</devices>")
+    assert domfix.apply(quiet, ["LEAK-03"], etree) == (None, [])
+
+
 def test_vis05_creates_fills_and_corrects_the_metadata_keeping_the_rest():
     bare = "<domain type='kvm'>\n  <name>x</name>\n  <uuid>0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10</uuid>\n  <memory>1</memory>\n</domain>"
     new, changes = domfix.apply(bare, {"VIS-05": {"owner": "team-a", "service": "web"}}, etree)
