@@ -15,8 +15,9 @@ version_added: "0.1.0"
 description:
   - Connects once to a libvirt URI and returns every domain (running, paused, shut off and
     transient) parsed into the fields the vmguard rules read (disks, interfaces, graphics,
-    seclabels, genid, rng, filesystems, host and redirected devices, shmem/vsock, QEMU
-    command-line passthrough, device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
+    seclabels, genid, rng, filesystems, host and redirected devices - hostdev, redirdev, evdev input,
+    passthrough TPM, host character devices, host smartcard -, shmem/vsock, QEMU command-line passthrough,
+    device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
     kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.

@@ -126,6 +126,9 @@ def strip_owned(xml):
     owned += root.findall(dev + "disk/transient")
     for tag in ("filesystem", "hostdev", "redirdev", "shmem", "vsock"):
         owned += root.findall(dev + tag)
+    devices = root.find("devices")
+    # ISO-08: evdev input, passthrough TPM, type='dev' character devices, host smartcard.
+    owned += [el for el in (devices if devices is not None else []) if domxml.host_device(el)]
     for i in root.findall(dev + "interface"):
         if i.get("type") == "hostdev":
             owned.append(i)

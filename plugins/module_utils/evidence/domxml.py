@@ -156,6 +156,43 @@ def _hostdev_address(src):
     return ("%s %s" % (addr.get("type") or "address", attrs)).strip()
 
 
+# Character devices whose type='dev' hands a host device node (a serial line, a parallel port) to the guest.
+HOST_CHARDEVS = ("serial", "parallel", "console", "channel")
+TPM_DEFAULT_DEVICE = "/dev/tpm0"  # libvirt's passthrough TPM without <device path>
+
+
+def host_device(el):
+    """{device, type, path} of one device element that hands a host device to the guest besides <hostdev>,
+    <redirdev> and SR-IOV interfaces (ISO-08; the ISO-08 fixer asks the same of lxml elements), or None:
+    evdev input (<input type='passthrough'><source evdev/>, <input type='evdev'><source dev/>), a passthrough
+    TPM (its <device path>, libvirt's default /dev/tpm0 without one), a serial/parallel/console/channel
+    character device of type='dev' (its <source path>) and a host smartcard reader (<smartcard mode='host'>,
+    path None)."""
+    tag, src = el.tag, el.find("source")
+    if tag == "input" and el.get("type") in ("passthrough", "evdev"):
+        attr = "evdev" if el.get("type") == "passthrough" else "dev"
+        return dict(device="input", type=el.get("type"), path=src.get(attr) if src is not None else None)
+    if tag == "tpm":
+        backend = el.find("backend")
+        if backend is None or backend.get("type") != "passthrough":
+            return None
+        dev = backend.find("device")
+        return dict(device="tpm", type="passthrough", path=(dev.get("path") if dev is not None else None) or TPM_DEFAULT_DEVICE)
+    if tag in HOST_CHARDEVS and el.get("type") == "dev":
+        return dict(device=tag, type="dev", path=src.get("path") if src is not None else None)
+    if tag == "smartcard" and el.get("mode") == "host":
+        return dict(device="smartcard", type="host", path=None)
+    return None
+
+
+def _host_devices(devices):
+    """host_device of every device, in document order. A console of type='dev' on the path of a serial port
+    of type='dev' is that port (libvirt writes the first serial port again as the console): not listed twice."""
+    found = [h for h in (host_device(el) for el in devices) if h]
+    ports = set(h["path"] for h in found if h["device"] == "serial")
+    return [h for h in found if not (h["device"] == "console" and h["path"] in ports)]
+
+
 def _graphics(el):
     listens = []
     for lst in el.findall("listen"):
@@ -467,6 +504,7 @@ def parse_domain(xml_text):
                        if h.find("source") is not None else None)
                   for h in devices.findall("hostdev")],
         redirdevs=[dict(bus=r.get("bus"), type=r.get("type")) for r in devices.findall("redirdev")],
+        host_devices=_host_devices(devices),
         shmem=[s.get("name") for s in devices.findall("shmem")],
         vsock=len(devices.findall("vsock")) > 0,
         channels=[_channel(c) for c in devices.findall("channel")],

@@ -269,7 +269,8 @@ def test_iso06_network_disks_by_protocol_host_and_name():
 
 @pytest.mark.parametrize("rule,key", [
     ("ISO-02", "interfaces"), ("ISO-03", "interfaces"), ("ISO-06", "disks"), ("ISO-07", "filesystems"),
-    ("ISO-08", "hostdevs"), ("ISO-08", "interfaces"), ("ISO-08", "redirdevs"), ("ISO-09", "qemu_commandline"),
+    ("ISO-08", "hostdevs"), ("ISO-08", "interfaces"), ("ISO-08", "redirdevs"), ("ISO-08", "host_devices"),
+    ("ISO-09", "qemu_commandline"),
     ("ISO-09", "qemu_env"), ("ISO-09", "qemu_override"), ("ISO-09", "qemu_capabilities"), ("ISO-11", "shmem"),
     ("ISO-11", "vsock"),
 ])

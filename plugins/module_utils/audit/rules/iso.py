@@ -51,9 +51,11 @@ rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unles
      "Remove the <filesystem> device, or allow-list its source and make it readonly.",
      remediated_by=Remediation("domain_policy", "remove <filesystem> devices not allow-listed as readonly (ISO-07 fixer); opt-in: "
                                "removing a device can break the guest's workload", opt_in=True))
-rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-listed",
-     "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.",
-     remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev> and <interface type='hostdev'> devices not "
+rule("ISO-08", "isolation", "high", "DOM", "no host device passthrough unless allow-listed",
+     "Remove the <hostdev>/<redirdev> device, <interface type='hostdev'> (SR-IOV), evdev <input>, passthrough <tpm>, "
+     "<serial>/<parallel>/<console>/<channel> of type='dev' or <smartcard mode='host'>, or allow-list it.",
+     remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev>, <interface type='hostdev'>, evdev <input>, "
+                               "passthrough <tpm>, type='dev' character devices and <smartcard mode='host'> not "
                                "allow-listed (ISO-08 fixer); opt-in: removing a device can break the guest's workload", opt_in=True))
 rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU passthrough (command line, device overrides, capabilities)",
      "Express the configuration in libvirt XML; raw QEMU arguments, <qemu:override> device properties and "
@@ -556,20 +558,42 @@ def iso07(ctx, hd):
     return ok("%d allow-listed readonly filesystem(s)" % len(fss))
 
 
+def host_device_key(dev):
+    """How params.isolation.allowed_hostdevs names one of a domain's host_devices (evdev input, passthrough TPM,
+    type='dev' character devices, host smartcard): its host path, normalised, or "<device>:<type>" for one without
+    (smartcard:host). remediation/domfix.py spells it the same (tests/unit/plugins/module_utils/test_domfix.py)."""
+    return posixpath.normpath(dev["path"]) if dev.get("path") else "%s:%s" % (dev.get("device"), dev.get("type"))
+
+
+def allowed_hostdev_keys(allowed):
+    """params.isolation.allowed_hostdevs as ISO-08 compares them: paths normalised, every other entry (a hostdev
+    source, an SR-IOV address, redirdev:<bus>, smartcard:host) as written."""
+    return set(posixpath.normpath(a) if a.startswith("/") else a for a in allowed)
+
+
+def _host_device_name(h):
+    if h.get("device") == "smartcard":
+        return "smartcard host (the host's card reader)"
+    return "%s %s %s" % (h.get("device"), h.get("type"), h.get("path") or "(no path)")
+
+
 @check("ISO-08", "domain")
 def iso08(ctx, hd):
+    """Every device that hands the host's hardware to the guest fails unless allow-listed: <hostdev>, SR-IOV
+    interfaces, <redirdev> and host_devices (evdev input, passthrough TPM, host character devices, host smartcard)."""
     d = hd[1]
-    allowed = set(ctx.params["isolation"]["allowed_hostdevs"])
+    allowed = allowed_hostdev_keys(ctx.params["isolation"]["allowed_hostdevs"])
     devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in collected(d, "hostdevs")
             if (h.get("source") or "") not in allowed] + \
         ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in collected(d, "interfaces")
          if i.get("type") == "hostdev" and (not i.get("hostdev_source") or i["hostdev_source"] not in allowed)] + \
         ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in collected(d, "redirdevs")
-         if "redirdev:%s" % r.get("bus") not in allowed]
+         if "redirdev:%s" % r.get("bus") not in allowed] + \
+        [_host_device_name(h) for h in collected(d, "host_devices") if host_device_key(h) not in allowed]
     if devs:
         return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)),
                     devices=[x.replace("\n", " ") for x in devs])
-    return ok("no host, SR-IOV or redirected devices outside the allow-list")
+    return ok("no host, SR-IOV, redirected, evdev, TPM, character or smartcard device passed through outside the allow-list")
 
 
 def _override_name(o):
