@@ -220,32 +220,49 @@ def _segment(hv, i, mgmt, networks):
     return seg
 
 
+PERSISTENT_LABEL = " (persistent definition)"
+
+
+def _definitions(dom):
+    """(definition, label suffix) of every definition of a domain the fleet indexes hold: the live (or only) one, and
+    a running domain's persistent one (hypervisor_facts' ``inactive``), which the next start brings: a disk or network
+    it shares is shared then. Its entries say "(persistent definition)" where the live one does not hold the same."""
+    yield dom, ""
+    if dom.get("inactive"):
+        yield dom["inactive"], PERSISTENT_LABEL
+
+
 def _iso02_index(ctx, mgmt):
-    """{"keys": {segment key: {service: {"hv/domain"}}}, "unresolved": {(hv, "net" or "br"): {service: {...}}}} over
-    every domain's live definition. A domain whose interfaces (or a socket interface's addresses) were not
-    collected is left out: its own finding is the error."""
+    """{"keys": {segment key: {service: {"hv/domain": label}}}, "unresolved": {(hv, "net" or "br"): {service: {...}}}}
+    over every domain's definitions (_definitions; the label is "hv/domain", with "(persistent definition)" where
+    only that one joins the segment under that service). A definition whose interfaces (or a socket interface's
+    addresses) were not collected is left out: its own finding is the error."""
     keys, unresolved = {}, {}
     for h, dom in ctx.domains():
-        ifaces = dom.get("interfaces")
-        if ifaces is None:
-            continue
-        svc, me, networks = _service_key(ctx, h, dom), "%s/%s" % (h, dom["name"]), _networks(ctx, h)
-        for i in ifaces:
-            try:
-                seg = _segment(h, i, mgmt, networks)
-            except NotCollected:
+        me, networks = "%s/%s" % (h, dom["name"]), _networks(ctx, h)
+        for defn, suffix in _definitions(dom):
+            ifaces = defn.get("interfaces")
+            if ifaces is None:
                 continue
-            if not seg or seg["unknown"]:
-                continue
-            for k in seg["keys"]:
-                keys.setdefault(k, {}).setdefault(svc, set()).add(me)
-            if seg["unresolved"]:
-                unresolved.setdefault((h, seg["unresolved"]), {}).setdefault(svc, set()).add(me)
+            svc = _service_key(ctx, h, defn)
+            for i in ifaces:
+                try:
+                    seg = _segment(h, i, mgmt, networks)
+                except NotCollected:
+                    continue
+                if not seg or seg["unknown"]:
+                    continue
+                for k in seg["keys"]:
+                    keys.setdefault(k, {}).setdefault(svc, {}).setdefault(me, me + suffix)
+                if seg["unresolved"]:
+                    unresolved.setdefault((h, seg["unresolved"]), {}).setdefault(svc, {}).setdefault(me, me + suffix)
     return {"keys": keys, "unresolved": unresolved}
 
 
-def _others(entry, mine):
-    return set(x for svc, doms in (entry or {}).items() if svc != mine for x in doms)
+def _others(entry, mine, me):
+    """The labels of the domains other than ``me`` ("hv/domain") of services other than ``mine`` in an index entry
+    (a domain whose persistent definition declares another service is not its own neighbour)."""
+    return set(label for svc, doms in (entry or {}).items() if svc != mine for who, label in doms.items() if who != me)
 
 
 @check("ISO-02", "domain")
@@ -257,7 +274,7 @@ def iso02(ctx, hd):
     hv, d = hd
     mgmt = set(ctx.params["isolation"]["management_networks"])
     idx = ctx.index("iso02", lambda: _iso02_index(ctx, mgmt))
-    mine = _service_key(ctx, hv, d)
+    mine, me = _service_key(ctx, hv, d), "%s/%s" % (hv, d["name"])
     networks = _networks(ctx, hv)
     segs = [x for x in (_segment(hv, i, mgmt, networks) for i in collected(d, "interfaces")) if x]
     if not segs:
@@ -269,11 +286,11 @@ def iso02(ctx, hd):
             continue
         others = set()
         for k in seg["keys"]:
-            others |= _others(idx["keys"].get(k), mine)
+            others |= _others(idx["keys"].get(k), mine, me)
         if others:
             shared[seg["label"]] = sorted(set(shared.get(seg["label"], [])) | others)
         elif seg["unresolved"]:
-            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine)
+            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine, me)
             if maybe:
                 ambiguous[seg["label"]] = sorted(maybe)
     cannot = unknown + ["cannot tell whether %s and the %s of %s are one segment: the hypervisor's networks were not "
@@ -487,25 +504,29 @@ def _service_key(ctx, hv, dom):
 
 
 def _iso06_index(ctx):
-    """Disk key -> {"labels": {service: ["hv/domain", ...]}, "users": {(hv, domain): attachments},
-    "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run: each domain
-    is then judged from its own disks' entries, never by walking every other user of a disk (the
-    corpus has one disk path in hundreds of domains: that walk was quadratic). A domain whose disks were not
-    collected is left out: its own finding is the error."""
+    """Disk key -> {"labels": {service: [((hv, domain), "hv/domain"), ...]}, "users": {(hv, domain): attachments},
+    "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run over every domain's
+    definitions (_definitions): each domain is then judged from its own disks' entries, never by walking every other
+    user of a disk (the corpus has one disk path in hundreds of domains: that walk was quadratic). A persistent
+    definition adds its labels ("hv/domain (persistent definition)") only for disks the live one does not attach
+    under the same service. A definition whose disks were not collected is left out: its own finding is the error."""
     idx = {}
     for h, dom in ctx.domains():
-        disks = _attached(dom.get("disks") or [])
-        if not disks:
-            continue
-        svc, me = _service_key(ctx, h, dom), (h, dom["name"])
-        for disk in disks:
-            e = idx.get(_disk_key(h, disk))
-            if e is None:
-                e = idx[_disk_key(h, disk)] = {"labels": {}, "users": {}, "unsafe": {}}
-            e["labels"].setdefault(svc, []).append("%s/%s" % me)
-            e["users"][me] = e["users"].get(me, 0) + 1
-            if not (disk["readonly"] or disk["shareable"]):
-                e["unsafe"][me] = e["unsafe"].get(me, 0) + 1
+        me, live = (h, dom["name"]), set()
+        for defn, suffix in _definitions(dom):
+            svc = _service_key(ctx, h, defn)
+            for disk in _attached(defn.get("disks") or []):
+                key = _disk_key(h, disk)
+                e = idx.get(key)
+                if e is None:
+                    e = idx[key] = {"labels": {}, "users": {}, "unsafe": {}}
+                if not suffix:
+                    live.add((key, svc))
+                if not suffix or (key, svc) not in live:
+                    e["labels"].setdefault(svc, []).append((me, "%s/%s%s" % (h, dom["name"], suffix)))
+                e["users"][me] = e["users"].get(me, 0) + 1
+                if not (disk["readonly"] or disk["shareable"]):
+                    e["unsafe"][me] = e["unsafe"].get(me, 0) + 1
     return idx
 
 
@@ -524,7 +545,7 @@ def iso06(ctx, hd):
         e = idx.get(_disk_key(hv, disk))
         if e is None or len(e["users"]) == (me in e["users"]):  # nobody else attaches it
             continue
-        other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for label in labels)
+        other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for who, label in labels if who != me)
         if other_svc:
             problems.append("%s shared with other services: %s" % (_disk_name(disk), ", ".join(other_svc)))
             continue
