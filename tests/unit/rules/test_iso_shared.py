@@ -293,6 +293,22 @@ def test_a_domain_whose_persistent_definition_changes_service_is_not_its_own_nei
             "services: hv1/web2") in fs["hv1/web1"]["message"]
 
 
+# --- one disk under two names: hypervisor_facts' source_id (inode, block device number) ----------------------
+
+def test_iso06_compares_host_paths_by_their_source_id_when_the_evidence_has_one():
+    """/dev/disk/by-id/... and /dev/sdb are one device (source_id "block 8:16" on both): shared. The same id on two
+    hypervisors is two disks."""
+    by_id = collected_domain("web1", "web", extra=FILE_DISK % "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4")
+    sdb = collected_domain("mail1", "mail", extra=FILE_DISK % "/dev/sdb")
+    for d in (by_id, sdb):
+        d["disks"][1].update(source_id="block 8:16", source_id_error=None)
+    fs = run("ISO-06", fleet([by_id, sdb]))
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/mail1"]["message"] == (
+        "/dev/sdb shared with other services: hv1/web1")
+    fs = run("ISO-06", fleet2([by_id], [sdb]))
+    assert fs["hv1/web1"]["status"] == "pass" and fs["hv2/mail1"]["status"] == "pass"
+
+
 def network_disk(protocol, name, hosts, target="vdb"):
     return ("<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='%s' name='%s'>%s</source>"
             "<target dev='%s' bus='virtio'/></disk>" % (protocol, name, "".join(

@@ -465,10 +465,15 @@ def _network_disk_key(hv, protocol, name, hosts):
 
 
 def _disk_key(hv, disk):
-    """Identity of a disk's storage (ISO-06 and the planner): host-local paths normalised per hypervisor (a volume
-    by the path its pool resolved it to: the same file as a file disk naming it), network sources by protocol
-    (hosts) and name. A volume not resolved keeps its pool/volume name on its hypervisor (its finding is an error)."""
+    """Identity of a disk's storage (ISO-06 and the planner): a host-local path by what it is on its hypervisor when
+    the evidence says (hypervisor_facts' source_id: the device number of a block device, the inode of anything
+    else, so /dev/disk/by-id/X and /dev/sdb, /dev/vg/lv and /dev/mapper/vg-lv, a file and a link to it are one),
+    else by the path normalised per hypervisor (a volume by the path its pool resolved it to: the same file as a
+    file disk naming it); network sources by protocol (hosts) and name. A volume not resolved keeps its
+    pool/volume name on its hypervisor (its finding is an error)."""
     kind = disk["type"]
+    if disk.get("source_id"):
+        return "%s:%s" % (hv, disk["source_id"])
     if kind in ("file", "block", "dir"):
         return "%s:%s" % (hv, posixpath.normpath(disk["source"]))
     if kind == "volume":
