@@ -21,7 +21,7 @@ description:
     C(<seclabel type='none'>), C(ISO-06) removal of disks shared with other services (never the boot disk),
     C(ISO-07) / C(ISO-08) / C(ISO-11) removal of host filesystems, passed-through
     devices and inter-VM channels outside the allow-lists, C(LEAK-02) consoles on 127.0.0.1, C(LEAK-03)
-    SPICE clipboard and file transfer off, C(LEAK-04) C(dumpCore='off'), C(LEAK-07) no host SMBIOS,
+    SPICE clipboard and file transfer and qemu-vdagent clipboard off, C(LEAK-04) C(dumpCore='off'), C(LEAK-07) no host SMBIOS,
     C(VIS-05) vmguard owner/service/expires metadata.
   - Edits with lxml and changes only the elements and attributes a remediation owns - namespaces,
     metadata and unknown elements are kept. A domain that already complies is not redefined.

@@ -15,8 +15,9 @@ version_added: "0.1.0"
 description:
   - Connects once to a libvirt URI and returns every domain (running, paused, shut off and
     transient) parsed into the fields the vmguard rules read (disks, interfaces, graphics,
-    seclabels, genid, rng, filesystems, host and redirected devices, shmem/vsock, QEMU
-    command-line passthrough, vmguard metadata), its snapshots (creation time, state, memory
+    seclabels, genid, rng, filesystems, host and redirected devices - hostdev, redirdev, evdev input,
+    passthrough TPM, host character devices, host smartcard -, shmem/vsock, QEMU command-line passthrough,
+    device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
     kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
@@ -36,8 +37,8 @@ description:
     attribute is kept, and from qemu.conf's C(vnc_password)/C(spice_password) host default. It is
     null when it cannot be known (other drivers, unreadable files). No password value is kept or
     returned.
-  - Secret values in C(<qemu:commandline>) arguments and C(<qemu:env>) values are redacted before they
-    leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
+  - Secret values in C(<qemu:commandline>) arguments, C(<qemu:env>) values and C(<qemu:override>) property
+    values are redacted before they leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
     C(--opt value) forms, URL user information, the whole value of a secret-named variable - and so
     are qemu.conf's C(*password)/C(*passwd)/C(*secret) values (presence is kept, as C(<redacted>)).
   - On a local host, every file disk's backing chain is read with
@@ -46,6 +47,10 @@ description:
     O(work_dir), C(debugfs) extraction of the seal-relevant paths); the revert watcher is seen
     through its lock (a non-blocking C(flock) attempt, released at once, never creating the file)
     and heartbeat files.
+  - On a local qemu driver, every disk whose storage is a host path is identified by what the path is
+    (C(stat), which follows symbolic links and opens nothing - the device number of a block device, the
+    inode of anything else), so that ISO-06 sees one disk under two names; a path that cannot be
+    stat'ed, or any path of another driver, keeps its name and the disk says why (C(source_id_error)).
   - A URI that does not answer is not a module failure; the result carries C(evidence.error)
     so the audit reports error findings for this hypervisor and goes on with the others.
   - A domain that disappears while it is read is returned with its own C(error).
@@ -180,6 +185,11 @@ evidence:
           (C(name:port) or C(unix:socket)); volume disks C(pool), C(volume) and, resolved through
           libvirt's storage pools, C(volume_path), C(volume_type), C(volume_pool_type) and C(volume_error)
           (why the volume could not be resolved, else null).
+        - Disks whose storage is a host path (file, block, dir, a volume resolved to a local path) also carry
+          C(source_id) - what the path is on a local qemu driver's host, from C(stat) (links followed, nothing
+          opened) - C(block MAJOR:MINOR) for a block device, C(inode DEV:INO) otherwise, so that one file or
+          device under two names is one disk for ISO-06 - and C(source_id_error), why it is null (another
+          host's path, a path that cannot be stat'ed - the disk is then compared by its path).
       type: list
       elements: dict
     networks:
@@ -213,6 +223,7 @@ evidence:
 
 import json
 import os
+import stat as statmod
 import time
 import xml.etree.ElementTree as ET
 
@@ -276,6 +287,46 @@ def resolve_volumes(conn, disks):
     return disks
 
 
+def _host_path(disk):
+    """The host path of a disk's storage, or None: a file, block or dir disk's source, a volume's resolved path
+    (not that of a network pool's volume: an rbd pool's path is pool/image); network disks have none."""
+    if disk.get("type") in ("file", "block", "dir"):
+        return disk.get("source")
+    if disk.get("type") == "volume" and disk.get("volume_type") not in ("network", "netdir"):
+        return disk.get("volume_path")
+    return None
+
+
+def identify_sources(disks, local, stat=os.stat):
+    """Each disk whose storage is a host path (_host_path) gets ``source_id``, what the path is on this host, and
+    ``source_id_error``, why that could not be told (None when it could). From ``stat`` of the path, which follows
+    symbolic links and reads metadata only (the file or device is never opened): "block MAJOR:MINOR" for a block
+    device (st_rdev: /dev/sdb, its /dev/disk/by-id names, /dev/mapper/vg-lv and /dev/vg/lv are one), "inode
+    ST_DEV:ST_INO" for anything else (a file under every name and link). ISO-06 compares disks by source_id when
+    there is one, by the normalised path otherwise. ``local``: the domains run on this host (a local qemu driver);
+    otherwise a path names a file of another host and is not looked at."""
+    for disk in disks:
+        path = _host_path(disk)
+        if not path:
+            continue
+        disk.update(source_id=None, source_id_error=None)
+        if not local:
+            disk["source_id_error"] = "not looked up: the hypervisor is not a local qemu driver (compared by path)"
+        elif not path.startswith("/"):
+            disk["source_id_error"] = "%s is not an absolute path (compared by path)" % path
+        else:
+            try:
+                st = stat(path)
+            except OSError as e:
+                disk["source_id_error"] = "cannot stat %s: %s (compared by path)" % (path, e.strerror or e)
+                continue
+            if statmod.S_ISBLK(st.st_mode):
+                disk["source_id"] = "block %d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+            else:
+                disk["source_id"] = "inode %d:%d" % (st.st_dev, st.st_ino)
+    return disks
+
+
 def collect_networks(conn):
     """{name: {bridge, forward, devs, active}} of every libvirt network, defined or transient, active or not: the
     Linux bridge a network's interfaces join (from its XML: libvirt names the bridge when the network is defined,
@@ -299,11 +350,12 @@ def collect_networks(conn):
 
 
 def _parse(dom, flags, local, kind):
-    """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition; socket interface
-    volume disks resolved to their path (resolve_volumes)."""
+    """One definition of a domain, parsed; passwd_set from libvirt's own file of that definition; volume disks
+    resolved to their path (resolve_volumes); host-local disk sources identified (identify_sources)."""
     xml_text = dom.XMLDesc(flags)
     d = domxml.parse_domain(xml_text)
     resolve_volumes(dom.connect(), d["disks"])
+    identify_sources(d["disks"], local is not None)
     for g in d["graphics"]:
         g["passwd_set"] = None  # XML read without VIR_DOMAIN_XML_SECURE never carries passwd
     if local is not None and d["graphics"]:  # no console: libvirt's file has no password to look for

@@ -100,5 +100,5 @@ def test_raw_documents_parse_and_evaluate(loaded):
     assert len(findings) == len(domains) * len(DOMAIN_RULES)
     assert not unexplained_errors(findings, RAW_CANNOT_TELL), unexplained_errors(findings, RAW_CANNOT_TELL)[:3]
     iso09 = [f for f in findings if f["rule"] == "ISO-09" and f["status"] == "fail"]
-    with_ns = [d for d in domains if d["qemu_commandline"]]
+    with_ns = [d for d in domains if d["qemu_commandline"] or d["qemu_env"] or d["qemu_override"] or d["qemu_capabilities"]]
     assert with_ns and len(iso09) == len(with_ns)

@@ -126,6 +126,9 @@ def strip_owned(xml):
     owned += root.findall(dev + "disk/transient")
     for tag in ("filesystem", "hostdev", "redirdev", "shmem", "vsock"):
         owned += root.findall(dev + tag)
+    devices = root.find("devices")
+    # ISO-08: evdev input, passthrough TPM, type='dev' character devices, host smartcard.
+    owned += [el for el in (devices if devices is not None else []) if domxml.host_device(el)]
     for i in root.findall(dev + "interface"):
         if i.get("type") == "hostdev":
             owned.append(i)
@@ -146,6 +149,10 @@ def strip_owned(xml):
             owned += [lst for lst in g.findall("listen") if (lst.get("type") or "address") in ("address", "network")]
         if g.get("type") == "spice":
             owned += g.findall("clipboard") + g.findall("filetransfer")
+    for c in root.findall(dev + "channel"):  # LEAK-03: a qemu-vdagent channel's clipboard switch
+        if c.get("type") == "qemu-vdagent":
+            for clip in c.findall("source/clipboard"):
+                clip.attrib.pop("copypaste", None)
     for m in root.findall("memory"):
         m.attrib.pop("dumpCore", None)
         if m.get("unit") == "KiB" and m.text == str(domfix._numa_total_kib(root)):  # pylint: disable=protected-access

@@ -385,17 +385,19 @@ def _iso02_params(iso, look, hv, name, finding):
 
 class _Disks(object):
     """ISO-06's view of the fleet's disks, indexed once: rules/iso.py _disk_key -> [(hv, domain, service,
-    readonly or shareable)]."""
+    readonly or shareable)], over the live and, for a running domain, the persistent definition (``inactive``) of
+    every domain, as ISO-06's own index: a disk another domain attaches from its next start is shared."""
 
     def __init__(self, look):
         self.users = {}
         for hv, ev in sorted(look.hypervisors.items()):
             for d in (ev or {}).get("domains") or []:
                 svc = _service(look, hv, d.get("name")) or "undeclared:%s/%s" % (hv, d.get("name"))
-                for disk in d.get("disks") or []:
-                    if disk.get("source") and disk.get("device") in ("disk", "lun"):
-                        self.users.setdefault(_disk_key(hv, disk), []).append(
-                            (hv, d.get("name"), svc, bool(disk.get("readonly") or disk.get("shareable"))))
+                for defn in [d] + ([d["inactive"]] if d.get("inactive") else []):
+                    for disk in defn.get("disks") or []:
+                        if disk.get("source") and disk.get("device") in ("disk", "lun"):
+                            self.users.setdefault(_disk_key(hv, disk), []).append(
+                                (hv, d.get("name"), svc, bool(disk.get("readonly") or disk.get("shareable"))))
 
 
 def _disk_spelling(disk):

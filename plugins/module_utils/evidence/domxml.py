@@ -157,6 +157,43 @@ def _hostdev_address(src):
     return ("%s %s" % (addr.get("type") or "address", attrs)).strip()
 
 
+# Character devices whose type='dev' hands a host device node (a serial line, a parallel port) to the guest.
+HOST_CHARDEVS = ("serial", "parallel", "console", "channel")
+TPM_DEFAULT_DEVICE = "/dev/tpm0"  # libvirt's passthrough TPM without <device path>
+
+
+def host_device(el):
+    """{device, type, path} of one device element that hands a host device to the guest besides <hostdev>,
+    <redirdev> and SR-IOV interfaces (ISO-08; the ISO-08 fixer asks the same of lxml elements), or None:
+    evdev input (<input type='passthrough'><source evdev/>, <input type='evdev'><source dev/>), a passthrough
+    TPM (its <device path>, libvirt's default /dev/tpm0 without one), a serial/parallel/console/channel
+    character device of type='dev' (its <source path>) and a host smartcard reader (<smartcard mode='host'>,
+    path None)."""
+    tag, src = el.tag, el.find("source")
+    if tag == "input" and el.get("type") in ("passthrough", "evdev"):
+        attr = "evdev" if el.get("type") == "passthrough" else "dev"
+        return dict(device="input", type=el.get("type"), path=src.get(attr) if src is not None else None)
+    if tag == "tpm":
+        backend = el.find("backend")
+        if backend is None or backend.get("type") != "passthrough":
+            return None
+        dev = backend.find("device")
+        return dict(device="tpm", type="passthrough", path=(dev.get("path") if dev is not None else None) or TPM_DEFAULT_DEVICE)
+    if tag in HOST_CHARDEVS and el.get("type") == "dev":
+        return dict(device=tag, type="dev", path=src.get("path") if src is not None else None)
+    if tag == "smartcard" and el.get("mode") == "host":
+        return dict(device="smartcard", type="host", path=None)
+    return None
+
+
+def _host_devices(devices):
+    """host_device of every device, in document order. A console of type='dev' on the path of a serial port
+    of type='dev' is that port (libvirt writes the first serial port again as the console): not listed twice."""
+    found = [h for h in (host_device(el) for el in devices) if h]
+    ports = set(h["path"] for h in found if h["device"] == "serial")
+    return [h for h in found if not (h["device"] == "console" and h["path"] in ports)]
+
+
 def _graphics(el):
     listens = []
     for lst in el.findall("listen"):
@@ -183,6 +220,18 @@ def _graphics(el):
         clipboard=(clip.get("copypaste", "yes") != "no") if clip is not None else (gtype == "spice"),
         filetransfer=(ftr.get("enable", "yes") != "no") if ftr is not None else (gtype == "spice"),
     )
+
+
+def _channel(el):
+    """{type, target, clipboard}: clipboard is whether a qemu-vdagent channel shares the clipboard of QEMU's own
+    display (VNC, GTK, D-Bus) with the guest - only with <source><clipboard copypaste='yes'/>, QEMU's default is
+    off - and None for other channels (a SPICE agent's clipboard is the SPICE console's <clipboard>)."""
+    target = el.find("target")
+    clipboard = None
+    if el.get("type") == "qemu-vdagent":
+        clip = el.find("source/clipboard")
+        clipboard = clip is not None and clip.get("copypaste") == "yes"
+    return dict(type=el.get("type"), target=target.get("name") if target is not None else None, clipboard=clipboard)
 
 
 def _text(el):
@@ -348,6 +397,36 @@ def qemu_passthrough(root):
     return args, env, total
 
 
+def qemu_overrides(root):
+    """<qemu:override> device properties and <qemu:capabilities> changes: (overrides, capabilities, redactions).
+
+    ISO-09 reads both: an override sets properties of a device QEMU builds past libvirt's own checks, a capability
+    change makes libvirt use (or avoid) QEMU features against what it probed (<qemu:del capability='seccomp-sandbox'/>
+    drops the sandbox). Overrides: one {alias, property, type, value} per <qemu:property> (property None for a
+    device with none), a secret-named property's value redacted, every other value as an argument; capabilities:
+    one {action: add or del, capability} per element.
+    """
+    overrides, caps, total = [], [], 0
+    for ov in root.findall("{%s}override" % QEMU_NS):
+        for dev in ov.findall("{%s}device" % QEMU_NS):
+            props = dev.findall("{%s}frontend/{%s}property" % (QEMU_NS, QEMU_NS))
+            if not props:
+                overrides.append(dict(alias=dev.get("alias"), property=None, type=None, value=None))
+            for prop in props:
+                name, value = prop.get("name"), prop.get("value")
+                if value is not None and name and _secret_name(name):
+                    value, n = REDACTED, 1
+                else:
+                    value, n = redact_arg(value)
+                total += n
+                overrides.append(dict(alias=dev.get("alias"), property=name, type=prop.get("type"), value=value))
+    for cl in root.findall("{%s}capabilities" % QEMU_NS):
+        for el in cl:
+            if el.tag in ("{%s}add" % QEMU_NS, "{%s}del" % QEMU_NS):
+                caps.append(dict(action=el.tag.rsplit("}", 1)[1], capability=el.get("capability")))
+    return overrides, caps, total
+
+
 def graphics_passwords(xml_text):
     """[(type, passwd attribute present)] for each <graphics> of a domain or domstatus document.
 
@@ -394,6 +473,8 @@ def parse_domain(xml_text):
                 other_metadata.append(child.tag)
 
     cmdline, env, redacted = qemu_passthrough(root)
+    overrides, capabilities, n = qemu_overrides(root)
+    redacted += n
     seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"),
                       label=_text(s.find("label")), imagelabel=_text(s.find("imagelabel")))
                  for s in root.findall("seclabel")]
@@ -424,14 +505,15 @@ def parse_domain(xml_text):
                        if h.find("source") is not None else None)
                   for h in devices.findall("hostdev")],
         redirdevs=[dict(bus=r.get("bus"), type=r.get("type")) for r in devices.findall("redirdev")],
+        host_devices=_host_devices(devices),
         shmem=[s.get("name") for s in devices.findall("shmem")],
         vsock=len(devices.findall("vsock")) > 0,
-        channels=[dict(type=c.get("type"),
-                       target=c.find("target").get("name") if c.find("target") is not None else None)
-                  for c in devices.findall("channel")],
+        channels=[_channel(c) for c in devices.findall("channel")],
         seclabels=seclabels,
         qemu_commandline=cmdline,
         qemu_env=env,
+        qemu_override=overrides,
+        qemu_capabilities=capabilities,
         redacted=redacted,
         metadata=metadata,
         other_metadata=other_metadata,

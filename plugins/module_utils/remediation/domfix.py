@@ -21,10 +21,11 @@ shipped policy's (empty allow-lists: strict). What each fixer owns:
 - ISO-04  top-level <seclabel type='none'> / <seclabel model='none'> (removed)
 - ISO-06  <disk> whose source is shared with another service (removed; never the boot disk)
 - ISO-07  <filesystem> not allow-listed as readonly (removed)
-- ISO-08  <hostdev>, <redirdev>, <interface type='hostdev'> not allow-listed (removed)
+- ISO-08  <hostdev>, <redirdev>, <interface type='hostdev'>, evdev <input>, passthrough <tpm>, type='dev'
+          <serial>/<parallel>/<console>/<channel>, <smartcard mode='host'> not allow-listed (removed)
 - ISO-11  <shmem> not allow-listed, <vsock> unless allowed (removed)
 - LEAK-02 the listen address of VNC/SPICE/RDP consoles (the listen attribute and <listen> elements)
-- LEAK-03 SPICE <clipboard copypaste>, <filetransfer enable>
+- LEAK-03 SPICE <clipboard copypaste>, <filetransfer enable>; copypaste of a qemu-vdagent channel's <clipboard>
 - LEAK-04 <memory dumpCore>                      - LEAK-07 <os><smbios mode='host'/> (removed)
 - VIS-05  <metadata><vmguard:domain> and its owner/service/expires (data_class) children
 """
@@ -466,11 +467,19 @@ def _hostdev_source(hostdev, etree):
     return ET.tostring(ET.fromstring(etree.tostring(src, encoding="unicode", with_tail=False)), encoding="unicode").strip()
 
 
+def _host_device_key(dev):
+    """rules/iso.py host_device_key: a host device's host path normalised, or "<device>:<type>"."""
+    return posixpath.normpath(dev["path"]) if dev.get("path") else "%s:%s" % (dev["device"], dev["type"])
+
+
 @fixer("ISO-08", allowed_hostdevs=("list", []))
 def remove_passthrough(root, etree, params):
-    """ISO-08: remove <hostdev>, <interface type='hostdev'> (SR-IOV) and <redirdev> devices the allow-list
-    does not name (hostdev: its source as the evidence shows it; redirdev: "redirdev:<bus>")."""
-    allowed = set(params["allowed_hostdevs"])
+    """ISO-08: remove <hostdev>, <interface type='hostdev'> (SR-IOV), <redirdev> devices and the other host
+    devices of domxml.host_device (evdev <input>, passthrough <tpm>, type='dev' <serial>/<parallel>/<console>/
+    <channel>, <smartcard mode='host'>) the allow-list does not name (hostdev: its source as the evidence shows
+    it; redirdev: "redirdev:<bus>"; the others: their host path, smartcard:host). A console on a removed serial
+    port's path goes with it (it is that port)."""
+    allowed = set(posixpath.normpath(a) if a.startswith("/") else a for a in params["allowed_hostdevs"])
     gone = []
     for h in _children(root, "hostdev"):
         source = _hostdev_source(h, etree)
@@ -488,6 +497,12 @@ def remove_passthrough(root, etree, params):
         if "redirdev:%s" % r.get("bus") not in allowed:
             gone.append("redirdev %s/%s" % (r.get("bus"), r.get("type")))
             _remove_keeping_layout(r)
+    devices = root.find("devices")
+    for el in list(devices) if devices is not None else []:
+        dev = domxml.host_device(el)
+        if dev and _host_device_key(dev) not in allowed:
+            gone.append(" ".join(x for x in (dev["device"], dev["type"], dev["path"]) if x))
+            _remove_keeping_layout(el)
     if not gone:
         return None
     return "removed passed-through device(s): %s" % "; ".join(gone)
@@ -565,7 +580,9 @@ def loopback_consoles(root, etree, params):
 
 @fixer("LEAK-03")
 def spice_no_clipboard(root, etree, params):
-    """LEAK-03: SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (both default on)."""
+    """LEAK-03: SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (both default on), and
+    copypaste='no' on a qemu-vdagent channel's <source><clipboard copypaste='yes'/> (off unless asked: an
+    element saying nothing else stays)."""
     done = []
     for n, g in enumerate((g for g in _children(root, "graphics") if g.get("type") == "spice"), 1):
         for tag, attr in (("clipboard", "copypaste"), ("filetransfer", "enable")):
@@ -577,7 +594,16 @@ def spice_no_clipboard(root, etree, params):
             else:
                 continue
             done.append("<%s %s='no'>" % (tag, attr) + (" (SPICE #%d)" % n if n > 1 else ""))
-    return "set SPICE %s" % ", ".join(done) if done else None
+    vdagent = []
+    for c in _children(root, "channel"):
+        clip = c.find("source/clipboard") if c.get("type") == "qemu-vdagent" else None
+        if clip is not None and clip.get("copypaste") == "yes":
+            clip.set("copypaste", "no")
+            vdagent.append(c)
+    changes = (["SPICE %s" % ", ".join(done)] if done else []) + (
+        ["qemu-vdagent <clipboard copypaste='no'>" + (" (%d channels)" % len(vdagent) if len(vdagent) > 1 else "")]
+        if vdagent else [])
+    return "set %s" % "; ".join(changes) if changes else None
 
 
 # libvirt's memory units (virScaleInteger), in bytes.

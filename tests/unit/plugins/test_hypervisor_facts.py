@@ -1,6 +1,11 @@
 """hypervisor_facts on libvirt's test driver (no daemon): networks with their bridges, socket interface and network
 disk sources, volume disks resolved to their path through the storage pools; and the evidence it gathers from a
-node where one domain's volume is another domain's file, audited by ISO-02 and ISO-06."""
+node where one domain's volume is another domain's file, audited by ISO-02 and ISO-06; host-local disk sources
+identified by what they are (inode, block device number), so ISO-06 sees one disk under two names."""
+
+import errno
+import os
+import stat
 
 import pytest
 
@@ -139,3 +144,97 @@ def test_gathered_volume_that_cannot_be_resolved_is_an_iso06_error(tmp_path):
     assert disk["volume_path"] is None and "gone.qcow2" in disk["volume_error"]
     f = audit(ev, "ISO-06")["hv1/web1"]
     assert f["status"] == "error" and "gone.qcow2" in f["message"]
+
+
+# --- one disk under two names (ISO-06 by what the path is, not how it is spelt) ----------------------------------
+
+from rules import evidence as E  # noqa: E402 (tests/unit is on sys.path)
+
+EXTRA = "<disk type='%s' device='disk'><source %s='%s'/><target dev='vdb' bus='virtio'/></disk>"
+
+
+def identified(name, service, kind, path, **kw):
+    """A domain with a second disk ``path`` whose host-local sources are identified as on a local qemu driver."""
+    d = E.domain(name, service, state="shutoff", extra=EXTRA % (kind, "file" if kind == "file" else "dev", path))
+    hf.identify_sources(d["disks"], True, **kw)
+    return d
+
+
+def iso06(*domains):
+    fs = engine.evaluate(policy.load_policy({}), E.fleet(list(domains)), only={"ISO-06"})
+    return dict((f["subject"]["id"], f) for f in fs if f["subject"]["kind"] == "domain")
+
+
+def test_a_file_and_a_link_to_it_are_one_disk(tmp_path):
+    (tmp_path / "images").mkdir()
+    data = tmp_path / "images" / "data.img"
+    data.write_bytes(b"")
+    (tmp_path / "by-id").mkdir()
+    alias = tmp_path / "by-id" / "wwn-0x5000c500a1b2c3d4"
+    alias.symlink_to("../images/data.img")
+    other = tmp_path / "images" / "other.img"
+    other.write_bytes(b"")
+    web, mail = identified("web1", "web", "file", str(data)), identified("mail1", "mail", "file", str(alias))
+    st = os.stat(str(data))
+    assert web["disks"][1]["source_id"] == mail["disks"][1]["source_id"] == "inode %d:%d" % (st.st_dev, st.st_ino)
+    assert web["disks"][1]["source_id_error"] is None
+    fs = iso06(web, mail)
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/mail1"]["status"] == "fail", fs
+    assert fs["hv1/mail1"]["message"] == "%s shared with other services: hv1/web1" % alias
+    assert set(f["status"] for f in iso06(web, identified("mail1", "mail", "file", str(other))).values()) == {"pass"}
+
+
+class _BlockStat(object):
+    """What identify_sources reads of os.stat for a block device node (none is created here)."""
+
+    def __init__(self, rdev):
+        self.st_mode, self.st_rdev, self.st_dev, self.st_ino = stat.S_IFBLK | 0o660, rdev, 5, 1
+
+
+def block_stat(table):
+    """os.stat over ``table`` {path: device number}."""
+    def fake(path):
+        if path not in table:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return _BlockStat(table[path])
+    return fake
+
+
+def test_block_devices_are_compared_by_device_number():
+    sdb, dm3, dm4 = os.makedev(8, 16), os.makedev(253, 3), os.makedev(253, 4)
+    fake = block_stat({"/dev/sdb": sdb, "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4": sdb, "/dev/vg/lv": dm3,
+                       "/dev/mapper/vg-lv": dm3, "/dev/mapper/vg-other": dm4})
+    web = identified("web1", "web", "block", "/dev/sdb", stat=fake)
+    mail = identified("mail1", "mail", "block", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4", stat=fake)
+    assert web["disks"][1]["source_id"] == mail["disks"][1]["source_id"] == "block 8:16"
+    assert set(f["status"] for f in iso06(web, mail).values()) == {"fail"}
+    web = identified("web1", "web", "block", "/dev/vg/lv", stat=fake)
+    mail = identified("mail1", "mail", "block", "/dev/mapper/vg-lv", stat=fake)
+    assert set(f["status"] for f in iso06(web, mail).values()) == {"fail"}
+    other = identified("mail1", "mail", "block", "/dev/mapper/vg-other", stat=fake)
+    assert set(f["status"] for f in iso06(web, other).values()) == {"pass"}
+
+
+def test_what_cannot_be_identified_is_compared_by_path_and_says_why(tmp_path):
+    disks = [dict(type="file", source=str(tmp_path / "gone.img")), dict(type="network", source="nbd:x", protocol="nbd"),
+             dict(type="volume", source="p/v", volume_path=str(tmp_path), volume_type="dir"),
+             dict(type="volume", source="rbd/img", volume_path="rbd/img", volume_type="network"),
+             dict(type="volume", source="p/missing", volume_path=None, volume_type=None)]
+    hf.identify_sources(disks, True)
+    assert disks[0]["source_id"] is None and disks[0]["source_id_error"] == (
+        "cannot stat %s: No such file or directory (compared by path)" % disks[0]["source"])
+    assert "source_id" not in disks[1] and "source_id" not in disks[3] and "source_id" not in disks[4]
+    assert disks[2]["source_id"].startswith("inode ") and disks[2]["source_id_error"] is None
+    remote = [dict(type="file", source=str(tmp_path))]
+    hf.identify_sources(remote, False)
+    assert remote[0]["source_id"] is None and "not a local qemu driver" in remote[0]["source_id_error"]
+    # The same missing path in two domains of different services is still one disk (by its path).
+    gone = str(tmp_path / "gone.img")
+    web, mail = identified("web1", "web", "file", gone), identified("mail1", "mail", "file", gone)
+    assert set(f["status"] for f in iso06(web, mail).values()) == {"fail"}
+
+
+def test_gathered_disks_of_the_test_driver_are_not_looked_up(tmp_path):
+    ev = gather(node(tmp_path, ("web1", "web", FILE % "/var/lib/libvirt/images/web1.qcow2")))
+    disk = ev["domains"][0]["disks"][0]
+    assert disk["source_id"] is None and "not a local qemu driver" in disk["source_id_error"]

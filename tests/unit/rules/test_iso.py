@@ -1,5 +1,7 @@
 """ISO rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+import pytest
+
 from . import evidence as E
 
 
@@ -222,6 +224,44 @@ def test_iso08_sriov_interface_is_a_passed_through_device():
     assert one("ISO-08", d, params={"isolation": {"allowed_hostdevs": [src]}})["status"] == "pass"
 
 
+# Host devices libvirt hands to a guest without <hostdev>, as libvirt's own test suite writes them
+# (tests/qemuxml2argvdata: input-linux, virtio-input-passthrough, tpm-passthrough, serial-dev-chardev, smartcard-host).
+HOST_DEVICES = [
+    ("<input type='evdev'><source dev='/dev/input/event1234' grab='all' grabToggle='alt-alt' repeat='on'/></input>",
+     "input evdev /dev/input/event1234", "/dev/input/event1234"),
+    ("<input type='passthrough' bus='virtio'><source evdev='/dev/input/event1234'/></input>",
+     "input passthrough /dev/input/event1234", "/dev/input/event1234"),
+    ("<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>",
+     "tpm passthrough /dev/tpm0", "/dev/tpm0"),
+    ("<serial type='dev'><source path='/dev/ttyS2'/><target port='0'/></serial>"
+     "<console type='dev'><source path='/dev/ttyS2'/><target port='0'/></console>", "serial dev /dev/ttyS2", "/dev/ttyS2"),
+    ("<parallel type='dev'><source path='/dev/parport0'/><target port='0'/></parallel>",
+     "parallel dev /dev/parport0", "/dev/parport0"),
+    ("<smartcard mode='host'/>", "smartcard host (the host's card reader)", "smartcard:host"),
+]
+
+
+@pytest.mark.parametrize("xml,named,allow", HOST_DEVICES)
+def test_iso08_host_devices_outside_hostdev_are_passthrough(xml, named, allow):
+    d = E.domain(extra=xml)
+    f = one("ISO-08", d)
+    assert f["status"] == "fail" and f["evidence"]["devices"] == [named], f["message"]
+    assert one("ISO-08", d, params={"isolation": {"allowed_hostdevs": [allow]}})["status"] == "pass"
+    if allow.startswith("/"):  # a path is compared normalised
+        assert one("ISO-08", d, params={"isolation": {"allowed_hostdevs": [allow.replace("/dev/", "/dev//./")]}})[
+            "status"] == "pass"
+
+
+def test_iso08_emulated_input_tpm_and_chardevs_are_not_passthrough():
+    emulated = ("<input type='mouse' bus='ps2'/><input type='keyboard' bus='virtio'/>"
+                "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+                "<serial type='pty'><target port='0'/></serial><console type='pty'><target type='serial' port='0'/></console>"
+                "<smartcard mode='passthrough' type='spicevmc'/>")
+    d = E.domain(extra=emulated)
+    assert d["host_devices"] == []
+    assert one("ISO-08", d)["status"] == "pass"
+
+
 def test_iso09_qemu_commandline():
     assert one("ISO-09", E.domain())["status"] == "pass"
     d = E.domain(after="<qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value='user,id=x'/></qemu:commandline>")
@@ -234,6 +274,26 @@ def test_iso09_qemu_commandline():
     waived = one("ISO-09", d, waivers=[{"rule": "ISO-09", "subject": "hv1/web*", "reason": "lab port forward",
                                         "expires": "2027-01-01"}])
     assert waived["status"] == "waived" and waived["waived_status"] == "fail" and "lab port forward" in waived["message"]
+
+
+# libvirt's own spelling (formatdomain "QEMU command-line passthrough", tests/qemuxml2argvdata/qemu-ns.xml).
+OVERRIDE = ("<qemu:override><qemu:device alias='net0'><qemu:frontend>"
+            "<qemu:property name='vhost' type='bool' value='false'/><qemu:property name='romfile' type='remove'/>"
+            "</qemu:frontend></qemu:device></qemu:override>")
+CAPABILITIES = "<qemu:capabilities><qemu:del capability='seccomp-sandbox'/><qemu:add capability='blockdev'/></qemu:capabilities>"
+
+
+def test_iso09_qemu_override_and_capabilities_are_passthrough():
+    d = E.domain(after=OVERRIDE)
+    assert d["qemu_commandline"] == [] and d["qemu_env"] == []
+    f = one("ISO-09", d)
+    assert f["status"] == "fail" and "device property overrides: net0 vhost=false (bool), net0 romfile (remove)" in f["message"]
+    assert f["evidence"]["overrides"] == ["net0 vhost=false (bool)", "net0 romfile (remove)"]
+    f = one("ISO-09", E.domain(after=CAPABILITIES))
+    assert f["status"] == "fail" and "capability changes: del seccomp-sandbox, add blockdev" in f["message"]
+    # A device override without properties is still an override.
+    bare = E.domain(after="<qemu:override><qemu:device alias='ua-x'/></qemu:override>")
+    assert one("ISO-09", bare)["evidence"]["overrides"] == ["ua-x (no property)"]
 
 
 def iso10(fw=None, service="web", **changes):

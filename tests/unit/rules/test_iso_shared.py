@@ -238,6 +238,77 @@ def test_iso06_volume_that_cannot_be_resolved_is_an_error_never_a_pass():
     assert f["status"] == "fail" and "also cannot compare" in f["message"] and why in f["message"]
 
 
+# --- a running domain's persistent definition: what the next start brings is shared then --------------------
+
+SHARED_DISK = "<disk type='file' device='disk'><source file='/srv/shared/data.img'/><target dev='vdb' bus='virtio'/></disk>"
+
+
+def running(name, service, live=None, persistent=None, persistent_service=None):
+    """A running persistent domain as hypervisor_facts reports it: the live definition and, in ``inactive``, the
+    persistent one (``live``/``persistent``: E.domain arguments of each)."""
+    d = E.domain(name, service, state="running", **(live or {}))
+    pers = E.domain(name, persistent_service or service, state="running", **(persistent or {}))
+    pers.update(definition="persistent", inactive=None)
+    d.update(definition="live", inactive=pers)
+    return d
+
+
+def test_iso06_and_iso02_index_the_persistent_definitions():
+    """Two running domains whose persistent definitions (virsh attach-disk --config, virsh define) attach one disk
+    and one network: they share both from their next start."""
+    shared = {"extra": SHARED_DISK, "replace": {"<source network='svc-web'/>": "<source network='shared-net'/>"}}
+    web = running("web1", "web", persistent=shared)
+    mail = running("mail1", "mail", persistent=dict(shared, replace={"<source network='svc-mail'/>": "<source network='shared-net'/>"}))
+    fs = run("ISO-06", fleet([web, mail]))
+    for me, other in (("web1", "mail1"), ("mail1", "web1")):
+        f = fs["hv1/" + me]
+        assert f["status"] == "fail" and f["definition"] == "persistent", f
+        assert f["message"] == ("in the persistent definition (takes effect at next start): /srv/shared/data.img shared "
+                                "with other services: hv1/%s (persistent definition)" % other)
+    fs = run("ISO-02", fleet([web, mail]))
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/web1"]["definition"] == "persistent"
+    assert fs["hv1/web1"]["evidence"]["shared"] == {"hv1/network:shared-net": ["hv1/mail1 (persistent definition)"]}
+    # A domain running on the disk now is told about the other's next start, in its live finding.
+    now = E.domain("mail1", "mail", state="running", extra=SHARED_DISK)
+    fs = run("ISO-06", fleet([web, now]))
+    assert fs["hv1/mail1"]["status"] == "fail" and "hv1/web1 (persistent definition)" in fs["hv1/mail1"]["message"]
+    # Where the live definition attaches it too, the domain is named plainly (once).
+    both = running("web1", "web", live={"extra": SHARED_DISK}, persistent={"extra": SHARED_DISK})
+    fs = run("ISO-06", fleet([both, now]))
+    assert fs["hv1/mail1"]["message"] == "/srv/shared/data.img shared with other services: hv1/web1"
+
+
+def test_a_domain_whose_persistent_definition_changes_service_is_not_its_own_neighbour():
+    moved = running("web1", "web", live={"extra": SHARED_DISK}, persistent={"extra": SHARED_DISK}, persistent_service="mail")
+    fs = run("ISO-06", fleet([moved]))
+    assert fs["hv1/web1"]["status"] == "pass", fs["hv1/web1"]
+    assert run("ISO-02", fleet([moved], NETWORKS))["hv1/web1"]["status"] == "pass"
+    # Another domain of web on the disk: shared with mail from web1's next start.
+    web2 = E.domain("web2", "web", state="shutoff", extra=SHARED_DISK.replace("<target", "<readonly/><target"))
+    fs = run("ISO-06", fleet([moved, web2]))
+    assert fs["hv1/web2"]["status"] == "fail" and "other services: hv1/web1 (persistent definition)" in fs["hv1/web2"]["message"]
+    # web1 itself: writable beside web2 now, and shared with web2 as a mail domain from its next start.
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/web1"]["definition"] == "both"
+    assert ("in the persistent definition (takes effect at next start): /srv/shared/data.img shared with other "
+            "services: hv1/web2") in fs["hv1/web1"]["message"]
+
+
+# --- one disk under two names: hypervisor_facts' source_id (inode, block device number) ----------------------
+
+def test_iso06_compares_host_paths_by_their_source_id_when_the_evidence_has_one():
+    """/dev/disk/by-id/... and /dev/sdb are one device (source_id "block 8:16" on both): shared. The same id on two
+    hypervisors is two disks."""
+    by_id = collected_domain("web1", "web", extra=FILE_DISK % "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4")
+    sdb = collected_domain("mail1", "mail", extra=FILE_DISK % "/dev/sdb")
+    for d in (by_id, sdb):
+        d["disks"][1].update(source_id="block 8:16", source_id_error=None)
+    fs = run("ISO-06", fleet([by_id, sdb]))
+    assert fs["hv1/web1"]["status"] == "fail" and fs["hv1/mail1"]["message"] == (
+        "/dev/sdb shared with other services: hv1/web1")
+    fs = run("ISO-06", fleet2([by_id], [sdb]))
+    assert fs["hv1/web1"]["status"] == "pass" and fs["hv2/mail1"]["status"] == "pass"
+
+
 def network_disk(protocol, name, hosts, target="vdb"):
     return ("<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='%s' name='%s'>%s</source>"
             "<target dev='%s' bus='virtio'/></disk>" % (protocol, name, "".join(
@@ -269,8 +340,10 @@ def test_iso06_network_disks_by_protocol_host_and_name():
 
 @pytest.mark.parametrize("rule,key", [
     ("ISO-02", "interfaces"), ("ISO-03", "interfaces"), ("ISO-06", "disks"), ("ISO-07", "filesystems"),
-    ("ISO-08", "hostdevs"), ("ISO-08", "interfaces"), ("ISO-08", "redirdevs"), ("ISO-09", "qemu_commandline"),
-    ("ISO-09", "qemu_env"), ("ISO-11", "shmem"), ("ISO-11", "vsock"),
+    ("ISO-08", "hostdevs"), ("ISO-08", "interfaces"), ("ISO-08", "redirdevs"), ("ISO-08", "host_devices"),
+    ("ISO-09", "qemu_commandline"),
+    ("ISO-09", "qemu_env"), ("ISO-09", "qemu_override"), ("ISO-09", "qemu_capabilities"), ("ISO-11", "shmem"),
+    ("ISO-11", "vsock"),
 ])
 def test_missing_list_is_an_error_not_none(rule, key):
     web = E.domain("web1", "web")

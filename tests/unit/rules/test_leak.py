@@ -114,6 +114,32 @@ def test_leak03_spice():
     assert one("LEAK-03", E.domain(extra=ok))["status"] == "pass"
 
 
+# libvirt's tests/qemuxml2argvdata/channel-qemu-vdagent-features.xml: QEMU's own VNC clipboard shared with the guest.
+VDAGENT = ("<channel type='qemu-vdagent'><target type='virtio' name='com.redhat.spice.0'/>"
+           "<source><mouse mode='client'/>%s</source></channel>")
+
+
+def test_leak03_qemu_vdagent_clipboard():
+    d = E.domain(extra=VDAGENT % "<clipboard copypaste='yes'/>")
+    assert d["channels"] == [{"type": "qemu-vdagent", "target": "com.redhat.spice.0", "clipboard": True}]
+    f = one("LEAK-03", d)
+    assert f["status"] == "fail" and "qemu-vdagent channel shares the clipboard" in f["message"]
+    assert f["evidence"]["enabled"] == ["qemu-vdagent clipboard"]
+    # Off unless asked (QEMU's default): no <clipboard>, or copypaste='no'.
+    for off in ("", "<clipboard copypaste='no'/>"):
+        f = one("LEAK-03", E.domain(extra=VDAGENT % off))
+        assert f["status"] == "pass" and f["message"] == "qemu-vdagent clipboard off", off
+    both = one("LEAK-03", E.domain(extra=SPICE % "" + VDAGENT % "<clipboard copypaste='yes'/>"))
+    assert both["evidence"]["enabled"] == ["clipboard", "filetransfer", "qemu-vdagent clipboard"]
+    # Other channels carry no clipboard flag; a vdagent channel without one sent is not "off".
+    assert E.domain(extra="<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>")[
+        "channels"][0]["clipboard"] is None
+    d = E.domain(extra=VDAGENT % "")
+    del d["channels"][0]["clipboard"]
+    f = one("LEAK-03", d)
+    assert f["status"] == "error" and "clipboard of the qemu-vdagent channel not collected" in f["message"]
+
+
 def test_leak04_core_dumps():
     assert host_rule("LEAK-04")["status"] == "pass"
     assert host_rule("LEAK-04", qemu_conf={"dump_guest_core": "1"})["status"] == "fail"

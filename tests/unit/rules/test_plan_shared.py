@@ -73,6 +73,18 @@ def test_shared_network_and_disk_plan_moves_mail_and_detaches_the_disk_from_both
                                                        "services move off it")]
 
 
+def test_a_disk_another_domain_attaches_from_its_next_start_is_detached_now():
+    """web1 runs without the disk; its persistent definition (virsh attach-disk --config) attaches the one mail1
+    runs on: ISO-06 fails for mail1 (live) and the plan detaches it from mail1."""
+    ev = _evidence(_xmls(web1=("web", E.domain_xml("web1", "web"))))
+    web1 = [d for d in ev["hypervisors"]["hv1"]["domains"] if d["name"] == "web1"][0]
+    web1.update(definition="live", inactive=dict(domxml.parse_domain(E.domain_xml("web1", "web", extra=EXTRA_DISK)),
+                                                 state="running", persistent=True, definition="persistent", inactive=None))
+    p, findings = _build(SHARED_POLICY, ev)
+    assert _status(findings)[("ISO-06", "hv1/mail1")] == "fail"
+    assert _fixes(p)["mail1"]["ISO-06"] == {"detach": ["/srv/shared.img"]}
+
+
 def test_planned_fixes_make_iso02_and_iso06_pass():
     xmls = _xmls()
     p, _findings = _build(SHARED_POLICY, _evidence(xmls))

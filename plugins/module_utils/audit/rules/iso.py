@@ -51,12 +51,15 @@ rule("ISO-07", "isolation", "high", "DOM", "no host filesystem passthrough unles
      "Remove the <filesystem> device, or allow-list its source and make it readonly.",
      remediated_by=Remediation("domain_policy", "remove <filesystem> devices not allow-listed as readonly (ISO-07 fixer); opt-in: "
                                "removing a device can break the guest's workload", opt_in=True))
-rule("ISO-08", "isolation", "high", "DOM", "no hostdev/redirdev unless allow-listed",
-     "Remove the <hostdev>/<redirdev> device or <interface type='hostdev'> (SR-IOV), or allow-list it.",
-     remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev> and <interface type='hostdev'> devices not "
+rule("ISO-08", "isolation", "high", "DOM", "no host device passthrough unless allow-listed",
+     "Remove the <hostdev>/<redirdev> device, <interface type='hostdev'> (SR-IOV), evdev <input>, passthrough <tpm>, "
+     "<serial>/<parallel>/<console>/<channel> of type='dev' or <smartcard mode='host'>, or allow-list it.",
+     remediated_by=Remediation("domain_policy", "remove <hostdev>, <redirdev>, <interface type='hostdev'>, evdev <input>, "
+                               "passthrough <tpm>, type='dev' character devices and <smartcard mode='host'> not "
                                "allow-listed (ISO-08 fixer); opt-in: removing a device can break the guest's workload", opt_in=True))
-rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU command-line passthrough",
-     "Express the configuration in libvirt XML; raw QEMU arguments bypass libvirt's security labelling and checks.")
+rule("ISO-09", "isolation", "medium", "DOM", "no raw QEMU passthrough (command line, device overrides, capabilities)",
+     "Express the configuration in libvirt XML; raw QEMU arguments, <qemu:override> device properties and "
+     "<qemu:capabilities> changes bypass libvirt's security labelling and checks.")
 rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny except service and management",
      "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).",
      remediated_by=Remediation("guest_firewall", "apply table inet vmguard (input policy drop; the service's ports, TCP "
@@ -217,32 +220,49 @@ def _segment(hv, i, mgmt, networks):
     return seg
 
 
+PERSISTENT_LABEL = " (persistent definition)"
+
+
+def _definitions(dom):
+    """(definition, label suffix) of every definition of a domain the fleet indexes hold: the live (or only) one, and
+    a running domain's persistent one (hypervisor_facts' ``inactive``), which the next start brings: a disk or network
+    it shares is shared then. Its entries say "(persistent definition)" where the live one does not hold the same."""
+    yield dom, ""
+    if dom.get("inactive"):
+        yield dom["inactive"], PERSISTENT_LABEL
+
+
 def _iso02_index(ctx, mgmt):
-    """{"keys": {segment key: {service: {"hv/domain"}}}, "unresolved": {(hv, "net" or "br"): {service: {...}}}} over
-    every domain's live definition. A domain whose interfaces (or a socket interface's addresses) were not
-    collected is left out: its own finding is the error."""
+    """{"keys": {segment key: {service: {"hv/domain": label}}}, "unresolved": {(hv, "net" or "br"): {service: {...}}}}
+    over every domain's definitions (_definitions; the label is "hv/domain", with "(persistent definition)" where
+    only that one joins the segment under that service). A definition whose interfaces (or a socket interface's
+    addresses) were not collected is left out: its own finding is the error."""
     keys, unresolved = {}, {}
     for h, dom in ctx.domains():
-        ifaces = dom.get("interfaces")
-        if ifaces is None:
-            continue
-        svc, me, networks = _service_key(ctx, h, dom), "%s/%s" % (h, dom["name"]), _networks(ctx, h)
-        for i in ifaces:
-            try:
-                seg = _segment(h, i, mgmt, networks)
-            except NotCollected:
+        me, networks = "%s/%s" % (h, dom["name"]), _networks(ctx, h)
+        for defn, suffix in _definitions(dom):
+            ifaces = defn.get("interfaces")
+            if ifaces is None:
                 continue
-            if not seg or seg["unknown"]:
-                continue
-            for k in seg["keys"]:
-                keys.setdefault(k, {}).setdefault(svc, set()).add(me)
-            if seg["unresolved"]:
-                unresolved.setdefault((h, seg["unresolved"]), {}).setdefault(svc, set()).add(me)
+            svc = _service_key(ctx, h, defn)
+            for i in ifaces:
+                try:
+                    seg = _segment(h, i, mgmt, networks)
+                except NotCollected:
+                    continue
+                if not seg or seg["unknown"]:
+                    continue
+                for k in seg["keys"]:
+                    keys.setdefault(k, {}).setdefault(svc, {}).setdefault(me, me + suffix)
+                if seg["unresolved"]:
+                    unresolved.setdefault((h, seg["unresolved"]), {}).setdefault(svc, {}).setdefault(me, me + suffix)
     return {"keys": keys, "unresolved": unresolved}
 
 
-def _others(entry, mine):
-    return set(x for svc, doms in (entry or {}).items() if svc != mine for x in doms)
+def _others(entry, mine, me):
+    """The labels of the domains other than ``me`` ("hv/domain") of services other than ``mine`` in an index entry
+    (a domain whose persistent definition declares another service is not its own neighbour)."""
+    return set(label for svc, doms in (entry or {}).items() if svc != mine for who, label in doms.items() if who != me)
 
 
 @check("ISO-02", "domain")
@@ -254,7 +274,7 @@ def iso02(ctx, hd):
     hv, d = hd
     mgmt = set(ctx.params["isolation"]["management_networks"])
     idx = ctx.index("iso02", lambda: _iso02_index(ctx, mgmt))
-    mine = _service_key(ctx, hv, d)
+    mine, me = _service_key(ctx, hv, d), "%s/%s" % (hv, d["name"])
     networks = _networks(ctx, hv)
     segs = [x for x in (_segment(hv, i, mgmt, networks) for i in collected(d, "interfaces")) if x]
     if not segs:
@@ -266,11 +286,11 @@ def iso02(ctx, hd):
             continue
         others = set()
         for k in seg["keys"]:
-            others |= _others(idx["keys"].get(k), mine)
+            others |= _others(idx["keys"].get(k), mine, me)
         if others:
             shared[seg["label"]] = sorted(set(shared.get(seg["label"], [])) | others)
         elif seg["unresolved"]:
-            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine)
+            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine, me)
             if maybe:
                 ambiguous[seg["label"]] = sorted(maybe)
     cannot = unknown + ["cannot tell whether %s and the %s of %s are one segment: the hypervisor's networks were not "
@@ -445,10 +465,15 @@ def _network_disk_key(hv, protocol, name, hosts):
 
 
 def _disk_key(hv, disk):
-    """Identity of a disk's storage (ISO-06 and the planner): host-local paths normalised per hypervisor (a volume
-    by the path its pool resolved it to: the same file as a file disk naming it), network sources by protocol
-    (hosts) and name. A volume not resolved keeps its pool/volume name on its hypervisor (its finding is an error)."""
+    """Identity of a disk's storage (ISO-06 and the planner): a host-local path by what it is on its hypervisor when
+    the evidence says (hypervisor_facts' source_id: the device number of a block device, the inode of anything
+    else, so /dev/disk/by-id/X and /dev/sdb, /dev/vg/lv and /dev/mapper/vg-lv, a file and a link to it are one),
+    else by the path normalised per hypervisor (a volume by the path its pool resolved it to: the same file as a
+    file disk naming it); network sources by protocol (hosts) and name. A volume not resolved keeps its
+    pool/volume name on its hypervisor (its finding is an error)."""
     kind = disk["type"]
+    if disk.get("source_id"):
+        return "%s:%s" % (hv, disk["source_id"])
     if kind in ("file", "block", "dir"):
         return "%s:%s" % (hv, posixpath.normpath(disk["source"]))
     if kind == "volume":
@@ -484,25 +509,29 @@ def _service_key(ctx, hv, dom):
 
 
 def _iso06_index(ctx):
-    """Disk key -> {"labels": {service: ["hv/domain", ...]}, "users": {(hv, domain): attachments},
-    "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run: each domain
-    is then judged from its own disks' entries, never by walking every other user of a disk (the
-    corpus has one disk path in hundreds of domains: that walk was quadratic). A domain whose disks were not
-    collected is left out: its own finding is the error."""
+    """Disk key -> {"labels": {service: [((hv, domain), "hv/domain"), ...]}, "users": {(hv, domain): attachments},
+    "unsafe": {(hv, domain): attachments neither readonly nor shareable}}, built once per run over every domain's
+    definitions (_definitions): each domain is then judged from its own disks' entries, never by walking every other
+    user of a disk (the corpus has one disk path in hundreds of domains: that walk was quadratic). A persistent
+    definition adds its labels ("hv/domain (persistent definition)") only for disks the live one does not attach
+    under the same service. A definition whose disks were not collected is left out: its own finding is the error."""
     idx = {}
     for h, dom in ctx.domains():
-        disks = _attached(dom.get("disks") or [])
-        if not disks:
-            continue
-        svc, me = _service_key(ctx, h, dom), (h, dom["name"])
-        for disk in disks:
-            e = idx.get(_disk_key(h, disk))
-            if e is None:
-                e = idx[_disk_key(h, disk)] = {"labels": {}, "users": {}, "unsafe": {}}
-            e["labels"].setdefault(svc, []).append("%s/%s" % me)
-            e["users"][me] = e["users"].get(me, 0) + 1
-            if not (disk["readonly"] or disk["shareable"]):
-                e["unsafe"][me] = e["unsafe"].get(me, 0) + 1
+        me, live = (h, dom["name"]), set()
+        for defn, suffix in _definitions(dom):
+            svc = _service_key(ctx, h, defn)
+            for disk in _attached(defn.get("disks") or []):
+                key = _disk_key(h, disk)
+                e = idx.get(key)
+                if e is None:
+                    e = idx[key] = {"labels": {}, "users": {}, "unsafe": {}}
+                if not suffix:
+                    live.add((key, svc))
+                if not suffix or (key, svc) not in live:
+                    e["labels"].setdefault(svc, []).append((me, "%s/%s%s" % (h, dom["name"], suffix)))
+                e["users"][me] = e["users"].get(me, 0) + 1
+                if not (disk["readonly"] or disk["shareable"]):
+                    e["unsafe"][me] = e["unsafe"].get(me, 0) + 1
     return idx
 
 
@@ -521,7 +550,7 @@ def iso06(ctx, hd):
         e = idx.get(_disk_key(hv, disk))
         if e is None or len(e["users"]) == (me in e["users"]):  # nobody else attaches it
             continue
-        other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for label in labels)
+        other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for who, label in labels if who != me)
         if other_svc:
             problems.append("%s shared with other services: %s" % (_disk_name(disk), ", ".join(other_svc)))
             continue
@@ -555,31 +584,68 @@ def iso07(ctx, hd):
     return ok("%d allow-listed readonly filesystem(s)" % len(fss))
 
 
+def host_device_key(dev):
+    """How params.isolation.allowed_hostdevs names one of a domain's host_devices (evdev input, passthrough TPM,
+    type='dev' character devices, host smartcard): its host path, normalised, or "<device>:<type>" for one without
+    (smartcard:host). remediation/domfix.py spells it the same (tests/unit/plugins/module_utils/test_domfix.py)."""
+    return posixpath.normpath(dev["path"]) if dev.get("path") else "%s:%s" % (dev.get("device"), dev.get("type"))
+
+
+def allowed_hostdev_keys(allowed):
+    """params.isolation.allowed_hostdevs as ISO-08 compares them: paths normalised, every other entry (a hostdev
+    source, an SR-IOV address, redirdev:<bus>, smartcard:host) as written."""
+    return set(posixpath.normpath(a) if a.startswith("/") else a for a in allowed)
+
+
+def _host_device_name(h):
+    if h.get("device") == "smartcard":
+        return "smartcard host (the host's card reader)"
+    return "%s %s %s" % (h.get("device"), h.get("type"), h.get("path") or "(no path)")
+
+
 @check("ISO-08", "domain")
 def iso08(ctx, hd):
+    """Every device that hands the host's hardware to the guest fails unless allow-listed: <hostdev>, SR-IOV
+    interfaces, <redirdev> and host_devices (evdev input, passthrough TPM, host character devices, host smartcard)."""
     d = hd[1]
-    allowed = set(ctx.params["isolation"]["allowed_hostdevs"])
+    allowed = allowed_hostdev_keys(ctx.params["isolation"]["allowed_hostdevs"])
     devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in collected(d, "hostdevs")
             if (h.get("source") or "") not in allowed] + \
         ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in collected(d, "interfaces")
          if i.get("type") == "hostdev" and (not i.get("hostdev_source") or i["hostdev_source"] not in allowed)] + \
         ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in collected(d, "redirdevs")
-         if "redirdev:%s" % r.get("bus") not in allowed]
+         if "redirdev:%s" % r.get("bus") not in allowed] + \
+        [_host_device_name(h) for h in collected(d, "host_devices") if host_device_key(h) not in allowed]
     if devs:
         return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)),
                     devices=[x.replace("\n", " ") for x in devs])
-    return ok("no host, SR-IOV or redirected devices outside the allow-list")
+    return ok("no host, SR-IOV, redirected, evdev, TPM, character or smartcard device passed through outside the allow-list")
+
+
+def _override_name(o):
+    """One <qemu:override> property as ISO-09 names it: "net0 vhost=false (bool)", "net0 (no property)"."""
+    if o.get("property") is None:
+        return "%s (no property)" % o.get("alias")
+    value = "" if o.get("type") == "remove" else "=%s" % o.get("value")
+    return "%s %s%s (%s)" % (o.get("alias"), o["property"], value, o.get("type"))
 
 
 @check("ISO-09", "domain")
 def iso09(ctx, hd):
+    """Fail on any raw QEMU passthrough: <qemu:commandline> arguments and environment, <qemu:override> device
+    properties and <qemu:capabilities> changes (all bypass libvirt's checks)."""
     args = collected(hd[1], "qemu_commandline")
     env = ["%s=%s" % (e.get("name"), e.get("value")) for e in collected(hd[1], "qemu_env")]
-    if args or env:
+    overrides = [_override_name(o) for o in collected(hd[1], "qemu_override")]
+    caps = ["%s %s" % (c.get("action"), c.get("capability")) for c in collected(hd[1], "qemu_capabilities")]
+    if args or env or overrides or caps:
         return fail("raw QEMU %s" % "; ".join(
             (["arguments: %s" % " ".join(str(a) for a in args)] if args else []) +
-            (["environment: %s" % " ".join(env)] if env else [])), args=args, env=env)
-    return ok("no QEMU command-line passthrough")
+            (["environment: %s" % " ".join(env)] if env else []) +
+            (["device property overrides: %s" % ", ".join(overrides)] if overrides else []) +
+            (["capability changes: %s" % ", ".join(caps)] if caps else [])),
+            args=args, env=env, overrides=overrides, capabilities=caps)
+    return ok("no QEMU command-line, device property or capability passthrough")
 
 
 @check("ISO-10", "guest")

@@ -23,9 +23,11 @@ rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local
      "also set a password or TLS.",
      remediated_by=Remediation("domain_policy", "VNC/SPICE/RDP listens (address, network, the listen attribute) to 127.0.0.1; "
                                "sockets stay (LEAK-02 fixer); a console password is left to a person"))
-rule("LEAK-03", "leakage", "high", "DOM", "SPICE clipboard and file transfer disabled",
-     "Add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics.",
-     remediated_by=Remediation("domain_policy", "SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/> (LEAK-03 fixer)"))
+rule("LEAK-03", "leakage", "high", "DOM", "SPICE clipboard and file transfer, qemu-vdagent clipboard disabled",
+     "Add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics; set "
+     "<clipboard copypaste='no'/> in the source of qemu-vdagent channels.",
+     remediated_by=Remediation("domain_policy", "SPICE <clipboard copypaste='no'/> and <filetransfer enable='no'/>, "
+                               "qemu-vdagent <clipboard copypaste='no'/> (LEAK-03 fixer)"))
 rule("LEAK-04", "leakage", "medium", "HOST+DOM", "guest RAM kept out of core dumps",
      "Keep dump_guest_core = 0 in qemu.conf and remove dumpCore='on' from <memory>.",
      remediated_by=Remediation("domain_policy", "<memory dumpCore='off'> on the domain (LEAK-04 fixer)"),
@@ -173,13 +175,20 @@ def leak02(ctx, hd):
 
 @check("LEAK-03", "domain")
 def leak03(ctx, hd):
+    """SPICE clipboard and file transfer (both on by default) and the clipboard a qemu-vdagent channel shares
+    with QEMU's own display (VNC): any on fails."""
     spice = [g for g in collected(hd[1], "graphics") if g["type"] == "spice"]
-    if not spice:
-        return na("no SPICE console")
+    vdagent = [c for c in collected(hd[1], "channels") if c.get("type") == "qemu-vdagent"]
+    if not spice and not vdagent:
+        return na("no SPICE console or qemu-vdagent channel")
     on = sorted(set(k for g in spice for k in ("clipboard", "filetransfer") if collected(g, k, "SPICE %s" % k)))
-    if on:
-        return fail("SPICE %s enabled (on by default)" % " and ".join(on), enabled=on)
-    return ok("SPICE clipboard and file transfer disabled")
+    shared = [c for c in vdagent if present(c, "clipboard", "clipboard of the qemu-vdagent channel")]
+    problems = (["SPICE %s enabled (on by default)" % " and ".join(on)] if on else []) + (
+        ["qemu-vdagent channel shares the clipboard (<clipboard copypaste='yes'/>)"] if shared else [])
+    if problems:
+        return fail("; ".join(problems), enabled=on + (["qemu-vdagent clipboard"] if shared else []))
+    return ok("; ".join((["SPICE clipboard and file transfer disabled"] if spice else []) +
+                        (["qemu-vdagent clipboard off"] if vdagent else [])))
 
 
 @check("LEAK-04", "hypervisor")

@@ -239,6 +239,38 @@ def test_iso07_08_11_follow_the_allow_lists_as_the_checks_do():
                        "ISO-11: removed inter-VM channel(s): shmem ivshmem0, vsock"]
 
 
+HOST_DEVICES = ("<input type='evdev'><source dev='/dev/input/event1234' grab='all'/></input>"
+                "<input type='passthrough' bus='virtio'><source evdev='/dev/input/event7'/></input>"
+                "<input type='mouse' bus='ps2'/>"
+                "<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>"
+                "<serial type='dev'><source path='/dev/ttyS2'/><target port='0'/></serial>"
+                "<console type='dev'><source path='/dev/ttyS2'/><target port='0'/></console>"
+                "<parallel type='dev'><source path='/dev/parport0'/><target port='0'/></parallel>"
+                "<smartcard mode='host'/>")
+
+
+def test_iso08_removes_host_devices_outside_hostdev_unless_allow_listed():
+    xml = XML.replace("</devices>", HOST_DEVICES + "</devices>")
+    assert verdict("ISO-08", xml)[0] == "fail"
+    new, changes = domfix.apply(xml, ["ISO-08"], etree)
+    assert changes == ["ISO-08: removed passed-through device(s): input evdev /dev/input/event1234; input passthrough "
+                       "/dev/input/event7; tpm passthrough /dev/tpm0; serial dev /dev/ttyS2; console dev /dev/ttyS2; "
+                       "parallel dev /dev/parport0; smartcard host"]
+    assert verdict("ISO-08", new)[0] == "pass"
+    d = domxml.parse_domain(new)
+    assert d["host_devices"] == [] and "<input type=\"mouse\" bus=\"ps2\"/>" in new.replace("'", '"')  # emulated input stays
+    assert domfix.apply(new, ["ISO-08"], etree) == (None, [])
+    # The allow-list as ISO-08 reads it (paths normalised, smartcard:host): what it names stays, with the console of
+    # an allowed serial port.
+    allowed = ["/dev//input/event1234", "/dev/ttyS2/", "smartcard:host"]
+    new, changes = domfix.apply(xml, {"ISO-08": {"allowed_hostdevs": allowed}}, etree)
+    assert changes == ["ISO-08: removed passed-through device(s): input passthrough /dev/input/event7; tpm passthrough "
+                       "/dev/tpm0; parallel dev /dev/parport0"]
+    assert verdict("ISO-08", new, {"isolation": {"allowed_hostdevs": allowed}})[0] == "pass"
+    assert [h["device"] for h in domxml.parse_domain(new)["host_devices"]] == ["input", "serial", "smartcard"]
+    assert "<console type=\"dev\">" in new.replace("'", '"')
+
+
 @pytest.mark.parametrize("graphics, expected", [
     ("<graphics type='vnc' listen='0.0.0.0'/>", "vnc console listen attribute 0.0.0.0 -> 127.0.0.1"),
     ("<graphics type='vnc'/>", "vnc console the qemu.conf default -> <listen> 127.0.0.1"),
@@ -271,6 +303,21 @@ def test_leak03_04_07_details():
     new, changes = domfix.apply(HOSTILE, ["LEAK-07"], etree)
     assert changes == ["LEAK-07: removed <smbios mode='host'/>: the guest gets emulated SMBIOS"]
     assert "<os><type arch=\"x86_64\" machine=\"pc\">hvm</type><boot dev=\"hd\"/></os>" in new.replace("'", '"')
+
+
+def test_leak03_turns_the_qemu_vdagent_clipboard_off():
+    vdagent = ("<channel type='qemu-vdagent'><target type='virtio' name='com.redhat.spice.0'/>"
+               "<source><mouse mode='client'/><clipboard copypaste='yes'/></source></channel>")
+    xml = XML.replace("</devices>", vdagent + "</devices>")
+    assert verdict("LEAK-03", xml)[0] == "fail"
+    new, changes = domfix.apply(xml, ["LEAK-03"], etree)
+    assert changes == ["LEAK-03: set qemu-vdagent <clipboard copypaste='no'>"]
+    assert verdict("LEAK-03", new)[0] == "pass"
+    assert "<mouse mode=\"client\"/><clipboard copypaste=\"no\"/>" in new.replace("'", '"')  # the rest stays
+    assert domfix.apply(new, ["LEAK-03"], etree) == (None, [])
+    # A channel that does not ask for the clipboard is left as it is.
+    quiet = XML.replace("</devices>", vdagent.replace("<clipboard copypaste='yes'/>", "") + "</devices>")
+    assert domfix.apply(quiet, ["LEAK-03"], etree) == (None, [])
 
 
 def test_vis05_creates_fills_and_corrects_the_metadata_keeping_the_rest():

@@ -67,6 +67,43 @@ def test_no_passthrough():
     assert d["qemu_commandline"] == [] and d["qemu_env"] == [] and d["redacted"] == 0
 
 
+def test_qemu_override_and_capabilities_are_read_and_secret_properties_redacted():
+    qemu = ("<qemu:override><qemu:device alias='vnc0'><qemu:frontend>"
+            "<qemu:property name='password' type='string' value='hunter2'/>"
+            "<qemu:property name='x-url' type='string' value='http://u:pw@host/x'/>"
+            "<qemu:property name='lossy' type='bool' value='true'/></qemu:frontend></qemu:device></qemu:override>"
+            "<qemu:capabilities><qemu:del capability='seccomp-sandbox'/></qemu:capabilities>")
+    d = domxml.parse_domain(domain(qemu=qemu))
+    assert d["qemu_override"] == [{"alias": "vnc0", "property": "password", "type": "string", "value": "<redacted>"},
+                                  {"alias": "vnc0", "property": "x-url", "type": "string", "value": "http://<redacted>@host/x"},
+                                  {"alias": "vnc0", "property": "lossy", "type": "bool", "value": "true"}]
+    assert d["qemu_capabilities"] == [{"action": "del", "capability": "seccomp-sandbox"}]
+    assert d["redacted"] == 2 and "hunter2" not in repr(d) and "u:pw" not in repr(d)
+    none = domxml.parse_domain(domain())
+    assert none["qemu_override"] == [] and none["qemu_capabilities"] == []
+
+
+def test_host_devices_besides_hostdev():
+    devices = ("<input type='passthrough' bus='virtio'><source evdev='/dev/input/event3'/></input>"
+               "<input type='tablet' bus='usb'/>"
+               "<tpm model='tpm-tis'><backend type='passthrough'/></tpm>"
+               "<console type='dev'><source path='/dev/ttyS1'/><target type='serial' port='0'/></console>"
+               "<serial type='dev'><source path='/dev/ttyS1'/><target port='0'/></serial>"
+               "<console type='dev'><source path='/dev/hvc7'/><target type='virtio' port='1'/></console>"
+               "<channel type='dev'><source path='/dev/ttyUSB0'/><target type='virtio' name='org.example.0'/></channel>"
+               "<smartcard mode='host'/><smartcard mode='host-certificates'><certificate>a</certificate></smartcard>")
+    d = domxml.parse_domain(domain(devices))
+    # The TPM without <device path> is libvirt's /dev/tpm0; the console on the serial port's path is that port.
+    assert d["host_devices"] == [
+        {"device": "input", "type": "passthrough", "path": "/dev/input/event3"},
+        {"device": "tpm", "type": "passthrough", "path": "/dev/tpm0"},
+        {"device": "serial", "type": "dev", "path": "/dev/ttyS1"},
+        {"device": "console", "type": "dev", "path": "/dev/hvc7"},
+        {"device": "channel", "type": "dev", "path": "/dev/ttyUSB0"},
+        {"device": "smartcard", "type": "host", "path": None}]
+    assert domxml.parse_domain(domain())["host_devices"] == []
+
+
 def test_seclabel_label_and_imagelabel():
     d = domxml.parse_domain(domain(extra="<seclabel type='static' model='dac' relabel='no'><label>107:107</label>"
                                          "</seclabel><seclabel type='dynamic' model='selinux'>"
