@@ -417,6 +417,22 @@ def boot_disk_positions(disks):
     return sorted(out)
 
 
+def _own_disks(dom):
+    """(the disk/lun records of a domain with a source, each spelling once, live definition first, then what only
+    the persistent definition of a running domain attaches; the spellings of those it may boot from in either
+    definition). The fixer edits the persistent definition and detaches live what the live one holds, so a disk
+    the next start attaches is planned too."""
+    disks, seen, boot = [], set(), set()
+    for defn in [dom] + ([dom["inactive"]] if dom.get("inactive") else []):
+        every = defn.get("disks") or []
+        boot.update(_disk_spelling(every[i]) for i in boot_disk_positions(every) if every[i].get("source"))
+        for disk in every:
+            if disk.get("source") and disk.get("device") in ("disk", "lun") and _disk_spelling(disk) not in seen:
+                seen.add(_disk_spelling(disk))
+                disks.append(disk)
+    return disks, boot
+
+
 def _iso06_params(look, hv, name):
     """ISO-06: detach from this domain every disk it shares with a domain of another service. Who owns
     the data cannot be told from the evidence (a path is a name; libvirt relabels images to the QEMU
@@ -428,16 +444,14 @@ def _iso06_params(look, hv, name):
     if look.disks is None:
         look.disks = _Disks(look)
     mine = _service(look, hv, name) or "undeclared:%s/%s" % (hv, name)
-    every = look.domain(hv, name).get("disks") or []
-    boot = set(id(every[i]) for i in boot_disk_positions(every))
-    disks = [x for x in every if x.get("source") and x.get("device") in ("disk", "lun")]
+    disks, boot = _own_disks(look.domain(hv, name))
     detach, why = [], []
     for disk in disks:
         others = [u for u in look.disks.users.get(_disk_key(hv, disk), []) if (u[0], u[1]) != (hv, name)]
         if not others:
             continue
         if any(u[2] != mine for u in others):
-            if id(disk) in boot:
+            if _disk_spelling(disk) in boot:
                 why.append("boot disk shared: give the domain its own image (%s)" % disk["source"])
             else:
                 detach.append(_disk_spelling(disk))

@@ -85,6 +85,23 @@ def test_a_disk_another_domain_attaches_from_its_next_start_is_detached_now():
     assert _fixes(p)["mail1"]["ISO-06"] == {"detach": ["/srv/shared.img"]}
 
 
+def test_the_domain_whose_next_start_attaches_the_disk_is_planned_to_let_go_of_it_too():
+    """The same sharing seen from web1: only its persistent definition attaches mail1's disk. ISO-06 fails for web1
+    (in the persistent definition) and the plan detaches it from web1 as well (the fixer edits that definition),
+    instead of 'nothing shared found'; applied to web1's persistent XML, the disk is gone from it."""
+    ev = _evidence(_xmls(web1=("web", E.domain_xml("web1", "web"))))
+    web1 = [d for d in ev["hypervisors"]["hv1"]["domains"] if d["name"] == "web1"][0]
+    persistent = E.domain_xml("web1", "web", extra=EXTRA_DISK)
+    web1.update(definition="live", inactive=dict(domxml.parse_domain(persistent),
+                                                 state="running", persistent=True, definition="persistent", inactive=None))
+    p, findings = _build(SHARED_POLICY, ev)
+    assert _status(findings)[("ISO-06", "hv1/web1")] == "fail"
+    assert _fixes(p)["web1"]["ISO-06"] == {"detach": ["/srv/shared.img"]}
+    assert not [s for s in p["not_enforced"] if s["subject"] == "hv1/web1" and s["rule"] == "ISO-06"]
+    new, changes = domfix.apply(persistent, {"ISO-06": _fixes(p)["web1"]["ISO-06"]}, etree)
+    assert changes and "/srv/shared.img" not in new
+
+
 def test_planned_fixes_make_iso02_and_iso06_pass():
     xmls = _xmls()
     p, _findings = _build(SHARED_POLICY, _evidence(xmls))
