@@ -16,8 +16,12 @@ description:
   - Carries out the C(host_config) step of the vmguard remediation plan on a libvirt hypervisor (rules
     C(ISO-04) host part, C(ISO-05), C(LEAK-01), C(LEAK-04) host part, C(LEAK-06), C(LEAK-08)).
   - Sets O(qemu_conf) keys in C(qemu.conf) and O(daemon_conf) keys in each of C(libvirtd.conf),
-    C(virtqemud.conf), C(virtproxyd.conf) that exists. Edits are line based - a key is replaced where
-    it is set or appended at the end under a comment; every comment and every other line stays.
+    C(virtqemud.conf), C(virtproxyd.conf) that exists. A file is read as libvirt reads it (single, double
+    and triple quoted strings, lists, statements separated by C(;), comments; the first statement of a
+    repeated key is the one libvirt uses); a file libvirt cannot parse is not edited and the module fails
+    naming the line. A key whose value libvirt reads already as wanted is no change (a comment after it
+    stays); otherwise its first statement is rewritten in place and its later statements are removed, or
+    the key is appended at the end under a comment. Every comment and every other statement stays.
     C(unix_sock_rw_perms) that is not world-accessible and an existing C(unix_sock_group) are kept
     (never loosened); C(unix_sock_group) is set only when that group exists on the host.
   - Every new file is parsed with the augeas lens libvirt ships for it (C(augtool), package
@@ -50,7 +54,8 @@ options:
     default: /etc/libvirt
   qemu_conf:
     description: Keys to set in C(qemu.conf) (integers are written bare, strings quoted); a null value removes
-      the key's lines (libvirt's built-in default applies, e.g. C(security_driver) picks the active LSM).
+      every statement of the key (libvirt's built-in default applies, e.g. C(security_driver) picks the active
+      LSM).
     type: dict
     default: {}
   daemon_conf:
@@ -201,7 +206,10 @@ def edit_files(module, p, result):
             if name == hostconf.QEMU_CONF:
                 raise hostconf.HostConfError("%s does not exist: is libvirt's QEMU driver installed?" % path)
             continue
-        new, changes = hostconf.edit(text, settings)
+        try:
+            new, changes = hostconf.edit(text, settings)
+        except hostconf.HostConfError as e:
+            raise hostconf.HostConfError("%s: %s" % (path, e))
         if not changes:
             continue
         lens = hostconf.lens_for(name, p["lens_dir"])

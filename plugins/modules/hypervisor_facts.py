@@ -20,6 +20,10 @@ description:
     kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
+  - libvirt's configuration files are parsed as libvirt parses them (single, double and triple quoted
+    strings, lists, C(;) between statements, comments; the first statement of a repeated key is the one
+    libvirt uses). A file libvirt's parser would refuse is not read as its defaults - its error is returned
+    (C(qemu_conf_error), C(daemon_conf_errors)) and the rules reading it report an error.
   - Works with any URI, including the test driver (C(test:///path/node.xml)), for which host
     evidence is not collected (it describes no real host).
   - Domain XML is never read with C(VIR_DOMAIN_XML_SECURE). A running persistent domain is read
@@ -161,8 +165,9 @@ evidence:
     host:
       description:
         - Host evidence (empty for the test driver and remote URIs) - qemu_conf (with
-          qemu_user_default, the distribution's build default user), qemu_gid, daemon_confs,
-          sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
+          qemu_user_default, the distribution's build default user; null when unreadable or unparsable),
+          qemu_conf_error (why, else null), qemu_gid, daemon_confs (by file name), daemon_conf_errors
+          (why, by file name), sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
           (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
@@ -502,18 +507,21 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
     ``tools``: {"qemu_img", "debugfs"} paths (None: not installed)."""
     tools = tools or {}
     host = {}
-    qc = qemu_conf if qemu_conf is not None else hostscan.read_qemu_conf(p["qemu_conf"])
+    qc, why = (qemu_conf, None) if qemu_conf is not None else hostscan.load_qemu_conf(p["qemu_conf"])
+    host["qemu_conf_error"] = why
     if qc is not None:
         qc = dict(qc)
         qc["qemu_user_default"] = hostscan.qemu_user_default()
     host["qemu_conf"] = qc
     host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
-    daemons = {}
+    daemons, unread = {}, {}
     for path in p["daemon_confs"]:
-        c = hostscan.read_conf(path)
+        c, why = hostscan.load_conf(path)
         if c is not None:
             daemons[os.path.basename(path)] = c
-    host["daemon_confs"] = daemons
+        elif why is not None:
+            unread[os.path.basename(path)] = why
+    host["daemon_confs"], host["daemon_conf_errors"] = daemons, unread
     host["sockets"] = hostscan.sockets()
     procs = list(hostscan.processes())
     host["tcp_listeners"] = hostscan.tcp_listeners(procs)

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import errno
 import fcntl
 import grp
@@ -22,6 +23,7 @@ import pwd
 import re
 import socket
 import stat
+import string
 import struct
 import time
 
@@ -47,17 +49,183 @@ SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock",
            "/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
 
 
-def parse_libvirt_conf(text):
-    """Parse libvirt's key = value configuration (strings, integers, lists); comments skipped."""
-    out = {}
-    for m in re.finditer(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^#\n]+)', text, re.M):
-        key, raw = m.group(1), m.group(2).strip()
-        if raw.startswith('"'):
-            out[key] = raw[1:-1]
-        elif raw.startswith("["):
-            out[key] = re.findall(r'"((?:[^"\\]|\\.)*)"', raw)
+class ConfSyntaxError(ValueError):
+    """Text libvirt's own parser (src/util/virconf.c, virConfParse) refuses as a whole: a daemon reading it does
+    not start, and no value in it can be trusted (an error for the rules, never their default)."""
+
+    def __init__(self, line, why):
+        ValueError.__init__(self, "line %d: %s" % (line, why))
+        self.line, self.why = line, why
+
+
+# One statement of a libvirt configuration file: ``key``, ``typed`` value (("int", n), ("str", s) or
+# ("list", (typed, ...))), and the offsets of the statement (``start``: its name, ``vstart``: its value, ``end``:
+# just after the value; the separator and a trailing comment are not part of it).
+ConfEntry = collections.namedtuple("ConfEntry", "key typed start vstart end")
+
+_BLANK = " \t"
+_EOL = "\r\n"
+_LETTERS = string.ascii_letters
+_DIGITS = string.digits
+_NAME = _LETTERS + _DIGITS + "_"
+
+
+class _ConfParser(object):
+    """virConfParse's grammar (default flags, as libvirtd, virtqemud, virtproxyd and the QEMU driver read their
+    files): statements ``name = value`` separated by a line end or ';', a name starting with an ASCII letter,
+    values an integer (optional sign), a string in 'single', "double" (neither with escapes nor spanning lines)
+    or \"\"\"triple\"\"\" quotes (which may span lines), or a list [v, v, ...] (line ends allowed, comments not);
+    '#' starts a comment running to the line end, alone or after a value."""
+
+    def __init__(self, text):
+        self.text, self.pos, self.end = text, 0, len(text)
+
+    def fail(self, why):
+        raise ConfSyntaxError(self.text.count("\n", 0, self.pos) + 1, why)
+
+    def cur(self):
+        return self.text[self.pos] if self.pos < self.end else ""
+
+    def skip(self, chars):
+        while self.pos < self.end and self.text[self.pos] in chars:
+            self.pos += 1
+
+    def entries(self):
+        out = []
+        while self.pos < self.end:
+            entry = self.statement()
+            if entry is not None:
+                out.append(entry)
+            self.separator()
+        return out
+
+    def statement(self):
+        self.skip(_BLANK + _EOL)
+        if self.cur() == "#":
+            self.to_eol()
+            return None
+        start = self.pos
+        if not self.cur() or self.cur() not in _LETTERS:
+            self.fail("expecting a name")
+        self.skip(_NAME)
+        key = self.text[start:self.pos]
+        self.skip(_BLANK)
+        if self.cur() != "=":
+            self.fail("expecting an assignment")
+        self.pos += 1
+        self.skip(_BLANK)
+        vstart = self.pos
+        typed = self.value()
+        end = self.pos
+        self.skip(_BLANK)
+        if self.cur() == "#":
+            self.to_eol()
+        return ConfEntry(key, typed, start, vstart, end)
+
+    def to_eol(self):
+        while self.pos < self.end and self.text[self.pos] not in _EOL:
+            self.pos += 1
+
+    def separator(self):
+        self.skip(_BLANK)
+        if self.pos >= self.end:
+            return
+        if self.cur() in _EOL:
+            self.skip(_BLANK + _EOL)
+        elif self.cur() == ";":
+            self.pos += 1
+            self.skip(_BLANK + _EOL)
         else:
-            out[key] = raw
+            self.fail("expecting a separator")
+
+    def value(self):
+        self.skip(_BLANK)
+        c = self.cur()
+        if not c:
+            self.fail("expecting a value")
+        if c in "'\"":
+            return ("str", self.string())
+        if c == "[":
+            return ("list", self.list_())
+        if c in _DIGITS or c in "+-":
+            return ("int", self.number())
+        self.fail("expecting a value")
+
+    def string(self):
+        text = self.text
+        if text[self.pos] == '"' and self.pos + 6 < self.end and text.startswith('"""', self.pos):
+            close = text.find('"""', self.pos + 3)
+            if close < 0:
+                self.pos = self.end
+                self.fail("unterminated string")
+            value, self.pos = text[self.pos + 3:close], close + 3
+            return value
+        quote, self.pos = text[self.pos], self.pos + 1
+        base = self.pos
+        while self.pos < self.end and text[self.pos] != quote and text[self.pos] not in _EOL:
+            self.pos += 1
+        if self.cur() != quote:
+            self.fail("unterminated string")
+        self.pos += 1
+        return text[base:self.pos - 1]
+
+    def list_(self):
+        self.pos += 1
+        self.skip(_BLANK + _EOL)
+        items = []
+        if self.pos < self.end and self.cur() != "]":
+            items.append(self.value())
+            self.skip(_BLANK + _EOL)
+        while self.pos < self.end and self.cur() != "]":
+            if self.cur() != ",":
+                self.fail("expecting a separator in list")
+            self.pos += 1
+            self.skip(_BLANK + _EOL)
+            if self.cur() == "]":
+                break
+            items.append(self.value())
+            self.skip(_BLANK + _EOL)
+        if self.cur() != "]":
+            self.fail("list is not closed with ]")
+        self.pos += 1
+        return tuple(items)
+
+    def number(self):
+        base = self.pos
+        if self.cur() in "+-":
+            self.pos += 1
+        digits = self.pos
+        self.skip(_DIGITS)
+        if self.pos == digits:
+            self.fail("unterminated number")
+        return int(self.text[base:self.pos])
+
+
+def conf_entries(text):
+    """Every statement of libvirt configuration ``text`` in file order ([ConfEntry]); ConfSyntaxError when libvirt
+    would refuse the file."""
+    return _ConfParser(text).entries()
+
+
+def plain(typed):
+    """The evidence form of a parsed value: integers as their decimal text ("1"), strings as they are, lists as
+    lists of those."""
+    kind, value = typed
+    if kind == "int":
+        return str(value)
+    if kind == "list":
+        return [plain(v) for v in value]
+    return value
+
+
+def parse_libvirt_conf(text):
+    """{key: value} of libvirt configuration ``text`` as libvirt reads it: the FIRST statement of a repeated key
+    is the one it uses (virConfGetValue returns the first matching entry); values in plain() form.
+    ConfSyntaxError when libvirt would refuse the file."""
+    out = {}
+    for e in conf_entries(text):
+        if e.key not in out:
+            out[e.key] = plain(e.typed)
     return out
 
 
@@ -75,10 +243,21 @@ def redact_conf(conf):
 
 
 def redact_conf_text(text):
-    """libvirt configuration text with the value of every secret key replaced by REDACTED (for a diff)."""
-    def line(m):
-        return m.group(1) + ('"%s"' % REDACTED) if SECRET_CONF_KEY.search(m.group(2)) else m.group(0)
-    return re.sub(r'^(\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^#\n]+)', line, text, flags=re.M)
+    """libvirt configuration text with the value of every secret key replaced by "<redacted>" (for a diff): the
+    value as libvirt's parser delimits it (single, double and triple quotes, lists over several lines), each
+    statement of the key, so no quote or '#' inside a secret can end the redaction early. Text libvirt cannot
+    parse is replaced whole: where its values end cannot be known."""
+    try:
+        entries = conf_entries(text)
+    except ConfSyntaxError as e:
+        return "%s (libvirt cannot parse this text: %s)\n" % (REDACTED, e)
+    out, pos = [], 0
+    for e in entries:
+        if SECRET_CONF_KEY.search(e.key):
+            out.append(text[pos:e.vstart] + '"%s"' % REDACTED)
+            pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _read_conf_text(path):
@@ -98,20 +277,36 @@ def _read_conf_text(path):
     return data.decode("utf-8", "replace")
 
 
-def read_conf(path):
+def load_conf(path):
+    """(parsed configuration, None), (None, None) when ``path`` does not exist, or (None, why) when it cannot be
+    read or libvirt's parser refuses it ("<path>: line N: expecting a separator")."""
     try:
-        return parse_libvirt_conf(_read_conf_text(path))
-    except (IOError, OSError):
-        return None
+        return parse_libvirt_conf(_read_conf_text(path)), None
+    except ConfSyntaxError as e:
+        return None, "%s: %s (libvirt refuses the whole file)" % (path, e)
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT and not os.path.lexists(path):
+            return None, None
+        return None, "%s: %s" % (path, _why(e))
+
+
+def read_conf(path):
+    """The parsed configuration at ``path``, or None (absent, unreadable or unparsable: load_conf says which)."""
+    return load_conf(path)[0]
+
+
+def load_qemu_conf(path):
+    """(qemu.conf parsed with secrets redacted (redact_conf), None); ({}, None) when it does not exist (every
+    setting at its default); (None, why) when it cannot be read or parsed."""
+    conf, why = load_conf(path)
+    if conf is None:
+        return ({}, None) if why is None else (None, why)
+    return redact_conf(conf), None
 
 
 def read_qemu_conf(path):
-    """qemu.conf parsed, secrets redacted (redact_conf); {} when it does not exist (every setting at its
-    default), None when unreadable."""
-    conf = read_conf(path)
-    if conf is None and not os.path.lexists(path):
-        return {}
-    return None if conf is None else redact_conf(conf)
+    """qemu.conf as load_qemu_conf gives it, None when unreadable or unparsable."""
+    return load_qemu_conf(path)[0]
 
 
 def _cmdline(pid):

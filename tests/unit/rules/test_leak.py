@@ -282,3 +282,25 @@ def test_leak_host_fields_not_collected_name_the_field():
     assert f["status"] == "error" and f["message"] == "cannot evaluate: disk image modes not collected"
     (f,) = E.run("LEAK-06", E.fleet([], host_ev=E.without(E.host(), "sockets")))
     assert f["status"] == "error" and f["message"] == "cannot evaluate: libvirt socket modes not collected"
+
+
+def test_leak04_leak08_judge_the_value_libvirt_reads_and_error_on_an_unparsable_qemu_conf():
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
+    dup = hostscan.parse_libvirt_conf("dump_guest_core = 1\nmigrate_tls_force = 0\n"
+                                      "dump_guest_core = 0\nmigrate_tls_force = 1\n")
+    assert host_rule("LEAK-04", qemu_conf=dup)["status"] == "fail"
+    assert host_rule("LEAK-08", qemu_conf=dup)["status"] == "fail"
+    one_line = hostscan.parse_libvirt_conf("dump_guest_core = 1; vnc_tls = 0\n")
+    assert host_rule("LEAK-04", qemu_conf=one_line)["status"] == "fail"
+    for rule in ("LEAK-04", "LEAK-08"):
+        f = host_rule(rule, qemu_conf=None, qemu_conf_error="/etc/libvirt/qemu.conf: line 3: unterminated string")
+        assert f["status"] == "error" and "line 3: unterminated string" in f["message"], rule
+
+
+def test_leak06_an_unparsable_daemon_conf_is_an_error_and_duplicates_read_as_libvirt_does():
+    why = "/etc/libvirt/virtproxyd.conf: line 2: expecting a value"
+    f = host_rule("LEAK-06", daemon_conf_errors={"virtproxyd.conf": why})
+    assert f["status"] == "error" and "virtproxyd.conf: /etc/libvirt/virtproxyd.conf: line 2" in f["message"]
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
+    dup = hostscan.parse_libvirt_conf('unix_sock_rw_perms = "0777"\nunix_sock_rw_perms = "0770"\n')
+    assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": dup})["status"] == "fail"

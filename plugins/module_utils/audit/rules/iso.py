@@ -325,7 +325,8 @@ def iso04_host(ctx, hv):
     host = hv.get("host") or {}
     qc = host.get("qemu_conf")
     if qc is None:
-        return error("qemu.conf not collected")
+        why = host.get("qemu_conf_error")
+        return error("qemu.conf not collected%s" % (": %s" % why if why else ""))
     models = host.get("security_models")
     if models is None:
         return error("libvirt security models not collected")

@@ -182,9 +182,19 @@ def leak03(ctx, hd):
     return ok("SPICE clipboard and file transfer disabled")
 
 
+def qemu_conf(hv):
+    """``hv["host"]["qemu_conf"]``; NotCollected naming why when it is missing (qemu_conf_error: unreadable, or a
+    text libvirt's parser refuses - never read as the defaults)."""
+    host = hv.get("host") or {}
+    if host.get("qemu_conf") is None:
+        why = host.get("qemu_conf_error")
+        raise NotCollected("qemu.conf not collected%s" % (": %s" % why if why else ""))
+    return host["qemu_conf"]
+
+
 @check("LEAK-04", "hypervisor")
 def leak04_host(ctx, hv):
-    qc = _host(hv, "qemu_conf", "qemu.conf")
+    qc = qemu_conf(hv)
     if str(qc.get("dump_guest_core", "0")) in ("1", "true"):
         return fail("qemu.conf sets dump_guest_core = 1: QEMU core dumps include guest RAM")
     return ok("dump_guest_core off")
@@ -223,11 +233,13 @@ def leak05(ctx, hd):
 @check("LEAK-06", "hypervisor")
 def leak06(ctx, hv):
     """Plain TCP (16509, listen_tcp = 1) exposes the management plane; TLS (16514, listen_tls) with
-    client certificates verified is libvirt's safe remote setting and passes."""
+    client certificates verified is libvirt's safe remote setting and passes. A configuration that cannot be
+    read or parsed is an error, never its defaults."""
     daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud configuration")
     sockets = _host(hv, "sockets", "libvirt socket modes")
     listeners = _host(hv, "tcp_listeners", "libvirt TCP listeners")
-    problems = []
+    unread = dict((hv.get("host") or {}).get("daemon_conf_errors") or {})
+    problems, unknown = [], ["%s: %s" % (name, why) for name, why in sorted(unread.items())]
     plain = [x for x in listeners if not (isinstance(x, dict) and x.get("tls") is True)]
     tls = [x for x in listeners if isinstance(x, dict) and x.get("tls") is True]
     for name, conf in sorted(daemons.items()):
@@ -249,7 +261,9 @@ def leak06(ctx, hv):
     if plain:
         problems.append("libvirt listens on plain TCP: %s" % ", ".join(_listener(x) for x in plain))
     if problems:
-        return fail("; ".join(problems), problems=problems)
+        return fail("; ".join(problems + unknown), problems=problems)
+    if unknown:
+        return error("; ".join(unknown))
     return ok("no plain TCP listener%s; read-write socket not world-accessible" % (
         " (TLS: %s)" % ", ".join(_listener(x) for x in tls) if tls else ""), tls_listeners=[_listener(x) for x in tls])
 
@@ -269,7 +283,7 @@ def leak07(ctx, hd):
 
 @check("LEAK-08", "hypervisor")
 def leak08(ctx, hv):
-    qc = _host(hv, "qemu_conf", "qemu.conf")
+    qc = qemu_conf(hv)
     if str(qc.get("migrate_tls_force", "0")) in ("1", "true"):
         return ok("migrate_tls_force = 1")
     return fail("migrate_tls_force is not set: migrations may carry guest RAM in clear text")

@@ -364,3 +364,56 @@ def test_mark_referenced(tmp_path):
                     inactive=dict(disks=[disk("/x", backing=[str(tmp_path / "real" / "base.qcow2")])]))]
     hostscan.mark_referenced(images, domains)
     assert [i["referenced"] for i in images] == [True, True, False]
+
+
+# --- libvirt configuration as libvirt parses it (src/util/virconf.c) -------------------------------------------
+
+def test_conf_parsed_as_libvirt_parses_it():
+    """The FIRST statement of a repeated key is the one libvirt uses (virConfGetValue); 'single' and
+    \"\"\"triple\"\"\" quotes, ';' between statements, lists over lines and comments after values are libvirt syntax."""
+    text = ('user = "root"   # the first one counts\ngroup = \'root\'\n#user = "qemu"\nuser = "libvirt-qemu"\n'
+            "dump_guest_core = 1; vnc_tls = 0 ; dump_guest_core = 0\n"
+            'vnc_password = """a "quoted" #secret\nover two lines"""\n'
+            'cgroup_device_acl = [\n    "/dev/null", \'/dev/full\',\n]\nmax_files = +0100\nnice = -5\n')
+    assert hostscan.parse_libvirt_conf(text) == {
+        "user": "root", "group": "root", "dump_guest_core": "1", "vnc_tls": "0",
+        "vnc_password": 'a "quoted" #secret\nover two lines', "cgroup_device_acl": ["/dev/null", "/dev/full"],
+        "max_files": "100", "nice": "-5"}
+    assert [e.key for e in hostscan.conf_entries(text)].count("dump_guest_core") == 2
+
+
+@pytest.mark.parametrize("text, line, why", [
+    ('user = "root\n', 1, "unterminated string"),
+    ("a = 1\ndump_guest_core = 1x\n", 2, "expecting a separator"),
+    ("cgroup_device_acl = [ # devices\n]\n", 1, "expecting a value"),
+    ('user = "a"\n"b"\n', 2, "expecting a name"),
+    ("_user = 1\n", 1, "expecting a name"),
+    ("user root\n", 1, "expecting an assignment"),
+    ('user = "a" "b"\n', 1, "expecting a separator"),
+    ("x = [ 1, 2\n", 2, "list is not closed with ]"),
+])
+def test_conf_libvirt_refuses_is_a_syntax_error_naming_the_line(text, line, why):
+    with pytest.raises(hostscan.ConfSyntaxError) as e:
+        hostscan.parse_libvirt_conf(text)
+    assert (e.value.line, e.value.why) == (line, why)
+
+
+def test_an_unparsable_conf_is_an_error_never_the_defaults(tmp_path):
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('user = "root"\ndump_guest_core = 1 0\n')
+    why = "%s: line 2: expecting a separator (libvirt refuses the whole file)" % conf
+    assert hostscan.load_qemu_conf(str(conf)) == (None, why)
+    assert hostscan.read_qemu_conf(str(conf)) is None and hostscan.read_conf(str(conf)) is None
+    assert hostscan.load_qemu_conf(str(tmp_path / "absent.conf")) == ({}, None)
+    assert hostscan.load_conf(str(tmp_path / "absent.conf")) == (None, None)
+
+
+def test_redacted_conf_text_hides_secrets_in_every_quoting():
+    text = ("vnc_listen = \"127.0.0.1\"\nvnc_password = 'Sup3r#Secret-42'\n"
+            "spice_password = \"\"\"Triple\"Quoted\nSecret\"\"\"\nvnc_tls = 0 ; vnc_sasl = 0\nuser = \"root\"  # c\n")
+    out = hostscan.redact_conf_text(text)
+    assert "Sup3r" not in out and "Secret" not in out and "Triple" not in out
+    assert out == ('vnc_listen = "127.0.0.1"\nvnc_password = "<redacted>"\nspice_password = "<redacted>"\n'
+                   'vnc_tls = 0 ; vnc_sasl = 0\nuser = "root"  # c\n')
+    broken = hostscan.redact_conf_text("vnc_password = 'x\n")
+    assert "x" not in broken.replace("expecting", "").replace("text", "") and "line 1" in broken
