@@ -55,7 +55,7 @@ options:
   qemu_conf:
     description: Keys to set in C(qemu.conf) (integers are written bare, strings quoted); a null value removes
       every statement of the key (libvirt's built-in default applies, e.g. C(security_driver) picks the active
-      LSM).
+      LSM, C(security_default_confined) is 1).
     type: dict
     default: {}
   daemon_conf:

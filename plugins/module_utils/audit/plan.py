@@ -634,14 +634,21 @@ def _iso05_settings(qc):
 
 
 def _iso04_host_settings(host, qc):
-    """security_driver "none" removed (libvirt then picks the active LSM) where AppArmor or SELinux is active."""
+    """security_driver "none" and security_default_confined (other than 1) removed - libvirt then picks the active
+    LSM and confines domains without a <seclabel> - where AppArmor or SELinux is active."""
     lsm = host.get("lsm") or {}
     if not (lsm.get("apparmor") or lsm.get("selinux")):
         return None, "cannot be enforced on this host: no AppArmor or SELinux"
     drivers = qc.get("security_driver")
     drivers = drivers if isinstance(drivers, list) else [drivers] if drivers is not None else []
+    out = {}
     if any(str(x).strip().lower() == "none" for x in drivers):
-        return {"security_driver": None}, None
+        out["security_driver"] = None
+    confined = qc.get("security_default_confined")
+    if confined is not None and str(confined).strip() != "1":
+        out["security_default_confined"] = None
+    if out:
+        return out, None
     return None, "libvirt does not use the active LSM although qemu.conf does not disable it: install its security driver support"
 
 

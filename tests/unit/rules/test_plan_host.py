@@ -74,3 +74,12 @@ def test_domains_getting_clean_traffic_get_the_filter_ensured_on_their_host():
     assert p["hosts"]["hv1"]["host_config"] == {
         "rules": ["ISO-03"], "subjects": ["hv1"], "qemu_conf": {}, "daemon_conf": {}, "image_dirs": [], "qemu_gid": None,
         "nwfilters": ["clean-traffic"]}
+
+
+def test_iso04_host_security_default_confined_0_is_removed_where_an_lsm_is_active():
+    qc = dict(E.host()["qemu_conf"], security_default_confined="0")
+    p, findings = build({}, leaky_host(qemu_conf=qc, security_models=["apparmor", "dac"]))
+    assert [f["status"] for f in findings if f["rule"] == "ISO-04" and f["subject"]["kind"] == "hypervisor"] == ["fail"]
+    assert p["hosts"]["hv1"]["host_config"]["qemu_conf"] == {"security_default_confined": None}
+    p, _findings = build({}, leaky_host(qemu_conf=qc, lsm={"apparmor": False, "selinux": False}))
+    assert not_enforced(p, "ISO-04") == [("hv1", "cannot be enforced on this host: no AppArmor or SELinux")]
