@@ -17,7 +17,7 @@ description:
     transient) parsed into the fields the vmguard rules read (disks, interfaces, graphics,
     seclabels, genid, rng, filesystems, host and redirected devices, shmem/vsock, QEMU
     command-line passthrough, vmguard metadata), its snapshots (creation time, state, memory
-    kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
+    kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud/virtproxyd
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
   - libvirt's configuration files are parsed as libvirt parses them (single, double and triple quoted
@@ -72,10 +72,12 @@ options:
     type: path
     default: /etc/libvirt/qemu.conf
   daemon_confs:
-    description: libvirt daemon configuration files to read (missing ones are skipped).
+    description:
+      - libvirt daemon configuration files to read (missing ones are skipped). The file the daemon holding a
+        TCP listener reads (its C(--config)) is read too.
     type: list
     elements: path
-    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virtqemud.conf]
+    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virtqemud.conf, /etc/libvirt/virtproxyd.conf]
   image_dirs:
     description:
       - Extra directories whose files count as disk images (LEAK-01, VIS-07), on top of libvirt's
@@ -167,7 +169,9 @@ evidence:
         - Host evidence (empty for the test driver and remote URIs) - qemu_conf (with
           qemu_user_default, the distribution's build default user; null when unreadable or unparsable),
           qemu_conf_error (why, else null), qemu_gid, daemon_confs (by file name), daemon_conf_errors
-          (why, by file name), sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
+          (why, by file name), sockets, tcp_listeners (C({port, tls, what, daemon, config}) - the daemon
+          holding the socket and the file it reads, null when no running daemon holds it), security_models, lsm,
+          qemu_processes
           (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
@@ -502,6 +506,26 @@ def image_dirs(conn, p, domains):
     return dirs
 
 
+def daemon_confs(paths, listeners):
+    """({basename: parsed configuration}, {basename: why unreadable}) of the daemon configuration files ``paths``
+    (a missing one is skipped: that daemon may not be installed) and of the file the daemon holding each TCP
+    listener reads (its --config elsewhere: that file, under its own basename, wins over a default path of the
+    same name; missing: {} - the running daemon uses its built-in defaults)."""
+    confs, errors = {}, {}
+    wanted = [(path, False) for path in paths]
+    wanted += [(x["config"], True) for x in listeners if x.get("config")]
+    for path, owner in wanted:
+        name = os.path.basename(path)
+        conf, why = hostscan.load_conf(path)
+        if why is not None:
+            errors[name] = why
+            confs.pop(name, None)
+        elif conf is not None or owner:
+            confs[name] = conf or {}
+            errors.pop(name, None)
+    return confs, errors
+
+
 def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
     """Host evidence (see the evidence contract). ``run(argv)`` -> (rc, out, err) runs qemu-img and debugfs;
     ``tools``: {"qemu_img", "debugfs"} paths (None: not installed)."""
@@ -514,17 +538,10 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
         qc["qemu_user_default"] = hostscan.qemu_user_default()
     host["qemu_conf"] = qc
     host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
-    daemons, unread = {}, {}
-    for path in p["daemon_confs"]:
-        c, why = hostscan.load_conf(path)
-        if c is not None:
-            daemons[os.path.basename(path)] = c
-        elif why is not None:
-            unread[os.path.basename(path)] = why
-    host["daemon_confs"], host["daemon_conf_errors"] = daemons, unread
     host["sockets"] = hostscan.sockets()
     procs = list(hostscan.processes())
     host["tcp_listeners"] = hostscan.tcp_listeners(procs)
+    host["daemon_confs"], host["daemon_conf_errors"] = daemon_confs(p["daemon_confs"], host["tcp_listeners"])
     caps = ET.fromstring(conn.getCapabilities())
     host["security_models"] = [m.text for m in caps.findall("./host/secmodel/model")]
     host["lsm"] = hostscan.lsm_state()
@@ -561,7 +578,8 @@ ARGUMENT_SPEC = dict(
     ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
     qemu_conf=dict(type="path", default="/etc/libvirt/qemu.conf"),
     daemon_confs=dict(type="list", elements="path",
-                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf"]),
+                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf",
+                               "/etc/libvirt/virtproxyd.conf"]),
     image_dirs=dict(type="list", elements="path", default=[]),
     host=dict(type="bool"),
     watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),

@@ -362,8 +362,8 @@ def _addr(hexaddr):
     return "[%s]" % socket.inet_ntop(socket.AF_INET6, raw)
 
 
-def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
-    """Listening sockets on libvirt's ports: [{port, tls, what}] (16509 plain, 16514 TLS)."""
+def _proc_tcp_listeners(paths):
+    """[(listener, socket inode)] of the listening sockets on libvirt's ports in /proc/net/tcp{,6}."""
     found = {}
     for p in paths:
         try:
@@ -376,10 +376,16 @@ def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
                     port = int(port, 16)
                     if st == "0A" and port in LIBVIRT_TCP_PORTS:
                         what = "%s %s:%d" % ("tcp6" if p.endswith("6") else "tcp", _addr(addr), port)
-                        found[what] = dict(port=port, tls=LIBVIRT_TCP_PORTS[port], what=what)
+                        inode = parts[9] if len(parts) > 9 and parts[9].isdigit() else None
+                        found[what] = (dict(port=port, tls=LIBVIRT_TCP_PORTS[port], what=what), inode)
         except (IOError, OSError, StopIteration, ValueError, IndexError):
             continue
     return [found[k] for k in sorted(found)]
+
+
+def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Listening sockets on libvirt's ports: [{port, tls, what}] (16509 plain, 16514 TLS)."""
+    return [entry for entry, _inode in _proc_tcp_listeners(paths)]
 
 
 def _listen_flag(arg):
@@ -400,31 +406,75 @@ def _port(value, default):
     return int(value) if value.isdigit() else None
 
 
+REMOTE_DAEMONS = ("libvirtd", "virtproxyd")  # the daemons that accept remote (TCP) connections
+
+
+def remote_daemons(procs, conf_dir="/etc/libvirt"):
+    """[(pid, daemon, configuration path, argv)] of root's libvirtd and virtproxyd processes: the file each reads
+    is its --config, else <conf_dir>/<daemon>.conf. Only root's: any user can start a process named libvirtd
+    whose --config names a file for root to read (or a FIFO to hang on)."""
+    out = []
+    for pid, uid, argv in procs:
+        prog = os.path.basename(argv[0])
+        if uid == 0 and prog in REMOTE_DAEMONS:
+            out.append((pid, prog, _config_arg(argv) or os.path.join(conf_dir, prog + ".conf"), argv))
+    return out
+
+
 def daemon_listeners(procs, conf_dir="/etc/libvirt"):
-    """libvirtd/virtproxyd started with --listen: the listeners its configuration opens.
+    """libvirtd/virtproxyd started with --listen: the listeners its configuration opens, each with the
+    ``daemon`` and the ``config`` file it reads.
 
     listen_tcp defaults to 0 (plain TCP, port tcp_port or 16509), listen_tls to 1 (TLS, tls_port or 16514).
     """
     out = []
-    for pid, uid, argv in procs:
-        prog = os.path.basename(argv[0])
-        # Only root's daemons: any user can start a process named libvirtd whose --config names a file for
-        # root to read (or a FIFO to hang on); the sockets a user's own daemon really opens are in /proc/net.
-        if uid != 0 or prog not in ("libvirtd", "virtproxyd") or not any(_listen_flag(a) for a in argv[1:]):
+    for pid, prog, path, argv in remote_daemons(procs, conf_dir):
+        # The sockets a user's own daemon really opens are in /proc/net.
+        if not any(_listen_flag(a) for a in argv[1:]):
             continue
-        path = _config_arg(argv) or os.path.join(conf_dir, prog + ".conf")
         conf = read_conf(path) or {}
         what = "%s --listen (pid %d, %s)" % (prog, pid, path)
         if conf.get("listen_tcp", "0").strip() == "1":
-            out.append(dict(port=_port(conf.get("tcp_port"), 16509), tls=False, what=what + ": listen_tcp"))
+            out.append(dict(port=_port(conf.get("tcp_port"), 16509), tls=False, what=what + ": listen_tcp",
+                            daemon=prog, config=path))
         if conf.get("listen_tls", "1").strip() != "0":
-            out.append(dict(port=_port(conf.get("tls_port"), 16514), tls=True, what=what + ": listen_tls"))
+            out.append(dict(port=_port(conf.get("tls_port"), 16514), tls=True, what=what + ": listen_tls",
+                            daemon=prog, config=path))
     return out
 
 
-def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc/net/tcp6")):
-    """Open sockets on libvirt's ports, plus what a --listen daemon opens on ports not seen open."""
-    found = libvirt_tcp_listeners(paths)
+def socket_owners(daemons, inodes, proc="/proc"):
+    """{socket inode: (daemon, configuration path)} for the sockets of ``inodes`` one of ``daemons``
+    (remote_daemons) holds open: its /proc/<pid>/fd entries, read with readlink only. A socket only systemd
+    holds (socket activation, the daemon not started yet) has no owner here."""
+    owners, wanted = {}, set(i for i in inodes if i)
+    for pid, prog, path, _argv in daemons:
+        fd_dir = os.path.join(proc, str(pid), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except (IOError, OSError):
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except (IOError, OSError):
+                continue
+            if link.startswith("socket:[") and link[8:-1] in wanted:
+                owners.setdefault(link[8:-1], (prog, path))
+    return owners
+
+
+def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc/net/tcp6"), proc="/proc"):
+    """Open sockets on libvirt's ports, plus what a --listen daemon opens on ports not seen open. Each carries
+    the ``daemon`` (libvirtd, virtproxyd) holding it and the ``config`` file that daemon reads, both None when
+    no running daemon holds it (socket activation: the unit's daemon is not started yet)."""
+    daemons = remote_daemons(procs, conf_dir)
+    listening = _proc_tcp_listeners(paths)
+    owners = socket_owners(daemons, [inode for _e, inode in listening], proc)
+    found = []
+    for entry, inode in listening:
+        daemon, config = owners.get(inode, (None, None))
+        found.append(dict(entry, daemon=daemon, config=config))
     seen = set(f["port"] for f in found)
     for d in daemon_listeners(procs, conf_dir):
         if d["port"] is None or d["port"] not in seen:

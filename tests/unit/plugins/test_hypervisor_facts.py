@@ -139,3 +139,22 @@ def test_gathered_volume_that_cannot_be_resolved_is_an_iso06_error(tmp_path):
     assert disk["volume_path"] is None and "gone.qcow2" in disk["volume_error"]
     f = audit(ev, "ISO-06")["hv1/web1"]
     assert f["status"] == "error" and "gone.qcow2" in f["message"]
+
+
+def test_virtproxyd_conf_is_read_by_default_and_a_listeners_daemon_file_too(tmp_path):
+    assert "/etc/libvirt/virtproxyd.conf" in hf.ARGUMENT_SPEC["daemon_confs"]["default"]
+    (tmp_path / "libvirtd.conf").write_text("listen_tls = 1\n")
+    (tmp_path / "virtproxyd.conf").write_text("tls_no_verify_certificate = 1\n")
+    (tmp_path / "alt.conf").write_text("tls_no_verify_certificate = 1 # by --config\n")
+    (tmp_path / "bad.conf").write_text("listen_tls = yes\n")
+    paths = [str(tmp_path / n) for n in ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf", "bad.conf")]
+    listeners = [{"port": 16514, "tls": True, "what": "tcp 0.0.0.0:16514", "daemon": "libvirtd",
+                  "config": str(tmp_path / "alt.conf")},
+                 {"port": 16514, "tls": True, "what": "tcp6 [::]:16514", "daemon": "virtproxyd",
+                  "config": str(tmp_path / "gone.conf")}]
+    confs, errors = hf.daemon_confs(paths, listeners)
+    assert confs == {"libvirtd.conf": {"listen_tls": "1"}, "virtproxyd.conf": {"tls_no_verify_certificate": "1"},
+                     "alt.conf": {"tls_no_verify_certificate": "1"},
+                     "gone.conf": {}}  # a daemon without its file: its defaults
+    why = "%s: line 1: expecting a value (libvirt refuses the whole file)" % (tmp_path / "bad.conf")
+    assert errors == {"bad.conf": why}

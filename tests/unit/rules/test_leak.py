@@ -304,3 +304,22 @@ def test_leak06_an_unparsable_daemon_conf_is_an_error_and_duplicates_read_as_lib
     from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
     dup = hostscan.parse_libvirt_conf('unix_sock_rw_perms = "0777"\nunix_sock_rw_perms = "0770"\n')
     assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": dup})["status"] == "fail"
+
+
+def test_leak06_judges_a_tls_listener_by_the_configuration_of_the_daemon_holding_it():
+    """With the modular daemons virtproxyd accepts remote connections: its virtproxyd.conf decides."""
+    owned = dict(TLS, daemon="virtproxyd", config="/etc/libvirt/virtproxyd.conf")
+    confs = {"libvirtd.conf": {}, "virtqemud.conf": {}, "virtproxyd.conf": {"tls_no_verify_certificate": "1"}}
+    f = host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs=confs)
+    assert f["status"] == "fail" and "virtproxyd.conf: TLS without client certificate verification" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs=confs)  # no running daemon holds it: both files judged
+    assert f["status"] == "fail" and "virtproxyd.conf: TLS" in f["message"]
+    # Its daemon's configuration was not collected: unknown, never a pass.
+    f = host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs={"libvirtd.conf": {}, "virtqemud.conf": {}})
+    assert f["status"] == "error"
+    assert "is virtproxyd's, whose configuration virtproxyd.conf was not collected" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs={"virtqemud.conf": {}})
+    assert f["status"] == "error" and "neither libvirtd.conf nor virtproxyd.conf was collected" in f["message"]
+    # The daemon's own file verifies clients: another daemon's file does not matter.
+    ok = {"libvirtd.conf": {"tls_no_verify_certificate": "1"}, "virtproxyd.conf": {}}
+    assert host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs=ok)["status"] == "pass"

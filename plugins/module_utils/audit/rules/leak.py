@@ -230,24 +230,62 @@ def leak05(ctx, hd):
     return ok("all %d disk(s) LUKS-encrypted" % len(disks))
 
 
+REMOTE_CONFS = ("libvirtd.conf", "virtproxyd.conf")  # the daemons that accept TCP connections read these
+
+
+def _owner_conf(x):
+    """The configuration file (basename) of the daemon holding listener ``x``, or None when unknown."""
+    if not isinstance(x, dict):
+        return None
+    if x.get("config"):
+        return str(x["config"]).rstrip("/").rsplit("/", 1)[-1]
+    return "%s.conf" % x["daemon"] if x.get("daemon") else None
+
+
+def _tls_confs(tls, daemons, unread):
+    """(configuration names judging the TLS listeners, what is unknown): each listener's daemon's own file; where
+    no running daemon holds it (socket activation), every collected libvirtd.conf/virtproxyd.conf."""
+    names, unknown = set(), []
+    for x in tls:
+        own = _owner_conf(x)
+        if own is not None:
+            if own in daemons:
+                names.add(own)
+            elif own not in unread:
+                unknown.append("%s is %s's, whose configuration %s was not collected"
+                               % (_listener(x), x.get("daemon"), own))
+            continue
+        remote = [n for n in REMOTE_CONFS if n in daemons]
+        if remote:
+            names.update(remote)
+        elif not any(n in unread for n in REMOTE_CONFS):
+            unknown.append("no running daemon holds %s and neither %s was collected"
+                           % (_listener(x), " nor ".join(REMOTE_CONFS)))
+    return sorted(names), unknown
+
+
 @check("LEAK-06", "hypervisor")
 def leak06(ctx, hv):
     """Plain TCP (16509, listen_tcp = 1) exposes the management plane; TLS (16514, listen_tls) with
-    client certificates verified is libvirt's safe remote setting and passes. A configuration that cannot be
-    read or parsed is an error, never its defaults."""
-    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud configuration")
+    client certificates verified is libvirt's safe remote setting and passes. A TLS listener is judged by the
+    configuration of the daemon holding it (libvirtd, or virtproxyd with the modular daemons); a configuration
+    that cannot be read or parsed is an error, never its defaults."""
+    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud/virtproxyd configuration")
     sockets = _host(hv, "sockets", "libvirt socket modes")
     listeners = _host(hv, "tcp_listeners", "libvirt TCP listeners")
     unread = dict((hv.get("host") or {}).get("daemon_conf_errors") or {})
     problems, unknown = [], ["%s: %s" % (name, why) for name, why in sorted(unread.items())]
     plain = [x for x in listeners if not (isinstance(x, dict) and x.get("tls") is True)]
     tls = [x for x in listeners if isinstance(x, dict) and x.get("tls") is True]
+    judged, missing = _tls_confs(tls, daemons, unread)
+    unknown.extend(missing)
     for name, conf in sorted(daemons.items()):
         if str(conf.get("listen_tcp", "0")) == "1":
             problems.append("%s: listen_tcp = 1 (plain TCP)" % name)
             if str(conf.get("auth_tcp", "sasl")) == "none":
                 problems.append("%s: auth_tcp = \"none\" (anyone who reaches the port manages the host)" % name)
-        if tls and str(conf.get("tls_no_verify_certificate", "0")) == "1" and str(conf.get("auth_tls", "none")) == "none":
+        if name in judged and str(conf.get("tls_no_verify_certificate", "0")) == "1" and \
+                str(conf.get("auth_tls", "none")) == "none":
             problems.append("%s: TLS without client certificate verification or auth_tls" % name)
         perms = str(conf.get("unix_sock_rw_perms", "0770"))
         try:

@@ -417,3 +417,22 @@ def test_redacted_conf_text_hides_secrets_in_every_quoting():
                    'vnc_tls = 0 ; vnc_sasl = 0\nuser = "root"  # c\n')
     broken = hostscan.redact_conf_text("vnc_password = 'x\n")
     assert "x" not in broken.replace("expecting", "").replace("text", "") and "line 1" in broken
+
+
+def test_tcp_listeners_name_the_daemon_holding_the_socket_and_the_file_it_reads(tmp_path):
+    """/proc/net/tcp's inode, found among the descriptors of root's libvirtd/virtproxyd (readlink only), tells
+    which daemon - and so which configuration - a listener belongs to; one no daemon holds (systemd socket
+    activation) has no owner."""
+    (tmp_path / "tcp").write_text(PROC_TCP)
+    proc = tmp_path / "proc"
+    for pid, inodes in ((11, ("2",)), (12, ("1",)), (13, ())):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        for n, inode in enumerate(inodes):
+            (proc / str(pid) / "fd" / str(n + 3)).symlink_to("socket:[%s]" % inode)
+    procs = [(11, 0, ["/usr/sbin/virtproxyd", "--timeout", "120"]),
+             (12, 1000, ["/home/u/libvirtd", "-f", "/home/u/x.conf"]),  # a user's: never an owner
+             (13, 0, ["/usr/sbin/libvirtd", "-f", "/srv/libvirtd-alt.conf"])]
+    got = hostscan.tcp_listeners(procs, conf_dir="/etc/libvirt", paths=(str(tmp_path / "tcp"),), proc=str(proc))
+    assert [(g["what"], g["daemon"], g["config"]) for g in got] == [
+        ("tcp 0.0.0.0:16509", None, None), ("tcp 127.0.0.1:16514", "virtproxyd", "/etc/libvirt/virtproxyd.conf")]
+    assert hostscan.remote_daemons(procs)[1][:3] == (13, "libvirtd", "/srv/libvirtd-alt.conf")
