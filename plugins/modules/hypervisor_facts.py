@@ -170,9 +170,10 @@ evidence:
           qemu_user_default, the distribution's build default user; null when unreadable or unparsable),
           qemu_conf_error (why, else null), qemu_gid, daemon_confs (by file name), daemon_conf_errors
           (why, by file name), sockets, tcp_listeners (C({port, tls, what, daemon, config}) - the daemon
-          holding the socket and the file it reads, null when no running daemon holds it), security_models, lsm,
-          qemu_processes
-          (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
+          holding the socket and the file it reads, null when no running daemon holds it), security_models,
+          lsm, qemu_processes (C({pid, uid, user, name, uuid, exe, matched_by}) - C(matched_by) C(exe) when
+          the executable (C(/proc/PID/exe), read with readlink) told it is a QEMU, C(argv0) when that was
+          unreadable and argv[0] did), watcher (C({lock_path, lock_held, holder_pid,
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
           images (with C(referenced)) and image_dirs.

@@ -332,10 +332,40 @@ def processes():
         yield int(pid), uid, argv
 
 
-def qemu_processes(procs):
+# What a QEMU binary is called: qemu-system-<arch> upstream, qemu-kvm on Red Hat, kvm on Debian (once a program of
+# its own, now a link to qemu-system-x86_64).
+QEMU_BINARY = re.compile(r"^(?:qemu-system-[A-Za-z0-9_.-]+|qemu-kvm|kvm)$")
+
+
+def exe_target(pid, proc="/proc"):
+    """Where /proc/<pid>/exe points (the program the kernel runs, whatever argv says), read with readlink only:
+    the executable is never opened or followed. None when unreadable (another user's process without root,
+    a kernel thread, a process gone). A replaced binary's " (deleted)" suffix is dropped."""
+    try:
+        target = os.readlink(os.path.join(proc, str(pid), "exe"))
+    except (IOError, OSError):
+        return None
+    return target[:-len(" (deleted)")] if target.endswith(" (deleted)") else target
+
+
+def _qemu_by(pid, argv, exe):
+    """(matched_by, exe target) when process ``pid`` is a QEMU, else None: by the basename of its executable
+    (exe: /usr/bin/kvm and "exec -a anything" resolve to qemu-system-*), by argv[0] only when the executable
+    cannot be read."""
+    target = exe(pid)
+    if target is not None:
+        return ("exe", target) if QEMU_BINARY.match(os.path.basename(target)) else None
+    return ("argv0", None) if QEMU_BINARY.match(os.path.basename(argv[0])) else None
+
+
+def qemu_processes(procs, exe=exe_target):
+    """The QEMU processes of ``procs`` ((pid, uid, argv)): {pid, uid, user, name, uuid (what argv's -name/-uuid
+    claim), exe (the executable's path, None when unreadable), matched_by ("exe" or "argv0": what told it is a
+    QEMU)}. ``exe(pid)``: the executable's path or None (exe_target)."""
     out = []
     for pid, uid, argv in procs:
-        if not os.path.basename(argv[0]).startswith(("qemu-system", "qemu-kvm")):
+        by = _qemu_by(pid, argv, exe)
+        if by is None:
             continue
         name = uuid = None
         for i, a in enumerate(argv[:-1]):
@@ -349,7 +379,7 @@ def qemu_processes(procs):
             user = pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)
-        out.append(dict(pid=pid, uid=uid, user=user, name=name, uuid=uuid))
+        out.append(dict(pid=pid, uid=uid, user=user, name=name, uuid=uuid, exe=by[1], matched_by=by[0]))
     return out
 
 

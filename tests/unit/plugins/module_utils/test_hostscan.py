@@ -249,7 +249,7 @@ def test_a_users_process_named_libvirtd_is_not_read_and_a_fifo_does_not_hang(tmp
 def test_qemu_processes_carry_uid():
     procs = [(5, 64055, ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on",
                          "-uuid", "AB-CD"]), (6, 0, ["/bin/sh"])]
-    out = hostscan.qemu_processes(procs)
+    out = hostscan.qemu_processes(procs, exe=lambda pid: None)  # executables unreadable: argv[0] tells
     assert [(p["pid"], p["uid"], p["name"], p["uuid"]) for p in out] == [(5, 64055, "web,1", "ab-cd")]
 
 
@@ -436,3 +436,22 @@ def test_tcp_listeners_name_the_daemon_holding_the_socket_and_the_file_it_reads(
     assert [(g["what"], g["daemon"], g["config"]) for g in got] == [
         ("tcp 0.0.0.0:16509", None, None), ("tcp 127.0.0.1:16514", "virtproxyd", "/etc/libvirt/virtproxyd.conf")]
     assert hostscan.remote_daemons(procs)[1][:3] == (13, "libvirtd", "/srv/libvirtd-alt.conf")
+
+
+def test_qemu_processes_are_told_by_their_executable_not_their_argv(tmp_path):
+    """Debian's kvm (a link to qemu-system-x86_64) and "exec -a" names: /proc/PID/exe (readlink) says what runs;
+    argv[0] only when the executable cannot be read, and the evidence says which told it."""
+    exes = {1: "/usr/bin/qemu-system-x86_64", 2: "/usr/bin/qemu-system-x86_64", 3: "/usr/libexec/qemu-kvm",
+            4: "/usr/bin/python3.11", 5: None, 6: None}
+    argv = ["-name", "guest=rogue", "-uuid", "0A-1B"]
+    procs = [(1, 0, ["kvm"] + argv), (2, 0, ["sshd: nobody"] + argv), (3, 107, ["/usr/libexec/qemu-kvm"] + argv),
+             (4, 0, ["qemu-system-x86_64"] + argv), (5, 0, ["/usr/bin/kvm"] + argv), (6, 0, ["/bin/sh"])]
+    out = hostscan.qemu_processes(procs, exe=exes.get)
+    assert [(p["pid"], p["exe"], p["matched_by"], p["name"], p["uuid"]) for p in out] == [
+        (1, "/usr/bin/qemu-system-x86_64", "exe", "rogue", "0a-1b"),
+        (2, "/usr/bin/qemu-system-x86_64", "exe", "rogue", "0a-1b"),
+        (3, "/usr/libexec/qemu-kvm", "exe", "rogue", "0a-1b"), (5, None, "argv0", "rogue", "0a-1b")]
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "exe").symlink_to("/nonexistent/qemu-system-aarch64 (deleted)")
+    assert hostscan.exe_target(7, proc=str(tmp_path)) == "/nonexistent/qemu-system-aarch64"
+    assert hostscan.exe_target(8, proc=str(tmp_path)) is None
