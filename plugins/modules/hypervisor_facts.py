@@ -81,8 +81,10 @@ options:
   image_dirs:
     description:
       - Extra directories whose files count as disk images (LEAK-01, VIS-07), on top of libvirt's
-        default directories, the target paths of directory storage pools and the directories
-        of the domains' disks.
+        default image, save, snapshot and dump directories and the target paths of directory storage
+        pools. A sticky or world-writable one (shared, as C(/tmp)) is listed with C(shared) and its files
+        are not taken for images.
+      - The domains' disk images count wherever they are, each by itself (the directory holding one is not an image directory).
     type: list
     elements: path
     default: []
@@ -176,7 +178,8 @@ evidence:
           unreadable and argv[0] did), watcher (C({lock_path, lock_held, holder_pid,
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
-          images (with C(referenced)) and image_dirs.
+          images (C({path, mode, uid, gid, size, referenced}) - the files of the image directories and each
+          disk image by its real path) and image_dirs (C({path, mode, uid, gid, shared})).
       type: dict
     domains:
       description:
@@ -487,8 +490,11 @@ def collect_domains(conn, ledger_dir, local, uri=None):
     return domains + rest
 
 
-def image_dirs(conn, p, domains):
-    """libvirt's default image directories, the options', directory pools' and the domains' disk dirs."""
+def image_dirs(conn, p):
+    """libvirt's default image, save, snapshot and dump directories, the options' and the directory pools'
+    target paths: the directories whose every file is a disk image (LEAK-01, VIS-07). A directory that merely
+    holds a disk (/var/tmp, a home directory) is not one: the disk files themselves are judged
+    (hostscan.disk_files)."""
     dirs = set(hostscan.DEFAULT_IMAGE_DIRS) | set(p["image_dirs"])
     for pool in conn.listAllStoragePools(0):
         try:
@@ -499,11 +505,6 @@ def image_dirs(conn, p, domains):
             path = px.findtext("./target/path")
             if path:
                 dirs.add(path)
-    for d in domains:
-        for defn in hostscan.definitions(d):
-            for disk in defn.get("disks") or []:
-                if disk.get("type") == "file" and disk.get("source") and disk["device"] == "disk":
-                    dirs.add(os.path.dirname(disk["source"]))
     return dirs
 
 
@@ -559,7 +560,7 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
                 b["error"] = "not verified: debugfs (e2fsprogs) is not installed"
     else:
         host["base_images"] = None  # cannot be known: qemu-img (qemu-utils) is not installed
-    images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p, domains))
+    images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p), hostscan.disk_files(domains))
     host["images"] = hostscan.mark_referenced(images, domains)
     return host
 

@@ -660,9 +660,22 @@ def sockets(paths=SOCKETS):
     return out
 
 
-def scan_images(dirs):
-    """Mode and owner of every regular file directly in ``dirs``, and of the dirs themselves."""
-    images, seen_dirs = [], []
+def shared_dir(mode):
+    """Whether a directory of ``mode`` is shared with everyone (sticky or world-writable, as /tmp and /var/tmp): its
+    files are not all disk images, and tightening it would break its other users."""
+    return bool(mode & (stat.S_ISVTX | stat.S_IWOTH))
+
+
+def _image(path, st):
+    return dict(path=path, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, size=st.st_size)
+
+
+def scan_images(dirs, files=()):
+    """(images, dirs): mode and owner of each directory of ``dirs`` (libvirt's image, save, snapshot and dump
+    directories, storage pools: ``shared`` when sticky or world-writable) and of every regular file directly in
+    one that is not shared; and of each file of ``files`` (the domains' disk images, wherever they are), by its
+    real path, when it is a regular file. No symbolic link in a directory is taken for an image."""
+    images, seen_dirs, seen = [], [], set()
     for d in sorted(set(dirs)):
         try:
             st = os.stat(d)
@@ -670,7 +683,10 @@ def scan_images(dirs):
             continue
         if not stat.S_ISDIR(st.st_mode):
             continue
-        seen_dirs.append(dict(path=d, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid))
+        mode = stat.S_IMODE(st.st_mode)
+        seen_dirs.append(dict(path=d, mode=mode, uid=st.st_uid, gid=st.st_gid, shared=shared_dir(mode)))
+        if shared_dir(mode):
+            continue  # a disk in it is judged as one of ``files``; the other files are not images
         try:
             names = sorted(os.listdir(d))
         except OSError:
@@ -681,10 +697,40 @@ def scan_images(dirs):
                 fst = os.lstat(p)
             except OSError:
                 continue
-            if stat.S_ISREG(fst.st_mode):
-                images.append(dict(path=p, mode=stat.S_IMODE(fst.st_mode), uid=fst.st_uid, gid=fst.st_gid,
-                                   size=fst.st_size))
-    return images, seen_dirs
+            if stat.S_ISREG(fst.st_mode) and p not in seen:
+                seen.add(p)
+                images.append(_image(p, fst))
+    for f in sorted(set(files)):
+        if not f.startswith("/"):
+            continue  # a network volume's name, a json: or nbd: backing: no file of this host
+        p = os.path.realpath(f)
+        try:
+            fst = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(fst.st_mode) and p not in seen:
+            seen.add(p)
+            images.append(_image(p, fst))
+    return sorted(images, key=lambda i: i["path"]), seen_dirs
+
+
+def disk_files(domains):
+    """The file disks' images of every definition (device disk): the files LEAK-01 judges wherever they are."""
+    out = set()
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                if disk.get("device") != "disk":
+                    continue
+                if disk.get("type") == "file":
+                    top = disk.get("source")
+                elif disk.get("type") == "volume" and disk.get("volume_type") == "file":
+                    top = disk.get("volume_path")  # a directory pool's volume (hypervisor_facts.resolve_volumes)
+                else:
+                    continue
+                if top and top.startswith("/"):
+                    out.add(top)
+    return out
 
 
 def lsm_state():

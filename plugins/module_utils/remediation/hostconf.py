@@ -15,6 +15,9 @@ libvirtd.aug, ...): a candidate the lens rejects is never renamed into place.
 Image permissions (LEAK-01) are re-derived at run time with the rule's own criteria, walking each
 directory from the root without following any symbolic link (openat with O_NOFOLLOW per component)
 and changing modes through descriptors (fchmod), so a link planted meanwhile cannot redirect a chmod.
+libvirt's image directories are judged with every file in them; a disk image elsewhere is judged by
+itself, its directory left alone; a shared directory (sticky or world-writable, as /tmp) is
+never chmodded.
 
 Standard library only, Python 3.6+ (module_utils used by a module).
 """
@@ -428,23 +431,31 @@ def _open_dir(root, path):
     return fd
 
 
-def fix_permissions(root, dirs, qemu_gid, check_mode=False):
-    """chmod what LEAK-01 flags in ``dirs`` (paths as the host sees them, under ``root``): each directory
-    and each regular file directly in it. Returns [{"path", "old", "new"}] (octal strings) of the changes
-    (made unless ``check_mode``), and [errors]. A directory that does not exist is skipped."""
-    changes, errors = [], []
+def shared_dir(mode):
+    """A directory shared with everyone (sticky or world-writable, as /tmp): never chmodded (hostscan.shared_dir)."""
+    return hostscan.shared_dir(mode)
+
+
+def fix_permissions(root, dirs, qemu_gid, check_mode=False, files=(), skipped=None):
+    """chmod what LEAK-01 flags (paths as the host sees them, under ``root``): each directory of ``dirs`` (libvirt's
+    image directories) and each regular file directly in it, and each file of ``files`` (a disk image outside
+    them) by itself. Returns [{"path", "old", "new"}] (octal strings) of the changes (made unless
+    ``check_mode``), and [errors]. A directory or file that does not exist is skipped. A directory of ``dirs``
+    that is shared (sticky or world-writable) is neither chmodded nor are its files: it is appended to
+    ``skipped`` ({"path", "mode", "reason"}) when given."""
+    changes, errors, done = [], [], set()
     for d in sorted(set(dirs)):
-        try:
-            fd = _open_dir(root, d)
-        except HostConfError as e:
-            errors.append(str(e))
-            continue
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                errors.append("%s: %s" % (d, e.strerror or e))
+        fd = _open_or_report(root, d, errors)
+        if fd is None:
             continue
         try:
             st = os.fstat(fd)
+            if shared_dir(stat.S_IMODE(st.st_mode)):
+                if skipped is not None:
+                    skipped.append({"path": d, "mode": "%04o" % stat.S_IMODE(st.st_mode),
+                                    "reason": "shared directory (sticky or world-writable): never chmodded"})
+                continue
+            done.add(os.path.normpath(d))
             new = dir_mode(stat.S_IMODE(st.st_mode))
             if new != stat.S_IMODE(st.st_mode):
                 changes.append(_change(d + "/", st.st_mode, new))
@@ -454,20 +465,48 @@ def fix_permissions(root, dirs, qemu_gid, check_mode=False):
                 _fix_file(fd, d, name, qemu_gid, check_mode, changes, errors)
         finally:
             os.close(fd)
+    for f in sorted(set(files)):
+        d, name = os.path.split(os.path.normpath(f))
+        if d in done or not name:
+            continue  # already judged with its directory
+        fd = _open_or_report(root, d, errors)
+        if fd is None:
+            continue
+        try:
+            _fix_file(fd, d, name, qemu_gid, check_mode, changes, errors, named=True)
+        finally:
+            os.close(fd)
     return changes, errors
+
+
+def _open_or_report(root, d, errors):
+    """_open_dir, or None with the reason appended to ``errors`` (nothing for a directory that does not exist)."""
+    try:
+        return _open_dir(root, d)
+    except HostConfError as e:
+        errors.append(str(e))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            errors.append("%s: %s" % (d, e.strerror or e))
+    return None
 
 
 def _change(path, old, new):
     return {"path": path, "old": "%04o" % stat.S_IMODE(old), "new": "%04o" % new}
 
 
-def _fix_file(dfd, d, name, qemu_gid, check_mode, changes, errors):
+def _fix_file(dfd, d, name, qemu_gid, check_mode, changes, errors, named=False):
+    """chmod file ``name`` of directory ``dfd`` (path ``d``) as LEAK-01 requires, through a descriptor opened
+    without following a link. ``named``: the file was named as a disk image (not found in an image directory),
+    so one that is no longer a regular file is an error, not something else in the directory."""
     path = os.path.join(d, name)
     try:
         lst = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except OSError:
         return
     if not stat.S_ISREG(lst.st_mode):
+        if named:
+            errors.append("%s: is a symbolic link or not a regular file, not followed" % path)
         return  # links, sub-directories, sockets: not the rule's images
     new = image_mode(stat.S_IMODE(lst.st_mode), lst.st_gid, qemu_gid)
     if new == stat.S_IMODE(lst.st_mode):

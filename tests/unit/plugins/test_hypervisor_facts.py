@@ -158,3 +158,11 @@ def test_virtproxyd_conf_is_read_by_default_and_a_listeners_daemon_file_too(tmp_
                      "gone.conf": {}}  # a daemon without its file: its defaults
     why = "%s: line 1: expecting a value (libvirt refuses the whole file)" % (tmp_path / "bad.conf")
     assert errors == {"bad.conf": why}
+
+
+def test_image_dirs_are_libvirts_own_and_the_pools_not_the_disks_directories(conn):
+    p = {"image_dirs": ["/srv/extra"]}
+    dirs = hf.image_dirs(conn, p)
+    assert "/srv/extra" in dirs and "/var/lib/libvirt/images" in dirs and "/var/lib/libvirt/qemu/save" in dirs
+    assert "/default-pool" in dirs  # the test driver's directory pool
+    assert all(not d.startswith("/var/tmp") for d in dirs)

@@ -323,3 +323,9 @@ def test_leak06_judges_a_tls_listener_by_the_configuration_of_the_daemon_holding
     # The daemon's own file verifies clients: another daemon's file does not matter.
     ok = {"libvirtd.conf": {"tls_no_verify_certificate": "1"}, "virtproxyd.conf": {}}
     assert host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs=ok)["status"] == "pass"
+
+
+def test_leak01_a_shared_image_directory_fails_and_says_it_is_not_enforced():
+    f = host_rule("LEAK-01", image_dirs=[{"path": "/var/tmp", "mode": 0o1777, "uid": 0, "gid": 0, "shared": True}])
+    assert f["status"] == "fail" and f["evidence"]["shared_dirs"] == ["/var/tmp"]
+    assert "shared director(ies) /var/tmp (sticky or world-writable): never chmodded, not enforced" in f["message"]

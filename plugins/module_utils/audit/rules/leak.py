@@ -17,7 +17,8 @@ rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories no
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
      "save, snapshot and dump directories.",
      remediated_by=Remediation("host_config", "chmod what the rule flags, re-derived at run time: others lose access to images "
-                               "and read/write on image directories; no symbolic link followed"))
+                               "and read/write on libvirt's image directories; no symbolic link followed; a shared "
+                               "(sticky or world-writable) directory is never chmodded: not enforced"))
 rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local socket",
      "Set the graphics listen address to 127.0.0.1 (or type='socket'/'none'); with require_console_password "
      "also set a password or TLS.",
@@ -77,14 +78,23 @@ def is_confidential(ctx, cls):
     return c is not None and c in set(data_class(x) for x in ctx.params["leakage"]["confidential_classes"])
 
 
+def shared_dir(d):
+    """Whether image directory ``d`` (evidence: path, mode) is shared with everyone - sticky or world-writable, as
+    /tmp: host_config never chmods it (its other users would break), LEAK-01 names it as not enforced."""
+    return bool(d.get("shared") or d["mode"] & (stat.S_ISVTX | stat.S_IWOTH))
+
+
 @check("LEAK-01", "hypervisor")
 def leak01(ctx, hv):
+    """Images: every regular file in libvirt's image, save, snapshot and dump directories and directory pools
+    (not shared ones), and each domain's disk image wherever it is (hostscan.scan_images);
+    directories: those directories themselves, not one that merely holds a disk."""
     images = _host(hv, "images", "disk image modes")
     dirs = _host(hv, "image_dirs", "image directory modes")
     if not images and not dirs:
         return na("no disk image or image directory found")
     qemu_gid = (hv.get("host") or {}).get("qemu_gid")
-    bad = []
+    bad, shared = [], []
     for img in images:
         mode = img["mode"]
         if mode & (stat.S_IROTH | stat.S_IWOTH) or (mode & stat.S_IRGRP and img.get("gid") not in (qemu_gid, 0)):
@@ -92,8 +102,13 @@ def leak01(ctx, hv):
     for d in dirs:
         if d["mode"] & (stat.S_IROTH | stat.S_IWOTH):
             bad.append("%s/ %04o" % (d["path"], d["mode"] & 0o7777))
+            if shared_dir(d):
+                shared.append(d["path"])
     if bad:
-        return fail("readable or writable by others: %s" % ", ".join(sorted(bad)), paths=sorted(bad))
+        note = "; shared director(ies) %s (sticky or world-writable): never chmodded, not enforced" % (
+            ", ".join(sorted(shared))) if shared else ""
+        return fail("readable or writable by others: %s%s" % (", ".join(sorted(bad)), note), paths=sorted(bad),
+                    shared_dirs=sorted(shared))
     return ok("%d image(s) and %d director(ies) private" % (len(images), len(dirs)))
 
 

@@ -182,3 +182,25 @@ def test_edit_compares_parsed_values_a_comment_or_spelling_is_no_change():
         assert hostconf.edit(text, settings) == (text, []), text
     new, changes = hostconf.edit("listen_tcp = 1  # never expose\n", {"listen_tcp": 0})
     assert new == "listen_tcp = 0  # never expose\n" and changes == [{"key": "listen_tcp", "old": "1", "new": 0}]
+
+
+def test_fix_permissions_never_chmods_a_shared_directory_and_fixes_named_files_alone(tmp_path):
+    """/var/tmp holding a disk: only the disk file changes; a shared directory named as an image directory is left
+    (1777 stays, its other files too) and reported."""
+    tmp = tmp_path / "var" / "tmp"
+    tmp.mkdir(parents=True)
+    os.chmod(str(tmp), 0o1777)
+    for name in ("lab1.qcow2", "other-user-file"):
+        (tmp / name).write_text("x")
+        os.chmod(str(tmp / name), 0o644)
+    (tmp / "planted.qcow2").symlink_to(tmp / "other-user-file")
+    skipped = []
+    files = ["/var/tmp/lab1.qcow2", "/var/tmp/planted.qcow2", "/var/tmp/gone.qcow2"]
+    changes, errors = hostconf.fix_permissions(str(tmp_path), ["/var/tmp"], 64055, files=files, skipped=skipped)
+    assert changes == [{"path": "/var/tmp/lab1.qcow2", "old": "0644", "new": "0640"}]
+    assert errors == ["/var/tmp/planted.qcow2: is a symbolic link or not a regular file, not followed"]
+    assert skipped == [{"path": "/var/tmp", "mode": "1777",
+                        "reason": "shared directory (sticky or world-writable): never chmodded"}]
+    assert stat.S_IMODE(os.stat(str(tmp)).st_mode) == 0o1777
+    assert stat.S_IMODE(os.stat(str(tmp / "other-user-file")).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(str(tmp / "lab1.qcow2")).st_mode) == 0o640

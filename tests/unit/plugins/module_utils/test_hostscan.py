@@ -455,3 +455,35 @@ def test_qemu_processes_are_told_by_their_executable_not_their_argv(tmp_path):
     (tmp_path / "7" / "exe").symlink_to("/nonexistent/qemu-system-aarch64 (deleted)")
     assert hostscan.exe_target(7, proc=str(tmp_path)) == "/nonexistent/qemu-system-aarch64"
     assert hostscan.exe_target(8, proc=str(tmp_path)) is None
+
+
+def test_scan_images_judges_disk_files_by_themselves_and_no_file_of_a_shared_directory(tmp_path):
+    """A disk in /var/tmp makes /var/tmp no image directory: the disk file is judged, its neighbours are not; a
+    shared (sticky or world-writable) directory given as an image directory is listed as shared, its files unread."""
+    tmp, images = tmp_path / "tmp", tmp_path / "images"
+    for d, mode in ((tmp, 0o1777), (images, 0o711)):
+        d.mkdir()
+        os.chmod(str(d), mode)
+    for f in (tmp / "lab1.qcow2", tmp / "someone-elses.txt", images / "web1.qcow2"):
+        f.write_text("x")
+        os.chmod(str(f), 0o644)
+    (images / "link.qcow2").symlink_to(tmp / "someone-elses.txt")
+    (tmp_path / "disk-link.qcow2").symlink_to(tmp / "lab1.qcow2")
+    files = [str(tmp_path / "disk-link.qcow2"), "pool/vol", "/gone.img"]
+    got, dirs = hostscan.scan_images([str(images), str(tmp)], files)
+    assert sorted((i["path"], i["mode"]) for i in got) == sorted([(str(images / "web1.qcow2"), 0o644),
+                                                                   (str(tmp / "lab1.qcow2"), 0o644)])
+    assert [(d["path"], d["mode"], d["shared"]) for d in dirs] == [(str(images), 0o711, False),
+                                                                   (str(tmp), 0o1777, True)]
+    assert hostscan.shared_dir(0o1770) and hostscan.shared_dir(0o777) and not hostscan.shared_dir(0o755)
+
+
+def test_disk_files_are_the_file_disks_images():
+    disks = [{"type": "file", "device": "disk", "source": "/var/tmp/lab1.qcow2"},
+             {"type": "file", "device": "cdrom", "source": "/srv/iso/debian.iso"},
+             {"type": "volume", "device": "disk", "volume_type": "file", "volume_path": "/srv/pool/v.qcow2"},
+             {"type": "network", "device": "disk", "source": "rbd/vol"},
+             {"type": "block", "device": "disk", "source": "/dev/sdb"}]
+    nxt = {"type": "file", "device": "disk", "source": "/srv/next.qcow2"}
+    dom = {"name": "lab1", "disks": disks, "inactive": {"disks": [nxt]}}
+    assert hostscan.disk_files([dom]) == {"/var/tmp/lab1.qcow2", "/srv/pool/v.qcow2", "/srv/next.qcow2"}
