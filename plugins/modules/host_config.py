@@ -78,7 +78,7 @@ options:
     elements: path
     default: []
   image_files:
-    description: Disk images outside O(image_dirs) (as the host sees them, under O(root)) whose
+    description: Disk images and backing files outside O(image_dirs) (as the host sees them, under O(root)) whose
       modes C(LEAK-01) judges one by one; the directories holding them are left alone.
     type: list
     elements: path

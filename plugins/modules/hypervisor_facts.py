@@ -84,7 +84,8 @@ options:
         default image, save, snapshot and dump directories and the target paths of directory storage
         pools. A sticky or world-writable one (shared, as C(/tmp)) is listed with C(shared) and its files
         are not taken for images.
-      - The domains' disk images count wherever they are, each by itself (the directory holding one is not an image directory).
+      - The domains' disk images and the files of their backing chains count wherever they are, each by
+        itself (the directory holding one is not an image directory).
     type: list
     elements: path
     default: []
@@ -179,7 +180,7 @@ evidence:
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
           images (C({path, mode, uid, gid, size, referenced}) - the files of the image directories and each
-          disk image by its real path) and image_dirs (C({path, mode, uid, gid, shared})).
+          disk image and backing file by its real path) and image_dirs (C({path, mode, uid, gid, shared})).
       type: dict
     domains:
       description:

@@ -689,7 +689,7 @@ def _plan_host_config(hosts, skipped, look, f):
 
 def _plan_images(entry, skipped, hv, host):
     """LEAK-01: libvirt's image directories that are not shared (each directory and every file in it), and each
-    image outside them (a disk in a directory that merely holds it) by itself. A shared
+    image outside them (a disk or backing file in a directory that merely holds it) by itself. A shared
     directory (sticky or world-writable) is never chmodded: when the rule flags it, it is not_enforced."""
     dirs = set()
     for d in host.get("image_dirs") or []:

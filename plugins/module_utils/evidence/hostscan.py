@@ -673,8 +673,9 @@ def _image(path, st):
 def scan_images(dirs, files=()):
     """(images, dirs): mode and owner of each directory of ``dirs`` (libvirt's image, save, snapshot and dump
     directories, storage pools: ``shared`` when sticky or world-writable) and of every regular file directly in
-    one that is not shared; and of each file of ``files`` (the domains' disk images, wherever they are), by its
-    real path, when it is a regular file. No symbolic link in a directory is taken for an image."""
+    one that is not shared; and of each file of ``files`` (the domains' disk images and their backing files,
+    wherever they are), by its real path, when it is a regular file. No symbolic link in a directory is
+    taken for an image."""
     images, seen_dirs, seen = [], [], set()
     for d in sorted(set(dirs)):
         try:
@@ -715,7 +716,8 @@ def scan_images(dirs, files=()):
 
 
 def disk_files(domains):
-    """The file disks' images of every definition (device disk): the files LEAK-01 judges wherever they are."""
+    """The file disks' images of every definition (device disk) and every file in their backing chains (the XML's
+    <backingStore>, or what qemu-img found: fill_backing): the files LEAK-01 judges wherever they are."""
     out = set()
     for d in domains:
         for defn in definitions(d):
@@ -728,8 +730,9 @@ def disk_files(domains):
                     top = disk.get("volume_path")  # a directory pool's volume (hypervisor_facts.resolve_volumes)
                 else:
                     continue
-                if top and top.startswith("/"):
-                    out.add(top)
+                for p in [top] + list(disk.get("backing") or []):
+                    if p and p.startswith("/"):
+                        out.add(p)
     return out
 
 

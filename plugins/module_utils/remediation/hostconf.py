@@ -15,8 +15,8 @@ libvirtd.aug, ...): a candidate the lens rejects is never renamed into place.
 Image permissions (LEAK-01) are re-derived at run time with the rule's own criteria, walking each
 directory from the root without following any symbolic link (openat with O_NOFOLLOW per component)
 and changing modes through descriptors (fchmod), so a link planted meanwhile cannot redirect a chmod.
-libvirt's image directories are judged with every file in them; a disk image elsewhere is judged by
-itself, its directory left alone; a shared directory (sticky or world-writable, as /tmp) is
+libvirt's image directories are judged with every file in them; a disk image or backing file elsewhere
+is judged by itself, its directory left alone; a shared directory (sticky or world-writable, as /tmp) is
 never chmodded.
 
 Standard library only, Python 3.6+ (module_utils used by a module).
@@ -438,8 +438,8 @@ def shared_dir(mode):
 
 def fix_permissions(root, dirs, qemu_gid, check_mode=False, files=(), skipped=None):
     """chmod what LEAK-01 flags (paths as the host sees them, under ``root``): each directory of ``dirs`` (libvirt's
-    image directories) and each regular file directly in it, and each file of ``files`` (a disk image outside
-    them) by itself. Returns [{"path", "old", "new"}] (octal strings) of the changes (made unless
+    image directories) and each regular file directly in it, and each file of ``files`` (a disk or backing file
+    outside them) by itself. Returns [{"path", "old", "new"}] (octal strings) of the changes (made unless
     ``check_mode``), and [errors]. A directory or file that does not exist is skipped. A directory of ``dirs``
     that is shared (sticky or world-writable) is neither chmodded nor are its files: it is appended to
     ``skipped`` ({"path", "mode", "reason"}) when given."""

@@ -87,7 +87,7 @@ def shared_dir(d):
 @check("LEAK-01", "hypervisor")
 def leak01(ctx, hv):
     """Images: every regular file in libvirt's image, save, snapshot and dump directories and directory pools
-    (not shared ones), and each domain's disk image wherever it is (hostscan.scan_images);
+    (not shared ones), and each domain's disk image and backing file wherever it is (hostscan.scan_images);
     directories: those directories themselves, not one that merely holds a disk."""
     images = _host(hv, "images", "disk image modes")
     dirs = _host(hv, "image_dirs", "image directory modes")

@@ -487,3 +487,18 @@ def test_disk_files_are_the_file_disks_images():
     nxt = {"type": "file", "device": "disk", "source": "/srv/next.qcow2"}
     dom = {"name": "lab1", "disks": disks, "inactive": {"disks": [nxt]}}
     assert hostscan.disk_files([dom]) == {"/var/tmp/lab1.qcow2", "/srv/pool/v.qcow2", "/srv/next.qcow2"}
+
+
+def test_disk_files_include_each_backing_chain(tmp_path):
+    """A base image outside every image directory (its chain found by qemu-img, or named in <backingStore>) is judged
+    like the disk on top of it."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "web-base.qcow2").write_text("b")
+    os.chmod(str(base / "web-base.qcow2"), 0o644)
+    disks = [{"type": "file", "device": "disk", "source": "/srv/vms/web1.qcow2",
+              "backing": [str(base / "web-base.qcow2"), "json:{...}", "rbd/base"]}]
+    files = hostscan.disk_files([{"name": "web1", "disks": disks}])
+    assert files == {"/srv/vms/web1.qcow2", str(base / "web-base.qcow2")}
+    images, _dirs = hostscan.scan_images([], files)
+    assert [(i["path"], i["mode"]) for i in images] == [(str(base / "web-base.qcow2"), 0o644)]
