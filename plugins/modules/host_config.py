@@ -16,18 +16,25 @@ description:
   - Carries out the C(host_config) step of the vmguard remediation plan on a libvirt hypervisor (rules
     C(ISO-04) host part, C(ISO-05), C(LEAK-01), C(LEAK-04) host part, C(LEAK-06), C(LEAK-08)).
   - Sets O(qemu_conf) keys in C(qemu.conf) and O(daemon_conf) keys in each of C(libvirtd.conf),
-    C(virtqemud.conf), C(virtproxyd.conf) that exists. Edits are line based - a key is replaced where
-    it is set or appended at the end under a comment; every comment and every other line stays.
+    C(virtqemud.conf), C(virtproxyd.conf) that exists. A file is read as libvirt reads it (single, double
+    and triple quoted strings, lists, statements separated by C(;), comments; the first statement of a
+    repeated key is the one libvirt uses); a file libvirt cannot parse is not edited and the module fails
+    naming the line. A key whose value libvirt reads already as wanted is no change (a comment after it
+    stays); otherwise its first statement is rewritten in place and its later statements are removed, or
+    the key is appended at the end under a comment. Every comment and every other statement stays.
     C(unix_sock_rw_perms) that is not world-accessible and an existing C(unix_sock_group) are kept
     (never loosened); C(unix_sock_group) is set only when that group exists on the host.
   - Every new file is parsed with the augeas lens libvirt ships for it (C(augtool), package
     augeas-tools) before it lands; a file the lens rejects is not written and the module fails naming
     it. The old file is copied to O(backup_dir) first; the new one replaces it atomically with the same
     mode and owner. A configuration file that is a symbolic link or not a regular file is refused.
-  - Chmods what rule C(LEAK-01) flags in O(image_dirs) (re-derived at run time) - each directory loses
-    read and write for others (search stays) and each regular file directly in it loses access for
-    others, and group access unless its group is the QEMU group (O(qemu_gid)) or root. No symbolic
-    link is followed (every path component is opened with O_NOFOLLOW; modes change through descriptors).
+  - Chmods what rule C(LEAK-01) flags (re-derived at run time) in O(image_dirs) and O(image_files) - each
+    directory of O(image_dirs) loses read and write for others (search stays), and each regular file
+    directly in it and each file of O(image_files) loses access for others, and group access unless its
+    group is the QEMU group (O(qemu_gid)) or root. A directory of O(image_dirs) that is sticky or
+    world-writable (shared, as C(/var/tmp)) is never chmodded, nor are its files, and is returned in
+    RV(not_enforced). No symbolic link is followed (every path component is opened with O_NOFOLLOW; modes
+    change through descriptors).
   - Makes sure the nwfilters O(nwfilters) exist in libvirt, defining a missing one (and the filters it
     references) from the XML libvirt ships in O(nwfilter_dir).
   - libvirt reads its configuration only when a daemon starts. Where systemd runs and O(restart=true),
@@ -50,7 +57,8 @@ options:
     default: /etc/libvirt
   qemu_conf:
     description: Keys to set in C(qemu.conf) (integers are written bare, strings quoted); a null value removes
-      the key's lines (libvirt's built-in default applies, e.g. C(security_driver) picks the active LSM).
+      every statement of the key (libvirt's built-in default applies, e.g. C(security_driver) picks the active
+      LSM, C(security_default_confined) is 1).
     type: dict
     default: {}
   daemon_conf:
@@ -64,7 +72,14 @@ options:
     elements: str
     default: [libvirtd.conf, virtqemud.conf, virtproxyd.conf]
   image_dirs:
-    description: Directories (as the host sees them, under O(root)) whose modes and files' modes C(LEAK-01) judges.
+    description: libvirt's image directories (as the host sees them, under O(root)) whose modes and files' modes
+      C(LEAK-01) judges (its image, save, snapshot and dump directories and directory storage pools).
+    type: list
+    elements: path
+    default: []
+  image_files:
+    description: Disk images and backing files outside O(image_dirs) (as the host sees them, under O(root)) whose
+      modes C(LEAK-01) judges one by one; the directories holding them are left alone.
     type: list
     elements: path
     default: []
@@ -113,6 +128,7 @@ EXAMPLES = r"""
 - name: LEAK-01 | ENFORCE | Image directory permissions
   vmguard.hardening.host_config:
     image_dirs: [/var/lib/libvirt/images, /var/lib/libvirt/qemu/save]
+    image_files: [/srv/scratch/lab1.qcow2]
 """
 
 RETURN = r"""
@@ -122,6 +138,11 @@ files:
   type: dict
 permissions:
   description: Modes changed (or to change) for C(LEAK-01) - C({path, old, new}) with octal text.
+  returned: always
+  type: list
+not_enforced:
+  description: Directories of O(image_dirs) left alone because they are shared (sticky or world-writable) -
+    C({path, mode, reason}).
   returned: always
   type: list
 nwfilters_defined:
@@ -201,7 +222,10 @@ def edit_files(module, p, result):
             if name == hostconf.QEMU_CONF:
                 raise hostconf.HostConfError("%s does not exist: is libvirt's QEMU driver installed?" % path)
             continue
-        new, changes = hostconf.edit(text, settings)
+        try:
+            new, changes = hostconf.edit(text, settings)
+        except hostconf.HostConfError as e:
+            raise hostconf.HostConfError("%s: %s" % (path, e))
         if not changes:
             continue
         lens = hostconf.lens_for(name, p["lens_dir"])
@@ -228,10 +252,13 @@ def _qemu_gid(p):
 
 
 def fix_images(module, p, result):
-    if not p["image_dirs"]:
+    if not p["image_dirs"] and not p["image_files"]:
         return
-    changes, errors = hostconf.fix_permissions(p["root"], p["image_dirs"], _qemu_gid(p), module.check_mode)
+    changes, errors = hostconf.fix_permissions(p["root"], p["image_dirs"], _qemu_gid(p), module.check_mode,
+                                               files=p["image_files"], skipped=result["not_enforced"])
     result["permissions"] = changes
+    for s in result["not_enforced"]:
+        module.warn("LEAK-01: %s (mode %s) left alone: %s" % (s["path"], s["mode"], s["reason"]))
     if changes:
         result["diff"].append({"before_header": "LEAK-01 modes", "after_header": "LEAK-01 modes",
                                "before": "".join("%s %s\n" % (c["path"], c["old"]) for c in changes),
@@ -303,6 +330,7 @@ def main():
             daemon_conf=dict(type="dict", default={}),
             daemon_confs=dict(type="list", elements="str", default=list(hostconf.DAEMON_CONFS)),
             image_dirs=dict(type="list", elements="path", default=[]),
+            image_files=dict(type="list", elements="path", default=[]),
             qemu_gid=dict(type="int"),
             nwfilters=dict(type="list", elements="str", default=[]),
             nwfilter_dir=dict(type="path", default="/usr/share/libvirt/nwfilter"),
@@ -317,8 +345,8 @@ def main():
     bad = [n for n in p["daemon_confs"] if n not in hostconf.DAEMON_CONFS]
     if bad:
         module.fail_json(msg="daemon_confs: unknown file(s) %s (known: %s)" % (", ".join(bad), ", ".join(hostconf.DAEMON_CONFS)))
-    result = dict(changed=False, files={}, permissions=[], nwfilters_defined=[], restarted=[], restart_pending=[],
-                  service_manager=None, diff=[])
+    result = dict(changed=False, files={}, permissions=[], not_enforced=[], nwfilters_defined=[], restarted=[],
+                  restart_pending=[], service_manager=None, diff=[])
     try:
         edit_files(module, p, result)
         fix_images(module, p, result)

@@ -18,9 +18,13 @@ description:
     seclabels, genid, rng, filesystems, host and redirected devices - hostdev, redirdev, evdev input,
     passthrough TPM, host character devices, host smartcard -, shmem/vsock, QEMU command-line passthrough,
     device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
-    kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud
+    kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud/virtproxyd
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes
     (known to libvirt or not), the revert watcher, and the modes of image files and directories.
+  - libvirt's configuration files are parsed as libvirt parses them (single, double and triple quoted
+    strings, lists, C(;) between statements, comments; the first statement of a repeated key is the one
+    libvirt uses). A file libvirt's parser would refuse is not read as its defaults - its error is returned
+    (C(qemu_conf_error), C(daemon_conf_errors)) and the rules reading it report an error.
   - Works with any URI, including the test driver (C(test:///path/node.xml)), for which host
     evidence is not collected (it describes no real host).
   - Domain XML is never read with C(VIR_DOMAIN_XML_SECURE). A running persistent domain is read
@@ -73,15 +77,20 @@ options:
     type: path
     default: /etc/libvirt/qemu.conf
   daemon_confs:
-    description: libvirt daemon configuration files to read (missing ones are skipped).
+    description:
+      - libvirt daemon configuration files to read (missing ones are skipped). The file the daemon holding a
+        TCP listener reads (its C(--config)) is read too.
     type: list
     elements: path
-    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virtqemud.conf]
+    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virtqemud.conf, /etc/libvirt/virtproxyd.conf]
   image_dirs:
     description:
       - Extra directories whose files count as disk images (LEAK-01, VIS-07), on top of libvirt's
-        default directories, the target paths of directory storage pools and the directories
-        of the domains' disks.
+        default image, save, snapshot and dump directories and the target paths of directory storage
+        pools. A sticky or world-writable one (shared, as C(/tmp)) is listed with C(shared) and its files
+        are not taken for images.
+      - The domains' disk images and the files of their backing chains count wherever they are, each by
+        itself (the directory holding one is not an image directory).
     type: list
     elements: path
     default: []
@@ -168,12 +177,17 @@ evidence:
     host:
       description:
         - Host evidence (empty for the test driver and remote URIs) - qemu_conf (with
-          qemu_user_default, the distribution's build default user), qemu_gid, daemon_confs,
-          sockets, tcp_listeners (C({port, tls, what})), security_models, lsm, qemu_processes
-          (C({pid, uid, user, name, uuid})), watcher (C({lock_path, lock_held, holder_pid,
+          qemu_user_default, the distribution's build default user; null when unreadable or unparsable),
+          qemu_conf_error (why, else null), qemu_gid, daemon_confs (by file name), daemon_conf_errors
+          (why, by file name), sockets, tcp_listeners (C({port, tls, what, daemon, config}) - the daemon
+          holding the socket and the file it reads, null when no running daemon holds it), security_models,
+          lsm, qemu_processes (C({pid, uid, user, name, uuid, exe, matched_by}) - C(matched_by) C(exe) when
+          the executable (C(/proc/PID/exe), read with readlink) told it is a QEMU, C(argv0) when that was
+          unreadable and argv[0] did), watcher (C({lock_path, lock_held, holder_pid,
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, mgmt_networks, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
-          images (with C(referenced)) and image_dirs.
+          images (C({path, mode, uid, gid, size, referenced}) - the files of the image directories and each
+          disk image and backing file by its real path) and image_dirs (C({path, mode, uid, gid, shared})).
       type: dict
     domains:
       description:
@@ -531,8 +545,11 @@ def collect_domains(conn, ledger_dir, local, uri=None):
     return domains + rest
 
 
-def image_dirs(conn, p, domains):
-    """libvirt's default image directories, the options', directory pools' and the domains' disk dirs."""
+def image_dirs(conn, p):
+    """libvirt's default image, save, snapshot and dump directories, the options' and the directory pools'
+    target paths: the directories whose every file is a disk image (LEAK-01, VIS-07). A directory that merely
+    holds a disk (/var/tmp, a home directory) is not one: the disk files themselves are judged
+    (hostscan.disk_files)."""
     dirs = set(hostscan.DEFAULT_IMAGE_DIRS) | set(p["image_dirs"])
     for pool in conn.listAllStoragePools(0):
         try:
@@ -543,12 +560,27 @@ def image_dirs(conn, p, domains):
             path = px.findtext("./target/path")
             if path:
                 dirs.add(path)
-    for d in domains:
-        for defn in hostscan.definitions(d):
-            for disk in defn.get("disks") or []:
-                if disk.get("type") == "file" and disk.get("source") and disk["device"] == "disk":
-                    dirs.add(os.path.dirname(disk["source"]))
     return dirs
+
+
+def daemon_confs(paths, listeners):
+    """({basename: parsed configuration}, {basename: why unreadable}) of the daemon configuration files ``paths``
+    (a missing one is skipped: that daemon may not be installed) and of the file the daemon holding each TCP
+    listener reads (its --config elsewhere: that file, under its own basename, wins over a default path of the
+    same name; missing: {} - the running daemon uses its built-in defaults)."""
+    confs, errors = {}, {}
+    wanted = [(path, False) for path in paths]
+    wanted += [(x["config"], True) for x in listeners if x.get("config")]
+    for path, owner in wanted:
+        name = os.path.basename(path)
+        conf, why = hostscan.load_conf(path)
+        if why is not None:
+            errors[name] = why
+            confs.pop(name, None)
+        elif conf is not None or owner:
+            confs[name] = conf or {}
+            errors.pop(name, None)
+    return confs, errors
 
 
 def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
@@ -556,21 +588,17 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
     ``tools``: {"qemu_img", "debugfs"} paths (None: not installed)."""
     tools = tools or {}
     host = {}
-    qc = qemu_conf if qemu_conf is not None else hostscan.read_qemu_conf(p["qemu_conf"])
+    qc, why = (qemu_conf, None) if qemu_conf is not None else hostscan.load_qemu_conf(p["qemu_conf"])
+    host["qemu_conf_error"] = why
     if qc is not None:
         qc = dict(qc)
         qc["qemu_user_default"] = hostscan.qemu_user_default()
     host["qemu_conf"] = qc
     host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
-    daemons = {}
-    for path in p["daemon_confs"]:
-        c = hostscan.read_conf(path)
-        if c is not None:
-            daemons[os.path.basename(path)] = c
-    host["daemon_confs"] = daemons
     host["sockets"] = hostscan.sockets()
     procs = list(hostscan.processes())
     host["tcp_listeners"] = hostscan.tcp_listeners(procs)
+    host["daemon_confs"], host["daemon_conf_errors"] = daemon_confs(p["daemon_confs"], host["tcp_listeners"])
     caps = ET.fromstring(conn.getCapabilities())
     host["security_models"] = [m.text for m in caps.findall("./host/secmodel/model")]
     host["lsm"] = hostscan.lsm_state()
@@ -587,7 +615,7 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
                 b["error"] = "not verified: debugfs (e2fsprogs) is not installed"
     else:
         host["base_images"] = None  # cannot be known: qemu-img (qemu-utils) is not installed
-    images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p, domains))
+    images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p), hostscan.disk_files(domains))
     host["images"] = hostscan.mark_referenced(images, domains)
     return host
 
@@ -607,7 +635,8 @@ ARGUMENT_SPEC = dict(
     ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
     qemu_conf=dict(type="path", default="/etc/libvirt/qemu.conf"),
     daemon_confs=dict(type="list", elements="path",
-                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf"]),
+                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf",
+                               "/etc/libvirt/virtproxyd.conf"]),
     image_dirs=dict(type="list", elements="path", default=[]),
     host=dict(type="bool"),
     watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),

@@ -106,8 +106,9 @@ def evaluate(evidence):
 
 def module_args(root, step, backup):
     images = [d[len(str(root)):] for d in step["image_dirs"]]  # the plan names the host's paths: here under root
+    files = [f[len(str(root)):] for f in step["image_files"]]
     return {"root": str(root), "qemu_conf": step["qemu_conf"], "daemon_conf": step["daemon_conf"], "image_dirs": images,
-            "qemu_gid": step["qemu_gid"], "nwfilters": step["nwfilters"], "backup_dir": str(backup)}
+            "image_files": files, "qemu_gid": step["qemu_gid"], "nwfilters": step["nwfilters"], "backup_dir": str(backup)}
 
 
 def test_the_planned_step_makes_a_fresh_collection_pass(leaky_root, tmp_path):

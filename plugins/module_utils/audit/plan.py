@@ -63,6 +63,7 @@ import posixpath
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, remediation_for
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import NO_TAP, ROOT as ROOT_NAMES, _disk_key, _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import shared_dir
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
 
@@ -681,14 +682,21 @@ def _iso05_settings(qc):
 
 
 def _iso04_host_settings(host, qc):
-    """security_driver "none" removed (libvirt then picks the active LSM) where AppArmor or SELinux is active."""
+    """security_driver "none" and security_default_confined (other than 1) removed - libvirt then picks the active
+    LSM and confines domains without a <seclabel> - where AppArmor or SELinux is active."""
     lsm = host.get("lsm") or {}
     if not (lsm.get("apparmor") or lsm.get("selinux")):
         return None, "cannot be enforced on this host: no AppArmor or SELinux"
     drivers = qc.get("security_driver")
     drivers = drivers if isinstance(drivers, list) else [drivers] if drivers is not None else []
+    out = {}
     if any(str(x).strip().lower() == "none" for x in drivers):
-        return {"security_driver": None}, None
+        out["security_driver"] = None
+    confined = qc.get("security_default_confined")
+    if confined is not None and str(confined).strip() != "1":
+        out["security_default_confined"] = None
+    if out:
+        return out, None
     return None, "libvirt does not use the active LSM although qemu.conf does not disable it: install its security driver support"
 
 
@@ -701,8 +709,8 @@ def _leak06_settings(host):
 
 def _plan_host_config(hosts, skipped, look, f):
     """host_config entry {"rules", "subjects", "qemu_conf": {key: value, None = remove}, "daemon_conf": {key: value},
-    "image_dirs": [path], "qemu_gid", "nwfilters": [name]} from the hypervisor's evidence; a rule nothing in the
-    configuration can fix is listed under not_enforced with the reason."""
+    "image_dirs": [path], "image_files": [path], "qemu_gid", "nwfilters": [name]} from the hypervisor's evidence; a
+    rule nothing in the configuration can fix is listed under not_enforced with the reason."""
     hv, rid = f["subject"]["id"], f["rule"]
     host = look.host(hv) or {}
     qc = host.get("qemu_conf") or {}
@@ -723,14 +731,33 @@ def _plan_host_config(hosts, skipped, look, f):
     entry["qemu_conf"].update(qemu or {})
     entry["daemon_conf"].update(daemon)
     if rid == "LEAK-01":
-        entry["image_dirs"].update(d["path"] for d in host.get("image_dirs") or [] if d.get("path"))
-        entry["image_dirs"].update(posixpath.dirname(i["path"]) for i in host.get("images") or [] if i.get("path"))
-        entry["qemu_gid"] = host.get("qemu_gid")
+        _plan_images(entry, skipped, hv, host)
+
+
+def _plan_images(entry, skipped, hv, host):
+    """LEAK-01: libvirt's image directories that are not shared (each directory and every file in it), and each
+    image outside them (a disk or backing file in a directory that merely holds it) by itself. A shared
+    directory (sticky or world-writable) is never chmodded: when the rule flags it, it is not_enforced."""
+    dirs = set()
+    for d in host.get("image_dirs") or []:
+        if not d.get("path"):
+            continue
+        if not shared_dir(d):
+            dirs.add(d["path"])
+        elif d["mode"] & 0o006:
+            why = "shared directory %s (sticky or world-writable, mode %04o): never chmodded, its other users would " \
+                  "break"
+            skipped.append({"rule": "LEAK-01", "subject": hv, "reason": why % (d["path"], d["mode"] & 0o7777)})
+    entry["image_dirs"].update(dirs)
+    entry["image_files"].update(i["path"] for i in host.get("images") or []
+                                if i.get("path") and posixpath.dirname(i["path"]) not in dirs)
+    entry["qemu_gid"] = host.get("qemu_gid")
 
 
 def _host_config_entry(hosts, hv):
     entry = _entry(hosts, hv, "host_config", hv)
-    for key, empty in (("qemu_conf", {}), ("daemon_conf", {}), ("image_dirs", set()), ("nwfilters", set())):
+    for key, empty in (("qemu_conf", {}), ("daemon_conf", {}), ("image_dirs", set()), ("image_files", set()),
+                       ("nwfilters", set())):
         entry.setdefault(key, empty)
     entry.setdefault("qemu_gid", None)
     return entry

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import errno
 import fcntl
 import grp
@@ -22,6 +23,7 @@ import pwd
 import re
 import socket
 import stat
+import string
 import struct
 import time
 
@@ -47,17 +49,183 @@ SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock",
            "/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
 
 
-def parse_libvirt_conf(text):
-    """Parse libvirt's key = value configuration (strings, integers, lists); comments skipped."""
-    out = {}
-    for m in re.finditer(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^#\n]+)', text, re.M):
-        key, raw = m.group(1), m.group(2).strip()
-        if raw.startswith('"'):
-            out[key] = raw[1:-1]
-        elif raw.startswith("["):
-            out[key] = re.findall(r'"((?:[^"\\]|\\.)*)"', raw)
+class ConfSyntaxError(ValueError):
+    """Text libvirt's own parser (src/util/virconf.c, virConfParse) refuses as a whole: a daemon reading it does
+    not start, and no value in it can be trusted (an error for the rules, never their default)."""
+
+    def __init__(self, line, why):
+        ValueError.__init__(self, "line %d: %s" % (line, why))
+        self.line, self.why = line, why
+
+
+# One statement of a libvirt configuration file: ``key``, ``typed`` value (("int", n), ("str", s) or
+# ("list", (typed, ...))), and the offsets of the statement (``start``: its name, ``vstart``: its value, ``end``:
+# just after the value; the separator and a trailing comment are not part of it).
+ConfEntry = collections.namedtuple("ConfEntry", "key typed start vstart end")
+
+_BLANK = " \t"
+_EOL = "\r\n"
+_LETTERS = string.ascii_letters
+_DIGITS = string.digits
+_NAME = _LETTERS + _DIGITS + "_"
+
+
+class _ConfParser(object):
+    """virConfParse's grammar (default flags, as libvirtd, virtqemud, virtproxyd and the QEMU driver read their
+    files): statements ``name = value`` separated by a line end or ';', a name starting with an ASCII letter,
+    values an integer (optional sign), a string in 'single', "double" (neither with escapes nor spanning lines)
+    or \"\"\"triple\"\"\" quotes (which may span lines), or a list [v, v, ...] (line ends allowed, comments not);
+    '#' starts a comment running to the line end, alone or after a value."""
+
+    def __init__(self, text):
+        self.text, self.pos, self.end = text, 0, len(text)
+
+    def fail(self, why):
+        raise ConfSyntaxError(self.text.count("\n", 0, self.pos) + 1, why)
+
+    def cur(self):
+        return self.text[self.pos] if self.pos < self.end else ""
+
+    def skip(self, chars):
+        while self.pos < self.end and self.text[self.pos] in chars:
+            self.pos += 1
+
+    def entries(self):
+        out = []
+        while self.pos < self.end:
+            entry = self.statement()
+            if entry is not None:
+                out.append(entry)
+            self.separator()
+        return out
+
+    def statement(self):
+        self.skip(_BLANK + _EOL)
+        if self.cur() == "#":
+            self.to_eol()
+            return None
+        start = self.pos
+        if not self.cur() or self.cur() not in _LETTERS:
+            self.fail("expecting a name")
+        self.skip(_NAME)
+        key = self.text[start:self.pos]
+        self.skip(_BLANK)
+        if self.cur() != "=":
+            self.fail("expecting an assignment")
+        self.pos += 1
+        self.skip(_BLANK)
+        vstart = self.pos
+        typed = self.value()
+        end = self.pos
+        self.skip(_BLANK)
+        if self.cur() == "#":
+            self.to_eol()
+        return ConfEntry(key, typed, start, vstart, end)
+
+    def to_eol(self):
+        while self.pos < self.end and self.text[self.pos] not in _EOL:
+            self.pos += 1
+
+    def separator(self):
+        self.skip(_BLANK)
+        if self.pos >= self.end:
+            return
+        if self.cur() in _EOL:
+            self.skip(_BLANK + _EOL)
+        elif self.cur() == ";":
+            self.pos += 1
+            self.skip(_BLANK + _EOL)
         else:
-            out[key] = raw
+            self.fail("expecting a separator")
+
+    def value(self):
+        self.skip(_BLANK)
+        c = self.cur()
+        if not c:
+            self.fail("expecting a value")
+        if c in "'\"":
+            return ("str", self.string())
+        if c == "[":
+            return ("list", self.list_())
+        if c in _DIGITS or c in "+-":
+            return ("int", self.number())
+        self.fail("expecting a value")
+
+    def string(self):
+        text = self.text
+        if text[self.pos] == '"' and self.pos + 6 < self.end and text.startswith('"""', self.pos):
+            close = text.find('"""', self.pos + 3)
+            if close < 0:
+                self.pos = self.end
+                self.fail("unterminated string")
+            value, self.pos = text[self.pos + 3:close], close + 3
+            return value
+        quote, self.pos = text[self.pos], self.pos + 1
+        base = self.pos
+        while self.pos < self.end and text[self.pos] != quote and text[self.pos] not in _EOL:
+            self.pos += 1
+        if self.cur() != quote:
+            self.fail("unterminated string")
+        self.pos += 1
+        return text[base:self.pos - 1]
+
+    def list_(self):
+        self.pos += 1
+        self.skip(_BLANK + _EOL)
+        items = []
+        if self.pos < self.end and self.cur() != "]":
+            items.append(self.value())
+            self.skip(_BLANK + _EOL)
+        while self.pos < self.end and self.cur() != "]":
+            if self.cur() != ",":
+                self.fail("expecting a separator in list")
+            self.pos += 1
+            self.skip(_BLANK + _EOL)
+            if self.cur() == "]":
+                break
+            items.append(self.value())
+            self.skip(_BLANK + _EOL)
+        if self.cur() != "]":
+            self.fail("list is not closed with ]")
+        self.pos += 1
+        return tuple(items)
+
+    def number(self):
+        base = self.pos
+        if self.cur() in "+-":
+            self.pos += 1
+        digits = self.pos
+        self.skip(_DIGITS)
+        if self.pos == digits:
+            self.fail("unterminated number")
+        return int(self.text[base:self.pos])
+
+
+def conf_entries(text):
+    """Every statement of libvirt configuration ``text`` in file order ([ConfEntry]); ConfSyntaxError when libvirt
+    would refuse the file."""
+    return _ConfParser(text).entries()
+
+
+def plain(typed):
+    """The evidence form of a parsed value: integers as their decimal text ("1"), strings as they are, lists as
+    lists of those."""
+    kind, value = typed
+    if kind == "int":
+        return str(value)
+    if kind == "list":
+        return [plain(v) for v in value]
+    return value
+
+
+def parse_libvirt_conf(text):
+    """{key: value} of libvirt configuration ``text`` as libvirt reads it: the FIRST statement of a repeated key
+    is the one it uses (virConfGetValue returns the first matching entry); values in plain() form.
+    ConfSyntaxError when libvirt would refuse the file."""
+    out = {}
+    for e in conf_entries(text):
+        if e.key not in out:
+            out[e.key] = plain(e.typed)
     return out
 
 
@@ -75,10 +243,21 @@ def redact_conf(conf):
 
 
 def redact_conf_text(text):
-    """libvirt configuration text with the value of every secret key replaced by REDACTED (for a diff)."""
-    def line(m):
-        return m.group(1) + ('"%s"' % REDACTED) if SECRET_CONF_KEY.search(m.group(2)) else m.group(0)
-    return re.sub(r'^(\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^#\n]+)', line, text, flags=re.M)
+    """libvirt configuration text with the value of every secret key replaced by "<redacted>" (for a diff): the
+    value as libvirt's parser delimits it (single, double and triple quotes, lists over several lines), each
+    statement of the key, so no quote or '#' inside a secret can end the redaction early. Text libvirt cannot
+    parse is replaced whole: where its values end cannot be known."""
+    try:
+        entries = conf_entries(text)
+    except ConfSyntaxError as e:
+        return "%s (libvirt cannot parse this text: %s)\n" % (REDACTED, e)
+    out, pos = [], 0
+    for e in entries:
+        if SECRET_CONF_KEY.search(e.key):
+            out.append(text[pos:e.vstart] + '"%s"' % REDACTED)
+            pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _read_conf_text(path):
@@ -98,20 +277,36 @@ def _read_conf_text(path):
     return data.decode("utf-8", "replace")
 
 
-def read_conf(path):
+def load_conf(path):
+    """(parsed configuration, None), (None, None) when ``path`` does not exist, or (None, why) when it cannot be
+    read or libvirt's parser refuses it ("<path>: line N: expecting a separator")."""
     try:
-        return parse_libvirt_conf(_read_conf_text(path))
-    except (IOError, OSError):
-        return None
+        return parse_libvirt_conf(_read_conf_text(path)), None
+    except ConfSyntaxError as e:
+        return None, "%s: %s (libvirt refuses the whole file)" % (path, e)
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT and not os.path.lexists(path):
+            return None, None
+        return None, "%s: %s" % (path, _why(e))
+
+
+def read_conf(path):
+    """The parsed configuration at ``path``, or None (absent, unreadable or unparsable: load_conf says which)."""
+    return load_conf(path)[0]
+
+
+def load_qemu_conf(path):
+    """(qemu.conf parsed with secrets redacted (redact_conf), None); ({}, None) when it does not exist (every
+    setting at its default); (None, why) when it cannot be read or parsed."""
+    conf, why = load_conf(path)
+    if conf is None:
+        return ({}, None) if why is None else (None, why)
+    return redact_conf(conf), None
 
 
 def read_qemu_conf(path):
-    """qemu.conf parsed, secrets redacted (redact_conf); {} when it does not exist (every setting at its
-    default), None when unreadable."""
-    conf = read_conf(path)
-    if conf is None and not os.path.lexists(path):
-        return {}
-    return None if conf is None else redact_conf(conf)
+    """qemu.conf as load_qemu_conf gives it, None when unreadable or unparsable."""
+    return load_qemu_conf(path)[0]
 
 
 def _cmdline(pid):
@@ -137,10 +332,40 @@ def processes():
         yield int(pid), uid, argv
 
 
-def qemu_processes(procs):
+# What a QEMU binary is called: qemu-system-<arch> upstream, qemu-kvm on Red Hat, kvm on Debian (once a program of
+# its own, now a link to qemu-system-x86_64).
+QEMU_BINARY = re.compile(r"^(?:qemu-system-[A-Za-z0-9_.-]+|qemu-kvm|kvm)$")
+
+
+def exe_target(pid, proc="/proc"):
+    """Where /proc/<pid>/exe points (the program the kernel runs, whatever argv says), read with readlink only:
+    the executable is never opened or followed. None when unreadable (another user's process without root,
+    a kernel thread, a process gone). A replaced binary's " (deleted)" suffix is dropped."""
+    try:
+        target = os.readlink(os.path.join(proc, str(pid), "exe"))
+    except (IOError, OSError):
+        return None
+    return target[:-len(" (deleted)")] if target.endswith(" (deleted)") else target
+
+
+def _qemu_by(pid, argv, exe):
+    """(matched_by, exe target) when process ``pid`` is a QEMU, else None: by the basename of its executable
+    (exe: /usr/bin/kvm and "exec -a anything" resolve to qemu-system-*), by argv[0] only when the executable
+    cannot be read."""
+    target = exe(pid)
+    if target is not None:
+        return ("exe", target) if QEMU_BINARY.match(os.path.basename(target)) else None
+    return ("argv0", None) if QEMU_BINARY.match(os.path.basename(argv[0])) else None
+
+
+def qemu_processes(procs, exe=exe_target):
+    """The QEMU processes of ``procs`` ((pid, uid, argv)): {pid, uid, user, name, uuid (what argv's -name/-uuid
+    claim), exe (the executable's path, None when unreadable), matched_by ("exe" or "argv0": what told it is a
+    QEMU)}. ``exe(pid)``: the executable's path or None (exe_target)."""
     out = []
     for pid, uid, argv in procs:
-        if not os.path.basename(argv[0]).startswith(("qemu-system", "qemu-kvm")):
+        by = _qemu_by(pid, argv, exe)
+        if by is None:
             continue
         name = uuid = None
         for i, a in enumerate(argv[:-1]):
@@ -154,7 +379,7 @@ def qemu_processes(procs):
             user = pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)
-        out.append(dict(pid=pid, uid=uid, user=user, name=name, uuid=uuid))
+        out.append(dict(pid=pid, uid=uid, user=user, name=name, uuid=uuid, exe=by[1], matched_by=by[0]))
     return out
 
 
@@ -167,8 +392,8 @@ def _addr(hexaddr):
     return "[%s]" % socket.inet_ntop(socket.AF_INET6, raw)
 
 
-def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
-    """Listening sockets on libvirt's ports: [{port, tls, what}] (16509 plain, 16514 TLS)."""
+def _proc_tcp_listeners(paths):
+    """[(listener, socket inode)] of the listening sockets on libvirt's ports in /proc/net/tcp{,6}."""
     found = {}
     for p in paths:
         try:
@@ -181,10 +406,16 @@ def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
                     port = int(port, 16)
                     if st == "0A" and port in LIBVIRT_TCP_PORTS:
                         what = "%s %s:%d" % ("tcp6" if p.endswith("6") else "tcp", _addr(addr), port)
-                        found[what] = dict(port=port, tls=LIBVIRT_TCP_PORTS[port], what=what)
+                        inode = parts[9] if len(parts) > 9 and parts[9].isdigit() else None
+                        found[what] = (dict(port=port, tls=LIBVIRT_TCP_PORTS[port], what=what), inode)
         except (IOError, OSError, StopIteration, ValueError, IndexError):
             continue
     return [found[k] for k in sorted(found)]
+
+
+def libvirt_tcp_listeners(paths=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Listening sockets on libvirt's ports: [{port, tls, what}] (16509 plain, 16514 TLS)."""
+    return [entry for entry, _inode in _proc_tcp_listeners(paths)]
 
 
 def _listen_flag(arg):
@@ -205,31 +436,75 @@ def _port(value, default):
     return int(value) if value.isdigit() else None
 
 
+REMOTE_DAEMONS = ("libvirtd", "virtproxyd")  # the daemons that accept remote (TCP) connections
+
+
+def remote_daemons(procs, conf_dir="/etc/libvirt"):
+    """[(pid, daemon, configuration path, argv)] of root's libvirtd and virtproxyd processes: the file each reads
+    is its --config, else <conf_dir>/<daemon>.conf. Only root's: any user can start a process named libvirtd
+    whose --config names a file for root to read (or a FIFO to hang on)."""
+    out = []
+    for pid, uid, argv in procs:
+        prog = os.path.basename(argv[0])
+        if uid == 0 and prog in REMOTE_DAEMONS:
+            out.append((pid, prog, _config_arg(argv) or os.path.join(conf_dir, prog + ".conf"), argv))
+    return out
+
+
 def daemon_listeners(procs, conf_dir="/etc/libvirt"):
-    """libvirtd/virtproxyd started with --listen: the listeners its configuration opens.
+    """libvirtd/virtproxyd started with --listen: the listeners its configuration opens, each with the
+    ``daemon`` and the ``config`` file it reads.
 
     listen_tcp defaults to 0 (plain TCP, port tcp_port or 16509), listen_tls to 1 (TLS, tls_port or 16514).
     """
     out = []
-    for pid, uid, argv in procs:
-        prog = os.path.basename(argv[0])
-        # Only root's daemons: any user can start a process named libvirtd whose --config names a file for
-        # root to read (or a FIFO to hang on); the sockets a user's own daemon really opens are in /proc/net.
-        if uid != 0 or prog not in ("libvirtd", "virtproxyd") or not any(_listen_flag(a) for a in argv[1:]):
+    for pid, prog, path, argv in remote_daemons(procs, conf_dir):
+        # The sockets a user's own daemon really opens are in /proc/net.
+        if not any(_listen_flag(a) for a in argv[1:]):
             continue
-        path = _config_arg(argv) or os.path.join(conf_dir, prog + ".conf")
         conf = read_conf(path) or {}
         what = "%s --listen (pid %d, %s)" % (prog, pid, path)
         if conf.get("listen_tcp", "0").strip() == "1":
-            out.append(dict(port=_port(conf.get("tcp_port"), 16509), tls=False, what=what + ": listen_tcp"))
+            out.append(dict(port=_port(conf.get("tcp_port"), 16509), tls=False, what=what + ": listen_tcp",
+                            daemon=prog, config=path))
         if conf.get("listen_tls", "1").strip() != "0":
-            out.append(dict(port=_port(conf.get("tls_port"), 16514), tls=True, what=what + ": listen_tls"))
+            out.append(dict(port=_port(conf.get("tls_port"), 16514), tls=True, what=what + ": listen_tls",
+                            daemon=prog, config=path))
     return out
 
 
-def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc/net/tcp6")):
-    """Open sockets on libvirt's ports, plus what a --listen daemon opens on ports not seen open."""
-    found = libvirt_tcp_listeners(paths)
+def socket_owners(daemons, inodes, proc="/proc"):
+    """{socket inode: (daemon, configuration path)} for the sockets of ``inodes`` one of ``daemons``
+    (remote_daemons) holds open: its /proc/<pid>/fd entries, read with readlink only. A socket only systemd
+    holds (socket activation, the daemon not started yet) has no owner here."""
+    owners, wanted = {}, set(i for i in inodes if i)
+    for pid, prog, path, _argv in daemons:
+        fd_dir = os.path.join(proc, str(pid), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except (IOError, OSError):
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except (IOError, OSError):
+                continue
+            if link.startswith("socket:[") and link[8:-1] in wanted:
+                owners.setdefault(link[8:-1], (prog, path))
+    return owners
+
+
+def tcp_listeners(procs, conf_dir="/etc/libvirt", paths=("/proc/net/tcp", "/proc/net/tcp6"), proc="/proc"):
+    """Open sockets on libvirt's ports, plus what a --listen daemon opens on ports not seen open. Each carries
+    the ``daemon`` (libvirtd, virtproxyd) holding it and the ``config`` file that daemon reads, both None when
+    no running daemon holds it (socket activation: the unit's daemon is not started yet)."""
+    daemons = remote_daemons(procs, conf_dir)
+    listening = _proc_tcp_listeners(paths)
+    owners = socket_owners(daemons, [inode for _e, inode in listening], proc)
+    found = []
+    for entry, inode in listening:
+        daemon, config = owners.get(inode, (None, None))
+        found.append(dict(entry, daemon=daemon, config=config))
     seen = set(f["port"] for f in found)
     for d in daemon_listeners(procs, conf_dir):
         if d["port"] is None or d["port"] not in seen:
@@ -395,9 +670,23 @@ def sockets(paths=SOCKETS):
     return out
 
 
-def scan_images(dirs):
-    """Mode and owner of every regular file directly in ``dirs``, and of the dirs themselves."""
-    images, seen_dirs = [], []
+def shared_dir(mode):
+    """Whether a directory of ``mode`` is shared with everyone (sticky or world-writable, as /tmp and /var/tmp): its
+    files are not all disk images, and tightening it would break its other users."""
+    return bool(mode & (stat.S_ISVTX | stat.S_IWOTH))
+
+
+def _image(path, st):
+    return dict(path=path, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, size=st.st_size)
+
+
+def scan_images(dirs, files=()):
+    """(images, dirs): mode and owner of each directory of ``dirs`` (libvirt's image, save, snapshot and dump
+    directories, storage pools: ``shared`` when sticky or world-writable) and of every regular file directly in
+    one that is not shared; and of each file of ``files`` (the domains' disk images and their backing files,
+    wherever they are), by its real path, when it is a regular file. No symbolic link in a directory is
+    taken for an image."""
+    images, seen_dirs, seen = [], [], set()
     for d in sorted(set(dirs)):
         try:
             st = os.stat(d)
@@ -405,7 +694,10 @@ def scan_images(dirs):
             continue
         if not stat.S_ISDIR(st.st_mode):
             continue
-        seen_dirs.append(dict(path=d, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid))
+        mode = stat.S_IMODE(st.st_mode)
+        seen_dirs.append(dict(path=d, mode=mode, uid=st.st_uid, gid=st.st_gid, shared=shared_dir(mode)))
+        if shared_dir(mode):
+            continue  # a disk in it is judged as one of ``files``; the other files are not images
         try:
             names = sorted(os.listdir(d))
         except OSError:
@@ -416,10 +708,42 @@ def scan_images(dirs):
                 fst = os.lstat(p)
             except OSError:
                 continue
-            if stat.S_ISREG(fst.st_mode):
-                images.append(dict(path=p, mode=stat.S_IMODE(fst.st_mode), uid=fst.st_uid, gid=fst.st_gid,
-                                   size=fst.st_size))
-    return images, seen_dirs
+            if stat.S_ISREG(fst.st_mode) and p not in seen:
+                seen.add(p)
+                images.append(_image(p, fst))
+    for f in sorted(set(files)):
+        if not f.startswith("/"):
+            continue  # a network volume's name, a json: or nbd: backing: no file of this host
+        p = os.path.realpath(f)
+        try:
+            fst = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(fst.st_mode) and p not in seen:
+            seen.add(p)
+            images.append(_image(p, fst))
+    return sorted(images, key=lambda i: i["path"]), seen_dirs
+
+
+def disk_files(domains):
+    """The file disks' images of every definition (device disk) and every file in their backing chains (the XML's
+    <backingStore>, or what qemu-img found: fill_backing): the files LEAK-01 judges wherever they are."""
+    out = set()
+    for d in domains:
+        for defn in definitions(d):
+            for disk in defn.get("disks") or []:
+                if disk.get("device") != "disk":
+                    continue
+                if disk.get("type") == "file":
+                    top = disk.get("source")
+                elif disk.get("type") == "volume" and disk.get("volume_type") == "file":
+                    top = disk.get("volume_path")  # a directory pool's volume (hypervisor_facts.resolve_volumes)
+                else:
+                    continue
+                for p in [top] + list(disk.get("backing") or []):
+                    if p and p.startswith("/"):
+                        out.add(p)
+    return out
 
 
 def lsm_state():

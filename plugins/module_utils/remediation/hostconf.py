@@ -4,16 +4,20 @@
 """The hypervisor's libvirt configuration files, edited the way a person would: the pure logic of the
 host_config module (ISO-04 host part, ISO-05, LEAK-01, LEAK-04 host part, LEAK-06, LEAK-08).
 
-Edits are line based: a key this module owns is replaced where it is set (the first active line keeps
-its place, later active lines of the same key are dropped: libvirt reads the last one) or appended at
-the end under a comment naming the collection; every comment and every line of a key it does not own
-stays byte for byte. Before a new file lands, augeas parses it with the lens libvirt ships for that
-file (/usr/share/augeas/lenses/libvirtd_qemu.aug, libvirtd.aug, ...): a candidate the lens rejects is
-never renamed into place.
+The file is read as libvirt reads it (evidence/hostscan.conf_entries: quotes, lists, ';', comments; the
+FIRST statement of a repeated key is the one libvirt uses). A key this module owns is replaced where that
+first statement is (a comment after it stays) and its later statements are removed, or it is appended at
+the end under a comment naming the collection; every comment and every statement of a key it does not own
+stays byte for byte. A key whose value libvirt already reads as wanted is left as it is. Before a new file
+lands, augeas parses it with the lens libvirt ships for that file (/usr/share/augeas/lenses/libvirtd_qemu.aug,
+libvirtd.aug, ...): a candidate the lens rejects is never renamed into place.
 
 Image permissions (LEAK-01) are re-derived at run time with the rule's own criteria, walking each
 directory from the root without following any symbolic link (openat with O_NOFOLLOW per component)
 and changing modes through descriptors (fchmod), so a link planted meanwhile cannot redirect a chmod.
+libvirt's image directories are judged with every file in them; a disk image or backing file elsewhere
+is judged by itself, its directory left alone; a shared directory (sticky or world-writable, as /tmp) is
+never chmodded.
 
 Standard library only, Python 3.6+ (module_utils used by a module).
 """
@@ -57,7 +61,7 @@ MARK = "# Set by vmguard.hardening (host_config)"
 NETWORK_KEYS = ("listen_tcp", "listen_tls", "tls_no_verify_certificate", "auth_tcp", "auth_tls", "tcp_port", "tls_port")
 REMOTE_DAEMON_CONFS = ("libvirtd.conf", "virtproxyd.conf")
 ROOT_NAMES = ("root", "0", "+0")
-KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # virConfParseName: a letter first
 
 
 class HostConfError(Exception):
@@ -108,76 +112,122 @@ def daemon_settings(name, settings):
     return dict((k, v) for k, v in settings.items() if k not in NETWORK_KEYS)
 
 
-# --- line-based key replace / append ----------------------------------------------------------------
+# --- key replace / remove / append -------------------------------------------------------------------
 
-def _active_spans(lines, key):
-    """[(first, last)] line index spans where ``key`` is set (an array may run over several lines)."""
-    pat = re.compile(r"^\s*%s\s*=" % re.escape(key))
-    spans, i = [], 0
-    while i < len(lines):
-        if pat.match(lines[i]):
-            j = i
-            value = lines[i].split("=", 1)[1]
-            if value.strip().startswith("[") and "]" not in value:
-                while j + 1 < len(lines) and "]" not in lines[j]:
-                    j += 1
-            spans.append((i, j))
-            i = j + 1
-        else:
-            i += 1
-    return spans
+def _entries(text):
+    """libvirt's own reading of ``text`` (hostscan.conf_entries): what the audit reads is what this module edits.
+    HostConfError when libvirt refuses the text (no value in it can be trusted, nor can an edit be placed)."""
+    try:
+        return hostscan.conf_entries(text)
+    except hostscan.ConfSyntaxError as e:
+        raise HostConfError("libvirt cannot parse the file (%s): fix it by hand first" % e)
 
 
-def _current(text):
-    """The evidence module's parse: what the audit reads is what this module compares."""
-    return hostscan.parse_libvirt_conf(text)
+def _typed(key, rendered):
+    """The parsed value of ``rendered`` (render's text), to compare with what a file sets."""
+    return hostscan.conf_entries("%s = %s\n" % (key, rendered))[0].typed
+
+
+def _first(text):
+    """{key: the ConfEntry libvirt reads (the first statement of the key)}."""
+    return dict((e.key, e) for e in reversed(_entries(text)))
+
+
+def _remove(text, entry):
+    """``text`` without ``entry``'s statement: its whole lines (a comment after it included) when nothing else
+    is set on them, else the statement and the ';' separating it from its neighbour. Blank text left is made
+    empty (libvirt's parser refuses a file of blank lines only)."""
+    out = _cut(text, entry)
+    return out if out.strip() else ""
+
+
+def _cut(text, entry):
+    line_start = text.rfind("\n", 0, entry.start) + 1
+    line_end = text.find("\n", entry.end)
+    line_end = len(text) if line_end < 0 else line_end
+    before, after = text[line_start:entry.start], text[entry.end:line_end]
+    sep = re.match(r"[ \t]*(?:;[ \t]*)?", after).end()
+    rest = after[sep:]
+    if not before.strip():
+        if not rest.strip() or rest.startswith("#"):
+            return text[:line_start] + text[line_end + 1:]
+        return text[:entry.start] + text[entry.end + sep:]
+    cut = before.rstrip(" \t")
+    if cut.endswith(";"):  # "a = 1; key = 2  # c" -> "a = 1  # c"
+        return text[:line_start + len(cut) - 1] + text[entry.end:]
+    return text[:entry.start] + text[entry.end:]
+
+
+def _set(text, key, rendered):
+    """``text`` where libvirt reads ``rendered`` for ``key``: the later statements of the key removed (one at a
+    time, the text re-parsed after each), then the first one (the one libvirt reads) rewritten in place."""
+    while True:
+        mine = [e for e in _entries(text) if e.key == key]
+        if len(mine) <= 1:
+            break
+        text = _remove(text, mine[-1])
+    return text[:mine[0].start] + "%s = %s" % (key, rendered) + text[mine[0].end:]
+
+
+def _unset(text, key):
+    """``text`` without any statement of ``key`` (libvirt's built-in default applies)."""
+    while True:
+        mine = [e for e in _entries(text) if e.key == key]
+        if not mine:
+            return text
+        text = _remove(text, mine[-1])
 
 
 def edit(text, settings):
     """(new text, changes) with every key of ``settings`` set (see the module docstring), or removed where its
-    value is None. ``changes``: [{"key", "old", "new"}] for the keys whose value changes (old None: appended)."""
+    value is None. ``changes``: [{"key", "old", "new"}] for the keys whose value changes (old None: appended).
+
+    A key is judged by the value libvirt reads (its first statement), compared as parsed values: a comment after
+    it or another spelling of the same value is no change. A change rewrites that first statement and removes
+    the later statements of the key. Raises HostConfError for a text libvirt cannot parse and, as a last check,
+    when the new text does not read back as ``settings``."""
     for key in settings:
         if not KEY.match(key):
             raise HostConfError("%r is not a libvirt configuration key" % key)
-    current = _current(text)
-    lines = text.splitlines(True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+    current = _first(text)
     changes, appended = [], []
     for key in sorted(settings):
-        old = current.get(key)
-        spans = _active_spans(lines, key)
+        entry = current.get(key)
+        old = hostscan.plain(entry.typed) if entry else None
         if settings[key] is None:  # remove: libvirt's built-in default applies
-            if spans:
-                for a, b in reversed(spans):
-                    del lines[a:b + 1]
+            if entry:
+                text = _unset(text, key)
                 changes.append({"key": key, "old": old, "new": None})
             continue
         new = render(settings[key])
-        if keeps(key, old):
+        if keeps(key, old) or (entry and entry.typed == _typed(key, new)):
             continue
-        if spans and len(spans) == 1 and spans[0][0] == spans[0][1] and _same(lines[spans[0][0]], new):
-            continue
-        line = "%s = %s\n" % (key, new)
-        if spans:
-            first = spans[0][0]
-            for a, b in reversed(spans):
-                del lines[a:b + 1]
-            lines.insert(first, line)
+        if entry:
+            text = _set(text, key, new)
         else:
-            appended.append(line)
+            appended.append("%s = %s\n" % (key, new))
         changes.append({"key": key, "old": old, "new": settings[key]})
     if appended:
-        if lines and lines[-1].strip():
-            lines.append("\n")
-        lines.append(MARK + "\n")
-        lines.extend(appended)
-    return "".join(lines), changes
+        if text and not text.endswith("\n"):
+            text += "\n"
+        if text.strip():
+            text += "\n"
+        text += MARK + "\n" + "".join(appended)
+    _check_reads_back(text, settings)
+    return text, changes
 
 
-def _same(line, rendered):
-    value = line.split("=", 1)[1].strip()
-    return value == rendered
+def _check_reads_back(text, settings):
+    """HostConfError unless libvirt would read ``text`` as ``settings`` asks (a kept stricter value counts)."""
+    got = _first(text)
+    for key, value in settings.items():
+        entry = got.get(key)
+        if value is None:
+            if entry:
+                raise HostConfError("%s: still set after its removal" % key)
+        elif not keeps(key, hostscan.plain(entry.typed) if entry else None) and \
+                (entry is None or entry.typed != _typed(key, render(value))):
+            raise HostConfError("%s: the edited text does not read back as %s" % (key, render(value)))
 
 
 def unified_diff(path, before, after):
@@ -381,23 +431,31 @@ def _open_dir(root, path):
     return fd
 
 
-def fix_permissions(root, dirs, qemu_gid, check_mode=False):
-    """chmod what LEAK-01 flags in ``dirs`` (paths as the host sees them, under ``root``): each directory
-    and each regular file directly in it. Returns [{"path", "old", "new"}] (octal strings) of the changes
-    (made unless ``check_mode``), and [errors]. A directory that does not exist is skipped."""
-    changes, errors = [], []
+def shared_dir(mode):
+    """A directory shared with everyone (sticky or world-writable, as /tmp): never chmodded (hostscan.shared_dir)."""
+    return hostscan.shared_dir(mode)
+
+
+def fix_permissions(root, dirs, qemu_gid, check_mode=False, files=(), skipped=None):
+    """chmod what LEAK-01 flags (paths as the host sees them, under ``root``): each directory of ``dirs`` (libvirt's
+    image directories) and each regular file directly in it, and each file of ``files`` (a disk or backing file
+    outside them) by itself. Returns [{"path", "old", "new"}] (octal strings) of the changes (made unless
+    ``check_mode``), and [errors]. A directory or file that does not exist is skipped. A directory of ``dirs``
+    that is shared (sticky or world-writable) is neither chmodded nor are its files: it is appended to
+    ``skipped`` ({"path", "mode", "reason"}) when given."""
+    changes, errors, done = [], [], set()
     for d in sorted(set(dirs)):
-        try:
-            fd = _open_dir(root, d)
-        except HostConfError as e:
-            errors.append(str(e))
-            continue
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                errors.append("%s: %s" % (d, e.strerror or e))
+        fd = _open_or_report(root, d, errors)
+        if fd is None:
             continue
         try:
             st = os.fstat(fd)
+            if shared_dir(stat.S_IMODE(st.st_mode)):
+                if skipped is not None:
+                    skipped.append({"path": d, "mode": "%04o" % stat.S_IMODE(st.st_mode),
+                                    "reason": "shared directory (sticky or world-writable): never chmodded"})
+                continue
+            done.add(os.path.normpath(d))
             new = dir_mode(stat.S_IMODE(st.st_mode))
             if new != stat.S_IMODE(st.st_mode):
                 changes.append(_change(d + "/", st.st_mode, new))
@@ -407,20 +465,48 @@ def fix_permissions(root, dirs, qemu_gid, check_mode=False):
                 _fix_file(fd, d, name, qemu_gid, check_mode, changes, errors)
         finally:
             os.close(fd)
+    for f in sorted(set(files)):
+        d, name = os.path.split(os.path.normpath(f))
+        if d in done or not name:
+            continue  # already judged with its directory
+        fd = _open_or_report(root, d, errors)
+        if fd is None:
+            continue
+        try:
+            _fix_file(fd, d, name, qemu_gid, check_mode, changes, errors, named=True)
+        finally:
+            os.close(fd)
     return changes, errors
+
+
+def _open_or_report(root, d, errors):
+    """_open_dir, or None with the reason appended to ``errors`` (nothing for a directory that does not exist)."""
+    try:
+        return _open_dir(root, d)
+    except HostConfError as e:
+        errors.append(str(e))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            errors.append("%s: %s" % (d, e.strerror or e))
+    return None
 
 
 def _change(path, old, new):
     return {"path": path, "old": "%04o" % stat.S_IMODE(old), "new": "%04o" % new}
 
 
-def _fix_file(dfd, d, name, qemu_gid, check_mode, changes, errors):
+def _fix_file(dfd, d, name, qemu_gid, check_mode, changes, errors, named=False):
+    """chmod file ``name`` of directory ``dfd`` (path ``d``) as LEAK-01 requires, through a descriptor opened
+    without following a link. ``named``: the file was named as a disk image (not found in an image directory),
+    so one that is no longer a regular file is an error, not something else in the directory."""
     path = os.path.join(d, name)
     try:
         lst = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except OSError:
         return
     if not stat.S_ISREG(lst.st_mode):
+        if named:
+            errors.append("%s: is a symbolic link or not a regular file, not followed" % path)
         return  # links, sub-directories, sockets: not the rule's images
     new = image_mode(stat.S_IMODE(lst.st_mode), lst.st_gid, qemu_gid)
     if new == stat.S_IMODE(lst.st_mode):

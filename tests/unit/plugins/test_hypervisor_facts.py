@@ -238,3 +238,30 @@ def test_gathered_disks_of_the_test_driver_are_not_looked_up(tmp_path):
     ev = gather(node(tmp_path, ("web1", "web", FILE % "/var/lib/libvirt/images/web1.qcow2")))
     disk = ev["domains"][0]["disks"][0]
     assert disk["source_id"] is None and "not a local qemu driver" in disk["source_id_error"]
+
+
+def test_virtproxyd_conf_is_read_by_default_and_a_listeners_daemon_file_too(tmp_path):
+    assert "/etc/libvirt/virtproxyd.conf" in hf.ARGUMENT_SPEC["daemon_confs"]["default"]
+    (tmp_path / "libvirtd.conf").write_text("listen_tls = 1\n")
+    (tmp_path / "virtproxyd.conf").write_text("tls_no_verify_certificate = 1\n")
+    (tmp_path / "alt.conf").write_text("tls_no_verify_certificate = 1 # by --config\n")
+    (tmp_path / "bad.conf").write_text("listen_tls = yes\n")
+    paths = [str(tmp_path / n) for n in ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf", "bad.conf")]
+    listeners = [{"port": 16514, "tls": True, "what": "tcp 0.0.0.0:16514", "daemon": "libvirtd",
+                  "config": str(tmp_path / "alt.conf")},
+                 {"port": 16514, "tls": True, "what": "tcp6 [::]:16514", "daemon": "virtproxyd",
+                  "config": str(tmp_path / "gone.conf")}]
+    confs, errors = hf.daemon_confs(paths, listeners)
+    assert confs == {"libvirtd.conf": {"listen_tls": "1"}, "virtproxyd.conf": {"tls_no_verify_certificate": "1"},
+                     "alt.conf": {"tls_no_verify_certificate": "1"},
+                     "gone.conf": {}}  # a daemon without its file: its defaults
+    why = "%s: line 1: expecting a value (libvirt refuses the whole file)" % (tmp_path / "bad.conf")
+    assert errors == {"bad.conf": why}
+
+
+def test_image_dirs_are_libvirts_own_and_the_pools_not_the_disks_directories(conn):
+    p = {"image_dirs": ["/srv/extra"]}
+    dirs = hf.image_dirs(conn, p)
+    assert "/srv/extra" in dirs and "/var/lib/libvirt/images" in dirs and "/var/lib/libvirt/qemu/save" in dirs
+    assert "/default-pool" in dirs  # the test driver's directory pool
+    assert all(not d.startswith("/var/tmp") for d in dirs)

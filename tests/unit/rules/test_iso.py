@@ -406,3 +406,17 @@ def test_iso06_many_domains_on_one_disk_match_the_reference():
     assert set(s for s, m in want.values()) == {"pass", "fail"}
     for name, (status, message) in want.items():
         assert (got["hv1/" + name]["status"], got["hv1/" + name]["message"]) == (status, message), name
+
+
+def test_iso04_host_security_default_confined_0_fails():
+    """qemu.conf security_default_confined = 0: a domain without a <seclabel> runs unconfined."""
+    qc = dict(E.host()["qemu_conf"], security_default_confined="0")
+    f = [x for x in E.run("ISO-04", E.fleet([E.domain()], host_ev=E.host(qemu_conf=qc)))
+         if x["subject"]["kind"] == "hypervisor"]
+    assert f[0]["status"] == "fail" and "security_default_confined = 0" in f[0]["message"]
+    assert f[0]["evidence"]["security_default_confined"] == "0"
+    qc["security_default_confined"] = "1"
+    assert E.run("ISO-04", E.fleet([], host_ev=E.host(qemu_conf=qc)))[0]["status"] == "pass"
+    unparsable = E.host(qemu_conf=None, qemu_conf_error="qemu.conf: line 1: expecting a name")
+    f = E.run("ISO-04", E.fleet([], host_ev=unparsable))[0]
+    assert f["status"] == "error" and "line 1: expecting a name" in f["message"]

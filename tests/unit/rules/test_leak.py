@@ -308,3 +308,50 @@ def test_leak_host_fields_not_collected_name_the_field():
     assert f["status"] == "error" and f["message"] == "cannot evaluate: disk image modes not collected"
     (f,) = E.run("LEAK-06", E.fleet([], host_ev=E.without(E.host(), "sockets")))
     assert f["status"] == "error" and f["message"] == "cannot evaluate: libvirt socket modes not collected"
+
+
+def test_leak04_leak08_judge_the_value_libvirt_reads_and_error_on_an_unparsable_qemu_conf():
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
+    dup = hostscan.parse_libvirt_conf("dump_guest_core = 1\nmigrate_tls_force = 0\n"
+                                      "dump_guest_core = 0\nmigrate_tls_force = 1\n")
+    assert host_rule("LEAK-04", qemu_conf=dup)["status"] == "fail"
+    assert host_rule("LEAK-08", qemu_conf=dup)["status"] == "fail"
+    one_line = hostscan.parse_libvirt_conf("dump_guest_core = 1; vnc_tls = 0\n")
+    assert host_rule("LEAK-04", qemu_conf=one_line)["status"] == "fail"
+    for rule in ("LEAK-04", "LEAK-08"):
+        f = host_rule(rule, qemu_conf=None, qemu_conf_error="/etc/libvirt/qemu.conf: line 3: unterminated string")
+        assert f["status"] == "error" and "line 3: unterminated string" in f["message"], rule
+
+
+def test_leak06_an_unparsable_daemon_conf_is_an_error_and_duplicates_read_as_libvirt_does():
+    why = "/etc/libvirt/virtproxyd.conf: line 2: expecting a value"
+    f = host_rule("LEAK-06", daemon_conf_errors={"virtproxyd.conf": why})
+    assert f["status"] == "error" and "virtproxyd.conf: /etc/libvirt/virtproxyd.conf: line 2" in f["message"]
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
+    dup = hostscan.parse_libvirt_conf('unix_sock_rw_perms = "0777"\nunix_sock_rw_perms = "0770"\n')
+    assert host_rule("LEAK-06", daemon_confs={"libvirtd.conf": dup})["status"] == "fail"
+
+
+def test_leak06_judges_a_tls_listener_by_the_configuration_of_the_daemon_holding_it():
+    """With the modular daemons virtproxyd accepts remote connections: its virtproxyd.conf decides."""
+    owned = dict(TLS, daemon="virtproxyd", config="/etc/libvirt/virtproxyd.conf")
+    confs = {"libvirtd.conf": {}, "virtqemud.conf": {}, "virtproxyd.conf": {"tls_no_verify_certificate": "1"}}
+    f = host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs=confs)
+    assert f["status"] == "fail" and "virtproxyd.conf: TLS without client certificate verification" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs=confs)  # no running daemon holds it: both files judged
+    assert f["status"] == "fail" and "virtproxyd.conf: TLS" in f["message"]
+    # Its daemon's configuration was not collected: unknown, never a pass.
+    f = host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs={"libvirtd.conf": {}, "virtqemud.conf": {}})
+    assert f["status"] == "error"
+    assert "is virtproxyd's, whose configuration virtproxyd.conf was not collected" in f["message"]
+    f = host_rule("LEAK-06", tcp_listeners=[TLS], daemon_confs={"virtqemud.conf": {}})
+    assert f["status"] == "error" and "neither libvirtd.conf nor virtproxyd.conf was collected" in f["message"]
+    # The daemon's own file verifies clients: another daemon's file does not matter.
+    ok = {"libvirtd.conf": {"tls_no_verify_certificate": "1"}, "virtproxyd.conf": {}}
+    assert host_rule("LEAK-06", tcp_listeners=[owned], daemon_confs=ok)["status"] == "pass"
+
+
+def test_leak01_a_shared_image_directory_fails_and_says_it_is_not_enforced():
+    f = host_rule("LEAK-01", image_dirs=[{"path": "/var/tmp", "mode": 0o1777, "uid": 0, "gid": 0, "shared": True}])
+    assert f["status"] == "fail" and f["evidence"]["shared_dirs"] == ["/var/tmp"]
+    assert "shared director(ies) /var/tmp (sticky or world-writable): never chmodded, not enforced" in f["message"]

@@ -16,7 +16,7 @@ def test_a_leaky_host_gets_one_host_config_step_with_every_setting():
         "qemu_conf": {"user": "libvirt-qemu", "group": "libvirt-qemu", "seccomp_sandbox": 1, "dump_guest_core": 0,
                       "migrate_tls_force": 1, "security_driver": None},
         "daemon_conf": {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt"},
-        "image_dirs": ["/srv/vm", "/var/lib/libvirt/images"], "qemu_gid": 64055, "nwfilters": []}
+        "image_dirs": ["/srv/vm", "/var/lib/libvirt/images"], "image_files": [], "qemu_gid": 64055, "nwfilters": []}
     assert p["steps"] == 1
 
 
@@ -72,5 +72,30 @@ def test_tls_without_verification_is_turned_off():
 def test_domains_getting_clean_traffic_get_the_filter_ensured_on_their_host():
     p, _findings = scenario("leaky-domain-devices-opt-in")
     assert p["hosts"]["hv1"]["host_config"] == {
-        "rules": ["ISO-03"], "subjects": ["hv1"], "qemu_conf": {}, "daemon_conf": {}, "image_dirs": [], "qemu_gid": None,
-        "nwfilters": ["clean-traffic"]}
+        "rules": ["ISO-03"], "subjects": ["hv1"], "qemu_conf": {}, "daemon_conf": {}, "image_dirs": [],
+        "image_files": [], "qemu_gid": None, "nwfilters": ["clean-traffic"]}
+
+
+def test_iso04_host_security_default_confined_0_is_removed_where_an_lsm_is_active():
+    qc = dict(E.host()["qemu_conf"], security_default_confined="0")
+    p, findings = build({}, leaky_host(qemu_conf=qc, security_models=["apparmor", "dac"]))
+    assert [f["status"] for f in findings if f["rule"] == "ISO-04" and f["subject"]["kind"] == "hypervisor"] == ["fail"]
+    assert p["hosts"]["hv1"]["host_config"]["qemu_conf"] == {"security_default_confined": None}
+    p, _findings = build({}, leaky_host(qemu_conf=qc, lsm={"apparmor": False, "selinux": False}))
+    assert not_enforced(p, "ISO-04") == [("hv1", "cannot be enforced on this host: no AppArmor or SELinux")]
+
+
+def test_leak01_plans_libvirts_directories_and_disk_files_elsewhere_one_by_one():
+    """A disk in /var/tmp: the file is planned, never its directory; a shared directory the rule flags is not
+    enforced (chmodding /var/tmp would break its other users)."""
+    images = [{"path": "/var/tmp/lab1.qcow2", "mode": 0o644, "uid": 0, "gid": 0, "size": 1, "referenced": True},
+              {"path": "/var/lib/libvirt/images/web1.qcow2", "mode": 0o600, "uid": 0, "gid": 0, "size": 1,
+               "referenced": True}]
+    dirs = [{"path": "/var/lib/libvirt/images", "mode": 0o755, "uid": 0, "gid": 0, "shared": False},
+            {"path": "/srv/scratch-pool", "mode": 0o1777, "uid": 0, "gid": 0, "shared": True}]
+    p, _findings = build({}, leaky_host(images=images, image_dirs=dirs))
+    step = p["hosts"]["hv1"]["host_config"]
+    assert (step["image_dirs"], step["image_files"]) == (["/var/lib/libvirt/images"], ["/var/tmp/lab1.qcow2"])
+    why = ("shared directory /srv/scratch-pool (sticky or world-writable, mode 1777): never chmodded, "
+           "its other users would break")
+    assert not_enforced(p, "LEAK-01") == [("hv1", why)]

@@ -216,3 +216,12 @@ def test_vis07_a_disk_only_in_the_persistent_definition_is_referenced():
     assert vis07([web], imgs)["status"] == "pass"
     web["inactive"] = None
     assert vis07([web], imgs)["status"] == "fail"
+
+
+def test_vis03_names_what_told_an_unknown_process_is_a_qemu():
+    kvm = dict(E.qemu_process(4242, "rogue", uid=0, user="root"), exe="/usr/bin/qemu-system-x86_64", matched_by="exe")
+    f = vis03([], [kvm])
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4242 (rogue) [/usr/bin/qemu-system-x86_64]"]
+    by_argv = dict(kvm, exe=None, matched_by="argv0")
+    assert vis03([], [by_argv])["evidence"]["processes"] == [
+        "pid 4242 (rogue) [by argv[0]: its executable is unreadable]"]

@@ -35,8 +35,9 @@ rule("ISO-04", "isolation", "critical", "HOST+DOM", "sVirt confinement",
      "<seclabel type='none'/>, unconfined static labels and root DAC labels (+0:+0) from domains.",
      remediated_by=Remediation("domain_policy", "remove <seclabel type='none'> / model='none' from domains (ISO-04 fixer), only "
                                "on a host with AppArmor or SELinux; unconfined and root labels are left to a person"),
-     host_remediated_by=Remediation("host_config", "qemu.conf security_driver \"none\" removed (libvirt then uses the active "
-                                    "AppArmor or SELinux); not enforceable on a host without either"))
+     host_remediated_by=Remediation("host_config", "qemu.conf security_driver \"none\" and security_default_confined "
+                                    "= 0 removed (libvirt then uses the active AppArmor or SELinux and confines "
+                                    "domains without a <seclabel>); not enforceable on a host without either"))
 rule("ISO-05", "isolation", "high", "HOST", "QEMU not run as root; seccomp sandbox on",
      "Set user/group in qemu.conf to an unprivileged account (Debian: libvirt-qemu) and keep seccomp_sandbox = 1.",
      remediated_by=Remediation("host_config", "qemu.conf user/group root replaced by the distribution's QEMU account, "
@@ -342,18 +343,29 @@ def _net_key(hv, i, mgmt):
 
 @check("ISO-04", "hypervisor")
 def iso04_host(ctx, hv):
+    """qemu.conf must not take confinement away: security_driver "none" (no sVirt at all) or
+    security_default_confined = 0 (a domain without a <seclabel> runs unconfined: libvirt's default is 1)."""
     host = hv.get("host") or {}
     qc = host.get("qemu_conf")
     if qc is None:
-        return error("qemu.conf not collected")
+        why = host.get("qemu_conf_error")
+        return error("qemu.conf not collected%s" % (": %s" % why if why else ""))
     models = host.get("security_models")
     if models is None:
         return error("libvirt security models not collected")
     lsm = host.get("lsm") or {}
     drivers = qc.get("security_driver")
     drivers = drivers if isinstance(drivers, list) else [drivers] if drivers is not None else []
+    problems = []
     if any(str(x).strip().lower() == "none" for x in drivers):
-        return fail("qemu.conf sets security_driver = \"none\"", security_driver=qc.get("security_driver"))
+        problems.append("qemu.conf sets security_driver = \"none\"")
+    confined = qc.get("security_default_confined")
+    if confined is not None and str(confined).strip() != "1":
+        problems.append("qemu.conf sets security_default_confined = %s: domains without a <seclabel> run unconfined"
+                        % (confined if not isinstance(confined, list) else "a list"))
+    if problems:
+        return fail("; ".join(problems), security_driver=qc.get("security_driver"),
+                    security_default_confined=confined)
     confining = [m for m in models if m in ("apparmor", "selinux")]
     if not confining:
         return fail("no sVirt confinement: libvirt offers only %s and the kernel has no active AppArmor or SELinux "

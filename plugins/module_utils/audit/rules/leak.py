@@ -17,7 +17,8 @@ rule("LEAK-01", "leakage", "high", "HOST", "disk images and image directories no
      "chmod 0600 disk images (libvirt gives them to the QEMU user while running) and 0711 or stricter on image, "
      "save, snapshot and dump directories.",
      remediated_by=Remediation("host_config", "chmod what the rule flags, re-derived at run time: others lose access to images "
-                               "and read/write on image directories; no symbolic link followed"))
+                               "and read/write on libvirt's image directories; no symbolic link followed; a shared "
+                               "(sticky or world-writable) directory is never chmodded: not enforced"))
 rule("LEAK-02", "leakage", "high", "DOM", "VNC/SPICE only on loopback or a local socket",
      "Set the graphics listen address to 127.0.0.1 (or type='socket'/'none'); with require_console_password "
      "also set a password or TLS.",
@@ -79,14 +80,23 @@ def is_confidential(ctx, cls):
     return c is not None and c in set(data_class(x) for x in ctx.params["leakage"]["confidential_classes"])
 
 
+def shared_dir(d):
+    """Whether image directory ``d`` (evidence: path, mode) is shared with everyone - sticky or world-writable, as
+    /tmp: host_config never chmods it (its other users would break), LEAK-01 names it as not enforced."""
+    return bool(d.get("shared") or d["mode"] & (stat.S_ISVTX | stat.S_IWOTH))
+
+
 @check("LEAK-01", "hypervisor")
 def leak01(ctx, hv):
+    """Images: every regular file in libvirt's image, save, snapshot and dump directories and directory pools
+    (not shared ones), and each domain's disk image and backing file wherever it is (hostscan.scan_images);
+    directories: those directories themselves, not one that merely holds a disk."""
     images = _host(hv, "images", "disk image modes")
     dirs = _host(hv, "image_dirs", "image directory modes")
     if not images and not dirs:
         return na("no disk image or image directory found")
     qemu_gid = (hv.get("host") or {}).get("qemu_gid")
-    bad = []
+    bad, shared = [], []
     for img in images:
         mode = img["mode"]
         if mode & (stat.S_IROTH | stat.S_IWOTH) or (mode & stat.S_IRGRP and img.get("gid") not in (qemu_gid, 0)):
@@ -94,8 +104,13 @@ def leak01(ctx, hv):
     for d in dirs:
         if d["mode"] & (stat.S_IROTH | stat.S_IWOTH):
             bad.append("%s/ %04o" % (d["path"], d["mode"] & 0o7777))
+            if shared_dir(d):
+                shared.append(d["path"])
     if bad:
-        return fail("readable or writable by others: %s" % ", ".join(sorted(bad)), paths=sorted(bad))
+        note = "; shared director(ies) %s (sticky or world-writable): never chmodded, not enforced" % (
+            ", ".join(sorted(shared))) if shared else ""
+        return fail("readable or writable by others: %s%s" % (", ".join(sorted(bad)), note), paths=sorted(bad),
+                    shared_dirs=sorted(shared))
     return ok("%d image(s) and %d director(ies) private" % (len(images), len(dirs)))
 
 
@@ -191,9 +206,19 @@ def leak03(ctx, hd):
                         (["qemu-vdagent clipboard off"] if vdagent else [])))
 
 
+def qemu_conf(hv):
+    """``hv["host"]["qemu_conf"]``; NotCollected naming why when it is missing (qemu_conf_error: unreadable, or a
+    text libvirt's parser refuses - never read as the defaults)."""
+    host = hv.get("host") or {}
+    if host.get("qemu_conf") is None:
+        why = host.get("qemu_conf_error")
+        raise NotCollected("qemu.conf not collected%s" % (": %s" % why if why else ""))
+    return host["qemu_conf"]
+
+
 @check("LEAK-04", "hypervisor")
 def leak04_host(ctx, hv):
-    qc = _host(hv, "qemu_conf", "qemu.conf")
+    qc = qemu_conf(hv)
     if str(qc.get("dump_guest_core", "0")) in ("1", "true"):
         return fail("qemu.conf sets dump_guest_core = 1: QEMU core dumps include guest RAM")
     return ok("dump_guest_core off")
@@ -229,22 +254,62 @@ def leak05(ctx, hd):
     return ok("all %d disk(s) LUKS-encrypted" % len(disks))
 
 
+REMOTE_CONFS = ("libvirtd.conf", "virtproxyd.conf")  # the daemons that accept TCP connections read these
+
+
+def _owner_conf(x):
+    """The configuration file (basename) of the daemon holding listener ``x``, or None when unknown."""
+    if not isinstance(x, dict):
+        return None
+    if x.get("config"):
+        return str(x["config"]).rstrip("/").rsplit("/", 1)[-1]
+    return "%s.conf" % x["daemon"] if x.get("daemon") else None
+
+
+def _tls_confs(tls, daemons, unread):
+    """(configuration names judging the TLS listeners, what is unknown): each listener's daemon's own file; where
+    no running daemon holds it (socket activation), every collected libvirtd.conf/virtproxyd.conf."""
+    names, unknown = set(), []
+    for x in tls:
+        own = _owner_conf(x)
+        if own is not None:
+            if own in daemons:
+                names.add(own)
+            elif own not in unread:
+                unknown.append("%s is %s's, whose configuration %s was not collected"
+                               % (_listener(x), x.get("daemon"), own))
+            continue
+        remote = [n for n in REMOTE_CONFS if n in daemons]
+        if remote:
+            names.update(remote)
+        elif not any(n in unread for n in REMOTE_CONFS):
+            unknown.append("no running daemon holds %s and neither %s was collected"
+                           % (_listener(x), " nor ".join(REMOTE_CONFS)))
+    return sorted(names), unknown
+
+
 @check("LEAK-06", "hypervisor")
 def leak06(ctx, hv):
     """Plain TCP (16509, listen_tcp = 1) exposes the management plane; TLS (16514, listen_tls) with
-    client certificates verified is libvirt's safe remote setting and passes."""
-    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud configuration")
+    client certificates verified is libvirt's safe remote setting and passes. A TLS listener is judged by the
+    configuration of the daemon holding it (libvirtd, or virtproxyd with the modular daemons); a configuration
+    that cannot be read or parsed is an error, never its defaults."""
+    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud/virtproxyd configuration")
     sockets = _host(hv, "sockets", "libvirt socket modes")
     listeners = _host(hv, "tcp_listeners", "libvirt TCP listeners")
-    problems = []
+    unread = dict((hv.get("host") or {}).get("daemon_conf_errors") or {})
+    problems, unknown = [], ["%s: %s" % (name, why) for name, why in sorted(unread.items())]
     plain = [x for x in listeners if not (isinstance(x, dict) and x.get("tls") is True)]
     tls = [x for x in listeners if isinstance(x, dict) and x.get("tls") is True]
+    judged, missing = _tls_confs(tls, daemons, unread)
+    unknown.extend(missing)
     for name, conf in sorted(daemons.items()):
         if str(conf.get("listen_tcp", "0")) == "1":
             problems.append("%s: listen_tcp = 1 (plain TCP)" % name)
             if str(conf.get("auth_tcp", "sasl")) == "none":
                 problems.append("%s: auth_tcp = \"none\" (anyone who reaches the port manages the host)" % name)
-        if tls and str(conf.get("tls_no_verify_certificate", "0")) == "1" and str(conf.get("auth_tls", "none")) == "none":
+        if name in judged and str(conf.get("tls_no_verify_certificate", "0")) == "1" and \
+                str(conf.get("auth_tls", "none")) == "none":
             problems.append("%s: TLS without client certificate verification or auth_tls" % name)
         perms = str(conf.get("unix_sock_rw_perms", "0770"))
         try:
@@ -258,7 +323,9 @@ def leak06(ctx, hv):
     if plain:
         problems.append("libvirt listens on plain TCP: %s" % ", ".join(_listener(x) for x in plain))
     if problems:
-        return fail("; ".join(problems), problems=problems)
+        return fail("; ".join(problems + unknown), problems=problems)
+    if unknown:
+        return error("; ".join(unknown))
     return ok("no plain TCP listener%s; read-write socket not world-accessible" % (
         " (TLS: %s)" % ", ".join(_listener(x) for x in tls) if tls else ""), tls_listeners=[_listener(x) for x in tls])
 
@@ -278,7 +345,7 @@ def leak07(ctx, hd):
 
 @check("LEAK-08", "hypervisor")
 def leak08(ctx, hv):
-    qc = _host(hv, "qemu_conf", "qemu.conf")
+    qc = qemu_conf(hv)
     if str(qc.get("migrate_tls_force", "0")) in ("1", "true"):
         return ok("migrate_tls_force = 1")
     return fail("migrate_tls_force is not set: migrations may carry guest RAM in clear text")

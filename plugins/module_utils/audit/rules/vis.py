@@ -113,7 +113,7 @@ def vis03(ctx, hv):
         elif p.get("name") in unread:
             unverified.append(who)
         else:
-            unknown.append(who)
+            unknown.append(who + _identified_by(p))
     if unknown:
         return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
     if unverified:
@@ -121,6 +121,15 @@ def vis03(ctx, hv):
             ", ".join(unverified), ", ".join(sorted(unread))), processes=unverified)
     note = "; %d matched by name: libvirt's pid not available" % len(by_name) if by_name else ""
     return ok("%d QEMU process(es), all known to libvirt%s" % (len(procs), note), matched_by_name=by_name)
+
+
+def _identified_by(p):
+    """What told a process is a QEMU (hostscan.qemu_processes): its executable, or argv[0] when that is unreadable."""
+    if p.get("matched_by") == "exe" and p.get("exe"):
+        return " [%s]" % p["exe"]
+    if p.get("matched_by") == "argv0":
+        return " [by argv[0]: its executable is unreadable]"
+    return ""
 
 
 @check("VIS-04", "domain")

@@ -151,3 +151,56 @@ def test_nwfilters_to_define_orders_references_first(tmp_path):
         hostconf.nwfilters_to_define(["loop"], set(), str(tmp_path))
     with pytest.raises(hostconf.HostConfError, match="not an nwfilter name"):
         hostconf.nwfilters_to_define(["../etc/passwd"], set(), str(tmp_path))
+
+
+def test_edit_sets_the_statement_libvirt_reads_and_removes_the_later_ones():
+    """libvirt reads the FIRST statement of a repeated key: that one is rewritten, the later ones go."""
+    new, changes = hostconf.edit('user = "root"\n# keep\nuser = "libvirt-qemu"\n', {"user": "libvirt-qemu"})
+    assert new == 'user = "libvirt-qemu"\n# keep\n'
+    assert changes == [{"key": "user", "old": "root", "new": "libvirt-qemu"}]
+    perms = 'unix_sock_rw_perms = "0777"\nunix_sock_rw_perms = "0770"\n'
+    new, changes = hostconf.edit(perms, {"unix_sock_rw_perms": "0770"})
+    assert new == 'unix_sock_rw_perms = "0770"\n' and changes[0]["old"] == "0777"
+    new, changes = hostconf.edit("vnc_tls = 0; dump_guest_core = 1  # why\ndump_guest_core = 0 ; max_files = 10\n",
+                                 {"dump_guest_core": 0})
+    assert new == "vnc_tls = 0; dump_guest_core = 0  # why\nmax_files = 10\n" and changes[0]["old"] == "1"
+    new, _changes = hostconf.edit("user = 'root'\n", {"user": "libvirt-qemu"})
+    assert hostscan.parse_libvirt_conf(new) == {"user": "libvirt-qemu"}
+    assert hostconf.edit("dump_guest_core = 1; dump_guest_core = 0\n", {"dump_guest_core": None})[0] == ""
+
+
+def test_edit_refuses_a_file_libvirt_cannot_parse():
+    with pytest.raises(hostconf.HostConfError, match=r"libvirt cannot parse the file \(line 2: unterminated string\)"):
+        hostconf.edit('user = "root"\ngroup = "root\n', {"user": "libvirt-qemu"})
+
+
+def test_edit_compares_parsed_values_a_comment_or_spelling_is_no_change():
+    for text, settings in (("listen_tcp = 0  # never expose\n", {"listen_tcp": 0}),
+                           ("listen_tcp = 0;max_clients = 5\n", {"listen_tcp": 0}),
+                           ("user = 'libvirt-qemu' # Debian\n", {"user": "libvirt-qemu"}),
+                           ('security_driver = [ "apparmor" ]\n', {"security_driver": ["apparmor"]})):
+        assert hostconf.edit(text, settings) == (text, []), text
+    new, changes = hostconf.edit("listen_tcp = 1  # never expose\n", {"listen_tcp": 0})
+    assert new == "listen_tcp = 0  # never expose\n" and changes == [{"key": "listen_tcp", "old": "1", "new": 0}]
+
+
+def test_fix_permissions_never_chmods_a_shared_directory_and_fixes_named_files_alone(tmp_path):
+    """/var/tmp holding a disk: only the disk file changes; a shared directory named as an image directory is left
+    (1777 stays, its other files too) and reported."""
+    tmp = tmp_path / "var" / "tmp"
+    tmp.mkdir(parents=True)
+    os.chmod(str(tmp), 0o1777)
+    for name in ("lab1.qcow2", "other-user-file"):
+        (tmp / name).write_text("x")
+        os.chmod(str(tmp / name), 0o644)
+    (tmp / "planted.qcow2").symlink_to(tmp / "other-user-file")
+    skipped = []
+    files = ["/var/tmp/lab1.qcow2", "/var/tmp/planted.qcow2", "/var/tmp/gone.qcow2"]
+    changes, errors = hostconf.fix_permissions(str(tmp_path), ["/var/tmp"], 64055, files=files, skipped=skipped)
+    assert changes == [{"path": "/var/tmp/lab1.qcow2", "old": "0644", "new": "0640"}]
+    assert errors == ["/var/tmp/planted.qcow2: is a symbolic link or not a regular file, not followed"]
+    assert skipped == [{"path": "/var/tmp", "mode": "1777",
+                        "reason": "shared directory (sticky or world-writable): never chmodded"}]
+    assert stat.S_IMODE(os.stat(str(tmp)).st_mode) == 0o1777
+    assert stat.S_IMODE(os.stat(str(tmp / "other-user-file")).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(str(tmp / "lab1.qcow2")).st_mode) == 0o640

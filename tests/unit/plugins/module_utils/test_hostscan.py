@@ -250,7 +250,7 @@ def test_a_users_process_named_libvirtd_is_not_read_and_a_fifo_does_not_hang(tmp
 def test_qemu_processes_carry_uid():
     procs = [(5, 64055, ["/usr/bin/qemu-system-x86_64", "-name", "guest=web,,1,debug-threads=on",
                          "-uuid", "AB-CD"]), (6, 0, ["/bin/sh"])]
-    out = hostscan.qemu_processes(procs)
+    out = hostscan.qemu_processes(procs, exe=lambda pid: None)  # executables unreadable: argv[0] tells
     assert [(p["pid"], p["uid"], p["name"], p["uuid"]) for p in out] == [(5, 64055, "web,1", "ab-cd")]
 
 
@@ -365,3 +365,141 @@ def test_mark_referenced(tmp_path):
                     inactive=dict(disks=[disk("/x", backing=[str(tmp_path / "real" / "base.qcow2")])]))]
     hostscan.mark_referenced(images, domains)
     assert [i["referenced"] for i in images] == [True, True, False]
+
+
+# --- libvirt configuration as libvirt parses it (src/util/virconf.c) -------------------------------------------
+
+def test_conf_parsed_as_libvirt_parses_it():
+    """The FIRST statement of a repeated key is the one libvirt uses (virConfGetValue); 'single' and
+    \"\"\"triple\"\"\" quotes, ';' between statements, lists over lines and comments after values are libvirt syntax."""
+    text = ('user = "root"   # the first one counts\ngroup = \'root\'\n#user = "qemu"\nuser = "libvirt-qemu"\n'
+            "dump_guest_core = 1; vnc_tls = 0 ; dump_guest_core = 0\n"
+            'vnc_password = """a "quoted" #secret\nover two lines"""\n'
+            'cgroup_device_acl = [\n    "/dev/null", \'/dev/full\',\n]\nmax_files = +0100\nnice = -5\n')
+    assert hostscan.parse_libvirt_conf(text) == {
+        "user": "root", "group": "root", "dump_guest_core": "1", "vnc_tls": "0",
+        "vnc_password": 'a "quoted" #secret\nover two lines', "cgroup_device_acl": ["/dev/null", "/dev/full"],
+        "max_files": "100", "nice": "-5"}
+    assert [e.key for e in hostscan.conf_entries(text)].count("dump_guest_core") == 2
+
+
+@pytest.mark.parametrize("text, line, why", [
+    ('user = "root\n', 1, "unterminated string"),
+    ("a = 1\ndump_guest_core = 1x\n", 2, "expecting a separator"),
+    ("cgroup_device_acl = [ # devices\n]\n", 1, "expecting a value"),
+    ('user = "a"\n"b"\n', 2, "expecting a name"),
+    ("_user = 1\n", 1, "expecting a name"),
+    ("user root\n", 1, "expecting an assignment"),
+    ('user = "a" "b"\n', 1, "expecting a separator"),
+    ("x = [ 1, 2\n", 2, "list is not closed with ]"),
+])
+def test_conf_libvirt_refuses_is_a_syntax_error_naming_the_line(text, line, why):
+    with pytest.raises(hostscan.ConfSyntaxError) as e:
+        hostscan.parse_libvirt_conf(text)
+    assert (e.value.line, e.value.why) == (line, why)
+
+
+def test_an_unparsable_conf_is_an_error_never_the_defaults(tmp_path):
+    conf = tmp_path / "qemu.conf"
+    conf.write_text('user = "root"\ndump_guest_core = 1 0\n')
+    why = "%s: line 2: expecting a separator (libvirt refuses the whole file)" % conf
+    assert hostscan.load_qemu_conf(str(conf)) == (None, why)
+    assert hostscan.read_qemu_conf(str(conf)) is None and hostscan.read_conf(str(conf)) is None
+    assert hostscan.load_qemu_conf(str(tmp_path / "absent.conf")) == ({}, None)
+    assert hostscan.load_conf(str(tmp_path / "absent.conf")) == (None, None)
+
+
+def test_redacted_conf_text_hides_secrets_in_every_quoting():
+    text = ("vnc_listen = \"127.0.0.1\"\nvnc_password = 'Sup3r#Secret-42'\n"
+            "spice_password = \"\"\"Triple\"Quoted\nSecret\"\"\"\nvnc_tls = 0 ; vnc_sasl = 0\nuser = \"root\"  # c\n")
+    out = hostscan.redact_conf_text(text)
+    assert "Sup3r" not in out and "Secret" not in out and "Triple" not in out
+    assert out == ('vnc_listen = "127.0.0.1"\nvnc_password = "<redacted>"\nspice_password = "<redacted>"\n'
+                   'vnc_tls = 0 ; vnc_sasl = 0\nuser = "root"  # c\n')
+    broken = hostscan.redact_conf_text("vnc_password = 'x\n")
+    assert "x" not in broken.replace("expecting", "").replace("text", "") and "line 1" in broken
+
+
+def test_tcp_listeners_name_the_daemon_holding_the_socket_and_the_file_it_reads(tmp_path):
+    """/proc/net/tcp's inode, found among the descriptors of root's libvirtd/virtproxyd (readlink only), tells
+    which daemon - and so which configuration - a listener belongs to; one no daemon holds (systemd socket
+    activation) has no owner."""
+    (tmp_path / "tcp").write_text(PROC_TCP)
+    proc = tmp_path / "proc"
+    for pid, inodes in ((11, ("2",)), (12, ("1",)), (13, ())):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        for n, inode in enumerate(inodes):
+            (proc / str(pid) / "fd" / str(n + 3)).symlink_to("socket:[%s]" % inode)
+    procs = [(11, 0, ["/usr/sbin/virtproxyd", "--timeout", "120"]),
+             (12, 1000, ["/home/u/libvirtd", "-f", "/home/u/x.conf"]),  # a user's: never an owner
+             (13, 0, ["/usr/sbin/libvirtd", "-f", "/srv/libvirtd-alt.conf"])]
+    got = hostscan.tcp_listeners(procs, conf_dir="/etc/libvirt", paths=(str(tmp_path / "tcp"),), proc=str(proc))
+    assert [(g["what"], g["daemon"], g["config"]) for g in got] == [
+        ("tcp 0.0.0.0:16509", None, None), ("tcp 127.0.0.1:16514", "virtproxyd", "/etc/libvirt/virtproxyd.conf")]
+    assert hostscan.remote_daemons(procs)[1][:3] == (13, "libvirtd", "/srv/libvirtd-alt.conf")
+
+
+def test_qemu_processes_are_told_by_their_executable_not_their_argv(tmp_path):
+    """Debian's kvm (a link to qemu-system-x86_64) and "exec -a" names: /proc/PID/exe (readlink) says what runs;
+    argv[0] only when the executable cannot be read, and the evidence says which told it."""
+    exes = {1: "/usr/bin/qemu-system-x86_64", 2: "/usr/bin/qemu-system-x86_64", 3: "/usr/libexec/qemu-kvm",
+            4: "/usr/bin/python3.11", 5: None, 6: None}
+    argv = ["-name", "guest=rogue", "-uuid", "0A-1B"]
+    procs = [(1, 0, ["kvm"] + argv), (2, 0, ["sshd: nobody"] + argv), (3, 107, ["/usr/libexec/qemu-kvm"] + argv),
+             (4, 0, ["qemu-system-x86_64"] + argv), (5, 0, ["/usr/bin/kvm"] + argv), (6, 0, ["/bin/sh"])]
+    out = hostscan.qemu_processes(procs, exe=exes.get)
+    assert [(p["pid"], p["exe"], p["matched_by"], p["name"], p["uuid"]) for p in out] == [
+        (1, "/usr/bin/qemu-system-x86_64", "exe", "rogue", "0a-1b"),
+        (2, "/usr/bin/qemu-system-x86_64", "exe", "rogue", "0a-1b"),
+        (3, "/usr/libexec/qemu-kvm", "exe", "rogue", "0a-1b"), (5, None, "argv0", "rogue", "0a-1b")]
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "exe").symlink_to("/nonexistent/qemu-system-aarch64 (deleted)")
+    assert hostscan.exe_target(7, proc=str(tmp_path)) == "/nonexistent/qemu-system-aarch64"
+    assert hostscan.exe_target(8, proc=str(tmp_path)) is None
+
+
+def test_scan_images_judges_disk_files_by_themselves_and_no_file_of_a_shared_directory(tmp_path):
+    """A disk in /var/tmp makes /var/tmp no image directory: the disk file is judged, its neighbours are not; a
+    shared (sticky or world-writable) directory given as an image directory is listed as shared, its files unread."""
+    tmp, images = tmp_path / "tmp", tmp_path / "images"
+    for d, mode in ((tmp, 0o1777), (images, 0o711)):
+        d.mkdir()
+        os.chmod(str(d), mode)
+    for f in (tmp / "lab1.qcow2", tmp / "someone-elses.txt", images / "web1.qcow2"):
+        f.write_text("x")
+        os.chmod(str(f), 0o644)
+    (images / "link.qcow2").symlink_to(tmp / "someone-elses.txt")
+    (tmp_path / "disk-link.qcow2").symlink_to(tmp / "lab1.qcow2")
+    files = [str(tmp_path / "disk-link.qcow2"), "pool/vol", "/gone.img"]
+    got, dirs = hostscan.scan_images([str(images), str(tmp)], files)
+    assert sorted((i["path"], i["mode"]) for i in got) == sorted([(str(images / "web1.qcow2"), 0o644),
+                                                                   (str(tmp / "lab1.qcow2"), 0o644)])
+    assert [(d["path"], d["mode"], d["shared"]) for d in dirs] == [(str(images), 0o711, False),
+                                                                   (str(tmp), 0o1777, True)]
+    assert hostscan.shared_dir(0o1770) and hostscan.shared_dir(0o777) and not hostscan.shared_dir(0o755)
+
+
+def test_disk_files_are_the_file_disks_images():
+    disks = [{"type": "file", "device": "disk", "source": "/var/tmp/lab1.qcow2"},
+             {"type": "file", "device": "cdrom", "source": "/srv/iso/debian.iso"},
+             {"type": "volume", "device": "disk", "volume_type": "file", "volume_path": "/srv/pool/v.qcow2"},
+             {"type": "network", "device": "disk", "source": "rbd/vol"},
+             {"type": "block", "device": "disk", "source": "/dev/sdb"}]
+    nxt = {"type": "file", "device": "disk", "source": "/srv/next.qcow2"}
+    dom = {"name": "lab1", "disks": disks, "inactive": {"disks": [nxt]}}
+    assert hostscan.disk_files([dom]) == {"/var/tmp/lab1.qcow2", "/srv/pool/v.qcow2", "/srv/next.qcow2"}
+
+
+def test_disk_files_include_each_backing_chain(tmp_path):
+    """A base image outside every image directory (its chain found by qemu-img, or named in <backingStore>) is judged
+    like the disk on top of it."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "web-base.qcow2").write_text("b")
+    os.chmod(str(base / "web-base.qcow2"), 0o644)
+    disks = [{"type": "file", "device": "disk", "source": "/srv/vms/web1.qcow2",
+              "backing": [str(base / "web-base.qcow2"), "json:{...}", "rbd/base"]}]
+    files = hostscan.disk_files([{"name": "web1", "disks": disks}])
+    assert files == {"/srv/vms/web1.qcow2", str(base / "web-base.qcow2")}
+    images, _dirs = hostscan.scan_images([], files)
+    assert [(i["path"], i["mode"]) for i in images] == [(str(base / "web-base.qcow2"), 0o644)]
