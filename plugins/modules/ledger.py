@@ -46,7 +46,11 @@ options:
     elements: str
     default: []
   epoch:
-    description: V(prepare) records a pending epoch, V(commit) makes the pending epoch current.
+    description:
+      - V(prepare) records a new pending epoch, V(commit) makes the pending epoch current.
+      - A V(prepare) that finds the pending epoch of an earlier, interrupted run abandons it and records the next
+        number with a new C(pending_since) - an epoch number is never reused, since the guest (or a snapshot taken
+        since) may hold the abandoned one with that run's partial state.
     type: str
     choices: [prepare, commit]
   record:

@@ -6,8 +6,10 @@ hypervisor, one file per domain UUID) so a snapshot revert cannot roll it back.
 
 Writes are atomic (a private temporary file in the ledger directory, fsync, rename, fsync of the
 directory: fsutil.atomic_write) and the epoch moves in two phases: ``prepare`` records a pending
-epoch before the guest is touched, ``commit`` makes it the epoch after the guest holds it. An interrupted run therefore leaves either the old epoch or
-a pending one that the guest may already hold - never a guest that looks rolled back.
+epoch before the guest is touched, ``commit`` makes it the epoch after the guest holds it. An interrupted
+run therefore leaves either the old epoch or a pending one that the guest may already hold - never a guest
+that looks rolled back. Every prepare takes a new number (a pending epoch of an interrupted run is
+abandoned, never reused), so a guest that holds an abandoned one is behind once a later run commits.
 
 Reads never trust the file: a ledger that is not a regular file (a link, a FIFO), larger than
 1 MiB, not JSON or of the wrong shape is an error naming the file - never a hang, a traceback,
@@ -339,9 +341,26 @@ def quarantine_state(now, reason, interfaces, pending_start, since=None):
             "pending_start": bool(pending_start)}
 
 
+def _prepare(record, now):
+    """Record a new pending epoch in ``record`` (in place); the change. Always a number no run used before:
+    a pending epoch left by an interrupted run is abandoned, not reused, since the guest (and any snapshot
+    taken since) may already hold it with that run's partial state - two security states must never share
+    one epoch number (RB-05 would pass a revert to the older one). pending_since is this prepare's time:
+    the commit's revert check (reverts_since) covers this run only from here."""
+    stale = record.get("pending_epoch")
+    record["pending_epoch"] = max(int(record.get("epoch") or 0), int(stale or 0)) + 1
+    was = record.get("pending_since")
+    record["pending_since"] = iso(now)
+    if stale is None:
+        return "pending epoch %d" % record["pending_epoch"]
+    return "pending epoch %d (epoch %d of an unfinished run%s abandoned)" % (
+        record["pending_epoch"], stale, " prepared at %s" % was if was else "")
+
+
 def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail=None, quarantine=KEEP,
           update=None, compare=None):
-    """Return (new record, list of changes). ``epoch`` is None, 'prepare' or 'commit'; ``event`` is
+    """Return (new record, list of changes). ``epoch`` is None, 'prepare' (a new pending epoch, see _prepare)
+    or 'commit'; ``event`` is
     appended with ``detail`` (the events stay bounded to MAX_EVENTS); ``quarantine`` (None or a value
     of quarantine_state()) replaces the quarantine field, KEEP leaves it. ``update`` (None or the
     security state a harden run reached, see check_record) is merged by merge_record with ``compare``
@@ -361,10 +380,8 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail
             retired.append(fp)
             changes.append("retired %s" % fp)
     new["retired_fingerprints"] = retired
-    if epoch == "prepare" and new.get("pending_epoch") is None:
-        new["pending_epoch"] = int(new.get("epoch") or 0) + 1
-        new["pending_since"] = iso(now)
-        changes.append("pending epoch %d" % new["pending_epoch"])
+    if epoch == "prepare":
+        changes.append(_prepare(new, now))
     elif epoch == "commit" and new.get("pending_epoch") is not None:
         new["epoch"] = new["pending_epoch"]
         new["epoch_time"] = int(now)

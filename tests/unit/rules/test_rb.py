@@ -3,6 +3,7 @@
 import subprocess
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
@@ -88,6 +89,29 @@ def test_rb05_epoch():
     pending = E.ledger(epoch=3, pending_epoch=4)
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=pending)), "web1") == "pass"
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=3), led=pending)), "web1") == "pass"
+
+
+def test_rb05_a_stale_pending_epoch_is_never_reused():
+    """Run 1 prepares epoch 4 and writes it to the guest, then dies; a snapshot is taken; run 2 hardens fully
+    (ledger.apply, both phases, as the ledger module does). Reverted to that snapshot, the guest holds 4: it
+    predates run 2's hardening and must fail, not pass as 'guest and ledger at epoch 4'."""
+    uuid = E.domain("web1")["uuid"]
+    rec = dict(ledger.empty(uuid), **E.ledger(epoch=3, pending_epoch=None))
+    rec, unused = ledger.apply(rec, E.NOW - 10 * 86400, epoch="prepare")  # run 1: guest file 4, no commit
+    assert rec["pending_epoch"] == 4
+    # Between the runs the guest holding the interrupted run's epoch is not behind: no alarm.
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)), "web1") == "pass"
+    rec, changes = ledger.apply(rec, E.NOW - 86400, epoch="prepare")  # run 2
+    assert rec["pending_epoch"] == 5 and rec["pending_since"] == iso(E.NOW - 86400)
+    assert changes == ["pending epoch 5 (epoch 4 of an unfinished run prepared at %s abandoned)" % iso(E.NOW - 10 * 86400)]
+    # Run 2 between prepare and the guest's epoch file: the guest holds the abandoned 4, still no alarm.
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)))["web1"]
+    assert f["status"] == "pass" and "interrupted run" in f["message"], f
+    rec, unused = ledger.apply(rec, E.NOW - 86400, epoch="commit", hardened=True)
+    assert rec["epoch"] == 5
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)))["web1"]
+    assert f["status"] == "fail" and "behind" in f["message"], f
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=5), led=rec)), "web1") == "pass"
 
 
 def test_rb06_retired_keys():

@@ -175,6 +175,10 @@ def rb05(ctx, guest):
         return na("nothing recorded yet: the ledger holds no security epoch (and the guest has none)")
     if pending is not None and g == pending:
         return ok("guest holds the pending epoch %s of an unfinished run (ledger at %s)" % (pending, want))
+    if pending is not None and isinstance(g, int) and want < g < pending:
+        # Every prepare takes a new number: between the committed epoch and the pending one lie only epochs
+        # of runs interrupted since the last commit - not behind it. Once a later run commits, g < want: behind.
+        return ok("guest holds epoch %s of an interrupted run, abandoned since (ledger at %s, pending %s)" % (g, want, pending))
     if g is None:
         return fail("the guest has no epoch file but the ledger is at epoch %s: rolled back to before its first hardening" % want,
                     ledger_epoch=want)
