@@ -37,7 +37,9 @@ the epoch move is its whole fix.
 
 Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
 "ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch, lift_quarantine,
-quarantine_since}.
+quarantine_since, seen_reverts}.
+``seen_reverts``: the times of the revert/restore events in the ledger record the audit read; the
+epoch commit fails (revert_during_run) on any other one: the run acted on a guest the audit never saw.
 ``lift_quarantine``: the held ledger record has a quarantine (the revert watcher's); the guest role
 lifts it after the epoch commit, so such a guest's epoch always moves. ``record`` is the security
 state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
@@ -64,6 +66,9 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules impo
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import NO_TAP, ROOT as ROOT_NAMES, _disk_key, _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
+
+# The ledger's revert and restore events (remediation/ledger.REVERT_EVENTS; test_plan_rollback keeps the two equal).
+REVERT_EVENTS = ("revert", "restore")
 
 # Reasons a failing finding is not remediated (the plan's not_enforced entries).
 POLICY_AUDIT = "policy mode audit"
@@ -798,6 +803,8 @@ def _plan_ledger(hosts, policy, evidence, look, findings):
         entry["quarantine_since"] = (held.get("quarantine") or {}).get("since") if entry["lift_quarantine"] else None
         entry["epoch"] = bool(others or held.get("error") or held.get("pending_epoch") is not None
                               or entry["lift_quarantine"] or _record_changes(entry["record"], held))
+        # The revert/restore events the audit saw: the epoch commit fails on any other (one after this audit).
+        entry["seen_reverts"] = [e.get("time") for e in held.get("events") or [] if e.get("event") in REVERT_EVENTS]
 
 
 def _complete(hosts):

@@ -71,16 +71,17 @@ def _str_list(v):
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-def _iso_or_none(v):
-    if v is None:
-        return True
-    if not isinstance(v, str):
-        return False
+def is_iso(v):
+    """Whether ``v`` is a UTC time as the ledger writes them (YYYY-MM-DDTHH:MM:SSZ)."""
     try:
         parse_iso(v)
     except ValueError:
         return False
     return True
+
+
+def _iso_or_none(v):
+    return v is None or is_iso(v)
 
 
 def _event_ok(e):
@@ -256,6 +257,26 @@ def reverts_since(record, since):
         return []
     t0 = parse_iso(since)
     return [e for e in record.get("events") or [] if e.get("event") in REVERT_EVENTS and parse_iso(e["time"]) >= t0]
+
+
+def unseen_reverts(record, seen):
+    """The revert/restore events of ``record`` that are not among ``seen``: the times (ISO) of the revert/restore
+    events in the record an audit read (the plan's ledger.seen_reverts). What is left happened after that audit
+    read the record: the run that acts on the audit's findings worked on a guest the audit did not see. A
+    multiset difference (two events of one second count as two); events the record dropped since (MAX_EVENTS)
+    are simply not matched."""
+    left = {}
+    for t in seen or ():
+        left[t] = left.get(t, 0) + 1
+    out = []
+    for e in record.get("events") or []:
+        if e.get("event") not in REVERT_EVENTS:
+            continue
+        if left.get(e["time"], 0) > 0:
+            left[e["time"]] -= 1
+        else:
+            out.append(e)
+    return out
 
 
 KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is

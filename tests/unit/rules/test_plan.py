@@ -295,6 +295,7 @@ def test_clone_pair_reseal_all_plans_both_guests():
         # web1's firewall passes ISO-10 (a default-deny ruleset worth keeping); mail1 runs web's ruleset: no digest.
         assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
                                            "retire_fingerprints": sorted([EC1, ED1]), "epoch": True, "lift_quarantine": False, "quarantine_since": None,
+                                           "seen_reverts": [],
                                            "record": dict(RECORD1, firewall_digest=FW1 if g == "web1" else None)}
     # The shared admin password is an opt-in remediation: reported, not planned by default.
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
@@ -379,7 +380,7 @@ def test_domain_fixes_per_hypervisor_and_domain():
     # db1 has nothing to fix on the guest, but no ledger record yet: the state it holds is recorded with a new epoch
     # (its firewall is web's, off its db service, so failing ISO-10: no digest worth keeping).
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
-                                           "retire_fingerprints": [], "epoch": True, "lift_quarantine": False, "quarantine_since": None,
+                                           "retire_fingerprints": [], "epoch": True, "lift_quarantine": False, "quarantine_since": None, "seen_reverts": [],
                                            "record": dict(RECORD1, firewall_digest=None)}
     assert p["steps"] == 6  # + guest_firewall and service_lockdown on db1 and mail1 (web's sockets and ruleset)
 

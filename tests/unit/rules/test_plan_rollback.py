@@ -5,6 +5,8 @@ evidence carries the ledger's quarantine the planner reads."""
 import copy
 import importlib
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit import plan
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 from . import evidence as E
@@ -85,6 +87,18 @@ def test_rolled_back_and_quarantined_guest_reconverges_then_lifts():
     p, _findings = build(ROLLBACK_POLICY, web1_alone(good_facts(epoch=2), E.ledger(quarantine=QUARANTINE)))
     assert p["hosts"]["web1"]["reconverge"]["rules"] == ["RB-05"]
     assert (p["hosts"]["web1"]["ledger"]["lift_quarantine"], p["hosts"]["web1"]["ledger"]["epoch"]) == (True, True)
+
+
+def test_the_ledger_step_names_the_reverts_the_audit_saw():
+    """seen_reverts: the revert/restore events of the record the audit read; the epoch commit fails on any other."""
+    held = E.ledger(quarantine=QUARANTINE)
+    for t, ev in ((E.NOW - 900, "revert"), (E.NOW - 899, "quarantine"), (E.NOW - 300, "restore"), (E.NOW - 60, "lift")):
+        ledger.add_event(held, t, ev)
+    p, _findings = build(ROLLBACK_POLICY, web1_alone(good_facts(epoch=3), held))
+    assert p["hosts"]["web1"]["ledger"]["seen_reverts"] == [iso(E.NOW - 900), iso(E.NOW - 300)]
+    p, _findings = build(ROLLBACK_POLICY, web1_alone(good_facts(epoch=3), E.ledger()))
+    assert p["hosts"]["web1"]["ledger"]["seen_reverts"] == []
+    assert plan.REVERT_EVENTS == ledger.REVERT_EVENTS
 
 
 def test_an_unreadable_ledger_lifts_nothing():

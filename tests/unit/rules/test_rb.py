@@ -114,6 +114,24 @@ def test_rb05_a_stale_pending_epoch_is_never_reused():
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=5), led=rec)), "web1") == "pass"
 
 
+def test_rb05_an_epoch_committed_by_a_run_the_domain_was_reverted_during_proves_nothing():
+    """The ledger module committed epoch 3 but recorded revert_during_run: a revert landed after the audit or the
+    prepare, perhaps before the guest's epoch file was written - the guest holding 3 may be the reverted one."""
+    uuid = E.domain("web1")["uuid"]
+    rec = dict(ledger.empty(uuid), **E.ledger(epoch=3))
+    ledger.add_event(rec, E.NOW - 120, "revert_during_run", {
+        "epoch": 3, "prepared": iso(E.NOW - 300), "reverts": [{"time": iso(E.NOW - 200), "event": "revert"}]})
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=3), led=rec)))["web1"]
+    assert f["status"] == "fail" and "reverted meanwhile (%s)" % iso(E.NOW - 200) in f["message"], f
+    assert f["evidence"]["reverts"] == [{"time": iso(E.NOW - 200), "event": "revert"}]
+    behind = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=2), led=rec)))["web1"]
+    assert behind["status"] == "fail" and "behind" in behind["message"]
+    # The next harden commits epoch 4 without a revert: the event is about 3 and no longer counts.
+    rec, unused = ledger.apply(rec, E.NOW, epoch="prepare")
+    rec, unused = ledger.apply(rec, E.NOW, epoch="commit", hardened=True)
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)), "web1") == "pass"
+
+
 def test_rb06_retired_keys():
     assert E.status_of(E.run("RB-06", guest_fleet()), "web1") == "pass"
     f = E.guest_facts(1)

@@ -186,7 +186,27 @@ def rb05(ctx, guest):
         return fail("guest epoch %s is behind the ledger's %s: the guest was rolled back" % (g, want), guest_epoch=g, ledger_epoch=want)
     if g > want:
         return fail("guest epoch %s is ahead of the ledger's %s: the ledger lost an update" % (g, want), guest_epoch=g, ledger_epoch=want)
+    reverts = _reverted_during_run(ledger, want)
+    if reverts:
+        return fail("guest and ledger at epoch %s, but the run that committed it found the domain %s meanwhile (%s): "
+                    "the guest may be the reverted one, given the epoch before or after the revert" % (
+                        want, " and ".join(sorted(set(_PAST.get(e.get("event"), str(e.get("event"))) for e in reverts))),
+                        ", ".join(str(e.get("time")) for e in reverts)), guest_epoch=g, ledger_epoch=want,
+                    reverts=reverts)
     return ok("guest and ledger at epoch %s" % want)
+
+
+_PAST = {"revert": "reverted", "restore": "restored"}
+
+
+def _reverted_during_run(ledger, epoch):
+    """The reverts (``[{time, event}]``) of the ledger module's revert_during_run event for ``epoch``: that run
+    committed the epoch but a revert or restore landed during it, so holding the epoch proves nothing."""
+    for e in reversed(ledger.get("events") or []):
+        detail = e.get("detail") if isinstance(e, dict) else None
+        if e.get("event") == "revert_during_run" and isinstance(detail, dict) and detail.get("epoch") == epoch:
+            return [r for r in detail.get("reverts") or [] if isinstance(r, dict)] or [{"time": e.get("time"), "event": "revert"}]
+    return []
 
 
 @check("RB-06", "guest")
