@@ -56,8 +56,9 @@ options:
     description:
       - With O(state=lifted), the start time (ISO 8601, the ledger's C(quarantine.since)) of the quarantine the
         caller decided to lift, as its audit saw it. When the ledger now holds a quarantine that started at
-        another time (the domain was reverted or restored again after that audit), the module fails and the
-        links stay down.
+        another time, or records a revert or restore after that time (the domain was reverted or restored
+        again after that audit; the revert watcher gives every new revert's quarantine a new start time), the
+        module fails and the links stay down.
     type: str
   ledger_dir:
     description: Ledger directory (one record per domain UUID).
@@ -123,6 +124,7 @@ import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import quarantine as qr
 
@@ -137,6 +139,19 @@ class NewerQuarantine(Exception):
     """The ledger's quarantine is not the one the caller decided to lift (a newer revert meanwhile)."""
 
 
+PAST = {"revert": "reverted", "restore": "restored"}
+
+
+def reverts_after(rec, since):
+    """The revert/restore events strictly later than ``since`` (None: none are looked for). The watcher gives a
+    new revert's quarantine a new since; a record written by an older watcher kept the first one, so a later
+    revert shows only here."""
+    if not since:
+        return []
+    t0 = parse_iso(since)
+    return [e for e in rec.get("events") or [] if e.get("event") in ledger.REVERT_EVENTS and parse_iso(e["time"]) > t0]
+
+
 def lift(dom, rec, check, since=None):
     """(ledger update arguments or None, changes, MACs acted on) for state=lifted. With ``since``, only
     the quarantine that started then is lifted: one the watcher put after the audit is kept."""
@@ -147,6 +162,12 @@ def lift(dom, rec, check, since=None):
         raise NewerQuarantine("the ledger's quarantine started at %s (%s), not at %s as in the audit this run "
                               "acted on: a revert or restore after that audit; the links stay down, run harden again"
                               % (q.get("since"), q.get("reason"), since))
+    later = reverts_after(rec, since)
+    if later:
+        raise NewerQuarantine("the domain was %s at %s, after the quarantine this run acted on started (%s); the links "
+                              "stay down, run harden again" % (
+                                  " and ".join(sorted(set(PAST.get(e["event"], e["event"]) for e in later))),
+                                  ", ".join(e["time"] for e in later), since))
     macs = q["interfaces"]
     result = qr.set_links(dom, [], qr.UP, live=bool(dom.isActive()), config=bool(dom.isPersistent()),
                           macs=macs, check=check)

@@ -160,22 +160,26 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
     """(new record, changes) after a quarantine action: the revert/restore event when this is the
     first event of a revert (``new_group``), the quarantine event and the quarantine field.
 
+    A new revert or restore starts a new quarantine: its ``since`` and ``reason`` are this event's, so a
+    lift decided on an earlier audit (quarantine module option since) refuses it. A later event of the
+    same revert (a start of a domain reverted to shut-off) keeps them.
+
     ``result`` is quarantine.set_links()'s: the interfaces chosen and changed live and in config."""
     chosen = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
     prev = record.get("quarantine")
     new = dict(record)
     changes = []
-    if new_group and kind:
+    fresh = bool(new_group and kind)
+    if fresh:
         detail = {"libvirt_event": label.split("/")[0], "libvirt_detail": label.split("/")[1]}
         if snapshot:
             detail["snapshot"] = snapshot
         new, ch = ledger.apply(new, now, event=kind, detail=detail)
         changes += ch
     interfaces = sorted(set(chosen) | set((prev or {}).get("interfaces") or []))
-    q = ledger.quarantine_state(now, reason or "%s (%s)" % (kind or "revert", label), interfaces, pending_start,
-                                since=(prev or {}).get("since"))
-    if prev and prev.get("reason"):
-        q["reason"] = prev["reason"]
+    kept = (prev or {}) if not fresh else {}
+    q = ledger.quarantine_state(now, kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label), interfaces,
+                                pending_start, since=kept.get("since"))
     detail = {"interfaces": chosen, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
     if new_group or result["live"] or result["config"] or (prev or {}).get("pending_start") != pending_start:
         new, ch = ledger.apply(new, now, event="quarantine", detail=detail, quarantine=q)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import hostscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import watcher as W
@@ -139,6 +140,16 @@ def test_restore_is_recorded_as_a_restore_and_interfaces_accumulate():
     assert [e["event"] for e in rec["events"]] == ["revert", "quarantine", "restore", "quarantine"]
     assert rec["quarantine"]["interfaces"] == sorted([MAC, other])
     assert ledger.validate(rec, U) is None
+
+
+def test_a_new_revert_starts_a_new_quarantine():
+    """A second revert (a new group) while the first quarantine is held: its since and reason are the new revert's,
+    so a lift decided on the first (quarantine module option since) refuses it."""
+    rec, unused = W.ledger_update(ledger.empty(U), NOW, "revert", "STARTED/FROM_SNAPSHOT", result([MAC], [MAC]),
+                                  False, True, snapshot="s1")
+    again, unused = W.ledger_update(rec, NOW + 600, "restore", "STARTED/RESTORED", result([MAC], [MAC]), False, True)
+    assert again["quarantine"]["since"] == iso(NOW + 600) != rec["quarantine"]["since"]
+    assert again["quarantine"]["reason"] == "restore (STARTED/RESTORED)"
 
 
 # --- lock and heartbeat as RB-11's evidence reads them ----------------------------------------------------

@@ -1,0 +1,86 @@
+"""The quarantine module (plugins/modules/quarantine.py) on a stand-in domain and a real ledger directory: which
+quarantine a lift may lift (a second revert after the audit is refused), which links it brings up (only those the
+quarantine took down), and what a failure part way reports. Against a real libvirtd: tests/integration/test_watcher.py."""
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import watcher as W
+from ansible_collections.vmguard.hardening.plugins.modules import quarantine as qmod
+from tests.unit.plugins.fakedom import SVC, U, FakeDom, FakeLibvirt
+
+T0 = 1795000000
+
+
+class Failed(Exception):
+    pass
+
+
+class Module(object):
+    check_mode = False
+
+    def __init__(self, d, **params):
+        self.params = dict(dict(state="lifted", since=None, ledger_dir=d, mgmt_networks=["mgmt"], domain="web1"), **params)
+
+    def fail_json(self, **kw):
+        raise Failed(kw)
+
+
+@pytest.fixture(autouse=True)
+def fake_libvirt(monkeypatch):
+    monkeypatch.setattr(qmod, "libvirt", FakeLibvirt, raising=False)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The time the watcher and the module read (time.time, as both call it)."""
+    now = [T0]
+    monkeypatch.setattr(W.time, "time", lambda: now[0])
+    return now
+
+
+def watcher(tmp_path):
+    """The revert watcher as it runs (its handle() of a libvirt lifecycle event), on a ledger directory."""
+    cfg = W.parse_config({"ledger_dir": str(tmp_path), "mgmt_networks": ["mgmt"]})
+    return W.Watcher(cfg, FakeLibvirt)
+
+
+def run(d, dom, **params):
+    """The module's change() as run() calls it under the record's lock: (result, before, after)."""
+    with ledger.locked(d, U):
+        return qmod.change(Module(d, **params), dom, U, ledger.path_for(d, U))
+
+
+def test_a_second_revert_after_the_audit_is_not_lifted(tmp_path, clock):
+    """Revert 1 quarantines web1; the audit reads since; harden reconverges. Revert 2 (a later libvirt revert, the
+    snapshot's XML bringing the link back up) lands before the lift: the lift with the audit's since refuses it."""
+    d, dom, w = str(tmp_path), FakeDom(), watcher(tmp_path)
+    w.handle(dom, W.STARTED, 3, T0)  # STARTED_FROM_SNAPSHOT
+    audit_since = ledger.read_record(d, U)["quarantine"]["since"]
+    assert dom.state == {"live": "down", "config": "down"}
+    clock[0] = T0 + 600
+    dom.state = {"live": "up", "config": "up"}  # revert 2 restores the snapshot's definition
+    w.handle(dom, W.STARTED, 3, clock[0])
+    rec = ledger.read_record(d, U)
+    assert [e["event"] for e in rec["events"]] == ["revert", "quarantine", "revert", "quarantine"]
+    assert rec["quarantine"]["since"] == rec["events"][2]["time"] != audit_since
+    with pytest.raises(Failed) as e:
+        run(d, dom, since=audit_since)
+    assert "not lifted" in e.value.args[0]["msg"] and e.value.args[0]["changes"] == []
+    assert dom.state == {"live": "down", "config": "down"} and ledger.read_record(d, U)["quarantine"] == rec["quarantine"]
+    # The next audit sees the new quarantine: its since lifts it.
+    result, _b, after = run(d, dom, since=rec["quarantine"]["since"])
+    assert result["changed"] and after["quarantine"] is None and dom.state == {"live": "up", "config": "up"}
+
+
+def test_a_record_whose_since_an_older_watcher_kept_is_refused_by_its_later_revert(tmp_path):
+    d, dom = str(tmp_path), FakeDom(live="down", config="down")
+    rec = ledger.empty(U)
+    rec, _c = ledger.apply(rec, T0, event="revert")
+    q = ledger.quarantine_state(T0, "revert (STARTED/FROM_SNAPSHOT)", [SVC], False)
+    rec, _c = ledger.apply(rec, T0, event="quarantine", quarantine=q)
+    rec, _c = ledger.apply(rec, T0 + 600, event="revert")  # since kept at T0, as before 0.2.4
+    ledger.save(d, rec)
+    with pytest.raises(Failed, match="reverted at .*after the quarantine this run acted on started"):
+        run(d, dom, since=q["since"])
+    assert dom.state == {"live": "down", "config": "down"}
