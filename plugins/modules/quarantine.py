@@ -17,10 +17,16 @@ description:
     in the live definition (when it runs) and in the persistent one (when it has one). The revert
     watcher (RB-11) quarantines a domain that libvirt reverted to a snapshot or restored from a save
     file, and records it in the domain's ledger record (field C(quarantine)).
-  - O(state=lifted) brings the links of the interfaces the ledger recorded back up, live and in the
-    persistent definition, clears the ledger's quarantine and records a C(lift) event. The reconverge
-    step of the guest role uses it once the guest is back at the security state of the ledger. A domain
-    without a quarantine in its ledger is left alone (C(changed=false)), whatever its link states.
+  - The ledger's quarantine records, per interface, the definitions (C(live), C(config)) in which the
+    quarantine changed the link from up to down (C(links)); a link that was down already (set down by an
+    operator, or down in the reverted-to definition) is not recorded.
+  - O(state=lifted) brings back up exactly the links the quarantine took down, in the definitions it took
+    them down in (the live ones only while the domain runs; a domain started from the quarantine's persistent
+    definition counts its live links too), clears the ledger's quarantine and records a C(lift) event. A link
+    that was down before the quarantine stays down. A quarantine recorded before vmguard.hardening 0.2.4 (no
+    C(links)) brings up its C(interfaces) in both definitions. The guest role uses it once the guest is back at
+    the security state of the ledger. A domain without a quarantine in its ledger is left alone
+    (C(changed=false)), whatever its link states.
   - O(state=present) quarantines the domain now (link down on every interface not on O(mgmt_networks))
     and records it as the watcher does; a domain that is not running gets a quarantine that takes effect
     from its next start (C(pending_start)).
@@ -68,7 +74,7 @@ options:
     description:
       - Management networks (libvirt network names or host bridge names) whose interfaces are never
         quarantined (with O(state=present)).
-      - With O(state=lifted) the interfaces recorded in the ledger are the ones brought up.
+      - With O(state=lifted) the links the ledger records as taken down are the ones brought up, wherever they are.
     type: list
     elements: str
     default: []
@@ -105,10 +111,13 @@ interfaces:
   sample:
     "52:54:00:12:34:56": {before: {live: down, config: down}, after: {live: up, config: up}}
 quarantine:
-  description: The ledger's quarantine after the run (C(null) when none).
+  description:
+    - The ledger's quarantine after the run (C(null) when none) - C(since), C(reason), C(interfaces), C(pending_start)
+      and C(links), the definitions in which it took each link down.
   returned: success
   type: dict
-  sample: null
+  sample: {since: "2026-11-18T10:00:00Z", reason: "revert (STARTED/FROM_SNAPSHOT)", interfaces: ["52:54:00:12:34:56"],
+           pending_start: false, links: {"52:54:00:12:34:56": [live, config]}}
 changes:
   description: What changed (link states and ledger updates).
   returned: always
@@ -152,12 +161,32 @@ def reverts_after(rec, since):
     return [e for e in rec.get("events") or [] if e.get("event") in ledger.REVERT_EVENTS and parse_iso(e["time"]) > t0]
 
 
+def set_each(dom, state, targets, check):
+    """Set link ``state`` on each (scope, mac) of ``targets`` in turn (live ones first, as given): one interface
+    and one definition per libvirt call, so a failure part way still tells what was changed before it. Returns
+    ({"live": [mac], "config": [mac]} changed - in check mode, what would be -, the error that stopped it or None)."""
+    done = {"live": [], "config": []}
+    for scope, mac in targets:
+        try:
+            result = qr.set_links(dom, [], state, live=scope == "live", config=scope == "config", macs=[mac], check=check)
+        except libvirt.libvirtError as e:
+            return done, "%s link of %s: %s" % ("live" if scope == "live" else "persistent", mac, e.get_error_message())
+        done[scope].extend(result[scope])
+    return done, None
+
+
+def _changes(word, done):
+    return ["link %s %s on %s" % (word, scope, mac) for scope in qr.SCOPES for mac in done[scope]]
+
+
 def lift(dom, rec, check, since=None):
-    """(ledger update arguments or None, changes, MACs acted on) for state=lifted. With ``since``, only
-    the quarantine that started then is lifted: one the watcher put after the audit is kept."""
+    """(ledger update arguments or None, changes, MACs acted on, error or None) for state=lifted. With ``since``,
+    only the quarantine that started then is lifted: one the watcher put after the audit is kept. Only the links
+    the quarantine took down come up, in the definitions it took them down in (quarantine.taken_down); a link
+    that was down before stays down. After a failure part way the quarantine stays in the ledger."""
     q = rec.get("quarantine")
     if not q:
-        return None, [], []
+        return None, [], [], None
     if since and q.get("since") != since:
         raise NewerQuarantine("the ledger's quarantine started at %s (%s), not at %s as in the audit this run "
                               "acted on: a revert or restore after that audit; the links stay down, run harden again"
@@ -168,28 +197,41 @@ def lift(dom, rec, check, since=None):
                               "stay down, run harden again" % (
                                   " and ".join(sorted(set(PAST.get(e["event"], e["event"]) for e in later))),
                                   ", ".join(e["time"] for e in later), since))
-    macs = q["interfaces"]
-    result = qr.set_links(dom, [], qr.UP, live=bool(dom.isActive()), config=bool(dom.isPersistent()),
-                          macs=macs, check=check)
-    changes = ["link up %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
-    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
-    return dict(event="lift", detail=detail, quarantine=None), changes, macs
+    active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+    held = qr.held_links(q)
+    if active and q.get("pending_start"):
+        # Started while no watcher recorded it: its live links came from the quarantine's persistent definition.
+        held = dict((m, s | {"live"} if "config" in s else s) for m, s in held.items())
+    targets = [(scope, mac) for scope, wanted in (("live", active), ("config", persistent)) if wanted
+               for mac in sorted(held) if scope in held[mac]]
+    done, error = set_each(dom, qr.UP, targets, check)
+    macs = sorted(held)
+    if error:
+        return None, _changes("up", done), macs, error
+    detail = {"interfaces": macs, "live": any(s == "live" for s, _m in targets), "config": any(s == "config" for s, _m in targets)}
+    return dict(event="lift", detail=detail, quarantine=None), _changes("up", done), macs, None
 
 
 def put(dom, rec, mgmt, now, check):
-    """(ledger update arguments or None, changes, MACs acted on) for state=present."""
+    """(ledger update arguments or None, changes, MACs acted on, error or None) for state=present. The ledger
+    records the links changed from up to down (also those changed before a failure part way)."""
     active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
-    result = qr.set_links(dom, mgmt, qr.DOWN, live=active, config=persistent, check=check)
-    macs = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
-    changes = ["link down %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
+    targets, chosen = [], {"live": [], "config": []}
+    for scope, wanted, flags in (("live", active, 0), ("config", persistent, qr.XML_INACTIVE)):
+        if wanted:
+            todo, chosen[scope], _unusable = qr.plan(dom.XMLDesc(flags), mgmt, qr.DOWN)
+            targets.extend((scope, mac) for mac, _xml in todo)
+    done, error = set_each(dom, qr.DOWN, targets, check)
+    macs = sorted(set(chosen["live"]) | set(chosen["config"]))
+    changes = _changes("down", done)
     prev = rec.get("quarantine") or {}
-    q = ledger.quarantine_state(now, prev.get("reason") or "quarantined by vmguard.hardening.quarantine",
-                                sorted(set(macs) | set(prev.get("interfaces") or [])), not active,
-                                since=prev.get("since"))
+    links = qr.taken_down(prev, done)
+    q = ledger.quarantine_state(now, prev.get("reason") or "quarantined by vmguard.hardening.quarantine", sorted(links),
+                                not active, since=prev.get("since"), links=links)
     if not changes and prev == q:
-        return None, [], macs
-    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
-    return dict(event="quarantine", detail=detail, quarantine=q), changes, macs
+        return None, [], macs, error
+    detail = {"interfaces": macs, "live": bool(chosen["live"]), "config": bool(chosen["config"])}
+    return dict(event="quarantine", detail=detail, quarantine=q), changes, macs, error
 
 
 def run(module, conn):
@@ -224,12 +266,10 @@ def change(module, dom, uuid, path):
     now = time.time()
     try:
         if p["state"] == "lifted":
-            update, changes, macs = lift(dom, before, module.check_mode, p["since"])
+            update, changes, macs, error = lift(dom, before, module.check_mode, p["since"])
         else:
-            update, changes, macs = put(dom, before, p["mgmt_networks"], now, module.check_mode)
-        active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
-        states = qr.link_states(dom, macs, active, persistent)
-    except libvirt.libvirtError as e:
+            update, changes, macs, error = put(dom, before, p["mgmt_networks"], now, module.check_mode)
+    except libvirt.libvirtError as e:  # reading the domain's definitions: nothing changed yet
         module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
                          changes=[])
     except NewerQuarantine as e:
@@ -243,6 +283,13 @@ def change(module, dom, uuid, path):
             ledger.save(p["ledger_dir"], after)
         except (OSError, IOError, ValueError) as e:
             module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes)
+    if error:
+        module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], error), changes=[])
+    try:
+        states = qr.link_states(dom, macs, bool(dom.isActive()), bool(dom.isPersistent()))
+    except libvirt.libvirtError as e:
+        module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
+                         changes=[])
     return dict(changed=bool(changes), changes=changes, uuid=uuid, path=path, quarantine=after.get("quarantine"),
                 interfaces=interfaces_report(states, p["state"], module.check_mode, changes)), before, after
 

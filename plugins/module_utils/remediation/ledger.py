@@ -90,13 +90,23 @@ def _event_ok(e):
             and _iso_or_none(e.get("time")) and isinstance(e.get("detail", {}), dict))
 
 
+LINK_SCOPES = ("live", "config")
+
+
+def _links_ok(v):
+    """{mac: ["live" and/or "config"]}: the definitions in which the quarantine took each link down."""
+    return isinstance(v, dict) and all(isinstance(k, str) and _str_list(s) and s and set(s) <= set(LINK_SCOPES)
+                                       and len(set(s)) == len(s) for k, s in v.items())
+
+
 def _quarantine_ok(q):
-    """null, or {"since": ISO, "reason": str, "interfaces": [mac], "pending_start": bool}."""
+    """null, or {"since": ISO, "reason": str, "interfaces": [mac], "pending_start": bool, "links" (optional):
+    {mac: [scope]}}; a record from before 0.2.4 has no links."""
     if q is None:
         return True
     return (isinstance(q, dict) and q.get("since") is not None and _iso_or_none(q.get("since"))
             and isinstance(q.get("reason"), str) and _str_list(q.get("interfaces"))
-            and isinstance(q.get("pending_start"), bool))
+            and isinstance(q.get("pending_start"), bool) and ("links" not in q or _links_ok(q["links"])))
 
 
 # key -> (test, what it must be)
@@ -119,7 +129,7 @@ SHAPE = (
      'a list of {"time": "YYYY-MM-DDTHH:MM:SSZ", "event": string, "detail": object (optional)}'),
     ("quarantine", _quarantine_ok,
      'null or {"since": "YYYY-MM-DDTHH:MM:SSZ", "reason": string, "interfaces": [mac strings], '
-     '"pending_start": true|false}'),
+     '"pending_start": true|false, "links": {mac: ["live" and/or "config"]} (optional)}'),
 )
 
 
@@ -356,10 +366,14 @@ def add_event(record, now, event, detail=None):
     record["events"] = events[-MAX_EVENTS:]
 
 
-def quarantine_state(now, reason, interfaces, pending_start, since=None):
-    """A quarantine field value (see the ledger contract)."""
-    return {"since": since or iso(now), "reason": reason, "interfaces": list(interfaces),
-            "pending_start": bool(pending_start)}
+def quarantine_state(now, reason, interfaces, pending_start, since=None, links=None):
+    """A quarantine field value (see the ledger contract). ``links`` ({mac: [scope]}, the definitions in which
+    the quarantine took each link down: what a lift may bring up) is kept sorted; None leaves it out."""
+    q = {"since": since or iso(now), "reason": reason, "interfaces": list(interfaces),
+         "pending_start": bool(pending_start)}
+    if links is not None:
+        q["links"] = dict((mac, [s for s in LINK_SCOPES if s in scopes]) for mac, scopes in links.items() if scopes)
+    return q
 
 
 def _prepare(record, now):

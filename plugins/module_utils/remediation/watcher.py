@@ -162,7 +162,8 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
 
     A new revert or restore starts a new quarantine: its ``since`` and ``reason`` are this event's, so a
     lift decided on an earlier audit (quarantine module option since) refuses it. A later event of the
-    same revert (a start of a domain reverted to shut-off) keeps them.
+    same revert (a start of a domain reverted to shut-off) keeps them. ``links``/``interfaces`` name only
+    the links set_links changed from up to down (quarantine.taken_down), per definition.
 
     ``result`` is quarantine.set_links()'s: the interfaces chosen and changed live and in config."""
     chosen = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
@@ -176,10 +177,13 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
             detail["snapshot"] = snapshot
         new, ch = ledger.apply(new, now, event=kind, detail=detail)
         changes += ch
-    interfaces = sorted(set(chosen) | set((prev or {}).get("interfaces") or []))
+    # The links this quarantine took down, per definition: what a lift may bring up (never a link that was down
+    # already). A new revert or restore put back the link states of the definitions it replaced.
+    links = qr.taken_down(prev, result, replaced=qr.REPLACED_BY.get(kind, qr.SCOPES) if fresh else (),
+                          started=bool((prev or {}).get("pending_start")) and not pending_start)
     kept = (prev or {}) if not fresh else {}
-    q = ledger.quarantine_state(now, kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label), interfaces,
-                                pending_start, since=kept.get("since"))
+    q = ledger.quarantine_state(now, kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label), sorted(links),
+                                pending_start, since=kept.get("since"), links=links)
     detail = {"interfaces": chosen, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
     if new_group or result["live"] or result["config"] or (prev or {}).get("pending_start") != pending_start:
         new, ch = ledger.apply(new, now, event="quarantine", detail=detail, quarantine=q)

@@ -84,3 +84,48 @@ def test_a_record_whose_since_an_older_watcher_kept_is_refused_by_its_later_reve
     with pytest.raises(Failed, match="reverted at .*after the quarantine this run acted on started"):
         run(d, dom, since=q["since"])
     assert dom.state == {"live": "down", "config": "down"}
+
+
+def test_a_link_that_was_down_before_the_quarantine_stays_down(tmp_path, clock):
+    """The service link was down already (an operator's, or the reverted-to snapshot's), live and persistent: the
+    quarantine changed nothing, so the lift brings nothing up."""
+    d, dom = str(tmp_path), FakeDom(live="down", config="down")
+    watcher(tmp_path).handle(dom, W.STARTED, 3, T0)
+    q = ledger.read_record(d, U)["quarantine"]
+    assert (q["links"], q["interfaces"]) == ({}, [])
+    result, _b, after = run(d, dom, since=q["since"])
+    assert dom.state == {"live": "down", "config": "down"} and dom.updates == []
+    assert after["quarantine"] is None and not any(c.startswith("link up") for c in result["changes"])
+
+
+def test_only_the_definitions_the_quarantine_changed_come_up(tmp_path, clock):
+    d, dom = str(tmp_path), FakeDom(live="up", config="down")  # persistent link down by an operator
+    watcher(tmp_path).handle(dom, W.STARTED, 3, T0)
+    q = ledger.read_record(d, U)["quarantine"]
+    assert q["links"] == {SVC: ["live"]} and dom.state == {"live": "down", "config": "down"}
+    result, _b, _a = run(d, dom, since=q["since"])
+    assert dom.state == {"live": "up", "config": "down"} and result["changes"][0] == "link up live on %s" % SVC
+    assert result["interfaces"][SVC] == {"before": {"live": "down", "config": "down"}, "after": {"live": "up", "config": "down"}}
+
+
+def test_a_domain_reverted_to_shut_off_and_started_gets_both_links_back(tmp_path, clock):
+    d, dom, w = str(tmp_path), FakeDom(active=False), watcher(tmp_path)
+    w.handle(dom, W.STOPPED, 6, T0)  # STOPPED_FROM_SNAPSHOT: the persistent link goes down, pending start
+    assert ledger.read_record(d, U)["quarantine"]["links"] == {SVC: ["config"]}
+    clock[0] = T0 + 60
+    dom.active, dom.state["live"] = True, dom.state["config"]  # started: the live definition is the persistent one
+    w.handle(dom, W.STARTED, 0, clock[0])  # STARTED_BOOTED
+    q = ledger.read_record(d, U)["quarantine"]
+    assert q["links"] == {SVC: ["live", "config"]} and q["pending_start"] is False
+    run(d, dom, since=q["since"])
+    assert dom.state == {"live": "up", "config": "up"}
+
+
+def test_a_quarantine_recorded_before_links_lifts_its_interfaces_in_both_definitions(tmp_path):
+    d, dom = str(tmp_path), FakeDom(live="down", config="down")
+    q = ledger.quarantine_state(T0, "revert (STARTED/FROM_SNAPSHOT)", [SVC], False)
+    assert "links" not in q
+    rec, _c = ledger.apply(ledger.empty(U), T0, event="quarantine", quarantine=q)
+    ledger.save(d, rec)
+    run(d, dom, since=q["since"])
+    assert dom.state == {"live": "up", "config": "up"}
