@@ -30,6 +30,10 @@ description:
   - O(state=present) quarantines the domain now (link down on every interface not on O(mgmt_networks))
     and records it as the watcher does; a domain that is not running gets a quarantine that takes effect
     from its next start (C(pending_start)).
+  - Links are set one interface and one definition at a time, live first. When libvirt refuses one part way,
+    the module fails with C(changed=true) and RV(changes) naming the links already set; with O(state=present)
+    the ledger records the links taken down so far, with O(state=lifted) the quarantine stays in the ledger
+    (running the lift again finishes it).
   - The ledger record is written atomically; a ledger file that cannot be trusted (a link, too large,
     not a record) fails the module and is never replaced.
   - The record's lock (C(<ledger_dir>/<uuid>.lock), an exclusive flock the revert watcher and the ledger module
@@ -119,7 +123,9 @@ quarantine:
   sample: {since: "2026-11-18T10:00:00Z", reason: "revert (STARTED/FROM_SNAPSHOT)", interfaces: ["52:54:00:12:34:56"],
            pending_start: false, links: {"52:54:00:12:34:56": [live, config]}}
 changes:
-  description: What changed (link states and ledger updates).
+  description:
+    - What changed (link states and ledger updates); on a failure part way, what was changed before it
+      (C(changed) is then true).
   returned: always
   type: list
   elements: str
@@ -170,7 +176,8 @@ def set_each(dom, state, targets, check):
         try:
             result = qr.set_links(dom, [], state, live=scope == "live", config=scope == "config", macs=[mac], check=check)
         except libvirt.libvirtError as e:
-            return done, "%s link of %s: %s" % ("live" if scope == "live" else "persistent", mac, e.get_error_message())
+            why = e.get_error_message() or str(e)
+            return done, "%s link of %s: %s" % ("live" if scope == "live" else "persistent", mac, why)
         done[scope].extend(result[scope])
     return done, None
 
@@ -282,16 +289,29 @@ def change(module, dom, uuid, path):
         try:
             ledger.save(p["ledger_dir"], after)
         except (OSError, IOError, ValueError) as e:
-            module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes)
+            module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes,
+                             changed=bool(changes))
     if error:
-        module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], error), changes=[])
+        # What was changed before the failure is reported as changed: Ansible must not show a half-set domain as unchanged.
+        module.fail_json(msg="domain %s: cannot set its link states: %s; %s" % (
+            p["domain"], error, partial_outcome(p["state"], changes, after.get("quarantine"))),
+            changes=changes, changed=bool(changes), quarantine=after.get("quarantine"))
     try:
         states = qr.link_states(dom, macs, bool(dom.isActive()), bool(dom.isPersistent()))
     except libvirt.libvirtError as e:
-        module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
-                         changes=[])
+        module.fail_json(msg="domain %s: links set but their states cannot be read back: %s" % (
+            p["domain"], e.get_error_message()), changes=changes, changed=bool(changes))
     return dict(changed=bool(changes), changes=changes, uuid=uuid, path=path, quarantine=after.get("quarantine"),
                 interfaces=interfaces_report(states, p["state"], module.check_mode, changes)), before, after
+
+
+def partial_outcome(state, changes, quarantine):
+    """What a failure part way left: the links changed before it and the ledger's quarantine."""
+    links = [c for c in changes if not c.startswith("ledger: ")]
+    done = "changed before the failure: %s" % ", ".join(links) if links else "no link was changed"
+    if state == "lifted":
+        return done + "; the ledger keeps the quarantine (run the lift again)"
+    return done + ("; the ledger records the quarantine of the links taken down" if quarantine else "")
 
 
 def interfaces_report(states, state, check, changes):

@@ -129,3 +129,29 @@ def test_a_quarantine_recorded_before_links_lifts_its_interfaces_in_both_definit
     ledger.save(d, rec)
     run(d, dom, since=q["since"])
     assert dom.state == {"live": "up", "config": "up"}
+
+
+def test_a_lift_that_fails_part_way_reports_what_it_changed(tmp_path, clock):
+    d, dom = str(tmp_path), FakeDom()
+    watcher(tmp_path).handle(dom, W.STARTED, 3, T0)
+    q = ledger.read_record(d, U)["quarantine"]
+    dom.fail_config = True
+    with pytest.raises(Failed) as e:
+        run(d, dom, since=q["since"])
+    out = e.value.args[0]
+    assert out["changed"] is True and out["changes"] == ["link up live on %s" % SVC], out
+    assert "persistent link of %s: persistent update failed" % SVC in out["msg"] and "keeps the quarantine" in out["msg"]
+    assert dom.state == {"live": "up", "config": "down"} and ledger.read_record(d, U)["quarantine"] == q
+    dom.fail_config = False  # the next lift finishes the job
+    result, _b, after = run(d, dom, since=q["since"])
+    assert result["changes"][0] == "link up config on %s" % SVC and after["quarantine"] is None
+
+
+def test_a_quarantine_that_fails_part_way_records_the_links_it_took_down(tmp_path):
+    d, dom = str(tmp_path), FakeDom(fail_config=True)
+    with pytest.raises(Failed) as e:
+        run(d, dom, state="present")
+    out = e.value.args[0]
+    assert out["changed"] is True and out["changes"][0] == "link down live on %s" % SVC, out
+    q = ledger.read_record(d, U)["quarantine"]
+    assert q["links"] == {SVC: ["live"]} and out["quarantine"] == q and dom.state == {"live": "down", "config": "up"}
