@@ -398,3 +398,12 @@ def test_the_guest_role_prepares_the_epoch_before_any_step_changes_the_guest():
     calls = [t["vmguard.hardening.ledger"] for t in guest_tasks("ledger.yml") if "vmguard.hardening.ledger" in t]
     assert [c.get("epoch") for c in calls] == [None, "commit", None]
     assert "__vmguard_guest_plan.ledger.seen_reverts" in calls[1]["seen_reverts"]
+
+
+def test_the_reconverge_event_is_recorded_after_every_reconverge_task():
+    """The ledger's "reconverge" event says the guest was reconverged: it comes last in reconverge.yml, so a run
+    whose lock, upgrade or mask task fails (the host stops there) records none."""
+    tasks = guest_tasks(ROLE_TASK_FILES["reconverge"])
+    modules = [module_of(t) for t in tasks]
+    assert modules[-1] == "vmguard.hardening.ledger" and modules.count("vmguard.hardening.ledger") == 1, modules
+    assert tasks[-1]["vmguard.hardening.ledger"]["event"] == "reconverge"
