@@ -177,9 +177,9 @@ def update(module, path):
             module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
     if reverts and event == "revert_during_run":
         what = " and ".join(sorted(set(PAST[e["event"]] for e in reverts)))
-        module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after the "
-                         "audit this run acted on or after it prepared the epoch (%s); the next audit compares the guest "
-                         "with the ledger (RB-05) - run harden again" % (
+        module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after "
+                         "the audit this run acted on or after it prepared the epoch (%s); the next audit compares the "
+                         "guest with the ledger (RB-05) - run harden again" % (
                              detail["epoch"], what, ", ".join(e["time"] for e in reverts), detail["prepared"]),
                          **result)
     return result

@@ -174,7 +174,8 @@ def set_each(dom, state, targets, check):
     done = {"live": [], "config": []}
     for scope, mac in targets:
         try:
-            result = qr.set_links(dom, [], state, live=scope == "live", config=scope == "config", macs=[mac], check=check)
+            result = qr.set_links(dom, [], state, live=scope == "live", config=scope == "config", macs=[mac],
+                                  check=check)
         except libvirt.libvirtError as e:
             why = e.get_error_message() or str(e)
             return done, "%s link of %s: %s" % ("live" if scope == "live" else "persistent", mac, why)
@@ -215,7 +216,8 @@ def lift(dom, rec, check, since=None):
     macs = sorted(held)
     if error:
         return None, _changes("up", done), macs, error
-    detail = {"interfaces": macs, "live": any(s == "live" for s, _m in targets), "config": any(s == "config" for s, _m in targets)}
+    scopes = set(s for s, _m in targets)
+    detail = {"interfaces": macs, "live": "live" in scopes, "config": "config" in scopes}
     return dict(event="lift", detail=detail, quarantine=None), _changes("up", done), macs, None
 
 
@@ -292,7 +294,7 @@ def change(module, dom, uuid, path):
             module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes,
                              changed=bool(changes))
     if error:
-        # What was changed before the failure is reported as changed: Ansible must not show a half-set domain as unchanged.
+        # What was changed before the failure is reported as changed: a half-set domain must not show as unchanged.
         module.fail_json(msg="domain %s: cannot set its link states: %s; %s" % (
             p["domain"], error, partial_outcome(p["state"], changes, after.get("quarantine"))),
             changes=changes, changed=bool(changes), quarantine=after.get("quarantine"))

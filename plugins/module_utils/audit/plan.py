@@ -46,12 +46,13 @@ one of its steps (a rule left out by --tags was not evaluated and keeps the quar
 disables guards nothing); the guest role lifts it after the epoch commit, so such a guest's epoch always
 moves. Otherwise the quarantine is kept and not_enforced says why (rule RB-05, the guards in the way).
 The epoch never moves while RB-05 is unsettled (failing and not reconverged here, an error, waived, or
-not evaluated): the guest would get the new epoch and pass RB-05 with its rollback undone by nobody. ``record`` is the security
-state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
-masked_services masked, the firewall digest when ISO-10 passes, else None) for the ledger module;
-``epoch`` is true when the guest has another plan step or recording would change what the ledger
-holds (so a second harden with nothing to do changes nothing). Names the ledger records and the
-policy still names stay recorded when the guest lost them: a harden never erases a rollback's trace.
+not evaluated): the guest would get the new epoch and pass RB-05 with its rollback undone by nobody.
+``record`` is the security state it holds now (params.rollback floor_packages installed,
+disabled_accounts locked or absent, masked_services masked, the firewall digest when ISO-10 passes,
+else None) for the ledger module; ``epoch`` is true when the guest has another plan step or
+recording would change what the ledger holds (so a second harden with nothing to do changes
+nothing). Names the ledger records and the policy still names stay recorded when the guest lost
+them: a harden never erases a rollback's trace.
 
 Evidence layout: see audit/engine.py. A guest's domain UUID (the ledger's key) is found through
 the hypervisor evidence: guest vars hypervisor + domain -> that hypervisor's domain of that name.

@@ -182,8 +182,8 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
     links = qr.taken_down(prev, result, replaced=qr.REPLACED_BY.get(kind, qr.SCOPES) if fresh else (),
                           started=bool((prev or {}).get("pending_start")) and not pending_start)
     kept = (prev or {}) if not fresh else {}
-    q = ledger.quarantine_state(now, kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label), sorted(links),
-                                pending_start, since=kept.get("since"), links=links)
+    why = kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label)
+    q = ledger.quarantine_state(now, why, sorted(links), pending_start, since=kept.get("since"), links=links)
     detail = {"interfaces": chosen, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
     if new_group or result["live"] or result["config"] or (prev or {}).get("pending_start") != pending_start:
         new, ch = ledger.apply(new, now, event="quarantine", detail=detail, quarantine=q)

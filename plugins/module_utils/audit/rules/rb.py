@@ -178,7 +178,8 @@ def rb05(ctx, guest):
     if pending is not None and isinstance(g, int) and want < g < pending:
         # Every prepare takes a new number: between the committed epoch and the pending one lie only epochs
         # of runs interrupted since the last commit - not behind it. Once a later run commits, g < want: behind.
-        return ok("guest holds epoch %s of an interrupted run, abandoned since (ledger at %s, pending %s)" % (g, want, pending))
+        return ok("guest holds epoch %s of an interrupted run, abandoned since (ledger at %s, pending %s)"
+                  % (g, want, pending))
     if g is None:
         return fail("the guest has no epoch file but the ledger is at epoch %s: rolled back to before its first hardening" % want,
                     ledger_epoch=want)
@@ -188,11 +189,11 @@ def rb05(ctx, guest):
         return fail("guest epoch %s is ahead of the ledger's %s: the ledger lost an update" % (g, want), guest_epoch=g, ledger_epoch=want)
     reverts = _reverted_during_run(ledger, want)
     if reverts:
+        what = " and ".join(sorted(set(_PAST.get(e.get("event"), str(e.get("event"))) for e in reverts)))
         return fail("guest and ledger at epoch %s, but the run that committed it found the domain %s meanwhile (%s): "
                     "the guest may be the reverted one, given the epoch before or after the revert" % (
-                        want, " and ".join(sorted(set(_PAST.get(e.get("event"), str(e.get("event"))) for e in reverts))),
-                        ", ".join(str(e.get("time")) for e in reverts)), guest_epoch=g, ledger_epoch=want,
-                    reverts=reverts)
+                        want, what, ", ".join(str(e.get("time")) for e in reverts)),
+                    guest_epoch=g, ledger_epoch=want, reverts=reverts)
     return ok("guest and ledger at epoch %s" % want)
 
 
@@ -205,7 +206,8 @@ def _reverted_during_run(ledger, epoch):
     for e in reversed(ledger.get("events") or []):
         detail = e.get("detail") if isinstance(e, dict) else None
         if e.get("event") == "revert_during_run" and isinstance(detail, dict) and detail.get("epoch") == epoch:
-            return [r for r in detail.get("reverts") or [] if isinstance(r, dict)] or [{"time": e.get("time"), "event": "revert"}]
+            found = [r for r in detail.get("reverts") or [] if isinstance(r, dict)]
+            return found or [{"time": e.get("time"), "event": "revert"}]
     return []
 
 
