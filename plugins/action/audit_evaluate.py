@@ -181,6 +181,14 @@ def report_mode_of(args):
         raise RunError("report_mode (vmguard_report_mode / vmguard_audit_report_mode): %s" % e)
 
 
+def planner_guards(pol, evidence, now, only):
+    """The findings of the rollback guards (RB-05..10) the selection ``only`` left out, evaluated for the planner
+    alone (the reports do not show them): a revert quarantine is lifted, and the epoch moves, only on what the
+    guards say of the guest now (plan.build_plan's ``guards``). None when every guard is evaluated anyway."""
+    left_out = set(plan_mod.ROLLBACK_GUARDS) - set(only) if only is not None else set()
+    return engine.evaluate(pol, evidence, now=now, only=left_out) if left_out else None
+
+
 def selection(task_vars, known_tags, pol):
     """Rule ids to evaluate for --tags / --skip-tags (None = all enabled rules).
 
@@ -450,8 +458,9 @@ class ActionModule(ActionBase):
             gate = engine.gate(findings, args["fail_on"])
             extra = {"fail_on": args["fail_on"], "rules_selected": sorted(only) if only is not None else "all",
                      "evaluation_seconds": round(time.time() - started, 3), "guest_domains": guest_domains(evidence)}
+            guards = planner_guards(pol, evidence, now, only)
             # Before the previous report is waited for (its child parses 20 MB meanwhile): neither reads since_previous.
-            planned = plan_mod.build_plan(pol, evidence, findings)
+            planned = plan_mod.build_plan(pol, evidence, findings, guards=guards)
             gate_entries = [gate_entry(f) for f in gate]
         except BaseException:
             abandon_previous(previous)

@@ -30,7 +30,9 @@ description:
     empty or O(report_mode) is not an octal string, and when C(--tags) or C(--skip-tags) name something that is neither a
     rule id, an area, one of Ansible's special tags nor one of O(known_tags) (a typo such as
     C(DIV-2) must not turn into a full audit). C(--tags) selects rules by id or area,
-    C(--skip-tags) leaves them out.
+    C(--skip-tags) leaves them out. The rollback guards RB-05..RB-10 a selection leaves out are still
+    evaluated for the planner alone (not reported) - a revert quarantine is lifted, and a guest's epoch
+    moves, only when they settle (pass, not applicable, or remediated in this run).
   - Guest data in the console messages (RV(msg), RV(gate)), in C(junit.xml) and in
     C(report.html) is shown with control characters, terminal escapes and other invisible code
     points escaped as text (C(\x1b[31m)); C(report.json) keeps it as collected.

@@ -25,8 +25,9 @@ description:
     watcher and the quarantine module take too), so an event the watcher records meanwhile is never lost.
     Fails, writing nothing, when the lock is a symbolic link or another writer holds it for 30 seconds.
   - A V(commit) after the revert watcher recorded a snapshot revert or a restore of the domain since the
-    V(prepare) commits the epoch (so the next audit compares the guest with it) but does not record the
-    hardening; it records a C(revert_during_run) event and fails.
+    V(prepare), or one the caller's audit did not see (O(seen_reverts)), commits the epoch (so the next audit
+    compares the guest with it, and RB-05 fails a guest at that epoch) but does not record the hardening; it records
+    a C(revert_during_run) event and fails.
   - Fails, and leaves the file alone, when the existing ledger is not a regular file (a symbolic
     link, a FIFO), is larger than 1 MiB, is not JSON, or does not have the shape of a record.
 author:
@@ -46,7 +47,11 @@ options:
     elements: str
     default: []
   epoch:
-    description: V(prepare) records a pending epoch, V(commit) makes the pending epoch current.
+    description:
+      - V(prepare) records a new pending epoch, V(commit) makes the pending epoch current.
+      - A V(prepare) that finds the pending epoch of an earlier, interrupted run abandons it and records the next
+        number with a new C(pending_since) - an epoch number is never reused, since the guest (or a snapshot taken
+        since) may hold the abandoned one with that run's partial state.
     type: str
     choices: [prepare, commit]
   record:
@@ -58,6 +63,15 @@ options:
       - C(disabled_accounts), C(masked_services) (lists of names) replace the recorded lists.
       - C(firewall_digest) (SHA-256 hex of the ruleset, or null) replaces the recorded digest; null keeps it.
     type: dict
+  seen_reverts:
+    description:
+      - With O(epoch=commit), the times (C(YYYY-MM-DDTHH:MM:SSZ)) of the revert and restore events in the ledger
+        record the caller's audit read (the plan's C(ledger.seen_reverts)); V([]) when it held none. A revert or
+        restore event the record holds beyond these happened after that audit, so the run acted on a guest the
+        audit did not see - the commit fails as for a revert after the V(prepare).
+      - Not given, only the reverts since the V(prepare) count.
+    type: list
+    elements: str
   hardened:
     description: Record a successful hardening run now (refreshed at most daily when nothing else changes).
     type: bool
@@ -136,13 +150,13 @@ def update(module, path):
     except ValueError as e:  # a ledger file that cannot be trusted: never overwritten
         module.fail_json(msg="ledger not updated: %s" % e)
     hardened, event, detail = p["hardened"], p["event"], p["detail"]
-    reverts = ledger.reverts_since(before, before.get("pending_since")) if p["epoch"] == "commit" else []
+    reverts = reverts_in_run(before, p.get("seen_reverts")) if p["epoch"] == "commit" else []
     if reverts and before.get("pending_epoch") is not None:
-        # A snapshot revert or restore landed after this run prepared the epoch: the guest may be the reverted
-        # one. The epoch is committed (the next audit compares the guest with it: RB-05 sees a guest behind
-        # it), the hardening is not recorded, and the run fails for this guest.
+        # A snapshot revert or restore landed after this run's audit or its prepare: the guest may be the
+        # reverted one. The epoch is committed (the next audit compares the guest with it: RB-05 fails a guest
+        # behind it, and one at it because of this event), the hardening is not recorded, and the run fails.
         hardened, event = False, "revert_during_run"
-        detail = {"epoch": before["pending_epoch"], "prepared": before["pending_since"],
+        detail = {"epoch": before["pending_epoch"], "prepared": before.get("pending_since"),
                   "reverts": [dict(time=e["time"], event=e["event"]) for e in reverts]}
     try:
         after, changes = ledger.apply(before, time.time(), retire=p["retire_fingerprints"], epoch=p["epoch"],
@@ -163,11 +177,22 @@ def update(module, path):
             module.fail_json(msg="cannot write the ledger %s: %s" % (path, e), changes=changes)
     if reverts and event == "revert_during_run":
         what = " and ".join(sorted(set(PAST[e["event"]] for e in reverts)))
-        module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after this "
-                         "run prepared the epoch (%s); the next audit compares the guest with the ledger (RB-05) - run "
-                         "harden again" % (detail["epoch"], what, ", ".join(e["time"] for e in reverts), detail["prepared"]),
+        module.fail_json(msg="epoch %d committed but the hardening is not recorded: the domain was %s at %s, after "
+                         "the audit this run acted on or after it prepared the epoch (%s); the next audit compares the "
+                         "guest with the ledger (RB-05) - run harden again" % (
+                             detail["epoch"], what, ", ".join(e["time"] for e in reverts), detail["prepared"]),
                          **result)
     return result
+
+
+def reverts_in_run(record, seen):
+    """The revert/restore events since the pending epoch's prepare and, with ``seen`` (the caller's audit saw
+    those), the ones that audit did not see; in the record's order."""
+    found = ledger.reverts_since(record, record.get("pending_since"))
+    if seen is not None:
+        found = found + ledger.unseen_reverts(record, seen)
+    ids = set(id(e) for e in found)
+    return [e for e in record.get("events") or [] if id(e) in ids]
 
 
 def main():
@@ -178,6 +203,7 @@ def main():
             retire_fingerprints=dict(type="list", elements="str", default=[]),
             epoch=dict(type="str", choices=["prepare", "commit"]),
             record=dict(type="dict"),
+            seen_reverts=dict(type="list", elements="str"),
             hardened=dict(type="bool", default=False),
             event=dict(type="str"),
             detail=dict(type="dict"),
@@ -189,6 +215,9 @@ def main():
         path = ledger.path_for(p["dir"], p["uuid"])
     except ValueError as e:
         module.fail_json(msg="uuid: %s" % e)
+    bad = [t for t in p["seen_reverts"] or [] if not ledger.is_iso(t)]
+    if bad:
+        module.fail_json(msg="ledger not updated: seen_reverts: %r is not a UTC time YYYY-MM-DDTHH:MM:SSZ" % bad[0])
     if p["record"] is not None:
         why = ledger.check_record(p["record"])
         if why:

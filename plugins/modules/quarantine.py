@@ -17,15 +17,25 @@ description:
     in the live definition (when it runs) and in the persistent one (when it has one). The revert
     watcher (RB-11) quarantines a domain that libvirt reverted to a snapshot or restored from a save
     file, and records it in the domain's ledger record (field C(quarantine)).
-  - O(state=lifted) brings the links of the interfaces the ledger recorded back up, live and in the
-    persistent definition, clears the ledger's quarantine and records a C(lift) event. The reconverge
-    step of the guest role uses it once the guest is back at the security state of the ledger. A domain
-    without a quarantine in its ledger is left alone (C(changed=false)), whatever its link states.
+  - The ledger's quarantine records, per interface, the definitions (C(live), C(config)) in which the
+    quarantine changed the link from up to down (C(links)); a link that was down already (set down by an
+    operator, or down in the reverted-to definition) is not recorded.
+  - O(state=lifted) brings back up exactly the links the quarantine took down, in the definitions it took
+    them down in (the live ones only while the domain runs; a domain started from the quarantine's persistent
+    definition counts its live links too), clears the ledger's quarantine and records a C(lift) event. A link
+    that was down before the quarantine stays down. A quarantine recorded before vmguard.hardening 0.2.4 (no
+    C(links)) brings up its C(interfaces) in both definitions. The guest role uses it once the guest is back at
+    the security state of the ledger. A domain without a quarantine in its ledger is left alone
+    (C(changed=false)), whatever its link states.
   - O(state=present) quarantines the domain now (link down on every interface not on O(mgmt_networks))
     and records it as the watcher does; a domain that is not running gets a quarantine that takes effect
     from its next start (C(pending_start)).
   - A C(hostdev) (SR-IOV) interface is never touched - libvirt cannot change its link state - and is not
     among the quarantined interfaces.
+  - Links are set one interface and one definition at a time, live first. When libvirt refuses one part way,
+    the module fails with C(changed=true) and RV(changes) naming the links already set; with O(state=present)
+    the ledger records the links taken down so far, with O(state=lifted) the quarantine stays in the ledger
+    (running the lift again finishes it).
   - The ledger record is written atomically; a ledger file that cannot be trusted (a link, too large,
     not a record) fails the module and is never replaced.
   - The record's lock (C(<ledger_dir>/<uuid>.lock), an exclusive flock the revert watcher and the ledger module
@@ -58,8 +68,9 @@ options:
     description:
       - With O(state=lifted), the start time (ISO 8601, the ledger's C(quarantine.since)) of the quarantine the
         caller decided to lift, as its audit saw it. When the ledger now holds a quarantine that started at
-        another time (the domain was reverted or restored again after that audit), the module fails and the
-        links stay down.
+        another time, or records a revert or restore after that time (the domain was reverted or restored
+        again after that audit; the revert watcher gives every new revert's quarantine a new start time), the
+        module fails and the links stay down.
     type: str
   ledger_dir:
     description: Ledger directory (one record per domain UUID).
@@ -69,7 +80,7 @@ options:
     description:
       - Management networks (libvirt network names or host bridge names) whose interfaces are never
         quarantined (with O(state=present)).
-      - With O(state=lifted) the interfaces recorded in the ledger are the ones brought up.
+      - With O(state=lifted) the links the ledger records as taken down are the ones brought up, wherever they are.
     type: list
     elements: str
     default: []
@@ -106,12 +117,17 @@ interfaces:
   sample:
     "52:54:00:12:34:56": {before: {live: down, config: down}, after: {live: up, config: up}}
 quarantine:
-  description: The ledger's quarantine after the run (C(null) when none).
+  description:
+    - The ledger's quarantine after the run (C(null) when none) - C(since), C(reason), C(interfaces), C(pending_start)
+      and C(links), the definitions in which it took each link down.
   returned: success
   type: dict
-  sample: null
+  sample: {since: "2026-11-18T10:00:00Z", reason: "revert (STARTED/FROM_SNAPSHOT)", interfaces: ["52:54:00:12:34:56"],
+           pending_start: false, links: {"52:54:00:12:34:56": [live, config]}}
 changes:
-  description: What changed (link states and ledger updates).
+  description:
+    - What changed (link states and ledger updates); on a failure part way, what was changed before it
+      (C(changed) is then true).
   returned: always
   type: list
   elements: str
@@ -125,6 +141,7 @@ import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import quarantine as qr
 
@@ -139,38 +156,93 @@ class NewerQuarantine(Exception):
     """The ledger's quarantine is not the one the caller decided to lift (a newer revert meanwhile)."""
 
 
+PAST = {"revert": "reverted", "restore": "restored"}
+
+
+def reverts_after(rec, since):
+    """The revert/restore events strictly later than ``since`` (None: none are looked for). The watcher gives a
+    new revert's quarantine a new since; a record written by an older watcher kept the first one, so a later
+    revert shows only here."""
+    if not since:
+        return []
+    t0 = parse_iso(since)
+    return [e for e in rec.get("events") or [] if e.get("event") in ledger.REVERT_EVENTS and parse_iso(e["time"]) > t0]
+
+
+def set_each(dom, state, targets, check):
+    """Set link ``state`` on each (scope, mac) of ``targets`` in turn (live ones first, as given): one interface
+    and one definition per libvirt call, so a failure part way still tells what was changed before it. Returns
+    ({"live": [mac], "config": [mac]} changed - in check mode, what would be -, the error that stopped it or None)."""
+    done = {"live": [], "config": []}
+    for scope, mac in targets:
+        try:
+            result = qr.set_links(dom, [], state, live=scope == "live", config=scope == "config", macs=[mac],
+                                  check=check)
+        except libvirt.libvirtError as e:
+            why = e.get_error_message() or str(e)
+            return done, "%s link of %s: %s" % ("live" if scope == "live" else "persistent", mac, why)
+        done[scope].extend(result[scope])
+    return done, None
+
+
+def _changes(word, done):
+    return ["link %s %s on %s" % (word, scope, mac) for scope in qr.SCOPES for mac in done[scope]]
+
+
 def lift(dom, rec, check, since=None):
-    """(ledger update arguments or None, changes, MACs acted on) for state=lifted. With ``since``, only
-    the quarantine that started then is lifted: one the watcher put after the audit is kept."""
+    """(ledger update arguments or None, changes, MACs acted on, error or None) for state=lifted. With ``since``,
+    only the quarantine that started then is lifted: one the watcher put after the audit is kept. Only the links
+    the quarantine took down come up, in the definitions it took them down in (quarantine.taken_down); a link
+    that was down before stays down. After a failure part way the quarantine stays in the ledger."""
     q = rec.get("quarantine")
     if not q:
-        return None, [], []
+        return None, [], [], None
     if since and q.get("since") != since:
         raise NewerQuarantine("the ledger's quarantine started at %s (%s), not at %s as in the audit this run "
                               "acted on: a revert or restore after that audit; the links stay down, run harden again"
                               % (q.get("since"), q.get("reason"), since))
-    macs = q["interfaces"]
-    result = qr.set_links(dom, [], qr.UP, live=bool(dom.isActive()), config=bool(dom.isPersistent()),
-                          macs=macs, check=check)
-    changes = ["link up %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
-    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
-    return dict(event="lift", detail=detail, quarantine=None), changes, macs
+    later = reverts_after(rec, since)
+    if later:
+        raise NewerQuarantine("the domain was %s at %s, after the quarantine this run acted on started (%s); the links "
+                              "stay down, run harden again" % (
+                                  " and ".join(sorted(set(PAST.get(e["event"], e["event"]) for e in later))),
+                                  ", ".join(e["time"] for e in later), since))
+    active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+    held = qr.held_links(q)
+    if active and q.get("pending_start"):
+        # Started while no watcher recorded it: its live links came from the quarantine's persistent definition.
+        held = dict((m, s | {"live"} if "config" in s else s) for m, s in held.items())
+    targets = [(scope, mac) for scope, wanted in (("live", active), ("config", persistent)) if wanted
+               for mac in sorted(held) if scope in held[mac]]
+    done, error = set_each(dom, qr.UP, targets, check)
+    macs = sorted(held)
+    if error:
+        return None, _changes("up", done), macs, error
+    scopes = set(s for s, _m in targets)
+    detail = {"interfaces": macs, "live": "live" in scopes, "config": "config" in scopes}
+    return dict(event="lift", detail=detail, quarantine=None), _changes("up", done), macs, None
 
 
 def put(dom, rec, mgmt, now, check):
-    """(ledger update arguments or None, changes, MACs acted on) for state=present."""
+    """(ledger update arguments or None, changes, MACs acted on, error or None) for state=present. The ledger
+    records the links changed from up to down (also those changed before a failure part way)."""
     active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
-    result = qr.set_links(dom, mgmt, qr.DOWN, live=active, config=persistent, check=check)
-    macs = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
-    changes = ["link down %s on %s" % (scope, mac) for scope in ("live", "config") for mac in result[scope]]
+    targets, chosen = [], {"live": [], "config": []}
+    for scope, wanted, flags in (("live", active, 0), ("config", persistent, qr.XML_INACTIVE)):
+        if wanted:
+            todo, chosen[scope], _unusable = qr.plan(dom.XMLDesc(flags), mgmt, qr.DOWN)
+            targets.extend((scope, mac) for mac, _xml in todo)
+    done, error = set_each(dom, qr.DOWN, targets, check)
+    macs = sorted(set(chosen["live"]) | set(chosen["config"]))
+    changes = _changes("down", done)
     prev = rec.get("quarantine") or {}
-    q = ledger.quarantine_state(now, prev.get("reason") or "quarantined by vmguard.hardening.quarantine",
-                                sorted(set(macs) | set(prev.get("interfaces") or [])), not active,
-                                since=prev.get("since"))
+    links = qr.taken_down(prev, done)
+    q = ledger.quarantine_state(now, prev.get("reason") or "quarantined by vmguard.hardening.quarantine", sorted(links),
+                                not active, since=prev.get("since"), links=links)
     if not changes and prev == q:
-        return None, [], macs
-    detail = {"interfaces": macs, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
-    return dict(event="quarantine", detail=detail, quarantine=q), changes, macs
+        return None, [], macs, error
+    detail = {"interfaces": macs, "live": bool(chosen["live"]), "config": bool(chosen["config"])}
+    return dict(event="quarantine", detail=detail, quarantine=q), changes, macs, error
 
 
 def run(module, conn):
@@ -205,12 +277,10 @@ def change(module, dom, uuid, path):
     now = time.time()
     try:
         if p["state"] == "lifted":
-            update, changes, macs = lift(dom, before, module.check_mode, p["since"])
+            update, changes, macs, error = lift(dom, before, module.check_mode, p["since"])
         else:
-            update, changes, macs = put(dom, before, p["mgmt_networks"], now, module.check_mode)
-        active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
-        states = qr.link_states(dom, macs, active, persistent)
-    except libvirt.libvirtError as e:
+            update, changes, macs, error = put(dom, before, p["mgmt_networks"], now, module.check_mode)
+    except libvirt.libvirtError as e:  # reading the domain's definitions: nothing changed yet
         module.fail_json(msg="domain %s: cannot set its link states: %s" % (p["domain"], e.get_error_message()),
                          changes=[])
     except NewerQuarantine as e:
@@ -223,9 +293,29 @@ def change(module, dom, uuid, path):
         try:
             ledger.save(p["ledger_dir"], after)
         except (OSError, IOError, ValueError) as e:
-            module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes)
+            module.fail_json(msg="links set but the ledger %s cannot be written: %s" % (path, e), changes=changes,
+                             changed=bool(changes))
+    if error:
+        # What was changed before the failure is reported as changed: a half-set domain must not show as unchanged.
+        module.fail_json(msg="domain %s: cannot set its link states: %s; %s" % (
+            p["domain"], error, partial_outcome(p["state"], changes, after.get("quarantine"))),
+            changes=changes, changed=bool(changes), quarantine=after.get("quarantine"))
+    try:
+        states = qr.link_states(dom, macs, bool(dom.isActive()), bool(dom.isPersistent()))
+    except libvirt.libvirtError as e:
+        module.fail_json(msg="domain %s: links set but their states cannot be read back: %s" % (
+            p["domain"], e.get_error_message()), changes=changes, changed=bool(changes))
     return dict(changed=bool(changes), changes=changes, uuid=uuid, path=path, quarantine=after.get("quarantine"),
                 interfaces=interfaces_report(states, p["state"], module.check_mode, changes)), before, after
+
+
+def partial_outcome(state, changes, quarantine):
+    """What a failure part way left: the links changed before it and the ledger's quarantine."""
+    links = [c for c in changes if not c.startswith("ledger: ")]
+    done = "changed before the failure: %s" % ", ".join(links) if links else "no link was changed"
+    if state == "lifted":
+        return done + "; the ledger keeps the quarantine (run the lift again)"
+    return done + ("; the ledger records the quarantine of the links taken down" if quarantine else "")
 
 
 def interfaces_report(states, state, check, changes):

@@ -73,12 +73,12 @@ def test_harden_killed_between_prepare_and_commit_raises_no_alarm_and_the_next_r
         f = g.rb05()
         assert f["status"] == "pass", f  # no rollback alarm: the guest holds the old epoch or the pending one
         assert ("pending epoch 2 of an unfinished run" in f["message"]) == (stop_after == "epoch_file"), f["message"]
-        # The next harden completes the epoch: prepare keeps the pending epoch, the guest gets it, commit.
+        # The next harden completes: prepare abandons the pending epoch 2 (never reused) for 3, the guest gets it, commit.
         done = g.harden()
-        assert done["epoch"] == 2 and done["pending_epoch"] is None and not done.get("failed"), done
-        assert "epoch 2" in done["changes"] and "pending_since" not in done["record"]
+        assert done["epoch"] == 3 and done["pending_epoch"] is None and not done.get("failed"), done
+        assert "epoch 3" in done["changes"] and "pending_since" not in done["record"]
         f = g.rb05()
-        assert f["status"] == "pass" and f["message"] == "guest and ledger at epoch 2", f
+        assert f["status"] == "pass" and f["message"] == "guest and ledger at epoch 3", f
 
 
 def test_harden_process_killed_during_commit_leaves_a_whole_record(tmp_path):
@@ -95,7 +95,7 @@ def test_harden_process_killed_during_commit_leaves_a_whole_record(tmp_path):
         proc.communicate()
     assert ledger.read_record(g.dir, UUID) == before
     assert g.rb05()["status"] == "pass"
-    assert g.harden()["epoch"] == 1 and g.rb05()["message"] == "guest and ledger at epoch 1"
+    assert g.harden()["epoch"] == 2 and g.rb05()["message"] == "guest and ledger at epoch 2"  # pending 1 abandoned
 
 
 def _harden_runs(directory, run, n, out):

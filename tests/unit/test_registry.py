@@ -374,3 +374,36 @@ def test_reconverge_tasks_use_the_modules_the_registry_declares():
     assert (apt["state"], apt["only_upgrade"], apt["update_cache"]) == ("latest", True, True) and "=" not in apt["name"]
     assert [args.get("masked") for _m, args in by_rule["RB-09"]] == [True, None]
     assert by_rule["RB-09"][1][1]["state"] == "stopped"
+
+
+def guest_tasks(fname):
+    with open(os.path.join(ROOT, "roles", "guest", "tasks", fname)) as f:
+        return list(tasks_of(yaml.safe_load(f)))
+
+
+def test_the_guest_role_prepares_the_epoch_before_any_step_changes_the_guest():
+    """The ledger's prepare (its pending_since opens the commit's revert window) is the first step of main.yml, before
+    every import that changes the guest; ledger.yml no longer prepares, and its commit passes the reverts the audit saw
+    (a revert between the audit and the run fails the commit too). Both ledger imports run under any --tags."""
+    main = guest_tasks("main.yml")
+    imports = [t["ansible.builtin.import_tasks"] for t in main if "ansible.builtin.import_tasks" in t]
+    assert imports[0] == "ledger_prepare.yml", imports
+    assert imports.index("ledger_prepare.yml") < min(imports.index(f) for f in (
+        "identity.yml", "sysctl.yml", "passwords.yml", "lockdown.yml", "firewall.yml", "reconverge.yml", "ledger.yml"))
+    by_file = dict((t["ansible.builtin.import_tasks"], t) for t in main if "ansible.builtin.import_tasks" in t)
+    assert "always" in by_file["ledger_prepare.yml"]["tags"] and "always" in by_file["ledger.yml"]["tags"]
+    (prepare,) = guest_tasks("ledger_prepare.yml")
+    assert prepare["vmguard.hardening.ledger"]["epoch"] == "prepare"
+    assert prepare["register"] == "__vmguard_guest_ledger_prepared"
+    calls = [t["vmguard.hardening.ledger"] for t in guest_tasks("ledger.yml") if "vmguard.hardening.ledger" in t]
+    assert [c.get("epoch") for c in calls] == [None, "commit", None]
+    assert "__vmguard_guest_plan.ledger.seen_reverts" in calls[1]["seen_reverts"]
+
+
+def test_the_reconverge_event_is_recorded_after_every_reconverge_task():
+    """The ledger's "reconverge" event says the guest was reconverged: it comes last in reconverge.yml, so a run
+    whose lock, upgrade or mask task fails (the host stops there) records none."""
+    tasks = guest_tasks(ROLE_TASK_FILES["reconverge"])
+    modules = [module_of(t) for t in tasks]
+    assert modules[-1] == "vmguard.hardening.ledger" and modules.count("vmguard.hardening.ledger") == 1, modules
+    assert tasks[-1]["vmguard.hardening.ledger"]["event"] == "reconverge"

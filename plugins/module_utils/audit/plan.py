@@ -38,14 +38,22 @@ the epoch move is its whole fix.
 
 Ledger (policy mode enforce only): every guest with evidence whose domain UUID is known gets a
 "ledger" step {hypervisor, uuid, retire_fingerprints, record, epoch, lift_quarantine,
-quarantine_since}.
-``lift_quarantine``: the held ledger record has a quarantine (the revert watcher's); the guest role
-lifts it after the epoch commit, so such a guest's epoch always moves. ``record`` is the security
-state it holds now (params.rollback floor_packages installed, disabled_accounts locked or absent,
-masked_services masked, the firewall digest when ISO-10 passes, else None) for the ledger module;
-``epoch`` is true when the guest has another plan step or recording would change what the ledger
-holds (so a second harden with nothing to do changes nothing). Names the ledger records and the
-policy still names stay recorded when the guest lost them: a harden never erases a rollback's trace.
+quarantine_since, seen_reverts}.
+``seen_reverts``: the times of the revert/restore events in the ledger record the audit read; the
+epoch commit fails (revert_during_run) on any other one: the run acted on a guest the audit never saw.
+``lift_quarantine``: the held ledger record has a quarantine (the revert watcher's) and this run settles
+every rollback guard of the guest: RB-05..10 each pass, are not applicable, or fail and are remediated by
+one of its steps (a rule left out by --tags was not evaluated and keeps the quarantine; one the policy
+disables guards nothing); the guest role lifts it after the epoch commit, so such a guest's epoch always
+moves. Otherwise the quarantine is kept and not_enforced says why (rule RB-05, the guards in the way).
+The epoch never moves while RB-05 is unsettled (failing and not reconverged here, an error, waived, or
+not evaluated): the guest would get the new epoch and pass RB-05 with its rollback undone by nobody.
+``record`` is the security state it holds now (params.rollback floor_packages installed,
+disabled_accounts locked or absent, masked_services masked, the firewall digest when ISO-10 passes,
+else None) for the ledger module; ``epoch`` is true when the guest has another plan step or
+recording would change what the ledger holds (so a second harden with nothing to do changes
+nothing). Names the ledger records and the policy still names stay recorded when the guest lost
+them: a harden never erases a rollback's trace.
 
 Evidence layout: see audit/engine.py. A guest's domain UUID (the ledger's key) is found through
 the hypervisor evidence: guest vars hypervisor + domain -> that hypervisor's domain of that name.
@@ -65,7 +73,10 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules impo
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import NO_TAP, ROOT as ROOT_NAMES, _disk_key, _net_key
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import shared_dir
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, PASS
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, WAIVED
+
+# The ledger's revert and restore events (remediation/ledger.REVERT_EVENTS; test_plan_rollback keeps the two equal).
+REVERT_EVENTS = ("revert", "restore")
 
 # Reasons a failing finding is not remediated (the plan's not_enforced entries).
 POLICY_AUDIT = "policy mode audit"
@@ -844,34 +855,95 @@ def _record_changes(record, held):
     return record["firewall_digest"] is not None and record["firewall_digest"] != held.get("firewall_digest")
 
 
-def _plan_ledger(hosts, policy, evidence, look, findings):
+# The rollback guards a revert quarantine waits for, and the one whose trace an epoch move would erase.
+ROLLBACK_GUARDS = ("RB-05", "RB-06", "RB-07", "RB-08", "RB-09", "RB-10")
+EPOCH_GUARD = "RB-05"
+
+
+GUARD_STATUS = {FAIL: "fails", ERROR: "could not be evaluated", WAIVED: "is waived"}
+
+
+def _guard_findings(findings, guards):
+    """{guest: {rule: finding}} of the rollback guards (RB-05..10): those of ``findings``, and ``guards`` (the
+    ones the rule selection left out, evaluated for the planner alone)."""
+    out = {}
+    for f in list(findings) + list(guards or ()):
+        if f["rule"] in ROLLBACK_GUARDS and f["subject"]["kind"] == "guest":
+            out.setdefault(f["subject"]["id"], {}).setdefault(f["rule"], f)
+    return out
+
+
+def _unsettled(policy, rid, finding, planned, skipped_why):
+    """(why guard ``rid`` of a guest is not settled by this run, whether that is the policy's choice), or None:
+    settled is passed, not applicable, or failing and remediated by one of the guest's steps (``planned``: the
+    rules they carry out). A rule the policy disables guards nothing; one not evaluated at all cannot be
+    vouched for. ``skipped_why``: why the triage left the finding as it is, when it did (mode audit, ...)."""
+    if not policy["rules"][rid].get("enabled", True):
+        return None
+    if finding is None:
+        return "%s not evaluated in this run" % rid, False
+    status = finding["status"]
+    if status in (PASS, NA) or (status == FAIL and rid in planned):
+        return None
+    why = "%s %s" % (rid, GUARD_STATUS.get(status, status))
+    if status == FAIL:
+        why += " and is not remediated in this run (%s)" % (skipped_why or "not selected")
+    return why, status == WAIVED or (status == FAIL and skipped_why in BY_CHOICE)
+
+
+def _held_back(guest, what, unsettled):
+    """The not_enforced entry of a quarantine kept or an epoch not moved: by choice when every guard in the way is."""
+    return {"rule": EPOCH_GUARD, "subject": guest, "reason": what + "; ".join(why for why, _c in unsettled),
+            "by_choice": all(choice for _w, choice in unsettled)}
+
+
+def _plan_ledger(hosts, skipped, policy, evidence, look, findings, guards):
     """A ledger entry for every guest with evidence whose domain UUID is known: records the hardening
     and the security state reached (``record``); ``lift_quarantine`` when the held record has a
-    quarantine; ``epoch`` (move the epoch forward, two-phase) when the guest has another plan step,
+    quarantine and this run settles every rollback guard (RB-05..10 pass, are not applicable or are
+    remediated here); ``epoch`` (move the epoch forward, two-phase) when the guest has another plan step,
     the record changes the ledger, the ledger cannot be read, it holds the pending epoch of an
-    unfinished run, or the quarantine is to be lifted."""
+    unfinished run, or the quarantine is to be lifted - but never while RB-05 is unsettled (a guest
+    behind the ledger given the new epoch would pass RB-05: the rollback's trace erased). A quarantine
+    kept or an epoch move held back is listed under not_enforced (rule RB-05) with the guards in the way."""
     uuids = _domain_uuids(evidence)
     rollback = policy["params"]["rollback"]
     firewall_ok = set(f["subject"]["id"] for f in findings if f["rule"] == "ISO-10" and f["status"] == PASS)
+    guard_findings = _guard_findings(findings, guards)
+    skipped_why = dict(((e["rule"], e["subject"]), e["reason"]) for e in skipped if e["rule"] in ROLLBACK_GUARDS)
     for guest, rec in (evidence.get("guests") or {}).items():
         v = rec.get("vars") or {}
         uuid = uuids.get((v.get("hypervisor"), v.get("domain")))
         if rec.get("error") or not rec.get("facts") or not uuid:
             continue
         others = bool(hosts.get(guest))
+        planned = set(r for step in (hosts.get(guest) or {}).values() for r in step["rules"])
+        found = guard_findings.get(guest) or {}
+        unsettled = dict((rid, _unsettled(policy, rid, found.get(rid), planned, skipped_why.get((rid, guest))))
+                         for rid in ROLLBACK_GUARDS)
         entry = _entry(hosts, guest, "ledger", guest)
         entry.update(hypervisor=v["hypervisor"], uuid=uuid)
         reseal = hosts[guest].get("identity_reseal") or {}
         entry["retire_fingerprints"] = set(reseal.get("ssh_fingerprints") or ())
         held = look.domain(v["hypervisor"], v["domain"]).get("ledger") or {}
         entry["record"] = _ledger_record(rollback, rec["facts"], held, guest in firewall_ok)
-        # A quarantine (the revert watcher's) is lifted once this run's epoch commit succeeded: the guest
-        # is then reconverged to what the ledger records (the role's quarantine.yml, after ledger.yml).
-        entry["lift_quarantine"] = bool(not held.get("error") and held.get("quarantine"))
+        # A quarantine (the revert watcher's) is lifted once this run's epoch commit succeeded and only when
+        # this run reconverges the guest to what the ledger records (the role's quarantine.yml, after ledger.yml).
+        quarantined = bool(not held.get("error") and held.get("quarantine"))
+        blocking = [unsettled[rid] for rid in ROLLBACK_GUARDS if unsettled[rid]]
+        entry["lift_quarantine"] = quarantined and not blocking
+        if quarantined and blocking:
+            skipped.append(_held_back(guest, "revert quarantine kept (links stay down): ", blocking))
         # Only the quarantine this audit saw is lifted: one a later revert put stays (module option since).
         entry["quarantine_since"] = (held.get("quarantine") or {}).get("since") if entry["lift_quarantine"] else None
         entry["epoch"] = bool(others or held.get("error") or held.get("pending_epoch") is not None
                               or entry["lift_quarantine"] or _record_changes(entry["record"], held))
+        if entry["epoch"] and unsettled[EPOCH_GUARD] and not held.get("error"):
+            entry["epoch"] = False
+            skipped.append(_held_back(guest, "epoch not moved (the guest would pass RB-05 as reconverged): ",
+                                      [unsettled[EPOCH_GUARD]]))
+        # The revert/restore events the audit saw: the epoch commit fails on any other (one after this audit).
+        entry["seen_reverts"] = [e.get("time") for e in held.get("events") or [] if e.get("event") in REVERT_EVENTS]
 
 
 def _complete(hosts):
@@ -894,8 +966,12 @@ def _finish(value):
     return value
 
 
-def build_plan(policy, evidence, findings):
+def build_plan(policy, evidence, findings, guards=None):
     """The remediation plan for ``findings`` (engine.evaluate on ``evidence`` under ``policy``).
+
+    ``guards``: when the rule selection (--tags) left out some of the rollback guards RB-05..10, their
+    findings evaluated for the planner alone (audit_evaluate does): they decide whether a revert quarantine
+    is lifted and the epoch moves, and plan nothing. A guard with no finding at all keeps both as they are.
 
     Returns {"hosts": {inventory name: {remediation: entry}}, "pending_restart": [...],
     "not_enforced": [{rule, subject, reason, by_choice}], "steps": number of remediation entries (ledger
@@ -907,13 +983,13 @@ def build_plan(policy, evidence, findings):
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(policy, evidence, findings)
+        return _build(policy, evidence, findings, guards)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _build(policy, evidence, findings):
+def _build(policy, evidence, findings, guards):
     planned, pending, skipped = _triage(policy, findings)
     hosts = {}
     look = _Lookup(evidence)
@@ -940,12 +1016,12 @@ def _build(policy, evidence, findings):
     _plan_identity(hosts, evidence, identity, all_but_one)
     _complete(hosts)
     if policy.get("mode", "enforce") == "enforce":
-        _plan_ledger(hosts, policy, evidence, look, findings)
+        _plan_ledger(hosts, skipped, policy, evidence, look, findings, guards)
     steps = sum(1 for h in hosts.values() for name in h if name != "ledger")
     return {
         "hosts": _finish(hosts),
         "pending_restart": sorted(pending, key=lambda e: (e["rule"], e["subject"])),
-        "not_enforced": sorted((dict(e, by_choice=e["reason"] in BY_CHOICE) for e in skipped),
+        "not_enforced": sorted((dict(e, by_choice=e.get("by_choice", e["reason"] in BY_CHOICE)) for e in skipped),
                                key=lambda e: (e["rule"], e["subject"], e["reason"])),
         "steps": steps,
     }

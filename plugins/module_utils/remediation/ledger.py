@@ -6,8 +6,10 @@ hypervisor, one file per domain UUID) so a snapshot revert cannot roll it back.
 
 Writes are atomic (a private temporary file in the ledger directory, fsync, rename, fsync of the
 directory: fsutil.atomic_write) and the epoch moves in two phases: ``prepare`` records a pending
-epoch before the guest is touched, ``commit`` makes it the epoch after the guest holds it. An interrupted run therefore leaves either the old epoch or
-a pending one that the guest may already hold - never a guest that looks rolled back.
+epoch before the guest is touched, ``commit`` makes it the epoch after the guest holds it. An interrupted
+run therefore leaves either the old epoch or a pending one that the guest may already hold - never a guest
+that looks rolled back. Every prepare takes a new number (a pending epoch of an interrupted run is
+abandoned, never reused), so a guest that holds an abandoned one is behind once a later run commits.
 
 Reads never trust the file: a ledger that is not a regular file (a link, a FIFO), larger than
 1 MiB, not JSON or of the wrong shape is an error naming the file - never a hang, a traceback,
@@ -69,16 +71,17 @@ def _str_list(v):
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-def _iso_or_none(v):
-    if v is None:
-        return True
-    if not isinstance(v, str):
-        return False
+def is_iso(v):
+    """Whether ``v`` is a UTC time as the ledger writes them (YYYY-MM-DDTHH:MM:SSZ)."""
     try:
         parse_iso(v)
     except ValueError:
         return False
     return True
+
+
+def _iso_or_none(v):
+    return v is None or is_iso(v)
 
 
 def _event_ok(e):
@@ -87,13 +90,23 @@ def _event_ok(e):
             and _iso_or_none(e.get("time")) and isinstance(e.get("detail", {}), dict))
 
 
+LINK_SCOPES = ("live", "config")
+
+
+def _links_ok(v):
+    """{mac: ["live" and/or "config"]}: the definitions in which the quarantine took each link down."""
+    return isinstance(v, dict) and all(isinstance(k, str) and _str_list(s) and s and set(s) <= set(LINK_SCOPES)
+                                       and len(set(s)) == len(s) for k, s in v.items())
+
+
 def _quarantine_ok(q):
-    """null, or {"since": ISO, "reason": str, "interfaces": [mac], "pending_start": bool}."""
+    """null, or {"since": ISO, "reason": str, "interfaces": [mac], "pending_start": bool, "links" (optional):
+    {mac: [scope]}}; a record from before 0.2.4 has no links."""
     if q is None:
         return True
     return (isinstance(q, dict) and q.get("since") is not None and _iso_or_none(q.get("since"))
             and isinstance(q.get("reason"), str) and _str_list(q.get("interfaces"))
-            and isinstance(q.get("pending_start"), bool))
+            and isinstance(q.get("pending_start"), bool) and ("links" not in q or _links_ok(q["links"])))
 
 
 # key -> (test, what it must be)
@@ -116,7 +129,7 @@ SHAPE = (
      'a list of {"time": "YYYY-MM-DDTHH:MM:SSZ", "event": string, "detail": object (optional)}'),
     ("quarantine", _quarantine_ok,
      'null or {"since": "YYYY-MM-DDTHH:MM:SSZ", "reason": string, "interfaces": [mac strings], '
-     '"pending_start": true|false}'),
+     '"pending_start": true|false, "links": {mac: ["live" and/or "config"]} (optional)}'),
 )
 
 
@@ -256,6 +269,26 @@ def reverts_since(record, since):
     return [e for e in record.get("events") or [] if e.get("event") in REVERT_EVENTS and parse_iso(e["time"]) >= t0]
 
 
+def unseen_reverts(record, seen):
+    """The revert/restore events of ``record`` that are not among ``seen``: the times (ISO) of the revert/restore
+    events in the record an audit read (the plan's ledger.seen_reverts). What is left happened after that audit
+    read the record: the run that acts on the audit's findings worked on a guest the audit did not see. A
+    multiset difference (two events of one second count as two); events the record dropped since (MAX_EVENTS)
+    are simply not matched."""
+    left = {}
+    for t in seen or ():
+        left[t] = left.get(t, 0) + 1
+    out = []
+    for e in record.get("events") or []:
+        if e.get("event") not in REVERT_EVENTS:
+            continue
+        if left.get(e["time"], 0) > 0:
+            left[e["time"]] -= 1
+        else:
+            out.append(e)
+    return out
+
+
 KEEP = object()  # apply(quarantine=KEEP): leave the quarantine field as it is
 
 # The security state a harden run reached (apply(record=...)): key -> (test, what it must be).
@@ -333,15 +366,36 @@ def add_event(record, now, event, detail=None):
     record["events"] = events[-MAX_EVENTS:]
 
 
-def quarantine_state(now, reason, interfaces, pending_start, since=None):
-    """A quarantine field value (see the ledger contract)."""
-    return {"since": since or iso(now), "reason": reason, "interfaces": list(interfaces),
-            "pending_start": bool(pending_start)}
+def quarantine_state(now, reason, interfaces, pending_start, since=None, links=None):
+    """A quarantine field value (see the ledger contract). ``links`` ({mac: [scope]}, the definitions in which
+    the quarantine took each link down: what a lift may bring up) is kept sorted; None leaves it out."""
+    q = {"since": since or iso(now), "reason": reason, "interfaces": list(interfaces),
+         "pending_start": bool(pending_start)}
+    if links is not None:
+        q["links"] = dict((mac, [s for s in LINK_SCOPES if s in scopes]) for mac, scopes in links.items() if scopes)
+    return q
+
+
+def _prepare(record, now):
+    """Record a new pending epoch in ``record`` (in place); the change. Always a number no run used before:
+    a pending epoch left by an interrupted run is abandoned, not reused, since the guest (and any snapshot
+    taken since) may already hold it with that run's partial state - two security states must never share
+    one epoch number (RB-05 would pass a revert to the older one). pending_since is this prepare's time:
+    the commit's revert check (reverts_since) covers this run only from here."""
+    stale = record.get("pending_epoch")
+    record["pending_epoch"] = max(int(record.get("epoch") or 0), int(stale or 0)) + 1
+    was = record.get("pending_since")
+    record["pending_since"] = iso(now)
+    if stale is None:
+        return "pending epoch %d" % record["pending_epoch"]
+    return "pending epoch %d (epoch %d of an unfinished run%s abandoned)" % (
+        record["pending_epoch"], stale, " prepared at %s" % was if was else "")
 
 
 def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail=None, quarantine=KEEP,
           update=None, compare=None):
-    """Return (new record, list of changes). ``epoch`` is None, 'prepare' or 'commit'; ``event`` is
+    """Return (new record, list of changes). ``epoch`` is None, 'prepare' (a new pending epoch, see _prepare)
+    or 'commit'; ``event`` is
     appended with ``detail`` (the events stay bounded to MAX_EVENTS); ``quarantine`` (None or a value
     of quarantine_state()) replaces the quarantine field, KEEP leaves it. ``update`` (None or the
     security state a harden run reached, see check_record) is merged by merge_record with ``compare``
@@ -361,10 +415,8 @@ def apply(record, now, retire=(), epoch=None, hardened=False, event=None, detail
             retired.append(fp)
             changes.append("retired %s" % fp)
     new["retired_fingerprints"] = retired
-    if epoch == "prepare" and new.get("pending_epoch") is None:
-        new["pending_epoch"] = int(new.get("epoch") or 0) + 1
-        new["pending_since"] = iso(now)
-        changes.append("pending epoch %d" % new["pending_epoch"])
+    if epoch == "prepare":
+        changes.append(_prepare(new, now))
     elif epoch == "commit" and new.get("pending_epoch") is not None:
         new["epoch"] = new["pending_epoch"]
         new["epoch_time"] = int(now)

@@ -150,6 +150,40 @@ def _message(e):
     return (get() if get else None) or str(e)
 
 
+SCOPES = ("live", "config")
+# What a revert or a restore puts back from the snapshot or the save file: the link states of those
+# definitions are the reverted-to ones afterwards, whatever a quarantine did to them before.
+REPLACED_BY = {"revert": SCOPES, "restore": ("live",)}
+
+
+def held_links(quarantine):
+    """{mac: set of scopes} the quarantine (a ledger quarantine value, or None) took down. A quarantine recorded
+    before links were (vmguard.hardening < 0.2.4) names only its interfaces: each counts in both definitions."""
+    if not quarantine:
+        return {}
+    if quarantine.get("links") is None:
+        return dict((m, set(SCOPES)) for m in quarantine.get("interfaces") or [])
+    return dict((m, set(s)) for m, s in quarantine["links"].items())
+
+
+def taken_down(quarantine, changed, replaced=(), started=False):
+    """{mac: sorted scopes} a quarantine holds down after an action: those it held (``quarantine``), less the
+    ``replaced`` scopes (a new revert or restore put back their link states: REPLACED_BY), plus what the action
+    ``changed`` from up to down ({"live": [mac], "config": [mac]}, set_links' result). ``started``: the domain
+    started with the quarantine's persistent definition, so its live links are the quarantine's doing too.
+    A link that was already down (an operator's, or the reverted-to definition's) is never counted: a lift
+    must not bring it up."""
+    out = dict((m, set(s) - set(replaced)) for m, s in held_links(quarantine).items())
+    if started:
+        for scopes in out.values():
+            if "config" in scopes:
+                scopes.add("live")
+    for scope in SCOPES:
+        for mac in changed.get(scope) or ():
+            out.setdefault(mac, set()).add(scope)
+    return dict((m, [s for s in SCOPES if s in scopes]) for m, scopes in sorted(out.items()) if scopes)
+
+
 def link_states(dom, macs, live, config):
     """{mac: {"live": state or None, "config": state or None}} of the given MAC addresses (None:
     not in that definition, or that definition not asked for)."""

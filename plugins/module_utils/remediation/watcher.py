@@ -167,22 +167,30 @@ def ledger_update(record, now, kind, label, result, pending_start, new_group, sn
     """(new record, changes) after a quarantine action: the revert/restore event when this is the
     first event of a revert (``new_group``), the quarantine event and the quarantine field.
 
+    A new revert or restore starts a new quarantine: its ``since`` and ``reason`` are this event's, so a
+    lift decided on an earlier audit (quarantine module option since) refuses it. A later event of the
+    same revert (a start of a domain reverted to shut-off) keeps them. ``links``/``interfaces`` name only
+    the links set_links changed from up to down (quarantine.taken_down), per definition.
+
     ``result`` is quarantine.set_links()'s: the interfaces chosen and changed live and in config."""
     chosen = sorted(set(result["chosen"]["live"]) | set(result["chosen"]["config"]))
     prev = record.get("quarantine")
     new = dict(record)
     changes = []
-    if new_group and kind:
+    fresh = bool(new_group and kind)
+    if fresh:
         detail = {"libvirt_event": label.split("/")[0], "libvirt_detail": label.split("/")[1]}
         if snapshot:
             detail["snapshot"] = snapshot
         new, ch = ledger.apply(new, now, event=kind, detail=detail)
         changes += ch
-    interfaces = sorted(set(chosen) | set((prev or {}).get("interfaces") or []))
-    q = ledger.quarantine_state(now, reason or "%s (%s)" % (kind or "revert", label), interfaces, pending_start,
-                                since=(prev or {}).get("since"))
-    if prev and prev.get("reason"):
-        q["reason"] = prev["reason"]
+    # The links this quarantine took down, per definition: what a lift may bring up (never a link that was down
+    # already). A new revert or restore put back the link states of the definitions it replaced.
+    links = qr.taken_down(prev, result, replaced=qr.REPLACED_BY.get(kind, qr.SCOPES) if fresh else (),
+                          started=bool((prev or {}).get("pending_start")) and not pending_start)
+    kept = (prev or {}) if not fresh else {}
+    why = kept.get("reason") or reason or "%s (%s)" % (kind or "revert", label)
+    q = ledger.quarantine_state(now, why, sorted(links), pending_start, since=kept.get("since"), links=links)
     detail = {"interfaces": chosen, "live": bool(result["chosen"]["live"]), "config": bool(result["chosen"]["config"])}
     if new_group or result["live"] or result["config"] or (prev or {}).get("pending_start") != pending_start:
         new, ch = ledger.apply(new, now, event="quarantine", detail=detail, quarantine=q)

@@ -298,6 +298,7 @@ def test_clone_pair_reseal_all_plans_both_guests():
         # web1's firewall passes ISO-10 (a default-deny ruleset worth keeping); mail1 runs web's ruleset: no digest.
         assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
                                            "retire_fingerprints": sorted([EC1, ED1]), "epoch": True, "lift_quarantine": False, "quarantine_since": None,
+                                           "seen_reverts": [],
                                            "record": dict(RECORD1, firewall_digest=FW1 if g == "web1" else None)}
     # The shared admin password is an opt-in remediation: reported, not planned by default.
     assert not_enforced(p, "DIV-03") == [("mail1", "mode audit"), ("web1", "mode audit")]
@@ -382,7 +383,7 @@ def test_domain_fixes_per_hypervisor_and_domain():
     # db1 has nothing to fix on the guest, but no ledger record yet: the state it holds is recorded with a new epoch
     # (its firewall is web's, off its db service, so failing ISO-10: no digest worth keeping).
     assert p["hosts"]["db1"]["ledger"] == {"rules": [], "subjects": ["db1"], "hypervisor": "hv1", "uuid": uuid_of("db1"),
-                                           "retire_fingerprints": [], "epoch": True, "lift_quarantine": False, "quarantine_since": None,
+                                           "retire_fingerprints": [], "epoch": True, "lift_quarantine": False, "quarantine_since": None, "seen_reverts": [],
                                            "record": dict(RECORD1, firewall_digest=None)}
     assert p["steps"] == 6  # + guest_firewall and service_lockdown on db1 and mail1 (web's sockets and ruleset)
 
@@ -957,8 +958,13 @@ def test_reconverge_in_audit_mode_is_not_enforced():
     doc["rules"] = dict((r, {"mode": "audit"}) for r in ROLLED_BACK)
     p, _findings = build(doc, rolled_back())
     assert "reconverge" not in p["hosts"]["web1"] and p["steps"] == 0
-    for rid in ROLLED_BACK:
+    for rid in RECONVERGED:
         assert not_enforced(p, rid) == [("web1", "mode audit")]
+    # The epoch stays put: given the new epoch, the rolled-back guest would pass RB-05 with nothing reconverged.
+    assert p["hosts"]["web1"]["ledger"]["epoch"] is False
+    assert not_enforced(p, "RB-05") == [("web1", "epoch not moved (the guest would pass RB-05 as reconverged): RB-05 fails "
+                                                 "and is not remediated in this run (mode audit)"), ("web1", "mode audit")]
+    assert all(e["by_choice"] for e in p["not_enforced"] if e["rule"] == "RB-05")
     p, _findings = build(dict(ROLLBACK_POLICY, mode="audit"), rolled_back())
     assert p["hosts"] == {} and all(not_enforced(p, rid) == [("web1", "policy mode audit")] for rid in ROLLED_BACK)
 
@@ -968,7 +974,10 @@ def test_waived_rollback_findings_plan_nothing():
     p, findings = build(dict(ROLLBACK_POLICY, waivers=waivers), rolled_back())
     assert [f["status"] for f in findings if f["rule"] in ROLLED_BACK] == ["waived"] * 4
     assert "reconverge" not in p["hosts"]["web1"]
-    assert not [e for e in p["not_enforced"] if e["rule"] in ROLLED_BACK]
+    # Waived is accepted as it is, not fixed: the epoch does not move over it (RB-05 would pass, the waiver moot).
+    assert [(e["rule"], e["reason"], e["by_choice"]) for e in p["not_enforced"] if e["rule"] in ROLLED_BACK] == [
+        ("RB-05", "epoch not moved (the guest would pass RB-05 as reconverged): RB-05 is waived", True)]
+    assert p["hosts"]["web1"]["ledger"]["epoch"] is False
 
 
 def test_error_or_no_ledger_plans_no_reconverge():

@@ -46,7 +46,9 @@ def shared_network_and_disk():
 def _build(doc, ev):
     pol = policy.load_policy(doc)
     findings = engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW, only={"ISO-02", "ISO-06"})
-    return plan.build_plan(pol, ev, findings), findings
+    # As audit_evaluate does for a --tags run: the rollback guards left out are evaluated for the planner alone.
+    guards = engine.evaluate(pol, copy.deepcopy(ev), now=E.NOW, only=set(plan.ROLLBACK_GUARDS))
+    return plan.build_plan(pol, ev, findings, guards=guards), findings
 
 
 def _status(findings):

@@ -3,6 +3,7 @@
 import subprocess
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
+from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
@@ -104,6 +105,47 @@ def test_rb05_epoch():
     pending = E.ledger(epoch=3, pending_epoch=4)
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=pending)), "web1") == "pass"
     assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=3), led=pending)), "web1") == "pass"
+
+
+def test_rb05_a_stale_pending_epoch_is_never_reused():
+    """Run 1 prepares epoch 4 and writes it to the guest, then dies; a snapshot is taken; run 2 hardens fully
+    (ledger.apply, both phases, as the ledger module does). Reverted to that snapshot, the guest holds 4: it
+    predates run 2's hardening and must fail, not pass as 'guest and ledger at epoch 4'."""
+    uuid = E.domain("web1")["uuid"]
+    rec = dict(ledger.empty(uuid), **E.ledger(epoch=3, pending_epoch=None))
+    rec, unused = ledger.apply(rec, E.NOW - 10 * 86400, epoch="prepare")  # run 1: guest file 4, no commit
+    assert rec["pending_epoch"] == 4
+    # Between the runs the guest holding the interrupted run's epoch is not behind: no alarm.
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)), "web1") == "pass"
+    rec, changes = ledger.apply(rec, E.NOW - 86400, epoch="prepare")  # run 2
+    assert rec["pending_epoch"] == 5 and rec["pending_since"] == iso(E.NOW - 86400)
+    assert changes == ["pending epoch 5 (epoch 4 of an unfinished run prepared at %s abandoned)" % iso(E.NOW - 10 * 86400)]
+    # Run 2 between prepare and the guest's epoch file: the guest holds the abandoned 4, still no alarm.
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)))["web1"]
+    assert f["status"] == "pass" and "interrupted run" in f["message"], f
+    rec, unused = ledger.apply(rec, E.NOW - 86400, epoch="commit", hardened=True)
+    assert rec["epoch"] == 5
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)))["web1"]
+    assert f["status"] == "fail" and "behind" in f["message"], f
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=5), led=rec)), "web1") == "pass"
+
+
+def test_rb05_an_epoch_committed_by_a_run_the_domain_was_reverted_during_proves_nothing():
+    """The ledger module committed epoch 3 but recorded revert_during_run: a revert landed after the audit or the
+    prepare, perhaps before the guest's epoch file was written - the guest holding 3 may be the reverted one."""
+    uuid = E.domain("web1")["uuid"]
+    rec = dict(ledger.empty(uuid), **E.ledger(epoch=3))
+    ledger.add_event(rec, E.NOW - 120, "revert_during_run", {
+        "epoch": 3, "prepared": iso(E.NOW - 300), "reverts": [{"time": iso(E.NOW - 200), "event": "revert"}]})
+    f = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=3), led=rec)))["web1"]
+    assert f["status"] == "fail" and "reverted meanwhile (%s)" % iso(E.NOW - 200) in f["message"], f
+    assert f["evidence"]["reverts"] == [{"time": iso(E.NOW - 200), "event": "revert"}]
+    behind = E.by_subject(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=2), led=rec)))["web1"]
+    assert behind["status"] == "fail" and "behind" in behind["message"]
+    # The next harden commits epoch 4 without a revert: the event is about 3 and no longer counts.
+    rec, unused = ledger.apply(rec, E.NOW, epoch="prepare")
+    rec, unused = ledger.apply(rec, E.NOW, epoch="commit", hardened=True)
+    assert E.status_of(E.run("RB-05", guest_fleet(E.guest_facts(1, epoch=4), led=rec)), "web1") == "pass"
 
 
 def test_rb06_retired_keys():

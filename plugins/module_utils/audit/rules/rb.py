@@ -183,6 +183,11 @@ def rb05(ctx, guest):
         return na("nothing recorded yet: the ledger holds no security epoch (and the guest has none)")
     if pending is not None and g == pending:
         return ok("guest holds the pending epoch %s of an unfinished run (ledger at %s)" % (pending, want))
+    if pending is not None and isinstance(g, int) and want < g < pending:
+        # Every prepare takes a new number: between the committed epoch and the pending one lie only epochs
+        # of runs interrupted since the last commit - not behind it. Once a later run commits, g < want: behind.
+        return ok("guest holds epoch %s of an interrupted run, abandoned since (ledger at %s, pending %s)"
+                  % (g, want, pending))
     if g is None:
         return fail("the guest has no epoch file but the ledger is at epoch %s: rolled back to before its first hardening" % want,
                     ledger_epoch=want)
@@ -190,7 +195,28 @@ def rb05(ctx, guest):
         return fail("guest epoch %s is behind the ledger's %s: the guest was rolled back" % (g, want), guest_epoch=g, ledger_epoch=want)
     if g > want:
         return fail("guest epoch %s is ahead of the ledger's %s: the ledger lost an update" % (g, want), guest_epoch=g, ledger_epoch=want)
+    reverts = _reverted_during_run(ledger, want)
+    if reverts:
+        what = " and ".join(sorted(set(_PAST.get(e.get("event"), str(e.get("event"))) for e in reverts)))
+        return fail("guest and ledger at epoch %s, but the run that committed it found the domain %s meanwhile (%s): "
+                    "the guest may be the reverted one, given the epoch before or after the revert" % (
+                        want, what, ", ".join(str(e.get("time")) for e in reverts)),
+                    guest_epoch=g, ledger_epoch=want, reverts=reverts)
     return ok("guest and ledger at epoch %s" % want)
+
+
+_PAST = {"revert": "reverted", "restore": "restored"}
+
+
+def _reverted_during_run(ledger, epoch):
+    """The reverts (``[{time, event}]``) of the ledger module's revert_during_run event for ``epoch``: that run
+    committed the epoch but a revert or restore landed during it, so holding the epoch proves nothing."""
+    for e in reversed(ledger.get("events") or []):
+        detail = e.get("detail") if isinstance(e, dict) else None
+        if e.get("event") == "revert_during_run" and isinstance(detail, dict) and detail.get("epoch") == epoch:
+            found = [r for r in detail.get("reverts") or [] if isinstance(r, dict)]
+            return found or [{"time": e.get("time"), "event": "revert"}]
+    return []
 
 
 @check("RB-06", "guest")

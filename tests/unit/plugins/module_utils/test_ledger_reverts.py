@@ -11,8 +11,13 @@ def test_prepare_records_when_and_commit_clears_it():
     rec, unused = ledger.apply(ledger.empty(U), T, epoch="prepare")
     assert rec["pending_epoch"] == 1 and rec["pending_since"] == "2026-11-18T10:00:00Z"
     assert ledger.validate(rec, U) is None
-    again, changes = ledger.apply(rec, T + 60, epoch="prepare")  # a pending epoch keeps its time
-    assert again["pending_since"] == "2026-11-18T10:00:00Z" and changes == []
+    # A prepare that finds the pending epoch of an earlier (interrupted) run takes a new number and time: the
+    # guest or a snapshot may hold the old one, and the revert check must cover this run from its own prepare.
+    again, changes = ledger.apply(rec, T + 60, epoch="prepare")
+    assert (again["pending_epoch"], again["pending_since"]) == (2, "2026-11-18T10:01:00Z")
+    assert changes == ["pending epoch 2 (epoch 1 of an unfinished run prepared at 2026-11-18T10:00:00Z abandoned)"]
+    third, unused = ledger.apply(dict(again, epoch=7), T + 90, epoch="prepare")  # never at or below the epoch
+    assert third["pending_epoch"] == 8
     done, unused = ledger.apply(rec, T + 5, epoch="commit")
     assert done["epoch"] == 1 and "pending_since" not in done
     assert "pending_since" in ledger.validate(dict(rec, pending_since="yesterday"), U)

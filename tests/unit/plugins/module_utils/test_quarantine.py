@@ -212,6 +212,23 @@ def test_one_refused_update_leaves_the_others_done_with_keep_going():
     assert out["failed"][0]["reason"] == "libvirt refused: Timed out during operation: cannot acquire state change lock"
 
 
+def test_taken_down_counts_only_links_changed_and_forgets_what_a_revert_put_back():
+    other = "52:54:00:aa:00:03"
+    first = qr.taken_down(None, {"live": [SVC_MAC], "config": []})
+    assert first == {SVC_MAC: ["live"]}
+    q = {"links": first, "interfaces": [SVC_MAC]}
+    # a later event of the same revert adds what it changed
+    assert qr.taken_down(q, {"live": [], "config": [SVC_MAC]}) == {SVC_MAC: ["live", "config"]}
+    both = {"links": {SVC_MAC: ["live", "config"]}, "interfaces": [SVC_MAC]}
+    # a restore puts back the live definition only; a revert both (the snapshot's link states are back)
+    assert qr.taken_down(both, {"live": [other]}, replaced=qr.REPLACED_BY["restore"]) == {SVC_MAC: ["config"], other: ["live"]}
+    assert qr.taken_down(both, {}, replaced=qr.REPLACED_BY["revert"]) == {}
+    # started with the quarantine's persistent definition: the live link is the quarantine's too
+    assert qr.taken_down({"links": {SVC_MAC: ["config"]}}, {}, started=True) == {SVC_MAC: ["live", "config"]}
+    # a quarantine recorded before links: its interfaces, in both definitions
+    assert qr.held_links({"interfaces": [SVC_MAC], "since": "x"}) == {SVC_MAC: {"live", "config"}}
+
+
 # --- ledger: events with detail, bounded; the quarantine field -----------------------------------------
 
 U = "0b7d2c61-3a8e-4f7e-9d1a-5c2b9e8f7a10"
@@ -247,7 +264,8 @@ def _read(tmp_path, record):
 
 
 def test_a_valid_quarantine_record_reads_back(tmp_path):
-    q = ledger.quarantine_state(NOW, "revert", [SVC_MAC], True)
+    q = ledger.quarantine_state(NOW, "revert", [SVC_MAC], True, links={SVC_MAC: ["config", "live"]})
+    assert q["links"] == {SVC_MAC: ["live", "config"]}
     rec, unused = ledger.apply(ledger.empty(U), NOW, event="quarantine", quarantine=q, detail={"interfaces": [SVC_MAC]})
     assert _read(tmp_path, rec) == rec
     old_style, unused = ledger.apply(ledger.empty(U), NOW, event="reverted")  # an event without detail (ledger module)
@@ -264,6 +282,10 @@ def test_a_valid_quarantine_record_reads_back(tmp_path):
                     "pending_start": False}, "quarantine is"),
     ("quarantine", {"since": None, "reason": "r", "interfaces": [], "pending_start": False}, "quarantine is"),
     ("quarantine", True, "quarantine is"),
+    ("quarantine", {"since": "2026-11-18T08:26:40Z", "reason": "r", "interfaces": [SVC_MAC], "pending_start": False,
+                    "links": {SVC_MAC: ["live", "sideways"]}}, "quarantine is"),
+    ("quarantine", {"since": "2026-11-18T08:26:40Z", "reason": "r", "interfaces": [SVC_MAC], "pending_start": False,
+                    "links": {SVC_MAC: []}}, "quarantine is"),
 ])
 def test_bad_events_or_quarantine_make_the_record_an_error(tmp_path, key, value, expected):
     rec = ledger.empty(U)

@@ -146,6 +146,16 @@ def test_restore_is_recorded_as_a_restore_and_interfaces_accumulate():
     assert ledger.validate(rec, U) is None
 
 
+def test_a_new_revert_starts_a_new_quarantine():
+    """A second revert (a new group) while the first quarantine is held: its since and reason are the new revert's,
+    so a lift decided on the first (quarantine module option since) refuses it."""
+    rec, unused = W.ledger_update(ledger.empty(U), NOW, "revert", "STARTED/FROM_SNAPSHOT", result([MAC], [MAC]),
+                                  False, True, snapshot="s1")
+    again, unused = W.ledger_update(rec, NOW + 600, "restore", "STARTED/RESTORED", result([MAC], [MAC]), False, True)
+    assert again["quarantine"]["since"] == iso(NOW + 600) != rec["quarantine"]["since"]
+    assert again["quarantine"]["reason"] == "restore (STARTED/RESTORED)"
+
+
 # --- lock and heartbeat as RB-11's evidence reads them ----------------------------------------------------
 
 def test_lock_is_exclusive_and_seen_by_hostscan(tmp_path):
