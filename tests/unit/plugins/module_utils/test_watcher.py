@@ -320,7 +320,8 @@ def test_an_update_libvirt_refuses_is_named_and_the_others_still_go_down(tmp_pat
     rec, out = revert(tmp_path, dom, capsys)
     assert dom.links("live")[svc2] == dom.links("config")[svc2] == "down" and dom.links("live")[MAC] == "up"
     assert [e["event"] for e in rec["events"]] == ["revert", "quarantine"]
-    assert rec["quarantine"]["interfaces"] == sorted([MAC, svc2])  # the lift brings both up
+    # the quarantine holds only what it took down (the lift brings up that and nothing else); the refused one is named
+    assert rec["quarantine"]["interfaces"] == [svc2] and rec["quarantine"]["links"] == {svc2: ["live", "config"]}
     assert [(e["mac"], e["scope"]) for e in rec["quarantine"]["not_down"]] == [(MAC, "config"), (MAC, "live")]
     assert "cannot acquire state change lock" in rec["quarantine"]["not_down"][0]["reason"]
     assert "error=not_down mac=%s" % MAC in out
