@@ -118,6 +118,7 @@ def set_links(dom, mgmt_networks, state, live, config, macs=None, check=False, k
     out = {"live": [], "config": [], "chosen": {"live": [], "config": []}, "scopes": [], "skipped": [],
            "failed": []}
     scopes = (("live", live, 0, AFFECT_LIVE), ("config", config, XML_INACTIVE, AFFECT_CONFIG))
+    caught = keep_going or ()  # nothing is caught without keep_going
     for scope, wanted, xml_flags, affect in scopes:
         if not wanted:
             continue
@@ -134,7 +135,7 @@ def set_links(dom, mgmt_networks, state, live, config, macs=None, check=False, k
             if not check:
                 try:
                     dom.updateDeviceFlags(link_xml(i["element"], state), affect)
-                except keep_going or () as e:
+                except caught as e:
                     out["failed"].append(_named(i, scope, "libvirt refused: %s" % (_message(e))))
                     continue
             out[scope].append(i["mac"])

@@ -376,7 +376,7 @@ class Watcher(object):
                 why = "returned -1"
             except self.lv.libvirtError as e:
                 why = e.get_error_message() or str(e)
-            except Exception as e:  # pylint: disable=broad-except - one bad iteration must not end the loop
+            except Exception as e:  # pylint: disable=broad-except  # one bad iteration must not end the loop
                 why = "%s: %s" % (type(e).__name__, e)
             log("error=event_loop retry_in=%.1fs %s" % (backoff, why))
             time.sleep(backoff)

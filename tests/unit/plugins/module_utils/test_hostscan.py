@@ -472,10 +472,10 @@ def test_scan_images_judges_disk_files_by_themselves_and_no_file_of_a_shared_dir
     (tmp_path / "disk-link.qcow2").symlink_to(tmp / "lab1.qcow2")
     files = [str(tmp_path / "disk-link.qcow2"), "pool/vol", "/gone.img"]
     got, dirs = hostscan.scan_images([str(images), str(tmp)], files)
-    assert sorted((i["path"], i["mode"]) for i in got) == sorted([(str(images / "web1.qcow2"), 0o644),
-                                                                   (str(tmp / "lab1.qcow2"), 0o644)])
-    assert [(d["path"], d["mode"], d["shared"]) for d in dirs] == [(str(images), 0o711, False),
-                                                                   (str(tmp), 0o1777, True)]
+    want = [(str(images / "web1.qcow2"), 0o644), (str(tmp / "lab1.qcow2"), 0o644)]
+    assert sorted((i["path"], i["mode"]) for i in got) == sorted(want)
+    want_dirs = [(str(images), 0o711, False), (str(tmp), 0o1777, True)]
+    assert [(d["path"], d["mode"], d["shared"]) for d in dirs] == want_dirs
     assert hostscan.shared_dir(0o1770) and hostscan.shared_dir(0o777) and not hostscan.shared_dir(0o755)
 
 
