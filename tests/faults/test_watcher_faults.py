@@ -78,7 +78,9 @@ class Lab(object):
     def rb11(self):
         host = E.host()
         host["watcher"] = hostscan.watcher(self.cfg["lock"], self.cfg["heartbeat"])
-        return E.by_subject(E.run("RB-11", E.fleet(host_ev=host)))[E.HV]
+        ev = E.fleet(host_ev=host)
+        ev["hypervisors"][E.HV]["uri"] = self.d.uri  # the audited URI: RB-11 fails a watcher watching another one
+        return E.by_subject(E.run("RB-11", ev))[E.HV]
 
     def remove(self):
         if self.proc is not None and self.proc.poll() is None:
