@@ -39,7 +39,8 @@ author:
 options:
   vms:
     description:
-      - The plan, by VM name - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
+      - The plan, by VM (the subject id's VM part - the name, or C(<name>#<moid>) for a name vCenter's VMs carry
+        more than once) - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
         C(settings) ({advanced setting - value}, only the settings of the vSphere rules), C(devices) (a list
         of C({key, kind, label}) or of device keys), C(snapshots) (names). Other keys of the plan
         (C(datacenter), C(power_state), C(marker), C(setting_rules), C(rules)) are accepted and not needed -
