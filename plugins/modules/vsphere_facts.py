@@ -18,9 +18,9 @@ description:
     other value, C(guestinfo.*) cloud-init user data and OVF properties among them, stays out of
     the evidence), the devices the policy judges
     (serial, parallel, floppy, CD/DVD, USB, PCI passthrough, with their connection state and
-    backing), disks (mode, file), network adapters (MAC address and address type), the snapshot
-    tree (names, creation times, current snapshot, memory state), the encryption key
-    (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
+    backing), disks (mode, file, encryption key C(backing.keyId)), network adapters (MAC address and
+    address type), the snapshot tree (names, creation times, current snapshot, memory state), the
+    VM's encryption key (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
   - All VMs are read with ONE PropertyCollector retrieval over a ContainerView
     (C(RetrievePropertiesEx), continued while the server pages), never one call per VM.
   - The credentials are only module parameters (the password is C(no_log)); the evidence holds no

@@ -10,7 +10,7 @@
      "vms": [{"name", "moid", "datacenter", "uuid", "instance_uuid", "template", "power_state", "boot_time",
               "extra_config": {audited key: value},
               "devices": [{"key", "kind", "label", "connected", "start_connected", "backing"}],
-              "disks": [{"key", "label", "mode", "file"}],
+              "disks": [{"key", "label", "mode", "file", "key_id": None | {"key_id", "provider"}}],
               "nics": [{"key", "label", "mac", "address_type"}],
               "snapshots": [{"name", "id", "moid", "creation_time", "parent", "current", "memory"}],
               "key_id": None | {"key_id", "provider"},
@@ -109,8 +109,9 @@ def devices(device_list):
     for dev in device_list or []:
         if isinstance(dev, vim.vm.device.VirtualDisk):
             b = dev.backing
+            # The disk's own encryption key: an encrypted VM Home (config.keyId, a vTPM) leaves VMDKs plaintext.
             disks.append({"key": dev.key, "label": _label(dev), "mode": getattr(b, "diskMode", None),
-                          "file": getattr(b, "fileName", None)})
+                          "file": getattr(b, "fileName", None), "key_id": _key_id(getattr(b, "keyId", None))})
             continue
         if isinstance(dev, vim.vm.device.VirtualEthernetCard):
             nics.append({"key": dev.key, "label": _label(dev), "mac": (dev.macAddress or "").lower() or None,

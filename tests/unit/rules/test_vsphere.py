@@ -179,6 +179,8 @@ def test_leak05_confidential_vms_need_encryption():
     f = status("LEAK-05", ev, VM1)
     assert f["status"] == "fail" and "not encrypted" in f["message"]
     vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    for d in vm(ev, VM1)["disks"]:
+        d["key_id"] = {"key_id": "5d1e9a2b-0c3f-4e7a-8b6d-1f2e3a4b5c6d", "provider": "kms-1"}
     assert status("LEAK-05", ev, VM1)["status"] == "pass"
     ev = clean()
     vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "secret"}  # a custom attribute declares it too
@@ -297,6 +299,8 @@ def test_leak05_data_class_is_compared_case_insensitively():
     assert status("LEAK-05", ev, VM3, guests=guests)["status"] == "fail"
     # Pass and not applicable still hold.
     vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    for d in vm(ev, VM1)["disks"]:
+        d["key_id"] = {"key_id": "5d1e9a2b-0c3f-4e7a-8b6d-1f2e3a4b5c6d", "provider": "kms-1"}
     assert status("LEAK-05", ev, VM1)["status"] == "pass"
     vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "Public"}
     f = status("LEAK-05", ev, VM2)
@@ -449,3 +453,16 @@ def test_plan_never_merges_findings_of_two_moids_under_one_subject():
     reasons = [e for e in p["not_enforced"] if e["subject"] == "vc1/web" and e["reason"].startswith("ambiguous")]
     assert sorted(e["rule"] for e in reasons) == ["ISO-08", "LEAK-03", "RB-02"]
     assert "vm-100, vm-200" in reasons[0]["reason"]
+
+
+def test_leak05_an_encrypted_vm_home_with_a_plaintext_disk_fails():
+    """A VM Home encryption policy or a vTPM sets config.keyId; the VMDKs stay plaintext unless each has its key."""
+    ev = clean()
+    ev["inventory"][VM1] = {"data_class": "confidential"}
+    vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "fail" and "disk(s) not encrypted" in f["message"]
+    assert f["evidence"]["plaintext_disks"] == [d["label"] for d in vm(ev, VM1)["disks"]]
+    del vm(ev, VM1)["disks"][0]["key_id"]  # evidence without the disk's key: unknown, never a pass
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "error" and "backing.keyId" in f["message"] and "not collected" in f["message"]

@@ -26,8 +26,8 @@ guide (Security Configuration Guide / DISA vSphere 8 VM STIG):
 
 Evidence: plugins/module_utils/evidence/vsphere.py (vsphere_facts), plus ``inventory`` - the VMs the
 inventory declares for that vCenter (``vmguard_vcenter_vms``: {name: {data_class, service}}). The fields
-vsphere_facts always sends (extra_config, devices, disks, nics, snapshots, custom_values, key_id) are read
-with rules.collected (or _sent for key_id, whose None means "not encrypted"): a VM record without one is an
+vsphere_facts always sends (extra_config, devices, disks, nics, snapshots, custom_values, key_id, each disk's key_id)
+are read with rules.collected (or _sent for key_id, whose None means "not encrypted"): a VM record without one is an
 error "cannot evaluate: ... not collected", never "nothing there". The extraConfig keys read are the keys
 of SETTINGS and PENDING_KEY, nothing else (evidence/vsphere.py AUDITED_SETTINGS).
 """
@@ -356,12 +356,22 @@ def leak05(ctx, vv):
     if not is_confidential(ctx, cls):
         return na("data class %s is not confidential" % (str(cls).strip() if data_class(cls) else "unset"))
     key = _sent(vm, "key_id", "config.keyId")
-    if key and key.get("key_id"):
-        return ok("confidential VM encrypted (key provider %s)" % (vm["key_id"].get("provider") or "unknown"))
-    return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % str(cls).strip(), data_class=cls)
+    # An encryption policy on VM Home or a vTPM sets config.keyId and encrypts the home files only: every disk must
+    # carry its own backing.keyId.
+    plain = [str(d.get("label")) for d in collected(vm, "disks", "virtual disks")
+             if not (_sent(d, "key_id", "disk encryption (backing.keyId) of %s" % d.get("label")) or {}).get("key_id")]
+    if not (key and key.get("key_id")):
+        return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % str(cls).strip(),
+                    data_class=cls, plaintext_disks=plain)
+    if plain:
+        return fail("confidential VM (data class %s): VM home encrypted, disk(s) not encrypted (no backing.keyId): %s"
+                    % (str(cls).strip(), ", ".join(plain)), data_class=cls, plaintext_disks=plain)
+    return ok("confidential VM and its %d disk(s) encrypted (key provider %s)" % (
+        len(vm["disks"]), key.get("provider") or "unknown"))
 
 
-leak05.remediation = "Encrypt the VM with a key provider (VM encryption storage policy); audit only."
+leak05.remediation = ("Encrypt the VM and every disk with a key provider (VM encryption storage policy on VM Home and "
+                      "on each disk); audit only.")
 
 
 @check("DIV-05", KIND)

@@ -118,3 +118,24 @@ def test_pending_power_cycle_marker_is_kept():
     vm = evidence(extra_config(**{"RemoteDisplay.maxConnections": "1", rules.PENDING_KEY: "%d LEAK-02" % when}))
     f = run("LEAK-02", vm)
     assert f["status"] == "fail" and f["pending_restart"] is True
+
+
+def test_each_disks_encryption_key_is_collected_and_leak05_needs_it():
+    """vTPM or VM Home encryption sets config.keyId only: a plaintext VMDK of a confidential VM fails LEAK-05."""
+    kid = vim.encryption.CryptoKeyId(keyId="k-1", providerId=vim.encryption.KeyProviderId(id="nkp"))
+
+    def disk(key, disk_key):
+        return vim.vm.device.VirtualDisk(key=key, deviceInfo=vim.Description(label="Hard disk %d" % (key - 1999), summary=""),
+                                         backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                                             fileName="[ds] db1/db1_%d.vmdk" % key, diskMode="persistent", keyId=disk_key))
+    tpm = vim.vm.device.VirtualTPM(key=11000, deviceInfo=vim.Description(label="TPM", summary=""))
+    props = dict(vm_props([]), **{"config.keyId": kid, "config.hardware.device": [disk(2000, kid), disk(2001, None), tpm]})
+    vm = vsphere.vm_evidence("vm-42", props, {}, {})
+    assert [d["key_id"] for d in vm["disks"]] == [{"key_id": "k-1", "provider": "nkp"}, None]
+    ev = {"vcenters": {"vc1": {"error": None, "vms": [vm], "inventory": {"db1": {"data_class": "confidential"}}}}, "guests": {}}
+    (f,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})]
+    assert f["status"] == "fail" and f["evidence"]["plaintext_disks"] == ["Hard disk 2"]
+    props["config.hardware.device"] = [disk(2000, kid), disk(2001, kid), tpm]
+    ev["vcenters"]["vc1"]["vms"] = [vsphere.vm_evidence("vm-42", props, {}, {})]
+    (f,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})]
+    assert f["status"] == "pass"
