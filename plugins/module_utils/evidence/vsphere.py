@@ -14,7 +14,12 @@
               "nics": [{"key", "label", "mac", "address_type"}],
               "snapshots": [{"name", "id", "moid", "creation_time", "parent", "current", "memory"}],
               "key_id": None | {"key_id", "provider"},
-              "custom_values": {field name: value}, "error": None | str}]}
+              "custom_values": {field name: value}, "missing": {property path: fault},
+              "error": None | str}]}
+
+A property the PropertyCollector could not read (its ``missingSet``) is never "nothing there": the evidence
+fields it feeds (MISSING_FIELDS) are left out, so the rules say "cannot evaluate: ... not collected"; any
+other audited property unread makes the VM's ``error``.
 
 Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
 judges); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
@@ -45,6 +50,11 @@ VM_PROPERTIES = (
     "config.hardware.device", "config.keyId", "snapshot", "customValue", "runtime.powerState",
     "summary.runtime.bootTime", "parent",
 )
+# The evidence fields each property feeds: left out when the property is in the object's missingSet.
+MISSING_FIELDS = {
+    "config.extraConfig": ("extra_config",), "config.hardware.device": ("devices", "disks", "nics"),
+    "snapshot": ("snapshots",), "config.keyId": ("key_id",), "customValue": ("custom_values",),
+}
 # Read in the same retrieval, to name each VM's datacenter (the vmware.vmware modules want it).
 CONTAINER_PROPERTIES = ("name", "parent")
 
@@ -179,13 +189,23 @@ def datacenter_of(parent, containers):
     return None
 
 
-def vm_evidence(moid, props, fields, containers=None):
-    """One VM's evidence from its property dict (property path -> value) and the custom field names."""
+def _unread(prop, missing):
+    """The fault text when property ``prop`` (or a property containing it, or one inside it) is in ``missing``."""
+    for path, fault in sorted(missing.items()):
+        if path == prop or prop.startswith(path + ".") or path.startswith(prop + "."):
+            return "%s: %s" % (path, fault)
+    return None
+
+
+def vm_evidence(moid, props, fields, containers=None, missing=None):
+    """One VM's evidence from its property dict (property path -> value), the custom field names and the
+    properties the collector could not read ({path: fault}, its missingSet)."""
+    missing = dict(missing or {})
     devs, disks, nics = devices(props.get("config.hardware.device"))
     custom = {}
     for cv in props.get("customValue") or []:
         custom[fields.get(cv.key, "field %s" % cv.key)] = getattr(cv, "value", None)
-    return {
+    out = {
         "name": props.get("name"), "moid": moid,
         "datacenter": datacenter_of(props["parent"]._moId if props.get("parent") is not None else None, containers or {}),
         "uuid": props.get("config.uuid"), "instance_uuid": props.get("config.instanceUuid"),
@@ -199,13 +219,23 @@ def vm_evidence(moid, props, fields, containers=None):
         "custom_values": custom,
         # An orphaned or inaccessible VM has no configuration: its checks are errors, never passes.
         "error": None if props.get("config.uuid") is not None else "no configuration readable (orphaned or inaccessible VM)",
+        "missing": missing,
     }
+    for prop, keys in MISSING_FIELDS.items():
+        if _unread(prop, missing):
+            for key in keys:
+                out.pop(key, None)  # unread is not "none": the rules report it not collected
+    unread = [_unread(p, missing) for p in VM_PROPERTIES if p not in MISSING_FIELDS and p != "parent"]
+    unread = sorted(set(u for u in unread if u))
+    if unread and out["error"] is None:
+        out["error"] = "cannot read %s" % "; ".join(unread)
+    return out
 
 
 def retrieve(content, specs):
     """{moid: (type name, {path: value})} of every object of the types in ``specs`` ({type: paths})
     under the root folder: one retrieval (RetrievePropertiesEx, then ContinueRetrievePropertiesEx
-    while the server pages). Returns (objects, number of calls)."""
+    while the server pages). Returns (objects, number of calls, {moid: {path: fault}} of the missingSets)."""
     pc = content.propertyCollector
     view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
     try:
@@ -214,19 +244,25 @@ def retrieve(content, specs):
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
             propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t, paths in specs.items()])
         result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
-        calls, out = 1, {}
+        calls, out, missing = 1, {}, {}
         while result is not None:
             for oc in result.objects or []:
                 props = out.setdefault(oc.obj._moId, (type(oc.obj).__name__.split(".")[-1], {}))[1]
                 for p in oc.propSet or []:
                     props[p.name] = p.val
+                for m in oc.missingSet or []:
+                    missing.setdefault(oc.obj._moId, {})[m.path or "object"] = _fault_text(m.fault)
             if not result.token:
                 break
             result = pc.ContinueRetrievePropertiesEx(result.token)
             calls += 1
-        return out, calls
+        return out, calls, missing
     finally:
         view.Destroy()
+
+
+def _fault_text(fault):
+    return str(getattr(fault, "msg", None) or type(fault).__name__.split(".")[-1])
 
 
 def collect(si):
@@ -234,11 +270,12 @@ def collect(si):
     content = si.RetrieveContent()
     about = content.about
     fields = dict((f.key, f.name) for f in (content.customFieldsManager.field if content.customFieldsManager else []) or [])
-    objects, calls = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
+    objects, calls, missing = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
                                         vim.Datacenter: CONTAINER_PROPERTIES})
     containers = dict((moid, (kind, props.get("name"), props["parent"]._moId if props.get("parent") is not None else None))
                       for moid, (kind, props) in objects.items() if kind in ("Folder", "Datacenter"))
-    vms = [vm_evidence(moid, props, fields, containers) for moid, (kind, props) in objects.items() if kind == "VirtualMachine"]
+    vms = [vm_evidence(moid, props, fields, containers, missing.get(moid))
+           for moid, (kind, props) in objects.items() if kind == "VirtualMachine"]
     vms.sort(key=lambda v: (v["name"] or "", v["moid"]))
     return {
         "error": None,

@@ -139,3 +139,49 @@ def test_each_disks_encryption_key_is_collected_and_leak05_needs_it():
     ev["vcenters"]["vc1"]["vms"] = [vsphere.vm_evidence("vm-42", props, {}, {})]
     (f,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})]
     assert f["status"] == "pass"
+
+
+class _Obj(object):
+    pass
+
+
+def _service_instance(objects):
+    """A stand-in ServiceInstance whose PropertyCollector answers ``objects`` (ObjectContent) in one page."""
+    pc = vsphere.vmodl.query.PropertyCollector
+    content = _Obj()
+    content.about = vim.AboutInfo(name="vc", fullName="vc", version="8.0", apiType="VirtualCenter", instanceUuid="x")
+    content.customFieldsManager, content.rootFolder = None, None
+    content.viewManager = _Obj()
+    content.viewManager.CreateContainerView = lambda *a: type("View", (vim.view.ContainerView,), {"Destroy": lambda self: None})(
+        "session[1]", None)
+    content.propertyCollector = _Obj()
+    content.propertyCollector.RetrievePropertiesEx = lambda specs, opts: pc.RetrieveResult(objects=objects)
+    si = _Obj()
+    si.RetrieveContent = lambda: content
+    return si
+
+
+def test_properties_in_the_missing_set_are_not_collected_never_nothing_there():
+    """The collector could not read extraConfig, the devices and the snapshot tree: those rules are errors."""
+    pc, vmodl = vsphere.vmodl.query.PropertyCollector, vsphere.vmodl
+    fault = vmodl.fault.SystemError(reason="cannot read", msg="A general system error occurred")
+    props = (("name", "app1"), ("config.uuid", "u-1"), ("config.instanceUuid", "iu-1"), ("config.template", False),
+             ("runtime.powerState", "poweredOn"))
+    vm_obj = vim.VirtualMachine("vm-7", None)
+    si = _service_instance([pc.ObjectContent(obj=vm_obj, propSet=[vmodl.DynamicProperty(name=n, val=v) for n, v in props],
+                                             missingSet=[pc.MissingProperty(path=p, fault=fault) for p in (
+                                                 "config.extraConfig", "config.hardware.device", "snapshot")])])
+    (vm,) = vsphere.collect(si)["vms"]
+    assert vm["error"] is None and vm["missing"]["snapshot"] == "A general system error occurred"
+    for key in ("extra_config", "devices", "disks", "nics", "snapshots"):
+        assert key not in vm
+    ev = {"vcenters": {"vc1": {"error": None, "vms": [vm], "inventory": {"app1": {}}}}, "guests": {}}
+    found = dict((f["rule"], f) for f in engine.evaluate(policy.load_policy({"params": {}}), ev,
+                                                        only={"LEAK-03", "ISO-11", "ISO-08", "RB-02", "RB-03"}))
+    assert set(f["status"] for f in found.values()) == {"error"}
+    assert found["ISO-08"]["message"] == "cannot evaluate: devices not collected"
+    # An unread property no rule reads through collected() (the power state) makes the VM an error.
+    si = _service_instance([pc.ObjectContent(obj=vm_obj, propSet=[vmodl.DynamicProperty(name=n, val=v) for n, v in props[:4]],
+                                             missingSet=[pc.MissingProperty(path="runtime.powerState", fault=fault)])])
+    (vm,) = vsphere.collect(si)["vms"]
+    assert vm["error"] == "cannot read runtime.powerState: A general system error occurred"
