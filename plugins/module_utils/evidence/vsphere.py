@@ -22,7 +22,7 @@ fields it feeds (MISSING_FIELDS) are left out, so the rules say "cannot evaluate
 other audited property unread makes the VM's ``error``.
 
 Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
-judges); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
+judges; an SR-IOV NIC, a host PCI function handed to the guest, is pci_passthrough there and a NIC in ``nics``); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
 extraConfig is NOT copied: its guestinfo.* keys (cloud-init userdata, OVF environment, VMware Tools
 properties) and others (RemoteDisplay.vnc.password) carry passwords and keys. ``extra_config`` holds only
 the advanced settings the vSphere rules read (AUDITED_SETTINGS, keys as vCenter spells them), never another
@@ -126,19 +126,32 @@ def devices(device_list):
         if isinstance(dev, vim.vm.device.VirtualEthernetCard):
             nics.append({"key": dev.key, "label": _label(dev), "mac": (dev.macAddress or "").lower() or None,
                          "address_type": dev.addressType})
+            if isinstance(dev, vim.vm.device.VirtualSriovEthernetCard):
+                # An SR-IOV NIC hands the guest a host PCI function (a VF): passthrough for ISO-08, and a NIC (MAC).
+                devs.append(_device(dev, "pci_passthrough", _sriov_backing(dev)))
             continue
         kind = _device_kind(dev)
-        if kind is None:
-            continue
-        conn = dev.connectable
-        devs.append({
-            "key": dev.key, "kind": kind, "label": _label(dev),
-            # A PCI passthrough device has no connect switch: it is attached while the VM runs.
-            "connected": bool(conn.connected) if conn is not None else True,
-            "start_connected": bool(conn.startConnected) if conn is not None else True,
-            "backing": _backing(dev),
-        })
+        if kind is not None:
+            devs.append(_device(dev, kind, _backing(dev)))
     return devs, disks, nics
+
+
+def _device(dev, kind, backing):
+    conn = dev.connectable
+    return {
+        "key": dev.key, "kind": kind, "label": _label(dev),
+        # A PCI passthrough device has no connect switch: it is attached while the VM runs.
+        "connected": bool(conn.connected) if conn is not None else True,
+        "start_connected": bool(conn.startConnected) if conn is not None else True,
+        "backing": backing,
+    }
+
+
+def _sriov_backing(dev):
+    """"SriovBackingInfo: <physical function id> <device name>" of an SR-IOV NIC (the host PCI function of its VF)."""
+    pf = getattr(getattr(dev, "sriovBacking", None), "physicalFunctionBacking", None)
+    target = " ".join(str(x) for x in (getattr(pf, "id", None), getattr(pf, "deviceName", None)) if x)
+    return "SriovBackingInfo: %s" % target if target else "SriovBackingInfo"
 
 
 def snapshots(info):

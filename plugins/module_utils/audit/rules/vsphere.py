@@ -69,7 +69,8 @@ _TARGET_BY_LOWER = dict((k.lower(), v) for k, v in TARGET.items())
 
 # Devices ISO-08 judges; a CD/DVD drive only when it passes a host drive through.
 DEVICE_KINDS = ("serial", "parallel", "floppy", "usb", "pci_passthrough", "cdrom")
-HOST_CDROM_BACKINGS = ("AtapiBackingInfo", "PassthroughBackingInfo")
+# The remote ones pass the console client's physical drive through: a physical drive reaches the guest all the same.
+HOST_CDROM_BACKINGS = ("AtapiBackingInfo", "PassthroughBackingInfo", "RemoteAtapiBackingInfo", "RemotePassthroughBackingInfo")
 # Disk modes that discard the guest's writes (self-reverting), RB-12.
 REVERTING_MODES = ("independent_nonpersistent", "nonpersistent", "undoable")
 DATA_CLASS_ATTRIBUTE = "vmguard.data_class"

@@ -185,3 +185,38 @@ def test_properties_in_the_missing_set_are_not_collected_never_nothing_there():
                                              missingSet=[pc.MissingProperty(path="runtime.powerState", fault=fault)])])
     (vm,) = vsphere.collect(si)["vms"]
     assert vm["error"] == "cannot read runtime.powerState: A general system error occurred"
+
+
+def _iso08(devs):
+    vm = evidence([])
+    vm["devices"] = devs
+    return run("ISO-08", vm)
+
+
+def test_an_sriov_nic_is_passthrough_for_iso08_and_still_a_nic():
+    pf = vim.vm.device.VirtualPCIPassthrough.DeviceBackingInfo(id="0000:5e:00.0", deviceId="1572", systemId="x",
+                                                               vendorId=32902, deviceName="X710")
+    sriov = vim.vm.device.VirtualSriovEthernetCard(
+        key=4001, deviceInfo=vim.Description(label="Network adapter 2", summary=""), macAddress="00:50:56:AA:BB:01",
+        addressType="assigned", connectable=vim.vm.device.VirtualDevice.ConnectInfo(connected=True, startConnected=True),
+        sriovBacking=vim.vm.device.VirtualSriovEthernetCard.SriovBackingInfo(physicalFunctionBacking=pf))
+    devs, _disks, nics = vsphere.devices([sriov])
+    assert nics == [{"key": 4001, "label": "Network adapter 2", "mac": "00:50:56:aa:bb:01", "address_type": "assigned"}]
+    assert devs == [{"key": 4001, "kind": "pci_passthrough", "label": "Network adapter 2", "connected": True,
+                     "start_connected": True, "backing": "SriovBackingInfo: 0000:5e:00.0 X710"}]
+    f = _iso08(devs)
+    assert f["status"] == "fail" and f["evidence"]["devices"] == [{"key": 4001, "kind": "pci_passthrough",
+                                                                  "label": "Network adapter 2"}]
+
+
+def test_a_cd_drive_backed_by_the_console_clients_drive_is_a_host_cd():
+    ci = vim.vm.device.VirtualDevice.ConnectInfo
+    backings = (vim.vm.device.VirtualCdrom.RemotePassthroughBackingInfo(deviceName="", exclusive=False, useAutoDetect=False),
+                vim.vm.device.VirtualCdrom.RemoteAtapiBackingInfo(deviceName="/dev/sr0", useAutoDetect=False),
+                vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName="[ds] iso/tools.iso"))
+    cds = [vim.vm.device.VirtualCdrom(key=3000 + i, deviceInfo=vim.Description(label="CD/DVD drive %d" % (i + 1), summary=""),
+                                      connectable=ci(connected=True, startConnected=True), backing=b)
+           for i, b in enumerate(backings)]
+    devs, _disks, _nics = vsphere.devices(cds)
+    f = _iso08(devs)
+    assert f["status"] == "fail" and [d["key"] for d in f["evidence"]["devices"]] == [3000, 3001]  # never the ISO image
