@@ -30,7 +30,9 @@ description:
     devices already disconnected (or gone with O(device_action=absent)) and snapshots already gone are
     left alone, so a second run changes nothing. Never powers a VM off.
   - A VM that fails (unknown moid, unreadable configuration, a refused reconfiguration, a device key the
-    VM lacks with O(device_action=disconnected), a pinned or ambiguous snapshot) does not stop the others -
+    VM lacks with O(device_action=disconnected), a flagged device without a connect switch - PCI
+    passthrough - with O(device_action=disconnected), which can only be removed, a pinned or ambiguous
+    snapshot) does not stop the others -
     every VM is carried out, then the module fails naming each failed VM and why, with the full result.
   - The password is a no_log parameter. Of extraConfig only the planned keys' values and the marker are
     returned (the plan may only name the advanced settings of the vSphere rules).

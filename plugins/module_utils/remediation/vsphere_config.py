@@ -154,22 +154,33 @@ def new_marker(power_state, changes, extra, now):
 
 
 def device_changes(devices, keys, state):
-    """(changes [{key, label}], missing [key]) of the planned device ``keys`` on a VM whose ``devices`` are
-    {key: {"label", "connectable" (bool), "connected", "start_connected"}}: disconnected - those connected now
-    or at power on; absent - those still there. A key the VM lacks is missing with state disconnected only."""
+    """(changes [{key, label}], missing [key], refused [{key, label}]) of the planned device ``keys`` on a VM whose
+    ``devices`` are {key: {"label", "connectable" (bool), "connected", "start_connected"}}: disconnected - those
+    connected now or at power on; absent - those still there. A key the VM lacks is missing with state disconnected
+    only. With state disconnected, a device without a connect switch (PCI passthrough: attached while the VM runs)
+    is refused - it cannot be disconnected, only removed - never skipped as if it were done."""
     if state not in DEVICE_STATES:
         raise ValueError("device state must be one of %s, got %r" % (", ".join(DEVICE_STATES), state))
-    changes, missing = [], []
+    changes, missing, refused = [], [], []
     for key in keys:
         dev = devices.get(key)
         if dev is None:
             if state == "disconnected":
                 missing.append(key)
             continue
-        if state == "disconnected" and not (dev["connectable"] and (dev["connected"] or dev["start_connected"])):
+        if state == "disconnected" and not dev["connectable"]:
+            refused.append({"key": key, "label": dev["label"]})
+            continue
+        if state == "disconnected" and not (dev["connected"] or dev["start_connected"]):
             continue
         changes.append({"key": key, "label": dev["label"]})
-    return changes, missing
+    return changes, missing, refused
+
+
+def refused_text(refused, how):
+    """The error for devices that have no connect switch; ``how`` says how to remove them."""
+    return "%s cannot be disconnected: remove it (%s)" % (
+        ", ".join("%s (key %s)" % (d["label"], d["key"]) for d in refused), how)
 
 
 def is_pinned(vm_name, snapshot, pinned):
@@ -254,11 +265,11 @@ def device_states(device_list):
 
 
 def device_specs(device_list, keys, state):
-    """(device change specs, changed [{key, label}], missing keys) for ``keys`` of ``device_list``
-    (config.hardware.device), as vsphere_vm_devices has always done: disconnected - connected and start
-    connected off; absent - removed."""
+    """(device change specs, changed [{key, label}], missing keys, refused [{key, label}]) for ``keys`` of
+    ``device_list`` (config.hardware.device), as vsphere_vm_devices has always done: disconnected - connected and
+    start connected off; absent - removed (device_changes)."""
     devices = device_states(device_list)
-    changes, missing = device_changes(devices, keys, state)
+    changes, missing, refused = device_changes(devices, keys, state)
     specs = []
     for change in changes:
         dev = devices[change["key"]]["device"]
@@ -268,7 +279,7 @@ def device_specs(device_list, keys, state):
             dev.connectable.connected = False
             dev.connectable.startConnected = False
             specs.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
-    return specs, changes, missing
+    return specs, changes, missing, refused
 
 
 def flat_snapshots(info):
@@ -357,9 +368,11 @@ class Session(object):
         values = dict((k, after) for k, (_before, after) in changes.items())
         if marker:
             values[PENDING_KEY] = marker
-        specs, devs, missing = device_specs(props.get("config.hardware.device"), step["devices"], self.device_state)
+        specs, devs, missing, refused = device_specs(props.get("config.hardware.device"), step["devices"], self.device_state)
         if missing:
             out["errors"].append("no device with key(s) %s" % ", ".join(str(k) for k in missing))
+        if refused:
+            out["errors"].append(refused_text(refused, "device_action remove"))
         verb = "remove" if self.device_state == "absent" else "disconnect"
         if specs:
             verb = "%s %s" % (verb, ", ".join(d["label"] for d in devs))

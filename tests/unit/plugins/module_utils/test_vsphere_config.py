@@ -11,6 +11,17 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.remediation impo
 NOW = 1767225600.0
 
 
+class _SI(object):
+    _stub = None
+
+
+class _Session(vc.Session):
+    """Session whose reconfigurations are counted, never sent."""
+
+    def _reconfigure(self, vm, extra, specs):
+        self.calls["reconfigurations"] += 1
+
+
 def plan_entry(**kw):
     step = {"moid": "vm-42", "datacenter": "DC0", "power_state": "poweredOn", "marker": None,
             "settings": {"isolation.tools.copy.disable": "TRUE", "RemoteDisplay.maxConnections": "1"},
@@ -105,17 +116,40 @@ DEVICES = {
 
 
 def test_devices_disconnected_only_when_connected_now_or_at_power_on():
-    changes, missing = vc.device_changes(DEVICES, [9000, 3002, 8000, 100], "disconnected")
+    changes, missing, refused = vc.device_changes(DEVICES, [9000, 3002, 8000], "disconnected")
     assert changes == [{"key": 9000, "label": "Serial port 1"}, {"key": 3002, "label": "CD/DVD drive 1"}] and missing == []
-    changes, missing = vc.device_changes(DEVICES, [9000, 424242], "disconnected")
+    assert refused == []
+    changes, missing, _refused = vc.device_changes(DEVICES, [9000, 424242], "disconnected")
     assert missing == [424242]
 
 
 def test_devices_removed_while_there_and_a_gone_one_is_done():
-    changes, missing = vc.device_changes(DEVICES, [8000, 424242], "absent")
-    assert changes == [{"key": 8000, "label": "Floppy drive 1"}] and missing == []
+    changes, missing, refused = vc.device_changes(DEVICES, [8000, 100, 424242], "absent")
+    assert changes == [{"key": 8000, "label": "Floppy drive 1"}, {"key": 100, "label": "PCI controller 0"}]
+    assert missing == [] and refused == []
     with pytest.raises(ValueError, match="device state must be one of disconnected, absent"):
         vc.device_changes(DEVICES, [8000], "remove")
+
+
+def test_a_device_without_a_connect_switch_is_refused_never_skipped():
+    """A PCI passthrough device cannot be disconnected: with device_action disconnected it is the VM's error."""
+    changes, missing, refused = vc.device_changes(DEVICES, [9000, 100], "disconnected")
+    assert changes == [{"key": 9000, "label": "Serial port 1"}] and missing == []
+    assert refused == [{"key": 100, "label": "PCI controller 0"}]
+    vim = pytest.importorskip("pyVmomi").vim
+    pci = vim.vm.device.VirtualPCIPassthrough(key=13000, deviceInfo=vim.Description(label="PCI device 0", summary=""),
+                                              backing=vim.vm.device.VirtualPCIPassthrough.DeviceBackingInfo(id="0000:3b:00.0"))
+    session = _Session(_SI(), device_state="disconnected")
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={}, devices=[{"key": 13000}], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [], "config.hardware.device": [pci], "snapshot": None,
+                              "runtime.powerState": "poweredOn"}, NOW)
+    assert res["changed"] is False and res["devices"] == [] and session.calls["reconfigurations"] == 0
+    assert res["errors"] == ["PCI device 0 (key 13000) cannot be disconnected: remove it (device_action remove)"]
+    session = _Session(_SI(), device_state="absent")
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={}, devices=[{"key": 13000}], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [], "config.hardware.device": [pci], "snapshot": None,
+                              "runtime.powerState": "poweredOn"}, NOW)
+    assert res["devices"] == [{"key": 13000, "label": "PCI device 0"}] and res["errors"] == []
 
 
 FLAT = [("base", "snap-1"), ("before-upgrade", "snap-2"), ("nightly", "snap-3"), ("nightly", "snap-4"), ("gold", "snap-5")]
