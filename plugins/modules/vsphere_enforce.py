@@ -16,7 +16,7 @@ description:
   - Takes the whole plan of one vCenter (the C(vms) of the vmguard.hardening.vsphere_plan filter) and
     carries it out in ONE login - no call per VM to log in, no Ansible loop.
   - The VMs' current state is read with one PropertyCollector retrieval over the planned moids
-    (extraConfig, devices, snapshot tree, power state).
+    (extraConfig, devices, snapshot tree, power state, template flag).
   - Per VM, ONE reconfiguration (ReconfigVM_Task) sets the advanced settings not yet at their planned
     value (LEAK-02, LEAK-03, ISO-11), records on a running VM whose settings change that they wait for a
     power cycle (advanced setting C(vmguard.powerCyclePending) = C(<epoch> <rule ids>), the rule ids it
@@ -34,6 +34,8 @@ description:
     passthrough - with O(device_action=disconnected), which can only be removed, a pinned or ambiguous
     snapshot) does not stop the others -
     every VM is carried out, then the module fails naming each failed VM and why, with the full result.
+  - A template given in O(vms) is left alone and reported (C(skipped)), never a failure - vCenter refuses
+    to reconfigure a template; the vsphere_plan filter never plans one.
   - The password is a no_log parameter. Of extraConfig only the planned keys' values and the marker are
     returned (the plan may only name the advanced settings of the vSphere rules).
 author:
@@ -141,6 +143,10 @@ vms:
       description: What failed on this VM (empty when nothing did).
       type: list
       elements: str
+    skipped:
+      description: Why the VM was left alone, without failing - a template (vCenter refuses to reconfigure one;
+        the plan never lists templates). Absent for a VM that was carried out.
+      type: str
   sample:
     web1: {moid: vm-42, vm: web1, changed: true, marker: "1767225600 LEAK-03", marker_before: null, pending_power_cycle: true,
            settings: {isolation.tools.copy.disable: {before: "FALSE", after: "TRUE"}}, devices: [], snapshots: [], errors: []}

@@ -26,7 +26,8 @@ __metaclass__ = type
 
 import fnmatch
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, pending_marker
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, TEMPLATE_REASON
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import pending_marker
 
 try:
     from pyVim.task import WaitForTask
@@ -39,7 +40,7 @@ except ImportError:  # reported by the modules
 # The advanced settings a plan may set: the keys of the vSphere rules (case-insensitive, as VMX keys are).
 SETTABLE = dict((key.lower(), rid) for rid, keys in SETTINGS.items() for key, _good, _absent in keys)
 DEVICE_STATES = ("disconnected", "absent")
-VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState")
+VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState", "config.template")
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -358,11 +359,14 @@ class Session(object):
     def enforce_vm(self, name, step, props, now):
         """What changed on the VM (or would, in check mode): {"moid", "vm", "changed", "settings": {key:
         {before, after}}, "marker" (written), "marker_before", "pending_power_cycle", "devices", "snapshots",
-        "errors"}."""
+        "errors"}; a template is left alone with "skipped" (its reason), no error."""
         vm = vim.VirtualMachine(step["moid"], self.si._stub)
         extra = extra_config(props.get("config.extraConfig"))
         out = {"moid": step["moid"], "vm": props.get("name"), "changed": False, "settings": {}, "marker": None,
                "marker_before": current_marker(extra) or None, "pending_power_cycle": False, "devices": [], "snapshots": [], "errors": []}
+        if props.get("config.template"):  # vCenter refuses ReconfigVM_Task on a template: skipped, not a failure
+            out["skipped"] = TEMPLATE_REASON
+            return out
         changes = setting_changes(step["settings"], extra)
         marker = new_marker(props.get("runtime.powerState"), changes, extra, now)
         values = dict((k, after) for k, (_before, after) in changes.items())

@@ -466,3 +466,13 @@ def test_leak05_an_encrypted_vm_home_with_a_plaintext_disk_fails():
     del vm(ev, VM1)["disks"][0]["key_id"]  # evidence without the disk's key: unknown, never a pass
     f = status("LEAK-05", ev, VM1)
     assert f["status"] == "error" and "backing.keyId" in f["message"] and "not collected" in f["message"]
+
+
+def test_plan_leaves_templates_out():
+    """vCenter refuses ReconfigVM_Task on a template: its findings are not_enforced with the reason."""
+    ev = recorded()
+    vm(ev, VM0)["template"] = True
+    p = plan(ev)
+    assert VM0 not in p["vms"] and VM1 in p["vms"]
+    reasons = dict(((e["rule"], e["subject"]), e["reason"]) for e in p["not_enforced"])
+    assert reasons[("LEAK-03", "%s/%s" % (VC, VM0))] == "template: convert it to a VM to change it"

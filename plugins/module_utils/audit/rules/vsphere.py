@@ -108,8 +108,9 @@ def _vm_id(ctx, vc, vm):
 
 
 def _where(vm):
-    """What the role needs to address the VM: its moid and datacenter."""
-    return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter")}
+    """What the role needs to address the VM: its moid and datacenter, and whether it is a template (never
+    reconfigured: vCenter refuses ReconfigVM_Task on a template)."""
+    return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter"), "template": bool(vm.get("template"))}
 
 
 def _sent(vm, key, what):
@@ -444,6 +445,7 @@ vis01.remediation = "Add the VM to vmguard_vcenter_vms of its vCenter (or as a g
 SETTING_RULES = ("LEAK-03", "ISO-11", "LEAK-02")
 DEVICE_RULES = ("ISO-08",)
 SNAPSHOT_RULES = ("RB-02", "RB-03")
+TEMPLATE_REASON = "template: convert it to a VM to change it"
 AUDIT_ONLY = {"RB-12": "the disk mode changes only with the VM powered off: audit only",
               "LEAK-05": "encrypting a VM needs a key provider and a storage policy: audit only",
               "DIV-05": "a new MAC or instance UUID changes the VM's identity on the network: audit only",
@@ -476,7 +478,7 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
     <name>#<moid> for a repeated name). Planned: failing (not waived) findings of enabled rules in mode
     enforce while the policy's mode is enforce; snapshots only with params.rollback.prune_snapshots.
     A finding that only waits for a power cycle is listed under pending_power_cycle. VMs matching a
-    glob of ``exclude`` are never planned (not_enforced, "excluded"). Each entry is one moid: findings of
+    glob of ``exclude`` are never planned (not_enforced, "excluded"), nor templates (TEMPLATE_REASON). Each entry is one moid: findings of
     several moids under one subject (an audit from before repeated names had their own ids) are never
     merged - that VM is not planned (not_enforced, "ambiguous"), nor power cycled.
     """
@@ -501,6 +503,8 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             reason = "excluded (vmguard_vsphere_exclude_vms)"
         elif rid in AUDIT_ONLY:
             reason = AUDIT_ONLY[rid]
+        elif ev.get("template"):
+            reason = TEMPLATE_REASON
         elif not enforce:
             reason = "policy mode audit"
         elif policy["rules"][rid].get("mode") != "enforce":

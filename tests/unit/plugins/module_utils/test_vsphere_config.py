@@ -188,3 +188,13 @@ def test_failure_message_names_every_failed_vm():
         "db1": {"moid": "vm-7", "errors": ["no device with key(s) 1", "cannot delete snapshot x: busy"]}})
     assert msg == ("2 of 3 VM(s) failed: db1 (vm-7): no device with key(s) 1, cannot delete snapshot x: busy; "
                    "ghost (vm-999): no VM with moid vm-999")
+
+
+def test_a_template_given_to_enforce_is_skipped_without_failing():
+    session = _Session(_SI())
+    res = session.enforce_vm("tmpl", vc.check_step("tmpl", plan_entry(devices=[], snapshots=[])),
+                             {"name": "tmpl", "config.extraConfig": [], "config.hardware.device": [], "snapshot": None,
+                              "runtime.powerState": "poweredOff", "config.template": True}, NOW)
+    assert res["skipped"] == "template: convert it to a VM to change it"
+    assert res["changed"] is False and res["errors"] == [] and session.calls["reconfigurations"] == 0
+    assert "config.template" in vc.VM_PROPERTIES
