@@ -16,11 +16,12 @@ description:
   - Takes the whole plan of one vCenter (the C(vms) of the vmguard.hardening.vsphere_plan filter) and
     carries it out in ONE login - no call per VM to log in, no Ansible loop.
   - The VMs' current state is read with one PropertyCollector retrieval over the planned moids
-    (extraConfig, devices, snapshot tree, power state, template flag).
+    (extraConfig, devices, snapshot tree, power state, boot time, template flag).
   - Per VM, ONE reconfiguration (ReconfigVM_Task) sets the advanced settings not yet at their planned
     value (LEAK-02, LEAK-03, ISO-11), records on a running VM whose settings change that they wait for a
     power cycle (advanced setting C(vmguard.powerCyclePending) = C(<epoch> <rule ids>), the rule ids it
-    already named kept, as the vsphere_pending_marker filter computes it) and disconnects or removes the
+    already named kept unless the VM has booted since that marker was written - their settings are then in
+    effect) and disconnects or removes the
     flagged devices (ISO-08). Only when that reconfiguration fails are the settings and the devices tried
     apart, so what vCenter accepts is applied.
   - Then the flagged snapshots are deleted (RB-02, RB-03; each consolidated into its child) when

@@ -28,6 +28,7 @@ import fnmatch
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, TEMPLATE_REASON
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import pending_marker
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.vsphere import epoch
 
 try:
     from pyVim.task import WaitForTask
@@ -40,7 +41,8 @@ except ImportError:  # reported by the modules
 # The advanced settings a plan may set: the keys of the vSphere rules (case-insensitive, as VMX keys are).
 SETTABLE = dict((key.lower(), rid) for rid, keys in SETTINGS.items() for key, _good, _absent in keys)
 DEVICE_STATES = ("disconnected", "absent")
-VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState", "config.template")
+VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState", "config.template",
+                 "summary.runtime.bootTime")
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -146,12 +148,13 @@ def current_marker(extra):
     return str(extra[others[0]] or "") if others else ""
 
 
-def new_marker(power_state, changes, extra, now):
+def new_marker(power_state, changes, extra, now, boot_time=None):
     """The marker to write with ``changes`` on this VM, or None: only a running VM whose settings change
-    waits for a power cycle (as the vsphere_pending_marker filter computes it)."""
+    waits for a power cycle (as the vsphere_pending_marker filter computes it). The old marker's rule ids
+    are dropped when the VM booted (``boot_time``, epoch) after it was written (pending_marker)."""
     if power_state != "poweredOn" or not changes:
         return None
-    return pending_marker(current_marker(extra), marker_rules(changes), now)
+    return pending_marker(current_marker(extra), marker_rules(changes), now, boot_time)
 
 
 def device_changes(devices, keys, state):
@@ -368,7 +371,7 @@ class Session(object):
             out["skipped"] = TEMPLATE_REASON
             return out
         changes = setting_changes(step["settings"], extra)
-        marker = new_marker(props.get("runtime.powerState"), changes, extra, now)
+        marker = new_marker(props.get("runtime.powerState"), changes, extra, now, epoch(props.get("summary.runtime.bootTime")))
         values = dict((k, after) for k, (_before, after) in changes.items())
         if marker:
             values[PENDING_KEY] = marker

@@ -553,12 +553,20 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             "moids": moids, "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"]))}
 
 
-def pending_marker(current, rules, now):
+def pending_marker(current, rules, now, boot_time=None):
     """The new value of PENDING_KEY after ``rules`` changed settings at ``now``: the rule ids it
-    already names plus ``rules``, with the time of this change."""
+    already names plus ``rules``, with the time of this change. The old ids are dropped when the VM booted
+    (``boot_time``, epoch) at or after the old marker's time: their settings are in effect, and carrying them
+    under the new time would make them "power cycle pending" again. An unknown boot time or an unreadable
+    old time keeps them (pending is the safe side)."""
     old = set()
     if current:
         parts = current.split(None, 1)
         if len(parts) > 1:
             old = set(r.strip() for r in parts[1].split(",") if r.strip())
+        try:
+            if boot_time is not None and float(parts[0]) <= boot_time:
+                old = set()
+        except (ValueError, IndexError):
+            pass
     return "%d %s" % (int(now), ",".join(sorted(old | set(rules))))

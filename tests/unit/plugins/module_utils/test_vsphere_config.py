@@ -2,6 +2,8 @@
 power-cycle marker (the filter's value), which devices and snapshots, and the plan entries it refuses.
 The vCenter side runs against the simulator in tests/integration/test_vsphere_enforce.py."""
 
+import datetime
+
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.filter import vsphere as vsphere_filter
@@ -92,6 +94,27 @@ def test_marker_names_the_rules_whose_settings_changed_and_keeps_the_old_ones():
     assert marker.split(" ", 1)[1] == vsphere_filter.vsphere_pending_marker("1700000000 ISO-11", ["LEAK-02", "LEAK-03"]).split(" ", 1)[1]
     assert marker == rules.pending_marker("1700000000 ISO-11", ["LEAK-02", "LEAK-03"], NOW)
 
+
+
+def test_marker_drops_the_old_rules_once_the_vm_booted_after_them():
+    """Marker '1000 LEAK-03', VM booted at 2000 (LEAK-03 in effect), ISO-11 changed at 3000: LEAK-03 is no longer
+    pending, so it is not carried under the new time (it would fail 'power cycle pending' again)."""
+    changes = {"log.keepOld": ("20", "10")}
+    extra = {"vmguard.powerCyclePending": "1000 LEAK-03"}
+    assert vc.new_marker("poweredOn", changes, extra, 3000, boot_time=2000) == "3000 ISO-11"
+    assert vc.new_marker("poweredOn", changes, extra, 3000, boot_time=500) == "3000 ISO-11,LEAK-03"  # not booted since
+    assert vc.new_marker("poweredOn", changes, extra, 3000) == "3000 ISO-11,LEAK-03"  # boot time unknown: kept
+    vm = {"extra_config": {"vmguard.powerCyclePending": "3000 ISO-11"}, "power_state": "poweredOn", "boot_time": 2000}
+    assert not rules.pending_power_cycle("LEAK-03", vm) and rules.pending_power_cycle("ISO-11", vm)
+    vim = pytest.importorskip("pyVmomi").vim
+    session = _Session(_SI())
+    boot = datetime.datetime.fromtimestamp(2000, tz=datetime.timezone.utc)
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={"log.keepOld": "10"}, devices=[], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [vim.option.OptionValue(key=k, value=v) for k, v in (
+                                 ("vmguard.powerCyclePending", "1000 LEAK-03"), ("log.keepOld", "20"))],
+                              "config.hardware.device": [], "snapshot": None, "runtime.powerState": "poweredOn",
+                              "summary.runtime.bootTime": boot}, 3000)
+    assert res["marker"] == "3000 ISO-11" and res["errors"] == []
 
 def test_no_marker_on_a_stopped_vm_or_without_a_change():
     changes = {"log.keepOld": ("20", "10")}
