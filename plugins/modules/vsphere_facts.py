@@ -17,9 +17,10 @@ description:
     template, the advanced settings the rules audit (C(config.extraConfig), only those keys; every
     other value, C(guestinfo.*) cloud-init user data and OVF properties among them, stays out of
     the evidence), the devices the policy judges (serial, parallel, floppy, CD/DVD, USB, PCI
-    passthrough - an SR-IOV NIC's host function too, with their connection state and backing), disks (mode, file, encryption key C(backing.keyId)), network adapters (MAC address and
-    address type), the snapshot tree (names, creation times, current snapshot, memory state), the
-    VM's encryption key (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
+    passthrough - an SR-IOV NIC's host function too, with their connection state and backing), disks
+    (mode, file, encryption key C(backing.keyId)), network adapters (MAC address and address type),
+    the snapshot tree (names, creation times, current snapshot, memory state), the VM's encryption key
+    (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
   - All VMs are read with ONE PropertyCollector retrieval over a ContainerView
     (C(RetrievePropertiesEx), continued while the server pages), never one call per VM.
   - A property the collector could not read (the object's C(missingSet)) is never taken for an empty

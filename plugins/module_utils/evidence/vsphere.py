@@ -22,7 +22,8 @@ fields it feeds (MISSING_FIELDS) are left out, so the rules say "cannot evaluate
 other audited property unread makes the VM's ``error``.
 
 Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
-judges; an SR-IOV NIC, a host PCI function handed to the guest, is pci_passthrough there and a NIC in ``nics``); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
+judges; an SR-IOV NIC, a host PCI function handed to the guest, is pci_passthrough there and a NIC in
+``nics``); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
 extraConfig is NOT copied: its guestinfo.* keys (cloud-init userdata, OVF environment, VMware Tools
 properties) and others (RemoteDisplay.vnc.password) carry passwords and keys. ``extra_config`` holds only
 the advanced settings the vSphere rules read (AUDITED_SETTINGS, keys as vCenter spells them), never another
