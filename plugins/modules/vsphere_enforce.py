@@ -16,11 +16,12 @@ description:
   - Takes the whole plan of one vCenter (the C(vms) of the vmguard.hardening.vsphere_plan filter) and
     carries it out in ONE login - no call per VM to log in, no Ansible loop.
   - The VMs' current state is read with one PropertyCollector retrieval over the planned moids
-    (extraConfig, devices, snapshot tree, power state).
+    (extraConfig, devices, snapshot tree, power state, boot time, template flag).
   - Per VM, ONE reconfiguration (ReconfigVM_Task) sets the advanced settings not yet at their planned
     value (LEAK-02, LEAK-03, ISO-11), records on a running VM whose settings change that they wait for a
     power cycle (advanced setting C(vmguard.powerCyclePending) = C(<epoch> <rule ids>), the rule ids it
-    already named kept, as the vsphere_pending_marker filter computes it) and disconnects or removes the
+    already named kept unless the VM has booted since that marker was written - their settings are then in
+    effect) and disconnects or removes the
     flagged devices (ISO-08). Only when that reconfiguration fails are the settings and the devices tried
     apart, so what vCenter accepts is applied.
   - Then the flagged snapshots are deleted (RB-02, RB-03; each consolidated into its child) when
@@ -30,8 +31,12 @@ description:
     devices already disconnected (or gone with O(device_action=absent)) and snapshots already gone are
     left alone, so a second run changes nothing. Never powers a VM off.
   - A VM that fails (unknown moid, unreadable configuration, a refused reconfiguration, a device key the
-    VM lacks with O(device_action=disconnected), a pinned or ambiguous snapshot) does not stop the others -
+    VM lacks with O(device_action=disconnected), a flagged device without a connect switch - PCI
+    passthrough - with O(device_action=disconnected), which can only be removed, a pinned or ambiguous
+    snapshot) does not stop the others -
     every VM is carried out, then the module fails naming each failed VM and why, with the full result.
+  - A template given in O(vms) is left alone and reported (C(skipped)), never a failure - vCenter refuses
+    to reconfigure a template; the vsphere_plan filter never plans one.
   - The password is a no_log parameter. Of extraConfig only the planned keys' values and the marker are
     returned (the plan may only name the advanced settings of the vSphere rules).
 author:
@@ -39,7 +44,8 @@ author:
 options:
   vms:
     description:
-      - The plan, by VM name - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
+      - The plan, by VM (the subject id's VM part - the name, or C(<name>#<moid>) for a name vCenter's VMs carry
+        more than once) - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
         C(settings) ({advanced setting - value}, only the settings of the vSphere rules), C(devices) (a list
         of C({key, kind, label}) or of device keys), C(snapshots) (names). Other keys of the plan
         (C(datacenter), C(power_state), C(marker), C(setting_rules), C(rules)) are accepted and not needed -
@@ -138,6 +144,10 @@ vms:
       description: What failed on this VM (empty when nothing did).
       type: list
       elements: str
+    skipped:
+      description: Why the VM was left alone, without failing - a template (vCenter refuses to reconfigure one;
+        the plan never lists templates). Absent for a VM that was carried out.
+      type: str
   sample:
     web1: {moid: vm-42, vm: web1, changed: true, marker: "1767225600 LEAK-03", marker_before: null, pending_power_cycle: true,
            settings: {isolation.tools.copy.disable: {before: "FALSE", after: "TRUE"}}, devices: [], snapshots: [], errors: []}

@@ -16,13 +16,17 @@ description:
   - Connects to a vCenter (or an ESXi host) with pyVmomi and reads, for every virtual machine and
     template, the advanced settings the rules audit (C(config.extraConfig), only those keys; every
     other value, C(guestinfo.*) cloud-init user data and OVF properties among them, stays out of
-    the evidence), the devices the policy judges
-    (serial, parallel, floppy, CD/DVD, USB, PCI passthrough, with their connection state and
-    backing), disks (mode, file), network adapters (MAC address and address type), the snapshot
-    tree (names, creation times, current snapshot, memory state), the encryption key
+    the evidence), the devices the policy judges (serial, parallel, floppy, CD/DVD, USB, PCI
+    passthrough - an SR-IOV NIC's host function too, with their connection state and backing), disks
+    (mode, file, encryption key C(backing.keyId)), network adapters (MAC address and address type),
+    the snapshot tree (names, creation times, current snapshot, memory state), the VM's encryption key
     (C(config.keyId)), custom attributes, BIOS and instance UUIDs, power state and boot time.
   - All VMs are read with ONE PropertyCollector retrieval over a ContainerView
     (C(RetrievePropertiesEx), continued while the server pages), never one call per VM.
+  - A property the collector could not read (the object's C(missingSet)) is never taken for an empty
+    one - the VM's C(missing) names it with the fault, the evidence fields it feeds (C(extra_config),
+    C(devices), C(disks), C(nics), C(snapshots), C(key_id), C(custom_values)) are left out, so the rules
+    report them as not collected; any other unread property makes the VM's C(error).
   - The credentials are only module parameters (the password is C(no_log)); the evidence holds no
     credential. A vCenter that cannot be reached or refuses the login is not a module failure -
     the result carries C(evidence.error) so the audit reports error findings for this vCenter.

@@ -17,8 +17,12 @@ description:
     their device keys, in one reconfiguration, for ISO-08 (connected serial, parallel, floppy, USB,
     host CD/DVD and PCI passthrough devices). One VM per call - the vsphere role carries out a whole
     vCenter's plan (devices included) in one session with M(vmguard.hardening.vsphere_enforce).
+  - A moid vCenter does not know, or a VM without a readable configuration (orphaned, inaccessible),
+    fails the module with that message.
   - Idempotent - a device that is already disconnected (or already gone, with O(state=absent)) is
-    left alone; a key the VM does not have is an error with O(state=disconnected).
+    left alone; a key the VM does not have is an error with O(state=disconnected), and so is a device
+    without a connect switch (PCI passthrough, attached while the VM runs) - it can only be removed
+    (O(state=absent)).
   - Never powers the VM off. Removing some devices from a running VM is refused by vSphere; the
     error names the VM and the devices.
   - Supports check mode and diff.
@@ -88,12 +92,16 @@ def main():
     try:
         vm = vc.vim.VirtualMachine(p["moid"], si._stub)
         try:
-            name = vm.name
-        except vc.vim.fault.ManagedObjectNotFound:
+            name, config = vm.name, vm.config
+        except vc.vmodl.fault.ManagedObjectNotFound:  # a vmodl fault (not vim.fault): the moid is unknown
             module.fail_json(msg="no VM with moid %s" % p["moid"])
-        specs, changed, absent = vc.device_specs(vm.config.hardware.device, p["devices"], p["state"])
+        if config is None:  # orphaned or inaccessible: no device list to change
+            module.fail_json(msg="VM %s (%s) has no readable configuration (orphaned or inaccessible VM)" % (name, p["moid"]))
+        specs, changed, absent, refused = vc.device_specs(config.hardware.device, p["devices"], p["state"])
         if absent:
             module.fail_json(msg="VM %s (%s) has no device with key(s) %s" % (name, p["moid"], ", ".join(str(k) for k in absent)))
+        if refused:
+            module.fail_json(msg="VM %s (%s): %s" % (name, p["moid"], vc.refused_text(refused, "state absent")))
         diff = {"before": {"devices": [c["label"] for c in changed]}, "after": {"devices": []}} if changed else None
         if specs and not module.check_mode:
             try:

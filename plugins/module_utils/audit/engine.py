@@ -15,7 +15,8 @@ Evidence layout (what the audit role hands over):
      "vcenters":    {name: {"error": None | str, "vms": [...] (evidence/vsphere.py),
                             "inventory": {vm name: {data_class, service}} (vmguard_vcenter_vms)}}}
 
-vCenter VMs are subjects of kind ``vcenter_vm`` with ids ``<vcenter>/<vm>``; an unreachable vCenter
+vCenter VMs are subjects of kind ``vcenter_vm`` with ids ``<vcenter>/<vm>`` (``<vcenter>/<vm>#<moid>`` for a name
+the vCenter's VMs carry more than once); an unreachable vCenter
 is one error finding per vcenter_vm rule with id ``<vcenter>/*``. A vcenter_vm check whose evidence
 says ``pending_power_cycle`` makes a finding with ``pending_restart: true``. A check may carry its own
 ``remediation`` text (the vSphere ones do): findings then show it instead of the rule's libvirt text.
@@ -30,6 +31,7 @@ import gc
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, NotCollected
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import vsphere
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
@@ -171,8 +173,9 @@ def _subjects(ctx, kind, needs_facts=True):
             if ev.get("vms") is None:  # evidence without its VM list: an error per rule, as for an unreachable vCenter
                 yield {"kind": "vcenter_vm", "id": "%s/*" % vc}, (vc, None), "the vCenter's VMs were not collected"
                 continue
+            names = vsphere.name_counts(ev["vms"])  # a repeated name is <name>#<moid>: two VMs never merge
             for vm in ev["vms"]:
-                yield {"kind": "vcenter_vm", "id": "%s/%s" % (vc, vm.get("name"))}, (vc, vm), vm.get("error")
+                yield {"kind": "vcenter_vm", "id": "%s/%s" % (vc, vsphere.vm_id(vm, names))}, (vc, vm), vm.get("error")
     elif kind == "fleet":
         yield {"kind": "fleet", "id": "fleet"}, None, None
 

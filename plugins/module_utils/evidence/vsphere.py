@@ -10,14 +10,20 @@
      "vms": [{"name", "moid", "datacenter", "uuid", "instance_uuid", "template", "power_state", "boot_time",
               "extra_config": {audited key: value},
               "devices": [{"key", "kind", "label", "connected", "start_connected", "backing"}],
-              "disks": [{"key", "label", "mode", "file"}],
+              "disks": [{"key", "label", "mode", "file", "key_id": None | {"key_id", "provider"}}],
               "nics": [{"key", "label", "mac", "address_type"}],
               "snapshots": [{"name", "id", "moid", "creation_time", "parent", "current", "memory"}],
               "key_id": None | {"key_id", "provider"},
-              "custom_values": {field name: value}, "error": None | str}]}
+              "custom_values": {field name: value}, "missing": {property path: fault},
+              "error": None | str}]}
+
+A property the PropertyCollector could not read (its ``missingSet``) is never "nothing there": the evidence
+fields it feeds (MISSING_FIELDS) are left out, so the rules say "cannot evaluate: ... not collected"; any
+other audited property unread makes the VM's ``error``.
 
 Devices of ``kind`` serial, parallel, floppy, cdrom, usb, pci_passthrough are listed (what ISO-08
-judges); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
+judges; an SR-IOV NIC, a host PCI function handed to the guest, is pci_passthrough there and a NIC in
+``nics``); ``backing`` says what a device is attached to (a host device, a file, a pipe, a network URI).
 extraConfig is NOT copied: its guestinfo.* keys (cloud-init userdata, OVF environment, VMware Tools
 properties) and others (RemoteDisplay.vnc.password) carry passwords and keys. ``extra_config`` holds only
 the advanced settings the vSphere rules read (AUDITED_SETTINGS, keys as vCenter spells them), never another
@@ -45,6 +51,11 @@ VM_PROPERTIES = (
     "config.hardware.device", "config.keyId", "snapshot", "customValue", "runtime.powerState",
     "summary.runtime.bootTime", "parent",
 )
+# The evidence fields each property feeds: left out when the property is in the object's missingSet.
+MISSING_FIELDS = {
+    "config.extraConfig": ("extra_config",), "config.hardware.device": ("devices", "disks", "nics"),
+    "snapshot": ("snapshots",), "config.keyId": ("key_id",), "customValue": ("custom_values",),
+}
 # Read in the same retrieval, to name each VM's datacenter (the vmware.vmware modules want it).
 CONTAINER_PROPERTIES = ("name", "parent")
 
@@ -109,25 +120,39 @@ def devices(device_list):
     for dev in device_list or []:
         if isinstance(dev, vim.vm.device.VirtualDisk):
             b = dev.backing
+            # The disk's own encryption key: an encrypted VM Home (config.keyId, a vTPM) leaves VMDKs plaintext.
             disks.append({"key": dev.key, "label": _label(dev), "mode": getattr(b, "diskMode", None),
-                          "file": getattr(b, "fileName", None)})
+                          "file": getattr(b, "fileName", None), "key_id": _key_id(getattr(b, "keyId", None))})
             continue
         if isinstance(dev, vim.vm.device.VirtualEthernetCard):
             nics.append({"key": dev.key, "label": _label(dev), "mac": (dev.macAddress or "").lower() or None,
                          "address_type": dev.addressType})
+            if isinstance(dev, vim.vm.device.VirtualSriovEthernetCard):
+                # An SR-IOV NIC hands the guest a host PCI function (a VF): passthrough for ISO-08, and a NIC (MAC).
+                devs.append(_device(dev, "pci_passthrough", _sriov_backing(dev)))
             continue
         kind = _device_kind(dev)
-        if kind is None:
-            continue
-        conn = dev.connectable
-        devs.append({
-            "key": dev.key, "kind": kind, "label": _label(dev),
-            # A PCI passthrough device has no connect switch: it is attached while the VM runs.
-            "connected": bool(conn.connected) if conn is not None else True,
-            "start_connected": bool(conn.startConnected) if conn is not None else True,
-            "backing": _backing(dev),
-        })
+        if kind is not None:
+            devs.append(_device(dev, kind, _backing(dev)))
     return devs, disks, nics
+
+
+def _device(dev, kind, backing):
+    conn = dev.connectable
+    return {
+        "key": dev.key, "kind": kind, "label": _label(dev),
+        # A PCI passthrough device has no connect switch: it is attached while the VM runs.
+        "connected": bool(conn.connected) if conn is not None else True,
+        "start_connected": bool(conn.startConnected) if conn is not None else True,
+        "backing": backing,
+    }
+
+
+def _sriov_backing(dev):
+    """"SriovBackingInfo: <physical function id> <device name>" of an SR-IOV NIC (the host PCI function of its VF)."""
+    pf = getattr(getattr(dev, "sriovBacking", None), "physicalFunctionBacking", None)
+    target = " ".join(str(x) for x in (getattr(pf, "id", None), getattr(pf, "deviceName", None)) if x)
+    return "SriovBackingInfo: %s" % target if target else "SriovBackingInfo"
 
 
 def snapshots(info):
@@ -178,13 +203,23 @@ def datacenter_of(parent, containers):
     return None
 
 
-def vm_evidence(moid, props, fields, containers=None):
-    """One VM's evidence from its property dict (property path -> value) and the custom field names."""
+def _unread(prop, missing):
+    """The fault text when property ``prop`` (or a property containing it, or one inside it) is in ``missing``."""
+    for path, fault in sorted(missing.items()):
+        if path == prop or prop.startswith(path + ".") or path.startswith(prop + "."):
+            return "%s: %s" % (path, fault)
+    return None
+
+
+def vm_evidence(moid, props, fields, containers=None, missing=None):
+    """One VM's evidence from its property dict (property path -> value), the custom field names and the
+    properties the collector could not read ({path: fault}, its missingSet)."""
+    missing = dict(missing or {})
     devs, disks, nics = devices(props.get("config.hardware.device"))
     custom = {}
     for cv in props.get("customValue") or []:
         custom[fields.get(cv.key, "field %s" % cv.key)] = getattr(cv, "value", None)
-    return {
+    out = {
         "name": props.get("name"), "moid": moid,
         "datacenter": datacenter_of(props["parent"]._moId if props.get("parent") is not None else None, containers or {}),
         "uuid": props.get("config.uuid"), "instance_uuid": props.get("config.instanceUuid"),
@@ -198,13 +233,23 @@ def vm_evidence(moid, props, fields, containers=None):
         "custom_values": custom,
         # An orphaned or inaccessible VM has no configuration: its checks are errors, never passes.
         "error": None if props.get("config.uuid") is not None else "no configuration readable (orphaned or inaccessible VM)",
+        "missing": missing,
     }
+    for prop, keys in MISSING_FIELDS.items():
+        if _unread(prop, missing):
+            for key in keys:
+                out.pop(key, None)  # unread is not "none": the rules report it not collected
+    unread = [_unread(p, missing) for p in VM_PROPERTIES if p not in MISSING_FIELDS and p != "parent"]
+    unread = sorted(set(u for u in unread if u))
+    if unread and out["error"] is None:
+        out["error"] = "cannot read %s" % "; ".join(unread)
+    return out
 
 
 def retrieve(content, specs):
     """{moid: (type name, {path: value})} of every object of the types in ``specs`` ({type: paths})
     under the root folder: one retrieval (RetrievePropertiesEx, then ContinueRetrievePropertiesEx
-    while the server pages). Returns (objects, number of calls)."""
+    while the server pages). Returns (objects, number of calls, {moid: {path: fault}} of the missingSets)."""
     pc = content.propertyCollector
     view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
     try:
@@ -213,19 +258,25 @@ def retrieve(content, specs):
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
             propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t, paths in specs.items()])
         result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
-        calls, out = 1, {}
+        calls, out, missing = 1, {}, {}
         while result is not None:
             for oc in result.objects or []:
                 props = out.setdefault(oc.obj._moId, (type(oc.obj).__name__.split(".")[-1], {}))[1]
                 for p in oc.propSet or []:
                     props[p.name] = p.val
+                for m in oc.missingSet or []:
+                    missing.setdefault(oc.obj._moId, {})[m.path or "object"] = _fault_text(m.fault)
             if not result.token:
                 break
             result = pc.ContinueRetrievePropertiesEx(result.token)
             calls += 1
-        return out, calls
+        return out, calls, missing
     finally:
         view.Destroy()
+
+
+def _fault_text(fault):
+    return str(getattr(fault, "msg", None) or type(fault).__name__.split(".")[-1])
 
 
 def collect(si):
@@ -233,11 +284,12 @@ def collect(si):
     content = si.RetrieveContent()
     about = content.about
     fields = dict((f.key, f.name) for f in (content.customFieldsManager.field if content.customFieldsManager else []) or [])
-    objects, calls = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
+    objects, calls, missing = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
                                         vim.Datacenter: CONTAINER_PROPERTIES})
     containers = dict((moid, (kind, props.get("name"), props["parent"]._moId if props.get("parent") is not None else None))
                       for moid, (kind, props) in objects.items() if kind in ("Folder", "Datacenter"))
-    vms = [vm_evidence(moid, props, fields, containers) for moid, (kind, props) in objects.items() if kind == "VirtualMachine"]
+    vms = [vm_evidence(moid, props, fields, containers, missing.get(moid))
+           for moid, (kind, props) in objects.items() if kind == "VirtualMachine"]
     vms.sort(key=lambda v: (v["name"] or "", v["moid"]))
     return {
         "error": None,

@@ -26,7 +26,9 @@ __metaclass__ = type
 
 import fnmatch
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, pending_marker
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import PENDING_KEY, SETTINGS, TEMPLATE_REASON
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.vsphere import pending_marker
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.vsphere import epoch
 
 try:
     from pyVim.task import WaitForTask
@@ -39,7 +41,8 @@ except ImportError:  # reported by the modules
 # The advanced settings a plan may set: the keys of the vSphere rules (case-insensitive, as VMX keys are).
 SETTABLE = dict((key.lower(), rid) for rid, keys in SETTINGS.items() for key, _good, _absent in keys)
 DEVICE_STATES = ("disconnected", "absent")
-VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState")
+VM_PROPERTIES = ("name", "config.extraConfig", "config.hardware.device", "snapshot", "runtime.powerState", "config.template",
+                 "summary.runtime.bootTime")
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -145,31 +148,43 @@ def current_marker(extra):
     return str(extra[others[0]] or "") if others else ""
 
 
-def new_marker(power_state, changes, extra, now):
+def new_marker(power_state, changes, extra, now, boot_time=None):
     """The marker to write with ``changes`` on this VM, or None: only a running VM whose settings change
-    waits for a power cycle (as the vsphere_pending_marker filter computes it)."""
+    waits for a power cycle (as the vsphere_pending_marker filter computes it). The old marker's rule ids
+    are dropped when the VM booted (``boot_time``, epoch) after it was written (pending_marker)."""
     if power_state != "poweredOn" or not changes:
         return None
-    return pending_marker(current_marker(extra), marker_rules(changes), now)
+    return pending_marker(current_marker(extra), marker_rules(changes), now, boot_time)
 
 
 def device_changes(devices, keys, state):
-    """(changes [{key, label}], missing [key]) of the planned device ``keys`` on a VM whose ``devices`` are
-    {key: {"label", "connectable" (bool), "connected", "start_connected"}}: disconnected - those connected now
-    or at power on; absent - those still there. A key the VM lacks is missing with state disconnected only."""
+    """(changes [{key, label}], missing [key], refused [{key, label}]) of the planned device ``keys`` on a VM whose
+    ``devices`` are {key: {"label", "connectable" (bool), "connected", "start_connected"}}: disconnected - those
+    connected now or at power on; absent - those still there. A key the VM lacks is missing with state disconnected
+    only. With state disconnected, a device without a connect switch (PCI passthrough: attached while the VM runs)
+    is refused - it cannot be disconnected, only removed - never skipped as if it were done."""
     if state not in DEVICE_STATES:
         raise ValueError("device state must be one of %s, got %r" % (", ".join(DEVICE_STATES), state))
-    changes, missing = [], []
+    changes, missing, refused = [], [], []
     for key in keys:
         dev = devices.get(key)
         if dev is None:
             if state == "disconnected":
                 missing.append(key)
             continue
-        if state == "disconnected" and not (dev["connectable"] and (dev["connected"] or dev["start_connected"])):
+        if state == "disconnected" and not dev["connectable"]:
+            refused.append({"key": key, "label": dev["label"]})
+            continue
+        if state == "disconnected" and not (dev["connected"] or dev["start_connected"]):
             continue
         changes.append({"key": key, "label": dev["label"]})
-    return changes, missing
+    return changes, missing, refused
+
+
+def refused_text(refused, how):
+    """The error for devices that have no connect switch; ``how`` says how to remove them."""
+    return "%s cannot be disconnected: remove it (%s)" % (
+        ", ".join("%s (key %s)" % (d["label"], d["key"]) for d in refused), how)
 
 
 def is_pinned(vm_name, snapshot, pinned):
@@ -254,11 +269,11 @@ def device_states(device_list):
 
 
 def device_specs(device_list, keys, state):
-    """(device change specs, changed [{key, label}], missing keys) for ``keys`` of ``device_list``
-    (config.hardware.device), as vsphere_vm_devices has always done: disconnected - connected and start
-    connected off; absent - removed."""
+    """(device change specs, changed [{key, label}], missing keys, refused [{key, label}]) for ``keys`` of
+    ``device_list`` (config.hardware.device), as vsphere_vm_devices has always done: disconnected - connected and
+    start connected off; absent - removed (device_changes)."""
     devices = device_states(device_list)
-    changes, missing = device_changes(devices, keys, state)
+    changes, missing, refused = device_changes(devices, keys, state)
     specs = []
     for change in changes:
         dev = devices[change["key"]]["device"]
@@ -268,7 +283,7 @@ def device_specs(device_list, keys, state):
             dev.connectable.connected = False
             dev.connectable.startConnected = False
             specs.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=dev))
-    return specs, changes, missing
+    return specs, changes, missing, refused
 
 
 def flat_snapshots(info):
@@ -347,19 +362,24 @@ class Session(object):
     def enforce_vm(self, name, step, props, now):
         """What changed on the VM (or would, in check mode): {"moid", "vm", "changed", "settings": {key:
         {before, after}}, "marker" (written), "marker_before", "pending_power_cycle", "devices", "snapshots",
-        "errors"}."""
+        "errors"}; a template is left alone with "skipped" (its reason), no error."""
         vm = vim.VirtualMachine(step["moid"], self.si._stub)
         extra = extra_config(props.get("config.extraConfig"))
         out = {"moid": step["moid"], "vm": props.get("name"), "changed": False, "settings": {}, "marker": None,
                "marker_before": current_marker(extra) or None, "pending_power_cycle": False, "devices": [], "snapshots": [], "errors": []}
+        if props.get("config.template"):  # vCenter refuses ReconfigVM_Task on a template: skipped, not a failure
+            out["skipped"] = TEMPLATE_REASON
+            return out
         changes = setting_changes(step["settings"], extra)
-        marker = new_marker(props.get("runtime.powerState"), changes, extra, now)
+        marker = new_marker(props.get("runtime.powerState"), changes, extra, now, epoch(props.get("summary.runtime.bootTime")))
         values = dict((k, after) for k, (_before, after) in changes.items())
         if marker:
             values[PENDING_KEY] = marker
-        specs, devs, missing = device_specs(props.get("config.hardware.device"), step["devices"], self.device_state)
+        specs, devs, missing, refused = device_specs(props.get("config.hardware.device"), step["devices"], self.device_state)
         if missing:
             out["errors"].append("no device with key(s) %s" % ", ".join(str(k) for k in missing))
+        if refused:
+            out["errors"].append(refused_text(refused, "device_action remove"))
         verb = "remove" if self.device_state == "absent" else "disconnect"
         if specs:
             verb = "%s %s" % (verb, ", ".join(d["label"] for d in devs))

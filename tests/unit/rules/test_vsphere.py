@@ -179,6 +179,8 @@ def test_leak05_confidential_vms_need_encryption():
     f = status("LEAK-05", ev, VM1)
     assert f["status"] == "fail" and "not encrypted" in f["message"]
     vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    for d in vm(ev, VM1)["disks"]:
+        d["key_id"] = {"key_id": "5d1e9a2b-0c3f-4e7a-8b6d-1f2e3a4b5c6d", "provider": "kms-1"}
     assert status("LEAK-05", ev, VM1)["status"] == "pass"
     ev = clean()
     vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "secret"}  # a custom attribute declares it too
@@ -297,6 +299,8 @@ def test_leak05_data_class_is_compared_case_insensitively():
     assert status("LEAK-05", ev, VM3, guests=guests)["status"] == "fail"
     # Pass and not applicable still hold.
     vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    for d in vm(ev, VM1)["disks"]:
+        d["key_id"] = {"key_id": "5d1e9a2b-0c3f-4e7a-8b6d-1f2e3a4b5c6d", "provider": "kms-1"}
     assert status("LEAK-05", ev, VM1)["status"] == "pass"
     vm(ev, VM2)["custom_values"] = {vsphere.DATA_CLASS_ATTRIBUTE: "Public"}
     f = status("LEAK-05", ev, VM2)
@@ -377,3 +381,98 @@ def test_vm_fields_not_collected_are_errors_never_passes():
     ev = clean()
     vm(ev, VM1)["disks"] = []
     assert status("RB-12", ev, VM1)["status"] == "not_applicable"
+
+
+def two_webs(ev):
+    """Two VMs named 'web' (vCenter allows one name in several folders or datacenters): vm-100 in DC0, vm-200 in
+    DC1, one MAC; vm-200 has copy enabled and a serial port connected, vm-100 an old snapshot."""
+    a = copy.deepcopy(vm(ev, VM0))
+    a.update(name="web", moid="vm-100", datacenter="DC0", instance_uuid="11111111-0000-0000-0000-000000000001")
+    a["nics"] = [{"key": 4000, "label": "Network adapter 1", "mac": "00:50:56:00:00:01", "address_type": "manual"}]
+    a["devices"] = [{"key": 9000, "kind": "serial", "label": "Serial port 1", "connected": False, "start_connected": False,
+                     "backing": "URIBackingInfo: telnet://:1"}]
+    b = copy.deepcopy(a)
+    b.update(moid="vm-200", datacenter="DC1", instance_uuid="22222222-0000-0000-0000-000000000002")
+    b["extra_config"]["isolation.tools.copy.disable"] = "FALSE"
+    b["devices"][0].update(connected=True, start_connected=True)
+    a["snapshots"] = [{"name": "weekly", "id": 1, "moid": "snapshot-1", "creation_time": 1795786800.0 - 200 * 3600,
+                       "parent": None, "current": False, "memory": False}]
+    b["snapshots"] = [{"name": "weekly", "id": 1, "moid": "snapshot-2", "creation_time": 1795786800.0 - 2 * 3600,
+                       "parent": None, "current": False, "memory": False}]
+    ev["vms"] += [a, b]
+    return ev
+
+
+def test_a_repeated_vm_name_gets_one_subject_per_vm():
+    ev = two_webs(clean())
+    ev["inventory"].update({"web#vm-100": {}, "web#vm-200": {}})
+    found = run("LEAK-03", ev)
+    assert found["vc1/web#vm-200"]["status"] == "fail" and found["vc1/web#vm-100"]["status"] == "pass"
+    assert "vc1/web" not in found and "%s/%s" % (VC, VM0) in found  # a unique name keeps its plain id
+    found = run("DIV-05", ev)  # one MAC on two VMs of one name: both fail, each naming the other
+    assert found["vc1/web#vm-100"]["status"] == "fail" and found["vc1/web#vm-200"]["status"] == "fail"
+    assert found["vc1/web#vm-100"]["evidence"]["macs"] == {"00:50:56:00:00:01": ["vc1/web#vm-200"]}
+    found = run("VIS-01", ev)
+    assert found["vc1/web#vm-100"]["status"] == "pass" and found["vc1/web#vm-200"]["status"] == "pass"
+
+
+def test_an_inventory_entry_naming_a_repeated_name_is_ambiguous():
+    ev = two_webs(clean())
+    ev["inventory"]["web"] = {}
+    found = run("VIS-01", ev)
+    for moid in ("vm-100", "vm-200"):
+        f = found["vc1/web#%s" % moid]
+        assert f["status"] == "error" and "ambiguous" in f["message"] and "web#%s" % moid in f["message"]
+
+
+def test_plan_keeps_two_vms_of_one_name_apart():
+    ev = two_webs(clean())
+    ev["inventory"].update({"web#vm-100": {}, "web#vm-200": {}})
+    pol = policy.load_policy({"params": {"rollback": {"prune_snapshots": True}},
+                              "rules": {"RB-02": {"mode": "enforce"}, "ISO-08": {"mode": "enforce"}}})
+    findings = engine.evaluate(pol, {"vcenters": {VC: ev}}, now=1795786800.0)
+    p = vsphere.plan_vcenter(pol, findings, VC)
+    assert p["vms"]["web#vm-100"]["moid"] == "vm-100" and p["vms"]["web#vm-100"]["rules"] == ["RB-02"]
+    assert p["vms"]["web#vm-100"]["snapshots"] == ["weekly"]
+    assert p["vms"]["web#vm-200"]["moid"] == "vm-200" and p["vms"]["web#vm-200"]["snapshots"] == []
+    assert p["vms"]["web#vm-200"]["rules"] == ["ISO-08", "LEAK-03"] and "web" not in p["vms"]
+    assert p["moids"]["web#vm-200"] == {"moid": "vm-200", "datacenter": "DC1"}
+    assert vsphere.plan_vcenter(pol, findings, VC, ["web"])["vms"].keys() == p["vms"].keys() - {"web#vm-100", "web#vm-200"}
+
+
+def test_plan_never_merges_findings_of_two_moids_under_one_subject():
+    """An audit with the old ids (<vc>/<name> for both VMs): neither VM is planned nor power cycled."""
+    ev = two_webs(clean())
+    pol = policy.load_policy({"params": {"rollback": {"prune_snapshots": True}},
+                              "rules": {"RB-02": {"mode": "enforce"}, "ISO-08": {"mode": "enforce"}}})
+    findings = engine.evaluate(pol, {"vcenters": {VC: ev}}, now=1795786800.0)
+    for f in findings:
+        f["subject"]["id"] = f["subject"]["id"].split("#")[0]
+    p = vsphere.plan_vcenter(pol, findings, VC)
+    assert "web" not in p["vms"] and "web" not in p["moids"]
+    reasons = [e for e in p["not_enforced"] if e["subject"] == "vc1/web" and e["reason"].startswith("ambiguous")]
+    assert sorted(e["rule"] for e in reasons) == ["ISO-08", "LEAK-03", "RB-02"]
+    assert "vm-100, vm-200" in reasons[0]["reason"]
+
+
+def test_leak05_an_encrypted_vm_home_with_a_plaintext_disk_fails():
+    """A VM Home encryption policy or a vTPM sets config.keyId; the VMDKs stay plaintext unless each has its key."""
+    ev = clean()
+    ev["inventory"][VM1] = {"data_class": "confidential"}
+    vm(ev, VM1)["key_id"] = {"key_id": "8e2c0f7a-4e5a-4bb2-9b0b-2d1f5b5e6a10", "provider": "kms-1"}
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "fail" and "disk(s) not encrypted" in f["message"]
+    assert f["evidence"]["plaintext_disks"] == [d["label"] for d in vm(ev, VM1)["disks"]]
+    del vm(ev, VM1)["disks"][0]["key_id"]  # evidence without the disk's key: unknown, never a pass
+    f = status("LEAK-05", ev, VM1)
+    assert f["status"] == "error" and "backing.keyId" in f["message"] and "not collected" in f["message"]
+
+
+def test_plan_leaves_templates_out():
+    """vCenter refuses ReconfigVM_Task on a template: its findings are not_enforced with the reason."""
+    ev = recorded()
+    vm(ev, VM0)["template"] = True
+    p = plan(ev)
+    assert VM0 not in p["vms"] and VM1 in p["vms"]
+    reasons = dict(((e["rule"], e["subject"]), e["reason"]) for e in p["not_enforced"])
+    assert reasons[("LEAK-03", "%s/%s" % (VC, VM0))] == "template: convert it to a VM to change it"

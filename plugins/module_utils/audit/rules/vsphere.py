@@ -3,6 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """vSphere VMs (subject kind ``vcenter_vm``, id ``<vcenter>/<vm>``): the catalogue's VMX mapping.
 
+vCenter allows one VM name in several folders and datacenters. A name the vCenter's VMs carry once is the
+subject id's VM part; a repeated name is ``<name>#<moid>`` (vm_id), so two VMs are never merged: DIV-05 compares
+them as two, VIS-01 and LEAK-05 look the inventory up under ``<name>#<moid>`` first (an inventory entry naming
+only the repeated name is ambiguous for VIS-01: an error, never a pass for both), and the plan keys its entries
+by that id and never mixes the findings of two moids.
+
 Each rule keeps the meaning of its libvirt twin, with the semantics of the vSphere 8 hardening
 guide (Security Configuration Guide / DISA vSphere 8 VM STIG):
 
@@ -20,8 +26,8 @@ guide (Security Configuration Guide / DISA vSphere 8 VM STIG):
 
 Evidence: plugins/module_utils/evidence/vsphere.py (vsphere_facts), plus ``inventory`` - the VMs the
 inventory declares for that vCenter (``vmguard_vcenter_vms``: {name: {data_class, service}}). The fields
-vsphere_facts always sends (extra_config, devices, disks, nics, snapshots, custom_values, key_id) are read
-with rules.collected (or _sent for key_id, whose None means "not encrypted"): a VM record without one is an
+vsphere_facts always sends (extra_config, devices, disks, nics, snapshots, custom_values, key_id, each disk's key_id)
+are read with rules.collected (or _sent for key_id, whose None means "not encrypted"): a VM record without one is an
 error "cannot evaluate: ... not collected", never "nothing there". The extraConfig keys read are the keys
 of SETTINGS and PENDING_KEY, nothing else (evidence/vsphere.py AUDITED_SETTINGS).
 """
@@ -63,15 +69,48 @@ _TARGET_BY_LOWER = dict((k.lower(), v) for k, v in TARGET.items())
 
 # Devices ISO-08 judges; a CD/DVD drive only when it passes a host drive through.
 DEVICE_KINDS = ("serial", "parallel", "floppy", "usb", "pci_passthrough", "cdrom")
-HOST_CDROM_BACKINGS = ("AtapiBackingInfo", "PassthroughBackingInfo")
+# The remote ones pass the console client's physical drive through: a physical drive reaches the guest all the same.
+HOST_CDROM_BACKINGS = ("AtapiBackingInfo", "PassthroughBackingInfo", "RemoteAtapiBackingInfo", "RemotePassthroughBackingInfo")
 # Disk modes that discard the guest's writes (self-reverting), RB-12.
 REVERTING_MODES = ("independent_nonpersistent", "nonpersistent", "undoable")
 DATA_CLASS_ATTRIBUTE = "vmguard.data_class"
 
 
+def vm_id(vm, names):
+    """The VM's part of its subject id: its name when the vCenter's VMs carry it once (``names``: {name: count}),
+    else ``<name>#<moid>`` - a name repeated in other folders or datacenters must never merge two VMs."""
+    name = vm.get("name")
+    return str(name) if names.get(name, 0) <= 1 else "%s#%s" % (name, vm.get("moid"))
+
+
+def name_counts(vms):
+    """{VM name: how many VMs of the list carry it} (vm_id's ``names``)."""
+    out = {}
+    for vm in vms or []:
+        out[vm.get("name")] = out.get(vm.get("name"), 0) + 1
+    return out
+
+
+def _names(ctx):
+    """{vcenter: {VM name: [moids]}} of every vCenter's VMs, built once per run."""
+    def build():
+        out = {}
+        for name, ev in ctx.vcenters.items():
+            by_name = out.setdefault(name, {})
+            for vm in ev.get("vms") or []:
+                by_name.setdefault(vm.get("name"), []).append(vm.get("moid"))
+        return out
+    return ctx.index("vsphere:names", build)
+
+
+def _vm_id(ctx, vc, vm):
+    return vm_id(vm, {vm.get("name"): len(_names(ctx).get(vc, {}).get(vm.get("name")) or ())})
+
+
 def _where(vm):
-    """What the role needs to address the VM: its moid and datacenter."""
-    return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter")}
+    """What the role needs to address the VM: its moid and datacenter, and whether it is a template (never
+    reconfigured: vCenter refuses ReconfigVM_Task on a template)."""
+    return {"moid": vm.get("moid"), "datacenter": vm.get("datacenter"), "template": bool(vm.get("template"))}
 
 
 def _sent(vm, key, what):
@@ -311,18 +350,30 @@ def leak05(ctx, vv):
     """The data class: vmguard_vcenter_vms (or the guest's vmguard_data_class), else the custom attribute
     vmguard.data_class; compared case-insensitively (leak.is_confidential, as for libvirt domains)."""
     vc, vm = vv
-    cls = (declared_vms(ctx, vc).get(vm["name"]) or {}).get("data_class")
+    # A repeated name's entry applies to each VM of that name (the stricter reading), unless <name>#<moid> has one.
+    declared = declared_vms(ctx, vc)
+    cls = (declared.get(_vm_id(ctx, vc, vm)) or declared.get(vm["name"]) or {}).get("data_class")
     if data_class(cls) is None:
         cls = collected(vm, "custom_values", "custom attributes").get(DATA_CLASS_ATTRIBUTE)
     if not is_confidential(ctx, cls):
         return na("data class %s is not confidential" % (str(cls).strip() if data_class(cls) else "unset"))
     key = _sent(vm, "key_id", "config.keyId")
-    if key and key.get("key_id"):
-        return ok("confidential VM encrypted (key provider %s)" % (vm["key_id"].get("provider") or "unknown"))
-    return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % str(cls).strip(), data_class=cls)
+    # An encryption policy on VM Home or a vTPM sets config.keyId and encrypts the home files only: every disk must
+    # carry its own backing.keyId.
+    plain = [str(d.get("label")) for d in collected(vm, "disks", "virtual disks")
+             if not (_sent(d, "key_id", "disk encryption (backing.keyId) of %s" % d.get("label")) or {}).get("key_id")]
+    if not (key and key.get("key_id")):
+        return fail("confidential VM (data class %s) is not encrypted (no config.keyId)" % str(cls).strip(),
+                    data_class=cls, plaintext_disks=plain)
+    if plain:
+        return fail("confidential VM (data class %s): VM home encrypted, disk(s) not encrypted (no backing.keyId): %s"
+                    % (str(cls).strip(), ", ".join(plain)), data_class=cls, plaintext_disks=plain)
+    return ok("confidential VM and its %d disk(s) encrypted (key provider %s)" % (
+        len(vm["disks"]), key.get("provider") or "unknown"))
 
 
-leak05.remediation = "Encrypt the VM with a key provider (VM encryption storage policy); audit only."
+leak05.remediation = ("Encrypt the VM and every disk with a key provider (VM encryption storage policy on VM Home and "
+                      "on each disk); audit only.")
 
 
 @check("DIV-05", KIND)
@@ -334,8 +385,10 @@ def div05(ctx, vv):
         for name, ev in sorted(ctx.vcenters.items()):
             if ev.get("error"):
                 continue
-            for other in collected(ev, "vms", "VMs of vCenter %s" % name):
-                who = "%s/%s" % (name, other["name"])
+            others = collected(ev, "vms", "VMs of vCenter %s" % name)
+            counts = name_counts(others)
+            for other in others:
+                who = "%s/%s" % (name, vm_id(other, counts))
                 if other.get("instance_uuid"):
                     uuids.setdefault(other["instance_uuid"].lower(), set()).add(who)
                 # A VM whose configuration could not be read (its own findings are errors) has no NICs to compare;
@@ -346,7 +399,7 @@ def div05(ctx, vv):
                         macs.setdefault(n["mac"].lower(), set()).add(who)
         return uuids, macs
     uuids, macs = ctx.index("vsphere:div05", build)
-    me = "%s/%s" % (vc, vm["name"])
+    me = "%s/%s" % (vc, _vm_id(ctx, vc, vm))
     problems = {}
     iu = (vm.get("instance_uuid") or "").lower()
     if not iu:
@@ -372,7 +425,13 @@ def vis01(ctx, vv):
     vc, vm = vv
     if vm.get("template"):
         return na("a template never runs")
-    attrs = declared_vms(ctx, vc).get(vm["name"])
+    declared, key = declared_vms(ctx, vc), _vm_id(ctx, vc, vm)
+    attrs = declared.get(key)
+    if attrs is None and key != vm["name"] and vm["name"] in declared:
+        moids = sorted(str(m) for m in _names(ctx)[vc][vm["name"]])
+        return error("the inventory declares '%s', a name %d VMs of %s carry (%s): ambiguous, declare each as "
+                     "'<name>#<moid>' (this one: '%s')" % (vm["name"], len(moids), vc, ", ".join(moids), key),
+                     ambiguous=moids)
     if attrs is not None:
         return ok("in the inventory%s" % (" as %s" % attrs["guest"] if attrs.get("guest") else " (vmguard_vcenter_vms)"))
     return fail("VM '%s' (%s) of %s is not in the inventory" % (vm["name"], vm.get("power_state"), vc),
@@ -386,6 +445,7 @@ vis01.remediation = "Add the VM to vmguard_vcenter_vms of its vCenter (or as a g
 SETTING_RULES = ("LEAK-03", "ISO-11", "LEAK-02")
 DEVICE_RULES = ("ISO-08",)
 SNAPSHOT_RULES = ("RB-02", "RB-03")
+TEMPLATE_REASON = "template: convert it to a VM to change it"
 AUDIT_ONLY = {"RB-12": "the disk mode changes only with the VM powered off: audit only",
               "LEAK-05": "encrypting a VM needs a key provider and a storage policy: audit only",
               "DIV-05": "a new MAC or instance UUID changes the VM's identity on the network: audit only",
@@ -398,18 +458,31 @@ def _vm_of(finding, vcenter):
     return sid[len(prefix):] if sid.startswith(prefix) and sid != prefix + "*" else None
 
 
+def _entry(ev):
+    return {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None, "marker": None,
+            "settings": {}, "setting_rules": set(), "devices": {}, "snapshots": set(), "rules": set()}
+
+
+def _excluded(vm, exclude):
+    """A glob of ``exclude`` matches the VM's name (or its <name>#<moid> id)."""
+    return any(fnmatch.fnmatchcase(vm, p) or fnmatch.fnmatchcase(vm.split("#", 1)[0], p) for p in exclude)
+
+
 def plan_vcenter(policy, findings, vcenter, exclude=()):
     """The vsphere role's steps for ``vcenter`` from the audit's findings (pure, deterministic).
 
     Returns {"vms": {vm: {"moid", "datacenter", "power_state", "marker" (PENDING_KEY's value),
     "settings": {key: value}, "setting_rules": [ids], "devices": [{key, kind,
     label}], "snapshots": [names], "rules": [ids]}}, "pending_power_cycle": [vm], "moids": {vm: {moid, datacenter}},
-    "not_enforced": [{rule, subject, reason}]}. Planned: failing (not waived) findings of enabled rules in mode
+    "not_enforced": [{rule, subject, reason}]}, ``vm`` being the subject id's VM part (the name, or
+    <name>#<moid> for a repeated name). Planned: failing (not waived) findings of enabled rules in mode
     enforce while the policy's mode is enforce; snapshots only with params.rollback.prune_snapshots.
     A finding that only waits for a power cycle is listed under pending_power_cycle. VMs matching a
-    glob of ``exclude`` are never planned (not_enforced, "excluded").
+    glob of ``exclude`` are never planned (not_enforced, "excluded"), nor templates (TEMPLATE_REASON). Each entry is one moid: findings of
+    several moids under one subject (an audit from before repeated names had their own ids) are never
+    merged - that VM is not planned (not_enforced, "ambiguous"), nor power cycled.
     """
-    vms, pending, skipped, moids = {}, set(), [], {}
+    vms, pending, skipped, moids, seen = {}, set(), [], {}, {}
     enforce = policy.get("mode", "enforce") == "enforce"
     prune = policy["params"]["rollback"].get("prune_snapshots")
     for f in findings:
@@ -420,15 +493,18 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             if f["subject"]["id"] == vcenter + "/*":
                 skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": "error: not evaluated"})
             continue
-        if (f.get("evidence") or {}).get("moid"):
-            moids[vm] = {"moid": f["evidence"]["moid"], "datacenter": f["evidence"].get("datacenter")}
+        ev = f.get("evidence") or {}
+        if ev.get("moid"):
+            seen.setdefault(vm, {})[ev["moid"]] = ev.get("datacenter")
         reason = None
         if f["status"] == "error":
             reason = "error: not evaluated"
-        elif any(fnmatch.fnmatchcase(vm, p) for p in exclude):
+        elif _excluded(vm, exclude):
             reason = "excluded (vmguard_vsphere_exclude_vms)"
         elif rid in AUDIT_ONLY:
             reason = AUDIT_ONLY[rid]
+        elif ev.get("template"):
+            reason = TEMPLATE_REASON
         elif not enforce:
             reason = "policy mode audit"
         elif policy["rules"][rid].get("mode") != "enforce":
@@ -438,13 +514,12 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             continue
         elif rid in SNAPSHOT_RULES and not prune:
             reason = "params.rollback.prune_snapshots is off: snapshots are reported, never deleted"
+        elif not ev.get("moid"):
+            reason = "the finding names no moid: the VM cannot be addressed"
         if reason:
             skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": reason})
             continue
-        ev = f.get("evidence") or {}
-        step = vms.setdefault(vm, {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None,
-                                   "marker": None, "settings": {}, "setting_rules": set(), "devices": {},
-                                   "snapshots": set(), "rules": set()})
+        step = vms.setdefault(vm, (f["subject"]["id"], {}))[1].setdefault(ev["moid"], _entry(ev))
         step["rules"].add(rid)
         if rid in SETTING_RULES:
             step["settings"].update(ev.get("expected") or {})
@@ -457,23 +532,41 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             if not ev.get("prunable"):
                 skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": "only pinned snapshots are flagged"})
             step["snapshots"].update(ev.get("prunable") or [])
+    for vm, found in seen.items():
+        if len(found) == 1:
+            moid, dc = next(iter(found.items()))
+            moids[vm] = {"moid": moid, "datacenter": dc}
     out = {}
-    for vm, step in sorted(vms.items()):
+    for vm, (subject, by_moid) in sorted(vms.items()):
+        if len(seen.get(vm, ())) > 1:
+            why = "ambiguous: findings of several VMs (%s) under one subject: not enforced" % ", ".join(sorted(seen[vm]))
+            skipped.extend({"rule": rid, "subject": subject, "reason": why}
+                           for rid in sorted(set(r for st in by_moid.values() for r in st["rules"])))
+            continue
+        (step,) = by_moid.values()
         out[vm] = {"moid": step["moid"], "datacenter": step["datacenter"], "power_state": step["power_state"],
                    "marker": step["marker"], "settings": dict(sorted(step["settings"].items())),
                    "setting_rules": sorted(step["setting_rules"]),
                    "devices": [step["devices"][k] for k in sorted(step["devices"])],
                    "snapshots": sorted(step["snapshots"]), "rules": sorted(step["rules"])}
-    return {"vms": out, "pending_power_cycle": sorted(pending), "moids": moids,
-            "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"]))}
+    return {"vms": out, "pending_power_cycle": sorted(v for v in pending if v in moids),
+            "moids": moids, "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"]))}
 
 
-def pending_marker(current, rules, now):
+def pending_marker(current, rules, now, boot_time=None):
     """The new value of PENDING_KEY after ``rules`` changed settings at ``now``: the rule ids it
-    already names plus ``rules``, with the time of this change."""
+    already names plus ``rules``, with the time of this change. The old ids are dropped when the VM booted
+    (``boot_time``, epoch) at or after the old marker's time: their settings are in effect, and carrying them
+    under the new time would make them "power cycle pending" again. An unknown boot time or an unreadable
+    old time keeps them (pending is the safe side)."""
     old = set()
     if current:
         parts = current.split(None, 1)
         if len(parts) > 1:
             old = set(r.strip() for r in parts[1].split(",") if r.strip())
+        try:
+            if boot_time is not None and float(parts[0]) <= boot_time:
+                old = set()
+        except (ValueError, IndexError):
+            pass
     return "%d %s" % (int(now), ",".join(sorted(old | set(rules))))

@@ -2,6 +2,8 @@
 power-cycle marker (the filter's value), which devices and snapshots, and the plan entries it refuses.
 The vCenter side runs against the simulator in tests/integration/test_vsphere_enforce.py."""
 
+import datetime
+
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.filter import vsphere as vsphere_filter
@@ -9,6 +11,17 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules impo
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import vsphere_config as vc
 
 NOW = 1767225600.0
+
+
+class _SI(object):
+    _stub = None
+
+
+class _Session(vc.Session):
+    """Session whose reconfigurations are counted, never sent."""
+
+    def _reconfigure(self, vm, extra, specs):
+        self.calls["reconfigurations"] += 1
 
 
 def plan_entry(**kw):
@@ -82,6 +95,27 @@ def test_marker_names_the_rules_whose_settings_changed_and_keeps_the_old_ones():
     assert marker == rules.pending_marker("1700000000 ISO-11", ["LEAK-02", "LEAK-03"], NOW)
 
 
+
+def test_marker_drops_the_old_rules_once_the_vm_booted_after_them():
+    """Marker '1000 LEAK-03', VM booted at 2000 (LEAK-03 in effect), ISO-11 changed at 3000: LEAK-03 is no longer
+    pending, so it is not carried under the new time (it would fail 'power cycle pending' again)."""
+    changes = {"log.keepOld": ("20", "10")}
+    extra = {"vmguard.powerCyclePending": "1000 LEAK-03"}
+    assert vc.new_marker("poweredOn", changes, extra, 3000, boot_time=2000) == "3000 ISO-11"
+    assert vc.new_marker("poweredOn", changes, extra, 3000, boot_time=500) == "3000 ISO-11,LEAK-03"  # not booted since
+    assert vc.new_marker("poweredOn", changes, extra, 3000) == "3000 ISO-11,LEAK-03"  # boot time unknown: kept
+    vm = {"extra_config": {"vmguard.powerCyclePending": "3000 ISO-11"}, "power_state": "poweredOn", "boot_time": 2000}
+    assert not rules.pending_power_cycle("LEAK-03", vm) and rules.pending_power_cycle("ISO-11", vm)
+    vim = pytest.importorskip("pyVmomi").vim
+    session = _Session(_SI())
+    boot = datetime.datetime.fromtimestamp(2000, tz=datetime.timezone.utc)
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={"log.keepOld": "10"}, devices=[], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [vim.option.OptionValue(key=k, value=v) for k, v in (
+                                 ("vmguard.powerCyclePending", "1000 LEAK-03"), ("log.keepOld", "20"))],
+                              "config.hardware.device": [], "snapshot": None, "runtime.powerState": "poweredOn",
+                              "summary.runtime.bootTime": boot}, 3000)
+    assert res["marker"] == "3000 ISO-11" and res["errors"] == []
+
 def test_no_marker_on_a_stopped_vm_or_without_a_change():
     changes = {"log.keepOld": ("20", "10")}
     assert vc.new_marker("poweredOff", changes, {}, NOW) is None
@@ -105,17 +139,40 @@ DEVICES = {
 
 
 def test_devices_disconnected_only_when_connected_now_or_at_power_on():
-    changes, missing = vc.device_changes(DEVICES, [9000, 3002, 8000, 100], "disconnected")
+    changes, missing, refused = vc.device_changes(DEVICES, [9000, 3002, 8000], "disconnected")
     assert changes == [{"key": 9000, "label": "Serial port 1"}, {"key": 3002, "label": "CD/DVD drive 1"}] and missing == []
-    changes, missing = vc.device_changes(DEVICES, [9000, 424242], "disconnected")
+    assert refused == []
+    changes, missing, _refused = vc.device_changes(DEVICES, [9000, 424242], "disconnected")
     assert missing == [424242]
 
 
 def test_devices_removed_while_there_and_a_gone_one_is_done():
-    changes, missing = vc.device_changes(DEVICES, [8000, 424242], "absent")
-    assert changes == [{"key": 8000, "label": "Floppy drive 1"}] and missing == []
+    changes, missing, refused = vc.device_changes(DEVICES, [8000, 100, 424242], "absent")
+    assert changes == [{"key": 8000, "label": "Floppy drive 1"}, {"key": 100, "label": "PCI controller 0"}]
+    assert missing == [] and refused == []
     with pytest.raises(ValueError, match="device state must be one of disconnected, absent"):
         vc.device_changes(DEVICES, [8000], "remove")
+
+
+def test_a_device_without_a_connect_switch_is_refused_never_skipped():
+    """A PCI passthrough device cannot be disconnected: with device_action disconnected it is the VM's error."""
+    changes, missing, refused = vc.device_changes(DEVICES, [9000, 100], "disconnected")
+    assert changes == [{"key": 9000, "label": "Serial port 1"}] and missing == []
+    assert refused == [{"key": 100, "label": "PCI controller 0"}]
+    vim = pytest.importorskip("pyVmomi").vim
+    pci = vim.vm.device.VirtualPCIPassthrough(key=13000, deviceInfo=vim.Description(label="PCI device 0", summary=""),
+                                              backing=vim.vm.device.VirtualPCIPassthrough.DeviceBackingInfo(id="0000:3b:00.0"))
+    session = _Session(_SI(), device_state="disconnected")
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={}, devices=[{"key": 13000}], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [], "config.hardware.device": [pci], "snapshot": None,
+                              "runtime.powerState": "poweredOn"}, NOW)
+    assert res["changed"] is False and res["devices"] == [] and session.calls["reconfigurations"] == 0
+    assert res["errors"] == ["PCI device 0 (key 13000) cannot be disconnected: remove it (device_action remove)"]
+    session = _Session(_SI(), device_state="absent")
+    res = session.enforce_vm("web1", vc.check_step("web1", plan_entry(settings={}, devices=[{"key": 13000}], snapshots=[])),
+                             {"name": "web1", "config.extraConfig": [], "config.hardware.device": [pci], "snapshot": None,
+                              "runtime.powerState": "poweredOn"}, NOW)
+    assert res["devices"] == [{"key": 13000, "label": "PCI device 0"}] and res["errors"] == []
 
 
 FLAT = [("base", "snap-1"), ("before-upgrade", "snap-2"), ("nightly", "snap-3"), ("nightly", "snap-4"), ("gold", "snap-5")]
@@ -154,3 +211,13 @@ def test_failure_message_names_every_failed_vm():
         "db1": {"moid": "vm-7", "errors": ["no device with key(s) 1", "cannot delete snapshot x: busy"]}})
     assert msg == ("2 of 3 VM(s) failed: db1 (vm-7): no device with key(s) 1, cannot delete snapshot x: busy; "
                    "ghost (vm-999): no VM with moid vm-999")
+
+
+def test_a_template_given_to_enforce_is_skipped_without_failing():
+    session = _Session(_SI())
+    res = session.enforce_vm("tmpl", vc.check_step("tmpl", plan_entry(devices=[], snapshots=[])),
+                             {"name": "tmpl", "config.extraConfig": [], "config.hardware.device": [], "snapshot": None,
+                              "runtime.powerState": "poweredOff", "config.template": True}, NOW)
+    assert res["skipped"] == "template: convert it to a VM to change it"
+    assert res["changed"] is False and res["errors"] == [] and session.calls["reconfigurations"] == 0
+    assert "config.template" in vc.VM_PROPERTIES
