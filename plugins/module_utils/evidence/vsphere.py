@@ -284,8 +284,8 @@ def collect(si):
     content = si.RetrieveContent()
     about = content.about
     fields = dict((f.key, f.name) for f in (content.customFieldsManager.field if content.customFieldsManager else []) or [])
-    objects, calls, missing = retrieve(content, {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES,
-                                        vim.Datacenter: CONTAINER_PROPERTIES})
+    wanted = {vim.VirtualMachine: VM_PROPERTIES, vim.Folder: CONTAINER_PROPERTIES, vim.Datacenter: CONTAINER_PROPERTIES}
+    objects, calls, missing = retrieve(content, wanted)
     containers = dict((moid, (kind, props.get("name"), props["parent"]._moId if props.get("parent") is not None else None))
                       for moid, (kind, props) in objects.items() if kind in ("Folder", "Datacenter"))
     vms = [vm_evidence(moid, props, fields, containers, missing.get(moid))

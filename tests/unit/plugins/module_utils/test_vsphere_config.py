@@ -95,7 +95,6 @@ def test_marker_names_the_rules_whose_settings_changed_and_keeps_the_old_ones():
     assert marker == rules.pending_marker("1700000000 ISO-11", ["LEAK-02", "LEAK-03"], NOW)
 
 
-
 def test_marker_drops_the_old_rules_once_the_vm_booted_after_them():
     """Marker '1000 LEAK-03', VM booted at 2000 (LEAK-03 in effect), ISO-11 changed at 3000: LEAK-03 is no longer
     pending, so it is not carried under the new time (it would fail 'power cycle pending' again)."""
@@ -115,6 +114,7 @@ def test_marker_drops_the_old_rules_once_the_vm_booted_after_them():
                               "config.hardware.device": [], "snapshot": None, "runtime.powerState": "poweredOn",
                               "summary.runtime.bootTime": boot}, 3000)
     assert res["marker"] == "3000 ISO-11" and res["errors"] == []
+
 
 def test_no_marker_on_a_stopped_vm_or_without_a_change():
     changes = {"log.keepOld": ("20", "10")}

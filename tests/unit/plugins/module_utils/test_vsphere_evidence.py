@@ -176,8 +176,8 @@ def test_properties_in_the_missing_set_are_not_collected_never_nothing_there():
     for key in ("extra_config", "devices", "disks", "nics", "snapshots"):
         assert key not in vm
     ev = {"vcenters": {"vc1": {"error": None, "vms": [vm], "inventory": {"app1": {}}}}, "guests": {}}
-    found = dict((f["rule"], f) for f in engine.evaluate(policy.load_policy({"params": {}}), ev,
-                                                        only={"LEAK-03", "ISO-11", "ISO-08", "RB-02", "RB-03"}))
+    only = {"LEAK-03", "ISO-11", "ISO-08", "RB-02", "RB-03"}
+    found = dict((f["rule"], f) for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only=only))
     assert set(f["status"] for f in found.values()) == {"error"}
     assert found["ISO-08"]["message"] == "cannot evaluate: devices not collected"
     # An unread property no rule reads through collected() (the power state) makes the VM an error.
