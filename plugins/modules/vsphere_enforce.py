@@ -26,7 +26,9 @@ description:
     apart, so what vCenter accepts is applied.
   - Then the flagged snapshots are deleted (RB-02, RB-03; each consolidated into its child) when
     O(prune_snapshots) is true - never one matching O(pinned_snapshots), never one whose name the VM
-    carries twice (the plan names snapshots, so which one is flagged would be unknown).
+    carries twice (the plan names snapshots, so which one is flagged would be unknown), never one whose moid
+    is not the one the audit judged (the plan's C(snapshot_ids); a snapshot re-created under its name since
+    the audit is kept, with an error asking for a new audit).
   - Idempotent - settings already at their value (compared case-insensitively, as VMX booleans are),
     devices already disconnected (or gone with O(device_action=absent)) and snapshots already gone are
     left alone, so a second run changes nothing. Never powers a VM off.
@@ -47,7 +49,8 @@ options:
       - The plan, by VM (the subject id's VM part - the name, or C(<name>#<moid>) for a name vCenter's VMs carry
         more than once) - C(__vmguard_vsphere_plan.vms) of the vsphere role. Per VM C(moid) (required),
         C(settings) ({advanced setting - value}, only the settings of the vSphere rules), C(devices) (a list
-        of C({key, kind, label}) or of device keys), C(snapshots) (names). Other keys of the plan
+        of C({key, kind, label}) or of device keys), C(snapshots) (names), C(snapshot_ids) (name to snapshot moid, optional).
+        Other keys of the plan
         (C(datacenter), C(power_state), C(marker), C(setting_rules), C(rules)) are accepted and not needed -
         the power state and the marker are read from vCenter in the same session.
       - An entry that cannot be carried out (no moid, a setting that is not one of the rules', a moid planned

@@ -56,6 +56,15 @@ def _str_list(value, where):
     return list(value)
 
 
+def _str_map(value, where):
+    """{string: non-empty string} (the plan's snapshot_ids: snapshot name -> moid), {} for none."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+        raise ValueError("%s must be a mapping of snapshot name to snapshot moid (snapshot-42)" % where)
+    return dict(value)
+
+
 def _device_keys(value, where):
     """Device keys from the plan's [{key, kind, label}] (or plain integers)."""
     keys, labels = [], {}
@@ -99,7 +108,8 @@ def check_step(name, step):
         raise ValueError("%s.moid is missing (the managed object id of the VM, vm-42)" % where)
     devices, labels = _device_keys(step.get("devices"), where + ".devices")
     return {"moid": moid.strip(), "settings": _settings(step.get("settings"), where + ".settings"),
-            "devices": devices, "labels": labels, "snapshots": _str_list(step.get("snapshots"), where + ".snapshots")}
+            "devices": devices, "labels": labels, "snapshots": _str_list(step.get("snapshots"), where + ".snapshots"),
+            "snapshot_ids": _str_map(step.get("snapshot_ids"), where + ".snapshot_ids")}
 
 
 def check_plan(vms):
@@ -191,12 +201,14 @@ def is_pinned(vm_name, snapshot, pinned):
     return any(fnmatch.fnmatchcase("%s/%s" % (vm_name, snapshot), p) for p in pinned or [])
 
 
-def snapshot_removals(flat, names, vm_names, pinned):
+def snapshot_removals(flat, names, vm_names, pinned, ids=None):
     """(to remove [(name, ref)], errors [message]) of the planned snapshot ``names`` on a VM whose snapshot
     tree is ``flat`` [(name, ref)]. Never a pinned one (params.rollback.pinned_snapshots, globs over
     "<vm>/<snapshot>" for any of ``vm_names``), never a name the VM carries twice (which one is flagged is
-    unknown); a name no longer there is already done."""
-    remove, errors = [], []
+    unknown), never one whose moid is not the one the audit judged (``ids`` {name: snapshot moid}, the plan's
+    snapshot_ids: a snapshot re-created under that name since is not the flagged one); a name no longer there is
+    already done. A plan entry without ids (an older plan) is carried out by name."""
+    remove, errors, ids = [], [], ids or {}
     for name in names:
         if any(is_pinned(vm, name, pinned) for vm in vm_names):
             errors.append("snapshot %s is pinned (params.rollback.pinned_snapshots): not deleted" % name)
@@ -204,6 +216,9 @@ def snapshot_removals(flat, names, vm_names, pinned):
         refs = [ref for n, ref in flat if n == name]
         if len(refs) > 1:
             errors.append("%d snapshots are named %s: not deleted (which one is flagged is unknown)" % (len(refs), name))
+        elif refs and name in ids and getattr(refs[0], "_moId", None) != ids[name]:
+            errors.append("snapshot %s is %s, not %s the audit judged (re-created since?): not deleted; audit again"
+                          % (name, getattr(refs[0], "_moId", None), ids[name]))
         elif refs:
             remove.append((name, refs[0]))
     return remove, errors
@@ -342,11 +357,11 @@ class Session(object):
                 errors.append("cannot %s: %s" % (what, fault_text(e)))
         return "settings" in done, "devices" in done, errors
 
-    def prune_snapshots(self, name, vm_name, info, names):
+    def prune_snapshots(self, name, vm_name, info, names, ids=None):
         """(deleted names, errors)."""
         if not self.prune or not names:
             return [], []
-        remove, errors = snapshot_removals(flat_snapshots(info), names, [name, vm_name], self.pinned)
+        remove, errors = snapshot_removals(flat_snapshots(info), names, [name, vm_name], self.pinned, ids)
         done = []
         for snap_name, ref in remove:
             if not self.check_mode:
@@ -390,7 +405,8 @@ class Session(object):
             out["marker"], out["pending_power_cycle"] = marker, bool(marker)
         if dev_ok:
             out["devices"] = devs
-        out["snapshots"], errors = self.prune_snapshots(name, props.get("name"), props.get("snapshot"), step["snapshots"])
+        out["snapshots"], errors = self.prune_snapshots(name, props.get("name"), props.get("snapshot"), step["snapshots"],
+                                                        step.get("snapshot_ids"))
         out["errors"].extend(errors)
         out["changed"] = bool(out["settings"] or out["devices"] or out["snapshots"])
         return out

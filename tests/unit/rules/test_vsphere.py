@@ -250,6 +250,9 @@ def test_plan_from_the_seeded_findings():
     assert "prune_snapshots is off" in dict(((e["rule"], e["subject"]), e["reason"]) for e in p["not_enforced"])[("RB-02", "%s/%s" % (VC, VM1))]
     p = plan(ev, rules={"RB-02": {"mode": "enforce"}}, params={"rollback": {"max_snapshot_age_hours": 0, "prune_snapshots": True}})
     assert p["vms"][VM1]["snapshots"] == ["before-upgrade"]
+    # the snapshot the audit judged, by its moid: enforcement deletes that one, not one re-created under its name
+    moid = [sn["moid"] for sn in vm(ev, VM1)["snapshots"] if sn["name"] == "before-upgrade"]
+    assert len(moid) == 1 and moid[0] and p["vms"][VM1]["snapshot_ids"] == {"before-upgrade": moid[0]}
     assert plan(ev, mode="audit")["vms"] == {}
     assert VM0 not in plan(ev, exclude=["*_VM0"])["vms"]
 

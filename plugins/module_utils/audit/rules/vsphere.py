@@ -266,6 +266,15 @@ def _prunable(ctx, vm, names):
     return [n for n in names if not _pinned(ctx, vm["name"], n)]
 
 
+def _prunable_ids(vm, names):
+    """{name: snapshot moid} of the prunable ``names`` the VM carries once: what the audit judged, so enforcement
+    deletes that snapshot and not one re-created under its name since (vsphere_config.snapshot_removals)."""
+    moids = {}
+    for s in _snapshots(vm):
+        moids.setdefault(s["name"], []).append(s.get("moid"))
+    return dict((n, moids[n][0]) for n in names if len(moids.get(n, ())) == 1 and moids[n][0])
+
+
 @check("RB-02", KIND)
 def rb02(ctx, vv):
     snaps = _snapshots(vv[1])
@@ -283,7 +292,7 @@ def rb02(ctx, vv):
     if old:
         return fail("%d snapshot(s) older than %dh: %s" % (len(old), limit, ", ".join(
             "%s (%.1fh)" % (n, h) for n, h in sorted(old.items()))), age_hours=old,
-            prunable=_prunable(ctx, vv[1], sorted(old)), **_where(vv[1]))
+            prunable=_prunable(ctx, vv[1], sorted(old)), prunable_ids=_prunable_ids(vv[1], sorted(old)), **_where(vv[1]))
     return ok("%d snapshot(s), all younger than %dh" % (len(snaps), limit))
 
 
@@ -298,8 +307,9 @@ def rb03(ctx, vv):
         if any(s.get("creation_time") is None for s in snaps):
             return error("%d snapshots (limit %d), some without a creation time: cannot tell the oldest" % (len(snaps), limit))
         oldest = [s["name"] for s in sorted(snaps, key=lambda s: s["creation_time"])]
+        prunable = _prunable(ctx, vv[1], oldest)[:len(snaps) - limit]
         return fail("%d snapshots (limit %d)" % (len(snaps), limit), count=len(snaps),
-                    prunable=_prunable(ctx, vv[1], oldest)[:len(snaps) - limit], **_where(vv[1]))
+                    prunable=prunable, prunable_ids=_prunable_ids(vv[1], prunable), **_where(vv[1]))
     return ok("%d snapshot(s) (limit %d)" % (len(snaps), limit), count=len(snaps))
 
 
@@ -460,7 +470,7 @@ def _vm_of(finding, vcenter):
 
 def _entry(ev):
     return {"moid": ev.get("moid"), "datacenter": ev.get("datacenter"), "power_state": None, "marker": None,
-            "settings": {}, "setting_rules": set(), "devices": {}, "snapshots": set(), "rules": set()}
+            "settings": {}, "setting_rules": set(), "devices": {}, "snapshots": set(), "snapshot_ids": {}, "rules": set()}
 
 
 def _excluded(vm, exclude):
@@ -532,6 +542,7 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
             if not ev.get("prunable"):
                 skipped.append({"rule": rid, "subject": f["subject"]["id"], "reason": "only pinned snapshots are flagged"})
             step["snapshots"].update(ev.get("prunable") or [])
+            step["snapshot_ids"].update(ev.get("prunable_ids") or {})
     for vm, found in seen.items():
         if len(found) == 1:
             moid, dc = next(iter(found.items()))
@@ -548,7 +559,8 @@ def plan_vcenter(policy, findings, vcenter, exclude=()):
                    "marker": step["marker"], "settings": dict(sorted(step["settings"].items())),
                    "setting_rules": sorted(step["setting_rules"]),
                    "devices": [step["devices"][k] for k in sorted(step["devices"])],
-                   "snapshots": sorted(step["snapshots"]), "rules": sorted(step["rules"])}
+                   "snapshots": sorted(step["snapshots"]), "snapshot_ids": dict(sorted(step["snapshot_ids"].items())),
+                   "rules": sorted(step["rules"])}
     return {"vms": out, "pending_power_cycle": sorted(v for v in pending if v in moids),
             "moids": moids, "not_enforced": sorted(skipped, key=lambda e: (e["rule"], e["subject"]))}
 

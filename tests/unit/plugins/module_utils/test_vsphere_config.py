@@ -37,7 +37,8 @@ def test_the_role_plan_entry_is_taken_as_planned():
     steps, errors = vc.check_plan({"web1": plan_entry()})
     assert errors == {}
     assert steps == {"web1": {"moid": "vm-42", "settings": {"isolation.tools.copy.disable": "TRUE", "RemoteDisplay.maxConnections": "1"},
-                              "devices": [9000], "labels": {9000: "Serial port 1"}, "snapshots": ["before-upgrade"]}}
+                              "devices": [9000], "labels": {9000: "Serial port 1"}, "snapshots": ["before-upgrade"],
+                              "snapshot_ids": {}}}
 
 
 def test_the_plan_builder_output_is_accepted_whole():
@@ -185,6 +186,30 @@ def test_snapshots_removed_by_name_never_pinned_never_ambiguous():
     assert remove == [("base", "snap-1")]
     assert errors == ["snapshot gold is pinned (params.rollback.pinned_snapshots): not deleted",
                       "2 snapshots are named nightly: not deleted (which one is flagged is unknown)"]
+
+
+class _Ref(object):
+    """A vim.vm.Snapshot reference: only its moid is read."""
+
+    def __init__(self, moid):
+        self._moId = moid
+
+
+def test_a_snapshot_recreated_under_its_name_since_the_audit_is_not_deleted():
+    """The audit flagged 'nightly' (snapshot-3); it was deleted and re-created as snapshot-9 before enforcement: the
+    plan's snapshot_ids name snapshot-3, so snapshot-9 stays (an error asking for a new audit); the same name with
+    the same moid goes; a plan without ids (an older plan) is carried out by name."""
+    flat = [("nightly", _Ref("snapshot-9")), ("base", _Ref("snapshot-1"))]
+    remove, errors = vc.snapshot_removals(flat, ["nightly", "base"], ["web1"], [], {"nightly": "snapshot-3", "base": "snapshot-1"})
+    assert [n for n, _r in remove] == ["base"]
+    assert errors == ["snapshot nightly is snapshot-9, not snapshot-3 the audit judged (re-created since?): not deleted; "
+                      "audit again"]
+    assert [n for n, _r in vc.snapshot_removals(flat, ["nightly"], ["web1"], [])[0]] == ["nightly"]
+    step = vc.check_step("web1", plan_entry(settings={}, devices=[], snapshots=["nightly"],
+                                            snapshot_ids={"nightly": "snapshot-3"}))
+    assert step["snapshot_ids"] == {"nightly": "snapshot-3"}
+    with pytest.raises(ValueError, match="snapshot_ids must be a mapping"):
+        vc.check_step("web1", plan_entry(settings={}, devices=[], snapshots=["nightly"], snapshot_ids=["snapshot-3"]))
 
 
 def test_diff_shows_each_change_and_nothing_for_an_unchanged_vm():
