@@ -26,7 +26,10 @@ author:
   - vmguard.hardening developers (@vmguard)
 options:
   machine_id_digest:
-    description: SHA-256 digest of the duplicated machine-id (as reported by guest_facts).
+    description:
+      - SHA-256 digest of the duplicated machine-id (as reported by guest_facts).
+      - Also matched against a D-Bus copy (C(/var/lib/dbus/machine-id)) that is a file of its own (libdbus
+        reads it first); either match regenerates the machine-id and makes the copy a link to it.
     type: str
   ssh_fingerprints:
     description: Duplicated SSH host key fingerprints (C(SHA256:...)); the matching keys are regenerated.

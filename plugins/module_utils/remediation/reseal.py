@@ -46,7 +46,8 @@ def _p(root, path):
 def plan(root, duplicated, force=()):
     """What would be resealed: {item: reason}, from the current state and the duplicated values.
 
-    ``duplicated`` = {"machine_id_digest": str, "ssh_fingerprints": [str], "random_seed_digest": str}
+    ``duplicated`` = {"machine_id_digest": str, "ssh_fingerprints": [str], "random_seed_digest": str}; the
+    machine-id digest matches /etc/machine-id or a D-Bus copy that is a file of its own (both are resealed).
     """
     todo = {}
     force = set(ITEMS) if "all" in force else set(force)
@@ -55,6 +56,9 @@ def plan(root, duplicated, force=()):
         todo["machine_id"] = "forced"
     elif duplicated.get("machine_id_digest") and mid.get("machine_id_digest") == duplicated["machine_id_digest"]:
         todo["machine_id"] = "shared with another guest"
+    elif duplicated.get("machine_id_digest") and mid.get("dbus_machine_id_digest") == duplicated["machine_id_digest"]:
+        # libdbus reads /var/lib/dbus/machine-id first: a shared copy of its own is a shared D-Bus identity
+        todo["machine_id"] = "D-Bus copy (/var/lib/dbus/machine-id) shared with another guest"
     keys, err = guestscan.read_ssh_host_keys(root)
     if err:
         raise ValueError(err)

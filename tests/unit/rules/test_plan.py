@@ -369,6 +369,25 @@ def test_empty_machine_id_is_resealed_without_a_digest():
         assert p["hosts"]["web1"]["identity_reseal"]["machine_id_digest"] is None
 
 
+def test_a_shared_dbus_machine_id_copy_is_resealed_by_its_digest():
+    """Different /etc/machine-id, one D-Bus copy (a file of its own, read first by libdbus): DIV-01 fails on both
+    and the plan hands identity_reseal the copy's digest (all), or reseals all but one holder of it."""
+    dbus = "d" * 64
+    guests = {}
+    for n, g in enumerate(("web1", "mail1"), 1):
+        guests[g] = E.guest(g, facts=E.guest_facts(n, dbus_machine_id_digest=dbus))
+    ev = E.fleet([E.domain("web1"), E.domain("mail1")], guests)
+    p, findings = build({}, ev)
+    div01 = [f for f in findings if f["rule"] == "DIV-01"]
+    assert [f["status"] for f in div01] == ["fail", "fail"]
+    assert [f["evidence"]["copies"] for f in div01] == [["/var/lib/dbus/machine-id"]] * 2
+    for g in ("web1", "mail1"):
+        assert "DIV-01" in p["hosts"][g]["identity_reseal"]["rules"]
+        assert p["hosts"][g]["identity_reseal"]["machine_id_digest"] == dbus
+    p, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}}, ev)
+    assert [g for g in ("mail1", "web1") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["web1"]
+
+
 # --- domain policy -------------------------------------------------------------------------------
 
 def test_domain_fixes_per_hypervisor_and_domain():

@@ -301,3 +301,17 @@ def test_host_keys_rotate_and_commit_without_links(guest):
 def test_refusal_message_on_the_live_root():
     assert str(fsutil.LinkRefusedError("/", "/etc/ssh")) == "/etc/ssh is a symbolic link: refusing to follow it"
     assert isinstance(fsutil.LinkRefusedError("/img", "/img/etc"), ValueError)
+
+
+def test_a_shared_dbus_copy_of_its_own_is_resealed_and_linked(guest):
+    """/var/lib/dbus/machine-id a file of its own with the duplicated value (libdbus reads it first), /etc/machine-id
+    unique: planned by the copy's digest; the reseal regenerates the machine-id and links the copy to it."""
+    with open(os.path.join(guest, "var/lib/dbus/machine-id"), "w") as f:
+        f.write("fedcba9876543210fedcba9876543210\n")
+    dbus = guestscan.machine_id(guest)["dbus_machine_id_digest"]
+    assert dbus != guestscan.machine_id(guest)["machine_id_digest"]
+    assert reseal.plan(guest, {"machine_id_digest": dbus}) == {
+        "machine_id": "D-Bus copy (/var/lib/dbus/machine-id) shared with another guest"}
+    reseal.reseal_machine_id(guest)
+    assert os.readlink(os.path.join(guest, "var/lib/dbus/machine-id")) == "/etc/machine-id"
+    assert reseal.plan(guest, {"machine_id_digest": dbus}) == {}
