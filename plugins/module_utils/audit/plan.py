@@ -222,6 +222,10 @@ def _plan_identity(hosts, evidence, findings, all_but_one):
                 continue
             entry = _entry(hosts, guest, "identity_reseal", guest)
             entry[IDENTITY_DIGESTS[rid]] = digest
+            if rid == "DIV-01" and digest is None:
+                # An empty or uninitialized machine-id has no digest to match: identity_reseal is told to
+                # regenerate it (force), or it would report nothing to do and the finding would stay.
+                entry.setdefault("force", set()).add("machine_id")
         else:
             fps = [fp for fp, _owners in values if resealed.reseals(rid, fp, guest)]
             if not fps:
@@ -957,7 +961,8 @@ def _complete(hosts):
         if "domain_policy" in h:
             h["domain_policy"]["fixes"] = set(h["domain_policy"]["rules"])
         if "identity_reseal" in h:
-            for key, default in (("machine_id_digest", None), ("random_seed_digest", None), ("ssh_fingerprints", set())):
+            for key, default in (("machine_id_digest", None), ("random_seed_digest", None), ("ssh_fingerprints", set()),
+                                 ("force", set())):
                 h["identity_reseal"].setdefault(key, default)
 
 
