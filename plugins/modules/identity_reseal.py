@@ -40,7 +40,9 @@ options:
     description: SHA-256 digest of the duplicated systemd random seed.
     type: str
   force:
-    description: Items to regenerate whatever their value; V(all) for every item.
+    description:
+      - Items to regenerate whatever their value; V(all) for every item.
+      - V(ssh_host_keys) on a guest without host keys (no SSH server) rotates nothing and reports no change.
     type: list
     elements: str
     choices: [machine_id, ssh_host_keys, random_seed, all]
@@ -114,7 +116,7 @@ def _would(keys):
 
 def _apply(module, root, todo, result, run):
     p = module.params
-    if "ssh_host_keys" in todo:
+    if todo.get("ssh_host_keys"):  # never sshd -t or a reload when no key was rotated
         rotated = reseal.reseal_host_keys(root, todo["ssh_host_keys"], run)
         if root == "/":
             sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"

@@ -64,7 +64,8 @@ def plan(root, duplicated, force=()):
         raise ValueError(err)
     dup_fps = set(duplicated.get("ssh_fingerprints") or [])
     if "ssh_host_keys" in force:
-        todo["ssh_host_keys"] = list(keys)
+        if keys:  # no host key (no SSH server): nothing to rotate, nothing changed, no sshd to validate
+            todo["ssh_host_keys"] = list(keys)
     else:
         shared = [k for k in keys if k["fingerprint"] in dup_fps]
         if shared:
