@@ -193,32 +193,40 @@ def _rotate_key(root, dfd, directory, name, key, run):
     private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run)
     pub = " ".join(public.decode("ascii").split()[:2])
     made = [fsutil.write_new_at(dfd, name, private, 0o600)]
+    moved = []  # old files renamed aside: put back if this key's rotation stops half way
     try:
         made.append(fsutil.write_new_at(dfd, name + ".pub", public, 0o644))
         for src in (name, name + ".pub"):
             if fsutil.lstat_at(dfd, src) is not None:
                 os.replace(src, src + OLD_SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
+                moved.append(src)
         os.replace(made[0], name, src_dir_fd=dfd, dst_dir_fd=dfd)
         os.replace(made[1], name + ".pub", src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         for tmp in made:
             fsutil.unlink_quietly(dfd, tmp)
+        for src in moved:  # this key stays the old pair, whole
+            os.replace(src + OLD_SUFFIX, src, src_dir_fd=dfd, dst_dir_fd=dfd)
         raise
     os.fsync(dfd)
     return {"type": key["type"], "file": key["file"], "old_fingerprint": key["fingerprint"],
             "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub}
 
 
-def reseal_host_keys(root, keys, run):
+def reseal_host_keys(root, keys, run, rotated=None):
     """Regenerate the given host keys in place (same types, same files). Returns per-key old/new
     fingerprints. Old key files are kept as *.vmguard-old until ``commit_host_keys``/``rollback``
     (renames replace directory entries: nothing is ever written through a link). A key directory
-    that is, or lies below, a symbolic link is refused before anything changes."""
+    that is, or lies below, a symbolic link is refused before anything changes.
+
+    ``rotated``: a list each key's entry is appended to as soon as that key is rotated, so a caller
+    still knows which keys are new (and which *.vmguard-old files exist) when a later key fails: the
+    exception propagates, the failing key stays its old pair, whole."""
     for k in keys:
         if k["type"] not in KEYGEN_TYPES:
             raise ValueError("cannot regenerate host key type %s" % k["type"])
     fds = _open_key_dirs(root, [k["file"] for k in keys])
-    out = []
+    out = [] if rotated is None else rotated
     try:
         for k in keys:
             directory, name = _key_entry(k["file"])
