@@ -88,7 +88,9 @@ resealed:
       type: dict
     ssh_host_keys:
       description:
-        - One entry per rotated key with type, file, old and new fingerprint and the new public key.
+        - One entry per rotated key with type, file, old and new fingerprint, the new public key and the old
+          one (old_public_key, for unpinning it from known_hosts).
+        - The new key keeps the old one's type and size (ECDSA curve; RSA modulus, at least 3072 bits).
         - In check mode the same entries with new_fingerprint and new_public_key null and would_regenerate true.
       type: list
       elements: dict

@@ -24,9 +24,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import uuid
 
@@ -141,6 +144,31 @@ def reseal_random_seed(root, urandom=os.urandom):
 KEYGEN_TYPES = {"ssh-ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa", "ecdsa-sha2-nistp384": "ecdsa",
                 "ecdsa-sha2-nistp521": "ecdsa", "ssh-rsa": "rsa"}
 OLD_SUFFIX = ".vmguard-old"
+# ssh-keygen -b per key type: an ECDSA key keeps its curve (ssh-keygen makes P-256 without -b).
+KEYGEN_BITS = {"ecdsa-sha2-nistp256": 256, "ecdsa-sha2-nistp384": 384, "ecdsa-sha2-nistp521": 521}
+RSA_MIN_BITS = 3072  # an RSA key keeps its modulus size, never below ssh-keygen's default
+PUB_LIMIT = 65536
+
+
+def _rsa_bits(pub_line):
+    """Modulus size of an ssh-rsa public key line (wire format: string type, mpint e, mpint n)."""
+    blob = base64.b64decode(pub_line.split()[1])
+    pos, fields = 0, []
+    for _field in range(3):
+        size = struct.unpack(">I", blob[pos:pos + 4])[0]
+        fields.append(blob[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return int(binascii.hexlify(fields[2]), 16).bit_length()
+
+
+def keygen_bits(ktype, pub_line):
+    """The -b to give ssh-keygen for a new key of ``ktype`` replacing the key ``pub_line`` (None: no -b)."""
+    if ktype == "ssh-rsa":
+        try:
+            return max(RSA_MIN_BITS, _rsa_bits(pub_line))
+        except (IndexError, ValueError, TypeError, struct.error, binascii.Error):
+            return RSA_MIN_BITS
+    return KEYGEN_BITS.get(ktype)
 
 
 def _key_entry(pub_file):
@@ -165,7 +193,7 @@ def _open_key_dirs(root, pub_files):
     return fds
 
 
-def _keygen(label, ktype, run):
+def _keygen(label, ktype, run, bits=None):
     """(private key bytes, public key bytes) of a new key pair.
 
     ssh-keygen writes into a private directory (mkdtemp, 0700) of the system's temporary directory, never
@@ -174,8 +202,8 @@ def _keygen(label, ktype, run):
     try:
         new = os.path.join(work, "key")
         args = ["ssh-keygen", "-q", "-t", ktype, "-N", "", "-C", "", "-f", new]
-        if ktype == "rsa":
-            args[4:4] = ["-b", "3072"]
+        if bits:
+            args[4:4] = ["-b", str(bits)]
         rc, out, err = run(args)
         if rc != 0:
             raise RuntimeError("ssh-keygen for %s failed: %s" % (label, err.strip()))
@@ -189,8 +217,14 @@ def _keygen(label, ktype, run):
 
 
 def _rotate_key(root, dfd, directory, name, key, run):
-    """Put a new key pair at ``name``/``name``.pub in ``dfd``; the old files are renamed to *.vmguard-old."""
-    private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run)
+    """Put a new key pair at ``name``/``name``.pub in ``dfd``; the old files are renamed to *.vmguard-old.
+
+    The new key has the old one's type and size (ECDSA curve, RSA modulus); the old public key line is
+    returned (old_public_key) so the controller can unpin it from known_hosts."""
+    raw = fsutil.read_regular_at(dfd, name + ".pub", os.path.join(root, directory, name + ".pub"), PUB_LIMIT)
+    old_pub = " ".join((raw or b"").decode("ascii", "replace").split()[:2]) or None
+    private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run,
+                              keygen_bits(key["type"], old_pub or ""))
     pub = " ".join(public.decode("ascii").split()[:2])
     made = [fsutil.write_new_at(dfd, name, private, 0o600)]
     moved = []  # old files renamed aside: put back if this key's rotation stops half way
@@ -210,7 +244,7 @@ def _rotate_key(root, dfd, directory, name, key, run):
         raise
     os.fsync(dfd)
     return {"type": key["type"], "file": key["file"], "old_fingerprint": key["fingerprint"],
-            "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub}
+            "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub, "old_public_key": old_pub}
 
 
 def reseal_host_keys(root, keys, run, rotated=None):
