@@ -596,7 +596,8 @@ def div07(ctx, fleet):
     builds = Counter(build_ids)  # build id -> guests, in the order the builds first appear
     shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b is not None)
     over = dict((b, s) for b, s in shares.items()
-                if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+                if s["guests"] > p["max_clones_per_build"]
+                or (s["guests"] > p["max_fleet_share"] * total and total > 1))  # unrounded: "share" is for display
     more = dict(unknown_build=sorted(unknown)) if unknown else {}
     if over:
         return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)%s" % (
