@@ -264,6 +264,8 @@ plan:
       remediation, the vsphere role's) and false when the finding is enforceable but not here (a value of the
       wrong shape, a host that cannot), which harden prints as C(cannot_enforce_here);
       C(steps) counts the remediations.
+    - An C(identity_reseal) entry carries C(force) (items identity_reseal regenerates whatever their value);
+      C([machine_id]) when DIV-01 fails on an empty or uninitialized machine-id, which has no digest to match.
   returned: unless validate_only or published
   type: dict
   sample:
@@ -272,7 +274,7 @@ plan:
         domain_policy: {rules: [DIV-09], subjects: [kvm01/web1], fixes: [DIV-09], domains: {web1: {DIV-09: {}}}}
       web1:
         identity_reseal: {rules: [DIV-02], subjects: [web1], machine_id_digest: null, random_seed_digest: null,
-                          ssh_fingerprints: ["SHA256:..."]}
+                          ssh_fingerprints: ["SHA256:..."], force: []}
         ledger: {rules: [], subjects: [web1], hypervisor: kvm01, uuid: 6f1c...-..., retire_fingerprints: ["SHA256:..."]}
     pending_restart: []
     not_enforced: [{rule: ISO-04, subject: kvm01/web1, reason: "cannot be enforced on this host: no AppArmor or SELinux", by_choice: false}]

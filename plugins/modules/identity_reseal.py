@@ -22,11 +22,18 @@ description:
   - New SSH host keys are validated with C(sshd -t) before the SSH server is reloaded; on
     failure the old keys are put back. A reload keeps established sessions (the one in use too).
   - Returns the old and new fingerprints; the old ones belong on the ledger's retired list.
+  - A rotation that stops part way (ssh-keygen failing for one key type) keeps the keys already rotated,
+    removes their old copies as a complete rotation does (an old key is the secret the clones share) and
+    fails with C(changed=true), naming the keys rotated and those still old; RV(resealed) and
+    RV(retired_fingerprints) hold the rotated ones. Nothing after the host keys is resealed then.
 author:
   - vmguard.hardening developers (@vmguard)
 options:
   machine_id_digest:
-    description: SHA-256 digest of the duplicated machine-id (as reported by guest_facts).
+    description:
+      - SHA-256 digest of the duplicated machine-id (as reported by guest_facts).
+      - Also matched against a D-Bus copy (C(/var/lib/dbus/machine-id)) that is a file of its own (libdbus
+        reads it first); either match regenerates the machine-id and makes the copy a link to it.
     type: str
   ssh_fingerprints:
     description: Duplicated SSH host key fingerprints (C(SHA256:...)); the matching keys are regenerated.
@@ -37,7 +44,9 @@ options:
     description: SHA-256 digest of the duplicated systemd random seed.
     type: str
   force:
-    description: Items to regenerate whatever their value; V(all) for every item.
+    description:
+      - Items to regenerate whatever their value; V(all) for every item.
+      - V(ssh_host_keys) on a guest without host keys (no SSH server) rotates nothing and reports no change.
     type: list
     elements: str
     choices: [machine_id, ssh_host_keys, random_seed, all]
@@ -79,7 +88,9 @@ resealed:
       type: dict
     ssh_host_keys:
       description:
-        - One entry per rotated key with type, file, old and new fingerprint and the new public key.
+        - One entry per rotated key with type, file, old and new fingerprint, the new public key and the old
+          one (old_public_key, for unpinning it from known_hosts).
+        - The new key keeps the old one's type and size (ECDSA curve; RSA modulus, at least 3072 bits).
         - In check mode the same entries with new_fingerprint and new_public_key null and would_regenerate true.
       type: list
       elements: dict
@@ -93,7 +104,7 @@ resealed:
         old_fingerprint: SHA256:9pQw0rJ1Q2JrM8hX3k9qv7l0PpZ5QbM1QyM3b3q0Jk8
         new_fingerprint: SHA256:Xc2l1m0Qk4q0bZr0cP9yq8t1sJv6nW3oE5aR7uD2fG4
 retired_fingerprints:
-  description: Fingerprints taken out of use (for the ledger's retired list).
+  description: Fingerprints taken out of use (for the ledger's retired list); after a rotation that stopped part way, those of the keys rotated.
   returned: always
   type: list
   elements: str
@@ -109,25 +120,47 @@ def _would(keys):
                  new_public_key=None, would_regenerate=True) for k in keys]
 
 
-def _apply(module, root, todo, result, run):
+def _rotate_host_keys(module, root, keys, result, run):
+    """Rotate ``keys``; validate (sshd -t on /), drop the old shared keys, reload the SSH server.
+
+    A rotation that stops part way keeps the keys already rotated (valid new pairs) and removes
+    their old copies like a complete one - an old key is the secret the clones share, never left
+    behind in *.vmguard-old - then raises, naming what was rotated and what is still the old key."""
     p = module.params
-    if "ssh_host_keys" in todo:
-        rotated = reseal.reseal_host_keys(root, todo["ssh_host_keys"], run)
-        if root == "/":
-            sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"
-            rc, out, err = module.run_command([sshd, "-t"])
+    rotated = []
+    try:
+        reseal.reseal_host_keys(root, keys, run, rotated)
+        failure = None
+    except (OSError, ValueError, RuntimeError) as e:
+        if not rotated:
+            raise
+        failure = e
+    if root == "/":
+        sshd = module.get_bin_path("sshd") or "/usr/sbin/sshd"
+        rc, out, err = module.run_command([sshd, "-t"])
+        if rc != 0:
+            reseal.rollback_host_keys(root, rotated)
+            module.fail_json(msg="sshd -t rejected the new host keys, old keys restored: %s%s" % (
+                err.strip(), "" if failure is None else " (the rotation had stopped: %s)" % failure))
+    reseal.commit_host_keys(root, rotated)
+    result["resealed"]["ssh_host_keys"] = rotated
+    result["retired_fingerprints"] = sorted(r["old_fingerprint"] for r in rotated)
+    if p["reload_sshd"] and root == "/":
+        systemctl = module.get_bin_path("systemctl")
+        if systemctl:
+            rc, out, err = module.run_command([systemctl, "reload-or-restart", "ssh.service"])
             if rc != 0:
-                reseal.rollback_host_keys(root, rotated)
-                module.fail_json(msg="sshd -t rejected the new host keys, old keys restored: %s" % err.strip())
-        reseal.commit_host_keys(root, rotated)
-        result["resealed"]["ssh_host_keys"] = rotated
-        if p["reload_sshd"] and root == "/":
-            systemctl = module.get_bin_path("systemctl")
-            if systemctl:
-                rc, out, err = module.run_command([systemctl, "reload-or-restart", "ssh.service"])
-                if rc != 0:
-                    module.fail_json(msg="host keys rotated but the SSH server did not reload: %s" % err.strip(),
-                                     **result)
+                module.fail_json(msg="host keys rotated but the SSH server did not reload: %s" % err.strip(),
+                                 **result)
+    if failure is not None:
+        done = set(r["file"] for r in rotated)
+        raise RuntimeError("%s; rotated (old keys removed): %s; not rotated, still the old key: %s" % (
+            failure, ", ".join(sorted(done)), ", ".join(sorted(k["file"] for k in keys if k["file"] not in done))))
+
+
+def _apply(module, root, todo, result, run):
+    if todo.get("ssh_host_keys"):  # never sshd -t or a reload when no key was rotated
+        _rotate_host_keys(module, root, todo["ssh_host_keys"], result, run)
     if "machine_id" in todo:
         result["resealed"]["machine_id"] = reseal.reseal_machine_id(root)
     if "random_seed" in todo:
@@ -179,6 +212,8 @@ def main():
         # A target that is a symbolic link or not a regular file is refused (fsutil), never written through;
         # changed says whether anything was resealed before the stop.
         result["changed"] = bool(result["resealed"])
+        if "ssh_host_keys" not in result["resealed"]:
+            result["retired_fingerprints"] = []  # no key was rotated: none is retired
         module.fail_json(msg="reseal stopped: %s" % e, **result)
     module.exit_json(**result)
 

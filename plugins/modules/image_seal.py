@@ -27,7 +27,10 @@ description:
     or - with O(state=verified) only - on an image file (qcow2 or raw, holding an ext4 file
     system without a partition table, as the golden_image role builds them), offline, without
     booting or mounting it - C(qemu-img) converts qcow2 to a temporary sparse raw file and
-    C(debugfs) copies out just the paths the seal covers.
+    C(debugfs) copies out just the paths the seal covers (with C(rdump), so a symbolic link in the image
+    is recreated as a link, never as the empty file C(dump) would write, and never followed on
+    the host). Any error C(debugfs) reports, other than a seal path the image does not have, fails
+    the check (C(debugfs -f) itself always exits 0).
 author:
   - vmguard.hardening developers (@vmguard)
 options:

@@ -17,7 +17,9 @@ IDENTITY = ("DIV-01", "DIV-02", "DIV-03", "DIV-04")
 # ---- the reference: the rules as written before the one-pass evaluation, run guest by guest ----
 
 def ref_machine_id(f):
-    return (f.get("machine_id_digest"),)
+    """The machine-id and, when it is a file of its own (not the link to /etc/machine-id), the D-Bus copy."""
+    mid, dbus = f.get("machine_id_digest"), f.get("dbus_machine_id_digest")
+    return (mid, dbus) if dbus and dbus != mid else (mid,)
 
 
 def ref_host_keys(f):
@@ -67,7 +69,11 @@ def ref_div01(f, guest, index):
     shared = index.others(guest, f)
     if shared:
         others = all_others(shared)
-        return "fail", "machine-id is shared with %s" % ", ".join(others), {"shared_with": others, "digest": f["machine_id_digest"][:16]}
+        copies = [p for p, v in zip(("/etc/machine-id", "/var/lib/dbus/machine-id"), ref_machine_id(f)) if v in shared]
+        what = "machine-id" if copies[0] == "/etc/machine-id" else \
+            "D-Bus machine-id (/var/lib/dbus/machine-id, which libdbus reads first)"
+        return "fail", "%s is shared with %s" % (what, ", ".join(others)), {
+            "shared_with": others, "digest": f["machine_id_digest"][:16], "copies": copies}
     return "pass", "machine-id is unique in the fleet", {"digest": f["machine_id_digest"][:16]}
 
 
@@ -214,6 +220,14 @@ def generated_fleet(n=400, seed=12):
             f["accounts"].append({"name": "admin2", "locked": False, "hash_digest": f["accounts"][1]["hash_digest"]})
         elif kind == 17:
             f["accounts"] = copy.deepcopy(other_facts(rnd, guests, names)["accounts"] or f["accounts"])
+        elif kind == 18:  # a D-Bus machine-id copy of its own, shared with other guests' copies
+            f["dbus_machine_id_digest"] = "dbus-common-%d" % rnd.randrange(2)
+        elif kind == 19:  # the D-Bus copy is the link to /etc/machine-id: the machine-id's own digest
+            f["dbus_machine_id_digest"] = f["machine_id_digest"]
+        elif kind == 20:  # the D-Bus copy holds another guest's /etc/machine-id
+            f["dbus_machine_id_digest"] = other_facts(rnd, guests, names)["machine_id_digest"] or "m1"
+        elif kind == 21:  # a D-Bus copy of its own nobody else has
+            f["dbus_machine_id_digest"] = "%064x" % rnd.getrandbits(256)
     return {"hypervisors": {}, "guests": guests}
 
 
@@ -236,6 +250,10 @@ def test_generated_fleet_findings_identical_to_the_reference():
         assert {"pass", "fail", "error"} <= statuses(got, rid), rid
     for rid in ("DIV-02", "DIV-03", "DIV-04"):
         assert "not_applicable" in statuses(got, rid), rid
+    # A D-Bus copy shared (with another copy or another guest's /etc/machine-id) fails DIV-01.
+    dbus_fails = [f for f in got if f["rule"] == "DIV-01" and f["status"] == "fail"
+                  and f["evidence"].get("copies") == ["/var/lib/dbus/machine-id"]]
+    assert len(dbus_fails) >= 5 and "libdbus reads first" in dbus_fails[0]["message"]
     assert any(f["message"] == "cannot evaluate: no guest evidence collected" for f in got)
     assert any(f["message"] == "cannot evaluate: unreachable: ssh timed out" for f in got)
     assert not any("check failed" in f["message"] for f in got)

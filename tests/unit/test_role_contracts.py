@@ -249,3 +249,29 @@ def test_shared_file_race_check_finds_offenders():
     ]
     problems = shared_file_races(contexts)
     assert [p.split(":")[0] for p in problems] == ["'A'", "'B'"]
+
+
+def test_pin_host_keys_unpins_every_rotated_keys_old_line_whatever_its_type():
+    """known_hosts (state present) replaces only a line of the new key's type: the retired P-384 line stayed next
+    to the new P-256 one. The unpin task's regexp (rendered as Ansible renders it) removes this guest's old line of
+    any type, keeps other keys and other hosts' lines with the same (shared) key."""
+    import jinja2
+    from ansible.plugins.filter.core import FilterModule
+    tasks = load("guest", "tasks", "pin_host_keys.yml")
+    unpin = [t for t in tasks if t.get("ansible.builtin.lineinfile", {}).get("state") == "absent"]
+    assert len(unpin) == 1 and unpin[0].get("throttle") == 1 and unpin[0]["delegate_to"] == "localhost"
+    env = jinja2.Environment()
+    env.filters.update(FilterModule().filters())
+    old384 = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQ+old/key="
+    item = {"type": "ecdsa-sha2-nistp384", "old_public_key": old384,
+            "new_public_key": "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY+new="}
+    names = dict(item=item, vmguard_guest_known_hosts_name="web1.example")
+    for var, template in (unpin[0].get("vars") or {}).items():
+        names[var] = env.from_string(template).render(**names)
+    regexp = env.from_string(unpin[0]["ansible.builtin.lineinfile"]["regexp"]).render(**names)
+    lines = {"web1.example " + old384: True, "web1.example,10.0.0.5 " + old384 + " comment": True,
+             "10.0.0.5,web1.example\t" + old384: True,
+             "web1.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5+still/in/use=": False,
+             "mail1.example " + old384: False, "web1Xexample " + old384: False, "web1.example.org " + old384: False}
+    for line, removed in lines.items():
+        assert bool(re.search(regexp, line)) is removed, line

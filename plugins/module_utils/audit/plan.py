@@ -97,6 +97,7 @@ SUBJECT_KIND = {"guest_firewall": "guest", "service_lockdown": "guest", "domain_
 SYSCTL_SETTINGS = {"DIV-10": {"kernel.randomize_va_space": "2"}}
 # Identity items resealed per set of guests sharing one value: rule -> the guest fact holding it.
 IDENTITY_DIGESTS = {"DIV-01": "machine_id_digest", "DIV-04": "random_seed_digest"}
+DBUS_MACHINE_ID = "/var/lib/dbus/machine-id"
 
 
 def _reason(policy, finding, remediation):
@@ -183,6 +184,10 @@ class _Resealed(object):
 def _identity_values(rid, finding, facts):
     """(value, the other holders) pairs a failing identity finding is about."""
     ev = finding.get("evidence") or {}
+    if rid == "DIV-01" and ev.get("copies") == [DBUS_MACHINE_ID]:
+        # Only the D-Bus copy (a file of its own) is shared: that is the duplicated value; identity_reseal
+        # matches it against the copy and reseals (the copy becomes the link to the new /etc/machine-id).
+        return [(facts.get("dbus_machine_id_digest"), ev.get("shared_with") or [])]
     if rid in IDENTITY_DIGESTS:
         return [(facts.get(IDENTITY_DIGESTS[rid]), ev.get("shared_with") or [])]
     if rid == "DIV-02":
@@ -217,6 +222,10 @@ def _plan_identity(hosts, evidence, findings, all_but_one):
                 continue
             entry = _entry(hosts, guest, "identity_reseal", guest)
             entry[IDENTITY_DIGESTS[rid]] = digest
+            if rid == "DIV-01" and digest is None:
+                # An empty or uninitialized machine-id has no digest to match: identity_reseal is told to
+                # regenerate it (force), or it would report nothing to do and the finding would stay.
+                entry.setdefault("force", set()).add("machine_id")
         else:
             fps = [fp for fp, _owners in values if resealed.reseals(rid, fp, guest)]
             if not fps:
@@ -952,7 +961,8 @@ def _complete(hosts):
         if "domain_policy" in h:
             h["domain_policy"]["fixes"] = set(h["domain_policy"]["rules"])
         if "identity_reseal" in h:
-            for key, default in (("machine_id_digest", None), ("random_seed_digest", None), ("ssh_fingerprints", set())):
+            for key, default in (("machine_id_digest", None), ("random_seed_digest", None), ("ssh_fingerprints", set()),
+                                 ("force", set())):
                 h["identity_reseal"].setdefault(key, default)
 
 

@@ -215,7 +215,8 @@ def read_ssh_host_keys(root="/"):
 
     Fingerprints come from the public key files (ssh_host_*_key.pub). sshd needs only the private key, so a
     private host key without its .pub is a key in use whose fingerprint cannot be read here (this reader runs
-    no ssh-keygen): an error naming it, never a guest with fewer (or no) keys."""
+    no ssh-keygen): an error naming it, never a guest with fewer (or no) keys. An empty (or blank) .pub beside a
+    private key is the same: it hid a shared private key from DIV-02."""
     d = os.path.join(root, "etc/ssh")
     keys = []
     try:
@@ -235,12 +236,16 @@ def read_ssh_host_keys(root="/"):
             line, why = _read_file(root, "/etc/ssh/" + n)
             if line is None:
                 return None, "cannot read /etc/ssh/%s: %s" % (n, why or "it vanished while /etc/ssh was read")
-            if line.strip():
-                try:
-                    ktype, fp = ssh_fingerprint(line.strip())
-                except (IndexError, ValueError, TypeError):
-                    return None, "/etc/ssh/%s is not an OpenSSH public key" % n
-                keys.append(dict(type=ktype, fingerprint=fp, file="/etc/ssh/" + n))
+            if not line.strip():
+                if n[:-len(".pub")] in names:  # sshd serves the private key: as if the .pub were missing
+                    return None, "/etc/ssh/%s is empty beside its private key /etc/ssh/%s: its fingerprint cannot " \
+                        "be read (regenerate the .pub with ssh-keygen -y -f)" % (n, n[:-len(".pub")])
+                continue  # a stray empty .pub and no key: nothing served
+            try:
+                ktype, fp = ssh_fingerprint(line.strip())
+            except (IndexError, ValueError, TypeError):
+                return None, "/etc/ssh/%s is not an OpenSSH public key" % n
+            keys.append(dict(type=ktype, fingerprint=fp, file="/etc/ssh/" + n))
     return keys, None
 
 

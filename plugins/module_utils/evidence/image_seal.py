@@ -222,14 +222,45 @@ IMAGE_DIRS = ("etc/ssh", "etc/ssl/private", "root", "home", "var/lib/dhcp", "var
 
 
 def debugfs_script(dest):
-    """debugfs commands that copy the seal-relevant paths of an image into ``dest``."""
+    """debugfs commands that copy the seal-relevant paths of an image into ``dest``.
+
+    Files too are copied with 'rdump', never 'dump': rdump recreates a symbolic link as a link
+    (with the target text it has in the image, never resolved on the host), a directory as a
+    directory and a regular file as a file, so check_tree() judges what the image holds. 'dump'
+    writes a link as an empty regular file, which passed /etc/machine-id -> a fixed ID and failed
+    a correct /var/lib/dbus/machine-id -> /etc/machine-id.
+    """
     cmds = []
     for f in IMAGE_FILES:
-        cmds.append("dump -p /%s %s/%s" % (f, dest, f))
+        cmds.append("rdump /%s %s/%s" % (f, dest, os.path.dirname(f)))
     for d in IMAGE_DIRS:
         parent = os.path.dirname(d)
         cmds.append("rdump /%s %s/%s" % (d, dest, parent) if parent else "rdump /%s %s" % (d, dest))
     return cmds
+
+
+_NOT_FOUND = ": File not found by ext2_lookup"
+
+
+def debugfs_errors(err):
+    """The lines of debugfs' error output that are real errors, not an absent path.
+
+    debugfs -f exits 0 whatever its commands did: its error output is the only sign. Expected
+    there: the version banner and "<path>: File not found by ext2_lookup" for a seal path the
+    image does not have (a sealed image has no host keys, no random seed...). Anything else
+    (a damaged inode, a directory that cannot be made, a short read) means the tree is not what
+    the image holds, so the check would judge something else.
+    """
+    wanted = set("/" + p for p in IMAGE_FILES + IMAGE_DIRS)
+    bad = []
+    for line in err.splitlines():
+        text = line.strip()
+        if not text or (text.startswith("debugfs ") and text.endswith(")")):
+            continue
+        if text.endswith(_NOT_FOUND.strip()) and text[:-len(_NOT_FOUND.strip())].rstrip(": ") in wanted:
+            continue
+        bad.append(text)
+    return bad
 
 
 def prepare_dest(dest):
@@ -289,8 +320,9 @@ def extract_image(image, work, run, qemu_img="qemu-img", debugfs="debugfs", fmt=
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(debugfs_script(tree)) + "\n")
     rc, out, err = run([debugfs, "-f", script, raw])
-    if rc != 0:
-        raise ImageError("debugfs failed on %s: %s" % (image, err.strip()))
+    errors = debugfs_errors(err)
+    if rc != 0 or errors:
+        raise ImageError("debugfs failed on %s: %s" % (image, "; ".join(errors) or err.strip()))
     return tree
 
 

@@ -24,9 +24,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import uuid
 
@@ -46,7 +49,8 @@ def _p(root, path):
 def plan(root, duplicated, force=()):
     """What would be resealed: {item: reason}, from the current state and the duplicated values.
 
-    ``duplicated`` = {"machine_id_digest": str, "ssh_fingerprints": [str], "random_seed_digest": str}
+    ``duplicated`` = {"machine_id_digest": str, "ssh_fingerprints": [str], "random_seed_digest": str}; the
+    machine-id digest matches /etc/machine-id or a D-Bus copy that is a file of its own (both are resealed).
     """
     todo = {}
     force = set(ITEMS) if "all" in force else set(force)
@@ -55,12 +59,16 @@ def plan(root, duplicated, force=()):
         todo["machine_id"] = "forced"
     elif duplicated.get("machine_id_digest") and mid.get("machine_id_digest") == duplicated["machine_id_digest"]:
         todo["machine_id"] = "shared with another guest"
+    elif duplicated.get("machine_id_digest") and mid.get("dbus_machine_id_digest") == duplicated["machine_id_digest"]:
+        # libdbus reads /var/lib/dbus/machine-id first: a shared copy of its own is a shared D-Bus identity
+        todo["machine_id"] = "D-Bus copy (/var/lib/dbus/machine-id) shared with another guest"
     keys, err = guestscan.read_ssh_host_keys(root)
     if err:
         raise ValueError(err)
     dup_fps = set(duplicated.get("ssh_fingerprints") or [])
     if "ssh_host_keys" in force:
-        todo["ssh_host_keys"] = list(keys)
+        if keys:  # no host key (no SSH server): nothing to rotate, nothing changed, no sshd to validate
+            todo["ssh_host_keys"] = list(keys)
     else:
         shared = [k for k in keys if k["fingerprint"] in dup_fps]
         if shared:
@@ -136,6 +144,31 @@ def reseal_random_seed(root, urandom=os.urandom):
 KEYGEN_TYPES = {"ssh-ed25519": "ed25519", "ecdsa-sha2-nistp256": "ecdsa", "ecdsa-sha2-nistp384": "ecdsa",
                 "ecdsa-sha2-nistp521": "ecdsa", "ssh-rsa": "rsa"}
 OLD_SUFFIX = ".vmguard-old"
+# ssh-keygen -b per key type: an ECDSA key keeps its curve (ssh-keygen makes P-256 without -b).
+KEYGEN_BITS = {"ecdsa-sha2-nistp256": 256, "ecdsa-sha2-nistp384": 384, "ecdsa-sha2-nistp521": 521}
+RSA_MIN_BITS = 3072  # an RSA key keeps its modulus size, never below ssh-keygen's default
+PUB_LIMIT = 65536
+
+
+def _rsa_bits(pub_line):
+    """Modulus size of an ssh-rsa public key line (wire format: string type, mpint e, mpint n)."""
+    blob = base64.b64decode(pub_line.split()[1])
+    pos, fields = 0, []
+    for _field in range(3):
+        size = struct.unpack(">I", blob[pos:pos + 4])[0]
+        fields.append(blob[pos + 4:pos + 4 + size])
+        pos += 4 + size
+    return int(binascii.hexlify(fields[2]), 16).bit_length()
+
+
+def keygen_bits(ktype, pub_line):
+    """The -b to give ssh-keygen for a new key of ``ktype`` replacing the key ``pub_line`` (None: no -b)."""
+    if ktype == "ssh-rsa":
+        try:
+            return max(RSA_MIN_BITS, _rsa_bits(pub_line))
+        except (IndexError, ValueError, TypeError, struct.error, binascii.Error):
+            return RSA_MIN_BITS
+    return KEYGEN_BITS.get(ktype)
 
 
 def _key_entry(pub_file):
@@ -160,7 +193,7 @@ def _open_key_dirs(root, pub_files):
     return fds
 
 
-def _keygen(label, ktype, run):
+def _keygen(label, ktype, run, bits=None):
     """(private key bytes, public key bytes) of a new key pair.
 
     ssh-keygen writes into a private directory (mkdtemp, 0700) of the system's temporary directory, never
@@ -169,8 +202,8 @@ def _keygen(label, ktype, run):
     try:
         new = os.path.join(work, "key")
         args = ["ssh-keygen", "-q", "-t", ktype, "-N", "", "-C", "", "-f", new]
-        if ktype == "rsa":
-            args[4:4] = ["-b", "3072"]
+        if bits:
+            args[4:4] = ["-b", str(bits)]
         rc, out, err = run(args)
         if rc != 0:
             raise RuntimeError("ssh-keygen for %s failed: %s" % (label, err.strip()))
@@ -184,36 +217,50 @@ def _keygen(label, ktype, run):
 
 
 def _rotate_key(root, dfd, directory, name, key, run):
-    """Put a new key pair at ``name``/``name``.pub in ``dfd``; the old files are renamed to *.vmguard-old."""
-    private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run)
+    """Put a new key pair at ``name``/``name``.pub in ``dfd``; the old files are renamed to *.vmguard-old.
+
+    The new key has the old one's type and size (ECDSA curve, RSA modulus); the old public key line is
+    returned (old_public_key) so the controller can unpin it from known_hosts."""
+    raw = fsutil.read_regular_at(dfd, name + ".pub", os.path.join(root, directory, name + ".pub"), PUB_LIMIT)
+    old_pub = " ".join((raw or b"").decode("ascii", "replace").split()[:2]) or None
+    private, public = _keygen(os.path.join(root, directory, name), KEYGEN_TYPES[key["type"]], run,
+                              keygen_bits(key["type"], old_pub or ""))
     pub = " ".join(public.decode("ascii").split()[:2])
     made = [fsutil.write_new_at(dfd, name, private, 0o600)]
+    moved = []  # old files renamed aside: put back if this key's rotation stops half way
     try:
         made.append(fsutil.write_new_at(dfd, name + ".pub", public, 0o644))
         for src in (name, name + ".pub"):
             if fsutil.lstat_at(dfd, src) is not None:
                 os.replace(src, src + OLD_SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
+                moved.append(src)
         os.replace(made[0], name, src_dir_fd=dfd, dst_dir_fd=dfd)
         os.replace(made[1], name + ".pub", src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         for tmp in made:
             fsutil.unlink_quietly(dfd, tmp)
+        for src in moved:  # this key stays the old pair, whole
+            os.replace(src + OLD_SUFFIX, src, src_dir_fd=dfd, dst_dir_fd=dfd)
         raise
     os.fsync(dfd)
     return {"type": key["type"], "file": key["file"], "old_fingerprint": key["fingerprint"],
-            "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub}
+            "new_fingerprint": guestscan.ssh_fingerprint(pub)[1], "new_public_key": pub, "old_public_key": old_pub}
 
 
-def reseal_host_keys(root, keys, run):
+def reseal_host_keys(root, keys, run, rotated=None):
     """Regenerate the given host keys in place (same types, same files). Returns per-key old/new
     fingerprints. Old key files are kept as *.vmguard-old until ``commit_host_keys``/``rollback``
     (renames replace directory entries: nothing is ever written through a link). A key directory
-    that is, or lies below, a symbolic link is refused before anything changes."""
+    that is, or lies below, a symbolic link is refused before anything changes.
+
+    ``rotated``: a list each key's entry is appended to as soon as that key is rotated, so a caller
+    still knows which keys are new (and which *.vmguard-old files exist) when a later key fails: the
+    exception propagates, the failing key stays its old pair, whole."""
     for k in keys:
         if k["type"] not in KEYGEN_TYPES:
             raise ValueError("cannot regenerate host key type %s" % k["type"])
     fds = _open_key_dirs(root, [k["file"] for k in keys])
-    out = []
+    out = [] if rotated is None else rotated
     try:
         for k in keys:
             directory, name = _key_entry(k["file"])

@@ -161,6 +161,27 @@ def test_div07_blast_radius():
     assert f["status"] == "not_applicable"
 
 
+def test_div07_share_is_compared_unrounded():
+    """1251 of 2500 guests is 50.04 %: over max_fleet_share 0.5, though the displayed share rounds to 0.5."""
+    lin = {"b1": {"build_id": "b1", "build_time": "2026-11-01T00:00:00Z", "seal": "verified"},
+           "b2": {"build_id": "b2", "build_time": "2026-11-01T00:00:00Z", "seal": "verified"}}
+    guests = {}
+    for i in range(2500):
+        name = "g%04d" % i
+        guests[name] = E.guest(name, facts=E.guest_facts(i, lineage=lin["b1" if i < 1251 else "b2"]))
+    params = {"diversity": {"max_fleet_share": 0.5, "max_clones_per_build": 5000}}
+    (f,) = E.run("DIV-07", E.fleet([], guests), params=params)
+    assert f["status"] == "fail" and f["evidence"]["builds"]["b1"] == {"guests": 1251, "share": 0.5}
+    assert "build b1 on 1251 guests" in f["message"] and "b2" not in f["message"].split("limit")[0]
+    for i in range(1251, 2500):  # 1250 and 1250: exactly half each, within the limit
+        guests["g%04d" % i]["facts"]["lineage"] = dict(lin["b1"])
+    guests["g0000"]["facts"]["lineage"] = dict(lin["b2"])
+    for i in range(1, 1250):
+        guests["g%04d" % i]["facts"]["lineage"] = dict(lin["b2"])
+    (f,) = E.run("DIV-07", E.fleet([], guests), params=params)
+    assert f["status"] == "pass", f["message"]
+
+
 def test_div08_image_age():
     assert E.status_of(E.run("DIV-08", two_guests()), "web1") == "pass"  # 17 days
     old = E.guest_facts(1, lineage={"build_id": "b0", "build_time": "2026-05-01T00:00:00Z", "seal": "verified"})

@@ -294,7 +294,7 @@ def test_clone_pair_reseal_all_plans_both_guests():
     for g in ("web1", "mail1"):
         assert p["hosts"][g]["identity_reseal"] == {
             "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": [g],
-            "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
+            "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1, "force": []}
         # web1's firewall passes ISO-10 (a default-deny ruleset worth keeping); mail1 runs web's ruleset: no digest.
         assert p["hosts"][g]["ledger"] == {"rules": [], "subjects": [g], "hypervisor": "hv1", "uuid": uuid_of(g),
                                            "retire_fingerprints": sorted([EC1, ED1]), "epoch": True, "lift_quarantine": False, "quarantine_since": None,
@@ -316,7 +316,7 @@ def test_clone_pair_all_but_one_keeps_the_first_name_and_reseals_the_other():
     assert sorted(f["subject"]["id"] for f in findings if f["rule"] == "DIV-01" and f["status"] == "fail") == ["mail1", "web1"]
     assert p["hosts"]["web1"]["identity_reseal"] == {
         "rules": ["DIV-01", "DIV-02", "DIV-04"], "subjects": ["web1"],
-        "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1}
+        "machine_id_digest": MID1, "ssh_fingerprints": sorted([EC1, ED1]), "random_seed_digest": SEED1, "force": []}
     assert "identity_reseal" not in p["hosts"]["mail1"]
     assert p["hosts"]["mail1"]["ledger"]["retire_fingerprints"] == []
     assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == sorted([EC1, ED1])
@@ -355,7 +355,7 @@ def test_retired_key_back_is_rotated_also_under_all_but_one():
     p, _findings = scenario("retired-key-back")
     assert p["hosts"]["web1"]["identity_reseal"] == {
         "rules": ["RB-06"], "subjects": ["web1"], "machine_id_digest": None, "ssh_fingerprints": [ED1],
-        "random_seed_digest": None}
+        "random_seed_digest": None, "force": []}
     assert p["hosts"]["web1"]["ledger"]["retire_fingerprints"] == [ED1]
     p2, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}}, retired_key_back())
     assert p2 == p
@@ -367,6 +367,27 @@ def test_empty_machine_id_is_resealed_without_a_digest():
         p, _findings = build({"params": {"diversity": {"reseal": reseal}}}, ev)
         assert p["hosts"]["web1"]["identity_reseal"]["rules"] == ["DIV-01"]
         assert p["hosts"]["web1"]["identity_reseal"]["machine_id_digest"] is None
+        # no digest to match: without force identity_reseal would find nothing to do
+        assert p["hosts"]["web1"]["identity_reseal"]["force"] == ["machine_id"]
+
+
+def test_a_shared_dbus_machine_id_copy_is_resealed_by_its_digest():
+    """Different /etc/machine-id, one D-Bus copy (a file of its own, read first by libdbus): DIV-01 fails on both
+    and the plan hands identity_reseal the copy's digest (all), or reseals all but one holder of it."""
+    dbus = "d" * 64
+    guests = {}
+    for n, g in enumerate(("web1", "mail1"), 1):
+        guests[g] = E.guest(g, facts=E.guest_facts(n, dbus_machine_id_digest=dbus))
+    ev = E.fleet([E.domain("web1"), E.domain("mail1")], guests)
+    p, findings = build({}, ev)
+    div01 = [f for f in findings if f["rule"] == "DIV-01"]
+    assert [f["status"] for f in div01] == ["fail", "fail"]
+    assert [f["evidence"]["copies"] for f in div01] == [["/var/lib/dbus/machine-id"]] * 2
+    for g in ("web1", "mail1"):
+        assert "DIV-01" in p["hosts"][g]["identity_reseal"]["rules"]
+        assert p["hosts"][g]["identity_reseal"]["machine_id_digest"] == dbus
+    p, _findings = build({"params": {"diversity": {"reseal": "all_but_one"}}}, ev)
+    assert [g for g in ("mail1", "web1") if "DIV-01" in p["hosts"][g].get("identity_reseal", {}).get("rules", [])] == ["web1"]
 
 
 # --- domain policy -------------------------------------------------------------------------------

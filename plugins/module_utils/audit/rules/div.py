@@ -76,8 +76,15 @@ def _with_facts(ctx):
 # rule's function below (_div01..04), the one place that says what each rule finds (the pass makes the passing
 # verdicts inline, as these functions do: tests/unit/test_fleet_speed_div.py keeps them identical).
 
+MACHINE_ID, DBUS_MACHINE_ID = "/etc/machine-id", "/var/lib/dbus/machine-id"
+
+
 def _machine_id(facts):
-    return (facts.get("machine_id_digest"),)
+    """The machine-id digest and, when the D-Bus copy is a file of its own (guestscan reports the machine-id's digest
+    for the link to /etc/machine-id), that copy's: libdbus reads /var/lib/dbus/machine-id first, so two guests
+    sharing it share their D-Bus identity whatever /etc/machine-id says."""
+    mid, dbus = facts.get("machine_id_digest"), facts.get("dbus_machine_id_digest")
+    return (mid,) if not dbus or dbus == mid else (mid, dbus)
 
 
 def _host_keys(facts):
@@ -172,10 +179,15 @@ def _div01(ctx, guest, f, index):
     if index is None:
         index = _dup_index(ctx, "div01")
     if guest in index[1]:
-        shared = _shared(index[0], guest, _machine_id(f))
+        values = _machine_id(f)
+        shared = _shared(index[0], guest, values)
         if shared:
             others = _others(shared)
-            return fail("machine-id is shared with %s" % ", ".join(others), shared_with=others, digest=digest[:16])
+            copies = [path for path, v in zip((MACHINE_ID, DBUS_MACHINE_ID), values) if v in shared]
+            what = "machine-id" if copies[0] == MACHINE_ID else \
+                "D-Bus machine-id (%s, which libdbus reads first)" % DBUS_MACHINE_ID
+            return fail("%s is shared with %s" % (what, ", ".join(others)), shared_with=others, digest=digest[:16],
+                        copies=copies)
     return PASS, "machine-id is unique in the fleet", {"digest": digest[:16]}
 
 
@@ -267,11 +279,13 @@ def _passing(templates, message):
     return dict(templates[0], status=PASS, message=message).copy
 
 
-def _shared_at(names, again, values, many):
+def _shared_at(names, again, values, many, extra=None):
     """(index, positions): the index (dups, sharing) of one rule (as _one_index builds it) and the positions in
     ``names`` of the guests sharing a value. ``values``: per guest position, its value (``many`` false; None for
-    none) or its list of values (``many`` true); ``again``: the values met more than once, the only candidates.
-    C loops (compress, map) find the few guests having one; a value twice on one guest only is no duplicate."""
+    none) or its list of values (``many`` true); ``extra``: position -> a further value of that guest (the few
+    D-Bus machine-id copies that are files of their own); ``again``: the values met more than once, the only
+    candidates. C loops (compress, map) find the few guests having one; a value twice on one guest only is no
+    duplicate."""
     if not again:
         return ({}, set()), ()
     at = compress(count(), map(not_, map(again.isdisjoint, values)) if many else map(again.__contains__, values))
@@ -280,6 +294,9 @@ def _shared_at(names, again, values, many):
         for v in values[i] if many else (values[i],):
             if v in again:
                 owned.setdefault(v, set()).add(i)
+    for i, v in (extra or {}).items():
+        if v in again:
+            owned.setdefault(v, set()).add(i)
     dups, positions = {}, set()
     for v, where in owned.items():
         if len(where) > 1:  # shared by at least two guests
@@ -307,6 +324,7 @@ def _one_pass(ctx):
     # The values of DUPLICATE_VALUES per guest position: machine-id and seed (None for none), the lists of host key
     # fingerprints and of password hashes (() for none); the values seen and those seen again.
     values1, values2, values3, values4 = [], [], [], []
+    extra1 = {}  # position -> the digest of a D-Bus machine-id copy that is a file of its own (rare)
     p1, p2, p3, p4 = (vs.append for vs in (values1, values2, values3, values4))
     seen1, seen2, seen3, seen4, again1, again2, again3, again4 = (set() for dummy in range(8))
     s1, s2, s3, s4, r1, r2, r3, r4 = (vs.add for vs in (seen1, seen2, seen3, seen4, again1, again2, again3, again4))
@@ -332,6 +350,13 @@ def _one_pass(ctx):
                 else:
                     s1(v)
                 p1(v)
+                d = f.get("dbus_machine_id_digest")
+                if d and d != v:
+                    extra1[len(values1) - 1] = d
+                    if d in seen1:
+                        r1(d)
+                    else:
+                        s1(d)
                 x = pass1()
                 x["subject"] = subject
                 x["evidence"] = {"digest": v[:16]}
@@ -404,7 +429,7 @@ def _one_pass(ctx):
             (values1, values2, values3, values4), (False, True, True, False)):
         if not wanted:
             continue
-        index, positions = _shared_at(names, again, values, many)
+        index, positions = _shared_at(names, again, values, many, extra1 if name == "div01" else None)
         for i in positions:  # judged again against the whole fleet
             subject, g, err = subjects[i]
             findings[i] = _finding(templates, subject, judge(ctx, g, facts[i], index))
@@ -571,7 +596,8 @@ def div07(ctx, fleet):
     builds = Counter(build_ids)  # build id -> guests, in the order the builds first appear
     shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b is not None)
     over = dict((b, s) for b, s in shares.items()
-                if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+                if s["guests"] > p["max_clones_per_build"]
+                or (s["guests"] > p["max_fleet_share"] * total and total > 1))  # unrounded: "share" is for display
     more = dict(unknown_build=sorted(unknown)) if unknown else {}
     if over:
         return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)%s" % (

@@ -295,3 +295,16 @@ def test_duplicate_account_lines_keep_the_first_as_glibc_does():
     assert g["hash_digest"] == guestscan.sha256(HASH)
     assert g["duplicate_lines"] == {"passwd": 1, "shadow": 1}
     assert "duplicate_lines" not in [a for a in accounts if a["name"] == "root"][0]
+
+
+@pytest.mark.parametrize("content", ["", " \n\t\n"])
+def test_empty_pub_beside_a_private_host_key_is_an_error_not_no_keys(tmp_path, content):
+    """An empty .pub hid a shared private key (DIV-02 not_applicable): like a missing .pub, an error naming it."""
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    keygen(ssh / "ssh_host_ed25519_key")
+    (ssh / "ssh_host_ed25519_key.pub").write_text(content)
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "/etc/ssh/ssh_host_ed25519_key.pub is empty beside its private key" in err
+    os.unlink(str(ssh / "ssh_host_ed25519_key"))  # a stray empty .pub with no key: no key served
+    assert guestscan.read_ssh_host_keys(str(tmp_path)) == ([], None)

@@ -2,9 +2,11 @@
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import image_seal
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.image_seal import check_tree
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation.image_seal import seal_tree
 
@@ -267,3 +269,62 @@ def test_link_swapped_in_after_the_check_is_refused_not_followed(sealed, outside
     with pytest.raises(OSError):
         image_seal._empty(str(sealed), "root/.ssh/x.log", create=False)
     assert snapshot(outside) == before
+
+
+# --- offline check of an image file (real mkfs.ext4 and debugfs) -----------------------------------------
+
+HAVE_IMAGE_TOOLS = all(shutil.which(t) for t in ("qemu-img", "debugfs", "mkfs.ext4", "truncate"))
+needs_image_tools = pytest.mark.skipif(not HAVE_IMAGE_TOOLS, reason="needs qemu-utils and e2fsprogs")
+
+
+def _run(argv):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def _image_of(tree, tmp_path):
+    raw = str(tmp_path / "disk.raw")
+    subprocess.run(["truncate", "-s", "16M", raw], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), raw], check=True)
+    return raw
+
+
+@needs_image_tools
+def test_image_check_sees_links_as_links_like_the_tree_check(sealed, tmp_path_factory):
+    """debugfs 'dump' wrote a link as an empty regular file: a machine-id linked to a fixed ID passed
+    offline and a D-Bus copy linked to /etc/machine-id failed. The image check must agree with the tree check."""
+    work = tmp_path_factory.mktemp("work")
+    assert image_seal.verify_image(_image_of(sealed, work), _run, work_dir=str(work), fmt="raw") == []
+    os.unlink(str(sealed / "etc/machine-id"))
+    write(sealed, "var/lib/ident/id", "0123456789abcdef0123456789abcdef\n", 0o444)
+    os.symlink("/var/lib/ident/id", str(sealed / "etc/machine-id"))
+    write(sealed, "var/cache/debconf/passwords.real", "Value: hunter2\n", 0o600)
+    os.symlink("passwords.real", str(sealed / "var/cache/debconf/passwords.dat"))
+    expected = [(f["path"], f["action"]) for f in check_tree(str(sealed))]
+    assert expected == [("/etc/machine-id", "empty"), ("/var/cache/debconf/passwords.dat", "remove")]
+    work = tmp_path_factory.mktemp("work2")
+    found = image_seal.verify_image(_image_of(sealed, work), _run, work_dir=str(work), fmt="raw")
+    assert [(f["path"], f["action"]) for f in found] == expected
+    assert "symbolic link to passwords.real" in found[1]["reason"]
+    assert os.listdir(str(work)) == ["disk.raw"]  # nothing followed or left on the host
+
+
+def test_debugfs_error_output_is_an_image_error_absent_paths_are_not(tmp_path):
+    """debugfs -f exits 0 whatever happens: its error output is checked (only absent seal paths are normal)."""
+    banner = "debugfs 1.47.0 (5-Feb-2023)\n"
+    absent = "/var/lib/dbus/machine-id: File not found by ext2_lookup \n"
+    assert image_seal.debugfs_errors(banner + absent) == []
+    bad = "rdump: EXT2 directory corrupted while reading directory /etc/ssh\n"
+    assert image_seal.debugfs_errors(banner + absent + bad) == [bad.strip()]
+    assert image_seal.debugfs_errors("/etc/shadow: File not found by ext2_lookup \n") != []
+
+    def fake(argv):
+        if argv[1] == "info":
+            return 0, '{"format": "raw"}', ""
+        if argv[1] == "-R":
+            return 0, "Filesystem magic number:  0xEF53\n", banner
+        return 0, "", banner + bad
+
+    with pytest.raises(image_seal.ImageError, match="directory corrupted"):
+        image_seal.verify_image(str(tmp_path / "x.raw"), fake, work_dir=str(tmp_path))
+    assert os.listdir(str(tmp_path)) == []

@@ -301,3 +301,42 @@ def test_host_keys_rotate_and_commit_without_links(guest):
 def test_refusal_message_on_the_live_root():
     assert str(fsutil.LinkRefusedError("/", "/etc/ssh")) == "/etc/ssh is a symbolic link: refusing to follow it"
     assert isinstance(fsutil.LinkRefusedError("/img", "/img/etc"), ValueError)
+
+
+def test_a_shared_dbus_copy_of_its_own_is_resealed_and_linked(guest):
+    """/var/lib/dbus/machine-id a file of its own with the duplicated value (libdbus reads it first), /etc/machine-id
+    unique: planned by the copy's digest; the reseal regenerates the machine-id and links the copy to it."""
+    with open(os.path.join(guest, "var/lib/dbus/machine-id"), "w") as f:
+        f.write("fedcba9876543210fedcba9876543210\n")
+    dbus = guestscan.machine_id(guest)["dbus_machine_id_digest"]
+    assert dbus != guestscan.machine_id(guest)["machine_id_digest"]
+    assert reseal.plan(guest, {"machine_id_digest": dbus}) == {
+        "machine_id": "D-Bus copy (/var/lib/dbus/machine-id) shared with another guest"}
+    reseal.reseal_machine_id(guest)
+    assert os.readlink(os.path.join(guest, "var/lib/dbus/machine-id")) == "/etc/machine-id"
+    assert reseal.plan(guest, {"machine_id_digest": dbus}) == {}
+
+
+@needs_keygen
+@pytest.mark.parametrize("ktype, bits, reported", [("ecdsa", "384", "ecdsa-sha2-nistp384"), ("ecdsa", "521", "ecdsa-sha2-nistp521"),
+                                                   ("rsa", "4096", "ssh-rsa")])
+def test_rotation_keeps_the_curve_and_the_rsa_modulus(tmp_path, ktype, bits, reported):
+    """ssh-keygen without -b made a P-256 key for a P-384/P-521 one and RSA 3072 for RSA 4096."""
+    root = str(tmp_path)
+    path = os.path.join(root, "etc/ssh/ssh_host_%s_key" % ktype)
+    os.makedirs(os.path.dirname(path))
+    assert run(["ssh-keygen", "-q", "-t", ktype, "-b", bits, "-N", "", "-C", "", "-f", path])[0] == 0
+    with open(path + ".pub") as f:
+        old_pub = " ".join(f.read().split()[:2])
+    keys = guestscan.ssh_host_keys(root)
+    assert [k["type"] for k in keys] == [reported]
+    rotated = reseal.reseal_host_keys(root, keys, run)
+    reseal.commit_host_keys(root, rotated)
+    assert rotated[0]["old_public_key"] == old_pub and rotated[0]["new_public_key"].startswith(reported + " ")
+    rc, out, err = run(["ssh-keygen", "-l", "-f", path + ".pub"])
+    assert rc == 0 and out.split()[0] == bits and guestscan.ssh_host_keys(root)[0]["type"] == reported
+
+
+def test_keygen_bits_never_below_the_rsa_default():
+    assert reseal.keygen_bits("ssh-ed25519", "ssh-ed25519 AAAA") is None
+    assert reseal.keygen_bits("ssh-rsa", "garbage") == 3072
