@@ -133,11 +133,11 @@ def test_each_disks_encryption_key_is_collected_and_leak05_needs_it():
     vm = vsphere.vm_evidence("vm-42", props, {}, {})
     assert [d["key_id"] for d in vm["disks"]] == [{"key_id": "k-1", "provider": "nkp"}, None]
     ev = {"vcenters": {"vc1": {"error": None, "vms": [vm], "inventory": {"db1": {"data_class": "confidential"}}}}, "guests": {}}
-    (f,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})]
+    (f,) = engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})
     assert f["status"] == "fail" and f["evidence"]["plaintext_disks"] == ["Hard disk 2"]
     props["config.hardware.device"] = [disk(2000, kid), disk(2001, kid), tpm]
     ev["vcenters"]["vc1"]["vms"] = [vsphere.vm_evidence("vm-42", props, {}, {})]
-    (f,) = [f for f in engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})]
+    (f,) = engine.evaluate(policy.load_policy({"params": {}}), ev, only={"LEAK-05"})
     assert f["status"] == "pass"
 
 
