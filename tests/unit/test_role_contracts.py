@@ -275,3 +275,16 @@ def test_pin_host_keys_unpins_every_rotated_keys_old_line_whatever_its_type():
              "mail1.example " + old384: False, "web1Xexample " + old384: False, "web1.example.org " + old384: False}
     for line, removed in lines.items():
         assert bool(re.search(regexp, line)) is removed, line
+
+
+def test_the_golden_image_cache_key_covers_the_seal_code():
+    """A cached build is republished only while its inputs are the same: the seal's code (what identifies a guest,
+    how a tree and an image are checked) is one of them, so an upgrade that changes it builds, seals and verifies a
+    new image instead of republishing one an older seal passed. Every module the seal is made of is listed."""
+    listed = load("golden_image", "vars", "main.yml")["__vmguard_golden_image_seal_code"]
+    assert sorted(listed) == ["plugins/module_utils/evidence/image_seal.py", "plugins/module_utils/remediation/image_seal.py"]
+    assert all(os.path.isfile(os.path.join(ROOT, p)) for p in listed)
+    with open(os.path.join(ROOT, "roles", "golden_image", "tasks", "cache.yml")) as f:
+        tasks = yaml.safe_load(f)
+    inputs = [t for t in tasks if t["name"].startswith("GOLDEN_IMAGE | Compute the input digest")][0]["vars"]
+    assert "__vmguard_golden_image_seal_code" in inputs["__vmguard_golden_image_inputs"]["seal_code"]
