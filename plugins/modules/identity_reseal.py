@@ -103,6 +103,14 @@ resealed:
         file: /etc/ssh/ssh_host_ed25519_key.pub
         old_fingerprint: SHA256:9pQw0rJ1Q2JrM8hX3k9qv7l0PpZ5QbM1QyM3b3q0Jk8
         new_fingerprint: SHA256:Xc2l1m0Qk4q0bZr0cP9yq8t1sJv6nW3oE5aR7uD2fG4
+reboot_required:
+  description:
+    - True when the machine-id of the running system (O(root) C(/)) was (or, in check mode, would be) resealed -
+      PID 1, journald, D-Bus and the network daemons keep the identity they read at boot until the guest restarts,
+      so the clones still share it in memory until then (the module also warns). False for an image tree and when
+      the machine-id was not resealed.
+  returned: always
+  type: bool
 retired_fingerprints:
   description: Fingerprints taken out of use (for the ledger's retired list); after a rotation that stopped part way, those of the keys rotated.
   returned: always
@@ -110,8 +118,16 @@ retired_fingerprints:
   elements: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import reseal
+
+
+def reboot_required(root, todo):
+    """Whether resealing ``todo`` under ``root`` needs a restart to take effect: a new machine-id of the running
+    system is read by PID 1 and the daemons only at boot."""
+    return "machine_id" in todo and os.path.realpath(root) == "/"
 
 
 def _would(keys):
@@ -187,7 +203,7 @@ def main():
                                   "random_seed_digest": p["random_seed_digest"]}, p["force"])
     except (OSError, ValueError, RuntimeError) as e:  # an unreadable identity: a clear failure, nothing changed
         module.fail_json(msg="reseal not planned: %s" % e, changed=False)
-    result = dict(changed=bool(todo), resealed={}, retired_fingerprints=[])
+    result = dict(changed=bool(todo), resealed={}, retired_fingerprints=[], reboot_required=reboot_required(root, todo))
     if "ssh_host_keys" in todo:
         result["retired_fingerprints"] = sorted(k["fingerprint"] for k in todo["ssh_host_keys"])
     if module._diff and todo:
@@ -215,6 +231,9 @@ def main():
         if "ssh_host_keys" not in result["resealed"]:
             result["retired_fingerprints"] = []  # no key was rotated: none is retired
         module.fail_json(msg="reseal stopped: %s" % e, **result)
+    if result["reboot_required"]:
+        module.warn("the machine-id was resealed on the running system: it takes effect at the next boot (PID 1, journald, "
+                    "D-Bus and the network daemons keep the old one until then); restart the guest")
     module.exit_json(**result)
 
 

@@ -96,3 +96,17 @@ def test_a_rotation_failing_on_its_first_key_changes_and_retires_nothing(monkeyp
                                      keygen=lambda argv: (1, "", "simulated failure"))
     assert failed and res["changed"] is False and res["retired_fingerprints"] == [] and res["resealed"] == {}
     assert sorted(os.listdir(str(tmp_path / "etc/ssh"))) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
+
+
+def test_a_machine_id_resealed_on_the_running_system_needs_a_reboot_and_says_so(monkeypatch, capsys, tmp_path):
+    """PID 1, journald and D-Bus read the machine-id at boot: on '/' a reseal takes effect at the next start, so the
+    result says reboot_required (and the module warns); an image tree, or a reseal without the machine-id, does not."""
+    assert identity_reseal.reboot_required("/", {"machine_id": "x"}) is True
+    assert identity_reseal.reboot_required("/", {"random_seed": "x"}) is False
+    assert identity_reseal.reboot_required(str(tmp_path), {"machine_id": "x"}) is False
+    link = tmp_path / "slash"
+    link.symlink_to("/")
+    assert identity_reseal.reboot_required(str(link), {"machine_id": "x"}) is True
+    write(tmp_path, "etc/machine-id", "1" * 32 + "\n", 0o444)
+    res, failed, _calls = run_module(monkeypatch, capsys, {"root": str(tmp_path), "force": ["machine_id"]})
+    assert not failed and res["changed"] is True and "machine_id" in res["resealed"] and res["reboot_required"] is False
