@@ -45,6 +45,10 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def prepend(path, text):
+    path.write_text(text + path.read_text())
+
+
 @pytest.fixture
 def leaky_root(tmp_path):
     """A copy of libvirt's configuration files, made to fail ISO-05, LEAK-04, LEAK-06 and LEAK-08, and an image
@@ -54,10 +58,11 @@ def leaky_root(tmp_path):
     conf.mkdir(parents=True)
     for name in ("qemu.conf", "libvirtd.conf"):
         shutil.copy2("/etc/libvirt/" + name, str(conf / name))
-    with open(str(conf / "qemu.conf"), "a") as f:
-        f.write('\nuser = "root"\ngroup = "root"\nseccomp_sandbox = 0\ndump_guest_core = 1\nvnc_password = "%s"\n' % SECRET)
-    with open(str(conf / "libvirtd.conf"), "a") as f:
-        f.write('\nlisten_tcp = 1\nunix_sock_rw_perms = "0777"\n')
+    # Prepended: libvirt reads the first statement of a key, and this host's own files may already set these
+    # keys (a harden run on it, e.g. the molecule scenarios, makes them compliant).
+    prepend(conf / "qemu.conf", 'user = "root"\ngroup = "root"\nseccomp_sandbox = 0\ndump_guest_core = 1\nvnc_password = "%s"\n'
+            % SECRET)
+    prepend(conf / "libvirtd.conf", 'listen_tcp = 1\nunix_sock_rw_perms = "0777"\n')
     # virtqemud.conf: libvirt 9 ships no lens of its own here; libvirtd's parses it (no network keys written).
     (conf / "virtqemud.conf").write_text("# virtqemud\nunix_sock_rw_perms = \"0777\"\n")
     images = root / "var" / "lib" / "libvirt" / "images"

@@ -62,8 +62,10 @@ def pinned(known_hosts):
     return dict((h, sorted(v)) for h, v in out.items())
 
 
-def run_round(tmp_path, known_hosts, keys):
-    """One play: every guest pins its ``keys[guest]`` (the reseal's result shape)."""
+def run_round(tmp_path, known_hosts, keys, old=None):
+    """One play: every guest pins its ``keys[guest]`` (the reseal's result shape), the retired ``old[guest]`` (same
+    order) as each entry's old_public_key when given (the module's result since it keeps it; without it, an older
+    module's result: the unpin step has nothing to find and skips)."""
     hosts = {}
     for g in GUESTS:
         hosts[g] = {
@@ -73,8 +75,9 @@ def run_round(tmp_path, known_hosts, keys):
             "vmguard_guest_known_hosts_file": str(known_hosts),
             "vmguard_guest_known_hosts_name": g,
             "__vmguard_guest_resealed": {"resealed": {"ssh_host_keys": [
-                {"type": kind, "new_fingerprint": "-", "new_public_key": "%s %s" % (kind, blob)}
-                for kind, blob in keys[g]]}},
+                dict({"type": kind, "new_fingerprint": "-", "new_public_key": "%s %s" % (kind, blob)},
+                     **({"old_public_key": "%s %s" % old[g][i]} if old else {}))
+                for i, (kind, blob) in enumerate(keys[g])]}},
         }
     inv = tmp_path / "inventory.json"
     inv.write_text(json.dumps({"all": {"hosts": hosts}}))
@@ -95,8 +98,10 @@ def test_guests_rotating_at_once_leave_exactly_their_new_keys_pinned(tmp_path):
     for rnd in (1, 2):
         retired = current
         current = dict((g, sorted(new_key(tmp_path, "%s-%d-%s" % (g, rnd, t)) for t in TYPES)) for g in GUESTS)
-        log = run_round(tmp_path, known_hosts, current)
-        assert log.count("changed: [") == len(GUESTS) * len(TYPES), log[-3000:]
+        # round 1 as an older module's result (no old_public_key: the pin step replaces the line of the key's type);
+        # round 2 with the retired keys named: the unpin step removes each, then the pin step adds the new one
+        log = run_round(tmp_path, known_hosts, current, old=retired if rnd == 2 else None)
+        assert log.count("changed: [") == len(GUESTS) * len(TYPES) * rnd, log[-3000:]
         got = pinned(known_hosts)
         missing = dict((g, sorted(set(current[g]) - set(got.get(g, [])))) for g in GUESTS)
         kept = dict((g, sorted(set(retired[g]) & set(got.get(g, [])))) for g in GUESTS)
@@ -104,6 +109,6 @@ def test_guests_rotating_at_once_leave_exactly_their_new_keys_pinned(tmp_path):
         assert not any(kept.values()), "round %d: retired keys still trusted: %s" % (rnd, kept)
         assert got == current, "round %d" % rnd
     # A second run with the same keys changes nothing (idempotent).
-    log = run_round(tmp_path, known_hosts, current)
-    assert "changed: [" not in log and log.count("ok: [") == len(GUESTS) * len(TYPES), log[-3000:]
+    log = run_round(tmp_path, known_hosts, current, old=retired)
+    assert "changed: [" not in log and log.count("ok: [") == 2 * len(GUESTS) * len(TYPES), log[-3000:]
     assert pinned(known_hosts) == current
