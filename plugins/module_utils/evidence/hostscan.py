@@ -680,6 +680,17 @@ def _image(path, st):
     return dict(path=path, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid, size=st.st_size)
 
 
+def _add_regular(p, seen, images):
+    """Add path ``p`` (lstat: a link is not followed) to ``images`` once, when it is a regular file."""
+    try:
+        fst = os.lstat(p)
+    except OSError:
+        return
+    if stat.S_ISREG(fst.st_mode) and p not in seen:
+        seen.add(p)
+        images.append(_image(p, fst))
+
+
 def scan_images(dirs, files=()):
     """(images, dirs): mode and owner of each directory of ``dirs`` (libvirt's image, save, snapshot and dump
     directories, storage pools: ``shared`` when sticky or world-writable) and of every regular file directly in
@@ -703,25 +714,11 @@ def scan_images(dirs, files=()):
         except OSError:
             continue
         for n in names:
-            p = os.path.join(d, n)
-            try:
-                fst = os.lstat(p)
-            except OSError:
-                continue
-            if stat.S_ISREG(fst.st_mode) and p not in seen:
-                seen.add(p)
-                images.append(_image(p, fst))
+            _add_regular(os.path.join(d, n), seen, images)
     for f in sorted(set(files)):
         if not f.startswith("/"):
             continue  # a network volume's name, a json: or nbd: backing: no file of this host
-        p = os.path.realpath(f)
-        try:
-            fst = os.lstat(p)
-        except OSError:
-            continue
-        if stat.S_ISREG(fst.st_mode) and p not in seen:
-            seen.add(p)
-            images.append(_image(p, fst))
+        _add_regular(os.path.realpath(f), seen, images)
     return sorted(images, key=lambda i: i["path"]), seen_dirs
 
 
