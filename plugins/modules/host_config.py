@@ -134,6 +134,8 @@ EXAMPLES = r"""
 RETURN = r"""
 files:
   description: Per configuration file changed (or, in check mode, to change), its C(changes) (C({key, old, new})) and C(backup).
+    The old and new values of a secret key (C(vnc_password), C(spice_password), any key ending in C(password), C(passwd)
+    or C(secret)) are C(<redacted>).
   returned: always
   type: dict
 permissions:
@@ -204,6 +206,16 @@ def _group_ok(module, settings):
     except KeyError:
         module.warn("unix_sock_group %s does not exist on this host: left unset" % group)
         return dict((k, v) for k, v in settings.items() if k != "unix_sock_group")
+
+
+def hide_secrets(module):
+    """Register the secret values O(qemu_conf) and O(daemon_conf) set (vnc_password...) as no_log values, so
+    Ansible scrubs them from everything the module returns, the echoed module arguments included (the options
+    are dicts of many keys and cannot be no_log as a whole)."""
+    for conf in (module.params["qemu_conf"], module.params["daemon_conf"]):
+        for key, value in (conf or {}).items():
+            if hostconf.secret_key(str(key)) and value not in (None, ""):
+                module.no_log_values.update(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
 
 
 def edit_files(module, p, result):
@@ -341,6 +353,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    hide_secrets(module)
     p = module.params
     bad = [n for n in p["daemon_confs"] if n not in hostconf.DAEMON_CONFS]
     if bad:

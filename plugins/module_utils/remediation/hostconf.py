@@ -70,17 +70,30 @@ class HostConfError(Exception):
 
 # --- values ---------------------------------------------------------------------------------------
 
-def render(value):
-    """libvirt's configuration syntax for a value: integers bare, strings quoted, lists of strings."""
+def secret_key(key):
+    """A key whose value is a secret (qemu.conf's vnc_password, spice_password; hostscan.SECRET_CONF_KEY)."""
+    return bool(hostscan.SECRET_CONF_KEY.search(key))
+
+
+def shown(key, value):
+    """``value`` of ``key`` as a change, a result or a message may show it: a secret key's value as "<redacted>"
+    (None and "" stay: whether a password is set is no secret)."""
+    return hostscan.REDACTED if secret_key(key) and value not in (None, "") else value
+
+
+def render(value, key=None):
+    """libvirt's configuration syntax for a value: integers bare, strings quoted, lists of strings. A value that
+    cannot be written is named in the error, unless it is the value of a secret ``key``."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return "[ %s ]" % ", ".join(render(str(v)) for v in value)
+        return "[ %s ]" % ", ".join(render(str(v), key) for v in value)
     text = str(value)
     if '"' in text or "\n" in text or "\\" in text:
-        raise HostConfError("value %r cannot be written as a libvirt configuration string" % text)
+        raise HostConfError("%s cannot be written as a libvirt configuration string (no '\"', newline or backslash)"
+                            % ("the value of %s" % key if key and secret_key(key) else "value %r" % text))
     return '"%s"' % text
 
 
@@ -180,7 +193,8 @@ def _unset(text, key):
 
 def edit(text, settings):
     """(new text, changes) with every key of ``settings`` set (see the module docstring), or removed where its
-    value is None. ``changes``: [{"key", "old", "new"}] for the keys whose value changes (old None: appended).
+    value is None. ``changes``: [{"key", "old", "new"}] for the keys whose value changes (old None: appended); the
+    old and new values of a secret key (vnc_password) are "<redacted>" there, and in every error raised.
 
     A key is judged by the value libvirt reads (its first statement), compared as parsed values: a comment after
     it or another spelling of the same value is no change. A change rewrites that first statement and removes
@@ -197,16 +211,16 @@ def edit(text, settings):
         if settings[key] is None:  # remove: libvirt's built-in default applies
             if entry:
                 text = _unset(text, key)
-                changes.append({"key": key, "old": old, "new": None})
+                changes.append({"key": key, "old": shown(key, old), "new": None})
             continue
-        new = render(settings[key])
+        new = render(settings[key], key)
         if keeps(key, old) or (entry and entry.typed == _typed(key, new)):
             continue
         if entry:
             text = _set(text, key, new)
         else:
             appended.append("%s = %s\n" % (key, new))
-        changes.append({"key": key, "old": old, "new": settings[key]})
+        changes.append({"key": key, "old": shown(key, old), "new": shown(key, settings[key])})
     if appended:
         if text and not text.endswith("\n"):
             text += "\n"
@@ -226,8 +240,8 @@ def _check_reads_back(text, settings):
             if entry:
                 raise HostConfError("%s: still set after its removal" % key)
         elif not keeps(key, hostscan.plain(entry.typed) if entry else None) and \
-                (entry is None or entry.typed != _typed(key, render(value))):
-            raise HostConfError("%s: the edited text does not read back as %s" % (key, render(value)))
+                (entry is None or entry.typed != _typed(key, render(value, key))):
+            raise HostConfError("%s: the edited text does not read back as %s" % (key, shown(key, render(value, key))))
 
 
 def unified_diff(path, before, after):

@@ -204,3 +204,21 @@ def test_fix_permissions_never_chmods_a_shared_directory_and_fixes_named_files_a
     assert stat.S_IMODE(os.stat(str(tmp)).st_mode) == 0o1777
     assert stat.S_IMODE(os.stat(str(tmp / "other-user-file")).st_mode) == 0o644
     assert stat.S_IMODE(os.stat(str(tmp / "lab1.qcow2")).st_mode) == 0o640
+
+
+def test_edit_never_returns_a_secret_keys_value_in_changes_or_errors():
+    """qemu.conf's vnc_password: its old and new values are "<redacted>" in the changes host_config returns, and a
+    value that cannot be written is not named in the error (the module's failure message)."""
+    text = 'vnc_listen = "0.0.0.0"\nvnc_password = "OldS3cret"\n'
+    new, changes = hostconf.edit(text, {"vnc_listen": "127.0.0.1", "vnc_password": "NewS3cret", "spice_password": None})
+    assert hostscan.parse_libvirt_conf(new)["vnc_password"] == "NewS3cret"  # written as asked
+    assert sorted((c["key"], c["old"], c["new"]) for c in changes) == [
+        ("vnc_listen", "0.0.0.0", "127.0.0.1"), ("vnc_password", "<redacted>", "<redacted>")]
+    new, changes = hostconf.edit(text, {"vnc_password": None})
+    assert changes == [{"key": "vnc_password", "old": "<redacted>", "new": None}] and "OldS3cret" not in new
+    with pytest.raises(hostconf.HostConfError) as e:
+        hostconf.edit(text, {"vnc_password": 'Bad"S3cret'})
+    assert "S3cret" not in str(e.value) and "vnc_password" in str(e.value)
+    with pytest.raises(hostconf.HostConfError) as e:
+        hostconf.edit(text, {"vnc_listen": 'bad"listen'})
+    assert 'bad"listen' in str(e.value)  # other values are still named
