@@ -23,6 +23,9 @@ description:
   - Never follows a symbolic link inside the tree. A link where the seal looks (a file, or a
     directory on the way to one, such as C(root/.ssh) or C(var/log)) is itself a finding and is
     removed as a link; nothing outside the tree is read, emptied or deleted.
+  - A seal that stops part way (an item that cannot be removed, a directory replaced by a link since it was
+    checked) fails with C(changed=true) when it had already removed, emptied or truncated something, and
+    RV(findings) lists what it did.
   - Operates on a directory tree (the build stage of the P(vmguard.hardening.golden_image#role) role),
     or - with O(state=verified) only - on an image file (qcow2 or raw, holding an ext4 file
     system without a partition table, as the golden_image role builds them), offline, without
@@ -74,7 +77,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 findings:
-  description: Items that break the seal (before sealing, for O(state=sealed)).
+  description: Items that break the seal (before sealing, for O(state=sealed); when a seal fails part way, the
+    items it sealed before the stop).
   returned: always
   type: list
   elements: dict
@@ -149,6 +153,7 @@ def main():
             module.fail_json(msg="DIV-06: image %s is not sealed: %s" % (root, ", ".join(sorted(f["path"] for f in findings))),
                              findings=findings, sealed=False)
         module.exit_json(changed=False, findings=[], sealed=True)
+    done = []  # what a seal carried out before it stopped: a partial seal is a change
     try:
         if module.params["state"] == "verified":
             findings = check_tree(root)
@@ -158,9 +163,10 @@ def main():
                         root, ", ".join(sorted(f["path"] for f in findings))),
                     findings=findings, sealed=False)
             module.exit_json(changed=False, findings=[], sealed=True)
-        findings = seal_tree(root, check_mode=module.check_mode)
+        findings = seal_tree(root, check_mode=module.check_mode, done=done)
     except (OSError, ValueError) as e:
-        module.fail_json(msg="DIV-06: cannot seal %s: %s" % (root, e))
+        module.fail_json(msg="DIV-06: cannot seal %s: %s%s" % (root, e, "; sealed before the stop: %s" % ", ".join(
+            f["path"] for f in done) if done else ""), changed=bool(done), findings=done, sealed=False)
     result = dict(changed=bool(findings), findings=findings, sealed=True)
     if module._diff and findings:
         result["diff"] = dict(

@@ -16,21 +16,26 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.evidence.image_s
     check_tree, _DIR_FLAGS, _FILE_FLAGS)
 
 
-def seal_tree(root, check_mode=False):
+def seal_tree(root, check_mode=False, done=None):
     """Remove, empty or truncate every violation; return the list of actions taken (or due).
 
     Every change is made through directory descriptors opened one component at a time with
     O_NOFOLLOW: a link is unlinked, never written, truncated or descended through.
+
+    ``done``: a list each action is appended to once it is carried out, so a caller still knows what
+    changed when a later action fails (the exception propagates; the tree is then partly sealed).
     """
     actions = check_tree(root)
     if check_mode:
         return actions
+    done = [] if done is None else done
     for item in actions:
         rel = item["path"].lstrip("/")
         if item["action"] in ("empty", "create-empty", "truncate"):
             _empty(root, rel, create=item["action"] != "truncate")
         else:
             _remove(root, rel)
+        done.append(item)
     return actions
 
 
