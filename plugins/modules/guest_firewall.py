@@ -265,7 +265,7 @@ def apply(module, nft):
     source_sha = firewall.sha256_text(rendered)
     sd = p["state_dir"]
     try:
-        have_dir = fwconfirm.ensure_dir(sd, create=not module.check_mode)
+        have_dir = fwconfirm.ensure_dir(sd, create=not module.check_mode, repair=not module.check_mode)
     except (fwconfirm.StateError, OSError) as e:
         module.fail_json(msg="state_dir %s: %s" % (sd, e))
     if not have_dir:  # check mode on a guest never hardened: nothing recorded
@@ -334,7 +334,7 @@ def confirm(module, nft):
     p = module.params
     sd = p["state_dir"]
     try:
-        if not fwconfirm.ensure_dir(sd, create=False):
+        if not fwconfirm.ensure_dir(sd, create=False, repair=not module.check_mode):
             return _result(digest=nft.digest(), path=p["path"], reason="nothing applied, nothing to confirm")
         with fwconfirm.Lock(sd):
             pending = fwconfirm.read_json(sd, fwconfirm.PENDING)

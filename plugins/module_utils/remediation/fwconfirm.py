@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import signal
-import stat
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import fsutil
@@ -37,34 +36,54 @@ PENDING, REVERT, STAGED, APPLIED, REVERTED, LOCK = (
 RECORD_LIMIT = 1 << 20
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 class StateError(ValueError):
     """The state directory or one of its files cannot be trusted (message names the path)."""
 
 
-def ensure_dir(path, create=True):
+def ensure_dir(path, create=True, repair=True):
     """``path`` as a private directory of this user (0700, not a link, not writable by others).
-    Returns False when it does not exist and ``create`` is false."""
+    Returns False when it does not exist and ``create`` is false.
+
+    The directory is opened without following a link and its mode is checked and tightened through that
+    descriptor (fstat, fchmod), so a link put in its place after a check is never chmodded through.
+    ``repair`` false (check mode): a directory others may read is left as it is - nothing changes."""
     try:
-        st = os.lstat(path)
+        fd = _open_dir(path)
     except OSError as e:
         if e.errno != errno.ENOENT:
-            raise StateError("%s: cannot be read: %s" % (path, e.strerror or e))
+            raise
         if not create:
             return False
         parent = os.path.dirname(path.rstrip("/"))
         if parent and not os.path.isdir(parent):
             os.makedirs(parent, 0o755)
         os.mkdir(path, 0o700)
-        st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise StateError("%s: is not a directory (a link or a file), refusing to use it" % path)
-    if st.st_uid != os.geteuid():
-        raise StateError("%s: is owned by uid %d, not by uid %d" % (path, st.st_uid, os.geteuid()))
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+        fd = _open_dir(path)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise StateError("%s: is owned by uid %d, not by uid %d" % (path, st.st_uid, os.geteuid()))
+        if st.st_mode & 0o077 and repair:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
     return True
+
+
+def _open_dir(path):
+    """A descriptor of the directory ``path`` (never through a final link); StateError for a link or a
+    non-directory, OSError ENOENT when it does not exist."""
+    try:
+        return os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise StateError("%s: is not a directory (a link or a file), refusing to use it" % path)
+        if e.errno == errno.ENOENT:
+            raise
+        raise StateError("%s: cannot be read: %s" % (path, e.strerror or e))
 
 
 class Lock(object):

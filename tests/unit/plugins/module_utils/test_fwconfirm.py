@@ -80,3 +80,48 @@ def test_reverter_restores_only_its_own_pending_apply(tmp_path):
     fwconfirm.end(pid, start)
     time.sleep(1.5)
     assert not os.path.exists(os.path.join(d, fwconfirm.REVERTED))
+
+
+def test_check_mode_leaves_a_readable_state_dir_as_it_is(tmp_path):
+    """guest_firewall in check mode (repair=False) must change nothing: a state directory others may read is
+    tightened only in a real run (ensure_dir chmodded it in check mode)."""
+    d = str(tmp_path / "firewall")
+    os.mkdir(d, 0o755)
+    os.chmod(d, 0o755)
+    assert fwconfirm.ensure_dir(d, create=False, repair=False) is True
+    assert stat.S_IMODE(os.lstat(d).st_mode) == 0o755
+    assert fwconfirm.ensure_dir(d, create=False) is True
+    assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700
+
+
+def test_a_link_swapped_in_after_the_check_is_never_chmodded_through(tmp_path, monkeypatch):
+    """The mode is tightened through a descriptor of the directory opened without following a link: a link that
+    replaces the checked directory before the chmod (lstat then chmod by path) no longer redirects it."""
+    d, target = str(tmp_path / "firewall"), str(tmp_path / "elsewhere")
+    os.mkdir(d)
+    os.chmod(d, 0o755)
+    os.mkdir(target)
+    os.chmod(target, 0o755)
+    real_lstat, real_open, swapped = os.lstat, os.open, []
+
+    def swap(path):
+        if path == d and not swapped:
+            swapped.append(path)
+            os.rmdir(d)
+            os.symlink(target, d)
+
+    def lstat_then_swap(path, *a, **kw):  # the old code: lstat, then chmod(path)
+        st = real_lstat(path, *a, **kw)
+        swap(path)
+        return st
+
+    def open_then_swap(path, *a, **kw):  # the new code: open, then fchmod(fd)
+        fd = real_open(path, *a, **kw)
+        swap(path)
+        return fd
+
+    monkeypatch.setattr(fwconfirm.os, "lstat", lstat_then_swap)
+    monkeypatch.setattr(fwconfirm.os, "open", open_then_swap)
+    fwconfirm.ensure_dir(d)
+    monkeypatch.undo()
+    assert swapped and stat.S_IMODE(os.stat(target).st_mode) == 0o755  # the link's target is left alone
