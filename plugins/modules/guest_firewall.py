@@ -168,8 +168,12 @@ TABLE = "%s %s" % (firewall.FAMILY, firewall.TABLE)
 
 
 class Nft(object):
+    """nft for the module. ``changed`` is set once the module has changed the live ruleset or its state (a ruleset
+    loaded, a confirmation begun): every failure from then on reports changed=true (fail)."""
+
     def __init__(self, module):
         self.module = module
+        self.changed = False
         self.bin = module.get_bin_path("nft")
         if not self.bin:
             module.fail_json(msg="nft is not installed (package nftables): the guest firewall needs it")
@@ -177,13 +181,13 @@ class Nft(object):
     def run(self, args, what):
         rc, out, err = self.module.run_command([self.bin] + args)
         if rc != 0:
-            self.module.fail_json(msg="%s failed (rc %d): %s" % (what, rc, err.strip()), rc=rc)
+            self.fail("%s failed (rc %d): %s" % (what, rc, err.strip()), rc=rc)
         return out
 
     def check(self, path, what):
         rc, out, err = self.module.run_command([self.bin, "-c", "-f", path])
         if rc != 0:
-            self.module.fail_json(msg="nft -c refuses %s, nothing was applied or written: %s" % (what, err.strip()), rc=rc)
+            self.fail("nft -c refuses %s, nothing was applied or written: %s" % (what, err.strip()), rc=rc)
 
     def table(self):
         """(listing text, digest) of table inet vmguard, (None, None) when it is not loaded."""
@@ -191,7 +195,7 @@ class Nft(object):
         if rc != 0:
             if "No such file or directory" in err:
                 return None, None
-            self.module.fail_json(msg="nft list table %s failed (rc %d): %s" % (TABLE, rc, err.strip()))
+            self.fail("nft list table %s failed (rc %d): %s" % (TABLE, rc, err.strip()))
         doc = self._json(self.run(["-j", "list", "table", firewall.FAMILY, firewall.TABLE], "nft -j list table " + TABLE))
         return out, firewall.table_digest(doc, nftables.normalise)
 
@@ -206,7 +210,11 @@ class Nft(object):
         try:
             return json.loads(text)
         except ValueError as e:
-            self.module.fail_json(msg="nft printed no JSON: %s" % e)
+            self.fail("nft printed no JSON: %s" % e)
+
+    def fail(self, msg, **kw):
+        """module.fail_json, changed=true once anything was changed (a partial apply is a change)."""
+        self.module.fail_json(msg=msg, changed=self.changed, **kw)
 
 
 def _fail_state(module, e):
@@ -251,7 +259,7 @@ def _stale_pending(module, nft, sd, pending):
         return
     record = fwconfirm.revert_now(nft.bin, sd, pending["token"], "its revert process was gone; reverted at the next run")
     if record and not record["ok"]:
-        module.fail_json(msg="an unconfirmed apply could not be reverted: %s" % record["error"])
+        nft.fail("an unconfirmed apply could not be reverted: %s" % record["error"])
     module.warn("an earlier unconfirmed apply (at %s) had lost its revert process and was reverted now"
                 % _iso(pending.get("applied_at")))
 
@@ -274,7 +282,7 @@ def apply(module, nft):
         with fwconfirm.Lock(sd):
             return _apply_locked(module, nft, sd, rendered, source_sha)
     except fwconfirm.StateError as e:
-        _fail_state(module, e)
+        nft.fail(str(e))
 
 
 def _apply_locked(module, nft, sd, rendered, source_sha):
@@ -305,6 +313,7 @@ def _apply_locked(module, nft, sd, rendered, source_sha):
     fwconfirm.write(sd, fwconfirm.REVERT, revert)
     fwconfirm.write(sd, fwconfirm.STAGED, rendered)
     nft.run(["-f", os.path.join(sd, fwconfirm.STAGED)], "nft -f (apply)")
+    nft.changed = True  # applied: whatever fails from here on, the live ruleset changed
     after_listing, after_digest = nft.table()
     diff[0]["after"] = after_listing or ""
     now = time.time()
@@ -322,7 +331,8 @@ def _apply_locked(module, nft, sd, rendered, source_sha):
         pending["pid"], pending["pid_start"] = fwconfirm.spawn_reverter(nft.bin, sd, token, p["confirm_timeout"])
     except (fwconfirm.StateError, OSError) as e:
         undone = fwconfirm.revert_now(nft.bin, sd, token, "the revert process could not be started")
-        module.fail_json(msg="applied, but no revert process could be started (%s): %s" % (
+        nft.changed = not (undone and undone["ok"])  # reverted at once: as it was
+        nft.fail("applied, but no revert process could be started (%s): %s" % (
             e, "reverted at once" if undone and undone["ok"] else "and reverting failed: %s" % (undone or {}).get("error")))
     fwconfirm.write(sd, fwconfirm.PENDING, pending)  # under the lock: the reverter reads it only after its deadline
     diff[1]["after"] = persisted or ""  # persisted only on confirmation
@@ -358,13 +368,14 @@ def confirm(module, nft):
                 return _result(changed=True, confirmed=True, path=p["path"], reason="would confirm", diff=diff)
             _validate_text(nft, staged, "the applied ruleset", sd)
             fwconfirm.remove(sd, fwconfirm.PENDING)  # from here on the reverter finds nothing to do
+            nft.changed = True
             _persist(p["path"], staged)
             fwconfirm.write(sd, fwconfirm.APPLIED, dict(source_sha256=pending["source_sha256"], table_digest=live,
                                                         time=time.time()))
             fwconfirm.remove(sd, fwconfirm.STAGED)
         fwconfirm.end(pending.get("pid"), pending.get("pid_start"))
     except (fwconfirm.StateError, fsutil.UnsafePathError, OSError) as e:
-        module.fail_json(msg=str(e))
+        nft.fail(str(e))
     return _result(changed=True, digest=nft.digest(), confirmed=True, path=p["path"], reason="confirmed", diff=diff)
 
 
@@ -392,7 +403,7 @@ def main():
     try:
         result = apply(module, nft) if module.params["state"] == "applied" else confirm(module, nft)
     except (fwconfirm.StateError, fsutil.UnsafePathError, OSError) as e:
-        module.fail_json(msg=str(e))
+        nft.fail(str(e))
     module.exit_json(**result)
 
 
