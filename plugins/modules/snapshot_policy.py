@@ -201,10 +201,16 @@ def work_on(module, dom, version, now):
     if p["prune"] and not module.check_mode and delete:
         entry["deleted"], failed = snapshots.prune(view, delete, libvirt.libvirtError)
         entry["refused"].update(failed)
-        if failed:
-            err = "; ".join("%s: %s" % (n, why) for n, why in sorted(failed.items()))
-        view = snapshots.snapshot_view(dom)  # what stays, as libvirt says after the deletions
+        errors = ["%s: %s" % (n, why) for n, why in sorted(failed.items())]
+        try:
+            view = snapshots.snapshot_view(dom)  # what stays, as libvirt says after the deletions
+        except (libvirt.libvirtError, ValueError, domxml.DomainXMLError) as e:
+            # The deletions are made: they are reported (changed) with the error, never lost with the entry.
+            view = [s for s in view if s["name"] not in entry["deleted"]]
+            errors.append("cannot list its snapshots after the deletion: %s" % (
+                e.get_error_message() if hasattr(e, "get_error_message") else e))
         entry["kept"] = sorted(s["name"] for s in view)
+        err = "; ".join(errors) or None
     else:
         entry["would_delete"] = snapshots.leaves_first(delete, view)
         entry["kept"] = sorted(s["name"] for s in view if s["name"] not in delete)

@@ -46,6 +46,7 @@ class Dom(object):
 
 class Module(object):
     check_mode = False
+    _diff = False
 
     def __init__(self, domains):
         self.params = dict(domains=domains, pinned=[], prune=True, max_age_hours=None, max_count=None,
@@ -92,3 +93,34 @@ def test_rule_mode_keeps_and_names_a_snapshot_from_the_future():
     assert dom.deleted == ["old"]
     assert entry["refused"] == {"ahead": "creation time 2027-11-18T11:06:40Z is 8760h in the future (more than 5s of "
                                          "clock skew): its age cannot be judged (RB-02, RB-04)"}
+
+
+class VanishingDom(Dom):
+    """A domain undefined right after its snapshot was deleted: listing its snapshots again fails."""
+
+    def listAllSnapshots(self, flags):
+        if self.deleted:
+            raise sp.libvirt.libvirtError("Domain not found: no domain with matching name 'web1'")
+        return list(self.snaps)
+
+
+class Conn(object):
+    def __init__(self, *doms):
+        self.doms = dict((d.name(), d) for d in doms)
+
+    def getLibVersion(self):
+        return 9007000
+
+    def lookupByName(self, name):
+        return self.doms[name]
+
+
+def test_a_deletion_followed_by_a_failed_re_read_is_reported_changed():
+    """nightly is deleted, then libvirt cannot list the domain's snapshots again: the run reports the deletion
+    (changed, deleted) with the error; it reported changed=false and lost the deletion."""
+    dom = VanishingDom().add("nightly", NOW - 100 * 3600).add("now", NOW - 60, current=True)
+    result = sp.run(Module(plan_entry()), Conn(dom))
+    assert dom.deleted == ["nightly"]
+    assert result["changed"] is True and result["domains"]["web1"]["deleted"] == ["nightly"]
+    assert result["domains"]["web1"]["kept"] == ["now"]
+    assert "cannot list its snapshots after the deletion" in result["failed_domains"]["web1"]
