@@ -44,7 +44,10 @@ description:
   - Secret values in C(<qemu:commandline>) arguments, C(<qemu:env>) values and C(<qemu:override>) property
     values are redacted before they leave the module (C(redacted) counts them) - secret-named options in both C(--opt=value) and
     C(--opt value) forms, URL user information, the whole value of a secret-named variable - and so
-    are qemu.conf's C(*password)/C(*passwd)/C(*secret) values (presence is kept, as C(<redacted>)).
+    are qemu.conf's C(*password)/C(*passwd)/C(*secret) values (presence is kept, as C(<redacted>)). A backing
+    image an image header names by something other than a local path (C(https://user:password@host/base.img),
+    C(json:{...}), C(rbd:...:key=...)) is shown, in the chains, the base images and qemu-img's errors, with its
+    secrets redacted the same way.
   - On a local host, every file disk's backing chain is read with
     C(qemu-img info --backing-chain -U) and every base (backing) image is verified offline and
     read-only for the DIV-06 seal (C(qemu-img convert) to a private temporary directory under

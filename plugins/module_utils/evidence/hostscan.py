@@ -843,39 +843,77 @@ def _qemu_img_info(argv, path, run):
         return None, "qemu-img info %s: output is not JSON" % path
 
 
+def redact_image_name(name):
+    """A backing image name as the evidence may show it. A file of this host (an absolute path) stays as it is;
+    any other name an image header holds (https://user:password@host/base.img, json:{...,"password": ...},
+    rbd:pool/img:key=..., iscsi://user%password@...) has its secrets redacted as QEMU arguments are
+    (domxml.redact_arg): the name is the image's creator's text and may carry credentials."""
+    if not name or name.startswith("/"):
+        return name
+    if name.startswith("json:"):
+        return "json:" + domxml.redact_arg(name[len("json:"):])[0]
+    return domxml.redact_arg(name)[0]
+
+
+def _redact_names(text, names):
+    """``text`` (qemu-img's error output) with every name of ``names`` that redact_image_name changes
+    replaced by its redacted form, then whatever else reads as a secret (a URL's userinfo, key=value)."""
+    if not text:
+        return text
+    for name in sorted(set(n for n in names if n), key=len, reverse=True):
+        shown = redact_image_name(name)
+        if shown != name:
+            text = text.replace(name, shown)
+    return domxml.redact_arg(text)[0]
+
+
 def backing_chain(path, fmt, run, qemu_img="qemu-img"):
     """(chain, error): [{path, format}] of an image, top first, from qemu-img info --backing-chain -U.
 
     The top's format is pinned (no probing of a file a guest writes). When the chain cannot be read
     (a base is missing or broken) but the top can, the chain is the top and the base its header
-    names, that base carrying the error."""
+    names, that base carrying the error. A base that is no file of this host is named with its secrets
+    redacted (redact_image_name), in the error too."""
+    chain, err, names = _backing_chain(path, fmt, run, qemu_img)
+    if chain is not None:
+        for layer in chain:
+            layer["path"] = redact_image_name(layer["path"])
+            if layer.get("error"):
+                layer["error"] = _redact_names(layer["error"], names)
+    return chain, _redact_names(err, names)
+
+
+def _backing_chain(path, fmt, run, qemu_img):
+    """backing_chain's (chain, error) unredacted, and every backing name qemu-img reported."""
     if not os.path.lexists(path):  # nothing to open: no qemu-img run (two, with the fallback below) to learn it
-        return None, "qemu-img info %s: no such file" % path
+        return None, "qemu-img info %s: no such file" % path, []
     pin = ["-f", fmt] if fmt else []
     info, err = _qemu_img_info([qemu_img, "info", "--backing-chain", "-U", "--output=json"] + pin + [path], path, run)
     if err is not None:
         top, top_err = _qemu_img_info([qemu_img, "info", "-U", "--output=json"] + pin + [path], path, run)
         if top_err is not None or not isinstance(top, dict):
-            return None, err
+            return None, err, []
         chain = [dict(path=path, format=top.get("format"))]
-        base = top.get("full-backing-filename") or top.get("backing-filename")
+        names = [top.get("full-backing-filename"), top.get("backing-filename")]
+        base = names[0] or names[1]
         if base:
             chain.append(dict(path=base, format=top.get("backing-filename-format"), error=err))
-        return chain, err
+        return chain, err, names
     if isinstance(info, dict):
         info = [info]
     if not isinstance(info, list):
-        return None, "qemu-img info %s: unexpected output" % path
+        return None, "qemu-img info %s: unexpected output" % path, []
     chain, prev = [], None
+    names = [i.get(k) for i in info if isinstance(i, dict) for k in ("full-backing-filename", "backing-filename", "filename")]
     for i in info:
         if not isinstance(i, dict):
-            return None, "qemu-img info %s: unexpected output" % path
+            return None, "qemu-img info %s: unexpected output" % path, names
         # A layer's own filename may be relative (as written in its overlay): prefer the path qemu-img
         # resolved from the overlay (full-backing-filename), and the path we asked about for the top.
         name = path if prev is None else (prev.get("full-backing-filename") or i.get("filename"))
         chain.append(dict(path=name, format=i.get("format")))
         prev = i
-    return chain, None
+    return chain, None, names
 
 
 def disk_chains(domains, run, qemu_img="qemu-img"):

@@ -3,6 +3,7 @@ distribution's QEMU user, backing chains and the offline seal check of base imag
 debugfs on tiny images)."""
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -503,3 +504,57 @@ def test_disk_files_include_each_backing_chain(tmp_path):
     assert files == {"/srv/vms/web1.qcow2", str(base / "web-base.qcow2")}
     images, _dirs = hostscan.scan_images([], files)
     assert [(i["path"], i["mode"]) for i in images] == [(str(base / "web-base.qcow2"), 0o644)]
+
+
+SECRET_URL = "https://builder:S3cretPW@images.example.invalid/base.img"
+
+
+def _fake_qemu_img(chain_ok, backing):
+    """qemu-img info as it answers for an overlay whose header names ``backing``: with --backing-chain it fails to
+    open that backing (chain_ok False) or lists both layers."""
+    def fake(argv):
+        if "--backing-chain" in argv and not chain_ok:
+            return 1, "", "qemu-img: Could not open '%s': Unknown protocol 'https'\n" % backing
+        top = {"filename": argv[-1], "format": "qcow2", "backing-filename": backing,
+               "full-backing-filename": backing, "backing-filename-format": "raw"}
+        if "--backing-chain" in argv:
+            return 0, json.dumps([top, {"filename": backing, "format": "raw"}]), ""
+        return 0, json.dumps(top), ""
+    return fake
+
+
+@pytest.mark.parametrize("chain_ok", [False, True])
+@pytest.mark.parametrize("backing", [SECRET_URL, 'json:{"driver": "https", "url": "https://images.example.invalid/b.img", '
+                                                 '"password": "S3cretPW"}'])
+def test_backing_names_from_an_image_header_never_carry_their_credentials(tmp_path, chain_ok, backing):
+    """An overlay's header may name its backing file by a URL with a user and password (or a json: spec with a
+    password): the chain, its error and the evidence built from them (the disk's backing, the base images) name
+    it redacted; a local path stays as it is."""
+    top = tmp_path / "top.qcow2"
+    top.write_bytes(b"QFI\xfb")
+    fake = _fake_qemu_img(chain_ok, backing)
+    chain, err = hostscan.backing_chain(str(top), "qcow2", fake)
+    domains = [dict(name="d", disks=[disk(str(top))], inactive=None)]
+    chains = {str(top): (chain, err)}
+    hostscan.fill_backing(domains, chains)
+    bases = hostscan.base_images(domains, chains, fake, verify=False)
+    text = json.dumps([chain, err, domains, bases])
+    assert "S3cretPW" not in text and "<redacted>" in text
+    assert chain[0]["path"] == str(top) and "images.example.invalid" in chain[1]["path"]
+    assert (err is not None) == (not chain_ok)
+
+
+def test_a_local_backing_path_is_never_rewritten():
+    for name in ("/var/lib/libvirt/images/key=1.qcow2", "/srv/base.img", None):
+        assert hostscan.redact_image_name(name) == name
+
+
+@pytest.mark.skipif(not shutil.which("qemu-img"), reason="needs qemu-img")
+def test_a_real_overlay_naming_a_url_with_a_password(tmp_path):
+    base = tmp_path / "base.img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(base), "1M"], check=True)
+    top = str(tmp_path / "top.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), top], check=True)
+    subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-F", "raw", "-b", SECRET_URL, top], check=True)
+    chain, err = hostscan.backing_chain(top, "qcow2", run)
+    assert "S3cretPW" not in json.dumps([chain, err]) and len(chain) == 2 and chain[1]["path"].startswith("https://")
