@@ -129,7 +129,7 @@ def break_glass_file(directory, name):
     if st.st_mode & 0o022:
         return path, None, "is writable by group or others"
     try:
-        text = fsutil.read_regular(path, MAX_REASON).decode("utf-8", "replace")
+        text = _read_checked(path, st).decode("utf-8", "replace")
     except (OSError, IOError, ValueError) as e:
         return path, None, "cannot be read: %s" % (getattr(e, "strerror", None) or e)
     lines = [x.strip() for x in text.strip().splitlines()]
@@ -140,6 +140,28 @@ def break_glass_file(directory, name):
     if not reason:
         return path, None, "holds no reason"
     return path, by or _owner(st.st_uid), reason
+
+
+def _read_checked(path, st):
+    """The bytes of the break-glass file ``path`` that lstat judged as ``st``: the descriptor read is checked again
+    (same file, root's, not writable by group or others), so a file put in its place after the lstat - by anyone
+    who may write the directory - is never taken for root's override. ValueError when it is not that file."""
+    fd, now = fsutil.open_regular(path, MAX_REASON)
+    try:
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or now.st_uid != 0 or now.st_mode & 0o022:
+            raise ValueError("it was replaced while it was checked")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > MAX_REASON:
+                raise ValueError("it is larger than the %d bytes allowed" % MAX_REASON)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _owner(uid):

@@ -66,3 +66,36 @@ def test_main_drains_stdin_and_refuses_on_an_unreadable_config(tmp_path):
 def test_break_glass_names_that_are_no_file_name_are_ignored(tmp_path):
     for name in ("", "../x", ".hidden", "a/b"):
         assert startgate.break_glass_file(str(tmp_path), name) is None
+
+
+def test_a_break_glass_file_swapped_after_its_check_is_not_used(tmp_path, monkeypatch):
+    """The owner and mode checked (lstat) must be those of the file read: one renamed over root's file after the
+    check (a directory others may write, a user's own file) is not taken for root's override."""
+    import os
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    (bg / "web1").write_text("by: root\nmaintenance window\n")
+    os.chmod(str(bg / "web1"), 0o600)
+    mine = tmp_path / "mine"
+    mine.write_text("by: root\nforged by a user\n")
+    os.chown(str(mine), 65534, 65534)
+    real_lstat, swapped = os.lstat, []
+
+    def lstat_then_swap(path, *a, **kw):
+        st = real_lstat(path, *a, **kw)
+        if path == str(bg / "web1") and not swapped:
+            swapped.append(path)
+            os.rename(str(mine), path)
+        return st
+
+    monkeypatch.setattr(startgate.os, "lstat", lstat_then_swap)
+    got = startgate.break_glass_file(str(bg), "web1")
+    monkeypatch.undo()
+    assert swapped and got[1] is None and "replaced while it was checked" in got[2]
+
+
+def test_a_root_break_glass_file_is_used(tmp_path):
+    import os
+    (tmp_path / "web1").write_text("by: alice\nmaintenance window\n")
+    os.chmod(str(tmp_path / "web1"), 0o600)
+    assert startgate.break_glass_file(str(tmp_path), "web1")[1:] == ("alice", "maintenance window")
