@@ -303,9 +303,11 @@ def ensure_nwfilters(module, p, result):
 
 
 def restart_daemons(module, p, result):
+    """Restart (try-restart) the daemons running with an older configuration than their files; returns whether a
+    daemon was restarted - in check mode, whether one would be (a restart is a change: check mode predicts it)."""
     result["service_manager"] = "systemd" if os.path.isdir("/run/systemd/system") else None
     if p["root"] not in ("", "/"):
-        return  # a copy of the configuration: no daemon reads it
+        return False  # a copy of the configuration: no daemon reads it
     conf_dir = p["conf_dir"]
     mtimes = {}
     for name in [hostconf.QEMU_CONF] + list(p["daemon_confs"]):
@@ -319,6 +321,7 @@ def restart_daemons(module, p, result):
         running = hostconf.running_daemons()
         stale += [(d, None) for d in hostconf.daemons_to_restart(changed) if d in running]
     daemons = sorted(set(d for d, _f in stale))
+    would = False
     for d in daemons:
         if result["service_manager"] == "systemd" and p["restart"] and not module.check_mode:
             rc, out, err = module.run_command(["systemctl", "try-restart", "%s.service" % d])
@@ -327,10 +330,12 @@ def restart_daemons(module, p, result):
             result["restarted"].append(d)
         else:
             result["restart_pending"].append(d)
+            would = would or (result["service_manager"] == "systemd" and p["restart"] and module.check_mode)
     if result["restart_pending"] and not module.check_mode:
         module.warn("%s still run(s) with the old configuration: %s" % (", ".join(result["restart_pending"]), (
             "restart them (restart=false)" if result["service_manager"] else
             "no service manager (systemd) runs here, restart them yourself; running guests keep running")))
+    return bool(result["restarted"]) or would
 
 
 def main():
@@ -364,11 +369,11 @@ def main():
         edit_files(module, p, result)
         fix_images(module, p, result)
         ensure_nwfilters(module, p, result)
-        restart_daemons(module, p, result)
+        restarts = restart_daemons(module, p, result)
     except (hostconf.HostConfError, OSError) as e:
-        result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"])
+        result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"] or result["restarted"])
         module.fail_json(msg=str(e), **result)
-    result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"] or result["restarted"])
+    result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"] or restarts)
     if not module._diff:
         result.pop("diff")
     module.exit_json(**result)
