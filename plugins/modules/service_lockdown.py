@@ -123,8 +123,12 @@ SET_ASIDE = "/var/lib/vmguard/lockdown"
 
 
 class Systemd(object):
+    """systemctl for the module. ``changed`` is set by the first state-changing command (disable, mask, stop...):
+    any failure from then on - a systemctl show as well - reports changed=true."""
+
     def __init__(self, module):
         self.module = module
+        self.changed = False
         self.bin = module.get_bin_path("systemctl")
 
     def socket_units(self):
@@ -139,7 +143,7 @@ class Systemd(object):
     def show(self, unit):
         rc, out, err = self.module.run_command([self.bin, "show", "--no-pager"] + ["--property=%s" % p for p in SHOW] + ["--", unit])
         if rc != 0:
-            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()))
+            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()), changed=self.changed)
         props = {}
         for line in out.splitlines():
             key, _sep, value = line.partition("=")
@@ -148,6 +152,7 @@ class Systemd(object):
 
     def run(self, *args):
         rc, out, err = self.module.run_command([self.bin] + list(args))
+        self.changed = True  # a failed disable, mask or stop may have done part of its work too
         if rc != 0:
             self.module.fail_json(msg="systemctl %s failed (rc %d): %s" % (" ".join(args), rc, err.strip()), changed=True)
 
