@@ -302,13 +302,14 @@ def service_networks(fixes_of, names):
 def ensure_networks(module, conn, names):
     """Define (isolated) and start the networks of ``names`` libvirt lacks, start inactive ones, autostart
     both. Returns the names acted on; fails the module naming the network libvirt refuses."""
-    acted = []
+    acted, changed = [], False  # changed: a network defined or started before a failure is a change
     for name in names:
         try:
             net = conn.networkLookupByName(name)
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                module.fail_json(msg="ISO-02: cannot look up network %s: %s" % (name, e.get_error_message()))
+                module.fail_json(msg="ISO-02: cannot look up network %s: %s" % (name, e.get_error_message()),
+                                 networks=acted, changed=changed)
             net = None
         if net is not None and net.isActive():
             continue
@@ -318,11 +319,13 @@ def ensure_networks(module, conn, names):
         try:
             if net is None:
                 net = conn.networkDefineXML(_network_xml(name))
+                changed = True
             net.create()
+            changed = True
             net.setAutostart(1)
         except libvirt.libvirtError as e:
             module.fail_json(msg="ISO-02: cannot define or start the isolated network %s: %s" % (name, e.get_error_message()),
-                             networks=acted)
+                             networks=acted, changed=changed)
     return acted
 
 

@@ -120,3 +120,71 @@ def test_a_requested_domain_libvirt_does_not_have_fails_for_that_domain(monkeypa
     res, failed = run(monkeypatch, capsys, conn, uri="test:///x", backup_dir=str(tmp_path / "backup"),
                       fixes=["LEAK-02"], domains=["web1", "ghost"])
     assert failed and list(res["failed_domains"]) == ["ghost"] and res["domains"] == {}
+
+
+class Failed(Exception):
+    pass
+
+
+class NetModule(object):
+    check_mode = False
+
+    def fail_json(self, **kw):
+        raise Failed(kw)
+
+
+def _error(code, message):
+    e = libvirt.libvirtError(message)
+    e.err = (code, 0, message, 2, None, None, None, 0, 0)
+    return e
+
+
+class Net(object):
+    def __init__(self, conn, name):
+        self.conn, self.name = conn, name
+
+    def isActive(self):
+        return False
+
+    def create(self):
+        if self.name in self.conn.refuse:
+            raise _error(libvirt.VIR_ERR_INTERNAL_ERROR, "bridge %s: File exists" % self.name)
+        self.conn.started.append(self.name)
+
+    def setAutostart(self, on):
+        pass
+
+
+class NetConn(object):
+    """No network defined yet; creating (starting) one of ``refuse`` fails."""
+
+    def __init__(self, refuse):
+        self.refuse, self.defined, self.started = refuse, [], []
+
+    def networkLookupByName(self, name):
+        raise _error(libvirt.VIR_ERR_NO_NETWORK, "Network not found: no network with matching name '%s'" % name)
+
+    def networkDefineXML(self, xml):
+        name = xml.split("<name>")[1].split("</name>")[0]
+        self.defined.append(name)
+        return Net(self, name)
+
+
+def test_a_network_that_fails_to_start_after_another_was_made_reports_changed():
+    """ISO-02: svc-a is defined and started, svc-b defined but libvirt refuses to start it: the failure says
+    changed=true (it said changed=false although two networks had been defined)."""
+    c = NetConn(refuse={"svc-b"})
+    with pytest.raises(Failed) as e:
+        domain_policy.ensure_networks(NetModule(), c, ["svc-a", "svc-b"])
+    assert c.defined == ["svc-a", "svc-b"] and c.started == ["svc-a"]
+    assert e.value.args[0]["changed"] is True and e.value.args[0]["networks"] == ["svc-a", "svc-b"]
+
+
+def test_a_network_that_cannot_be_defined_first_is_no_change():
+    class Refusing(NetConn):
+        def networkDefineXML(self, xml):
+            raise _error(libvirt.VIR_ERR_XML_ERROR, "XML error")
+
+    with pytest.raises(Failed) as e:
+        domain_policy.ensure_networks(NetModule(), Refusing(refuse=set()), ["svc-a"])
+    assert e.value.args[0]["changed"] is False
