@@ -65,3 +65,14 @@ def test_check_mode_without_a_restart_to_make_is_no_change(monkeypatch, capsys, 
     res, failed, calls = run_main(monkeypatch, capsys, dict(conf_dir=str(tmp_path), daemon_confs=[], restart=False),
                                   check_mode=True)
     assert not failed and calls == [] and res["changed"] is False and res["restart_pending"] == ["libvirtd"]
+
+
+def test_a_secret_given_in_qemu_conf_never_appears_in_the_output(monkeypatch, capsys, tmp_path):
+    """A vnc_password qemu.conf cannot hold (a double quote): the failure names the key, and the module's whole
+    JSON output holds neither the new nor the old password (the message quoted the new one)."""
+    (tmp_path / "qemu.conf").write_text('vnc_password = "OldS3cret-pw"\n')
+    monkeypatch.setattr(host_config.AnsibleModule, "get_bin_path", lambda self, name, *a, **kw: "/usr/bin/" + name)
+    args = dict(conf_dir=str(tmp_path), daemon_confs=[], qemu_conf={"vnc_password": 'New"S3cret-pw'})
+    res, failed, calls = run_main(monkeypatch, capsys, args)
+    assert failed and "vnc_password" in res["msg"] and calls == []
+    assert "S3cret" not in json.dumps(res)
