@@ -371,7 +371,8 @@ def main():
         ensure_nwfilters(module, p, result)
         restarts = restart_daemons(module, p, result)
     except (hostconf.HostConfError, OSError) as e:
-        result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"] or result["restarted"])
+        result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"]
+                                 or result["restarted"])
         module.fail_json(msg=str(e), **result)
     result["changed"] = bool(result["files"] or result["permissions"] or result["nwfilters_defined"] or restarts)
     if not module._diff:

@@ -143,7 +143,8 @@ class Systemd(object):
     def show(self, unit):
         rc, out, err = self.module.run_command([self.bin, "show", "--no-pager"] + ["--property=%s" % p for p in SHOW] + ["--", unit])
         if rc != 0:
-            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()), changed=self.changed)
+            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (unit, rc, err.strip()),
+                                  changed=self.changed)
         props = {}
         for line in out.splitlines():
             key, _sep, value = line.partition("=")

@@ -904,7 +904,8 @@ def _backing_chain(path, fmt, run, qemu_img):
     if not isinstance(info, list):
         return None, "qemu-img info %s: unexpected output" % path, []
     chain, prev = [], None
-    names = [i.get(k) for i in info if isinstance(i, dict) for k in ("full-backing-filename", "backing-filename", "filename")]
+    names = [i.get(k) for i in info if isinstance(i, dict)
+             for k in ("full-backing-filename", "backing-filename", "filename")]
     for i in info:
         if not isinstance(i, dict):
             return None, "qemu-img info %s: unexpected output" % path, names

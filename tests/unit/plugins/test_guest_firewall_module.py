@@ -68,13 +68,15 @@ def test_a_failure_before_anything_was_applied_is_not_changed(monkeypatch, capsy
     (tmp_path / "state").mkdir(mode=0o700)
     (tmp_path / "state" / "pending.json").write_text("[not an object]")
     res, failed = run_module(monkeypatch, capsys, nft, dict(
-        management_ports=[22], confirm_timeout=0, path=str(tmp_path / "firewall.nft"), state_dir=str(tmp_path / "state")))
+        management_ports=[22], confirm_timeout=0, path=str(tmp_path / "firewall.nft"),
+        state_dir=str(tmp_path / "state")))
     assert failed and not nft.loaded and res["changed"] is False and "pending.json" in res["msg"]
 
 
 def test_apply_then_rerun_is_in_place(monkeypatch, capsys, tmp_path):
     nft = FakeNft()
-    args = dict(management_ports=[22], confirm_timeout=0, path=str(tmp_path / "firewall.nft"), state_dir=str(tmp_path / "s"))
+    args = dict(management_ports=[22], confirm_timeout=0, path=str(tmp_path / "firewall.nft"),
+                state_dir=str(tmp_path / "s"))
     res, failed = run_module(monkeypatch, capsys, nft, args)
     assert not failed and res["changed"] is True and (tmp_path / "firewall.nft").exists()
     res, failed = run_module(monkeypatch, capsys, nft, args)

@@ -1,6 +1,6 @@
-"""The host_config module (plugins/modules/host_config.py): what it registers as no_log values and what check mode
-predicts of a daemon restart (the file edits
-themselves: module_utils/test_hostconf.py; against augtool and a real libvirt: tests/integration/test_host_config.py)."""
+"""The host_config module (plugins/modules/host_config.py): what it registers as no_log values, what its output
+holds of a secret and what check mode predicts of a daemon restart (the file edits themselves:
+module_utils/test_hostconf.py; against augtool and a real libvirt: tests/integration/test_host_config.py)."""
 
 import json
 

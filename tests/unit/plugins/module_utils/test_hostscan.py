@@ -524,8 +524,8 @@ def _fake_qemu_img(chain_ok, backing):
 
 
 @pytest.mark.parametrize("chain_ok", [False, True])
-@pytest.mark.parametrize("backing", [SECRET_URL, 'json:{"driver": "https", "url": "https://images.example.invalid/b.img", '
-                                                 '"password": "S3cretPW"}'])
+@pytest.mark.parametrize("backing", [
+    SECRET_URL, 'json:{"driver": "https", "url": "https://images.example.invalid/b.img", "password": "S3cretPW"}'])
 def test_backing_names_from_an_image_header_never_carry_their_credentials(tmp_path, chain_ok, backing):
     """An overlay's header may name its backing file by a URL with a user and password (or a json: spec with a
     password): the chain, its error and the evidence built from them (the disk's backing, the base images) name
