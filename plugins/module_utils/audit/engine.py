@@ -110,8 +110,33 @@ class Context(object):
         return (domain.get("metadata") or {}).get("data_class")
 
     def ledger_of_guest(self, guest):
+        """The ledger record of the guest's domain; None when there is none (never hardened by vmguard) or the
+        guest names no hypervisor and domain (no libvirt ledger to read).
+
+        NotCollected (the finding is an error) when the record could not be read: the guest's hypervisor is
+        not audited, did not answer or sent no domain list, or has no readable domain of that name. "No ledger
+        record" there would make the rollback guards (RB-05..10) not applicable, and a guest rolled back on
+        an unreachable hypervisor would pass the gate."""
+        v = (self.guests.get(guest) or {}).get("vars") or {}
+        hv_name, name = v.get("hypervisor"), v.get("domain")
+        if not hv_name or not name:
+            return None
+        where = "the ledger record of %s/%s" % (hv_name, name)
+        hv = self.hypervisors.get(hv_name)
+        if hv is None:
+            raise NotCollected("%s: hypervisor %s is not audited (not in the hypervisor group)" % (where, hv_name))
+        if hv.get("error"):
+            raise NotCollected("%s: hypervisor %s could not be read: %s" % (where, hv_name, hv["error"]))
+        if hv.get("domains") is None:
+            raise NotCollected("%s: the hypervisor's domains were not collected" % where)
         d = self.domain_of_guest(guest)
-        return d.get("ledger") if d else None
+        if d is None:
+            raise NotCollected("%s: %s has no domain %s" % (where, hv_name, name))
+        if d.get("error"):
+            raise NotCollected("%s: the domain could not be read: %s" % (where, d["error"]))
+        if "ledger" not in d:
+            raise NotCollected("%s not collected" % where)
+        return d["ledger"]
 
     def age_days(self, iso_time):
         return (self.now - parse_iso(iso_time)) / 86400.0

@@ -252,3 +252,38 @@ def test_a_blank_inventory_data_class_falls_back_to_the_domains_metadata():
     assert ctx.data_class_of_domain("hv1", d) == "confidential"
     ctx = engine.Context(policy.load_policy({}), E.fleet([d], {"web1": E.guest("web1", data_class="public")}))
     assert ctx.data_class_of_domain("hv1", d) == "public"
+
+
+GUARDS = {"RB-05", "RB-06", "RB-07", "RB-08", "RB-09", "RB-10"}
+
+
+@pytest.mark.parametrize("case", ["hypervisor unreachable", "hypervisor not audited", "domains not collected",
+                                  "no such domain", "domain unreadable"])
+def test_rollback_guards_are_errors_when_the_ledger_cannot_be_read(case):
+    """A guest rolled back (epoch 1, ledger at 3) whose ledger record cannot be read is no "never hardened": the
+    rollback guards are errors the gate counts, never not applicable (--tags rollback would pass otherwise)."""
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1, epoch=1))}
+    ev = E.fleet([E.domain("web1", ledger=E.ledger())], guests)
+    hv = ev["hypervisors"]["hv1"]
+    if case == "hypervisor unreachable":
+        hv.update(error="cannot connect to qemu+ssh://hv1/system", domains=[])
+    elif case == "hypervisor not audited":
+        del ev["hypervisors"]["hv1"]
+    elif case == "domains not collected":
+        del hv["domains"]
+    elif case == "no such domain":
+        hv["domains"] = [E.domain("other", ledger=E.ledger())]
+    else:
+        hv["domains"] = [{"name": "web1", "error": "domain vanished while it was read"}]
+    fs = [f for f in engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only=GUARDS) if f["subject"]["id"] == "web1"]
+    assert sorted(f["rule"] for f in fs) == sorted(GUARDS)
+    assert set(f["status"] for f in fs) == {"error"}, [(f["rule"], f["status"], f["message"]) for f in fs]
+    assert all("the ledger record of hv1/web1" in f["message"] for f in fs)
+    assert [f["rule"] for f in engine.gate(fs, "critical")] == ["RB-05", "RB-06"]
+
+
+def test_rollback_guards_without_a_ledger_record_stay_not_applicable_with_the_reason():
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1)), "loose": E.guest("loose", facts=E.guest_facts(2))}
+    guests["loose"]["vars"].update(hypervisor=None, domain=None)
+    fs = engine.evaluate(policy.load_policy({}), E.fleet([E.domain("web1", ledger=None)], guests), now=E.NOW, only=GUARDS)
+    assert set((f["status"], f["message"]) for f in fs) == {("not_applicable", "no ledger record: never hardened by vmguard")}
