@@ -32,7 +32,7 @@ import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, NotCollected
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import vsphere
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES, WAIVED
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
 SCHEMA = "vmguard.report/v1"
@@ -296,11 +296,52 @@ def evaluate(policy, evidence, now=None, only=None):
 
 def _run(fn, ctx, ev):
     try:
-        return fn(ctx, ev)
+        verdict = fn(ctx, ev)
     except NotCollected as e:  # evidence without a field the check reads
         return ERROR, "cannot evaluate: %s" % e, {}
     except Exception as e:  # a broken check is an error finding, never a pass
         return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+    if verdict.__class__ is tuple and len(verdict) == 3 and verdict[0] in CHECK_STATUSES and verdict[1] \
+            and isinstance(verdict[1], str) and isinstance(verdict[2], dict):
+        return verdict
+    return _invalid(verdict)
+
+
+# What a check may conclude: a waiver is the engine's to apply, never a check's.
+CHECK_STATUSES = frozenset((PASS, FAIL, ERROR, NA))
+
+
+def _invalid(verdict):
+    """The error verdict of a check that returned no valid (status, message, evidence): a status the reports and
+    the gate do not know ("unknown", "skipped") would pass the gate unseen, and a pass or not applicable without
+    a message says nothing of what was compared or why nothing was."""
+    if verdict.__class__ is not tuple or len(verdict) != 3:
+        why = "%s, not a (status, message, evidence) tuple" % _short(verdict)
+    elif verdict[0] not in CHECK_STATUSES:
+        why = "the status %s (a check concludes %s)" % (_short(verdict[0]), ", ".join(sorted(CHECK_STATUSES)))
+    elif not verdict[1] or not isinstance(verdict[1], str):
+        why = "a %s verdict without a message (what was judged, or why nothing was, must be said)" % verdict[0]
+    else:
+        why = "a %s verdict whose evidence is %s, not a mapping" % (verdict[0], type(verdict[2]).__name__)
+    return ERROR, "check failed: it returned %s" % why, {}
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _valid_batch(findings, bad):
+    """Check the findings a batch (rules.check) built as _run checks a verdict: an invalid one becomes an error
+    (with ``bad``'s remediation text, as every error finding)."""
+    for finding in findings:
+        if finding is None:
+            continue
+        verdict = (finding["status"], finding["message"], finding["evidence"])
+        if not (verdict[0] in CHECK_STATUSES and verdict[1] and isinstance(verdict[1], str) and isinstance(verdict[2], dict)):
+            finding["status"], finding["message"], finding["evidence"] = _invalid(verdict)
+            finding["remediation"] = bad["remediation"]
+    return findings
 
 
 PERSISTENT_PREFIX = "in the persistent definition (takes effect at next start): "
@@ -379,7 +420,9 @@ def _batch_findings(ctx, rid, fn):
     findings = batch(ctx)
     if findings is None:
         return None
-    bad_copy = ctx.finding_templates(rid, "guest")[1].copy
+    bad = ctx.finding_templates(rid, "guest")[1]
+    _valid_batch(findings, bad)
+    bad_copy = bad.copy
     for i, subject, err in _guest_subject_errors(ctx):
         finding = findings[i] = bad_copy()
         finding["status"], finding["subject"], finding["message"], finding["evidence"] = ERROR, subject, "cannot evaluate: %s" % err, {}
@@ -491,7 +534,13 @@ def summarize(findings):
     return summary
 
 
+# The statuses that never fail the run: anything else at or above fail_on does (fail, error, and a status no
+# report knows: what cannot be read as a pass is no pass).
+GATE_PASSES = frozenset((PASS, WAIVED, NA))
+
+
 def gate(findings, fail_on="high"):
-    """The findings that fail the run: status fail or error at or above ``fail_on``."""
+    """The findings that fail the run: status fail or error (or any status but pass, waived and not_applicable)
+    at or above ``fail_on``."""
     floor = SEVERITIES.index(fail_on)
-    return [f for f in findings if f["status"] in BAD and SEVERITIES.index(f["severity"]) >= floor]
+    return [f for f in findings if f["status"] not in GATE_PASSES and SEVERITIES.index(f["severity"]) >= floor]

@@ -287,3 +287,44 @@ def test_rollback_guards_without_a_ledger_record_stay_not_applicable_with_the_re
     guests["loose"]["vars"].update(hypervisor=None, domain=None)
     fs = engine.evaluate(policy.load_policy({}), E.fleet([E.domain("web1", ledger=None)], guests), now=E.NOW, only=GUARDS)
     assert set((f["status"], f["message"]) for f in fs) == {("not_applicable", "no ledger record: never hardened by vmguard")}
+
+
+@pytest.mark.parametrize("verdict", [("unknown", "could not tell", {}), ("skipped", "not run", {}), None,
+                                     ("pass", "ok", None), ("not_applicable", "", {}), ("pass", None, {}),
+                                     ("waived", "a check cannot waive", {})])
+@pytest.mark.parametrize("rid, kind", [("RB-01", "domain"), ("RB-11", "hypervisor"), ("DIV-10", "guest")])
+def test_a_check_returning_no_valid_verdict_is_an_error_the_gate_counts(monkeypatch, verdict, rid, kind):
+    """A status the reports do not know passed the gate (and then broke the summary), None broke the run, and a
+    pass or not applicable without a message gave no reason: each is an error finding naming what was wrong."""
+    monkeypatch.setitem(RULES[rid].checks, kind, lambda ctx, ev: verdict)
+    ev = E.fleet([E.domain()], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    fs = [f for f in engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={rid}) if f["subject"]["kind"] == kind]
+    assert [f["status"] for f in fs] == ["error"]
+    assert fs[0]["message"].startswith("check failed: it returned ") and fs[0]["remediation"] == RULES[rid].remediation
+    assert engine.gate(fs, "low") == fs
+    assert engine.summarize(fs)["error"] == 1
+
+
+def test_a_batch_finding_with_no_valid_verdict_is_an_error(monkeypatch):
+    def check(ctx, guest):
+        return ("pass", "unique", {})
+
+    def batch(ctx):
+        good, _bad = ctx.finding_templates("DIV-01", "guest")
+        out = []
+        for subject, _g, _err in ctx.guest_subjects():
+            f = good.copy()
+            f.update(status="unknown", subject=subject, message="", evidence={})
+            out.append(f)
+        return out
+    check.batch = batch
+    monkeypatch.setitem(RULES["DIV-01"].checks, "guest", check)
+    ev = E.fleet([], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    (f,) = engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={"DIV-01"})
+    assert f["status"] == "error" and "status 'unknown'" in f["message"] and f["remediation"] == RULES["DIV-01"].remediation
+
+
+def test_the_gate_counts_any_status_that_is_no_pass():
+    findings = [{"rule": "RB-01", "severity": "high", "status": s, "subject": {"kind": "domain", "id": "hv1/" + s}}
+                for s in ("pass", "waived", "not_applicable", "fail", "error", "unknown")]
+    assert [f["status"] for f in engine.gate(findings, "high")] == ["fail", "error", "unknown"]
