@@ -165,16 +165,20 @@ class Context(object):
         return self.index("engine:templates:%s:%s" % (rid, kind), build)
 
 
-def _subjects(ctx, kind, needs_facts=True):
-    """Yield (subject dict, evidence for the check, error or None)."""
+def _subjects(ctx, kind, needs_facts=True, host_checked=False):
+    """Yield (subject dict, evidence for the check, error or None). ``host_checked``: the rule has a hypervisor
+    check too, whose finding on an unreachable hypervisor is the rule's error for it."""
     if kind == "hypervisor":
         for hv, ev in sorted(ctx.hypervisors.items()):
             yield {"kind": "hypervisor", "id": hv}, ev, ev.get("error")
     elif kind == "domain":
         for hv, ev in sorted(ctx.hypervisors.items()):
             if ev.get("error"):
-                # The domains are unknown: one error per domain rule for the whole hypervisor.
-                yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
+                # The domains are unknown: one error per domain rule for the whole hypervisor, unless the rule's
+                # hypervisor check gives it (a second finding of the same rule and subject would be one identity
+                # twice: duplicate OSCAL UUIDs and SARIF fingerprints, one "since the previous run" key).
+                if not host_checked:
+                    yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
                 continue
             if ev.get("domains") is None:  # evidence without its domain list: no domain rule passes unseen
                 yield {"kind": "domain", "id": "%s/*" % hv}, (hv, None), "the hypervisor's domains were not collected"
@@ -449,7 +453,8 @@ def _check_findings(ctx, rid, kind, fn):
         if findings is not None:
             return findings
     needs_facts = getattr(fn, "needs_facts", True)
-    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else list(_subjects(ctx, kind, needs_facts))
+    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else \
+        list(_subjects(ctx, kind, needs_facts, host_checked=kind == "domain" and "hypervisor" in RULES[rid].checks))
     good, bad = ctx.finding_templates(rid, kind)
     findings = []
     append = findings.append

@@ -150,10 +150,10 @@ class _Context(object):
             "status": {"state": "not-satisfied", "reason": "fail" if status == FAIL else "other", "remarks": reason}})
 
 
-def _observation(f, ctx, subject_uuid, title, description):
+def _observation(f, ctx, subject_uuid, title, description, nth=()):
     s = f["subject"]
     ob = {
-        "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"], *nth),
         "title": title,
         "description": description,
         "props": ctx.props("observation", ("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
@@ -172,12 +172,12 @@ def _observation(f, ctx, subject_uuid, title, description):
     return _clean(ob)
 
 
-def _risk(f, ctx, obs_uuid, description):
+def _risk(f, ctx, obs_uuid, description, nth=()):
     s, text = f["subject"], ctx.text
     w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
     reason = text(w.get("reason")) or "waived by the policy"
     return _clean({
-        "uuid": _uuid(ctx.stamp, "risk", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "risk", f["rule"], s["kind"], s["id"], *nth),
         "title": text("Accepted: %s on %s %s" % (f["rule"], s["kind"], s["id"])),
         "description": description,
         "statement": "Risk accepted by a waiver of the vmguard policy: %s" % reason,
@@ -189,14 +189,14 @@ def _risk(f, ctx, obs_uuid, description):
     })
 
 
-def _finding(f, ctx, obs_uuid, risk_uuid, title, description):
+def _finding(f, ctx, obs_uuid, risk_uuid, title, description, nth=()):
     s = f["subject"]
     reason = "not evaluated (error)" if f["status"] == ERROR else "failed"
     if f["status"] == WAIVED:
         w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
         reason = "waived until %s: %s" % (w.get("expires") or "?", ctx.text(w.get("reason")) or "-")
     out = {
-        "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"], *nth),
         "title": title,
         "description": description,
         "props": ctx.props("finding", ("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
@@ -234,18 +234,23 @@ def build(report, rules, sources=None, version=None, text=None):
     items = _subject_items(bad, stamp, text)
     ctx = _Context(stamp, text, when, sources)
     observations, findings, risks = [], [], []
+    seen = {}
     for f in bad:
         s = f["subject"]
+        # OSCAL requires every uuid once: a second finding of one rule and subject (which the engine does not
+        # make) gets uuids of its own, "#2" in their names, instead of repeating the first one's.
+        n = seen[(f["rule"], s["kind"], s["id"])] = seen.get((f["rule"], s["kind"], s["id"]), 0) + 1
+        nth = ("#%d" % n,) if n > 1 else ()
         # the observation's and the finding's title and description are the same texts
         title, description = text("%s on %s %s" % (f["rule"], s["kind"], s["id"])), ctx.description(f["message"])
-        ob = _observation(f, ctx, items[(s["kind"], s["id"])]["uuid"], title, description)
+        ob = _observation(f, ctx, items[(s["kind"], s["id"])]["uuid"], title, description, nth)
         observations.append(ob)
         risk_uuid = None
         if f["status"] == WAIVED:
-            risk = _risk(f, ctx, ob["uuid"], description)
+            risk = _risk(f, ctx, ob["uuid"], description, nth)
             risks.append(risk)
             risk_uuid = risk["uuid"]
-        findings.append(_finding(f, ctx, ob["uuid"], risk_uuid, title, description))
+        findings.append(_finding(f, ctx, ob["uuid"], risk_uuid, title, description, nth))
     summary = report.get("summary") or {}
     result = _clean({
         "uuid": _uuid(stamp, "result"),

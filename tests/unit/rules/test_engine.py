@@ -328,3 +328,20 @@ def test_the_gate_counts_any_status_that_is_no_pass():
     findings = [{"rule": "RB-01", "severity": "high", "status": s, "subject": {"kind": "domain", "id": "hv1/" + s}}
                 for s in ("pass", "waived", "not_applicable", "fail", "error", "unknown")]
     assert [f["status"] for f in engine.gate(findings, "high")] == ["fail", "error", "unknown"]
+
+
+def test_every_finding_has_an_identity_of_its_own_also_for_unreachable_hosts():
+    """(rule, subject kind, subject id) identifies a finding (OSCAL uuids, SARIF fingerprints, "since the previous
+    run"): a HOST+DOM rule (ISO-04, LEAK-04) on an unreachable hypervisor gave two error findings for it."""
+    ev = E.fleet([], {"web1": E.guest("web1", error="unreachable")}, hv_error="cannot connect to qemu+ssh://hv1/system")
+    ev["hypervisors"]["hv2"] = {"error": None, "uri": "qemu:///system", "host": E.host_for([E.domain("mail1", "mail")]),
+                                "domains": [E.domain("mail1", "mail")]}
+    ev["vcenters"] = {"vc1": {"error": "cannot connect", "vms": [], "inventory": {}}}
+    fs = engine.evaluate(policy.load_policy({}), ev, now=E.NOW)
+    keys = [(f["rule"], f["subject"]["kind"], f["subject"]["id"]) for f in fs]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    for rid in ("ISO-04", "LEAK-04"):
+        (f,) = [f for f in fs if f["rule"] == rid and f["subject"]["id"] == "hv1"]
+        assert f["status"] == "error" and f["subject"]["kind"] == "hypervisor"
+    # A domain rule without a hypervisor check still gives the unreachable hypervisor its error.
+    assert [f["status"] for f in fs if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1"] == ["error"]

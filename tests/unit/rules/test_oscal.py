@@ -120,3 +120,20 @@ def test_guest_data_is_escaped_and_surrogates_do_not_break_uuids():
     validated(doc)
     text = json.dumps(doc)
     assert "\\u001b" not in text and "\\\\x1b[31mEVIL" in text
+
+
+def test_every_uuid_is_unique_even_for_a_repeated_rule_and_subject():
+    """OSCAL requires each uuid once; a second finding of one rule and subject (made by hand: the engine makes
+    none) gets uuids of its own, the first keeps the ones it always had."""
+    f = {"rule": "ISO-04", "area": "isolation", "severity": "high", "status": "error", "subject": {"kind": "hypervisor", "id": "hv1"},
+         "message": "cannot evaluate: unreachable", "remediation": "r", "evidence": {}}
+    rep = report.build({}, [f], E.NOW)
+    alone = oscal.build(rep, RULES)["assessment-results"]["results"][0]
+    rep = report.build({}, [f, dict(f, message="again")], E.NOW)
+    doc = oscal.build(rep, RULES)
+    validated(doc)
+    result = doc["assessment-results"]["results"][0]
+    uuids = [o["uuid"] for o in result["observations"]] + [x["uuid"] for x in result["findings"]]
+    assert len(uuids) == len(set(uuids)) == 4
+    assert result["observations"][0]["uuid"] == alone["observations"][0]["uuid"]
+    assert result["findings"][0]["uuid"] == alone["findings"][0]["uuid"]
