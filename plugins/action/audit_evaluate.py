@@ -382,10 +382,19 @@ def gate_entry(f):
                 definition=f.get("definition"), pending_restart=bool(f.get("pending_restart")))
 
 
-def summary_msg(summary, where):
-    return "%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable; report: %s" % (
+def summary_msg(summary, where, not_evaluated=()):
+    """The console's one line; the rules the run did not evaluate (report.json's rules_not_evaluated) are counted
+    there too, so that a run with rules disabled or left out never reads as a full pass."""
+    skipped = ""
+    if not_evaluated:
+        groups = {}
+        for e in not_evaluated:
+            groups.setdefault(e["reason"], []).append(e["rule"])
+        skipped = "; %d rule(s) not evaluated (%s)" % (len(not_evaluated), "; ".join(
+            "%s: %s" % (why, ", ".join(ids)) for why, ids in groups.items()))
+    return "%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable%s; report: %s" % (
         summary["total"], summary["pass"], summary["fail"], summary["error"], summary["waived"],
-        summary["not_applicable"], report.printable(where))
+        summary["not_applicable"], skipped, report.printable(where))
 
 
 class ActionModule(ActionBase):
@@ -473,6 +482,7 @@ class ActionModule(ActionBase):
             gate_failed=bool(gate),
             gate=gate_entries,
             gate_count=len(gate),
+            rules_not_evaluated=rep["rules_not_evaluated"],
             findings=findings,
             # The effective policy and what enforcement carries out: the only inputs of the
             # hypervisor and guest roles (published by the audit role as vmguard_audit).
@@ -486,10 +496,10 @@ class ActionModule(ActionBase):
             result.update(failed=True, reports={}, msg="vmguard audit: cannot write the reports to %s: %s "
                           "(the previous reports there are unchanged); %s" % (
                               report.printable(report_dir), report.printable(e),
-                              summary_msg(rep["summary"], "not written")))
+                              summary_msg(rep["summary"], "not written", rep["rules_not_evaluated"])))
             return result
         result.update(reports=paths, since_previous=rep["since_previous"]["counts"] if rep["since_previous"]["previous"] else None,
-                      msg=summary_msg(rep["summary"], paths["html"]))
+                      msg=summary_msg(rep["summary"], paths["html"], rep["rules_not_evaluated"]))
         if args["publish"] and VariableLayer is not None:
             self.publish(result, args["publish"])
         return result

@@ -232,6 +232,16 @@ rules_selected:
   description: The rule ids C(--tags) / C(--skip-tags) select, or C(all).
   returned: when run_checks
   type: raw
+rules_not_evaluated:
+  description:
+    - The rules this run has no finding for, each with C(rule), C(area), C(severity) and C(reason) (disabled by the
+      policy, or not selected by C(--tags) / C(--skip-tags)); empty when every rule was evaluated.
+    - Every report says so too (report.json C(rules_not_evaluated), a skipped testcase in junit.xml, a NOT
+      EVALUATED line in report.html, a disabled rule configuration in report.sarif, left out of report.oscal.json's
+      reviewed controls), and RV(msg) counts them, so that no finding is never read as a pass.
+  returned: unless validate_only
+  type: list
+  elements: dict
 msg:
   description: One line with the counts and the path of report.html (escaped for the console), or why the audit cannot run.
   returned: always

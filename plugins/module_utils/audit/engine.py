@@ -283,6 +283,29 @@ def select(run_tags=None, skip_tags=None):
     return only
 
 
+NOT_ENABLED = "disabled by the policy (enabled: false)"
+NOT_SELECTED = "not selected by --tags / --skip-tags"
+
+
+def not_evaluated(policy, selected=None):
+    """[{rule, area, severity, reason}] of the registry's rules a run with ``policy`` and the rule selection
+    ``selected`` (None or "all": every rule; else the rule ids --tags/--skip-tags picked) does not evaluate, in
+    registry order: they have no finding, and a report must say so rather than let their absence read as a pass."""
+    rules = (policy or {}).get("rules") or {}
+    picked = None if selected in (None, "all") else frozenset(selected)
+    out = []
+    for rid, rule in RULES.items():
+        cfg = rules.get(rid) or {}
+        if not cfg.get("enabled", True):
+            reason = NOT_ENABLED
+        elif picked is not None and rid not in picked:
+            reason = NOT_SELECTED
+        else:
+            continue
+        out.append({"rule": rid, "area": rule.area, "severity": cfg.get("severity") or rule.severity, "reason": reason})
+    return out
+
+
 def evaluate(policy, evidence, now=None, only=None):
     """Evaluate every enabled rule (or the rule ids in ``only``) on every subject. Returns the findings.
 

@@ -5,7 +5,9 @@
 programmes that consume OSCAL.
 
 - ``reviewed-controls``: the catalogue's rules this run evaluated (report ``rules_selected``, else
-  every rule of the registry), each rule a control with its id in lower case (``div-01``).
+  every rule of the registry, less report ``rules_not_evaluated``: the rules the policy disables or the
+  selection left out, named in the selection's remarks), each rule a control with its id in lower case
+  (``div-01``).
 - ``local-definitions.inventory-items``: one item per subject that has an observation (hypervisor,
   domain, guest, image, fleet), its kind and id as props.
 - One observation and one finding per failing rule and subject (status fail or error; an error says
@@ -209,10 +211,20 @@ def _finding(f, ctx, obs_uuid, risk_uuid, title, description, nth=()):
 
 
 def _reviewed(report, rules):
+    """The controls this run reviewed: the rules it evaluated, never one the policy disabled or the selection left
+    out (report.json's rules_not_evaluated), which a reader would otherwise take as reviewed and satisfied."""
     selected = report.get("rules_selected")
+    skipped = dict((e["rule"], e["reason"]) for e in report.get("rules_not_evaluated") or ())
     ids = sorted(rules) if selected in (None, "all") else sorted(r for r in selected if r in rules)
+    ids = [r for r in ids if r not in skipped]
+    selection = {}
+    if ids:
+        selection["include-controls"] = [{"control-id": control_id(r)} for r in ids]
+    if skipped:
+        selection["remarks"] = "Not evaluated (no verdict): " + "; ".join(
+            "%s %s" % (r, why) for r, why in sorted(skipped.items()))
     return {"description": "The vmguard catalogue's rules this run evaluated (docs/CATALOG.md).",
-            "control-selections": [{"include-controls": [{"control-id": control_id(r)} for r in ids]}]}
+            "control-selections": [selection]}
 
 
 def _since_props(delta):
@@ -220,6 +232,16 @@ def _since_props(delta):
         return []
     return [p for p in (_prop("since-previous-%s" % c.replace("_", "-"), delta["counts"].get(c, 0))
                         for c in ("new", "fixed", "still_failing", "gone")) if p]
+
+
+def _result_description(report, summary):
+    counts = "%s findings, %s fail, %s error, %s waived." % (
+        summary.get("total", len(report["findings"])), summary.get("fail"), summary.get("error"), summary.get("waived"))
+    skipped = report.get("rules_not_evaluated") or []
+    if not skipped:
+        return "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: " + counts
+    return ("The vmguard catalogue's rules evaluated on every subject of the inventory, except %d not evaluated "
+            "(disabled by the policy or not selected; see reviewed-controls): %s" % (len(skipped), counts))
 
 
 def build(report, rules, sources=None, version=None, text=None):
@@ -255,10 +277,7 @@ def build(report, rules, sources=None, version=None, text=None):
     result = _clean({
         "uuid": _uuid(stamp, "result"),
         "title": "vmguard.hardening audit",
-        "description": "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: "
-                       "%s findings, %s fail, %s error, %s waived." % (
-                           summary.get("total", len(report["findings"])), summary.get("fail"), summary.get("error"),
-                           summary.get("waived")),
+        "description": _result_description(report, summary),
         "start": when,
         "end": when,
         "props": _props(("policy-digest", report.get("policy_digest")), ("fail-on", report.get("fail_on"))) or None,

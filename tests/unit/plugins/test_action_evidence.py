@@ -135,3 +135,17 @@ def test_vcenter_without_evidence_is_an_error_naming_it(value, error):
     hostvars = HostVars(vc1={"reg": value, "vmguard_vcenter_vms": {"web1": {}}})
     out = action.vcenter_evidence(hostvars, ["vc1"], "reg")["vc1"]
     assert out["error"] == error and out["vms"] == [] and out["inventory"] == {"web1": {}}
+
+
+def test_console_line_counts_the_rules_not_evaluated():
+    """The one line the play prints: a run with rules disabled or left out said only "N findings ... pass"."""
+    summary = {"total": 3, "pass": 3, "fail": 0, "error": 0, "waived": 0, "not_applicable": 0}
+    skipped = [{"rule": "RB-01", "area": "rollback", "severity": "high", "reason": "disabled by the policy (enabled: false)"},
+               {"rule": "DIV-09", "area": "diversity", "severity": "low", "reason": "disabled by the policy (enabled: false)"},
+               {"rule": "ISO-01", "area": "isolation", "severity": "high", "reason": "not selected by --tags / --skip-tags"}]
+    msg = action.summary_msg(summary, "out/report.html", skipped)
+    assert msg == ("3 findings: 3 pass, 0 fail, 0 error, 0 waived, 0 not applicable; 3 rule(s) not evaluated "
+                   "(disabled by the policy (enabled: false): RB-01, DIV-09; not selected by --tags / --skip-tags: ISO-01); "
+                   "report: out/report.html")
+    assert action.summary_msg(summary, "out/report.html") == (
+        "3 findings: 3 pass, 0 fail, 0 error, 0 waived, 0 not applicable; report: out/report.html")
