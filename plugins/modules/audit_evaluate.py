@@ -33,6 +33,9 @@ description:
     C(--skip-tags) leaves them out. The rollback guards RB-05..RB-10 a selection leaves out are still
     evaluated for the planner alone (not reported) - a revert quarantine is lifted, and a guest's epoch
     moves, only when they settle (pass, not applicable, or remediated in this run).
+  - A host of the lists that Ansible removed from the play (failed or unreachable earlier in the run, so in
+    C(ansible_play_hosts_all) and not in C(ansible_play_hosts)) ran none of its evidence tasks, and what its
+    variables hold is an earlier audit's. Its evidence is an error naming that (error findings), never judged.
   - Guest data in the console messages (RV(msg), RV(gate)), in C(junit.xml) and in
     C(report.html) is shown with control characters, terminal escapes and other invisible code
     points escaped as text (C(\x1b[31m)); C(report.json) keeps it as collected.
