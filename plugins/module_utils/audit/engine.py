@@ -409,6 +409,8 @@ def _run_domain(fn, ctx, hd):
 
 WAIVER_NOT_FOR_ERROR = (" (the waiver for %s on '%s' accepts a failure, not an error: the rule could not be evaluated; "
                         "a waiver with statuses [error] accepts that)")
+WAIVER_NOT_FOR_FAIL = (" (the waiver for %s on '%s' accepts an error only (statuses [error]), not this failure; "
+                       "statuses [fail, error] accepts both)")
 
 
 def _bad_finding(finding, waivers, used_waivers, rid, today):
@@ -419,8 +421,8 @@ def _bad_finding(finding, waivers, used_waivers, rid, today):
     if w is None:
         return
     used_waivers.add(id(w))
-    if not covers:
-        finding["message"] += WAIVER_NOT_FOR_ERROR % (rid, w["subject"])
+    if not covers:  # the note says which of the two it is: a failure must never read as "could not be evaluated"
+        finding["message"] += (WAIVER_NOT_FOR_ERROR if finding["status"] == ERROR else WAIVER_NOT_FOR_FAIL) % (rid, w["subject"])
         return
     if expired:
         finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])

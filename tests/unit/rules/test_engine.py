@@ -345,3 +345,15 @@ def test_every_finding_has_an_identity_of_its_own_also_for_unreachable_hosts():
         assert f["status"] == "error" and f["subject"]["kind"] == "hypervisor"
     # A domain rule without a hypervisor check still gives the unreachable hypervisor its error.
     assert [f["status"] for f in fs if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1"] == ["error"]
+
+
+def test_an_error_only_waiver_on_a_failure_says_so_and_never_calls_it_unevaluated():
+    """The note for a matching waiver that does not accept the status said "the rule could not be evaluated" on a
+    plain failure too: a report claiming no verdict where the verdict is fail."""
+    d = E.domain(replace={"<genid/>": ""})
+    pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/*", "reason": "decommissioned", "expires": "2030-01-01",
+                                           "statuses": ["error"]}]})
+    (f,) = engine.evaluate(pol, E.fleet([d]), now=E.NOW, only={"RB-01"})
+    assert f["status"] == "fail" and "could not be evaluated" not in f["message"]
+    assert f["message"].endswith("(the waiver for RB-01 on 'hv1/*' accepts an error only (statuses [error]), not this failure; "
+                                 "statuses [fail, error] accepts both)")
