@@ -115,6 +115,8 @@ options:
   report_mode:
     description:
       - Permissions of the report files, a quoted octal string. Defaults to C(0640) (not world-readable).
+      - A mode with the others' write bit (C(0666)) is refused before anything runs, since any user could then
+        rewrite the verdict in the reports.
     type: raw
   previous_report:
     description:

@@ -81,11 +81,17 @@ def printable(value):
 
 
 def parse_mode(text):
-    """An octal permission string ("0640", "640") as an int; ValueError naming the value otherwise."""
+    """An octal permission string ("0640", "640") as an int; ValueError naming the value otherwise, and for a mode
+    that lets every user write: anyone could then rewrite the verdict in the reports (and, in a report directory
+    the audit creates with the matching bits, replace them) after the run, for CI to read."""
     text = "" if text is None else str(text).strip()
     if not _MODE.match(text):
         raise ValueError("report mode %r is not an octal permission string such as '0640'" % (text,))
-    return int(text, 8)
+    mode = int(text, 8)
+    if mode & 0o002:
+        raise ValueError("report mode %r lets every user rewrite the reports (the others' write bit): use e.g. '0640' "
+                         "or '0644'" % (text,))
+    return mode
 
 
 def dir_mode(file_mode):

@@ -509,3 +509,17 @@ def test_a_full_run_says_nothing_is_left_out(tmp_path):
     with open(paths["html"]) as f:
         assert 'id="not-evaluated"' not in f.read()
     assert "(not evaluated)" not in open(paths["junit"]).read()
+
+
+@pytest.mark.parametrize("mode", ["0666", "0662", "777", "0646"])
+def test_a_mode_that_lets_every_user_write_is_refused(tmp_path, mode):
+    """0666 made every report world-writable and the directory the audit created 0777: any local user could rewrite
+    the verdict (or swap the files) after the run, before CI read them."""
+    with pytest.raises(ValueError) as e:
+        report.parse_mode(mode)
+    assert "lets every user rewrite the reports" in str(e.value)
+    rep, gate, _paths = make(tmp_path)
+    with pytest.raises(ValueError):
+        report.write_all(str(tmp_path / "shared"), rep, gate, "high", mode=mode)
+    assert not os.path.exists(str(tmp_path / "shared"))
+    assert report.parse_mode("0664") == 0o664  # a group the operator chose may write
