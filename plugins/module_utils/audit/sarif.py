@@ -211,9 +211,15 @@ def build(report, rules, sources=None, version=None, information_uri=None, text=
         run["properties"]["since_previous"] = _since_previous(delta, text)
     skipped = report.get("rules_not_evaluated") or []
     if skipped:
+        driver["notifications"] = [NOT_EVALUATED_NOTE]
         run["invocations"] = [_invocation(skipped, rule_index)]
         run["properties"]["rules_not_evaluated"] = [{"ruleId": e["rule"], "reason": e["reason"]} for e in skipped]
     return {"$schema": SCHEMA_URI, "version": VERSION, "runs": [run]}
+
+
+# The tool's one notification descriptor (driver.notifications[0]): what each not-evaluated rule's notification is.
+NOT_EVALUATED_NOTE = {"id": "vmguard/rule-not-evaluated", "name": "RuleNotEvaluated",
+                      "shortDescription": {"text": "A rule of the catalogue was not evaluated in this run (no result is no pass)."}}
 
 
 def _invocation(skipped, rule_index):
@@ -226,7 +232,7 @@ def _invocation(skipped, rule_index):
         if e["rule"] in rule_index:
             descriptor["index"] = rule_index[e["rule"]]
         overrides.append({"descriptor": descriptor, "configuration": {"enabled": False}})
-        notes.append({"descriptor": {"id": "vmguard/rule-not-evaluated"}, "associatedRule": dict(descriptor),
+        notes.append({"descriptor": {"id": NOT_EVALUATED_NOTE["id"], "index": 0}, "associatedRule": dict(descriptor),
                       "level": "warning", "message": {"text": "%s was not evaluated: %s" % (e["rule"], e["reason"])}})
     return {"executionSuccessful": True, "ruleConfigurationOverrides": overrides, "toolConfigurationNotifications": notes}
 

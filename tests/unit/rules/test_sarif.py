@@ -286,6 +286,7 @@ def test_rules_not_evaluated_are_disabled_in_the_invocation_with_the_reason():
     assert inv["ruleConfigurationOverrides"] == [{"descriptor": {"id": "RB-01", "index": index}, "configuration": {"enabled": False}}]
     (note,) = inv["toolConfigurationNotifications"]
     assert note["associatedRule"] == {"id": "RB-01", "index": index} and "disabled by the policy" in note["message"]["text"]
+    assert run["tool"]["driver"]["notifications"][note["descriptor"]["index"]]["id"] == note["descriptor"]["id"]
     assert run["properties"]["rules_not_evaluated"] == [{"ruleId": "RB-01", "reason": engine.NOT_ENABLED}]
     # A run of every rule has no invocation to speak of.
     assert "invocations" not in log_of()[1]["runs"][0]
