@@ -289,6 +289,32 @@ def guest_evidence(hostvars, names, var):
     return out
 
 
+LEFT_THE_PLAY = ("%s left this play before its evidence was read (it failed or was unreachable earlier in the run): "
+                 "whatever evidence its variables hold is an earlier audit's, not this one's")
+
+
+def left_the_play(task_vars):
+    """The hosts of this play that Ansible removed from it (failed or unreachable in an earlier play or task of the
+    run: in ansible_play_hosts_all, not in ansible_play_hosts). They ran none of this play's evidence tasks, so
+    their host variables still hold what an earlier audit of the run registered (harden.yml audits twice)."""
+    every, active = task_vars.get("ansible_play_hosts_all"), task_vars.get("ansible_play_hosts")
+    if not isinstance(every, (list, tuple)) or not isinstance(active, (list, tuple)):
+        return frozenset()
+    return frozenset(str(h) for h in every) - frozenset(str(h) for h in active)
+
+
+def drop_stale(evidence, removed):
+    """Replace (in place) the evidence of each host in ``removed`` (left_the_play) with an error naming why: an
+    earlier audit's evidence judged as this run's would report the state before the run changed it as now."""
+    for hv in removed.intersection(evidence["hypervisors"]):
+        evidence["hypervisors"][hv] = {"error": LEFT_THE_PLAY % hv, "domains": []}
+    for g in removed.intersection(evidence["guests"]):
+        evidence["guests"][g] = dict(evidence["guests"][g], error=LEFT_THE_PLAY % g, facts=None)
+    for vc in removed.intersection(evidence["vcenters"]):
+        evidence["vcenters"][vc] = {"error": LEFT_THE_PLAY % vc, "vms": [], "inventory": evidence["vcenters"][vc].get("inventory") or {}}
+    return evidence
+
+
 def sarif_sources_of(args, task_vars, cwd):
     """{"inventory": [URI, ...], "policy": URI or None} for report.sarif: the files given in
     sarif_sources, else the inventory sources Ansible used that are files or directories (a host list
@@ -382,10 +408,19 @@ def gate_entry(f):
                 definition=f.get("definition"), pending_restart=bool(f.get("pending_restart")))
 
 
-def summary_msg(summary, where):
-    return "%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable; report: %s" % (
+def summary_msg(summary, where, not_evaluated=()):
+    """The console's one line; the rules the run did not evaluate (report.json's rules_not_evaluated) are counted
+    there too, so that a run with rules disabled or left out never reads as a full pass."""
+    skipped = ""
+    if not_evaluated:
+        groups = {}
+        for e in not_evaluated:
+            groups.setdefault(e["reason"], []).append(e["rule"])
+        skipped = "; %d rule(s) not evaluated (%s)" % (len(not_evaluated), "; ".join(
+            "%s: %s" % (why, ", ".join(ids)) for why, ids in groups.items()))
+    return "%d findings: %d pass, %d fail, %d error, %d waived, %d not applicable%s; report: %s" % (
         summary["total"], summary["pass"], summary["fail"], summary["error"], summary["waived"],
-        summary["not_applicable"], report.printable(where))
+        summary["not_applicable"], skipped, report.printable(where))
 
 
 class ActionModule(ActionBase):
@@ -449,9 +484,10 @@ class ActionModule(ActionBase):
         previous = start_previous(args, report_dir, os.getcwd())
         try:
             hostvars = task_vars.get("hostvars", {})
-            evidence = {"hypervisors": hypervisor_evidence(hostvars, hypervisors, args["hypervisor_evidence_var"]),
-                        "guests": guest_evidence(hostvars, guests, args["guest_evidence_var"]),
-                        "vcenters": vcenter_evidence(hostvars, vcenters, args["vcenter_evidence_var"])}
+            evidence = drop_stale({"hypervisors": hypervisor_evidence(hostvars, hypervisors, args["hypervisor_evidence_var"]),
+                                   "guests": guest_evidence(hostvars, guests, args["guest_evidence_var"]),
+                                   "vcenters": vcenter_evidence(hostvars, vcenters, args["vcenter_evidence_var"])},
+                                  left_the_play(task_vars))
             now = args["now"] if args["now"] is not None else time.time()
             started = time.time()
             findings = engine.evaluate(pol, evidence, now=now, only=only)
@@ -473,6 +509,7 @@ class ActionModule(ActionBase):
             gate_failed=bool(gate),
             gate=gate_entries,
             gate_count=len(gate),
+            rules_not_evaluated=rep["rules_not_evaluated"],
             findings=findings,
             # The effective policy and what enforcement carries out: the only inputs of the
             # hypervisor and guest roles (published by the audit role as vmguard_audit).
@@ -486,10 +523,10 @@ class ActionModule(ActionBase):
             result.update(failed=True, reports={}, msg="vmguard audit: cannot write the reports to %s: %s "
                           "(the previous reports there are unchanged); %s" % (
                               report.printable(report_dir), report.printable(e),
-                              summary_msg(rep["summary"], "not written")))
+                              summary_msg(rep["summary"], "not written", rep["rules_not_evaluated"])))
             return result
         result.update(reports=paths, since_previous=rep["since_previous"]["counts"] if rep["since_previous"]["previous"] else None,
-                      msg=summary_msg(rep["summary"], paths["html"]))
+                      msg=summary_msg(rep["summary"], paths["html"], rep["rules_not_evaluated"]))
         if args["publish"] and VariableLayer is not None:
             self.publish(result, args["publish"])
         return result

@@ -33,6 +33,9 @@ description:
     C(--skip-tags) leaves them out. The rollback guards RB-05..RB-10 a selection leaves out are still
     evaluated for the planner alone (not reported) - a revert quarantine is lifted, and a guest's epoch
     moves, only when they settle (pass, not applicable, or remediated in this run).
+  - A host of the lists that Ansible removed from the play (failed or unreachable earlier in the run, so in
+    C(ansible_play_hosts_all) and not in C(ansible_play_hosts)) ran none of its evidence tasks, and what its
+    variables hold is an earlier audit's. Its evidence is an error naming that (error findings), never judged.
   - Guest data in the console messages (RV(msg), RV(gate)), in C(junit.xml) and in
     C(report.html) is shown with control characters, terminal escapes and other invisible code
     points escaped as text (C(\x1b[31m)); C(report.json) keeps it as collected.
@@ -112,6 +115,8 @@ options:
   report_mode:
     description:
       - Permissions of the report files, a quoted octal string. Defaults to C(0640) (not world-readable).
+      - A mode with the others' write bit (C(0666)) is refused before anything runs, since any user could then
+        rewrite the verdict in the reports.
     type: raw
   previous_report:
     description:
@@ -232,6 +237,16 @@ rules_selected:
   description: The rule ids C(--tags) / C(--skip-tags) select, or C(all).
   returned: when run_checks
   type: raw
+rules_not_evaluated:
+  description:
+    - The rules this run has no finding for, each with C(rule), C(area), C(severity) and C(reason) (disabled by the
+      policy, or not selected by C(--tags) / C(--skip-tags)); empty when every rule was evaluated.
+    - Every report says so too (report.json C(rules_not_evaluated), a skipped testcase in junit.xml, a NOT
+      EVALUATED line in report.html, a disabled rule configuration in report.sarif, left out of report.oscal.json's
+      reviewed controls), and RV(msg) counts them, so that no finding is never read as a pass.
+  returned: unless validate_only
+  type: list
+  elements: dict
 msg:
   description: One line with the counts and the path of report.html (escaped for the console), or why the audit cannot run.
   returned: always

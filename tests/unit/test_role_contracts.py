@@ -288,3 +288,16 @@ def test_the_golden_image_cache_key_covers_the_seal_code():
         tasks = yaml.safe_load(f)
     inputs = [t for t in tasks if t["name"].startswith("GOLDEN_IMAGE | Compute the input digest")][0]["vars"]
     assert "__vmguard_golden_image_seal_code" in inputs["__vmguard_golden_image_inputs"]["seal_code"]
+
+
+def test_the_audit_preflight_checks_every_setting_the_evaluation_validates():
+    """The preflight runs before any evidence is read: a setting the evaluation validates that the preflight is not
+    given (fail_on was not) fails only after the whole fleet was read. Evidence variables and publish are the
+    evaluation's own."""
+    def args(name):
+        (task,) = [t for t in load("audit", "tasks", name) if "vmguard.hardening.audit_evaluate" in t]
+        return set(task["vmguard.hardening.audit_evaluate"])
+    own = {"hypervisor_evidence_var", "guest_evidence_var", "vcenter_evidence_var", "publish"}
+    assert args("evaluate.yml") - own <= args("preflight.yml"), sorted(args("evaluate.yml") - own - args("preflight.yml"))
+    specs = load("audit", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert specs["vmguard_audit_fail_on"]["choices"] == ["low", "medium", "high", "critical"]

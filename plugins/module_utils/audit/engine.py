@@ -32,7 +32,7 @@ import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, NotCollected
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import vsphere
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES, WAIVED
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
 
 SCHEMA = "vmguard.report/v1"
@@ -110,8 +110,33 @@ class Context(object):
         return (domain.get("metadata") or {}).get("data_class")
 
     def ledger_of_guest(self, guest):
+        """The ledger record of the guest's domain; None when there is none (never hardened by vmguard) or the
+        guest names no hypervisor and domain (no libvirt ledger to read).
+
+        NotCollected (the finding is an error) when the record could not be read: the guest's hypervisor is
+        not audited, did not answer or sent no domain list, or has no readable domain of that name. "No ledger
+        record" there would make the rollback guards (RB-05..10) not applicable, and a guest rolled back on
+        an unreachable hypervisor would pass the gate."""
+        v = (self.guests.get(guest) or {}).get("vars") or {}
+        hv_name, name = v.get("hypervisor"), v.get("domain")
+        if not hv_name or not name:
+            return None
+        where = "the ledger record of %s/%s" % (hv_name, name)
+        hv = self.hypervisors.get(hv_name)
+        if hv is None:
+            raise NotCollected("%s: hypervisor %s is not audited (not in the hypervisor group)" % (where, hv_name))
+        if hv.get("error"):
+            raise NotCollected("%s: hypervisor %s could not be read: %s" % (where, hv_name, hv["error"]))
+        if hv.get("domains") is None:
+            raise NotCollected("%s: the hypervisor's domains were not collected" % where)
         d = self.domain_of_guest(guest)
-        return d.get("ledger") if d else None
+        if d is None:
+            raise NotCollected("%s: %s has no domain %s" % (where, hv_name, name))
+        if d.get("error"):
+            raise NotCollected("%s: the domain could not be read: %s" % (where, d["error"]))
+        if "ledger" not in d:
+            raise NotCollected("%s not collected" % where)
+        return d["ledger"]
 
     def age_days(self, iso_time):
         return (self.now - parse_iso(iso_time)) / 86400.0
@@ -140,16 +165,20 @@ class Context(object):
         return self.index("engine:templates:%s:%s" % (rid, kind), build)
 
 
-def _subjects(ctx, kind, needs_facts=True):
-    """Yield (subject dict, evidence for the check, error or None)."""
+def _subjects(ctx, kind, needs_facts=True, host_checked=False):
+    """Yield (subject dict, evidence for the check, error or None). ``host_checked``: the rule has a hypervisor
+    check too, whose finding on an unreachable hypervisor is the rule's error for it."""
     if kind == "hypervisor":
         for hv, ev in sorted(ctx.hypervisors.items()):
             yield {"kind": "hypervisor", "id": hv}, ev, ev.get("error")
     elif kind == "domain":
         for hv, ev in sorted(ctx.hypervisors.items()):
             if ev.get("error"):
-                # The domains are unknown: one error per domain rule for the whole hypervisor.
-                yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
+                # The domains are unknown: one error per domain rule for the whole hypervisor, unless the rule's
+                # hypervisor check gives it (a second finding of the same rule and subject would be one identity
+                # twice: duplicate OSCAL UUIDs and SARIF fingerprints, one "since the previous run" key).
+                if not host_checked:
+                    yield {"kind": "hypervisor", "id": hv}, ev, ev["error"]
                 continue
             if ev.get("domains") is None:  # evidence without its domain list: no domain rule passes unseen
                 yield {"kind": "domain", "id": "%s/*" % hv}, (hv, None), "the hypervisor's domains were not collected"
@@ -254,6 +283,29 @@ def select(run_tags=None, skip_tags=None):
     return only
 
 
+NOT_ENABLED = "disabled by the policy (enabled: false)"
+NOT_SELECTED = "not selected by --tags / --skip-tags"
+
+
+def not_evaluated(policy, selected=None):
+    """[{rule, area, severity, reason}] of the registry's rules a run with ``policy`` and the rule selection
+    ``selected`` (None or "all": every rule; else the rule ids --tags/--skip-tags picked) does not evaluate, in
+    registry order: they have no finding, and a report must say so rather than let their absence read as a pass."""
+    rules = (policy or {}).get("rules") or {}
+    picked = None if selected in (None, "all") else frozenset(selected)
+    out = []
+    for rid, rule in RULES.items():
+        cfg = rules.get(rid) or {}
+        if not cfg.get("enabled", True):
+            reason = NOT_ENABLED
+        elif picked is not None and rid not in picked:
+            reason = NOT_SELECTED
+        else:
+            continue
+        out.append({"rule": rid, "area": rule.area, "severity": cfg.get("severity") or rule.severity, "reason": reason})
+    return out
+
+
 def evaluate(policy, evidence, now=None, only=None):
     """Evaluate every enabled rule (or the rule ids in ``only``) on every subject. Returns the findings.
 
@@ -271,11 +323,52 @@ def evaluate(policy, evidence, now=None, only=None):
 
 def _run(fn, ctx, ev):
     try:
-        return fn(ctx, ev)
+        verdict = fn(ctx, ev)
     except NotCollected as e:  # evidence without a field the check reads
         return ERROR, "cannot evaluate: %s" % e, {}
     except Exception as e:  # a broken check is an error finding, never a pass
         return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
+    if verdict.__class__ is tuple and len(verdict) == 3 and verdict[0] in CHECK_STATUSES and verdict[1] \
+            and isinstance(verdict[1], str) and isinstance(verdict[2], dict):
+        return verdict
+    return _invalid(verdict)
+
+
+# What a check may conclude: a waiver is the engine's to apply, never a check's.
+CHECK_STATUSES = frozenset((PASS, FAIL, ERROR, NA))
+
+
+def _invalid(verdict):
+    """The error verdict of a check that returned no valid (status, message, evidence): a status the reports and
+    the gate do not know ("unknown", "skipped") would pass the gate unseen, and a pass or not applicable without
+    a message says nothing of what was compared or why nothing was."""
+    if verdict.__class__ is not tuple or len(verdict) != 3:
+        why = "%s, not a (status, message, evidence) tuple" % _short(verdict)
+    elif verdict[0] not in CHECK_STATUSES:
+        why = "the status %s (a check concludes %s)" % (_short(verdict[0]), ", ".join(sorted(CHECK_STATUSES)))
+    elif not verdict[1] or not isinstance(verdict[1], str):
+        why = "a %s verdict without a message (what was judged, or why nothing was, must be said)" % verdict[0]
+    else:
+        why = "a %s verdict whose evidence is %s, not a mapping" % (verdict[0], type(verdict[2]).__name__)
+    return ERROR, "check failed: it returned %s" % why, {}
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _valid_batch(findings, bad):
+    """Check the findings a batch (rules.check) built as _run checks a verdict: an invalid one becomes an error
+    (with ``bad``'s remediation text, as every error finding)."""
+    for finding in findings:
+        if finding is None:
+            continue
+        verdict = (finding["status"], finding["message"], finding["evidence"])
+        if not (verdict[0] in CHECK_STATUSES and verdict[1] and isinstance(verdict[1], str) and isinstance(verdict[2], dict)):
+            finding["status"], finding["message"], finding["evidence"] = _invalid(verdict)
+            finding["remediation"] = bad["remediation"]
+    return findings
 
 
 PERSISTENT_PREFIX = "in the persistent definition (takes effect at next start): "
@@ -316,6 +409,8 @@ def _run_domain(fn, ctx, hd):
 
 WAIVER_NOT_FOR_ERROR = (" (the waiver for %s on '%s' accepts a failure, not an error: the rule could not be evaluated; "
                         "a waiver with statuses [error] accepts that)")
+WAIVER_NOT_FOR_FAIL = (" (the waiver for %s on '%s' accepts an error only (statuses [error]), not this failure; "
+                       "statuses [fail, error] accepts both)")
 
 
 def _bad_finding(finding, waivers, used_waivers, rid, today):
@@ -326,8 +421,8 @@ def _bad_finding(finding, waivers, used_waivers, rid, today):
     if w is None:
         return
     used_waivers.add(id(w))
-    if not covers:
-        finding["message"] += WAIVER_NOT_FOR_ERROR % (rid, w["subject"])
+    if not covers:  # the note says which of the two it is: a failure must never read as "could not be evaluated"
+        finding["message"] += (WAIVER_NOT_FOR_ERROR if finding["status"] == ERROR else WAIVER_NOT_FOR_FAIL) % (rid, w["subject"])
         return
     if expired:
         finding["message"] += " (waiver expired %s: %s)" % (w["expires"], w["reason"])
@@ -354,7 +449,9 @@ def _batch_findings(ctx, rid, fn):
     findings = batch(ctx)
     if findings is None:
         return None
-    bad_copy = ctx.finding_templates(rid, "guest")[1].copy
+    bad = ctx.finding_templates(rid, "guest")[1]
+    _valid_batch(findings, bad)
+    bad_copy = bad.copy
     for i, subject, err in _guest_subject_errors(ctx):
         finding = findings[i] = bad_copy()
         finding["status"], finding["subject"], finding["message"], finding["evidence"] = ERROR, subject, "cannot evaluate: %s" % err, {}
@@ -381,7 +478,8 @@ def _check_findings(ctx, rid, kind, fn):
         if findings is not None:
             return findings
     needs_facts = getattr(fn, "needs_facts", True)
-    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else list(_subjects(ctx, kind, needs_facts))
+    subjects = _guest_subjects(ctx, needs_facts) if kind == "guest" else \
+        list(_subjects(ctx, kind, needs_facts, host_checked=kind == "domain" and "hypervisor" in RULES[rid].checks))
     good, bad = ctx.finding_templates(rid, kind)
     findings = []
     append = findings.append
@@ -466,7 +564,13 @@ def summarize(findings):
     return summary
 
 
+# The statuses that never fail the run: anything else at or above fail_on does (fail, error, and a status no
+# report knows: what cannot be read as a pass is no pass).
+GATE_PASSES = frozenset((PASS, WAIVED, NA))
+
+
 def gate(findings, fail_on="high"):
-    """The findings that fail the run: status fail or error at or above ``fail_on``."""
+    """The findings that fail the run: status fail or error (or any status but pass, waived and not_applicable)
+    at or above ``fail_on``."""
     floor = SEVERITIES.index(fail_on)
-    return [f for f in findings if f["status"] in BAD and SEVERITIES.index(f["severity"]) >= floor]
+    return [f for f in findings if f["status"] not in GATE_PASSES and SEVERITIES.index(f["severity"]) >= floor]

@@ -5,7 +5,9 @@
 programmes that consume OSCAL.
 
 - ``reviewed-controls``: the catalogue's rules this run evaluated (report ``rules_selected``, else
-  every rule of the registry), each rule a control with its id in lower case (``div-01``).
+  every rule of the registry, less report ``rules_not_evaluated``: the rules the policy disables or the
+  selection left out, named in the selection's remarks), each rule a control with its id in lower case
+  (``div-01``).
 - ``local-definitions.inventory-items``: one item per subject that has an observation (hypervisor,
   domain, guest, image, fleet), its kind and id as props.
 - One observation and one finding per failing rule and subject (status fail or error; an error says
@@ -150,10 +152,10 @@ class _Context(object):
             "status": {"state": "not-satisfied", "reason": "fail" if status == FAIL else "other", "remarks": reason}})
 
 
-def _observation(f, ctx, subject_uuid, title, description):
+def _observation(f, ctx, subject_uuid, title, description, nth=()):
     s = f["subject"]
     ob = {
-        "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "observation", f["rule"], s["kind"], s["id"], *nth),
         "title": title,
         "description": description,
         "props": ctx.props("observation", ("rule", f["rule"]), ("status", f["status"]), ("severity", f["severity"]),
@@ -172,12 +174,12 @@ def _observation(f, ctx, subject_uuid, title, description):
     return _clean(ob)
 
 
-def _risk(f, ctx, obs_uuid, description):
+def _risk(f, ctx, obs_uuid, description, nth=()):
     s, text = f["subject"], ctx.text
     w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
     reason = text(w.get("reason")) or "waived by the policy"
     return _clean({
-        "uuid": _uuid(ctx.stamp, "risk", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "risk", f["rule"], s["kind"], s["id"], *nth),
         "title": text("Accepted: %s on %s %s" % (f["rule"], s["kind"], s["id"])),
         "description": description,
         "statement": "Risk accepted by a waiver of the vmguard policy: %s" % reason,
@@ -189,14 +191,14 @@ def _risk(f, ctx, obs_uuid, description):
     })
 
 
-def _finding(f, ctx, obs_uuid, risk_uuid, title, description):
+def _finding(f, ctx, obs_uuid, risk_uuid, title, description, nth=()):
     s = f["subject"]
     reason = "not evaluated (error)" if f["status"] == ERROR else "failed"
     if f["status"] == WAIVED:
         w = f.get("waiver") if isinstance(f.get("waiver"), dict) else {}
         reason = "waived until %s: %s" % (w.get("expires") or "?", ctx.text(w.get("reason")) or "-")
     out = {
-        "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"]),
+        "uuid": _uuid(ctx.stamp, "finding", f["rule"], s["kind"], s["id"], *nth),
         "title": title,
         "description": description,
         "props": ctx.props("finding", ("severity", f["severity"]), ("status", f["status"]), ("since-previous", f.get("since_previous"))),
@@ -209,10 +211,20 @@ def _finding(f, ctx, obs_uuid, risk_uuid, title, description):
 
 
 def _reviewed(report, rules):
+    """The controls this run reviewed: the rules it evaluated, never one the policy disabled or the selection left
+    out (report.json's rules_not_evaluated), which a reader would otherwise take as reviewed and satisfied."""
     selected = report.get("rules_selected")
+    skipped = dict((e["rule"], e["reason"]) for e in report.get("rules_not_evaluated") or ())
     ids = sorted(rules) if selected in (None, "all") else sorted(r for r in selected if r in rules)
+    ids = [r for r in ids if r not in skipped]
+    selection = {}
+    if ids:
+        selection["include-controls"] = [{"control-id": control_id(r)} for r in ids]
+    if skipped:
+        selection["remarks"] = "Not evaluated (no verdict): " + "; ".join(
+            "%s %s" % (r, why) for r, why in sorted(skipped.items()))
     return {"description": "The vmguard catalogue's rules this run evaluated (docs/CATALOG.md).",
-            "control-selections": [{"include-controls": [{"control-id": control_id(r)} for r in ids]}]}
+            "control-selections": [selection]}
 
 
 def _since_props(delta):
@@ -220,6 +232,16 @@ def _since_props(delta):
         return []
     return [p for p in (_prop("since-previous-%s" % c.replace("_", "-"), delta["counts"].get(c, 0))
                         for c in ("new", "fixed", "still_failing", "gone")) if p]
+
+
+def _result_description(report, summary):
+    counts = "%s findings, %s fail, %s error, %s waived." % (
+        summary.get("total", len(report["findings"])), summary.get("fail"), summary.get("error"), summary.get("waived"))
+    skipped = report.get("rules_not_evaluated") or []
+    if not skipped:
+        return "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: " + counts
+    return ("The vmguard catalogue's rules evaluated on every subject of the inventory, except %d not evaluated "
+            "(disabled by the policy or not selected; see reviewed-controls): %s" % (len(skipped), counts))
 
 
 def build(report, rules, sources=None, version=None, text=None):
@@ -234,26 +256,28 @@ def build(report, rules, sources=None, version=None, text=None):
     items = _subject_items(bad, stamp, text)
     ctx = _Context(stamp, text, when, sources)
     observations, findings, risks = [], [], []
+    seen = {}
     for f in bad:
         s = f["subject"]
+        # OSCAL requires every uuid once: a second finding of one rule and subject (which the engine does not
+        # make) gets uuids of its own, "#2" in their names, instead of repeating the first one's.
+        n = seen[(f["rule"], s["kind"], s["id"])] = seen.get((f["rule"], s["kind"], s["id"]), 0) + 1
+        nth = ("#%d" % n,) if n > 1 else ()
         # the observation's and the finding's title and description are the same texts
         title, description = text("%s on %s %s" % (f["rule"], s["kind"], s["id"])), ctx.description(f["message"])
-        ob = _observation(f, ctx, items[(s["kind"], s["id"])]["uuid"], title, description)
+        ob = _observation(f, ctx, items[(s["kind"], s["id"])]["uuid"], title, description, nth)
         observations.append(ob)
         risk_uuid = None
         if f["status"] == WAIVED:
-            risk = _risk(f, ctx, ob["uuid"], description)
+            risk = _risk(f, ctx, ob["uuid"], description, nth)
             risks.append(risk)
             risk_uuid = risk["uuid"]
-        findings.append(_finding(f, ctx, ob["uuid"], risk_uuid, title, description))
+        findings.append(_finding(f, ctx, ob["uuid"], risk_uuid, title, description, nth))
     summary = report.get("summary") or {}
     result = _clean({
         "uuid": _uuid(stamp, "result"),
         "title": "vmguard.hardening audit",
-        "description": "Every enabled rule of the vmguard catalogue evaluated on every subject of the inventory: "
-                       "%s findings, %s fail, %s error, %s waived." % (
-                           summary.get("total", len(report["findings"])), summary.get("fail"), summary.get("error"),
-                           summary.get("waived")),
+        "description": _result_description(report, summary),
         "start": when,
         "end": when,
         "props": _props(("policy-digest", report.get("policy_digest")), ("fail-on", report.get("fail_on"))) or None,

@@ -398,6 +398,11 @@ def _check_params(errors, params):
 
 
 def _check_expires(value):
+    if isinstance(value, datetime.datetime):
+        # YAML reads an unquoted 2026-11-18T23:30:00+14:00 as a timestamp: its own date is not the UTC day the
+        # engine compares with (that waiver, over at 09:30 UTC, was honoured to the end of the 18th UTC).
+        raise _Bad("expected a date YYYY-MM-DD, got the date and time %s: a waiver is valid through the day it "
+                   "names (UTC); write that date" % value.isoformat())
     if isinstance(value, datetime.date):  # YAML hands over unquoted dates as date objects
         return parse_date(value).isoformat()
     if not isinstance(value, str):

@@ -39,7 +39,7 @@ import stat
 import tempfile
 import unicodedata
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.engine import SCHEMA, summarize
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.engine import SCHEMA, not_evaluated, summarize
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.fsutil import fsync_dir
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import AREAS, SEVERITIES, SKIPPED, STATUSES
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import iso
@@ -81,11 +81,17 @@ def printable(value):
 
 
 def parse_mode(text):
-    """An octal permission string ("0640", "640") as an int; ValueError naming the value otherwise."""
+    """An octal permission string ("0640", "640") as an int; ValueError naming the value otherwise, and for a mode
+    that lets every user write: anyone could then rewrite the verdict in the reports (and, in a report directory
+    the audit creates with the matching bits, replace them) after the run, for CI to read."""
     text = "" if text is None else str(text).strip()
     if not _MODE.match(text):
         raise ValueError("report mode %r is not an octal permission string such as '0640'" % (text,))
-    return int(text, 8)
+    mode = int(text, 8)
+    if mode & 0o002:
+        raise ValueError("report mode %r lets every user rewrite the reports (the others' write bit): use e.g. '0640' "
+                         "or '0644'" % (text,))
+    return mode
 
 
 def dir_mode(file_mode):
@@ -102,16 +108,28 @@ def policy_digest(policy):
 
 
 def build(policy, findings, now, extra=None):
+    """report.json's dict. ``rules_not_evaluated`` lists the rules without a finding because the policy disables
+    them or the selection (``extra["rules_selected"]``) left them out, each with its reason: every report says
+    so, so that their absence never reads as a pass."""
     report = {
         "schema": SCHEMA,
         "generated_at": iso(now),
         "policy_digest": policy_digest(policy),
         "summary": summarize(findings),
+        "rules_not_evaluated": not_evaluated(policy, (extra or {}).get("rules_selected")),
         "findings": findings,
     }
     if extra:
         report.update(extra)
     return report
+
+
+def not_evaluated_groups(report):
+    """[(reason, [rule id, ...]), ...] of report.json's rules_not_evaluated, reasons in first-seen order."""
+    groups = {}
+    for e in report.get("rules_not_evaluated") or ():
+        groups.setdefault(e["reason"], []).append(e["rule"])
+    return list(groups.items())
 
 
 def restart_note(finding):
@@ -235,7 +253,7 @@ class _Cases(object):
         out.append("</testcase>")
 
 
-def _suite_properties(out, items, delta):
+def _suite_properties(out, area, items, delta):
     """Since the previous run, for this suite's area: counts of new / fixed / still failing findings
     and of those that failed before and are gone; nothing when there is no previous report."""
     if not (delta and delta.get("previous")):
@@ -243,7 +261,6 @@ def _suite_properties(out, items, delta):
     out.append("<properties>")
     out.append(_xml_empty("property", (("name", "since_previous.report"),
                                        ("value", printable(delta["previous"].get("generated_at"))))))
-    area = items[0]["area"]
     counts = dict((change, 0) for change in CHANGES[:3])
     for f in items:  # one pass; most findings have no since_previous
         value = f.get("since_previous")
@@ -258,20 +275,33 @@ def _suite_properties(out, items, delta):
     out.append("</properties>")
 
 
+def _not_evaluated_case(out, entry):
+    """A skipped testcase for a rule the run did not evaluate (CI shows it skipped, with why, not passed)."""
+    rule = _xml_attr(printable(entry["rule"]))
+    out.append('<testcase classname="%s.%s" name="%s (not evaluated)"><skipped message="not evaluated: %s" /></testcase>'
+               % (_xml_attr(printable(entry["area"])), rule, rule, _xml_attr(printable(entry["reason"]))))
+
+
 def junit(report):
     findings = report["findings"]
     by_area = dict((a, []) for a in AREAS)
     for f in findings:
         by_area.setdefault(f["area"], []).append(f)
-    head = (("name", "vmguard"), ("tests", str(len(findings))))
-    if not any(by_area.values()):
+    missing = {}
+    for e in report.get("rules_not_evaluated") or ():
+        missing.setdefault(e["area"], []).append(e)
+        by_area.setdefault(e["area"], [])
+    head = (("name", "vmguard"), ("tests", str(len(findings) + sum(len(v) for v in missing.values()))))
+    if not any(by_area.values()) and not missing:
         return _xml_empty("testsuites", head)
     out = [_xml_open("testsuites", head) + ">"]
     case = _Cases()
     for area, items in by_area.items():
-        if not items:
+        absent = missing.get(area) or []
+        if not items and not absent:
             continue
-        failures = errors = skipped = 0
+        failures = errors = 0
+        skipped = len(absent)
         for f in items:  # one pass
             status = f["status"]
             if status == "fail":
@@ -281,12 +311,14 @@ def junit(report):
             if status in SKIPPED:
                 skipped += 1
         out.append(_xml_open("testsuite", (
-            ("name", "vmguard.%s" % printable(area)), ("tests", str(len(items))),
+            ("name", "vmguard.%s" % printable(area)), ("tests", str(len(items) + len(absent))),
             ("failures", str(failures)), ("errors", str(errors)), ("skipped", str(skipped)),
             ("timestamp", report["generated_at"]))) + ">")
-        _suite_properties(out, items, report.get("since_previous"))
+        _suite_properties(out, area, items, report.get("since_previous"))
         for f in items:
             case(out, f)
+        for e in absent:
+            _not_evaluated_case(out, e)
         out.append("</testsuite>")
     out.append("</testsuites>")
     return "".join(out)
@@ -312,6 +344,7 @@ main { padding: 20px 28px; max-width: 1400px; margin: auto; }
 .card.waived .n { color: var(--waived); } .card.not_applicable .n { color: var(--not_applicable); }
 .verdict { font-weight: 600; padding: 10px 14px; border-radius: 8px; margin-bottom: 18px; }
 .verdict.bad { background: #ffebee; color: var(--fail); } .verdict.good { background: #e8f5e9; color: var(--pass); }
+.verdict.partial { background: #fff8e1; color: #8d6e00; overflow-wrap: anywhere; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 16px; margin-bottom: 18px; }
 .panel { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.12); min-width: 0; }
 .panel h2 { font-size: 15px; margin: 0 0 10px; }
@@ -365,8 +398,12 @@ section.group { margin-bottom: 18px; } section.group h2 { font-size: 16px; margi
 <main>
 <div class="verdict {{ 'bad' if gate else 'good' }}">
 {% if gate %}FAILED: {{ gate | length }} finding(s) failed or errored at severity {{ fail_on }} or above.
-{% else %}PASSED: no failing or erroring finding at severity {{ fail_on }} or above.{% endif %}</div>
-<div class="cards">
+{% else %}PASSED: no failing or erroring finding at severity {{ fail_on }} or above
+{{- ' among the rules evaluated' if not_evaluated }}.{% endif %}</div>
+{% if not_evaluated %}<div class="verdict partial" id="not-evaluated">NOT EVALUATED:
+{{ r.rules_not_evaluated | length }} of {{ rule_count }} rules have no verdict in this report (no finding, no pass):
+{% for reason, ids in not_evaluated %}{{ reason }}: {{ ids | join(', ') }}{{ '; ' if not loop.last }}{% endfor %}.</div>
+{% endif %}<div class="cards">
 {% for s in statuses %}
 <div class="card {{ s }}"><div class="n">{{ r.summary[s] }}</div><div>{{ s | replace('_', ' ') }}</div></div>
 {% endfor %}
@@ -651,7 +688,8 @@ def html(report, gate, fail_on):
     return env.from_string(HTML).render(
         r=report, gate=gate, fail_on=printable(fail_on), statuses=STATUSES,
         severities=list(SEVERITIES), builds=builds, delta=delta, changes=CHANGES[:3],
-        data=Markup(script_json(html_data(report))))
+        not_evaluated=[(printable(reason), [printable(i) for i in ids]) for reason, ids in not_evaluated_groups(report)],
+        rule_count=len(RULES), data=Markup(script_json(html_data(report))))
 
 
 def sarif_log(report, sources=None):

@@ -17,6 +17,9 @@ other SARIF consumers.
   region is the file's first line. The subject is the logical location (``<kind>:<id>``).
 - ``partialFingerprints["vmguardFinding/v1"]`` = sha256(rule|kind|id): stable across runs (never
   the message), so code scanning tracks one alert per rule and subject.
+- Rules the run did not evaluate (report.json ``rules_not_evaluated``: disabled by the policy, or left out by
+  --tags/--skip-tags) have no result: the run's invocation disables each with a rule configuration override
+  and a warning notification giving the reason, so that no result is not read as a pass.
 - Since the previous run (audit/delta.py): a result failing before and now has ``baselineState``
   "unchanged", one failing only now "new", both with ``properties.since_previous``; the run's
   ``properties.since_previous`` holds the counts and the fixed and gone findings (which are no results).
@@ -206,7 +209,32 @@ def build(report, rules, sources=None, version=None, information_uri=None, text=
     delta = report.get("since_previous")
     if delta and delta.get("previous"):
         run["properties"]["since_previous"] = _since_previous(delta, text)
+    skipped = report.get("rules_not_evaluated") or []
+    if skipped:
+        driver["notifications"] = [NOT_EVALUATED_NOTE]
+        run["invocations"] = [_invocation(skipped, rule_index)]
+        run["properties"]["rules_not_evaluated"] = [{"ruleId": e["rule"], "reason": e["reason"]} for e in skipped]
     return {"$schema": SCHEMA_URI, "version": VERSION, "runs": [run]}
+
+
+# The tool's one notification descriptor (driver.notifications[0]): what each not-evaluated rule's notification is.
+NOT_EVALUATED_NOTE = {"id": "vmguard/rule-not-evaluated", "name": "RuleNotEvaluated",
+                      "shortDescription": {"text": "A rule of the catalogue was not evaluated in this run (no result is no pass)."}}
+
+
+def _invocation(skipped, rule_index):
+    """The run's invocation when rules were not evaluated (report.json's rules_not_evaluated): each is a rule
+    configuration override disabling it plus a notification saying why, so that a rule with no result reads as
+    not run, not as passed."""
+    overrides, notes = [], []
+    for e in skipped:
+        descriptor = {"id": e["rule"]}
+        if e["rule"] in rule_index:
+            descriptor["index"] = rule_index[e["rule"]]
+        overrides.append({"descriptor": descriptor, "configuration": {"enabled": False}})
+        notes.append({"descriptor": {"id": NOT_EVALUATED_NOTE["id"], "index": 0}, "associatedRule": dict(descriptor),
+                      "level": "warning", "message": {"text": "%s was not evaluated: %s" % (e["rule"], e["reason"])}})
+    return {"executionSuccessful": True, "ruleConfigurationOverrides": overrides, "toolConfigurationNotifications": notes}
 
 
 def _collection_root():

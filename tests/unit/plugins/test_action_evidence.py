@@ -135,3 +135,70 @@ def test_vcenter_without_evidence_is_an_error_naming_it(value, error):
     hostvars = HostVars(vc1={"reg": value, "vmguard_vcenter_vms": {"web1": {}}})
     out = action.vcenter_evidence(hostvars, ["vc1"], "reg")["vc1"]
     assert out["error"] == error and out["vms"] == [] and out["inventory"] == {"web1": {}}
+
+
+def test_console_line_counts_the_rules_not_evaluated():
+    """The one line the play prints: a run with rules disabled or left out said only "N findings ... pass"."""
+    summary = {"total": 3, "pass": 3, "fail": 0, "error": 0, "waived": 0, "not_applicable": 0}
+    skipped = [{"rule": "RB-01", "area": "rollback", "severity": "high", "reason": "disabled by the policy (enabled: false)"},
+               {"rule": "DIV-09", "area": "diversity", "severity": "low", "reason": "disabled by the policy (enabled: false)"},
+               {"rule": "ISO-01", "area": "isolation", "severity": "high", "reason": "not selected by --tags / --skip-tags"}]
+    msg = action.summary_msg(summary, "out/report.html", skipped)
+    assert msg == ("3 findings: 3 pass, 0 fail, 0 error, 0 waived, 0 not applicable; 3 rule(s) not evaluated "
+                   "(disabled by the policy (enabled: false): RB-01, DIV-09; not selected by --tags / --skip-tags: ISO-01); "
+                   "report: out/report.html")
+    assert action.summary_msg(summary, "out/report.html") == (
+        "3 findings: 3 pass, 0 fail, 0 error, 0 waived, 0 not applicable; report: out/report.html")
+
+
+def test_hosts_that_left_the_play_have_no_evidence_from_an_earlier_audit():
+    """harden.yml audits, enforces, audits again: a guest that failed in between is removed from the later plays,
+    runs no evidence task there, and its host variables still held the first audit's result, which the second
+    evaluation judged as current (a pass on the state before the run)."""
+    hostvars = {"hv1": {"__hv": {"changed": False, "evidence": EVIDENCE}},
+                "web1": {"__g": {"changed": False, "evidence": {"epoch": 3}}, "vmguard_service": "web"},
+                "web2": {"__g": {"changed": False, "evidence": {"epoch": 4}}},
+                "vc1": {"__vc": {"changed": False, "evidence": {"error": None, "vms": []}}}}
+    task_vars = {"ansible_play_hosts_all": ["hv1", "web1", "web2", "vc1"], "ansible_play_hosts": ["web2"]}
+    removed = action.left_the_play(task_vars)
+    assert removed == {"hv1", "web1", "vc1"}
+    ev = action.drop_stale({"hypervisors": action.hypervisor_evidence(hostvars, ["hv1"], "__hv"),
+                            "guests": action.guest_evidence(hostvars, ["web1", "web2"], "__g"),
+                            "vcenters": action.vcenter_evidence(hostvars, ["vc1"], "__vc")}, removed)
+    assert ev["hypervisors"]["hv1"] == {"error": action.LEFT_THE_PLAY % "hv1", "domains": []}
+    assert ev["guests"]["web1"]["facts"] is None and "left this play" in ev["guests"]["web1"]["error"]
+    assert ev["guests"]["web1"]["vars"]["service"] == "web"
+    assert ev["guests"]["web2"]["facts"] == {"epoch": 4} and ev["guests"]["web2"]["error"] is None
+    assert ev["vcenters"]["vc1"]["error"] == action.LEFT_THE_PLAY % "vc1"
+    # Without Ansible's play variables (a direct call), nothing is dropped.
+    assert action.left_the_play({}) == frozenset()
+
+
+def _run_action(args, task_vars):
+    """The audit_evaluate action run as Ansible runs it on the controller (no connection is used)."""
+    from unittest import mock
+    task = mock.MagicMock(args=args, async_val=0, check_mode=False)
+    conn = mock.MagicMock()
+    conn._shell.tmpdir = None
+    return action.ActionModule(task, conn, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), mock.MagicMock()).run(
+        task_vars=task_vars)
+
+
+def test_the_evaluation_never_judges_an_earlier_audits_evidence_of_a_host_that_left_the_play(tmp_path):
+    from tests.unit.rules import evidence as E
+    hv = {"changed": False, "evidence": E.fleet([E.domain("web1", ledger=E.ledger())])["hypervisors"]["hv1"]}
+    web1 = {"__g": {"changed": False, "evidence": E.guest_facts(1)},
+            "vmguard_hypervisor": "hv1", "vmguard_domain": "web1", "vmguard_service": "web"}
+    hostvars = {"hv1": {"__hv": hv}, "web1": web1}
+    args = {"hypervisors": ["hv1"], "guests": ["web1"], "hypervisor_evidence_var": "__hv", "guest_evidence_var": "__g",
+            "report_dir": str(tmp_path / "out"), "now": E.NOW, "fail_on": "critical"}
+    both = {"hostvars": hostvars, "ansible_play_hosts_all": ["hv1", "web1"], "ansible_play_hosts": ["hv1", "web1"]}
+    fresh = _run_action(args, both)
+    assert not fresh.get("failed") and not fresh["gate_failed"]
+    assert set(f["status"] for f in fresh["findings"] if f["subject"]["id"] == "web1") <= {"pass", "not_applicable"}
+    stale = _run_action(args, dict(both, ansible_play_hosts=["hv1"]))
+    # VIS-02 judges the inventory's vars against the hypervisor's evidence (read in this play), not the guest's.
+    web1 = [f for f in stale["findings"] if f["subject"]["id"] == "web1" and f["rule"] != "VIS-02"]
+    assert web1 and set(f["status"] for f in web1) == {"error"}
+    assert all("web1 left this play" in f["message"] for f in web1)
+    assert stale["gate_failed"]

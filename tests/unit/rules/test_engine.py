@@ -252,3 +252,108 @@ def test_a_blank_inventory_data_class_falls_back_to_the_domains_metadata():
     assert ctx.data_class_of_domain("hv1", d) == "confidential"
     ctx = engine.Context(policy.load_policy({}), E.fleet([d], {"web1": E.guest("web1", data_class="public")}))
     assert ctx.data_class_of_domain("hv1", d) == "public"
+
+
+GUARDS = {"RB-05", "RB-06", "RB-07", "RB-08", "RB-09", "RB-10"}
+
+
+@pytest.mark.parametrize("case", ["hypervisor unreachable", "hypervisor not audited", "domains not collected",
+                                  "no such domain", "domain unreadable"])
+def test_rollback_guards_are_errors_when_the_ledger_cannot_be_read(case):
+    """A guest rolled back (epoch 1, ledger at 3) whose ledger record cannot be read is no "never hardened": the
+    rollback guards are errors the gate counts, never not applicable (--tags rollback would pass otherwise)."""
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1, epoch=1))}
+    ev = E.fleet([E.domain("web1", ledger=E.ledger())], guests)
+    hv = ev["hypervisors"]["hv1"]
+    if case == "hypervisor unreachable":
+        hv.update(error="cannot connect to qemu+ssh://hv1/system", domains=[])
+    elif case == "hypervisor not audited":
+        del ev["hypervisors"]["hv1"]
+    elif case == "domains not collected":
+        del hv["domains"]
+    elif case == "no such domain":
+        hv["domains"] = [E.domain("other", ledger=E.ledger())]
+    else:
+        hv["domains"] = [{"name": "web1", "error": "domain vanished while it was read"}]
+    fs = [f for f in engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only=GUARDS) if f["subject"]["id"] == "web1"]
+    assert sorted(f["rule"] for f in fs) == sorted(GUARDS)
+    assert set(f["status"] for f in fs) == {"error"}, [(f["rule"], f["status"], f["message"]) for f in fs]
+    assert all("the ledger record of hv1/web1" in f["message"] for f in fs)
+    assert [f["rule"] for f in engine.gate(fs, "critical")] == ["RB-05", "RB-06"]
+
+
+def test_rollback_guards_without_a_ledger_record_stay_not_applicable_with_the_reason():
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1)), "loose": E.guest("loose", facts=E.guest_facts(2))}
+    guests["loose"]["vars"].update(hypervisor=None, domain=None)
+    fs = engine.evaluate(policy.load_policy({}), E.fleet([E.domain("web1", ledger=None)], guests), now=E.NOW, only=GUARDS)
+    assert set((f["status"], f["message"]) for f in fs) == {("not_applicable", "no ledger record: never hardened by vmguard")}
+
+
+@pytest.mark.parametrize("verdict", [("unknown", "could not tell", {}), ("skipped", "not run", {}), None,
+                                     ("pass", "ok", None), ("not_applicable", "", {}), ("pass", None, {}),
+                                     ("waived", "a check cannot waive", {})])
+@pytest.mark.parametrize("rid, kind", [("RB-01", "domain"), ("RB-11", "hypervisor"), ("DIV-10", "guest")])
+def test_a_check_returning_no_valid_verdict_is_an_error_the_gate_counts(monkeypatch, verdict, rid, kind):
+    """A status the reports do not know passed the gate (and then broke the summary), None broke the run, and a
+    pass or not applicable without a message gave no reason: each is an error finding naming what was wrong."""
+    monkeypatch.setitem(RULES[rid].checks, kind, lambda ctx, ev: verdict)
+    ev = E.fleet([E.domain()], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    fs = [f for f in engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={rid}) if f["subject"]["kind"] == kind]
+    assert [f["status"] for f in fs] == ["error"]
+    assert fs[0]["message"].startswith("check failed: it returned ") and fs[0]["remediation"] == RULES[rid].remediation
+    assert engine.gate(fs, "low") == fs
+    assert engine.summarize(fs)["error"] == 1
+
+
+def test_a_batch_finding_with_no_valid_verdict_is_an_error(monkeypatch):
+    def check(ctx, guest):
+        return ("pass", "unique", {})
+
+    def batch(ctx):
+        good, _bad = ctx.finding_templates("DIV-01", "guest")
+        out = []
+        for subject, _g, _err in ctx.guest_subjects():
+            f = good.copy()
+            f.update(status="unknown", subject=subject, message="", evidence={})
+            out.append(f)
+        return out
+    check.batch = batch
+    monkeypatch.setitem(RULES["DIV-01"].checks, "guest", check)
+    ev = E.fleet([], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    (f,) = engine.evaluate(policy.load_policy({}), ev, now=E.NOW, only={"DIV-01"})
+    assert f["status"] == "error" and "status 'unknown'" in f["message"] and f["remediation"] == RULES["DIV-01"].remediation
+
+
+def test_the_gate_counts_any_status_that_is_no_pass():
+    findings = [{"rule": "RB-01", "severity": "high", "status": s, "subject": {"kind": "domain", "id": "hv1/" + s}}
+                for s in ("pass", "waived", "not_applicable", "fail", "error", "unknown")]
+    assert [f["status"] for f in engine.gate(findings, "high")] == ["fail", "error", "unknown"]
+
+
+def test_every_finding_has_an_identity_of_its_own_also_for_unreachable_hosts():
+    """(rule, subject kind, subject id) identifies a finding (OSCAL uuids, SARIF fingerprints, "since the previous
+    run"): a HOST+DOM rule (ISO-04, LEAK-04) on an unreachable hypervisor gave two error findings for it."""
+    ev = E.fleet([], {"web1": E.guest("web1", error="unreachable")}, hv_error="cannot connect to qemu+ssh://hv1/system")
+    ev["hypervisors"]["hv2"] = {"error": None, "uri": "qemu:///system", "host": E.host_for([E.domain("mail1", "mail")]),
+                                "domains": [E.domain("mail1", "mail")]}
+    ev["vcenters"] = {"vc1": {"error": "cannot connect", "vms": [], "inventory": {}}}
+    fs = engine.evaluate(policy.load_policy({}), ev, now=E.NOW)
+    keys = [(f["rule"], f["subject"]["kind"], f["subject"]["id"]) for f in fs]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    for rid in ("ISO-04", "LEAK-04"):
+        (f,) = [f for f in fs if f["rule"] == rid and f["subject"]["id"] == "hv1"]
+        assert f["status"] == "error" and f["subject"]["kind"] == "hypervisor"
+    # A domain rule without a hypervisor check still gives the unreachable hypervisor its error.
+    assert [f["status"] for f in fs if f["rule"] == "RB-01" and f["subject"]["id"] == "hv1"] == ["error"]
+
+
+def test_an_error_only_waiver_on_a_failure_says_so_and_never_calls_it_unevaluated():
+    """The note for a matching waiver that does not accept the status said "the rule could not be evaluated" on a
+    plain failure too: a report claiming no verdict where the verdict is fail."""
+    d = E.domain(replace={"<genid/>": ""})
+    pol = policy.load_policy({"waivers": [{"rule": "RB-01", "subject": "hv1/*", "reason": "decommissioned", "expires": "2030-01-01",
+                                           "statuses": ["error"]}]})
+    (f,) = engine.evaluate(pol, E.fleet([d]), now=E.NOW, only={"RB-01"})
+    assert f["status"] == "fail" and "could not be evaluated" not in f["message"]
+    assert f["message"].endswith("(the waiver for RB-01 on 'hv1/*' accepts an error only (statuses [error]), not this failure; "
+                                 "statuses [fail, error] accepts both)")

@@ -120,3 +120,37 @@ def test_guest_data_is_escaped_and_surrogates_do_not_break_uuids():
     validated(doc)
     text = json.dumps(doc)
     assert "\\u001b" not in text and "\\\\x1b[31mEVIL" in text
+
+
+def test_every_uuid_is_unique_even_for_a_repeated_rule_and_subject():
+    """OSCAL requires each uuid once; a second finding of one rule and subject (made by hand: the engine makes
+    none) gets uuids of its own, the first keeps the ones it always had."""
+    f = {"rule": "ISO-04", "area": "isolation", "severity": "high", "status": "error", "subject": {"kind": "hypervisor", "id": "hv1"},
+         "message": "cannot evaluate: unreachable", "remediation": "r", "evidence": {}}
+    rep = report.build({}, [f], E.NOW)
+    alone = oscal.build(rep, RULES)["assessment-results"]["results"][0]
+    rep = report.build({}, [f, dict(f, message="again")], E.NOW)
+    doc = oscal.build(rep, RULES)
+    validated(doc)
+    result = doc["assessment-results"]["results"][0]
+    uuids = [o["uuid"] for o in result["observations"]] + [x["uuid"] for x in result["findings"]]
+    assert len(uuids) == len(set(uuids)) == 4
+    assert result["observations"][0]["uuid"] == alone["observations"][0]["uuid"]
+    assert result["findings"][0]["uuid"] == alone["findings"][0]["uuid"]
+
+
+def test_reviewed_controls_leave_out_the_rules_not_evaluated():
+    """A rule the policy disables was listed as a reviewed control with no finding: reviewed and satisfied."""
+    pol, fs = findings(rules={"RB-01": {"enabled": False}, "DIV-09": {"enabled": False}})
+    rep = report.build(pol, fs, E.NOW, extra={"rules_selected": "all"})
+    doc = oscal.build(rep, RULES)
+    validated(doc)
+    result = doc["assessment-results"]["results"][0]
+    (sel,) = result["reviewed-controls"]["control-selections"]
+    ids = [c["control-id"] for c in sel["include-controls"]]
+    assert "rb-01" not in ids and "div-09" not in ids and len(ids) == len(RULES) - 2
+    assert "DIV-09 disabled by the policy" in sel["remarks"] and "RB-01 disabled by the policy" in sel["remarks"]
+    assert "except 2 not evaluated" in result["description"]
+    rep = report.build(pol, fs, E.NOW, extra={"rules_selected": ["DIV-09", "RB-01", "RB-02"]})
+    (sel,) = oscal.build(rep, RULES)["assessment-results"]["results"][0]["reviewed-controls"]["control-selections"]
+    assert sel["include-controls"] == [{"control-id": "rb-02"}]

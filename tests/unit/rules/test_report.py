@@ -462,3 +462,64 @@ def test_gone_findings_from_the_previous_report_are_shown_escaped(tmp_path):
     html = report.html(rep, gate, "high")
     assert "\x1b" not in html and "\u202e" not in html and "\x00" not in html
     assert "RB-01\\x1b[31m\\u202e domain\\x00:x (waived\\x1b now)" in html
+
+
+def _partial(tmp_path):
+    """A run whose policy disables RB-01 (a failing rule here: web1 has no <genid/>) and DIV-09, and whose --tags
+    picked the rollback area and DIV-09 only: RB-01 and DIV-09 have no finding, nor has any other area's rule."""
+    d = E.domain(replace={"<genid/>": ""})
+    pol = policy.load_policy({"rules": {"RB-01": {"enabled": False}, "DIV-09": {"enabled": "no"}}})
+    only = engine.select(["rollback", "DIV-09"], [])
+    findings = engine.evaluate(pol, E.fleet([d], {"web1": E.guest("web1", facts=E.guest_facts(1))}), now=E.NOW, only=only)
+    rep = report.build(pol, findings, E.NOW, extra={"fail_on": "high", "rules_selected": sorted(only)})
+    gate = engine.gate(findings, "high")
+    return rep, gate, report.write_all(str(tmp_path / "out"), rep, gate, "high")
+
+
+def test_rules_not_evaluated_are_reported_with_their_reason_never_as_a_pass(tmp_path):
+    """A disabled rule, and one --tags left out, had no finding at all: report.json, junit.xml and report.html
+    were silent about them, and the HTML said PASSED as for a full audit."""
+    rep, gate, paths = _partial(tmp_path)
+    assert gate == [] and "RB-01" not in set(f["rule"] for f in rep["findings"])
+    with open(paths["json"]) as f:
+        skipped = dict((e["rule"], e) for e in json.load(f)["rules_not_evaluated"])
+    assert skipped["RB-01"] == {"rule": "RB-01", "area": "rollback", "severity": "high", "reason": engine.NOT_ENABLED}
+    assert skipped["DIV-09"]["reason"] == engine.NOT_ENABLED
+    assert skipped["ISO-01"]["reason"] == skipped["DIV-01"]["reason"] == engine.NOT_SELECTED
+    assert not any(r.startswith("RB-") and r != "RB-01" for r in skipped)
+    assert set(skipped) | set(f["rule"] for f in rep["findings"]) == set(engine.RULES)
+    root = ET.parse(paths["junit"]).getroot()
+    (case,) = [c for c in root.iter("testcase") if c.get("name") == "RB-01 (not evaluated)"]
+    assert case.find("skipped").get("message") == "not evaluated: " + engine.NOT_ENABLED
+    assert int(root.get("tests")) == len(root.findall(".//testcase")) == len(rep["findings"]) + len(skipped)
+    for suite in root.iter("testsuite"):
+        assert int(suite.get("tests")) == len(suite.findall("testcase"))
+        assert int(suite.get("skipped")) == len(suite.findall("testcase/skipped"))
+    with open(paths["html"]) as f:
+        html = f.read()
+    assert "PASSED: no failing or erroring finding at severity high or above among the rules evaluated." in html
+    line = re.search(r'<div class="verdict partial" id="not-evaluated">(.*?)</div>', html, re.S).group(1)
+    assert "%d of %d rules" % (len(skipped), len(engine.RULES)) in line
+    assert re.search(r"disabled by the policy \(enabled: false\): DIV-09, RB-01", line)
+
+
+def test_a_full_run_says_nothing_is_left_out(tmp_path):
+    rep, gate, paths = make(tmp_path)
+    assert rep["rules_not_evaluated"] == []
+    with open(paths["html"]) as f:
+        assert 'id="not-evaluated"' not in f.read()
+    assert "(not evaluated)" not in open(paths["junit"]).read()
+
+
+@pytest.mark.parametrize("mode", ["0666", "0662", "777", "0646"])
+def test_a_mode_that_lets_every_user_write_is_refused(tmp_path, mode):
+    """0666 made every report world-writable and the directory the audit created 0777: any local user could rewrite
+    the verdict (or swap the files) after the run, before CI read them."""
+    with pytest.raises(ValueError) as e:
+        report.parse_mode(mode)
+    assert "lets every user rewrite the reports" in str(e.value)
+    rep, gate, _paths = make(tmp_path)
+    with pytest.raises(ValueError):
+        report.write_all(str(tmp_path / "shared"), rep, gate, "high", mode=mode)
+    assert not os.path.exists(str(tmp_path / "shared"))
+    assert report.parse_mode("0664") == 0o664  # a group the operator chose may write

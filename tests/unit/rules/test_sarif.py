@@ -269,3 +269,24 @@ def test_sarif_that_cannot_be_replaced_leaves_the_whole_previous_set(tmp_path):
     assert "report.sarif" in str(e.value)
     assert _listing(out) == ["junit.xml", "report.html", "report.json", "report.oscal.json", "report.sarif"]  # no temp file
     assert dict((n, open(os.path.join(out, n), "rb").read()) for n in _listing(out) if n != "report.sarif") == before
+
+
+def test_rules_not_evaluated_are_disabled_in_the_invocation_with_the_reason():
+    """A rule the policy disables has no result: the run now says it was not run (a disabled rule configuration and
+    a notification with the reason) instead of listing it among the rules as if it had passed."""
+    pol, fs = findings(rules={"RB-01": {"enabled": False}})
+    rep = report.build(pol, fs, E.NOW, extra={"rules_selected": "all"})
+    log = report.sarif_log(rep, SOURCES)
+    _validate(log)
+    run = log["runs"][0]
+    assert not [r for r in run["results"] if r["ruleId"] == "RB-01"]
+    (inv,) = run["invocations"]
+    index = [r["id"] for r in run["tool"]["driver"]["rules"]].index("RB-01")
+    assert inv["executionSuccessful"] is True
+    assert inv["ruleConfigurationOverrides"] == [{"descriptor": {"id": "RB-01", "index": index}, "configuration": {"enabled": False}}]
+    (note,) = inv["toolConfigurationNotifications"]
+    assert note["associatedRule"] == {"id": "RB-01", "index": index} and "disabled by the policy" in note["message"]["text"]
+    assert run["tool"]["driver"]["notifications"][note["descriptor"]["index"]]["id"] == note["descriptor"]["id"]
+    assert run["properties"]["rules_not_evaluated"] == [{"ruleId": "RB-01", "reason": engine.NOT_ENABLED}]
+    # A run of every rule has no invocation to speak of.
+    assert "invocations" not in log_of()[1]["runs"][0]

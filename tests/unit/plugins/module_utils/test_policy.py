@@ -161,3 +161,15 @@ def test_ledger_record_params_are_validated(key, value, expected):
     with pytest.raises(PolicyError) as e:
         load_policy({"params": {"rollback": {key: value}}})
     assert e.value.errors == [expected]
+
+
+@pytest.mark.parametrize("text", ["2026-11-18T23:30:00+14:00", "2026-11-18T09:30:00Z", "2026-11-18 23:30:00"])
+def test_a_waiver_expiry_with_a_time_is_rejected_not_cut_to_its_local_date(text):
+    """YAML reads an unquoted timestamp as a datetime; its own date was kept, so a waiver written to end at
+    2026-11-18T23:30+14:00 (09:30 UTC) was honoured until the end of the 18th, UTC."""
+    import yaml
+    doc = yaml.safe_load("waivers: [{rule: RB-01, subject: 'hv1/*', reason: legacy, expires: %s}]" % text)
+    with pytest.raises(PolicyError) as e:
+        load_policy(doc)
+    (err,) = e.value.errors
+    assert err.startswith("waivers[0].expires: expected a date YYYY-MM-DD, got the date and time 2026-11-18")
