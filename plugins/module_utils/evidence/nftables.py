@@ -9,11 +9,11 @@ from a source outside the management networks arriving on a non-loopback interfa
 Method: probe packets. For IPv4 and IPv6 and for TCP and UDP, one probe per elementary port
 interval (every port value the ruleset mentions, and one port of each gap between them, so a
 port mentioned nowhere stands for all the others) is pushed through every base chain hooked at
-`input` (families ip, ip6, inet; priority order; drop/reject anywhere is final, accept ends only
-that base chain). Each match is tri-state (true / false / maybe). A "maybe" forks the path: the
-rule may match and may not. Anything this evaluator does not understand is a "maybe", which is
-the sound side for security: an accept rule with an unknown match may expose, a drop rule with
-one may not protect.
+`input` (families ip, ip6, inet; a dormant table's chains hook nothing; priority order; drop/reject
+anywhere is final, accept ends only that base chain). Each match is tri-state (true / false /
+maybe). A "maybe" forks the path: the rule may match and may not. Anything this evaluator does
+not understand is a "maybe", which is the sound side for security: an accept rule with an unknown
+match may expose, a drop rule with one may not protect.
 
 The probe: ct state new, no ct status bits (not DNATed), iif is some non-loopback interface,
 destination is a local unicast address (`fib daddr type local`, `meta pkttype host`; a literal
@@ -65,7 +65,7 @@ class Ruleset(object):
         if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
             raise NftError("not an nft JSON document: expected an object with an 'nftables' list")
         self.tables, self.chains, self.rules, self.sets = set(), {}, {}, {}
-        self.dynamic_sets = set()
+        self.dynamic_sets, self.dormant = set(), set()
         for i, item in enumerate(doc["nftables"]):
             self._add(i, item)
         for key, rules in self.rules.items():
@@ -85,6 +85,8 @@ class Ruleset(object):
         try:
             if kind == "table":
                 self.tables.add((body["family"], body["name"]))
+                if _has_flag(body, "dormant"):
+                    self.dormant.add((body["family"], body["name"]))
             elif kind == "chain":
                 self.chains[(body["family"], body["table"], body["name"])] = body
             elif kind == "rule":
@@ -113,12 +115,18 @@ class Ruleset(object):
                         name = ref.get("set", ref.get("map"))
                         self.dynamic_sets.add((key[0], key[1], name.lstrip("@")))
 
+    def hooked(self, chain, hook="input"):
+        """Whether ``chain`` is a base chain the kernel runs at ``hook``: a dormant table's chains are registered
+        with no hook (`nft add table inet t { flags dormant; }` turns its whole filter off while its rules stay
+        listed), so they filter nothing."""
+        return chain.get("hook") == hook and (chain.get("family"), chain.get("table")) not in self.dormant
+
     def base_chains(self, nfproto):
-        found = [c for c in self.chains.values() if c.get("hook") == "input" and c.get("family") in FAMILIES[nfproto]]
+        found = [c for c in self.chains.values() if self.hooked(c) and c.get("family") in FAMILIES[nfproto]]
         return sorted(found, key=lambda c: (_prio(c), c["family"], c["table"], c["name"]))
 
     def input_chains(self):
-        return [c for c in self.chains.values() if c.get("hook") == "input" and c.get("family") in ("ip", "ip6", "inet")]
+        return [c for c in self.chains.values() if self.hooked(c) and c.get("family") in ("ip", "ip6", "inet")]
 
     def set_elems(self, family, table, ref):
         name = ref[1:]
@@ -183,6 +191,12 @@ class Ruleset(object):
         for nxt in edges.get(node, []):
             self._dfs(nxt, edges, state, trail + [node])
         state[node] = "done"
+
+
+def _has_flag(body, flag):
+    """Whether a table's ``flags`` (nft -j prints one flag as a string, several as a list) hold ``flag``."""
+    flags = body.get("flags")
+    return flag == flags if isinstance(flags, str) else isinstance(flags, list) and flag in flags
 
 
 def _prio(chain):
@@ -657,7 +671,9 @@ class Walker(object):
     def run(self, probe, bases):
         """Accepting paths through every base chain: list of (tags, [descriptions])."""
         if not bases:
-            return [(frozenset(), ["%s: no base chain hooks input (every packet is accepted)" % probe.nfproto])]
+            dormant = sorted("%s %s" % t for t in self.rs.dormant if t[0] in FAMILIES[probe.nfproto])
+            return [(frozenset(), ["%s: no base chain hooks input (every packet is accepted)%s" % (
+                probe.nfproto, "; dormant table(s), hooked nowhere: %s" % ", ".join(dormant) if dormant else "")])]
         paths = [(frozenset(), ())]
         for base in bases:
             nxt = []

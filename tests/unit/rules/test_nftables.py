@@ -326,3 +326,25 @@ def test_digest_ignores_counter_values_but_not_rules():
         ]}
     assert N.digest(doc(0, 22)) == N.digest(doc(12345, 22))  # traffic flowed, nothing changed
     assert N.digest(doc(0, 22)) != N.digest(doc(0, 23))      # a rule changed
+
+
+def test_a_dormant_tables_chains_filter_nothing():
+    """`nft add table inet vmguard { flags dormant; }` unhooks every chain of the table while `nft list ruleset`
+    still shows them, policy drop included: the table protects nothing (it was judged default-deny)."""
+    items = doc(inet_input([[m(dport(), 22), ACCEPT]]))
+    for flags in ("dormant", ["dormant", "owner"]):
+        items["nftables"][0]["table"]["flags"] = flags
+        fw = N.evaluate(items)
+        assert fw["default_deny"] is False and fw["open"] == [] and fw["input_chains"] == 0
+        assert fw["input_policy"] is None
+        assert fw["open_any"] == ["%s: no base chain hooks input (every packet is accepted); dormant table(s), hooked "
+                                  "nowhere: inet filter" % fam for fam in ("ipv4", "ipv6")]
+        assert iso10_status(fw)["status"] == "fail"
+    # Another flag keeps the table's chains hooked; a dormant table beside an active one leaves that one judged.
+    items["nftables"][0]["table"]["flags"] = "owner"
+    assert N.evaluate(items)["default_deny"] is True
+    both = doc(inet_input([[m(dport(), 22), ACCEPT]]), ("inet", "off", "input", "input", -10, "drop", []))
+    both["nftables"][1]["table"]["flags"] = ["dormant"]
+    fw = N.evaluate(both)
+    assert fw["default_deny"] is True and fw["open"] == tcp(22) and fw["input_chains"] == 1
+
