@@ -15,7 +15,8 @@ maybe). A "maybe" forks the path: the rule may match and may not. Anything this 
 not understand is a "maybe", which is the sound side for security: an accept rule with an unknown
 match may expose, a drop rule with one may not protect.
 
-The probe: ct state new, no ct status bits (not DNATed), iif is some non-loopback interface,
+The probe: ct state new (or untracked where a notrack rule before connection tracking may take it out of
+tracking: _untracked_paths), no ct status bits (not DNATed), iif is some non-loopback interface,
 destination is a local unicast address (`fib daddr type local`, `meta pkttype host`; a literal
 `ip daddr` is "maybe" because the guest's addresses are not known), source is some address
 outside the management CIDRs and outside loopback (the kernel drops loopback sources arriving on
@@ -66,6 +67,7 @@ class Ruleset(object):
             raise NftError("not an nft JSON document: expected an object with an 'nftables' list")
         self.tables, self.chains, self.rules, self.sets = set(), {}, {}, {}
         self.dynamic_sets, self.dormant = set(), set()
+        self.notrack = []  # (chain key, the rule's expressions before its notrack statement)
         for i, item in enumerate(doc["nftables"]):
             self._add(i, item)
         for key, rules in self.rules.items():
@@ -96,6 +98,7 @@ class Ruleset(object):
                 key = (body["family"], body["table"], body["chain"])
                 self.rules.setdefault(key, []).append(expr)
                 self._note_dynamic(key, expr)
+                self._note_notrack(key, expr)
             elif kind in ("set", "map"):
                 self.sets[(body["family"], body["table"], body["name"])] = body
                 flags = body.get("flags") or []
@@ -114,6 +117,12 @@ class Ruleset(object):
                     if isinstance(ref, dict) and isinstance(ref.get("set", ref.get("map")), str):
                         name = ref.get("set", ref.get("map"))
                         self.dynamic_sets.add((key[0], key[1], name.lstrip("@")))
+
+    def _note_notrack(self, key, exprs):
+        for i, e in enumerate(exprs):
+            if isinstance(e, dict) and "notrack" in e:
+                self.notrack.append((key, exprs[:i]))
+                return
 
     def hooked(self, chain, hook="input"):
         """Whether ``chain`` is a base chain the kernel runs at ``hook``: a dormant table's chains are registered
@@ -215,8 +224,9 @@ def _chain_name(key):
 # Abstract values of the probe
 
 class Probe(object):
-    def __init__(self, nfproto, proto, port, mgmt):
-        self.nfproto, self.proto, self.port, self.mgmt = nfproto, proto, port, mgmt
+    """``ct_state``: "new", or "untracked" for a packet a notrack statement took out of connection tracking."""
+    def __init__(self, nfproto, proto, port, mgmt, ct_state="new"):
+        self.nfproto, self.proto, self.port, self.mgmt, self.ct_state = nfproto, proto, port, mgmt, ct_state
 
 
 class Const(object):
@@ -258,7 +268,7 @@ def _leftvalue(left, probe):
     if "ct" in left:
         key = left["ct"].get("key")
         if key == "state":
-            return Flags(["new"])
+            return Flags([probe.ct_state])
         if key == "status":
             return Flags([])
         return Unknown()
@@ -856,6 +866,7 @@ def evaluate(doc, management=None):
             for proto in PROTOS:
                 for lo, hi, mentioned in intervals:
                     paths = walker.run(Probe(nfproto, proto, lo, mgmt), bases)
+                    paths += _untracked_paths(walker, Probe(nfproto, proto, lo, mgmt, "untracked"), bases)
                     if paths and not mentioned:
                         default_deny = False
                     _collect(paths, proto, lo, hi, opened, open_any)
@@ -868,6 +879,33 @@ def evaluate(doc, management=None):
     return dict(digest=digest(doc), error=None, default_deny=default_deny,
                 open=_open_list(opened),
                 open_any=sorted(open_any), input_policy=policy, input_chains=len(chains))
+
+
+# Hooks where a notrack statement is too late for an inbound packet (connection tracking saw it at prerouting).
+AFTER_CONNTRACK = ("input", "forward", "output", "postrouting", "ingress")
+
+
+def _untracked_paths(walker, probe, bases):
+    """Accepting paths of ``probe`` (ct state untracked) when a notrack rule may take it out of connection tracking
+    before input: it is then never "new", and an input rule accepting `ct state untracked` (a common companion of
+    notrack) accepts it. Each path carries the notrack rule's tags (its port and source bounds) and names it. The
+    rules before a notrack rule in its chain are not followed (one that drops first makes this over-report)."""
+    rs, out = walker.rs, []
+    if not bases:
+        return out  # nothing hooks input: the probe's own paths say every packet is accepted
+    for key, prefix in rs.notrack:
+        chain = rs.chains.get(key) or {}
+        if (key[0] not in FAMILIES[probe.nfproto] or (key[0], key[1]) in rs.dormant
+                or chain.get("hook") in AFTER_CONNTRACK):
+            continue
+        outcomes = run_rule(prefix + [{"accept": None}], probe, key[0], key[1], rs)
+        hits = [t for t, action in outcomes if action == "accept"]
+        if not hits:
+            continue
+        why = "%s %s %s: %s" % (key + (render_rule(prefix + [{"notrack": None}]),))
+        for tags, descs in walker.run(probe, bases):
+            out.extend((tags | t, [why] + list(descs)) for t in hits)
+    return list(dict.fromkeys((t, tuple(d)) for t, d in out))
 
 
 def _open_list(opened):

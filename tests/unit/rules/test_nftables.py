@@ -348,3 +348,24 @@ def test_a_dormant_tables_chains_filter_nothing():
     fw = N.evaluate(both)
     assert fw["default_deny"] is True and fw["open"] == tcp(22) and fw["input_chains"] == 1
 
+
+def test_notracked_packets_are_not_new():
+    """A notrack statement before connection tracking (a raw prerouting chain) makes the packet `ct state untracked`,
+    never new: an input rule accepting untracked traffic accepts it, on the notracked port only."""
+    raw = ("inet", "filter", "raw", "prerouting", -300, "accept", [[m(dport(), 5555), {"notrack": None}]])
+    untracked = [m(CT_NEW, ["established", "related", "untracked"], op="in"), ACCEPT]
+    fw = ev(raw, inet_input([untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 5555) and fw["default_deny"] is True
+    assert iso10_status(fw)["status"] == "fail"
+    # Unbounded notrack: every port may arrive untracked.
+    raw_all = ("inet", "filter", "raw", "prerouting", -300, "accept", [[{"notrack": None}]])
+    fw = ev(raw_all, inet_input([untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["default_deny"] is False
+    assert any(a.startswith("inet filter raw: notrack; then inet filter input: ct state") for a in fw["open_any"])
+    # Untracked packets no input rule accepts, a notrack at output (too late for inbound) or of the other family:
+    # nothing more is open.
+    assert ev(raw_all, inet_input([[m(dport(), 22), ACCEPT]]))["open"] == tcp(22)
+    out = ("inet", "filter", "out", "output", -300, "accept", [[{"notrack": None}]])
+    v6 = ("ip6", "raw6", "raw", "prerouting", -300, "accept", [[{"notrack": None}]])
+    fw = ev(out, ("ip", "filter", "input", "input", 0, "drop", [untracked, [m(dport(), 22), ACCEPT]]), v6)
+    assert fw["open"] == tcp(22) and fw["open_any"] == [NO_V6]
