@@ -58,6 +58,24 @@ def test_vis03_without_libvirts_pid_falls_back_to_name_and_says_so():
     assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4111 (hidden)"]
 
 
+def test_vis03_without_libvirts_pid_one_domain_accounts_for_one_process():
+    """Where libvirt gives no pid, a process is tied to a running domain by what its argv claims; a second process
+    claiming the same domain (a copy started by hand with the same -name/-uuid) was passed as "matched by name"."""
+    web = E.domain("web1", pid=None)
+    twins = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4200, "web1", web["uuid"], uid=0, user="root")]
+    f = vis03([web], twins)
+    assert f["status"] == "fail" and f["evidence"]["processes"] == [
+        "pid 4100 (web1), one of 2 claiming running domain web1", "pid 4200 (web1), one of 2 claiming running domain web1"]
+    # A claim whose name and UUID name different domains (or whose UUID is not its named domain's) is no claim.
+    mail = E.domain("mail1", "mail", pid=None)
+    mixed = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4300, "mail1", mail["uuid"]),
+             E.qemu_process(4400, "web1", mail["uuid"])]
+    f = vis03([web, mail], mixed)
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4400 (web1)"]
+    f = vis03([web, mail], mixed[:2])
+    assert f["status"] == "pass" and "2 matched by name" in f["message"]
+
+
 def test_vis03_missing_or_incomplete_process_list_is_an_error():
     web = E.domain("web1", pid=4100)
     f = vis03([web], [])

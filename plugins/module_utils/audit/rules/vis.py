@@ -75,7 +75,9 @@ def vis03(ctx, hv):
 
     A process's argv (its -name/-uuid) is whatever its starter wrote: claiming a domain's name or
     UUID proves nothing when libvirt recorded another pid for that domain. Only for running domains
-    whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so.
+    whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so; one
+    domain runs in one QEMU, so a second process claiming it is unknown (both are named: which one is
+    the domain's cannot be told), and so is one whose name and UUID claim different domains.
 
     The process list must show every running domain's QEMU process: one it does not show (by libvirt's pid,
     or by name/UUID where the pid is unknown) means the list is incomplete (/proc mounted hidepid, another
@@ -103,17 +105,25 @@ def vis03(ctx, hv):
         return error("process list incomplete: no QEMU process seen for running domain(s) %s (libvirt's pid not "
                      "available; none of the %d QEMU process(es) seen has its name or UUID)" % (", ".join(invisible), len(procs)),
                      missing=invisible)
-    unknown, by_name, unverified = [], [], []
+    unknown, by_name, unverified, claims = [], [], [], {}
     for p in procs:
         who = "pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed")
         if p["pid"] in by_pid:
             continue
-        if p.get("name") in names or (p.get("uuid") and str(p["uuid"]).lower() in uuids):
-            by_name.append(who)
+        claimed = _claimed_domain(p, no_pid)
+        if claimed is not None:
+            claims.setdefault(claimed, []).append((who, p))
         elif p.get("name") in unread:
             unverified.append(who)
         else:
             unknown.append(who + _identified_by(p))
+    for name, claimants in sorted(claims.items()):
+        if len(claimants) == 1:
+            by_name.append(claimants[0][0])
+            continue
+        # One domain runs in one QEMU: all but one of these are unknown, and which one is the domain's cannot be told.
+        unknown.extend("%s%s, one of %d claiming running domain %s" % (who, _identified_by(p), len(claimants), name)
+                       for who, p in claimants)
     if unknown:
         return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
     if unverified:
@@ -121,6 +131,18 @@ def vis03(ctx, hv):
             ", ".join(unverified), ", ".join(sorted(unread))), processes=unverified)
     note = "; %d matched by name: libvirt's pid not available" % len(by_name) if by_name else ""
     return ok("%d QEMU process(es), all known to libvirt%s" % (len(procs), note), matched_by_name=by_name)
+
+
+def _claimed_domain(p, no_pid):
+    """The name of the running domain without a pid from libvirt that process ``p`` claims to be by its -name or
+    -uuid, or None: a claim whose name and UUID name different domains (or a name whose domain has another
+    UUID) is no claim."""
+    uuid = str(p.get("uuid") or "").lower()
+    claimed = set(d["name"] for d in no_pid
+                  if (p.get("name") == d["name"] or (uuid and uuid == str(d.get("uuid") or "").lower()))
+                  and not (p.get("name") and p["name"] != d["name"])
+                  and not (uuid and d.get("uuid") and uuid != str(d["uuid"]).lower()))
+    return claimed.pop() if len(claimed) == 1 else None
 
 
 def _identified_by(p):
