@@ -26,6 +26,19 @@ def test_vis02_inventory_guest_exists():
     assert E.by_subject(E.run("VIS-02", ev))["free"]["status"] == "not_applicable"
 
 
+def test_vis02_one_domain_declared_by_two_guests_fails_for_both():
+    """Two inventory guests naming one hv/domain both passed ("exists"): the machine one of them reaches is not that
+    domain (or one VM is counted twice), and VIS-01 ties the domain to only one of them."""
+    ev = E.fleet([E.domain("web1"), E.domain("web2")], {"web1": E.guest("web1", facts=E.guest_facts(1)),
+                                                        "web1-copy": E.guest("web1", facts=E.guest_facts(2)),
+                                                        "web2": E.guest("web2", facts=E.guest_facts(3))})
+    fs = E.by_subject(E.run("VIS-02", ev))
+    assert fs["web2"]["status"] == "pass"
+    for g, other in (("web1", "web1-copy"), ("web1-copy", "web1")):
+        assert fs[g]["status"] == "fail" and fs[g]["message"].startswith("hv1/web1 is declared by %s too" % other)
+        assert fs[g]["evidence"]["guests"] == ["web1", "web1-copy"]
+
+
 def vis03(domains, procs):
     (f,) = E.run("VIS-03", E.fleet(domains, host_ev=E.host(qemu_processes=procs)))
     return f

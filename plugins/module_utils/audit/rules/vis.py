@@ -54,7 +54,24 @@ def vis02(ctx, guest):
         return error("hypervisor %s unreachable: %s" % (hv, ctx.hypervisors[hv]["error"]))
     if ctx.domain_of_guest(guest) is None:
         return fail("domain %s does not exist on %s" % (v["domain"], hv))
+    others = [g for g in _claimants(ctx).get((hv, v["domain"]), []) if g != guest]
+    if others:
+        return fail("%s/%s is declared by %s too: one domain is one inventory guest (either one VM is in the inventory "
+                    "twice, or one of them reaches a machine that is not this domain and its evidence is taken for it)" % (
+                        hv, v["domain"], ", ".join(others)), guests=sorted([guest] + others))
     return ok("exists as %s/%s" % (hv, v["domain"]))
+
+
+def _claimants(ctx):
+    """(hypervisor, domain name) -> the sorted inventory guests declaring it (ctx.inventory_domains keeps one)."""
+    def build():
+        out = {}
+        for g in ctx.guest_names:
+            v = ctx.guests[g].get("vars") or {}
+            if v.get("hypervisor") and v.get("domain"):
+                out.setdefault((v["hypervisor"], v["domain"]), []).append(g)
+        return out
+    return ctx.index("vis:domain_claimants", build)
 
 
 # VIS-02 must also see guests whose evidence could not be collected: the check only needs vars.
