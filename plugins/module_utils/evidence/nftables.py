@@ -16,7 +16,8 @@ not understand is a "maybe", which is the sound side for security: an accept rul
 match may expose, a drop rule with one may not protect.
 
 The probe: ct state new (or untracked where a notrack rule before connection tracking may take it out of
-tracking: _untracked_paths), no ct status bits (not DNATed), iif is some non-loopback interface,
+tracking: _untracked_paths), no ct status bits (a probe a dnat or redirect rule before input may
+translate counts as accepted: _translated_paths), iif is some non-loopback interface,
 destination is a local unicast address (`fib daddr type local`, `meta pkttype host`; a literal
 `ip daddr` is "maybe" because the guest's addresses are not known), source is some address
 outside the management CIDRs and outside loopback (the kernel drops loopback sources arriving on
@@ -68,6 +69,7 @@ class Ruleset(object):
         self.tables, self.chains, self.rules, self.sets = set(), {}, {}, {}
         self.dynamic_sets, self.dormant = set(), set()
         self.notrack = []  # (chain key, the rule's expressions before its notrack statement)
+        self.translated = []  # (chain key, the rule's expressions before its dnat/redirect, that statement)
         for i, item in enumerate(doc["nftables"]):
             self._add(i, item)
         for key, rules in self.rules.items():
@@ -122,6 +124,9 @@ class Ruleset(object):
         for i, e in enumerate(exprs):
             if isinstance(e, dict) and "notrack" in e:
                 self.notrack.append((key, exprs[:i]))
+                return
+            if isinstance(e, dict) and ("dnat" in e or "redirect" in e):
+                self.translated.append((key, exprs[:i], e))
                 return
 
     def hooked(self, chain, hook="input"):
@@ -867,6 +872,7 @@ def evaluate(doc, management=None):
                 for lo, hi, mentioned in intervals:
                     paths = walker.run(Probe(nfproto, proto, lo, mgmt), bases)
                     paths += _untracked_paths(walker, Probe(nfproto, proto, lo, mgmt, "untracked"), bases)
+                    paths += _translated_paths(rs, Probe(nfproto, proto, lo, mgmt), bases)
                     if paths and not mentioned:
                         default_deny = False
                     _collect(paths, proto, lo, hi, opened, open_any)
@@ -885,6 +891,35 @@ def evaluate(doc, management=None):
 AFTER_CONNTRACK = ("input", "forward", "output", "postrouting", "ingress")
 
 
+def _before_input(rs, probe, entries):
+    """(chain key, entry, tags of each way the probe may reach the statement) of the ``entries`` ((chain key, the
+    expressions before a statement, ...)) in chains a packet may pass before input: prerouting base chains and
+    regular chains (which one jumps to is not followed) of the probe's families, in tables that are not dormant."""
+    for entry in entries:
+        key, prefix = entry[0], entry[1]
+        chain = rs.chains.get(key) or {}
+        if (key[0] not in FAMILIES[probe.nfproto] or (key[0], key[1]) in rs.dormant
+                or chain.get("hook") in AFTER_CONNTRACK):
+            continue
+        outcomes = run_rule(prefix + [{"accept": None}], probe, key[0], key[1], rs)
+        hits = [t for t, action in outcomes if action == "accept"]
+        if hits:
+            yield key, entry, hits
+
+
+def _translated_paths(rs, probe, bases):
+    """Paths of ``probe`` when a dnat or redirect rule before input may translate it: its destination or port changes
+    there (docker's published ports, a port redirect), and where it goes then (input under another port, forward
+    to a container) is not followed; it counts as accepted, bounded by that rule's port and source matches."""
+    if not bases:
+        return []
+    out = []
+    for key, (_k, prefix, stmt), hits in _before_input(rs, probe, rs.translated):
+        why = "%s %s %s: %s (translated before input; not followed further)" % (key + (render_rule(prefix + [stmt]),))
+        out.extend((t, (why,)) for t in hits)
+    return list(dict.fromkeys(out))
+
+
 def _untracked_paths(walker, probe, bases):
     """Accepting paths of ``probe`` (ct state untracked) when a notrack rule may take it out of connection tracking
     before input: it is then never "new", and an input rule accepting `ct state untracked` (a common companion of
@@ -893,15 +928,7 @@ def _untracked_paths(walker, probe, bases):
     rs, out = walker.rs, []
     if not bases:
         return out  # nothing hooks input: the probe's own paths say every packet is accepted
-    for key, prefix in rs.notrack:
-        chain = rs.chains.get(key) or {}
-        if (key[0] not in FAMILIES[probe.nfproto] or (key[0], key[1]) in rs.dormant
-                or chain.get("hook") in AFTER_CONNTRACK):
-            continue
-        outcomes = run_rule(prefix + [{"accept": None}], probe, key[0], key[1], rs)
-        hits = [t for t, action in outcomes if action == "accept"]
-        if not hits:
-            continue
+    for key, (_k, prefix), hits in _before_input(rs, probe, rs.notrack):
         why = "%s %s %s: %s" % (key + (render_rule(prefix + [{"notrack": None}]),))
         for tags, descs in walker.run(probe, bases):
             out.extend((tags | t, [why] + list(descs)) for t in hits)

@@ -369,3 +369,20 @@ def test_notracked_packets_are_not_new():
     v6 = ("ip6", "raw6", "raw", "prerouting", -300, "accept", [[{"notrack": None}]])
     fw = ev(out, ("ip", "filter", "input", "input", 0, "drop", [untracked, [m(dport(), 22), ACCEPT]]), v6)
     assert fw["open"] == tcp(22) and fw["open_any"] == [NO_V6]
+
+
+def test_translated_packets_are_not_judged_by_input_alone():
+    """A dnat or redirect before input (docker's published ports, a port redirect) changes where the packet goes:
+    input sees another port (or forward a container's address), so `ct status dnat accept` or the forward chain let
+    it in. The external port the rule matches counts as accepted (was: only input was judged, nothing open)."""
+    dnat = ("ip", "nat", "pre", "prerouting", -100, "accept",
+            [[m(dport(), 2222), {"dnat": {"addr": "172.17.0.2", "port": 22}}],
+             [m(saddr(), {"prefix": {"addr": "198.51.100.0", "len": 24}}), m(dport("udp"), 53),
+              {"redirect": {"port": 5353}}]])
+    fw = ev(dnat, inet_input([[m({"ct": {"key": "status"}}, "dnat", op="in"), ACCEPT], [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 2222) + udp(53, src="198.51.100.0/24") and fw["default_deny"] is True
+    assert iso10_status(fw)["status"] == "fail"
+    # A translation after input (output) translates nothing inbound.
+    out = ("ip", "nat", "out", "output", -100, "accept", [[m(dport(), 2222), {"dnat": {"addr": "172.17.0.2"}}]])
+    fw = ev(out, inet_input([[m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22) and fw["default_deny"] is True
