@@ -288,3 +288,32 @@ def test_the_golden_image_cache_key_covers_the_seal_code():
         tasks = yaml.safe_load(f)
     inputs = [t for t in tasks if t["name"].startswith("GOLDEN_IMAGE | Compute the input digest")][0]["vars"]
     assert "__vmguard_golden_image_seal_code" in inputs["__vmguard_golden_image_inputs"]["seal_code"]
+
+
+def _unit_file(text):
+    """{(section, key): [values]} of a systemd unit file's text."""
+    out, section = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line and not line.startswith(("#", ";")):
+            key, value = line.split("=", 1)
+            out.setdefault((section, key.strip()), []).append(value.strip())
+    return out
+
+
+def test_the_guest_firewall_unit_follows_every_nftables_ruleset_load():
+    """nftables.service loads /etc/nftables.conf, which starts with "flush ruleset" (Debian's), at start, restart and
+    reload: table inet vmguard is gone after each unless vmguard-firewall.service loads it again after it. PartOf=
+    propagates stop and restart only: `systemctl reload nftables` left the guest without its table until the reboot."""
+    tasks = load("guest", "tasks", "firewall.yml")
+    (unit,) = [t["ansible.builtin.copy"] for t in tasks
+               if (t.get("ansible.builtin.copy") or {}).get("dest") == "/etc/systemd/system/vmguard-firewall.service"]
+    u = _unit_file(unit["content"])
+    assert u[("Unit", "After")] == ["nftables.service"]
+    assert u[("Unit", "PartOf")] == ["nftables.service"]
+    assert u[("Unit", "ReloadPropagatedFrom")] == ["nftables.service"]
+    assert u[("Service", "ExecStart")] == u[("Service", "ExecReload")] == ["/usr/sbin/nft -f /etc/vmguard/firewall.nft"]
+    persisted = [t["vmguard.hardening.guest_firewall"] for t in tasks if "vmguard.hardening.guest_firewall" in t]
+    assert all("path" not in args for args in persisted)  # the module's default path is the file the unit loads
