@@ -317,3 +317,19 @@ def test_the_guest_firewall_unit_follows_every_nftables_ruleset_load():
     assert u[("Service", "ExecStart")] == u[("Service", "ExecReload")] == ["/usr/sbin/nft -f /etc/vmguard/firewall.nft"]
     persisted = [t["vmguard.hardening.guest_firewall"] for t in tasks if "vmguard.hardening.guest_firewall" in t]
     assert all("path" not in args for args in persisted)  # the module's default path is the file the unit loads
+
+
+def test_every_role_writes_the_ledger_the_audit_reads():
+    """The watcher (revert events, RB-05/RB-11), the start gate (VIS-04) and the guest's ledger step write the ledger the
+    audit reads: three variables with the same literal default split as soon as one was set (a watcher writing revert
+    events where the audit does not look leaves RB-05 blind; a gate reading an empty directory lets every dormant domain
+    start as "never hardened"). The hypervisor's and the guest's follow the audit's."""
+    import jinja2
+    audit = load("audit", "defaults", "main.yml")["vmguard_audit_ledger_dir"]
+    env = jinja2.Environment()
+    for role, var in (("hypervisor", "vmguard_hypervisor_ledger_dir"), ("guest", "vmguard_guest_ledger_dir")):
+        template = env.from_string(load(role, "defaults", "main.yml")[var])
+        assert template.render() == audit
+        assert template.render(vmguard_audit_ledger_dir="/srv/vmguard/ledger") == "/srv/vmguard/ledger"
+    with open(os.path.join(ROOT, "docs", "DESIGN.md")) as f:
+        assert "vmguard_ledger_dir" not in f.read()  # a variable nothing reads
