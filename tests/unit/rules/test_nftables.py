@@ -94,7 +94,7 @@ def test_broken_document_is_an_error(name):
 
 def test_iso10_messages_on_real_rulesets():
     msg = iso10_status(guestscan.firewall(fixture("jump-chain-ports")))["message"]
-    assert msg == "inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any"
+    assert msg == "inbound firewall opens ports outside TCP [22, 80, 443], UDP [68, 80, 443, 546]: tcp/3306 from any"
     msg = iso10_status(guestscan.firewall(fixture("firewalld-public-web")))["message"]
     assert msg == "inbound default-deny; open: tcp/22 from any, tcp/80 from any, tcp/443 from any, udp/546 from any"
     msg = iso10_status(guestscan.firewall(fixture("ip-only")))["message"]
