@@ -333,3 +333,45 @@ def test_every_role_writes_the_ledger_the_audit_reads():
         assert template.render(vmguard_audit_ledger_dir="/srv/vmguard/ledger") == "/srv/vmguard/ledger"
     with open(os.path.join(ROOT, "docs", "DESIGN.md")) as f:
         assert "vmguard_ledger_dir" not in f.read()  # a variable nothing reads
+
+
+def _read_variables():
+    """Every vmguard_* name the collection's roles, playbooks and plugins read: mentioned outside their documentation
+    (meta/) and outside the keys of the roles' defaults (which declare a variable, not read it)."""
+    names = set()
+    for top in ("roles", "playbooks", "plugins"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith((".yml", ".yaml", ".py", ".j2")) and "meta" not in base.split(os.sep):
+                    with open(os.path.join(base, name)) as f:
+                        text = f.read()
+                    if base.split(os.sep)[-1] == "defaults":
+                        text = re.sub(r"(?m)^vmguard_\w+:", "", text)
+                    names.update(re.findall(r"\bvmguard_[a-z0-9_]*[a-z0-9]\b", text))
+    return names
+
+
+def documented_but_unread(texts, read):
+    """The `vmguard_*` variables ``texts`` (name -> text) name in backquotes that nothing in ``read`` is."""
+    out = []
+    for where, text in sorted(texts.items()):
+        for var in sorted(set(re.findall(r"`(vmguard_[a-z0-9_]*[a-z0-9])`", text))):
+            if var not in read:
+                out.append("%s names `%s`, which no role, playbook or plugin reads" % (where, var))
+    return out
+
+
+def test_every_variable_the_docs_name_exists():
+    """A variable named in the docs that nothing reads is a toggle that does nothing: DESIGN.md named a
+    `vmguard_ledger_dir` and a `vmguard_mgmt_networks` no code ever read (the ledger dir and the management networks
+    are other variables), so setting them changed nothing."""
+    texts = {}
+    for rel in ["README.md", "docs/DESIGN.md", "docs/CATALOG.md", "docs/RELIABILITY.md"] + [
+            "roles/%s/README.md" % r for r in ROLES]:
+        if os.path.exists(os.path.join(ROOT, rel)):
+            with open(os.path.join(ROOT, rel)) as f:
+                texts[rel] = f.read()
+    read = _read_variables()
+    assert not documented_but_unread(texts, read), "\n".join(documented_but_unread(texts, read))
+    assert documented_but_unread({"x.md": "set `vmguard_nothing_reads_this` and `vmguard_guest_mode`"}, read) == [
+        "x.md names `vmguard_nothing_reads_this`, which no role, playbook or plugin reads"]
