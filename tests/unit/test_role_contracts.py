@@ -375,3 +375,44 @@ def test_every_variable_the_docs_name_exists():
     assert not documented_but_unread(texts, read), "\n".join(documented_but_unread(texts, read))
     assert documented_but_unread({"x.md": "set `vmguard_nothing_reads_this` and `vmguard_guest_mode`"}, read) == [
         "x.md names `vmguard_nothing_reads_this`, which no role, playbook or plugin reads"]
+
+
+SPEC_TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict, "float": (int, float)}
+
+
+def spec_default_problems(options, defaults):
+    """Defaults the role's own argument spec would refuse or convert: a value of another type (an "int" default
+    written as a string, a "bool" one as "yes"), outside its choices, or a list element of another type. A templated
+    default (a Jinja expression) is judged at run time only. Equal default and spec values (the check above) do not
+    find these: both sides can carry the same wrong value."""
+    out = []
+    for name, spec in sorted(options.items()):
+        value = defaults.get(name)
+        if value is None or isinstance(value, str) and "{{" in value:
+            continue
+        kind = SPEC_TYPES.get(spec.get("type", "str"))
+        if kind is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
+            out.append("%s: default %r is not of type %s" % (name, value, spec.get("type", "str")))
+        elif "choices" in spec and value not in spec["choices"]:
+            out.append("%s: default %r is not one of its choices %s" % (name, value, spec["choices"]))
+        elif isinstance(value, list) and spec.get("elements") in SPEC_TYPES:
+            bad = [e for e in value if not isinstance(e, SPEC_TYPES[spec["elements"]])]
+            if bad:
+                out.append("%s: element(s) %r are not of type %s" % (name, bad, spec["elements"]))
+    return out
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_defaults_have_their_type_and_choices(role):
+    options = load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    problems = spec_default_problems(options, load(role, "defaults", "main.yml") or {})
+    assert not problems, "\n".join(problems)
+
+
+def test_spec_default_check_finds_offenders():
+    options = {"a": {"type": "int"}, "b": {"type": "bool"}, "c": {"type": "str", "choices": ["x", "y"]},
+               "d": {"type": "list", "elements": "int"}, "e": {"type": "int"}, "f": {"type": "str"}}
+    defaults = {"a": "120", "b": "yes", "c": "z", "d": [22, "80"], "e": "{{ other | int }}", "f": "fine"}
+    assert spec_default_problems(options, defaults) == [
+        "a: default '120' is not of type int", "b: default 'yes' is not of type bool",
+        "c: default 'z' is not one of its choices ['x', 'y']", "d: element(s) ['80'] are not of type int"]
