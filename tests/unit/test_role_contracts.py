@@ -320,8 +320,8 @@ def test_the_guest_firewall_unit_follows_every_nftables_ruleset_load():
 
 
 def test_every_role_writes_the_ledger_the_audit_reads():
-    """The watcher (revert events, RB-05/RB-11), the start gate (VIS-04) and the guest's ledger step write the ledger the
-    audit reads: three variables with the same literal default split as soon as one was set (a watcher writing revert
+    """The watcher (revert events, RB-05/RB-11), the start gate (VIS-04) and the guest's ledger step write the ledger
+    the audit reads: three variables with the same literal default split as soon as one was set (a watcher writing revert
     events where the audit does not look leaves RB-05 blind; a gate reading an empty directory lets every dormant domain
     start as "never hardened"). The hypervisor's and the guest's follow the audit's."""
     import jinja2

@@ -78,7 +78,8 @@ def test_vis03_without_libvirts_pid_one_domain_accounts_for_one_process():
     twins = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4200, "web1", web["uuid"], uid=0, user="root")]
     f = vis03([web], twins)
     assert f["status"] == "fail" and f["evidence"]["processes"] == [
-        "pid 4100 (web1), one of 2 claiming running domain web1", "pid 4200 (web1), one of 2 claiming running domain web1"]
+        "pid 4100 (web1), one of 2 claiming running domain web1",
+        "pid 4200 (web1), one of 2 claiming running domain web1"]
     # A claim whose name and UUID name different domains (or whose UUID is not its named domain's) is no claim.
     mail = E.domain("mail1", "mail", pid=None)
     mixed = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4300, "mail1", mail["uuid"]),

@@ -56,9 +56,9 @@ def vis02(ctx, guest):
         return fail("domain %s does not exist on %s" % (v["domain"], hv))
     others = [g for g in _claimants(ctx).get((hv, v["domain"]), []) if g != guest]
     if others:
-        return fail("%s/%s is declared by %s too: one domain is one inventory guest (either one VM is in the inventory "
-                    "twice, or one of them reaches a machine that is not this domain and its evidence is taken for it)" % (
-                        hv, v["domain"], ", ".join(others)), guests=sorted([guest] + others))
+        return fail("%s/%s is declared by %s too: one domain is one inventory guest (either one VM is in the "
+                    "inventory twice, or one of them reaches a machine that is not this domain and its evidence is "
+                    "taken for it)" % (hv, v["domain"], ", ".join(others)), guests=sorted([guest] + others))
     return ok("exists as %s/%s" % (hv, v["domain"]))
 
 
