@@ -21,8 +21,13 @@ description:
     units, and the socket units that trigger them, are disabled, masked and stopped (ISO-01).
   - The management SSH server is never touched - C(ssh.service), C(sshd.service), their socket units and
     every unit listening on a TCP O(management_ports) port.
+  - Nor are the units that bring up the guest's network - C(networking.service), C(ifup@*.service),
+    C(systemd-networkd), C(NetworkManager), C(dhcpcd) and the like. Stopping one deconfigures the interfaces (and
+    masking keeps them down after a reboot), cutting off the management connection; their DHCP clients hold
+    sockets of their own (ISC dhclient binds a random UDP port besides 68).
   - A listener that cannot be closed by stopping a unit (its process runs in a login session's scope or
-    in no unit, it is the SSH server's, no process holds it) is listed in C(unmanaged) with the reason,
+    in no unit, it is the SSH server's or the network configuration's, no process holds it) is listed in
+    C(unmanaged) with the reason,
     and the module fails naming it unless O(fail_on_unmanaged=false) - never a silent pass.
   - Only the system manager's own service and socket units are acted on, the first unit below the cgroup root's
     slices (C(/system.slice/nginx.service)). A process under C(user.slice) (a user's own systemd manager

@@ -18,7 +18,8 @@ rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the servi
      "Stop, disable and mask what listens outside the service's ports (plus management).",
      remediated_by=Remediation("service_lockdown", "disable, mask and stop the systemd units (and their triggering sockets) "
                                "whose processes listen outside the service's ports, management and DHCP client ports; never "
-                               "the management SSH server; a listener in no unit is reported as not enforced"))
+                               "the management SSH server nor the units that bring up the guest's network; a listener in no "
+                               "unit, or in one of those, is reported as not enforced"))
 rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
      "Give each service its own network or bridge; only the declared management network may be shared.",
      remediated_by=Remediation("domain_policy", "move service interfaces on a segment shared with another service to the "

@@ -140,6 +140,24 @@ def test_the_unit_on_a_management_port_is_protected_whatever_its_name(tmp_path):
         (e["listener"], e["reason"]) for e in d["unmanaged"]]
 
 
+def test_the_units_that_bring_up_the_network_are_never_stopped(tmp_path):
+    """ISC dhclient, run by ifupdown in ifup@<if>.service, binds a random UDP port besides 68: stopping, disabling and
+    masking that unit (as the lockdown did) runs ifdown, releases the lease and keeps the interface down after a
+    reboot - the management connection with it. Such a listener is unmanaged (not enforced), its unit untouched."""
+    procs = [p if p[0] != 801 else (801, "dhclient", "0::/system.slice/ifup@enp1s0.service\n", ["4001", "4002"])
+             for p in PROCS]
+    found = lockdown.scan(proc_tree(tmp_path, procs=procs, udp=UDP + [("00000000:A0F2", "4002")]),
+                          lockdown.parse_list_sockets(LIST_SOCKETS))
+    d = lockdown.decide(found, [80, 443, 22], [68, 546], [22])
+    assert sorted(d["stop"]) == ["app.service", "rpcbind.service", "rpcbind.socket"]  # not ifup@enp1s0.service
+    assert ("udp/41202 0.0.0.0 dhclient", "belongs to the guest's network configuration (ifup@enp1s0.service): "
+            "stopping it takes the guest and its management connection off the network, never stopped") in [
+        (e["listener"], e["reason"]) for e in d["unmanaged"]]
+    for unit in ("networking.service", "systemd-networkd.service", "NetworkManager.service", "dhcpcd@eth0.service"):
+        assert lockdown.network_unit(unit)
+    assert not lockdown.network_unit("nginx.service") and not lockdown.network_unit("ifupdown-hook.timer")
+
+
 def test_a_guest_within_its_allow_list_needs_nothing(tmp_path):
     found = [s for s in scan(tmp_path) if s["port"] in (22, 443, 68, 5432)]
     assert lockdown.decide(found, [80, 443, 22], [68, 546], [22]) == {"stop": {}, "unmanaged": [], "protected": [
