@@ -4,16 +4,18 @@
 """Semantic evaluation of an `nft -j list ruleset` document (standard library only, Python 3.6+).
 
 Question answered: which NEW inbound connections, to which TCP/UDP ports, does the ruleset accept
-from a source outside the management networks arriving on a non-loopback interface?
+from a source outside the management networks arriving on a non-loopback interface? And does it
+accept any other protocol (ICMP aside)?
 
 Method: probe packets. For IPv4 and IPv6 and for TCP and UDP, one probe per elementary port
 interval (every port value the ruleset mentions, and one port of each gap between them, so a
 port mentioned nowhere stands for all the others) is pushed through every base chain hooked at
 `input` (families ip, ip6, inet; a dormant table's chains hook nothing; priority order; drop/reject
 anywhere is final, accept ends only that base chain). Each match is tri-state (true / false /
-maybe). A "maybe" forks the path: the rule may match and may not. Anything this evaluator does
-not understand is a "maybe", which is the sound side for security: an accept rule with an unknown
-match may expose, a drop rule with one may not protect.
+maybe). A "maybe" forks the path: the rule may match and may not. Protocols other than TCP and UDP
+get one probe each, ports unknown (l4_probes); what accepts them is listed in open_any. Anything
+this evaluator does not understand is a "maybe", which is the sound side for security: an accept
+rule with an unknown match may expose, a drop rule with one may not protect.
 
 The probe: ct state new (or untracked where a notrack rule before connection tracking may take it out of
 tracking: _untracked_paths), no ct status bits (a probe a dnat or redirect rule before input may
@@ -46,10 +48,18 @@ L4_NUMBERS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "dccp": 33, "gre": 47, 
 SERVICES = {"ssh": 22, "smtp": 25, "domain": 53, "http": 80, "https": 443, "submission": 587,
             "imaps": 993, "bootps": 67, "bootpc": 68, "dhcpv6-client": 546, "dhcpv6-server": 547,
             "postgresql": 5432, "mysql": 3306}
-# Payload protocols that imply the probe's L3/L4 header.
+# Payload protocols that imply the probe's L3/L4 header (an L4 one: a probe of that protocol; `th`, the transport
+# header, reads the ports of whatever protocol follows, see _payload).
 L3_DEPS = {"ip": "ipv4", "ip6": "ipv6"}
-L4_DEPS = {"tcp": ("tcp",), "udp": ("udp",), "th": ("tcp", "udp"), "sctp": (), "dccp": (), "udplite": (),
-           "icmp": (), "icmpv6": (), "igmp": (), "esp": (), "ah": (), "comp": (), "arp": ()}
+L4_DEPS = ("tcp", "udp", "th", "sctp", "dccp", "udplite", "icmp", "icmpv6", "igmp", "esp", "ah", "comp", "arp")
+# Transport protocols with ports where `th dport` reads them.
+PORTED = ("tcp", "udp", "sctp", "dccp", "udplite")
+# Inbound protocols other than TCP and UDP: one probe each (ports unknown) for SCTP, DCCP, UDP-Lite, every protocol
+# the ruleset names in an L4 protocol match, and OTHER_L4 (RFC 3692's experimental number, which no ruleset names:
+# it stands for every protocol named nowhere). ICMP and ICMPv6 are not probed: every policy answers them.
+EXTRA_L4 = (132, 33, 136)
+OTHER_L4 = 253
+NOT_PROBED_L4 = (1, 6, 17, 58)
 UNQUALIFIED_META = ("iif", "iifname", "oif", "oifname", "iiftype", "oiftype", "iifgroup", "oifgroup")
 NAT_STATEMENTS = ("snat", "dnat", "masquerade", "redirect")
 LOOPBACK = (ipaddress.ip_network(u"127.0.0.0/8"), ipaddress.ip_network(u"::1/128"))
@@ -229,9 +239,12 @@ def _chain_name(key):
 # Abstract values of the probe
 
 class Probe(object):
-    """``ct_state``: "new", or "untracked" for a packet a notrack statement took out of connection tracking."""
+    """``proto``: a name of L4_NUMBERS or a protocol number; ``port`` None where the protocol's ports are not probed
+    one by one. ``ct_state``: "new", or "untracked" for a packet a notrack statement took out of connection
+    tracking."""
     def __init__(self, nfproto, proto, port, mgmt, ct_state="new"):
         self.nfproto, self.proto, self.port, self.mgmt, self.ct_state = nfproto, proto, port, mgmt, ct_state
+        self.l4 = L4_NUMBERS.get(proto, proto)
 
 
 class Const(object):
@@ -301,20 +314,23 @@ def _payload(p, probe):
         if field == "saddr":
             return Saddr()
         if field in ("protocol", "nexthdr"):
-            return Const(L4_NUMBERS[probe.proto], "l4proto")
+            return Const(probe.l4, "l4proto")
         return Unknown()
     if proto in L4_DEPS:
-        if probe.proto not in L4_DEPS[proto]:
+        if proto == "th":
+            if probe.proto not in PORTED:
+                return Unknown()  # th has no protocol dependency: it reads whatever header follows
+        elif proto != probe.proto:
             return DepFail()
         if field == "dport":
-            return Const(probe.port, "port")
+            return Unknown() if probe.port is None else Const(probe.port, "port")
         return Unknown()
     return Unknown()
 
 
 def _meta(key, probe):
     if key == "l4proto":
-        return Const(L4_NUMBERS[probe.proto], "l4proto")
+        return Const(probe.l4, "l4proto")
     if key == "nfproto":
         return Const(probe.nfproto, "nfproto")
     if key == "protocol":
@@ -865,7 +881,7 @@ def evaluate(doc, management=None):
         mgmt = _mgmt_networks(management)
         walker = Walker(rs)
         intervals = port_intervals(rs)
-        opened, open_any, default_deny = set(), set(), True
+        opened, open_any, others, default_deny = set(), set(), set(), True
         for nfproto in ("ipv4", "ipv6"):
             bases = rs.base_chains(nfproto)
             for proto in PROTOS:
@@ -876,6 +892,13 @@ def evaluate(doc, management=None):
                     if paths and not mentioned:
                         default_deny = False
                     _collect(paths, proto, lo, hi, opened, open_any)
+            for number in l4_probes(rs):
+                name = L4_NAMES.get(number)
+                probe = Probe(nfproto, name or number, None, mgmt)
+                for _tags, descs in walker.run(probe, bases) + _translated_paths(rs, probe, bases):
+                    if "; then ".join(descs) not in open_any:  # a path TCP and UDP take too is listed once, as is
+                        others.add("%s %s: %s" % (nfproto, name or "protocol %d" % number, "; then ".join(descs)))
+        open_any.update(others)
     except NftError as e:
         return error_result(str(e))
     chains = rs.input_chains()
@@ -933,6 +956,59 @@ def _untracked_paths(walker, probe, bases):
         for tags, descs in walker.run(probe, bases):
             out.extend((tags | t, [why] + list(descs)) for t in hits)
     return list(dict.fromkeys((t, tuple(d)) for t, d in out))
+
+
+L4_NAMES = dict((n, name) for name, n in sorted(L4_NUMBERS.items(), reverse=True))
+
+
+def _l4_selector(left):
+    """Whether a match's left side is the packet's L4 protocol (meta l4proto, ip protocol, ip6 nexthdr)."""
+    if not isinstance(left, dict):
+        return False
+    if "meta" in left:
+        return (left["meta"] or {}).get("key") == "l4proto"
+    p = left.get("payload") or {}
+    return p.get("protocol") in L3_DEPS and p.get("field") in ("protocol", "nexthdr")
+
+
+def _l4_values(value, family, table, rs, out):
+    """Add the protocol numbers ``value`` (a match's right side or a vmap key) names to ``out``."""
+    value = _unwrap(value)
+    if isinstance(value, str) and value.startswith("@"):
+        for elem in rs.set_elems(family, table, value)[0]:
+            _l4_values(elem[0] if isinstance(elem, list) and len(elem) == 2 else elem, family, table, rs, out)
+    elif isinstance(value, dict) and "set" in value:
+        _l4_values(value["set"], family, table, rs, out)
+    elif isinstance(value, dict) and isinstance(value.get("range"), list):
+        for x in value["range"]:
+            _l4_values(x, family, table, rs, out)
+    elif isinstance(value, list):
+        for x in value:
+            _l4_values(x, family, table, rs, out)
+    else:
+        number = _norm_const(value, "l4proto")
+        if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= 255:
+            out.add(number)
+
+
+def l4_probes(rs):
+    """The protocol numbers probed besides TCP and UDP: EXTRA_L4, OTHER_L4 and each one an L4 protocol match or verdict
+    map of the ruleset names (a rule accepting `ip protocol 41` is seen only by a probe of protocol 41)."""
+    found = set(EXTRA_L4) | set([OTHER_L4])
+    for (family, table, _chain), rules in rs.rules.items():
+        for exprs in rules:
+            for e in exprs:
+                m = e.get("match") if isinstance(e, dict) else None
+                vm = e.get("vmap") if isinstance(e, dict) else None
+                if isinstance(m, dict) and _l4_selector(m.get("left")):
+                    _l4_values(m.get("right"), family, table, rs, found)
+                if isinstance(vm, dict) and _l4_selector(vm.get("key")):
+                    data = vm.get("data")
+                    pairs = data.get("set") if isinstance(data, dict) else data
+                    for pair in (pairs if isinstance(pairs, list) else [pairs]):
+                        _l4_values(pair[0] if isinstance(pair, list) and len(pair) == 2 else pair, family, table, rs,
+                                   found)
+    return sorted(found - set(NOT_PROBED_L4))
 
 
 def _open_list(opened):

@@ -386,3 +386,30 @@ def test_translated_packets_are_not_judged_by_input_alone():
     out = ("ip", "nat", "out", "output", -100, "accept", [[m(dport(), 2222), {"dnat": {"addr": "172.17.0.2"}}]])
     fw = ev(out, inet_input([[m(dport(), 22), ACCEPT]]))
     assert fw["open"] == tcp(22) and fw["default_deny"] is True
+
+
+def test_protocols_other_than_tcp_and_udp_are_probed():
+    """Only TCP and UDP were probed: a ruleset with policy drop accepting every SCTP association (or IPv6-in-IPv4,
+    GRE, ESP...) was default-deny with nothing open. SCTP, DCCP, UDP-Lite, every protocol an L4 protocol match names
+    and one no rule names are probed once each (ports unknown); ICMP is not (every policy answers it)."""
+    rules = [[m(meta("l4proto"), "sctp"), ACCEPT],
+             [m({"payload": {"protocol": "ip", "field": "protocol"}}, 41), ACCEPT],
+             [m(meta("l4proto"), {"set": ["icmp", "ipv6-icmp"]}), ACCEPT], [m(dport(), 22), ACCEPT]]
+    fw = ev(inet_input(rules))
+    assert fw["open"] == tcp(22) and fw["default_deny"] is True
+    assert fw["open_any"] == ["ipv4 protocol 41: inet filter input: ip protocol 41 accept",
+                              "ipv4 sctp: inet filter input: meta l4proto sctp accept",
+                              "ipv6 sctp: inet filter input: meta l4proto sctp accept"]
+    assert iso10_status(fw)["status"] == "fail"
+    # `th dport` reads the ports of any transport protocol; `meta l4proto != tcp` accepts every other one.
+    fw = ev(inet_input([[m({"payload": {"protocol": "th", "field": "dport"}}, 5000), ACCEPT],
+                        [m(meta("l4proto"), "tcp", op="!="), m(meta("l4proto"), "udp", op="!="), ACCEPT]]))
+    assert "ipv4 sctp: inet filter input: th dport 5000 accept" in fw["open_any"]
+    assert "ipv6 protocol 253: inet filter input: meta l4proto != tcp meta l4proto != udp accept" in fw["open_any"]
+    # A protocol named only in a named set or a verdict map keyed by protocol is probed too.
+    fw = ev(inet_input([[{"vmap": {"key": meta("l4proto"), "data": {"set": [["gre", ACCEPT], ["tcp", DROP]]}}}],
+                        [m(meta("l4proto"), "@tunnels"), ACCEPT]]),
+            sets=[("inet", "filter", {"name": "tunnels", "type": "inet_proto", "elem": [47, 50]})])
+    assert [a.split(":")[0] for a in fw["open_any"]] == ["ipv4 esp", "ipv4 gre", "ipv6 esp", "ipv6 gre"]
+    # The guest's own policy: ICMP only besides its TCP and UDP ports.
+    assert guestscan.firewall(fixture("vmguard-web"))["open_any"] == []
