@@ -62,6 +62,9 @@ OTHER_L4 = 253
 NOT_PROBED_L4 = (1, 6, 17, 58)
 UNQUALIFIED_META = ("iif", "iifname", "oif", "oifname", "iiftype", "oiftype", "iifgroup", "oifgroup")
 NAT_STATEMENTS = ("snat", "dnat", "masquerade", "redirect")
+# iptables-nft targets (xt expressions) that untrack or translate a packet before input.
+XT_NOTRACK = ("NOTRACK", "CT")
+XT_TRANSLATE = ("DNAT", "REDIRECT", "NETMAP")
 LOOPBACK = (ipaddress.ip_network(u"127.0.0.0/8"), ipaddress.ip_network(u"::1/128"))
 
 
@@ -131,11 +134,16 @@ class Ruleset(object):
                         self.dynamic_sets.add((key[0], key[1], name.lstrip("@")))
 
     def _note_notrack(self, key, exprs):
+        """Record a rule that takes packets out of connection tracking or translates their destination before input:
+        nft's own statements, and the same targets of iptables-nft's rules (xt targets: NOTRACK, CT, whose
+        options nft -j does not show, counted as a notrack; DNAT, REDIRECT, NETMAP)."""
         for i, e in enumerate(exprs):
-            if isinstance(e, dict) and "notrack" in e:
+            xt = e.get("xt") if isinstance(e, dict) and isinstance(e.get("xt"), dict) else {}
+            target = xt.get("name") if xt.get("type") == "target" else None
+            if isinstance(e, dict) and "notrack" in e or target in XT_NOTRACK:
                 self.notrack.append((key, exprs[:i]))
                 return
-            if isinstance(e, dict) and ("dnat" in e or "redirect" in e):
+            if isinstance(e, dict) and ("dnat" in e or "redirect" in e) or target in XT_TRANSLATE:
                 self.translated.append((key, exprs[:i], e))
                 return
 

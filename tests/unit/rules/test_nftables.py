@@ -413,3 +413,15 @@ def test_protocols_other_than_tcp_and_udp_are_probed():
     assert [a.split(":")[0] for a in fw["open_any"]] == ["ipv4 esp", "ipv4 gre", "ipv6 esp", "ipv6 gre"]
     # The guest's own policy: ICMP only besides its TCP and UDP ports.
     assert guestscan.firewall(fixture("vmguard-web"))["open_any"] == []
+
+
+def test_iptables_nft_targets_that_untrack_or_translate_count_too():
+    """iptables-nft writes its DNAT, REDIRECT and NOTRACK targets as xt expressions: docker's published port
+    (-j DNAT in the nat table's PREROUTING) was as invisible as before native dnat was followed."""
+    pre = ("ip", "nat", "PREROUTING", "prerouting", -100, "accept",
+           [[m(dport(), 8080), {"counter": None}, {"xt": {"type": "target", "name": "DNAT"}}]])
+    raw = ("ip", "raw", "PREROUTING", "prerouting", -300, "accept",
+           [[m(dport("udp"), 5353), {"xt": {"type": "target", "name": "CT"}}]])
+    untracked = [m(CT_NEW, ["established", "related", "untracked"], op="in"), ACCEPT]
+    fw = ev(pre, raw, ("ip", "filter", "INPUT", "input", 0, "drop", [untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 8080) + udp(5353)
