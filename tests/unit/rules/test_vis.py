@@ -133,6 +133,26 @@ def test_vis06_expiry():
     assert E.run("VIS-06", E.fleet([d]))[0]["status"] == "error"
 
 
+def test_vis06_an_inventory_expiry_earlier_than_the_metadatas_counts():
+    """The VIS-05 fixer copies vmguard_expires only into a domain without an expiry: one shortened in the inventory
+    stayed behind the domain's later metadata date, and the expired VM passed."""
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    assert E.run("VIS-06", ev)[0]["status"] == "pass"  # metadata 2027-06-30, no inventory expiry
+    ev["guests"]["web1"]["vars"]["expires"] = "2026-01-31"
+    f = E.run("VIS-06", ev)[0]
+    assert f["status"] == "fail" and f["message"] == "expired on 2026-01-31 (vmguard_expires of web1)"
+    ev["guests"]["web1"]["vars"]["expires"] = "2028-01-01"  # later than the metadata: the metadata's date counts
+    assert E.run("VIS-06", ev)[0]["message"] == "expires 2027-06-30"
+    ev["guests"]["web1"]["vars"]["expires"] = "soon"
+    f = E.run("VIS-06", ev)[0]
+    assert f["status"] == "error" and "in vmguard_expires of web1" in f["message"]
+    # A domain without metadata expiry: the inventory's alone is judged.
+    d = E.domain("web1", replace={"<vmguard:expires>2027-06-30</vmguard:expires>": ""})
+    ev = E.fleet([d], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    ev["guests"]["web1"]["vars"]["expires"] = "2026-01-31"
+    assert E.run("VIS-06", ev)[0]["status"] == "fail"
+
+
 def test_vis06_trailing_garbage_is_unparsable_not_a_date():
     f = E.run("VIS-06", E.fleet([E.domain(replace={"2027-06-30": "2099-01-01garbage"})]))[0]
     assert f["status"] == "error" and "unparsable expiry" in f["message"]

@@ -200,16 +200,28 @@ def vis05(ctx, hd):
 
 @check("VIS-06", "domain")
 def vis06(ctx, hd):
-    exp = collected(hd[1], "metadata", "domain metadata").get("expires")
-    if not exp:
+    """The earliest of the domain's metadata expiry and its inventory guest's vmguard_expires: the VIS-05 fixer writes
+    the inventory's only into a domain without one, so an expiry shortened in the inventory (the VM's retirement
+    decided) never reached a domain that already had a later one, and the domain passed as not expired."""
+    hv, d = hd
+    guest = ctx.guest_of_domain(hv, d)
+    inventory = (ctx.guests[guest].get("vars") or {}).get("expires") if guest else None
+    declared = [("the domain's metadata", collected(d, "metadata", "domain metadata").get("expires")),
+                ("vmguard_expires of %s" % guest, inventory)]
+    days = []
+    for source, exp in declared:
+        if not exp:
+            continue
+        try:
+            days.append((parse_date(exp), source))
+        except ValueError:
+            return error("unparsable expiry %r in %s (expected YYYY-MM-DD)" % (exp, source))
+    if not days:
         return na("no expiry set (VIS-05 reports it)")
-    try:
-        day = parse_date(exp)
-    except ValueError:
-        return error("unparsable expiry %r (expected YYYY-MM-DD)" % exp)
+    day, source = min(days)
     today = utc(ctx.now).date()
     if day < today:
-        return fail("expired on %s" % day.isoformat(), expires=day.isoformat())
+        return fail("expired on %s (%s)" % (day.isoformat(), source), expires=day.isoformat())
     return ok("expires %s" % day.isoformat(), expires=day.isoformat())
 
 
