@@ -46,9 +46,9 @@ SOCKET_TYPES = {"Stream": "tcp", "Datagram": "udp"}
 
 
 def listeners(root="/"):
-    """[{proto, address, port, inode}] of TCP sockets in LISTEN and bound UDP sockets (guestscan.listening's
-    selection, with the socket inode that ties each to its processes)."""
-    out = []
+    """[{proto, address, port, inode}] of TCP sockets in LISTEN, bound UDP sockets and SCTP endpoints
+    (guestscan.listening's selection, with the socket inode that ties each to its processes)."""
+    out = [dict(proto="sctp", address=a, port=port, inode=inode) for a, port, inode in guestscan.sctp_endpoints(root)]
     for name, v6 in (("tcp", False), ("tcp6", True), ("udp", False), ("udp6", True)):
         text = guestscan._read(root, "/proc/net/" + name)  # pylint: disable=protected-access
         for line in (text or "").splitlines()[1:]:
