@@ -14,7 +14,7 @@ short_description: Stop, disable and mask the systemd units that listen outside 
 version_added: "0.1.0"
 description:
   - Reads the guest's listening sockets as M(vmguard.hardening.guest_facts) does (TCP in LISTEN, bound UDP,
-    from C(/proc/net)), keeps the loopback ones, those on O(allowed_ports) and UDP sockets on O(client_ports)
+    SCTP endpoints, from C(/proc/net)), keeps the loopback ones, those on O(allowed_ports) and UDP sockets on O(client_ports)
     (DHCP clients), and for every other listener finds the systemd unit of each process holding it
     (C(/proc/<pid>/fd) to the socket, C(/proc/<pid>/cgroup) to the unit; a socket held by PID 1 belongs to
     the socket unit C(systemctl list-sockets) names, which is stopped with the units it activates). Those
