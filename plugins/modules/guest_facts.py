@@ -16,7 +16,8 @@ description:
   - Returns what the vmguard guest rules read - digests of the machine-id and the systemd random
     seed, SSH host key fingerprints, accounts with their lock state and a digest of their password
     hash, listening sockets with their processes, enabled and masked systemd units (read from the
-    unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them), installed
+    unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them; the masks
+    in /run apart, as C(masked_runtime) - gone at the next boot), installed
     package versions, the nftables ruleset digest and inbound posture, selected sysctl values,
     the vmguard epoch and the image lineage record.
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
@@ -76,6 +77,7 @@ evidence:
     services:
       enabled: [ssh.service]
       masked: [apt-daily.timer]
+      masked_runtime: []
     firewall:
       digest: 3a4b...
       error: null

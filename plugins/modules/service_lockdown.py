@@ -14,15 +14,20 @@ short_description: Stop, disable and mask the systemd units that listen outside 
 version_added: "0.1.0"
 description:
   - Reads the guest's listening sockets as M(vmguard.hardening.guest_facts) does (TCP in LISTEN, bound UDP,
-    from C(/proc/net)), keeps the loopback ones, those on O(allowed_ports) and UDP sockets on O(client_ports)
+    SCTP endpoints, from C(/proc/net)), keeps the loopback ones, those on O(allowed_ports) and UDP sockets on O(client_ports)
     (DHCP clients), and for every other listener finds the systemd unit of each process holding it
     (C(/proc/<pid>/fd) to the socket, C(/proc/<pid>/cgroup) to the unit; a socket held by PID 1 belongs to
     the socket unit C(systemctl list-sockets) names, which is stopped with the units it activates). Those
     units, and the socket units that trigger them, are disabled, masked and stopped (ISO-01).
   - The management SSH server is never touched - C(ssh.service), C(sshd.service), their socket units and
     every unit listening on a TCP O(management_ports) port.
+  - Nor are the units that bring up the guest's network - C(networking.service), C(ifup@*.service),
+    C(systemd-networkd), C(NetworkManager), C(dhcpcd) and the like. Stopping one deconfigures the interfaces (and
+    masking keeps them down after a reboot), cutting off the management connection; their DHCP clients hold
+    sockets of their own (ISC dhclient binds a random UDP port besides 68).
   - A listener that cannot be closed by stopping a unit (its process runs in a login session's scope or
-    in no unit, it is the SSH server's, no process holds it) is listed in C(unmanaged) with the reason,
+    in no unit, it is the SSH server's or the network configuration's, no process holds it) is listed in
+    C(unmanaged) with the reason,
     and the module fails naming it unless O(fail_on_unmanaged=false) - never a silent pass.
   - Only the system manager's own service and socket units are acted on, the first unit below the cgroup root's
     slices (C(/system.slice/nginx.service)). A process under C(user.slice) (a user's own systemd manager

@@ -301,3 +301,131 @@ def test_the_audit_preflight_checks_every_setting_the_evaluation_validates():
     assert args("evaluate.yml") - own <= args("preflight.yml"), sorted(args("evaluate.yml") - own - args("preflight.yml"))
     specs = load("audit", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
     assert specs["vmguard_audit_fail_on"]["choices"] == ["low", "medium", "high", "critical"]
+
+
+def _unit_file(text):
+    """{(section, key): [values]} of a systemd unit file's text."""
+    out, section = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line and not line.startswith(("#", ";")):
+            key, value = line.split("=", 1)
+            out.setdefault((section, key.strip()), []).append(value.strip())
+    return out
+
+
+def test_the_guest_firewall_unit_follows_every_nftables_ruleset_load():
+    """nftables.service loads /etc/nftables.conf, which starts with "flush ruleset" (Debian's), at start, restart and
+    reload: table inet vmguard is gone after each unless vmguard-firewall.service loads it again after it. PartOf=
+    propagates stop and restart only: `systemctl reload nftables` left the guest without its table until the reboot."""
+    tasks = load("guest", "tasks", "firewall.yml")
+    (unit,) = [t["ansible.builtin.copy"] for t in tasks
+               if (t.get("ansible.builtin.copy") or {}).get("dest") == "/etc/systemd/system/vmguard-firewall.service"]
+    u = _unit_file(unit["content"])
+    assert u[("Unit", "After")] == ["nftables.service"]
+    assert u[("Unit", "PartOf")] == ["nftables.service"]
+    assert u[("Unit", "ReloadPropagatedFrom")] == ["nftables.service"]
+    assert u[("Service", "ExecStart")] == u[("Service", "ExecReload")] == ["/usr/sbin/nft -f /etc/vmguard/firewall.nft"]
+    persisted = [t["vmguard.hardening.guest_firewall"] for t in tasks if "vmguard.hardening.guest_firewall" in t]
+    assert all("path" not in args for args in persisted)  # the module's default path is the file the unit loads
+
+
+def test_every_role_writes_the_ledger_the_audit_reads():
+    """The watcher (revert events, RB-05/RB-11), the start gate (VIS-04) and the guest's ledger step write the ledger
+    the audit reads: three variables with the same literal default split as soon as one was set (a watcher writing revert
+    events where the audit does not look leaves RB-05 blind; a gate reading an empty directory lets every dormant domain
+    start as "never hardened"). The hypervisor's and the guest's follow the audit's."""
+    import jinja2
+    audit = load("audit", "defaults", "main.yml")["vmguard_audit_ledger_dir"]
+    env = jinja2.Environment()
+    for role, var in (("hypervisor", "vmguard_hypervisor_ledger_dir"), ("guest", "vmguard_guest_ledger_dir")):
+        template = env.from_string(load(role, "defaults", "main.yml")[var])
+        assert template.render() == audit
+        assert template.render(vmguard_audit_ledger_dir="/srv/vmguard/ledger") == "/srv/vmguard/ledger"
+    with open(os.path.join(ROOT, "docs", "DESIGN.md")) as f:
+        assert "vmguard_ledger_dir" not in f.read()  # a variable nothing reads
+
+
+def _read_variables():
+    """Every vmguard_* name the collection's roles, playbooks and plugins read: mentioned outside their documentation
+    (meta/) and outside the keys of the roles' defaults (which declare a variable, not read it)."""
+    names = set()
+    for top in ("roles", "playbooks", "plugins"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith((".yml", ".yaml", ".py", ".j2")) and "meta" not in base.split(os.sep):
+                    with open(os.path.join(base, name)) as f:
+                        text = f.read()
+                    if base.split(os.sep)[-1] == "defaults":
+                        text = re.sub(r"(?m)^vmguard_\w+:", "", text)
+                    names.update(re.findall(r"\bvmguard_[a-z0-9_]*[a-z0-9]\b", text))
+    return names
+
+
+def documented_but_unread(texts, read):
+    """The `vmguard_*` variables ``texts`` (name -> text) name in backquotes that nothing in ``read`` is."""
+    out = []
+    for where, text in sorted(texts.items()):
+        for var in sorted(set(re.findall(r"`(vmguard_[a-z0-9_]*[a-z0-9])`", text))):
+            if var not in read:
+                out.append("%s names `%s`, which no role, playbook or plugin reads" % (where, var))
+    return out
+
+
+def test_every_variable_the_docs_name_exists():
+    """A variable named in the docs that nothing reads is a toggle that does nothing: DESIGN.md named a
+    `vmguard_ledger_dir` and a `vmguard_mgmt_networks` no code ever read (the ledger dir and the management networks
+    are other variables), so setting them changed nothing."""
+    texts = {}
+    for rel in ["README.md", "docs/DESIGN.md", "docs/CATALOG.md", "docs/RELIABILITY.md"] + [
+            "roles/%s/README.md" % r for r in ROLES]:
+        if os.path.exists(os.path.join(ROOT, rel)):
+            with open(os.path.join(ROOT, rel)) as f:
+                texts[rel] = f.read()
+    read = _read_variables()
+    assert not documented_but_unread(texts, read), "\n".join(documented_but_unread(texts, read))
+    assert documented_but_unread({"x.md": "set `vmguard_nothing_reads_this` and `vmguard_guest_mode`"}, read) == [
+        "x.md names `vmguard_nothing_reads_this`, which no role, playbook or plugin reads"]
+
+
+SPEC_TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict, "float": (int, float)}
+
+
+def spec_default_problems(options, defaults):
+    """Defaults the role's own argument spec would refuse or convert: a value of another type (an "int" default
+    written as a string, a "bool" one as "yes"), outside its choices, or a list element of another type. A templated
+    default (a Jinja expression) is judged at run time only. Equal default and spec values (the check above) do not
+    find these: both sides can carry the same wrong value."""
+    out = []
+    for name, spec in sorted(options.items()):
+        value = defaults.get(name)
+        if value is None or isinstance(value, str) and "{{" in value:
+            continue
+        kind = SPEC_TYPES.get(spec.get("type", "str"))
+        if kind is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
+            out.append("%s: default %r is not of type %s" % (name, value, spec.get("type", "str")))
+        elif "choices" in spec and value not in spec["choices"]:
+            out.append("%s: default %r is not one of its choices %s" % (name, value, spec["choices"]))
+        elif isinstance(value, list) and spec.get("elements") in SPEC_TYPES:
+            bad = [e for e in value if not isinstance(e, SPEC_TYPES[spec["elements"]])]
+            if bad:
+                out.append("%s: element(s) %r are not of type %s" % (name, bad, spec["elements"]))
+    return out
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_defaults_have_their_type_and_choices(role):
+    options = load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    problems = spec_default_problems(options, load(role, "defaults", "main.yml") or {})
+    assert not problems, "\n".join(problems)
+
+
+def test_spec_default_check_finds_offenders():
+    options = {"a": {"type": "int"}, "b": {"type": "bool"}, "c": {"type": "str", "choices": ["x", "y"]},
+               "d": {"type": "list", "elements": "int"}, "e": {"type": "int"}, "f": {"type": "str"}}
+    defaults = {"a": "120", "b": "yes", "c": "z", "d": [22, "80"], "e": "{{ other | int }}", "f": "fine"}
+    assert spec_default_problems(options, defaults) == [
+        "a: default '120' is not of type int", "b: default 'yes' is not of type bool",
+        "c: default 'z' is not one of its choices ['x', 'y']", "d: element(s) ['80'] are not of type int"]

@@ -22,6 +22,7 @@ __metaclass__ = type
 import base64
 import errno
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -362,10 +363,33 @@ def _socket_owners(root="/"):
                 for inode, pids in socket_pids(root).items())
 
 
-def listening(root="/"):
-    """TCP sockets in LISTEN and bound UDP sockets, with the owning process name."""
-    owners = _socket_owners(root)
+def sctp_endpoints(root="/"):
+    """[(address, port, socket inode)] of the SCTP endpoints in /proc/net/sctp/eps (none when the sctp module is not
+    loaded: then no SCTP socket exists). Columns ENDPT SOCK STY SST HBKT LPORT UID INODE LADDRS...; of a multi-homed
+    endpoint's addresses the first that is not loopback stands for it (0.0.0.0 or :: when bound to every address)."""
     out = []
+    for line in (_read(root, "/proc/net/sctp/eps") or "").splitlines()[1:]:
+        f = line.split()
+        if len(f) < 9 or not f[5].isdigit():
+            continue
+        addrs = f[8:]
+        exposed = [a for a in addrs if not _is_loopback_text(a)]
+        out.append(((exposed or addrs)[0], int(f[5]), f[7]))
+    return out
+
+
+def _is_loopback_text(address):
+    try:
+        return ipaddress.ip_address(u"%s" % address).is_loopback
+    except ValueError:
+        return False
+
+
+def listening(root="/"):
+    """TCP sockets in LISTEN, bound UDP sockets and SCTP endpoints, with the owning process name."""
+    owners = _socket_owners(root)
+    out = [dict(proto="sctp", address=a, port=port, process=owners.get(inode))
+           for a, port, inode in sctp_endpoints(root)]
     for proto, v6 in (("tcp", False), ("tcp6", True), ("udp", False), ("udp6", True)):
         text = _read(root, "/proc/net/" + proto)
         if not text:

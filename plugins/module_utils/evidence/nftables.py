@@ -4,18 +4,22 @@
 """Semantic evaluation of an `nft -j list ruleset` document (standard library only, Python 3.6+).
 
 Question answered: which NEW inbound connections, to which TCP/UDP ports, does the ruleset accept
-from a source outside the management networks arriving on a non-loopback interface?
+from a source outside the management networks arriving on a non-loopback interface? And does it
+accept any other protocol (ICMP aside)?
 
 Method: probe packets. For IPv4 and IPv6 and for TCP and UDP, one probe per elementary port
 interval (every port value the ruleset mentions, and one port of each gap between them, so a
 port mentioned nowhere stands for all the others) is pushed through every base chain hooked at
-`input` (families ip, ip6, inet; priority order; drop/reject anywhere is final, accept ends only
-that base chain). Each match is tri-state (true / false / maybe). A "maybe" forks the path: the
-rule may match and may not. Anything this evaluator does not understand is a "maybe", which is
-the sound side for security: an accept rule with an unknown match may expose, a drop rule with
-one may not protect.
+`input` (families ip, ip6, inet; a dormant table's chains hook nothing; priority order; drop/reject
+anywhere is final, accept ends only that base chain). Each match is tri-state (true / false /
+maybe). A "maybe" forks the path: the rule may match and may not. Protocols other than TCP and UDP
+get one probe each, ports unknown (l4_probes); what accepts them is listed in open_any. Anything
+this evaluator does not understand is a "maybe", which is the sound side for security: an accept
+rule with an unknown match may expose, a drop rule with one may not protect.
 
-The probe: ct state new, no ct status bits (not DNATed), iif is some non-loopback interface,
+The probe: ct state new (or untracked where a notrack rule before connection tracking may take it out of
+tracking: _untracked_paths), no ct status bits (a probe a dnat or redirect rule before input may
+translate counts as accepted: _translated_paths), iif is some non-loopback interface,
 destination is a local unicast address (`fib daddr type local`, `meta pkttype host`; a literal
 `ip daddr` is "maybe" because the guest's addresses are not known), source is some address
 outside the management CIDRs and outside loopback (the kernel drops loopback sources arriving on
@@ -44,12 +48,23 @@ L4_NUMBERS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "dccp": 33, "gre": 47, 
 SERVICES = {"ssh": 22, "smtp": 25, "domain": 53, "http": 80, "https": 443, "submission": 587,
             "imaps": 993, "bootps": 67, "bootpc": 68, "dhcpv6-client": 546, "dhcpv6-server": 547,
             "postgresql": 5432, "mysql": 3306}
-# Payload protocols that imply the probe's L3/L4 header.
+# Payload protocols that imply the probe's L3/L4 header (an L4 one: a probe of that protocol; `th`, the transport
+# header, reads the ports of whatever protocol follows, see _payload).
 L3_DEPS = {"ip": "ipv4", "ip6": "ipv6"}
-L4_DEPS = {"tcp": ("tcp",), "udp": ("udp",), "th": ("tcp", "udp"), "sctp": (), "dccp": (), "udplite": (),
-           "icmp": (), "icmpv6": (), "igmp": (), "esp": (), "ah": (), "comp": (), "arp": ()}
+L4_DEPS = ("tcp", "udp", "th", "sctp", "dccp", "udplite", "icmp", "icmpv6", "igmp", "esp", "ah", "comp", "arp")
+# Transport protocols with ports where `th dport` reads them.
+PORTED = ("tcp", "udp", "sctp", "dccp", "udplite")
+# Inbound protocols other than TCP and UDP: one probe each (ports unknown) for SCTP, DCCP, UDP-Lite, every protocol
+# the ruleset names in an L4 protocol match, and OTHER_L4 (RFC 3692's experimental number, which no ruleset names:
+# it stands for every protocol named nowhere). ICMP and ICMPv6 are not probed: every policy answers them.
+EXTRA_L4 = (132, 33, 136)
+OTHER_L4 = 253
+NOT_PROBED_L4 = (1, 6, 17, 58)
 UNQUALIFIED_META = ("iif", "iifname", "oif", "oifname", "iiftype", "oiftype", "iifgroup", "oifgroup")
 NAT_STATEMENTS = ("snat", "dnat", "masquerade", "redirect")
+# iptables-nft targets (xt expressions) that untrack or translate a packet before input.
+XT_NOTRACK = ("NOTRACK", "CT")
+XT_TRANSLATE = ("DNAT", "REDIRECT", "NETMAP")
 LOOPBACK = (ipaddress.ip_network(u"127.0.0.0/8"), ipaddress.ip_network(u"::1/128"))
 
 
@@ -65,7 +80,9 @@ class Ruleset(object):
         if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
             raise NftError("not an nft JSON document: expected an object with an 'nftables' list")
         self.tables, self.chains, self.rules, self.sets = set(), {}, {}, {}
-        self.dynamic_sets = set()
+        self.dynamic_sets, self.dormant = set(), set()
+        self.notrack = []  # (chain key, the rule's expressions before its notrack statement)
+        self.translated = []  # (chain key, the rule's expressions before its dnat/redirect, that statement)
         for i, item in enumerate(doc["nftables"]):
             self._add(i, item)
         for key, rules in self.rules.items():
@@ -85,6 +102,8 @@ class Ruleset(object):
         try:
             if kind == "table":
                 self.tables.add((body["family"], body["name"]))
+                if _has_flag(body, "dormant"):
+                    self.dormant.add((body["family"], body["name"]))
             elif kind == "chain":
                 self.chains[(body["family"], body["table"], body["name"])] = body
             elif kind == "rule":
@@ -94,6 +113,7 @@ class Ruleset(object):
                 key = (body["family"], body["table"], body["chain"])
                 self.rules.setdefault(key, []).append(expr)
                 self._note_dynamic(key, expr)
+                self._note_notrack(key, expr)
             elif kind in ("set", "map"):
                 self.sets[(body["family"], body["table"], body["name"])] = body
                 flags = body.get("flags") or []
@@ -113,12 +133,32 @@ class Ruleset(object):
                         name = ref.get("set", ref.get("map"))
                         self.dynamic_sets.add((key[0], key[1], name.lstrip("@")))
 
+    def _note_notrack(self, key, exprs):
+        """Record a rule that takes packets out of connection tracking or translates their destination before input:
+        nft's own statements, and the same targets of iptables-nft's rules (xt targets: NOTRACK, CT, whose
+        options nft -j does not show, counted as a notrack; DNAT, REDIRECT, NETMAP)."""
+        for i, e in enumerate(exprs):
+            xt = e.get("xt") if isinstance(e, dict) and isinstance(e.get("xt"), dict) else {}
+            target = xt.get("name") if xt.get("type") == "target" else None
+            if isinstance(e, dict) and "notrack" in e or target in XT_NOTRACK:
+                self.notrack.append((key, exprs[:i]))
+                return
+            if isinstance(e, dict) and ("dnat" in e or "redirect" in e) or target in XT_TRANSLATE:
+                self.translated.append((key, exprs[:i], e))
+                return
+
+    def hooked(self, chain, hook="input"):
+        """Whether ``chain`` is a base chain the kernel runs at ``hook``: a dormant table's chains are registered
+        with no hook (`nft add table inet t { flags dormant; }` turns its whole filter off while its rules stay
+        listed), so they filter nothing."""
+        return chain.get("hook") == hook and (chain.get("family"), chain.get("table")) not in self.dormant
+
     def base_chains(self, nfproto):
-        found = [c for c in self.chains.values() if c.get("hook") == "input" and c.get("family") in FAMILIES[nfproto]]
+        found = [c for c in self.chains.values() if self.hooked(c) and c.get("family") in FAMILIES[nfproto]]
         return sorted(found, key=lambda c: (_prio(c), c["family"], c["table"], c["name"]))
 
     def input_chains(self):
-        return [c for c in self.chains.values() if c.get("hook") == "input" and c.get("family") in ("ip", "ip6", "inet")]
+        return [c for c in self.chains.values() if self.hooked(c) and c.get("family") in ("ip", "ip6", "inet")]
 
     def set_elems(self, family, table, ref):
         name = ref[1:]
@@ -185,6 +225,12 @@ class Ruleset(object):
         state[node] = "done"
 
 
+def _has_flag(body, flag):
+    """Whether a table's ``flags`` (nft -j prints one flag as a string, several as a list) hold ``flag``."""
+    flags = body.get("flags")
+    return flag == flags if isinstance(flags, str) else isinstance(flags, list) and flag in flags
+
+
 def _prio(chain):
     p = chain.get("prio", 0)
     try:
@@ -201,8 +247,12 @@ def _chain_name(key):
 # Abstract values of the probe
 
 class Probe(object):
-    def __init__(self, nfproto, proto, port, mgmt):
-        self.nfproto, self.proto, self.port, self.mgmt = nfproto, proto, port, mgmt
+    """``proto``: a name of L4_NUMBERS or a protocol number; ``port`` None where the protocol's ports are not probed
+    one by one. ``ct_state``: "new", or "untracked" for a packet a notrack statement took out of connection
+    tracking."""
+    def __init__(self, nfproto, proto, port, mgmt, ct_state="new"):
+        self.nfproto, self.proto, self.port, self.mgmt, self.ct_state = nfproto, proto, port, mgmt, ct_state
+        self.l4 = L4_NUMBERS.get(proto, proto)
 
 
 class Const(object):
@@ -244,7 +294,7 @@ def _leftvalue(left, probe):
     if "ct" in left:
         key = left["ct"].get("key")
         if key == "state":
-            return Flags(["new"])
+            return Flags([probe.ct_state])
         if key == "status":
             return Flags([])
         return Unknown()
@@ -272,20 +322,23 @@ def _payload(p, probe):
         if field == "saddr":
             return Saddr()
         if field in ("protocol", "nexthdr"):
-            return Const(L4_NUMBERS[probe.proto], "l4proto")
+            return Const(probe.l4, "l4proto")
         return Unknown()
     if proto in L4_DEPS:
-        if probe.proto not in L4_DEPS[proto]:
+        if proto == "th":
+            if probe.proto not in PORTED:
+                return Unknown()  # th has no protocol dependency: it reads whatever header follows
+        elif proto != probe.proto:
             return DepFail()
         if field == "dport":
-            return Const(probe.port, "port")
+            return Unknown() if probe.port is None else Const(probe.port, "port")
         return Unknown()
     return Unknown()
 
 
 def _meta(key, probe):
     if key == "l4proto":
-        return Const(L4_NUMBERS[probe.proto], "l4proto")
+        return Const(probe.l4, "l4proto")
     if key == "nfproto":
         return Const(probe.nfproto, "nfproto")
     if key == "protocol":
@@ -657,7 +710,9 @@ class Walker(object):
     def run(self, probe, bases):
         """Accepting paths through every base chain: list of (tags, [descriptions])."""
         if not bases:
-            return [(frozenset(), ["%s: no base chain hooks input (every packet is accepted)" % probe.nfproto])]
+            dormant = sorted("%s %s" % t for t in self.rs.dormant if t[0] in FAMILIES[probe.nfproto])
+            return [(frozenset(), ["%s: no base chain hooks input (every packet is accepted)%s" % (
+                probe.nfproto, "; dormant table(s), hooked nowhere: %s" % ", ".join(dormant) if dormant else "")])]
         paths = [(frozenset(), ())]
         for base in bases:
             nxt = []
@@ -834,15 +889,24 @@ def evaluate(doc, management=None):
         mgmt = _mgmt_networks(management)
         walker = Walker(rs)
         intervals = port_intervals(rs)
-        opened, open_any, default_deny = set(), set(), True
+        opened, open_any, others, default_deny = set(), set(), set(), True
         for nfproto in ("ipv4", "ipv6"):
             bases = rs.base_chains(nfproto)
             for proto in PROTOS:
                 for lo, hi, mentioned in intervals:
                     paths = walker.run(Probe(nfproto, proto, lo, mgmt), bases)
+                    paths += _untracked_paths(walker, Probe(nfproto, proto, lo, mgmt, "untracked"), bases)
+                    paths += _translated_paths(rs, Probe(nfproto, proto, lo, mgmt), bases)
                     if paths and not mentioned:
                         default_deny = False
                     _collect(paths, proto, lo, hi, opened, open_any)
+            for number in l4_probes(rs):
+                name = L4_NAMES.get(number)
+                probe = Probe(nfproto, name or number, None, mgmt)
+                for _tags, descs in walker.run(probe, bases) + _translated_paths(rs, probe, bases):
+                    if "; then ".join(descs) not in open_any:  # a path TCP and UDP take too is listed once, as is
+                        others.add("%s %s: %s" % (nfproto, name or "protocol %d" % number, "; then ".join(descs)))
+        open_any.update(others)
     except NftError as e:
         return error_result(str(e))
     chains = rs.input_chains()
@@ -852,6 +916,107 @@ def evaluate(doc, management=None):
     return dict(digest=digest(doc), error=None, default_deny=default_deny,
                 open=_open_list(opened),
                 open_any=sorted(open_any), input_policy=policy, input_chains=len(chains))
+
+
+# Hooks where a notrack statement is too late for an inbound packet (connection tracking saw it at prerouting).
+AFTER_CONNTRACK = ("input", "forward", "output", "postrouting", "ingress")
+
+
+def _before_input(rs, probe, entries):
+    """(chain key, entry, tags of each way the probe may reach the statement) of the ``entries`` ((chain key, the
+    expressions before a statement, ...)) in chains a packet may pass before input: prerouting base chains and
+    regular chains (which one jumps to is not followed) of the probe's families, in tables that are not dormant."""
+    for entry in entries:
+        key, prefix = entry[0], entry[1]
+        chain = rs.chains.get(key) or {}
+        if (key[0] not in FAMILIES[probe.nfproto] or (key[0], key[1]) in rs.dormant
+                or chain.get("hook") in AFTER_CONNTRACK):
+            continue
+        outcomes = run_rule(prefix + [{"accept": None}], probe, key[0], key[1], rs)
+        hits = [t for t, action in outcomes if action == "accept"]
+        if hits:
+            yield key, entry, hits
+
+
+def _translated_paths(rs, probe, bases):
+    """Paths of ``probe`` when a dnat or redirect rule before input may translate it: its destination or port changes
+    there (docker's published ports, a port redirect), and where it goes then (input under another port, forward
+    to a container) is not followed; it counts as accepted, bounded by that rule's port and source matches."""
+    if not bases:
+        return []
+    out = []
+    for key, (_k, prefix, stmt), hits in _before_input(rs, probe, rs.translated):
+        why = "%s %s %s: %s (translated before input; not followed further)" % (key + (render_rule(prefix + [stmt]),))
+        out.extend((t, (why,)) for t in hits)
+    return list(dict.fromkeys(out))
+
+
+def _untracked_paths(walker, probe, bases):
+    """Accepting paths of ``probe`` (ct state untracked) when a notrack rule may take it out of connection tracking
+    before input: it is then never "new", and an input rule accepting `ct state untracked` (a common companion of
+    notrack) accepts it. Each path carries the notrack rule's tags (its port and source bounds) and names it. The
+    rules before a notrack rule in its chain are not followed (one that drops first makes this over-report)."""
+    rs, out = walker.rs, []
+    if not bases:
+        return out  # nothing hooks input: the probe's own paths say every packet is accepted
+    for key, (_k, prefix), hits in _before_input(rs, probe, rs.notrack):
+        why = "%s %s %s: %s" % (key + (render_rule(prefix + [{"notrack": None}]),))
+        for tags, descs in walker.run(probe, bases):
+            out.extend((tags | t, [why] + list(descs)) for t in hits)
+    return list(dict.fromkeys((t, tuple(d)) for t, d in out))
+
+
+L4_NAMES = dict((n, name) for name, n in sorted(L4_NUMBERS.items(), reverse=True))
+
+
+def _l4_selector(left):
+    """Whether a match's left side is the packet's L4 protocol (meta l4proto, ip protocol, ip6 nexthdr)."""
+    if not isinstance(left, dict):
+        return False
+    if "meta" in left:
+        return (left["meta"] or {}).get("key") == "l4proto"
+    p = left.get("payload") or {}
+    return p.get("protocol") in L3_DEPS and p.get("field") in ("protocol", "nexthdr")
+
+
+def _l4_values(value, family, table, rs, out):
+    """Add the protocol numbers ``value`` (a match's right side or a vmap key) names to ``out``."""
+    value = _unwrap(value)
+    if isinstance(value, str) and value.startswith("@"):
+        for elem in rs.set_elems(family, table, value)[0]:
+            _l4_values(elem[0] if isinstance(elem, list) and len(elem) == 2 else elem, family, table, rs, out)
+    elif isinstance(value, dict) and "set" in value:
+        _l4_values(value["set"], family, table, rs, out)
+    elif isinstance(value, dict) and isinstance(value.get("range"), list):
+        for x in value["range"]:
+            _l4_values(x, family, table, rs, out)
+    elif isinstance(value, list):
+        for x in value:
+            _l4_values(x, family, table, rs, out)
+    else:
+        number = _norm_const(value, "l4proto")
+        if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= 255:
+            out.add(number)
+
+
+def l4_probes(rs):
+    """The protocol numbers probed besides TCP and UDP: EXTRA_L4, OTHER_L4 and each one an L4 protocol match or verdict
+    map of the ruleset names (a rule accepting `ip protocol 41` is seen only by a probe of protocol 41)."""
+    found = set(EXTRA_L4) | set([OTHER_L4])
+    for (family, table, _chain), rules in rs.rules.items():
+        for exprs in rules:
+            for e in exprs:
+                m = e.get("match") if isinstance(e, dict) else None
+                vm = e.get("vmap") if isinstance(e, dict) else None
+                if isinstance(m, dict) and _l4_selector(m.get("left")):
+                    _l4_values(m.get("right"), family, table, rs, found)
+                if isinstance(vm, dict) and _l4_selector(vm.get("key")):
+                    data = vm.get("data")
+                    pairs = data.get("set") if isinstance(data, dict) else data
+                    for pair in (pairs if isinstance(pairs, list) else [pairs]):
+                        _l4_values(pair[0] if isinstance(pair, list) and len(pair) == 2 else pair, family, table, rs,
+                                   found)
+    return sorted(found - set(NOT_PROBED_L4))
 
 
 def _open_list(opened):

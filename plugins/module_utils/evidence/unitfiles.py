@@ -9,7 +9,8 @@ the unit types the guest rules read (service, socket, timer); the unit tests che
 against ``systemctl --root`` on real trees:
 
 - masked: the unit's file, the first one found along the unit search path, is /dev/null (a symlink
-  to it; any character device) or empty; in /run it is masked-runtime, counted as masked too;
+  to it; any character device) or empty; in /run it is masked-runtime (`systemctl mask --runtime`), listed
+  apart (masked_runtime): /run is gone at the next boot, and the unit with it is no longer masked;
 - enabled: the unit (for an instance such as getty@tty1.service without a file of its own, its template
   getty@.service when tty1 is the template's DefaultInstance) has a symlink in a .wants, .requires or
   .upholds directory of /etc/systemd/system, or of a directory under /run for enabled-runtime (the
@@ -165,12 +166,15 @@ def _enabled_name(name, first, masked):
 
 
 def unit_states(root="/"):
-    """{"enabled": [unit], "masked": [unit]}, sorted; UnitScanError when a unit directory cannot be read or
-    the tree has no systemd unit directory at all (not a systemd system: nothing can be known)."""
+    """{"enabled": [unit], "masked": [unit], "masked_runtime": [unit]}, sorted: "masked" holds the masks that
+    survive a reboot, "masked_runtime" those in /run (systemctl's masked-runtime). UnitScanError when a unit
+    directory cannot be read or the tree has no systemd unit directory at all (not a systemd system: nothing
+    can be known)."""
     if not any(os.path.isdir(os.path.join(root, d.lstrip("/"))) for d in VENDOR_DIRS):
         raise UnitScanError("no systemd unit directory (%s) under %s: not a systemd system" % (", ".join(VENDOR_DIRS), root))
     first = _first_files(root)
-    masked = set(name for name, (d, path) in first.items() if _is_mask(path))
+    masks = dict((name, d) for name, (d, path) in first.items() if _is_mask(path))
+    masked = set(masks)
     wanted, aliases = _wanted(root)
     candidates = set(_enabled_name(link, first, masked) for link in wanted)
     for alias, target in aliases.items():  # enabled through an alias its [Install] Alias= declares
@@ -181,4 +185,5 @@ def unit_states(root="/"):
         found = first.get(name) if name else None
         if found is not None and name not in masked and found[0] not in NOT_ENABLEABLE:
             enabled.add(name)
-    return {"enabled": sorted(enabled), "masked": sorted(masked)}
+    runtime = set(name for name, d in masks.items() if d.startswith("/run/"))
+    return {"enabled": sorted(enabled), "masked": sorted(masked - runtime), "masked_runtime": sorted(runtime)}

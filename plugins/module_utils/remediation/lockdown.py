@@ -20,12 +20,25 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import ipaddress
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
 
 # The management SSH server is never stopped, whatever it listens on.
 PROTECTED_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
+# Nor the units that keep the guest on the network: stopping one deconfigures its interfaces (ifdown, a DHCP lease
+# released), masking keeps them down after a reboot, and the management connection goes with them. Their DHCP clients
+# hold sockets of their own (ISC dhclient, run by ifupdown in networking.service or ifup@<if>.service, binds a
+# random UDP port besides 68): a listener of theirs outside the allow-list is reported, never acted on.
+NETWORK_UNITS = ("networking.service", "ifup@*.service", "systemd-networkd.service", "systemd-networkd.socket",
+                 "NetworkManager.service", "dhcpcd.service", "dhcpcd@*.service", "network.service", "wicked*.service",
+                 "connman.service", "ifupdown-pre.service", "ifupdown-wait-online.service")
+
+
+def network_unit(unit):
+    """Whether ``unit`` brings up the guest's network (NETWORK_UNITS, templates by their instances)."""
+    return any(fnmatch.fnmatchcase(unit, pattern) for pattern in NETWORK_UNITS)
 STOPPABLE = (".service", ".socket")
 # The unit types a process can run in (their cgroups hold processes).
 UNIT_SUFFIXES = (".service", ".socket", ".scope", ".mount", ".swap")
@@ -33,9 +46,9 @@ SOCKET_TYPES = {"Stream": "tcp", "Datagram": "udp"}
 
 
 def listeners(root="/"):
-    """[{proto, address, port, inode}] of TCP sockets in LISTEN and bound UDP sockets (guestscan.listening's
-    selection, with the socket inode that ties each to its processes)."""
-    out = []
+    """[{proto, address, port, inode}] of TCP sockets in LISTEN, bound UDP sockets and SCTP endpoints
+    (guestscan.listening's selection, with the socket inode that ties each to its processes)."""
+    out = [dict(proto="sctp", address=a, port=port, inode=inode) for a, port, inode in guestscan.sctp_endpoints(root)]
     for name, v6 in (("tcp", False), ("tcp6", True), ("udp", False), ("udp6", True)):
         text = guestscan._read(root, "/proc/net/" + name)  # pylint: disable=protected-access
         for line in (text or "").splitlines()[1:]:
@@ -170,8 +183,9 @@ def decide(found, allowed_ports, client_ports, management_ports):
 
     Returns {"stop": {unit: [listener descriptions]}, "unmanaged": [{"listener", "reason"}], "protected":
     [unit]}: the units of non-loopback listeners outside ``allowed_ports`` (UDP ``client_ports`` are DHCP
-    clients, as for ISO-01). Never stopped: ssh/sshd and every unit listening on a management port; a
-    listener that needs one of them stopped, or whose processes are in no unit, is unmanaged with the reason."""
+    clients, as for ISO-01). Never stopped: ssh/sshd, every unit listening on a management port and the units
+    that bring up the network (NETWORK_UNITS); a listener that needs one of them stopped, or whose processes are in no
+    unit, is unmanaged with the reason."""
     allowed, clients, mgmt = set(allowed_ports), set(client_ports), set(management_ports)
     protected = set(PROTECTED_UNITS)
     for s in found:
@@ -188,6 +202,12 @@ def decide(found, allowed_ports, client_ports, management_ports):
         if kept:
             unmanaged.append(dict(listener=describe(s), reason="belongs to the management SSH server (%s), never stopped"
                                   % ", ".join(kept)))
+            continue
+        network = sorted(u for u in s["units"] if network_unit(u))
+        if network:
+            unmanaged.append(dict(listener=describe(s), reason="belongs to the guest's network configuration (%s): "
+                                  "stopping it takes the guest and its management connection off the network, never "
+                                  "stopped" % ", ".join(network)))
             continue
         for unit in s["units"]:
             stop.setdefault(unit, []).append(describe(s))

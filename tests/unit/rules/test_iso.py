@@ -327,8 +327,8 @@ def test_iso10_port_outside_service_and_management_fails():
     extra = [{"proto": "tcp", "port": 3306, "from": "any"}, {"proto": "udp", "port": 5353, "from": "fe80::/10"}]
     got = iso10(open=E.guest_facts(1)["firewall"]["open"] + extra)
     assert got["status"] == "fail"
-    assert got["message"] == ("inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any, "
-                              "udp/5353 from fe80::/10")
+    assert got["message"] == ("inbound firewall opens ports outside TCP [22, 80, 443], UDP [68, 80, 443, 546]: "
+                              "tcp/3306 from any, udp/5353 from fe80::/10")
     assert got["evidence"]["extra"] == ["tcp/3306 from any", "udp/5353 from fe80::/10"]
     # DHCP client replies (UDP client_ports) reach a client, not a service; the same port over TCP is a service.
     dhcp = [{"proto": "udp", "port": 546, "from": "fe80::/10"}, {"proto": "udp", "port": 68, "from": "any"}]
@@ -337,6 +337,15 @@ def test_iso10_port_outside_service_and_management_fails():
     assert got["status"] == "fail" and "tcp/546" in got["message"]
     # The same ports are the service's own on a db guest... except 80/443, which then are extra.
     assert "tcp/80 from any" in iso10(service="db", open=[{"proto": "tcp", "port": 80, "from": "any"}])["message"]
+
+
+def test_iso10_management_is_tcp_only():
+    """guest_firewall opens the management ports over TCP only; UDP 22 open to the world passed as "management"."""
+    got = iso10(open=E.guest_facts(1)["firewall"]["open"] + [{"proto": "udp", "port": 22, "from": "any"}])
+    assert got["status"] == "fail" and got["evidence"]["extra"] == ["udp/22 from any"]
+    # The service's own ports count over both protocols (the firewall opens them so), DHCP client ports over UDP only.
+    both = [{"proto": p, "port": n, "from": "any"} for p in ("tcp", "udp") for n in (80, 443)]
+    assert iso10(open=both + [{"proto": "tcp", "port": 22, "from": "any"}])["status"] == "pass"
 
 
 def test_iso10_missing_or_unreadable_firewall_is_error():

@@ -94,7 +94,7 @@ def test_broken_document_is_an_error(name):
 
 def test_iso10_messages_on_real_rulesets():
     msg = iso10_status(guestscan.firewall(fixture("jump-chain-ports")))["message"]
-    assert msg == "inbound firewall opens ports outside [22, 80, 443]: tcp/3306 from any"
+    assert msg == "inbound firewall opens ports outside TCP [22, 80, 443], UDP [68, 80, 443, 546]: tcp/3306 from any"
     msg = iso10_status(guestscan.firewall(fixture("firewalld-public-web")))["message"]
     assert msg == "inbound default-deny; open: tcp/22 from any, tcp/80 from any, tcp/443 from any, udp/546 from any"
     msg = iso10_status(guestscan.firewall(fixture("ip-only")))["message"]
@@ -326,3 +326,102 @@ def test_digest_ignores_counter_values_but_not_rules():
         ]}
     assert N.digest(doc(0, 22)) == N.digest(doc(12345, 22))  # traffic flowed, nothing changed
     assert N.digest(doc(0, 22)) != N.digest(doc(0, 23))      # a rule changed
+
+
+def test_a_dormant_tables_chains_filter_nothing():
+    """`nft add table inet vmguard { flags dormant; }` unhooks every chain of the table while `nft list ruleset`
+    still shows them, policy drop included: the table protects nothing (it was judged default-deny)."""
+    items = doc(inet_input([[m(dport(), 22), ACCEPT]]))
+    for flags in ("dormant", ["dormant", "owner"]):
+        items["nftables"][0]["table"]["flags"] = flags
+        fw = N.evaluate(items)
+        assert fw["default_deny"] is False and fw["open"] == [] and fw["input_chains"] == 0
+        assert fw["input_policy"] is None
+        assert fw["open_any"] == ["%s: no base chain hooks input (every packet is accepted); dormant table(s), hooked "
+                                  "nowhere: inet filter" % fam for fam in ("ipv4", "ipv6")]
+        assert iso10_status(fw)["status"] == "fail"
+    # Another flag keeps the table's chains hooked; a dormant table beside an active one leaves that one judged.
+    items["nftables"][0]["table"]["flags"] = "owner"
+    assert N.evaluate(items)["default_deny"] is True
+    both = doc(inet_input([[m(dport(), 22), ACCEPT]]), ("inet", "off", "input", "input", -10, "drop", []))
+    both["nftables"][1]["table"]["flags"] = ["dormant"]
+    fw = N.evaluate(both)
+    assert fw["default_deny"] is True and fw["open"] == tcp(22) and fw["input_chains"] == 1
+
+
+def test_notracked_packets_are_not_new():
+    """A notrack statement before connection tracking (a raw prerouting chain) makes the packet `ct state untracked`,
+    never new: an input rule accepting untracked traffic accepts it, on the notracked port only."""
+    raw = ("inet", "filter", "raw", "prerouting", -300, "accept", [[m(dport(), 5555), {"notrack": None}]])
+    untracked = [m(CT_NEW, ["established", "related", "untracked"], op="in"), ACCEPT]
+    fw = ev(raw, inet_input([untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 5555) and fw["default_deny"] is True
+    assert iso10_status(fw)["status"] == "fail"
+    # Unbounded notrack: every port may arrive untracked.
+    raw_all = ("inet", "filter", "raw", "prerouting", -300, "accept", [[{"notrack": None}]])
+    fw = ev(raw_all, inet_input([untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["default_deny"] is False
+    assert any(a.startswith("inet filter raw: notrack; then inet filter input: ct state") for a in fw["open_any"])
+    # Untracked packets no input rule accepts, a notrack at output (too late for inbound) or of the other family:
+    # nothing more is open.
+    assert ev(raw_all, inet_input([[m(dport(), 22), ACCEPT]]))["open"] == tcp(22)
+    out = ("inet", "filter", "out", "output", -300, "accept", [[{"notrack": None}]])
+    v6 = ("ip6", "raw6", "raw", "prerouting", -300, "accept", [[{"notrack": None}]])
+    fw = ev(out, ("ip", "filter", "input", "input", 0, "drop", [untracked, [m(dport(), 22), ACCEPT]]), v6)
+    assert fw["open"] == tcp(22) and fw["open_any"] == [NO_V6]
+
+
+def test_translated_packets_are_not_judged_by_input_alone():
+    """A dnat or redirect before input (docker's published ports, a port redirect) changes where the packet goes:
+    input sees another port (or forward a container's address), so `ct status dnat accept` or the forward chain let
+    it in. The external port the rule matches counts as accepted (was: only input was judged, nothing open)."""
+    dnat = ("ip", "nat", "pre", "prerouting", -100, "accept",
+            [[m(dport(), 2222), {"dnat": {"addr": "172.17.0.2", "port": 22}}],
+             [m(saddr(), {"prefix": {"addr": "198.51.100.0", "len": 24}}), m(dport("udp"), 53),
+              {"redirect": {"port": 5353}}]])
+    fw = ev(dnat, inet_input([[m({"ct": {"key": "status"}}, "dnat", op="in"), ACCEPT], [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 2222) + udp(53, src="198.51.100.0/24") and fw["default_deny"] is True
+    assert iso10_status(fw)["status"] == "fail"
+    # A translation after input (output) translates nothing inbound.
+    out = ("ip", "nat", "out", "output", -100, "accept", [[m(dport(), 2222), {"dnat": {"addr": "172.17.0.2"}}]])
+    fw = ev(out, inet_input([[m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22) and fw["default_deny"] is True
+
+
+def test_protocols_other_than_tcp_and_udp_are_probed():
+    """Only TCP and UDP were probed: a ruleset with policy drop accepting every SCTP association (or IPv6-in-IPv4,
+    GRE, ESP...) was default-deny with nothing open. SCTP, DCCP, UDP-Lite, every protocol an L4 protocol match names
+    and one no rule names are probed once each (ports unknown); ICMP is not (every policy answers it)."""
+    rules = [[m(meta("l4proto"), "sctp"), ACCEPT],
+             [m({"payload": {"protocol": "ip", "field": "protocol"}}, 41), ACCEPT],
+             [m(meta("l4proto"), {"set": ["icmp", "ipv6-icmp"]}), ACCEPT], [m(dport(), 22), ACCEPT]]
+    fw = ev(inet_input(rules))
+    assert fw["open"] == tcp(22) and fw["default_deny"] is True
+    assert fw["open_any"] == ["ipv4 protocol 41: inet filter input: ip protocol 41 accept",
+                              "ipv4 sctp: inet filter input: meta l4proto sctp accept",
+                              "ipv6 sctp: inet filter input: meta l4proto sctp accept"]
+    assert iso10_status(fw)["status"] == "fail"
+    # `th dport` reads the ports of any transport protocol; `meta l4proto != tcp` accepts every other one.
+    fw = ev(inet_input([[m({"payload": {"protocol": "th", "field": "dport"}}, 5000), ACCEPT],
+                        [m(meta("l4proto"), "tcp", op="!="), m(meta("l4proto"), "udp", op="!="), ACCEPT]]))
+    assert "ipv4 sctp: inet filter input: th dport 5000 accept" in fw["open_any"]
+    assert "ipv6 protocol 253: inet filter input: meta l4proto != tcp meta l4proto != udp accept" in fw["open_any"]
+    # A protocol named only in a named set or a verdict map keyed by protocol is probed too.
+    fw = ev(inet_input([[{"vmap": {"key": meta("l4proto"), "data": {"set": [["gre", ACCEPT], ["tcp", DROP]]}}}],
+                        [m(meta("l4proto"), "@tunnels"), ACCEPT]]),
+            sets=[("inet", "filter", {"name": "tunnels", "type": "inet_proto", "elem": [47, 50]})])
+    assert [a.split(":")[0] for a in fw["open_any"]] == ["ipv4 esp", "ipv4 gre", "ipv6 esp", "ipv6 gre"]
+    # The guest's own policy: ICMP only besides its TCP and UDP ports.
+    assert guestscan.firewall(fixture("vmguard-web"))["open_any"] == []
+
+
+def test_iptables_nft_targets_that_untrack_or_translate_count_too():
+    """iptables-nft writes its DNAT, REDIRECT and NOTRACK targets as xt expressions: docker's published port
+    (-j DNAT in the nat table's PREROUTING) was as invisible as before native dnat was followed."""
+    pre = ("ip", "nat", "PREROUTING", "prerouting", -100, "accept",
+           [[m(dport(), 8080), {"counter": None}, {"xt": {"type": "target", "name": "DNAT"}}]])
+    raw = ("ip", "raw", "PREROUTING", "prerouting", -300, "accept",
+           [[m(dport("udp"), 5353), {"xt": {"type": "target", "name": "CT"}}]])
+    untracked = [m(CT_NEW, ["established", "related", "untracked"], op="in"), ACCEPT]
+    fw = ev(pre, raw, ("ip", "filter", "INPUT", "input", 0, "drop", [untracked, [m(dport(), 22), ACCEPT]]))
+    assert fw["open"] == tcp(22, 8080) + udp(5353)

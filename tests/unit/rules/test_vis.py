@@ -26,6 +26,19 @@ def test_vis02_inventory_guest_exists():
     assert E.by_subject(E.run("VIS-02", ev))["free"]["status"] == "not_applicable"
 
 
+def test_vis02_one_domain_declared_by_two_guests_fails_for_both():
+    """Two inventory guests naming one hv/domain both passed ("exists"): the machine one of them reaches is not that
+    domain (or one VM is counted twice), and VIS-01 ties the domain to only one of them."""
+    ev = E.fleet([E.domain("web1"), E.domain("web2")], {"web1": E.guest("web1", facts=E.guest_facts(1)),
+                                                        "web1-copy": E.guest("web1", facts=E.guest_facts(2)),
+                                                        "web2": E.guest("web2", facts=E.guest_facts(3))})
+    fs = E.by_subject(E.run("VIS-02", ev))
+    assert fs["web2"]["status"] == "pass"
+    for g, other in (("web1", "web1-copy"), ("web1-copy", "web1")):
+        assert fs[g]["status"] == "fail" and fs[g]["message"].startswith("hv1/web1 is declared by %s too" % other)
+        assert fs[g]["evidence"]["guests"] == ["web1", "web1-copy"]
+
+
 def vis03(domains, procs):
     (f,) = E.run("VIS-03", E.fleet(domains, host_ev=E.host(qemu_processes=procs)))
     return f
@@ -56,6 +69,25 @@ def test_vis03_without_libvirts_pid_falls_back_to_name_and_says_so():
     assert f["status"] == "pass" and "matched by name: libvirt's pid not available" in f["message"]
     f = vis03([web], [E.qemu_process(4100, "web1"), E.qemu_process(4111, "hidden")])
     assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4111 (hidden)"]
+
+
+def test_vis03_without_libvirts_pid_one_domain_accounts_for_one_process():
+    """Where libvirt gives no pid, a process is tied to a running domain by what its argv claims; a second process
+    claiming the same domain (a copy started by hand with the same -name/-uuid) was passed as "matched by name"."""
+    web = E.domain("web1", pid=None)
+    twins = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4200, "web1", web["uuid"], uid=0, user="root")]
+    f = vis03([web], twins)
+    assert f["status"] == "fail" and f["evidence"]["processes"] == [
+        "pid 4100 (web1), one of 2 claiming running domain web1",
+        "pid 4200 (web1), one of 2 claiming running domain web1"]
+    # A claim whose name and UUID name different domains (or whose UUID is not its named domain's) is no claim.
+    mail = E.domain("mail1", "mail", pid=None)
+    mixed = [E.qemu_process(4100, "web1", web["uuid"]), E.qemu_process(4300, "mail1", mail["uuid"]),
+             E.qemu_process(4400, "web1", mail["uuid"])]
+    f = vis03([web, mail], mixed)
+    assert f["status"] == "fail" and f["evidence"]["processes"] == ["pid 4400 (web1)"]
+    f = vis03([web, mail], mixed[:2])
+    assert f["status"] == "pass" and "2 matched by name" in f["message"]
 
 
 def test_vis03_missing_or_incomplete_process_list_is_an_error():
@@ -99,6 +131,26 @@ def test_vis06_expiry():
     assert E.run("VIS-06", E.fleet([d]))[0]["status"] == "not_applicable"
     d = E.domain(replace={"2027-06-30": "next spring"})
     assert E.run("VIS-06", E.fleet([d]))[0]["status"] == "error"
+
+
+def test_vis06_an_inventory_expiry_earlier_than_the_metadatas_counts():
+    """The VIS-05 fixer copies vmguard_expires only into a domain without an expiry: one shortened in the inventory
+    stayed behind the domain's later metadata date, and the expired VM passed."""
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    assert E.run("VIS-06", ev)[0]["status"] == "pass"  # metadata 2027-06-30, no inventory expiry
+    ev["guests"]["web1"]["vars"]["expires"] = "2026-01-31"
+    f = E.run("VIS-06", ev)[0]
+    assert f["status"] == "fail" and f["message"] == "expired on 2026-01-31 (vmguard_expires of web1)"
+    ev["guests"]["web1"]["vars"]["expires"] = "2028-01-01"  # later than the metadata: the metadata's date counts
+    assert E.run("VIS-06", ev)[0]["message"] == "expires 2027-06-30"
+    ev["guests"]["web1"]["vars"]["expires"] = "soon"
+    f = E.run("VIS-06", ev)[0]
+    assert f["status"] == "error" and "in vmguard_expires of web1" in f["message"]
+    # A domain without metadata expiry: the inventory's alone is judged.
+    d = E.domain("web1", replace={"<vmguard:expires>2027-06-30</vmguard:expires>": ""})
+    ev = E.fleet([d], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    ev["guests"]["web1"]["vars"]["expires"] = "2026-01-31"
+    assert E.run("VIS-06", ev)[0]["status"] == "fail"
 
 
 def test_vis06_trailing_garbage_is_unparsable_not_a_date():

@@ -18,7 +18,8 @@ rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the servi
      "Stop, disable and mask what listens outside the service's ports (plus management).",
      remediated_by=Remediation("service_lockdown", "disable, mask and stop the systemd units (and their triggering sockets) "
                                "whose processes listen outside the service's ports, management and DHCP client ports; never "
-                               "the management SSH server; a listener in no unit is reported as not enforced"))
+                               "the management SSH server nor the units that bring up the guest's network; a listener in no "
+                               "unit, or in one of those, is reported as not enforced"))
 rule("ISO-02", "isolation", "high", "DOM+FLEET", "VMs of different services share no network",
      "Give each service its own network or bridge; only the declared management network may be shared.",
      remediated_by=Remediation("domain_policy", "move service interfaces on a segment shared with another service to the "
@@ -678,16 +679,25 @@ def iso10(ctx, guest):
         problems.append("accepts inbound traffic not bounded to a port: %s" % "; ".join(fw["open_any"]))
     elif not fw["default_deny"]:
         problems.append("is not default-deny (a port no rule mentions is accepted)")
-    # DHCP client replies (UDP client_ports, as for ISO-01) reach a client, not a service.
-    clients = set(ctx.params["isolation"]["client_ports"])
-    extra = [o for o in fw["open"] if o.get("port") not in allowed
-             and not (o.get("proto") == "udp" and o.get("port") in clients)]
+    # Management is TCP (SSH; guest_firewall opens it over TCP only); DHCP client replies (UDP client_ports, as for
+    # ISO-01) reach a client, not a service. The service's ports count over both.
+    iso = ctx.params["isolation"]
+    service = set(_declared_ports(ctx, guest))
+    by_proto = {"tcp": service | set(iso["management_ports"]), "udp": service | set(iso["client_ports"])}
+    extra = [o for o in fw["open"] if o.get("port") not in by_proto.get(o.get("proto"), ())]
     if extra:
-        problems.append("opens ports outside %s: %s" % (sorted(allowed), ", ".join(_fw_port(o) for o in extra)))
+        problems.append("opens ports outside TCP %s, UDP %s: %s" % (
+            sorted(by_proto["tcp"]), sorted(by_proto["udp"]), ", ".join(_fw_port(o) for o in extra)))
     if problems:
         return fail("inbound firewall " + "; ".join(problems), open_any=fw["open_any"],
                     extra=[_fw_port(o) for o in extra], default_deny=fw["default_deny"])
     return ok("inbound default-deny; open: %s" % (", ".join(_fw_port(o) for o in fw["open"]) or "nothing"))
+
+
+def _declared_ports(ctx, guest):
+    """The ports of the guest's declared service (_service_ports checked that it is declared)."""
+    svc = ctx.guests[guest]["vars"]["service"]
+    return ctx.params["isolation"]["services"][svc].get("ports") or []
 
 
 def _fw_port(o):

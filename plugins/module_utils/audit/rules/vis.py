@@ -54,7 +54,24 @@ def vis02(ctx, guest):
         return error("hypervisor %s unreachable: %s" % (hv, ctx.hypervisors[hv]["error"]))
     if ctx.domain_of_guest(guest) is None:
         return fail("domain %s does not exist on %s" % (v["domain"], hv))
+    others = [g for g in _claimants(ctx).get((hv, v["domain"]), []) if g != guest]
+    if others:
+        return fail("%s/%s is declared by %s too: one domain is one inventory guest (either one VM is in the "
+                    "inventory twice, or one of them reaches a machine that is not this domain and its evidence is "
+                    "taken for it)" % (hv, v["domain"], ", ".join(others)), guests=sorted([guest] + others))
     return ok("exists as %s/%s" % (hv, v["domain"]))
+
+
+def _claimants(ctx):
+    """(hypervisor, domain name) -> the sorted inventory guests declaring it (ctx.inventory_domains keeps one)."""
+    def build():
+        out = {}
+        for g in ctx.guest_names:
+            v = ctx.guests[g].get("vars") or {}
+            if v.get("hypervisor") and v.get("domain"):
+                out.setdefault((v["hypervisor"], v["domain"]), []).append(g)
+        return out
+    return ctx.index("vis:domain_claimants", build)
 
 
 # VIS-02 must also see guests whose evidence could not be collected: the check only needs vars.
@@ -75,7 +92,9 @@ def vis03(ctx, hv):
 
     A process's argv (its -name/-uuid) is whatever its starter wrote: claiming a domain's name or
     UUID proves nothing when libvirt recorded another pid for that domain. Only for running domains
-    whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so.
+    whose pid libvirt could not give (remote or test driver) is the name/UUID used, and said so; one
+    domain runs in one QEMU, so a second process claiming it is unknown (both are named: which one is
+    the domain's cannot be told), and so is one whose name and UUID claim different domains.
 
     The process list must show every running domain's QEMU process: one it does not show (by libvirt's pid,
     or by name/UUID where the pid is unknown) means the list is incomplete (/proc mounted hidepid, another
@@ -103,17 +122,25 @@ def vis03(ctx, hv):
         return error("process list incomplete: no QEMU process seen for running domain(s) %s (libvirt's pid not "
                      "available; none of the %d QEMU process(es) seen has its name or UUID)" % (", ".join(invisible), len(procs)),
                      missing=invisible)
-    unknown, by_name, unverified = [], [], []
+    unknown, by_name, unverified, claims = [], [], [], {}
     for p in procs:
         who = "pid %s (%s)" % (p["pid"], p.get("name") or p.get("uuid") or "unnamed")
         if p["pid"] in by_pid:
             continue
-        if p.get("name") in names or (p.get("uuid") and str(p["uuid"]).lower() in uuids):
-            by_name.append(who)
+        claimed = _claimed_domain(p, no_pid)
+        if claimed is not None:
+            claims.setdefault(claimed, []).append((who, p))
         elif p.get("name") in unread:
             unverified.append(who)
         else:
             unknown.append(who + _identified_by(p))
+    for name, claimants in sorted(claims.items()):
+        if len(claimants) == 1:
+            by_name.append(claimants[0][0])
+            continue
+        # One domain runs in one QEMU: all but one of these are unknown, and which one is the domain's cannot be told.
+        unknown.extend("%s%s, one of %d claiming running domain %s" % (who, _identified_by(p), len(claimants), name)
+                       for who, p in claimants)
     if unknown:
         return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
     if unverified:
@@ -121,6 +148,18 @@ def vis03(ctx, hv):
             ", ".join(unverified), ", ".join(sorted(unread))), processes=unverified)
     note = "; %d matched by name: libvirt's pid not available" % len(by_name) if by_name else ""
     return ok("%d QEMU process(es), all known to libvirt%s" % (len(procs), note), matched_by_name=by_name)
+
+
+def _claimed_domain(p, no_pid):
+    """The name of the running domain without a pid from libvirt that process ``p`` claims to be by its -name or
+    -uuid, or None: a claim whose name and UUID name different domains (or a name whose domain has another
+    UUID) is no claim."""
+    uuid = str(p.get("uuid") or "").lower()
+    claimed = set(d["name"] for d in no_pid
+                  if (p.get("name") == d["name"] or (uuid and uuid == str(d.get("uuid") or "").lower()))
+                  and not (p.get("name") and p["name"] != d["name"])
+                  and not (uuid and d.get("uuid") and uuid != str(d["uuid"]).lower()))
+    return claimed.pop() if len(claimed) == 1 else None
 
 
 def _identified_by(p):
@@ -161,16 +200,28 @@ def vis05(ctx, hd):
 
 @check("VIS-06", "domain")
 def vis06(ctx, hd):
-    exp = collected(hd[1], "metadata", "domain metadata").get("expires")
-    if not exp:
+    """The earliest of the domain's metadata expiry and its inventory guest's vmguard_expires: the VIS-05 fixer writes
+    the inventory's only into a domain without one, so an expiry shortened in the inventory (the VM's retirement
+    decided) never reached a domain that already had a later one, and the domain passed as not expired."""
+    hv, d = hd
+    guest = ctx.guest_of_domain(hv, d)
+    inventory = (ctx.guests[guest].get("vars") or {}).get("expires") if guest else None
+    declared = [("the domain's metadata", collected(d, "metadata", "domain metadata").get("expires")),
+                ("vmguard_expires of %s" % guest, inventory)]
+    days = []
+    for source, exp in declared:
+        if not exp:
+            continue
+        try:
+            days.append((parse_date(exp), source))
+        except ValueError:
+            return error("unparsable expiry %r in %s (expected YYYY-MM-DD)" % (exp, source))
+    if not days:
         return na("no expiry set (VIS-05 reports it)")
-    try:
-        day = parse_date(exp)
-    except ValueError:
-        return error("unparsable expiry %r (expected YYYY-MM-DD)" % exp)
+    day, source = min(days)
     today = utc(ctx.now).date()
     if day < today:
-        return fail("expired on %s" % day.isoformat(), expires=day.isoformat())
+        return fail("expired on %s (%s)" % (day.isoformat(), source), expires=day.isoformat())
     return ok("expires %s" % day.isoformat(), expires=day.isoformat())
 
 

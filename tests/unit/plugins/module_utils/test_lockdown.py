@@ -140,6 +140,50 @@ def test_the_unit_on_a_management_port_is_protected_whatever_its_name(tmp_path):
         (e["listener"], e["reason"]) for e in d["unmanaged"]]
 
 
+def test_the_units_that_bring_up_the_network_are_never_stopped(tmp_path):
+    """ISC dhclient, run by ifupdown in ifup@<if>.service, binds a random UDP port besides 68: stopping, disabling and
+    masking that unit (as the lockdown did) runs ifdown, releases the lease and keeps the interface down after a
+    reboot - the management connection with it. Such a listener is unmanaged (not enforced), its unit untouched."""
+    procs = [p if p[0] != 801 else (801, "dhclient", "0::/system.slice/ifup@enp1s0.service\n", ["4001", "4002"])
+             for p in PROCS]
+    found = lockdown.scan(proc_tree(tmp_path, procs=procs, udp=UDP + [("00000000:A0F2", "4002")]),
+                          lockdown.parse_list_sockets(LIST_SOCKETS))
+    d = lockdown.decide(found, [80, 443, 22], [68, 546], [22])
+    assert sorted(d["stop"]) == ["app.service", "rpcbind.service", "rpcbind.socket"]  # not ifup@enp1s0.service
+    assert ("udp/41202 0.0.0.0 dhclient", "belongs to the guest's network configuration (ifup@enp1s0.service): "
+            "stopping it takes the guest and its management connection off the network, never stopped") in [
+        (e["listener"], e["reason"]) for e in d["unmanaged"]]
+    for unit in ("networking.service", "systemd-networkd.service", "NetworkManager.service", "dhcpcd@eth0.service"):
+        assert lockdown.network_unit(unit)
+    assert not lockdown.network_unit("nginx.service") and not lockdown.network_unit("ifupdown-hook.timer")
+
+
+SCTP_EPS = (" ENDPT     SOCK   STY SST HBKT LPORT   UID INODE LADDRS\n"
+            "       0        0 5   10  28   3868      0 8801 0.0.0.0 \n"            # diameter on every address
+            "       0        0 1   10  30   2905      0 8802 127.0.0.1 10.0.0.5 \n"  # multi-homed: 10.0.0.5 counts
+            "       0        0 5   10  31   9899      0 8803 127.0.0.1 \n")          # loopback only
+
+
+def test_sctp_endpoints_are_listeners_too(tmp_path):
+    """Only /proc/net/{tcp,udp}{,6} were read: an SCTP server (a Diameter peer on 3868) listened on every address
+    and ISO-01 passed, the lockdown never saw it. /proc/net/sctp/eps (present once the sctp module is loaded) is read
+    by both, the process tied by its socket inode as for TCP and UDP."""
+    procs = PROCS + [(1600, "freeDiameterd", "0::/system.slice/freediameter.service\n", ["8801", "8802", "8803"])]
+    root = proc_tree(tmp_path, procs=procs)
+    os.makedirs(os.path.join(root, "proc", "net", "sctp"))
+    with open(os.path.join(root, "proc", "net", "sctp", "eps"), "w") as f:
+        f.write(SCTP_EPS)
+    from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan
+    sctp = [(s["proto"], s["address"], s["port"], s["process"])
+            for s in guestscan.listening(root) if s["proto"] == "sctp"]
+    assert sctp == [("sctp", "10.0.0.5", 2905, "freeDiameterd"), ("sctp", "0.0.0.0", 3868, "freeDiameterd"),
+                    ("sctp", "127.0.0.1", 9899, "freeDiameterd")]
+    assert [(s["proto"], s["port"]) for s in lockdown.listeners(root)] == [
+        (s["proto"], s["port"]) for s in guestscan.listening(root)]
+    d = lockdown.decide(lockdown.scan(root, lockdown.parse_list_sockets(LIST_SOCKETS)), [80, 443, 22], [68, 546], [22])
+    assert d["stop"]["freediameter.service"] == ["sctp/2905 10.0.0.5 freeDiameterd", "sctp/3868 0.0.0.0 freeDiameterd"]
+
+
 def test_a_guest_within_its_allow_list_needs_nothing(tmp_path):
     found = [s for s in scan(tmp_path) if s["port"] in (22, 443, 68, 5432)]
     assert lockdown.decide(found, [80, 443, 22], [68, 546], [22]) == {"stop": {}, "unmanaged": [], "protected": [
