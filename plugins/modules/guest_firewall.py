@@ -74,6 +74,17 @@ options:
     description: The persisted ruleset, loaded at boot with C(nft -f) (the guest role installs the unit that loads it).
     type: path
     default: /etc/vmguard/firewall.nft
+  boot_unit:
+    description:
+      - The systemd unit that loads O(path) at every boot, before the network comes up (after C(nftables.service),
+        whose ruleset flushes everything, and restarted and reloaded with it). The module writes it (0644,
+        atomically) when its text differs, enables the unit (the link C(systemctl enable) makes in
+        C(sysinit.target.wants) next to it) and reloads systemd when it runs and the file changed; with either
+        O(state), so one call installs, applies and keeps the firewall across reboots.
+      - Its file name is the unit's name and must end in C(.service).
+      - An empty string leaves boot loading to you (nothing is written or enabled).
+    type: str
+    default: /etc/systemd/system/vmguard-firewall.service
   state_dir:
     description: Private state of the module (saved table, pending apply, last confirmed apply), created 0700.
     type: path
@@ -147,6 +158,13 @@ ruleset:
   returned: always
   type: str
   sample: "table inet vmguard {...}"
+boot_unit:
+  description:
+    - The boot unit O(boot_unit) (empty with O(boot_unit="")), whether its file was (or in check mode would be)
+      written and whether it was (would be) enabled by this call.
+  returned: always
+  type: dict
+  sample: {path: /etc/systemd/system/vmguard-firewall.service, written: true, enabled: true}
 path:
   description: The persisted ruleset file.
   returned: always
@@ -156,6 +174,7 @@ path:
 
 import json
 import os
+import stat
 import tempfile
 import time
 
@@ -379,6 +398,92 @@ def confirm(module, nft):
     return _result(changed=True, digest=nft.digest(), confirmed=True, path=p["path"], reason="confirmed", diff=diff)
 
 
+def _wanted_by_link(path):
+    """(directory, name, target) of the link that enables the boot unit ``path`` (WantedBy=sysinit.target), as
+    ``systemctl enable`` makes it: <unit directory>/sysinit.target.wants/<name> -> ``path``."""
+    return os.path.join(os.path.dirname(path), "sysinit.target.wants"), os.path.basename(path), path
+
+
+def _is_linked(wants, name, target):
+    """Whether ``wants``/``name`` is the enabling link to ``target`` (a directory that is a link is refused)."""
+    try:
+        st = os.lstat(wants)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        raise fwconfirm.StateError("%s is not a directory (a link or a file): the boot unit cannot be enabled" % wants)
+    try:
+        return os.readlink(os.path.join(wants, name)) == target
+    except OSError:
+        return False
+
+
+def _link(wants, name, target):
+    """Makes ``wants``/``name`` the link to ``target``, replacing whatever is there atomically (a new link renamed over
+    it, relative to the directory's descriptor: no link on the way is followed)."""
+    if not os.path.isdir(wants):
+        os.mkdir(wants, 0o755)
+    dfd = os.open(wants, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        tmp = ".%s.%s" % (name, fwconfirm.new_token()[:12])
+        os.symlink(target, tmp, dir_fd=dfd)
+        try:
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _boot_unit(module, nft, result):
+    """Installs and enables the unit loading the persisted ruleset at boot (firewall.boot_unit), or predicts it in
+    check mode; adds ``boot_unit`` (and its diff) to ``result``. Enabling makes the link ``systemctl enable`` makes
+    for WantedBy=sysinit.target (no systemctl needed, so it works on an offline root too); systemd, when it runs,
+    reloads its units after the file changed. Whatever fails here fails the call, changed=true when the firewall
+    step itself changed something."""
+    path = module.params["boot_unit"]
+    info = dict(path=path, written=False, enabled=False)
+    result["boot_unit"] = info
+    if not path:
+        return result
+    nft.changed = nft.changed or result["changed"]
+    try:
+        if not os.path.isabs(path) or not os.path.basename(path).endswith(".service"):
+            raise firewall.FirewallError("boot_unit: %r is not an absolute path to a .service file" % path)
+        text = firewall.boot_unit(nft.bin, module.params["path"])
+        before = fwconfirm.read_text(path)
+        wants, name, target = _wanted_by_link(path)
+        info["written"], info["enabled"] = before != text, not _is_linked(wants, name, target)
+    except (firewall.FirewallError, fwconfirm.StateError) as e:
+        nft.fail(str(e))
+    if not (info["written"] or info["enabled"]):
+        return result
+    result["changed"] = True
+    if info["written"]:
+        diff = result.get("diff") or []
+        result["diff"] = (diff if isinstance(diff, list) else [diff]) + [
+            dict(before_header=path, before=before or "", after_header=path, after=text)]
+    if module.check_mode:
+        return result
+    if info["written"]:
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        fsutil.atomic_write(path, text, mode=0o644)
+        nft.changed = True
+    if info["enabled"]:
+        _link(wants, name, target)
+        nft.changed = True
+    systemctl = module.get_bin_path("systemctl")
+    if info["written"] and systemctl and os.path.isdir("/run/systemd/system"):  # a running systemd reads it then
+        rc, out, err = module.run_command([systemctl, "daemon-reload"])
+        if rc != 0:
+            nft.fail("systemctl daemon-reload failed (rc %d): %s" % (rc, err.strip()), rc=rc)
+    return result
+
+
 def _iso(t):
     return timeutil.iso(t) if isinstance(t, (int, float)) else "?"
 
@@ -393,6 +498,7 @@ def main():
             confirm_timeout=dict(type="int", default=60),
             path=dict(type="path", default="/etc/vmguard/firewall.nft"),
             state_dir=dict(type="path", default="/var/lib/vmguard/firewall"),
+            boot_unit=dict(type="str", default="/etc/systemd/system/vmguard-firewall.service"),
         ),
         required_if=[("state", "applied", ["management_ports"])],
         supports_check_mode=True,
@@ -402,6 +508,7 @@ def main():
     nft = Nft(module)
     try:
         result = apply(module, nft) if module.params["state"] == "applied" else confirm(module, nft)
+        result = _boot_unit(module, nft, result)
     except (fwconfirm.StateError, fsutil.UnsafePathError, OSError) as e:
         nft.fail(str(e))
     module.exit_json(**result)

@@ -53,6 +53,9 @@ class Netns(object):
         return p.stdout
 
     def module(self, name, args, check=False, wrap=()):
+        if name == "guest_firewall" and "boot_unit" not in args:  # never this host's own /etc/systemd/system
+            unit = os.path.join(os.path.dirname(args["path"]), "system", "vmguard-firewall.service")
+            args = dict(args, boot_unit=unit)
         env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                    ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", COLLECTIONS)
@@ -142,6 +145,10 @@ def test_apply_gives_the_evidence_digest_and_iso10_passes_then_confirm_persists(
     assert stat.S_IMODE(os.stat(args["state_dir"]).st_mode) == 0o700
     _wait_gone(pid)  # the reverter was ended
     assert not os.path.exists(str(tmp_path / "state" / "pending.json"))
+    unit = str(tmp_path / "etc" / "system" / "vmguard-firewall.service")  # written and enabled by the apply
+    assert done["boot_unit"] == dict(path=unit, written=True, enabled=True), done["boot_unit"]
+    assert "ExecStart=%s -f %s\n" % (shutil.which("nft"), args["path"]) in open(unit).read()
+    assert os.readlink(str(tmp_path / "etc" / "system" / "sysinit.target.wants" / "vmguard-firewall.service")) == unit
 
     again = ns.module("guest_firewall", args)
     assert again["changed"] is False and again["pending"] is False and again["digest"] == done["digest"], again

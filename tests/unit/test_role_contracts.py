@@ -11,6 +11,8 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import firewall
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ROLES = sorted(d for d in os.listdir(os.path.join(ROOT, "roles"))
                if os.path.isdir(os.path.join(ROOT, "roles", d)))
@@ -319,17 +321,19 @@ def _unit_file(text):
 def test_the_guest_firewall_unit_follows_every_nftables_ruleset_load():
     """nftables.service loads /etc/nftables.conf, which starts with "flush ruleset" (Debian's), at start, restart and
     reload: table inet vmguard is gone after each unless vmguard-firewall.service loads it again after it. PartOf=
-    propagates stop and restart only: `systemctl reload nftables` left the guest without its table until the reboot."""
-    tasks = load("guest", "tasks", "firewall.yml")
-    (unit,) = [t["ansible.builtin.copy"] for t in tasks
-               if (t.get("ansible.builtin.copy") or {}).get("dest") == "/etc/systemd/system/vmguard-firewall.service"]
-    u = _unit_file(unit["content"])
+    propagates stop and restart only: `systemctl reload nftables` left the guest without its table until the reboot.
+    The unit is the module's (guest_firewall writes and enables it); the role leaves path and boot_unit at their
+    defaults, so the unit loads the file the module persists."""
+    u = _unit_file(firewall.boot_unit("/usr/sbin/nft", "/etc/vmguard/firewall.nft"))
     assert u[("Unit", "After")] == ["nftables.service"]
     assert u[("Unit", "PartOf")] == ["nftables.service"]
     assert u[("Unit", "ReloadPropagatedFrom")] == ["nftables.service"]
     assert u[("Service", "ExecStart")] == u[("Service", "ExecReload")] == ["/usr/sbin/nft -f /etc/vmguard/firewall.nft"]
-    persisted = [t["vmguard.hardening.guest_firewall"] for t in tasks if "vmguard.hardening.guest_firewall" in t]
-    assert all("path" not in args for args in persisted)  # the module's default path is the file the unit loads
+    assert u[("Unit", "ConditionPathExists")] == ["/etc/vmguard/firewall.nft"]
+    tasks = load("guest", "tasks", "firewall.yml")
+    calls = [t["vmguard.hardening.guest_firewall"] for t in tasks if "vmguard.hardening.guest_firewall" in t]
+    assert calls and all("path" not in args and "boot_unit" not in args for args in calls)
+    assert not [t for t in tasks if {"ansible.builtin.copy", "ansible.builtin.systemd_service"} & set(t)]
 
 
 def test_every_role_writes_the_ledger_the_audit_reads():

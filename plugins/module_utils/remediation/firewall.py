@@ -35,6 +35,48 @@ HEADER = ("# Managed by vmguard.hardening (module guest_firewall): inbound defau
           "# Loaded with `nft -f`; replaces table inet vmguard only. Local edits are overwritten.\n")
 
 
+UNIT_NAME = "vmguard-firewall.service"
+
+# The unit that loads the persisted ruleset at every boot, before the network comes up. Ordered after
+# nftables.service, whose ruleset flushes everything, and restarted (PartOf) and reloaded
+# (ReloadPropagatedFrom) with it: its reload runs nft -f /etc/nftables.conf, whose "flush ruleset" removes
+# table inet vmguard too. Until a ruleset was confirmed (persisted) the condition keeps it from running.
+BOOT_UNIT = """# Managed by vmguard.hardening (module guest_firewall): loads table inet vmguard (ISO-10) from the ruleset
+# guest_firewall persisted. Ordered after nftables.service, whose ruleset flushes everything, and restarted
+# (PartOf) and reloaded (ReloadPropagatedFrom) with it: its reload runs nft -f /etc/nftables.conf, whose
+# "flush ruleset" removes table inet vmguard too. Local edits are overwritten.
+[Unit]
+Description=vmguard inbound firewall (table inet vmguard)
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=nftables.service
+PartOf=nftables.service
+ReloadPropagatedFrom=nftables.service
+Conflicts=shutdown.target
+ConditionPathExists={path}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={nft} -f {path}
+ExecReload={nft} -f {path}
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+def boot_unit(nft, path):
+    """The text of the boot unit loading the persisted ruleset ``path`` with the ``nft`` binary. Both are absolute
+    paths without whitespace or control characters (a unit file line cannot quote them safely otherwise)."""
+    for what, value in (("nft", nft), ("path", path)):
+        if not value.startswith("/") or any(c.isspace() or ord(c) < 32 or c in "%\\" for c in value):
+            raise FirewallError("%s: %r cannot be named in a unit file (an absolute path without whitespace, "
+                                "'%%' or backslashes)" % (what, value))
+    return BOOT_UNIT.format(nft=nft, path=path)
+
+
 class FirewallError(ValueError):
     """Parameters that cannot make a ruleset (the message names the option and the element)."""
 

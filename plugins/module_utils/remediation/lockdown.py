@@ -39,6 +39,8 @@ NETWORK_UNITS = ("networking.service", "ifup@*.service", "systemd-networkd.servi
 def network_unit(unit):
     """Whether ``unit`` brings up the guest's network (NETWORK_UNITS, templates by their instances)."""
     return any(fnmatch.fnmatchcase(unit, pattern) for pattern in NETWORK_UNITS)
+
+
 STOPPABLE = (".service", ".socket")
 # The unit types a process can run in (their cgroups hold processes).
 UNIT_SUFFIXES = (".service", ".socket", ".scope", ".mount", ".swap")

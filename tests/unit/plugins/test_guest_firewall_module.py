@@ -3,6 +3,8 @@ directory under tmp_path: what a failure after the ruleset was applied reports. 
 is in tests/integration/test_guest_firewall.py."""
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -44,6 +46,9 @@ class FakeNft(object):
 def run_module(monkeypatch, capsys, nft, args, check_mode=False):
     monkeypatch.setattr(guest_firewall.AnsibleModule, "get_bin_path", lambda self, name, *a, **kw: "/usr/sbin/" + name)
     monkeypatch.setattr(guest_firewall.AnsibleModule, "run_command", lambda self, argv, **kw: nft(argv, **kw))
+    if "boot_unit" not in args:  # never the host's own /etc/systemd/system
+        args = dict(args, boot_unit=os.path.join(os.path.dirname(args.get("path") or args["state_dir"]), "system",
+                                                  "vmguard-firewall.service"))
     args = dict(args, _ansible_check_mode=check_mode)
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
     monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
@@ -81,3 +86,76 @@ def test_apply_then_rerun_is_in_place(monkeypatch, capsys, tmp_path):
     assert not failed and res["changed"] is True and (tmp_path / "firewall.nft").exists()
     res, failed = run_module(monkeypatch, capsys, nft, args)
     assert not failed and res["changed"] is False and res["reason"] == "in place"
+
+
+def _unit_args(tmp_path, **kw):
+    args = dict(management_ports=[22], service_ports=[80], confirm_timeout=0, path=str(tmp_path / "firewall.nft"),
+                state_dir=str(tmp_path / "state"), boot_unit=str(tmp_path / "system" / "vmguard-firewall.service"))
+    args.update(kw)
+    return args
+
+
+def test_one_call_installs_and_enables_the_boot_unit_then_changes_nothing(monkeypatch, capsys, tmp_path):
+    """The unit that loads the persisted ruleset at boot is written (0644) and enabled (the link systemctl enable
+    makes for WantedBy=sysinit.target) by the module itself: the role needs no copy and no systemd task (two guest
+    Python runs less per apply under TCG). A second run finds both in place."""
+    nft = FakeNft()
+    args = _unit_args(tmp_path)
+    res, failed = run_module(monkeypatch, capsys, nft, args)
+    unit = tmp_path / "system" / "vmguard-firewall.service"
+    link = tmp_path / "system" / "sysinit.target.wants" / "vmguard-firewall.service"
+    assert not failed and res["changed"] is True and res["boot_unit"] == dict(path=str(unit), written=True,
+                                                                             enabled=True), res
+    text = unit.read_text()
+    assert "ExecStart=/usr/sbin/nft -f %s\n" % args["path"] in text and "ConditionPathExists=%s\n" % args["path"] in text
+    assert "ReloadPropagatedFrom=nftables.service" in text and "WantedBy=sysinit.target" in text
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644 and os.readlink(str(link)) == str(unit)
+    res, failed = run_module(monkeypatch, capsys, nft, args)
+    assert not failed and res["changed"] is False and res["boot_unit"]["written"] is False, res
+    assert res["boot_unit"]["enabled"] is False
+
+
+def test_a_boot_unit_edited_or_disabled_is_put_back_even_with_the_ruleset_in_place(monkeypatch, capsys, tmp_path):
+    nft = FakeNft()
+    args = _unit_args(tmp_path)
+    run_module(monkeypatch, capsys, nft, args)
+    unit = tmp_path / "system" / "vmguard-firewall.service"
+    unit.write_text(unit.read_text().replace("ReloadPropagatedFrom=nftables.service\n", ""))
+    os.unlink(str(tmp_path / "system" / "sysinit.target.wants" / "vmguard-firewall.service"))
+    res, failed = run_module(monkeypatch, capsys, nft, args)
+    assert not failed and res["reason"] == "in place" and res["changed"] is True, res
+    assert res["boot_unit"]["written"] and res["boot_unit"]["enabled"]
+    assert "ReloadPropagatedFrom=nftables.service" in unit.read_text()
+    assert [d["before_header"] for d in res["diff"]] == [str(unit)]
+
+
+def test_check_mode_predicts_the_boot_unit_and_writes_nothing(monkeypatch, capsys, tmp_path):
+    nft = FakeNft()
+    res, failed = run_module(monkeypatch, capsys, nft, _unit_args(tmp_path), check_mode=True)
+    assert not failed and res["changed"] is True and res["boot_unit"]["written"] and res["boot_unit"]["enabled"], res
+    assert not (tmp_path / "system").exists()
+
+
+def test_a_boot_unit_that_is_a_link_is_refused_never_followed(monkeypatch, capsys, tmp_path):
+    nft = FakeNft()
+    (tmp_path / "system").mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    os.symlink(str(target), str(tmp_path / "system" / "vmguard-firewall.service"))
+    res, failed = run_module(monkeypatch, capsys, nft, _unit_args(tmp_path))
+    assert failed and res["changed"] is True and "vmguard-firewall.service" in res["msg"], res  # the ruleset was applied
+    assert target.read_text() == "keep\n"
+
+
+def test_an_empty_boot_unit_leaves_boot_loading_alone(monkeypatch, capsys, tmp_path):
+    nft = FakeNft()
+    res, failed = run_module(monkeypatch, capsys, nft, _unit_args(tmp_path, boot_unit=""))
+    assert not failed and res["boot_unit"] == dict(path="", written=False, enabled=False)
+    assert not (tmp_path / "system").exists()
+
+
+@pytest.mark.parametrize("bad", ["relative/vmguard-firewall.service", "/etc/systemd/system/vmguard-firewall.timer"])
+def test_a_boot_unit_that_is_no_service_file_path_fails_clearly(monkeypatch, capsys, tmp_path, bad):
+    nft = FakeNft()
+    res, failed = run_module(monkeypatch, capsys, nft, _unit_args(tmp_path, boot_unit=bad))
+    assert failed and "boot_unit" in res["msg"] and ".service" in res["msg"], res
