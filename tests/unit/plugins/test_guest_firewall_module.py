@@ -47,8 +47,8 @@ def run_module(monkeypatch, capsys, nft, args, check_mode=False):
     monkeypatch.setattr(guest_firewall.AnsibleModule, "get_bin_path", lambda self, name, *a, **kw: "/usr/sbin/" + name)
     monkeypatch.setattr(guest_firewall.AnsibleModule, "run_command", lambda self, argv, **kw: nft(argv, **kw))
     if "boot_unit" not in args:  # never the host's own /etc/systemd/system
-        args = dict(args, boot_unit=os.path.join(os.path.dirname(args.get("path") or args["state_dir"]), "system",
-                                                  "vmguard-firewall.service"))
+        unit = os.path.join(os.path.dirname(args.get("path") or args["state_dir"]), "system", "vmguard-firewall.service")
+        args = dict(args, boot_unit=unit)
     args = dict(args, _ansible_check_mode=check_mode)
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
     monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy")
@@ -104,8 +104,8 @@ def test_one_call_installs_and_enables_the_boot_unit_then_changes_nothing(monkey
     res, failed = run_module(monkeypatch, capsys, nft, args)
     unit = tmp_path / "system" / "vmguard-firewall.service"
     link = tmp_path / "system" / "sysinit.target.wants" / "vmguard-firewall.service"
-    assert not failed and res["changed"] is True and res["boot_unit"] == dict(path=str(unit), written=True,
-                                                                             enabled=True), res
+    expected = dict(path=str(unit), written=True, enabled=True)
+    assert not failed and res["changed"] is True and res["boot_unit"] == expected, res
     text = unit.read_text()
     assert "ExecStart=/usr/sbin/nft -f %s\n" % args["path"] in text and "ConditionPathExists=%s\n" % args["path"] in text
     assert "ReloadPropagatedFrom=nftables.service" in text and "WantedBy=sysinit.target" in text
