@@ -419,20 +419,13 @@ def _is_linked(wants, name, target):
 
 
 def _link(wants, name, target):
-    """Makes ``wants``/``name`` the link to ``target``, replacing whatever is there atomically (a new link renamed over
-    it, relative to the directory's descriptor: no link on the way is followed)."""
+    """Makes ``wants``/``name`` the link to ``target``, replacing whatever is there atomically (fsutil.link_at: a new
+    link renamed over it, relative to the directory's descriptor, so no link on the way is followed)."""
     if not os.path.isdir(wants):
         os.mkdir(wants, 0o755)
     dfd = os.open(wants, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        tmp = ".%s.%s" % (name, fwconfirm.new_token()[:12])
-        os.symlink(target, tmp, dir_fd=dfd)
-        try:
-            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except OSError:
-            os.unlink(tmp, dir_fd=dfd)
-            raise
-        os.fsync(dfd)
+        fsutil.link_at(dfd, name, target)
     finally:
         os.close(dfd)
 
