@@ -141,13 +141,15 @@ def test_no_key_is_shared_between_guests():
 
 
 def _systemctl_states(host):
-    """{"enabled": [...], "masked": [...]} as systemctl list-unit-files reports them (the manager's answer)."""
+    """{"enabled": [...], "masked": [...], "masked_runtime": [...]} as systemctl list-unit-files reports them (the
+    manager's answer): a mask in /run (masked-runtime) is gone at the next boot, so it is listed apart."""
     out = host.check_output("systemctl list-unit-files --no-legend --no-pager --type=service,socket,timer")
-    states = {"enabled": [], "masked": []}
+    states = {"enabled": [], "masked": [], "masked_runtime": []}
+    which = {"enabled": "enabled", "enabled-runtime": "enabled", "masked": "masked", "masked-runtime": "masked_runtime"}
     for line in out.splitlines():
         f = line.split()
-        if len(f) >= 2 and f[1] in ("enabled", "enabled-runtime", "masked", "masked-runtime"):
-            states[f[1].split("-")[0]].append(f[0])
+        if len(f) >= 2 and f[1] in which:
+            states[which[f[1]]].append(f[0])
     return dict((k, sorted(v)) for k, v in states.items())
 
 
