@@ -300,16 +300,21 @@ def read_regular(path, limit, missing_ok=False):
             return None
         raise
     try:
-        chunks = []
-        total = 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise UnsafePathError(path, "grew larger than the %d bytes allowed while it was read" % limit)
-            chunks.append(chunk)
+        return read_fd(fd, limit, path)
     finally:
         os.close(fd)
+
+
+def read_fd(fd, limit, path):
+    """The bytes of the open file ``fd`` (``path`` names it), at most ``limit``: UnsafePathError past it."""
+    chunks = []
+    total = 0
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise UnsafePathError(path, "grew larger than the %d bytes allowed while it was read" % limit)
+        chunks.append(chunk)
     return b"".join(chunks)

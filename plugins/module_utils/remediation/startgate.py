@@ -150,18 +150,12 @@ def _read_checked(path, st):
     try:
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or now.st_uid != 0 or now.st_mode & 0o022:
             raise ValueError("it was replaced while it was checked")
-        chunks, total = [], 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > MAX_REASON:
-                raise ValueError("it is larger than the %d bytes allowed" % MAX_REASON)
-            chunks.append(chunk)
+        try:
+            return fsutil.read_fd(fd, MAX_REASON, path)
+        except fsutil.UnsafePathError:
+            raise ValueError("it is larger than the %d bytes allowed" % MAX_REASON)
     finally:
         os.close(fd)
-    return b"".join(chunks)
 
 
 def _owner(uid):
