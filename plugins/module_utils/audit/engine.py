@@ -31,6 +31,7 @@ import gc
 import time
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, NotCollected
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import CHECK_STATUSES, checked_verdict, invalid_verdict
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import vsphere
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, SEVERITIES, STATUSES, WAIVED
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, parse_iso, utc
@@ -328,34 +329,7 @@ def _run(fn, ctx, ev):
         return ERROR, "cannot evaluate: %s" % e, {}
     except Exception as e:  # a broken check is an error finding, never a pass
         return ERROR, "check failed: %s: %s" % (type(e).__name__, e), {}
-    if verdict.__class__ is tuple and len(verdict) == 3 and verdict[0] in CHECK_STATUSES and verdict[1] \
-            and isinstance(verdict[1], str) and isinstance(verdict[2], dict):
-        return verdict
-    return _invalid(verdict)
-
-
-# What a check may conclude: a waiver is the engine's to apply, never a check's.
-CHECK_STATUSES = frozenset((PASS, FAIL, ERROR, NA))
-
-
-def _invalid(verdict):
-    """The error verdict of a check that returned no valid (status, message, evidence): a status the reports and
-    the gate do not know ("unknown", "skipped") would pass the gate unseen, and a pass or not applicable without
-    a message says nothing of what was compared or why nothing was."""
-    if verdict.__class__ is not tuple or len(verdict) != 3:
-        why = "%s, not a (status, message, evidence) tuple" % _short(verdict)
-    elif verdict[0] not in CHECK_STATUSES:
-        why = "the status %s (a check concludes %s)" % (_short(verdict[0]), ", ".join(sorted(CHECK_STATUSES)))
-    elif not verdict[1] or not isinstance(verdict[1], str):
-        why = "a %s verdict without a message (what was judged, or why nothing was, must be said)" % verdict[0]
-    else:
-        why = "a %s verdict whose evidence is %s, not a mapping" % (verdict[0], type(verdict[2]).__name__)
-    return ERROR, "check failed: it returned %s" % why, {}
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return checked_verdict(verdict)
 
 
 def _valid_batch(findings, bad):
@@ -372,7 +346,7 @@ def _valid_batch(findings, bad):
             continue
         verdict = (finding["status"], message, finding["evidence"])
         if not (verdict[0] in statuses and verdict[1] and isinstance(verdict[1], str) and isinstance(verdict[2], dict)):
-            finding["status"], finding["message"], finding["evidence"] = _invalid(verdict)
+            finding["status"], finding["message"], finding["evidence"] = invalid_verdict(verdict)
             finding["remediation"] = bad["remediation"]
     return findings
 
@@ -456,7 +430,8 @@ def _batch_findings(ctx, rid, fn):
     if findings is None:
         return None
     bad = ctx.finding_templates(rid, "guest")[1]
-    _valid_batch(findings, bad)
+    if not getattr(fn, "batch_checked", False):
+        _valid_batch(findings, bad)
     bad_copy = bad.copy
     for i, subject, err in _guest_subject_errors(ctx):
         finding = findings[i] = bad_copy()

@@ -357,3 +357,19 @@ def test_an_error_only_waiver_on_a_failure_says_so_and_never_calls_it_unevaluate
     assert f["status"] == "fail" and "could not be evaluated" not in f["message"]
     assert f["message"].endswith("(the waiver for RB-01 on 'hv1/*' accepts an error only (statuses [error]), not this failure; "
                                  "statuses [fail, error] accepts both)")
+
+
+def test_a_checked_batch_checks_every_verdict_it_judges(monkeypatch):
+    """DIV-01..04's batch is batch_checked (the engine does not walk its 400,000 findings again): a verdict it judges,
+    rather than builds from constants, goes through checked_verdict all the same, so an invalid one is an error."""
+    from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import div
+    assert all(RULES[rid].checks["guest"].batch_checked for rid in ("DIV-01", "DIV-02", "DIV-03", "DIV-04"))
+    rules = [(rid, name, (lambda ctx, g, f, index: ("unknown", "", {})) if rid == "DIV-01" else judge)
+             for rid, name, judge in div.IDENTITY_RULES]
+    monkeypatch.setattr(div, "IDENTITY_RULES", tuple(rules))
+    guests = {"web1": E.guest("web1", facts=E.guest_facts(1)), "web2": E.guest("web2", facts=E.guest_facts(1)),
+              "web3": E.guest("web3", facts=E.guest_facts(3))}  # web1 and web2 share their identity: judged again
+    fs = engine.evaluate(policy.load_policy({}), E.fleet([], guests), now=E.NOW, only={"DIV-01"})
+    by = dict((f["subject"]["id"], f) for f in fs)
+    assert by["web1"]["status"] == by["web2"]["status"] == "error" and by["web3"]["status"] == "pass"
+    assert "status 'unknown'" in by["web1"]["message"] and by["web1"]["remediation"] == RULES["DIV-01"].remediation

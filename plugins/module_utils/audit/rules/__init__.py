@@ -39,6 +39,39 @@ def error(message, **evidence):
     return (ERROR, message, evidence)
 
 
+# What a check may conclude: a waiver is the engine's to apply, never a check's.
+CHECK_STATUSES = frozenset((PASS, FAIL, ERROR, NA))
+
+
+def checked_verdict(verdict):
+    """``verdict`` when it is a valid (status, message, evidence) tuple, else the error verdict saying why: a status
+    the reports and the gate do not know ("unknown", "skipped") would pass the gate unseen, and a pass or not
+    applicable without a message says nothing of what was compared or why nothing was. The engine passes every
+    check's verdict through it, and a batch (check's ``batch``) every verdict it does not make from constants."""
+    if verdict.__class__ is tuple and len(verdict) == 3 and verdict[0] in CHECK_STATUSES and verdict[1] \
+            and isinstance(verdict[1], str) and isinstance(verdict[2], dict):
+        return verdict
+    return invalid_verdict(verdict)
+
+
+def invalid_verdict(verdict):
+    """The error verdict of a check that returned no valid (status, message, evidence)."""
+    if verdict.__class__ is not tuple or len(verdict) != 3:
+        why = "%s, not a (status, message, evidence) tuple" % _short(verdict)
+    elif verdict[0] not in CHECK_STATUSES:
+        why = "the status %s (a check concludes %s)" % (_short(verdict[0]), ", ".join(sorted(CHECK_STATUSES)))
+    elif not verdict[1] or not isinstance(verdict[1], str):
+        why = "a %s verdict without a message (what was judged, or why nothing was, must be said)" % verdict[0]
+    else:
+        why = "a %s verdict whose evidence is %s, not a mapping" % (verdict[0], type(verdict[2]).__name__)
+    return ERROR, "check failed: it returned %s" % why, {}
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def na(message, **evidence):
     return (NA, message, evidence)
 
@@ -157,7 +190,7 @@ def remediation_for(rid, subject_kind):
     return r.remediated_by
 
 
-def check(rid, subject_kind, batch=None):
+def check(rid, subject_kind, batch=None, batch_checked=False):
     """Register ``fn`` as the check of rule ``rid`` for subjects of ``subject_kind``.
 
     ``batch`` (guest checks only): ``batch(ctx) -> findings``, the findings of ``fn`` on every guest of a run at
@@ -166,6 +199,9 @@ def check(rid, subject_kind, batch=None):
     guest. Each finding is a copy of one of ``ctx.finding_templates(rid, "guest")`` (bad for fail and error) with
     status, subject, message and evidence set from exactly the verdict ``fn(ctx, guest)`` gives. It exists for
     speed only (a fleet rule judging 100,000 guests one call at a time walks their evidence once per rule).
+    ``batch_checked``: the batch makes every verdict it does not build from constants (a PASS status, a message
+    string, a new evidence dict) through ``checked_verdict``, so the engine need not check its findings again
+    (400,000 of them in a fleet run: 0.2 s, most of it cache misses on findings made long before).
     """
     if subject_kind not in SUBJECT_KINDS:
         raise ValueError("unknown subject kind %s" % subject_kind)
@@ -176,6 +212,7 @@ def check(rid, subject_kind, batch=None):
         RULES[rid].checks[subject_kind] = fn
         fn.rule_id = rid
         fn.batch = batch
+        fn.batch_checked = bool(batch_checked)
         return fn
     return deco
 

@@ -18,7 +18,7 @@ from itertools import compress, count
 from operator import not_
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
-    PASS, Remediation, rule, check, collected, ok, fail, error, na)
+    PASS, Remediation, rule, check, checked_verdict, collected, ok, fail, error, na)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import too_far_ahead
 
@@ -267,8 +267,9 @@ def _identity_findings(ctx):
 
 
 def _finding(templates, subject, verdict):
-    """The finding of ``verdict`` on ``subject``, made as the engine makes it (Context.finding_templates)."""
-    status, message, detail = verdict
+    """The finding of ``verdict`` on ``subject``, made as the engine makes it (Context.finding_templates), the
+    verdict checked as the engine checks one (checked_verdict: the batch is ``batch_checked``)."""
+    status, message, detail = checked_verdict(verdict)
     finding = (templates[1] if status in BAD_STATUSES else templates[0]).copy()
     finding["status"], finding["subject"], finding["message"], finding["evidence"] = status, subject, message, detail
     return finding
@@ -447,22 +448,22 @@ def _batch(rid):
     return batch
 
 
-@check("DIV-01", "guest", batch=_batch("DIV-01"))
+@check("DIV-01", "guest", batch=_batch("DIV-01"), batch_checked=True)
 def div01(ctx, guest):
     return _div01(ctx, guest, _facts(ctx, guest), None)
 
 
-@check("DIV-02", "guest", batch=_batch("DIV-02"))
+@check("DIV-02", "guest", batch=_batch("DIV-02"), batch_checked=True)
 def div02(ctx, guest):
     return _div02(ctx, guest, _facts(ctx, guest), None)
 
 
-@check("DIV-03", "guest", batch=_batch("DIV-03"))
+@check("DIV-03", "guest", batch=_batch("DIV-03"), batch_checked=True)
 def div03(ctx, guest):
     return _div03(ctx, guest, _facts(ctx, guest), None)
 
 
-@check("DIV-04", "guest", batch=_batch("DIV-04"))
+@check("DIV-04", "guest", batch=_batch("DIV-04"), batch_checked=True)
 def div04(ctx, guest):
     return _div04(ctx, guest, _facts(ctx, guest), None)
 
