@@ -19,6 +19,9 @@ description:
     unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them; the masks
     in /run apart, as C(masked_runtime) - gone at the next boot), installed
     package versions, the nftables ruleset digest and inbound posture, selected sysctl values,
+    the inbound posture of the ruleset the next boot loads (C(firewall_boot) - the files of the enabled units
+    whose C(ExecStart) runs C(nft -f), nftables.service first, loaded into a scratch network namespace of its own
+    with C(unshare --net), never into the live ruleset),
     the vmguard epoch and the image lineage record.
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
     SHA-256 digests, which are enough to find duplicates across guests.
@@ -108,6 +111,21 @@ evidence:
       open_any: []
       input_policy: drop
       input_chains: 1
+    firewall_boot:
+      digest: 3a4b...
+      error: null
+      default_deny: true
+      open:
+        - proto: tcp
+          port: 22
+          from: any
+      open_any: []
+      input_policy: drop
+      input_chains: 1
+      loaders:
+        - unit: vmguard-firewall.service
+          files: [/etc/nftables.d/vmguard.nft]
+      others: []
     sysctl:
       kernel.randomize_va_space: "2"
     epoch: 3

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan, nftables, unitfiles
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import bootfirewall, guestscan, nftables, unitfiles
 
 ARGUMENT_SPEC = dict(
     epoch_file=dict(type="path", default="/var/lib/vmguard/epoch.json"),
@@ -69,6 +69,7 @@ def gather(p, run, bin_path, warn):
     ev["services"], ev["services_error"] = systemd_units()
     ev["packages"] = guestscan.packages()
     ev["firewall"] = nft_ruleset(run, bin_path)
+    ev["firewall_boot"] = bootfirewall.collect((ev["services"] or {}).get("enabled"), run, bin_path)
     ev["sysctl"] = guestscan.sysctls()
     ev["epoch"], ev["epoch_error"] = guestscan.epoch(p["epoch_file"])
     ev["lineage"] = guestscan.json_file("/", p["lineage_file"])

@@ -83,7 +83,7 @@ def template_of(name):
     return name[:at + 1] + name[dot:] if dot > at else name
 
 
-def _first_files(root):
+def first_files(root="/"):
     """{unit name: (directory, path)} of the first file of each unit along the search path."""
     first = {}
     for d in SEARCH_PATH:
@@ -119,6 +119,16 @@ def _wanted(root):
 def install_values(path, key):
     """The values of ``key`` in the [Install] section of the unit file at ``path`` (a regular file only:
     a device or a FIFO planted as a unit file is never opened), each assignment split on spaces."""
+    values = []
+    for val in section_values(path, "Install", key):
+        values = values + val.split() if val.strip() else []  # an empty assignment resets the list
+    return values
+
+
+def section_values(path, section, key):
+    """The assignments of ``key`` in ``section`` of the unit file at ``path``, in order, as written (an empty one
+    included: it resets a list); [] for anything but a readable regular file (a device or a FIFO planted as a unit
+    file is never opened)."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return []
@@ -133,15 +143,15 @@ def install_values(path, key):
         return []
     finally:
         os.close(fd)
-    section, values = None, []
+    current, values = None, []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-        elif section == "Install" and "=" in line and not line.startswith(("#", ";")):
+            current = line[1:-1]
+        elif current == section and "=" in line and not line.startswith(("#", ";")):
             k, val = line.split("=", 1)
             if k.strip() == key:
-                values = values + val.split() if val.strip() else []  # an empty assignment resets the list
+                values.append(val.strip())
     return values
 
 
@@ -172,7 +182,7 @@ def unit_states(root="/"):
     can be known)."""
     if not any(os.path.isdir(os.path.join(root, d.lstrip("/"))) for d in VENDOR_DIRS):
         raise UnitScanError("no systemd unit directory (%s) under %s: not a systemd system" % (", ".join(VENDOR_DIRS), root))
-    first = _first_files(root)
+    first = first_files(root)
     masks = dict((name, d) for name, (d, path) in first.items() if _is_mask(path))
     masked = set(masks)
     wanted, aliases = _wanted(root)

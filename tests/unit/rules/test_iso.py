@@ -296,19 +296,58 @@ def test_iso09_qemu_override_and_capabilities_are_passthrough():
     assert one("ISO-09", bare)["evidence"]["overrides"] == ["ua-x (no property)"]
 
 
-def iso10(fw=None, service="web", **changes):
+def iso10(fw=None, service="web", boot=None, **changes):
     f = E.guest_facts(1)
     f["firewall"] = dict(f["firewall"], **changes) if fw is None else fw
+    if boot is not None:
+        f["firewall_boot"] = dict(f["firewall_boot"], **boot)
     return E.by_subject(E.run("ISO-10", gfleet(f, service=service)))["web1"]
 
 
 def test_iso10_default_deny_with_service_and_management_ports_passes():
     got = iso10()
     assert got["status"] == "pass"
-    assert got["message"] == "inbound default-deny; open: tcp/22 from 192.0.2.0/24, tcp/80 from any, tcp/443 from any"
+    assert got["message"] == ("inbound default-deny, live and at boot (loaded by vmguard-firewall.service); "
+                              "open: tcp/22 from 192.0.2.0/24, tcp/80 from any, tcp/443 from any")
+    assert got["evidence"]["boot_loaders"] == [{"unit": "vmguard-firewall.service", "files": ["/etc/nftables.d/vmguard.nft"]}]
     # A policy-accept chain ending in reject (firewalld) is just as default-deny: the policy is not the test.
     assert iso10(input_policy="accept")["status"] == "pass"
-    assert iso10(open=[])["message"] == "inbound default-deny; open: nothing"
+    assert iso10(open=[])["message"].endswith("; open: nothing")
+
+
+NOTHING_AT_BOOT = {"default_deny": False, "open": [], "loaders": [], "input_policy": None, "input_chains": 0,
+                   "open_any": ["ipv4: no base chain hooks input (every packet is accepted)"]}
+
+
+def test_iso10_a_live_ruleset_that_no_boot_loads_fails():
+    """Default-deny now, open after the next reboot (or a revert to a snapshot of before it was persisted): nothing
+    enabled loads it at boot. The live check alone passed it."""
+    got = iso10(boot=NOTHING_AT_BOOT)
+    assert got["status"] == "fail"
+    assert got["message"].startswith("the ruleset loaded at boot by nothing: no enabled unit loads an nft file accepts "
+                                     "inbound traffic not bounded to a port")
+    assert got["evidence"]["boot_default_deny"] is False and got["evidence"]["default_deny"] is True
+
+
+def test_iso10_a_boot_ruleset_weaker_than_the_live_one_fails_naming_its_loader():
+    loaders = [{"unit": "nftables.service", "files": ["/etc/nftables.conf"]}]
+    extra = E.guest_facts(1)["firewall"]["open"] + [{"proto": "tcp", "port": 3306, "from": "any"}]
+    got = iso10(boot={"open": extra, "loaders": loaders})
+    assert got["status"] == "fail" and got["evidence"]["boot_extra"] == ["tcp/3306 from any"]
+    assert got["message"] == ("the ruleset loaded at boot by nftables.service (/etc/nftables.conf) opens ports outside "
+                              "TCP [22, 80, 443], UDP [68, 80, 443, 546]: tcp/3306 from any")
+    # both wrong: both said, the live one first
+    got = iso10(default_deny=False, boot={"default_deny": False, "loaders": loaders})
+    assert got["message"].startswith("inbound firewall is not default-deny") and "loaded at boot by nftables" in got["message"]
+
+
+def test_iso10_a_boot_ruleset_that_cannot_be_replayed_is_an_error():
+    got = iso10(boot={"error": "the boot ruleset could not be replayed in a scratch network namespace (rc 1): x"})
+    assert got["status"] == "error" and "boot firewall (firewall_boot) not readable: the boot ruleset could" in got["message"]
+    f = E.guest_facts(1)
+    del f["firewall_boot"]  # evidence of a guest_facts before it
+    got = E.by_subject(E.run("ISO-10", gfleet(f)))["web1"]
+    assert got["status"] == "error" and "firewall_boot" in got["message"] and "older guest_facts" in got["message"]
 
 
 def test_iso10_unbounded_accept_fails_and_names_the_rule():

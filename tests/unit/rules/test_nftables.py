@@ -59,7 +59,9 @@ BROKEN = {
 
 
 def iso10_status(fw):
-    facts = E.guest_facts(1, firewall=fw)
+    """ISO-10 on ``fw`` as the live ruleset and as the one the boot loads (persisted by nftables.service)."""
+    boot = dict(fw, loaders=[{"unit": "nftables.service", "files": ["/etc/nftables.conf"]}], others=[])
+    facts = E.guest_facts(1, firewall=fw, firewall_boot=boot)
     fleet = E.fleet([E.domain("web1", "web")], {"web1": E.guest("web1", "web", facts=facts)})
     return E.by_subject(E.run("ISO-10", fleet))["web1"]
 
@@ -94,9 +96,11 @@ def test_broken_document_is_an_error(name):
 
 def test_iso10_messages_on_real_rulesets():
     msg = iso10_status(guestscan.firewall(fixture("jump-chain-ports")))["message"]
-    assert msg == "inbound firewall opens ports outside TCP [22, 80, 443], UDP [68, 80, 443, 546]: tcp/3306 from any"
+    assert msg.startswith("inbound firewall opens ports outside TCP [22, 80, 443], UDP [68, 80, 443, 546]: tcp/3306 from "
+                          "any; the ruleset loaded at boot by nftables.service (/etc/nftables.conf) opens ports outside")
     msg = iso10_status(guestscan.firewall(fixture("firewalld-public-web")))["message"]
-    assert msg == "inbound default-deny; open: tcp/22 from any, tcp/80 from any, tcp/443 from any, udp/546 from any"
+    assert msg == ("inbound default-deny, live and at boot (loaded by nftables.service); "
+                   "open: tcp/22 from any, tcp/80 from any, tcp/443 from any, udp/546 from any")
     msg = iso10_status(guestscan.firewall(fixture("ip-only")))["message"]
     assert msg.startswith("inbound firewall accepts inbound traffic not bounded to a port: ipv6: no base chain")
 

@@ -663,17 +663,45 @@ def iso09(ctx, hd):
 
 @check("ISO-10", "guest")
 def iso10(ctx, guest):
-    allowed, err = _service_ports(ctx, guest)
+    dummy, err = _service_ports(ctx, guest)
     if err:
         return error(err)
-    fw = ctx.guests[guest]["facts"].get("firewall")
+    facts = ctx.guests[guest]["facts"]
+    fw, boot = facts.get("firewall"), facts.get("firewall_boot")
+    for what, posture in (("firewall", fw), ("boot firewall (firewall_boot)", boot)):
+        why = _unjudgeable(what, posture)
+        if why:
+            return error(why)
+    live, live_extra = _fw_problems(ctx, guest, fw)
+    at_boot, boot_extra = _fw_problems(ctx, guest, boot)
+    problems = ["inbound firewall " + "; ".join(live)] if live else []
+    if at_boot:  # a reboot, or a revert to a snapshot taken before it was persisted, brings this back
+        loaded = ", ".join("%s (%s)" % (x["unit"], ", ".join(x["files"])) for x in boot.get("loaders") or []) \
+            or "nothing: no enabled unit loads an nft file"
+        problems.append("the ruleset loaded at boot by %s %s" % (loaded, "; ".join(at_boot)))
+    if problems:
+        return fail("; ".join(problems), open_any=fw["open_any"], extra=live_extra, default_deny=fw["default_deny"],
+                    boot_open_any=boot["open_any"], boot_extra=boot_extra, boot_default_deny=boot["default_deny"],
+                    boot_loaders=boot.get("loaders") or [])
+    units = ", ".join(x["unit"] for x in boot.get("loaders") or [])
+    return ok("inbound default-deny, live and at boot (loaded by %s); open: %s" % (
+        units, ", ".join(_fw_port(o) for o in fw["open"]) or "nothing"), boot_loaders=boot.get("loaders") or [])
+
+
+def _unjudgeable(what, fw):
+    """Why the firewall evidence ``fw`` (live or at boot) cannot be judged, or None."""
     if not fw:
-        return error("firewall not collected")
+        return "%s not collected (by an older guest_facts?)" % what
     if fw.get("error"):
-        return error("firewall not readable: %s" % fw["error"])
+        return "%s not readable: %s" % (what, fw["error"])
     missing = [k for k in ("default_deny", "open", "open_any") if fw.get(k) is None]
     if missing:
-        return error("firewall evidence lacks %s (collected by an older guest_facts?)" % ", ".join(missing))
+        return "%s evidence lacks %s (collected by an older guest_facts?)" % (what, ", ".join(missing))
+    return None
+
+
+def _fw_problems(ctx, guest, fw):
+    """(problems, extra ports) of one ruleset's posture against the guest's service, management and DHCP."""
     problems = []
     if fw["open_any"]:
         problems.append("accepts inbound traffic not bounded to a port: %s" % "; ".join(fw["open_any"]))
@@ -684,14 +712,11 @@ def iso10(ctx, guest):
     iso = ctx.params["isolation"]
     service = set(_declared_ports(ctx, guest))
     by_proto = {"tcp": service | set(iso["management_ports"]), "udp": service | set(iso["client_ports"])}
-    extra = [o for o in fw["open"] if o.get("port") not in by_proto.get(o.get("proto"), ())]
+    extra = [_fw_port(o) for o in fw["open"] if o.get("port") not in by_proto.get(o.get("proto"), ())]
     if extra:
         problems.append("opens ports outside TCP %s, UDP %s: %s" % (
-            sorted(by_proto["tcp"]), sorted(by_proto["udp"]), ", ".join(_fw_port(o) for o in extra)))
-    if problems:
-        return fail("inbound firewall " + "; ".join(problems), open_any=fw["open_any"],
-                    extra=[_fw_port(o) for o in extra], default_deny=fw["default_deny"])
-    return ok("inbound default-deny; open: %s" % (", ".join(_fw_port(o) for o in fw["open"]) or "nothing"))
+            sorted(by_proto["tcp"]), sorted(by_proto["udp"]), ", ".join(extra)))
+    return problems, extra
 
 
 def _declared_ports(ctx, guest):

@@ -1,0 +1,160 @@
+"""bootfirewall.py: the ruleset a guest gets at its next boot (ISO-10). The loaders are read from real unit trees;
+the replay runs the real nft in a real scratch network namespace (unshare --net) and never touches this host's own
+ruleset (checked: its digest before and after)."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import bootfirewall, guestcollect, unitfiles
+
+NFT, UNSHARE = shutil.which("nft") or "/usr/sbin/nft", shutil.which("unshare")
+REAL = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(NFT) or not UNSHARE,
+                          reason="needs root, nft and unshare (a network namespace of its own)")
+
+DENY = """table inet vmguard {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif "lo" accept
+    ct state established,related accept
+    tcp dport { 22, 443 } accept
+  }
+}
+"""
+OPEN = "flush ruleset\ntable inet filter {\n  chain input {\n    type filter hook input priority 0; policy accept;\n  }\n}\n"
+ON_IFACE = DENY.replace('iif "lo" accept', 'iif "lo" accept\n    iif "vmgtest0" tcp dport 8443 accept')
+
+
+def unit(root, d, name, execstart, enabled=True):
+    path = os.path.join(str(root), d.lstrip("/"), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("[Unit]\nDescription=x\n[Service]\nType=oneshot\n%s\n[Install]\nWantedBy=sysinit.target\n" % execstart)
+    return name
+
+
+def nftfile(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("argv, files", [
+    (["/usr/sbin/nft", "-f", "/etc/nftables.conf"], ["/etc/nftables.conf"]),
+    (["nft", "--file", "/a", "-f/b", "--file=/c"], ["/a", "/b", "/c"]),
+    (["/usr/sbin/nft", "list", "ruleset"], []),
+    (["/usr/sbin/iptables-restore", "-f", "/x"], []),
+    (["nft", "-f"], []),
+    ([], []),
+])
+def test_nft_files(argv, files):
+    assert bootfirewall.nft_files(argv) == files
+
+
+def test_loaders_are_the_enabled_units_loading_nft_files_nftables_service_first(tmp_path):
+    enabled = [
+        unit(tmp_path, "/etc/systemd/system", "vmguard-firewall.service", "ExecStart=/usr/sbin/nft -f /etc/vmguard/fw.nft"),
+        unit(tmp_path, "/lib/systemd/system", "nftables.service", "ExecStart=/usr/sbin/nft -f /etc/nftables.conf"),
+        unit(tmp_path, "/lib/systemd/system", "ssh.service", "ExecStart=/usr/sbin/sshd -D"),
+        unit(tmp_path, "/etc/systemd/system", "a-extra.service", "ExecStart=-/usr/sbin/nft -f '/etc/my fw.nft'"),
+        unit(tmp_path, "/lib/systemd/system", "ufw.service", "ExecStart=/lib/ufw/ufw-init start"),
+    ]
+    unit(tmp_path, "/lib/systemd/system", "not-enabled.service", "ExecStart=/usr/sbin/nft -f /etc/other.nft")
+    found, others = bootfirewall.loaders(enabled + ["missing.service", "x.timer"], str(tmp_path))
+    assert found == [{"unit": "nftables.service", "files": ["/etc/nftables.conf"]},
+                     {"unit": "a-extra.service", "files": ["/etc/my fw.nft"]},
+                     {"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/fw.nft"]}]
+    assert others == ["ufw.service"]
+
+
+def test_section_values_keep_each_assignment_in_its_section(tmp_path):
+    path = tmp_path / "x.service"
+    path.write_text("[Unit]\nExecStart=/not/this\n[Service]\nExecStart=/a b\n# ExecStart=/comment\nExecStart=\n"
+                    "ExecStart= /c\n[Install]\nAlias=y.service z.service\n")
+    assert unitfiles.section_values(str(path), "Service", "ExecStart") == ["/a b", "", "/c"]
+    assert unitfiles.install_values(str(path), "Alias") == ["y.service", "z.service"]
+    os.mkfifo(str(tmp_path / "fifo.service"))
+    assert unitfiles.section_values(str(tmp_path / "fifo.service"), "Service", "ExecStart") == []
+
+
+def live_digest():
+    return subprocess.run([NFT, "-j", "list", "ruleset"], stdout=subprocess.PIPE, check=True).stdout
+
+
+def collect(tmp_path, files, root=None):
+    """collect() over a tree whose one enabled unit loads ``files`` (none: no loader)."""
+    root = root or tmp_path / "root"
+    enabled = []
+    if files:
+        enabled.append(unit(root, "/etc/systemd/system", "vmguard-firewall.service",
+                            "ExecStart=%s %s" % (NFT, " ".join("-f %s" % f for f in files))))
+    os.makedirs(str(root / "etc/systemd/system"), exist_ok=True)
+    return bootfirewall.collect(enabled, guestcollect.run_argv, guestcollect.bin_path, str(root))
+
+
+@REAL
+def test_a_persisted_default_deny_is_judged_in_a_scratch_namespace(tmp_path):
+    before = live_digest()
+    got = collect(tmp_path, [nftfile(tmp_path, "fw.nft", DENY)])
+    assert got["error"] is None and got["default_deny"] is True and got["open_any"] == []
+    assert sorted(o["port"] for o in got["open"]) == [22, 443]
+    assert got["loaders"] == [{"unit": "vmguard-firewall.service", "files": [str(tmp_path / "fw.nft")]}]
+    assert live_digest() == before  # this host's own ruleset untouched
+
+
+@REAL
+def test_nftables_conf_flushing_first_and_the_vmguard_table_after_stay_default_deny(tmp_path):
+    got = collect(tmp_path, [nftfile(tmp_path, "nftables.conf", OPEN), nftfile(tmp_path, "fw.nft", DENY)])
+    assert got["error"] is None and got["default_deny"] is True  # a drop in any base chain of the hook is final
+
+
+@REAL
+def test_a_permissive_boot_ruleset_and_no_loader_at_all_are_open(tmp_path):
+    got = collect(tmp_path, [nftfile(tmp_path, "nftables.conf", OPEN)])
+    assert got["error"] is None and got["default_deny"] is False and got["open_any"]
+    got = collect(tmp_path, [])
+    assert got["error"] is None and got["loaders"] == [] and got["open_any"]
+
+
+@REAL
+def test_a_file_that_does_not_load_is_an_error_naming_its_unit(tmp_path):
+    got = collect(tmp_path, [nftfile(tmp_path, "bad.nft", "table inet vmguard { chain input { bogus } }\n")])
+    assert got["default_deny"] is None and "a file of vmguard-firewall.service does not load" in got["error"]
+    got = collect(tmp_path, [str(tmp_path / "absent.nft")])
+    assert "does not load" in got["error"]
+
+
+@REAL
+def test_the_guest_interfaces_exist_in_the_scratch_namespace(tmp_path):
+    """A rule may name one of the guest's interfaces (iif needs it to exist): each gets a dummy of its name."""
+    root = tmp_path / "root"
+    os.makedirs(str(root / "sys/class/net/vmgtest0"))
+    got = collect(tmp_path, [nftfile(tmp_path, "fw.nft", ON_IFACE)], root=root)
+    assert got["error"] is None and 8443 in [o["port"] for o in got["open"]]
+    os.rmdir(str(root / "sys/class/net/vmgtest0"))
+    assert "does not load" in collect(tmp_path, [str(tmp_path / "fw.nft")], root=root)["error"]
+
+
+def test_missing_tools_and_unreadable_units_are_errors():
+    got = bootfirewall.collect([], guestcollect.run_argv, lambda name: None)
+    assert got["default_deny"] is None and "nft is not installed" in got["error"]
+    got = bootfirewall.collect(None, guestcollect.run_argv, guestcollect.bin_path)
+    assert "enabled units could not be read" in got["error"] and got["loaders"] == []
+
+
+@REAL
+def test_a_file_that_is_no_ruleset_never_sends_its_content(tmp_path):
+    """A unit loading a secret file (nft quotes the line it cannot parse) gives an error without that line."""
+    secret = nftfile(tmp_path, "shadow", "root:$6$Secret.Salt$HashValueThatMustNotLeave:19000:0:99999:7:::\n")
+    got = collect(tmp_path, [secret])
+    assert "does not load" in got["error"] and "Error" in got["error"]
+    assert "HashValueThatMustNotLeave" not in str(got) and "Secret.Salt" not in str(got)
+
+
+def test_error_lines_keep_the_messages_only():
+    err = "/etc/x.nft:5:9-18: Error: Interface does not exist\n    iif 'secret0' accept\n        ^^^^^^^^^^\n"
+    assert bootfirewall.error_lines(err) == "/etc/x.nft:5:9-18: Error: Interface does not exist"
+    assert bootfirewall.error_lines("") == "no error message"
+    assert bootfirewall.error_lines("root:$6$x:1\n") == "no error message"
