@@ -485,6 +485,18 @@ def _iso06_params(look, hv, name):
     return params, ("cannot be enforced: %s" % "; ".join(why) if why else None)
 
 
+def _iso11_params(iso, finding):
+    """ISO-11: the fixer removes <shmem> and <vsock>; a memory backing file shared with another domain (nvdimm,
+    virtio-pmem) stays: removing guest memory is a person's choice (not enforced), the channels go all the same."""
+    params = {"allowed_shmem": list(iso["allowed_shmem"]), "allow_vsock": bool(iso["allow_vsock"])}
+    ev = (finding or {}).get("evidence") or {}
+    if not ev.get("shared_memory"):
+        return params, None
+    why = ("cannot be enforced: a memory device backed by a file another domain maps (%s); give each domain its own "
+           "file or private access" % "; ".join(ev["shared_memory"]))
+    return (params if ev.get("channels") else None), why
+
+
 def _fix_params(policy, look, rid, hv, name, finding=None):
     """(the parameters of ``rid``'s domain fixer for domain ``name`` on ``hv``, None), or (None, why it
     cannot be enforced there), or both (ISO-06, a part of it: a shared boot disk stays). From the policy
@@ -505,7 +517,7 @@ def _fix_params(policy, look, rid, hv, name, finding=None):
     if rid == "ISO-08":
         return {"allowed_hostdevs": list(iso["allowed_hostdevs"])}, None
     if rid == "ISO-11":
-        return {"allowed_shmem": list(iso["allowed_shmem"]), "allow_vsock": bool(iso["allow_vsock"])}, None
+        return _iso11_params(iso, finding)
     if rid == "VIS-05":
         return _vis05_params(look, hv, name)
     return {}, None

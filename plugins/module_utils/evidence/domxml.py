@@ -444,6 +444,24 @@ def graphics_passwords(xml_text):
     return [(g.get("type"), g.get("passwd") is not None) for g in root.findall("./devices/graphics")]
 
 
+# Memory devices backed by a host file (ISO-11): with shared access, every domain mapping the same file shares
+# that memory with the others, as an ivshmem <shmem> device does.
+FILE_MEMORY_MODELS = ("nvdimm", "virtio-pmem")
+
+
+def _memory_files(root, devices):
+    """[{model, path, access}] of the nvdimm and virtio-pmem devices backed by a host file; ``access`` is the
+    device's, else the domain's <memoryBacking><access mode>, else libvirt's default (private)."""
+    backing = root.find("memoryBacking/access")
+    default = (backing.get("mode") if backing is not None else None) or "private"
+    out = []
+    for m in devices.findall("memory"):
+        path = _text(m.find("source/path"))
+        if m.get("model") in FILE_MEMORY_MODELS and path:
+            out.append(dict(model=m.get("model"), path=path, access=m.get("access") or default))
+    return out
+
+
 def parse_domain(xml_text):
     """Parse one domain XML document into the evidence dict the domain rules read."""
     try:
@@ -508,6 +526,7 @@ def parse_domain(xml_text):
         host_devices=_host_devices(devices),
         shmem=[s.get("name") for s in devices.findall("shmem")],
         vsock=len(devices.findall("vsock")) > 0,
+        memory_files=_memory_files(root, devices),
         channels=[_channel(c) for c in devices.findall("channel")],
         seclabels=seclabels,
         qemu_commandline=cmdline,

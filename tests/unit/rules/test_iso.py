@@ -405,6 +405,38 @@ def test_iso11_shmem_vsock():
                params={"isolation": {"allow_vsock": True}})["status"] == "pass"
 
 
+NVDIMM = ("<memory model='%s' access='%s'><source><path>%s</path></source>"
+          "<target><size unit='KiB'>524288</size><node>0</node></target></memory>")
+
+
+def test_iso11_a_memory_backing_file_two_domains_map_shared_is_an_inter_vm_channel():
+    """An nvdimm or virtio-pmem backed by one host file that two domains map with shared access carries one
+    guest's writes to the other, as an ivshmem <shmem> device does: ISO-11 passed it."""
+    web = E.domain("web1", extra=NVDIMM % ("nvdimm", "shared", "/var/lib/pmem/shared.img"))
+    mail = E.domain("mail1", "mail", extra=NVDIMM % ("virtio-pmem", "shared", "/var/lib/pmem/./shared.img"))
+    own = E.domain("db1", "db", extra=NVDIMM % ("nvdimm", "shared", "/var/lib/pmem/db1.img"))
+    fs = E.by_subject(E.run("ISO-11", E.fleet([web, mail, own])))
+    assert fs[E.HV + "/web1"]["status"] == fs[E.HV + "/mail1"]["status"] == "fail"
+    assert fs[E.HV + "/web1"]["message"] == (
+        "inter-VM channel(s): nvdimm /var/lib/pmem/shared.img shared with %s/mail1" % E.HV)
+    assert fs[E.HV + "/mail1"]["evidence"]["shared_memory"] == [
+        "virtio-pmem /var/lib/pmem/./shared.img shared with %s/web1" % E.HV]
+    assert fs[E.HV + "/db1"]["status"] == "pass"  # its own file: no channel
+
+
+def test_iso11_private_mappings_of_one_file_share_nothing():
+    """Private access (the device's, else <memoryBacking><access>, else libvirt's default) copies on write."""
+    a = E.domain("web1", extra=NVDIMM % ("nvdimm", "private", "/pmem/one.img"))
+    b = E.domain("mail1", "mail", extra=NVDIMM.replace(" access='%s'", "%s") % ("nvdimm", "", "/pmem/one.img"))
+    fs = E.by_subject(E.run("ISO-11", E.fleet([a, b])))
+    assert set(f["status"] for f in fs.values()) == {"pass"}
+    shared_backing = E.domain("mail1", "mail", extra=NVDIMM.replace(" access='%s'", "%s") % ("nvdimm", "", "/pmem/one.img"),
+                              replace={"<devices>": "<memoryBacking><access mode='shared'/></memoryBacking><devices>"})
+    c = E.domain("web1", extra=NVDIMM % ("nvdimm", "shared", "/pmem/one.img"))
+    fs = E.by_subject(E.run("ISO-11", E.fleet([c, shared_backing])))
+    assert set(f["status"] for f in fs.values()) == {"fail"}
+
+
 def _iso06_reference(domains, service):
     """ISO-06 as first written (every other user of a disk walked per domain): {domain: (status, message)}."""
     import posixpath

@@ -1051,3 +1051,22 @@ def test_the_reconverged_guest_passes_and_the_next_harden_changes_nothing():
     p, _findings = build(ROLLBACK_POLICY, web1_alone(after, held3))
     assert p["hosts"]["web1"] == {"ledger": dict(p["hosts"]["web1"]["ledger"], epoch=False)}
     assert harden_ledger(p["hosts"]["web1"]["ledger"], held3) == held3
+
+
+def test_iso11_a_shared_memory_backing_file_is_not_enforced_while_the_channels_go():
+    """The ISO-11 fixer removes <shmem> and <vsock>; a memory backing file shared with another domain stays (removing
+    guest memory is a person's choice): not enforced, named, and the channels of the same domain still go."""
+    nvdimm = ("<memory model='nvdimm' access='shared'><source><path>/pmem/one.img</path></source>"
+              "<target><size unit='KiB'>524288</size><node>0</node></target></memory>")
+    vsock = "<vsock model='virtio'><cid auto='yes'/></vsock>"
+    ev = E.fleet([E.domain("web1", extra=nvdimm + vsock), E.domain("mail1", "mail", extra=nvdimm)])
+    p, findings = build({"rules": {"ISO-11": {"mode": "enforce"}}}, ev)
+    assert sorted(f["subject"]["id"] for f in findings if f["rule"] == "ISO-11" and f["status"] == "fail") == [
+        "hv1/mail1", "hv1/web1"]
+    domains = p["hosts"]["hv1"]["domain_policy"]["domains"]
+    assert domains["web1"]["ISO-11"] == {"allowed_shmem": [], "allow_vsock": False}  # the vsock goes
+    assert "ISO-11" not in domains.get("mail1", {})  # nothing the fixer could remove
+    reasons = dict(not_enforced(p, "ISO-11"))
+    assert reasons["hv1/mail1"].startswith("cannot be enforced: a memory device backed by a file another domain maps "
+                                           "(nvdimm /pmem/one.img shared with hv1/web1)")
+    assert "hv1/web1" in reasons

@@ -66,8 +66,9 @@ rule("ISO-10", "isolation", "high", "GUEST", "inbound firewall default-deny exce
      "Apply the service's nftables ruleset (input policy drop; accept only the service and management ports).",
      remediated_by=Remediation("guest_firewall", "apply table inet vmguard (input policy drop; the service's ports, TCP "
                                "management, UDP DHCP client ports, ICMP) with confirm-or-revert, persisted on confirmation"))
-rule("ISO-11", "isolation", "medium", "DOM", "no shmem/vsock inter-VM channels unless allow-listed",
-     "Remove <shmem>/<vsock> devices or allow-list them.",
+rule("ISO-11", "isolation", "medium", "DOM", "no shmem/vsock inter-VM channels unless allow-listed, no memory "
+     "backing file (nvdimm, virtio-pmem) another domain maps shared",
+     "Remove <shmem>/<vsock> devices or allow-list them; give each domain its own memory backing file or private access.",
      remediated_by=Remediation("domain_policy", "remove <shmem> devices not allow-listed and <vsock> unless allowed (ISO-11 fixer); "
                                "opt-in: removing a device can break the guest's workload", opt_in=True))
 
@@ -731,11 +732,42 @@ def _fw_port(o):
 
 @check("ISO-11", "domain")
 def iso11(ctx, hd):
-    d = hd[1]
+    hv, d = hd
     allowed = set(ctx.params["isolation"]["allowed_shmem"])
     bad = ["shmem %s" % s for s in collected(d, "shmem") if s not in allowed]
     if collected(d, "vsock") and not ctx.params["isolation"]["allow_vsock"]:
         bad.append("vsock")
-    if bad:
-        return fail("inter-VM channel(s): %s" % ", ".join(bad))
-    return ok("no shmem or vsock channels")
+    shared = _shared_memory_files(ctx, hv, d)
+    if bad or shared:
+        return fail("inter-VM channel(s): %s" % ", ".join(bad + shared), channels=bad, shared_memory=shared)
+    return ok("no shmem or vsock channels, no memory backing file shared with another domain")
+
+
+def _iso11_index(ctx):
+    """(hv, normalised path) -> [((hv, domain), "hv/domain", with "(persistent definition)" where only that one maps
+    it)] of every nvdimm/virtio-pmem backing file mapped with shared access, over every domain's definitions."""
+    idx = {}
+    for h, dom in ctx.domains():
+        seen = set()
+        for defn, suffix in _definitions(dom):
+            for m in defn.get("memory_files") or []:
+                key = (h, posixpath.normpath(m["path"]))
+                if m.get("access") == "shared" and key not in seen:
+                    seen.add(key)
+                    idx.setdefault(key, []).append(((h, dom["name"]), "%s/%s%s" % (h, dom["name"], suffix)))
+    return idx
+
+
+def _shared_memory_files(ctx, hv, d):
+    """The shared-access memory backing files of domain ``d`` (a definition) that another domain maps shared too:
+    writes of one guest are read by the other, an inter-VM channel as <shmem> is."""
+    mine = [m for m in collected(d, "memory_files") if m.get("access") == "shared"]
+    if not mine:
+        return []
+    idx, me = ctx.index("iso11", lambda: _iso11_index(ctx)), (hv, d["name"])
+    out = []
+    for m in mine:
+        others = [label for who, label in idx.get((hv, posixpath.normpath(m["path"])), ()) if who != me]
+        if others:
+            out.append("%s %s shared with %s" % (m["model"], m["path"], ", ".join(others)))
+    return out
