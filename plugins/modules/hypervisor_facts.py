@@ -16,7 +16,8 @@ description:
   - Connects once to a libvirt URI and returns every domain (running, paused, shut off and
     transient) parsed into the fields the vmguard rules read (disks, interfaces, graphics,
     seclabels, genid, rng, filesystems, host and redirected devices - hostdev, redirdev, evdev input,
-    passthrough TPM, host character devices, host smartcard -, shmem/vsock, file-backed nvdimm/virtio-pmem memory (path and access), QEMU command-line passthrough,
+    passthrough TPM, host character devices, host smartcard -, shmem/vsock, file-backed nvdimm/virtio-pmem
+    memory (path and access), QEMU command-line passthrough,
     device property overrides and capability changes, vmguard metadata), its snapshots (creation time, state, memory
     kind) and its rollback ledger record, plus host evidence - qemu.conf and libvirtd/virtqemud/virtproxyd
     settings, libvirt sockets and TCP listeners, security models and LSM state, QEMU processes

@@ -82,8 +82,9 @@ def run_argv(argv):
     """(rc, stdout, stderr) of ``argv`` (a list; no shell, no standard input), in the C locale."""
     env = dict(os.environ, LC_ALL="C", LANG="C", LC_MESSAGES="C")
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                close_fds=True, env=env)
+        # Piped, there is no AnsibleModule and so no run_command: what it does for a list argv is this.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                                stderr=subprocess.PIPE, close_fds=True, env=env)
     except OSError as e:
         return 127, "", "%s: %s" % (argv[0], e)
     out, err = proc.communicate()
@@ -92,7 +93,7 @@ def run_argv(argv):
 
 def bin_path(name):
     """The path of the executable ``name`` in PATH or the sbin directories, or None."""
-    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + [d for d in SBIN]
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(SBIN)
     for d in dirs:
         path = os.path.join(d, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
