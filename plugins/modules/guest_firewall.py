@@ -277,6 +277,8 @@ def _stale_pending(module, nft, sd, pending):
     if module.check_mode:
         return
     record = fwconfirm.revert_now(nft.bin, sd, pending["token"], "its revert process was gone; reverted at the next run")
+    if record:  # the saved table is loaded again and the pending apply forgotten: a change, whatever follows
+        nft.changed = True
     if record and not record["ok"]:
         nft.fail("an unconfirmed apply could not be reverted: %s" % record["error"])
     module.warn("an earlier unconfirmed apply (at %s) had lost its revert process and was reverted now"
@@ -321,8 +323,8 @@ def _apply_locked(module, nft, sd, rendered, source_sha):
     persisted = _persisted(module, p["path"])
     record = fwconfirm.read_json(sd, fwconfirm.APPLIED) if sd else None
     done, why = firewall.in_place(record, source_sha, live, persisted, rendered)
-    if done:
-        return _result(digest=nft.digest(), ruleset=rendered, path=p["path"], reason="in place")
+    if done:  # changed only when a stale pending apply was reverted just before
+        return _result(changed=nft.changed, digest=nft.digest(), ruleset=rendered, path=p["path"], reason="in place")
     diff = [dict(before_header="%s (live)" % TABLE, before=listing or "", after_header="%s (applied)" % TABLE, after=rendered),
             dict(before_header=p["path"], before=persisted or "", after_header=p["path"], after=rendered)]
     if module.check_mode:

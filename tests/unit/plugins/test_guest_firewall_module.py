@@ -159,3 +159,26 @@ def test_a_boot_unit_that_is_no_service_file_path_fails_clearly(monkeypatch, cap
     nft = FakeNft()
     res, failed = run_module(monkeypatch, capsys, nft, _unit_args(tmp_path, boot_unit=bad))
     assert failed and "boot_unit" in res["msg"] and ".service" in res["msg"], res
+
+
+def test_a_stale_pending_apply_reverted_before_an_in_place_finding_is_a_change(monkeypatch, capsys, tmp_path):
+    """A pending apply whose reverter is gone is reverted (the saved table loaded again, the pending apply forgotten)
+    before the run looks at the ruleset; when the ruleset is then found in place the run still changed the guest:
+    it said changed=false."""
+    nft = FakeNft()
+    args = dict(management_ports=[22], confirm_timeout=0, path=str(tmp_path / "firewall.nft"),
+                state_dir=str(tmp_path / "s"))
+    res, failed = run_module(monkeypatch, capsys, nft, args)
+    assert not failed and res["changed"] is True
+    state = tmp_path / "s"
+    (state / "revert.nft").write_text("table inet vmguard {\n}\n")
+    (state / "pending.json").write_text(json.dumps({"token": "t1", "pid": 2 ** 22 + 7, "pid_start": 1,
+                                                    "applied_at": 1, "deadline": 2, "source_sha256": "x"}))
+    os.chmod(str(state / "pending.json"), 0o600)
+    os.chmod(str(state / "revert.nft"), 0o600)
+    reverted = []  # fwconfirm runs nft itself (no AnsibleModule in the reverter): answered here, never this host's nft
+    monkeypatch.setattr(guest_firewall.fwconfirm, "run", lambda argv: (reverted.append(argv[1:]), (0, ""))[1])
+    res, failed = run_module(monkeypatch, capsys, nft, args)
+    assert not failed and res["reason"] == "in place" and res["changed"] is True, res
+    assert reverted == [["-f", str(state / "revert.nft")]] and not (state / "pending.json").exists()
+    assert "had lost its revert process and was reverted now" in json.dumps(res), res
