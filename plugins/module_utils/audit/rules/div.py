@@ -389,7 +389,7 @@ def _one_pass(ctx):
                 a2(_finding(t2, subject, _div02(ctx, g, f, _UNIQUE)))
         if w3:
             accounts = f.get("accounts")
-            hashes = [a["hash_digest"] for a in accounts if a.get("hash_digest")] if accounts else ()
+            hashes = [h for a in accounts if (h := a.get("hash_digest"))] if accounts else ()
             for v in hashes:
                 if v in seen3:
                     r3(v)
