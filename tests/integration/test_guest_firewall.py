@@ -27,7 +27,7 @@ COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "nft")
 sys.path.insert(0, COLLECTIONS)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy  # noqa: E402
-from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import guestscan  # noqa: E402
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import bootfirewall, guestcollect, guestscan  # noqa: E402
 from conftest import wait_for  # noqa: E402
 
 _COUNTER = itertools.count()
@@ -106,9 +106,12 @@ def evidence_of(ns):
     return guestscan.firewall(ns.run(["nft", "-j", "list", "ruleset"]))
 
 
-def iso10(fw, service="web"):
-    """The real ISO-10 check on a guest whose only evidence is ``fw``."""
-    facts = {"firewall": fw, "listening": [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd"}]}
+def iso10(fw, service="web", boot=None):
+    """The real ISO-10 check on a guest whose only evidence is ``fw``, live and (``boot`` None) as loaded at boot."""
+    boot = dict(fw, loaders=[{"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/firewall.nft"]}], others=[]) \
+        if boot is None else boot
+    facts = {"firewall": fw, "firewall_boot": boot,
+             "listening": [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd"}]}
     ev = {"hypervisors": {}, "guests": {"web1": {"vars": {"service": service}, "error": None, "facts": facts}}}
     found = [f for f in engine.evaluate(policy.load_policy({}), ev, only={"ISO-10"}) if f["subject"]["id"] == "web1"]
     assert len(found) == 1, found
@@ -149,6 +152,17 @@ def test_apply_gives_the_evidence_digest_and_iso10_passes_then_confirm_persists(
     assert done["boot_unit"] == dict(path=unit, written=True, enabled=True), done["boot_unit"]
     assert "ExecStart=%s -f %s\n" % (shutil.which("nft"), args["path"]) in open(unit).read()
     assert os.readlink(str(tmp_path / "etc" / "system" / "sysinit.target.wants" / "vmguard-firewall.service")) == unit
+    # What the next boot loads: the unit the module wrote, as guest_facts finds and replays it (a root of its own
+    # holding that unit, enabled), judged by the real ISO-10 with the live ruleset: both default-deny, both pass.
+    root = tmp_path / "bootroot"
+    os.makedirs(str(root / "etc" / "systemd" / "system"))
+    shutil.copy(unit, str(root / "etc" / "systemd" / "system" / "vmguard-firewall.service"))
+    boot = bootfirewall.collect(["vmguard-firewall.service"], guestcollect.run_argv, guestcollect.bin_path, str(root))
+    assert boot["error"] is None and boot["default_deny"] is True, boot
+    assert boot["open"] == fw["open"] and boot["loaders"] == [{"unit": "vmguard-firewall.service", "files": [args["path"]]}]
+    assert iso10(fw, boot=boot)["status"] == "pass"
+    nothing_at_boot = bootfirewall.collect([], guestcollect.run_argv, guestcollect.bin_path, str(root))
+    assert iso10(fw, boot=nothing_at_boot)["status"] == "fail"  # live only: a reboot would open the guest
 
     again = ns.module("guest_firewall", args)
     assert again["changed"] is False and again["pending"] is False and again["digest"] == done["digest"], again
