@@ -115,13 +115,8 @@ evidence:
       digest: 3a4b...
       error: null
       default_deny: true
-      open:
-        - proto: tcp
-          port: 22
-          from: any
+      open: [{proto: tcp, port: 22, from: any}, {proto: tcp, port: 443, from: any}]
       open_any: []
-      input_policy: drop
-      input_chains: 1
       loaders:
         - unit: vmguard-firewall.service
           files: [/etc/nftables.d/vmguard.nft]

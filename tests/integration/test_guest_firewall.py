@@ -157,12 +157,18 @@ def test_apply_gives_the_evidence_digest_and_iso10_passes_then_confirm_persists(
     root = tmp_path / "bootroot"
     os.makedirs(str(root / "etc" / "systemd" / "system"))
     shutil.copy(unit, str(root / "etc" / "systemd" / "system" / "vmguard-firewall.service"))
+    persisted = str(root) + args["path"]  # the ruleset at its path in that root
+    os.makedirs(os.path.dirname(persisted))
+    shutil.copy(args["path"], persisted)
     boot = bootfirewall.collect(["vmguard-firewall.service"], guestcollect.run_argv, guestcollect.bin_path, str(root))
     assert boot["error"] is None and boot["default_deny"] is True, boot
-    assert boot["open"] == fw["open"] and boot["loaders"] == [{"unit": "vmguard-firewall.service", "files": [args["path"]]}]
+    assert boot["open"] == fw["open"]
+    assert boot["loaders"] == [{"unit": "vmguard-firewall.service", "files": [args["path"]], "skipped": None}]
     assert iso10(fw, boot=boot)["status"] == "pass"
-    nothing_at_boot = bootfirewall.collect([], guestcollect.run_argv, guestcollect.bin_path, str(root))
-    assert iso10(fw, boot=nothing_at_boot)["status"] == "fail"  # live only: a reboot would open the guest
+    os.unlink(persisted)  # the unit's ConditionPathExists: without its ruleset systemd skips it, the boot is open
+    gone = bootfirewall.collect(["vmguard-firewall.service"], guestcollect.run_argv, guestcollect.bin_path, str(root))
+    assert gone["error"] is None and gone["loaders"][0]["skipped"].startswith("ConditionPathExists=")
+    assert iso10(fw, boot=gone)["status"] == "fail"  # live only: a reboot would open the guest
 
     again = ns.module("guest_firewall", args)
     assert again["changed"] is False and again["pending"] is False and again["digest"] == done["digest"], again

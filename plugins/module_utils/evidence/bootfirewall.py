@@ -7,7 +7,8 @@ The live ruleset says what the guest filters now; a reboot (or a revert to a sna
 was loaded but not persisted) brings up what the boot loads instead. The units enabled to start at boot whose
 ``ExecStart=`` runs ``nft -f FILE`` (nftables.service, vmguard-firewall.service that guest_firewall installs, any
 other) are the loaders; their files are loaded, in boot order (nftables.service first: its ``flush ruleset``
-would remove what others loaded before it; then by unit name), into a scratch network namespace of their own
+would remove what others loaded before it; then by unit name; a unit systemd would skip (ConditionPathExists=) or
+whose file is missing loads nothing), into a scratch network namespace of their own
 (``unshare --net``), with an interface of each of the guest's interface names (a rule may name one: a dummy, or
 a bridge where the kernel has no dummy driver), and
 that namespace's ``nft -j list ruleset`` is judged as the live one is (nftables.py). Nothing touches the live
@@ -67,20 +68,41 @@ def _exec_argv(value):
 
 
 def loaders(enabled, root="/"):
-    """([{unit, files}], others): the enabled units whose ExecStart= loads nft files, in boot order, and the
-    enabled firewall managers of OTHERS."""
+    """([{unit, files, skipped}], others): the enabled units whose ExecStart= loads nft files, in boot order, and the
+    enabled firewall managers of OTHERS. ``skipped``: why the boot loads none of the unit's files (None when it
+    does): a ConditionPathExists= that does not hold (systemd skips the unit: guest_firewall's unit names its
+    ruleset so), or a file that does not exist (the unit fails: ``nft -f`` loads nothing)."""
     first = unitfiles.first_files(root)
     found = []
     for unit in enabled:
         if not unit.endswith(".service") or unit not in first:
             continue
+        path = first[unit][1]
         files = []
-        for value in unitfiles.section_values(first[unit][1], "Service", "ExecStart"):
+        for value in unitfiles.section_values(path, "Service", "ExecStart"):
             files.extend(nft_files(_exec_argv(value) or []))
         if files:
-            found.append({"unit": unit, "files": files})
+            found.append({"unit": unit, "files": files, "skipped": _skipped(path, files, root)})
     found.sort(key=lambda x: (x["unit"] not in FIRST, x["unit"]))
     return found, sorted(u for u in enabled if u in OTHERS)
+
+
+def _exists(root, path):
+    return os.path.exists(os.path.join(root, path.lstrip("/")))
+
+
+def _skipped(unit_path, files, root):
+    """Why the boot loads none of ``files`` of the unit at ``unit_path``, or None."""
+    for value in unitfiles.section_values(unit_path, "Unit", "ConditionPathExists"):
+        want = value.lstrip("|")
+        negate = want.startswith("!")
+        want = want.lstrip("!")
+        if want and _exists(root, want) == negate:
+            return "ConditionPathExists=%s does not hold: systemd skips the unit" % value
+    missing = [f for f in files if not _exists(root, f)]
+    if missing:
+        return "%s missing: the unit fails and loads nothing" % ", ".join(missing)
+    return None
 
 
 def interfaces(root="/"):
@@ -111,10 +133,11 @@ def collect(enabled, run, bin_path, root="/"):
         return result(nftables.error_result("%s is not installed: the boot ruleset cannot be replayed"
                                             % ("nft" if not nft else "unshare")), found, others)
     argv = [unshare, "--net", "--", "/bin/sh", "-c", REPLAY, "sh", nft] + interfaces(root) + ["--"]
-    argv += [f for loader in found for f in loader["files"]]
+    argv += [os.path.join(root, f.lstrip("/")) for loader in found if not loader["skipped"] for f in loader["files"]]
     rc, out, err = run(argv)
     if rc != 0:
-        why = "a file of %s does not load" % ", ".join(x["unit"] for x in found) if rc == 3 else "rc %d" % rc
+        why = "a file of %s does not load" % ", ".join(x["unit"] for x in found if not x["skipped"]) if rc == 3 \
+            else "rc %d" % rc
         return result(nftables.error_result("the boot ruleset could not be replayed in a scratch network namespace "
                                             "(%s): %s" % (why, error_lines(err))), found, others)
     return result(nftables.evaluate_text(out), found, others)

@@ -341,6 +341,23 @@ def test_iso10_a_boot_ruleset_weaker_than_the_live_one_fails_naming_its_loader()
     assert got["message"].startswith("inbound firewall is not default-deny") and "loaded at boot by nftables" in got["message"]
 
 
+def test_iso10_a_live_failure_stays_a_failure_when_the_boot_cannot_be_judged():
+    """A failing live ruleset is remediated whatever the boot holds: an unreadable boot ruleset made it an error, and
+    the planner remediates failures only (the rollback scenario's guest then kept no firewall at all)."""
+    got = iso10(default_deny=False, boot={"error": "the boot ruleset could not be replayed (rc 1): x", "digest": None})
+    assert got["status"] == "fail" and got["message"].startswith("inbound firewall is not default-deny")
+    assert "the ruleset loaded at boot cannot be judged: boot firewall (firewall_boot) not readable" in got["message"]
+
+
+def test_iso10_names_a_loader_the_boot_skips():
+    skipped = [{"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/firewall.nft"],
+                "skipped": "ConditionPathExists=/etc/vmguard/firewall.nft does not hold: systemd skips the unit"}]
+    got = iso10(boot=dict(NOTHING_AT_BOOT, loaders=skipped))
+    assert got["status"] == "fail" and got["message"].startswith(
+        "the ruleset loaded at boot by vmguard-firewall.service (skipped: ConditionPathExists=/etc/vmguard/firewall.nft "
+        "does not hold: systemd skips the unit) accepts inbound traffic not bounded to a port")
+
+
 def test_iso10_a_boot_ruleset_that_cannot_be_replayed_is_an_error():
     got = iso10(boot={"error": "the boot ruleset could not be replayed in a scratch network namespace (rc 1): x"})
     assert got["status"] == "error" and "boot firewall (firewall_boot) not readable: the boot ruleset could" in got["message"]

@@ -669,24 +669,33 @@ def iso10(ctx, guest):
         return error(err)
     facts = ctx.guests[guest]["facts"]
     fw, boot = facts.get("firewall"), facts.get("firewall_boot")
-    for what, posture in (("firewall", fw), ("boot firewall (firewall_boot)", boot)):
-        why = _unjudgeable(what, posture)
-        if why:
-            return error(why)
+    why = _unjudgeable("firewall", fw)
+    if why:
+        return error(why)
     live, live_extra = _fw_problems(ctx, guest, fw)
-    at_boot, boot_extra = _fw_problems(ctx, guest, boot)
     problems = ["inbound firewall " + "; ".join(live)] if live else []
+    detail = dict(open_any=fw["open_any"], extra=live_extra, default_deny=fw["default_deny"])
+    why = _unjudgeable("boot firewall (firewall_boot)", boot)
+    if why:  # a live failure stays a failure (and is remediated); a live pass cannot vouch for the boot
+        if problems:
+            return fail("; ".join(problems + ["the ruleset loaded at boot cannot be judged: " + why]), **detail)
+        return error(why)
+    at_boot, boot_extra = _fw_problems(ctx, guest, boot)
     if at_boot:  # a reboot, or a revert to a snapshot taken before it was persisted, brings this back
-        loaded = ", ".join("%s (%s)" % (x["unit"], ", ".join(x["files"])) for x in boot.get("loaders") or []) \
-            or "nothing: no enabled unit loads an nft file"
-        problems.append("the ruleset loaded at boot by %s %s" % (loaded, "; ".join(at_boot)))
+        problems.append("the ruleset loaded at boot by %s %s" % (_boot_loaders(boot), "; ".join(at_boot)))
     if problems:
-        return fail("; ".join(problems), open_any=fw["open_any"], extra=live_extra, default_deny=fw["default_deny"],
-                    boot_open_any=boot["open_any"], boot_extra=boot_extra, boot_default_deny=boot["default_deny"],
-                    boot_loaders=boot.get("loaders") or [])
-    units = ", ".join(x["unit"] for x in boot.get("loaders") or [])
+        return fail("; ".join(problems), boot_open_any=boot["open_any"], boot_extra=boot_extra,
+                    boot_default_deny=boot["default_deny"], boot_loaders=boot.get("loaders") or [], **detail)
+    units = ", ".join(x["unit"] for x in boot.get("loaders") or [] if not x.get("skipped"))
     return ok("inbound default-deny, live and at boot (loaded by %s); open: %s" % (
         units, ", ".join(_fw_port(o) for o in fw["open"]) or "nothing"), boot_loaders=boot.get("loaders") or [])
+
+
+def _boot_loaders(boot):
+    """The units (and files) the boot loads, those it skips with the reason, or that nothing loads a ruleset."""
+    loaded = ["%s (%s)" % (x["unit"], ", ".join(x["files"])) if not x.get("skipped")
+              else "%s (skipped: %s)" % (x["unit"], x["skipped"]) for x in boot.get("loaders") or []]
+    return ", ".join(loaded) if loaded else "nothing: no enabled unit loads an nft file"
 
 
 def _unjudgeable(what, fw):

@@ -36,9 +36,11 @@ def unit(root, d, name, execstart, enabled=True):
 
 
 def nftfile(tmp_path, name, text):
-    path = tmp_path / name
+    """The file ``name`` of the guest tree under tmp_path/root (its guest path returned: units name those)."""
+    path = tmp_path / "root" / "etc" / "vmguard" / name
+    os.makedirs(str(path.parent), exist_ok=True)
     path.write_text(text)
-    return str(path)
+    return "/etc/vmguard/" + name
 
 
 @pytest.mark.parametrize("argv, files", [
@@ -62,11 +64,37 @@ def test_loaders_are_the_enabled_units_loading_nft_files_nftables_service_first(
         unit(tmp_path, "/lib/systemd/system", "ufw.service", "ExecStart=/lib/ufw/ufw-init start"),
     ]
     unit(tmp_path, "/lib/systemd/system", "not-enabled.service", "ExecStart=/usr/sbin/nft -f /etc/other.nft")
+    os.makedirs(str(tmp_path / "etc" / "vmguard"))
+    for f in ("etc/nftables.conf", "etc/my fw.nft", "etc/vmguard/fw.nft"):
+        (tmp_path / f).write_text("")
     found, others = bootfirewall.loaders(enabled + ["missing.service", "x.timer"], str(tmp_path))
-    assert found == [{"unit": "nftables.service", "files": ["/etc/nftables.conf"]},
-                     {"unit": "a-extra.service", "files": ["/etc/my fw.nft"]},
-                     {"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/fw.nft"]}]
+    assert found == [{"unit": "nftables.service", "files": ["/etc/nftables.conf"], "skipped": None},
+                     {"unit": "a-extra.service", "files": ["/etc/my fw.nft"], "skipped": None},
+                     {"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/fw.nft"], "skipped": None}]
     assert others == ["ufw.service"]
+
+
+def test_a_unit_systemd_skips_or_whose_file_is_missing_loads_nothing(tmp_path):
+    """guest_firewall's unit has ConditionPathExists=<its ruleset>: without the file systemd skips it (the rollback
+    scenario's guest: the ruleset removed, the unit still enabled); a unit without the condition fails instead."""
+    unit(tmp_path, "/etc/systemd/system", "vmguard-firewall.service",
+         "ExecStart=/usr/sbin/nft -f /etc/vmguard/firewall.nft")
+    path = tmp_path / "etc/systemd/system/vmguard-firewall.service"
+    path.write_text(path.read_text().replace("[Unit]\n", "[Unit]\nConditionPathExists=/etc/vmguard/firewall.nft\n"))
+    unit(tmp_path, "/etc/systemd/system", "plain.service", "ExecStart=/usr/sbin/nft -f /etc/plain.nft")
+    unit(tmp_path, "/etc/systemd/system", "negated.service",
+         "ExecStart=/usr/sbin/nft -f /etc/negated.nft\n[Unit]\nConditionPathExists=!/etc/vmguard/disable")
+    (tmp_path / "etc/negated.nft").write_text("")
+    found = dict((x["unit"], x["skipped"]) for x in bootfirewall.loaders(
+        ["vmguard-firewall.service", "plain.service", "negated.service"], str(tmp_path))[0])
+    assert found["vmguard-firewall.service"] == (
+        "ConditionPathExists=/etc/vmguard/firewall.nft does not hold: systemd skips the unit")
+    assert found["plain.service"] == "/etc/plain.nft missing: the unit fails and loads nothing"
+    assert found["negated.service"] is None
+    os.makedirs(str(tmp_path / "etc/vmguard"))
+    (tmp_path / "etc/vmguard/disable").write_text("")
+    skipped = bootfirewall.loaders(["negated.service"], str(tmp_path))[0][0]["skipped"]
+    assert skipped == "ConditionPathExists=!/etc/vmguard/disable does not hold: systemd skips the unit"
 
 
 def test_section_values_keep_each_assignment_in_its_section(tmp_path):
@@ -100,7 +128,7 @@ def test_a_persisted_default_deny_is_judged_in_a_scratch_namespace(tmp_path):
     got = collect(tmp_path, [nftfile(tmp_path, "fw.nft", DENY)])
     assert got["error"] is None and got["default_deny"] is True and got["open_any"] == []
     assert sorted(o["port"] for o in got["open"]) == [22, 443]
-    assert got["loaders"] == [{"unit": "vmguard-firewall.service", "files": [str(tmp_path / "fw.nft")]}]
+    assert got["loaders"] == [{"unit": "vmguard-firewall.service", "files": ["/etc/vmguard/fw.nft"], "skipped": None}]
     assert live_digest() == before  # this host's own ruleset untouched
 
 
@@ -122,8 +150,8 @@ def test_a_permissive_boot_ruleset_and_no_loader_at_all_are_open(tmp_path):
 def test_a_file_that_does_not_load_is_an_error_naming_its_unit(tmp_path):
     got = collect(tmp_path, [nftfile(tmp_path, "bad.nft", "table inet vmguard { chain input { bogus } }\n")])
     assert got["default_deny"] is None and "a file of vmguard-firewall.service does not load" in got["error"]
-    got = collect(tmp_path, [str(tmp_path / "absent.nft")])
-    assert "does not load" in got["error"]
+    got = collect(tmp_path, ["/etc/vmguard/absent.nft"])  # missing: the unit loads nothing (open), no error
+    assert got["error"] is None and got["open_any"] and "absent.nft missing" in got["loaders"][0]["skipped"]
 
 
 @REAL
@@ -134,7 +162,7 @@ def test_the_guest_interfaces_exist_in_the_scratch_namespace(tmp_path):
     got = collect(tmp_path, [nftfile(tmp_path, "fw.nft", ON_IFACE)], root=root)
     assert got["error"] is None and 8443 in [o["port"] for o in got["open"]]
     os.rmdir(str(root / "sys/class/net/vmgtest0"))
-    assert "does not load" in collect(tmp_path, [str(tmp_path / "fw.nft")], root=root)["error"]
+    assert "does not load" in collect(tmp_path, ["/etc/vmguard/fw.nft"], root=root)["error"]
 
 
 def test_missing_tools_and_unreadable_units_are_errors():
