@@ -113,7 +113,7 @@ def phases(pol, ev, now):
         out.append(("context, guest subjects and their facts", time.process_time() - t))
         t = time.process_time()
         ctx.index("div:identity_findings", lambda: div._identity_findings(ctx))
-        out.append(("DIV-01..04 one pass: 400,000 findings, indexes, re-judging", time.process_time() - t))
+        out.append(("DIV-01..04 (a pass per rule): 400,000 findings, indexes, re-judging", time.process_time() - t))
         keep = []
         t = time.process_time()
         for rid in ("DIV-01", "DIV-02", "DIV-03", "DIV-04"):
