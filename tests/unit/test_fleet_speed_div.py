@@ -374,13 +374,16 @@ def some(names, n=10):
 
 def ref_div07(guests, p):
     """DIV-07 as documented: no lineage record counts in the fleet and in no build; a record not collected,
-    unreadable ({"error": ...}), not an object or naming no build is an unknown build: fail stays fail, else error."""
-    builds, total, unknown = {}, 0, []
+    unreadable ({"error": ...}), not an object or naming no build, or a guest without evidence, is an unknown build:
+    a build over the limits fails; else the unknown guests added to the largest build decide: over the limits, an
+    error; within them, a pass."""
+    builds, total, unknown, unseen = {}, 0, [], []
     for g, rec in guests.items():
+        total += 1
         f = rec.get("facts") or {}
         if rec.get("error") or not f:
+            unseen.append(g)
             continue
-        total += 1
         lineage = f.get("lineage", {"error": "not collected"})
         if lineage is None:
             continue
@@ -389,22 +392,37 @@ def ref_div07(guests, p):
             continue
         builds.setdefault(lineage["build_id"], []).append(g)
     if not total:
-        return "not_applicable", "no guest evidence", {}
+        return "not_applicable", "no guest in the inventory", {}
+
+    def over_limits(n):
+        return n > p["max_clones_per_build"] or (n / float(total) > p["max_fleet_share"] and total > 1)
+
     shares = dict((b, {"guests": len(gs), "share": round(len(gs) / float(total), 3)}) for b, gs in builds.items())
-    more = {"unknown_build": sorted(unknown)} if unknown else {}
-    over = dict((b, s) for b, s in shares.items()
-                if s["guests"] > p["max_clones_per_build"] or (s["share"] > p["max_fleet_share"] and total > 1))
+    more = {}
+    if unknown:
+        more["unknown_build"] = sorted(unknown)
+    if unseen:
+        more["no_evidence"] = sorted(unseen)
+    what = "; ".join((["%s (lineage record unreadable or naming no build)" % some(unknown)] if unknown else [])
+                     + (["%s (no evidence collected)" % some(unseen)] if unseen else []))
+    k = len(unknown) + len(unseen)
+    over = dict((b, s) for b, s in shares.items() if over_limits(s["guests"]))
+    detail = dict({"builds": shares, "guests": total}, **more)
     if over:
         return "fail", "blast radius too large: %s (limits %d guests, %.0f%% of %d)%s" % (
             ", ".join("build %s on %d guests (%.0f%%)" % (b, s["guests"], s["share"] * 100) for b, s in sorted(over.items())),
-            p["max_clones_per_build"], p["max_fleet_share"] * 100, total,
-            "; build unknown on %s (lineage unreadable)" % some(unknown) if unknown else ""), dict({"builds": shares, "guests": total}, **more)
-    if unknown:
-        return "error", ("image build unknown on %d of %d guest(s): %s (lineage record unreadable or naming no build): the blast radius of "
-                         "their build cannot be established" % (len(unknown), total, some(unknown))), dict({"builds": shares, "guests": total}, **more)
-    if not shares:
+            p["max_clones_per_build"], p["max_fleet_share"] * 100, total, "; build unknown on %s" % what if k else ""), detail
+    largest = max([len(gs) for gs in builds.values()] or [0])
+    if k and over_limits(largest + k):
+        return "error", ("image build unknown on %d of %d guest(s): %s: the blast radius of their build cannot be established "
+                         "(with the largest known build they would be %d guests, over the limits of %d guests, %.0f%% of %d)" % (
+                             k, total, what, largest + k, p["max_clones_per_build"], p["max_fleet_share"] * 100, total)), detail
+    if not shares and not k:
         return "not_applicable", "no guest carries a lineage record", {}
-    return "pass", "%d image build(s) over %d guests, each within the limits" % (len(shares), total), {"builds": shares, "guests": total}
+    message = "%d image build(s) over %d guests, each within the limits" % (len(shares), total)
+    if k:
+        message += ", even if the %d guest(s) of unknown build all belong to the largest (%s)" % (k, what)
+    return "pass", message, detail
 
 
 def div07_json(pol, ev):
@@ -435,10 +453,18 @@ def test_div07_identical_to_the_reference():
             f["lineage"] = {"error": "unparsable /etc/vmguard/lineage.json"}  # guestscan.json_file's: unknown build
     strict = policy.load_policy({})
     lax = policy.load_policy({"params": {"diversity": {"max_clones_per_build": 1000, "max_fleet_share": 0.9}}})
-    for pol in (strict, lax):
+    # Between the two: the largest known build is within the share, not once the guests of unknown build join it.
+    status, message, detail = ref_div07(ev["guests"], lax["params"]["diversity"])
+    largest = max(b["guests"] for b in detail["builds"].values())
+    k = len(detail.get("unknown_build", [])) + len(detail.get("no_evidence", []))
+    assert k and detail.get("no_evidence"), "the fleet has guests of unknown build and guests without evidence"
+    mid = policy.load_policy({"params": {"diversity": {"max_clones_per_build": 1000,
+                                                       "max_fleet_share": (largest + k / 2.0) / detail["guests"]}}})
+    for pol in (strict, lax, mid):
         assert div07_json(pol, ev) == ref_div07_json(pol, ev)
     assert json.loads(div07_json(strict, ev))[0]["status"] == "fail"  # over the limits whatever the unknown builds are
-    assert json.loads(div07_json(lax, ev))[0]["status"] == "error"  # within them only if the unknown builds are spread
+    assert json.loads(div07_json(mid, ev))[0]["status"] == "error"  # within them only if the unknown builds are spread
+    assert json.loads(div07_json(lax, ev))[0]["status"] == "pass"  # within them even if they all join the largest
     readable = copy.deepcopy(ev)
     for rec in readable["guests"].values():
         if rec["facts"] and (rec["facts"]["lineage"] or {}).get("build_id") is None:
@@ -449,6 +475,11 @@ def test_div07_identical_to_the_reference():
     for rec in unknown["guests"].values():
         if rec["facts"]:
             rec["facts"]["lineage"] = None
+    assert div07_json(strict, unknown) == ref_div07_json(strict, unknown)
+    # No reachable guest carries a record, but the guests nobody saw could all be one build over the limits.
+    assert json.loads(div07_json(strict, unknown))[0]["status"] == "error"
+    for g in [g for g, rec in unknown["guests"].items() if rec["error"] or not rec["facts"]]:
+        del unknown["guests"][g]
     assert div07_json(strict, unknown) == ref_div07_json(strict, unknown)
     assert json.loads(div07_json(strict, unknown))[0]["status"] == "not_applicable"
     broken = copy.deepcopy(ev)

@@ -289,13 +289,15 @@ def test_div07_unreadable_lineage_is_an_error_naming_the_guests_not_a_pass(tmp_p
     # 2 of 5 guests on b1 (40 %) only while the other 3 builds are unknown: any of them may be b1.
     (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), bad, bad, bad]))
     assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["db1", "mail1", "mail2"]
-    assert "image build unknown on 3 of 5 guest(s): db1, mail1, mail2" in f["message"]
+    assert "image build unknown on 3 of 5 guest(s): db1, mail1, mail2 (lineage record unreadable" in f["message"]
+    assert "with the largest known build they would be 5 guests" in f["message"]
     # Readable and spread over builds: the same shares pass.
     (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), build("b2"), build("b3"), build("b4")]))
     assert f["status"] == "pass" and f["evidence"]["builds"]["b1"] == {"guests": 2, "share": 0.4}
     # A build already over the limits fails whatever the unknown builds are, naming them too.
     (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), build("b1"), bad, None]))
-    assert f["status"] == "fail" and "build b1 on 3 guests (60%)" in f["message"] and "build unknown on mail2 (lineage unreadable)" in f["message"]
+    assert f["status"] == "fail" and "build b1 on 3 guests (60%)" in f["message"]
+    assert "build unknown on mail2 (lineage record unreadable or naming no build)" in f["message"]
     # No lineage record at all (not built by the golden_image role) is no unknown build: not applicable.
     (f,) = E.run("DIV-07", five_guests([None] * 5))
     assert f["status"] == "not_applicable"
@@ -303,12 +305,48 @@ def test_div07_unreadable_lineage_is_an_error_naming_the_guests_not_a_pass(tmp_p
 
 def test_div07_lineage_without_build_id_or_not_collected_is_an_unknown_build():
     no_id = {"build_time": "2026-11-01T00:00:00Z"}
-    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b2"), build("b3"), no_id, build("b4")]))
+    # b1 on 2 of 5 (40 %): with mail2's unknown build it could be 3 (60 %), over max_fleet_share 0.5.
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b1"), build("b3"), no_id, build("b4")]))
     assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["mail2"]
-    ev = five_guests([build("b1"), build("b2"), build("b3"), build("b4"), build("b5")])
+    ev = five_guests([build("b1"), build("b1"), build("b3"), build("b4"), build("b5")])
     del ev["guests"]["db1"]["facts"]["lineage"]
     (f,) = E.run("DIV-07", ev)
     assert f["status"] == "error" and f["evidence"]["unknown_build"] == ["db1"]
+    # Every build on one guest: even with mail2 the largest would be 2 of 5 (40 %): certain, a pass naming mail2.
+    (f,) = E.run("DIV-07", five_guests([build("b1"), build("b2"), build("b3"), no_id, build("b4")]))
+    assert f["status"] == "pass" and f["evidence"]["unknown_build"] == ["mail2"]
+    assert "even if the 1 guest(s) of unknown build all belong to the largest (mail2 (lineage record" in f["message"]
+
+
+def test_div07_counts_the_guests_whose_evidence_was_not_collected():
+    """Two builds of 3 guests each look like 50 % of the 6 guests that answered; 4 more guests did not answer: they
+    are in the fleet, and may all be b1 (7 of 10). The gate must not pass DIV-07 on the guests that answered."""
+    guests = {}
+    for i in range(10):
+        name = "g%d" % i
+        if i < 6:
+            guests[name] = E.guest(name, facts=E.guest_facts(i, lineage=build("b1" if i < 3 else "b2")))
+        else:
+            guests[name] = E.guest(name, error="unreachable: ssh: connect to host timed out")
+    (f,) = E.run("DIV-07", E.fleet([], guests))
+    assert f["status"] == "error" and f["evidence"]["no_evidence"] == ["g6", "g7", "g8", "g9"]
+    assert f["evidence"]["guests"] == 10 and f["evidence"]["builds"]["b1"] == {"guests": 3, "share": 0.3}
+    assert "g6, g7, g8, g9 (no evidence collected)" in f["message"]
+    # The same guests answering, spread over two more builds: 3 of 10 each, within the limits.
+    for i in range(6, 10):
+        guests["g%d" % i] = E.guest("g%d" % i, facts=E.guest_facts(i, lineage=build("b3" if i < 8 else "b4")))
+    (f,) = E.run("DIV-07", E.fleet([], guests))
+    assert f["status"] == "pass" and "no_evidence" not in f["evidence"]
+    # Nobody answered: no lineage to read is no "not applicable" when 10 guests of one build could be behind it.
+    silent = dict((g, E.guest(g, error="no guest evidence collected from %s" % g)) for g in guests)
+    (f,) = E.run("DIV-07", E.fleet([], silent))
+    assert f["status"] == "error" and len(f["evidence"]["no_evidence"]) == 10
+    # A build over the limits among those who answered fails all the same, naming the silent ones.
+    for i in range(3, 6):
+        guests["g%d" % i] = E.guest("g%d" % i, facts=E.guest_facts(i, lineage=build("b1")))
+    guests["g9"] = E.guest("g9", error="unreachable: ssh timed out")
+    (f,) = E.run("DIV-07", E.fleet([], guests))
+    assert f["status"] == "fail" and "build b1 on 6 guests (60%)" in f["message"] and "g9 (no evidence collected)" in f["message"]
 
 
 def test_div08_unreadable_lineage_is_an_error(tmp_path):

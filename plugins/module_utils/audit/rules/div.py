@@ -560,56 +560,80 @@ def _some(names, n=10):
 
 
 def _build_ids(guests):
-    """(the build id of every guest with evidence, None for one without a lineage record; the guests whose build
-    is unknown), in inventory order. The common case, a readable record naming its build on every guest (a fleet of
-    100,000), is read by one comprehension; any other record sends the fleet through the loop that tells them apart."""
-    builds = [lineage.get("build_id") if (lineage := f.get("lineage")).__class__ is dict and "error" not in lineage else None
-              for rec in guests.values() if (f := rec.get("facts")) and not rec.get("error")]
+    """(the build id of every guest whose evidence was collected, None for one without a lineage record; the guests
+    whose record is unreadable or names no build; the guests whose evidence was not collected: unreachable, failed,
+    left the play), in inventory order. The common case, a readable record naming its build on every guest (a fleet
+    of 100,000), is read by one comprehension; any other guest sends the fleet through the loop that tells them
+    apart."""
+    builds = [lineage.get("build_id") if (f := rec.get("facts")) and not rec.get("error")
+              and (lineage := f.get("lineage")).__class__ is dict and "error" not in lineage else None
+              for rec in guests.values()]
     if all(builds):
-        return builds, []
-    build_ids, unknown = [], []
-    with_facts = [(g, f) for g, rec in guests.items() if (f := rec.get("facts")) and not rec.get("error")]
-    for (g, f), build in zip(with_facts, builds):
+        return builds, [], []
+    build_ids, unknown, unseen = [], [], []
+    for (g, rec), build in zip(guests.items(), builds):
         if build:
             build_ids.append(build)
+            continue
+        f = rec.get("facts")
+        if rec.get("error") or not f:
+            unseen.append(g)
             continue
         lineage, why = _lineage(f)
         if why or (lineage is not None and not lineage.get("build_id")):
             unknown.append(g)
         else:
             build_ids.append(None)
-    return build_ids, unknown
+    return build_ids, unknown, unseen
+
+
+def _over_limits(n, total, p):
+    """Whether ``n`` guests of one build out of ``total`` exceed max_clones_per_build or max_fleet_share (unrounded:
+    a finding's "share" is for display)."""
+    return n > p["max_clones_per_build"] or (n > p["max_fleet_share"] * total and total > 1)
+
+
+def _unknown_text(unknown, unseen):
+    """What the guests of unknown build are, for a message."""
+    parts = ["%s (lineage record unreadable or naming no build)" % _some(unknown)] if unknown else []
+    return "; ".join(parts + (["%s (no evidence collected)" % _some(unseen)] if unseen else []))
 
 
 @check("DIV-07", "fleet")
 def div07(ctx, fleet):
-    """Guests per image build. A guest without a lineage record counts in the fleet and in no build. A guest whose
-    record is unreadable, or names no build (the builder always writes build_id), has an unknown build: a build
-    already over the limits still fails (its known guests are a lower bound), otherwise the rule is an error naming
-    those guests, never a pass (each of them could belong to the largest build)."""
+    """Guests per image build, over every guest of the inventory. A guest without a lineage record counts in the
+    fleet and in no build. A guest whose record is unreadable or names no build (the builder always writes
+    build_id), or whose evidence was not collected (unreachable, failed), has an unknown build. The known guests
+    of a build are a lower bound of it: a build over the limits fails whatever the unknown builds are. Otherwise
+    the unknown guests may all belong to the largest build: the rule passes only if even that stays within the
+    limits, and is an error naming them if it would not (never a pass resting on guests nobody saw)."""
     p = ctx.params["diversity"]
-    build_ids, unknown = _build_ids(ctx.guests)
-    total = len(build_ids) + len(unknown)
+    build_ids, unknown, unseen = _build_ids(ctx.guests)
+    total = len(build_ids) + len(unknown) + len(unseen)
     if not total:
-        return na("no guest evidence")
+        return na("no guest in the inventory")
     builds = Counter(build_ids)  # build id -> guests, in the order the builds first appear
     shares = dict((b, {"guests": n, "share": round(n / float(total), 3)}) for b, n in builds.items() if b is not None)
-    over = dict((b, s) for b, s in shares.items()
-                if s["guests"] > p["max_clones_per_build"]
-                or (s["guests"] > p["max_fleet_share"] * total and total > 1))  # unrounded: "share" is for display
-    more = dict(unknown_build=sorted(unknown)) if unknown else {}
+    over = dict((b, s) for b, s in shares.items() if _over_limits(s["guests"], total, p))
+    more = dict(([("unknown_build", sorted(unknown))] if unknown else []) + ([("no_evidence", sorted(unseen))] if unseen else []))
+    k = len(unknown) + len(unseen)
     if over:
         return fail("blast radius too large: %s (limits %d guests, %.0f%% of %d)%s" % (
             ", ".join("build %s on %d guests (%.0f%%)" % (b, s["guests"], s["share"] * 100) for b, s in sorted(over.items())),
             p["max_clones_per_build"], p["max_fleet_share"] * 100, total,
-            "; build unknown on %s (lineage unreadable)" % _some(unknown) if unknown else ""), builds=shares, guests=total, **more)
-    if unknown:
-        return error("image build unknown on %d of %d guest(s): %s (lineage record unreadable or naming no build): the blast "
-                     "radius of their build cannot be established" % (len(unknown), total, _some(unknown)),
-                     builds=shares, guests=total, **more)
-    if not shares:
+            "; build unknown on %s" % _unknown_text(unknown, unseen) if k else ""), builds=shares, guests=total, **more)
+    largest = max([s["guests"] for s in shares.values()] or [0])
+    if k and _over_limits(largest + k, total, p):
+        return error("image build unknown on %d of %d guest(s): %s: the blast radius of their build cannot be established "
+                     "(with the largest known build they would be %d guests, over the limits of %d guests, %.0f%% of %d)" % (
+                         k, total, _unknown_text(unknown, unseen), largest + k, p["max_clones_per_build"],
+                         p["max_fleet_share"] * 100, total), builds=shares, guests=total, **more)
+    if not shares and not k:
         return na("no guest carries a lineage record")
-    return ok("%d image build(s) over %d guests, each within the limits" % (len(shares), total), builds=shares, guests=total)
+    within = "%d image build(s) over %d guests, each within the limits" % (len(shares), total)
+    if k:
+        within += ", even if the %d guest(s) of unknown build all belong to the largest (%s)" % (k, _unknown_text(unknown, unseen))
+    return ok(within, builds=shares, guests=total, **more)
 
 
 @check("DIV-08", "guest")
