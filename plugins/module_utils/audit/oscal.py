@@ -56,6 +56,19 @@ def _uuid(*parts):
     return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
+def content_digest(findings):
+    """The SHA-256 of what the findings say (rule, subject, status and message of each, in order): with the report's
+    time and policy digest, what the document's UUIDs are made from. Two audits of different inventories with one
+    policy in the same second (two CI jobs, two sites with a web1 each) say different things, so their documents
+    share no UUID; the same report gives the same document."""
+    h = hashlib.sha256()
+    for f in findings:
+        s = f["subject"]
+        h.update("\x1f".join(map(str, (f["rule"], s["kind"], s["id"], f["status"], f["message"], "\x1e")))
+                 .encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 def _value(value):
     return "" if value is None else str(value).strip()
 
@@ -251,7 +264,7 @@ def build(report, rules, sources=None, version=None, text=None):
     repository); ``version``: the collection's; ``text``: applied to guest data (report.printable)."""
     text = text or (lambda v: "" if v is None else str(v))
     when = report["generated_at"]
-    stamp = "%s|%s" % (when, report.get("policy_digest"))
+    stamp = "%s|%s|%s" % (when, report.get("policy_digest"), content_digest(report["findings"]))
     bad = [f for f in report["findings"] if f["status"] in RESULT_STATUSES]
     items = _subject_items(bad, stamp, text)
     ctx = _Context(stamp, text, when, sources)

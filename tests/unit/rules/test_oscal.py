@@ -124,7 +124,7 @@ def test_guest_data_is_escaped_and_surrogates_do_not_break_uuids():
 
 def test_every_uuid_is_unique_even_for_a_repeated_rule_and_subject():
     """OSCAL requires each uuid once; a second finding of one rule and subject (made by hand: the engine makes
-    none) gets uuids of its own, the first keeps the ones it always had."""
+    none) gets uuids of its own, and the same report gives them again."""
     f = {"rule": "ISO-04", "area": "isolation", "severity": "high", "status": "error", "subject": {"kind": "hypervisor", "id": "hv1"},
          "message": "cannot evaluate: unreachable", "remediation": "r", "evidence": {}}
     rep = report.build({}, [f], E.NOW)
@@ -135,8 +135,9 @@ def test_every_uuid_is_unique_even_for_a_repeated_rule_and_subject():
     result = doc["assessment-results"]["results"][0]
     uuids = [o["uuid"] for o in result["observations"]] + [x["uuid"] for x in result["findings"]]
     assert len(uuids) == len(set(uuids)) == 4
-    assert result["observations"][0]["uuid"] == alone["observations"][0]["uuid"]
-    assert result["findings"][0]["uuid"] == alone["findings"][0]["uuid"]
+    assert oscal.build(rep, RULES) == doc
+    # One finding less is another report: none of its UUIDs is one of these.
+    assert not set(uuids) & set([o["uuid"] for o in alone["observations"]] + [x["uuid"] for x in alone["findings"]])
 
 
 def test_reviewed_controls_leave_out_the_rules_not_evaluated():
@@ -154,3 +155,25 @@ def test_reviewed_controls_leave_out_the_rules_not_evaluated():
     rep = report.build(pol, fs, E.NOW, extra={"rules_selected": ["DIV-09", "RB-01", "RB-02"]})
     (sel,) = oscal.build(rep, RULES)["assessment-results"]["results"][0]["reviewed-controls"]["control-selections"]
     assert sel["include-controls"] == [{"control-id": "rb-02"}]
+
+
+def test_two_inventories_audited_in_the_same_second_share_no_uuid():
+    """Two audits with one policy in the same second (two CI jobs; two sites, each with a web1): the time and the
+    policy digest are the same, what the findings say is not, and neither are the documents' UUIDs."""
+    pol, fs = findings()
+    rep_a = report.build(pol, fs, E.NOW)
+    other = [dict(f, message=f["message"] + " (site b)") if f["status"] in oscal.RESULT_STATUSES else f for f in fs]
+    rep_b = report.build(pol, other, E.NOW)
+    assert rep_a["generated_at"] == rep_b["generated_at"] and rep_a["policy_digest"] == rep_b["policy_digest"]
+    docs = [json.loads(report.render_all(r, [], "high", SOURCES)["oscal"]) for r in (rep_a, rep_b)]
+    uuids = [set(v for k, v in _walk(d) if k == "uuid") for d in docs]
+    assert len(uuids[0]) > 10 and not uuids[0] & uuids[1]
+    # The subjects' names alike, the inventory items too are the same names with other UUIDs.
+    items = [[i["description"] for i in d["assessment-results"]["results"][0]["local-definitions"]["inventory-items"]] for d in docs]
+    assert items[0] == items[1]
+    # One more finding is another inventory as well.
+    extra = dict(fs[0], subject={"kind": "guest", "id": "web9"})
+    rep_c = report.build(pol, fs + [extra], E.NOW)
+    doc_c = json.loads(report.render_all(rep_c, [], "high", SOURCES)["oscal"])
+    assert doc_c["assessment-results"]["uuid"] != docs[0]["assessment-results"]["uuid"]
+    assert oscal.content_digest(fs) == oscal.content_digest([dict(f) for f in fs]) != oscal.content_digest(other)
