@@ -325,20 +325,20 @@ def _again(values, many, extra=None):
 
 
 def _pass01(ctx, subjects, facts, templates):
-    """DIV-01's findings (as if the guest shared nothing: _UNIQUE) and (values, extra) for _shared_at."""
+    """DIV-01's findings (as if the guest shared nothing: _UNIQUE) and (values, extra) for _shared_at; ``subjects``:
+    the subject dicts, ``facts``: the facts (None: the engine makes the finding of the subject's error)."""
     values = [f.get("machine_id_digest") if f is not None else None for f in facts]
-    extra = dict((i, d) for i, f in enumerate(facts) if f is not None and (d := f.get("dbus_machine_id_digest"))
-                 and d != values[i])
+    extra = {i: d for i, f in enumerate(facts) if f is not None and (d := f.get("dbus_machine_id_digest")) and d != values[i]}
     made, copy = [], _passing(templates, _MID_UNIQUE)
     add = made.append
-    for (subject, g, err), v in zip(subjects, values):
+    for subject, f, v in zip(subjects, facts, values):
         if v:
             x = copy()
             x["subject"] = subject
             x["evidence"] = {"digest": v[:16]}
             add(x)
         else:
-            add(None if err else _finding(templates, subject, _div01(ctx, g, _facts(ctx, g), _UNIQUE)))
+            add(None if f is None else _finding(templates, subject, _div01(ctx, subject["id"], f, _UNIQUE)))
     return made, values, extra
 
 
@@ -348,7 +348,7 @@ def _pass02(ctx, subjects, facts, templates):
               for f in facts]
     made, copies = [], {}  # count of keys -> the copy method of the passing finding
     add = made.append
-    for (subject, g, err), fingerprints in zip(subjects, values):
+    for subject, f, fingerprints in zip(subjects, facts, values):
         if fingerprints:
             try:
                 x = copies[len(fingerprints)]()
@@ -359,7 +359,7 @@ def _pass02(ctx, subjects, facts, templates):
             x["evidence"] = {"fingerprints": fingerprints}
             add(x)
         else:
-            add(None if err else _finding(templates, subject, _div02(ctx, g, _facts(ctx, g), _UNIQUE)))
+            add(None if f is None else _finding(templates, subject, _div02(ctx, subject["id"], f, _UNIQUE)))
     return made, values, None
 
 
@@ -369,7 +369,7 @@ def _pass03(ctx, subjects, facts, templates):
               else () for f in facts]
     made, copies = [], {}  # count of hashes -> the copy method of the passing finding
     add = made.append
-    for (subject, g, err), f, hashes in zip(subjects, facts, values):
+    for subject, f, hashes in zip(subjects, facts, values):
         if hashes and not f.get("accounts_error"):
             try:
                 x = copies[len(hashes)]()
@@ -380,7 +380,7 @@ def _pass03(ctx, subjects, facts, templates):
             x["evidence"] = {}
             add(x)
         else:
-            add(None if err else _finding(templates, subject, _div03(ctx, g, f, _UNIQUE)))
+            add(None if f is None else _finding(templates, subject, _div03(ctx, subject["id"], f, _UNIQUE)))
     return made, values, None
 
 
@@ -389,14 +389,14 @@ def _pass04(ctx, subjects, facts, templates):
     values = [f.get("random_seed_digest") if f is not None else None for f in facts]
     made, copy = [], _passing(templates, _SEED_UNIQUE)
     add = made.append
-    for (subject, g, err), f, v in zip(subjects, facts, values):
+    for subject, f, v in zip(subjects, facts, values):
         if v and not f.get("random_seed_error"):
             x = copy()
             x["subject"] = subject
             x["evidence"] = {}
             add(x)
         else:
-            add(None if err else _finding(templates, subject, _div04(ctx, g, f, _UNIQUE)))
+            add(None if f is None else _finding(templates, subject, _div04(ctx, subject["id"], f, _UNIQUE)))
     return made, values, None
 
 
@@ -406,21 +406,23 @@ _FIRST_PASSES = {"DIV-01": (_pass01, False), "DIV-02": (_pass02, True), "DIV-03"
 
 def _one_pass(ctx):
     """Makes, rule by rule, each guest's finding judged as if it shared nothing, with the values it compares; then
-    finds the values met more than once (_again, in C), builds the index of these values (_shared_at) and judges
-    again, against the whole fleet, the guests that share one.
+    finds the values met more than once (_again), builds the index of these values (_shared_at) and judges again,
+    against the whole fleet, the guests that share one.
 
     The passing verdict of each rule (by far the most common) is made inline from its evidence, exactly as
     _div01.._div04 make it (tests/unit/test_fleet_speed_div.py compares with a reference on generated fleets);
     every other verdict comes from these functions. One copied dict per finding, no verdict tuple; the values are
-    read by comprehensions, one rule at a time, and counted in C (no set tested per value in Python)."""
+    read by comprehensions, one rule at a time. The first passes get the subject dicts and the facts (None for a
+    guest whose subject has an error) as two lists: no tuple to unpack per guest."""
     names, subjects, facts = ctx.guest_names, ctx.guest_subjects(), ctx.guest_facts()
+    subject_dicts = [subject for subject, g, err in subjects]
     out = {}
     for rid, name, judge in IDENTITY_RULES:
         if rid not in ctx.selected:
             continue
         first, many = _FIRST_PASSES[rid]
         templates = ctx.finding_templates(rid, "guest")
-        findings, values, extra = first(ctx, subjects, facts, templates)
+        findings, values, extra = first(ctx, subject_dicts, facts, templates)
         index, positions = _shared_at(names, _again(values, many, extra), values, many, extra)
         for i in positions:  # judged again against the whole fleet
             subject, g, err = subjects[i]
