@@ -191,7 +191,11 @@ evidence:
           heartbeat_path, heartbeat_age_seconds, heartbeat_pid, connected, uri, mgmt_networks, error})), base_images
           (C({path, format, used_by, sealed, findings, error}); null when qemu-img is missing),
           images (C({path, mode, uid, gid, size, referenced}) - the files of the image directories and each
-          disk image and backing file by its real path) and image_dirs (C({path, mode, uid, gid, shared})).
+          disk image and backing file by its real path), image_dirs (C({path, mode, uid, gid, shared})) and
+          session_domains (C({domains, errors, users}) - the persistent definitions in each user's own libvirt
+          session, C(~/.config/libvirt/qemu), which an audit of another URI never lists - C(domains)
+          C({uri, user, name, uuid, path}), C(errors) C({uri, user, path, error}); each home is read by a child
+          that became its user, and only a domain's name and UUID leave it).
       type: dict
     domains:
       description:
@@ -247,7 +251,7 @@ import xml.etree.ElementTree as ET
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
-from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, hostscan
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, hostscan, sessions
 from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import ledger
 
 try:
@@ -621,6 +625,8 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
         host["base_images"] = None  # cannot be known: qemu-img (qemu-utils) is not installed
     images, host["image_dirs"] = hostscan.scan_images(image_dirs(conn, p), hostscan.disk_files(domains))
     host["images"] = hostscan.mark_referenced(images, domains)
+    dirs = hostscan.qemu_driver_dirs(p["uri"])
+    host["session_domains"] = sessions.scan(skip=dirs["config"] if dirs and p["uri"].endswith("/session") else None)
     return host
 
 

@@ -302,7 +302,7 @@ def test_shut_off_domain_and_redacted_passthrough(lab):
 
 
 def test_host_evidence_base_images_and_watcher(lab, tmp_path):
-    p = dict(qemu_conf="/etc/libvirt/qemu.conf", daemon_confs=["/etc/libvirt/libvirtd.conf"],
+    p = dict(uri="qemu:///system", qemu_conf="/etc/libvirt/qemu.conf", daemon_confs=["/etc/libvirt/libvirtd.conf"],
              image_dirs=[lab["work"]], watcher_lock=str(tmp_path / "watcher.lock"),
              watcher_heartbeat=str(tmp_path / "watcher.heartbeat"), verify_base_images=True, work_dir=str(tmp_path))
     domains = [lab["run"], lab["shut"]]
@@ -322,6 +322,8 @@ def test_host_evidence_base_images_and_watcher(lab, tmp_path):
     w = host["watcher"]
     assert w["lock_held"] is False and w["heartbeat_age_seconds"] is None and w["error"] is None
     assert not os.path.exists(p["watcher_lock"])
+    # Every user's own libvirt session definitions, read as that user (VIS-01): this machine's homes hold none.
+    assert host["session_domains"] == {"domains": [], "errors": [], "users": host["session_domains"]["users"]}
     assert "effective_user" not in host["qemu_conf"]
     assert host["qemu_conf"]["qemu_user_default"] == hostscan.qemu_user_default()
     assert all(set(t) == {"port", "tls", "what"} for t in host["tcp_listeners"])

@@ -71,7 +71,7 @@ def test_every_rule_on_every_subject(seeded):
         assert rules_per_kind["%s/%s.%s" % (HV, LAB, dom)] == domain_rules
     assert len(domain_rules) == 25
     assert rules_per_kind["web1"] == rules_per_kind["mail1"] and len(rules_per_kind["web1"]) == 15
-    assert len(rules_per_kind[HV]) == 10
+    assert len(rules_per_kind[HV]) == 11
     # DIV-06 judges the base image the guests' overlays come from, verified offline, one finding per image.
     images = [f for f in seeded["findings"] if f["subject"]["kind"] == "image"]
     assert len(images) == 1 and images[0]["rule"] == "DIV-06" and images[0]["status"] == "pass", images

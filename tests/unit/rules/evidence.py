@@ -98,6 +98,7 @@ def host(**overrides):
         "images": [],
         "base_images": [],
         "image_dirs": [{"path": "/var/lib/libvirt/images", "mode": 0o711, "uid": 0, "gid": 0}],
+        "session_domains": {"domains": [], "errors": [], "users": 2},
     }
     h.update(overrides)
     return h

@@ -13,6 +13,31 @@ def test_vis01_domain_in_inventory():
     assert fs["hv1/rogue"]["status"] == "fail" and "transient" in fs["hv1/rogue"]["message"]
 
 
+def test_vis01_a_domain_in_a_users_own_libvirt_session_is_invisible_to_the_audit():
+    """The audit lists qemu:///system; alice's shut-off session domain is in no list and no rule judges it."""
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    fs = E.by_subject(E.run("VIS-01", ev))
+    assert fs["hv1"]["status"] == "pass" and "2 home(s)" in fs["hv1"]["message"] and fs["hv1/web1"]["status"] == "pass"
+    hidden = {"uri": "qemu:///session", "user": "alice", "name": "lab", "uuid": "u-1",
+              "path": "/home/alice/.config/libvirt/qemu/lab.xml"}
+    ev["hypervisors"]["hv1"]["host"]["session_domains"] = {"domains": [hidden], "errors": [], "users": 2}
+    f = E.by_subject(E.run("VIS-01", ev))["hv1"]
+    assert f["status"] == "fail" and "lab of alice (/home/alice/.config/libvirt/qemu/lab.xml)" in f["message"]
+    assert f["evidence"]["domains"] == [hidden] and "qemu:///session" in f["remediation"]
+    # A home that could not be read may hold one: an error, never a pass.
+    unread = {"uri": "qemu:///session", "user": "bob", "path": "/home/bob/.config/libvirt/qemu",
+              "error": "reading /home/bob/.config/libvirt/qemu as bob took longer than 20 s"}
+    ev["hypervisors"]["hv1"]["host"]["session_domains"] = {"domains": [], "errors": [unread], "users": 2}
+    f = E.by_subject(E.run("VIS-01", ev))["hv1"]
+    assert f["status"] == "error" and "of bob could not be read" in f["message"]
+    # Not collected (a remote URI, an older collector): an error as for every host field.
+    del ev["hypervisors"]["hv1"]["host"]["session_domains"]
+    assert E.by_subject(E.run("VIS-01", ev))["hv1"]["status"] == "error"
+    # An unreachable hypervisor: one error finding for VIS-01 (the hypervisor's), not one more per unknown domain.
+    ev = E.fleet([], {}, hv_error="cannot connect")
+    assert [(f["subject"]["id"], f["status"]) for f in E.run("VIS-01", ev)] == [("hv1", "error")]
+
+
 def test_vis02_inventory_guest_exists():
     ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1)),
                                       "ghost": E.guest("ghost", error="unreachable: no route")})

@@ -14,7 +14,7 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules impo
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import present
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, too_far_ahead, utc
 
-rule("VIS-01", "visibility", "high", "FLEET", "every domain is in the inventory",
+rule("VIS-01", "visibility", "high", "FLEET+HOST", "every domain is in the inventory",
      "Add the domain to vmguard_guests (with vmguard_hypervisor and vmguard_domain), or remove it.")
 rule("VIS-02", "visibility", "medium", "FLEET", "every inventory guest exists on its hypervisor",
      "Fix vmguard_hypervisor / vmguard_domain for the guest, or remove it from the inventory.")
@@ -40,6 +40,31 @@ def vis01(ctx, hd):
         return ok("in the inventory as %s" % g, guest=g)
     return fail("%s domain '%s' is not in the inventory (state %s)" % (
         "transient" if d.get("persistent") is False else "persistent", d["name"], d.get("state")), state=d.get("state"))
+
+
+@check("VIS-01", "hypervisor")
+def vis01_sessions(ctx, hv):
+    """The domains defined in the users' own libvirt sessions (qemu:///session) of the hypervisor host: an audit of
+    the hypervisor's URI never lists them, so no rule judges them, started or not (a running one is also a QEMU
+    process libvirt does not know: VIS-03). A home that could not be read is an error: a domain may be there."""
+    seen = _host_field(hv, "session_domains", "the users' libvirt session domains")
+    domains, errors = seen.get("domains") or [], seen.get("errors") or []
+    if domains:
+        return fail("%d domain(s) defined in a user's own libvirt session, outside the audited URI %s, invisible to "
+                    "every rule: %s" % (len(domains), hv.get("uri"), ", ".join(
+                        "%s of %s (%s)" % (d["name"], d["user"], d["path"]) for d in domains)),
+                    domains=[dict(uri=d["uri"], user=d["user"], name=d["name"], uuid=d.get("uuid"), path=d["path"]) for d in domains],
+                    errors=errors)
+    if errors:
+        return error("the libvirt session definitions of %s could not be read: %s" % (
+            ", ".join(sorted(set(e["user"] for e in errors))), "; ".join("%s: %s" % (e["path"], e["error"]) for e in errors)),
+            errors=errors)
+    return ok("no domain defined in a user's own libvirt session (%d home(s) with a ~/.config looked into)" % seen.get("users", 0))
+
+
+vis01_sessions.remediation = ("Move the session domain under the audited URI (virsh -c qemu:///session dumpxml, then define it "
+                              "with qemu:///system) and add it to vmguard_guests, or remove it (virsh -c qemu:///session undefine "
+                              "as its user).")
 
 
 @check("VIS-02", "guest")
