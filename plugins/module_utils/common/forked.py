@@ -91,13 +91,18 @@ def _child(w, fn, args):
         except Exception as e:  # pylint: disable=broad-except
             data = pickle.dumps((False, ChildFailed("the child's answer cannot be sent back (%s: %s)" % (type(e).__name__, e))),
                                 pickle.HIGHEST_PROTOCOL)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
+        write_all(w, data)
     except BaseException:  # pylint: disable=broad-except
         code = 1
     finally:
         os._exit(code)  # pylint: disable=protected-access
+
+
+def write_all(fd, data):
+    """Write every byte of ``data`` to ``fd`` (a pipe takes it in pieces)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def finish(handle):

@@ -427,6 +427,26 @@ def qemu_overrides(root):
     return overrides, caps, total
 
 
+def identity(xml_text):
+    """(name, uuid or None) of a domain definition, nothing else (a user's session definition: VIS-01); DomainXMLError
+    when it is not one."""
+    root = _domain_root(xml_text)
+    name = (root.findtext("name") or "").strip()
+    if not name:
+        raise DomainXMLError("a domain definition without a name")
+    return name, (root.findtext("uuid") or "").strip() or None
+
+
+def _domain_root(xml_text):
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise DomainXMLError("malformed domain XML: %s" % e)
+    if root.tag != "domain":
+        raise DomainXMLError("not a domain XML document (root element <%s>)" % root.tag)
+    return root
+
+
 def graphics_passwords(xml_text):
     """[(type, passwd attribute present)] for each <graphics> of a domain or domstatus document.
 
@@ -464,12 +484,7 @@ def _memory_files(root, devices):
 
 def parse_domain(xml_text):
     """Parse one domain XML document into the evidence dict the domain rules read."""
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as e:
-        raise DomainXMLError("malformed domain XML: %s" % e)
-    if root.tag != "domain":
-        raise DomainXMLError("not a domain XML document (root element <%s>)" % root.tag)
+    root = _domain_root(xml_text)
     devices = root.find("devices")
     if devices is None:
         devices = ET.Element("devices")

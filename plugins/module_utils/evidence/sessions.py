@@ -24,29 +24,15 @@ import select
 import signal
 import stat
 import time
-import xml.etree.ElementTree as ET
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.common import forked
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml
 
 SESSION_URI = "qemu:///session"
 SESSION_DIR = os.path.join(".config", "libvirt", "qemu")
 MAX_DEFINITION = 4 * 1024 * 1024
 MAX_ANSWER = 8 * 1024 * 1024
 TIMEOUT = 20.0  # seconds a child may take for one home (a hung network home directory: an error, not a hang)
-
-
-def identity(data):
-    """(name, uuid) of a domain definition's bytes; ValueError when it is not one."""
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as e:
-        raise ValueError("malformed domain XML: %s" % e)
-    if root.tag != "domain":
-        raise ValueError("not a domain definition (root element <%s>)" % root.tag)
-    name = (root.findtext("name") or "").strip()
-    if not name:
-        raise ValueError("a domain definition without a name")
-    return name, (root.findtext("uuid") or "").strip() or None
 
 
 def _read(path):
@@ -77,7 +63,7 @@ def read_definitions(directory):
             continue
         path = os.path.join(directory, n)
         try:
-            name, uuid = identity(_read(path))
+            name, uuid = domxml.identity(_read(path))
         except (OSError, ValueError) as e:
             out["unreadable"].append(dict(path=path, error=getattr(e, "strerror", None) or str(e)))
             continue
@@ -101,10 +87,7 @@ def _child(w, pw, directory):
             answer = read_definitions(directory)
         except Exception as e:  # pylint: disable=broad-except
             answer = dict(domains=[], unreadable=[], error="cannot read as %s: %s" % (pw.pw_name, e))
-        data = json.dumps(answer).encode("utf-8", "surrogatepass")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
+        forked.write_all(w, json.dumps(answer).encode("utf-8", "surrogatepass"))
     except BaseException:  # pylint: disable=broad-except
         code = 1
     finally:

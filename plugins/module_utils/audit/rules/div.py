@@ -342,6 +342,12 @@ def _pass01(ctx, subjects, facts, templates):
     return made, values, extra
 
 
+def _count_copy(copies, templates, text, n):
+    """The copy method of the passing finding whose message is ``text % n``, made once per count ``n`` (a fleet's
+    passing guests share a handful) and kept in ``copies``."""
+    return copies.setdefault(n, _passing(templates, text % n))
+
+
 def _pass02(ctx, subjects, facts, templates):
     """DIV-02's findings (as _pass01) and the host key fingerprints per guest position (() for none)."""
     values = [[k["fingerprint"] for k in keys] if f is not None and (keys := f.get("ssh_host_keys")) else ()
@@ -353,8 +359,7 @@ def _pass02(ctx, subjects, facts, templates):
             try:
                 x = copies[len(fingerprints)]()
             except KeyError:
-                n = len(fingerprints)
-                x = copies.setdefault(n, _passing(templates, "%d SSH host key(s), none shared" % n))()
+                x = _count_copy(copies, templates, "%d SSH host key(s), none shared", len(fingerprints))()
             x["subject"] = subject
             x["evidence"] = {"fingerprints": fingerprints}
             add(x)
@@ -374,8 +379,7 @@ def _pass03(ctx, subjects, facts, templates):
             try:
                 x = copies[len(hashes)]()
             except KeyError:
-                n = len(hashes)
-                x = copies.setdefault(n, _passing(templates, "%d password hash(es), none shared" % n))()
+                x = _count_copy(copies, templates, "%d password hash(es), none shared", len(hashes))()
             x["subject"] = subject
             x["evidence"] = {}
             add(x)

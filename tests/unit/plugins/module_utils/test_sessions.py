@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import sessions
+from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import domxml, sessions
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the collector becomes another user (setuid) to read a home")
 
@@ -54,10 +54,10 @@ def define(home, owner, name, uuid):
 
 
 def test_identity_is_name_and_uuid_only():
-    assert sessions.identity(DOMAIN % (b"lab", b"u-1")) == ("lab", "u-1")
+    assert domxml.identity(DOMAIN % (b"lab", b"u-1")) == ("lab", "u-1")
     for bad in (b"<domain><uuid>x</uuid></domain>", b"<network><name>n</name></network>", b"<domain"):
-        with pytest.raises(ValueError):
-            sessions.identity(bad)
+        with pytest.raises(domxml.DomainXMLError):
+            domxml.identity(bad)
 
 
 @ROOT
