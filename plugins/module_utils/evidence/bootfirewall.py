@@ -18,7 +18,9 @@ Enabled firewall managers that do not load an nft file (firewalld, ufw, netfilte
 replayed: they are listed (``others``). They add tables of their own, which can only drop more (a packet must
 pass every base chain of a hook).
 
-Unit drop-ins (``<unit>.d/*.conf``) that replace ``ExecStart=`` are not read: the unit file's own is used.
+A unit's drop-ins (``<unit>.d/*.conf`` along the search path) are read after its file, as systemd reads them: one
+that resets ``ExecStart=`` and names another file makes the boot load that file (a base unit loading a default-deny
+ruleset while an override loads an open one is the override's open ruleset). Type-wide and prefix drop-ins are not.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -79,10 +81,10 @@ def loaders(enabled, root="/"):
             continue
         path = first[unit][1]
         files = []
-        for value in unitfiles.section_values(path, "Service", "ExecStart"):
+        for value in unitfiles.unit_values(path, unit, "Service", "ExecStart", root):
             files.extend(nft_files(_exec_argv(value) or []))
         if files:
-            found.append({"unit": unit, "files": files, "skipped": _skipped(path, files, root)})
+            found.append({"unit": unit, "files": files, "skipped": _skipped(path, unit, files, root)})
     found.sort(key=lambda x: (x["unit"] not in FIRST, x["unit"]))
     return found, sorted(u for u in enabled if u in OTHERS)
 
@@ -91,9 +93,9 @@ def _exists(root, path):
     return os.path.exists(os.path.join(root, path.lstrip("/")))
 
 
-def _skipped(unit_path, files, root):
-    """Why the boot loads none of ``files`` of the unit at ``unit_path``, or None."""
-    for value in unitfiles.section_values(unit_path, "Unit", "ConditionPathExists"):
+def _skipped(unit_path, unit, files, root):
+    """Why the boot loads none of ``files`` of ``unit`` (its file at ``unit_path``, and its drop-ins), or None."""
+    for value in unitfiles.unit_values(unit_path, unit, "Unit", "ConditionPathExists", root):
         want = value.lstrip("|")
         negate = want.startswith("!")
         want = want.lstrip("!")

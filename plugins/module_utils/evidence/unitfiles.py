@@ -155,6 +155,30 @@ def section_values(path, section, key):
     return values
 
 
+def dropins(unit, root="/"):
+    """The drop-in files of ``unit`` (``<dir>/<unit>.d/*.conf`` along the search path; a file name met in an earlier
+    directory hides the same name in a later one, as /etc hides /lib), in the order systemd applies them: by file
+    name, after the unit file. Type-wide (``service.d``) and prefix (``foo-.service.d``) drop-ins are not read."""
+    found = {}
+    for d in SEARCH_PATH:
+        where = os.path.join(root, d.lstrip("/"), unit + ".d")
+        for name in _listdir(where):
+            if name.endswith(".conf") and name not in found:
+                found[name] = os.path.join(where, name)
+    return [found[n] for n in sorted(found)]
+
+
+def unit_values(path, unit, section, key, root="/"):
+    """The effective values of the list setting ``key`` in ``section`` of the unit file at ``path`` and of the unit's
+    drop-ins (dropins), in the order systemd reads them; an empty assignment resets the list (a drop-in's
+    ``ExecStart=`` followed by its own replaces the unit file's)."""
+    values = []
+    for p in [path] + dropins(unit, root):
+        for value in section_values(p, section, key):
+            values = values + [value] if value.strip() else []
+    return values
+
+
 def default_instance(path):
     """The DefaultInstance= of a template's [Install] section (the last one set), or None."""
     values = install_values(path, "DefaultInstance")

@@ -97,6 +97,56 @@ def test_a_unit_systemd_skips_or_whose_file_is_missing_loads_nothing(tmp_path):
     assert skipped == "ConditionPathExists=!/etc/vmguard/disable does not hold: systemd skips the unit"
 
 
+def dropin(root, d, unit_name, conf, text):
+    path = os.path.join(str(root), d.lstrip("/"), unit_name + ".d", conf)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_a_drop_in_that_replaces_execstart_decides_what_the_boot_loads(tmp_path):
+    """nftables.service loads /etc/nftables.conf; an override resets ExecStart= and loads another file: the boot
+    loads that one only. Drop-ins apply by file name after the unit; /etc's hides /lib's of the same name."""
+    unit(tmp_path, "/lib/systemd/system", "nftables.service", "ExecStart=/usr/sbin/nft -f /etc/nftables.conf")
+    for f in ("etc/nftables.conf", "etc/open.nft", "etc/extra.nft"):
+        os.makedirs(str((tmp_path / f).parent), exist_ok=True)
+        (tmp_path / f).write_text("")
+    dropin(tmp_path, "/etc/systemd/system", "nftables.service", "override.conf",
+           "[Service]\nExecStart=\nExecStart=/usr/sbin/nft -f /etc/open.nft\n")
+    found = bootfirewall.loaders(["nftables.service"], str(tmp_path))[0]
+    assert found == [{"unit": "nftables.service", "files": ["/etc/open.nft"], "skipped": None}]
+    # One more drop-in, later by name, adds a file (no reset): both load, in order.
+    dropin(tmp_path, "/lib/systemd/system", "nftables.service", "zz-extra.conf",
+           "[Service]\nExecStart=/usr/sbin/nft -f /etc/extra.nft\n")
+    assert bootfirewall.loaders(["nftables.service"], str(tmp_path))[0][0]["files"] == ["/etc/open.nft", "/etc/extra.nft"]
+    # /lib's override.conf is hidden by /etc's of the same name.
+    dropin(tmp_path, "/lib/systemd/system", "nftables.service", "override.conf",
+           "[Service]\nExecStart=\nExecStart=/usr/sbin/nft -f /etc/lib-only.nft\n")
+    assert bootfirewall.loaders(["nftables.service"], str(tmp_path))[0][0]["files"] == ["/etc/open.nft", "/etc/extra.nft"]
+    # A drop-in's condition counts as the unit file's would.
+    dropin(tmp_path, "/etc/systemd/system", "nftables.service", "cond.conf", "[Unit]\nConditionPathExists=/etc/absent\n")
+    assert "ConditionPathExists=/etc/absent does not hold" in bootfirewall.loaders(["nftables.service"], str(tmp_path))[0][0]["skipped"]
+    assert [os.path.basename(p) for p in unitfiles.dropins("nftables.service", str(tmp_path))] == [
+        "cond.conf", "override.conf", "zz-extra.conf"]
+
+
+@REAL
+def test_an_override_loading_an_open_ruleset_is_what_the_boot_gets(tmp_path):
+    """The base unit's file is default-deny, an override loads an open one instead: the boot is open (a replay of
+    the unit file alone would have passed ISO-10)."""
+    root = tmp_path / "root"
+    deny, open_ = nftfile(tmp_path, "deny.nft", DENY), nftfile(tmp_path, "open.nft", OPEN)
+    unit(root, "/lib/systemd/system", "nftables.service", "ExecStart=%s -f %s" % (NFT, deny))
+    os.makedirs(str(root / "etc/systemd/system"), exist_ok=True)
+    got = bootfirewall.collect(["nftables.service"], guestcollect.run_argv, guestcollect.bin_path, str(root))
+    assert got["error"] is None and got["default_deny"] is True
+    dropin(root, "/etc/systemd/system", "nftables.service", "override.conf",
+           "[Service]\nExecStart=\nExecStart=%s -f %s\n" % (NFT, open_))
+    got = bootfirewall.collect(["nftables.service"], guestcollect.run_argv, guestcollect.bin_path, str(root))
+    assert got["error"] is None and got["default_deny"] is False and got["open_any"]
+    assert got["loaders"][0]["files"] == [open_]
+
+
 def test_section_values_keep_each_assignment_in_its_section(tmp_path):
     path = tmp_path / "x.service"
     path.write_text("[Unit]\nExecStart=/not/this\n[Service]\nExecStart=/a b\n# ExecStart=/comment\nExecStart=\n"
