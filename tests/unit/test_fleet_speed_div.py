@@ -61,6 +61,11 @@ def all_others(shared):
     return sorted(set(o for v in shared.values() for o in v))
 
 
+def some(names):
+    """A message names ten of them, then how many more (the evidence carries them all)."""
+    return ", ".join(names[:10]) + (" and %d more" % (len(names) - 10) if len(names) > 10 else "")
+
+
 def ref_div01(f, guest, index):
     if not f.get("machine_id_digest"):
         if f.get("machine_id_state") == "empty":
@@ -72,7 +77,7 @@ def ref_div01(f, guest, index):
         copies = [p for p, v in zip(("/etc/machine-id", "/var/lib/dbus/machine-id"), ref_machine_id(f)) if v in shared]
         what = "machine-id" if copies[0] == "/etc/machine-id" else \
             "D-Bus machine-id (/var/lib/dbus/machine-id, which libdbus reads first)"
-        return "fail", "%s is shared with %s" % (what, ", ".join(others)), {
+        return "fail", "%s is shared with %s" % (what, some(others)), {
             "shared_with": others, "digest": f["machine_id_digest"][:16], "copies": copies}
     return "pass", "machine-id is unique in the fleet", {"digest": f["machine_id_digest"][:16]}
 
@@ -85,7 +90,7 @@ def ref_div02(f, guest, index):
         return "not_applicable", "no SSH host keys (no SSH server)", {}
     shared = index.others(guest, f)
     if shared:
-        return "fail", "%d SSH host key(s) shared with %s" % (len(shared), ", ".join(all_others(shared))), {"shared": dict(shared)}
+        return "fail", "%d SSH host key(s) shared with %s" % (len(shared), some(all_others(shared))), {"shared": dict(shared)}
     return "pass", "%d SSH host key(s), none shared" % len(keys), {"fingerprints": [k["fingerprint"] for k in keys]}
 
 
@@ -100,7 +105,8 @@ def ref_div03(f, guest, index):
     shared = index.others(guest, f)
     if shared:
         names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
-        return "fail", "password hash of %s identical on %s" % (", ".join(names), ", ".join(all_others(shared))), {"accounts": names}
+        return "fail", "password hash of %s identical on %s" % (", ".join(names), some(all_others(shared))), {
+            "accounts": names, "shared_with": all_others(shared)}
     return "pass", "%d password hash(es), none shared" % len(hashed), {}
 
 
@@ -114,7 +120,7 @@ def ref_div04(f, guest, index):
     shared = index.others(guest, f)
     if shared:
         others = all_others(shared)
-        return "fail", "random seed identical on %s" % ", ".join(others), {"shared_with": others}
+        return "fail", "random seed identical on %s" % some(others), {"shared_with": others}
     return "pass", "random seed is unique in the fleet", {}
 
 

@@ -52,6 +52,13 @@ def load_previous(path):
 
     Read without following a link or blocking (a regular file of at most MAX_PREVIOUS bytes); each
     finding's rule, subject kind, subject id and status must be strings (they key the comparison)."""
+    data = _parsed(path)
+    _finding_index(path, data["findings"])
+    return data
+
+
+def _parsed(path):
+    """The report at ``path`` parsed, with its schema and a findings list (its findings not checked yet)."""
     try:
         text = fsutil.read_regular(path, MAX_PREVIOUS)
     except (IOError, OSError, fsutil.UnsafePathError) as e:
@@ -64,31 +71,46 @@ def load_previous(path):
         raise PreviousReportError("previous report %s is not a report this audit can read (%s)" % (path, type(e).__name__))
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(SCHEMA_PREFIX):
         raise PreviousReportError("previous report %s is not a vmguard report.json (no schema %s...)" % (path, SCHEMA_PREFIX))
-    findings = data.get("findings")
-    if not isinstance(findings, list):
+    if not isinstance(data.get("findings"), list):
         raise PreviousReportError("previous report %s has no findings list" % path)
+    return data
+
+
+def _finding_index(path, findings):
+    """{key: (status, severity)} of ``findings``, each checked on the way (one pass over 25,000 findings: the
+    forked child of audit_evaluate reads them while the rules run, and the evaluation waits for it): rule,
+    subject kind, subject id and status must be strings (json.loads makes no str subclass)."""
+    index = {}
     for i, f in enumerate(findings):
         try:
-            fields = key(f) + (f["status"],)
+            s = f["subject"]
+            k, status = (f["rule"], s["kind"], s["id"]), f["status"]
         except (KeyError, TypeError):
-            fields = None
-        if fields is None or not all(isinstance(x, str) for x in fields):
+            k = status = None
+        if status.__class__ is not str or k[0].__class__ is not str or k[1].__class__ is not str or k[2].__class__ is not str:
             raise PreviousReportError("previous report %s: findings[%d] has no rule, subject.kind, subject.id or status "
                                       "(each a string)" % (path, i))
-    return data
+        index[k] = (status, f.get("severity"))
+    return index
+
+
+def _index_of(previous, findings):
+    """previous_index's dict, ``findings`` being that report's finding index (_finding_index)."""
+    return {"generated_at": previous.get("generated_at"), "policy_digest": previous.get("policy_digest"),
+            "total": len(previous["findings"]), "findings": findings}
 
 
 def previous_index(previous):
     """What compare needs of a previous report (a load_previous dict): its run and, per finding key,
     (status, severity). Small enough to travel from a forked child (see audit_evaluate)."""
-    return {"generated_at": previous.get("generated_at"), "policy_digest": previous.get("policy_digest"),
-            "total": len(previous["findings"]),
-            "findings": dict((key(f), (f["status"], f.get("severity"))) for f in previous["findings"])}
+    return _index_of(previous, dict((key(f), (f["status"], f.get("severity"))) for f in previous["findings"]))
 
 
 def load_index(path):
-    """previous_index of the report at ``path`` (PreviousReportError as load_previous)."""
-    return previous_index(load_previous(path))
+    """previous_index of the report at ``path`` (PreviousReportError as load_previous), checked and indexed in one
+    pass over its findings."""
+    data = _parsed(path)
+    return _index_of(data, _finding_index(path, data["findings"]))
 
 
 def _entry(k, severity, before, now):

@@ -465,19 +465,22 @@ def _iso06_reference(domains, service):
     out = {}
     for d in domains:
         if not attached[d["name"]]:
-            out[d["name"]] = ("not_applicable", "no disks with a source")
+            out[d["name"]] = ("not_applicable", "no disks with a source", None)
             continue
-        problems = []
+        problems, shared = [], {}
         for x in attached[d["name"]]:
             others = [(n, y) for n, y in users[posixpath.normpath(x["source"])] if n != d["name"]]
             if not others:
                 continue
             other_svc = sorted("hv1/%s" % n for n, y in others if service[n] != service[d["name"]])
-            if other_svc:
-                problems.append("%s shared with other services: %s" % (x["source"], ", ".join(other_svc)))
+            if other_svc:  # the message names ten, the evidence all
+                problems.append("%s shared with other services: %s%s" % (x["source"], ", ".join(other_svc[:10]), (
+                    " and %d more" % (len(other_svc) - 10)) if len(other_svc) > 10 else ""))
+                shared[x["source"]] = other_svc
             elif [y for n, y in others + [(d["name"], x)] if not (y["readonly"] or y["shareable"])]:
                 problems.append("%s shared within service %s without readonly/shareable" % (x["source"], service[d["name"]]))
-        out[d["name"]] = ("fail", "; ".join(problems)) if problems else ("pass", "%d disk(s), none shared unsafely" % len(attached[d["name"]]))
+        out[d["name"]] = ("fail", "; ".join(problems), shared) if problems else (
+            "pass", "%d disk(s), none shared unsafely" % len(attached[d["name"]]), None)
     return out
 
 
@@ -500,9 +503,12 @@ def test_iso06_many_domains_on_one_disk_match_the_reference():
         service[name] = svc
     want = _iso06_reference(domains, service)
     got = E.by_subject(E.run("ISO-06", E.fleet(domains)))
-    assert set(s for s, m in want.values()) == {"pass", "fail"}
-    for name, (status, message) in want.items():
+    assert set(s for s, m, shared in want.values()) == {"pass", "fail"}
+    assert max(len(shared or ()) and max(len(v) for v in shared.values()) for s, m, shared in want.values()) > 10
+    for name, (status, message, shared) in want.items():
         assert (got["hv1/" + name]["status"], got["hv1/" + name]["message"]) == (status, message), name
+        if shared is not None:
+            assert got["hv1/" + name]["evidence"]["shared"] == shared, name
 
 
 def test_iso04_host_security_default_confined_0_fails():

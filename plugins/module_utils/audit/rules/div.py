@@ -18,7 +18,7 @@ from itertools import compress, count
 from operator import not_
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
-    PASS, Remediation, rule, check, checked_verdict, collected, ok, fail, error, na)
+    PASS, Remediation, rule, check, checked_verdict, collected, named, ok, fail, error, na)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import too_far_ahead
 
@@ -186,7 +186,7 @@ def _div01(ctx, guest, f, index):
             copies = [path for path, v in zip((MACHINE_ID, DBUS_MACHINE_ID), values) if v in shared]
             what = "machine-id" if copies[0] == MACHINE_ID else \
                 "D-Bus machine-id (%s, which libdbus reads first)" % DBUS_MACHINE_ID
-            return fail("%s is shared with %s" % (what, ", ".join(others)), shared_with=others, digest=digest[:16],
+            return fail("%s is shared with %s" % (what, named(others)), shared_with=others, digest=digest[:16],
                         copies=copies)
     return PASS, "machine-id is unique in the fleet", {"digest": digest[:16]}
 
@@ -202,7 +202,7 @@ def _div02(ctx, guest, f, index):
     if guest in index[1]:
         shared = _shared(index[0], guest, _host_keys(f))
         if shared:
-            return fail("%d SSH host key(s) shared with %s" % (len(shared), ", ".join(_others(shared))),
+            return fail("%d SSH host key(s) shared with %s" % (len(shared), named(_others(shared))),
                         shared=dict(shared))
     n = len(keys)
     return PASS, _KEYS_UNSHARED.get(n) or _message(_KEYS_UNSHARED, "%d SSH host key(s), none shared", n), {
@@ -223,7 +223,9 @@ def _div03(ctx, guest, f, index):
         shared = _shared(index[0], guest, _password_hashes(f))
         if shared:
             names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
-            return fail("password hash of %s identical on %s" % (", ".join(names), ", ".join(_others(shared))), accounts=names)
+            others = _others(shared)
+            return fail("password hash of %s identical on %s" % (", ".join(names), named(others)), accounts=names,
+                        shared_with=others)
     n = len(hashed)
     return PASS, _HASHES_UNSHARED.get(n) or _message(_HASHES_UNSHARED, "%d password hash(es), none shared", n), {}
 
@@ -241,7 +243,7 @@ def _div04(ctx, guest, f, index):
         shared = _shared(index[0], guest, _seed(f))
         if shared:
             others = _others(shared)
-            return fail("random seed identical on %s" % ", ".join(others), shared_with=others)
+            return fail("random seed identical on %s" % named(others), shared_with=others)
     return PASS, "random seed is unique in the fleet", {}
 
 
@@ -507,8 +509,8 @@ def div05(ctx, hd):
     if dup_macs:
         problems["macs"] = dup_macs
     if problems:
-        parts = (["UUID with %s" % ", ".join(problems["uuid"])] if "uuid" in problems else []) + \
-            ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup_macs.items())]
+        parts = (["UUID with %s" % named(problems["uuid"])] if "uuid" in problems else []) + \
+            ["MAC %s with %s" % (m, named(o)) for m, o in sorted(dup_macs.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
     return ok("UUID and %d MAC address(es) unique" % len([i for i in interfaces if i.get("mac")]))
 
@@ -537,7 +539,7 @@ def div06_image(ctx, hv_image):
     if img.get("sealed") is None:
         return error("seal of %s not verified" % img.get("path"), **where)
     if img["sealed"] is True:
-        return ok("base image sealed (used by %s)" % (", ".join(where["used_by"]) or "no disk"), **where)
+        return ok("base image sealed (used by %s)" % (named(where["used_by"]) or "no disk"), **where)
     findings = img.get("findings") or []
     return fail("base image not sealed: %s" % (", ".join(findings) or "the checker reported no path"),
                 findings=findings, **where)

@@ -12,7 +12,7 @@ import ipaddress
 import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
-    NotCollected, Remediation, check, collected, error, fail, na, ok, rule)
+    NotCollected, Remediation, check, collected, error, fail, na, named, ok, rule)
 
 rule("ISO-01", "isolation", "high", "GUEST", "listening sockets within the service's allow-list",
      "Stop, disable and mask what listens outside the service's ports (plus management).",
@@ -262,10 +262,29 @@ def _iso02_index(ctx, mgmt):
     return {"keys": keys, "unresolved": unresolved}
 
 
-def _others(entry, mine, me):
-    """The labels of the domains other than ``me`` ("hv/domain") of services other than ``mine`` in an index entry
-    (a domain whose persistent definition declares another service is not its own neighbour)."""
-    return set(label for svc, doms in (entry or {}).items() if svc != mine for who, label in doms.items() if who != me)
+def _others(ctx, where, entry, mine, me):
+    """The labels of the domains other than ``me`` ("hv/domain") of services other than ``mine`` in the index entry
+    ``entry`` (at ``where`` in the index; a domain whose persistent definition declares another service is not its own
+    neighbour). The labels of the other services are gathered once per (entry, service) and kept (_service_labels):
+    hundreds of domains on one network each take their own labels out of one set, not walk every other one."""
+    if not entry:
+        return set()
+    labels, shared = ctx.index(("iso02:others", where, mine), lambda: _service_labels(entry, mine))
+    own = set(doms[me] for svc, doms in entry.items() if svc != mine and me in doms)
+    return labels - (own - shared) if own else set(labels)
+
+
+def _service_labels(entry, mine):
+    """(the labels of every domain in ``entry`` of a service other than ``mine``, those of them two domains carry: a
+    domain named like another's persistent label must not take that one out with its own)."""
+    labels, shared = set(), set()
+    for svc, doms in entry.items():
+        if svc != mine:
+            for label in doms.values():
+                if label in labels:
+                    shared.add(label)
+                labels.add(label)
+    return frozenset(labels), frozenset(shared)
 
 
 @check("ISO-02", "domain")
@@ -289,18 +308,19 @@ def iso02(ctx, hd):
             continue
         others = set()
         for k in seg["keys"]:
-            others |= _others(idx["keys"].get(k), mine, me)
+            others |= _others(ctx, k, idx["keys"].get(k), mine, me)
         if others:
             shared[seg["label"]] = sorted(set(shared.get(seg["label"], [])) | others)
         elif seg["unresolved"]:
-            maybe = _others(idx["unresolved"].get((hv, "br" if seg["unresolved"] == "net" else "net")), mine, me)
+            where = (hv, "br" if seg["unresolved"] == "net" else "net")
+            maybe = _others(ctx, where, idx["unresolved"].get(where), mine, me)
             if maybe:
                 ambiguous[seg["label"]] = sorted(maybe)
     cannot = unknown + ["cannot tell whether %s and the %s of %s are one segment: the hypervisor's networks were not "
-                        "collected" % (k, "bridges" if k.split("/", 1)[1].startswith("network:") else "networks", ", ".join(v))
+                        "collected" % (k, "bridges" if k.split("/", 1)[1].startswith("network:") else "networks", named(v))
                         for k, v in sorted(ambiguous.items())]
     if shared:
-        return fail("shares %s with VMs of other services: %s%s" % (", ".join(sorted(shared)), ", ".join(
+        return fail("shares %s with VMs of other services: %s%s" % (", ".join(sorted(shared)), named(
             sorted(set(o for v in shared.values() for o in v))), "; also %s" % "; ".join(cannot) if cannot else ""),
             shared=shared, service=mine)
     if cannot:
@@ -560,19 +580,23 @@ def iso06(ctx, hd):
         return na("no disks with a source")
     mine, me = _service_key(ctx, hv, d), (hv, d["name"])
     problems, unresolved = [], [why for why in (_unresolved(x) for x in disks) if why]
+    shared, unsafe = {}, []  # disk -> the domains of other services attaching it; disks shared unsafely within
     for disk in disks:
         e = idx.get(_disk_key(hv, disk))
         if e is None or len(e["users"]) == (me in e["users"]):  # nobody else attaches it
             continue
         other_svc = sorted(label for svc, labels in e["labels"].items() if svc != mine for who, label in labels if who != me)
         if other_svc:
-            problems.append("%s shared with other services: %s" % (_disk_name(disk), ", ".join(other_svc)))
+            problems.append("%s shared with other services: %s" % (_disk_name(disk), named(other_svc)))
+            shared[_disk_name(disk)] = other_svc
             continue
         # Within the service: every other domain's attachments of it, and this one, must be readonly or shareable.
         if len(e["unsafe"]) > (me in e["unsafe"]) or not (disk["readonly"] or disk["shareable"]):
             problems.append("%s shared within service %s without readonly/shareable" % (_disk_name(disk), mine))
+            unsafe.append(_disk_name(disk))
     if problems:
-        return fail("; ".join(problems + (["also cannot compare: %s" % "; ".join(unresolved)] if unresolved else [])))
+        return fail("; ".join(problems + (["also cannot compare: %s" % "; ".join(unresolved)] if unresolved else [])),
+                    shared=shared, unsafe_within_service=unsafe, service=mine)
     if unresolved:
         return error("cannot tell which storage %d disk(s) use: %s" % (len(unresolved), "; ".join(unresolved)))
     return ok("%d disk(s), none shared unsafely" % len(disks))
@@ -746,9 +770,10 @@ def iso11(ctx, hd):
     bad = ["shmem %s" % s for s in collected(d, "shmem") if s not in allowed]
     if collected(d, "vsock") and not ctx.params["isolation"]["allow_vsock"]:
         bad.append("vsock")
-    shared = _shared_memory_files(ctx, hv, d)
+    shared, shared_with = _shared_memory_files(ctx, hv, d)
     if bad or shared:
-        return fail("inter-VM channel(s): %s" % ", ".join(bad + shared), channels=bad, shared_memory=shared)
+        return fail("inter-VM channel(s): %s" % ", ".join(bad + shared), channels=bad, shared_memory=shared,
+                    shared_memory_with=shared_with)
     return ok("no shmem or vsock channels, no memory backing file shared with another domain")
 
 
@@ -768,15 +793,17 @@ def _iso11_index(ctx):
 
 
 def _shared_memory_files(ctx, hv, d):
-    """The shared-access memory backing files of domain ``d`` (a definition) that another domain maps shared too:
-    writes of one guest are read by the other, an inter-VM channel as <shmem> is."""
+    """(what the finding says of each, {path: every other domain mapping it}) of the shared-access memory backing files of
+    domain ``d`` (a definition) that another domain maps shared too: writes of one guest are read by the other, an
+    inter-VM channel as <shmem> is."""
     mine = [m for m in collected(d, "memory_files") if m.get("access") == "shared"]
     if not mine:
-        return []
+        return [], {}
     idx, me = ctx.index("iso11", lambda: _iso11_index(ctx)), (hv, d["name"])
-    out = []
+    out, by_path = [], {}
     for m in mine:
         others = [label for who, label in idx.get((hv, posixpath.normpath(m["path"])), ()) if who != me]
         if others:
-            out.append("%s %s shared with %s" % (m["model"], m["path"], ", ".join(others)))
-    return out
+            out.append("%s %s shared with %s" % (m["model"], m["path"], named(others)))
+            by_path[m["path"]] = others
+    return out, by_path

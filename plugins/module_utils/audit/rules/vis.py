@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import Remediation, rule, check, collected, named, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import present
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date, too_far_ahead, utc
 
@@ -51,8 +51,8 @@ def vis01_sessions(ctx, hv):
     domains, errors = seen.get("domains") or [], seen.get("errors") or []
     if domains:
         return fail("%d domain(s) defined in a user's own libvirt session, outside the audited URI %s, invisible to "
-                    "every rule: %s" % (len(domains), hv.get("uri"), ", ".join(
-                        "%s of %s (%s)" % (d["name"], d["user"], d["path"]) for d in domains)),
+                    "every rule: %s" % (len(domains), hv.get("uri"), named(
+                        ["%s of %s (%s)" % (d["name"], d["user"], d["path"]) for d in domains])),
                     domains=[dict(uri=d["uri"], user=d["user"], name=d["name"], uuid=d.get("uuid"), path=d["path"]) for d in domains],
                     errors=errors)
     if errors:
@@ -83,7 +83,7 @@ def vis02(ctx, guest):
     if others:
         return fail("%s/%s is declared by %s too: one domain is one inventory guest (either one VM is in the "
                     "inventory twice, or one of them reaches a machine that is not this domain and its evidence is "
-                    "taken for it)" % (hv, v["domain"], ", ".join(others)), guests=sorted([guest] + others))
+                    "taken for it)" % (hv, v["domain"], named(others)), guests=sorted([guest] + others))
     return ok("exists as %s/%s" % (hv, v["domain"]))
 
 
@@ -137,7 +137,7 @@ def vis03(ctx, hv):
     unseen = sorted("%s (pid %s)" % (name, pid) for pid, name in by_pid.items() if pid not in seen)
     if unseen:
         return error("process list incomplete: libvirt's recorded QEMU pid of %s is not among the %d QEMU "
-                     "process(es) seen" % (", ".join(unseen), len(procs)), missing=unseen)
+                     "process(es) seen" % (named(unseen), len(procs)), missing=unseen)
     others = [p for p in procs if p["pid"] not in by_pid]
     seen_names = set(p.get("name") for p in others if p.get("name"))
     seen_uuids = set(str(p["uuid"]).lower() for p in others if p.get("uuid"))
@@ -145,7 +145,7 @@ def vis03(ctx, hv):
                        if d["name"] not in seen_names and str(d.get("uuid") or "").lower() not in seen_uuids)
     if invisible:
         return error("process list incomplete: no QEMU process seen for running domain(s) %s (libvirt's pid not "
-                     "available; none of the %d QEMU process(es) seen has its name or UUID)" % (", ".join(invisible), len(procs)),
+                     "available; none of the %d QEMU process(es) seen has its name or UUID)" % (named(invisible), len(procs)),
                      missing=invisible)
     unknown, by_name, unverified, claims = [], [], [], {}
     for p in procs:
@@ -167,7 +167,7 @@ def vis03(ctx, hv):
         unknown.extend("%s%s, one of %d claiming running domain %s" % (who, _identified_by(p), len(claimants), name)
                        for who, p in claimants)
     if unknown:
-        return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), ", ".join(unknown)), processes=unknown)
+        return fail("%d QEMU process(es) unknown to libvirt: %s" % (len(unknown), named(unknown)), processes=unknown)
     if unverified:
         return error("cannot tell whether %s belong(s) to libvirt: the domain(s) of that name could not be read (%s)" % (
             ", ".join(unverified), ", ".join(sorted(unread))), processes=unverified)
@@ -272,7 +272,7 @@ def vis07(ctx, hv):
                      if not i.get("referenced") and posixpath.normpath(i["path"]) not in referenced)
     if orphans and unread:
         return error("%d image(s) referenced by no readable domain (%s), but domain(s) %s could not be read: they may "
-                     "reference them" % (len(orphans), ", ".join(orphans), ", ".join(sorted(unread))), images=orphans, unread=unread)
+                     "reference them" % (len(orphans), named(orphans), named(sorted(unread))), images=orphans, unread=unread)
     if orphans:
-        return fail("%d unreferenced image(s): %s" % (len(orphans), ", ".join(orphans)), images=orphans)
+        return fail("%d unreferenced image(s): %s" % (len(orphans), named(orphans)), images=orphans)
     return ok("all %d image(s) referenced by a domain or a backing chain" % len(images))

@@ -38,7 +38,7 @@ __metaclass__ = type
 
 import fnmatch
 
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import NotCollected, check, collected, ok, fail, error, na
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import NotCollected, check, collected, named, ok, fail, error, na
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import snapshots_from_the_future
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import data_class, is_confidential
 
@@ -421,8 +421,8 @@ def div05(ctx, vv):
     if dup:
         problems["macs"] = dup
     if problems:
-        parts = (["instance UUID with %s" % ", ".join(problems["instance_uuid"])] if "instance_uuid" in problems else []) + \
-            ["MAC %s with %s" % (m, ", ".join(o)) for m, o in sorted(dup.items())]
+        parts = (["instance UUID with %s" % named(problems["instance_uuid"])] if "instance_uuid" in problems else []) + \
+            ["MAC %s with %s" % (m, named(o)) for m, o in sorted(dup.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
     return ok("instance UUID and %d MAC address(es) unique" % len([n for n in vm["nics"] if n.get("mac")]))
 
