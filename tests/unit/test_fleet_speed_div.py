@@ -7,6 +7,8 @@ import copy
 import json
 import random
 
+import pytest
+
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import engine, policy
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, div
 
@@ -150,7 +152,42 @@ def reference_findings(pol, evidence, rids):
             out.append({"rule": rid, "area": rule.area, "severity": pol["rules"][rid]["severity"], "status": status,
                         "subject": {"kind": "guest", "id": g}, "message": message,
                         "remediation": rule.remediation if status in ("fail", "error") else "", "evidence": detail})
+        unproven(out, rid, rule, len(guests), [g for g in guests if unknown_alone(guests[g], g, judge)])
     return out
+
+
+class Alone(object):
+    """An index in which a guest shares nothing: what it is judged against alone."""
+
+    def others(self, guest, f):
+        return {}
+
+
+def unknown_alone(rec, g, judge):
+    """Whether the guest's value is unknown: no evidence, or judged alone an error (or a broken check)."""
+    if rec.get("error") or not rec.get("facts"):
+        return True
+    try:
+        return judge(rec["facts"], g, Alone())[0] == "error"
+    except Exception:  # pylint: disable=broad-except
+        return True
+
+
+COMPARED = {"DIV-01": "machine-id was", "DIV-02": "SSH host keys were", "DIV-03": "password hashes were",
+            "DIV-04": "random seed was"}
+
+
+def unproven(out, rid, rule, total, unknown):
+    """A guest whose value is unknown may share it: every pass of the rule becomes an error."""
+    unknown = sorted(unknown)
+    if not unknown:
+        return
+    for f in out:
+        if f["rule"] == rid and f["status"] == "pass":
+            message = "shared with none of the %d other guest(s) compared, but the %s not collected for %d guest(s) (%s): " \
+                "not proven unique in the fleet" % (total - len(unknown) - 1, COMPARED[rid], len(unknown), some(unknown))
+            f.update(status="error", remediation=rule.remediation, evidence=dict(not_collected=len(unknown), **f["evidence"]),
+                     message=message)
 
 
 # ---- generated fleets ----
@@ -177,9 +214,14 @@ def other_facts(rnd, guests, names):
             return f
 
 
-def generated_fleet(n=400, seed=12):
+# The kinds of generated guest whose value of some DIV rule is unknown (no evidence, or a field not collected).
+SILENT_KINDS = (1, 2, 4, 6, 7, 9, 10)
+
+
+def generated_fleet(n=400, seed=12, silent=True):
     """n guests: careless clones, values shared across guests for every DIV kind, a value repeated on one
-    guest only, unreachable guests, guests without facts, every missing or unreadable evidence field."""
+    guest only, unreachable guests, guests without facts, every missing or unreadable evidence field (``silent``
+    false: no unknown value, so the unique guests pass)."""
     rnd = random.Random(seed)
     names = ["g%04d" % i for i in range(n)]
     rnd.shuffle(names)  # inventory order is not name order
@@ -189,6 +231,10 @@ def generated_fleet(n=400, seed=12):
     for i, g in enumerate(names):
         f = guests[g]["facts"]
         kind = i % 23
+        if not silent and (kind in SILENT_KINDS or kind == 3):
+            if kind == 3:
+                f.update(machine_id_digest=None, machine_id_state="empty")
+            continue
         if kind == 0:
             guests[g]["facts"] = copy.deepcopy(other_facts(rnd, guests, names))  # a clone: every identity shared
         elif kind == 1:
@@ -247,13 +293,20 @@ def statuses(findings, rid):
 
 def test_generated_fleet_findings_identical_to_the_reference():
     pol = policy.load_policy({})
+    answered = generated_fleet(silent=False)
+    got = engine.evaluate(pol, copy.deepcopy(answered), now=NOW, only=set(IDENTITY))
+    assert findings_json(got) == findings_json(reference_findings(pol, answered, IDENTITY))
+    for rid in IDENTITY:  # every value known: duplicates fail, the unique ones pass
+        assert {"pass", "fail"} <= statuses(got, rid), rid
     ev = generated_fleet()
     got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only=set(IDENTITY))
     want = reference_findings(pol, ev, IDENTITY)
     assert findings_json(got) == findings_json(want)
-    # The fleet exercises what it must: duplicates of every kind fail, unique ones pass, missing evidence is an error.
+    # The fleet exercises what it must: duplicates of every kind fail, missing evidence is an error, and beside
+    # an unknown value no guest passes as unique.
     for rid in IDENTITY:
-        assert {"pass", "fail", "error"} <= statuses(got, rid), rid
+        assert {"fail", "error"} <= statuses(got, rid) and "pass" not in statuses(got, rid), rid
+    assert sum(1 for f in got if "not proven unique" in f["message"]) > 100
     for rid in ("DIV-02", "DIV-03", "DIV-04"):
         assert "not_applicable" in statuses(got, rid), rid
     # A D-Bus copy shared (with another copy or another guest's /etc/machine-id) fails DIV-01.
@@ -299,9 +352,10 @@ def test_disabled_rule_is_not_judged_and_the_others_are_identical():
     assert findings_json(got) == findings_json(reference_findings(pol, ev, ["DIV-01", "DIV-02", "DIV-04"]))
 
 
-def test_per_guest_check_equals_the_batch_finding():
+@pytest.mark.parametrize("silent", [True, False], ids=["some-values-unknown", "every-value-known"])
+def test_per_guest_check_equals_the_batch_finding(silent):
     pol = policy.load_policy({})
-    ev = generated_fleet(n=200, seed=9)
+    ev = generated_fleet(n=200, seed=9, silent=silent)
     ctx = engine.Context(pol, ev, NOW)
     batch = div._identity_findings(ctx)
     fresh = engine.Context(pol, ev, NOW)  # the per-guest checks build their own indexes
@@ -523,9 +577,11 @@ def test_a_value_shared_by_three_guests_out_of_inventory_order():
     got = engine.evaluate(pol, copy.deepcopy(ev), now=NOW, only={"DIV-04"})
     assert findings_json(got) == findings_json(reference_findings(pol, ev, ["DIV-04"]))
     by = dict((f["subject"]["id"], f) for f in got)
-    assert [by[g]["status"] for g in "abcde"] == ["fail", "fail", "pass", "error", "fail"]
+    # c shares nothing with the guests whose seed is known, but d's is unreadable: c is not proven unique.
+    assert [by[g]["status"] for g in "abcde"] == ["fail", "fail", "error", "error", "fail"]
     assert by["a"]["evidence"] == {"shared_with": ["b", "d", "e"]}
-    assert by["a"]["remediation"] == RULES["DIV-04"].remediation and by["c"]["remediation"] == ""
+    assert by["c"]["message"].endswith("but the random seed was not collected for 1 guest(s) (d): not proven unique in the fleet")
+    assert by["a"]["remediation"] == RULES["DIV-04"].remediation
 
 
 def test_no_value_met_twice_leaves_the_indexes_empty():

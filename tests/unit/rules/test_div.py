@@ -28,7 +28,9 @@ def test_div01_unreachable_guest_is_error_not_pass():
     ev["guests"]["mail1"] = E.guest("mail1", "mail", error="unreachable: timed out")
     fs = E.by_subject(E.run("DIV-01", ev))
     assert fs["mail1"]["status"] == "error" and "timed out" in fs["mail1"]["message"]
-    assert fs["web1"]["status"] == "pass"
+    # mail1 may hold web1's machine-id: web1's uniqueness is not proven (an error naming mail1, never a pass).
+    assert fs["web1"]["status"] == "error" and "not proven unique" in fs["web1"]["message"]
+    assert "(mail1)" in fs["web1"]["message"] and fs["web1"]["evidence"]["not_collected"] == 1
 
 
 def test_div02_shared_host_key():
@@ -263,7 +265,22 @@ def test_div05_identity_not_collected_is_an_error():
         del d[key]
         fs = E.by_subject(E.run("DIV-05", E.fleet([d, E.domain("mail1", "mail")])))
         assert fs["hv1/web1"]["status"] == "error" and fs["hv1/web1"]["message"] == "cannot evaluate: %s not collected" % key
-        assert fs["hv1/mail1"]["status"] == "pass"
+        # web1 may be mail1's clone: mail1's uniqueness is not proven.
+        assert fs["hv1/mail1"]["status"] == "error" and "(hv1/web1): not proven unique" in fs["hv1/mail1"]["message"]
+    fs = E.by_subject(E.run("DIV-05", E.fleet([E.domain("web1"), E.domain("mail1", "mail")])))
+    assert fs["hv1/web1"]["status"] == fs["hv1/mail1"]["status"] == "pass"
+
+
+def test_div05_an_unreachable_hypervisor_leaves_uniqueness_unproven():
+    """hv2's domains are unknown: one of them may be web1's clone (same UUID and MAC)."""
+    ev = E.fleet([E.domain("web1")])
+    ev["hypervisors"]["hv2"] = {"error": "cannot connect to qemu+ssh://hv2/system", "uri": "qemu+ssh://hv2/system", "host": {},
+                                "domains": []}
+    fs = E.by_subject(E.run("DIV-05", ev))
+    assert fs["hv1/web1"]["status"] == "error" and "(hv2/*): not proven unique" in fs["hv1/web1"]["message"]
+    assert fs["hv2"]["status"] == "error"
+    del ev["hypervisors"]["hv2"]
+    assert E.by_subject(E.run("DIV-05", ev))["hv1/web1"]["status"] == "pass"
 
 
 def corrupt_lineage(tmp_path):

@@ -373,13 +373,19 @@ def test_vm_fields_not_collected_are_errors_never_passes():
         assert f["status"] == "error" and f["message"].startswith("cannot evaluate: ") and "not collected" in f["message"], rule
         if what:
             assert f["message"].startswith("cannot evaluate: %s" % what), f["message"]
-    # DIV-05: another VM's NICs missing makes uniqueness unprovable for every VM; an unreadable VM has none to compare.
+    # DIV-05: another VM's NICs missing makes uniqueness unprovable for every VM; so does an unreadable VM (its
+    # identity is unknown: it may be the clone), and an unreachable vCenter (all of its VMs).
     ev = clean()
     del vm(ev, VM2)["nics"]
     f = status("DIV-05", ev, VM1)
     assert f["status"] == "error" and f["message"] == "cannot evaluate: NICs of %s/%s not collected" % (VC, VM2)
     vm(ev, VM2)["error"] = "no configuration readable (orphaned or inaccessible VM)"
+    f = status("DIV-05", ev, VM1)
+    assert f["status"] == "error" and f["message"].endswith("(%s/%s): not proven unique" % (VC, VM2)), f["message"]
+    ev = clean()
     assert status("DIV-05", ev, VM1)["status"] == "pass"
+    f = status("DIV-05", ev, VM1, vcenters={VC: ev, "vc-down": {"error": "cannot connect", "vms": None}})
+    assert f["status"] == "error" and f["message"].endswith("(vc-down/*): not proven unique"), f["message"]
     # RB-12 with no virtual disk at all is still not applicable (nothing to compare).
     ev = clean()
     vm(ev, VM1)["disks"] = []

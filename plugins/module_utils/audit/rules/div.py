@@ -15,11 +15,11 @@ __metaclass__ = type
 
 from collections import Counter
 from itertools import compress, count
-from operator import not_
+from operator import itemgetter, not_
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import (
     PASS, Remediation, rule, check, checked_verdict, collected, named, ok, fail, error, na)
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import too_far_ahead
 
 rule("DIV-01", "diversity", "high", "GUEST+FLEET", "machine-id unique across all guests",
@@ -430,12 +430,76 @@ def _one_pass(ctx):
         templates = ctx.finding_templates(rid, "guest")
         findings, values, extra = first(ctx, subject_dicts, facts, templates)
         index, positions = _shared_at(names, _again(values, many, extra), values, many, extra)
+        unknown = _unknown_at(findings)  # as judged alone: the guests judged again below have their values
         for i in positions:  # judged again against the whole fleet
             subject, g, err = subjects[i]
             findings[i] = _finding(templates, subject, judge(ctx, g, facts[i], index))
+        if unknown:
+            _unprove(rid, templates, findings, sorted(names[i] for i in unknown), len(names))
         ctx.index("div:duplicates:" + name, lambda: (index, None))
         out[rid] = findings
     return out
+
+
+# DIV-01..04 compare a guest with every other one: a guest whose value was not collected (no evidence at all, or that
+# value unreadable: its own finding is the error) may hold the very same value. A guest that shares nothing with the
+# others is then not proven unique: its pass becomes an error naming the unknown ones (a duplicate found stays a fail).
+# What each rule compares, as that error names it.
+_COMPARED = {"DIV-01": "machine-id was", "DIV-02": "SSH host keys were", "DIV-03": "password hashes were",
+             "DIV-04": "random seed was"}
+_STATUS = itemgetter("status")
+
+
+def _unproven(rid, verdict, unknown, total):
+    """The error passing ``verdict`` of rule ``rid`` becomes, ``unknown`` (sorted) of the ``total`` guests unknown."""
+    status, message, detail = verdict
+    what = _COMPARED[rid]
+    return error("shared with none of the %d other guest(s) compared, but the %s not collected for %d guest(s) (%s): not "
+                 "proven unique in the fleet" % (total - len(unknown) - 1, what, len(unknown), named(unknown)),
+                 not_collected=len(unknown), **detail)
+
+
+def _unknown_guests(ctx, rid):
+    """The guests (sorted) whose ``rid`` value is unknown, once per run (the per-guest path; the batch reads its own
+    findings): no evidence, the rule's verdict on the guest alone an error, or its evidence breaking the check."""
+    def build():
+        judge = dict((r, j) for r, _name, j in IDENTITY_RULES)[rid]
+        out = []
+        for (subject, g, err), f in zip(ctx.guest_subjects(), ctx.guest_facts()):
+            try:
+                unknown = bool(err) or judge(ctx, g, f, _UNIQUE)[0] == ERROR
+            except Exception:  # pylint: disable=broad-except  # its own finding says "check failed"
+                unknown = True
+            if unknown:
+                out.append(g)
+        return sorted(out)
+    return ctx.index("div:unknown:" + rid, build)
+
+
+def _proven(ctx, rid, verdict):
+    """``verdict`` of the per-guest check of ``rid``, a pass turned into _unproven's error when a guest is unknown."""
+    if verdict[0] != PASS:
+        return verdict
+    unknown = _unknown_guests(ctx, rid)
+    return _unproven(rid, verdict, unknown, len(ctx.guest_names)) if unknown else verdict
+
+
+def _unknown_at(findings):
+    """The positions of the guests unknown to a batch's ``findings``: None (no evidence) or an error. C scans first:
+    a fleet whose every guest answered costs no Python loop."""
+    if None not in findings:
+        statuses = list(map(_STATUS, findings))
+        if ERROR not in statuses:
+            return ()
+        return [i for i, s in enumerate(statuses) if s == ERROR]
+    return [i for i, f in enumerate(findings) if f is None or f["status"] == ERROR]
+
+
+def _unprove(rid, templates, findings, unknown, total):
+    """Every pass of a batch's ``findings`` becomes _unproven's error (in place)."""
+    for i, f in enumerate(findings):
+        if f is not None and f["status"] == PASS:
+            findings[i] = _finding(templates, f["subject"], _unproven(rid, (PASS, f["message"], f["evidence"]), unknown, total))
 
 
 def _batch(rid):
@@ -449,22 +513,22 @@ def _batch(rid):
 
 @check("DIV-01", "guest", batch=_batch("DIV-01"), batch_checked=True)
 def div01(ctx, guest):
-    return _div01(ctx, guest, _facts(ctx, guest), None)
+    return _proven(ctx, "DIV-01", _div01(ctx, guest, _facts(ctx, guest), None))
 
 
 @check("DIV-02", "guest", batch=_batch("DIV-02"), batch_checked=True)
 def div02(ctx, guest):
-    return _div02(ctx, guest, _facts(ctx, guest), None)
+    return _proven(ctx, "DIV-02", _div02(ctx, guest, _facts(ctx, guest), None))
 
 
 @check("DIV-03", "guest", batch=_batch("DIV-03"), batch_checked=True)
 def div03(ctx, guest):
-    return _div03(ctx, guest, _facts(ctx, guest), None)
+    return _proven(ctx, "DIV-03", _div03(ctx, guest, _facts(ctx, guest), None))
 
 
 @check("DIV-04", "guest", batch=_batch("DIV-04"), batch_checked=True)
 def div04(ctx, guest):
-    return _div04(ctx, guest, _facts(ctx, guest), None)
+    return _proven(ctx, "DIV-04", _div04(ctx, guest, _facts(ctx, guest), None))
 
 
 def _div05_index(ctx):
@@ -512,7 +576,28 @@ def div05(ctx, hd):
         parts = (["UUID with %s" % named(problems["uuid"])] if "uuid" in problems else []) + \
             ["MAC %s with %s" % (m, named(o)) for m, o in sorted(dup_macs.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
-    return ok("UUID and %d MAC address(es) unique" % len([i for i in interfaces if i.get("mac")]))
+    unknown = ctx.index("div05:unknown", lambda: _unknown_domains(ctx))
+    n = len([i for i in interfaces if i.get("mac")])
+    if unknown:  # one of them may be this domain's clone
+        return error("UUID and %d MAC address(es) shared with no domain read, but the identity of %d domain(s) is unknown "
+                     "(%s): not proven unique" % (n, len(unknown), named(unknown)), not_collected=len(unknown))
+    return ok("UUID and %d MAC address(es) unique" % n)
+
+
+def _unknown_domains(ctx):
+    """The domains (sorted "hv/name"; "hv/*" for all of a hypervisor's) whose UUID or MAC addresses DIV-05 could not
+    compare: an unreachable hypervisor or one whose domains were not listed, a domain that could not be read, or a
+    definition whose UUID or interfaces were not collected (their own findings are the errors)."""
+    out = []
+    for hv, ev in sorted(ctx.hypervisors.items()):
+        if ev.get("error") or ev.get("domains") is None:
+            out.append("%s/*" % hv)
+            continue
+        for d in ev["domains"]:
+            if d.get("error") or any(defn.get("uuid") is None or defn.get("interfaces") is None
+                                     for defn in (d, d.get("inactive")) if defn):
+                out.append("%s/%s" % (hv, d.get("name")))
+    return sorted(out)
 
 
 @check("DIV-06", "hypervisor")

@@ -391,14 +391,17 @@ def div05(ctx, vv):
     vc, vm = vv
 
     def build():
-        uuids, macs = {}, {}
+        uuids, macs, unknown = {}, {}, []  # unknown: the VMs (all of a vCenter's: "vc/*") whose identity is not known
         for name, ev in sorted(ctx.vcenters.items()):
             if ev.get("error"):
+                unknown.append("%s/*" % name)
                 continue
             others = collected(ev, "vms", "VMs of vCenter %s" % name)
             counts = name_counts(others)
             for other in others:
                 who = "%s/%s" % (name, vm_id(other, counts))
+                if other.get("error") or not other.get("instance_uuid"):
+                    unknown.append(who)
                 if other.get("instance_uuid"):
                     uuids.setdefault(other["instance_uuid"].lower(), set()).add(who)
                 # A VM whose configuration could not be read (its own findings are errors) has no NICs to compare;
@@ -407,8 +410,8 @@ def div05(ctx, vv):
                 for n in nics:
                     if n.get("mac"):
                         macs.setdefault(n["mac"].lower(), set()).add(who)
-        return uuids, macs
-    uuids, macs = ctx.index("vsphere:div05", build)
+        return uuids, macs, sorted(unknown)
+    uuids, macs, unknown = ctx.index("vsphere:div05", build)
     me = "%s/%s" % (vc, _vm_id(ctx, vc, vm))
     problems = {}
     iu = (vm.get("instance_uuid") or "").lower()
@@ -424,7 +427,11 @@ def div05(ctx, vv):
         parts = (["instance UUID with %s" % named(problems["instance_uuid"])] if "instance_uuid" in problems else []) + \
             ["MAC %s with %s" % (m, named(o)) for m, o in sorted(dup.items())]
         return fail("identity shared: %s" % "; ".join(parts), **problems)
-    return ok("instance UUID and %d MAC address(es) unique" % len([n for n in vm["nics"] if n.get("mac")]))
+    count = len([n for n in vm["nics"] if n.get("mac")])
+    if unknown:  # one of them may be this VM's clone
+        return error("instance UUID and %d MAC address(es) shared with no VM read, but the identity of %d VM(s) is unknown "
+                     "(%s): not proven unique" % (count, len(unknown), named(unknown)), not_collected=len(unknown))
+    return ok("instance UUID and %d MAC address(es) unique" % count)
 
 
 div05.remediation = "Give the VM new MAC addresses (address type generated) and a new instance UUID; audit only."
