@@ -16,12 +16,14 @@ description:
   - Returns what the vmguard guest rules read - digests of the machine-id and the systemd random
     seed, SSH host key fingerprints, accounts with their lock state and a digest of their password
     hash, listening sockets with their processes, enabled and masked systemd units (read from the
-    unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them; the masks
-    in /run apart, as C(masked_runtime) - gone at the next boot), installed
+    unit directories with systemd's own rules, as C(systemctl list-unit-files) reports them; C(enabled) is what
+    the next boot starts, the links and masks only in /run apart, as C(enabled_runtime) and C(masked_runtime) -
+    gone at the next boot), installed
     package versions, the nftables ruleset digest and inbound posture, selected sysctl values,
-    the inbound posture of the ruleset the next boot loads (C(firewall_boot) - the files of the enabled units
-    whose C(ExecStart) runs C(nft -f), nftables.service first, loaded into a scratch network namespace of its own
-    with C(unshare --net), never into the live ruleset),
+    the inbound posture of the ruleset the next boot loads (C(firewall_boot) - the files the C(nft -f) of the
+    C(ExecStartPre), C(ExecStart) and C(ExecStartPost) of the units the next boot starts load, in systemd's boot
+    order (a ruleset that depends on an order the units leave open is an error), loaded into a scratch network
+    namespace of its own with C(unshare --net), never into the live ruleset),
     the vmguard epoch and the image lineage record.
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
     SHA-256 digests, which are enough to find duplicates across guests.
@@ -95,6 +97,7 @@ evidence:
         process: sshd
     services:
       enabled: [ssh.service]
+      enabled_runtime: []
       masked: [apt-daily.timer]
       masked_runtime: []
     firewall:

@@ -59,12 +59,20 @@ def _systemctl(root):
     return dict((k, sorted(v)) for k, v in states.items())
 
 
+def _merged(states):
+    """The states as systemctl draws them: enabled-runtime (the generators' links and the volatile ones alike) counted
+    as enabled."""
+    states = dict(states)
+    states["enabled"] = sorted(states["enabled"] + states.pop("enabled_runtime"))
+    return states
+
+
 def _check(root, want):
-    want = dict({"masked_runtime": []}, **want)
+    want = dict({"masked_runtime": [], "enabled_runtime": []}, **want)
     got = unitfiles.unit_states(str(root))
     assert got == want
     if SYSTEMCTL_252:
-        assert _systemctl(str(root)) == want  # the reference agrees with the expectation
+        assert _systemctl(str(root)) == _merged(want)  # the reference agrees with the expectation
 
 
 def test_masks_persistent_runtime_vendor_and_empty(tmp_path):
@@ -100,7 +108,9 @@ def test_enabled_by_etc_run_and_generator_symlinks_not_by_vendor_ones(tmp_path):
     _link(tmp_path, "/etc/systemd/system", "both.service", "/dev/null")  # masked wins over enabled
     _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "nofile.service", "/lib/systemd/system/nofile.service")
     _link(tmp_path, "/etc/systemd/system/multi-user.target.wants", "t.target", "/lib/systemd/system/t.target")
-    _check(tmp_path, {"enabled": ["etc.service", "gen.service", "req.socket", "run.service"], "masked": ["both.service"]})
+    # run.service: `systemctl enable --runtime`, gone at the next boot (apart); gen.service: made again by its generator.
+    _check(tmp_path, {"enabled": ["etc.service", "gen.service", "req.socket"], "enabled_runtime": ["run.service"],
+                      "masked": ["both.service"]})
 
 
 def test_templates_are_enabled_by_their_default_instance_or_themselves(tmp_path):
@@ -131,8 +141,10 @@ def test_only_etc_and_run_enable_not_control_attached_or_vendor_dirs(tmp_path):
         name = "u%d.service" % i
         _unit(tmp_path, "/lib/systemd/system", name)
         _link(tmp_path, d + "/multi-user.target.wants", name, "/lib/systemd/system/" + name)
-    counted = [i for i, d in enumerate(dirs) if d == "/etc/systemd/system" or d.startswith("/run/")]
-    _check(tmp_path, {"enabled": sorted("u%d.service" % i for i in counted), "masked": []})
+    counted = [i for i, d in enumerate(dirs) if d == "/etc/systemd/system" or d.startswith("/run/systemd/generator")]
+    runtime = [i for i, d in enumerate(dirs) if d in unitfiles.VOLATILE_DIRS]
+    _check(tmp_path, {"enabled": sorted("u%d.service" % i for i in counted),
+                      "enabled_runtime": sorted("u%d.service" % i for i in runtime), "masked": []})
 
 
 def test_aliases_enable_only_when_the_unit_declares_them(tmp_path):
@@ -142,7 +154,7 @@ def test_aliases_enable_only_when_the_unit_declares_them(tmp_path):
     _link(tmp_path, "/etc/systemd/system", "dm.service", "/lib/systemd/system/declared.service")
     _link(tmp_path, "/run/systemd/system", "rt.service", "/lib/systemd/system/runtime.service")
     _link(tmp_path, "/etc/systemd/system", "manual.service", "/lib/systemd/system/plain.service")  # not declared
-    _check(tmp_path, {"enabled": ["declared.service", "runtime.service"], "masked": []})
+    _check(tmp_path, {"enabled": ["declared.service"], "enabled_runtime": ["runtime.service"], "masked": []})
 
 
 def test_instances_with_a_file_of_their_own_and_masked_instances(tmp_path):
@@ -159,7 +171,8 @@ def test_any_character_device_masks(tmp_path):
     resolves /dev/zero inside the test tree (where it does not exist); on a guest the root is /."""
     _unit(tmp_path, "/lib/systemd/system", "z.service")
     _link(tmp_path, "/etc/systemd/system", "z.service", "/dev/zero")
-    assert unitfiles.unit_states(str(tmp_path)) == {"enabled": [], "masked": ["z.service"], "masked_runtime": []}
+    assert unitfiles.unit_states(str(tmp_path)) == {"enabled": [], "enabled_runtime": [], "masked": ["z.service"],
+                                                    "masked_runtime": []}
 
 
 def test_a_tree_without_systemd_is_an_error_not_nothing_masked(tmp_path):
@@ -172,7 +185,7 @@ def test_a_tree_without_systemd_is_an_error_not_nothing_masked(tmp_path):
 def test_host_tree_agrees_with_systemctl():
     if not SYSTEMCTL_252:
         pytest.skip("systemctl of systemd 252 (the guests' version) is not installed here: no reference to compare with")
-    assert unitfiles.unit_states("/") == _systemctl("/")
+    assert _merged(unitfiles.unit_states("/")) == _systemctl("/")
 
 
 def test_a_fifo_as_template_file_is_not_waited_on(tmp_path):
