@@ -26,7 +26,9 @@ description:
     namespace of its own with C(unshare --net), never into the live ruleset),
     the vmguard epoch and the image lineage record.
   - Secrets never leave the guest - raw machine-id, seed and password hashes are reduced to
-    SHA-256 digests, which are enough to find duplicates across guests.
+    SHA-256 digests, which are enough to find duplicates across guests. Every crypt string is digested (C($id$)
+    hashes, traditional and extended DES, bigcrypt), never an empty field, C(x) or a lock marker; the hash behind
+    a C(!) lock is digested apart, as C(locked_hash_digest) (unlocking the account restores it).
   - Needs root (become) for shadow, the random seed, socket owners and nftables.
   - When C(/etc/shadow) exists but cannot be read, C(accounts) is null and C(accounts_error) says why
     (without it every account would look password-locked); a guest without shadow is read from

@@ -84,9 +84,12 @@ options:
     description:
       - libvirt daemon configuration files to read (missing ones are skipped). The file the daemon holding a
         TCP listener reads (its C(--config)) is read too.
+      - An entry with a wildcard (C(*), C(?), C([)) reads every file it matches; the default reads the monolithic
+        daemon's file and every modular daemon's (virtqemud, virtproxyd, virtsecretd, virtstoraged, virtnetworkd,
+        virtnodedevd, virtnwfilterd, virtinterfaced, ...), whose C(unix_sock_rw_perms) LEAK-06 judges.
     type: list
     elements: path
-    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virtqemud.conf, /etc/libvirt/virtproxyd.conf]
+    default: [/etc/libvirt/libvirtd.conf, /etc/libvirt/virt*d.conf]
   image_dirs:
     description:
       - Extra directories whose files count as disk images (LEAK-01, VIS-07), on top of libvirt's
@@ -183,7 +186,10 @@ evidence:
         - Host evidence (empty for the test driver and remote URIs) - qemu_conf (with
           qemu_user_default, the distribution's build default user; null when unreadable or unparsable),
           qemu_conf_error (why, else null), qemu_gid, daemon_confs (by file name), daemon_conf_errors
-          (why, by file name), sockets, tcp_listeners (C({port, tls, what, daemon, config}) - the daemon
+          (why, by file name), sockets (C({path, mode, rw, kind, link}) - every socket in C(/run/libvirt) and
+          the libvirt-named ones in a daemon's C(unix_sock_dir); C(kind) C(rw), C(ro) or C(admin), C(rw) false
+          only for C(ro); C(link) the target of a symbolic link named as a socket, never followed; null when a
+          directory could not be listed), tcp_listeners (C({port, tls, what, daemon, config}) - the daemon
           holding the socket and the file it reads, null when no running daemon holds it), security_models,
           lsm, qemu_processes (C({pid, uid, user, name, uuid, exe, matched_by}) - C(matched_by) C(exe) when
           the executable (C(/proc/PID/exe), read with readlink) told it is a QEMU, C(argv0) when that was
@@ -243,6 +249,7 @@ evidence:
         snapshots: []
 """
 
+import glob
 import json
 import os
 import stat as statmod
@@ -571,13 +578,35 @@ def image_dirs(conn, p):
     return dirs
 
 
+def expand_paths(paths):
+    """``paths`` with each one holding a wildcard replaced by the files it matches (sorted; none: dropped), each
+    path once."""
+    out = []
+    for path in paths:
+        for one in sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]:
+            if one not in out:
+                out.append(one)
+    return out
+
+
+def socket_dirs(confs):
+    """The socket directories a daemon configuration names (unix_sock_dir, absolute), beyond libvirt's own."""
+    dirs = set()
+    for conf in confs.values():
+        d = (conf or {}).get("unix_sock_dir")
+        if isinstance(d, str) and d.startswith("/") and d.rstrip("/") not in hostscan.SOCKET_DIRS:
+            dirs.add(d)
+    return sorted(dirs)
+
+
 def daemon_confs(paths, listeners):
     """({basename: parsed configuration}, {basename: why unreadable}) of the daemon configuration files ``paths``
     (a missing one is skipped: that daemon may not be installed) and of the file the daemon holding each TCP
     listener reads (its --config elsewhere: that file, under its own basename, wins over a default path of the
-    same name; missing: {} - the running daemon uses its built-in defaults)."""
+    same name; missing: {} - the running daemon uses its built-in defaults). A path with a wildcard stands for
+    every file it matches (/etc/libvirt/virt*d.conf: every modular daemon's)."""
     confs, errors = {}, {}
-    wanted = [(path, False) for path in paths]
+    wanted = [(path, False) for path in expand_paths(paths)]
     wanted += [(x["config"], True) for x in listeners if x.get("config")]
     for path, owner in wanted:
         name = os.path.basename(path)
@@ -603,10 +632,10 @@ def collect_host(conn, p, domains, run, qemu_conf=None, tools=None):
         qc["qemu_user_default"] = hostscan.qemu_user_default()
     host["qemu_conf"] = qc
     host["qemu_gid"] = hostscan.group_gid((qc or {}).get("group") or "libvirt-qemu") or hostscan.group_gid("kvm")
-    host["sockets"] = hostscan.sockets()
     procs = list(hostscan.processes())
     host["tcp_listeners"] = hostscan.tcp_listeners(procs)
     host["daemon_confs"], host["daemon_conf_errors"] = daemon_confs(p["daemon_confs"], host["tcp_listeners"])
+    host["sockets"] = hostscan.sockets(hostscan.SOCKET_DIRS, socket_dirs(host["daemon_confs"]))
     caps = ET.fromstring(conn.getCapabilities())
     host["security_models"] = [m.text for m in caps.findall("./host/secmodel/model")]
     host["lsm"] = hostscan.lsm_state()
@@ -644,9 +673,7 @@ ARGUMENT_SPEC = dict(
     uri=dict(type="str", default="qemu:///system"),
     ledger_dir=dict(type="path", default="/var/lib/vmguard/ledger"),
     qemu_conf=dict(type="path", default="/etc/libvirt/qemu.conf"),
-    daemon_confs=dict(type="list", elements="path",
-                      default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virtqemud.conf",
-                               "/etc/libvirt/virtproxyd.conf"]),
+    daemon_confs=dict(type="list", elements="path", default=["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virt*d.conf"]),
     image_dirs=dict(type="list", elements="path", default=[]),
     host=dict(type="bool"),
     watcher_lock=dict(type="path", default=hostscan.WATCHER_LOCK),

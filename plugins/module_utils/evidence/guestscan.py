@@ -305,20 +305,32 @@ def _accounts(passwd, shadow_text, today=None):
         expire = s[7] if s and len(s) > 7 else ""
         password_locked = pw.startswith(("!", "*")) or pw == "x"
         expired = expire.isdigit() and int(expire) <= today
-        real_hash = pw.startswith("$") and not password_locked
         out.append(dict(
             name=name, uid=uid, shell=shell,
             password_locked=password_locked,
             empty_password=(pw == ""),
             expired=expired,
             locked=(password_locked or expired) and (expired or shell in NOLOGIN_SHELLS),
-            hash_digest=sha256(pw) if real_hash else None,
+            hash_digest=sha256(pw) if crypt_string(pw) else None,
         ))
+        behind = pw.lstrip("!") if pw.startswith("!") else ""
+        if crypt_string(behind):
+            # usermod -L / passwd -l put '!' (or '!!') before the hash: usermod -U gives it back as it was.
+            out[-1]["locked_hash_digest"] = sha256(behind)
         seen[name] = out[-1]
     for name, account in seen.items():
         if name in extra:
             account["duplicate_lines"] = extra[name]
     return out
+
+
+def crypt_string(pw):
+    """Whether the password field ``pw`` is a crypt string a password can match: anything but empty (no password),
+    'x' and a lock marker ('!...', '*...'). Not only the '$id$' hashes: traditional DES (13 characters of
+    [./0-9A-Za-z]), BSDi extended DES ('_' and 19 characters) and bigcrypt are still verified by libxcrypt
+    where built with them (Debian 12); a string no password matches shared by two guests is reported too, rather
+    than a real hash of a scheme not known here passed."""
+    return bool(pw) and pw != "x" and not pw.startswith(("!", "*"))
 
 
 def _count(counts, name, what):

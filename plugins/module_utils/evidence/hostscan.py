@@ -45,8 +45,13 @@ QEMU_USER_DEFAULTS = (
 )
 DEFAULT_IMAGE_DIRS = ("/var/lib/libvirt/images", "/var/lib/libvirt/qemu/save",
                       "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump")
-SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock",
-           "/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
+# Where libvirt's daemons (libvirtd and every modular virt*d: virtqemud, virtproxyd, virtsecretd, virtstoraged,
+# virtnetworkd, virtnodedevd, virtnwfilterd, virtinterfaced, virtlxcd, virtchd..., and virtlogd, virtlockd) make
+# their management sockets in system mode: <name>-sock (read-write), <name>-sock-ro (read-only) and
+# <name>-admin-sock (admin), all directly in this directory (the per-driver subdirectories hold state files and
+# per-guest sockets, no management socket).
+SOCKET_DIRS = ("/run/libvirt",)
+SOCKETS = SOCKET_DIRS  # the name of 0.2.7 and before (then a list of four socket paths)
 
 
 class ConfSyntaxError(ValueError):
@@ -659,14 +664,89 @@ def qemu_user_default(os_release=("/etc/os-release", "/usr/lib/os-release")):
     return None
 
 
-def sockets(paths=SOCKETS):
-    out = []
-    for p in paths:
+def socket_kind(name):
+    """"ro" for libvirt's read-only socket (<name>-sock-ro), "admin" for its admin socket (<name>-admin-sock, to
+    be root-only) and "rw" for any other (a read-write socket: full management, root-equivalent in system mode)."""
+    if name.endswith("-ro"):
+        return "ro"
+    if name.endswith("-admin-sock"):
+        return "admin"
+    return "rw"
+
+
+def _libvirt_named(name):
+    return name.endswith(("-sock", "-sock-ro"))
+
+
+def _socket_entry(path, st):
+    """The evidence of one socket: ``rw`` false only for a read-only socket (LEAK-06 judges every other one as
+    read-write, admin sockets included); ``link``: the target of a symbolic link standing where a socket is
+    expected (never followed: its own mode is reported, which is no socket's)."""
+    kind = socket_kind(os.path.basename(path))
+    entry = dict(path=path, mode=stat.S_IMODE(st.st_mode), rw=kind != "ro", kind=kind)
+    if stat.S_ISLNK(st.st_mode):
         try:
-            st = os.stat(p)
+            entry["link"] = os.readlink(path)
         except OSError:
-            continue
-        out.append(dict(path=p, mode=stat.S_IMODE(st.st_mode), rw=not p.endswith("-ro")))
+            entry["link"] = None
+    return entry
+
+
+def _listed(path, named_only):
+    """[(path, lstat)] of the sockets directly in the directory ``path`` (no entry is followed): every socket,
+    or (``named_only``) the ones named as libvirt names its sockets; with them, the symbolic links named as
+    libvirt names its sockets. A final link of ``path`` is followed only when ``named_only`` (a daemon's
+    configured unix_sock_dir, which the daemon follows too). [] when it does not exist or is no directory;
+    None when it cannot be listed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) | (0 if named_only else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        return [] if e.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    try:
+        out = []
+        for name in sorted(os.listdir(fd)):
+            st = fsutil.lstat_at(fd, name)
+            if st is None:
+                continue
+            if (stat.S_ISSOCK(st.st_mode) and (_libvirt_named(name) or not named_only)) or \
+                    (stat.S_ISLNK(st.st_mode) and _libvirt_named(name)):
+                out.append((os.path.join(path, name), st))
+        return out
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def sockets(paths=SOCKET_DIRS, named_dirs=()):
+    """Mode of every libvirt socket: each of ``paths`` is a directory whose sockets are all taken (libvirt's
+    own, /run/libvirt) or one socket; each of ``named_dirs`` (a daemon's unix_sock_dir) a directory whose sockets
+    named as libvirt's (<name>-sock, <name>-sock-ro, <name>-admin-sock) are taken. Nothing is followed: a symbolic
+    link named as a socket is reported with its own mode and target (``link``). A socket met twice (the same
+    directory under two names) is reported once. [] when none exists; None when a directory that exists cannot
+    be listed or is a link of ``paths`` (the modes are not known)."""
+    out, seen = [], set()
+    for p, named_only in [(p, False) for p in paths] + [(p, True) for p in named_dirs]:
+        try:
+            st = None if named_only else os.lstat(p)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue
+            return None
+        if st is None or stat.S_ISDIR(st.st_mode):
+            found = _listed(p, named_only)
+            if found is None:
+                return None
+        elif stat.S_ISLNK(st.st_mode) and not _libvirt_named(os.path.basename(p)):
+            return None  # a directory behind a link, never followed: its sockets are not known
+        else:
+            found = [(p, st)] if stat.S_ISSOCK(st.st_mode) or stat.S_ISLNK(st.st_mode) else []
+        for path, fst in found:
+            key = path if stat.S_ISLNK(fst.st_mode) else (fst.st_dev, fst.st_ino)
+            if key not in seen:
+                seen.add(key)
+                out.append(_socket_entry(path, fst))
     return out
 
 

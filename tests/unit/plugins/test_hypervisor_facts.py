@@ -241,7 +241,7 @@ def test_gathered_disks_of_the_test_driver_are_not_looked_up(tmp_path):
 
 
 def test_virtproxyd_conf_is_read_by_default_and_a_listeners_daemon_file_too(tmp_path):
-    assert "/etc/libvirt/virtproxyd.conf" in hf.ARGUMENT_SPEC["daemon_confs"]["default"]
+    assert "/etc/libvirt/virt*d.conf" in hf.ARGUMENT_SPEC["daemon_confs"]["default"]  # virtproxyd.conf among them
     (tmp_path / "libvirtd.conf").write_text("listen_tls = 1\n")
     (tmp_path / "virtproxyd.conf").write_text("tls_no_verify_certificate = 1\n")
     (tmp_path / "alt.conf").write_text("tls_no_verify_certificate = 1 # by --config\n")
@@ -257,6 +257,36 @@ def test_virtproxyd_conf_is_read_by_default_and_a_listeners_daemon_file_too(tmp_
                      "gone.conf": {}}  # a daemon without its file: its defaults
     why = "%s: line 1: expecting a value (libvirt refuses the whole file)" % (tmp_path / "bad.conf")
     assert errors == {"bad.conf": why}
+
+
+def test_every_modular_daemons_conf_is_read_by_default_and_leak06_judges_its_socket_perms(tmp_path):
+    default = hf.ARGUMENT_SPEC["daemon_confs"]["default"]
+    assert default == ["/etc/libvirt/libvirtd.conf", "/etc/libvirt/virt*d.conf"]
+    (tmp_path / "libvirtd.conf").write_text("listen_tcp = 0\n")
+    (tmp_path / "virtqemud.conf").write_text('unix_sock_rw_perms = "0770"\n')
+    (tmp_path / "virtsecretd.conf").write_text('unix_sock_rw_perms = "0777"\n')
+    (tmp_path / "virtstoraged.conf").write_text('unix_sock_group = "libvirt"\nunix_sock_rw_perms = "0776"\n')
+    (tmp_path / "virtnodedevd.conf").write_text("unix_sock_rw_perms = \"0700\"\n")
+    (tmp_path / "qemu.conf").write_text('user = "root"\n')  # no daemon's file
+    paths = [p.replace("/etc/libvirt", str(tmp_path)) for p in default]
+    assert hf.expand_paths(paths + [str(tmp_path / "virtqemud.conf")]) == [str(tmp_path / n) for n in (
+        "libvirtd.conf", "virtnodedevd.conf", "virtqemud.conf", "virtsecretd.conf", "virtstoraged.conf")]
+    confs, errors = hf.daemon_confs(paths, [])
+    assert sorted(confs) == ["libvirtd.conf", "virtnodedevd.conf", "virtqemud.conf", "virtsecretd.conf",
+                             "virtstoraged.conf"] and errors == {}
+    assert confs["virtsecretd.conf"] == {"unix_sock_rw_perms": "0777"}
+    (f,) = E.run("LEAK-06", E.fleet([], host_ev=E.host(daemon_confs=confs)))
+    assert f["status"] == "fail"
+    assert "virtsecretd.conf: unix_sock_rw_perms = 0777 (world-accessible)" in f["message"]
+    assert "virtstoraged.conf: unix_sock_rw_perms = 0776 (world-accessible)" in f["message"]
+    assert "virtqemud.conf" not in f["message"]
+    assert hf.expand_paths([str(tmp_path / "none*.conf")]) == []
+
+
+def test_socket_dirs_are_the_unix_sock_dirs_the_daemons_name():
+    confs = {"libvirtd.conf": {"unix_sock_dir": "/run/libvirt"}, "virtqemud.conf": {"unix_sock_dir": "/srv/sock"},
+             "virtsecretd.conf": {"unix_sock_dir": "relative"}, "virtproxyd.conf": {}, "gone.conf": None}
+    assert hf.socket_dirs(confs) == ["/srv/sock"]
 
 
 def test_image_dirs_are_libvirts_own_and_the_pools_not_the_disks_directories(conn):

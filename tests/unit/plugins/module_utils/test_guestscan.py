@@ -308,3 +308,50 @@ def test_empty_pub_beside_a_private_host_key_is_an_error_not_no_keys(tmp_path, c
     assert keys is None and "/etc/ssh/ssh_host_ed25519_key.pub is empty beside its private key" in err
     os.unlink(str(ssh / "ssh_host_ed25519_key"))  # a stray empty .pub with no key: no key served
     assert guestscan.read_ssh_host_keys(str(tmp_path)) == ([], None)
+
+
+# --- DIV-03: every crypt string is compared, not only '$id$' ones ----------------------------------------------
+
+DES = "abJnggxhB/yWI"  # traditional DES crypt (13 characters of [./0-9A-Za-z])
+BSDI = "_J9..CCCCXBrJUJV154M"  # BSDi extended DES: '_', 4 of count, 4 of salt, 11 of hash
+BIGCRYPT = "abJnggxhB/yWIabcdefghijk"  # bigcrypt: DES and 11 more per 8 characters of password
+LOCKS = ["", "x", "!", "!!", "*", "*LK*", "!*", "!!!"]
+
+
+@pytest.mark.parametrize("pw", [DES, BSDI, BIGCRYPT, HASH, "$y$j9T$salt$hash", "$2b$12$" + "a" * 53])
+def test_every_crypt_string_is_digested(pw):
+    (acct,) = guestscan._accounts("ops:x:1001:1001::/home/ops:/bin/bash\n", "ops:%s:19000:0:99999:7:::\n" % pw,
+                                  today=20000)
+    assert acct["hash_digest"] == guestscan.sha256(pw) and not acct["password_locked"]
+    assert "locked_hash_digest" not in acct and pw not in repr(acct)
+
+
+@pytest.mark.parametrize("pw", LOCKS)
+def test_no_password_and_lock_markers_are_no_hash(pw):
+    (acct,) = guestscan._accounts("ops:x:1001:1001::/home/ops:/bin/bash\n", "ops:%s:19000:0:99999:7:::\n" % pw,
+                                  today=20000)
+    assert acct["hash_digest"] is None and "locked_hash_digest" not in acct
+
+
+@pytest.mark.parametrize("lock", ["!", "!!"])
+@pytest.mark.parametrize("pw", [DES, HASH])
+def test_a_locked_hash_is_digested_apart_as_the_hash_unlocking_gives_back(lock, pw):
+    (acct,) = guestscan._accounts("ops:x:1001:1001::/home/ops:/bin/bash\n",
+                                  "ops:%s%s:19000:0:99999:7:::\n" % (lock, pw), today=20000)
+    assert acct["password_locked"] and acct["hash_digest"] is None
+    assert acct["locked_hash_digest"] == guestscan.sha256(pw) and pw not in repr(acct)
+
+
+def test_div03_fails_two_guests_sharing_a_des_crypt_string():
+    from tests.unit.rules import evidence as E
+    passwd = "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000::/home/admin:/bin/bash\n" \
+             "deploy:x:1001:1001::/home/deploy:/bin/bash\n"
+    guests = {}
+    for n in (1, 2):
+        shadow = "root:!:19000:0:99999:7:::\nadmin:$6$salt%d$%s:19000:0:99999:7:::\n" \
+                 "deploy:%s:19000:0:99999:7:::\n" % (n, "h" * 21, DES)
+        accounts = guestscan._accounts(passwd, shadow, today=20000)
+        guests["web%d" % n] = E.guest("web%d" % n, facts=E.guest_facts(n, accounts=accounts))
+    found = E.run("DIV-03", E.fleet([E.domain("web1"), E.domain("web2")], guests=guests))
+    assert [(f["subject"]["id"], f["status"]) for f in found] == [("web1", "fail"), ("web2", "fail")]
+    assert all("password hash of deploy identical" in f["message"] for f in found)

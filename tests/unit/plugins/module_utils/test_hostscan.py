@@ -4,6 +4,7 @@ debugfs on tiny images)."""
 
 import fcntl
 import json
+import socket
 import os
 import shutil
 import subprocess
@@ -558,3 +559,84 @@ def test_a_real_overlay_naming_a_url_with_a_password(tmp_path):
     subprocess.run(["qemu-img", "rebase", "-u", "-f", "qcow2", "-F", "raw", "-b", SECRET_URL, top], check=True)
     chain, err = hostscan.backing_chain(top, "qcow2", run)
     assert "S3cretPW" not in json.dumps([chain, err]) and len(chain) == 2 and chain[1]["path"].startswith("https://")
+
+
+# --- sockets (LEAK-06) ----------------------------------------------------------------------------------
+
+
+def _bind(path, mode):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    os.chmod(str(path), mode)
+    return s
+
+
+@pytest.fixture
+def run_libvirt(tmp_path):
+    """A /run/libvirt of the modular daemons (real sockets, real modes), with what must not be taken for a
+    management socket: a pid file, a per-driver subdirectory with a guest's socket, and a link to elsewhere."""
+    run_dir = tmp_path / "run-libvirt"
+    run_dir.mkdir()
+    (run_dir / "qemu").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    modes = {"libvirt-sock": 0o660, "libvirt-sock-ro": 0o666, "libvirt-admin-sock": 0o700,
+             "virtqemud-sock": 0o660, "virtqemud-sock-ro": 0o666, "virtqemud-admin-sock": 0o606,
+             "virtsecretd-sock": 0o666, "virtstoraged-sock": 0o666, "virtnetworkd-sock": 0o660,
+             "virtnodedevd-sock": 0o660, "virtnwfilterd-sock": 0o662, "virtinterfaced-sock": 0o600,
+             "virtlogd-sock": 0o600}
+    held = [_bind(run_dir / name, mode) for name, mode in modes.items()]
+    held.append(_bind(run_dir / "qemu" / "guest.sock", 0o666))
+    held.append(_bind(outside / "target-sock", 0o600))
+    (run_dir / "virtqemud.pid").write_text("1\n")
+    os.symlink(str(outside / "target-sock"), str(run_dir / "virtchd-sock"))
+    yield run_dir, modes
+    for s in held:
+        s.close()
+
+
+def test_sockets_are_every_socket_of_the_directory_of_every_daemon(run_libvirt):
+    run_dir, modes = run_libvirt
+    got = hostscan.sockets([str(run_dir)])
+    by = dict((os.path.basename(s["path"]), s) for s in got)
+    assert sorted(by) == sorted(list(modes) + ["virtchd-sock"])  # no pid file, nothing of a subdirectory
+    for name, mode in modes.items():
+        assert by[name]["mode"] == mode and by[name]["path"] == str(run_dir / name), name
+        assert by[name]["rw"] is (not name.endswith("-ro")), name  # an admin socket is judged as read-write
+        assert "link" not in by[name]
+    assert by["virtqemud-admin-sock"]["kind"] == "admin" and by["virtsecretd-sock"]["kind"] == "rw"
+    assert by["virtqemud-sock-ro"]["kind"] == "ro"
+    # A link named as a socket is never followed: its own mode (no socket's) and where it points.
+    link = by["virtchd-sock"]
+    assert link["link"] == str(run_dir.parent / "outside" / "target-sock") and link["mode"] == 0o777 and link["rw"]
+
+
+def test_sockets_of_a_missing_directory_a_single_socket_and_a_directory_met_twice(run_libvirt, tmp_path):
+    run_dir, _modes = run_libvirt
+    assert hostscan.sockets([str(tmp_path / "missing")]) == []
+    (one,) = hostscan.sockets([str(run_dir / "virtsecretd-sock")])
+    assert one == {"path": str(run_dir / "virtsecretd-sock"), "mode": 0o666, "rw": True, "kind": "rw"}
+    # A daemon's unix_sock_dir: only libvirt-named sockets are taken, and the same socket is reported once.
+    other = tmp_path / "custom"
+    other.mkdir()
+    held = [_bind(other / "virtstoraged-sock", 0o666), _bind(other / "unrelated.sock", 0o666)]
+    os.symlink(str(other), str(tmp_path / "custom-alias"))
+    try:
+        got = hostscan.sockets([str(run_dir / "virtqemud-sock")], [str(tmp_path / "custom-alias"), str(other)])
+    finally:
+        for s in held:
+            s.close()
+    assert [os.path.basename(s["path"]) for s in got] == ["virtqemud-sock", "virtstoraged-sock"]
+    # libvirt's own directory behind a link is not followed: its sockets are not known (LEAK-06 is an error).
+    os.symlink(str(run_dir), str(tmp_path / "run-alias"))
+    assert hostscan.sockets([str(tmp_path / "run-alias")]) is None
+
+
+def test_leak06_fails_a_world_open_modular_daemon_socket_collected_from_the_directory(run_libvirt):
+    from tests.unit.rules import evidence as E
+    run_dir, _modes = run_libvirt
+    (f,) = E.run("LEAK-06", E.fleet([E.domain("web1")], host_ev=E.host(sockets=hostscan.sockets([str(run_dir)]))))
+    assert f["status"] == "fail"
+    for name in ("virtsecretd-sock", "virtstoraged-sock", "virtnwfilterd-sock", "virtqemud-admin-sock"):
+        assert "%s is world-accessible" % (run_dir / name) in f["message"], name
+    assert "sock-ro" not in f["message"] and "virtqemud-sock " not in f["message"]
