@@ -70,7 +70,8 @@ import posixpath
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit import debversion
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules import RULES, remediation_for
-from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import NO_TAP, ROOT as ROOT_NAMES, _disk_key, _net_key
+from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.iso import (
+    ROOT as ROOT_NAMES, _disk_key, _net_key, _network_kind, _tap_kind)
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules.leak import shared_dir
 from ansible_collections.vmguard.hardening.plugins.module_utils.common.timeutil import parse_date
 from ansible_collections.vmguard.hardening.plugins.module_utils.audit.status import BAD, ERROR, FAIL, NA, PASS, WAIVED
@@ -316,6 +317,10 @@ class _Lookup(object):
     def host(self, hv):
         return (self.hypervisors.get(hv) or {}).get("host")
 
+    def networks(self, hv):
+        """The hypervisor's libvirt networks {name: {...}}, None when not collected."""
+        return (self.hypervisors.get(hv) or {}).get("networks")
+
     def guest(self, hv, name):
         """(inventory guest name, its vars) of the domain, or (None, {})."""
         if self._owners is None:
@@ -332,11 +337,14 @@ def _iso03_params(iso, look, hv, name):
     if "clean-traffic" not in iso["nwfilters"]:
         return None, "params.isolation.nwfilters does not allow clean-traffic, the filter the fix adds"
     mgmt = set(iso["management_networks"])
-    lacking = [i for i in look.domain(hv, name).get("interfaces") or []
-               if _net_key(hv, i, mgmt) and i.get("filterref") not in iso["nwfilters"]]
-    if lacking and all(i.get("type") in NO_TAP for i in lacking):
+    nets = look.networks(hv)
+    service = [i for i in look.domain(hv, name).get("interfaces") or [] if _net_key(hv, i, mgmt)]
+    # The fix adds clean-traffic where it is missing; nwfilter acts on host tap devices only. Nothing to add on a tap
+    # device: the failure is a filter on (or a lack on) interfaces without one, which no filter fixes.
+    if not [i for i in service if i.get("filterref") not in iso["nwfilters"] and _tap_kind(i, nets) == "tap"]:
+        untapped = sorted(set(_untapped(i, nets) for i in service if _tap_kind(i, nets) != "tap"))
         return None, "cannot be enforced: nwfilter does not apply to interfaces without a host tap device (%s)" % (
-            ", ".join(sorted(set("type='%s'" % i.get("type") for i in lacking))))
+            ", ".join(untapped) or "none")
     params = {"management_networks": list(iso["management_networks"]), "nwfilters": list(iso["nwfilters"]),
               "filter": "clean-traffic"}
     guest, v = look.guest(hv, name)
@@ -348,6 +356,22 @@ def _iso03_params(iso, look, hv, name):
         except ValueError:
             return None, "vmguard_service_address of %s is %r, not an IPv4 address (clean-traffic's IP parameter)" % (guest, address)
     return params, None
+
+
+def _untapped(i, nets):
+    """How the ISO-03 fix's refusal names an interface without a host tap device (or one it cannot tell)."""
+    if i.get("type") == "network":
+        return "network %s: %s" % (i.get("network"), _network_kind(i, nets) or "its networks not collected")
+    return "type='%s'" % i.get("type")
+
+
+def _vf_pools(iso, look, hv, name):
+    """The SR-IOV VF pool networks (<forward mode='hostdev'>) the domain's interfaces join, not allow-listed as
+    network:<name> (ISO-08's fixer removes those interfaces)."""
+    nets = look.networks(hv)
+    return sorted(set(i["network"] for i in look.domain(hv, name).get("interfaces") or []
+                      if i.get("type") == "network" and _network_kind(i, nets) == "hostdev"
+                      and "network:%s" % i["network"] not in iso["allowed_hostdevs"]))
 
 
 def _iso04_params(look, hv):
@@ -515,7 +539,7 @@ def _fix_params(policy, look, rid, hv, name, finding=None):
     if rid == "ISO-07":
         return {"allowed_filesystems": list(iso["allowed_filesystems"])}, None
     if rid == "ISO-08":
-        return {"allowed_hostdevs": list(iso["allowed_hostdevs"])}, None
+        return {"allowed_hostdevs": list(iso["allowed_hostdevs"]), "vf_pool_networks": _vf_pools(iso, look, hv, name)}, None
     if rid == "ISO-11":
         return _iso11_params(iso, finding)
     if rid == "VIS-05":

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -99,16 +100,47 @@ def _disk(el):
     if source_kind == "volume":
         disk.update(pool=src.get("pool") if src is not None else None, volume=src.get("volume") if src is not None else None)
     elif source_kind == "network":
-        disk.update(protocol=src.get("protocol") if src is not None else None, name=src.get("name") if src is not None else None,
-                    hosts=[_host_id(h) for h in src.findall("host")] if src is not None else [])
+        protocol = src.get("protocol") if src is not None else None
+        disk.update(protocol=protocol, name=src.get("name") if src is not None else None,
+                    hosts=[_host_id(protocol, h) for h in src.findall("host")] if src is not None else [])
     return disk
 
 
-def _host_id(h):
-    """One <host> of a network disk's source: "unix:<socket>" or "<name>:<port>" (port None when not given)."""
+# The port libvirt gives a network disk's <host> without one (or with port='0'): virStorageSourceNetworkDefaultPort.
+DEFAULT_PORTS = {"nbd": 10809, "http": 80, "https": 443, "ftp": 21, "ftps": 990, "tftp": 69, "ssh": 22,
+                 "iscsi": 3260, "gluster": 24007, "rbd": 6789, "sheepdog": 7000, "vxhs": 9999, "nfs": 2049}
+
+
+def _host_id(protocol, h):
+    """One <host> of a network disk's source: "unix:<socket>", or the server as network_host spells it."""
     if h.get("transport") == "unix":
         return "unix:%s" % (h.get("socket") or "")
-    return "%s:%s" % (h.get("name") or "", h.get("port"))
+    return network_host(protocol, h.get("name"), h.get("port"))
+
+
+def network_host(protocol, name, port):
+    """"<host>:<port>" of a network disk's server, one spelling for one server (ISO-06 compares these verbatim): the
+    port libvirt uses (DEFAULT_PORTS where the XML gives none or 0, a number without leading zeros; None when the
+    protocol has no default), an IP literal in its canonical form (brackets dropped, an IPv4-mapped IPv6 address as
+    IPv4, IPv6 in brackets), a DNS name lower-case without its trailing dot (the same name)."""
+    value = (port or "").strip()
+    if value.isdigit() and int(value) > 0:
+        port = int(value)
+    elif not value or (value.isdigit() and int(value) == 0):
+        port = DEFAULT_PORTS.get(protocol)
+    # else: a port libvirt would refuse, kept as written
+    return "%s:%s" % (_canonical_host(name), port)
+
+
+def _canonical_host(name):
+    host = (name or "").strip()
+    try:
+        ip = ipaddress.ip_address(u"%s" % host.strip("[]"))
+    except ValueError:
+        return host.lower().rstrip(".") or host
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip) if ip.version == 4 else "[%s]" % ip.compressed
 
 
 # Interfaces joined through a socket of QEMU's own (-netdev socket / dgram / stream): their segment is named by
@@ -215,11 +247,36 @@ def _graphics(el):
         # What the document says. libvirt leaves passwd out of XML read without VIR_DOMAIN_XML_SECURE, so
         # hypervisor_facts replaces this with what it can know (True / False / None) from libvirt's own files.
         passwd_set=el.get("passwd") is not None,
-        tls=(gtype == "spice" and (el.get("defaultMode") == "secure" or el.get("tlsPort") is not None)),
+        # SPICE: every channel served over TLS only (_spice_tls_only); tls_port, default_mode and plain_channels
+        # are what it is decided from (LEAK-02 names them).
+        tls=gtype == "spice" and _spice_tls_only(el),
+        tls_port=el.get("tlsPort") if gtype == "spice" else None,
+        default_mode=(el.get("defaultMode") or "any") if gtype == "spice" else None,
+        plain_channels=sorted(c.get("name") or "?" for c in el.findall("channel") if c.get("mode") == "insecure")
+        if gtype == "spice" else [],
         # SPICE defaults: clipboard sharing and file transfer are on unless disabled.
         clipboard=(clip.get("copypaste", "yes") != "no") if clip is not None else (gtype == "spice"),
         filetransfer=(ftr.get("enable", "yes") != "no") if ftr is not None else (gtype == "spice"),
     )
+
+
+def _port_number(value):
+    """A port attribute as a number (None when absent or not a number)."""
+    value = (value or "").strip()
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+def _spice_tls_only(el):
+    """Whether a SPICE console serves every channel over TLS only, so a client cannot reach it in plain text:
+    defaultMode='secure' with no <channel mode='insecure'>, or a TLS port with no plain one. A tlsPort alone does
+    not do it: with defaultMode 'any' (libvirt's default) every channel is served on ``port`` too, in plain text.
+    A plain port is one above 0 (libvirt gives QEMU none at 0 or -1), any port that is not a number, or autoport
+    (libvirt then allocates one unless defaultMode is secure)."""
+    if el.get("defaultMode") == "secure" and not any(c.get("mode") == "insecure" for c in el.findall("channel")):
+        return True
+    port, tls_port = el.get("port"), _port_number(el.get("tlsPort"))
+    plain = el.get("autoport") == "yes" or (port is not None and (_port_number(port) is None or _port_number(port) > 0))
+    return tls_port is not None and tls_port > 0 and not plain
 
 
 def _channel(el):
@@ -508,8 +565,10 @@ def parse_domain(xml_text):
     cmdline, env, redacted = qemu_passthrough(root)
     overrides, capabilities, n = qemu_overrides(root)
     redacted += n
+    # baselabel: a dynamic label's template - libvirt takes the QEMU process label's type (SELinux) from it.
     seclabels = [dict(type=s.get("type"), model=s.get("model"), relabel=s.get("relabel"),
-                      label=_text(s.find("label")), imagelabel=_text(s.find("imagelabel")))
+                      label=_text(s.find("label")), imagelabel=_text(s.find("imagelabel")),
+                      baselabel=_text(s.find("baselabel")))
                  for s in root.findall("seclabel")]
 
     uuid_el = root.find("uuid")

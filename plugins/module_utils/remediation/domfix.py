@@ -472,13 +472,16 @@ def _host_device_key(dev):
     return posixpath.normpath(dev["path"]) if dev.get("path") else "%s:%s" % (dev["device"], dev["type"])
 
 
-@fixer("ISO-08", allowed_hostdevs=("list", []))
+@fixer("ISO-08", allowed_hostdevs=("list", []), vf_pool_networks=("list", []))
 def remove_passthrough(root, etree, params):
     """ISO-08: remove <hostdev>, <interface type='hostdev'> (SR-IOV), <redirdev> devices and the other host
     devices of domxml.host_device (evdev <input>, passthrough <tpm>, type='dev' <serial>/<parallel>/<console>/
     <channel>, <smartcard mode='host'>) the allow-list does not name (hostdev: its source as the evidence shows
     it; redirdev: "redirdev:<bus>"; the others: their host path, smartcard:host). A console on a removed serial
-    port's path goes with it (it is that port)."""
+    port's path goes with it (it is that port). ``vf_pool_networks``: the libvirt networks that are SR-IOV VF pools
+    (<forward mode='hostdev'>, not allow-listed as network:<name>; the planner reads them from the hypervisor's
+    networks): an <interface type='network'> on one is a host PCI function at start, removed as the SR-IOV
+    interface is."""
     allowed = set(posixpath.normpath(a) if a.startswith("/") else a for a in params["allowed_hostdevs"])
     gone = []
     for h in _children(root, "hostdev"):
@@ -493,6 +496,10 @@ def remove_passthrough(root, etree, params):
             if not source or source not in allowed:
                 gone.append("interface hostdev %s" % (source or "(no source address)"))
                 _remove_keeping_layout(i)
+        elif i.get("type") == "network" and i.find("source") is not None and \
+                i.find("source").get("network") in params["vf_pool_networks"]:
+            gone.append("interface network %s (SR-IOV VF pool)" % i.find("source").get("network"))
+            _remove_keeping_layout(i)
     for r in _children(root, "redirdev"):
         if "redirdev:%s" % r.get("bus") not in allowed:
             gone.append("redirdev %s/%s" % (r.get("bus"), r.get("type")))

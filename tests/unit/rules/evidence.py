@@ -152,10 +152,23 @@ def guest(name="web1", service="web", domain_name=None, facts=None, error=None, 
 
 
 def fleet(domains=(), guests=None, host_ev=None, hv_error=None):
-    """Evidence for one hypervisor with ``domains`` and the given guests (name -> guest())."""
+    """Evidence for one hypervisor with ``domains`` and the given guests (name -> guest()), with the libvirt networks
+    hypervisor_facts always sends: each network an interface of a domain names (live or persistent definition), an
+    isolated one on a bridge of its own."""
     hv = {"error": hv_error, "uri": "qemu:///system", "host": host_ev if host_ev is not None else host_for(domains),
-          "domains": list(domains)}
+          "domains": list(domains), "networks": networks_of(domains)}
     return {"hypervisors": {HV: hv}, "guests": guests or {}}
+
+
+def networks_of(domains):
+    """{network: {"bridge", "forward", "devs", "active"}} of the networks the interfaces of ``domains`` name."""
+    names = set()
+    for d in domains:
+        for defn in (d, d.get("inactive")):
+            for i in (defn or {}).get("interfaces") or ():
+                if i.get("type") == "network" and i.get("network"):
+                    names.add(i["network"])
+    return dict((n, {"bridge": "virbr-%s" % n, "forward": None, "devs": [], "active": True}) for n in sorted(names))
 
 
 def run(rule_id, evidence, params=None, now=NOW, **policy_kw):

@@ -1,12 +1,29 @@
 """ISO rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+import copy
+
 import pytest
 
 from . import evidence as E
 
 
-def one(rule, dom, **kw):
-    (f,) = [x for x in E.run(rule, E.fleet([dom]), **kw) if x["subject"]["kind"] == "domain"]
+# The libvirt networks of the clean domains, as hypervisor_facts reports them (ISO-03 and ISO-08 read what a network
+# interface becomes at start from them).
+NETWORKS = {"svc-web": {"bridge": "virbr1", "forward": None, "devs": [], "active": True},
+            "svc-mail": {"bridge": "virbr2", "forward": None, "devs": [], "active": True}}
+
+
+NOT_COLLECTED = "not collected"  # with_networks: hypervisor_facts could not list the networks (networks None)
+
+
+def with_networks(ev, networks=None):
+    ev["hypervisors"][E.HV]["networks"] = None if networks == NOT_COLLECTED else copy.deepcopy(
+        NETWORKS if networks is None else networks)
+    return ev
+
+
+def one(rule, dom, networks=None, **kw):
+    (f,) = [x for x in E.run(rule, with_networks(E.fleet([dom]), networks), **kw) if x["subject"]["kind"] == "domain"]
     return f
 
 
@@ -72,6 +89,75 @@ def test_iso03_nwfilter():
     assert one("ISO-03", user_only)["status"] == "not_applicable"
 
 
+def iface(kind, source, filtered=True):
+    """The clean domain's service interface as another type (its filterref kept unless ``filtered`` is False)."""
+    rep = {"<interface type='network'>": "<interface type='%s'>" % kind, "<source network='svc-web'/>": source}
+    if not filtered:
+        rep["<filterref filter='clean-traffic'/>"] = ""
+    d = E.domain(replace=rep)
+    for i in d["interfaces"]:  # hypervisor_facts sends the socket addresses of every socket interface
+        for k in ("source_address", "source_port", "local_address", "local_port"):
+            i.setdefault(k, None)
+    return d
+
+
+NO_TAP_IFACES = [
+    ("direct", "<source dev='eth0' mode='bridge'/>"),
+    ("mcast", "<source address='230.0.0.1' port='5558'/>"),
+    ("udp", "<source address='192.0.2.1' port='11111'><local address='192.0.2.2' port='22222'/></source>"),
+    ("server", "<source address='192.0.2.1' port='5558'/>"),
+    ("client", "<source address='192.0.2.1' port='5558'/>"),
+    ("vhostuser", "<source type='unix' path='/run/ovs/vhu0' mode='client'/>"),
+    ("vdpa", "<source dev='/dev/vhost-vdpa-0'/>"),
+]
+
+
+@pytest.mark.parametrize("kind, source", NO_TAP_IFACES)
+def test_iso03_filter_on_an_interface_without_a_host_tap_device_fails(kind, source):
+    """nwfilter acts on host tap devices only: a clean-traffic filterref on a macvtap, socket, vhost-user or vDPA
+    interface filters nothing (it passed as "filtered")."""
+    f = one("ISO-03", iface(kind, source))
+    assert f["status"] == "fail", f["message"]
+    assert "cannot be applied" in f["message"] and "type='%s'" % kind in f["message"], f["message"]
+    assert f["evidence"]["interfaces"] == [E.domain()["interfaces"][0]["mac"]]
+    # Without the filter it fails as before (missing filter).
+    f = one("ISO-03", iface(kind, source, filtered=False))
+    assert f["status"] == "fail" and "without an anti-spoofing filter" in f["message"]
+
+
+def test_iso03_filter_on_tap_interfaces_passes_on_an_unknown_type_is_an_error():
+    assert one("ISO-03", iface("bridge", "<source bridge='br1'/>"))["status"] == "pass"
+    assert one("ISO-03", iface("ethernet", "<target dev='tap7'/>"))["status"] == "pass"
+    f = one("ISO-03", iface("vds", "<source bridge='x'/>"))
+    assert f["status"] == "error" and "type 'vds'" in f["message"]
+
+
+@pytest.mark.parametrize("network, status, says", [
+    ({"bridge": None, "forward": "hostdev", "devs": ["enp3s0f0"], "active": True}, "fail", "gives it hostdev"),
+    ({"bridge": None, "forward": "bridge", "devs": ["eth0"], "active": True}, "fail", "gives it direct"),
+    ({"bridge": None, "forward": "passthrough", "devs": ["eth1"], "active": True}, "fail", "gives it direct"),
+    ({"bridge": "br0", "forward": "bridge", "devs": [], "active": True}, "pass", "filtered"),  # a host bridge: taps
+    ({"bridge": "virbr1", "forward": "nat", "devs": [], "active": True}, "pass", "filtered"),
+])
+def test_iso03_network_interface_is_judged_by_what_its_network_gives(network, status, says):
+    f = one("ISO-03", E.domain(), networks={"svc-web": network})
+    assert f["status"] == status and says in f["message"], f["message"]
+
+
+def test_iso03_network_interface_without_the_networks_is_an_error_unless_it_names_its_bridge():
+    f = one("ISO-03", E.domain(), networks={})
+    assert f["status"] == "error" and "network svc-web" in f["message"] and "tap device" in f["message"]
+    ev = with_networks(E.fleet([E.domain()]), NOT_COLLECTED)
+    assert [x["status"] for x in E.run("ISO-03", ev)] == ["error"]
+    live = E.domain(replace={"<source network='svc-web'/>": "<source network='svc-web' bridge='virbr1'/>"})
+    assert [x["status"] for x in E.run("ISO-03", with_networks(E.fleet([live]), NOT_COLLECTED))] == ["pass"]
+    # A missing filter stays a failure, with what cannot be told.
+    bare = E.domain(extra="<interface type='network'><source network='svc-x'/><filterref filter='clean-traffic'/></interface>",
+                    replace={"<filterref filter='clean-traffic'/>": ""})
+    f = one("ISO-03", bare)
+    assert f["status"] == "fail" and "without an anti-spoofing filter" in f["message"] and "svc-x" in f["message"]
+
+
 def test_iso04_host_and_domain():
     (h,) = [f for f in E.run("ISO-04", E.fleet([E.domain()])) if f["subject"]["kind"] == "hypervisor"]
     assert h["status"] == "pass"
@@ -113,6 +199,19 @@ def test_iso04_root_dac_labels_fail():
     d = E.domain(after="<seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>")
     f = one("ISO-04", d)
     assert f["status"] == "fail" and "relabel='no'" in f["message"]
+
+
+def test_iso04_baselabel_of_a_dynamic_label_is_judged():
+    """libvirt derives the process label of a dynamic SELinux seclabel from its <baselabel>: an unconfined one runs
+    QEMU unconfined although the (shut-off) definition names no <label>."""
+    sel = ("<seclabel type='dynamic' model='selinux' relabel='yes'><baselabel>%s</baselabel></seclabel>")
+    d = E.domain(state="shut off", after=sel % "system_u:system_r:unconfined_t:s0")
+    f = one("ISO-04", d)
+    assert f["status"] == "fail" and "baselabel system_u:system_r:unconfined_t:s0 is unconfined" in f["message"]
+    assert one("ISO-04", E.domain(after=sel % "system_u:system_r:svirt_tcg_t:s0"))["status"] == "pass"
+    dac = E.domain(after="<seclabel type='dynamic' model='dac'><baselabel>+0:+0</baselabel></seclabel>")
+    f = one("ISO-04", dac)
+    assert f["status"] == "fail" and "DAC baselabel +0:+0 runs QEMU as root" in f["message"]
 
 
 def iso05(procs=(), **qemu_conf):
@@ -222,6 +321,39 @@ def test_iso08_sriov_interface_is_a_passed_through_device():
     f = one("ISO-08", d)
     assert f["status"] == "fail" and "interface hostdev" in f["message"] and "0x10" in f["message"]
     assert one("ISO-08", d, params={"isolation": {"allowed_hostdevs": [src]}})["status"] == "pass"
+
+
+VF_POOL = {"sriov-pool": {"bridge": None, "forward": "hostdev", "devs": ["enp3s0f0"], "active": True}}
+ON_POOL = {"<source network='svc-web'/>": "<source network='sriov-pool'/>"}
+
+
+def test_iso08_network_interface_on_an_sriov_vf_pool_is_a_passed_through_device():
+    """<interface type='network'> on a <forward mode='hostdev'> network: libvirt hands the guest a host PCI VF at
+    start (a shut-off definition still says type='network')."""
+    d = E.domain(state="shut off", replace=ON_POOL)
+    f = one("ISO-08", d, networks=VF_POOL)
+    assert f["status"] == "fail" and "interface network sriov-pool (SR-IOV VF pool" in f["message"]
+    assert f["evidence"]["devices"] == ["interface network sriov-pool (SR-IOV VF pool: <forward mode='hostdev'>)"]
+    assert one("ISO-08", d, networks=VF_POOL, params={"isolation": {"allowed_hostdevs": ["network:sriov-pool"]}})[
+        "status"] == "pass"
+    # A network on a bridge is not a device.
+    assert one("ISO-08", E.domain())["status"] == "pass"
+
+
+def test_iso08_network_interface_without_the_networks_is_an_error_never_a_pass():
+    d = E.domain(state="shut off", replace=ON_POOL)
+    for networks in ({}, {"svc-web": NETWORKS["svc-web"]}):  # none collected / the pool not among them
+        f = one("ISO-08", d, networks=networks)
+        assert f["status"] == "error" and "network sriov-pool" in f["message"] and "SR-IOV" in f["message"], networks
+    ev = with_networks(E.fleet([d]), NOT_COLLECTED)
+    assert [x["status"] for x in E.run("ISO-08", ev)] == ["error"]
+    # Another device still fails, naming what cannot be told.
+    usb = E.domain(state="shut off", replace=ON_POOL, extra="<redirdev bus='usb' type='spicevmc'/>")
+    (f,) = E.run("ISO-08", with_networks(E.fleet([usb]), NOT_COLLECTED))
+    assert f["status"] == "fail" and "redirdev usb" in f["message"] and "cannot tell" in f["message"]
+    # An interface whose live definition names its bridge is not a VF.
+    live = E.domain(replace={"<source network='svc-web'/>": "<source network='svc-web' bridge='virbr1'/>"})
+    assert [x["status"] for x in E.run("ISO-08", with_networks(E.fleet([live]), NOT_COLLECTED))] == ["pass"]
 
 
 # Host devices libvirt hands to a guest without <hostdev>, as libvirt's own test suite writes them

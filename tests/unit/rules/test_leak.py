@@ -1,5 +1,7 @@
 """LEAK rules: pass, fail and not-applicable (or error) cases on realistic evidence."""
 
+import pytest
+
 from . import evidence as E
 
 
@@ -101,6 +103,41 @@ def test_leak02_unknown_password_state_is_an_error():
     assert f["status"] == "error" and "cannot tell whether a console password is set" in f["message"]
     # Not asked for: the listen address alone decides.
     assert one("LEAK-02", d)["status"] == "pass"
+
+
+def spice_console(attrs, body=""):
+    d = E.domain(replace={VNC: "<graphics type='spice' %s listen='127.0.0.1'>%s</graphics>" % (attrs, body)})
+    d["graphics"][0]["passwd_set"] = False  # hypervisor_facts: libvirt's own file holds no passwd for it
+    return d
+
+
+@pytest.mark.parametrize("attrs, body", [
+    ("port='5900' tlsPort='5901' autoport='no'", ""),
+    ("port='5900' tlsPort='5901' defaultMode='any'", ""),
+    ("autoport='yes'", ""),
+    ("port='5900' tlsPort='5901' defaultMode='secure'", "<channel name='inputs' mode='insecure'/>"),
+])
+def test_leak02_spice_tls_port_beside_a_plain_one_is_no_tls(attrs, body):
+    """With defaultMode 'any' (libvirt's default) SPICE serves every channel on ``port`` in plain text too, a
+    <channel mode='insecure'> is served there whatever defaultMode says: a tlsPort does not stand for a password."""
+    f = one("LEAK-02", spice_console(attrs, body), params={"leakage": {"require_console_password": True}})
+    assert f["status"] == "fail" and "password" in f["message"], f["message"]
+    if "tlsPort" in attrs:
+        assert "plain text besides TLS port 5901" in f["message"]
+    if body:
+        assert "channel(s) inputs" in f["message"]
+    # Not asked for: the loopback listen alone decides.
+    assert one("LEAK-02", spice_console(attrs, body))["status"] == "pass"
+
+
+@pytest.mark.parametrize("attrs, body", [
+    ("tlsPort='5901' autoport='no'", ""),
+    ("port='5900' tlsPort='5901' defaultMode='secure'", ""),
+    ("autoport='yes' defaultMode='secure'", "<channel name='main' mode='secure'/>"),
+])
+def test_leak02_spice_serving_every_channel_over_tls_needs_no_password(attrs, body):
+    f = one("LEAK-02", spice_console(attrs, body), params={"leakage": {"require_console_password": True}})
+    assert f["status"] == "pass", f["message"]
 
 
 SPICE = "<graphics type='spice' autoport='yes' listen='127.0.0.1'>%s</graphics>"

@@ -820,7 +820,7 @@ def test_leaky_domain_gets_every_domain_fix_with_its_parameters():
                    "nwfilters": ["clean-traffic", "clean-traffic-gateway"]},
         "ISO-04": {},
         "ISO-07": {"allowed_filesystems": []},
-        "ISO-08": {"allowed_hostdevs": []},
+        "ISO-08": {"allowed_hostdevs": [], "vf_pool_networks": []},
         "ISO-11": {"allow_vsock": False, "allowed_shmem": ["ivshmem-ok"]},
         "LEAK-02": {}, "LEAK-03": {}, "LEAK-04": {}, "LEAK-07": {},
         "VIS-05": {"expires": "2027-06-30", "owner": "team-web", "service": "web"}}
@@ -921,6 +921,40 @@ def test_iso03_on_macvtap_only_is_not_enforced():
     why = "cannot be enforced: nwfilter does not apply to interfaces without a host tap device (type='direct')"
     assert not_enforced(p, "ISO-03") == [("hv1/web1", why)]
     assert "hv1" not in p["hosts"]
+
+
+def test_iso03_filters_on_interfaces_without_a_tap_device_are_not_enforced():
+    """The filter is there, on a macvtap interface and on a network that hands out SR-IOV VFs: ISO-03 fails (it filters
+    nothing) and the fix, which adds clean-traffic where it is missing, would change nothing: not enforced, saying why."""
+    xml_replace = {"<interface type='network'>\n      <source network='svc-web'/>":
+                   "<interface type='direct'>\n      <source dev='eth1' mode='bridge'/>"}
+    ev = E.fleet([E.domain("web1", replace=xml_replace)], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    p, findings = build({}, ev)
+    assert [f["status"] for f in findings if f["rule"] == "ISO-03"] == ["fail"]
+    assert not_enforced(p, "ISO-03") == [("hv1/web1", "cannot be enforced: nwfilter does not apply to interfaces without a "
+                                                      "host tap device (type='direct')")]
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    ev["hypervisors"]["hv1"]["networks"]["svc-web"].update(forward="hostdev", bridge=None)
+    p, findings = build({}, ev)
+    assert [f["status"] for f in findings if f["rule"] == "ISO-03"] == ["fail"]
+    assert not_enforced(p, "ISO-03") == [("hv1/web1", "cannot be enforced: nwfilter does not apply to interfaces without a "
+                                                      "host tap device (network svc-web: hostdev)")]
+
+
+def test_iso08_removes_an_interface_on_an_sr_iov_vf_pool_unless_the_pool_is_allow_listed():
+    from ansible_collections.vmguard.hardening.plugins.module_utils.remediation import domfix
+    from lxml import etree
+    ev = E.fleet([E.domain("web1")], {"web1": E.guest("web1", facts=E.guest_facts(1))})
+    ev["hypervisors"]["hv1"]["networks"]["svc-web"].update(forward="hostdev", bridge=None)
+    enforce = {"rules": {"ISO-08": {"mode": "enforce"}}}
+    p, findings = build(enforce, ev)
+    assert [f["status"] for f in findings if f["rule"] == "ISO-08"] == ["fail"]
+    params = p["hosts"]["hv1"]["domain_policy"]["domains"]["web1"]["ISO-08"]
+    assert params == {"allowed_hostdevs": [], "vf_pool_networks": ["svc-web"]}
+    new, changes = domfix.apply(E.domain_xml("web1"), {"ISO-08": params}, etree)
+    assert "SR-IOV VF pool" in " ".join(changes) and "svc-web" not in new
+    p, findings = build(dict(enforce, params={"isolation": {"allowed_hostdevs": ["network:svc-web"]}}), ev)
+    assert [f["status"] for f in findings if f["rule"] == "ISO-08"] == ["pass"]
 
 
 def test_metadata_before_the_inventory_carries_owner_and_expiry():

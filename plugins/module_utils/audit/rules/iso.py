@@ -125,6 +125,29 @@ SOCKET_INTERFACES = ("mcast", "udp", "server", "client")
 # Interfaces without a host tap device: nwfilter does not apply to them (ISO-03 cannot be enforced there; the
 # planner says so). remediation/domfix.py keeps the same tuple (tests/unit/rules/test_plan_isolation.py).
 NO_TAP = ("direct",) + SOCKET_INTERFACES + ("vhostuser", "vdpa")
+# Interfaces libvirt gives a host tap device (the only ones nwfilter filters), when they do not join a libvirt
+# network that hands out something else (_network_kind).
+TAP_INTERFACES = ("network", "bridge", "ethernet")
+# Forward modes of a libvirt network whose interfaces are macvtap devices on the network's host NICs (when the
+# network names no bridge: <forward mode='bridge'><bridge name/> is a host bridge, tap devices on it).
+MACVTAP_FORWARDS = ("bridge", "private", "vepa", "passthrough")
+
+
+def _network_kind(i, nets):
+    """What an interface of type='network' becomes when its domain starts: "hostdev" (an SR-IOV VF of a
+    <forward mode='hostdev'> pool), "direct" (macvtap on a host NIC), "bridge" (a tap on the network's bridge), or
+    None when it cannot be told: the hypervisor's networks were not collected, or the network is not among them.
+    An interface whose evidence names its bridge (the live definition) has a tap on that bridge."""
+    if i.get("bridge"):
+        return "bridge"
+    net = (nets or {}).get(i.get("network"))
+    if net is None:
+        return None
+    if net.get("forward") == "hostdev":
+        return "hostdev"
+    if net.get("forward") in MACVTAP_FORWARDS and not net.get("bridge"):
+        return "direct"
+    return "bridge"
 
 
 def _networks(ctx, hv):
@@ -331,19 +354,63 @@ def iso02(ctx, hd):
 @check("ISO-03", "domain")
 def iso03(ctx, hd):
     """Every service interface (any not private and not on a management network: socket, macvtap and ethernet
-    interfaces too) must carry an allowed anti-spoofing filter."""
+    interfaces too) must carry an allowed anti-spoofing filter, on a host tap device nwfilter can act on: a filterref
+    on an interface without one filters nothing (fail), one on an interface whose kind cannot be told is an error."""
     mgmt = set(ctx.params["isolation"]["management_networks"])
     allowed = set(ctx.params["isolation"]["nwfilters"])
     networks = _networks(ctx, hd[0])
     ifaces = [i for i in collected(hd[1], "interfaces") if _service_iface(hd[0], i, mgmt, networks)]
     if not ifaces:
         return na("no service interfaces")
-    missing = [i.get("mac") or i.get("network") or i.get("bridge") or "%s interface" % i["type"] for i in ifaces
-               if i.get("filterref") not in allowed]
-    if missing:
-        return fail("interface(s) without an anti-spoofing filter (%s): %s" % ("/".join(sorted(allowed)), ", ".join(
-            str(m) for m in missing)), interfaces=missing)
+    missing = [_iface_name(i) for i in ifaces if i.get("filterref") not in allowed]
+    untapped, unknown = _unfilterable([i for i in ifaces if i.get("filterref") in allowed], networks[0])
+    problems = (["interface(s) without an anti-spoofing filter (%s): %s" % ("/".join(sorted(allowed)), ", ".join(
+        str(m) for m in missing))] if missing else []) + [why for name, why in untapped]
+    if problems:
+        return fail("; ".join(problems + unknown), interfaces=missing + [name for name, why in untapped])
+    if unknown:
+        return error("; ".join(unknown))
     return ok("%d service interface(s) filtered" % len(ifaces))
+
+
+def _iface_name(i):
+    """An interface as ISO-03 names it: its MAC, else what it joins, else its type."""
+    return i.get("mac") or i.get("network") or i.get("bridge") or "%s interface" % i["type"]
+
+
+def _tap_kind(i, nets):
+    """"tap" when nwfilter applies to interface ``i`` (it gets a host tap device), else the kind it has instead
+    (direct, hostdev, a socket type, vhostuser, vdpa; a network interface's per _network_kind), or None when that
+    cannot be told (a network interface without the hypervisor's networks, a type this rule does not know)."""
+    kind = _network_kind(i, nets) if i["type"] == "network" else i["type"]
+    if kind in TAP_INTERFACES:
+        return "tap"
+    if kind in NO_TAP or kind == "hostdev":
+        return kind
+    return None
+
+
+def _unfilterable(filtered, nets):
+    """([(interface, why)] of the ``filtered`` interfaces (those carrying an allowed filter) nwfilter cannot act on,
+    [why] of those it cannot be told for). nwfilter acts on host tap devices only, so a filterref on a macvtap, socket,
+    vhost-user, vDPA or SR-IOV interface filters nothing (remediation/domfix.py add_clean_traffic says so too)."""
+    fails, unknown = [], []
+    for i in filtered:
+        kind = _tap_kind(i, nets)
+        if kind == "tap":
+            continue
+        if kind is None and i["type"] == "network":
+            unknown.append("cannot tell whether interface %s on network %s gets a host tap device, which anti-spoofing "
+                           "filters need: the hypervisor's networks were not collected or do not define it"
+                           % (_iface_name(i), i.get("network")))
+        elif kind is None:
+            unknown.append("cannot tell whether anti-spoofing filter '%s' can be applied to interface %s of type '%s'"
+                           % (i["filterref"], _iface_name(i), i["type"]))
+        else:
+            what = "type='%s'" % kind if i["type"] != "network" else "network %s gives it %s" % (i["network"], kind)
+            fails.append((_iface_name(i), "anti-spoofing filter '%s' cannot be applied to interface %s (%s): nwfilter "
+                          "acts on host tap devices only" % (i["filterref"], _iface_name(i), what)))
+    return fails, unknown
 
 
 def _service_iface(hv, i, mgmt, networks):
@@ -403,14 +470,22 @@ def _root_dac(label):
 
 
 def _seclabel_problem(s):
-    """Why one <seclabel> takes confinement away, or None."""
-    model, label = s.get("model"), s.get("label")
+    """Why one <seclabel> takes confinement away, or None. A dynamic label's <baselabel> is judged as its label:
+    libvirt generates the process label from it (its SELinux type), so an unconfined or root baselabel runs QEMU
+    that way though the definition names no <label> (a shut-off domain's never does)."""
+    model = s.get("model")
     if s.get("type") == "none" or model == "none":
         return "<seclabel type='none'> disables confinement"
+    problems = [p for p in (_label_problem(s, model, key, s.get(key)) for key in ("label", "baselabel")) if p]
+    return "; ".join(problems) or None
+
+
+def _label_problem(s, model, what, label):
+    """Why one label of a <seclabel> (``what``: label or baselabel) takes confinement away, or None."""
     if model in ("selinux", "apparmor") and label and "unconfined" in label:
-        return "%s label %s is unconfined" % (model, label)
+        return "%s %s %s is unconfined" % (model, what, label)
     if model == "dac" and _root_dac(label):
-        return "DAC label %s runs QEMU as root%s" % (label, " (relabel='no')" if s.get("relabel") == "no" else "")
+        return "DAC %s %s runs QEMU as root%s" % (what, label, " (relabel='no')" if s.get("relabel") == "no" else "")
     return None
 
 
@@ -489,13 +564,37 @@ def iso05(ctx, hv):
 CLUSTER_PROTOCOLS = ("rbd", "iscsi", "gluster", "sheepdog", "vxhs")
 
 
+# Protocols libvirt hands to QEMU as a URL (qemuBlockStorageSourceGetURI): a path with or without its leading slash
+# is one URL path.
+URL_PROTOCOLS = ("http", "https", "ftp", "ftps", "tftp")
+
+
+def _source_name(protocol, name):
+    """A network disk's source name in the one spelling libvirt gives QEMU for it, where two spellings are certainly
+    the same storage: a URL path with its leading slash; an iSCSI target with its LUN (libvirt splits "IQN/LUN" at
+    the first slash, LUN 0 when none is given, the number read in decimal). Every other name is compared as written
+    (an NBD export name, an ssh or nfs path are sent verbatim: "/export" and "export" may be two exports)."""
+    name = name or ""
+    if protocol in URL_PROTOCOLS and name and not name.startswith("/"):
+        return "/" + name
+    if protocol == "iscsi" and name:
+        target, sep, lun = name.partition("/")
+        if not sep:
+            return "%s/0" % target
+        if lun.isdigit():
+            return "%s/%d" % (target, int(lun))
+    return name
+
+
 def _network_disk_key(hv, protocol, name, hosts):
+    """The hosts are domxml.network_host's: one spelling per server (its port, IP literal and name case)."""
+    name = _source_name(protocol, name)
     if protocol in CLUSTER_PROTOCOLS or hosts is None:
         # hosts None: evidence without them (domxml alone): every server of the protocol and name is one disk.
-        return "%s:%s" % (protocol, name or "")
+        return "%s:%s" % (protocol, name)
     ids = sorted(("%s/%s" % (hv, h)) if h.startswith("unix:") or _local_endpoint(h.rsplit(":", 1)[0]) else h
                  for h in hosts)
-    return "%s://%s/%s" % (protocol, ",".join(ids), name or "")
+    return "%s://%s/%s" % (protocol, ",".join(ids), name)
 
 
 def _disk_key(hv, disk):
@@ -645,19 +744,42 @@ def _host_device_name(h):
 def iso08(ctx, hd):
     """Every device that hands the host's hardware to the guest fails unless allow-listed: <hostdev>, SR-IOV
     interfaces, <redirdev> and host_devices (evdev input, passthrough TPM, host character devices, host smartcard)."""
-    d = hd[1]
+    hv, d = hd
     allowed = allowed_hostdev_keys(ctx.params["isolation"]["allowed_hostdevs"])
+    pools, unknown = _vf_pool_interfaces(collected(d, "interfaces"), _networks(ctx, hv)[0], allowed)
     devs = ["hostdev %s %s" % (h.get("type"), h.get("source") or "") for h in collected(d, "hostdevs")
             if (h.get("source") or "") not in allowed] + \
         ["interface hostdev %s" % (i.get("hostdev_source") or "(no source address)") for i in collected(d, "interfaces")
          if i.get("type") == "hostdev" and (not i.get("hostdev_source") or i["hostdev_source"] not in allowed)] + \
+        pools + \
         ["redirdev %s/%s" % (r.get("bus"), r.get("type")) for r in collected(d, "redirdevs")
          if "redirdev:%s" % r.get("bus") not in allowed] + \
         [_host_device_name(h) for h in collected(d, "host_devices") if host_device_key(h) not in allowed]
     if devs:
-        return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs)),
+        return fail("%d passed-through device(s): %s" % (len(devs), "; ".join(x.replace("\n", " ") for x in devs + unknown)),
                     devices=[x.replace("\n", " ") for x in devs])
+    if unknown:
+        return error("; ".join(unknown))
     return ok("no host, SR-IOV, redirected, evdev, TPM, character or smartcard device passed through outside the allow-list")
+
+
+def _vf_pool_interfaces(ifaces, nets, allowed):
+    """(devices, unknowns) of the interfaces of type='network' on an SR-IOV VF pool (<forward mode='hostdev'>): at
+    start libvirt hands the guest one of the pool's host PCI functions, as <interface type='hostdev'>. A pool is
+    allow-listed as "network:<name>". Without the hypervisor's networks (or with a network they do not define) such
+    an interface cannot be told from one on a bridge: an unknown, never a pass."""
+    devs, unknown = [], []
+    for i in ifaces:
+        if i.get("type") != "network" or "network:%s" % i.get("network") in allowed:
+            continue
+        kind = _network_kind(i, nets)
+        if kind == "hostdev":
+            devs.append("interface network %s (SR-IOV VF pool: <forward mode='hostdev'>)" % i.get("network"))
+        elif kind is None:
+            unknown.append("cannot tell whether network %s of interface %s hands the guest a host PCI device (an "
+                           "SR-IOV VF pool): the hypervisor's networks were not collected or do not define it"
+                           % (i.get("network"), _iface_name(i)))
+    return devs, unknown
 
 
 def _override_name(o):

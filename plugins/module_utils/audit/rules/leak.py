@@ -152,6 +152,18 @@ def _listen_problems(gtype, listens, qemu_conf):
     return problems, notes
 
 
+def _no_password(g):
+    """What LEAK-02 says of a console without a password that is not TLS-only (domxml's ``tls``): a SPICE TLS port
+    does not protect a console that serves its channels in plain text too (on ``port``, with defaultMode 'any' or
+    <channel mode='insecure'>)."""
+    if not g.get("tls_port"):
+        return "%s has neither a password nor TLS" % g["type"]
+    plain = g.get("plain_channels") or []
+    return "%s has no password and serves %s in plain text besides TLS port %s (defaultMode %s)" % (
+        g["type"], "channel(s) %s" % ", ".join(plain) if plain and g.get("default_mode") == "secure" else "its channels",
+        g["tls_port"], g.get("default_mode") or "any")
+
+
 @check("LEAK-02", "domain")
 def leak02(ctx, hd):
     gfx = [g for g in collected(hd[1], "graphics") if g["type"] in NETWORK_CONSOLES]
@@ -180,7 +192,7 @@ def leak02(ctx, hd):
         if g.get("passwd_set") is None:
             unknown.append("cannot tell whether a console password is set on %s" % g["type"])
         elif not g["passwd_set"]:
-            problems.append("%s has neither a password nor TLS" % g["type"])
+            problems.append(_no_password(g))
     if problems:
         return fail("; ".join(problems + unknown), problems=problems)
     if unknown:

@@ -153,7 +153,7 @@ def test_all_fixers_together_keep_everything_they_do_not_own():
     assert "<image compression=\"off\"/>" in new.replace("'", '"')
     # what stays by the allow-list; the DAC label; <boot>
     assert [f["source"] for f in d["filesystems"]] == ["/srv/ro/"]
-    assert d["seclabels"] == [{"type": "dynamic", "model": "dac", "relabel": "yes", "label": None, "imagelabel": None}]
+    assert d["seclabels"] == [{"type": "dynamic", "model": "dac", "relabel": "yes", "label": None, "imagelabel": None, "baselabel": None}]
     assert "<boot dev=\"hd\"/>" in new.replace("'", '"')
     assert d["metadata"]["owner"] == "team-a" and d["metadata"]["expires"] == "2027-06-30" and d["other_metadata"] == ["{urn:example:app}info"]
     assert domfix.apply(new, NEW_FIXES, etree) == (None, [])

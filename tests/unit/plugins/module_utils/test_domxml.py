@@ -110,10 +110,82 @@ def test_seclabel_label_and_imagelabel():
                                          "<imagelabel>system_u:object_r:svirt_image_t:s0:c1,c2</imagelabel>"
                                          "</seclabel><seclabel type='none'/>"))
     assert d["seclabels"] == [
-        dict(type="static", model="dac", relabel="no", label="107:107", imagelabel=None),
+        dict(type="static", model="dac", relabel="no", label="107:107", imagelabel=None, baselabel=None),
         dict(type="dynamic", model="selinux", relabel=None, label=None,
-             imagelabel="system_u:object_r:svirt_image_t:s0:c1,c2"),
-        dict(type="none", model=None, relabel=None, label=None, imagelabel=None)]
+             imagelabel="system_u:object_r:svirt_image_t:s0:c1,c2", baselabel=None),
+        dict(type="none", model=None, relabel=None, label=None, imagelabel=None, baselabel=None)]
+
+
+def test_seclabel_baselabel_is_read():
+    """A dynamic label's <baselabel>: libvirt takes the QEMU process label's type from it (ISO-04 judges it)."""
+    d = domxml.parse_domain(domain(extra="<seclabel type='dynamic' model='selinux' relabel='yes'>"
+                                         "<baselabel> system_u:system_r:unconfined_t:s0 </baselabel></seclabel>"))
+    assert d["seclabels"] == [dict(type="dynamic", model="selinux", relabel="yes", label=None, imagelabel=None,
+                                   baselabel="system_u:system_r:unconfined_t:s0")]
+
+
+def netdisk(protocol, hosts, name="export"):
+    return ("<disk type='network' device='disk'><source protocol='%s' name='%s'>%s</source><target dev='vdb'/></disk>"
+            % (protocol, name, hosts))
+
+
+@pytest.mark.parametrize("protocol, host, expected", [
+    # libvirt's default port where none (or 0) is given; the port as a number
+    ("nbd", "<host name='192.0.2.1'/>", "192.0.2.1:10809"),
+    ("nbd", "<host name='192.0.2.1' port='10809'/>", "192.0.2.1:10809"),
+    ("nbd", "<host name='192.0.2.1' port='0'/>", "192.0.2.1:10809"),
+    ("nbd", "<host name='192.0.2.1' port='010809'/>", "192.0.2.1:10809"),
+    ("http", "<host name='img.example.com'/>", "img.example.com:80"),
+    ("https", "<host name='img.example.com'/>", "img.example.com:443"),
+    ("ftp", "<host name='h'/>", "h:21"), ("ftps", "<host name='h'/>", "h:990"), ("tftp", "<host name='h'/>", "h:69"),
+    ("ssh", "<host name='h'/>", "h:22"), ("iscsi", "<host name='h'/>", "h:3260"), ("gluster", "<host name='h'/>", "h:24007"),
+    ("rbd", "<host name='h'/>", "h:6789"), ("sheepdog", "<host name='h'/>", "h:7000"), ("vxhs", "<host name='h'/>", "h:9999"),
+    ("nfs", "<host name='h'/>", "h:2049"),
+    # DNS names are case-insensitive, a trailing dot names the same host
+    ("nbd", "<host name='NBD.Example.COM.' port='10809'/>", "nbd.example.com:10809"),
+    # IP literals in their canonical form: IPv6 compressed, in brackets; IPv4-mapped as IPv4
+    ("nbd", "<host name='2001:DB8:0:0::1'/>", "[2001:db8::1]:10809"),
+    ("nbd", "<host name='[2001:db8::1]' port='10809'/>", "[2001:db8::1]:10809"),
+    ("nbd", "<host name='::ffff:192.0.2.1'/>", "192.0.2.1:10809"),
+    ("nbd", "<host transport='unix' socket='/run/nbd.sock'/>", "unix:/run/nbd.sock"),
+    # a port that is not one stays as written; a protocol without a default keeps None
+    ("nbd", "<host name='h' port='x1'/>", "h:x1"),
+    ("unknownproto", "<host name='h'/>", "h:None"),
+])
+def test_network_disk_hosts_have_one_spelling_per_server(protocol, host, expected):
+    """ISO-06 compares the hosts verbatim: one server must have one spelling (libvirt fills in the default port)."""
+    (disk,) = domxml.parse_domain(domain(netdisk(protocol, host)))["disks"]
+    assert disk["hosts"] == [expected]
+    assert disk["name"] == "export" and disk["source"] == "%s:export" % protocol  # the name stays as written
+
+
+SPICE_CHANNELS = "<channel name='main' mode='insecure'/>"
+
+
+@pytest.mark.parametrize("attrs, body, tls", [
+    # with defaultMode 'any' every channel is served on the plain port too: a TLS port does not protect it
+    ("port='5900' tlsPort='5901'", "", False),
+    ("port='5900' tlsPort='5901' defaultMode='any'", "", False),
+    ("autoport='yes' tlsPort='-1'", "", False),  # autoport allocates a plain port unless defaultMode is secure
+    ("tlsPort='5901'", "", True),  # no plain port: TLS only
+    ("port='-1' tlsPort='5901'", "", True),  # libvirt gives QEMU no plain port at -1 (or 0)
+    ("port='5900' tlsPort='5901' defaultMode='secure'", "", True),
+    ("autoport='yes' defaultMode='secure'", "", True),
+    ("port='5900' tlsPort='5901' defaultMode='secure'", SPICE_CHANNELS, False),  # main served in plain text
+    ("port='5900' tlsPort='5901' defaultMode='secure'", "<channel name='main' mode='any'/>", True),
+    ("port='5900'", "", False),
+])
+def test_spice_tls_only_when_no_channel_is_served_in_plain_text(attrs, body, tls):
+    (g,) = domxml.parse_domain(domain("<graphics type='spice' %s listen='127.0.0.1'>%s</graphics>" % (attrs, body)))["graphics"]
+    assert g["tls"] is tls, attrs
+    assert g["default_mode"] in ("any", "secure")
+    if body == SPICE_CHANNELS:
+        assert g["plain_channels"] == ["main"]
+
+
+def test_vnc_has_no_spice_tls_fields():
+    (g,) = domxml.parse_domain(domain("<graphics type='vnc' port='5900' tlsPort='5901'/>"))["graphics"]
+    assert g["tls"] is False and g["tls_port"] is None and g["default_mode"] is None and g["plain_channels"] == []
 
 
 def test_hostdev_interface():
