@@ -15,8 +15,9 @@ version_added: "0.1.0"
 description:
   - Carries out the C(host_config) step of the vmguard remediation plan on a libvirt hypervisor (rules
     C(ISO-04) host part, C(ISO-05), C(LEAK-01), C(LEAK-04) host part, C(LEAK-06), C(LEAK-08)).
-  - Sets O(qemu_conf) keys in C(qemu.conf) and O(daemon_conf) keys in each of C(libvirtd.conf),
-    C(virtqemud.conf), C(virtproxyd.conf) that exists. A file is read as libvirt reads it (single, double
+  - Sets O(qemu_conf) keys in C(qemu.conf) and O(daemon_conf) keys in each of C(libvirtd.conf) and the modular
+    daemons' files (C(virtqemud.conf), C(virtproxyd.conf), C(virtsecretd.conf), C(virtstoraged.conf) and the
+    others with unix sockets of their own) that exists. A file is read as libvirt reads it (single, double
     and triple quoted strings, lists, statements separated by C(;), comments; the first statement of a
     repeated key is the one libvirt uses); a file libvirt cannot parse is not edited and the module fails
     naming the line. A key whose value libvirt reads already as wanted is no change (a comment after it
@@ -70,7 +71,9 @@ options:
     description: Daemon configuration files (names in O(conf_dir)) to edit; missing ones are skipped.
     type: list
     elements: str
-    default: [libvirtd.conf, virtqemud.conf, virtproxyd.conf]
+    default: [libvirtd.conf, virtqemud.conf, virtproxyd.conf, virtnetworkd.conf, virtnodedevd.conf, virtnwfilterd.conf,
+      virtsecretd.conf, virtstoraged.conf, virtinterfaced.conf, virtlxcd.conf, virtchd.conf, virtxend.conf, virtvboxd.conf,
+      virtvzd.conf, virtbhyved.conf]
   image_dirs:
     description: libvirt's image directories (as the host sees them, under O(root)) whose modes and files' modes
       C(LEAK-01) judges (its image, save, snapshot and dump directories and directory storage pools).

@@ -708,7 +708,7 @@ def _plan_snapshots(hosts, skipped, policy, evidence, findings):
 
 # --- host_config (ISO-04 and LEAK-04 host parts, ISO-05, LEAK-01, LEAK-06, LEAK-08) -------------------
 
-DAEMON_SETTINGS = {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt"}
+DAEMON_SETTINGS = {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt", "unix_sock_admin_perms": "0700"}
 QEMU_SETTINGS = {"LEAK-04": {"dump_guest_core": 0}, "LEAK-08": {"migrate_tls_force": 1}}
 
 

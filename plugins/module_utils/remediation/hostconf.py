@@ -46,16 +46,18 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 MAX_CONF = 1024 * 1024
 QEMU_CONF = "qemu.conf"
-DAEMON_CONFS = ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf")
+# The modular daemons with unix sockets of their own (unix_sock_rw_perms, unix_sock_admin_perms): LEAK-06 judges every
+# /etc/libvirt/virt*d.conf, so the fix reaches each of them (virtlogd and virtlockd have no such setting).
+MODULAR_DAEMONS = ("virtqemud", "virtproxyd", "virtnetworkd", "virtnodedevd", "virtnwfilterd", "virtsecretd", "virtstoraged",
+                   "virtinterfaced", "virtlxcd", "virtchd", "virtxend", "virtvboxd", "virtvzd", "virtbhyved")
+DAEMON_CONFS = ("libvirtd.conf",) + tuple("%s.conf" % d for d in MODULAR_DAEMONS)
 # Which running daemon reads which configuration file (a changed file is read again only at its start).
-READERS = {"qemu.conf": ("libvirtd", "virtqemud"), "libvirtd.conf": ("libvirtd",),
-           "virtqemud.conf": ("virtqemud",), "virtproxyd.conf": ("virtproxyd",)}
+READERS = dict([("qemu.conf", ("libvirtd", "virtqemud")), ("libvirtd.conf", ("libvirtd",))] +
+               [("%s.conf" % d, (d,)) for d in MODULAR_DAEMONS])
 # The augeas lens libvirt ships per file: (lens file, its module). A daemon without its own lens
 # (older libvirt ships libvirtd.aug only) is parsed with libvirtd's, whose keys are a superset.
-LENSES = {"qemu.conf": (("libvirtd_qemu.aug", "Libvirtd_qemu"),),
-          "libvirtd.conf": (("libvirtd.aug", "Libvirtd"),),
-          "virtqemud.conf": (("virtqemud.aug", "Virtqemud"), ("libvirtd.aug", "Libvirtd")),
-          "virtproxyd.conf": (("virtproxyd.aug", "Virtproxyd"), ("libvirtd.aug", "Libvirtd"))}
+LENSES = dict([("qemu.conf", (("libvirtd_qemu.aug", "Libvirtd_qemu"),)), ("libvirtd.conf", (("libvirtd.aug", "Libvirtd"),))] +
+              [("%s.conf" % d, (("%s.aug" % d, d.capitalize()), ("libvirtd.aug", "Libvirtd"))) for d in MODULAR_DAEMONS])
 MARK = "# Set by vmguard.hardening (host_config)"
 # Keys only the daemons that accept remote connections read (virtqemud has no TCP listener).
 NETWORK_KEYS = ("listen_tcp", "listen_tls", "tls_no_verify_certificate", "auth_tcp", "auth_tls", "tcp_port", "tls_port")
@@ -105,10 +107,20 @@ def world_accessible(perms):
         return None
 
 
+def _root_only(perms):
+    """Whether a socket permission setting lets only its owner (root) in; False when it cannot be parsed."""
+    try:
+        return not int(str(perms), 8) & 0o077
+    except ValueError:
+        return False
+
+
 def keeps(key, current):
     """Whether the current value of ``key`` (parsed, or None when unset) already satisfies the policy, so a
     stricter setting is never loosened: unix_sock_rw_perms that is not world-accessible stays, an existing
-    unix_sock_group stays."""
+    unix_sock_group stays, unix_sock_admin_perms stays unset (libvirt's default, 0700) or root-only."""
+    if key == "unix_sock_admin_perms":
+        return current is None or _root_only(current)
     if current is None:
         return False
     if key == "unix_sock_rw_perms":

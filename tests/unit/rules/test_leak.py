@@ -217,6 +217,23 @@ def test_leak06_management_plane():
         assert f["status"] == "error" and "not collected" in f["message"], key
 
 
+def test_leak06_admin_sockets_are_root_only_in_every_daemon():
+    """The admin socket manages the daemon itself (its clients, its logging): group access fails there, where the
+    read-write socket's group libvirt is by design; the setting of any modular daemon counts."""
+    admin = {"path": "/run/libvirt/virtsecretd-admin-sock", "mode": 0o700, "rw": True, "kind": "admin"}
+    assert host_rule("LEAK-06", sockets=[admin])["status"] == "pass"
+    f = host_rule("LEAK-06", sockets=[dict(admin, mode=0o770)])
+    assert f["status"] == "fail" and "virtsecretd-admin-sock (admin socket) is not root-only (0770)" in f["message"]
+    rw = {"path": "/run/libvirt/virtsecretd-sock", "mode": 0o770, "rw": True, "kind": "rw"}
+    assert host_rule("LEAK-06", sockets=[rw])["status"] == "pass"
+    f = host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {}, "virtsecretd.conf": {"unix_sock_admin_perms": "0750"}})
+    assert f["status"] == "fail" and "virtsecretd.conf: unix_sock_admin_perms = 0750 (not root-only)" in f["message"]
+    f = host_rule("LEAK-06", daemon_confs={"libvirtd.conf": {}, "virtstoraged.conf": {"unix_sock_rw_perms": "0666"}})
+    assert f["status"] == "fail" and "virtstoraged.conf: unix_sock_rw_perms = 0666 (world-accessible)" in f["message"]
+    f = host_rule("LEAK-06", sockets=[dict(rw, mode=0o777, link="/tmp/elsewhere")])
+    assert f["status"] == "fail" and "virtsecretd-sock is a symbolic link to /tmp/elsewhere (not followed)" in f["message"]
+
+
 PLAIN = {"port": 16509, "tls": False, "what": "tcp:16509 (libvirtd)"}
 TLS = {"port": 16514, "tls": True, "what": "tcp:16514 (libvirtd, TLS)"}
 

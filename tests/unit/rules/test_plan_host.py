@@ -15,7 +15,7 @@ def test_a_leaky_host_gets_one_host_config_step_with_every_setting():
         "rules": ["ISO-04", "ISO-05", "LEAK-01", "LEAK-04", "LEAK-06", "LEAK-08"], "subjects": ["hv1"],
         "qemu_conf": {"user": "libvirt-qemu", "group": "libvirt-qemu", "seccomp_sandbox": 1, "dump_guest_core": 0,
                       "migrate_tls_force": 1, "security_driver": None},
-        "daemon_conf": {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt"},
+        "daemon_conf": {"listen_tcp": 0, "unix_sock_rw_perms": "0770", "unix_sock_group": "libvirt", "unix_sock_admin_perms": "0700"},
         "image_dirs": ["/srv/vm", "/var/lib/libvirt/images"], "image_files": [], "qemu_gid": 64055, "nwfilters": []}
     assert p["steps"] == 1
 

@@ -300,13 +300,39 @@ def _tls_confs(tls, daemons, unread):
     return sorted(names), unknown
 
 
+# The unix socket permission settings of a daemon's configuration: (key, libvirt's default, the bits that must be clear,
+# who they let in). The read-write socket manages the host (group libvirt by design); the admin socket manages the daemon.
+SOCKET_PERMS = (("unix_sock_rw_perms", "0770", 0o007, "world-accessible"),
+                ("unix_sock_admin_perms", "0700", 0o077, "not root-only"))
+
+
+def _perms_problem(name, conf, key, default, bits, what):
+    perms = str(conf.get(key, default))
+    try:
+        return "%s: %s = %s (%s)" % (name, key, perms, what) if int(perms, 8) & bits else None
+    except ValueError:
+        return "%s: unparsable %s %r" % (name, key, perms)
+
+
+def _socket_problem(s):
+    """Why socket ``s`` (hostscan.sockets) lets others in, or None: a read-write socket world-accessible, an admin
+    socket not root-only, a link in a socket's place (not followed: whatever it points to answers there)."""
+    if "link" in s:
+        return "%s is a symbolic link%s (not followed)" % (s["path"], " to %s" % s["link"] if s["link"] is not None else "")
+    if s.get("kind") == "admin" and s["mode"] & 0o077:
+        return "%s (admin socket) is not root-only (%04o)" % (s["path"], s["mode"] & 0o7777)
+    if s["mode"] & 0o006 and s.get("rw"):
+        return "%s is world-accessible (%04o)" % (s["path"], s["mode"] & 0o7777)
+    return None
+
+
 @check("LEAK-06", "hypervisor")
 def leak06(ctx, hv):
     """Plain TCP (16509, listen_tcp = 1) exposes the management plane; TLS (16514, listen_tls) with
     client certificates verified is libvirt's safe remote setting and passes. A TLS listener is judged by the
     configuration of the daemon holding it (libvirtd, or virtproxyd with the modular daemons); a configuration
     that cannot be read or parsed is an error, never its defaults."""
-    daemons = _host(hv, "daemon_confs", "libvirtd/virtqemud/virtproxyd configuration")
+    daemons = _host(hv, "daemon_confs", "libvirt daemon configurations")
     sockets = _host(hv, "sockets", "libvirt socket modes")
     listeners = _host(hv, "tcp_listeners", "libvirt TCP listeners")
     unread = dict((hv.get("host") or {}).get("daemon_conf_errors") or {})
@@ -323,15 +349,9 @@ def leak06(ctx, hv):
         if name in judged and str(conf.get("tls_no_verify_certificate", "0")) == "1" and \
                 str(conf.get("auth_tls", "none")) == "none":
             problems.append("%s: TLS without client certificate verification or auth_tls" % name)
-        perms = str(conf.get("unix_sock_rw_perms", "0770"))
-        try:
-            if int(perms, 8) & 0o007:
-                problems.append("%s: unix_sock_rw_perms = %s (world-accessible)" % (name, perms))
-        except ValueError:
-            problems.append("%s: unparsable unix_sock_rw_perms %r" % (name, perms))
-    for s in sockets:
-        if s["mode"] & 0o006 and s.get("rw"):
-            problems.append("%s is world-accessible (%04o)" % (s["path"], s["mode"] & 0o7777))
+        problems.extend(_perms_problem(name, conf, key, default, bits, what) for key, default, bits, what in SOCKET_PERMS
+                        if _perms_problem(name, conf, key, default, bits, what))
+    problems.extend(p for p in (_socket_problem(s) for s in sockets) if p)
     if plain:
         problems.append("libvirt listens on plain TCP: %s" % ", ".join(_listener(x) for x in plain))
     if problems:

@@ -76,6 +76,19 @@ def test_daemon_settings_keep_network_keys_out_of_virtqemud():
     assert hostconf.daemon_settings("libvirtd.conf", s) == s == hostconf.daemon_settings("virtproxyd.conf", s)
 
 
+def test_every_modular_daemon_with_sockets_is_fixed_where_leak06_judges_it():
+    """LEAK-06 reads every /etc/libvirt/virt*d.conf: the fix edits each daemon that has unix sockets of its own, restarts
+    that daemon, validates with its lens or libvirtd's, and keeps the network keys to the remote daemons."""
+    for d in ("virtsecretd", "virtstoraged", "virtnetworkd", "virtnodedevd", "virtnwfilterd", "virtinterfaced"):
+        assert "%s.conf" % d in hostconf.DAEMON_CONFS and hostconf.READERS["%s.conf" % d] == (d,)
+        assert hostconf.daemon_settings("%s.conf" % d, {"listen_tcp": 0, "unix_sock_admin_perms": "0700"}) == {
+            "unix_sock_admin_perms": "0700"}
+    assert hostconf.LENSES["virtsecretd.conf"][0] == ("virtsecretd.aug", "Virtsecretd")
+    # An admin socket setting is changed only where it lets more than root in.
+    assert hostconf.keeps("unix_sock_admin_perms", None) and hostconf.keeps("unix_sock_admin_perms", "0700")
+    assert not hostconf.keeps("unix_sock_admin_perms", "0770") and not hostconf.keeps("unix_sock_admin_perms", "rwx")
+
+
 def test_augtool_output_is_judged():
     ok = '/augeas/files\n/augeas/files/c.conf\n/augeas/files/c.conf/path = "/files/c.conf"\n'
     hostconf.check_augtool_output(ok, "c.conf", "/x/c.conf")

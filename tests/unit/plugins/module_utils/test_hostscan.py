@@ -637,6 +637,8 @@ def test_leak06_fails_a_world_open_modular_daemon_socket_collected_from_the_dire
     run_dir, _modes = run_libvirt
     (f,) = E.run("LEAK-06", E.fleet([E.domain("web1")], host_ev=E.host(sockets=hostscan.sockets([str(run_dir)]))))
     assert f["status"] == "fail"
-    for name in ("virtsecretd-sock", "virtstoraged-sock", "virtnwfilterd-sock", "virtqemud-admin-sock"):
+    for name in ("virtsecretd-sock", "virtstoraged-sock", "virtnwfilterd-sock"):
         assert "%s is world-accessible" % (run_dir / name) in f["message"], name
+    assert "%s (admin socket) is not root-only" % (run_dir / "virtqemud-admin-sock") in f["message"]
+    assert "%s is a symbolic link to " % (run_dir / "virtchd-sock") in f["message"]
     assert "sock-ro" not in f["message"] and "virtqemud-sock " not in f["message"]
