@@ -35,7 +35,6 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.common import fs
 
 SYSCTLS = ("kernel.randomize_va_space", "kernel.kptr_restrict", "kernel.dmesg_restrict",
            "net.ipv4.ip_forward", "kernel.yama.ptrace_scope")
-NOLOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -310,7 +309,10 @@ def _accounts(passwd, shadow_text, today=None):
             password_locked=password_locked,
             empty_password=(pw == ""),
             expired=expired,
-            locked=(password_locked or expired) and (expired or shell in NOLOGIN_SHELLS),
+            # Only an expired account is closed to every way in: sshd with UsePAM (Debian's default) lets a key in past
+            # a locked password, and a nologin shell still allows "ssh -N" port forwarding; pam_unix refuses an
+            # expired account whatever the method (the guest role's re-lock sets expiry day 1).
+            locked=expired,
             hash_digest=sha256(pw) if crypt_string(pw) else None,
         ))
         behind = pw.lstrip("!") if pw.startswith("!") else ""

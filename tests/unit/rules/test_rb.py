@@ -167,6 +167,11 @@ def test_rb07_disabled_accounts():
     f["accounts"][-1]["locked"] = False
     got = E.by_subject(E.run("RB-07", guest_fleet(f)))["web1"]
     assert got["status"] == "fail" and got["evidence"]["accounts"] == ["games"]
+    # Password-locked with a nologin shell, not expired (what a revert to before the re-lock's expiry brings back):
+    # an SSH key still logs in, and the finding says so.
+    f["accounts"][-1]["expired"] = False
+    got = E.by_subject(E.run("RB-07", guest_fleet(f)))["web1"]
+    assert got["status"] == "fail" and "games (password locked but not expired: an SSH key still logs in)" in got["message"]
     assert E.status_of(E.run("RB-07", guest_fleet(E.guest_facts(1, accounts=None))), "web1") == "error"
     assert E.status_of(E.run("RB-07", guest_fleet(led=None)), "web1") == "not_applicable"
 

@@ -253,8 +253,17 @@ def rb07(ctx, guest):
     note = "; more than one line of %s in the account files (the first one, which login uses, judged)" % (
         ", ".join(sorted(dup))) if dup else ""
     if active:
-        return fail("disabled account(s) usable again: %s%s" % (", ".join(active), note), accounts=active, **more)
+        return fail("disabled account(s) usable again: %s%s" % (", ".join(_how_usable(n, by_name[n]) for n in active), note),
+                    accounts=active, **more)
     return ok("%d disabled account(s) still locked or absent%s" % (len(wanted), note), **more)
+
+
+def _how_usable(name, account):
+    """An account RB-07 finds usable, with why when its password is locked: not expired, an SSH key still logs in (sshd
+    with UsePAM, Debian's default, does not look at the password lock) and "ssh -N" needs no shell."""
+    if account.get("password_locked"):
+        return "%s (password locked but not expired: an SSH key still logs in)" % name
+    return name
 
 
 @check("RB-08", "guest")

@@ -45,6 +45,17 @@ def test_accounts_read_with_shadow(tmp_path):
     assert by["root"]["password_locked"] and by["root"]["hash_digest"] is None
 
 
+def test_a_locked_password_and_a_nologin_shell_do_not_close_an_account_expiry_does(tmp_path):
+    """usermod -L -s /usr/sbin/nologin: sshd (UsePAM yes) still takes the account's SSH key, and "ssh -N" forwards ports
+    without a shell. Only an expiry date in the past (pam_unix's account check) closes every way in."""
+    passwd = "svc:x:1001:1001::/home/svc:/usr/sbin/nologin\nold:x:1002:1002::/home/old:/usr/sbin/nologin\n"
+    shadow = "svc:!%s:20000:0:99999:7:::\nold:!%s:20000:0:99999:7::1:\n" % (HASH, HASH)
+    accounts, err = guestscan.read_accounts(tree(tmp_path, passwd=passwd, shadow=shadow), today=20100)
+    by = dict((a["name"], a) for a in accounts)
+    assert by["svc"]["password_locked"] and by["svc"]["shell"] == "/usr/sbin/nologin" and not by["svc"]["locked"]
+    assert by["old"]["locked"] and by["old"]["expired"]
+
+
 def test_no_shadow_is_read_from_passwd_alone(tmp_path):
     accounts, err = guestscan.read_accounts(tree(tmp_path, shadow=None), today=20100)
     assert err is None and len(accounts) == 3
