@@ -405,5 +405,37 @@ def test_missing_list_is_an_error_not_none(rule, key):
     del web[key]
     fs = run(rule, fleet([web, E.domain("mail1", "mail")], NETWORKS))
     assert fs["hv1/web1"]["status"] == "error" and fs["hv1/web1"]["message"] == "cannot evaluate: %s not collected" % key
-    # The rest of the fleet is still judged.
-    assert fs["hv1/mail1"]["status"] in ("pass", "not_applicable")
+    # The rest of the fleet is still judged; beside a domain whose disks (interfaces) are unknown, no disk (network) is
+    # proven unshared.
+    if (rule, key) in (("ISO-06", "disks"), ("ISO-02", "interfaces")):
+        assert fs["hv1/mail1"]["status"] == "error" and "(hv1/web1): not proven unshared" in fs["hv1/mail1"]["message"]
+    else:
+        assert fs["hv1/mail1"]["status"] in ("pass", "not_applicable")
+
+
+def test_iso02_an_unreadable_domain_leaves_the_segments_unproven():
+    web = E.domain("web1", "web", replace=LIVE_DEFAULT)
+    mail = E.domain("mail1", "mail", replace={"<source network='svc-mail'/>": "<source network='default' bridge='virbr0'/>"})
+    assert run("ISO-02", fleet([web], NETWORKS))["hv1/web1"]["status"] == "pass"
+    assert run("ISO-02", fleet([web, mail], NETWORKS))["hv1/web1"]["status"] == "fail"
+    f = run("ISO-02", fleet([web, {"name": "mail1", "error": "cannot read the XML of mail1"}], NETWORKS))["hv1/web1"]
+    assert f["status"] == "error" and f["message"].endswith("(hv1/mail1): not proven unshared")
+
+
+def test_iso06_an_unreadable_domain_or_an_unreachable_hypervisor_leaves_disks_unproven():
+    """A domain whose definition could not be read may attach this domain's disk; a network disk (rbd, iSCSI, NBD...)
+    is reachable from every hypervisor, so an unreachable one leaves it unproven too, a local file not."""
+    web, mail = E.domain("web1", "web"), E.domain("mail1", "mail")
+    assert run("ISO-06", fleet([web, mail]))["hv1/web1"]["status"] == "pass"
+    broken = {"name": "db1", "error": "cannot read the XML of db1"}
+    f = run("ISO-06", fleet([web, mail, broken]))["hv1/web1"]
+    assert f["status"] == "error" and f["message"].endswith("(hv1/db1): not proven unshared") and f["evidence"]["not_collected"] == 1
+    down = fleet([web, mail])
+    down["hypervisors"]["hv2"] = {"error": "cannot connect to qemu+ssh://hv2/system", "uri": "qemu+ssh://hv2/system",
+                                  "host": {}, "domains": []}
+    assert run("ISO-06", down)["hv1/web1"]["status"] == "pass"  # local files: hv2 cannot attach them
+    rbd = ("<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='rbd' name='vms/data'>"
+           "<host name='mon1' port='6789'/></source><target dev='vdb' bus='virtio'/></disk>")
+    down["hypervisors"]["hv1"]["domains"][0] = E.domain("web1", "web", extra=rbd)
+    f = run("ISO-06", down)["hv1/web1"]
+    assert f["status"] == "error" and f["message"].endswith("(hv2/*): not proven unshared")

@@ -348,6 +348,11 @@ def iso02(ctx, hd):
             shared=shared, service=mine)
     if cannot:
         return error("; ".join(cannot), service=mine)
+    unknown = _unknown_users(ctx, "interfaces", hv, (hv, d["name"]), any(i["type"] in SOCKET_INTERFACES for i in d["interfaces"]))
+    if unknown:  # one of them may join this domain's segment
+        return error("%d network(s) shared with no other service's domain read, but the interfaces of %d domain(s) are "
+                     "unknown (%s): not proven unshared" % (len(segs), len(unknown), named(unknown)), service=mine,
+                     not_collected=len(unknown))
     return ok("%d network(s), none shared with another service" % len(segs), networks=sorted(k for s in segs for k in s["keys"]))
 
 
@@ -698,7 +703,37 @@ def iso06(ctx, hd):
                     shared=shared, unsafe_within_service=unsafe, service=mine)
     if unresolved:
         return error("cannot tell which storage %d disk(s) use: %s" % (len(unresolved), "; ".join(unresolved)))
+    unknown = _unknown_users(ctx, "disks", hv, me, any(x["type"] == "network" for x in disks))
+    if unknown:  # one of them may attach this domain's disk
+        return error("%d disk(s) attached by no other service's domain read, but the disks of %d domain(s) are unknown "
+                     "(%s): not proven unshared" % (len(disks), len(unknown), named(unknown)), not_collected=len(unknown))
     return ok("%d disk(s), none shared unsafely" % len(disks))
+
+
+def _unknown_users(ctx, field, hv, me, cross_host):
+    """The domains ("hv/name"; "hv/*" for all of a hypervisor's) that may share what domain ``me`` on ``hv`` holds in
+    ``field`` (disks, interfaces, memory_files) unseen: the domains of ``hv`` whose ``field`` was not read and, when
+    ``cross_host`` (a network disk, a QEMU socket: reachable from every hypervisor), those of the other hypervisors
+    and every unreachable hypervisor's. Their own findings are the errors; this domain's pass is not proven."""
+    local, unreachable = ctx.index("iso:unread:" + field, lambda: _unread(ctx, field))
+    out = [x for x in local.get(hv, ()) if x != "%s/%s" % me]
+    if cross_host:
+        out.extend(x for h, xs in sorted(local.items()) if h != hv for x in xs)
+        out.extend("%s/*" % h for h in unreachable)
+    return out
+
+
+def _unread(ctx, field):
+    """({hypervisor: [its domains whose ``field`` was not read]}, [the hypervisors whose domains are unknown])."""
+    local, unreachable = {}, []
+    for h, ev in sorted(ctx.hypervisors.items()):
+        if ev.get("error") or ev.get("domains") is None:
+            unreachable.append(h)
+            continue
+        for dom in ev["domains"]:
+            if dom.get("error") or any(defn.get(field) is None for defn, _suffix in _definitions(dom)):
+                local.setdefault(h, []).append("%s/%s" % (h, dom.get("name")))
+    return local, unreachable
 
 
 def _disk_name(disk):
