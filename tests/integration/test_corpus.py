@@ -5,7 +5,8 @@
    test:///node.xml: every domain gets a finding for every domain-layer rule, and none is an
    error (the parsed fields always exist, so an error would be a bug) except the documented
    "cannot tell" of CANNOT_TELL: an interface whose segment libvirt does not describe (ethernet,
-   vdpa, vhostuser: ISO-02), a storage volume no pool resolves (ISO-06).
+   vdpa, vhostuser: ISO-02), a storage volume no pool resolves (ISO-06), a network the test node does
+   not define (whether it gives a tap device, a VF or macvtap: ISO-03, ISO-08).
 2. Every raw XML is parsed directly (what hypervisor_facts does with a live domain's XML): the
    test driver drops the qemu: namespace, so ISO-09 is checked here on the raw documents.
 
@@ -29,11 +30,15 @@ from ansible_collections.vmguard.hardening.plugins.module_utils.audit.rules impo
 
 DOMAIN_RULES = sorted(rid for rid, r in RULES.items() if "domain" in r.checks)
 # The only errors a parsed domain may give: what libvirt's evidence cannot tell (rule -> message parts).
-CANNOT_TELL = {"ISO-02": ("is set up outside libvirt's evidence",), "ISO-06": ("cannot resolve volume",)}
+# A corpus domain's network the test node does not define: whether it hands out a tap device, a VF or a macvtap device
+# cannot be told (ISO-03, ISO-08).
+NO_NETWORK = "the hypervisor's networks were not collected or do not define it"
+CANNOT_TELL = {"ISO-02": ("is set up outside libvirt's evidence",), "ISO-06": ("cannot resolve volume",),
+               "ISO-03": (NO_NETWORK, "cannot tell whether anti-spoofing filter"), "ISO-08": (NO_NETWORK,)}
 # Parsed without a hypervisor (test_raw_documents_parse_and_evaluate): no storage pool resolves a volume, no
 # network map says which bridge a network uses.
-RAW_CANNOT_TELL = {"ISO-02": CANNOT_TELL["ISO-02"] + ("networks were not collected",),
-                   "ISO-06": ("path of volume disk",)}
+RAW_CANNOT_TELL = dict(CANNOT_TELL, **{"ISO-02": CANNOT_TELL["ISO-02"] + ("networks were not collected",),
+                                       "ISO-06": ("path of volume disk",)})
 
 
 def unexplained_errors(findings, allowed=None):

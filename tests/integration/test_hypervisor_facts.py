@@ -67,7 +67,7 @@ def test_shut_off_domain_fields_and_no_secret(conn, tmp_path):
     assert d["definition"] == "persistent" and d["inactive"] is None and d["pid"] is None
     # the test driver has no files of its own to tell: unknown, never guessed from secure XML
     assert d["graphics"][0]["passwd_set"] is None and "hunter2" not in repr(d)
-    assert d["seclabels"] == [dict(type="static", model="dac", relabel="no", label="64055:64055", imagelabel=None)]
+    assert d["seclabels"] == [dict(type="static", model="dac", relabel="no", label="64055:64055", imagelabel=None, baselabel=None)]
     assert [s["name"] for s in d["snapshots"]] == ["s1"] and d["snapshots"][0]["creation_time"] > 0
     assert d["snapshots"][0]["current"] is True  # the one just taken is the current revert target
     assert d["ledger"]["epoch"] == 4
