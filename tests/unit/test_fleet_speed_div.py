@@ -28,8 +28,13 @@ def ref_host_keys(f):
     return [k["fingerprint"] for k in f.get("ssh_host_keys") or ()]
 
 
+def ref_hash(a):
+    """An account's hash, or the one behind its '!' lock (unlocking gives it back)."""
+    return a.get("hash_digest") or a.get("locked_hash_digest")
+
+
 def ref_hashes(f):
-    return [a["hash_digest"] for a in f.get("accounts") or () if a.get("hash_digest")]
+    return [ref_hash(a) for a in f.get("accounts") or () if ref_hash(a)]
 
 
 def ref_seed(f):
@@ -101,14 +106,15 @@ def ref_div03(f, guest, index):
     if accounts is None or f.get("accounts_error"):
         return "error", "password hashes not collected: %s" % (
             f.get("accounts_error") or "accounts missing (is /etc/shadow readable? guest_facts needs become)"), {}
-    hashed = [a for a in accounts if a.get("hash_digest")]
+    hashed = [a for a in accounts if ref_hash(a)]
     if not hashed:
         return "not_applicable", "no account has a password hash: nothing to compare", {}
     shared = index.others(guest, f)
     if shared:
-        names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
-        return "fail", "password hash of %s identical on %s" % (", ".join(names), some(all_others(shared))), {
-            "accounts": names, "shared_with": all_others(shared)}
+        dup = sorted((a["name"], not a.get("hash_digest")) for a in hashed if ref_hash(a) in shared)
+        said = ", ".join(name + (" (locked)" if locked else "") for name, locked in dup)
+        return "fail", "password hash of %s identical on %s" % (said, some(all_others(shared))), {
+            "accounts": [name for name, locked in dup], "shared_with": all_others(shared)}
     return "pass", "%d password hash(es), none shared" % len(hashed), {}
 
 
@@ -280,6 +286,10 @@ def generated_fleet(n=400, seed=12, silent=True):
             f["dbus_machine_id_digest"] = other_facts(rnd, guests, names)["machine_id_digest"] or "m1"
         elif kind == 21:  # a D-Bus copy of its own nobody else has
             f["dbus_machine_id_digest"] = "%064x" % rnd.getrandbits(256)
+        elif kind == 22:  # a locked account whose hash (behind the '!') is another guest's, or of its own
+            hashed = [a for a in other_facts(rnd, guests, names)["accounts"] or () if a.get("hash_digest")]
+            f["accounts"].append({"name": "old", "locked": True, "hash_digest": None, "locked_hash_digest": (
+                hashed[0]["hash_digest"] if hashed and rnd.random() < 0.5 else "%064x" % rnd.getrandbits(256))})
     return {"hypervisors": {}, "guests": guests}
 
 
@@ -307,6 +317,8 @@ def test_generated_fleet_findings_identical_to_the_reference():
     for rid in IDENTITY:
         assert {"fail", "error"} <= statuses(got, rid) and "pass" not in statuses(got, rid), rid
     assert sum(1 for f in got if "not proven unique" in f["message"]) > 100
+    # A locked account's hash behind its '!' shared with another guest fails too (one unlock from a shared password).
+    assert any(f["rule"] == "DIV-03" and f["status"] == "fail" and "old (locked)" in f["message"] for f in got)
     for rid in ("DIV-02", "DIV-03", "DIV-04"):
         assert "not_applicable" in statuses(got, rid), rid
     # A D-Bus copy shared (with another copy or another guest's /etc/machine-id) fails DIV-01.

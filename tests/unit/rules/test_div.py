@@ -259,6 +259,22 @@ def test_div05_a_mac_only_the_domain_itself_has_in_both_definitions_passes():
     assert {f["status"] for f in E.run("DIV-05", ev)} == {"pass"}
 
 
+def test_div03_a_locked_accounts_hash_is_compared_too():
+    """usermod -L puts '!' before the hash; usermod -U gives it back: a clone's locked account with the golden image's
+    password is one unlock away from a password shared across the fleet."""
+    f1 = E.guest_facts(1)
+    f2 = E.guest_facts(2)
+    f2["accounts"].append({"name": "deploy", "uid": 1001, "shell": "/bin/bash", "password_locked": True, "expired": False,
+                           "locked": False, "hash_digest": None, "locked_hash_digest": f1["accounts"][1]["hash_digest"]})
+    fs = E.by_subject(E.run("DIV-03", two_guests(f1=f1, f2=f2)))
+    assert fs["web1"]["status"] == fs["mail1"]["status"] == "fail"
+    assert fs["mail1"]["message"].startswith("password hash of deploy (locked) identical on web1")
+    assert fs["mail1"]["evidence"]["accounts"] == ["deploy"]  # the names the plan's expire_passwords step takes
+    f2["accounts"][-1]["locked_hash_digest"] = "%064x" % 99
+    fs = E.by_subject(E.run("DIV-03", two_guests(f1=f1, f2=f2)))
+    assert fs["mail1"]["status"] == "pass" and fs["mail1"]["message"] == "2 password hash(es), none shared"
+
+
 def test_div05_identity_not_collected_is_an_error():
     for key in ("interfaces", "uuid"):
         d = E.domain("web1")

@@ -92,7 +92,13 @@ def _host_keys(facts):
 
 
 def _password_hashes(facts):
-    return [a["hash_digest"] for a in facts.get("accounts") or () if a.get("hash_digest")]
+    return [h for a in facts.get("accounts") or () if (h := _hash_of(a))]
+
+
+def _hash_of(account):
+    """The digest of an account's crypt string: its hash, or the hash behind its '!' lock (guest_facts'
+    locked_hash_digest: usermod -U gives it back, so a locked duplicate is one unlock away from a shared password)."""
+    return account.get("hash_digest") or account.get("locked_hash_digest")
 
 
 def _seed(facts):
@@ -214,7 +220,7 @@ def _div03(ctx, guest, f, index):
     if accounts is None or f.get("accounts_error"):
         return error("password hashes not collected: %s" % (
             f.get("accounts_error") or "accounts missing (is /etc/shadow readable? guest_facts needs become)"))
-    hashed = [a for a in accounts if a.get("hash_digest")]
+    hashed = [a for a in accounts if _hash_of(a)]
     if not hashed:
         return na("no account has a password hash: nothing to compare")
     if index is None:
@@ -222,10 +228,11 @@ def _div03(ctx, guest, f, index):
     if guest in index[1]:
         shared = _shared(index[0], guest, _password_hashes(f))
         if shared:
-            names = sorted(a["name"] for a in hashed if a["hash_digest"] in shared)
-            others = _others(shared)
-            return fail("password hash of %s identical on %s" % (", ".join(names), named(others)), accounts=names,
-                        shared_with=others)
+            dup = sorted((a["name"], not a.get("hash_digest")) for a in hashed if _hash_of(a) in shared)
+            names, others = [name for name, locked in dup], _others(shared)
+            return fail("password hash of %s identical on %s" % (", ".join(
+                name + (" (locked)" if locked else "") for name, locked in dup), named(others)), accounts=names,
+                shared_with=others)
     n = len(hashed)
     return PASS, _HASHES_UNSHARED.get(n) or _message(_HASHES_UNSHARED, "%d password hash(es), none shared", n), {}
 
@@ -372,7 +379,8 @@ def _pass02(ctx, subjects, facts, templates):
 
 def _pass03(ctx, subjects, facts, templates):
     """DIV-03's findings (as _pass01) and the password hashes per guest position (() for none)."""
-    values = [[h for a in accounts if (h := a.get("hash_digest"))] if f is not None and (accounts := f.get("accounts"))
+    values = [[h for a in accounts if (h := a.get("hash_digest") or a.get("locked_hash_digest"))]
+              if f is not None and (accounts := f.get("accounts"))
               else () for f in facts]
     made, copies = [], {}  # count of hashes -> the copy method of the passing finding
     add = made.append
