@@ -29,6 +29,9 @@ description:
     SHA-256 digests, which are enough to find duplicates across guests. Every crypt string is digested (C($id$)
     hashes, traditional and extended DES, bigcrypt), never an empty field, C(x) or a lock marker; the hash behind
     a C(!) lock is digested apart, as C(locked_hash_digest) (unlocking the account restores it).
+  - SSH host keys are the C(/etc/ssh/ssh_host_*_key.pub) files and those of every C(HostKey) that C(sshd_config) (and
+    the files it C(Include)s) names, wherever it is; a served key without its C(.pub), or a configuration file that
+    cannot be read, is an error (C(ssh_host_keys_error)), never fewer keys.
   - Needs root (become) for shadow, the random seed, socket owners and nftables.
   - When C(/etc/shadow) exists but cannot be read, C(accounts) is null and C(accounts_error) says why
     (without it every account would look password-locked); a guest without shadow is read from

@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import base64
 import errno
+import fnmatch
 import hashlib
 import ipaddress
 import json
@@ -231,22 +232,101 @@ def read_ssh_host_keys(root="/"):
     if unpaired:
         return None, "%s without %s: its fingerprint cannot be read (regenerate the .pub with ssh-keygen -y -f)" % (
             ", ".join("/etc/ssh/" + n for n in unpaired), "a public key file" if len(unpaired) > 1 else "its .pub")
-    for n in names:
-        if n.startswith("ssh_host_") and n.endswith("_key.pub"):
-            line, why = _read_file(root, "/etc/ssh/" + n)
-            if line is None:
-                return None, "cannot read /etc/ssh/%s: %s" % (n, why or "it vanished while /etc/ssh was read")
-            if not line.strip():
-                if n[:-len(".pub")] in names:  # sshd serves the private key: as if the .pub were missing
-                    return None, "/etc/ssh/%s is empty beside its private key /etc/ssh/%s: its fingerprint cannot " \
-                        "be read (regenerate the .pub with ssh-keygen -y -f)" % (n, n[:-len(".pub")])
-                continue  # a stray empty .pub and no key: nothing served
-            try:
-                ktype, fp = ssh_fingerprint(line.strip())
-            except (IndexError, ValueError, TypeError):
-                return None, "/etc/ssh/%s is not an OpenSSH public key" % n
-            keys.append(dict(type=ktype, fingerprint=fp, file="/etc/ssh/" + n))
+    pubs = ["/etc/ssh/" + n for n in names if n.startswith("ssh_host_") and n.endswith("_key.pub")]
+    configured, why = configured_host_keys(root)
+    if why:
+        return None, why
+    for key in configured:  # HostKey in sshd_config: sshd serves these (the ones that exist), wherever they are
+        if key + ".pub" not in pubs and (_exists(root, key) or _exists(root, key + ".pub")):
+            pubs.append(key + ".pub")
+    for pub in pubs:
+        line, why = _read_file(root, pub)
+        if line is None:
+            if why is None and pub[:-len(".pub")] in configured:
+                return None, "%s (a HostKey of sshd_config) has no %s: its fingerprint cannot be read (regenerate the " \
+                    ".pub with ssh-keygen -y -f)" % (pub[:-len(".pub")], pub)
+            return None, "cannot read %s: %s" % (pub, why or "it vanished while /etc/ssh was read")
+        if not line.strip():
+            if os.path.basename(pub[:-len(".pub")]) in names or pub[:-len(".pub")] in configured:
+                # sshd serves the private key: as if the .pub were missing
+                return None, "%s is empty beside its private key %s: its fingerprint cannot be read (regenerate the " \
+                    ".pub with ssh-keygen -y -f)" % (pub, pub[:-len(".pub")])
+            continue  # a stray empty .pub and no key: nothing served
+        try:
+            ktype, fp = ssh_fingerprint(line.strip())
+        except (IndexError, ValueError, TypeError):
+            return None, "%s is not an OpenSSH public key" % pub
+        keys.append(dict(type=ktype, fingerprint=fp, file=pub))
     return keys, None
+
+
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+
+
+def _exists(root, path):
+    """Whether root/``path`` exists (any file type; a link is not followed, nor is one below ``root``)."""
+    directory, name = os.path.split(path.strip("/"))
+    try:
+        dfd = fsutil.open_dir_under(root, directory, missing_ok=True)
+    except (OSError, ValueError):
+        return True  # it cannot be told: read it, and let that say why
+    if dfd is None:
+        return False
+    try:
+        return fsutil.lstat_at(dfd, name) is not None
+    finally:
+        os.close(dfd)
+
+
+def configured_host_keys(root="/"):
+    """([path], None): the HostKey files sshd_config names (its Include files followed, as sshd reads them: a relative
+    pattern under /etc/ssh, the matches in name order), normalised; ([], None) without sshd_config or HostKey;
+    (None, why) when a configuration file exists but cannot be read (a key sshd serves could hide there). sshd serves
+    exactly these when there is one; the keys in /etc/ssh are compared too (a superset: a stray file fails, never a
+    served key passes unseen)."""
+    keys, seen = [], set()
+    why = _sshd_config_keys(root, SSHD_CONFIG, keys, seen, 0)
+    return (None, why) if why else (keys, None)
+
+
+def _sshd_config_keys(root, path, keys, seen, depth):
+    """Add the HostKey paths of sshd configuration file ``path`` (and of its Include files) to ``keys``; why it cannot be
+    read, else None."""
+    if path in seen or depth > 16:
+        return None  # sshd refuses an include loop; nothing more to read here
+    seen.add(path)
+    text, why = _read_file(root, path)
+    if text is None:
+        return "cannot read %s: %s" % (path, why) if why else None
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].replace("=", " ", 1).split()
+        if len(words) < 2:
+            continue
+        keyword = words[0].lower()
+        if keyword == "hostkey":
+            key = os.path.normpath(os.path.join("/etc/ssh", words[1].strip('"')))
+            if key not in keys:
+                keys.append(key)
+        elif keyword == "include":
+            for pattern in words[1:]:
+                for match in _glob(root, os.path.join("/etc/ssh", pattern.strip('"'))):
+                    why = _sshd_config_keys(root, match, keys, seen, depth + 1)
+                    if why:
+                        return why
+    return None
+
+
+def _glob(root, pattern):
+    """The files matching an Include ``pattern`` (wildcards in its last component only, as Debian's
+    sshd_config.d/*.conf), in name order."""
+    directory, base = os.path.split(os.path.normpath(pattern))
+    if not any(c in base for c in "*?["):
+        return [os.path.join(directory, base)]
+    try:
+        names = _list_dir(root, directory.lstrip("/"))
+    except (OSError, ValueError):
+        return []
+    return [os.path.join(directory, n) for n in sorted(names) if fnmatch.fnmatchcase(n, base)]
 
 
 def _read_required(root, path):

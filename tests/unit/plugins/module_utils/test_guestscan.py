@@ -186,6 +186,37 @@ def test_private_host_key_without_its_pub_is_an_error_not_no_keys(tmp_path):
     assert out.split()[1] == keys[0]["fingerprint"]
 
 
+def test_host_keys_sshd_config_names_elsewhere_are_read_too(tmp_path):
+    """HostKey /srv/keys/host_ed25519 (in sshd_config or a file it Includes): sshd serves that key, so DIV-02 and RB-06
+    must compare it, not only /etc/ssh/ssh_host_*; a served key without its .pub cannot be fingerprinted: an error."""
+    ssh = tmp_path / "etc" / "ssh"
+    (ssh / "sshd_config.d").mkdir(parents=True)
+    keys_dir = tmp_path / "srv" / "keys"
+    keys_dir.mkdir(parents=True)
+    keygen(ssh / "ssh_host_ecdsa_key")
+    keygen(keys_dir / "host_ed25519")
+    (ssh / "sshd_config").write_text("# Debian's\nInclude /etc/ssh/sshd_config.d/*.conf\nPort 22\n")
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert err is None and [k["file"] for k in keys] == ["/etc/ssh/ssh_host_ecdsa_key.pub"]
+    (ssh / "sshd_config.d" / "golden.conf").write_text('HostKey "/srv/keys/host_ed25519"\nhostkey /etc/ssh/ssh_host_ecdsa_key\n')
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert err is None and [k["file"] for k in keys] == ["/etc/ssh/ssh_host_ecdsa_key.pub", "/srv/keys/host_ed25519.pub"]
+    out = subprocess.run(["ssh-keygen", "-l", "-f", str(keys_dir / "host_ed25519.pub")], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    assert keys[1]["fingerprint"] == out.split()[1] and keys[1]["type"] == "ssh-ed25519"
+    (keys_dir / "host_ed25519.pub").unlink()
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "/srv/keys/host_ed25519 (a HostKey of sshd_config) has no /srv/keys/host_ed25519.pub" in err
+    (keys_dir / "host_ed25519").unlink()  # named but absent: sshd skips it
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert err is None and [k["file"] for k in keys] == ["/etc/ssh/ssh_host_ecdsa_key.pub"]
+    # A configuration file that cannot be read (a link, not followed) may name a served key: an error, never fewer keys.
+    (ssh / "sshd_config.d" / "golden.conf").unlink()
+    (ssh / "sshd_config.d" / "golden.conf").symlink_to("/etc/hostname")
+    keys, err = guestscan.read_ssh_host_keys(str(tmp_path))
+    assert keys is None and "cannot read /etc/ssh/sshd_config.d/golden.conf" in err
+
+
 def test_json_file_tells_missing_from_unreadable(tmp_path):
     etc = tmp_path / "etc" / "vmguard"
     etc.mkdir(parents=True)
