@@ -9,25 +9,13 @@ test_bootfirewall.py does.
 """
 
 import os
-import shutil
 
 import pytest
 
 from ansible_collections.vmguard.hardening.plugins.module_utils.evidence import bootfirewall, guestcollect, unitfiles
 
-NFT, UNSHARE = shutil.which("nft") or "/usr/sbin/nft", shutil.which("unshare")
-REAL = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(NFT) or not UNSHARE,
-                          reason="needs root, nft and unshare (a network namespace of its own)")
+from tests.unit.plugins.module_utils.test_bootfirewall import DENY, NFT, REAL
 
-DENY = """table inet vmguard {
-  chain input {
-    type filter hook input priority 0; policy drop;
-    iif "lo" accept
-    ct state established,related accept
-    tcp dport { 22, 443 } accept
-  }
-}
-"""
 RESET = "flush ruleset\n"
 OTHER_TABLE = "table inet site {\n  chain output {\n    type filter hook output priority 0; policy accept;\n  }\n}\n"
 # guest_firewall's unit (firewall.BOOT_UNIT), as installed by the module.
