@@ -349,8 +349,7 @@ def leak06(ctx, hv):
         if name in judged and str(conf.get("tls_no_verify_certificate", "0")) == "1" and \
                 str(conf.get("auth_tls", "none")) == "none":
             problems.append("%s: TLS without client certificate verification or auth_tls" % name)
-        problems.extend(_perms_problem(name, conf, key, default, bits, what) for key, default, bits, what in SOCKET_PERMS
-                        if _perms_problem(name, conf, key, default, bits, what))
+        problems.extend(p for p in (_perms_problem(name, conf, *spec) for spec in SOCKET_PERMS) if p)
     problems.extend(p for p in (_socket_problem(s) for s in sockets) if p)
     if plain:
         problems.append("libvirt listens on plain TCP: %s" % ", ".join(_listener(x) for x in plain))
