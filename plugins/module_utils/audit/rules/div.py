@@ -654,12 +654,6 @@ def _lineage(f):
     return lineage, None
 
 
-def _some(names, n=10):
-    """The first ``n`` of ``names`` (sorted), and how many more."""
-    names = sorted(names)
-    return ", ".join(names[:n]) + (" and %d more" % (len(names) - n) if len(names) > n else "")
-
-
 def _build_ids(guests):
     """(the build id of every guest whose evidence was collected, None for one without a lineage record; the guests
     whose record is unreadable or names no build; the guests whose evidence was not collected: unreachable, failed,
@@ -696,8 +690,8 @@ def _over_limits(n, total, p):
 
 def _unknown_text(unknown, unseen):
     """What the guests of unknown build are, for a message."""
-    parts = ["%s (lineage record unreadable or naming no build)" % _some(unknown)] if unknown else []
-    return "; ".join(parts + (["%s (no evidence collected)" % _some(unseen)] if unseen else []))
+    parts = ["%s (lineage record unreadable or naming no build)" % named(sorted(unknown))] if unknown else []
+    return "; ".join(parts + (["%s (no evidence collected)" % named(sorted(unseen))] if unseen else []))
 
 
 @check("DIV-07", "fleet")
